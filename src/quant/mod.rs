@@ -1,0 +1,399 @@
+//! ggml tensor element types and CPU reference (de)quantization.
+//!
+//! [`GgmlType`] mirrors ggml's `enum ggml_type` numerically, so a raw type id coming over the C ABI can be
+//! converted with [`GgmlType::from_raw`]. The block layouts ([`BlockQ4_0`], [`BlockQ8_0`]) are byte-for-byte
+//! those of ggml, and the quantize/dequantize routines reproduce ggml's scalar reference routines
+//! (`quantize_row_*_ref`, `dequantize_row_*`) bit-exactly: same f32 arithmetic, same order of operations,
+//! same rounding, same f16 conversion (round to nearest, ties to even).
+//!
+//! The byte-level entry points ([`quantize`], [`dequantize`], [`dequantize_to_f32`]) work on `&[u8]` buffers of
+//! any alignment: blocks are copied out of / into the byte buffer, never reinterpreted in place. All
+//! multi-byte values use the host's byte order, like ggml (in practice little-endian).
+//!
+//! Adding a type (Q4_1, Q5_x, K-quants...) means: a variant with ggml's number, its arms in the
+//! [`GgmlType`] methods (name, block size, type size), a module with its block struct and row routines, and
+//! an arm in [`quantize`] / [`dequantize`].
+
+use std::fmt;
+
+use crate::error::{Error, Result};
+
+pub mod f16;
+pub mod q4_0;
+pub mod q8_0;
+
+pub use self::f16::{dequantize_row_f16, quantize_row_f16};
+pub use self::q4_0::{
+    dequantize_block_q4_0, dequantize_row_q4_0, quantize_block_q4_0, quantize_row_q4_0, BlockQ4_0, QK4_0,
+};
+pub use self::q8_0::{
+    dequantize_block_q8_0, dequantize_row_q8_0, quantize_block_q8_0, quantize_row_q8_0, BlockQ8_0, QK8_0,
+};
+
+/// A ggml tensor element type, numbered exactly like ggml's `enum ggml_type`.
+///
+/// Only the types this crate implements are listed; the gaps in the numbering belong to ggml types not
+/// (yet) supported here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(i32)]
+pub enum GgmlType {
+    /// 32-bit IEEE float (`GGML_TYPE_F32`).
+    F32 = 0,
+    /// 16-bit IEEE half float (`GGML_TYPE_F16`).
+    F16 = 1,
+    /// 4-bit symmetric quantization, blocks of 32 with one f16 scale (`GGML_TYPE_Q4_0`).
+    Q4_0 = 2,
+    /// 8-bit symmetric quantization, blocks of 32 with one f16 scale (`GGML_TYPE_Q8_0`).
+    Q8_0 = 8,
+    /// 32-bit signed integer (`GGML_TYPE_I32`).
+    I32 = 26,
+}
+
+impl GgmlType {
+    /// Every type this crate knows, in ggml's numbering order.
+    pub const ALL: [GgmlType; 5] = [GgmlType::F32, GgmlType::F16, GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::I32];
+
+    /// The type with ggml's raw number `raw`, or `None` if it is unknown or not supported by this crate.
+    pub fn from_raw(raw: i32) -> Option<Self> {
+        match raw {
+            0 => Some(GgmlType::F32),
+            1 => Some(GgmlType::F16),
+            2 => Some(GgmlType::Q4_0),
+            8 => Some(GgmlType::Q8_0),
+            26 => Some(GgmlType::I32),
+            _ => None,
+        }
+    }
+
+    /// ggml's raw number for this type (the value of `enum ggml_type`).
+    pub fn raw(self) -> i32 {
+        self as i32
+    }
+
+    /// ggml's name for this type (`ggml_type_name`): `"f32"`, `"f16"`, `"q4_0"`, `"q8_0"`, `"i32"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            GgmlType::F32 => "f32",
+            GgmlType::F16 => "f16",
+            GgmlType::Q4_0 => "q4_0",
+            GgmlType::Q8_0 => "q8_0",
+            GgmlType::I32 => "i32",
+        }
+    }
+
+    /// Number of elements in one block (`ggml_blck_size`): 1 for plain types, 32 for Q4_0 and Q8_0.
+    pub fn block_size(self) -> usize {
+        match self {
+            GgmlType::F32 | GgmlType::F16 | GgmlType::I32 => 1,
+            GgmlType::Q4_0 => QK4_0,
+            GgmlType::Q8_0 => QK8_0,
+        }
+    }
+
+    /// Number of bytes in one block (`ggml_type_size`): 4, 2, 18, 34 and 4 for F32, F16, Q4_0, Q8_0, I32.
+    pub fn type_size(self) -> usize {
+        match self {
+            GgmlType::F32 => std::mem::size_of::<f32>(),
+            GgmlType::F16 => std::mem::size_of::<half::f16>(),
+            GgmlType::Q4_0 => std::mem::size_of::<BlockQ4_0>(),
+            GgmlType::Q8_0 => std::mem::size_of::<BlockQ8_0>(),
+            GgmlType::I32 => std::mem::size_of::<i32>(),
+        }
+    }
+
+    /// Whether the type is block-quantized (more than one element per block).
+    pub fn is_quantized(self) -> bool {
+        matches!(self, GgmlType::Q4_0 | GgmlType::Q8_0)
+    }
+
+    /// Bytes taken by a row of `n` elements (`ggml_row_size`).
+    ///
+    /// Fails if `n` is negative, not a multiple of [`block_size`](Self::block_size), or the byte count
+    /// overflows `usize`.
+    pub fn row_size(self, n: i64) -> Result<usize> {
+        if n < 0 {
+            return Err(Error::invalid(format!("{}: negative element count {n}", self.name())));
+        }
+        let bs = self.block_size() as i64;
+        if n % bs != 0 {
+            return Err(Error::invalid(format!(
+                "{}: element count {n} is not a multiple of the block size {bs}",
+                self.name()
+            )));
+        }
+        usize::try_from(n / bs)
+            .ok()
+            .and_then(|blocks| blocks.checked_mul(self.type_size()))
+            .ok_or_else(|| Error::invalid(format!("{}: row of {n} elements overflows the address space", self.name())))
+    }
+}
+
+impl fmt::Display for GgmlType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Converts an element count to ggml's `int64_t`, erroring instead of wrapping.
+fn count_i64(ty: GgmlType, n: usize) -> Result<i64> {
+    i64::try_from(n).map_err(|_| Error::invalid(format!("{}: element count {n} does not fit in int64", ty.name())))
+}
+
+/// Quantizes (or converts) the f32 values `src` into `dst`, laid out as ggml stores type `ty`.
+///
+/// `src.len()` must be a multiple of `ty.block_size()` and `dst.len()` must be exactly
+/// `ty.row_size(src.len())`. `dst` may have any alignment. F32 is a plain copy, F16 rounds to nearest-even,
+/// Q4_0 and Q8_0 use ggml's reference quantizers. I32 is rejected (it is not a float type).
+pub fn quantize(ty: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<()> {
+    let need = ty.row_size(count_i64(ty, src.len())?)?;
+    if dst.len() != need {
+        return Err(Error::invalid(format!(
+            "quantize {}: {} elements need a destination of {need} bytes, got {}",
+            ty.name(),
+            src.len(),
+            dst.len()
+        )));
+    }
+    match ty {
+        GgmlType::F32 => dst.copy_from_slice(bytemuck::cast_slice(src)),
+        GgmlType::F16 => {
+            for (&x, out) in src.iter().zip(dst.chunks_exact_mut(ty.type_size())) {
+                out.copy_from_slice(bytemuck::bytes_of(&half::f16::from_f32(x)));
+            }
+        }
+        GgmlType::Q4_0 => {
+            for (x, out) in src.chunks_exact(QK4_0).zip(dst.chunks_exact_mut(ty.type_size())) {
+                let x = <&[f32; QK4_0]>::try_from(x).expect("chunks_exact yields whole blocks");
+                out.copy_from_slice(bytemuck::bytes_of(&quantize_block_q4_0(x)));
+            }
+        }
+        GgmlType::Q8_0 => {
+            for (x, out) in src.chunks_exact(QK8_0).zip(dst.chunks_exact_mut(ty.type_size())) {
+                let x = <&[f32; QK8_0]>::try_from(x).expect("chunks_exact yields whole blocks");
+                out.copy_from_slice(bytemuck::bytes_of(&quantize_block_q8_0(x)));
+            }
+        }
+        GgmlType::I32 => {
+            return Err(Error::invalid("quantize: i32 is an integer type, f32 values cannot be quantized to it"))
+        }
+    }
+    Ok(())
+}
+
+/// Dequantizes (or converts) `src`, holding `dst.len()` elements of type `ty`, into f32 values.
+///
+/// `dst.len()` must be a multiple of `ty.block_size()` and `src.len()` must be exactly
+/// `ty.row_size(dst.len())`. `src` may have any alignment. I32 is rejected (it is not a float type).
+pub fn dequantize(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<()> {
+    let need = ty.row_size(count_i64(ty, dst.len())?)?;
+    if src.len() != need {
+        return Err(Error::invalid(format!(
+            "dequantize {}: {} elements need a source of {need} bytes, got {}",
+            ty.name(),
+            dst.len(),
+            src.len()
+        )));
+    }
+    match ty {
+        GgmlType::F32 => bytemuck::cast_slice_mut::<f32, u8>(dst).copy_from_slice(src),
+        GgmlType::F16 => {
+            for (b, y) in src.chunks_exact(ty.type_size()).zip(dst.iter_mut()) {
+                *y = bytemuck::pod_read_unaligned::<half::f16>(b).to_f32();
+            }
+        }
+        GgmlType::Q4_0 => {
+            for (b, y) in src.chunks_exact(ty.type_size()).zip(dst.chunks_exact_mut(QK4_0)) {
+                let y = <&mut [f32; QK4_0]>::try_from(y).expect("chunks_exact yields whole blocks");
+                dequantize_block_q4_0(&bytemuck::pod_read_unaligned::<BlockQ4_0>(b), y);
+            }
+        }
+        GgmlType::Q8_0 => {
+            for (b, y) in src.chunks_exact(ty.type_size()).zip(dst.chunks_exact_mut(QK8_0)) {
+                let y = <&mut [f32; QK8_0]>::try_from(y).expect("chunks_exact yields whole blocks");
+                dequantize_block_q8_0(&bytemuck::pod_read_unaligned::<BlockQ8_0>(b), y);
+            }
+        }
+        GgmlType::I32 => {
+            return Err(Error::invalid("dequantize: i32 is an integer type, it cannot be dequantized to f32"))
+        }
+    }
+    Ok(())
+}
+
+/// Quantizes `src` to type `ty` into a new byte vector of `ty.row_size(src.len())` bytes.
+///
+/// Same rules and errors as [`quantize`].
+pub fn quantize_to_vec(ty: GgmlType, src: &[f32]) -> Result<Vec<u8>> {
+    let mut dst = vec![0u8; ty.row_size(count_i64(ty, src.len())?)?];
+    quantize(ty, src, &mut dst)?;
+    Ok(dst)
+}
+
+/// Dequantizes `n` elements of type `ty` from `src` into a new f32 vector.
+///
+/// Same rules and errors as [`dequantize`]: `src.len()` must be exactly `ty.row_size(n)`.
+pub fn dequantize_to_f32(ty: GgmlType, src: &[u8], n: usize) -> Result<Vec<f32>> {
+    // Validate before allocating, so a bogus `n` fails cleanly instead of trying a huge allocation.
+    let need = ty.row_size(count_i64(ty, n)?)?;
+    if src.len() != need {
+        return Err(Error::invalid(format!(
+            "dequantize {}: {n} elements need a source of {need} bytes, got {}",
+            ty.name(),
+            src.len()
+        )));
+    }
+    let mut dst = vec![0f32; n];
+    dequantize(ty, src, &mut dst)?;
+    Ok(dst)
+}
+
+/// The C conversion `(int8_t)v` as ggml's reference code performs it on x86-64.
+///
+/// In range, C truncates toward zero. Out of range (NaN, ±inf, beyond `i32`) C leaves the result undefined;
+/// x86-64 compilers emit `cvttss2si`, which yields the "integer indefinite" `0x80000000`, whose low byte is 0.
+/// We return 0 there too (numpy on x86-64 does the same). Within the ggml quantizers this only matters for
+/// blocks whose scale `d` is an f32 subnormal so small that `1/d` overflows to infinity.
+pub(crate) fn c_cast_f32_to_i8(v: f32) -> i8 {
+    // 2^31, exactly representable. NaN is in no range, so it takes the first branch too.
+    const LIMIT: f32 = 2_147_483_648.0;
+    if !(-LIMIT..LIMIT).contains(&v) {
+        0
+    } else {
+        // Truncation toward zero into i32 (exact in range), then keep the low byte like C does.
+        (v as i32) as i8
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_numbers_and_names() {
+        let expect = [
+            (GgmlType::F32, 0, "f32", 1, 4, false),
+            (GgmlType::F16, 1, "f16", 1, 2, false),
+            (GgmlType::Q4_0, 2, "q4_0", 32, 18, true),
+            (GgmlType::Q8_0, 8, "q8_0", 32, 34, true),
+            (GgmlType::I32, 26, "i32", 1, 4, false),
+        ];
+        for (ty, raw, name, bs, ts, q) in expect {
+            assert_eq!(ty.raw(), raw);
+            assert_eq!(GgmlType::from_raw(raw), Some(ty));
+            assert_eq!(ty.name(), name);
+            assert_eq!(ty.to_string(), name);
+            assert_eq!(ty.block_size(), bs);
+            assert_eq!(ty.type_size(), ts);
+            assert_eq!(ty.is_quantized(), q);
+        }
+        assert_eq!(GgmlType::ALL.len(), expect.len());
+        for raw in [-1, 3, 4, 5, 6, 7, 9, 12, 25, 27, 30, 39, 1000, i32::MIN, i32::MAX] {
+            assert_eq!(GgmlType::from_raw(raw), None, "raw {raw}");
+        }
+    }
+
+    #[test]
+    fn row_size_rules() {
+        assert_eq!(GgmlType::F32.row_size(0).unwrap(), 0);
+        assert_eq!(GgmlType::F32.row_size(7).unwrap(), 28);
+        assert_eq!(GgmlType::F16.row_size(7).unwrap(), 14);
+        assert_eq!(GgmlType::I32.row_size(3).unwrap(), 12);
+        assert_eq!(GgmlType::Q4_0.row_size(0).unwrap(), 0);
+        assert_eq!(GgmlType::Q4_0.row_size(256).unwrap(), 8 * 18);
+        assert_eq!(GgmlType::Q8_0.row_size(4096).unwrap(), 128 * 34);
+        assert!(GgmlType::Q4_0.row_size(33).is_err());
+        assert!(GgmlType::Q8_0.row_size(16).is_err());
+        assert!(GgmlType::F32.row_size(-1).is_err());
+        assert!(GgmlType::Q4_0.row_size(-32).is_err());
+        // Byte counts past usize::MAX are errors, not wrap-arounds.
+        assert!(GgmlType::F32.row_size(i64::MAX).is_err());
+        #[cfg(target_pointer_width = "64")]
+        {
+            assert!(GgmlType::I32.row_size(1i64 << 62).is_err());
+            assert_eq!(GgmlType::I32.row_size((1i64 << 62) - 1).unwrap(), usize::MAX - 3);
+        }
+        let e = GgmlType::Q4_0.row_size(33).unwrap_err();
+        assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
+    }
+
+    #[test]
+    fn c_cast_matches_x86_c() {
+        assert_eq!(c_cast_f32_to_i8(0.0), 0);
+        assert_eq!(c_cast_f32_to_i8(8.99), 8);
+        assert_eq!(c_cast_f32_to_i8(16.5), 16);
+        assert_eq!(c_cast_f32_to_i8(-0.7), 0);
+        assert_eq!(c_cast_f32_to_i8(-127.9), -127);
+        assert_eq!(c_cast_f32_to_i8(300.0), 44); // low byte of 300, as (int8_t) does on x86-64
+        assert_eq!(c_cast_f32_to_i8(f32::NAN), 0);
+        assert_eq!(c_cast_f32_to_i8(f32::INFINITY), 0);
+        assert_eq!(c_cast_f32_to_i8(f32::NEG_INFINITY), 0);
+        assert_eq!(c_cast_f32_to_i8(3e9), 0);
+    }
+
+    fn sample(n: usize) -> Vec<f32> {
+        (0..n).map(|i| ((i as f32) * 0.37).sin() * (1.0 + (i % 7) as f32)).collect()
+    }
+
+    #[test]
+    fn byte_level_matches_block_level_and_handles_misalignment() {
+        let x = sample(128);
+        for ty in [GgmlType::F32, GgmlType::F16, GgmlType::Q4_0, GgmlType::Q8_0] {
+            let bytes = quantize_to_vec(ty, &x).unwrap();
+            assert_eq!(bytes.len(), ty.row_size(128).unwrap());
+            let y = dequantize_to_f32(ty, &bytes, x.len()).unwrap();
+
+            // Same data at an odd offset inside a larger buffer: results must not depend on alignment.
+            let mut buf = vec![0xAAu8; bytes.len() + 3];
+            quantize(ty, &x, &mut buf[1..1 + bytes.len()]).unwrap();
+            assert_eq!(&buf[1..1 + bytes.len()], &bytes[..], "{ty}");
+            let mut y2 = vec![0f32; x.len()];
+            dequantize(ty, &buf[1..1 + bytes.len()], &mut y2).unwrap();
+            assert_eq!(
+                y.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                y2.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                "{ty}"
+            );
+        }
+
+        // Byte-level Q4_0/Q8_0 equal the typed row routines.
+        let mut b4 = vec![BlockQ4_0::default(); 4];
+        quantize_row_q4_0(&x, &mut b4);
+        assert_eq!(bytemuck::cast_slice::<BlockQ4_0, u8>(&b4), &quantize_to_vec(GgmlType::Q4_0, &x).unwrap()[..]);
+        let mut b8 = vec![BlockQ8_0::default(); 4];
+        quantize_row_q8_0(&x, &mut b8);
+        assert_eq!(bytemuck::cast_slice::<BlockQ8_0, u8>(&b8), &quantize_to_vec(GgmlType::Q8_0, &x).unwrap()[..]);
+    }
+
+    #[test]
+    fn f32_is_a_bit_copy() {
+        let x = [1.5f32, -0.0, f32::INFINITY, f32::from_bits(0x7fc0_1234), 1e-45];
+        let bytes = quantize_to_vec(GgmlType::F32, &x).unwrap();
+        let y = dequantize_to_f32(GgmlType::F32, &bytes, x.len()).unwrap();
+        for (a, b) in x.iter().zip(&y) {
+            assert_eq!(a.to_bits(), b.to_bits());
+        }
+    }
+
+    #[test]
+    fn length_errors() {
+        let x = sample(64);
+        // Not a multiple of the block size.
+        assert!(quantize(GgmlType::Q4_0, &x[..40], &mut [0u8; 36]).is_err());
+        assert!(dequantize(GgmlType::Q8_0, &[0u8; 34], &mut [0f32; 40]).is_err());
+        // Wrong destination / source sizes.
+        assert!(quantize(GgmlType::Q4_0, &x, &mut [0u8; 35]).is_err());
+        assert!(quantize(GgmlType::Q4_0, &x, &mut [0u8; 37]).is_err());
+        assert!(quantize(GgmlType::F16, &x, &mut [0u8; 127]).is_err());
+        assert!(dequantize(GgmlType::Q8_0, &[0u8; 67], &mut [0f32; 64]).is_err());
+        assert!(dequantize(GgmlType::F32, &[0u8; 255], &mut [0f32; 64]).is_err());
+        assert!(dequantize_to_f32(GgmlType::Q4_0, &[0u8; 18], 64).is_err());
+        assert!(dequantize_to_f32(GgmlType::Q4_0, &[0u8; 18], usize::MAX).is_err());
+        // I32 is not a float format.
+        let e = quantize(GgmlType::I32, &x, &mut [0u8; 256]).unwrap_err();
+        assert!(e.to_string().contains("i32"), "{e}");
+        assert!(dequantize(GgmlType::I32, &[0u8; 256], &mut [0f32; 64]).is_err());
+        // Empty rows are fine.
+        assert!(quantize_to_vec(GgmlType::Q4_0, &[]).unwrap().is_empty());
+        assert!(dequantize_to_f32(GgmlType::Q8_0, &[], 0).unwrap().is_empty());
+    }
+}
