@@ -1,0 +1,219 @@
+//! The capability record of a physical device: what ggvk needs to know to pick kernels and limits.
+
+use std::ffi::CStr;
+
+use ash::vk;
+
+use super::instance::Instance;
+use crate::error::{Result, VkResultExt};
+
+/// One memory heap of the device.
+#[derive(Clone, Copy, Debug)]
+pub struct Heap {
+    /// Heap size in bytes.
+    pub size: u64,
+    /// Whether the heap is DEVICE_LOCAL.
+    pub device_local: bool,
+}
+
+/// What a physical device can do, queried once at enumeration.
+#[derive(Clone, Debug)]
+pub struct Capabilities {
+    /// Driver-reported name.
+    pub name: String,
+    /// PCI vendor id.
+    pub vendor_id: u32,
+    /// PCI device id.
+    pub device_id: u32,
+    /// Discrete, integrated, virtual, CPU, other.
+    pub device_type: vk::PhysicalDeviceType,
+    /// Device API version (VK_MAKE_API_VERSION encoding), capped by nothing.
+    pub api_version: u32,
+    /// Driver version (vendor encoding).
+    pub driver_version: u32,
+    /// `shaderFloat16`.
+    pub fp16: bool,
+    /// `shaderInt8`.
+    pub int8: bool,
+    /// `shaderInt16` (core feature).
+    pub int16: bool,
+    /// `storageBuffer16BitAccess`.
+    pub storage_16bit: bool,
+    /// `storageBuffer8BitAccess`.
+    pub storage_8bit: bool,
+    /// Subgroup size the driver reports by default.
+    pub subgroup_size: u32,
+    /// Subgroup arithmetic (subgroupAdd etc.) in compute shaders.
+    pub subgroup_arithmetic: bool,
+    /// Subgroup shuffle in compute shaders.
+    pub subgroup_shuffle: bool,
+    /// `shaderIntegerDotProduct` (Vulkan 1.3 or the KHR extension).
+    pub integer_dot_product: bool,
+    /// Packed 4x8-bit signed dot product is hardware-accelerated.
+    pub integer_dot_product_accelerated: bool,
+    /// VK_KHR_cooperative_matrix is offered.
+    pub coopmat_khr: bool,
+    /// VK_NV_cooperative_matrix2 is offered.
+    pub coopmat2_nv: bool,
+    /// VK_EXT_memory_budget is offered.
+    pub memory_budget_ext: bool,
+    /// `maxStorageBufferRange`: the largest window one storage-buffer descriptor can bind.
+    pub max_storage_buffer_range: u64,
+    /// `maxMemoryAllocationSize`: the largest single `vkAllocateMemory`.
+    pub max_memory_allocation_size: u64,
+    /// `maxComputeSharedMemorySize`.
+    pub max_shared_memory: u32,
+    /// `maxComputeWorkGroupCount`.
+    pub max_workgroup_count: [u32; 3],
+    /// `maxComputeWorkGroupInvocations`.
+    pub max_workgroup_invocations: u32,
+    /// `minStorageBufferOffsetAlignment`.
+    pub min_storage_offset_alignment: u64,
+    /// `maxPushConstantsSize`.
+    pub max_push_constants: u32,
+    /// Nanoseconds per timestamp tick.
+    pub timestamp_period: f32,
+    /// Queue family used for compute, and whether its timestamps are valid.
+    pub compute_queue_family: Option<u32>,
+    /// The compute queue family supports timestamps.
+    pub timestamps: bool,
+    /// Memory heaps.
+    pub heaps: Vec<Heap>,
+}
+
+fn has_ext(exts: &[vk::ExtensionProperties], name: &CStr) -> bool {
+    exts.iter().any(|e| e.extension_name_as_c_str() == Ok(name))
+}
+
+/// Name of VK_NV_cooperative_matrix2 (newer than ash 0.38's registry).
+pub const NV_COOPERATIVE_MATRIX2: &CStr = c"VK_NV_cooperative_matrix2";
+
+impl Capabilities {
+    /// Query everything for `pd`.
+    pub fn query(instance: &Instance, pd: vk::PhysicalDevice) -> Result<Self> {
+        let raw = instance.raw();
+        // SAFETY: `pd` was enumerated from this instance; the queries only write into our structs.
+        let props = unsafe { raw.get_physical_device_properties(pd) };
+        // SAFETY: as above.
+        let exts = unsafe { raw.enumerate_device_extension_properties(pd) }
+            .vk_context("vkEnumerateDeviceExtensionProperties")?;
+        let api = props.api_version;
+        let v12 = api >= vk::API_VERSION_1_2;
+        let v13 = api >= vk::API_VERSION_1_3;
+
+        let mut p11 = vk::PhysicalDeviceVulkan11Properties::default();
+        let mut pdot = vk::PhysicalDeviceShaderIntegerDotProductProperties::default();
+        let mut props2 = vk::PhysicalDeviceProperties2::default().push_next(&mut p11);
+        let dot_ext = has_ext(&exts, ash::khr::shader_integer_dot_product::NAME);
+        if v13 || dot_ext {
+            props2 = props2.push_next(&mut pdot);
+        }
+        let mut f11 = vk::PhysicalDeviceVulkan11Features::default();
+        let mut f12 = vk::PhysicalDeviceVulkan12Features::default();
+        let mut fdot = vk::PhysicalDeviceShaderIntegerDotProductFeatures::default();
+        let mut feats2 = vk::PhysicalDeviceFeatures2::default();
+        if v12 {
+            feats2 = feats2.push_next(&mut f11).push_next(&mut f12);
+            if v13 || dot_ext {
+                feats2 = feats2.push_next(&mut fdot);
+            }
+            // SAFETY: the chain holds only structs known to a 1.2+ device (plus the dot-product one when offered).
+            unsafe {
+                raw.get_physical_device_properties2(pd, &mut props2);
+                raw.get_physical_device_features2(pd, &mut feats2);
+            }
+        }
+        let features = feats2.features;
+        // SAFETY: plain queries on an enumerated device.
+        let mem = unsafe { raw.get_physical_device_memory_properties(pd) };
+        // SAFETY: as above.
+        let families = unsafe { raw.get_physical_device_queue_family_properties(pd) };
+        let compute_family = families
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.queue_flags.contains(vk::QueueFlags::COMPUTE))
+            .min_by_key(|(_, f)| f.queue_flags.contains(vk::QueueFlags::GRAPHICS))
+            .map(|(i, _)| i as u32);
+        let timestamps = compute_family.map(|i| families[i as usize].timestamp_valid_bits > 0).unwrap_or(false);
+        let heaps = mem.memory_heaps[..mem.memory_heap_count as usize]
+            .iter()
+            .map(|h| Heap { size: h.size, device_local: h.flags.contains(vk::MemoryHeapFlags::DEVICE_LOCAL) })
+            .collect();
+        let sg_ops = p11.subgroup_supported_operations;
+        let sg_compute = p11.subgroup_supported_stages.contains(vk::ShaderStageFlags::COMPUTE);
+        let name = props
+            .device_name_as_c_str()
+            .map(|c| c.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| String::from("(unnamed)"));
+        Ok(Capabilities {
+            name,
+            vendor_id: props.vendor_id,
+            device_id: props.device_id,
+            device_type: props.device_type,
+            api_version: api,
+            driver_version: props.driver_version,
+            fp16: f12.shader_float16 != 0,
+            int8: f12.shader_int8 != 0,
+            int16: features.shader_int16 != 0,
+            storage_16bit: f11.storage_buffer16_bit_access != 0,
+            storage_8bit: f12.storage_buffer8_bit_access != 0,
+            subgroup_size: p11.subgroup_size.max(1),
+            subgroup_arithmetic: sg_compute && sg_ops.contains(vk::SubgroupFeatureFlags::ARITHMETIC),
+            subgroup_shuffle: sg_compute && sg_ops.contains(vk::SubgroupFeatureFlags::SHUFFLE),
+            integer_dot_product: fdot.shader_integer_dot_product != 0,
+            integer_dot_product_accelerated: pdot.integer_dot_product4x8_bit_packed_signed_accelerated != 0,
+            coopmat_khr: has_ext(&exts, ash::khr::cooperative_matrix::NAME),
+            coopmat2_nv: has_ext(&exts, NV_COOPERATIVE_MATRIX2),
+            memory_budget_ext: has_ext(&exts, ash::ext::memory_budget::NAME),
+            max_storage_buffer_range: u64::from(props.limits.max_storage_buffer_range),
+            max_memory_allocation_size: p11.max_memory_allocation_size,
+            max_shared_memory: props.limits.max_compute_shared_memory_size,
+            max_workgroup_count: props.limits.max_compute_work_group_count,
+            max_workgroup_invocations: props.limits.max_compute_work_group_invocations,
+            min_storage_offset_alignment: props.limits.min_storage_buffer_offset_alignment.max(1),
+            max_push_constants: props.limits.max_push_constants_size,
+            timestamp_period: props.limits.timestamp_period,
+            compute_queue_family: compute_family,
+            timestamps,
+            heaps,
+        })
+    }
+
+    /// Whether ggvk can run on this device at all: Vulkan 1.2, a compute queue, 16-bit storage and int16.
+    pub fn usable(&self) -> bool {
+        self.missing().is_none()
+    }
+
+    /// The first requirement this device lacks, if any.
+    pub fn missing(&self) -> Option<&'static str> {
+        if self.api_version < vk::API_VERSION_1_2 {
+            Some("Vulkan 1.2")
+        } else if self.compute_queue_family.is_none() {
+            Some("a compute queue")
+        } else if !self.storage_16bit {
+            Some("storageBuffer16BitAccess")
+        } else if !self.int16 {
+            Some("shaderInt16")
+        } else if self.max_storage_buffer_range < (1 << 20) {
+            Some("maxStorageBufferRange of at least 1 MiB")
+        } else {
+            None
+        }
+    }
+
+    /// Total bytes of DEVICE_LOCAL heaps.
+    pub fn device_local_bytes(&self) -> u64 {
+        self.heaps.iter().filter(|h| h.device_local).map(|h| h.size).sum()
+    }
+
+    /// Human-readable device type.
+    pub fn type_name(&self) -> &'static str {
+        match self.device_type {
+            vk::PhysicalDeviceType::DISCRETE_GPU => "discrete GPU",
+            vk::PhysicalDeviceType::INTEGRATED_GPU => "integrated GPU",
+            vk::PhysicalDeviceType::VIRTUAL_GPU => "virtual GPU",
+            vk::PhysicalDeviceType::CPU => "CPU",
+            _ => "other",
+        }
+    }
+}

@@ -1,0 +1,511 @@
+//! Command recording for graphs: a ring of command buffers (one per submission in flight), descriptor
+//! arenas, barrier placement from read/write hazards, and optional GPU timestamps per dispatch.
+
+use std::sync::Arc;
+
+use ash::vk;
+
+use super::device::Device;
+use super::memory::Buffer;
+use super::pipeline::Pipeline;
+use crate::error::{Error, Result, VkResultExt};
+
+/// Submissions that may be in flight at once per stream.
+const RING: usize = 2;
+/// Descriptor sets per pool; pools are added as a graph needs them.
+const SETS_PER_POOL: u32 = 512;
+/// Storage-buffer descriptors per pool.
+const DESCRIPTORS_PER_POOL: u32 = SETS_PER_POOL * 4;
+
+/// Barrier at the start of transfer work: wait for everything earlier on the queue (shader and transfer
+/// writes), make it visible to the copy.
+///
+/// # Safety
+/// `cmd` must be in the recording state.
+pub(crate) unsafe fn barrier_into_transfer(device: &ash::Device, cmd: vk::CommandBuffer) {
+    let mb = [vk::MemoryBarrier::default()
+        .src_access_mask(vk::AccessFlags::SHADER_WRITE | vk::AccessFlags::TRANSFER_WRITE)
+        .dst_access_mask(vk::AccessFlags::TRANSFER_READ | vk::AccessFlags::TRANSFER_WRITE)];
+    // SAFETY: forwarded to the caller.
+    unsafe {
+        device.cmd_pipeline_barrier(
+            cmd,
+            vk::PipelineStageFlags::COMPUTE_SHADER | vk::PipelineStageFlags::TRANSFER,
+            vk::PipelineStageFlags::TRANSFER,
+            vk::DependencyFlags::empty(),
+            &mb,
+            &[],
+            &[],
+        )
+    }
+}
+
+/// Barrier at the end of any submission: make its writes visible to later compute, transfer and host reads.
+///
+/// # Safety
+/// `cmd` must be in the recording state.
+pub(crate) unsafe fn barrier_to_everything(device: &ash::Device, cmd: vk::CommandBuffer) {
+    let mb = [vk::MemoryBarrier::default()
+        .src_access_mask(vk::AccessFlags::SHADER_WRITE | vk::AccessFlags::TRANSFER_WRITE)
+        .dst_access_mask(
+            vk::AccessFlags::HOST_READ
+                | vk::AccessFlags::SHADER_READ
+                | vk::AccessFlags::SHADER_WRITE
+                | vk::AccessFlags::TRANSFER_READ
+                | vk::AccessFlags::TRANSFER_WRITE,
+        )];
+    // SAFETY: forwarded to the caller.
+    unsafe {
+        device.cmd_pipeline_barrier(
+            cmd,
+            vk::PipelineStageFlags::COMPUTE_SHADER | vk::PipelineStageFlags::TRANSFER,
+            vk::PipelineStageFlags::HOST | vk::PipelineStageFlags::COMPUTE_SHADER | vk::PipelineStageFlags::TRANSFER,
+            vk::DependencyFlags::empty(),
+            &mb,
+            &[],
+            &[],
+        )
+    }
+}
+
+/// One buffer range a dispatch binds, and whether the kernel writes it.
+#[derive(Clone)]
+pub struct Binding {
+    /// The buffer.
+    pub buffer: Arc<Buffer>,
+    /// Descriptor offset (a multiple of `minStorageBufferOffsetAlignment`).
+    pub offset: u64,
+    /// Descriptor range (at most `maxStorageBufferRange`).
+    pub range: u64,
+    /// Bytes the kernel may actually touch, for hazard tracking: `[start, end)` in buffer bytes.
+    pub touched: (u64, u64),
+    /// The kernel writes through this binding.
+    pub write: bool,
+}
+
+#[derive(Default)]
+struct Hazards {
+    /// (buffer id, start, end, written) of every range touched since the last barrier.
+    ranges: Vec<(u64, u64, u64, bool)>,
+}
+
+impl Hazards {
+    /// Whether a dispatch with these bindings must wait for earlier ones.
+    fn conflicts(&self, bindings: &[Binding]) -> bool {
+        bindings.iter().any(|b| {
+            let (s, e) = b.touched;
+            self.ranges.iter().any(|&(id, rs, re, w)| id == b.buffer.id() && rs < e && s < re && (w || b.write))
+        })
+    }
+
+    fn add(&mut self, bindings: &[Binding]) {
+        for b in bindings {
+            self.ranges.push((b.buffer.id(), b.touched.0, b.touched.1, b.write));
+        }
+    }
+}
+
+struct DescriptorArena {
+    pools: Vec<vk::DescriptorPool>,
+    current: usize,
+}
+
+impl DescriptorArena {
+    fn alloc(&mut self, device: &ash::Device, layout: vk::DescriptorSetLayout) -> Result<vk::DescriptorSet> {
+        let layouts = [layout];
+        loop {
+            if self.current == self.pools.len() {
+                let sizes = [vk::DescriptorPoolSize::default()
+                    .ty(vk::DescriptorType::STORAGE_BUFFER)
+                    .descriptor_count(DESCRIPTORS_PER_POOL)];
+                let info = vk::DescriptorPoolCreateInfo::default().max_sets(SETS_PER_POOL).pool_sizes(&sizes);
+                // SAFETY: valid device and create info.
+                let pool =
+                    unsafe { device.create_descriptor_pool(&info, None) }.vk_context("vkCreateDescriptorPool")?;
+                self.pools.push(pool);
+            }
+            let info = vk::DescriptorSetAllocateInfo::default()
+                .descriptor_pool(self.pools[self.current])
+                .set_layouts(&layouts);
+            // SAFETY: the pool belongs to this device and is not used by another thread (the stream is &mut).
+            match unsafe { device.allocate_descriptor_sets(&info) } {
+                Ok(s) => return Ok(s[0]),
+                Err(vk::Result::ERROR_OUT_OF_POOL_MEMORY) | Err(vk::Result::ERROR_FRAGMENTED_POOL) => {
+                    self.current += 1;
+                }
+                Err(r) => return Err(Error::vk("vkAllocateDescriptorSets", r)),
+            }
+        }
+    }
+
+    fn reset(&mut self, device: &ash::Device) -> Result<()> {
+        for &p in &self.pools {
+            // SAFETY: the submission that used these sets has completed (its fence was waited on).
+            unsafe { device.reset_descriptor_pool(p, vk::DescriptorPoolResetFlags::empty()) }
+                .vk_context("vkResetDescriptorPool")?;
+        }
+        self.current = 0;
+        Ok(())
+    }
+
+    fn destroy(&mut self, device: &ash::Device) {
+        for p in self.pools.drain(..) {
+            // SAFETY: the stream waited for its submissions before teardown.
+            unsafe { device.destroy_descriptor_pool(p, None) };
+        }
+    }
+}
+
+struct Slot {
+    cmd: vk::CommandBuffer,
+    fence: vk::Fence,
+    pending: bool,
+    descriptors: DescriptorArena,
+    /// Buffers (and pipelines) used by the submission, kept alive until its fence signals.
+    keep: Vec<Arc<Buffer>>,
+    keep_pipelines: Vec<Arc<Pipeline>>,
+    queries: Option<(vk::QueryPool, u32)>,
+    labels: Vec<String>,
+}
+
+/// Per-dispatch GPU time, when timestamps were requested.
+#[derive(Clone, Debug)]
+pub struct DispatchTime {
+    /// The label the op gave the dispatch.
+    pub label: String,
+    /// Microseconds between the timestamps written before and after it.
+    pub micros: f64,
+}
+
+/// A command stream: the per-backend recording context. Not shared between threads (the backend wraps it
+/// in a mutex).
+pub struct CommandStream {
+    device: Arc<Device>,
+    pool: vk::CommandPool,
+    slots: Vec<Slot>,
+    next: usize,
+    last_times: Vec<DispatchTime>,
+}
+
+impl CommandStream {
+    /// Create the command pool and the ring of command buffers and fences.
+    pub fn new(device: &Arc<Device>) -> Result<Self> {
+        let raw = device.raw();
+        let info = vk::CommandPoolCreateInfo::default()
+            .queue_family_index(device.queue_family())
+            .flags(vk::CommandPoolCreateFlags::RESET_COMMAND_BUFFER);
+        // SAFETY: valid device and create info.
+        let pool = unsafe { raw.create_command_pool(&info, None) }.vk_context("vkCreateCommandPool")?;
+        let mut stream =
+            CommandStream { device: device.clone(), pool, slots: Vec::new(), next: 0, last_times: Vec::new() };
+        let alloc = vk::CommandBufferAllocateInfo::default()
+            .command_pool(pool)
+            .level(vk::CommandBufferLevel::PRIMARY)
+            .command_buffer_count(RING as u32);
+        // SAFETY: `pool` was just created; on error `stream`'s Drop destroys the pool.
+        let cmds = unsafe { raw.allocate_command_buffers(&alloc) }.vk_context("vkAllocateCommandBuffers")?;
+        for cmd in cmds {
+            // SAFETY: valid device.
+            let fence =
+                unsafe { raw.create_fence(&vk::FenceCreateInfo::default(), None) }.vk_context("vkCreateFence")?;
+            stream.slots.push(Slot {
+                cmd,
+                fence,
+                pending: false,
+                descriptors: DescriptorArena { pools: Vec::new(), current: 0 },
+                keep: Vec::new(),
+                keep_pipelines: Vec::new(),
+                queries: None,
+                labels: Vec::new(),
+            });
+        }
+        Ok(stream)
+    }
+
+    /// The device.
+    pub fn device(&self) -> &Arc<Device> {
+        &self.device
+    }
+
+    fn retire(&mut self, i: usize) -> Result<()> {
+        let device = self.device.clone();
+        let slot = &mut self.slots[i];
+        let was_pending = slot.pending;
+        if was_pending {
+            device.wait_fence(slot.fence)?;
+            slot.pending = false;
+        }
+        // A recording abandoned on an error leaves no pending work but may hold buffers and descriptor sets.
+        if let (true, Some((qp, _))) = (was_pending, slot.queries) {
+            // Only the queries written (two per timed dispatch) ever become available.
+            let mut ticks = vec![0u64; 2 * slot.labels.len()];
+            // SAFETY: the submission that wrote these queries has completed.
+            let got = unsafe { device.raw().get_query_pool_results(qp, 0, &mut ticks, vk::QueryResultFlags::TYPE_64) };
+            if got.is_ok() && !ticks.is_empty() {
+                let period = f64::from(device.caps().timestamp_period);
+                self.last_times = slot
+                    .labels
+                    .iter()
+                    .enumerate()
+                    .map(|(k, l)| DispatchTime {
+                        label: l.clone(),
+                        micros: ticks[2 * k + 1].wrapping_sub(ticks[2 * k]) as f64 * period / 1000.0,
+                    })
+                    .collect();
+            }
+        }
+        slot.keep.clear();
+        slot.keep_pipelines.clear();
+        slot.descriptors.reset(device.raw())
+    }
+
+    /// Wait for every submission of this stream.
+    pub fn synchronize(&mut self) -> Result<()> {
+        for i in 0..self.slots.len() {
+            self.retire(i)?;
+        }
+        Ok(())
+    }
+
+    /// GPU times of the dispatches of the last completed timed submission.
+    pub fn last_times(&self) -> &[DispatchTime] {
+        &self.last_times
+    }
+
+    /// Start recording a submission. With `timestamps = Some(n)`, up to `n` dispatches are timed.
+    pub fn begin(&mut self, timestamps: Option<u32>) -> Result<Recorder<'_>> {
+        self.device.check_alive()?;
+        let i = self.next;
+        self.retire(i)?;
+        self.next = (self.next + 1) % self.slots.len();
+        let device = self.device.clone();
+        let raw = device.raw();
+        let slot = &mut self.slots[i];
+        let timestamps = timestamps.filter(|_| device.caps().timestamps);
+        if let Some(n) = timestamps {
+            let want = 2 * n.max(1);
+            if slot.queries.is_none_or(|(_, have)| have < want) {
+                if let Some((qp, _)) = slot.queries.take() {
+                    // SAFETY: the slot is retired, so its query pool is unused.
+                    unsafe { raw.destroy_query_pool(qp, None) };
+                }
+                let info = vk::QueryPoolCreateInfo::default().query_type(vk::QueryType::TIMESTAMP).query_count(want);
+                // SAFETY: valid device and create info.
+                let qp = unsafe { raw.create_query_pool(&info, None) }.vk_context("vkCreateQueryPool")?;
+                slot.queries = Some((qp, want));
+            }
+        }
+        slot.labels.clear();
+        let begin = vk::CommandBufferBeginInfo::default().flags(vk::CommandBufferUsageFlags::ONE_TIME_SUBMIT);
+        // SAFETY: the slot is retired (not pending); the pool allows per-buffer reset.
+        unsafe {
+            raw.reset_command_buffer(slot.cmd, vk::CommandBufferResetFlags::empty())
+                .vk_context("vkResetCommandBuffer")?;
+            raw.begin_command_buffer(slot.cmd, &begin).vk_context("vkBeginCommandBuffer")?;
+            if let (Some((qp, n)), Some(_)) = (slot.queries, timestamps) {
+                raw.cmd_reset_query_pool(slot.cmd, qp, 0, n);
+            }
+            // Earlier submissions (other streams, transfers) may have written what we read.
+            let mb = [vk::MemoryBarrier::default()
+                .src_access_mask(vk::AccessFlags::SHADER_WRITE | vk::AccessFlags::TRANSFER_WRITE)
+                .dst_access_mask(vk::AccessFlags::SHADER_READ | vk::AccessFlags::SHADER_WRITE)];
+            raw.cmd_pipeline_barrier(
+                slot.cmd,
+                vk::PipelineStageFlags::COMPUTE_SHADER | vk::PipelineStageFlags::TRANSFER,
+                vk::PipelineStageFlags::COMPUTE_SHADER,
+                vk::DependencyFlags::empty(),
+                &mb,
+                &[],
+                &[],
+            );
+        }
+        Ok(Recorder {
+            device,
+            slot,
+            hazards: Hazards::default(),
+            timed: timestamps.is_some(),
+            dispatches: 0,
+            barriers: 0,
+            node_label: String::new(),
+        })
+    }
+}
+
+impl Drop for CommandStream {
+    fn drop(&mut self) {
+        let _ = self.synchronize();
+        let raw = self.device.raw();
+        for s in &mut self.slots {
+            s.descriptors.destroy(raw);
+            // SAFETY: every submission has completed (or the device is lost, where destruction is still allowed).
+            unsafe {
+                if let Some((qp, _)) = s.queries.take() {
+                    raw.destroy_query_pool(qp, None);
+                }
+                raw.destroy_fence(s.fence, None);
+            }
+        }
+        // SAFETY: frees the command buffers with it; none is pending.
+        unsafe { raw.destroy_command_pool(self.pool, None) };
+    }
+}
+
+/// Records one submission. Created by [`CommandStream::begin`], finished by [`Recorder::submit`].
+pub struct Recorder<'a> {
+    device: Arc<Device>,
+    slot: &'a mut Slot,
+    hazards: Hazards,
+    timed: bool,
+    dispatches: u32,
+    barriers: u32,
+    node_label: String,
+}
+
+impl Recorder<'_> {
+    /// Whether dispatches are being timed (callers skip building labels otherwise).
+    pub fn timed(&self) -> bool {
+        self.timed
+    }
+
+    /// Label the following dispatches (shown in timing reports as `label kernel`).
+    pub fn set_label(&mut self, label: String) {
+        self.node_label = label;
+    }
+
+    /// The device being recorded for.
+    pub fn device(&self) -> &Arc<Device> {
+        &self.device
+    }
+
+    /// Record one dispatch of `pipeline` over `groups` workgroups. A barrier goes in first only when the
+    /// dispatch reads or writes a range that an earlier dispatch since the last barrier wrote (or writes a
+    /// range one read).
+    pub fn dispatch(
+        &mut self,
+        label: &str,
+        pipeline: &Arc<Pipeline>,
+        bindings: &[Binding],
+        push: &[u8],
+        groups: [u32; 3],
+    ) -> Result<()> {
+        let caps = self.device.caps();
+        if bindings.len() != pipeline.shader.bindings as usize {
+            return Err(Error::Internal(format!(
+                "{}: {} bindings given, shader has {}",
+                pipeline.shader.name,
+                bindings.len(),
+                pipeline.shader.bindings
+            )));
+        }
+        if push.len() != pipeline.shader.push_size as usize || push.len() as u32 > caps.max_push_constants {
+            return Err(Error::Internal(format!(
+                "{}: {} push-constant bytes given, shader takes {}",
+                pipeline.shader.name,
+                push.len(),
+                pipeline.shader.push_size
+            )));
+        }
+        for (k, g) in groups.iter().enumerate() {
+            if *g > caps.max_workgroup_count[k] {
+                return Err(Error::unsupported(format!(
+                    "{label}: {g} workgroups in dimension {k} exceed the device limit {}",
+                    caps.max_workgroup_count[k]
+                )));
+            }
+        }
+        if groups.contains(&0) {
+            return Ok(());
+        }
+        for b in bindings {
+            if b.range > caps.max_storage_buffer_range || b.offset % caps.min_storage_offset_alignment != 0 {
+                return Err(Error::Internal(format!("{label}: binding window {}+{} is invalid", b.offset, b.range)));
+            }
+        }
+        let raw = self.device.raw();
+        let cmd = self.slot.cmd;
+        let set = self.slot.descriptors.alloc(raw, pipeline.set_layout)?;
+        let infos: Vec<[vk::DescriptorBufferInfo; 1]> = bindings
+            .iter()
+            .map(|b| [vk::DescriptorBufferInfo::default().buffer(b.buffer.raw()).offset(b.offset).range(b.range)])
+            .collect();
+        let writes: Vec<_> = infos
+            .iter()
+            .enumerate()
+            .map(|(i, info)| {
+                vk::WriteDescriptorSet::default()
+                    .dst_set(set)
+                    .dst_binding(i as u32)
+                    .descriptor_type(vk::DescriptorType::STORAGE_BUFFER)
+                    .buffer_info(info)
+            })
+            .collect();
+        let barrier = self.hazards.conflicts(bindings);
+        // SAFETY: the set was just allocated from this slot's arena and is not in use; the command buffer is
+        // recording; the pipeline, layout and buffers are kept alive until the submission completes.
+        unsafe {
+            raw.update_descriptor_sets(&writes, &[]);
+            if barrier {
+                let mb = [vk::MemoryBarrier::default()
+                    .src_access_mask(vk::AccessFlags::SHADER_WRITE | vk::AccessFlags::SHADER_READ)
+                    .dst_access_mask(vk::AccessFlags::SHADER_READ | vk::AccessFlags::SHADER_WRITE)];
+                raw.cmd_pipeline_barrier(
+                    cmd,
+                    vk::PipelineStageFlags::COMPUTE_SHADER,
+                    vk::PipelineStageFlags::COMPUTE_SHADER,
+                    vk::DependencyFlags::empty(),
+                    &mb,
+                    &[],
+                    &[],
+                );
+            }
+            let timed = self.timed.then_some(self.slot.queries).flatten().filter(|(_, n)| 2 * self.dispatches + 1 < *n);
+            if let Some((qp, _)) = timed {
+                raw.cmd_write_timestamp(cmd, vk::PipelineStageFlags::COMPUTE_SHADER, qp, 2 * self.dispatches);
+            }
+            raw.cmd_bind_pipeline(cmd, vk::PipelineBindPoint::COMPUTE, pipeline.raw);
+            raw.cmd_bind_descriptor_sets(cmd, vk::PipelineBindPoint::COMPUTE, pipeline.layout, 0, &[set], &[]);
+            if !push.is_empty() {
+                raw.cmd_push_constants(cmd, pipeline.layout, vk::ShaderStageFlags::COMPUTE, 0, push);
+            }
+            raw.cmd_dispatch(cmd, groups[0], groups[1], groups[2]);
+            if let Some((qp, _)) = timed {
+                raw.cmd_write_timestamp(cmd, vk::PipelineStageFlags::BOTTOM_OF_PIPE, qp, 2 * self.dispatches + 1);
+                self.slot.labels.push(format!("{} {label}", self.node_label));
+            }
+        }
+        if barrier {
+            self.hazards = Hazards::default();
+            self.barriers += 1;
+        }
+        self.hazards.add(bindings);
+        self.dispatches += 1;
+        self.slot.keep.extend(bindings.iter().map(|b| b.buffer.clone()));
+        self.slot.keep_pipelines.push(pipeline.clone());
+        Ok(())
+    }
+
+    /// Dispatches recorded so far.
+    pub fn dispatches(&self) -> u32 {
+        self.dispatches
+    }
+
+    /// Barriers inserted so far (not counting the one at the start).
+    pub fn barriers(&self) -> u32 {
+        self.barriers
+    }
+
+    /// End recording and submit (does not wait).
+    pub fn submit(self) -> Result<()> {
+        let raw = self.device.raw();
+        let cmd = self.slot.cmd;
+        // SAFETY: recording state; the fence is unsignalled after reset and not in use (slot retired).
+        unsafe {
+            barrier_to_everything(raw, cmd);
+            raw.end_command_buffer(cmd).vk_context("vkEndCommandBuffer")?;
+            raw.reset_fences(&[self.slot.fence]).vk_context("vkResetFences")?;
+        }
+        self.device.submit(&[cmd], self.slot.fence)?;
+        self.slot.pending = true;
+        Ok(())
+    }
+}

@@ -1,0 +1,329 @@
+//! The logical device: one compute queue, the memory allocator, the pipeline cache, and the
+//! staging context used for host <-> device transfers. Shared by every backend and buffer on it.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use ash::vk;
+use gpu_allocator::vulkan::{Allocator, AllocatorCreateDesc};
+use gpu_allocator::{AllocationSizes, AllocatorDebugSettings};
+
+use super::caps::Capabilities;
+use super::instance::Instance;
+use super::pipeline::PipelineCache;
+use super::transfer::Transfer;
+use crate::error::{Error, Result, VkResultExt};
+
+/// A logical device opened on one physical device.
+///
+/// `Send + Sync`: ash's `Device` is a function table plus a handle; every Vulkan object that the spec says must
+/// be externally synchronised (the queue, the allocator's memory, the pipeline map, the staging context) sits
+/// behind its own `Mutex`. Buffers and backends hold an `Arc<Device>`, so the device outlives them all.
+pub struct Device {
+    instance: Arc<Instance>,
+    index: usize,
+    physical: vk::PhysicalDevice,
+    caps: Capabilities,
+    raw: ash::Device,
+    queue_family: u32,
+    queue: Mutex<vk::Queue>,
+    allocator: Mutex<Option<Allocator>>,
+    pipelines: PipelineCache,
+    transfer: Mutex<Option<Transfer>>,
+    lost: AtomicBool,
+    next_id: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of these locks leaves plain data behind; keep going rather than poison forever.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Device {
+    /// Open (or share the already open) device `index` of the global instance; `None` picks the default.
+    pub fn open(index: Option<usize>) -> Result<Arc<Self>> {
+        static OPEN: Mutex<Vec<(usize, Weak<Device>)>> = Mutex::new(Vec::new());
+        let instance = Instance::global()?;
+        let n = instance.physical_devices().len();
+        let index = match index {
+            Some(i) if i < n => i,
+            Some(i) => return Err(Error::NoDevice(format!("device index {i} is out of range: {n} Vulkan device(s)"))),
+            None => instance
+                .default_device_index()
+                .ok_or_else(|| Error::NoDevice(format!("none of the {n} Vulkan device(s) is usable by ggvk")))?,
+        };
+        let mut open = lock(&OPEN);
+        open.retain(|(_, w)| w.strong_count() > 0);
+        if let Some(d) = open.iter().find(|(i, _)| *i == index).and_then(|(_, w)| w.upgrade()) {
+            if !d.is_lost() {
+                return Ok(d);
+            }
+        }
+        let d = Arc::new(Device::create(instance, index)?);
+        open.push((index, Arc::downgrade(&d)));
+        Ok(d)
+    }
+
+    fn create(instance: Arc<Instance>, index: usize) -> Result<Self> {
+        let pd = &instance.physical_devices()[index];
+        let caps = pd.caps.clone();
+        if let Some(m) = caps.missing() {
+            return Err(Error::unsupported(format!("device {index} ({}) lacks {m}", caps.name)));
+        }
+        let queue_family = caps.compute_queue_family.expect("checked by missing()");
+        let prio = [1.0f32];
+        let qinfo = [vk::DeviceQueueCreateInfo::default().queue_family_index(queue_family).queue_priorities(&prio)];
+        let mut exts: Vec<*const i8> = Vec::new();
+        if caps.memory_budget_ext {
+            exts.push(ash::ext::memory_budget::NAME.as_ptr());
+        }
+        let features = vk::PhysicalDeviceFeatures::default().shader_int16(true);
+        let mut f11 = vk::PhysicalDeviceVulkan11Features::default().storage_buffer16_bit_access(true);
+        let mut f12 = vk::PhysicalDeviceVulkan12Features::default()
+            .shader_float16(caps.fp16)
+            .shader_int8(caps.int8)
+            .storage_buffer8_bit_access(caps.storage_8bit);
+        let mut fdot = vk::PhysicalDeviceShaderIntegerDotProductFeatures::default()
+            .shader_integer_dot_product(caps.integer_dot_product);
+        let mut info = vk::DeviceCreateInfo::default()
+            .queue_create_infos(&qinfo)
+            .enabled_extension_names(&exts)
+            .enabled_features(&features)
+            .push_next(&mut f11)
+            .push_next(&mut f12);
+        if caps.integer_dot_product {
+            info = info.push_next(&mut fdot);
+        }
+        // SAFETY: `pd.handle` belongs to `instance`; every feature enabled was reported as supported by it, and
+        // every pointer in `info` refers to locals that outlive the call.
+        let raw = unsafe { instance.raw().create_device(pd.handle, &info, None) }.vk_context("vkCreateDevice")?;
+        // SAFETY: queue family/index 0 were requested in `qinfo`.
+        let queue = unsafe { raw.get_device_queue(queue_family, 0) };
+        let allocator = Allocator::new(&AllocatorCreateDesc {
+            instance: instance.raw().clone(),
+            device: raw.clone(),
+            physical_device: pd.handle,
+            debug_settings: AllocatorDebugSettings { log_leaks_on_shutdown: true, ..Default::default() },
+            buffer_device_address: false,
+            allocation_sizes: AllocationSizes::default(),
+        });
+        let allocator = match allocator {
+            Ok(a) => a,
+            Err(e) => {
+                // SAFETY: nothing was created on the device yet.
+                unsafe { raw.destroy_device(None) };
+                return Err(Error::Internal(format!("gpu-allocator: {e}")));
+            }
+        };
+        let pipelines = match PipelineCache::new(&raw) {
+            Ok(p) => p,
+            Err(e) => {
+                drop(allocator);
+                // SAFETY: the allocator (the only child) is gone.
+                unsafe { raw.destroy_device(None) };
+                return Err(e);
+            }
+        };
+        tracing::info!(index, name = %caps.name, "ggvk device opened");
+        Ok(Device {
+            physical: pd.handle,
+            instance,
+            index,
+            caps,
+            raw,
+            queue_family,
+            queue: Mutex::new(queue),
+            allocator: Mutex::new(Some(allocator)),
+            pipelines,
+            transfer: Mutex::new(None),
+            lost: AtomicBool::new(false),
+            next_id: AtomicU64::new(1),
+        })
+    }
+
+    /// ash's device table.
+    pub fn raw(&self) -> &ash::Device {
+        &self.raw
+    }
+
+    /// The owning instance.
+    pub fn instance(&self) -> &Arc<Instance> {
+        &self.instance
+    }
+
+    /// Index of the physical device in the instance's enumeration.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// The physical device handle.
+    pub fn physical(&self) -> vk::PhysicalDevice {
+        self.physical
+    }
+
+    /// The capability record.
+    pub fn caps(&self) -> &Capabilities {
+        &self.caps
+    }
+
+    /// Queue family of the compute queue.
+    pub fn queue_family(&self) -> u32 {
+        self.queue_family
+    }
+
+    /// The pipeline cache and the map of created pipelines.
+    pub fn pipelines(&self) -> &PipelineCache {
+        &self.pipelines
+    }
+
+    /// A process-unique id (buffers use it for hazard tracking).
+    pub fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Lock the allocator. `None` only during `Drop`.
+    pub(crate) fn allocator(&self) -> MutexGuard<'_, Option<Allocator>> {
+        lock(&self.allocator)
+    }
+
+    /// Lock the staging context, creating it on first use.
+    pub(crate) fn transfer(&self) -> MutexGuard<'_, Option<Transfer>> {
+        lock(&self.transfer)
+    }
+
+    /// Whether the device has been lost; every later operation fails with [`Error::DeviceLost`].
+    pub fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::SeqCst)
+    }
+
+    /// Fail fast once the device is lost.
+    pub fn check_alive(&self) -> Result<()> {
+        if self.is_lost() {
+            Err(Error::DeviceLost(format!("device {} ({}) was lost earlier", self.index, self.caps.name)))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Record that `e` happened; a device-lost error marks the device lost for good.
+    pub fn note(&self, e: Error) -> Error {
+        if matches!(e, Error::DeviceLost(_)) {
+            self.lost.store(true, Ordering::SeqCst);
+        }
+        e
+    }
+
+    /// Submit command buffers to the compute queue, signalling `fence`.
+    pub fn submit(&self, cmds: &[vk::CommandBuffer], fence: vk::Fence) -> Result<()> {
+        self.check_alive()?;
+        let info = [vk::SubmitInfo::default().command_buffers(cmds)];
+        let q = lock(&self.queue);
+        // SAFETY: the queue is externally synchronised by the mutex; the command buffers are fully recorded and
+        // not pending (their owners wait on their fences before re-recording); the fence is unsignalled.
+        unsafe { self.raw.queue_submit(*q, &info, fence) }.map_err(|r| self.note(Error::vk("vkQueueSubmit", r)))
+    }
+
+    /// Wait for `fence` (no timeout: a graph may legitimately run long on a slow device).
+    pub fn wait_fence(&self, fence: vk::Fence) -> Result<()> {
+        // SAFETY: the fence belongs to this device.
+        unsafe { self.raw.wait_for_fences(&[fence], true, u64::MAX) }
+            .map_err(|r| self.note(Error::vk("vkWaitForFences", r)))
+    }
+
+    /// Wait until the queue is idle.
+    pub fn queue_wait_idle(&self) -> Result<()> {
+        self.check_alive()?;
+        let q = lock(&self.queue);
+        // SAFETY: the queue is externally synchronised by the mutex.
+        unsafe { self.raw.queue_wait_idle(*q) }.map_err(|r| self.note(Error::vk("vkQueueWaitIdle", r)))
+    }
+
+    /// Current (usage, budget) of DEVICE_LOCAL heaps: VK_EXT_memory_budget where present, else heap sizes.
+    pub fn memory_budget(&self) -> (u64, u64) {
+        let mut budget = vk::PhysicalDeviceMemoryBudgetPropertiesEXT::default();
+        let mut props = vk::PhysicalDeviceMemoryProperties2::default();
+        if self.caps.memory_budget_ext {
+            props = props.push_next(&mut budget);
+        }
+        // SAFETY: plain query; the chain only holds the budget struct when the extension is enabled.
+        unsafe { self.instance.raw().get_physical_device_memory_properties2(self.physical, &mut props) };
+        let mp = props.memory_properties;
+        let mut used = 0;
+        let mut total = 0;
+        for (i, h) in mp.memory_heaps[..mp.memory_heap_count as usize].iter().enumerate() {
+            if h.flags.contains(vk::MemoryHeapFlags::DEVICE_LOCAL) {
+                if self.caps.memory_budget_ext {
+                    used += budget.heap_usage[i];
+                    total += budget.heap_budget[i];
+                } else {
+                    total += h.size;
+                }
+            }
+        }
+        (used, total)
+    }
+
+    /// Human-readable summary of the device for logs and `ggvk info`.
+    pub fn describe(&self) -> String {
+        describe_caps(self.index, &self.caps)
+    }
+}
+
+/// A multi-line report of one device's capabilities.
+pub fn describe_caps(index: usize, c: &Capabilities) -> String {
+    let v = c.api_version;
+    format!(
+        "device {index}: {} ({}, vendor 0x{:04x}, device 0x{:04x}, Vulkan {}.{}.{})\n  \
+         fp16 {} int8 {} storage16 {} storage8 {} | subgroup {} (arith {}, shuffle {}) | int dot {} (accel {}) | \
+         coopmat KHR {} NV2 {}\n  \
+         maxStorageBufferRange {} MiB, maxMemoryAllocationSize {} MiB, shared memory {} KiB, device-local {} MiB, \
+         memory budget ext {}, timestamps {}{}",
+        c.name,
+        c.type_name(),
+        c.vendor_id,
+        c.device_id,
+        vk::api_version_major(v),
+        vk::api_version_minor(v),
+        vk::api_version_patch(v),
+        c.fp16,
+        c.int8,
+        c.storage_16bit,
+        c.storage_8bit,
+        c.subgroup_size,
+        c.subgroup_arithmetic,
+        c.subgroup_shuffle,
+        c.integer_dot_product,
+        c.integer_dot_product_accelerated,
+        c.coopmat_khr,
+        c.coopmat2_nv,
+        c.max_storage_buffer_range >> 20,
+        c.max_memory_allocation_size >> 20,
+        c.max_shared_memory >> 10,
+        c.device_local_bytes() >> 20,
+        c.memory_budget_ext,
+        c.timestamps,
+        match c.missing() {
+            Some(m) => format!("\n  NOT USABLE by ggvk: lacks {m}"),
+            None => String::new(),
+        }
+    )
+}
+
+impl Drop for Device {
+    fn drop(&mut self) {
+        // SAFETY: we are the last owner: no backend, buffer or pipeline user is left. Wait for the GPU, then
+        // destroy children before the device. Errors here (device lost) cannot be reported; destruction proceeds.
+        unsafe {
+            let _ = self.raw.device_wait_idle();
+        }
+        if let Some(t) = lock(&self.transfer).take() {
+            t.destroy(self);
+        }
+        self.pipelines.destroy(&self.raw);
+        if let Some(a) = lock(&self.allocator).take() {
+            drop(a);
+        }
+        // SAFETY: all children are destroyed above.
+        unsafe { self.raw.destroy_device(None) };
+    }
+}

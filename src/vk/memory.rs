@@ -1,0 +1,262 @@
+//! Device buffers: one `VkBuffer` bound to memory from gpu-allocator, with synchronous host transfers
+//! (staged, or direct through a mapping on devices whose memory is the host's).
+
+use std::sync::{Arc, Mutex};
+
+use ash::vk;
+use gpu_allocator::vulkan::{Allocation, AllocationCreateDesc, AllocationScheme};
+use gpu_allocator::MemoryLocation;
+
+use super::device::Device;
+use super::transfer::Transfer;
+use crate::error::{Error, Result, VkResultExt};
+
+/// A device-local storage buffer. Freed when the last `Arc` drops (graphs in flight keep theirs alive).
+///
+/// `Send + Sync`: the handle is plain data; the allocation sits behind a `Mutex`; transfers lock the
+/// device's staging context.
+pub struct Buffer {
+    device: Arc<Device>,
+    raw: vk::Buffer,
+    allocation: Mutex<Option<Allocation>>,
+    size: u64,
+    id: u64,
+    direct: bool,
+}
+
+/// Map a gpu-allocator error onto ours.
+pub(crate) fn alloc_error(e: gpu_allocator::AllocationError, what: &str, size: u64) -> Error {
+    match e {
+        gpu_allocator::AllocationError::OutOfMemory => {
+            Error::OutOfDeviceMemory(format!("allocating {size} bytes for {what}"))
+        }
+        other => Error::Internal(format!("gpu-allocator, allocating {size} bytes for {what}: {other}")),
+    }
+}
+
+/// Create a raw buffer and bind memory from `location` to it.
+pub(crate) fn create_raw(
+    device: &Device,
+    size: u64,
+    usage: vk::BufferUsageFlags,
+    location: MemoryLocation,
+    name: &str,
+) -> Result<(vk::Buffer, Allocation)> {
+    let info = vk::BufferCreateInfo::default().size(size).usage(usage).sharing_mode(vk::SharingMode::EXCLUSIVE);
+    // SAFETY: valid device and a fully initialised create info with size > 0.
+    let raw = unsafe { device.raw().create_buffer(&info, None) }.vk_context("vkCreateBuffer")?;
+    // SAFETY: `raw` was just created on this device.
+    let requirements = unsafe { device.raw().get_buffer_memory_requirements(raw) };
+    let desc = AllocationCreateDesc {
+        name,
+        requirements,
+        location,
+        linear: true,
+        allocation_scheme: AllocationScheme::GpuAllocatorManaged,
+    };
+    let allocation = {
+        let mut guard = device.allocator();
+        let Some(alloc) = guard.as_mut() else {
+            // SAFETY: the buffer is unused and unbound.
+            unsafe { device.raw().destroy_buffer(raw, None) };
+            return Err(Error::Internal("allocator already shut down".into()));
+        };
+        match alloc.allocate(&desc) {
+            Ok(a) => a,
+            Err(e) => {
+                // SAFETY: the buffer is unused and unbound.
+                unsafe { device.raw().destroy_buffer(raw, None) };
+                return Err(alloc_error(e, name, size));
+            }
+        }
+    };
+    // SAFETY: the allocation satisfies `requirements` (gpu-allocator guarantees offset alignment and size).
+    let bound = unsafe { device.raw().bind_buffer_memory(raw, allocation.memory(), allocation.offset()) };
+    if let Err(r) = bound {
+        if let Some(a) = device.allocator().as_mut() {
+            let _ = a.free(allocation);
+        }
+        // SAFETY: unused buffer.
+        unsafe { device.raw().destroy_buffer(raw, None) };
+        return Err(Error::vk("vkBindBufferMemory", r));
+    }
+    Ok((raw, allocation))
+}
+
+/// Free what [`create_raw`] made.
+pub(crate) fn destroy_raw(device: &Device, raw: vk::Buffer, allocation: Allocation) {
+    if let Some(a) = device.allocator().as_mut() {
+        let _ = a.free(allocation);
+    }
+    // SAFETY: callers destroy only buffers no pending command buffer uses (they wait or hold Arcs).
+    unsafe { device.raw().destroy_buffer(raw, None) };
+}
+
+impl Buffer {
+    /// Allocate `size` bytes of device-local memory. Sizes above the device's `maxMemoryAllocationSize` fail
+    /// with [`Error::Unsupported`]; a full heap fails with [`Error::OutOfDeviceMemory`].
+    pub fn new(device: &Arc<Device>, size: u64, name: &str) -> Result<Arc<Self>> {
+        device.check_alive()?;
+        if size == 0 {
+            return Err(Error::invalid("buffer size must be > 0"));
+        }
+        let max = device.caps().max_memory_allocation_size;
+        if max > 0 && size > max {
+            return Err(Error::unsupported(format!(
+                "buffer of {size} bytes exceeds the device's maxMemoryAllocationSize of {max} bytes"
+            )));
+        }
+        // Round to 4 so whole-buffer fills and u32 views never straddle the end.
+        let alloc_size = size.checked_add(3).ok_or_else(|| Error::invalid("buffer size overflows"))? & !3;
+        let usage = vk::BufferUsageFlags::STORAGE_BUFFER
+            | vk::BufferUsageFlags::TRANSFER_SRC
+            | vk::BufferUsageFlags::TRANSFER_DST;
+        let (raw, allocation) = create_raw(device, alloc_size, usage, MemoryLocation::GpuOnly, name)?;
+        let props = allocation.memory_properties();
+        let host_mem =
+            matches!(device.caps().device_type, vk::PhysicalDeviceType::CPU | vk::PhysicalDeviceType::INTEGRATED_GPU);
+        let direct = host_mem
+            && allocation.mapped_ptr().is_some()
+            && props.contains(vk::MemoryPropertyFlags::HOST_COHERENT | vk::MemoryPropertyFlags::HOST_VISIBLE);
+        Ok(Arc::new(Buffer {
+            device: device.clone(),
+            raw,
+            allocation: Mutex::new(Some(allocation)),
+            size,
+            id: device.next_id(),
+            direct,
+        }))
+    }
+
+    /// Usable size in bytes (as requested).
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Process-unique id, for hazard tracking.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The raw handle.
+    pub fn raw(&self) -> vk::Buffer {
+        self.raw
+    }
+
+    /// The device the buffer lives on.
+    pub fn device(&self) -> &Arc<Device> {
+        &self.device
+    }
+
+    /// Check that `[offset, offset + len)` lies inside the buffer.
+    pub fn check_range(&self, offset: u64, len: u64) -> Result<()> {
+        match offset.checked_add(len) {
+            Some(end) if end <= self.size => Ok(()),
+            _ => Err(Error::OutOfBounds(format!(
+                "range [{offset}, {offset}+{len}) is outside the buffer of {} bytes",
+                self.size
+            ))),
+        }
+    }
+
+    fn with_mapping<R>(&self, f: impl FnOnce(&mut [u8]) -> R) -> Result<R> {
+        // Everything queued on the device may touch this buffer: let it finish first.
+        self.device.queue_wait_idle()?;
+        let mut guard = self.allocation.lock().unwrap_or_else(|p| p.into_inner());
+        let slice = guard
+            .as_mut()
+            .and_then(|a| a.mapped_slice_mut())
+            .ok_or_else(|| Error::Internal("buffer mapping vanished".into()))?;
+        Ok(f(&mut slice[..self.size as usize]))
+    }
+
+    fn transfer<R>(&self, f: impl FnOnce(&mut Transfer) -> Result<R>) -> Result<R> {
+        self.device.check_alive()?;
+        let mut guard = self.device.transfer();
+        if guard.is_none() {
+            *guard = Some(Transfer::new(&self.device)?);
+        }
+        let t = guard.as_mut().expect("just created");
+        f(t).map_err(|e| self.device.note(e))
+    }
+
+    /// Copy `data` into the buffer at `offset` (synchronous).
+    pub fn write(&self, offset: u64, data: &[u8]) -> Result<()> {
+        self.check_range(offset, data.len() as u64)?;
+        if data.is_empty() {
+            return Ok(());
+        }
+        if self.direct {
+            return self.with_mapping(|m| {
+                m[offset as usize..offset as usize + data.len()].copy_from_slice(data);
+            });
+        }
+        self.transfer(|t| t.upload(&self.device, self.raw, offset, data))
+    }
+
+    /// Copy bytes at `offset` out of the buffer into `out` (synchronous).
+    pub fn read(&self, offset: u64, out: &mut [u8]) -> Result<()> {
+        self.check_range(offset, out.len() as u64)?;
+        if out.is_empty() {
+            return Ok(());
+        }
+        if self.direct {
+            return self.with_mapping(|m| {
+                out.copy_from_slice(&m[offset as usize..offset as usize + out.len()]);
+            });
+        }
+        self.transfer(|t| t.download(&self.device, self.raw, offset, out))
+    }
+
+    /// Set `len` bytes at `offset` to `value` (synchronous).
+    pub fn fill(&self, offset: u64, len: u64, value: u8) -> Result<()> {
+        self.check_range(offset, len)?;
+        if len == 0 {
+            return Ok(());
+        }
+        if self.direct {
+            return self.with_mapping(|m| m[offset as usize..(offset + len) as usize].fill(value));
+        }
+        // vkCmdFillBuffer needs 4-byte aligned offset and size: fill the aligned middle on the GPU and
+        // upload the (at most 3 + 3) edge bytes.
+        let start = (offset + 3) & !3;
+        let end = (offset + len) & !3;
+        if end > start {
+            self.transfer(|t| t.fill(&self.device, self.raw, start, end - start, value))?;
+            if start > offset {
+                self.write(offset, &vec![value; (start - offset) as usize])?;
+            }
+            if offset + len > end {
+                self.write(end, &vec![value; (offset + len - end) as usize])?;
+            }
+            Ok(())
+        } else {
+            self.write(offset, &vec![value; len as usize])
+        }
+    }
+
+    /// Copy `len` bytes from `self[src_offset..]` to `dst[dst_offset..]` on the device (synchronous).
+    pub fn copy_to(&self, src_offset: u64, dst: &Buffer, dst_offset: u64, len: u64) -> Result<()> {
+        self.check_range(src_offset, len)?;
+        dst.check_range(dst_offset, len)?;
+        if !Arc::ptr_eq(&self.device, &dst.device) {
+            return Err(Error::unsupported("copy between buffers of different devices"));
+        }
+        if len == 0 {
+            return Ok(());
+        }
+        if self.raw == dst.raw && src_offset < dst_offset + len && dst_offset < src_offset + len {
+            return Err(Error::invalid("source and destination ranges of a buffer copy overlap"));
+        }
+        self.transfer(|t| t.copy(&self.device, self.raw, src_offset, dst.raw, dst_offset, len))
+    }
+}
+
+impl Drop for Buffer {
+    fn drop(&mut self) {
+        let alloc = self.allocation.get_mut().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(a) = alloc {
+            destroy_raw(&self.device, self.raw, a);
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! Everything that calls Vulkan (through ash) lives here: instance and device, capabilities, memory,
+//! pipelines, command recording. The rest of the crate is safe Rust over these types.
+//!
+//! Thread-safety: [`Instance`], [`Device`] and [`Buffer`] are `Send + Sync` (Vulkan objects that need external
+//! synchronisation sit behind mutexes); [`CommandStream`] is `Send` but used by one thread at a time (its backend
+//! wraps it in a mutex).
+
+pub mod caps;
+pub mod command;
+pub mod device;
+pub mod instance;
+pub mod memory;
+pub mod pipeline;
+pub mod transfer;
+
+pub use caps::Capabilities;
+pub use command::{Binding, CommandStream, DispatchTime, Recorder};
+pub use device::Device;
+pub use instance::{validation_error_count, Instance, PhysicalDevice};
+pub use memory::Buffer;
+pub use pipeline::{Pipeline, PipelineCache, Shader};

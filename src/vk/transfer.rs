@@ -1,0 +1,177 @@
+//! The device's staging context: one command buffer, one fence and lazily grown staging buffers for
+//! synchronous uploads, downloads, fills and copies. Lives behind the device's transfer mutex.
+
+use ash::vk;
+use gpu_allocator::vulkan::Allocation;
+use gpu_allocator::MemoryLocation;
+
+use super::command::{barrier_into_transfer, barrier_to_everything};
+use super::device::Device;
+use super::memory::{create_raw, destroy_raw};
+use crate::error::{Error, Result, VkResultExt};
+
+/// Largest staging buffer; bigger transfers go in chunks of this size.
+const STAGING_CHUNK: u64 = 32 << 20;
+
+struct Staging {
+    raw: vk::Buffer,
+    allocation: Allocation,
+    size: u64,
+}
+
+/// Staging resources of one device.
+pub struct Transfer {
+    pool: vk::CommandPool,
+    cmd: vk::CommandBuffer,
+    fence: vk::Fence,
+    upload: Option<Staging>,
+    download: Option<Staging>,
+}
+
+impl Transfer {
+    /// Create the command pool, command buffer and fence.
+    pub fn new(device: &Device) -> Result<Self> {
+        let raw = device.raw();
+        let info = vk::CommandPoolCreateInfo::default()
+            .queue_family_index(device.queue_family())
+            .flags(vk::CommandPoolCreateFlags::RESET_COMMAND_BUFFER);
+        // SAFETY: valid device and create info.
+        let pool = unsafe { raw.create_command_pool(&info, None) }.vk_context("vkCreateCommandPool")?;
+        let alloc = vk::CommandBufferAllocateInfo::default()
+            .command_pool(pool)
+            .level(vk::CommandBufferLevel::PRIMARY)
+            .command_buffer_count(1);
+        // SAFETY: `pool` was just created.
+        let cmd = match unsafe { raw.allocate_command_buffers(&alloc) } {
+            Ok(v) => v[0],
+            Err(r) => {
+                // SAFETY: unused pool.
+                unsafe { raw.destroy_command_pool(pool, None) };
+                return Err(Error::vk("vkAllocateCommandBuffers", r));
+            }
+        };
+        // SAFETY: valid device.
+        let fence = match unsafe { raw.create_fence(&vk::FenceCreateInfo::default(), None) } {
+            Ok(f) => f,
+            Err(r) => {
+                // SAFETY: unused pool (frees its command buffer).
+                unsafe { raw.destroy_command_pool(pool, None) };
+                return Err(Error::vk("vkCreateFence", r));
+            }
+        };
+        Ok(Transfer { pool, cmd, fence, upload: None, download: None })
+    }
+
+    /// Destroy everything (the device waits idle before calling this).
+    pub fn destroy(self, device: &Device) {
+        for s in [self.upload, self.download].into_iter().flatten() {
+            destroy_raw(device, s.raw, s.allocation);
+        }
+        // SAFETY: the device is idle; these objects are unused.
+        unsafe {
+            device.raw().destroy_fence(self.fence, None);
+            device.raw().destroy_command_pool(self.pool, None);
+        }
+    }
+
+    fn staging(slot: &mut Option<Staging>, device: &Device, want: u64, location: MemoryLocation) -> Result<()> {
+        let want = want.clamp(1 << 16, STAGING_CHUNK);
+        if slot.as_ref().is_some_and(|s| s.size >= want) {
+            return Ok(());
+        }
+        if let Some(old) = slot.take() {
+            destroy_raw(device, old.raw, old.allocation);
+        }
+        let usage = vk::BufferUsageFlags::TRANSFER_SRC | vk::BufferUsageFlags::TRANSFER_DST;
+        let (raw, allocation) = create_raw(device, want, usage, location, "ggvk staging")?;
+        if allocation.mapped_ptr().is_none() {
+            destroy_raw(device, raw, allocation);
+            return Err(Error::Internal("staging memory is not host-visible".into()));
+        }
+        *slot = Some(Staging { raw, allocation, size: want });
+        Ok(())
+    }
+
+    /// Record with `f` into the command buffer, submit, and wait.
+    fn run(&mut self, device: &Device, f: impl FnOnce(&ash::Device, vk::CommandBuffer)) -> Result<()> {
+        let raw = device.raw();
+        let cmd = self.cmd;
+        let begin = vk::CommandBufferBeginInfo::default().flags(vk::CommandBufferUsageFlags::ONE_TIME_SUBMIT);
+        // SAFETY: the command buffer is not pending (every run waits for its fence before returning) and the
+        // pool allows resetting single buffers.
+        unsafe {
+            raw.reset_command_buffer(cmd, vk::CommandBufferResetFlags::empty()).vk_context("vkResetCommandBuffer")?;
+            raw.begin_command_buffer(cmd, &begin).vk_context("vkBeginCommandBuffer")?;
+            barrier_into_transfer(raw, cmd);
+        }
+        f(raw, cmd);
+        // SAFETY: recording state, as above.
+        unsafe {
+            barrier_to_everything(raw, cmd);
+            raw.end_command_buffer(cmd).vk_context("vkEndCommandBuffer")?;
+            raw.reset_fences(&[self.fence]).vk_context("vkResetFences")?;
+        }
+        device.submit(&[cmd], self.fence)?;
+        device.wait_fence(self.fence)
+    }
+
+    /// Upload `data` to `dst[offset..]`.
+    pub fn upload(&mut self, device: &Device, dst: vk::Buffer, offset: u64, data: &[u8]) -> Result<()> {
+        Self::staging(&mut self.upload, device, data.len() as u64, MemoryLocation::CpuToGpu)?;
+        let chunk = self.upload.as_ref().map(|s| s.size).unwrap_or(1) as usize;
+        for (i, part) in data.chunks(chunk).enumerate() {
+            let st = self.upload.as_mut().expect("created above");
+            let map = st.allocation.mapped_slice_mut().expect("checked host-visible");
+            map[..part.len()].copy_from_slice(part);
+            let src = st.raw;
+            let region = [vk::BufferCopy::default()
+                .src_offset(0)
+                .dst_offset(offset + (i * chunk) as u64)
+                .size(part.len() as u64)];
+            // SAFETY: both buffers are live, the region is inside both (checked by the caller and sized above).
+            self.run(device, |raw, cmd| unsafe { raw.cmd_copy_buffer(cmd, src, dst, &region) })?;
+        }
+        Ok(())
+    }
+
+    /// Download `src[offset..offset + out.len()]` into `out`.
+    pub fn download(&mut self, device: &Device, src: vk::Buffer, offset: u64, out: &mut [u8]) -> Result<()> {
+        Self::staging(&mut self.download, device, out.len() as u64, MemoryLocation::GpuToCpu)?;
+        let chunk = self.download.as_ref().map(|s| s.size).unwrap_or(1) as usize;
+        for (i, part) in out.chunks_mut(chunk).enumerate() {
+            let dst = self.download.as_ref().expect("created above").raw;
+            let region = [vk::BufferCopy::default()
+                .src_offset(offset + (i * chunk) as u64)
+                .dst_offset(0)
+                .size(part.len() as u64)];
+            // SAFETY: both buffers are live, the region is inside both.
+            self.run(device, |raw, cmd| unsafe { raw.cmd_copy_buffer(cmd, src, dst, &region) })?;
+            let st = self.download.as_mut().expect("created above");
+            let map = st.allocation.mapped_slice().expect("checked host-visible");
+            part.copy_from_slice(&map[..part.len()]);
+        }
+        Ok(())
+    }
+
+    /// Fill a 4-byte aligned range with a repeated byte.
+    pub fn fill(&mut self, device: &Device, dst: vk::Buffer, offset: u64, len: u64, value: u8) -> Result<()> {
+        let word = u32::from_ne_bytes([value; 4]);
+        // SAFETY: offset and len are multiples of 4 inside the buffer (checked by the caller).
+        self.run(device, |raw, cmd| unsafe { raw.cmd_fill_buffer(cmd, dst, offset, len, word) })
+    }
+
+    /// Copy between two device buffers.
+    pub fn copy(
+        &mut self,
+        device: &Device,
+        src: vk::Buffer,
+        src_offset: u64,
+        dst: vk::Buffer,
+        dst_offset: u64,
+        len: u64,
+    ) -> Result<()> {
+        let region = [vk::BufferCopy::default().src_offset(src_offset).dst_offset(dst_offset).size(len)];
+        // SAFETY: both ranges are inside their buffers and do not overlap (checked by the caller).
+        self.run(device, |raw, cmd| unsafe { raw.cmd_copy_buffer(cmd, src, dst, &region) })
+    }
+}
