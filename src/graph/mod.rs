@@ -1,0 +1,258 @@
+//! The engine's graph IR: tensors (typed, strided views of device buffers, laid out as ggml lays them out)
+//! and nodes (an op, its typed parameters, its sources and its destination). Both front doors build this;
+//! the [`exec`] module records it into command buffers.
+
+pub mod exec;
+
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::ops::{self, rope::RopeParams};
+use crate::quant::GgmlType;
+use crate::vk::Buffer;
+
+/// A strided view of bytes in a device buffer, as ggml describes tensors: `ne[i]` elements along dim `i`
+/// (dim 0 innermost), `nb[i]` bytes between neighbours along dim `i` (`nb[0]` is the size of one block).
+#[derive(Clone)]
+pub struct Tensor {
+    /// The buffer holding the bytes.
+    pub buffer: Arc<Buffer>,
+    /// Byte offset of element `[0, 0, 0, 0]`.
+    pub offset: u64,
+    /// Element type.
+    pub ty: GgmlType,
+    /// Elements per dimension.
+    pub ne: [i64; 4],
+    /// Byte strides per dimension.
+    pub nb: [u64; 4],
+}
+
+impl std::fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{:?} nb{:?} @buf{}+{}", self.ty.name(), self.ne, self.nb, self.buffer.id(), self.offset)
+    }
+}
+
+impl Tensor {
+    /// A view with explicit strides; checks that the shape is well formed and every byte lies in the buffer.
+    pub fn new(buffer: Arc<Buffer>, offset: u64, ty: GgmlType, ne: [i64; 4], nb: [u64; 4]) -> Result<Self> {
+        let t = Tensor { buffer, offset, ty, ne, nb };
+        t.validate()?;
+        Ok(t)
+    }
+
+    /// A contiguous tensor (ggml's default strides).
+    pub fn contiguous(buffer: Arc<Buffer>, offset: u64, ty: GgmlType, ne: [i64; 4]) -> Result<Self> {
+        let nb = Self::contiguous_strides(ty, ne)?;
+        Self::new(buffer, offset, ty, ne, nb)
+    }
+
+    /// ggml's default strides for `ty` and `ne`.
+    pub fn contiguous_strides(ty: GgmlType, ne: [i64; 4]) -> Result<[u64; 4]> {
+        if ne.iter().any(|&n| n < 0) {
+            return Err(Error::invalid(format!("negative dimension in {ne:?}")));
+        }
+        let row = ty.row_size(ne[0])? as u64;
+        let mut nb = [ty.type_size() as u64, row, 0, 0];
+        nb[2] = nb[1].checked_mul(ne[1] as u64).ok_or_else(|| Error::invalid("tensor size overflows"))?;
+        nb[3] = nb[2].checked_mul(ne[2] as u64).ok_or_else(|| Error::invalid("tensor size overflows"))?;
+        nb[3].checked_mul(ne[3] as u64).ok_or_else(|| Error::invalid("tensor size overflows"))?;
+        Ok(nb)
+    }
+
+    fn validate(&self) -> Result<()> {
+        let ne = self.ne;
+        if ne.iter().any(|&n| n < 0) {
+            return Err(Error::invalid(format!("negative dimension in {ne:?}")));
+        }
+        let bs = self.ty.block_size() as i64;
+        if ne[0] % bs != 0 {
+            return Err(Error::invalid(format!(
+                "ne[0] = {} is not a multiple of the {} block size {bs}",
+                ne[0],
+                self.ty.name()
+            )));
+        }
+        if self.nb[0] != self.ty.type_size() as u64 {
+            return Err(Error::invalid(format!(
+                "nb[0] = {} must equal the {} block size in bytes ({})",
+                self.nb[0],
+                self.ty.name(),
+                self.ty.type_size()
+            )));
+        }
+        let end = self
+            .offset
+            .checked_add(self.span_bytes()?)
+            .ok_or_else(|| Error::OutOfBounds(format!("tensor {self:?}: offset + size overflows")))?;
+        if end > self.buffer.size() {
+            return Err(Error::OutOfBounds(format!(
+                "tensor {self:?} ends at byte {end}, past the end of its buffer ({} bytes)",
+                self.buffer.size()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Bytes from the first to one past the last byte of the view (ggml_nbytes); 0 for an empty tensor.
+    pub fn nbytes(&self) -> u64 {
+        self.span_bytes().unwrap_or(u64::MAX)
+    }
+
+    fn span_bytes(&self) -> Result<u64> {
+        if self.ne.contains(&0) {
+            return Ok(0);
+        }
+        let overflow = || Error::invalid("tensor size overflows");
+        let mut n = self.ty.row_size(self.ne[0])? as u64;
+        for i in 1..4 {
+            let step = (self.ne[i] as u64 - 1).checked_mul(self.nb[i]).ok_or_else(overflow)?;
+            n = n.checked_add(step).ok_or_else(overflow)?;
+        }
+        Ok(n)
+    }
+
+    /// Number of elements.
+    pub fn nelements(&self) -> i64 {
+        self.ne.iter().product()
+    }
+
+    /// Rows of dimension 0 (`ne[1] * ne[2] * ne[3]`).
+    pub fn nrows(&self) -> i64 {
+        self.ne[1] * self.ne[2] * self.ne[3]
+    }
+
+    /// Laid out exactly as `contiguous` would lay it out.
+    pub fn is_contiguous(&self) -> bool {
+        Self::contiguous_strides(self.ty, self.ne).map(|nb| nb == self.nb).unwrap_or(false)
+    }
+
+    /// Same shape as `other`.
+    pub fn same_shape(&self, other: &Tensor) -> bool {
+        self.ne == other.ne
+    }
+
+    /// The byte range `[start, end)` of the buffer the view covers.
+    pub fn byte_range(&self) -> (u64, u64) {
+        (self.offset, self.offset + self.nbytes())
+    }
+
+    /// Copy `data` into the tensor's bytes starting `offset` bytes in (synchronous).
+    pub fn write(&self, offset: u64, data: &[u8]) -> Result<()> {
+        self.check_io(offset, data.len() as u64)?;
+        self.buffer.write(self.offset + offset, data)
+    }
+
+    /// Copy the tensor's bytes starting `offset` bytes in into `out` (synchronous).
+    pub fn read(&self, offset: u64, out: &mut [u8]) -> Result<()> {
+        self.check_io(offset, out.len() as u64)?;
+        self.buffer.read(self.offset + offset, out)
+    }
+
+    fn check_io(&self, offset: u64, len: u64) -> Result<()> {
+        match offset.checked_add(len) {
+            Some(end) if end <= self.nbytes() => Ok(()),
+            _ => Err(Error::OutOfBounds(format!(
+                "bytes [{offset}, {offset}+{len}) are outside the tensor's {} bytes",
+                self.nbytes()
+            ))),
+        }
+    }
+}
+
+/// An operation with its typed parameters.
+#[derive(Clone, Debug)]
+pub enum Op {
+    /// `dst = src0 x src1^T` (ggml_mul_mat): src0 the weights `[K, M, ...]`, src1 `[K, N, ...]`, dst `[M, N, ...]`.
+    MulMat,
+    /// ggml_rope_ext: src0 x, src1 positions (I32), optional src2 frequency factors.
+    Rope(RopeParams),
+}
+
+impl Op {
+    /// Short name for logs and timing reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::MulMat => "MUL_MAT",
+            Op::Rope(_) => "ROPE",
+        }
+    }
+}
+
+/// One node: op, sources, destination.
+#[derive(Clone, Debug)]
+pub struct Node {
+    /// What to compute.
+    pub op: Op,
+    /// Inputs (`None` for an optional input left out).
+    pub src: Vec<Option<Tensor>>,
+    /// Output.
+    pub dst: Tensor,
+}
+
+impl Node {
+    /// Source `i`, which the op requires.
+    pub fn src(&self, i: usize) -> Result<&Tensor> {
+        self.src
+            .get(i)
+            .and_then(|s| s.as_ref())
+            .ok_or_else(|| Error::invalid(format!("{} needs source {i}", self.op.name())))
+    }
+}
+
+/// A list of nodes in execution order. Dependencies are implicit in the buffers they share: the executor
+/// orders reads after earlier writes of overlapping bytes.
+#[derive(Clone, Debug, Default)]
+pub struct Graph {
+    nodes: Vec<Node>,
+}
+
+impl Graph {
+    /// An empty graph.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Append a node after checking that the op supports it (shapes, types, strides, device limits aside).
+    pub fn push(&mut self, node: Node) -> Result<()> {
+        ops::check(&node)?;
+        self.nodes.push(node);
+        Ok(())
+    }
+
+    /// `dst = a x b^T` as ggml_mul_mat.
+    pub fn mul_mat(&mut self, a: &Tensor, b: &Tensor, dst: &Tensor) -> Result<()> {
+        self.push(Node { op: Op::MulMat, src: vec![Some(a.clone()), Some(b.clone())], dst: dst.clone() })
+    }
+
+    /// ggml_rope_ext.
+    pub fn rope(
+        &mut self,
+        x: &Tensor,
+        pos: &Tensor,
+        freq_factors: Option<&Tensor>,
+        dst: &Tensor,
+        params: RopeParams,
+    ) -> Result<()> {
+        self.push(Node {
+            op: Op::Rope(params),
+            src: vec![Some(x.clone()), Some(pos.clone()), freq_factors.cloned()],
+            dst: dst.clone(),
+        })
+    }
+
+    /// The nodes in order.
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    /// Number of nodes.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether there are no nodes.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+}

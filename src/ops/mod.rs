@@ -1,0 +1,83 @@
+//! Kernels, one file per op family. Each family has a support check (`check`: shapes, types, strides) and a
+//! recorder (`record`: pipeline choice, push constants, bindings, dispatch size). Shaders live in `shaders/`.
+
+pub mod matmul;
+pub mod rope;
+
+use crate::error::{Error, Result};
+use crate::graph::{Node, Op, Tensor};
+use crate::vk::{Binding, Device, Recorder};
+
+/// SPIR-V of every shader variant, compiled by build.rs.
+pub mod spirv {
+    include!(concat!(env!("OUT_DIR"), "/shaders.rs"));
+}
+
+/// Check that `node` is something ggvk can run (device limits are checked again when recording).
+pub fn check(node: &Node) -> Result<()> {
+    match &node.op {
+        Op::MulMat => matmul::check(node.src(0)?, node.src(1)?, &node.dst),
+        Op::Rope(p) => rope::check(node.src(0)?, node.src(1)?, node.src.get(2).and_then(|s| s.as_ref()), &node.dst, p),
+    }
+}
+
+/// Record `node` into `rec`.
+pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
+    if node.dst.nelements() == 0 {
+        return Ok(());
+    }
+    match &node.op {
+        Op::MulMat => matmul::record(rec, node.src(0)?, node.src(1)?, &node.dst),
+        Op::Rope(p) => {
+            rope::record(rec, node.src(0)?, node.src(1)?, node.src.get(2).and_then(|s| s.as_ref()), &node.dst, p)
+        }
+    }
+}
+
+/// A tensor bound as a storage-buffer window, with its first element's index in `unit`-byte elements of the
+/// window. The window starts at the tensor's offset rounded down to `minStorageBufferOffsetAlignment`, so a
+/// buffer larger than `maxStorageBufferRange` works as long as each tensor's bytes fit one window.
+pub(crate) fn bind(device: &Device, t: &Tensor, unit: u64, write: bool) -> Result<(Binding, u32)> {
+    let caps = device.caps();
+    let (start, end) = t.byte_range();
+    let aligned = start - start % caps.min_storage_offset_alignment;
+    let residual = start - aligned;
+    if residual % unit != 0 {
+        return Err(Error::unsupported(format!("tensor {t:?}: offset {start} is not a multiple of {unit} bytes")));
+    }
+    let vk_size = (t.buffer.size() + 3) & !3;
+    let range = ((end - aligned + 3) & !3).min(vk_size - aligned).max(4.min(vk_size - aligned));
+    if range > caps.max_storage_buffer_range {
+        return Err(Error::unsupported(format!(
+            "tensor {t:?} spans {} bytes, more than this device's maxStorageBufferRange ({} bytes)",
+            end - aligned,
+            caps.max_storage_buffer_range
+        )));
+    }
+    let first = u32::try_from(residual / unit).map_err(|_| Error::Internal("window residual".into()))?;
+    Ok((
+        Binding { buffer: t.buffer.clone(), offset: aligned, range, touched: (start, end.max(start + 1)), write },
+        first,
+    ))
+}
+
+/// A byte stride expressed in `unit`-byte elements, as a u32 for push constants.
+pub(crate) fn stride_units(what: &str, bytes: u64, unit: u64) -> Result<u32> {
+    if bytes % unit != 0 {
+        return Err(Error::unsupported(format!("{what} stride of {bytes} bytes is not a multiple of {unit}")));
+    }
+    u32::try_from(bytes / unit).map_err(|_| Error::unsupported(format!("{what} stride of {bytes} bytes is too large")))
+}
+
+/// A dimension as u32.
+pub(crate) fn dim_u32(what: &str, n: i64) -> Result<u32> {
+    u32::try_from(n).map_err(|_| Error::unsupported(format!("{what} = {n} does not fit 32 bits")))
+}
+
+/// Split `total` workgroups over x and y so neither exceeds `max_x` (the kernel linearises them).
+pub(crate) fn split_groups(total: u64, max_x: u32) -> Result<(u32, u32)> {
+    let x = total.min(u64::from(max_x)).max(1);
+    let y = total.div_ceil(x);
+    let y = u32::try_from(y).map_err(|_| Error::unsupported(format!("{total} workgroups are too many")))?;
+    Ok((x as u32, y))
+}

@@ -1,0 +1,109 @@
+//! Shared test helpers: a backend on the chosen device, a seeded generator, CPU references.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use ggvk::quant::{self, GgmlType};
+use ggvk::{Backend, Tensor};
+
+/// A backend on `GGVK_DEVICE` (an index) or the default device.
+pub fn backend() -> Backend {
+    let index = std::env::var("GGVK_DEVICE").ok().map(|s| s.parse::<usize>().expect("GGVK_DEVICE is an index"));
+    Backend::new(index).expect("creating a backend (is a Vulkan driver such as lavapipe installed?)")
+}
+
+/// Fails the test if the validation layer (or driver) reported an error anywhere in this process.
+pub fn assert_no_validation_errors() {
+    assert_eq!(ggvk::vk::validation_error_count(), 0, "Vulkan validation errors were reported (see stderr)");
+}
+
+/// xorshift64* generator: reproducible, no dependencies.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    /// Uniform in [-1, 1).
+    pub fn f32(&mut self) -> f32 {
+        ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+    pub fn vec(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| self.f32()).collect()
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+}
+
+pub fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_ne_bytes()).collect()
+}
+
+pub fn bytes_f32(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4).map(|c| f32::from_ne_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+/// Allocate a buffer and a contiguous tensor filling it, then upload `data`.
+pub fn upload(be: &Backend, ty: GgmlType, ne: [i64; 4], data: &[u8]) -> Tensor {
+    let buf = be.alloc(data.len().max(1) as u64).expect("alloc");
+    let t = Tensor::contiguous(buf, 0, ty, ne).expect("tensor");
+    t.write(0, data).expect("upload");
+    t
+}
+
+/// A zero-filled output tensor of F32.
+pub fn output(be: &Backend, ne: [i64; 4]) -> Tensor {
+    let n = ne.iter().product::<i64>() as usize * 4;
+    let buf = be.alloc(n.max(4) as u64).expect("alloc");
+    buf.fill(0, buf.size(), 0xFF).expect("poison");
+    Tensor::contiguous(buf, 0, GgmlType::F32, ne).expect("tensor")
+}
+
+pub fn download(t: &Tensor) -> Vec<f32> {
+    let mut out = vec![0u8; t.nbytes() as usize];
+    t.read(0, &mut out).expect("download");
+    bytes_f32(&out)
+}
+
+/// Quantize `vals` (rows of `k`) to `ty` bytes.
+pub fn to_type(ty: GgmlType, vals: &[f32]) -> Vec<u8> {
+    quant::quantize_to_vec(ty, vals).expect("quantize")
+}
+
+/// Reference ggml_mul_mat in f64 over dequantized weights; returns dst (contiguous) and the per-element
+/// magnitude sum |a||b| used to scale the tolerance.
+pub fn ref_mul_mat(a: &[f32], ane: [i64; 4], b: &[f32], bne: [i64; 4]) -> (Vec<f32>, Vec<f64>) {
+    let (k, m, n) = (ane[0] as usize, ane[1] as usize, bne[1] as usize);
+    let (r2, r3) = (bne[2] / ane[2], bne[3] / ane[3]);
+    let mut out = Vec::new();
+    let mut mag = Vec::new();
+    for i13 in 0..bne[3] {
+        for i12 in 0..bne[2] {
+            let ab = ((i13 / r3) * ane[2] + i12 / r2) as usize * m * k;
+            let bb = (i13 * bne[2] + i12) as usize * n * k;
+            for col in 0..n {
+                for row in 0..m {
+                    let mut s = 0f64;
+                    let mut g = 0f64;
+                    for kk in 0..k {
+                        let p = f64::from(a[ab + row * k + kk]) * f64::from(b[bb + col * k + kk]);
+                        s += p;
+                        g += p.abs();
+                    }
+                    out.push(s as f32);
+                    mag.push(g);
+                }
+            }
+        }
+    }
+    (out, mag)
+}
+
+pub fn keep<T>(_: &Arc<T>) {}

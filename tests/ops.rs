@@ -1,0 +1,338 @@
+//! GPU kernels against CPU references, on the default Vulkan device (lavapipe in CI), validation on.
+
+mod common;
+
+use common::*;
+use ggvk::ops::rope::{RopeParams, ROPE_MODE_NEOX, ROPE_MODE_NORMAL};
+use ggvk::quant::{self, GgmlType};
+use ggvk::{Error, Graph, Tensor};
+
+const TYPES: [GgmlType; 4] = [GgmlType::F32, GgmlType::F16, GgmlType::Q4_0, GgmlType::Q8_0];
+
+/// Run one mul_mat case and compare against the f64 reference over the dequantized weights.
+fn mul_mat_case(be: &ggvk::Backend, rng: &mut Rng, ty: GgmlType, ane: [i64; 4], bne: [i64; 4]) {
+    let a_vals = rng.vec(ane.iter().product::<i64>() as usize);
+    let a_bytes = to_type(ty, &a_vals);
+    let a_deq = quant::dequantize_to_f32(ty, &a_bytes, a_vals.len()).unwrap();
+    let b_vals = rng.vec(bne.iter().product::<i64>() as usize);
+    let a = upload(be, ty, ane, &a_bytes);
+    let b = upload(be, GgmlType::F32, bne, &f32_bytes(&b_vals));
+    let dne = [ane[1], bne[1], bne[2], bne[3]];
+    let d = output(be, dne);
+    let mut g = Graph::new();
+    g.mul_mat(&a, &b, &d).unwrap();
+    be.compute(&g).unwrap();
+    let got = download(&d);
+    let (want, mag) = ref_mul_mat(&a_deq, ane, &b_vals, bne);
+    assert_eq!(got.len(), want.len());
+    for (i, ((g, w), m)) in got.iter().zip(&want).zip(&mag).enumerate() {
+        let err = (f64::from(*g) - f64::from(*w)).abs() / (m + 1e-6);
+        assert!(err < 1e-5, "{} a{ane:?} b{bne:?}: element {i}: got {g}, want {w} (rel err {err:e})", ty.name());
+    }
+}
+
+#[test]
+fn mul_mat_vec_all_types_odd_shapes() {
+    let be = backend();
+    let mut rng = Rng::new(1);
+    for ty in TYPES {
+        let ks: &[i64] = if ty.is_quantized() { &[32, 96, 256, 4096] } else { &[1, 7, 33, 96, 1000] };
+        for &k in ks {
+            for m in [1, 2, 3, 17, 333] {
+                mul_mat_case(&be, &mut rng, ty, [k, m, 1, 1], [k, 1, 1, 1]);
+            }
+        }
+    }
+    assert_no_validation_errors();
+}
+
+#[test]
+fn mul_mat_tiled_all_types_odd_shapes() {
+    let be = backend();
+    let mut rng = Rng::new(2);
+    for ty in TYPES {
+        let ks: &[i64] = if ty.is_quantized() { &[32, 160] } else { &[5, 64, 100] };
+        for &k in ks {
+            for (m, n) in [(1, 2), (63, 65), (64, 64), (130, 7), (5, 200)] {
+                mul_mat_case(&be, &mut rng, ty, [k, m, 1, 1], [k, n, 1, 1]);
+            }
+        }
+    }
+    assert_no_validation_errors();
+}
+
+#[test]
+fn mul_mat_batched_broadcast() {
+    let be = backend();
+    let mut rng = Rng::new(3);
+    for ty in TYPES {
+        // b2 = 6 over a2 = 2 (ratio 3), b3 = 2 over a3 = 1; mat-vec and tiled.
+        mul_mat_case(&be, &mut rng, ty, [64, 19, 2, 1], [64, 1, 6, 2]);
+        mul_mat_case(&be, &mut rng, ty, [64, 19, 2, 1], [64, 9, 6, 2]);
+        mul_mat_case(&be, &mut rng, ty, [32, 8, 3, 2], [32, 1, 3, 2]);
+    }
+    assert_no_validation_errors();
+}
+
+#[test]
+fn mul_mat_vec_large_rows_split_workgroups() {
+    // More rows than one dispatch dimension holds on some devices: 2 rows per workgroup, 140_000 rows.
+    let be = backend();
+    let mut rng = Rng::new(4);
+    mul_mat_case(&be, &mut rng, GgmlType::Q4_0, [64, 140_000, 1, 1], [64, 1, 1, 1]);
+    assert_no_validation_errors();
+}
+
+#[test]
+fn strided_and_offset_views() {
+    // B is a view whose columns are 3 floats apart from their padded neighbours, at a non-zero offset;
+    // dst is written into the middle of a larger buffer.
+    let be = backend();
+    let mut rng = Rng::new(5);
+    let (k, m, n) = (64i64, 40i64, 5i64);
+    let a_vals = rng.vec((k * m) as usize);
+    let a = upload(&be, GgmlType::Q8_0, [k, m, 1, 1], &to_type(GgmlType::Q8_0, &a_vals));
+    let a_deq = quant::dequantize_to_f32(GgmlType::Q8_0, &to_type(GgmlType::Q8_0, &a_vals), a_vals.len()).unwrap();
+    let pitch = k + 3;
+    let big = rng.vec((pitch * n + 8) as usize);
+    let bbuf = be.alloc(big.len() as u64 * 4).unwrap();
+    bbuf.write(0, &f32_bytes(&big)).unwrap();
+    let b = Tensor::new(
+        bbuf,
+        8 * 4,
+        GgmlType::F32,
+        [k, n, 1, 1],
+        [4, pitch as u64 * 4, (pitch * n) as u64 * 4, (pitch * n) as u64 * 4],
+    )
+    .unwrap();
+    let dbuf = be.alloc(4096 * 4).unwrap();
+    dbuf.fill(0, 4096 * 4, 0).unwrap();
+    let d = Tensor::contiguous(dbuf.clone(), 1024, GgmlType::F32, [m, n, 1, 1]).unwrap();
+    let mut g = Graph::new();
+    g.mul_mat(&a, &b, &d).unwrap();
+    be.compute(&g).unwrap();
+    let got = download(&d);
+    let b_dense: Vec<f32> =
+        (0..n).flat_map(|c| big[(8 + c * pitch) as usize..(8 + c * pitch + k) as usize].to_vec()).collect();
+    let (want, mag) = ref_mul_mat(&a_deq, [k, m, 1, 1], &b_dense, [k, n, 1, 1]);
+    for i in 0..want.len() {
+        assert!((f64::from(got[i] - want[i])).abs() / (mag[i] + 1e-6) < 1e-5, "element {i}: {} vs {}", got[i], want[i]);
+    }
+    // Bytes around dst are untouched.
+    let mut head = vec![0u8; 1024];
+    dbuf.read(0, &mut head).unwrap();
+    assert!(head.iter().all(|&x| x == 0));
+    assert_no_validation_errors();
+}
+
+#[test]
+fn dependent_nodes_get_barriers_independent_ones_do_not() {
+    let be = backend();
+    let mut rng = Rng::new(6);
+    let k = 64i64;
+    let w_vals = rng.vec((k * k) as usize);
+    let w = upload(&be, GgmlType::F32, [k, k, 1, 1], &f32_bytes(&w_vals));
+    let x_vals = rng.vec(k as usize);
+    let x = upload(&be, GgmlType::F32, [k, 1, 1, 1], &f32_bytes(&x_vals));
+    // One buffer, three disjoint slices: y1 = W x, y2 = W y1 (depends on y1), z = W x (independent of y2).
+    let buf = be.alloc(3 * 256 * 4).unwrap();
+    let y1 = Tensor::contiguous(buf.clone(), 0, GgmlType::F32, [k, 1, 1, 1]).unwrap();
+    let y2 = Tensor::contiguous(buf.clone(), 1024, GgmlType::F32, [k, 1, 1, 1]).unwrap();
+    let z = Tensor::contiguous(buf.clone(), 2048, GgmlType::F32, [k, 1, 1, 1]).unwrap();
+    let mut g = Graph::new();
+    g.mul_mat(&w, &x, &y1).unwrap();
+    g.mul_mat(&w, &x, &z).unwrap();
+    g.mul_mat(&w, &y1, &y2).unwrap();
+    let stats = be.compute(&g).unwrap();
+    assert_eq!(stats.dispatches, 3);
+    assert_eq!(stats.barriers, 1, "only y2 = W y1 waits");
+    let (r1, _) = ref_mul_mat(&w_vals, [k, k, 1, 1], &x_vals, [k, 1, 1, 1]);
+    let (r2, _) = ref_mul_mat(&w_vals, [k, k, 1, 1], &r1, [k, 1, 1, 1]);
+    let got = download(&y2);
+    for i in 0..k as usize {
+        assert!((got[i] - r2[i]).abs() <= 1e-3 * (1.0 + r2[i].abs()), "{i}: {} vs {}", got[i], r2[i]);
+    }
+    assert_eq!(download(&z), download(&y1));
+    assert_no_validation_errors();
+}
+
+/// CPU reference of ggml_rope_ext for one contiguous F32 tensor.
+fn ref_rope(x: &[f32], ne: [i64; 4], pos: &[i32], ff: Option<&[f32]>, p: &RopeParams) -> Vec<f32> {
+    let mut out = x.to_vec();
+    let corr = p.corr_dims();
+    let theta_scale = p.theta_scale();
+    let n_dims = p.n_dims as usize;
+    let ne0 = ne[0] as usize;
+    for row in 0..(ne[1] * ne[2] * ne[3]) as usize {
+        let i2 = (row / ne[1] as usize) % ne[2] as usize;
+        let base = row * ne0;
+        let mut theta = pos[i2] as f32;
+        for i0 in (0..n_dims).step_by(2) {
+            let f = ff.map(|f| f[i0 / 2]).unwrap_or(1.0);
+            let te = theta / f;
+            let ti = p.freq_scale * te;
+            let mut th = ti;
+            let mut ms = p.attn_factor;
+            if p.ext_factor != 0.0 {
+                let y = ((i0 / 2) as f32 - corr[0]) / (corr[1] - corr[0]).max(0.001);
+                let mix = (1.0 - y.clamp(0.0, 1.0)) * p.ext_factor;
+                th = ti * (1.0 - mix) + te * mix;
+                ms *= 1.0 + 0.1 * (1.0 / p.freq_scale).ln();
+            }
+            let (c, s) = (th.cos() * ms, th.sin() * ms);
+            let (ia, ib) = if p.mode == ROPE_MODE_NEOX { (i0 / 2, i0 / 2 + n_dims / 2) } else { (i0, i0 + 1) };
+            let (x0, x1) = (x[base + ia], x[base + ib]);
+            out[base + ia] = x0 * c - x1 * s;
+            out[base + ib] = x0 * s + x1 * c;
+            theta *= theta_scale;
+        }
+    }
+    out
+}
+
+#[test]
+fn rope_modes_partial_dims_yarn_freq_factors() {
+    let be = backend();
+    let mut rng = Rng::new(7);
+    let ne = [128i64, 4, 5, 1];
+    let n = ne.iter().product::<i64>() as usize;
+    let plain = RopeParams { freq_base: 10000.0, ..Default::default() };
+    let yarn = RopeParams {
+        freq_scale: 0.25,
+        ext_factor: 1.0,
+        n_ctx_orig: 4096,
+        beta_fast: 32.0,
+        beta_slow: 1.0,
+        attn_factor: 1.0,
+        ..plain
+    };
+    let mut cases = 0;
+    for mode in [ROPE_MODE_NORMAL, ROPE_MODE_NEOX] {
+        for n_dims in [128, 64] {
+            for base in [plain, yarn] {
+                for with_ff in [false, true] {
+                    let p = RopeParams { mode, n_dims, ..base };
+                    let xv = rng.vec(n);
+                    let pos: Vec<i32> = (0..ne[2]).map(|_| rng.below(100) as i32).collect();
+                    let ffv: Vec<f32> = (0..n_dims / 2).map(|_| 1.0 + rng.f32().abs() * 3.0).collect();
+                    let x = upload(&be, GgmlType::F32, ne, &f32_bytes(&xv));
+                    let pos_bytes: Vec<u8> = pos.iter().flat_map(|v| v.to_ne_bytes()).collect();
+                    let pt = upload(&be, GgmlType::I32, [ne[2], 1, 1, 1], &pos_bytes);
+                    let ft = upload(&be, GgmlType::F32, [i64::from(n_dims / 2), 1, 1, 1], &f32_bytes(&ffv));
+                    let d = output(&be, ne);
+                    let mut g = Graph::new();
+                    g.rope(&x, &pt, with_ff.then_some(&ft), &d, p).unwrap();
+                    be.compute(&g).unwrap();
+                    let got = download(&d);
+                    let want = ref_rope(&xv, ne, &pos, with_ff.then_some(&ffv[..]), &p);
+                    for i in 0..n {
+                        assert!(
+                            (got[i] - want[i]).abs() < 1e-4 * (1.0 + want[i].abs()),
+                            "mode {mode} n_dims {n_dims} ff {with_ff} yarn {}: element {i}: {} vs {}",
+                            p.ext_factor,
+                            got[i],
+                            want[i]
+                        );
+                    }
+                    cases += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(cases, 16);
+    assert_no_validation_errors();
+}
+
+#[test]
+fn bad_graphs_are_rejected_with_clear_errors() {
+    let be = backend();
+    let a = upload(&be, GgmlType::Q4_0, [64, 4, 1, 1], &[0u8; 2 * 4 * 18]);
+    let b = upload(&be, GgmlType::F32, [32, 1, 1, 1], &[0u8; 128]);
+    let d = output(&be, [4, 1, 1, 1]);
+    let mut g = Graph::new();
+    assert!(matches!(g.mul_mat(&a, &b, &d), Err(Error::InvalidArgument(_))), "K mismatch");
+    let b64 = upload(&be, GgmlType::F32, [64, 1, 1, 1], &[0u8; 256]);
+    let d_wrong = output(&be, [5, 1, 1, 1]);
+    assert!(matches!(g.mul_mat(&a, &b64, &d_wrong), Err(Error::InvalidArgument(_))), "dst shape");
+    assert!(matches!(g.mul_mat(&b64, &a, &d), Err(Error::Unsupported(_))), "Q4_0 as src1");
+    assert!(g.is_empty());
+    // A view past the end of its buffer is refused when it is made.
+    assert!(matches!(
+        Tensor::contiguous(a.buffer.clone(), 100, GgmlType::Q4_0, [64, 4, 1, 1]),
+        Err(Error::OutOfBounds(_))
+    ));
+    assert!(matches!(
+        Tensor::contiguous(a.buffer.clone(), 0, GgmlType::Q4_0, [33, 1, 1, 1]),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert_no_validation_errors();
+}
+
+#[test]
+fn buffer_larger_than_storage_window() {
+    let be = backend();
+    let caps = be.device().caps().clone();
+    let range = caps.max_storage_buffer_range;
+    if range > (512 << 20) || caps.max_memory_allocation_size < range + (64 << 20) {
+        eprintln!("skipped: maxStorageBufferRange {range} is too large to exceed cheaply on this device");
+        return;
+    }
+    let size = range + (32 << 20);
+    let buf = be.alloc(size).unwrap();
+    let mut rng = Rng::new(8);
+    let (k, m) = (256i64, 64i64);
+    let a_vals = rng.vec((k * m) as usize);
+    let a_bytes = to_type(GgmlType::Q4_0, &a_vals);
+    // Weights sit beyond the first window.
+    let a = Tensor::contiguous(buf.clone(), range + 1000, GgmlType::Q4_0, [k, m, 1, 1]).unwrap();
+    a.write(0, &a_bytes).unwrap();
+    let x_vals = rng.vec(k as usize);
+    let x = upload(&be, GgmlType::F32, [k, 1, 1, 1], &f32_bytes(&x_vals));
+    let d = output(&be, [m, 1, 1, 1]);
+    let mut g = Graph::new();
+    g.mul_mat(&a, &x, &d).unwrap();
+    be.compute(&g).unwrap();
+    let a_deq = quant::dequantize_to_f32(GgmlType::Q4_0, &a_bytes, a_vals.len()).unwrap();
+    let (want, mag) = ref_mul_mat(&a_deq, [k, m, 1, 1], &x_vals, [k, 1, 1, 1]);
+    let got = download(&d);
+    for i in 0..m as usize {
+        assert!((f64::from(got[i] - want[i])).abs() / (mag[i] + 1e-6) < 1e-5);
+    }
+    // A single tensor larger than the window is a clear error, not a wrong result.
+    let rows = (range / 18 / 8) as i64 + 1;
+    let huge = Tensor::contiguous(buf.clone(), 0, GgmlType::Q4_0, [256, rows, 1, 1]).unwrap();
+    let dh = output(&be, [rows, 1, 1, 1]);
+    let mut g2 = Graph::new();
+    g2.mul_mat(&huge, &x, &dh).unwrap();
+    match be.compute(&g2) {
+        Err(Error::Unsupported(msg)) => assert!(msg.contains("maxStorageBufferRange"), "{msg}"),
+        other => panic!("expected Unsupported, got {:?}", other.map(|_| ())),
+    }
+    // The backend still works after the refused graph.
+    be.compute(&g).unwrap();
+    assert_no_validation_errors();
+}
+
+#[test]
+fn profiling_reports_time_per_dispatch() {
+    let be = backend();
+    if !be.device().caps().timestamps {
+        eprintln!("skipped: no timestamps on this queue");
+        return;
+    }
+    let mut rng = Rng::new(9);
+    let a = upload(&be, GgmlType::Q4_0, [256, 64, 1, 1], &to_type(GgmlType::Q4_0, &rng.vec(256 * 64)));
+    let x = upload(&be, GgmlType::F32, [256, 1, 1, 1], &f32_bytes(&rng.vec(256)));
+    let d1 = output(&be, [64, 1, 1, 1]);
+    let d2 = output(&be, [64, 1, 1, 1]);
+    let mut g = Graph::new();
+    g.mul_mat(&a, &x, &d1).unwrap();
+    g.mul_mat(&a, &x, &d2).unwrap();
+    be.set_profiling(true);
+    be.compute(&g).unwrap();
+    let times = be.last_times();
+    assert_eq!(times.len(), 2);
+    assert!(times.iter().all(|t| t.micros >= 0.0 && t.label.contains("MUL_MAT")), "{times:?}");
+    be.set_profiling(false);
+    assert_no_validation_errors();
+}
