@@ -1,0 +1,202 @@
+//! `ggvk info`: describe every Vulkan device. `ggvk bench`: the mat-vec benchmark (Q4_0 weights x F32 vector,
+//! ggml's shapes), with weights rotated across >= 256 MiB so they stream from memory, next to the CPU reference.
+
+use std::time::Instant;
+
+use ggvk::quant::{self, GgmlType};
+use ggvk::{Backend, Graph, Tensor};
+
+struct Args {
+    device: Option<usize>,
+    m: i64,
+    k: i64,
+    ty: GgmlType,
+    resident: bool,
+    rotate_mib: u64,
+    seconds: f64,
+}
+
+fn parse(args: &[String]) -> Result<Args, String> {
+    let mut a =
+        Args { device: None, m: 4096, k: 14336, ty: GgmlType::Q4_0, resident: false, rotate_mib: 256, seconds: 2.0 };
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let mut val = || it.next().cloned().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--device" => a.device = Some(val()?.parse().map_err(|e| format!("--device: {e}"))?),
+            "--m" => a.m = val()?.parse().map_err(|e| format!("--m: {e}"))?,
+            "--k" => a.k = val()?.parse().map_err(|e| format!("--k: {e}"))?,
+            "--type" => {
+                let v = val()?;
+                a.ty = [GgmlType::F32, GgmlType::F16, GgmlType::Q4_0, GgmlType::Q8_0]
+                    .into_iter()
+                    .find(|t| t.name() == v)
+                    .ok_or_else(|| format!("--type: unknown type {v}"))?
+            }
+            "--resident" => a.resident = true,
+            "--rotate-mib" => a.rotate_mib = val()?.parse().map_err(|e| format!("--rotate-mib: {e}"))?,
+            "--seconds" => a.seconds = val()?.parse().map_err(|e| format!("--seconds: {e}"))?,
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(a)
+}
+
+fn info() -> Result<(), ggvk::Error> {
+    let inst = ggvk::vk::Instance::global()?;
+    let devs = inst.physical_devices();
+    println!("{} Vulkan device(s); default: {:?}", devs.len(), inst.default_device_index());
+    for (i, p) in devs.iter().enumerate() {
+        println!("{}", ggvk::vk::device::describe_caps(i, &p.caps));
+    }
+    Ok(())
+}
+
+/// Single-threaded CPU reference mat-vec over the quantized rows (dequantize a row, dot in f32).
+fn cpu_matvec(ty: GgmlType, a: &[u8], x: &[f32], m: usize, k: usize, out: &mut [f32]) {
+    let row_bytes = ty.row_size(k as i64).expect("row size");
+    let mut row = vec![0f32; k];
+    for (r, o) in out.iter_mut().enumerate().take(m) {
+        quant::dequantize(ty, &a[r * row_bytes..(r + 1) * row_bytes], &mut row).expect("dequantize");
+        *o = row.iter().zip(x).map(|(p, q)| p * q).sum();
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn bench(a: Args) -> Result<(), ggvk::Error> {
+    let be = Backend::new(a.device)?;
+    println!("{}", be.device().describe());
+    let (m, k) = (a.m as usize, a.k as usize);
+    let row_bytes = a.ty.row_size(a.k)?;
+    let w_bytes = (row_bytes * m) as u64;
+    let copies = if a.resident { 1 } else { (a.rotate_mib << 20).div_ceil(w_bytes) as usize + 1 };
+    println!(
+        "mat-vec {} x f32: m={m} k={k}, {:.1} MiB of weights per op, {copies} cop{} ({:.0} MiB{})",
+        a.ty.name(),
+        w_bytes as f64 / (1 << 20) as f64,
+        if copies == 1 { "y" } else { "ies" },
+        (w_bytes * copies as u64) as f64 / (1 << 20) as f64,
+        if a.resident { ", cache-resident" } else { ", rotated so weights stream from memory" }
+    );
+    // Deterministic pseudo-random data.
+    let mut s = 0x1234_5678_9abc_def0u64;
+    let mut rnd = || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    };
+    let vals: Vec<f32> = (0..m * k).map(|_| rnd()).collect();
+    let w = quant::quantize_to_vec(a.ty, &vals)?;
+    drop(vals);
+    let x: Vec<f32> = (0..k).map(|_| rnd()).collect();
+    let xb: Vec<u8> = x.iter().flat_map(|v| v.to_ne_bytes()).collect();
+
+    let mut weights = Vec::with_capacity(copies);
+    for _ in 0..copies {
+        let buf = be.alloc(w_bytes)?;
+        let t = Tensor::contiguous(buf, 0, a.ty, [a.k, a.m, 1, 1])?;
+        t.write(0, &w)?;
+        weights.push(t);
+    }
+    let xt = Tensor::contiguous(be.alloc(xb.len() as u64)?, 0, GgmlType::F32, [a.k, 1, 1, 1])?;
+    xt.write(0, &xb)?;
+    // One graph: `nodes` mat-vecs cycling through the weight copies, each into its own output slice.
+    let nodes = copies.max(8) * if a.resident { 4 } else { 2 };
+    let out = be.alloc((m * 4 * nodes) as u64)?;
+    let mut g = Graph::new();
+    let mut outs = Vec::new();
+    for i in 0..nodes {
+        let d = Tensor::contiguous(out.clone(), (i * m * 4) as u64, GgmlType::F32, [a.m, 1, 1, 1])?;
+        g.mul_mat(&weights[i % copies], &xt, &d)?;
+        outs.push(d);
+    }
+    // Warm-up (pipeline creation) and a correctness check against the CPU reference.
+    be.compute(&g)?;
+    let mut got = vec![0u8; m * 4];
+    outs[0].read(0, &mut got)?;
+    let got: Vec<f32> = got.chunks_exact(4).map(|c| f32::from_ne_bytes([c[0], c[1], c[2], c[3]])).collect();
+    let mut want = vec![0f32; m];
+    let t0 = Instant::now();
+    cpu_matvec(a.ty, &w, &x, m, k, &mut want);
+    let cpu_s = t0.elapsed().as_secs_f64();
+    let max_err = got.iter().zip(&want).map(|(g, w)| (g - w).abs() / (1.0 + w.abs())).fold(0f32, f32::max);
+    println!("check vs CPU reference: max relative error {max_err:.2e} over {m} rows");
+    if max_err.is_nan() || max_err >= 1e-3 {
+        return Err(ggvk::Error::Internal(format!("GPU result differs from the CPU reference ({max_err})")));
+    }
+
+    // Host-timed graphs.
+    let mut per_op = Vec::new();
+    let start = Instant::now();
+    while per_op.len() < 3 || (start.elapsed().as_secs_f64() < a.seconds && per_op.len() < 200) {
+        let t = Instant::now();
+        be.compute(&g)?;
+        per_op.push(t.elapsed().as_secs_f64() * 1e6 / nodes as f64);
+    }
+    let wall = median(&mut per_op);
+    // GPU timestamps per dispatch.
+    be.set_profiling(true);
+    let mut gpu = Vec::new();
+    for _ in 0..3 {
+        be.compute(&g)?;
+        gpu.extend(be.last_times().iter().map(|t| t.micros));
+    }
+    be.set_profiling(false);
+    let flops = 2.0 * m as f64 * k as f64;
+    let gbs = |us: f64| w_bytes as f64 / (us * 1e-6) / 1e9;
+    println!("graphs of {nodes} mat-vecs, {} runs", per_op.len());
+    println!(
+        "  wall (host clock, median graph / nodes): {wall:9.2} us/op  {:8.1} GB/s of weights  {:8.1} GFLOPS",
+        gbs(wall),
+        flops / wall / 1e3
+    );
+    if !gpu.is_empty() {
+        let t = median(&mut gpu);
+        println!(
+            "  GPU timestamps (median dispatch):        {t:9.2} us/op  {:8.1} GB/s of weights  {:8.1} GFLOPS",
+            gbs(t),
+            flops / t / 1e3
+        );
+    }
+    println!(
+        "  CPU reference (1 thread, scalar):        {:9.2} us/op  {:8.1} GB/s of weights  {:8.1} GFLOPS",
+        cpu_s * 1e6,
+        gbs(cpu_s * 1e6),
+        flops / (cpu_s * 1e6) / 1e3
+    );
+    Ok(())
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("info") => info(),
+        Some("bench") => match parse(&args[1..]) {
+            Ok(a) => bench(a),
+            Err(e) => {
+                eprintln!("ggvk bench: {e}");
+                std::process::exit(2);
+            }
+        },
+        _ => {
+            eprintln!(
+                "usage: ggvk info\n       ggvk bench [--device N] [--type q4_0|q8_0|f16|f32] [--m 4096] [--k 14336] \
+                 [--resident] [--rotate-mib 256] [--seconds 2]"
+            );
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = result {
+        eprintln!("ggvk: {e}");
+        std::process::exit(1);
+    }
+    if ggvk::vk::validation_error_count() > 0 {
+        eprintln!("ggvk: {} Vulkan validation error(s) reported", ggvk::vk::validation_error_count());
+        std::process::exit(1);
+    }
+}
