@@ -1,8 +1,8 @@
 #version 450
 // Matrix x vector: d[row] = sum_k A[row, k] * b[k], for NROWS rows of A per workgroup and one b column,
 // batched over z (b/dst batches i12 + i13*ne12; A batch i12/r2, i13/r3 as ggml broadcasts).
-// Each thread walks blocks of 32 k-values strided by the workgroup size; the x values of a block are
-// loaded once and reused for every row. Partial sums are reduced with subgroupAdd (or shared memory).
+// Quantized weights: four threads per 32-value block, blocks strided by WG/4; a thread's x values are loaded
+// once and reused for every row. Float weights: one k per thread, strided by WG. Partial sums are reduced with subgroupAdd (or shared memory).
 #include "common.glsl"
 #ifndef NO_SUBGROUPS
 #extension GL_KHR_shader_subgroup_basic : require
@@ -45,44 +45,53 @@ void main() {
     [[unroll]] for (uint r = 0; r < NROWS; ++r) { rbase[r] = a_base + min(row0 + r, pc.m - 1) * pc.a_row; }
 
 #if defined(A_Q4_0) || defined(A_Q8_0)
+    // Four threads share a block, each taking a quarter of it, so a subgroup reads consecutive blocks
+    // (coalesced 16-bit loads); the block's scale is a broadcast load.
     const uint nblocks = pc.k / QK;
-    for (uint blk = tid; blk < nblocks; blk += WG) {
-        vec4 x[8];
+    const uint part = tid & 3u;
+    for (uint blk = tid >> 2; blk < nblocks; blk += WG / 4) {
         const uint kb = b_base + blk * QK;
-        if (B_VEC4) {
-            [[unroll]] for (uint i = 0; i < 8; ++i) { x[i] = b4[kb / 4 + i]; }
-        } else {
-            [[unroll]] for (uint i = 0; i < 8; ++i) {
-                x[i] = vec4(b[kb + 4 * i], b[kb + 4 * i + 1], b[kb + 4 * i + 2], b[kb + 4 * i + 3]);
-            }
-        }
 #if defined(A_Q4_0)
-        // Word j of qs holds bytes 2j, 2j+1: elements 2j, 2j+1 (low nibbles) and 2j+16, 2j+17 (high).
-        float sumx = 0.0;
-        [[unroll]] for (uint i = 0; i < 8; ++i) { sumx += x[i].x + x[i].y + x[i].z + x[i].w; }
+        // Quarter p holds qs bytes 4p..4p+3: elements 4p..4p+3 (low nibbles) and 16+4p..16+4p+3 (high).
+        vec4 xl;
+        vec4 xh;
+        if (B_VEC4) {
+            xl = b4[kb / 4 + part];
+            xh = b4[kb / 4 + 4 + part];
+        } else {
+            const uint e = kb + 4 * part;
+            xl = vec4(b[e], b[e + 1], b[e + 2], b[e + 3]);
+            xh = vec4(b[e + 16], b[e + 17], b[e + 18], b[e + 19]);
+        }
         [[unroll]] for (uint r = 0; r < NROWS; ++r) {
             const uint base = rbase[r] + blk * Q4_0_WORDS;
-            float s = 0.0;
-            [[unroll]] for (uint j = 0; j < 8; ++j) {
-                const uint w = uint(a[base + 1 + j]);
-                const vec2 lo = (j & 1) == 0 ? x[j >> 1].xy : x[j >> 1].zw;
-                const vec2 hi = (j & 1) == 0 ? x[4 + (j >> 1)].xy : x[4 + (j >> 1)].zw;
-                s += dot(vec4(float(w & 15u), float((w >> 8) & 15u), float((w >> 4) & 15u), float(w >> 12)),
-                         vec4(lo, hi));
-            }
-            acc[r] += f16_bits_to_float(a[base]) * (s - 8.0 * sumx);
+            const uint w = uint(a[base + 1 + 2 * part]) | (uint(a[base + 2 + 2 * part]) << 16);
+            const uvec4 sh = uvec4(0u, 8u, 16u, 24u);
+            acc[r] += f16_bits_to_float(a[base]) *
+                      (dot(nibbles_minus_8((uvec4(w) >> sh) & 15u), xl) +
+                       dot(nibbles_minus_8((uvec4(w) >> (sh + 4u)) & 15u), xh));
         }
 #else
-        // Word j of qs holds signed bytes 2j, 2j+1.
+        // Quarter p holds signed bytes 8p..8p+7: elements 8p..8p+7.
+        vec4 x0;
+        vec4 x1;
+        if (B_VEC4) {
+            x0 = b4[kb / 4 + 2 * part];
+            x1 = b4[kb / 4 + 2 * part + 1];
+        } else {
+            const uint e = kb + 8 * part;
+            x0 = vec4(b[e], b[e + 1], b[e + 2], b[e + 3]);
+            x1 = vec4(b[e + 4], b[e + 5], b[e + 6], b[e + 7]);
+        }
         [[unroll]] for (uint r = 0; r < NROWS; ++r) {
-            const uint base = rbase[r] + blk * Q8_0_WORDS;
-            float s = 0.0;
-            [[unroll]] for (uint j = 0; j < 16; ++j) {
-                const uint w = uint(a[base + 1 + j]);
-                const vec2 xx = (j & 1) == 0 ? x[j >> 1].xy : x[j >> 1].zw;
-                s += dot(vec2(float(lo_i8(w)), float(hi_i8(w))), xx);
-            }
-            acc[r] += f16_bits_to_float(a[base]) * s;
+            const uint base = rbase[r] + blk * Q8_0_WORDS + 1 + 4 * part;
+            const uint w0 = uint(a[base]);
+            const uint w1 = uint(a[base + 1]);
+            const uint w2 = uint(a[base + 2]);
+            const uint w3 = uint(a[base + 3]);
+            const vec4 q0 = bytes_to_signed(uvec4(w0, w0 >> 8, w1, w1 >> 8));
+            const vec4 q1 = bytes_to_signed(uvec4(w2, w2 >> 8, w3, w3 >> 8));
+            acc[r] += f16_bits_to_float(a[rbase[r] + blk * Q8_0_WORDS]) * (dot(q0, x0) + dot(q1, x1));
         }
 #endif
     }

@@ -94,9 +94,26 @@ fn matmul_shader(ty: GgmlType) -> Option<Shader> {
     })
 }
 
-/// Mat-vec workgroup size and rows per workgroup.
-pub const MATVEC_WG: u32 = 128;
-/// Rows of A each mat-vec workgroup computes.
+/// Mat-vec workgroup size (a power of two, at least 4) and rows of A per workgroup.
+///
+/// Defaults suit both lavapipe and NVIDIA; `GGVK_MATVEC_WG` and `GGVK_MATVEC_ROWS` override them for tuning
+/// (read once per process; invalid values are ignored).
+pub fn matvec_config() -> (u32, u32) {
+    static CONFIG: std::sync::OnceLock<(u32, u32)> = std::sync::OnceLock::new();
+    *CONFIG.get_or_init(|| {
+        let env = |name: &str, ok: fn(u32) -> bool, default: u32| {
+            std::env::var(name).ok().and_then(|v| v.parse().ok()).filter(|&v| ok(v)).unwrap_or(default)
+        };
+        (
+            env("GGVK_MATVEC_WG", |v| v.is_power_of_two() && (4..=1024).contains(&v), MATVEC_WG),
+            env("GGVK_MATVEC_ROWS", |v| (1..=8).contains(&v), MATVEC_ROWS),
+        )
+    })
+}
+
+/// Default mat-vec workgroup size.
+pub const MATVEC_WG: u32 = 256;
+/// Default rows of A per mat-vec workgroup.
 pub const MATVEC_ROWS: u32 = 2;
 /// Output tile of the tiled kernel.
 const TILE: u32 = 64;
@@ -168,9 +185,12 @@ pub fn record(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor) -> R
         let (sg, shmem) = matvec_shaders(a.ty).expect("checked");
         let use_sg = caps.subgroup_arithmetic && !device_forces_shared_reduction();
         let vec4 = (p.b_off % 4 == 0 && p.b_s2 % 4 == 0 && p.b_s3 % 4 == 0) as u32;
-        let spec = [MATVEC_WG, 1, 1, MATVEC_ROWS, vec4];
+        let (wg, rows) = matvec_config();
+        let max_pow2 = 1u32 << (31 - caps.max_workgroup_invocations.max(4).leading_zeros());
+        let wg = wg.min(max_pow2);
+        let spec = [wg, 1, 1, rows, vec4];
         let pipeline = device.pipelines().get(&device, if use_sg { &sg } else { &shmem }, &spec)?;
-        let (gx, gy) = split_groups(u64::from(p.m.div_ceil(MATVEC_ROWS)), caps.max_workgroup_count[0])?;
+        let (gx, gy) = split_groups(u64::from(p.m.div_ceil(rows)), caps.max_workgroup_count[0])?;
         rec.dispatch("mul_mat_vec", &pipeline, &bindings, push, [gx, gy, batches])
     } else {
         let shader = matmul_shader(a.ty).expect("checked");
