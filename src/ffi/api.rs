@@ -289,7 +289,7 @@ pub extern "C" fn ggvk_device_get_info(index: u32, out: *mut ggvk_device_info) -
             max_memory_allocation_size: c.max_memory_allocation_size,
             max_shared_memory: u64::from(c.max_shared_memory),
             device_local_bytes: c.device_local_bytes(),
-            device_local_budget: c.device_local_bytes(),
+            device_local_budget: inst.memory_budget(pd.handle, c).1,
             usable: c.usable(),
         };
         Ok(())

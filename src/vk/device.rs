@@ -240,27 +240,7 @@ impl Device {
 
     /// Current (usage, budget) of DEVICE_LOCAL heaps: VK_EXT_memory_budget where present, else heap sizes.
     pub fn memory_budget(&self) -> (u64, u64) {
-        let mut budget = vk::PhysicalDeviceMemoryBudgetPropertiesEXT::default();
-        let mut props = vk::PhysicalDeviceMemoryProperties2::default();
-        if self.caps.memory_budget_ext {
-            props = props.push_next(&mut budget);
-        }
-        // SAFETY: plain query; the chain only holds the budget struct when the extension is enabled.
-        unsafe { self.instance.raw().get_physical_device_memory_properties2(self.physical, &mut props) };
-        let mp = props.memory_properties;
-        let mut used = 0;
-        let mut total = 0;
-        for (i, h) in mp.memory_heaps[..mp.memory_heap_count as usize].iter().enumerate() {
-            if h.flags.contains(vk::MemoryHeapFlags::DEVICE_LOCAL) {
-                if self.caps.memory_budget_ext {
-                    used += budget.heap_usage[i];
-                    total += budget.heap_budget[i];
-                } else {
-                    total += h.size;
-                }
-            }
-        }
-        (used, total)
+        self.instance.memory_budget(self.physical, &self.caps)
     }
 
     /// Human-readable summary of the device for logs and `ggvk info`.

@@ -202,6 +202,33 @@ impl Instance {
         &self.physical
     }
 
+    /// Current (usage, budget) of the DEVICE_LOCAL heaps of `pd`: VK_EXT_memory_budget where the device offers
+    /// it, else (0, heap sizes).
+    pub fn memory_budget(&self, pd: vk::PhysicalDevice, caps: &Capabilities) -> (u64, u64) {
+        let mut budget = vk::PhysicalDeviceMemoryBudgetPropertiesEXT::default();
+        let mut props = vk::PhysicalDeviceMemoryProperties2::default();
+        if caps.memory_budget_ext {
+            props = props.push_next(&mut budget);
+        }
+        // SAFETY: plain query on a device of this instance; the chain holds the budget struct only when the
+        // device offers VK_EXT_memory_budget.
+        unsafe { self.instance.get_physical_device_memory_properties2(pd, &mut props) };
+        let mp = props.memory_properties;
+        let mut used = 0;
+        let mut total = 0;
+        for (i, h) in mp.memory_heaps[..mp.memory_heap_count as usize].iter().enumerate() {
+            if h.flags.contains(vk::MemoryHeapFlags::DEVICE_LOCAL) {
+                if caps.memory_budget_ext {
+                    used += budget.heap_usage[i];
+                    total += budget.heap_budget[i];
+                } else {
+                    total += h.size;
+                }
+            }
+        }
+        (used, total)
+    }
+
     /// The default device: discrete GPU > integrated GPU > virtual GPU > CPU > other; first of the best kind.
     pub fn default_device_index(&self) -> Option<usize> {
         let rank = |t: vk::PhysicalDeviceType| match t {
