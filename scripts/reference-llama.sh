@@ -3,6 +3,7 @@
 # llama-cpp-python==0.3.36 (ggml 0.25.3, backend API version 2). CPU backend + test-backend-ops,
 # llama-completion, llama-bench, llama-perplexity, into $GGVK_CACHE/llama.cpp (reused when present,
 # rebuilt when absent). Prints the bin directory on its last line.
+# `--source-only`: only fetch and unpack the sources; prints the source directory.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 VERSION=0.3.36
@@ -20,6 +21,11 @@ if [ ! -f "$SRC/ggml/src/ggml-backend-impl.h" ]; then
   rm -rf "$BASE/x" && mkdir -p "$BASE/x"
   tar xzf "$BASE/dl/llama_cpp_python-$VERSION.tar.gz" -C "$BASE/x"
   rm -rf "$SRC" && mv "$BASE/x/llama_cpp_python-$VERSION/vendor/llama.cpp" "$SRC" && rm -rf "$BASE/x"
+fi
+
+if [ "${1:-}" = "--source-only" ]; then
+  echo "$SRC"
+  exit 0
 fi
 
 have_all=1

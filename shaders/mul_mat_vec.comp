@@ -14,6 +14,8 @@ layout(constant_id = 0) const uint WG = 128;
 layout(constant_id = 3) const uint NROWS = 2;
 // b's offset and batch strides are multiples of 4 floats: read x as vec4.
 layout(constant_id = 4) const bool B_VEC4 = false;
+// Blocks per thread per loop trip (quantized weights): all of a trip's loads can be in flight at once.
+layout(constant_id = 5) const uint UNROLL = 2;
 
 #if defined(A_F32)
 layout(binding = 0) readonly buffer A { float a[]; };
@@ -49,7 +51,12 @@ void main() {
     // (coalesced 16-bit loads); the block's scale is a broadcast load.
     const uint nblocks = pc.k / QK;
     const uint part = tid & 3u;
-    for (uint blk = tid >> 2; blk < nblocks; blk += WG / 4) {
+    for (uint blk0 = tid >> 2; blk0 < nblocks; blk0 += UNROLL * (WG / 4)) {
+      [[unroll]] for (uint u = 0; u < UNROLL; ++u) {
+        // Past the end: reread the last block (in bounds) and weigh it 0, so the trip has no branch.
+        const uint bu = blk0 + u * (WG / 4);
+        const float valid = bu < nblocks ? 1.0 : 0.0;
+        const uint blk = min(bu, nblocks - 1);
         const uint kb = b_base + blk * QK;
 #if defined(A_Q4_0)
         // Quarter p holds qs bytes 4p..4p+3: elements 4p..4p+3 (low nibbles) and 16+4p..16+4p+3 (high).
@@ -67,7 +74,7 @@ void main() {
             const uint base = rbase[r] + blk * Q4_0_WORDS;
             const uint w = uint(a[base + 1 + 2 * part]) | (uint(a[base + 2 + 2 * part]) << 16);
             const uvec4 sh = uvec4(0u, 8u, 16u, 24u);
-            acc[r] += f16_bits_to_float(a[base]) *
+            acc[r] += valid * f16_bits_to_float(a[base]) *
                       (dot(nibbles_minus_8((uvec4(w) >> sh) & 15u), xl) +
                        dot(nibbles_minus_8((uvec4(w) >> (sh + 4u)) & 15u), xh));
         }
@@ -91,9 +98,10 @@ void main() {
             const uint w3 = uint(a[base + 3]);
             const vec4 q0 = bytes_to_signed(uvec4(w0, w0 >> 8, w1, w1 >> 8));
             const vec4 q1 = bytes_to_signed(uvec4(w2, w2 >> 8, w3, w3 >> 8));
-            acc[r] += f16_bits_to_float(a[rbase[r] + blk * Q8_0_WORDS]) * (dot(q0, x0) + dot(q1, x1));
+            acc[r] += valid * f16_bits_to_float(a[rbase[r] + blk * Q8_0_WORDS]) * (dot(q0, x0) + dot(q1, x1));
         }
 #endif
+      }
     }
 #else
     for (uint kk = tid; kk < pc.k; kk += WG) {

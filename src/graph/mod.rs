@@ -12,7 +12,8 @@ use crate::quant::GgmlType;
 use crate::vk::Buffer;
 
 /// A strided view of bytes in a device buffer, as ggml describes tensors: `ne[i]` elements along dim `i`
-/// (dim 0 innermost), `nb[i]` bytes between neighbours along dim `i` (`nb[0]` is the size of one block).
+/// (dim 0 innermost), `nb[i]` bytes between neighbours along dim `i` (for quantized types `nb[0]` is the size of
+/// one block; other types may have any `nb[0]`, e.g. transposed views).
 #[derive(Clone)]
 pub struct Tensor {
     /// The buffer holding the bytes.
@@ -73,7 +74,8 @@ impl Tensor {
                 self.ty.name()
             )));
         }
-        if self.nb[0] != self.ty.type_size() as u64 {
+        // Quantized rows must be packed blocks; other types may have any element stride (permuted views).
+        if self.ty.is_quantized() && self.nb[0] != self.ty.type_size() as u64 {
             return Err(Error::invalid(format!(
                 "nb[0] = {} must equal the {} block size in bytes ({})",
                 self.nb[0],
@@ -103,13 +105,23 @@ impl Tensor {
         if self.ne.contains(&0) {
             return Ok(0);
         }
+        // ggml_nbytes: one row (or one element, for unblocked types) plus the strides to the last one.
         let overflow = || Error::invalid("tensor size overflows");
-        let mut n = self.ty.row_size(self.ne[0])? as u64;
-        for i in 1..4 {
+        let (mut n, first) = if self.ty.block_size() == 1 {
+            (self.ty.type_size() as u64, 0)
+        } else {
+            (self.ty.row_size(self.ne[0])? as u64, 1)
+        };
+        for i in first..4 {
             let step = (self.ne[i] as u64 - 1).checked_mul(self.nb[i]).ok_or_else(overflow)?;
             n = n.checked_add(step).ok_or_else(overflow)?;
         }
         Ok(n)
+    }
+
+    /// Elements along dim 0 are packed (`nb[0]` is the element or block size).
+    pub fn is_row_packed(&self) -> bool {
+        self.nb[0] == self.ty.type_size() as u64
     }
 
     /// Number of elements.

@@ -94,23 +94,37 @@ fn matmul_shader(ty: GgmlType) -> Option<Shader> {
     })
 }
 
-/// Mat-vec workgroup size (a power of two, at least 4) and rows of A per workgroup.
+/// Mat-vec workgroup size (a power of two, at least 4), rows of A per workgroup, blocks per loop trip.
 ///
 /// Defaults suit both lavapipe and NVIDIA; `GGVK_MATVEC_WG` and `GGVK_MATVEC_ROWS` override them for tuning
-/// (read once per process; invalid values are ignored).
-pub fn matvec_config() -> (u32, u32) {
-    static CONFIG: std::sync::OnceLock<(u32, u32)> = std::sync::OnceLock::new();
+/// (read once per process; invalid values are ignored), as does `GGVK_MATVEC_UNROLL`.
+pub fn matvec_config() -> MatVecConfig {
+    static CONFIG: std::sync::OnceLock<MatVecConfig> = std::sync::OnceLock::new();
     *CONFIG.get_or_init(|| {
         let env = |name: &str, ok: fn(u32) -> bool, default: u32| {
             std::env::var(name).ok().and_then(|v| v.parse().ok()).filter(|&v| ok(v)).unwrap_or(default)
         };
-        (
-            env("GGVK_MATVEC_WG", |v| v.is_power_of_two() && (4..=1024).contains(&v), MATVEC_WG),
-            env("GGVK_MATVEC_ROWS", |v| (1..=8).contains(&v), MATVEC_ROWS),
-        )
+        MatVecConfig {
+            wg: env("GGVK_MATVEC_WG", |v| v.is_power_of_two() && (4..=1024).contains(&v), MATVEC_WG),
+            rows: env("GGVK_MATVEC_ROWS", |v| (1..=8).contains(&v), MATVEC_ROWS),
+            unroll: env("GGVK_MATVEC_UNROLL", |v| (1..=8).contains(&v), MATVEC_UNROLL),
+        }
     })
 }
 
+/// Mat-vec kernel shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatVecConfig {
+    /// Threads per workgroup.
+    pub wg: u32,
+    /// Rows of A per workgroup.
+    pub rows: u32,
+    /// Quantized blocks per thread per loop trip.
+    pub unroll: u32,
+}
+
+/// Default quantized blocks per thread per loop trip.
+pub const MATVEC_UNROLL: u32 = 2;
 /// Default mat-vec workgroup size.
 pub const MATVEC_WG: u32 = 256;
 /// Default rows of A per mat-vec workgroup.
@@ -129,6 +143,9 @@ pub fn check(a: &Tensor, b: &Tensor, dst: &Tensor) -> Result<()> {
             b.ty.name(),
             dst.ty.name()
         )));
+    }
+    if !a.is_row_packed() || !b.is_row_packed() || !dst.is_row_packed() {
+        return Err(Error::unsupported("MUL_MAT with non-contiguous rows (nb[0] != element size)"));
     }
     if a.ne[0] != b.ne[0] {
         return Err(Error::invalid(format!("MUL_MAT: src0 ne[0] = {} but src1 ne[0] = {}", a.ne[0], b.ne[0])));
@@ -185,10 +202,10 @@ pub fn record(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor) -> R
         let (sg, shmem) = matvec_shaders(a.ty).expect("checked");
         let use_sg = caps.subgroup_arithmetic && !device_forces_shared_reduction();
         let vec4 = (p.b_off % 4 == 0 && p.b_s2 % 4 == 0 && p.b_s3 % 4 == 0) as u32;
-        let (wg, rows) = matvec_config();
+        let MatVecConfig { wg, rows, unroll } = matvec_config();
         let max_pow2 = 1u32 << (31 - caps.max_workgroup_invocations.max(4).leading_zeros());
         let wg = wg.min(max_pow2);
-        let spec = [wg, 1, 1, rows, vec4];
+        let spec = [wg, 1, 1, rows, vec4, unroll];
         let pipeline = device.pipelines().get(&device, if use_sg { &sg } else { &shmem }, &spec)?;
         let (gx, gy) = split_groups(u64::from(p.m.div_ceil(rows)), caps.max_workgroup_count[0])?;
         rec.dispatch("mul_mat_vec", &pipeline, &bindings, push, [gx, gy, batches])

@@ -105,6 +105,9 @@ pub fn check(x: &Tensor, pos: &Tensor, ff: Option<&Tensor>, dst: &Tensor, p: &Ro
     if x.ty != GgmlType::F32 || dst.ty != GgmlType::F32 {
         return Err(Error::unsupported(format!("ROPE on {} -> {}", x.ty.name(), dst.ty.name())));
     }
+    if !x.is_row_packed() || !dst.is_row_packed() {
+        return Err(Error::unsupported("ROPE with non-contiguous rows (nb[0] != element size)"));
+    }
     if p.mode != ROPE_MODE_NORMAL && p.mode != ROPE_MODE_NEOX {
         return Err(Error::unsupported(format!("ROPE mode {} (only normal 0 and neox 2)", p.mode)));
     }
