@@ -22,6 +22,8 @@ const VARIANTS: &[(&str, &str, Defines)] = &[
     ("mul_mat_q4_0", "mul_mat.comp", &[("A_Q4_0", "1")]),
     ("mul_mat_q8_0", "mul_mat.comp", &[("A_Q8_0", "1")]),
     ("rope_f32", "rope.comp", &[]),
+    // -- elementwise: binary, unary, glu, cpy --
+    // -- norm, softmax, rows --
 ];
 
 fn main() {

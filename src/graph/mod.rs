@@ -172,21 +172,84 @@ impl Tensor {
     }
 }
 
-/// An operation with its typed parameters.
+/// An operation with its typed parameters (ggml's op, with ggml's source order).
 #[derive(Clone, Debug)]
 pub enum Op {
     /// `dst = src0 x src1^T` (ggml_mul_mat): src0 the weights `[K, M, ...]`, src1 `[K, N, ...]`, dst `[M, N, ...]`.
     MulMat,
     /// ggml_rope_ext: src0 x, src1 positions (I32), optional src2 frequency factors.
     Rope(RopeParams),
+    /// `dst = src0 + src1`, src1 broadcast (repeated) over src0 as ggml_add does.
+    Add,
+    /// `dst = src0 * src1`, src1 broadcast as ggml_mul does.
+    Mul,
+    /// `dst = src0 * s + b` (ggml_scale / ggml_scale_bias).
+    Scale {
+        /// Multiplier.
+        s: f32,
+        /// Added after scaling.
+        b: f32,
+    },
+    /// Elementwise activation (ggml_unary).
+    Unary(UnaryOp),
+    /// Gated linear unit (ggml_glu): src0 holds both halves unless src1 is given (split form).
+    Glu {
+        /// The activation applied to the gate.
+        op: GluOp,
+        /// Whether the halves are swapped (gate second).
+        swapped: bool,
+    },
+    /// Copy with type conversion and arbitrary strides (ggml_cpy, ggml_cont, ggml_dup): src0 -> dst.
+    Cpy,
+    /// `dst = src0 / sqrt(mean(src0^2) + eps)` per row (ggml_rms_norm).
+    RmsNorm {
+        /// Added to the mean of squares.
+        eps: f32,
+    },
+    /// ggml_soft_max_ext: softmax(src0 * scale + slope * mask) per row; src1 optional mask (F16/F32),
+    /// src2 optional sinks.
+    SoftMax {
+        /// Multiplier of src0.
+        scale: f32,
+        /// ALiBi maximum bias (0: no ALiBi).
+        max_bias: f32,
+    },
+    /// ggml_get_rows: rows of src0 selected by the I32 indices src1, converted to dst's type.
+    GetRows,
+    /// ggml_set_rows: rows of src0 written into dst at the I64/I32 indices src1, converted to dst's type.
+    SetRows,
+}
+
+/// ggml_unary_op values ggvk knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnaryOp {
+    /// x * sigmoid(x).
+    Silu,
+}
+
+/// ggml_glu_op values ggvk knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GluOp {
+    /// silu(gate) * up.
+    SwiGlu,
 }
 
 impl Op {
-    /// Short name for logs and timing reports.
+    /// Short name for logs and timing reports (ggml's op name).
     pub fn name(&self) -> &'static str {
         match self {
             Op::MulMat => "MUL_MAT",
             Op::Rope(_) => "ROPE",
+            Op::Add => "ADD",
+            Op::Mul => "MUL",
+            Op::Scale { .. } => "SCALE",
+            Op::Unary(_) => "UNARY",
+            Op::Glu { .. } => "GLU",
+            Op::Cpy => "CPY",
+            Op::RmsNorm { .. } => "RMS_NORM",
+            Op::SoftMax { .. } => "SOFT_MAX",
+            Op::GetRows => "GET_ROWS",
+            Op::SetRows => "SET_ROWS",
         }
     }
 }

@@ -1,8 +1,15 @@
 //! Kernels, one file per op family. Each family has a support check (`check`: shapes, types, strides) and a
 //! recorder (`record`: pipeline choice, push constants, bindings, dispatch size). Shaders live in `shaders/`.
 
+pub mod binary;
+pub mod cpy;
+pub mod glu;
 pub mod matmul;
+pub mod norm;
 pub mod rope;
+pub mod rows;
+pub mod softmax;
+pub mod unary;
 
 use crate::error::{Error, Result};
 use crate::graph::{Node, Op, Tensor};
@@ -17,7 +24,14 @@ pub mod spirv {
 pub fn check(node: &Node) -> Result<()> {
     match &node.op {
         Op::MulMat => matmul::check(node.src(0)?, node.src(1)?, &node.dst),
-        Op::Rope(p) => rope::check(node.src(0)?, node.src(1)?, node.src.get(2).and_then(|s| s.as_ref()), &node.dst, p),
+        Op::Rope(p) => rope::check(node.src(0)?, node.src(1)?, opt_src(node, 2), &node.dst, p),
+        Op::Add | Op::Mul => binary::check(node),
+        Op::Scale { .. } | Op::Unary(_) => unary::check(node),
+        Op::Glu { .. } => glu::check(node),
+        Op::Cpy => cpy::check(node),
+        Op::RmsNorm { .. } => norm::check(node),
+        Op::SoftMax { .. } => softmax::check(node),
+        Op::GetRows | Op::SetRows => rows::check(node),
     }
 }
 
@@ -28,10 +42,20 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
     }
     match &node.op {
         Op::MulMat => matmul::record(rec, node.src(0)?, node.src(1)?, &node.dst),
-        Op::Rope(p) => {
-            rope::record(rec, node.src(0)?, node.src(1)?, node.src.get(2).and_then(|s| s.as_ref()), &node.dst, p)
-        }
+        Op::Rope(p) => rope::record(rec, node.src(0)?, node.src(1)?, opt_src(node, 2), &node.dst, p),
+        Op::Add | Op::Mul => binary::record(rec, node),
+        Op::Scale { .. } | Op::Unary(_) => unary::record(rec, node),
+        Op::Glu { .. } => glu::record(rec, node),
+        Op::Cpy => cpy::record(rec, node),
+        Op::RmsNorm { .. } => norm::record(rec, node),
+        Op::SoftMax { .. } => softmax::record(rec, node),
+        Op::GetRows | Op::SetRows => rows::record(rec, node),
     }
+}
+
+/// Optional source `i` of `node`.
+pub(crate) fn opt_src(node: &Node, i: usize) -> Option<&Tensor> {
+    node.src.get(i).and_then(|s| s.as_ref())
 }
 
 /// A tensor bound as a storage-buffer window, with its first element's index in `unit`-byte elements of the
