@@ -328,13 +328,25 @@ static double run_mul_mat(ggvk_backend *be, test_rng *r, const mm_case *c)
                 const float *o = out + ((i3 * c->b2 + i2) * N + n) * M;
                 for (int64_t m = 0; m < M; m++) {
                     const float *a = ab + m * K;
-                    double sum = 0.0, mag = 0.0;
+                    double sum = 0.0, mag = 0.0, qbound = 0.0;
                     for (int64_t k = 0; k < K; k++) {
                         const double p = (double)a[k] * (double)x[k];
                         sum += p;
                         mag += fabs(p);
                     }
-                    const double err = fabs((double)o[m] - sum) / (mag + 1e-6);
+                    /* A mat-vec (N == 1) may round x to 8 bits per 32-value block first (the integer-dot path on
+                     * devices that accelerate it): |x - x'| <= d/2, d = max|x|/127 per block, bounds the change. */
+                    if (N == 1) {
+                        for (int64_t kb = 0; kb < K; kb += 32) {
+                            double amax = 0.0, asum = 0.0;
+                            for (int64_t k = kb; k < kb + 32; k++) {
+                                if (fabs((double)x[k]) > amax) amax = fabs((double)x[k]);
+                                asum += fabs((double)a[k]);
+                            }
+                            qbound += amax / 127.0 / 2.0 * asum;
+                        }
+                    }
+                    const double err = (fabs((double)o[m] - sum) - 1.01 * qbound) / (mag + 1e-6);
                     CHECKF(err < 1e-4, /* also false for NaN */
                            "%s: dst[m=%" PRId64 ", n=%" PRId64 ", %" PRId64 ", %" PRId64
                            "] = %.9g, reference %.9g (sum|a*x| %.6g, rel err %.3g)",
@@ -387,7 +399,7 @@ int main(void)
     ggvk_free(be);
     printf("test_matvec_q4_0: OK (f16 conversion self-test, %" PRId64
            " Q4_0 blocks quantize+dequantize bit-exact, %zu mul_mat cases within 1e-4 "
-           "relative error)\n",
+           "relative error beyond the 8-bit x rounding bound of mat-vec)\n",
            n_blocks, n_cases);
     return 0;
 }

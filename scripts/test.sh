@@ -36,6 +36,10 @@ step "Rust tests (validation layer on)"
 cargo test --release 2>&1 | tee "$LOGS/cargo-test.log"
 step "Rust kernel tests with the shared-memory mat-vec reduction"
 GGVK_SHARED_REDUCTION=1 cargo test --release --test ops 2>&1 | tee "$LOGS/cargo-test-shmem.log"
+step "Rust kernel tests with the integer-dot mat-vec forced on (8-bit x, dp4a-style)"
+GGVK_INT_DOT=1 cargo test --release --test ops 2>&1 | tee "$LOGS/cargo-test-idot.log"
+step "... and with the shared-memory reduction"
+GGVK_INT_DOT=1 GGVK_SHARED_REDUCTION=1 cargo test --release --test ops 2>&1 | tee "$LOGS/cargo-test-idot-shmem.log"
 for f in "$LOGS"/cargo-test*.log; do
   n=$(grep -oE 'test result: ok\. [0-9]+ passed' "$f" | awk '{s += $4} END {print s + 0}')
   passed=$((passed + n))

@@ -4,6 +4,9 @@
 // Quantized weights: four threads per 32-value block, blocks strided by WG/4; a thread's x values are loaded
 // once and reused for every row. Float weights: one k per thread, strided by WG. Partial sums are reduced with subgroupAdd (or shared memory).
 #include "common.glsl"
+#ifdef INT_DOT
+#extension GL_EXT_integer_dot_product : require
+#endif
 #ifndef NO_SUBGROUPS
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
@@ -22,8 +25,13 @@ layout(binding = 0) readonly buffer A { float a[]; };
 #else
 layout(binding = 0) readonly buffer A { uint16_t a[]; };
 #endif
+#ifdef INT_DOT
+// x quantized by quantize_q8_1.comp: 10 words per 32-value block ([d] [sum q] [8 words of q]).
+layout(binding = 1) readonly buffer BQ { uint bq[]; };
+#else
 layout(binding = 1) readonly buffer B { float b[]; };
 layout(binding = 1) readonly buffer B4 { vec4 b4[]; };
+#endif
 layout(binding = 2) writeonly buffer D { float d[]; };
 
 MATMUL_PUSH
@@ -57,6 +65,34 @@ void main() {
         const uint bu = blk0 + u * (WG / 4);
         const float valid = bu < nblocks ? 1.0 : 0.0;
         const uint blk = min(bu, nblocks - 1);
+#if defined(INT_DOT)
+        // Integer dot products of 4 packed 8-bit lanes; one float conversion per block quarter.
+        const uint xb = b_base + blk * 10u;
+        const float dx = uintBitsToFloat(bq[xb]) * valid;
+#if defined(A_Q4_0)
+        // Nibbles are 0..15; (n - 8) . x = n . x - 8 sum(x), the block's sum taken once (by quarter 0).
+        const int x_lo = int(bq[xb + 2u + part]);
+        const int x_hi = int(bq[xb + 6u + part]);
+        const float corr = part == 0u ? 8.0 * float(int(bq[xb + 1u])) : 0.0;
+        [[unroll]] for (uint r = 0; r < NROWS; ++r) {
+            const uint base = rbase[r] + blk * Q4_0_WORDS;
+            const uint w = uint(a[base + 1 + 2 * part]) | (uint(a[base + 2 + 2 * part]) << 16);
+            const int s = dotPacked4x8EXT(int(w & 0x0F0F0F0Fu), x_lo) + dotPacked4x8EXT(int((w >> 4) & 0x0F0F0F0Fu), x_hi);
+            acc[r] += f16_bits_to_float(a[base]) * dx * (float(s) - corr);
+        }
+#else
+        const int x0 = int(bq[xb + 2u + 2u * part]);
+        const int x1 = int(bq[xb + 3u + 2u * part]);
+        [[unroll]] for (uint r = 0; r < NROWS; ++r) {
+            const uint blkbase = rbase[r] + blk * Q8_0_WORDS;
+            const uint base = blkbase + 1 + 4 * part;
+            const uint w0 = uint(a[base]) | (uint(a[base + 1]) << 16);
+            const uint w1 = uint(a[base + 2]) | (uint(a[base + 3]) << 16);
+            const int s = dotPacked4x8EXT(int(w0), x0) + dotPacked4x8EXT(int(w1), x1);
+            acc[r] += f16_bits_to_float(a[blkbase]) * dx * float(s);
+        }
+#endif
+#else
         const uint kb = b_base + blk * QK;
 #if defined(A_Q4_0)
         // Quarter p holds qs bytes 4p..4p+3: elements 4p..4p+3 (low nibbles) and 16+4p..16+4p+3 (high).
@@ -100,6 +136,7 @@ void main() {
             const vec4 q1 = bytes_to_signed(uvec4(w2, w2 >> 8, w3, w3 >> 8));
             acc[r] += valid * f16_bits_to_float(a[rbase[r] + blk * Q8_0_WORDS]) * (dot(q0, x0) + dot(q1, x1));
         }
+#endif
 #endif
       }
     }

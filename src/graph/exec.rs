@@ -59,7 +59,8 @@ impl Executor {
         let profile = self.profiling();
         let mut stream = self.stream();
         let timestamps = profile.then(|| u32::try_from(graph.len() * 2).unwrap_or(u32::MAX));
-        let mut rec = stream.begin(timestamps)?;
+        let scratch = graph.nodes().iter().map(|n| ops::scratch_bytes(&self.device, n)).sum();
+        let mut rec = stream.begin(timestamps, scratch)?;
         {
             let _rec_span = tracing::debug_span!("record").entered();
             for (i, node) in graph.nodes().iter().enumerate() {

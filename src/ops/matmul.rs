@@ -8,7 +8,7 @@ use super::{bind, dim_u32, spirv, split_groups, stride_units};
 use crate::error::{Error, Result};
 use crate::graph::Tensor;
 use crate::quant::GgmlType;
-use crate::vk::{Recorder, Shader};
+use crate::vk::{Binding, Device, Recorder, Shader};
 
 /// Push constants of `mul_mat_vec.comp` and `mul_mat.comp` (`MATMUL_PUSH` in `shaders/common.glsl`).
 #[repr(C)]
@@ -124,11 +124,11 @@ pub struct MatVecConfig {
 }
 
 /// Default quantized blocks per thread per loop trip.
-pub const MATVEC_UNROLL: u32 = 2;
+pub(crate) const MATVEC_UNROLL: u32 = 2;
 /// Default mat-vec workgroup size.
-pub const MATVEC_WG: u32 = 256;
+pub(crate) const MATVEC_WG: u32 = 256;
 /// Default rows of A per mat-vec workgroup.
-pub const MATVEC_ROWS: u32 = 2;
+pub(crate) const MATVEC_ROWS: u32 = 2;
 /// Output tile of the tiled kernel.
 const TILE: u32 = 64;
 
@@ -199,21 +199,154 @@ pub fn record(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor) -> R
     let bindings = [a_bind, b_bind, d_bind];
     let push = bytemuck::bytes_of(&p);
     if p.n == 1 {
-        let (sg, shmem) = matvec_shaders(a.ty).expect("checked");
         let use_sg = caps.subgroup_arithmetic && !device_forces_shared_reduction();
-        let vec4 = (p.b_off % 4 == 0 && p.b_s2 % 4 == 0 && p.b_s3 % 4 == 0) as u32;
         let MatVecConfig { wg, rows, unroll } = matvec_config();
         let max_pow2 = 1u32 << (31 - caps.max_workgroup_invocations.max(4).leading_zeros());
         let wg = wg.min(max_pow2);
+        let (gx, gy) = split_groups(u64::from(p.m.div_ceil(rows)), caps.max_workgroup_count[0])?;
+        if let Some((sg, shmem)) = int_dot_shaders(&device, a, b) {
+            return record_int_dot(
+                rec,
+                b,
+                &bindings,
+                p,
+                [wg, 1, 1, rows, 1, unroll],
+                if use_sg { sg } else { shmem },
+                [gx, gy, batches],
+            );
+        }
+        let (sg, shmem) = matvec_shaders(a.ty).expect("checked");
+        let vec4 = (p.b_off % 4 == 0 && p.b_s2 % 4 == 0 && p.b_s3 % 4 == 0) as u32;
         let spec = [wg, 1, 1, rows, vec4, unroll];
         let pipeline = device.pipelines().get(&device, if use_sg { &sg } else { &shmem }, &spec)?;
-        let (gx, gy) = split_groups(u64::from(p.m.div_ceil(rows)), caps.max_workgroup_count[0])?;
         rec.dispatch("mul_mat_vec", &pipeline, &bindings, push, [gx, gy, batches])
     } else {
         let shader = matmul_shader(a.ty).expect("checked");
         let pipeline = device.pipelines().get(&device, &shader, &[])?;
         rec.dispatch("mul_mat", &pipeline, &bindings, push, [p.m.div_ceil(TILE), p.n.div_ceil(TILE), batches])
     }
+}
+
+/// Words of one quantized 32-value block of x: d, sum(q), 8 words of packed q.
+const QX_WORDS: u64 = 10;
+
+/// Push constants of `quantize_q8_1.comp`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+struct QuantizePush {
+    nblocks: u32,
+    ncols: u32,
+    ne11: u32,
+    ne12: u32,
+    b_off: u32,
+    b_col: u32,
+    b_s2: u32,
+    b_s3: u32,
+    q_off: u32,
+    pad: [u32; 3],
+}
+
+const QUANTIZE: Shader = Shader {
+    name: "quantize_q8_1",
+    spirv: spirv::QUANTIZE_Q8_1,
+    bindings: 2,
+    push_size: std::mem::size_of::<QuantizePush>() as u32,
+};
+
+/// The integer-dot mat-vec kernels (subgroup, shared-memory reduction) when they apply: Q4_0/Q8_0 weights,
+/// one column, a device with integer dot products. They quantize x to 8 bits per 32-value block first (as
+/// ggml's CPU backend and ggml-vulkan do), so results differ from the float path by that rounding.
+/// Used where the device accelerates them; `GGVK_INT_DOT=1` forces them (where supported), `=0` disables them.
+fn int_dot_shaders(device: &Device, a: &Tensor, b: &Tensor) -> Option<(Shader, Shader)> {
+    let caps = device.caps();
+    let wanted = match std::env::var("GGVK_INT_DOT").ok().as_deref() {
+        Some("0") => false,
+        Some("1") => true,
+        _ => caps.integer_dot_product_accelerated,
+    };
+    if !wanted || !caps.integer_dot_product || b.ne[1] != 1 {
+        return None;
+    }
+    Some(match a.ty {
+        GgmlType::Q4_0 => (
+            shader("mul_mat_vec_q4_0_idot", spirv::MUL_MAT_VEC_Q4_0_IDOT),
+            shader("mul_mat_vec_q4_0_idot_shmem", spirv::MUL_MAT_VEC_Q4_0_IDOT_SHMEM),
+        ),
+        GgmlType::Q8_0 => (
+            shader("mul_mat_vec_q8_0_idot", spirv::MUL_MAT_VEC_Q8_0_IDOT),
+            shader("mul_mat_vec_q8_0_idot_shmem", spirv::MUL_MAT_VEC_Q8_0_IDOT_SHMEM),
+        ),
+        _ => return None,
+    })
+}
+
+/// Whether `a x b` on `device` takes the integer-dot path (x quantized to 8 bits per block first).
+pub fn uses_int_dot(device: &Device, a: &Tensor, b: &Tensor) -> bool {
+    int_dot_shaders(device, a, b).is_some()
+}
+
+/// Scratch bytes a multiplication needs on `device` (the quantized x of the integer-dot path).
+pub fn scratch_bytes(device: &Device, a: &Tensor, b: &Tensor) -> u64 {
+    if int_dot_shaders(device, a, b).is_none() {
+        return 0;
+    }
+    let cols = (b.ne[1] * b.ne[2] * b.ne[3]).max(0) as u64;
+    (b.ne[0].max(0) as u64 / 32) * QX_WORDS * 4 * cols
+}
+
+/// Quantize b into scratch, then run the integer-dot mat-vec over it.
+fn record_int_dot(
+    rec: &mut Recorder<'_>,
+    b: &Tensor,
+    bindings: &[Binding; 3],
+    mut p: MatMulPush,
+    spec: [u32; 6],
+    shader: Shader,
+    groups: [u32; 3],
+) -> Result<()> {
+    let device = rec.device().clone();
+    let nblocks = p.k / 32;
+    let cols = u64::from(p.n) * (b.ne[2] * b.ne[3]) as u64;
+    let bytes = u64::from(nblocks) * QX_WORDS * 4 * cols;
+    let (scratch, offset) = rec.scratch(bytes)?;
+    let region = Tensor::contiguous(scratch, offset, GgmlType::I32, [(bytes / 4) as i64, 1, 1, 1])?;
+    let (q_write, q_off) = bind(&device, &region, 4, true)?;
+    let q = QuantizePush {
+        nblocks,
+        ncols: dim_u32("columns", cols as i64)?,
+        ne11: p.n,
+        ne12: p.ne12,
+        b_off: p.b_off,
+        b_col: p.b_col,
+        b_s2: p.b_s2,
+        b_s3: p.b_s3,
+        q_off,
+        pad: [0; 3],
+    };
+    let quantize = device.pipelines().get(&device, &QUANTIZE, &[])?;
+    let (gy, gz) = split_groups(cols, device.caps().max_workgroup_count[1])?;
+    rec.dispatch(
+        "quantize_q8_1",
+        &quantize,
+        &[bindings[1].clone(), q_write.clone()],
+        bytemuck::bytes_of(&q),
+        [nblocks.div_ceil(64), gy, gz],
+    )?;
+    // The mat-vec reads x from the scratch region: batch z's column starts at z * nblocks blocks.
+    let col_words = nblocks * QX_WORDS as u32;
+    p.b_off = q_off;
+    p.b_col = col_words;
+    p.b_s2 = col_words * p.n;
+    p.b_s3 = col_words * p.n * p.ne12;
+    let q_read = Binding { write: false, ..q_write };
+    let pipeline = device.pipelines().get(&device, &shader, &spec)?;
+    rec.dispatch(
+        "mul_mat_vec_idot",
+        &pipeline,
+        &[bindings[0].clone(), q_read, bindings[2].clone()],
+        bytemuck::bytes_of(&p),
+        groups,
+    )
 }
 
 /// `GGVK_SHARED_REDUCTION=1` makes mat-vec use the shared-memory reduction even where subgroups exist

@@ -53,6 +53,16 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
     }
 }
 
+/// Scratch memory `node` takes when recorded on `device` (a multiple of 256 bytes; 0 for most ops).
+pub fn scratch_bytes(device: &Device, node: &Node) -> u64 {
+    let bytes = match (&node.op, node.src(0), node.src(1)) {
+        (Op::MulMat, Ok(a), Ok(b)) => matmul::scratch_bytes(device, a, b),
+        _ => 0,
+    };
+    let align = device.caps().min_storage_offset_alignment.max(256);
+    bytes.div_ceil(align) * align
+}
+
 /// Optional source `i` of `node`.
 pub(crate) fn opt_src(node: &Node, i: usize) -> Option<&Tensor> {
     node.src.get(i).and_then(|s| s.as_ref())

@@ -185,6 +185,9 @@ pub struct CommandStream {
     slots: Vec<Slot>,
     next: usize,
     last_times: Vec<DispatchTime>,
+    /// Device memory for intermediate results of kernels (e.g. quantized activations), grown on demand.
+    /// Submissions in flight keep older buffers alive through their bindings.
+    scratch: Option<Arc<Buffer>>,
 }
 
 impl CommandStream {
@@ -196,8 +199,14 @@ impl CommandStream {
             .flags(vk::CommandPoolCreateFlags::RESET_COMMAND_BUFFER);
         // SAFETY: valid device and create info.
         let pool = unsafe { raw.create_command_pool(&info, None) }.vk_context("vkCreateCommandPool")?;
-        let mut stream =
-            CommandStream { device: device.clone(), pool, slots: Vec::new(), next: 0, last_times: Vec::new() };
+        let mut stream = CommandStream {
+            device: device.clone(),
+            pool,
+            slots: Vec::new(),
+            next: 0,
+            last_times: Vec::new(),
+            scratch: None,
+        };
         let alloc = vk::CommandBufferAllocateInfo::default()
             .command_pool(pool)
             .level(vk::CommandBufferLevel::PRIMARY)
@@ -272,9 +281,16 @@ impl CommandStream {
         &self.last_times
     }
 
-    /// Start recording a submission. With `timestamps = Some(n)`, up to `n` dispatches are timed.
-    pub fn begin(&mut self, timestamps: Option<u32>) -> Result<Recorder<'_>> {
+    /// Start recording a submission. With `timestamps = Some(n)`, up to `n` dispatches are timed;
+    /// `scratch_bytes` of scratch memory are made available through [`Recorder::scratch`].
+    pub fn begin(&mut self, timestamps: Option<u32>, scratch_bytes: u64) -> Result<Recorder<'_>> {
         self.device.check_alive()?;
+        if scratch_bytes > 0 && self.scratch.as_ref().is_none_or(|s| s.size() < scratch_bytes) {
+            // Grow geometrically so a slowly growing graph does not reallocate every time.
+            let size = scratch_bytes.max(self.scratch.as_ref().map_or(0, |s| s.size() * 2));
+            self.scratch = Some(Buffer::new(&self.device, size, "ggvk scratch")?);
+        }
+        let scratch = self.scratch.clone();
         let i = self.next;
         self.retire(i)?;
         self.next = (self.next + 1) % self.slots.len();
@@ -322,6 +338,9 @@ impl CommandStream {
         Ok(Recorder {
             device,
             slot,
+            scratch,
+            scratch_used: 0,
+            scratch_limit: scratch_bytes,
             hazards: Hazards::default(),
             timed: timestamps.is_some(),
             dispatches: 0,
@@ -354,6 +373,9 @@ impl Drop for CommandStream {
 pub struct Recorder<'a> {
     device: Arc<Device>,
     slot: &'a mut Slot,
+    scratch: Option<Arc<Buffer>>,
+    scratch_used: u64,
+    scratch_limit: u64,
     hazards: Hazards,
     timed: bool,
     dispatches: u32,
@@ -365,6 +387,21 @@ impl Recorder<'_> {
     /// Whether dispatches are being timed (callers skip building labels otherwise).
     pub fn timed(&self) -> bool {
         self.timed
+    }
+
+    /// Take `bytes` of this submission's scratch memory (regions never overlap within a submission, so
+    /// kernels using different regions need no barrier between them). The executor reserves the total up front.
+    pub fn scratch(&mut self, bytes: u64) -> Result<(Arc<Buffer>, u64)> {
+        let align = self.device.caps().min_storage_offset_alignment.max(256);
+        let offset = self.scratch_used;
+        let end = offset + bytes.div_ceil(align) * align;
+        match &self.scratch {
+            Some(buf) if end <= self.scratch_limit => {
+                self.scratch_used = end;
+                Ok((buf.clone(), offset))
+            }
+            _ => Err(Error::Internal(format!("scratch overflow: {end} bytes needed, {} reserved", self.scratch_limit))),
+        }
     }
 
     /// Label the following dispatches (shown in timing reports as `label kernel`).

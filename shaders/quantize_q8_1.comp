@@ -1,0 +1,50 @@
+#version 450
+// Quantize F32 columns to 8-bit blocks for the integer-dot mat-vec: per 32 values, d = max|x| / 127,
+// q = round(x / d) (half away from zero), sum = sum(q). Output block = 10 words:
+//   [0] d (f32 bits) [1] sum(q) (int) [2..9] q packed 4 per word, element e in byte e % 4 of word e / 4.
+// One thread per block; x = block within a column, y (+ z overflow) = column (i11 + ne11 * (i12 + ne12 * i13)).
+#include "common.glsl"
+
+layout(local_size_x = 64, local_size_y = 1, local_size_z = 1) in;
+layout(binding = 0) readonly buffer B { float b[]; };
+layout(binding = 1) writeonly buffer Q { uint q[]; };
+
+layout(push_constant) uniform Push {
+    uint nblocks;  // blocks per column (k / 32)
+    uint ncols;    // columns in all (ne11 * ne12 * ne13)
+    uint ne11; uint ne12;
+    uint b_off; uint b_col; uint b_s2; uint b_s3;
+    uint q_off; uint pad0; uint pad1; uint pad2;
+} pc;
+
+void main() {
+    const uint blk = gl_GlobalInvocationID.x;
+    const uint col = gl_WorkGroupID.y + gl_WorkGroupID.z * gl_NumWorkGroups.y;
+    if (blk >= pc.nblocks || col >= pc.ncols) { return; }
+    const uint i11 = col % pc.ne11;
+    const uint i12 = (col / pc.ne11) % pc.ne12;
+    const uint i13 = col / (pc.ne11 * pc.ne12);
+    const uint src = pc.b_off + i11 * pc.b_col + i12 * pc.b_s2 + i13 * pc.b_s3 + blk * QK;
+    float x[32];
+    float amax = 0.0;
+    [[unroll]] for (uint i = 0; i < 32; ++i) {
+        x[i] = b[src + i];
+        amax = max(amax, abs(x[i]));
+    }
+    const float d = amax / 127.0;
+    const float id = d != 0.0 ? 1.0 / d : 0.0;
+    const uint dst = pc.q_off + (col * pc.nblocks + blk) * 10u;
+    int sum = 0;
+    [[unroll]] for (uint w = 0; w < 8; ++w) {
+        uint packed = 0u;
+        [[unroll]] for (uint j = 0; j < 4; ++j) {
+            const float v = x[4 * w + j] * id;
+            const int qi = clamp(int(sign(v) * floor(abs(v) + 0.5)), -127, 127);
+            sum += qi;
+            packed |= (uint(qi) & 0xFFu) << (8u * j);
+        }
+        q[dst + 2u + w] = packed;
+    }
+    q[dst] = floatBitsToUint(d);
+    q[dst + 1u] = uint(sum);
+}
