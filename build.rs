@@ -28,7 +28,33 @@ const VARIANTS: &[(&str, &str, Defines)] = &[
     ("mul_mat_q8_0", "mul_mat.comp", &[("A_Q8_0", "1")]),
     ("rope_f32", "rope.comp", &[]),
     // -- elementwise: binary, unary, glu, cpy --
+    ("binary_f32", "binary.comp", &[]),
+    ("binary_f16", "binary.comp", &[("A_F16", "1"), ("B_F16", "1"), ("D_F16", "1")]),
+    ("binary_f16_f32_f16", "binary.comp", &[("A_F16", "1"), ("D_F16", "1")]),
+    ("binary_f16_f32_f32", "binary.comp", &[("A_F16", "1")]),
+    ("unary_f32", "unary.comp", &[]),
+    ("unary_f16", "unary.comp", &[("X_F16", "1")]),
+    ("glu_f32", "glu.comp", &[]),
+    ("glu_f16", "glu.comp", &[("X_F16", "1")]),
+    ("cpy_32_32", "cpy.comp", &[]),
+    ("cpy_32_16", "cpy.comp", &[("D_F16", "1")]),
+    ("cpy_16_32", "cpy.comp", &[("S_F16", "1")]),
+    ("cpy_16_16", "cpy.comp", &[("S_F16", "1"), ("D_F16", "1")]),
     // -- norm, softmax, rows --
+    ("rms_norm_f32", "rms_norm.comp", &[]),
+    ("rms_norm_f32_shmem", "rms_norm.comp", &[("NO_SUBGROUPS", "1")]),
+    ("soft_max_f32", "soft_max.comp", &[]),
+    ("soft_max_f32_shmem", "soft_max.comp", &[("NO_SUBGROUPS", "1")]),
+    ("soft_max_f32_mask_f16", "soft_max.comp", &[("MASK_F16", "1")]),
+    ("soft_max_f32_mask_f16_shmem", "soft_max.comp", &[("MASK_F16", "1"), ("NO_SUBGROUPS", "1")]),
+    ("get_rows_f32", "get_rows.comp", &[("SRC_F32", "1")]),
+    ("get_rows_f16", "get_rows.comp", &[("SRC_F16", "1")]),
+    ("get_rows_q4_0", "get_rows.comp", &[("SRC_Q4_0", "1")]),
+    ("get_rows_q8_0", "get_rows.comp", &[("SRC_Q8_0", "1")]),
+    ("set_rows_f32_f32", "set_rows.comp", &[]),
+    ("set_rows_f32_f16", "set_rows.comp", &[("DST_F16", "1")]),
+    ("set_rows_f16_f32", "set_rows.comp", &[("SRC_F16", "1")]),
+    ("set_rows_f16_f16", "set_rows.comp", &[("SRC_F16", "1"), ("DST_F16", "1")]),
 ];
 
 fn main() {

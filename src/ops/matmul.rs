@@ -204,7 +204,8 @@ pub fn record(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor) -> R
         let max_pow2 = 1u32 << (31 - caps.max_workgroup_invocations.max(4).leading_zeros());
         let wg = wg.min(max_pow2);
         let (gx, gy) = split_groups(u64::from(p.m.div_ceil(rows)), caps.max_workgroup_count[0])?;
-        if let Some((sg, shmem)) = int_dot_shaders(&device, a, b) {
+        let int_dot = int_dot_shaders(&device, a, b);
+        if let Some((sg, shmem)) = int_dot {
             return record_int_dot(
                 rec,
                 b,
@@ -256,14 +257,17 @@ const QUANTIZE: Shader = Shader {
 /// The integer-dot mat-vec kernels (subgroup, shared-memory reduction) when they apply: Q4_0/Q8_0 weights,
 /// one column, a device with integer dot products. They quantize x to 8 bits per 32-value block first (as
 /// ggml's CPU backend and ggml-vulkan do), so results differ from the float path by that rounding.
-/// Used where the device accelerates them; `GGVK_INT_DOT=1` forces them (where supported), `=0` disables them.
+/// Used where the device accelerates them; `GGVK_INT_DOT=1` forces them (where supported), `=0` disables them
+/// (read once per process).
 fn int_dot_shaders(device: &Device, a: &Tensor, b: &Tensor) -> Option<(Shader, Shader)> {
     let caps = device.caps();
-    let wanted = match std::env::var("GGVK_INT_DOT").ok().as_deref() {
-        Some("0") => false,
-        Some("1") => true,
-        _ => caps.integer_dot_product_accelerated,
-    };
+    static KNOB: std::sync::OnceLock<Option<bool>> = std::sync::OnceLock::new();
+    let knob = *KNOB.get_or_init(|| match std::env::var("GGVK_INT_DOT").ok().as_deref() {
+        Some("0") => Some(false),
+        Some("1") => Some(true),
+        _ => None,
+    });
+    let wanted = knob.unwrap_or(caps.integer_dot_product_accelerated);
     if !wanted || !caps.integer_dot_product || b.ne[1] != 1 {
         return None;
     }
@@ -352,5 +356,6 @@ fn record_int_dot(
 /// `GGVK_SHARED_REDUCTION=1` makes mat-vec use the shared-memory reduction even where subgroups exist
 /// (tests cover both paths on one device this way).
 fn device_forces_shared_reduction() -> bool {
-    std::env::var("GGVK_SHARED_REDUCTION").is_ok_and(|v| v == "1")
+    static KNOB: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *KNOB.get_or_init(|| std::env::var("GGVK_SHARED_REDUCTION").is_ok_and(|v| v == "1"))
 }
