@@ -1,15 +1,141 @@
-//! Gated linear units (SWIGLU), fused and split forms.
+//! Gated linear units: SWIGLU (`dst = silu(gate) * up`), F32 or F16 (src0, src1 and dst of one type).
+//!
+//! Fused form (src1 `None`, ggml_glu): src0 holds both halves along dim 0; with `nc = src0.ne0 / 2` (rounded
+//! down, as ggml does) the gate is columns `0..nc` and up is `nc..2nc`, or the other way round when `swapped`;
+//! dst is `[nc, ne1, ne2, ne3]`.
+//! Split form (src1 `Some`, ggml_glu_split): gate = src0, up = src1 (same shape and type), dst of that shape.
+//! `swapped` has no effect in the split form: ggml_glu_split never sets it and ggml's backends (CPU, CUDA,
+//! Vulkan) apply it only to the fused form, so ggvk does the same.
+//! Any strides (ggml asks for ggml_is_contiguous_1, a subset).
 
+use bytemuck::{Pod, Zeroable};
+
+use super::binary::{check_layout, dispatch, pipeline, strided, Strided};
+use super::{dim_u32, opt_src, spirv};
 use crate::error::{Error, Result};
-use crate::graph::Node;
-use crate::vk::Recorder;
+use crate::graph::{GluOp, Node, Op};
+use crate::quant::GgmlType;
+use crate::vk::{Recorder, Shader};
+
+/// Push constants of `glu.comp`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+struct GluPush {
+    ne: [u32; 4],
+    s_g: [u32; 4],
+    s_u: [u32; 4],
+    s_d: [u32; 4],
+    g_off: u32,
+    u_off: u32,
+    d_off: u32,
+    n: u32,
+    g_mode: u32,
+    u_mode: u32,
+    d_mode: u32,
+    pad0: u32,
+    g_rs: u32,
+    u_rs: u32,
+    d_rs: u32,
+    pad1: u32,
+}
+
+const PUSH: u32 = std::mem::size_of::<GluPush>() as u32;
+const _: () = assert!(PUSH == 112);
+
+fn shader(ty: GgmlType) -> Shader {
+    match ty {
+        GgmlType::F16 => Shader { name: "glu_f16", spirv: spirv::GLU_F16, bindings: 3, push_size: PUSH },
+        _ => Shader { name: "glu_f32", spirv: spirv::GLU_F32, bindings: 3, push_size: PUSH },
+    }
+}
 
 /// Whether ggvk supports this node.
 pub fn check(node: &Node) -> Result<()> {
-    Err(Error::unsupported(format!("{} is not implemented yet", node.op.name())))
+    let name = node.op.name();
+    let Op::Glu { op, .. } = &node.op else {
+        return Err(Error::Internal(format!("glu::check called for {name}")));
+    };
+    match op {
+        GluOp::SwiGlu => {}
+    }
+    let (a, d) = (node.src(0)?, &node.dst);
+    let want = match opt_src(node, 1) {
+        Some(b) => {
+            if b.ne != a.ne {
+                return Err(Error::invalid(format!("{name}: src1 shape {:?} differs from src0 {:?}", b.ne, a.ne)));
+            }
+            if b.ty != a.ty {
+                return Err(Error::invalid(format!(
+                    "{name}: src1 type {} differs from src0 {}",
+                    b.ty.name(),
+                    a.ty.name()
+                )));
+            }
+            check_layout(name, "src1", b)?;
+            a.ne
+        }
+        None => [a.ne[0] / 2, a.ne[1], a.ne[2], a.ne[3]],
+    };
+    if d.ne != want {
+        return Err(Error::invalid(format!("{name}: dst shape {:?}, expected {want:?}", d.ne)));
+    }
+    if !matches!(a.ty, GgmlType::F32 | GgmlType::F16) || d.ty != a.ty {
+        return Err(Error::unsupported(format!(
+            "{name} with {} -> {} (SWIGLU supports f32 -> f32 and f16 -> f16)",
+            a.ty.name(),
+            d.ty.name()
+        )));
+    }
+    check_layout(name, "src0", a)?;
+    check_layout(name, "dst", d)
 }
 
 /// Record the node.
-pub fn record(_rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
-    check(node)
+pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
+    check(node)?;
+    let swapped = matches!(node.op, Op::Glu { swapped: true, .. });
+    let (a, d) = (node.src(0)?, &node.dst);
+    let device = rec.device().clone();
+    let sd = strided(&device, d, true, "dst")?;
+    let n = dim_u32("elements", d.nelements())?;
+    // Gate and up views with dst's shape.
+    let (g, u): (Strided, Strided) = match opt_src(node, 1) {
+        Some(b) => (strided(&device, a, false, "src0")?, strided(&device, b, false, "src1")?),
+        None => {
+            let half = |second: bool| -> Result<Strided> {
+                let mut v = strided(&device, a, false, "src0")?;
+                // Columns nc.. start nc elements along dim 0 (nc * nb0 bytes, inside src0's window).
+                if second {
+                    let shift = u64::from(sd.ne[0]) * u64::from(v.s[0]);
+                    v.off = u32::try_from(u64::from(v.off) + shift)
+                        .map_err(|_| Error::unsupported("GLU: src0 offset does not fit 32 bits"))?;
+                }
+                v.ne = sd.ne;
+                Ok(v)
+            };
+            (half(swapped)?, half(!swapped)?)
+        }
+    };
+    let (g_mode, g_rs) = g.mode();
+    let (u_mode, u_rs) = u.mode();
+    let (d_mode, d_rs) = sd.mode();
+    let push = GluPush {
+        ne: sd.ne,
+        s_g: g.s,
+        s_u: u.s,
+        s_d: sd.s,
+        g_off: g.off,
+        u_off: u.off,
+        d_off: sd.off,
+        n,
+        g_mode,
+        u_mode,
+        d_mode,
+        g_rs,
+        u_rs,
+        d_rs,
+        ..Default::default()
+    };
+    let pipeline = pipeline(&device, &shader(a.ty), &[])?;
+    dispatch(rec, "swiglu", &pipeline, &[g.binding, u.binding, sd.binding], bytemuck::bytes_of(&push), n)
 }

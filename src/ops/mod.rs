@@ -73,6 +73,9 @@ pub(crate) fn opt_src(node: &Node, i: usize) -> Option<&Tensor> {
 /// buffer larger than `maxStorageBufferRange` works as long as each tensor's bytes fit one window.
 pub(crate) fn bind(device: &Device, t: &Tensor, unit: u64, write: bool) -> Result<(Binding, u32)> {
     let caps = device.caps();
+    if t.buffer.is_placeholder() {
+        return Err(Error::Internal(format!("tensor {t:?} has no memory (placeholder buffer)")));
+    }
     let (start, end) = t.byte_range();
     let aligned = start - start % caps.min_storage_offset_alignment;
     let residual = start - aligned;

@@ -1,15 +1,145 @@
-//! RMS_NORM.
+//! RMS_NORM (ggml_rms_norm) on F32: `dst = x / sqrt(mean(x^2) + eps)` per row (dim 0).
+//!
+//! Rows must be packed (`nb[0]` = 4 in src0 and dst); `nb[1..4]` may be anything (views, permutations,
+//! in-place). One workgroup per row; the sum of squares is reduced with subgroup arithmetic where the device
+//! has it, else (or with `GGVK_SHARED_REDUCTION=1`) through shared memory.
+//!
+//! Also holds the helpers the other row kernels (softmax, rows) share: strides in binding units, the
+//! workgroup size of one-workgroup-per-row kernels, and the reduction choice.
 
+use bytemuck::{Pod, Zeroable};
+
+use super::{bind, dim_u32, spirv, split_groups, stride_units};
 use crate::error::{Error, Result};
-use crate::graph::Node;
-use crate::vk::Recorder;
+use crate::graph::{Node, Op, Tensor};
+use crate::quant::GgmlType;
+use crate::vk::{Device, Recorder, Shader};
 
-/// Whether ggvk supports this node.
-pub fn check(node: &Node) -> Result<()> {
-    Err(Error::unsupported(format!("{} is not implemented yet", node.op.name())))
+/// Push constants of `rms_norm.comp`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+struct NormPush {
+    /// ne0, ne1, ne2 of src0 (= dst).
+    ne: [u32; 3],
+    /// Rows (ne1 * ne2 * ne3).
+    rows: u32,
+    /// src0 first element (floats into its window).
+    x_off: u32,
+    /// src0 strides of dims 1..3 (floats).
+    x_s: [u32; 3],
+    /// dst first element.
+    d_off: u32,
+    /// dst strides of dims 1..3 (floats).
+    d_s: [u32; 3],
+    /// Added to the mean of squares.
+    eps: f32,
+    /// Padding to 16 bytes.
+    pad: [u32; 3],
 }
 
-/// Record the node.
-pub fn record(_rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
-    check(node)
+const PUSH: u32 = std::mem::size_of::<NormPush>() as u32;
+const _: () = assert!(PUSH == 64);
+
+const SHADER: Shader = Shader { name: "rms_norm_f32", spirv: spirv::RMS_NORM_F32, bindings: 2, push_size: PUSH };
+const SHADER_SHMEM: Shader =
+    Shader { name: "rms_norm_f32_shmem", spirv: spirv::RMS_NORM_F32_SHMEM, bindings: 2, push_size: PUSH };
+
+/// Whether ggvk supports this RMS_NORM node.
+pub fn check(node: &Node) -> Result<()> {
+    let Op::RmsNorm { eps } = node.op else {
+        return Err(Error::Internal(format!("norm::check called for {}", node.op.name())));
+    };
+    let x = node.src(0)?;
+    let d = &node.dst;
+    if node.src.iter().skip(1).any(Option::is_some) {
+        return Err(Error::invalid("RMS_NORM takes one source"));
+    }
+    if x.ty != GgmlType::F32 || d.ty != GgmlType::F32 {
+        return Err(Error::unsupported(format!("RMS_NORM on {} -> {} (only f32 -> f32)", x.ty.name(), d.ty.name())));
+    }
+    if !x.same_shape(d) {
+        return Err(Error::invalid(format!("RMS_NORM: dst shape {:?} differs from src {:?}", d.ne, x.ne)));
+    }
+    if eps.is_nan() || eps < 0.0 {
+        return Err(Error::invalid(format!("RMS_NORM: eps = {eps} must be >= 0")));
+    }
+    if !x.is_row_packed() || !d.is_row_packed() {
+        return Err(Error::unsupported("RMS_NORM with non-contiguous rows (nb[0] != 4)"));
+    }
+    row_dims("RMS_NORM", x)?;
+    row_strides("RMS_NORM src0", x, 4)?;
+    row_strides("RMS_NORM dst", d, 4)?;
+    Ok(())
+}
+
+/// Record the RMS_NORM node.
+pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
+    check(node)?;
+    let Op::RmsNorm { eps } = node.op else { unreachable!("checked") };
+    let x = node.src(0)?;
+    let d = &node.dst;
+    let (ne, rows) = row_dims("RMS_NORM", x)?;
+    if rows == 0 || ne[0] == 0 {
+        return Ok(());
+    }
+    let device = rec.device().clone();
+    let (xb, x_off) = bind(&device, x, 4, false)?;
+    let (db, d_off) = bind(&device, d, 4, true)?;
+    let push = NormPush {
+        ne,
+        rows,
+        x_off,
+        x_s: row_strides("RMS_NORM src0", x, 4)?,
+        d_off,
+        d_s: row_strides("RMS_NORM dst", d, 4)?,
+        eps,
+        pad: [0; 3],
+    };
+    let shader = if use_subgroups(&device) { &SHADER } else { &SHADER_SHMEM };
+    let pipeline = device.pipelines().get(&device, shader, &[row_workgroup(&device, x.ne[0])])?;
+    let (gx, gy) = split_groups(u64::from(rows), device.caps().max_workgroup_count[0])?;
+    rec.dispatch("rms_norm", &pipeline, &[xb, db], bytemuck::bytes_of(&push), [gx, gy, 1])
+}
+
+/// `[ne0, ne1, ne2]` and the row count of `t`, all as u32 (Unsupported when they do not fit).
+pub(crate) fn row_dims(what: &str, t: &Tensor) -> Result<([u32; 3], u32)> {
+    let ne = [dim_u32(what, t.ne[0])?, dim_u32(what, t.ne[1])?, dim_u32(what, t.ne[2])?];
+    dim_u32(what, t.ne[3])?;
+    Ok((ne, dim_u32(&format!("{what} rows"), t.nrows())?))
+}
+
+/// Strides of dims 1..3 of `t` in `unit`-byte elements. A dim of at most one element is never stepped along,
+/// so its stride is 0 whatever `nb` says.
+pub(crate) fn row_strides(what: &str, t: &Tensor, unit: u64) -> Result<[u32; 3]> {
+    let mut s = [0u32; 3];
+    for (d, out) in (1..4).zip(s.iter_mut()) {
+        if t.ne[d] > 1 {
+            *out = stride_units(&format!("{what} dim-{d}"), t.nb[d], unit)?;
+        }
+    }
+    Ok(s)
+}
+
+/// The stride of dim 0 of `t` in `unit`-byte elements (0 for at most one element).
+pub(crate) fn elem_stride(what: &str, t: &Tensor, unit: u64) -> Result<u32> {
+    if t.ne[0] > 1 {
+        stride_units(&format!("{what} dim-0"), t.nb[0], unit)
+    } else {
+        Ok(0)
+    }
+}
+
+/// Workgroup size of a one-workgroup-per-row kernel for rows of `ne0` elements: the power of two covering
+/// the row, between 32 and 512, within the device limit.
+pub(crate) fn row_workgroup(device: &Device, ne0: i64) -> u32 {
+    let max = device.caps().max_workgroup_invocations.clamp(1, 1024);
+    let max_pow2 = 1u32 << (31 - max.leading_zeros());
+    let want = u32::try_from(ne0.clamp(1, 512)).unwrap_or(512).next_power_of_two().max(32);
+    want.min(max_pow2)
+}
+
+/// Whether row reductions use subgroup arithmetic: where the device has it, unless `GGVK_SHARED_REDUCTION=1`
+/// asks for the shared-memory path (as it does for mat-vec; the tests run both).
+pub(crate) fn use_subgroups(device: &Device) -> bool {
+    device.caps().subgroup_arithmetic && !std::env::var("GGVK_SHARED_REDUCTION").is_ok_and(|v| v == "1")
 }

@@ -36,6 +36,8 @@ pub struct RopeParams {
     pub beta_fast: f32,
     /// YaRN high correction dim parameter.
     pub beta_slow: f32,
+    /// First rotated channel (ggml_rope_set_offset; even, `n_offs + n_dims <= ne0`).
+    pub n_offs: i32,
 }
 
 impl Default for RopeParams {
@@ -50,6 +52,7 @@ impl Default for RopeParams {
             attn_factor: 1.0,
             beta_fast: 32.0,
             beta_slow: 1.0,
+            n_offs: 0,
         }
     }
 }
@@ -86,7 +89,8 @@ struct RopePush {
     d_s: [u32; 3],
     p_off: u32,
     f_off: u32,
-    pad0: [u32; 2],
+    n_offs: u32,
+    pad0: u32,
     theta_scale: f32,
     freq_scale: f32,
     ext_factor: f32,
@@ -114,8 +118,15 @@ pub fn check(x: &Tensor, pos: &Tensor, ff: Option<&Tensor>, dst: &Tensor, p: &Ro
     if !x.same_shape(dst) {
         return Err(Error::invalid(format!("ROPE: dst shape {:?} differs from src {:?}", dst.ne, x.ne)));
     }
-    if x.ne[0] % 2 != 0 || p.n_dims <= 0 || p.n_dims % 2 != 0 || i64::from(p.n_dims) > x.ne[0] {
-        return Err(Error::invalid(format!("ROPE: n_dims = {} must be even, in (0, ne0 = {}]", p.n_dims, x.ne[0])));
+    if x.ne[0] % 2 != 0 || p.n_dims <= 0 || p.n_dims % 2 != 0 || p.n_offs < 0 || p.n_offs % 2 != 0 {
+        return Err(Error::invalid(format!("ROPE: n_dims = {} and n_offs = {} must be even", p.n_dims, p.n_offs)));
+    }
+    if i64::from(p.n_dims) + i64::from(p.n_offs) > x.ne[0] {
+        return Err(Error::invalid(format!(
+            "ROPE: n_offs + n_dims = {} exceeds ne0 = {}",
+            p.n_offs + p.n_dims,
+            x.ne[0]
+        )));
     }
     if pos.ty != GgmlType::I32 || pos.ne != [x.ne[2], 1, 1, 1] {
         return Err(Error::invalid(format!(
@@ -175,6 +186,7 @@ pub fn record(
         ],
         p_off,
         f_off,
+        n_offs: p.n_offs as u32,
         theta_scale: p.theta_scale(),
         freq_scale: p.freq_scale,
         ext_factor: p.ext_factor,

@@ -1,15 +1,311 @@
-//! GET_ROWS and SET_ROWS.
+//! GET_ROWS (ggml_get_rows) and SET_ROWS (ggml_set_rows).
+//!
+//! GET_ROWS: src0 `[ne00, ne01, ne02, ne03]` F32, F16, Q4_0 or Q8_0 (dst F32, dequantized on the GPU), or I32
+//! (dst I32); src1 I32 indices `[n, ne11 = ne02, ne12 = ne03, 1]`; dst `[ne00, n, ne11, ne12]`:
+//! `dst[:, i10, i11, i12] = src0[:, src1[i10, i11, i12], i11, i12]`. An index outside `[0, ne01)` (ggml asserts)
+//! gives a row of zeros here.
+//!
+//! SET_ROWS: src0 the rows, F32 or F16 `[ne00, ne01, ne02, ne03]`; src1 I64 or I32 indices `[ne01, ne11, ne12, 1]`
+//! with `ne02 % ne11 == 0` and `ne03 % ne12 == 0`; dst F32 or F16 `[ne00, ne1, ne02, ne03]` (ggml's src2 `a`,
+//! which dst views, is not read): `dst[:, src1[i, i02 % ne11, i03 % ne12], i02, i03] = src0[:, i, i02, i03]`,
+//! converted (f32 -> f16 rounds to nearest even, bit-exact with `half::f16::from_f32`). An index outside
+//! `[0, ne1)` writes nothing. Repeated indices race (one of the rows lands, as on ggml's CPU backend with
+//! several threads). Quantized destinations are not supported yet.
+//!
+//! Both: rows packed (`nb[0]` = element or block size) in src0 and dst, any other strides; indices any strides.
 
+use bytemuck::{Pod, Zeroable};
+
+use super::norm::{elem_stride, row_strides};
+use super::{bind, dim_u32, spirv, split_groups};
 use crate::error::{Error, Result};
-use crate::graph::Node;
-use crate::vk::Recorder;
+use crate::graph::{Node, Op, Tensor};
+use crate::quant::GgmlType;
+use crate::vk::{Recorder, Shader};
 
-/// Whether ggvk supports this node.
-pub fn check(node: &Node) -> Result<()> {
-    Err(Error::unsupported(format!("{} is not implemented yet", node.op.name())))
+/// Threads per workgroup of `get_rows.comp` and `set_rows.comp` (their `WG`).
+const WG: u64 = 256;
+
+/// Push constants of `get_rows.comp`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+struct GetRowsPush {
+    ne00: u32,
+    ne01: u32,
+    ne10: u32,
+    ne11: u32,
+    /// src0 first element and strides of dims 1..3 (32-bit words for F32/I32, else 16-bit words).
+    a_off: u32,
+    a_s: [u32; 3],
+    /// Indices first element and strides of dims 0..2 (32-bit words).
+    i_off: u32,
+    i_s: [u32; 3],
+    /// dst first element and strides of dims 1..3 (32-bit words).
+    d_off: u32,
+    d_s: [u32; 3],
+    /// dst rows (ne10 * ne11 * ne12).
+    rows: u32,
+    pad: [u32; 3],
 }
 
-/// Record the node.
-pub fn record(_rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
-    check(node)
+/// Push constants of `set_rows.comp`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+struct SetRowsPush {
+    ne00: u32,
+    ne01: u32,
+    ne02: u32,
+    /// dst rows per batch (the index bound).
+    ne1: u32,
+    /// src0 first element and strides of dims 1..3 (its element units).
+    a_off: u32,
+    a_s: [u32; 3],
+    /// Indices first element and strides of dims 0..2 (32-bit words, also for I64).
+    i_off: u32,
+    i_s: [u32; 3],
+    /// dst first element and strides of dims 1..3 (its element units).
+    d_off: u32,
+    d_s: [u32; 3],
+    /// src0 rows (ne01 * ne02 * ne03).
+    rows: u32,
+    ne11: u32,
+    ne12: u32,
+    /// Indices are I64 (else I32).
+    idx64: u32,
+}
+
+const GET_PUSH: u32 = std::mem::size_of::<GetRowsPush>() as u32;
+const SET_PUSH: u32 = std::mem::size_of::<SetRowsPush>() as u32;
+const _: () = assert!(GET_PUSH == 80 && SET_PUSH == 80);
+
+const fn get_shader(name: &'static str, spirv: &'static [u8]) -> Shader {
+    Shader { name, spirv, bindings: 3, push_size: GET_PUSH }
+}
+
+const fn set_shader(name: &'static str, spirv: &'static [u8]) -> Shader {
+    Shader { name, spirv, bindings: 3, push_size: SET_PUSH }
+}
+
+/// The GET_ROWS kernel for src0 type `ty` and the dst type it produces.
+fn get_rows_shader(ty: GgmlType) -> Option<(Shader, GgmlType)> {
+    Some(match ty {
+        GgmlType::F32 => (get_shader("get_rows_f32", spirv::GET_ROWS_F32), GgmlType::F32),
+        GgmlType::I32 => (get_shader("get_rows_f32", spirv::GET_ROWS_F32), GgmlType::I32),
+        GgmlType::F16 => (get_shader("get_rows_f16", spirv::GET_ROWS_F16), GgmlType::F32),
+        GgmlType::Q4_0 => (get_shader("get_rows_q4_0", spirv::GET_ROWS_Q4_0), GgmlType::F32),
+        GgmlType::Q8_0 => (get_shader("get_rows_q8_0", spirv::GET_ROWS_Q8_0), GgmlType::F32),
+        _ => return None,
+    })
+}
+
+/// The SET_ROWS kernel for (src0 type, dst type).
+fn set_rows_shader(src: GgmlType, dst: GgmlType) -> Option<Shader> {
+    Some(match (src, dst) {
+        (GgmlType::F32, GgmlType::F32) => set_shader("set_rows_f32_f32", spirv::SET_ROWS_F32_F32),
+        (GgmlType::F32, GgmlType::F16) => set_shader("set_rows_f32_f16", spirv::SET_ROWS_F32_F16),
+        (GgmlType::F16, GgmlType::F32) => set_shader("set_rows_f16_f32", spirv::SET_ROWS_F16_F32),
+        (GgmlType::F16, GgmlType::F16) => set_shader("set_rows_f16_f16", spirv::SET_ROWS_F16_F16),
+        _ => return None,
+    })
+}
+
+/// Binding unit of src0 / dst data: 32-bit words for 4-byte types, else 16-bit words (F16 and the blocks).
+fn unit(ty: GgmlType) -> u64 {
+    if ty.type_size() == 4 {
+        4
+    } else {
+        2
+    }
+}
+
+/// Whether ggvk supports this GET_ROWS or SET_ROWS node.
+pub fn check(node: &Node) -> Result<()> {
+    match node.op {
+        Op::GetRows => check_get(node),
+        Op::SetRows => check_set(node),
+        _ => Err(Error::Internal(format!("rows::check called for {}", node.op.name()))),
+    }
+}
+
+/// Record the GET_ROWS or SET_ROWS node.
+pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
+    match node.op {
+        Op::GetRows => record_get(rec, node),
+        Op::SetRows => record_set(rec, node),
+        _ => Err(Error::Internal(format!("rows::record called for {}", node.op.name()))),
+    }
+}
+
+/// Dims of `t` as u32 (Unsupported when one does not fit).
+fn dims(what: &str, t: &Tensor) -> Result<[u32; 4]> {
+    Ok([dim_u32(what, t.ne[0])?, dim_u32(what, t.ne[1])?, dim_u32(what, t.ne[2])?, dim_u32(what, t.ne[3])?])
+}
+
+/// Strides of dims 0..2 of an index tensor in 32-bit words.
+fn index_strides(what: &str, t: &Tensor) -> Result<[u32; 3]> {
+    let s = row_strides(what, t, 4)?;
+    Ok([elem_stride(what, t, 4)?, s[0], s[1]])
+}
+
+fn check_get(node: &Node) -> Result<()> {
+    let a = node.src(0)?;
+    let idx = node.src(1)?;
+    let d = &node.dst;
+    if node.src.iter().skip(2).any(Option::is_some) {
+        return Err(Error::invalid("GET_ROWS takes two sources"));
+    }
+    if idx.ty != GgmlType::I32 {
+        return Err(Error::invalid(format!("GET_ROWS: indices must be i32, got {}", idx.ty.name())));
+    }
+    if a.ne[2] != idx.ne[1] || a.ne[3] != idx.ne[2] || idx.ne[3] != 1 {
+        return Err(Error::invalid(format!(
+            "GET_ROWS: indices {:?} do not fit src0 {:?} (need ne1 = src0 ne2, ne2 = src0 ne3, ne3 = 1)",
+            idx.ne, a.ne
+        )));
+    }
+    let want = [a.ne[0], idx.ne[0], idx.ne[1], idx.ne[2]];
+    if d.ne != want {
+        return Err(Error::invalid(format!("GET_ROWS: dst shape {:?}, expected {want:?}", d.ne)));
+    }
+    let Some((_, dst_ty)) = get_rows_shader(a.ty) else {
+        return Err(Error::unsupported(format!("GET_ROWS from {} rows", a.ty.name())));
+    };
+    if d.ty != dst_ty {
+        return Err(Error::unsupported(format!(
+            "GET_ROWS from {} to {} (only to {})",
+            a.ty.name(),
+            d.ty.name(),
+            dst_ty.name()
+        )));
+    }
+    if !a.is_row_packed() || !d.is_row_packed() {
+        return Err(Error::unsupported("GET_ROWS with non-contiguous rows (nb[0] != element size)"));
+    }
+    dims("GET_ROWS src0", a)?;
+    dims("GET_ROWS indices", idx)?;
+    dim_u32("GET_ROWS rows", idx.nelements())?;
+    row_strides("GET_ROWS src0", a, unit(a.ty))?;
+    row_strides("GET_ROWS dst", d, 4)?;
+    index_strides("GET_ROWS indices", idx)?;
+    Ok(())
+}
+
+fn record_get(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
+    check_get(node)?;
+    let a = node.src(0)?;
+    let idx = node.src(1)?;
+    let d = &node.dst;
+    let rows = dim_u32("GET_ROWS rows", idx.nelements())?;
+    if rows == 0 || a.ne[0] == 0 {
+        return Ok(());
+    }
+    let (shader, _) = get_rows_shader(a.ty).expect("checked");
+    let device = rec.device().clone();
+    let caps = device.caps();
+    let a_unit = unit(a.ty);
+    let (ab, a_off) = bind(&device, a, a_unit, false)?;
+    let (ib, i_off) = bind(&device, idx, 4, false)?;
+    let (db, d_off) = bind(&device, d, 4, true)?;
+    let ane = dims("GET_ROWS src0", a)?;
+    let ine = dims("GET_ROWS indices", idx)?;
+    let push = GetRowsPush {
+        ne00: ane[0],
+        ne01: ane[1],
+        ne10: ine[0],
+        ne11: ine[1],
+        a_off,
+        a_s: row_strides("GET_ROWS src0", a, a_unit)?,
+        i_off,
+        i_s: index_strides("GET_ROWS indices", idx)?,
+        d_off,
+        d_s: row_strides("GET_ROWS dst", d, 4)?,
+        rows,
+        pad: [0; 3],
+    };
+    let pipeline = device.pipelines().get(&device, &shader, &[])?;
+    let gx = u64::from(ane[0]).div_ceil(WG).min(u64::from(caps.max_workgroup_count[0])) as u32;
+    let (gy, gz) = split_groups(u64::from(rows), caps.max_workgroup_count[1])?;
+    rec.dispatch("get_rows", &pipeline, &[ab, ib, db], bytemuck::bytes_of(&push), [gx, gy, gz])
+}
+
+fn check_set(node: &Node) -> Result<()> {
+    let a = node.src(0)?;
+    let idx = node.src(1)?;
+    let d = &node.dst;
+    if a.ty != GgmlType::F32 && a.ty != GgmlType::F16 {
+        return Err(Error::invalid(format!("SET_ROWS: source rows must be f32 or f16, got {}", a.ty.name())));
+    }
+    if idx.ty != GgmlType::I64 && idx.ty != GgmlType::I32 {
+        return Err(Error::invalid(format!("SET_ROWS: indices must be i64 or i32, got {}", idx.ty.name())));
+    }
+    let ok = a.ne[0] == d.ne[0]
+        && a.ne[2] == d.ne[2]
+        && a.ne[3] == d.ne[3]
+        && a.ne[1] == idx.ne[0]
+        && idx.ne[1] > 0
+        && idx.ne[2] > 0
+        && a.ne[2] % idx.ne[1] == 0
+        && a.ne[3] % idx.ne[2] == 0
+        && idx.ne[3] == 1;
+    if !ok {
+        return Err(Error::invalid(format!(
+            "SET_ROWS: shapes do not fit: src0 {:?}, indices {:?}, dst {:?} (need src0 ne0, ne2, ne3 = dst's, \
+             src0 ne1 = indices ne0, indices ne1 | src0 ne2, indices ne2 | src0 ne3, indices ne3 = 1)",
+            a.ne, idx.ne, d.ne
+        )));
+    }
+    if set_rows_shader(a.ty, d.ty).is_none() {
+        return Err(Error::unsupported(format!("SET_ROWS into {} (only f32 and f16)", d.ty.name())));
+    }
+    if !a.is_row_packed() || !d.is_row_packed() {
+        return Err(Error::unsupported("SET_ROWS with non-contiguous rows (nb[0] != element size)"));
+    }
+    dims("SET_ROWS src0", a)?;
+    dims("SET_ROWS indices", idx)?;
+    dims("SET_ROWS dst", d)?;
+    dim_u32("SET_ROWS rows", a.nrows())?;
+    row_strides("SET_ROWS src0", a, unit(a.ty))?;
+    row_strides("SET_ROWS dst", d, unit(d.ty))?;
+    index_strides("SET_ROWS indices", idx)?;
+    Ok(())
+}
+
+fn record_set(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
+    check_set(node)?;
+    let a = node.src(0)?;
+    let idx = node.src(1)?;
+    let d = &node.dst;
+    let rows = dim_u32("SET_ROWS rows", a.nrows())?;
+    if rows == 0 || a.ne[0] == 0 {
+        return Ok(());
+    }
+    let shader = set_rows_shader(a.ty, d.ty).expect("checked");
+    let device = rec.device().clone();
+    let caps = device.caps();
+    let (a_unit, d_unit) = (unit(a.ty), unit(d.ty));
+    let (ab, a_off) = bind(&device, a, a_unit, false)?;
+    let (ib, i_off) = bind(&device, idx, 4, false)?;
+    let (db, d_off) = bind(&device, d, d_unit, true)?;
+    let ane = dims("SET_ROWS src0", a)?;
+    let ine = dims("SET_ROWS indices", idx)?;
+    let push = SetRowsPush {
+        ne00: ane[0],
+        ne01: ane[1],
+        ne02: ane[2],
+        ne1: dim_u32("SET_ROWS dst ne1", d.ne[1])?,
+        a_off,
+        a_s: row_strides("SET_ROWS src0", a, a_unit)?,
+        i_off,
+        i_s: index_strides("SET_ROWS indices", idx)?,
+        d_off,
+        d_s: row_strides("SET_ROWS dst", d, d_unit)?,
+        rows,
+        ne11: ine[1],
+        ne12: ine[2],
+        idx64: u32::from(idx.ty == GgmlType::I64),
+    };
+    let pipeline = device.pipelines().get(&device, &shader, &[])?;
+    let gx = u64::from(ane[0]).div_ceil(WG).min(u64::from(caps.max_workgroup_count[0])) as u32;
+    let (gy, gz) = split_groups(u64::from(rows), caps.max_workgroup_count[1])?;
+    rec.dispatch("set_rows", &pipeline, &[ab, ib, db], bytemuck::bytes_of(&push), [gx, gy, gz])
 }

@@ -1,15 +1,202 @@
-//! SOFT_MAX with mask, scale and ALiBi bias.
+//! SOFT_MAX (ggml_soft_max_ext, with ggml_soft_max_add_sinks) on F32:
+//! `dst = softmax(x * scale + slope * mask)` per row, as ggml's CPU backend computes it.
+//!
+//! - src0 x and dst: F32, same shape, rows packed (`nb[0]` = 4), any row strides (in-place works).
+//! - src1 mask (optional): F32 or F16, `[ne0, >= ne1, ne2 / k2, ne3 / k3]`, rows packed, any strides. Row `i1`
+//!   of x uses mask row `i1`; x batch `(i2, i3)` uses mask batch `(i2 % mask.ne2, i3 % mask.ne3)`.
+//! - ALiBi (`max_bias > 0`, needs the mask): head `h = i2` of `n_head = ne2` gets slope `m0^(h+1)` for
+//!   `h < n_head_log2` (the largest power of two <= n_head), else `m1^(2(h - n_head_log2) + 1)`, with
+//!   `m0 = 2^(-max_bias / n_head_log2)`, `m1 = 2^(-max_bias / 2 / n_head_log2)`.
+//! - src2 sinks (optional): F32 `[ne2]`; head `i2`'s sink logit joins the max and the normalising sum but has no
+//!   output of its own.
+//!
+//! A logit of -inf gives a probability of exactly 0. One workgroup per row; reductions as in RMS_NORM.
 
+use bytemuck::{Pod, Zeroable};
+
+use super::norm::{elem_stride, row_dims, row_strides, row_workgroup, use_subgroups};
+use super::{bind, dim_u32, opt_src, spirv, split_groups};
 use crate::error::{Error, Result};
-use crate::graph::Node;
-use crate::vk::Recorder;
+use crate::graph::{Node, Op};
+use crate::quant::GgmlType;
+use crate::vk::{Recorder, Shader};
 
-/// Whether ggvk supports this node.
-pub fn check(node: &Node) -> Result<()> {
-    Err(Error::unsupported(format!("{} is not implemented yet", node.op.name())))
+/// Push constants of `soft_max.comp`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+struct SoftMaxPush {
+    /// ne0, ne1, ne2 of src0 (= dst).
+    ne: [u32; 3],
+    /// Rows (ne1 * ne2 * ne3).
+    rows: u32,
+    /// src0 first element and strides of dims 1..3 (floats).
+    x_off: u32,
+    x_s: [u32; 3],
+    /// dst first element and strides (floats).
+    d_off: u32,
+    d_s: [u32; 3],
+    /// mask first element and strides (mask elements).
+    m_off: u32,
+    m_s: [u32; 3],
+    /// mask ne2 and ne3 (the batch broadcast moduli).
+    m_ne2: u32,
+    m_ne3: u32,
+    has_mask: u32,
+    has_sinks: u32,
+    /// sinks first element and element stride (floats).
+    s_off: u32,
+    s_s0: u32,
+    /// Largest power of two <= ne2.
+    n_head_log2: u32,
+    /// ALiBi on (max_bias > 0).
+    alibi: u32,
+    scale: f32,
+    /// log2(m0), log2(m1): the shader's slope is 2^(e0 (h + 1)) or 2^(e1 (2 (h - n_head_log2) + 1)).
+    e0: f32,
+    e1: f32,
+    pad: f32,
 }
 
-/// Record the node.
-pub fn record(_rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
-    check(node)
+const PUSH: u32 = std::mem::size_of::<SoftMaxPush>() as u32;
+const _: () = assert!(PUSH == 112);
+
+const fn shader(name: &'static str, spirv: &'static [u8]) -> Shader {
+    Shader { name, spirv, bindings: 4, push_size: PUSH }
+}
+
+const SHADER_F32: Shader = shader("soft_max_f32", spirv::SOFT_MAX_F32);
+const SHADER_F32_SHMEM: Shader = shader("soft_max_f32_shmem", spirv::SOFT_MAX_F32_SHMEM);
+const SHADER_F16: Shader = shader("soft_max_f32_mask_f16", spirv::SOFT_MAX_F32_MASK_F16);
+const SHADER_F16_SHMEM: Shader = shader("soft_max_f32_mask_f16_shmem", spirv::SOFT_MAX_F32_MASK_F16_SHMEM);
+
+/// Whether ggvk supports this SOFT_MAX node.
+pub fn check(node: &Node) -> Result<()> {
+    let Op::SoftMax { max_bias, .. } = node.op else {
+        return Err(Error::Internal(format!("softmax::check called for {}", node.op.name())));
+    };
+    let x = node.src(0)?;
+    let d = &node.dst;
+    if x.ty != GgmlType::F32 || d.ty != GgmlType::F32 {
+        return Err(Error::unsupported(format!("SOFT_MAX on {} -> {} (only f32 -> f32)", x.ty.name(), d.ty.name())));
+    }
+    if !x.same_shape(d) {
+        return Err(Error::invalid(format!("SOFT_MAX: dst shape {:?} differs from src {:?}", d.ne, x.ne)));
+    }
+    if node.src.len() > 3 {
+        return Err(Error::invalid("SOFT_MAX takes at most three sources (x, mask, sinks)"));
+    }
+    if !x.is_row_packed() || !d.is_row_packed() {
+        return Err(Error::unsupported("SOFT_MAX with non-contiguous rows (nb[0] != 4)"));
+    }
+    row_dims("SOFT_MAX", x)?;
+    row_strides("SOFT_MAX src0", x, 4)?;
+    row_strides("SOFT_MAX dst", d, 4)?;
+    if let Some(m) = opt_src(node, 1) {
+        if m.ty != GgmlType::F32 && m.ty != GgmlType::F16 {
+            return Err(Error::invalid(format!("SOFT_MAX: the mask must be f32 or f16, got {}", m.ty.name())));
+        }
+        let ok = m.ne[0] == x.ne[0]
+            && m.ne[1] >= x.ne[1]
+            && m.ne[2] > 0
+            && m.ne[3] > 0
+            && x.ne[2] % m.ne[2] == 0
+            && x.ne[3] % m.ne[3] == 0;
+        if !ok {
+            return Err(Error::invalid(format!(
+                "SOFT_MAX: mask shape {:?} does not fit src {:?} (need ne0 equal, ne1 >= and ne2, ne3 dividing)",
+                m.ne, x.ne
+            )));
+        }
+        if !m.is_row_packed() {
+            return Err(Error::unsupported("SOFT_MAX with a mask whose rows are not contiguous"));
+        }
+        dim_u32("SOFT_MAX mask ne2", m.ne[2])?;
+        dim_u32("SOFT_MAX mask ne3", m.ne[3])?;
+        row_strides("SOFT_MAX mask", m, m.ty.type_size() as u64)?;
+    } else if max_bias > 0.0 {
+        return Err(Error::invalid("SOFT_MAX: max_bias > 0 (ALiBi) needs a mask"));
+    }
+    if let Some(s) = opt_src(node, 2) {
+        if s.ty != GgmlType::F32 || s.ne != [x.ne[2], 1, 1, 1] {
+            return Err(Error::invalid(format!(
+                "SOFT_MAX: sinks must be an f32 vector of ne2 = {} entries, got {} {:?}",
+                x.ne[2],
+                s.ty.name(),
+                s.ne
+            )));
+        }
+        elem_stride("SOFT_MAX sinks", s, 4)?;
+    }
+    Ok(())
+}
+
+/// Record the SOFT_MAX node.
+pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
+    check(node)?;
+    let Op::SoftMax { scale, max_bias } = node.op else { unreachable!("checked") };
+    let x = node.src(0)?;
+    let d = &node.dst;
+    let mask = opt_src(node, 1);
+    let sinks = opt_src(node, 2);
+    let (ne, rows) = row_dims("SOFT_MAX", x)?;
+    if rows == 0 || ne[0] == 0 {
+        return Ok(());
+    }
+    let device = rec.device().clone();
+    let (xb, x_off) = bind(&device, x, 4, false)?;
+    let (db, d_off) = bind(&device, d, 4, true)?;
+    // Absent optional inputs bind src0 in their place (never read).
+    let m_unit = mask.map_or(4, |m| m.ty.type_size() as u64);
+    let (mb, m_off) = bind(&device, mask.unwrap_or(x), m_unit, false)?;
+    let (sb, s_off) = bind(&device, sinks.unwrap_or(x), 4, false)?;
+
+    // ggml's ALiBi constants, in f32 as its CPU code computes them.
+    let n_head = ne[2];
+    let n_head_log2 = if n_head == 0 { 0 } else { 1u32 << (31 - n_head.leading_zeros()) };
+    let alibi = max_bias > 0.0;
+    let (e0, e1) = if alibi {
+        let m0 = 2f32.powf(-max_bias / n_head_log2 as f32);
+        let m1 = 2f32.powf(-(max_bias / 2.0) / n_head_log2 as f32);
+        (f64::from(m0).log2() as f32, f64::from(m1).log2() as f32)
+    } else {
+        (0.0, 0.0)
+    };
+    let push = SoftMaxPush {
+        ne,
+        rows,
+        x_off,
+        x_s: row_strides("SOFT_MAX src0", x, 4)?,
+        d_off,
+        d_s: row_strides("SOFT_MAX dst", d, 4)?,
+        m_off,
+        m_s: match mask {
+            Some(m) => row_strides("SOFT_MAX mask", m, m_unit)?,
+            None => [0; 3],
+        },
+        m_ne2: mask.map_or(Ok(1), |m| dim_u32("SOFT_MAX mask ne2", m.ne[2]))?,
+        m_ne3: mask.map_or(Ok(1), |m| dim_u32("SOFT_MAX mask ne3", m.ne[3]))?,
+        has_mask: u32::from(mask.is_some()),
+        has_sinks: u32::from(sinks.is_some()),
+        s_off,
+        s_s0: match sinks {
+            Some(s) => elem_stride("SOFT_MAX sinks", s, 4)?,
+            None => 0,
+        },
+        n_head_log2,
+        alibi: u32::from(alibi),
+        scale,
+        e0,
+        e1,
+        pad: 0.0,
+    };
+    let f16_mask = mask.is_some_and(|m| m.ty == GgmlType::F16);
+    let shader = match (f16_mask, use_subgroups(&device)) {
+        (false, true) => &SHADER_F32,
+        (false, false) => &SHADER_F32_SHMEM,
+        (true, true) => &SHADER_F16,
+        (true, false) => &SHADER_F16_SHMEM,
+    };
+    let pipeline = device.pipelines().get(&device, shader, &[row_workgroup(&device, x.ne[0])])?;
+    let (gx, gy) = split_groups(u64::from(rows), device.caps().max_workgroup_count[0])?;
+    rec.dispatch("soft_max", &pipeline, &[xb, mb, sb, db], bytemuck::bytes_of(&push), [gx, gy, 1])
 }

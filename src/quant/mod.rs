@@ -47,11 +47,14 @@ pub enum GgmlType {
     Q8_0 = 8,
     /// 32-bit signed integer (`GGML_TYPE_I32`).
     I32 = 26,
+    /// 64-bit signed integer (`GGML_TYPE_I64`), e.g. SET_ROWS indices.
+    I64 = 27,
 }
 
 impl GgmlType {
     /// Every type this crate knows, in ggml's numbering order.
-    pub const ALL: [GgmlType; 5] = [GgmlType::F32, GgmlType::F16, GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::I32];
+    pub const ALL: [GgmlType; 6] =
+        [GgmlType::F32, GgmlType::F16, GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::I32, GgmlType::I64];
 
     /// The type with ggml's raw number `raw`, or `None` if it is unknown or not supported by this crate.
     pub fn from_raw(raw: i32) -> Option<Self> {
@@ -61,6 +64,7 @@ impl GgmlType {
             2 => Some(GgmlType::Q4_0),
             8 => Some(GgmlType::Q8_0),
             26 => Some(GgmlType::I32),
+            27 => Some(GgmlType::I64),
             _ => None,
         }
     }
@@ -70,7 +74,7 @@ impl GgmlType {
         self as i32
     }
 
-    /// ggml's name for this type (`ggml_type_name`): `"f32"`, `"f16"`, `"q4_0"`, `"q8_0"`, `"i32"`.
+    /// ggml's name for this type (`ggml_type_name`): `"f32"`, `"f16"`, `"q4_0"`, `"q8_0"`, `"i32"`, `"i64"`.
     pub fn name(self) -> &'static str {
         match self {
             GgmlType::F32 => "f32",
@@ -78,19 +82,20 @@ impl GgmlType {
             GgmlType::Q4_0 => "q4_0",
             GgmlType::Q8_0 => "q8_0",
             GgmlType::I32 => "i32",
+            GgmlType::I64 => "i64",
         }
     }
 
     /// Number of elements in one block (`ggml_blck_size`): 1 for plain types, 32 for Q4_0 and Q8_0.
     pub fn block_size(self) -> usize {
         match self {
-            GgmlType::F32 | GgmlType::F16 | GgmlType::I32 => 1,
+            GgmlType::F32 | GgmlType::F16 | GgmlType::I32 | GgmlType::I64 => 1,
             GgmlType::Q4_0 => QK4_0,
             GgmlType::Q8_0 => QK8_0,
         }
     }
 
-    /// Number of bytes in one block (`ggml_type_size`): 4, 2, 18, 34 and 4 for F32, F16, Q4_0, Q8_0, I32.
+    /// Number of bytes in one block (`ggml_type_size`): 4, 2, 18, 34, 4 and 8 for F32, F16, Q4_0, Q8_0, I32, I64.
     pub fn type_size(self) -> usize {
         match self {
             GgmlType::F32 => std::mem::size_of::<f32>(),
@@ -98,6 +103,7 @@ impl GgmlType {
             GgmlType::Q4_0 => std::mem::size_of::<BlockQ4_0>(),
             GgmlType::Q8_0 => std::mem::size_of::<BlockQ8_0>(),
             GgmlType::I32 => std::mem::size_of::<i32>(),
+            GgmlType::I64 => std::mem::size_of::<i64>(),
         }
     }
 
@@ -173,8 +179,11 @@ pub fn quantize(ty: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<()> {
                 out.copy_from_slice(bytemuck::bytes_of(&quantize_block_q8_0(x)));
             }
         }
-        GgmlType::I32 => {
-            return Err(Error::invalid("quantize: i32 is an integer type, f32 values cannot be quantized to it"))
+        GgmlType::I32 | GgmlType::I64 => {
+            return Err(Error::invalid(format!(
+                "quantize: {} is an integer type, f32 values cannot be quantized to it",
+                ty.name()
+            )))
         }
     }
     Ok(())
@@ -213,8 +222,11 @@ pub fn dequantize(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<()> {
                 dequantize_block_q8_0(&bytemuck::pod_read_unaligned::<BlockQ8_0>(b), y);
             }
         }
-        GgmlType::I32 => {
-            return Err(Error::invalid("dequantize: i32 is an integer type, it cannot be dequantized to f32"))
+        GgmlType::I32 | GgmlType::I64 => {
+            return Err(Error::invalid(format!(
+                "dequantize: {} is an integer type, it cannot be dequantized to f32",
+                ty.name()
+            )))
         }
     }
     Ok(())
@@ -276,6 +288,7 @@ mod tests {
             (GgmlType::Q4_0, 2, "q4_0", 32, 18, true),
             (GgmlType::Q8_0, 8, "q8_0", 32, 34, true),
             (GgmlType::I32, 26, "i32", 1, 4, false),
+            (GgmlType::I64, 27, "i64", 1, 8, false),
         ];
         for (ty, raw, name, bs, ts, q) in expect {
             assert_eq!(ty.raw(), raw);
@@ -287,7 +300,7 @@ mod tests {
             assert_eq!(ty.is_quantized(), q);
         }
         assert_eq!(GgmlType::ALL.len(), expect.len());
-        for raw in [-1, 3, 4, 5, 6, 7, 9, 12, 25, 27, 30, 39, 1000, i32::MIN, i32::MAX] {
+        for raw in [-1, 3, 4, 5, 6, 7, 9, 12, 25, 28, 30, 39, 1000, i32::MIN, i32::MAX] {
             assert_eq!(GgmlType::from_raw(raw), None, "raw {raw}");
         }
     }

@@ -1,0 +1,103 @@
+// Shared by the elementwise kernels (binary.comp, unary.comp, glu.comp, cpy.comp).
+//
+// Threads: one per element of the output, numbered by a linear id in the output's logical (row-major, dim 0
+// innermost) order. The host splits ceil(n / WG) workgroups over x and y (x * y * WG fits 32 bits).
+//
+// Half <-> float conversions are done in integer arithmetic so they are bit-exact on every driver: f32 -> f16
+// rounds to nearest, ties to even, overflows to infinity and produces subnormals (ggml's CPU conversion, and
+// half::f16::from_f32); NaNs keep their sign and top payload bits and become quiet (as F16C and `half` do).
+#extension GL_EXT_shader_16bit_storage : require
+#extension GL_EXT_shader_explicit_arithmetic_types_int16 : require
+
+layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
+layout(constant_id = 0) const uint WG = 256;
+
+uint element_id() {
+    return (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * WG + gl_LocalInvocationID.x;
+}
+
+// Offset (in elements) of the element with linear id `id` of a tensor of shape `ne`, strides `s` (elements).
+uint strided_offset(uint id, uvec4 ne, uvec4 s) {
+    const uint i0 = id % ne.x;
+    uint r = id / ne.x;
+    const uint i1 = r % ne.y;
+    r /= ne.y;
+    const uint i2 = r % ne.z;
+    const uint i3 = r / ne.z;
+    return i0 * s.x + i1 * s.y + i2 * s.z + i3 * s.w;
+}
+
+// Layout modes chosen by the host per tensor: 1 packed (offset = id); 2 flat rows, packed along dim 0 with row
+// r = i1 + ne1 * (i2 + ne2 * i3) at r * rs; anything else: general strides.
+#define MODE_STRIDED 0u
+#define MODE_PACKED 1u
+#define MODE_ROWS 2u
+uint element_offset(uint id, uint mode, uvec4 ne, uvec4 s, uint rs) {
+    if (mode == MODE_PACKED) {
+        return id;
+    }
+    if (mode == MODE_ROWS) {
+        const uint row = id / ne.x;
+        return (id - row * ne.x) + row * rs;
+    }
+    return strided_offset(id, ne, s);
+}
+
+// IEEE half bits -> f32 bits (exact; f16 subnormals become f32 normals).
+uint half_bits_to_float_bits(uint h) {
+    const uint s = (h & 0x8000u) << 16;
+    const uint e = (h >> 10) & 0x1Fu;
+    const uint m = h & 0x3FFu;
+    if (e == 0x1Fu) {
+        // Infinity, or NaN made quiet with its payload kept.
+        return s | 0x7F800000u | (m != 0u ? 0x00400000u : 0u) | (m << 13);
+    }
+    if (e == 0u) {
+        if (m == 0u) {
+            return s;
+        }
+        // m * 2^-24 with the leading one of m at bit p: exponent p - 24, biased p + 103.
+        const int p = findMSB(m);
+        return s | (uint(p + 103) << 23) | ((m << uint(23 - p)) & 0x7FFFFFu);
+    }
+    return s | ((e + 112u) << 23) | (m << 13);
+}
+
+float half_to_float(uint h) {
+    return uintBitsToFloat(half_bits_to_float_bits(h));
+}
+
+// f32 bits -> IEEE half bits, round to nearest, ties to even.
+uint float_bits_to_half_bits(uint x) {
+    const uint sign = (x >> 16) & 0x8000u;
+    const uint e = (x >> 23) & 0xFFu;
+    uint man = x & 0x7FFFFFu;
+    if (e == 0xFFu) {
+        return sign | 0x7C00u | (man != 0u ? 0x200u : 0u) | (man >> 13);
+    }
+    const int he = int(e) - 112; // half's biased exponent
+    if (he >= 31) {
+        return sign | 0x7C00u;
+    }
+    if (he <= 0) {
+        // Subnormal half (or zero): shift the full mantissa right by 14 - he (at least 14).
+        if (he < -10) {
+            return sign;
+        }
+        man |= 0x800000u;
+        const uint sh = uint(14 - he);
+        const uint hm = man >> sh;
+        const uint round_bit = 1u << (sh - 1u);
+        // Round up when the first dropped bit is set and either another dropped bit or the kept lsb is.
+        const uint up = ((man & round_bit) != 0u && (man & (3u * round_bit - 1u)) != 0u) ? 1u : 0u;
+        return sign | (hm + up);
+    }
+    const uint h = sign | (uint(he) << 10) | (man >> 13);
+    const uint up = ((man & 0x1000u) != 0u && (man & 0x2FFFu) != 0u) ? 1u : 0u;
+    // A carry out of the mantissa correctly bumps the exponent (up to infinity).
+    return h + up;
+}
+
+uint float_to_half(float f) {
+    return float_bits_to_half_bits(floatBitsToUint(f));
+}

@@ -1,0 +1,49 @@
+#version 450
+// SWIGLU (ggml_glu / ggml_glu_split with GGML_GLU_OP_SWIGLU): dst = silu(gate) * up, elementwise over dst's
+// shape. The host points `gate` (binding 0) and `up` (binding 1) at the right tensors: in the fused form both
+// are src0, the second half starting ne0 elements after the first along dim 0. Defines: X_F16 (F16 everywhere,
+// else F32).
+#include "elementwise.glsl"
+
+#ifdef X_F16
+layout(binding = 0) readonly buffer G { uint16_t g[]; };
+layout(binding = 1) readonly buffer U { uint16_t u[]; };
+layout(binding = 2) writeonly buffer D { uint16_t d[]; };
+#define LOAD_G(i) half_to_float(uint(g[i]))
+#define LOAD_U(i) half_to_float(uint(u[i]))
+#define STORE_D(i, v) d[i] = uint16_t(float_to_half(v))
+#else
+layout(binding = 0) readonly buffer G { float g[]; };
+layout(binding = 1) readonly buffer U { float u[]; };
+layout(binding = 2) writeonly buffer D { float d[]; };
+#define LOAD_G(i) g[i]
+#define LOAD_U(i) u[i]
+#define STORE_D(i, v) d[i] = (v)
+#endif
+
+layout(push_constant) uniform Push {
+    uvec4 ne;  // dst shape (also the shape read from gate and up)
+    uvec4 s_g; // strides in elements (0 for dims of size 1)
+    uvec4 s_u;
+    uvec4 s_d;
+    uint g_off; uint u_off; uint d_off; uint n;
+    uint g_mode; uint u_mode; uint d_mode; uint pad0; // layout modes (elementwise.glsl)
+    uint g_rs; uint u_rs; uint d_rs; uint pad1;       // row strides for MODE_ROWS
+} pc;
+
+float silu(float x) {
+    const float e = exp(-abs(x));
+    const float sig = (x >= 0.0 ? 1.0 : e) / (1.0 + e);
+    return x * sig;
+}
+
+void main() {
+    const uint id = element_id();
+    if (id >= pc.n) {
+        return;
+    }
+    const uint ig = pc.g_off + element_offset(id, pc.g_mode, pc.ne, pc.s_g, pc.g_rs);
+    const uint iu = pc.u_off + element_offset(id, pc.u_mode, pc.ne, pc.s_u, pc.u_rs);
+    const uint idst = pc.d_off + element_offset(id, pc.d_mode, pc.ne, pc.s_d, pc.d_rs);
+    STORE_D(idst, silu(LOAD_G(ig)) * LOAD_U(iu));
+}

@@ -1,0 +1,59 @@
+#version 450
+// ggml_set_rows: row (i, i02, i03) of src0 is written, converted, into dst row (idx[i, i02 % ne11, i03 % ne12],
+// i02, i03). Indices are I32, or I64 (IDX_64 in the push constants: low word, then high word). An index outside
+// [0, ne1) writes nothing (ggml asserts). x = column chunks of WG elements (looping), y + z * numGroups.y =
+// source row (i + ne01 * (i02 + ne02 * i03)). Everything moves as bit patterns, so copies are bit-exact and
+// f32 -> f16 rounds to nearest even exactly like half::f16::from_f32 (ggml's F16C path).
+//   SRC_F16: src0 is F16 (else F32). DST_F16: dst is F16 (else F32).
+#include "common.glsl"
+#include "half_bits.glsl"
+
+layout(local_size_x = 256, local_size_y = 1, local_size_z = 1) in;
+const uint WG = 256;
+
+#if defined(SRC_F16)
+layout(binding = 0) readonly buffer A { uint16_t a[]; };
+#else
+layout(binding = 0) readonly buffer A { uint a[]; };
+#endif
+layout(binding = 1) readonly buffer I { uint idx[]; };
+#if defined(DST_F16)
+layout(binding = 2) writeonly buffer D { uint16_t d[]; };
+#else
+layout(binding = 2) writeonly buffer D { uint d[]; };
+#endif
+
+// Mirrors ops::rows::SetRowsPush. Offsets and strides in units of each binding (indices: 32-bit words).
+layout(push_constant) uniform Push {
+    uint ne00; uint ne01; uint ne02; uint ne1;
+    uint a_off; uint a_s1; uint a_s2; uint a_s3;
+    uint i_off; uint i_s0; uint i_s1; uint i_s2;
+    uint d_off; uint d_s1; uint d_s2; uint d_s3;
+    uint rows; uint ne11; uint ne12; uint idx64;
+} pc;
+
+void main() {
+    const uint row = gl_WorkGroupID.y + gl_WorkGroupID.z * gl_NumWorkGroups.y;
+    if (row >= pc.rows) { return; }
+    const uint i = row % pc.ne01;
+    const uint i02 = (row / pc.ne01) % pc.ne02;
+    const uint i03 = row / (pc.ne01 * pc.ne02);
+    const uint p = pc.i_off + i * pc.i_s0 + (i02 % pc.ne11) * pc.i_s1 + (i03 % pc.ne12) * pc.i_s2;
+    const uint lo = idx[p];
+    // I64: in range only if the high word is 0 (non-negative, below 2^32) and the low word is below ne1.
+    const bool valid = (pc.idx64 != 0u ? idx[p + 1u] == 0u : int(lo) >= 0) && lo < pc.ne1;
+    if (!valid) { return; }
+    const uint ab = pc.a_off + i * pc.a_s1 + i02 * pc.a_s2 + i03 * pc.a_s3;
+    const uint db = pc.d_off + lo * pc.d_s1 + i02 * pc.d_s2 + i03 * pc.d_s3;
+    for (uint c = gl_WorkGroupID.x * WG + gl_LocalInvocationID.x; c < pc.ne00; c += WG * gl_NumWorkGroups.x) {
+#if defined(SRC_F16) && defined(DST_F16)
+        d[db + c] = a[ab + c];
+#elif defined(SRC_F16)
+        d[db + c] = half_to_float_bits(uint(a[ab + c]));
+#elif defined(DST_F16)
+        d[db + c] = uint16_t(float_bits_to_half(a[ab + c]));
+#else
+        d[db + c] = a[ab + c];
+#endif
+    }
+}
