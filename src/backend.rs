@@ -22,6 +22,11 @@ impl Backend {
         Ok(Backend { device, exec })
     }
 
+    /// A backend (its own command stream) on an already open device.
+    pub fn on(device: &Arc<Device>) -> Result<Self> {
+        Ok(Backend { device: device.clone(), exec: Executor::new(device)? })
+    }
+
     /// The device.
     pub fn device(&self) -> &Arc<Device> {
         &self.device

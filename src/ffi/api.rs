@@ -607,6 +607,7 @@ pub extern "C" fn ggvk_graph_rope(
             attn_factor: p.attn_factor,
             beta_fast: p.beta_fast,
             beta_slow: p.beta_slow,
+            n_offs: 0,
         };
         let ff = tensor_opt(freq_factors, "freq_factors")?;
         g.inner.rope(&tensor(x, "x")?, &tensor(pos, "pos")?, ff.as_ref(), &tensor(dst, "dst")?, params)

@@ -128,6 +128,24 @@ impl Buffer {
         }))
     }
 
+    /// A stand-in with no memory, for checking whether a graph could run before any buffer exists (ggml's
+    /// `supports_op`). Views of it validate like views of a very large buffer; binding it is an error.
+    pub fn placeholder(device: &Arc<Device>) -> Arc<Self> {
+        Arc::new(Buffer {
+            device: device.clone(),
+            raw: vk::Buffer::null(),
+            allocation: Mutex::new(None),
+            size: u64::MAX >> 2,
+            id: device.next_id(),
+            direct: false,
+        })
+    }
+
+    /// Whether this is a [`Buffer::placeholder`].
+    pub fn is_placeholder(&self) -> bool {
+        self.raw == vk::Buffer::null()
+    }
+
     /// Usable size in bytes (as requested).
     pub fn size(&self) -> u64 {
         self.size
@@ -172,6 +190,9 @@ impl Buffer {
 
     fn transfer<R>(&self, f: impl FnOnce(&mut Transfer) -> Result<R>) -> Result<R> {
         self.device.check_alive()?;
+        if self.is_placeholder() {
+            return Err(Error::Internal("transfer on a placeholder buffer".into()));
+        }
         let mut guard = self.device.transfer();
         if guard.is_none() {
             *guard = Some(Transfer::new(&self.device)?);
