@@ -174,6 +174,10 @@ typedef struct ggvk_rope_params {
 
 
 
+
+
+
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus

@@ -11,6 +11,7 @@
 pub mod backend;
 pub mod error;
 pub mod ffi;
+pub mod ggml;
 pub mod graph;
 pub mod ops;
 pub mod quant;

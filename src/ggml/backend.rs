@@ -1,0 +1,163 @@
+//! The GGVK backend (stream) as ggml sees it: graph compute through the engine, synchronisation, and
+//! tensor transfers ordered after the work already submitted.
+
+use std::ffi::{c_char, c_void};
+
+use super::buffer::{guarded, BUFFER_IFACE};
+use super::device::DeviceEntry;
+use super::sys;
+use super::translate::{self, Memory};
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::graph::Graph;
+
+/// What a ggml backend's `context` points to.
+struct BackendCtx {
+    inner: Backend,
+    entry: &'static DeviceEntry,
+}
+
+static GUID: sys::ggml_guid = *b"ggvk-vulkan-rs01";
+
+/// Create a ggml backend on `entry`'s device.
+pub fn create(entry: &'static DeviceEntry, dev: sys::ggml_backend_dev_t) -> Result<sys::ggml_backend_t> {
+    let device = entry.device()?;
+    let inner = Backend::on(&device)?;
+    let ctx = Box::into_raw(Box::new(BackendCtx { inner, entry }));
+    let be = Box::new(sys::ggml_backend {
+        guid: &GUID as *const sys::ggml_guid as sys::ggml_guid_t,
+        iface: BACKEND_IFACE,
+        device: dev,
+        context: ctx as *mut c_void,
+    });
+    Ok(Box::into_raw(be))
+}
+
+/// The context of one of our backends.
+///
+/// # Safety
+/// `b` must be a live backend made by [`create`].
+unsafe fn ctx<'a>(b: sys::ggml_backend_t) -> &'a BackendCtx {
+    // SAFETY: our backends' context is the Box<BackendCtx> made in create, alive until free.
+    unsafe { &*((*b).context as *const BackendCtx) }
+}
+
+unsafe extern "C" fn get_name(b: sys::ggml_backend_t) -> *const c_char {
+    // SAFETY: ggml passes one of our live backends.
+    unsafe { ctx(b) }.entry.name.as_ptr()
+}
+
+unsafe extern "C" fn free(b: sys::ggml_backend_t) {
+    // SAFETY: ggml frees each backend once; both boxes were made in create.
+    let (be, ctx) = unsafe {
+        let be = Box::from_raw(b);
+        let ctx = Box::from_raw(be.context as *mut BackendCtx);
+        (be, ctx)
+    };
+    guarded("free backend", (), || {
+        ctx.inner.synchronize()?;
+        drop(ctx);
+        drop(be);
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn synchronize(b: sys::ggml_backend_t) {
+    // SAFETY: ggml passes one of our live backends.
+    let c = unsafe { ctx(b) };
+    guarded("synchronize", (), || c.inner.synchronize())
+}
+
+unsafe extern "C" fn set_tensor_async(
+    b: sys::ggml_backend_t,
+    t: *mut sys::ggml_tensor,
+    data: *const c_void,
+    offset: usize,
+    size: usize,
+) {
+    // SAFETY: ggml passes one of our live backends and a tensor in one of our buffers.
+    let c = unsafe { ctx(b) };
+    // Transfers are synchronous: finish what this stream submitted first so they stay in order.
+    guarded("set_tensor_async", (), || c.inner.synchronize());
+    // SAFETY: as above; the buffer methods check the rest.
+    unsafe {
+        if let Some(f) = BUFFER_IFACE.set_tensor {
+            f((*t).buffer, t, data, offset, size)
+        }
+    }
+}
+
+unsafe extern "C" fn get_tensor_async(
+    b: sys::ggml_backend_t,
+    t: *const sys::ggml_tensor,
+    data: *mut c_void,
+    offset: usize,
+    size: usize,
+) {
+    // SAFETY: ggml passes one of our live backends and a tensor in one of our buffers.
+    let c = unsafe { ctx(b) };
+    guarded("get_tensor_async", (), || c.inner.synchronize());
+    // SAFETY: as above.
+    unsafe {
+        if let Some(f) = BUFFER_IFACE.get_tensor {
+            f((*t).buffer, t, data, offset, size)
+        }
+    }
+}
+
+/// Translate and submit a ggml graph.
+fn compute(c: &BackendCtx, cgraph: *mut sys::ggml_cgraph) -> Result<()> {
+    let device = c.inner.device().clone();
+    // SAFETY: ggml passes a live graph; its nodes array holds n_nodes live tensors.
+    let nodes = unsafe {
+        let g = cgraph.as_ref().ok_or_else(|| Error::invalid("NULL graph"))?;
+        if g.n_nodes <= 0 || g.nodes.is_null() {
+            &[][..]
+        } else {
+            std::slice::from_raw_parts(g.nodes, g.n_nodes as usize)
+        }
+    };
+    let mut graph = Graph::new();
+    for (i, &n) in nodes.iter().enumerate() {
+        // SAFETY: each node is a live tensor.
+        let t = unsafe { &*n };
+        if t.flags & sys::GGML_TENSOR_FLAG_COMPUTE == 0 {
+            continue;
+        }
+        // SAFETY: as above; sources of live nodes are live.
+        let node = unsafe { translate::node(n, Memory::Real(&device)) }.map_err(|e| match e {
+            Error::Unsupported(m) => Error::Unsupported(format!("graph node {i}: {m}")),
+            Error::InvalidArgument(m) => Error::InvalidArgument(format!("graph node {i}: {m}")),
+            other => other,
+        })?;
+        if let Some(node) = node {
+            graph.push(node)?;
+        }
+    }
+    c.inner.compute_async(&graph).map(|_| ())
+}
+
+unsafe extern "C" fn graph_compute(b: sys::ggml_backend_t, cgraph: *mut sys::ggml_cgraph) -> sys::ggml_status {
+    // SAFETY: ggml passes one of our live backends.
+    let c = unsafe { ctx(b) };
+    guarded("graph_compute", sys::GGML_STATUS_FAILED, || compute(c, cgraph).map(|_| sys::GGML_STATUS_SUCCESS))
+}
+
+const BACKEND_IFACE: sys::ggml_backend_i = sys::ggml_backend_i {
+    get_name: Some(get_name),
+    free: Some(free),
+    set_tensor_async: Some(set_tensor_async),
+    get_tensor_async: Some(get_tensor_async),
+    set_tensor_2d_async: None,
+    get_tensor_2d_async: None,
+    cpy_tensor_async: None,
+    synchronize: Some(synchronize),
+    graph_plan_create: None,
+    graph_plan_free: None,
+    graph_plan_update: None,
+    graph_plan_compute: None,
+    graph_compute: Some(graph_compute),
+    event_record: None,
+    event_wait: None,
+    graph_optimize: None,
+};

@@ -1,0 +1,35 @@
+//! The ggml-backend adapter: what lets an unmodified llama.cpp load `libggvk.so` as a ggml backend
+//! (`GGML_BACKEND_PATH`, exported `ggml_backend_init`, backend API version 2).
+//!
+//! [`sys`] mirrors the ggml types and function signatures the adapter exchanges with the host process.
+
+/// `#[repr(C)]` mirrors of the pinned ggml headers.
+///
+/// cbindgen:ignore
+pub mod sys;
+
+mod backend;
+mod buffer;
+mod device;
+mod host;
+mod translate;
+
+use std::ffi::c_int;
+use std::panic::catch_unwind;
+
+/// Entry point ggml's loader calls (`GGML_BACKEND_PATH=/path/libggvk.so`): the GGVK registry, with one device
+/// `GGVK<i>` per usable Vulkan device (none when Vulkan is unavailable).
+///
+/// cbindgen:ignore
+#[no_mangle]
+pub extern "C" fn ggml_backend_init() -> sys::ggml_backend_reg_t {
+    catch_unwind(|| device::registry().handle()).unwrap_or(std::ptr::null_mut())
+}
+
+/// ggml's loader asks this first: 0 means "not supported on this system" (no usable Vulkan device).
+///
+/// cbindgen:ignore
+#[no_mangle]
+pub extern "C" fn ggml_backend_score() -> c_int {
+    catch_unwind(|| if device::registry().is_empty() { 0 } else { 1 }).unwrap_or(0)
+}

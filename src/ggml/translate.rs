@@ -1,0 +1,131 @@
+//! ggml graph -> engine graph. VIEW, RESHAPE, PERMUTE, TRANSPOSE and NONE become nothing (the views' strides
+//! and offsets travel with the tensors that use them); every other op maps to an engine node with its typed
+//! parameters decoded from `op_params`.
+
+use std::sync::Arc;
+
+use super::buffer::{buffer_of, BASE};
+use super::sys;
+use crate::error::{Error, Result};
+use crate::graph::{GluOp, Node, Op, Tensor, UnaryOp};
+use crate::ops::rope::RopeParams;
+use crate::quant::GgmlType;
+use crate::vk::{Buffer, Device};
+
+/// Where tensor memory comes from while translating.
+#[derive(Clone, Copy)]
+pub enum Memory<'a> {
+    /// The tensors' own ggvk buffers (graph compute).
+    Real(&'a Arc<Device>),
+    /// A placeholder of the device for tensors without memory (supports_op); each tensor gets its own range.
+    Check(&'a Arc<Buffer>),
+}
+
+fn f32_param(t: &sys::ggml_tensor, i: usize) -> f32 {
+    f32::from_bits(t.op_params[i] as u32)
+}
+
+/// The engine view of a ggml tensor. `slot` numbers the tensors of one node (distinct ranges when checking).
+///
+/// # Safety
+/// `t` must point to a live ggml tensor whose `buffer`, if non-null, is a live ggml buffer.
+pub unsafe fn tensor(t: *const sys::ggml_tensor, mem: Memory<'_>, slot: u64) -> Result<Tensor> {
+    // SAFETY: the caller guarantees `t` is a live tensor.
+    let t = unsafe { t.as_ref() }.ok_or_else(|| Error::invalid("NULL tensor"))?;
+    let ty = GgmlType::from_raw(t.r#type).ok_or_else(|| Error::unsupported(format!("ggml type {}", t.r#type)))?;
+    let nb = t.nb.map(|x| x as u64);
+    match mem {
+        Memory::Real(device) => {
+            // SAFETY: the caller guarantees the buffer pointer, when non-null, is a live ggml buffer.
+            let buf = unsafe { buffer_of(t.buffer) }.ok_or_else(|| Error::invalid("tensor is not in a GGVK buffer"))?;
+            if !Arc::ptr_eq(buf.device(), device) {
+                return Err(Error::invalid("tensor is in a buffer of another GGVK device"));
+            }
+            let offset = (t.data as usize)
+                .checked_sub(BASE)
+                .ok_or_else(|| Error::invalid("tensor data pointer is below its buffer's base"))?;
+            Tensor::new(buf, offset as u64, ty, t.ne, nb)
+        }
+        Memory::Check(placeholder) => Tensor::new(placeholder.clone(), slot << 40, ty, t.ne, nb),
+    }
+}
+
+/// Whether ggml's node needs no work (views, empty tensors, nodes not flagged for compute).
+pub fn is_noop(t: &sys::ggml_tensor) -> bool {
+    matches!(
+        t.op,
+        sys::GGML_OP_NONE | sys::GGML_OP_VIEW | sys::GGML_OP_RESHAPE | sys::GGML_OP_PERMUTE | sys::GGML_OP_TRANSPOSE
+    ) || t.ne.contains(&0)
+}
+
+/// Translate one ggml node; `Ok(None)` for nodes that need no work.
+///
+/// # Safety
+/// `t` and its sources must be live ggml tensors.
+pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option<Node>> {
+    // SAFETY: the caller guarantees `t` is live.
+    let tr = unsafe { t.as_ref() }.ok_or_else(|| Error::invalid("NULL node"))?;
+    if is_noop(tr) {
+        return Ok(None);
+    }
+    let op = match tr.op {
+        sys::GGML_OP_MUL_MAT => Op::MulMat,
+        sys::GGML_OP_ADD => Op::Add,
+        sys::GGML_OP_MUL => Op::Mul,
+        sys::GGML_OP_SCALE => Op::Scale { s: f32_param(tr, 0), b: f32_param(tr, 1) },
+        sys::GGML_OP_RMS_NORM => Op::RmsNorm { eps: f32_param(tr, 0) },
+        sys::GGML_OP_SOFT_MAX => Op::SoftMax { scale: f32_param(tr, 0), max_bias: f32_param(tr, 1) },
+        sys::GGML_OP_CPY | sys::GGML_OP_CONT | sys::GGML_OP_DUP => Op::Cpy,
+        sys::GGML_OP_GET_ROWS => Op::GetRows,
+        sys::GGML_OP_SET_ROWS => Op::SetRows,
+        sys::GGML_OP_ROPE => {
+            let p = &tr.op_params;
+            // Multi-section (mrope/vision) modes carry sections in params 11..15; only normal and neox map here.
+            Op::Rope(RopeParams {
+                n_dims: p[1],
+                mode: p[2],
+                n_ctx_orig: p[4],
+                freq_base: f32_param(tr, 5),
+                freq_scale: f32_param(tr, 6),
+                ext_factor: f32_param(tr, 7),
+                attn_factor: f32_param(tr, 8),
+                beta_fast: f32_param(tr, 9),
+                beta_slow: f32_param(tr, 10),
+                n_offs: p[15],
+            })
+        }
+        sys::GGML_OP_UNARY => match tr.op_params[0] {
+            sys::GGML_UNARY_OP_SILU => Op::Unary(UnaryOp::Silu),
+            u => return Err(Error::unsupported(format!("unary op {u}"))),
+        },
+        sys::GGML_OP_GLU => match tr.op_params[0] {
+            sys::GGML_GLU_OP_SWIGLU => Op::Glu { op: GluOp::SwiGlu, swapped: tr.op_params[1] != 0 },
+            g => return Err(Error::unsupported(format!("glu op {g}"))),
+        },
+        other => return Err(Error::unsupported(format!("ggml op {other}"))),
+    };
+    // Sources in ggml's order. CPY's second and SET_ROWS's third source are the destination the node views,
+    // not inputs.
+    let n_src = match op {
+        Op::Cpy => 1,
+        Op::MulMat | Op::Add | Op::Mul | Op::GetRows | Op::SetRows => 2,
+        Op::Rope(_) | Op::SoftMax { .. } => 3,
+        Op::Glu { .. } => 2,
+        Op::Scale { .. } | Op::Unary(_) | Op::RmsNorm { .. } => 1,
+    };
+    let mut src = Vec::with_capacity(n_src);
+    for (i, &s) in tr.src.iter().take(n_src).enumerate() {
+        src.push(if s.is_null() {
+            None
+        } else {
+            // SAFETY: ggml's sources of a live node are live tensors.
+            Some(unsafe { tensor(s, mem, i as u64 + 1) }?)
+        });
+    }
+    if tr.src.iter().skip(n_src).any(|s| !s.is_null()) && !matches!(op, Op::Cpy | Op::SetRows) {
+        return Err(Error::unsupported(format!("{} with more than {n_src} sources", op.name())));
+    }
+    // SAFETY: `t` is live (checked above).
+    let dst = unsafe { tensor(t, mem, 0) }?;
+    Ok(Some(Node { op, src, dst }))
+}
