@@ -265,7 +265,7 @@ pub fn supports(e: &DeviceEntry, op: *const sys::ggml_tensor) -> Result<()> {
     let placeholder = e.placeholder()?;
     // SAFETY: ggml passes a live tensor whose sources are live.
     match unsafe { translate::node(op, Memory::Check(&placeholder)) }? {
-        Some(node) => crate::ops::check(&node),
+        Some(node) => crate::ops::check_on(placeholder.device(), &node),
         None => Ok(()),
     }
 }

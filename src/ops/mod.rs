@@ -35,6 +35,25 @@ pub fn check(node: &Node) -> Result<()> {
     }
 }
 
+/// Check `node` against `device`'s limits as well as [`check`]: each tensor must fit one storage-buffer window
+/// (`maxStorageBufferRange`, less the worst-case offset alignment), since kernels bind one window per tensor.
+pub fn check_on(device: &Device, node: &Node) -> Result<()> {
+    check(node)?;
+    let caps = device.caps();
+    let limit = caps.max_storage_buffer_range.saturating_sub(caps.min_storage_offset_alignment);
+    for t in node.src.iter().flatten().chain(std::iter::once(&node.dst)) {
+        if t.nbytes() > limit {
+            return Err(Error::unsupported(format!(
+                "{}: a tensor of {} bytes exceeds this device's maxStorageBufferRange ({} bytes)",
+                node.op.name(),
+                t.nbytes(),
+                caps.max_storage_buffer_range
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Record `node` into `rec`.
 pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
     if node.dst.nelements() == 0 {
