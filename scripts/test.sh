@@ -2,8 +2,9 @@
 # All of ggvk's tests, on the default Vulkan device (Mesa lavapipe where there is no GPU), with the Khronos
 # validation layer on: a validation message fails the run.
 #   formatting, clippy, the `unsafe` rule, header freshness (cbindgen --verify),
-#   Rust unit + integration tests (both mat-vec reduction paths), the C harness (ctest),
-#   and the C harness again under AddressSanitizer + UndefinedBehaviorSanitizer.
+#   Rust unit + integration tests (both reduction paths, both mat-vec paths), the C harness (ctest), the C
+#   harness again under AddressSanitizer + UndefinedBehaviorSanitizer, llama.cpp's test-backend-ops on GGVK0,
+#   and llama-completion through GGVK0 against the CPU backend.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 bash "$GGVK_ROOT/scripts/setup.sh"
@@ -22,12 +23,7 @@ step "clippy"
 cargo clippy --release --all-targets -- -D warnings
 
 step "unsafe only at the boundaries (src/ffi, src/ggml) and around ash (src/vk), each with a SAFETY comment"
-stray=$(grep -rln --include='*.rs' -E '\bunsafe (\{|fn|extern|impl)' src | grep -vE '^src/(ffi|vk|ggml)/' || true)
-if [ -n "$stray" ]; then echo "unsafe outside src/ffi, src/ggml and src/vk: $stray"; exit 1; fi
-blocks=$(grep -rhoE 'unsafe \{|unsafe extern "C" fn|unsafe fn' src | wc -l)
-safety=$(grep -rhE '// SAFETY:|/// # Safety' src | wc -l)
-echo "$blocks unsafe blocks/functions, $safety SAFETY comments"
-if [ "$safety" -lt "$blocks" ]; then echo "some unsafe block lacks its SAFETY comment"; exit 1; fi
+python3 scripts/check_unsafe.py .
 
 step "include/ggvk.h is what cbindgen generates"
 cbindgen --config cbindgen.toml --crate ggvk --output include/ggvk.h --verify --quiet
@@ -45,6 +41,9 @@ for f in "$LOGS"/cargo-test*.log; do
   passed=$((passed + n))
 done
 
+step "build libggvk.so and the ggvk binary"
+cargo build --release
+
 run_ctest() {  # $1 build dir, $2.. extra cmake args
   local dir=$1; shift
   cmake -S examples-c -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGGVK_LIB="$GGVK_LIB" "$@" >/dev/null
@@ -59,8 +58,34 @@ run_ctest "$GGVK_CACHE/build-c" -DGGVK_SANITIZE=OFF
 step "C harness under AddressSanitizer + UndefinedBehaviorSanitizer"
 run_ctest "$GGVK_CACHE/build-c-asan" -DGGVK_SANITIZE=ON
 
+step "reference llama.cpp (llama-cpp-python 0.3.36 sdist: ggml 0.25.3, backend API 2)"
+BIN=$(bash scripts/reference-llama.sh | tail -n 1)
+echo "$BIN"
+
+step "test-backend-ops -b GGVK0, mode test, the plug-in's ops (llama.cpp loads libggvk.so; validation layer on)"
+OPS=ADD,MUL,SCALE,RMS_NORM,SOFT_MAX,CPY,CONT,DUP,SET_ROWS,GET_ROWS,SILU,SWIGLU,ROPE,MUL_MAT
+GGML_BACKEND_PATH="$GGVK_LIB" "$BIN/test-backend-ops" -b GGVK0 -j 2 -o "$OPS" 2>&1 | tee "$LOGS/test-backend-ops.log" \
+  | grep -aE "tests passed|FAIL|Backend GGVK0" || true
+line=$(grep -aoE '[0-9]+/[0-9]+ tests passed' "$LOGS/test-backend-ops.log" | tail -n 1)
+read -r ok total < <(echo "$line" | awk -F'[/ ]' '{print $1, $2}')
+if [ -z "$line" ] || [ "$ok" != "$total" ] || grep -aq "FAIL" "$LOGS/test-backend-ops.log"; then
+  echo "test-backend-ops failed ($line)"; exit 1
+fi
+echo "test-backend-ops: $line, $(grep -ac 'not supported' "$LOGS/test-backend-ops.log") cases reported unsupported"
+passed=$((passed + ok))
+
+step "test-backend-ops support -b GGVK0 (artifact: $GGVK_CACHE/artifacts/test-backend-ops-support-GGVK0.csv)"
+mkdir -p "$GGVK_CACHE/artifacts"
+GGML_BACKEND_PATH="$GGVK_LIB" "$BIN/test-backend-ops" support -b GGVK0 --output csv \
+  >"$GGVK_CACHE/artifacts/test-backend-ops-support-GGVK0.csv" 2>"$LOGS/test-backend-ops-support.log"
+python3 scripts/support_table.py "$GGVK_CACHE/artifacts/test-backend-ops-support-GGVK0.csv"
+
+step "end-to-end: llama-completion on GGVK0 vs the CPU backend (tiny random-weight llama, Q4_0 and F16)"
+bash scripts/e2e-llama.sh 2>&1 | tee "$LOGS/e2e.log"
+passed=$((passed + $(grep -aoE 'e2e: [0-9]+ passed' "$LOGS/e2e.log" | awk '{print $2}')))
+
 step "no validation messages anywhere"
-if grep -l "GGVK VALIDATION ERROR\|Validation Error" "$LOGS"/*.log "$GGVK_CACHE"/build-c*/ctest.log 2>/dev/null; then
+if grep -al "GGVK VALIDATION ERROR\|Validation Error" "$LOGS"/*.log "$GGVK_CACHE"/build-c*/ctest.log "$GGVK_CACHE"/e2e/*.log 2>/dev/null; then
   echo "validation errors reported"; exit 1
 fi
 echo "none"

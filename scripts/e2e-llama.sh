@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# End-to-end: an unmodified llama.cpp (the pinned reference build) loads libggvk.so through GGML_BACKEND_PATH and
+# generates 32 tokens greedily from small random-weight llama GGUFs (Q4_0 and F16) that this script writes, with
+# every layer offloaded to GGVK0; the text must equal the CPU backend's. Vulkan validation layer on.
+#   bash scripts/e2e-llama.sh [TYPES...]      (default: q4_0 f16)
+# Note: in a llama.cpp build whose CPU backend is linked in (GGML_BACKEND_DL=OFF, as here) ggml only reads
+# GGML_BACKEND_PATH when something calls ggml_backend_load_all(); `--device GGVK0` does. Builds with dynamically
+# loaded backends (GGML_BACKEND_DL=ON) always do.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+BIN=$(bash "$GGVK_ROOT/scripts/reference-llama.sh" | tail -n 1)
+LIB="$CARGO_TARGET_DIR/release/libggvk.so"
+[ -f "$LIB" ] || (cd "$GGVK_ROOT" && cargo build --release --lib)
+OUTDIR="$GGVK_CACHE/e2e"
+rm -rf "$OUTDIR"; mkdir -p "$OUTDIR"
+TYPES=("$@"); [ ${#TYPES[@]} -gt 0 ] || TYPES=(q4_0 f16)
+PROMPT="Once upon a time"
+common=(-p "$PROMPT" -n 32 --temp 0 --top-k 1 --seed 1 -fa off -no-cnv -v)
+fail=0
+pass=0
+for ty in "${TYPES[@]}"; do
+  model="$OUTDIR/tiny-llama-$ty.gguf"
+  python3 "$GGVK_ROOT/scripts/make_tiny_llama.py" "$model" --type "$ty" >/dev/null
+  "$BIN/llama-completion" -m "$model" -ngl 0 "${common[@]}" >"$OUTDIR/cpu-$ty.txt" 2>"$OUTDIR/cpu-$ty.log"
+  GGML_BACKEND_PATH="$LIB" VK_INSTANCE_LAYERS=VK_LAYER_KHRONOS_validation \
+    "$BIN/llama-completion" -m "$model" --device GGVK0 -ngl 99 "${common[@]}" >"$OUTDIR/ggvk-$ty.txt" 2>"$OUTDIR/ggvk-$ty.log"
+  layers=$(grep -aoE 'offloaded [0-9]+/[0-9]+ layers to GPU' "$OUTDIR/ggvk-$ty.log" | head -n 1)
+  splits=$(grep -aoE 'graph: nodes = [0-9]+, splits = [0-9]+' "$OUTDIR/ggvk-$ty.log" | head -n 1)
+  ok=1
+  if ! grep -aq "using device GGVK0" "$OUTDIR/ggvk-$ty.log"; then echo "$ty: GGVK0 was not used"; ok=0; fi
+  if [ -z "$layers" ] || [ "$(echo "$layers" | awk -F'[ /]' '{print ($2 == $3)}')" != 1 ]; then
+    echo "$ty: not every layer was offloaded ($layers)"; ok=0
+  fi
+  if grep -aq "GGVK VALIDATION ERROR\|Validation Error" "$OUTDIR/ggvk-$ty.log"; then echo "$ty: Vulkan validation errors"; ok=0; fi
+  if grep -aq "graph_compute: \|ggvk: .*error" "$OUTDIR/ggvk-$ty.log"; then echo "$ty: GGVK reported errors"; ok=0; fi
+  if cmp -s "$OUTDIR/cpu-$ty.txt" "$OUTDIR/ggvk-$ty.txt"; then
+    echo "$ty: same 32 tokens as the CPU backend ($layers; $splits)"
+  else
+    echo "$ty: output differs from the CPU backend"; ok=0
+    cmp "$OUTDIR/cpu-$ty.txt" "$OUTDIR/ggvk-$ty.txt" || true
+    od -c "$OUTDIR/cpu-$ty.txt" | head -n 4; od -c "$OUTDIR/ggvk-$ty.txt" | head -n 4
+  fi
+  if [ "$ok" = 1 ]; then pass=$((pass + 1)); else fail=$((fail + 1)); fi
+done
+echo "e2e: $pass passed, $fail failed (logs in $OUTDIR)"
+[ "$fail" = 0 ]
