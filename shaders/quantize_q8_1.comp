@@ -1,6 +1,6 @@
 #version 450
 // Quantize F32 columns to 8-bit blocks for the integer-dot mat-vec: per 32 values, d = max|x| / 127,
-// q = round(x / d) (half away from zero), sum = sum(q). Output block = 10 words:
+// q = round(x / d) (half away from zero), sum = sum(q); d is stored rounded to f16, as ggml's q8_0. Output block = 10 words:
 //   [0] d (f32 bits) [1] sum(q) (int) [2..9] q packed 4 per word, element e in byte e % 4 of word e / 4.
 // One thread per block; x = block within a column, y (+ z overflow) = column (i11 + ne11 * (i12 + ne12 * i13)).
 #include "common.glsl"
@@ -31,8 +31,10 @@ void main() {
         x[i] = b[src + i];
         amax = max(amax, abs(x[i]));
     }
+    // As ggml's CPU backend quantizes activations (q8_0): codes from the f32 scale, the scale kept as f16.
     const float d = amax / 127.0;
     const float id = d != 0.0 ? 1.0 / d : 0.0;
+    const float d16 = unpackHalf2x16(packHalf2x16(vec2(d, 0.0))).x;
     const uint dst = pc.q_off + (col * pc.nblocks + blk) * 10u;
     int sum = 0;
     [[unroll]] for (uint w = 0; w < 8; ++w) {
@@ -45,6 +47,6 @@ void main() {
         }
         q[dst + 2u + w] = packed;
     }
-    q[dst] = floatBitsToUint(d);
+    q[dst] = floatBitsToUint(d16);
     q[dst + 1u] = uint(sum);
 }

@@ -585,7 +585,8 @@ fn sig_checks(sys_rs: &str) -> SigChecks {
 fn ggml_mirrors_match_pinned_headers() {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let src = llama_src();
-    let work = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ggml_layout");
+    // Per process (the target dir is shared); removed on success, kept for inspection on failure.
+    let work = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("ggml_layout-{}", std::process::id()));
     std::fs::create_dir_all(&work).unwrap();
     let inc = cc_include_args(&src);
     let mut errors: Vec<String> = Vec::new();
@@ -668,6 +669,7 @@ fn ggml_mirrors_match_pinned_headers() {
     cc(&args, &format!("{} (a failed _Static_assert names the mismatching member or function)", sig_c.display()));
 
     assert!(errors.is_empty(), "ggml layout: {} mismatches:\n{}", errors.len(), errors.join("\n"));
+    std::fs::remove_dir_all(&work).unwrap();
     println!(
         "ggml layout: {} types ({} structs + ggml_guid), {} fields, {} constants ({} enums, {} enumerators, {} \
          defines), {} fn signatures ({} members, {} aliases) match {}",

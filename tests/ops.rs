@@ -25,8 +25,8 @@ fn mul_mat_case(be: &ggvk::Backend, rng: &mut Rng, ty: GgmlType, ane: [i64; 4], 
     let got = download(&d);
     let (want, mag) = ref_mul_mat(&a_deq, ane, &b_vals, bne);
     assert_eq!(got.len(), want.len());
-    // The integer-dot path rounds x to 8 bits per 32-value block first: |x - x'| <= d/2 with d = max|x|/127,
-    // so each output may move by up to sum over blocks of d/2 * sum|a| in that block.
+    // The integer-dot path rounds x to 8 bits per 32-value block first (scale d = max|x|/127 kept as f16), so each
+    // output may move by up to sum over blocks of (d/2 + 127 d 2^-11) * sum|a| in that block.
     let q_bound =
         ggvk::ops::matmul::uses_int_dot(be.device(), &a, &b).then(|| int_dot_bound(&a_deq, ane, &b_vals, bne));
     for (i, ((g, w), m)) in got.iter().zip(&want).zip(&mag).enumerate() {
@@ -59,7 +59,8 @@ fn int_dot_bound(a: &[f32], ane: [i64; 4], b: &[f32], bne: [i64; 4]) -> Vec<f64>
                         .iter()
                         .map(|v| f64::from(v.abs()))
                         .sum();
-                    bound += d / 2.0 * sa;
+                    // |x - d16 q| <= d/2 + |d - d16| * 127, and f16 rounding moves d by at most d * 2^-11.
+                    bound += d * (0.5 + 127.0 / 2048.0) * sa;
                 }
                 out.push(bound);
             }

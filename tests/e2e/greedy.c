@@ -1,0 +1,73 @@
+/* Greedy generation through libllama, printing each step's chosen token and the top-2 logit gap, so two runs
+ * (CPU backend vs GGVK0) can be compared token by token.
+ *   greedy MODEL DEVICE N_PREDICT PROMPT      DEVICE: CPU (no offload) or a device name such as GGVK0 */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ggml-backend.h"
+#include "llama.h"
+
+int main(int argc, char **argv) {
+    if (argc != 5) {
+        fprintf(stderr, "usage: %s MODEL DEVICE N_PREDICT PROMPT\n", argv[0]);
+        return 2;
+    }
+    const char *model_path = argv[1], *device = argv[2], *prompt = argv[4];
+    const int n_predict = atoi(argv[3]);
+    llama_backend_init();
+    ggml_backend_load_all();
+
+    struct llama_model_params mp = llama_model_default_params();
+    ggml_backend_dev_t devs[2] = {NULL, NULL};
+    if (strcmp(device, "CPU") == 0) {
+        mp.n_gpu_layers = 0;
+    } else {
+        devs[0] = ggml_backend_dev_by_name(device);
+        if (!devs[0]) {
+            fprintf(stderr, "greedy: no device %s\n", device);
+            return 1;
+        }
+        mp.devices = devs;
+        mp.n_gpu_layers = 999;
+    }
+    struct llama_model *model = llama_model_load_from_file(model_path, mp);
+    if (!model) return 1;
+    struct llama_context_params cp = llama_context_default_params();
+    cp.n_ctx = 512;
+    cp.n_batch = 512;
+    cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+    struct llama_context *ctx = llama_init_from_model(model, cp);
+    if (!ctx) return 1;
+    const struct llama_vocab *vocab = llama_model_get_vocab(model);
+    const int n_vocab = llama_vocab_n_tokens(vocab);
+
+    llama_token tokens[512];
+    int n = llama_tokenize(vocab, prompt, (int)strlen(prompt), tokens, 512, true, false);
+    if (n <= 0) return 1;
+    struct llama_batch batch = llama_batch_get_one(tokens, n);
+    for (int step = 0; step < n_predict; step++) {
+        if (llama_decode(ctx, batch) != 0) {
+            fprintf(stderr, "greedy: decode failed at step %d\n", step);
+            return 1;
+        }
+        const float *logits = llama_get_logits_ith(ctx, -1);
+        int best = 0, second = -1;
+        for (int i = 1; i < n_vocab; i++) {
+            if (logits[i] > logits[best]) {
+                second = best;
+                best = i;
+            } else if (second < 0 || logits[i] > logits[second]) {
+                second = i;
+            }
+        }
+        printf("step %d token %d logit %.6f second %d logit %.6f gap %.6g\n", step, best, logits[best], second,
+               logits[second], (double)(logits[best] - logits[second]));
+        tokens[0] = best;
+        batch = llama_batch_get_one(tokens, 1);
+    }
+    llama_free(ctx);
+    llama_model_free(model);
+    llama_backend_free();
+    return 0;
+}
