@@ -334,9 +334,9 @@ static double run_mul_mat(ggvk_backend *be, test_rng *r, const mm_case *c)
                         sum += p;
                         mag += fabs(p);
                     }
-                    /* A mat-vec (N == 1) may round x to 8 bits per 32-value block first (the integer-dot path on
+                    /* A mat-vec (N <= 8) may round x to 8 bits per 32-value block first (the integer-dot path on
                      * devices that accelerate it): |x - x'| <= d/2 + 127 d 2^-11 (d = max|x|/127, kept as f16). */
-                    if (N == 1) {
+                    if (N <= 8) {
                         for (int64_t kb = 0; kb < K; kb += 32) {
                             double amax = 0.0, asum = 0.0;
                             for (int64_t k = kb; k < kb + 32; k++) {

@@ -74,6 +74,16 @@ fi
 echo "test-backend-ops: $line, $(grep -ac 'not supported' "$LOGS/test-backend-ops.log") cases reported unsupported"
 passed=$((passed + ok))
 
+step "test-backend-ops -b GGVK0 -o MUL_MAT with the integer-dot mat-vec forced on (the default on GPUs that accelerate it)"
+GGVK_INT_DOT=1 GGML_BACKEND_PATH="$GGVK_LIB" "$BIN/test-backend-ops" -b GGVK0 -j 2 -o MUL_MAT 2>&1 \
+  | tee "$LOGS/test-backend-ops-idot.log" | grep -aE "tests passed|FAIL" || true
+line=$(grep -aoE '[0-9]+/[0-9]+ tests passed' "$LOGS/test-backend-ops-idot.log" | tail -n 1)
+read -r ok total < <(echo "$line" | awk -F'[/ ]' '{print $1, $2}')
+if [ -z "$line" ] || [ "$ok" != "$total" ] || grep -aq "FAIL" "$LOGS/test-backend-ops-idot.log"; then
+  echo "test-backend-ops (integer dot) failed ($line)"; exit 1
+fi
+passed=$((passed + ok))
+
 step "test-backend-ops support -b GGVK0 (artifact: $GGVK_CACHE/artifacts/test-backend-ops-support-GGVK0.csv)"
 mkdir -p "$GGVK_CACHE/artifacts"
 GGML_BACKEND_PATH="$GGVK_LIB" "$BIN/test-backend-ops" support -b GGVK0 --output csv \

@@ -1,5 +1,6 @@
 #version 450
-// Matrix x vector: d[row] = sum_k A[row, k] * b[k], for NROWS rows of A per workgroup and one b column,
+// Matrix x vector(s): d[c, row] = sum_k A[row, k] * b[c, k], for NROWS rows of A per workgroup and NCOLS columns
+// of b (a few tokens at once read the weights once),
 // batched over z (b/dst batches i12 + i13*ne12; A batch i12/r2, i13/r3 as ggml broadcasts).
 // Quantized weights: four threads per 32-value block, blocks strided by WG/4; a thread's x values are loaded
 // once and reused for every row. Float weights: one k per thread, strided by WG. Partial sums are reduced with subgroupAdd (or shared memory).
@@ -19,6 +20,8 @@ layout(constant_id = 3) const uint NROWS = 2;
 layout(constant_id = 4) const bool B_VEC4 = false;
 // Blocks per thread per loop trip (quantized weights): all of a trip's loads can be in flight at once.
 layout(constant_id = 5) const uint UNROLL = 2;
+// Columns of b (and dst) per dispatch; WG >= NROWS * NCOLS.
+layout(constant_id = 6) const uint NCOLS = 1;
 
 #if defined(A_F32)
 layout(binding = 0) readonly buffer A { float a[]; };
@@ -36,7 +39,7 @@ layout(binding = 2) writeonly buffer D { float d[]; };
 
 MATMUL_PUSH
 
-shared float red[NROWS * WG];
+shared float red[NCOLS * NROWS * WG];
 
 void main() {
     const uint tid = gl_LocalInvocationID.x;
@@ -48,8 +51,9 @@ void main() {
     const uint a_base = pc.a_off + (i12 / pc.r2) * pc.a_s2 + (i13 / pc.r3) * pc.a_s3;
     const uint b_base = pc.b_off + i12 * pc.b_s2 + i13 * pc.b_s3;
 
-    float acc[NROWS];
-    [[unroll]] for (uint r = 0; r < NROWS; ++r) { acc[r] = 0.0; }
+    // acc[c * NROWS + r]: column c, row r.
+    float acc[NCOLS * NROWS];
+    [[unroll]] for (uint i = 0; i < NCOLS * NROWS; ++i) { acc[i] = 0.0; }
     // Rows past the end read row m-1 (in bounds) and are not written.
     uint rbase[NROWS];
     [[unroll]] for (uint r = 0; r < NROWS; ++r) { rbase[r] = a_base + min(row0 + r, pc.m - 1) * pc.a_row; }
@@ -67,7 +71,8 @@ void main() {
         const uint blk = min(bu, nblocks - 1);
 #if defined(INT_DOT)
         // Integer dot products of 4 packed 8-bit lanes; one float conversion per block quarter.
-        const uint xb = b_base + blk * 10u;
+        [[unroll]] for (uint c = 0; c < NCOLS; ++c) {
+        const uint xb = b_base + c * pc.b_col + blk * 10u;
         const float dx = uintBitsToFloat(bq[xb]) * valid;
 #if defined(A_Q4_0)
         // Nibbles are 0..15; (n - 8) . x = n . x - 8 sum(x), the block's sum taken once (by quarter 0).
@@ -78,7 +83,8 @@ void main() {
             const uint base = rbase[r] + blk * Q4_0_WORDS;
             const uint w = uint(a[base + 1 + 2 * part]) | (uint(a[base + 2 + 2 * part]) << 16);
             const int s = dotPacked4x8EXT(int(w & 0x0F0F0F0Fu), x_lo) + dotPacked4x8EXT(int((w >> 4) & 0x0F0F0F0Fu), x_hi);
-            acc[r] += f16_bits_to_float(a[base]) * dx * (float(s) - corr);
+            acc[c * NROWS + r] += f16_bits_to_float(a[base]) * dx * (float(s) - corr);
+        }
         }
 #else
         const int x0 = int(bq[xb + 2u + 2u * part]);
@@ -89,11 +95,13 @@ void main() {
             const uint w0 = uint(a[base]) | (uint(a[base + 1]) << 16);
             const uint w1 = uint(a[base + 2]) | (uint(a[base + 3]) << 16);
             const int s = dotPacked4x8EXT(int(w0), x0) + dotPacked4x8EXT(int(w1), x1);
-            acc[r] += f16_bits_to_float(a[blkbase]) * dx * float(s);
+            acc[c * NROWS + r] += f16_bits_to_float(a[blkbase]) * dx * float(s);
+        }
         }
 #endif
 #else
-        const uint kb = b_base + blk * QK;
+        [[unroll]] for (uint c = 0; c < NCOLS; ++c) {
+        const uint kb = b_base + c * pc.b_col + blk * QK;
 #if defined(A_Q4_0)
         // Quarter p holds qs bytes 4p..4p+3: elements 4p..4p+3 (low nibbles) and 16+4p..16+4p+3 (high).
         vec4 xl;
@@ -110,7 +118,7 @@ void main() {
             const uint base = rbase[r] + blk * Q4_0_WORDS;
             const uint w = uint(a[base + 1 + 2 * part]) | (uint(a[base + 2 + 2 * part]) << 16);
             const uvec4 sh = uvec4(0u, 8u, 16u, 24u);
-            acc[r] += valid * f16_bits_to_float(a[base]) *
+            acc[c * NROWS + r] += valid * f16_bits_to_float(a[base]) *
                       (dot(nibbles_minus_8((uvec4(w) >> sh) & 15u), xl) +
                        dot(nibbles_minus_8((uvec4(w) >> (sh + 4u)) & 15u), xh));
         }
@@ -134,46 +142,54 @@ void main() {
             const uint w3 = uint(a[base + 3]);
             const vec4 q0 = bytes_to_signed(uvec4(w0, w0 >> 8, w1, w1 >> 8));
             const vec4 q1 = bytes_to_signed(uvec4(w2, w2 >> 8, w3, w3 >> 8));
-            acc[r] += valid * f16_bits_to_float(a[rbase[r] + blk * Q8_0_WORDS]) * (dot(q0, x0) + dot(q1, x1));
+            acc[c * NROWS + r] += valid * f16_bits_to_float(a[rbase[r] + blk * Q8_0_WORDS]) * (dot(q0, x0) + dot(q1, x1));
         }
 #endif
+        }
 #endif
       }
     }
 #else
     for (uint kk = tid; kk < pc.k; kk += WG) {
-        const float xv = b[b_base + kk];
+        float av[NROWS];
         [[unroll]] for (uint r = 0; r < NROWS; ++r) {
 #if defined(A_F32)
-            acc[r] += a[rbase[r] + kk] * xv;
+            av[r] = a[rbase[r] + kk];
 #else
-            acc[r] += f16_bits_to_float(a[rbase[r] + kk]) * xv;
+            av[r] = f16_bits_to_float(a[rbase[r] + kk]);
 #endif
+        }
+        [[unroll]] for (uint c = 0; c < NCOLS; ++c) {
+            const float xv = b[b_base + c * pc.b_col + kk];
+            [[unroll]] for (uint r = 0; r < NROWS; ++r) { acc[c * NROWS + r] += av[r] * xv; }
         }
     }
 #endif
 
     const uint d_base = pc.d_off + i12 * pc.d_s2 + i13 * pc.d_s3;
 #ifndef NO_SUBGROUPS
-    [[unroll]] for (uint r = 0; r < NROWS; ++r) {
-        const float s = subgroupAdd(acc[r]);
-        if (subgroupElect()) { red[r * WG + gl_SubgroupID] = s; }
+    [[unroll]] for (uint i = 0; i < NCOLS * NROWS; ++i) {
+        const float s = subgroupAdd(acc[i]);
+        if (subgroupElect()) { red[i * WG + gl_SubgroupID] = s; }
     }
     barrier();
-    if (tid < NROWS && row0 + tid < pc.m) {
+    // Thread i < NCOLS * NROWS writes column i / NROWS, row i % NROWS.
+    if (tid < NCOLS * NROWS && row0 + tid % NROWS < pc.m) {
         float t = 0.0;
         for (uint i = 0; i < gl_NumSubgroups; ++i) { t += red[tid * WG + i]; }
-        d[d_base + row0 + tid] = t;
+        d[d_base + (tid / NROWS) * pc.d_col + row0 + tid % NROWS] = t;
     }
 #else
-    [[unroll]] for (uint r = 0; r < NROWS; ++r) { red[r * WG + tid] = acc[r]; }
+    [[unroll]] for (uint i = 0; i < NCOLS * NROWS; ++i) { red[i * WG + tid] = acc[i]; }
     barrier();
     for (uint s = WG / 2; s > 0; s >>= 1) {
         if (tid < s) {
-            [[unroll]] for (uint r = 0; r < NROWS; ++r) { red[r * WG + tid] += red[r * WG + tid + s]; }
+            [[unroll]] for (uint i = 0; i < NCOLS * NROWS; ++i) { red[i * WG + tid] += red[i * WG + tid + s]; }
         }
         barrier();
     }
-    if (tid < NROWS && row0 + tid < pc.m) { d[d_base + row0 + tid] = red[tid * WG]; }
+    if (tid < NCOLS * NROWS && row0 + tid % NROWS < pc.m) {
+        d[d_base + (tid / NROWS) * pc.d_col + row0 + tid % NROWS] = red[tid * WG];
+    }
 #endif
 }

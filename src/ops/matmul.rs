@@ -123,6 +123,10 @@ pub struct MatVecConfig {
     pub unroll: u32,
 }
 
+/// Up to this many columns of b take the mat-vec kernels (weights read once for all columns); more take the
+/// tiled kernel.
+pub(crate) const MATVEC_MAX_COLS: u32 = 8;
+
 /// Default quantized blocks per thread per loop trip.
 pub(crate) const MATVEC_UNROLL: u32 = 2;
 /// Default mat-vec workgroup size.
@@ -198,11 +202,14 @@ pub fn record(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor) -> R
     let batches = dim_u32("batches", b.ne[2] * b.ne[3])?;
     let bindings = [a_bind, b_bind, d_bind];
     let push = bytemuck::bytes_of(&p);
-    if p.n == 1 {
+    if p.n <= MATVEC_MAX_COLS {
         let use_sg = caps.subgroup_arithmetic && !device_forces_shared_reduction();
         let MatVecConfig { wg, rows, unroll } = matvec_config();
         let max_pow2 = 1u32 << (31 - caps.max_workgroup_invocations.max(4).leading_zeros());
-        let wg = wg.min(max_pow2);
+        // Threads 0..rows*cols write the results; shared memory holds rows * cols * wg partial sums.
+        let wg = wg.max((rows * p.n).next_power_of_two()).min(max_pow2);
+        let shared_limit = caps.max_shared_memory / 4 / (rows * p.n);
+        let wg = if wg > shared_limit { 1u32 << (31 - shared_limit.max(1).leading_zeros()) } else { wg };
         let (gx, gy) = split_groups(u64::from(p.m.div_ceil(rows)), caps.max_workgroup_count[0])?;
         let int_dot = int_dot_shaders(&device, a, b);
         if let Some((sg, shmem)) = int_dot {
@@ -211,14 +218,14 @@ pub fn record(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor) -> R
                 b,
                 &bindings,
                 p,
-                [wg, 1, 1, rows, 1, unroll],
+                [wg, 1, 1, rows, 1, unroll, p.n],
                 if use_sg { sg } else { shmem },
                 [gx, gy, batches],
             );
         }
         let (sg, shmem) = matvec_shaders(a.ty).expect("checked");
-        let vec4 = (p.b_off % 4 == 0 && p.b_s2 % 4 == 0 && p.b_s3 % 4 == 0) as u32;
-        let spec = [wg, 1, 1, rows, vec4, unroll];
+        let vec4 = (p.b_off % 4 == 0 && p.b_col % 4 == 0 && p.b_s2 % 4 == 0 && p.b_s3 % 4 == 0) as u32;
+        let spec = [wg, 1, 1, rows, vec4, unroll, p.n];
         let pipeline = device.pipelines().get(&device, if use_sg { &sg } else { &shmem }, &spec)?;
         rec.dispatch("mul_mat_vec", &pipeline, &bindings, push, [gx, gy, batches])
     } else {
@@ -255,7 +262,7 @@ const QUANTIZE: Shader = Shader {
 };
 
 /// The integer-dot mat-vec kernels (subgroup, shared-memory reduction) when they apply: Q4_0/Q8_0 weights,
-/// one column, a device with integer dot products. They quantize x to 8 bits per 32-value block first (as
+/// up to [`MATVEC_MAX_COLS`] columns, a device with integer dot products. They quantize x to 8 bits per 32-value block first (as
 /// ggml's CPU backend and ggml-vulkan do), so results differ from the float path by that rounding.
 /// Used where the device accelerates them; `GGVK_INT_DOT=1` forces them (where supported), `=0` disables them
 /// (read once per process).
@@ -268,7 +275,7 @@ fn int_dot_shaders(device: &Device, a: &Tensor, b: &Tensor) -> Option<(Shader, S
         _ => None,
     });
     let wanted = knob.unwrap_or(caps.integer_dot_product_accelerated);
-    if !wanted || !caps.integer_dot_product || b.ne[1] != 1 {
+    if !wanted || !caps.integer_dot_product || b.ne[1] > i64::from(MATVEC_MAX_COLS) {
         return None;
     }
     Some(match a.ty {
@@ -304,7 +311,7 @@ fn record_int_dot(
     b: &Tensor,
     bindings: &[Binding; 3],
     mut p: MatMulPush,
-    spec: [u32; 6],
+    spec: [u32; 7],
     shader: Shader,
     groups: [u32; 3],
 ) -> Result<()> {
