@@ -36,6 +36,9 @@ step "Rust kernel tests with the integer-dot mat-vec forced on (8-bit x, dp4a-st
 GGVK_INT_DOT=1 cargo test --release --test ops 2>&1 | tee "$LOGS/cargo-test-idot.log"
 step "... and with the shared-memory reduction"
 GGVK_INT_DOT=1 GGVK_SHARED_REDUCTION=1 cargo test --release --test ops 2>&1 | tee "$LOGS/cargo-test-idot-shmem.log"
+step "Rust kernel tests with every node in its own submission (dependencies across command buffers)"
+GGVK_SUBMIT_NODES=1 cargo test --release --test ops --test ops_elementwise --test ops_norm_rows 2>&1 \
+  | tee "$LOGS/cargo-test-submit1.log"
 for f in "$LOGS"/cargo-test*.log; do
   n=$(grep -oE 'test result: ok\. [0-9]+ passed' "$f" | awk '{s += $4} END {print s + 0}')
   passed=$((passed + n))

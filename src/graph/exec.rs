@@ -13,8 +13,16 @@ use crate::vk::{CommandStream, Device, DispatchTime};
 pub struct RecordStats {
     /// Kernels dispatched.
     pub dispatches: u32,
-    /// Barriers inserted between them.
+    /// Barriers inserted between them (not counting the one that starts each submission).
     pub barriers: u32,
+    /// Command buffers submitted.
+    pub submissions: u32,
+}
+
+/// Nodes per submission after the first (`GGVK_SUBMIT_NODES`, default 32; 0 records a graph as one submission).
+fn submit_chunk() -> usize {
+    static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *N.get_or_init(|| std::env::var("GGVK_SUBMIT_NODES").ok().and_then(|v| v.parse().ok()).unwrap_or(32))
 }
 
 /// Runs graphs on one device through its own command stream. `Send + Sync`: the stream is behind a mutex,
@@ -60,10 +68,23 @@ impl Executor {
         let mut stream = self.stream();
         let timestamps = profile.then(|| u32::try_from(graph.len() * 2).unwrap_or(u32::MAX));
         let scratch = graph.nodes().iter().map(|n| ops::scratch_bytes(&self.device, n)).sum();
-        let mut rec = stream.begin(timestamps, scratch)?;
-        {
+        // Submit in chunks so the GPU starts while the rest is recorded: a small first chunk, then larger ones
+        // (one chunk when timing, so every dispatch's timestamps land in one query pool).
+        let (first, steady) = match submit_chunk() {
+            _ if profile => (usize::MAX, usize::MAX),
+            0 => (usize::MAX, usize::MAX),
+            n => (n.min(8), n),
+        };
+        let mut stats = RecordStats::default();
+        let mut scratch_used = 0;
+        let mut nodes = graph.nodes().iter().enumerate().peekable();
+        let mut limit = first;
+        loop {
+            let mut rec = stream.begin(timestamps, scratch, scratch_used)?;
             let _rec_span = tracing::debug_span!("record").entered();
-            for (i, node) in graph.nodes().iter().enumerate() {
+            let mut recorded = 0;
+            while recorded < limit {
+                let Some((i, node)) = nodes.next() else { break };
                 let _d = tracing::trace_span!("dispatch", i, op = node.op.name()).entered();
                 if rec.timed() {
                     rec.set_label(format!("#{i} {} {:?}", node.op.name(), node.dst.ne));
@@ -73,10 +94,18 @@ impl Executor {
                     Error::Unsupported(m) => Error::Unsupported(format!("node {i} ({}): {m}", node.op.name())),
                     other => other,
                 })?;
+                recorded += 1;
+            }
+            stats.dispatches += rec.dispatches();
+            stats.barriers += rec.barriers();
+            stats.submissions += 1;
+            scratch_used = rec.scratch_used();
+            rec.submit()?;
+            limit = steady;
+            if nodes.peek().is_none() {
+                break;
             }
         }
-        let stats = RecordStats { dispatches: rec.dispatches(), barriers: rec.barriers() };
-        rec.submit()?;
         Ok(stats)
     }
 

@@ -11,7 +11,9 @@ use super::pipeline::Pipeline;
 use crate::error::{Error, Result, VkResultExt};
 
 /// Submissions that may be in flight at once per stream.
-const RING: usize = 2;
+const RING: usize = 3;
+/// Most storage-buffer bindings a kernel has.
+const MAX_BINDINGS: usize = 8;
 /// Descriptor sets per pool; pools are added as a graph needs them.
 const SETS_PER_POOL: u32 = 512;
 /// Storage-buffer descriptors per pool.
@@ -282,8 +284,9 @@ impl CommandStream {
     }
 
     /// Start recording a submission. With `timestamps = Some(n)`, up to `n` dispatches are timed;
-    /// `scratch_bytes` of scratch memory are made available through [`Recorder::scratch`].
-    pub fn begin(&mut self, timestamps: Option<u32>, scratch_bytes: u64) -> Result<Recorder<'_>> {
+    /// `scratch_bytes` of scratch memory are made available through [`Recorder::scratch`], handed out from
+    /// `scratch_start` on (a graph recorded in several submissions continues where the previous one stopped).
+    pub fn begin(&mut self, timestamps: Option<u32>, scratch_bytes: u64, scratch_start: u64) -> Result<Recorder<'_>> {
         self.device.check_alive()?;
         if scratch_bytes > 0 && self.scratch.as_ref().is_none_or(|s| s.size() < scratch_bytes) {
             // Grow geometrically so a slowly growing graph does not reallocate every time.
@@ -339,7 +342,7 @@ impl CommandStream {
             device,
             slot,
             scratch,
-            scratch_used: 0,
+            scratch_used: scratch_start,
             scratch_limit: scratch_bytes,
             hazards: Hazards::default(),
             timed: timestamps.is_some(),
@@ -426,7 +429,7 @@ impl Recorder<'_> {
         groups: [u32; 3],
     ) -> Result<()> {
         let caps = self.device.caps();
-        if bindings.len() != pipeline.shader.bindings as usize {
+        if bindings.len() != pipeline.shader.bindings as usize || bindings.len() > MAX_BINDINGS {
             return Err(Error::Internal(format!(
                 "{}: {} bindings given, shader has {}",
                 pipeline.shader.name,
@@ -461,26 +464,25 @@ impl Recorder<'_> {
         let raw = self.device.raw();
         let cmd = self.slot.cmd;
         let set = self.slot.descriptors.alloc(raw, pipeline.set_layout)?;
-        let infos: Vec<[vk::DescriptorBufferInfo; 1]> = bindings
-            .iter()
-            .map(|b| [vk::DescriptorBufferInfo::default().buffer(b.buffer.raw()).offset(b.offset).range(b.range)])
-            .collect();
-        let writes: Vec<_> = infos
-            .iter()
-            .enumerate()
-            .map(|(i, info)| {
-                vk::WriteDescriptorSet::default()
-                    .dst_set(set)
-                    .dst_binding(i as u32)
-                    .descriptor_type(vk::DescriptorType::STORAGE_BUFFER)
-                    .buffer_info(info)
-            })
-            .collect();
+        // Fixed-size arrays: no allocation per dispatch.
+        let mut infos = [[vk::DescriptorBufferInfo::default()]; MAX_BINDINGS];
+        for (info, b) in infos.iter_mut().zip(bindings) {
+            info[0] = vk::DescriptorBufferInfo::default().buffer(b.buffer.raw()).offset(b.offset).range(b.range);
+        }
+        let mut writes = [vk::WriteDescriptorSet::default(); MAX_BINDINGS];
+        for (i, (w, info)) in writes.iter_mut().zip(infos.iter()).take(bindings.len()).enumerate() {
+            *w = vk::WriteDescriptorSet::default()
+                .dst_set(set)
+                .dst_binding(i as u32)
+                .descriptor_type(vk::DescriptorType::STORAGE_BUFFER)
+                .buffer_info(info);
+        }
+        let writes = &writes[..bindings.len()];
         let barrier = self.hazards.conflicts(bindings);
         // SAFETY: the set was just allocated from this slot's arena and is not in use; the command buffer is
         // recording; the pipeline, layout and buffers are kept alive until the submission completes.
         unsafe {
-            raw.update_descriptor_sets(&writes, &[]);
+            raw.update_descriptor_sets(writes, &[]);
             if barrier {
                 let mb = [vk::MemoryBarrier::default()
                     .src_access_mask(vk::AccessFlags::SHADER_WRITE | vk::AccessFlags::SHADER_READ)
@@ -519,6 +521,11 @@ impl Recorder<'_> {
         self.slot.keep.extend(bindings.iter().map(|b| b.buffer.clone()));
         self.slot.keep_pipelines.push(pipeline.clone());
         Ok(())
+    }
+
+    /// Scratch bytes handed out so far (including what earlier submissions of the same graph took).
+    pub fn scratch_used(&self) -> u64 {
+        self.scratch_used
     }
 
     /// Dispatches recorded so far.

@@ -37,8 +37,11 @@ pub struct Pipeline {
     pub spec: Vec<u32>,
 }
 
-/// Pipelines are keyed by shader name and specialisation constants.
-type PipelineKey = (&'static str, Vec<u32>);
+/// Most specialisation constants a pipeline takes.
+const MAX_SPEC: usize = 8;
+
+/// Pipelines are keyed by shader name and specialisation constants (zero-padded; no allocation per lookup).
+type PipelineKey = (&'static str, [u32; MAX_SPEC], usize);
 
 /// The device's pipelines, keyed by shader name and specialisation constants.
 pub struct PipelineCache {
@@ -58,7 +61,12 @@ impl PipelineCache {
     /// Get or create the pipeline for `shader` specialised with `spec` (constant ids 0.. in order;
     /// by convention ids 0..3 are the workgroup size).
     pub fn get(&self, device: &Device, shader: &Shader, spec: &[u32]) -> Result<Arc<Pipeline>> {
-        let key = (shader.name, spec.to_vec());
+        if spec.len() > MAX_SPEC {
+            return Err(Error::Internal(format!("{}: {} specialisation constants", shader.name, spec.len())));
+        }
+        let mut padded = [0u32; MAX_SPEC];
+        padded[..spec.len()].copy_from_slice(spec);
+        let key = (shader.name, padded, spec.len());
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(p) = map.get(&key) {
             return Ok(p.clone());
