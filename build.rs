@@ -26,6 +26,8 @@ const VARIANTS: &[(&str, &str, Defines)] = &[
     ("mul_mat_f16", "mul_mat.comp", &[("A_F16", "1")]),
     ("mul_mat_q4_0", "mul_mat.comp", &[("A_Q4_0", "1")]),
     ("mul_mat_q8_0", "mul_mat.comp", &[("A_Q8_0", "1")]),
+    ("mul_mat_q4_0_bq8", "mul_mat.comp", &[("A_Q4_0", "1"), ("B_Q8", "1")]),
+    ("mul_mat_q8_0_bq8", "mul_mat.comp", &[("A_Q8_0", "1"), ("B_Q8", "1")]),
     ("rope_f32", "rope.comp", &[]),
     // -- elementwise: binary, unary, glu, cpy --
     ("binary_f32", "binary.comp", &[]),

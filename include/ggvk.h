@@ -288,9 +288,9 @@ ggvk_status ggvk_graph_new(struct ggvk_graph **out);
 void ggvk_graph_free(struct ggvk_graph *graph);
 
 // Append `dst = a x b^T` (ggml_mul_mat): a `[K, M, a2, a3]` F32/F16/Q4_0/Q8_0, b `[K, N, b2, b3]` F32,
-// dst `[M, N, b2, b3]` F32, with `b2 % a2 == 0` and `b3 % a3 == 0` (broadcast). With Q4_0/Q8_0 weights and
-// N == 1, devices that accelerate integer dot products first round b to 8 bits per 32-value block (as ggml's
-// CPU backend does); set `GGVK_INT_DOT=0` in the environment to keep b in f32.
+// dst `[M, N, b2, b3]` F32, with `b2 % a2 == 0` and `b3 % a3 == 0` (broadcast). With Q4_0/Q8_0 weights, b is
+// first rounded to 8 bits per 32-value block (scale kept as f16), as ggml's CPU backend does; set
+// `GGVK_INT_DOT=0` in the environment to keep b in f32.
 ggvk_status ggvk_graph_mul_mat(struct ggvk_graph *graph,
                                const struct ggvk_tensor *a,
                                const struct ggvk_tensor *b,

@@ -25,6 +25,12 @@ vec4 bytes_to_signed(uvec4 v) {
     return uintBitsToFloat(((v & 0xFFu) ^ 0x80u) | 0x4B000000u) - 8388736.0;
 }
 
+// x rounded to the nearest f16 (and back): ggml's CPU backend multiplies F16 weights with activations
+// converted to F16 (its vec_dot_type for F16), so ggvk does too.
+float round_to_f16(float x) {
+    return unpackHalf2x16(packHalf2x16(vec2(x, 0.0))).x;
+}
+
 // Sign-extended bytes of a 16-bit word.
 int lo_i8(uint w) { return int(w << 24) >> 24; }
 int hi_i8(uint w) { return int(w << 16) >> 24; }

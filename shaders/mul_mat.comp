@@ -15,7 +15,13 @@ layout(binding = 0) readonly buffer A { float a[]; };
 #else
 layout(binding = 0) readonly buffer A { uint16_t a[]; };
 #endif
+#ifdef B_Q8
+// b quantized by quantize_q8_1.comp (as ggml's CPU backend quantizes activations for Q4_0/Q8_0 weights):
+// 10 words per 32 values ([d] [sum q] [8 words of q]); offsets and strides in words.
+layout(binding = 1) readonly buffer BQ { uint bq[]; };
+#else
 layout(binding = 1) readonly buffer B { float b[]; };
+#endif
 layout(binding = 2) writeonly buffer D { float d[]; };
 
 MATMUL_PUSH
@@ -84,10 +90,28 @@ void main() {
 #endif
         }
 #endif
+#ifdef B_Q8
+        {
+            // k is a multiple of 32 here: quarter `part` of the block is 8 signed bytes (2 words).
+            const uint base = b_col + (k0 / QK) * 10u;
+            const float dx = b_ok ? uintBitsToFloat(bq[base]) : 0.0;
+            [[unroll]] for (uint h = 0; h < 2; ++h) {
+                const uint w = bq[base + 2u + 2u * part + h];
+                [[unroll]] for (uint j = 0; j < 4; ++j) {
+                    Bs[8 * part + 4 * h + j][lr] = float(int(w << (24u - 8u * j)) >> 24) * dx;
+                }
+            }
+        }
+#else
         [[unroll]] for (uint h = 0; h < 8; ++h) {
             const uint kk = k0 + 8 * part + h;
+#if defined(A_F16)
+            Bs[8 * part + h][lr] = (b_ok && kk < pc.k) ? round_to_f16(b[b_col + kk]) : 0.0;
+#else
             Bs[8 * part + h][lr] = (b_ok && kk < pc.k) ? b[b_col + kk] : 0.0;
+#endif
         }
+#endif
         barrier();
         [[unroll]] for (uint kk = 0; kk < BK; ++kk) {
             float av[4];

@@ -160,7 +160,11 @@ void main() {
 #endif
         }
         [[unroll]] for (uint c = 0; c < NCOLS; ++c) {
+#if defined(A_F16)
+            const float xv = round_to_f16(b[b_base + c * pc.b_col + kk]);
+#else
             const float xv = b[b_base + c * pc.b_col + kk];
+#endif
             [[unroll]] for (uint r = 0; r < NROWS; ++r) { acc[c * NROWS + r] += av[r] * xv; }
         }
     }

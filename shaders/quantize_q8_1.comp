@@ -1,6 +1,6 @@
 #version 450
 // Quantize F32 columns to 8-bit blocks for the integer-dot mat-vec: per 32 values, d = max|x| / 127,
-// q = round(x / d) (half away from zero), sum = sum(q); d is stored rounded to f16, as ggml's q8_0. Output block = 10 words:
+// q = round(x * 127 / max|x|) (half to even), sum = sum(q); d is stored rounded to f16, as ggml's q8_0. Output block = 10 words:
 //   [0] d (f32 bits) [1] sum(q) (int) [2..9] q packed 4 per word, element e in byte e % 4 of word e / 4.
 // One thread per block; x = block within a column, y (+ z overflow) = column (i11 + ne11 * (i12 + ne12 * i13)).
 #include "common.glsl"
@@ -31,9 +31,10 @@ void main() {
         x[i] = b[src + i];
         amax = max(amax, abs(x[i]));
     }
-    // As ggml's CPU backend quantizes activations (q8_0): codes from the f32 scale, the scale kept as f16.
+    // As ggml's CPU backend (x86 build) quantizes activations for Q4_0/Q8_0 dot products (quantize_row_q8_0):
+    // codes round(x * 127 / max|x|) to nearest even, the scale max|x| / 127 kept as f16.
     const float d = amax / 127.0;
-    const float id = d != 0.0 ? 1.0 / d : 0.0;
+    const float id = amax != 0.0 ? 127.0 / amax : 0.0;
     const float d16 = unpackHalf2x16(packHalf2x16(vec2(d, 0.0))).x;
     const uint dst = pc.q_off + (col * pc.nblocks + blk) * 10u;
     int sum = 0;
@@ -41,7 +42,7 @@ void main() {
         uint packed = 0u;
         [[unroll]] for (uint j = 0; j < 4; ++j) {
             const float v = x[4 * w + j] * id;
-            const int qi = clamp(int(sign(v) * floor(abs(v) + 0.5)), -127, 127);
+            const int qi = clamp(int(roundEven(v)), -127, 127);
             sum += qi;
             packed |= (uint(qi) & 0xFFu) << (8u * j);
         }

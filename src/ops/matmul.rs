@@ -229,9 +229,20 @@ pub fn record(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor) -> R
         let pipeline = device.pipelines().get(&device, if use_sg { &sg } else { &shmem }, &spec)?;
         rec.dispatch("mul_mat_vec", &pipeline, &bindings, push, [gx, gy, batches])
     } else {
+        let groups = [p.m.div_ceil(TILE), p.n.div_ceil(TILE), batches];
+        if quantizes_activations(a) {
+            let shader = match a.ty {
+                GgmlType::Q4_0 => shader("mul_mat_q4_0_bq8", spirv::MUL_MAT_Q4_0_BQ8),
+                _ => shader("mul_mat_q8_0_bq8", spirv::MUL_MAT_Q8_0_BQ8),
+            };
+            let (q_read, p) = quantize_b(rec, b, &bindings[1], p)?;
+            let pipeline = device.pipelines().get(&device, &shader, &[])?;
+            let bindings = [bindings[0].clone(), q_read, bindings[2].clone()];
+            return rec.dispatch("mul_mat_bq8", &pipeline, &bindings, bytemuck::bytes_of(&p), groups);
+        }
         let shader = matmul_shader(a.ty).expect("checked");
         let pipeline = device.pipelines().get(&device, &shader, &[])?;
-        rec.dispatch("mul_mat", &pipeline, &bindings, push, [p.m.div_ceil(TILE), p.n.div_ceil(TILE), batches])
+        rec.dispatch("mul_mat", &pipeline, &bindings, push, groups)
     }
 }
 
@@ -261,21 +272,19 @@ const QUANTIZE: Shader = Shader {
     push_size: std::mem::size_of::<QuantizePush>() as u32,
 };
 
-/// The integer-dot mat-vec kernels (subgroup, shared-memory reduction) when they apply: Q4_0/Q8_0 weights,
-/// up to [`MATVEC_MAX_COLS`] columns, a device with integer dot products. They quantize x to 8 bits per 32-value block first (as
-/// ggml's CPU backend and ggml-vulkan do), so results differ from the float path by that rounding.
-/// Used where the device accelerates them; `GGVK_INT_DOT=1` forces them (where supported), `=0` disables them
-/// (read once per process).
+/// Whether `a x b` rounds b to 8 bits per 32-value block first, as ggml's CPU backend does for Q4_0 and Q8_0
+/// weights (its `vec_dot_type` is Q8_0): on by default for those weight types so results track the CPU
+/// backend's; `GGVK_INT_DOT=0` keeps b in f32 (read once per process).
+pub fn quantizes_activations(a: &Tensor) -> bool {
+    static KNOB: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let on = *KNOB.get_or_init(|| std::env::var("GGVK_INT_DOT").ok().as_deref() != Some("0"));
+    on && matches!(a.ty, GgmlType::Q4_0 | GgmlType::Q8_0)
+}
+
+/// The integer-dot mat-vec kernels (subgroup, shared-memory reduction) when they apply: activations quantized
+/// (see [`quantizes_activations`]), up to [`MATVEC_MAX_COLS`] columns, a device with integer dot products.
 fn int_dot_shaders(device: &Device, a: &Tensor, b: &Tensor) -> Option<(Shader, Shader)> {
-    let caps = device.caps();
-    static KNOB: std::sync::OnceLock<Option<bool>> = std::sync::OnceLock::new();
-    let knob = *KNOB.get_or_init(|| match std::env::var("GGVK_INT_DOT").ok().as_deref() {
-        Some("0") => Some(false),
-        Some("1") => Some(true),
-        _ => None,
-    });
-    let wanted = knob.unwrap_or(caps.integer_dot_product_accelerated);
-    if !wanted || !caps.integer_dot_product || b.ne[1] > i64::from(MATVEC_MAX_COLS) {
+    if !quantizes_activations(a) || !device.caps().integer_dot_product || b.ne[1] > i64::from(MATVEC_MAX_COLS) {
         return None;
     }
     Some(match a.ty {
@@ -291,30 +300,29 @@ fn int_dot_shaders(device: &Device, a: &Tensor, b: &Tensor) -> Option<(Shader, S
     })
 }
 
-/// Whether `a x b` on `device` takes the integer-dot path (x quantized to 8 bits per block first).
+/// Whether `a x b` on `device` rounds b (x) to 8 bits per block first (on the integer-dot mat-vec path, or
+/// in the tiled kernel when [`quantizes_activations`]).
 pub fn uses_int_dot(device: &Device, a: &Tensor, b: &Tensor) -> bool {
-    int_dot_shaders(device, a, b).is_some()
+    int_dot_shaders(device, a, b).is_some() || (quantizes_activations(a) && b.ne[1] > i64::from(MATVEC_MAX_COLS))
 }
 
-/// Scratch bytes a multiplication needs on `device` (the quantized x of the integer-dot path).
+/// Scratch bytes a multiplication needs on `device` (b quantized to 8 bits per block).
 pub fn scratch_bytes(device: &Device, a: &Tensor, b: &Tensor) -> u64 {
-    if int_dot_shaders(device, a, b).is_none() {
+    if !uses_int_dot(device, a, b) {
         return 0;
     }
     let cols = (b.ne[1] * b.ne[2] * b.ne[3]).max(0) as u64;
     (b.ne[0].max(0) as u64 / 32) * QX_WORDS * 4 * cols
 }
 
-/// Quantize b into scratch, then run the integer-dot mat-vec over it.
-fn record_int_dot(
+/// Quantize b into this submission's scratch; returns the binding of the quantized copy (read-only) and the
+/// push constants with b's offset and strides redirected to it (in words; 10 per 32-value block).
+fn quantize_b(
     rec: &mut Recorder<'_>,
     b: &Tensor,
-    bindings: &[Binding; 3],
+    b_bind: &Binding,
     mut p: MatMulPush,
-    spec: [u32; 7],
-    shader: Shader,
-    groups: [u32; 3],
-) -> Result<()> {
+) -> Result<(Binding, MatMulPush)> {
     let device = rec.device().clone();
     let nblocks = p.k / 32;
     let cols = u64::from(p.n) * (b.ne[2] * b.ne[3]) as u64;
@@ -339,17 +347,32 @@ fn record_int_dot(
     rec.dispatch(
         "quantize_q8_1",
         &quantize,
-        &[bindings[1].clone(), q_write.clone()],
+        &[b_bind.clone(), q_write.clone()],
         bytemuck::bytes_of(&q),
         [nblocks.div_ceil(64), gy, gz],
     )?;
-    // The mat-vec reads x from the scratch region: batch z's column starts at z * nblocks blocks.
-    let col_words = nblocks * QX_WORDS as u32;
+    // Columns are laid out one after another: column i11 of batch (i12, i13) starts at
+    // ((i13 * ne12 + i12) * n + i11) * nblocks blocks.
+    let col_words = dim_u32("quantized column", i64::from(nblocks) * QX_WORDS as i64)?;
     p.b_off = q_off;
     p.b_col = col_words;
     p.b_s2 = col_words * p.n;
     p.b_s3 = col_words * p.n * p.ne12;
-    let q_read = Binding { write: false, ..q_write };
+    Ok((Binding { write: false, ..q_write }, p))
+}
+
+/// Quantize b into scratch, then run the integer-dot mat-vec over it.
+fn record_int_dot(
+    rec: &mut Recorder<'_>,
+    b: &Tensor,
+    bindings: &[Binding; 3],
+    p: MatMulPush,
+    spec: [u32; 7],
+    shader: Shader,
+    groups: [u32; 3],
+) -> Result<()> {
+    let device = rec.device().clone();
+    let (q_read, p) = quantize_b(rec, b, &bindings[1], p)?;
     let pipeline = device.pipelines().get(&device, &shader, &spec)?;
     rec.dispatch(
         "mul_mat_vec_idot",
