@@ -59,5 +59,14 @@ for ty in "${TYPES[@]}"; do
   fi
   if [ "$ok" = 1 ]; then pass=$((pass + 1)); else fail=$((fail + 1)); fi
 done
+# The rest of the ggml interface: device properties, async set/get, memset, copies, 2D regions, events.
+cc -O2 -Wall -Wextra -Werror -I"$SRC/ggml/include" "$GGVK_ROOT/tests/e2e/adapter.c" \
+  -L"$BIN" -lggml -lggml-base -lggml-cpu -Wl,-rpath,"$BIN" -o "$OUTDIR/adapter"
+if GGML_BACKEND_PATH="$LIB" VK_INSTANCE_LAYERS=VK_LAYER_KHRONOS_validation "$OUTDIR/adapter" >"$OUTDIR/adapter.log" 2>&1 \
+   && ! grep -aq "GGVK VALIDATION ERROR\|Validation Error" "$OUTDIR/adapter.log"; then
+  grep -a "adapter:" "$OUTDIR/adapter.log"; pass=$((pass + 1))
+else
+  echo "adapter test failed:"; tail -n 5 "$OUTDIR/adapter.log"; fail=$((fail + 1))
+fi
 echo "e2e: $pass passed, $fail failed (logs in $OUTDIR)"
 [ "$fail" = 0 ]

@@ -157,7 +157,45 @@ const BACKEND_IFACE: sys::ggml_backend_i = sys::ggml_backend_i {
     graph_plan_update: None,
     graph_plan_compute: None,
     graph_compute: Some(graph_compute),
-    event_record: None,
-    event_wait: None,
+    event_record: Some(event_record),
+    event_wait: Some(event_wait),
     graph_optimize: None,
 };
+
+// ---- events ----
+// Conservative: recording an event waits until the recording stream's submitted work is complete, so a recorded
+// event is always signalled and waiting on it (on the host or from another stream) needs nothing further. Correct
+// ordering for ggml's scheduler, at the cost of overlap between streams.
+
+/// A new event of `dev` (never NULL unless out of memory).
+///
+/// # Safety
+/// ggml passes one of our devices.
+pub unsafe extern "C" fn event_new(dev: sys::ggml_backend_dev_t) -> sys::ggml_backend_event_t {
+    Box::into_raw(Box::new(sys::ggml_backend_event { device: dev, context: std::ptr::null_mut() }))
+}
+
+/// Free an event made by [`event_new`].
+///
+/// # Safety
+/// `event` came from [`event_new`] and is freed once.
+pub unsafe extern "C" fn event_free(_dev: sys::ggml_backend_dev_t, event: sys::ggml_backend_event_t) {
+    if !event.is_null() {
+        // SAFETY: made by event_new with Box::into_raw; ggml frees it once.
+        drop(unsafe { Box::from_raw(event) });
+    }
+}
+
+/// Wait on the host for `event`: recorded events are already complete.
+///
+/// # Safety
+/// Any pointers; nothing is dereferenced.
+pub unsafe extern "C" fn event_synchronize(_dev: sys::ggml_backend_dev_t, _event: sys::ggml_backend_event_t) {}
+
+unsafe extern "C" fn event_record(b: sys::ggml_backend_t, _event: sys::ggml_backend_event_t) {
+    // SAFETY: ggml passes one of our live backends.
+    let c = unsafe { ctx(b) };
+    guarded("event_record", (), || c.inner.synchronize())
+}
+
+unsafe extern "C" fn event_wait(_b: sys::ggml_backend_t, _event: sys::ggml_backend_event_t) {}

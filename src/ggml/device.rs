@@ -242,7 +242,7 @@ unsafe extern "C" fn dev_get_props(dev: sys::ggml_backend_dev_t, props: *mut sys
             r#async: true,
             host_buffer: false,
             buffer_from_host_ptr: false,
-            events: false,
+            events: true,
             mmap_support: false,
         },
     };
@@ -314,7 +314,7 @@ const DEVICE_IFACE: sys::ggml_backend_device_i = sys::ggml_backend_device_i {
     supports_op: Some(dev_supports_op),
     supports_buft: Some(dev_supports_buft),
     offload_op: Some(dev_offload_op),
-    event_new: None,
-    event_free: None,
-    event_synchronize: None,
+    event_new: Some(backend::event_new),
+    event_free: Some(backend::event_free),
+    event_synchronize: Some(backend::event_synchronize),
 };

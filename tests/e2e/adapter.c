@@ -1,0 +1,109 @@
+/* The parts of the GGVK ggml interface that test-backend-ops does not exercise: device properties and memory,
+ * asynchronous tensor set/get, memset, tensor copies (device to device and host to device), 2D transfers through
+ * ggml-alloc'd buffers, and events. Loads libggvk.so through GGML_BACKEND_PATH like any ggml program. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ggml-alloc.h"
+#include "ggml-backend.h"
+#include "ggml-cpu.h"
+#include "ggml.h"
+
+static int checks = 0;
+#define CHECK(c)                                                              \
+    do {                                                                      \
+        if (!(c)) {                                                           \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c); \
+            exit(1);                                                          \
+        }                                                                     \
+        checks++;                                                             \
+    } while (0)
+
+int main(void) {
+    ggml_backend_load_all();
+    ggml_backend_dev_t dev = ggml_backend_dev_by_name("GGVK0");
+    CHECK(dev != NULL);
+    struct ggml_backend_dev_props props;
+    ggml_backend_dev_get_props(dev, &props);
+    CHECK(strcmp(props.name, "GGVK0") == 0);
+    CHECK(props.memory_total > 0 && props.memory_free <= props.memory_total);
+    CHECK(props.caps.async && props.caps.events);
+    CHECK(ggml_backend_dev_type(dev) == GGML_BACKEND_DEVICE_TYPE_GPU ||
+          ggml_backend_dev_type(dev) == GGML_BACKEND_DEVICE_TYPE_IGPU);
+    ggml_backend_t be = ggml_backend_dev_init(dev, NULL);
+    CHECK(be != NULL);
+    ggml_backend_buffer_type_t buft = ggml_backend_dev_buffer_type(dev);
+    CHECK(ggml_backend_dev_supports_buft(dev, buft));
+    CHECK(!ggml_backend_buft_is_host(buft));
+
+    const int n = 1000;
+    struct ggml_init_params ip = {ggml_tensor_overhead() * 8, NULL, true};
+    struct ggml_context *ctx = ggml_init(ip);
+    struct ggml_tensor *a = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, n);
+    struct ggml_tensor *b = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, n);
+    struct ggml_tensor *m = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, 10, 7);
+    ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors_from_buft(ctx, buft);
+    CHECK(buf != NULL);
+
+    float *x = malloc(n * sizeof(float)), *y = malloc(n * sizeof(float));
+    for (int i = 0; i < n; i++) x[i] = (float)i * 0.5f - 3.0f;
+    ggml_backend_tensor_set_async(be, a, x, 0, n * sizeof(float));
+    ggml_backend_synchronize(be);
+    memset(y, 0, n * sizeof(float));
+    ggml_backend_tensor_get_async(be, a, y, 0, n * sizeof(float));
+    ggml_backend_synchronize(be);
+    CHECK(memcmp(x, y, n * sizeof(float)) == 0);
+
+    /* device -> device copy through the buffer's cpy_tensor */
+    ggml_backend_tensor_copy(a, b);
+    memset(y, 0, n * sizeof(float));
+    ggml_backend_tensor_get(b, y, 0, n * sizeof(float));
+    CHECK(memcmp(x, y, n * sizeof(float)) == 0);
+
+    /* memset of a sub-range */
+    ggml_backend_tensor_memset(b, 0, 8 * sizeof(float), 4 * sizeof(float));
+    ggml_backend_tensor_get(b, y, 0, n * sizeof(float));
+    CHECK(y[7] == x[7] && y[8] == 0.0f && y[11] == 0.0f && y[12] == x[12]);
+
+    /* host (CPU buffer) -> device copy */
+    struct ggml_init_params hp = {ggml_tensor_overhead() * 2, NULL, true};
+    struct ggml_context *hctx = ggml_init(hp);
+    struct ggml_tensor *h = ggml_new_tensor_1d(hctx, GGML_TYPE_F32, n);
+    ggml_backend_buffer_t hbuf = ggml_backend_alloc_ctx_tensors_from_buft(hctx, ggml_backend_cpu_buffer_type());
+    CHECK(hbuf != NULL);
+    for (int i = 0; i < n; i++) ((float *)h->data)[i] = (float)(n - i);
+    ggml_backend_tensor_copy(h, b);
+    ggml_backend_tensor_get(b, y, 0, n * sizeof(float));
+    CHECK(y[0] == (float)n && y[n - 1] == 1.0f);
+
+    /* a 2D region: rows 2..4 of a [10, 7] matrix */
+    float rows[30];
+    for (int i = 0; i < 30; i++) rows[i] = (float)(100 + i);
+    ggml_backend_tensor_memset(m, 0, 0, ggml_nbytes(m));
+    ggml_backend_tensor_set(m, rows, 2 * m->nb[1], sizeof rows);
+    float all[70];
+    ggml_backend_tensor_get(m, all, 0, sizeof all);
+    CHECK(all[19] == 0.0f && all[20] == 100.0f && all[49] == 129.0f && all[50] == 0.0f);
+
+    /* events */
+    ggml_backend_event_t ev = ggml_backend_event_new(dev);
+    CHECK(ev != NULL);
+    ggml_backend_tensor_set_async(be, a, x, 0, n * sizeof(float));
+    ggml_backend_event_record(ev, be);
+    ggml_backend_event_synchronize(ev);
+    ggml_backend_event_wait(be, ev);
+    ggml_backend_tensor_get(a, y, 0, n * sizeof(float));
+    CHECK(memcmp(x, y, n * sizeof(float)) == 0);
+    ggml_backend_event_free(ev);
+
+    ggml_backend_buffer_free(hbuf);
+    ggml_free(hctx);
+    ggml_backend_buffer_free(buf);
+    ggml_free(ctx);
+    ggml_backend_free(be);
+    free(x);
+    free(y);
+    printf("adapter: %d checks passed\n", checks);
+    return 0;
+}
