@@ -178,6 +178,8 @@ typedef struct ggvk_rope_params {
 
 
 
+
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use super::backend;
 use super::buffer::{guarded, BUFT_IFACE};
+use super::host_buffer::HOST_BUFT_IFACE;
 use super::sys;
 use super::translate::{self, Memory};
 use crate::error::Result;
@@ -17,6 +18,10 @@ pub struct DeviceEntry {
     pub dev: sys::ggml_backend_device,
     /// The device's buffer type (context points back here).
     pub buft: sys::ggml_backend_buffer_type,
+    /// The device's pinned host buffer type (context points back here).
+    pub host_buft: sys::ggml_backend_buffer_type,
+    /// `GGVK<i>_Host`.
+    pub host_name: CString,
     /// `GGVK<i>`.
     pub name: CString,
     /// The driver's device name.
@@ -103,6 +108,12 @@ pub fn registry() -> &'static Registry {
                     device: std::ptr::null_mut(),
                     context: std::ptr::null_mut(),
                 },
+                host_buft: sys::ggml_backend_buffer_type {
+                    iface: HOST_BUFT_IFACE,
+                    device: std::ptr::null_mut(),
+                    context: std::ptr::null_mut(),
+                },
+                host_name: CString::new(format!("GGVK{n}_Host")).expect("no NUL"),
                 name: CString::new(format!("GGVK{n}")).expect("no NUL"),
                 description: CString::new(pd.caps.name.replace('\0', " ")).expect("no NUL"),
                 index,
@@ -114,6 +125,8 @@ pub fn registry() -> &'static Registry {
             entry.dev.context = entry_ptr.cast();
             entry.buft.context = entry_ptr.cast();
             entry.buft.device = &mut entry.dev;
+            entry.host_buft.context = entry_ptr.cast();
+            entry.host_buft.device = &mut entry.dev;
             reg.devices.push(entry);
         }
         reg
@@ -240,7 +253,7 @@ unsafe extern "C" fn dev_get_props(dev: sys::ggml_backend_dev_t, props: *mut sys
         device_id: std::ptr::null(),
         caps: sys::ggml_backend_dev_caps {
             r#async: true,
-            host_buffer: false,
+            host_buffer: true,
             buffer_from_host_ptr: false,
             events: true,
             mmap_support: false,
@@ -258,6 +271,12 @@ unsafe extern "C" fn dev_get_buffer_type(dev: sys::ggml_backend_dev_t) -> sys::g
     // SAFETY: ggml passes one of our devices.
     let e = unsafe { entry(dev) };
     &e.buft as *const sys::ggml_backend_buffer_type as sys::ggml_backend_buffer_type_t
+}
+
+unsafe extern "C" fn dev_get_host_buffer_type(dev: sys::ggml_backend_dev_t) -> sys::ggml_backend_buffer_type_t {
+    // SAFETY: ggml passes one of our devices.
+    let e = unsafe { entry(dev) };
+    &e.host_buft as *const sys::ggml_backend_buffer_type as sys::ggml_backend_buffer_type_t
 }
 
 /// Whether the engine supports `op` on this device (checked with placeholder memory).
@@ -309,7 +328,7 @@ const DEVICE_IFACE: sys::ggml_backend_device_i = sys::ggml_backend_device_i {
     get_props: Some(dev_get_props),
     init_backend: Some(dev_init_backend),
     get_buffer_type: Some(dev_get_buffer_type),
-    get_host_buffer_type: None,
+    get_host_buffer_type: Some(dev_get_host_buffer_type),
     buffer_from_host_ptr: None,
     supports_op: Some(dev_supports_op),
     supports_buft: Some(dev_supports_buft),

@@ -12,6 +12,7 @@ mod backend;
 mod buffer;
 mod device;
 mod host;
+mod host_buffer;
 mod translate;
 
 use std::ffi::c_int;

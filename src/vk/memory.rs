@@ -281,3 +281,64 @@ impl Drop for Buffer {
         }
     }
 }
+
+/// Host memory the device can also read and write (HOST_VISIBLE, preferably HOST_CACHED), mapped for the
+/// lifetime of the buffer: ggml's "pinned host buffer" type. The CPU works on it in place; transfers to and from
+/// device buffers can copy from it directly.
+pub struct HostBuffer {
+    device: Arc<Device>,
+    raw: vk::Buffer,
+    allocation: Mutex<Option<Allocation>>,
+    size: u64,
+    /// Address of the mapping (kept as an integer: the buffer hands out raw pointers only through `as_ptr`).
+    addr: usize,
+}
+
+impl HostBuffer {
+    /// Allocate `size` bytes of mapped host memory.
+    pub fn new(device: &Arc<Device>, size: u64) -> Result<Arc<Self>> {
+        device.check_alive()?;
+        if size == 0 {
+            return Err(Error::invalid("buffer size must be > 0"));
+        }
+        let max = device.caps().max_memory_allocation_size;
+        if max > 0 && size > max {
+            return Err(Error::unsupported(format!(
+                "host buffer of {size} bytes exceeds the device's maxMemoryAllocationSize of {max} bytes"
+            )));
+        }
+        let usage = vk::BufferUsageFlags::TRANSFER_SRC | vk::BufferUsageFlags::TRANSFER_DST;
+        let (raw, allocation) = create_raw(device, size, usage, MemoryLocation::GpuToCpu, "ggml host buffer")?;
+        let Some(ptr) = allocation.mapped_ptr() else {
+            destroy_raw(device, raw, allocation);
+            return Err(Error::unsupported("no host-visible memory type for a host buffer"));
+        };
+        Ok(Arc::new(HostBuffer {
+            device: device.clone(),
+            raw,
+            addr: ptr.as_ptr() as usize,
+            allocation: Mutex::new(Some(allocation)),
+            size,
+        }))
+    }
+
+    /// Start of the mapping.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.addr as *mut u8
+    }
+
+    /// Size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+}
+
+impl Drop for HostBuffer {
+    fn drop(&mut self) {
+        let alloc = self.allocation.get_mut().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(a) = alloc {
+            // Nothing on the device uses this buffer without the host waiting for it first.
+            destroy_raw(&self.device, self.raw, a);
+        }
+    }
+}

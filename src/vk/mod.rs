@@ -17,5 +17,5 @@ pub use caps::Capabilities;
 pub use command::{Binding, CommandStream, DispatchTime, Recorder};
 pub use device::Device;
 pub use instance::{validation_error_count, Instance, PhysicalDevice};
-pub use memory::Buffer;
+pub use memory::{Buffer, HostBuffer};
 pub use pipeline::{Pipeline, PipelineCache, Shader};

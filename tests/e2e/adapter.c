@@ -86,6 +86,25 @@ int main(void) {
     ggml_backend_tensor_get(m, all, 0, sizeof all);
     CHECK(all[19] == 0.0f && all[20] == 100.0f && all[49] == 129.0f && all[50] == 0.0f);
 
+    /* pinned host buffer type: CPU-addressable, copies both ways */
+    ggml_backend_buffer_type_t hbt = ggml_backend_dev_host_buffer_type(dev);
+    CHECK(hbt != NULL && ggml_backend_buft_is_host(hbt));
+    CHECK(props.caps.host_buffer);
+    struct ggml_context *pctx = ggml_init(hp);
+    struct ggml_tensor *pin = ggml_new_tensor_1d(pctx, GGML_TYPE_F32, n);
+    ggml_backend_buffer_t pbuf = ggml_backend_alloc_ctx_tensors_from_buft(pctx, hbt);
+    CHECK(pbuf != NULL && ggml_backend_buffer_is_host(pbuf));
+    for (int i = 0; i < n; i++) ((float *)pin->data)[i] = (float)i * 3.0f;
+    ggml_backend_tensor_copy(pin, b); /* host -> GGVK */
+    ggml_backend_tensor_get(b, y, 0, n * sizeof(float));
+    CHECK(y[0] == 0.0f && y[n - 1] == (float)(n - 1) * 3.0f);
+    ggml_backend_tensor_copy(a, pin); /* GGVK -> host */
+    CHECK(memcmp(pin->data, x, n * sizeof(float)) == 0);
+    ggml_backend_buffer_clear(pbuf, 0);
+    CHECK(((float *)pin->data)[5] == 0.0f);
+    ggml_backend_buffer_free(pbuf);
+    ggml_free(pctx);
+
     /* events */
     ggml_backend_event_t ev = ggml_backend_event_new(dev);
     CHECK(ev != NULL);

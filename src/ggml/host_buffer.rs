@@ -1,0 +1,166 @@
+//! The GGVK pinned host buffer type (`GGVK<i>_Host`): host memory the device can reach, which ggml's CPU backend
+//! uses in place (`is_host`), so inputs and outputs of offloaded graphs need no extra host copy.
+
+use std::ffi::{c_char, c_void};
+use std::sync::Arc;
+
+use super::buffer::guarded;
+use super::device::DeviceEntry;
+use super::host::host;
+use super::sys;
+use crate::vk::HostBuffer;
+
+struct HostCtx {
+    buf: Arc<HostBuffer>,
+}
+
+/// # Safety
+/// `b` must be a live host buffer made by [`buft_alloc_buffer`].
+unsafe fn ctx<'a>(b: sys::ggml_backend_buffer_t) -> &'a HostCtx {
+    // SAFETY: our host buffers' context is the Box<HostCtx> made in buft_alloc_buffer, alive until free_buffer.
+    unsafe { &*((*b).context as *const HostCtx) }
+}
+
+unsafe extern "C" fn free_buffer(b: sys::ggml_backend_buffer_t) {
+    // SAFETY: ggml calls this once per buffer; the context is the Box made in buft_alloc_buffer.
+    drop(unsafe { Box::from_raw((*b).context as *mut HostCtx) });
+}
+
+unsafe extern "C" fn get_base(b: sys::ggml_backend_buffer_t) -> *mut c_void {
+    // SAFETY: ggml passes one of our live host buffers.
+    unsafe { ctx(b) }.buf.as_ptr() as *mut c_void
+}
+
+unsafe extern "C" fn memset_tensor(
+    _b: sys::ggml_backend_buffer_t,
+    t: *mut sys::ggml_tensor,
+    value: u8,
+    offset: usize,
+    size: usize,
+) {
+    // SAFETY: ggml checked that [offset, offset + size) lies inside the tensor, whose data is in our mapping.
+    unsafe { std::ptr::write_bytes(((*t).data as *mut u8).add(offset), value, size) }
+}
+
+unsafe extern "C" fn set_tensor(
+    _b: sys::ggml_backend_buffer_t,
+    t: *mut sys::ggml_tensor,
+    data: *const c_void,
+    offset: usize,
+    size: usize,
+) {
+    // SAFETY: as memset_tensor; `data` holds `size` readable bytes that do not overlap the tensor.
+    unsafe { std::ptr::copy_nonoverlapping(data as *const u8, ((*t).data as *mut u8).add(offset), size) }
+}
+
+unsafe extern "C" fn get_tensor(
+    _b: sys::ggml_backend_buffer_t,
+    t: *const sys::ggml_tensor,
+    data: *mut c_void,
+    offset: usize,
+    size: usize,
+) {
+    // SAFETY: as set_tensor, in the other direction.
+    unsafe { std::ptr::copy_nonoverlapping(((*t).data as *const u8).add(offset), data as *mut u8, size) }
+}
+
+unsafe extern "C" fn cpy_tensor(
+    _b: sys::ggml_backend_buffer_t,
+    src: *const sys::ggml_tensor,
+    dst: *mut sys::ggml_tensor,
+) -> bool {
+    // SAFETY: ggml passes live tensors; a host buffer's tensor data is addressable memory of ggml_nbytes bytes.
+    unsafe {
+        let s = &*src;
+        let host_src = s
+            .buffer
+            .as_ref()
+            .is_some_and(|sb| sb.buft.as_ref().is_some_and(|bt| bt.iface.is_host.is_some_and(|f| f(sb.buft))));
+        if !host_src || s.data.is_null() {
+            return false;
+        }
+        let n = super::buffer::ggml_nbytes(s) as usize;
+        std::ptr::copy(s.data as *const u8, (*dst).data as *mut u8, n);
+        true
+    }
+}
+
+unsafe extern "C" fn clear(b: sys::ggml_backend_buffer_t, value: u8) {
+    // SAFETY: ggml passes one of our live host buffers; the mapping covers its whole size.
+    unsafe {
+        let c = ctx(b);
+        std::ptr::write_bytes(c.buf.as_ptr(), value, c.buf.size() as usize);
+    }
+}
+
+const BUFFER_IFACE: sys::ggml_backend_buffer_i = sys::ggml_backend_buffer_i {
+    free_buffer: Some(free_buffer),
+    get_base: Some(get_base),
+    init_tensor: None,
+    memset_tensor: Some(memset_tensor),
+    set_tensor: Some(set_tensor),
+    get_tensor: Some(get_tensor),
+    set_tensor_2d: None,
+    get_tensor_2d: None,
+    cpy_tensor: Some(cpy_tensor),
+    clear: Some(clear),
+    reset: None,
+};
+
+/// # Safety
+/// `buft` must be one of the registry's host buffer types.
+unsafe fn entry_of<'a>(buft: sys::ggml_backend_buffer_type_t) -> &'a DeviceEntry {
+    // SAFETY: our host buffer types' context is their 'static DeviceEntry.
+    unsafe { &*((*buft).context as *const DeviceEntry) }
+}
+
+unsafe extern "C" fn buft_get_name(buft: sys::ggml_backend_buffer_type_t) -> *const c_char {
+    // SAFETY: ggml passes one of our host buffer types.
+    unsafe { entry_of(buft) }.host_name.as_ptr()
+}
+
+unsafe extern "C" fn buft_alloc_buffer(
+    buft: sys::ggml_backend_buffer_type_t,
+    size: usize,
+) -> sys::ggml_backend_buffer_t {
+    // SAFETY: ggml passes one of our host buffer types.
+    let entry = unsafe { entry_of(buft) };
+    guarded("alloc host buffer", std::ptr::null_mut(), || {
+        let init = host()
+            .buffer_init
+            .ok_or_else(|| crate::Error::Internal("ggml_backend_buffer_init not found in the host process".into()))?;
+        let buf = HostBuffer::new(&entry.device()?, size.max(1) as u64)?;
+        let ctx = Box::into_raw(Box::new(HostCtx { buf }));
+        // SAFETY: ggml copies the interface and keeps `ctx` until free_buffer, which frees it.
+        let b = unsafe { init(buft, BUFFER_IFACE, ctx as *mut c_void, size) };
+        if b.is_null() {
+            // SAFETY: ggml did not take ownership.
+            drop(unsafe { Box::from_raw(ctx) });
+            return Err(crate::Error::Internal("ggml_backend_buffer_init returned NULL".into()));
+        }
+        Ok(b)
+    })
+}
+
+unsafe extern "C" fn buft_get_alignment(_buft: sys::ggml_backend_buffer_type_t) -> usize {
+    64
+}
+
+unsafe extern "C" fn buft_get_max_size(buft: sys::ggml_backend_buffer_type_t) -> usize {
+    // SAFETY: ggml passes one of our host buffer types.
+    unsafe { entry_of(buft) }.caps().max_memory_allocation_size as usize
+}
+
+unsafe extern "C" fn buft_is_host(_buft: sys::ggml_backend_buffer_type_t) -> bool {
+    true
+}
+
+/// The methods of every GGVK host buffer type.
+pub const HOST_BUFT_IFACE: sys::ggml_backend_buffer_type_i = sys::ggml_backend_buffer_type_i {
+    get_name: Some(buft_get_name),
+    alloc_buffer: Some(buft_alloc_buffer),
+    get_alignment: Some(buft_get_alignment),
+    get_max_size: Some(buft_get_max_size),
+    get_alloc_size: None,
+    is_host: Some(buft_is_host),
+};
