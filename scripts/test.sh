@@ -57,9 +57,9 @@ run_ctest() {  # $1 build dir, $2.. extra cmake args
   passed=$((passed + n))
 }
 step "C harness (ctest, validation layer on)"
-run_ctest "$GGVK_CACHE/build-c" -DGGVK_SANITIZE=OFF
+run_ctest "$GGVK_ROOT/build/c" -DGGVK_SANITIZE=OFF
 step "C harness under AddressSanitizer + UndefinedBehaviorSanitizer"
-run_ctest "$GGVK_CACHE/build-c-asan" -DGGVK_SANITIZE=ON
+run_ctest "$GGVK_ROOT/build/c-asan" -DGGVK_SANITIZE=ON
 
 step "reference llama.cpp (llama-cpp-python 0.3.36 sdist: ggml 0.25.3, backend API 2)"
 BIN=$(bash scripts/reference-llama.sh | tail -n 1)
@@ -98,7 +98,7 @@ bash scripts/e2e-llama.sh 2>&1 | tee "$LOGS/e2e.log"
 passed=$((passed + $(grep -aoE 'e2e: [0-9]+ passed' "$LOGS/e2e.log" | awk '{print $2}')))
 
 step "no validation messages anywhere"
-if grep -al "GGVK VALIDATION ERROR\|Validation Error" "$LOGS"/*.log "$GGVK_CACHE"/build-c*/ctest.log "$GGVK_CACHE"/e2e/*.log 2>/dev/null; then
+if grep -al "GGVK VALIDATION ERROR\|Validation Error" "$LOGS"/*.log "$GGVK_ROOT"/build/c*/ctest.log "$GGVK_CACHE"/e2e/*.log 2>/dev/null; then
   echo "validation errors reported"; exit 1
 fi
 echo "none"
