@@ -421,3 +421,43 @@ fn long_dependent_chain_across_submissions() {
     eprintln!("70 dependent nodes in {} submission(s), {} barrier(s)", stats.submissions, stats.barriers);
     assert_no_validation_errors();
 }
+
+#[test]
+fn quantized_activation_reused_until_overwritten() {
+    // y1 = W1 x and y2 = W2 x share one quantized copy of x; then x is scaled in place and y3 = W1 x must see
+    // the new x (the cached copy is dropped when x is written).
+    let be = backend();
+    let mut rng = Rng::new(11);
+    let (k, m) = (256i64, 48i64);
+    let w1v = rng.vec((k * m) as usize);
+    let w2v = rng.vec((k * m) as usize);
+    let (w1b, w2b) = (to_type(GgmlType::Q4_0, &w1v), to_type(GgmlType::Q4_0, &w2v));
+    let w1 = upload(&be, GgmlType::Q4_0, [k, m, 1, 1], &w1b);
+    let w2 = upload(&be, GgmlType::Q4_0, [k, m, 1, 1], &w2b);
+    let xv = rng.vec(k as usize);
+    let x = upload(&be, GgmlType::F32, [k, 1, 1, 1], &f32_bytes(&xv));
+    let (y1, y2, y3) = (output(&be, [m, 1, 1, 1]), output(&be, [m, 1, 1, 1]), output(&be, [m, 1, 1, 1]));
+    let mut g = Graph::new();
+    g.mul_mat(&w1, &x, &y1).unwrap();
+    g.mul_mat(&w2, &x, &y2).unwrap();
+    g.push(ggvk::Node { op: ggvk::Op::Scale { s: -2.0, b: 0.25 }, src: vec![Some(x.clone())], dst: x.clone() })
+        .unwrap();
+    g.mul_mat(&w1, &x, &y3).unwrap();
+    let stats = be.compute(&g).unwrap();
+    if ggvk::ops::matmul::quantizes_activations(&w1) && stats.submissions == 1 {
+        // quantize x, y1, y2 (reusing it), scale, quantize the new x, y3.
+        assert_eq!(stats.dispatches, 6);
+    }
+    let x2: Vec<f32> = xv.iter().map(|v| v.mul_add(-2.0, 0.25)).collect();
+    for (y, wb, xs) in [(&y1, &w1b, &xv), (&y2, &w2b, &xv), (&y3, &w1b, &x2)] {
+        let a = quant::dequantize_to_f32(GgmlType::Q4_0, wb, (k * m) as usize).unwrap();
+        let (want, mag) = ref_mul_mat(&a, [k, m, 1, 1], xs, [k, 1, 1, 1]);
+        let bound = int_dot_bound(&a, [k, m, 1, 1], xs, [k, 1, 1, 1]);
+        let got = download(y);
+        for i in 0..m as usize {
+            let allowed = 1e-5 * (mag[i] + 1e-6) + 1.01 * bound[i];
+            assert!((f64::from(got[i] - want[i])).abs() <= allowed, "row {i}: {} vs {}", got[i], want[i]);
+        }
+    }
+    assert_no_validation_errors();
+}

@@ -8,7 +8,7 @@ use super::{bind, dim_u32, spirv, split_groups, stride_units};
 use crate::error::{Error, Result};
 use crate::graph::Tensor;
 use crate::quant::GgmlType;
-use crate::vk::{Binding, Device, Recorder, Shader};
+use crate::vk::{Binding, Derived, Device, Recorder, Shader};
 
 /// Push constants of `mul_mat_vec.comp` and `mul_mat.comp` (`MATMUL_PUSH` in `shaders/common.glsl`).
 #[repr(C)]
@@ -317,15 +317,27 @@ pub fn scratch_bytes(device: &Device, a: &Tensor, b: &Tensor) -> u64 {
 
 /// Quantize b into this submission's scratch; returns the binding of the quantized copy (read-only) and the
 /// push constants with b's offset and strides redirected to it (in words; 10 per 32-value block).
-fn quantize_b(
-    rec: &mut Recorder<'_>,
-    b: &Tensor,
-    b_bind: &Binding,
-    mut p: MatMulPush,
-) -> Result<(Binding, MatMulPush)> {
+fn quantize_b(rec: &mut Recorder<'_>, b: &Tensor, b_bind: &Binding, p: MatMulPush) -> Result<(Binding, MatMulPush)> {
     let device = rec.device().clone();
     let nblocks = p.k / 32;
     let cols = u64::from(p.n) * (b.ne[2] * b.ne[3]) as u64;
+    // Columns are laid out one after another: column i11 of batch (i12, i13) starts at
+    // ((i13 * ne12 + i12) * n + i11) * nblocks blocks.
+    let col_words = dim_u32("quantized column", i64::from(nblocks) * QX_WORDS as i64)?;
+    let redirect = |mut p: MatMulPush, q_off: u32| {
+        p.b_off = q_off;
+        p.b_col = col_words;
+        p.b_s2 = col_words * p.n;
+        p.b_s3 = col_words * p.n * p.ne12;
+        p
+    };
+    // The same activation feeding several products (Q, K and V; gate and up) is quantized once per submission.
+    let (start, end) = b.byte_range();
+    let source = (b.buffer.id(), start, end);
+    let layout = (b.ty.raw(), b.ne, b.nb);
+    if let Some((q_read, q_off)) = rec.find_derived(QUANTIZE.name, source, layout) {
+        return Ok((q_read, redirect(p, q_off)));
+    }
     let bytes = u64::from(nblocks) * QX_WORDS * 4 * cols;
     let (scratch, offset) = rec.scratch(bytes)?;
     let region = Tensor::contiguous(scratch, offset, GgmlType::I32, [(bytes / 4) as i64, 1, 1, 1])?;
@@ -351,14 +363,9 @@ fn quantize_b(
         bytemuck::bytes_of(&q),
         [nblocks.div_ceil(64), gy, gz],
     )?;
-    // Columns are laid out one after another: column i11 of batch (i12, i13) starts at
-    // ((i13 * ne12 + i12) * n + i11) * nblocks blocks.
-    let col_words = dim_u32("quantized column", i64::from(nblocks) * QX_WORDS as i64)?;
-    p.b_off = q_off;
-    p.b_col = col_words;
-    p.b_s2 = col_words * p.n;
-    p.b_s3 = col_words * p.n * p.ne12;
-    Ok((Binding { write: false, ..q_write }, p))
+    let q_read = Binding { write: false, ..q_write };
+    rec.add_derived(Derived { kind: QUANTIZE.name, source, layout, result: (q_read.clone(), q_off) });
+    Ok((q_read, redirect(p, q_off)))
 }
 
 /// Quantize b into scratch, then run the integer-dot mat-vec over it.

@@ -341,6 +341,7 @@ impl CommandStream {
         Ok(Recorder {
             device,
             slot,
+            derived: Vec::new(),
             scratch,
             scratch_used: scratch_start,
             scratch_limit: scratch_bytes,
@@ -372,10 +373,25 @@ impl Drop for CommandStream {
     }
 }
 
+/// Data a dispatch of this submission derived from some bytes (e.g. an activation quantized into scratch), which a
+/// later dispatch may reuse as long as nothing has written those bytes since.
+#[derive(Clone)]
+pub struct Derived {
+    /// What it was made by, e.g. the kernel name.
+    pub kind: &'static str,
+    /// The source bytes: (buffer id, start, end).
+    pub source: (u64, u64, u64),
+    /// The source's layout (type, shape, strides), so only an identical view matches.
+    pub layout: (i32, [i64; 4], [u64; 4]),
+    /// Where the result is (read-only binding) and its first element in the binding's units.
+    pub result: (Binding, u32),
+}
+
 /// Records one submission. Created by [`CommandStream::begin`], finished by [`Recorder::submit`].
 pub struct Recorder<'a> {
     device: Arc<Device>,
     slot: &'a mut Slot,
+    derived: Vec<Derived>,
     scratch: Option<Arc<Buffer>>,
     scratch_used: u64,
     scratch_limit: u64,
@@ -405,6 +421,24 @@ impl Recorder<'_> {
             }
             _ => Err(Error::Internal(format!("scratch overflow: {end} bytes needed, {} reserved", self.scratch_limit))),
         }
+    }
+
+    /// An earlier result of `kind` derived from exactly these source bytes and layout, if still valid.
+    pub fn find_derived(
+        &self,
+        kind: &'static str,
+        source: (u64, u64, u64),
+        layout: (i32, [i64; 4], [u64; 4]),
+    ) -> Option<(Binding, u32)> {
+        self.derived
+            .iter()
+            .find(|d| d.kind == kind && d.source == source && d.layout == layout)
+            .map(|d| d.result.clone())
+    }
+
+    /// Remember a derived result (call after the dispatch that produced it).
+    pub fn add_derived(&mut self, d: Derived) {
+        self.derived.push(d);
     }
 
     /// Label the following dispatches (shown in timing reports as `label kernel`).
@@ -517,6 +551,11 @@ impl Recorder<'_> {
             self.barriers += 1;
         }
         self.hazards.add(bindings);
+        // Derived data whose source bytes this dispatch writes is stale from now on.
+        for b in bindings.iter().filter(|b| b.write) {
+            let (s, e) = b.touched;
+            self.derived.retain(|d| !(d.source.0 == b.buffer.id() && d.source.1 < e && s < d.source.2));
+        }
         self.dispatches += 1;
         self.slot.keep.extend(bindings.iter().map(|b| b.buffer.clone()));
         self.slot.keep_pipelines.push(pipeline.clone());
