@@ -94,22 +94,29 @@ fn matmul_shader(ty: GgmlType) -> Option<Shader> {
     })
 }
 
-/// Mat-vec workgroup size (a power of two, at least 4), rows of A per workgroup, blocks per loop trip.
+/// Mat-vec workgroup size (a power of two, at least 4), rows of A per workgroup, blocks per loop trip, for
+/// weights of type `ty`.
 ///
-/// Defaults suit both lavapipe and NVIDIA; `GGVK_MATVEC_WG` and `GGVK_MATVEC_ROWS` override them for tuning
-/// (read once per process; invalid values are ignored), as does `GGVK_MATVEC_UNROLL`.
-pub fn matvec_config() -> MatVecConfig {
-    static CONFIG: std::sync::OnceLock<MatVecConfig> = std::sync::OnceLock::new();
-    *CONFIG.get_or_init(|| {
-        let env = |name: &str, ok: fn(u32) -> bool, default: u32| {
-            std::env::var(name).ok().and_then(|v| v.parse().ok()).filter(|&v| ok(v)).unwrap_or(default)
-        };
-        MatVecConfig {
-            wg: env("GGVK_MATVEC_WG", |v| v.is_power_of_two() && (4..=1024).contains(&v), MATVEC_WG),
-            rows: env("GGVK_MATVEC_ROWS", |v| (1..=8).contains(&v), MATVEC_ROWS),
-            unroll: env("GGVK_MATVEC_UNROLL", |v| (1..=8).contains(&v), MATVEC_UNROLL),
-        }
-    })
+/// Defaults per weight type come from sweeps on an H100 (NOTES.md): Q4_0 128 threads x 2 rows (14.98 us against
+/// 18.27 us at 256 threads for m=4096 k=14336), the others 256 x 2. `GGVK_MATVEC_WG`, `GGVK_MATVEC_ROWS` and
+/// `GGVK_MATVEC_UNROLL` override them for every type (read once per process; invalid values are ignored).
+pub fn matvec_config(ty: GgmlType) -> MatVecConfig {
+    static KNOBS: std::sync::OnceLock<[Option<u32>; 3]> = std::sync::OnceLock::new();
+    let knobs = KNOBS.get_or_init(|| {
+        let env =
+            |name: &str, ok: fn(u32) -> bool| std::env::var(name).ok().and_then(|v| v.parse().ok()).filter(|&v| ok(v));
+        [
+            env("GGVK_MATVEC_WG", |v| v.is_power_of_two() && (4..=1024).contains(&v)),
+            env("GGVK_MATVEC_ROWS", |v| (1..=8).contains(&v)),
+            env("GGVK_MATVEC_UNROLL", |v| (1..=8).contains(&v)),
+        ]
+    });
+    let wg = if ty == GgmlType::Q4_0 { 128 } else { MATVEC_WG };
+    MatVecConfig {
+        wg: knobs[0].unwrap_or(wg),
+        rows: knobs[1].unwrap_or(MATVEC_ROWS),
+        unroll: knobs[2].unwrap_or(MATVEC_UNROLL),
+    }
 }
 
 /// Mat-vec kernel shape.
@@ -204,7 +211,7 @@ pub fn record(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor) -> R
     let push = bytemuck::bytes_of(&p);
     if p.n <= MATVEC_MAX_COLS {
         let use_sg = caps.subgroup_arithmetic && !device_forces_shared_reduction();
-        let MatVecConfig { wg, rows, unroll } = matvec_config();
+        let MatVecConfig { wg, rows, unroll } = matvec_config(a.ty);
         let max_pow2 = 1u32 << (31 - caps.max_workgroup_invocations.max(4).leading_zeros());
         // Threads 0..rows*cols write the results; shared memory holds rows * cols * wg partial sums.
         let wg = wg.max((rows * p.n).next_power_of_two()).min(max_pow2);
