@@ -32,10 +32,10 @@ step "Rust tests (validation layer on)"
 cargo test --release 2>&1 | tee "$LOGS/cargo-test.log"
 step "Rust kernel tests with shared-memory reductions (mat-vec, norms, softmax)"
 GGVK_SHARED_REDUCTION=1 cargo test --release --test ops --test ops_norm_rows 2>&1 | tee "$LOGS/cargo-test-shmem.log"
-step "Rust kernel tests with the integer-dot mat-vec forced on (8-bit x, dp4a-style)"
-GGVK_INT_DOT=1 cargo test --release --test ops 2>&1 | tee "$LOGS/cargo-test-idot.log"
+step "Rust kernel tests with f32 activations for Q4_0/Q8_0 weights (GGVK_INT_DOT=0; the default rounds them to 8 bits)"
+GGVK_INT_DOT=0 cargo test --release --test ops 2>&1 | tee "$LOGS/cargo-test-f32act.log"
 step "... and with the shared-memory reduction"
-GGVK_INT_DOT=1 GGVK_SHARED_REDUCTION=1 cargo test --release --test ops 2>&1 | tee "$LOGS/cargo-test-idot-shmem.log"
+GGVK_INT_DOT=0 GGVK_SHARED_REDUCTION=1 cargo test --release --test ops 2>&1 | tee "$LOGS/cargo-test-f32act-shmem.log"
 step "Rust kernel tests with every node in its own submission (dependencies across command buffers)"
 GGVK_SUBMIT_NODES=1 cargo test --release --test ops --test ops_elementwise --test ops_norm_rows 2>&1 \
   | tee "$LOGS/cargo-test-submit1.log"
@@ -77,13 +77,13 @@ fi
 echo "test-backend-ops: $line, $(grep -ac 'not supported' "$LOGS/test-backend-ops.log") cases reported unsupported"
 passed=$((passed + ok))
 
-step "test-backend-ops -b GGVK0 -o MUL_MAT with the integer-dot mat-vec forced on (the default on GPUs that accelerate it)"
-GGVK_INT_DOT=1 GGML_BACKEND_PATH="$GGVK_LIB" "$BIN/test-backend-ops" -b GGVK0 -j 2 -o MUL_MAT 2>&1 \
+step "test-backend-ops -b GGVK0 -o MUL_MAT with f32 activations (GGVK_INT_DOT=0)"
+GGVK_INT_DOT=0 GGML_BACKEND_PATH="$GGVK_LIB" "$BIN/test-backend-ops" -b GGVK0 -j 2 -o MUL_MAT 2>&1 \
   | tee "$LOGS/test-backend-ops-idot.log" | grep -aE "tests passed|FAIL" || true
 line=$(grep -aoE '[0-9]+/[0-9]+ tests passed' "$LOGS/test-backend-ops-idot.log" | tail -n 1)
 read -r ok total < <(echo "$line" | awk -F'[/ ]' '{print $1, $2}')
 if [ -z "$line" ] || [ "$ok" != "$total" ] || grep -aq "FAIL" "$LOGS/test-backend-ops-idot.log"; then
-  echo "test-backend-ops (integer dot) failed ($line)"; exit 1
+  echo "test-backend-ops (f32 activations) failed ($line)"; exit 1
 fi
 passed=$((passed + ok))
 
