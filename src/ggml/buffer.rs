@@ -52,6 +52,42 @@ pub(super) fn guarded<T>(what: &str, fallback: T, f: impl FnOnce() -> crate::Res
     }
 }
 
+/// Hand a buffer context to ggml (`ggml_backend_buffer_init`), which keeps it until the interface's
+/// `free_buffer`; on failure the context is dropped here.
+pub(super) fn hand_to_ggml<C>(
+    buft: sys::ggml_backend_buffer_type_t,
+    iface: sys::ggml_backend_buffer_i,
+    ctx: C,
+    size: usize,
+) -> crate::Result<sys::ggml_backend_buffer_t> {
+    let init = host()
+        .buffer_init
+        .ok_or_else(|| crate::Error::Internal("ggml_backend_buffer_init not found in the host process".into()))?;
+    let ctx = Box::into_raw(Box::new(ctx));
+    // SAFETY: ggml copies the interface and keeps `ctx` until free_buffer, which frees it as a Box<C>.
+    let b = unsafe { init(buft, iface, ctx as *mut c_void, size) };
+    if b.is_null() {
+        // SAFETY: ggml did not take ownership.
+        drop(unsafe { Box::from_raw(ctx) });
+        return Err(crate::Error::Internal("ggml_backend_buffer_init returned NULL".into()));
+    }
+    Ok(b)
+}
+
+/// Whether `t` lives in a host buffer (its data pointer is CPU memory ggml may read directly).
+///
+/// # Safety
+/// `t`'s buffer, if non-null, and that buffer's type must be live ggml objects.
+pub(super) unsafe fn in_host_buffer(t: &sys::ggml_tensor) -> bool {
+    // SAFETY: forwarded to the caller; is_host is a plain query.
+    unsafe {
+        !t.data.is_null()
+            && t.buffer
+                .as_ref()
+                .is_some_and(|b| b.buft.as_ref().is_some_and(|bt| bt.iface.is_host.is_some_and(|f| f(b.buft))))
+    }
+}
+
 /// The tensor's byte offset in its buffer.
 fn offset_of(t: &sys::ggml_tensor) -> crate::Result<u64> {
     (t.data as usize)
@@ -188,13 +224,8 @@ unsafe extern "C" fn cpy_tensor(
                 return Ok(true);
             }
         }
-        // SAFETY: the source's buffer and its buffer type are live ggml objects; is_host is a plain query.
-        let host_src = unsafe {
-            s.buffer
-                .as_ref()
-                .is_some_and(|sb| sb.buft.as_ref().is_some_and(|bt| bt.iface.is_host.is_some_and(|f| f(sb.buft))))
-        };
-        if host_src && !s.data.is_null() {
+        // SAFETY: the source's buffer and its buffer type are live ggml objects.
+        if unsafe { in_host_buffer(s) } {
             let len = ggml_nbytes(s) as usize;
             // SAFETY: a host buffer's tensor data is `len` readable bytes at `data`.
             let bytes = unsafe { std::slice::from_raw_parts(s.data as *const u8, len) };
@@ -263,20 +294,8 @@ unsafe extern "C" fn buft_alloc_buffer(
     // SAFETY: ggml passes one of our buffer types.
     let entry = unsafe { entry_of(buft) };
     guarded("alloc_buffer", std::ptr::null_mut(), || {
-        let init = host()
-            .buffer_init
-            .ok_or_else(|| crate::Error::Internal("ggml_backend_buffer_init not found in the host process".into()))?;
-        let device = entry.device()?;
-        let buf = Buffer::new(&device, size.max(1) as u64, "ggml buffer")?;
-        let ctx = Box::into_raw(Box::new(BufferCtx { buf }));
-        // SAFETY: ggml copies the interface and keeps `ctx` until free_buffer, which frees it.
-        let b = unsafe { init(buft, BUFFER_IFACE, ctx as *mut c_void, size) };
-        if b.is_null() {
-            // SAFETY: ggml did not take ownership.
-            drop(unsafe { Box::from_raw(ctx) });
-            return Err(crate::Error::Internal("ggml_backend_buffer_init returned NULL".into()));
-        }
-        Ok(b)
+        let buf = Buffer::new(&entry.device()?, size.max(1) as u64, "ggml buffer")?;
+        hand_to_ggml(buft, BUFFER_IFACE, BufferCtx { buf }, size)
     })
 }
 

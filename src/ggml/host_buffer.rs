@@ -4,9 +4,8 @@
 use std::ffi::{c_char, c_void};
 use std::sync::Arc;
 
-use super::buffer::guarded;
+use super::buffer::{guarded, hand_to_ggml, in_host_buffer};
 use super::device::DeviceEntry;
-use super::host::host;
 use super::sys;
 use crate::vk::HostBuffer;
 
@@ -72,11 +71,7 @@ unsafe extern "C" fn cpy_tensor(
     // SAFETY: ggml passes live tensors; a host buffer's tensor data is addressable memory of ggml_nbytes bytes.
     unsafe {
         let s = &*src;
-        let host_src = s
-            .buffer
-            .as_ref()
-            .is_some_and(|sb| sb.buft.as_ref().is_some_and(|bt| bt.iface.is_host.is_some_and(|f| f(sb.buft))));
-        if !host_src || s.data.is_null() {
+        if !in_host_buffer(s) {
             return false;
         }
         let n = super::buffer::ggml_nbytes(s) as usize;
@@ -126,19 +121,8 @@ unsafe extern "C" fn buft_alloc_buffer(
     // SAFETY: ggml passes one of our host buffer types.
     let entry = unsafe { entry_of(buft) };
     guarded("alloc host buffer", std::ptr::null_mut(), || {
-        let init = host()
-            .buffer_init
-            .ok_or_else(|| crate::Error::Internal("ggml_backend_buffer_init not found in the host process".into()))?;
         let buf = HostBuffer::new(&entry.device()?, size.max(1) as u64)?;
-        let ctx = Box::into_raw(Box::new(HostCtx { buf }));
-        // SAFETY: ggml copies the interface and keeps `ctx` until free_buffer, which frees it.
-        let b = unsafe { init(buft, BUFFER_IFACE, ctx as *mut c_void, size) };
-        if b.is_null() {
-            // SAFETY: ggml did not take ownership.
-            drop(unsafe { Box::from_raw(ctx) });
-            return Err(crate::Error::Internal("ggml_backend_buffer_init returned NULL".into()));
-        }
-        Ok(b)
+        hand_to_ggml(buft, BUFFER_IFACE, HostCtx { buf }, size)
     })
 }
 
