@@ -273,11 +273,11 @@ pub const BUFFER_IFACE: sys::ggml_backend_buffer_i = sys::ggml_backend_buffer_i 
 
 // ---- buffer type ----
 
-/// The device entry behind one of our buffer types.
+/// The device entry behind one of our buffer types (device or pinned host: both point their context at it).
 ///
 /// # Safety
 /// `buft` must be one of the buffer types made by [`DeviceEntry`].
-unsafe fn entry_of<'a>(buft: sys::ggml_backend_buffer_type_t) -> &'a DeviceEntry {
+pub(super) unsafe fn entry_of<'a>(buft: sys::ggml_backend_buffer_type_t) -> &'a DeviceEntry {
     // SAFETY: our buffer types' context is their 'static DeviceEntry.
     unsafe { &*((*buft).context as *const DeviceEntry) }
 }
@@ -305,7 +305,8 @@ unsafe extern "C" fn buft_get_alignment(buft: sys::ggml_backend_buffer_type_t) -
     entry.caps().min_storage_offset_alignment.max(32) as usize
 }
 
-unsafe extern "C" fn buft_get_max_size(buft: sys::ggml_backend_buffer_type_t) -> usize {
+/// Largest buffer of one of our buffer types: the device's maxMemoryAllocationSize (device and host types alike).
+pub(super) unsafe extern "C" fn buft_get_max_size(buft: sys::ggml_backend_buffer_type_t) -> usize {
     // SAFETY: ggml passes one of our buffer types.
     let entry = unsafe { entry_of(buft) };
     entry.caps().max_memory_allocation_size as usize

@@ -4,8 +4,7 @@
 use std::ffi::{c_char, c_void};
 use std::sync::Arc;
 
-use super::buffer::{guarded, hand_to_ggml, in_host_buffer};
-use super::device::DeviceEntry;
+use super::buffer::{buft_get_max_size, entry_of, guarded, hand_to_ggml, in_host_buffer};
 use super::sys;
 use crate::vk::HostBuffer;
 
@@ -102,13 +101,6 @@ const BUFFER_IFACE: sys::ggml_backend_buffer_i = sys::ggml_backend_buffer_i {
     reset: None,
 };
 
-/// # Safety
-/// `buft` must be one of the registry's host buffer types.
-unsafe fn entry_of<'a>(buft: sys::ggml_backend_buffer_type_t) -> &'a DeviceEntry {
-    // SAFETY: our host buffer types' context is their 'static DeviceEntry.
-    unsafe { &*((*buft).context as *const DeviceEntry) }
-}
-
 unsafe extern "C" fn buft_get_name(buft: sys::ggml_backend_buffer_type_t) -> *const c_char {
     // SAFETY: ggml passes one of our host buffer types.
     unsafe { entry_of(buft) }.host_name.as_ptr()
@@ -128,11 +120,6 @@ unsafe extern "C" fn buft_alloc_buffer(
 
 unsafe extern "C" fn buft_get_alignment(_buft: sys::ggml_backend_buffer_type_t) -> usize {
     64
-}
-
-unsafe extern "C" fn buft_get_max_size(buft: sys::ggml_backend_buffer_type_t) -> usize {
-    // SAFETY: ggml passes one of our host buffer types.
-    unsafe { entry_of(buft) }.caps().max_memory_allocation_size as usize
 }
 
 unsafe extern "C" fn buft_is_host(_buft: sys::ggml_backend_buffer_type_t) -> bool {
