@@ -39,6 +39,8 @@ GGVK_INT_DOT=0 GGVK_SHARED_REDUCTION=1 cargo test --release --test ops 2>&1 | te
 step "Rust kernel tests with every node in its own submission (dependencies across command buffers)"
 GGVK_SUBMIT_NODES=1 cargo test --release --test ops --test ops_elementwise --test ops_norm_rows 2>&1 \
   | tee "$LOGS/cargo-test-submit1.log"
+step "Rust: products whose tensors exceed one storage window are cut into pieces (window capped at 1 MiB)"
+GGVK_MAX_STORAGE_RANGE=1048576 cargo test --release --test ops mul_mat_pieces 2>&1 | tee "$LOGS/cargo-test-pieces.log"
 for f in "$LOGS"/cargo-test*.log; do
   n=$(grep -oE 'test result: ok\. [0-9]+ passed' "$f" | awk '{s += $4} END {print s + 0}')
   passed=$((passed + n))

@@ -347,18 +347,42 @@ fn buffer_larger_than_storage_window() {
         let allowed = 1e-5 * (mag[i] + 1e-6) + q_bound.as_ref().map_or(0.0, |qb| 1.01 * qb[i]);
         assert!((f64::from(got[i] - want[i])).abs() <= allowed, "row {i}: {} vs {}", got[i], want[i]);
     }
-    // A single tensor larger than the window is a clear error, not a wrong result.
-    let rows = (range / 18 / 8) as i64 + 1;
-    let huge = Tensor::contiguous(buf.clone(), 0, GgmlType::Q4_0, [256, rows, 1, 1]).unwrap();
-    let dh = output(&be, [rows, 1, 1, 1]);
+    // A batched product with a tensor larger than the window (not cut into pieces) is a clear error, not a
+    // wrong result.
+    let rows = (range / 18 / 8) as i64 / 2 + 1;
+    let huge = Tensor::contiguous(buf.clone(), 0, GgmlType::Q4_0, [256, rows, 2, 1]).unwrap();
+    let x2 = output(&be, [k, 1, 2, 1]);
+    let dh = output(&be, [rows, 1, 2, 1]);
     let mut g2 = Graph::new();
-    g2.mul_mat(&huge, &x, &dh).unwrap();
+    g2.mul_mat(&huge, &x2, &dh).unwrap();
     match be.compute(&g2) {
         Err(Error::Unsupported(msg)) => assert!(msg.contains("maxStorageBufferRange"), "{msg}"),
         other => panic!("expected Unsupported, got {:?}", other.map(|_| ())),
     }
     // The backend still works after the refused graph.
     be.compute(&g).unwrap();
+    assert_no_validation_errors();
+}
+
+#[test]
+fn mul_mat_pieces_when_tensors_exceed_the_window() {
+    // Run with a small window (scripts/test.sh: GGVK_MAX_STORAGE_RANGE=1048576) so that weights, activations and
+    // results larger than one window are cut into pieces of rows and columns.
+    let be = backend();
+    let range = be.device().caps().max_storage_buffer_range;
+    if range > (4 << 20) {
+        eprintln!("skipped: maxStorageBufferRange {range}; set GGVK_MAX_STORAGE_RANGE=1048576 to run");
+        return;
+    }
+    let mut rng = Rng::new(21);
+    for ty in TYPES {
+        // A of 3000 rows x 1024 (f32: 12 MB, q4_0: 1.7 MB): pieces of rows; mat-vec and tiled.
+        mul_mat_case(&be, &mut rng, ty, [1024, 3000, 1, 1], [1024, 1, 1, 1]);
+        mul_mat_case(&be, &mut rng, ty, [1024, 1000, 1, 1], [1024, 70, 1, 1]);
+    }
+    // B larger than a window (3.2 MB): pieces of columns; dst larger than a window (1.4 MB): rows and columns.
+    mul_mat_case(&be, &mut rng, GgmlType::Q8_0, [8192, 300, 1, 1], [8192, 100, 1, 1]);
+    mul_mat_case(&be, &mut rng, GgmlType::Q4_0, [256, 1200, 1, 1], [256, 300, 1, 1]);
     assert_no_validation_errors();
 }
 

@@ -176,9 +176,79 @@ pub fn check(a: &Tensor, b: &Tensor, dst: &Tensor) -> Result<()> {
     Ok(())
 }
 
-/// Record the multiplication.
+/// Bytes one tensor may span so that its window (start rounded down to the offset alignment) fits
+/// `maxStorageBufferRange`.
+fn window_limit(device: &Device) -> u64 {
+    let caps = device.caps();
+    caps.max_storage_buffer_range.saturating_sub(caps.min_storage_offset_alignment)
+}
+
+/// How a product too large for one storage window per tensor is cut: rows of A (= rows of dst) per piece and
+/// columns of B (= columns of dst) per piece. `None` when every tensor fits as it is.
+fn split_plan(device: &Device, a: &Tensor, b: &Tensor, dst: &Tensor) -> Result<Option<(i64, i64)>> {
+    let limit = window_limit(device);
+    if [a, b, dst].iter().all(|t| t.nbytes() <= limit) {
+        return Ok(None);
+    }
+    let too_big = || {
+        Error::unsupported(format!(
+            "MUL_MAT: tensors larger than this device's maxStorageBufferRange ({} bytes) can only be split for \
+             2-D products with rows that fit (src0 {a:?}, src1 {b:?})",
+            device.caps().max_storage_buffer_range
+        ))
+    };
+    if a.ne[2] != 1 || a.ne[3] != 1 || b.ne[2] != 1 || b.ne[3] != 1 {
+        return Err(too_big());
+    }
+    let (m, n) = (a.ne[1], b.ne[1]);
+    let a_row = a.nbytes() / m.max(1) as u64;
+    // Rows of A per piece: as many as fit, a multiple of the tile when there are that many.
+    let mut rows = (limit / a.nb[1].max(a_row)) as i64;
+    if rows >= i64::from(TILE) {
+        rows -= rows % i64::from(TILE);
+    }
+    let rows = rows.min(m);
+    // Columns per piece: B's columns and dst's columns (of `rows` floats) must fit too.
+    let fit = |stride: u64, first: u64| if first > limit { 0 } else { ((limit - first) / stride.max(1)) as i64 + 1 };
+    let cols = fit(b.nb[1], b.ne[0] as u64 * 4).min(fit(dst.nb[1], rows as u64 * 4)).min(n);
+    if rows < 1 || cols < 1 {
+        return Err(too_big());
+    }
+    Ok(Some((rows, cols)))
+}
+
+/// Whether the multiplication runs on `device`: [`check`] plus the storage-window limits (products whose
+/// tensors exceed one window are cut into pieces that fit, see [`split_plan`]).
+pub fn check_on(device: &Device, a: &Tensor, b: &Tensor, dst: &Tensor) -> Result<()> {
+    check(a, b, dst)?;
+    split_plan(device, a, b, dst).map(|_| ())
+}
+
+/// Record the multiplication (in pieces, when a tensor is larger than one storage window).
 pub fn record(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor) -> Result<()> {
     check(a, b, dst)?;
+    let device = rec.device().clone();
+    let Some((rows, cols)) = split_plan(&device, a, b, dst)? else {
+        return record_piece(rec, a, b, dst);
+    };
+    let (m, n) = (a.ne[1], b.ne[1]);
+    for r0 in (0..m).step_by(rows as usize) {
+        let nr = rows.min(m - r0);
+        let a_piece = Tensor::new(a.buffer.clone(), a.offset + r0 as u64 * a.nb[1], a.ty, [a.ne[0], nr, 1, 1], a.nb)?;
+        for c0 in (0..n).step_by(cols as usize) {
+            let nc = cols.min(n - c0);
+            let b_piece =
+                Tensor::new(b.buffer.clone(), b.offset + c0 as u64 * b.nb[1], b.ty, [b.ne[0], nc, 1, 1], b.nb)?;
+            let d_off = dst.offset + r0 as u64 * dst.nb[0] + c0 as u64 * dst.nb[1];
+            let d_piece = Tensor::new(dst.buffer.clone(), d_off, dst.ty, [nr, nc, 1, 1], dst.nb)?;
+            record_piece(rec, &a_piece, &b_piece, &d_piece)?;
+        }
+    }
+    Ok(())
+}
+
+/// Record a multiplication whose tensors each fit one storage window.
+fn record_piece(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor) -> Result<()> {
     let device = rec.device().clone();
     let caps = device.caps();
     let a_unit = if a.ty == GgmlType::F32 { 4 } else { 2 };
@@ -314,12 +384,18 @@ pub fn uses_int_dot(device: &Device, a: &Tensor, b: &Tensor) -> bool {
 }
 
 /// Scratch bytes a multiplication needs on `device` (b quantized to 8 bits per block).
-pub fn scratch_bytes(device: &Device, a: &Tensor, b: &Tensor) -> u64 {
+pub fn scratch_bytes(device: &Device, a: &Tensor, b: &Tensor, dst: &Tensor) -> u64 {
     if !uses_int_dot(device, a, b) {
         return 0;
     }
     let cols = (b.ne[1] * b.ne[2] * b.ne[3]).max(0) as u64;
-    (b.ne[0].max(0) as u64 / 32) * QX_WORDS * 4 * cols
+    let bytes = (b.ne[0].max(0) as u64 / 32) * QX_WORDS * 4 * cols;
+    // Cut into pieces: each piece of columns takes its own aligned region (pieces of rows reuse it).
+    let align = device.caps().min_storage_offset_alignment.max(256);
+    match split_plan(device, a, b, dst) {
+        Ok(Some((_, piece_cols))) => bytes + (b.ne[1] as u64).div_ceil(piece_cols as u64) * align,
+        _ => bytes,
+    }
 }
 
 /// Quantize b into this submission's scratch; returns the binding of the quantized copy (read-only) and the

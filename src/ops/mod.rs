@@ -39,6 +39,10 @@ pub fn check(node: &Node) -> Result<()> {
 /// (`maxStorageBufferRange`, less the worst-case offset alignment), since kernels bind one window per tensor.
 pub fn check_on(device: &Device, node: &Node) -> Result<()> {
     check(node)?;
+    if let Op::MulMat = node.op {
+        // Cut into pieces when a tensor is larger than one window.
+        return matmul::check_on(device, node.src(0)?, node.src(1)?, &node.dst);
+    }
     let caps = device.caps();
     let limit = caps.max_storage_buffer_range.saturating_sub(caps.min_storage_offset_alignment);
     for t in node.src.iter().flatten().chain(std::iter::once(&node.dst)) {
@@ -75,7 +79,7 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
 /// Scratch memory `node` takes when recorded on `device` (a multiple of 256 bytes; 0 for most ops).
 pub fn scratch_bytes(device: &Device, node: &Node) -> u64 {
     let bytes = match (&node.op, node.src(0), node.src(1)) {
-        (Op::MulMat, Ok(a), Ok(b)) => matmul::scratch_bytes(device, a, b),
+        (Op::MulMat, Ok(a), Ok(b)) => matmul::scratch_bytes(device, a, b, &node.dst),
         _ => 0,
     };
     let align = device.caps().min_storage_offset_alignment.max(256);

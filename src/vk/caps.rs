@@ -165,7 +165,7 @@ impl Capabilities {
             coopmat_khr: has_ext(&exts, ash::khr::cooperative_matrix::NAME),
             coopmat2_nv: has_ext(&exts, NV_COOPERATIVE_MATRIX2),
             memory_budget_ext: has_ext(&exts, ash::ext::memory_budget::NAME),
-            max_storage_buffer_range: u64::from(props.limits.max_storage_buffer_range),
+            max_storage_buffer_range: storage_range_cap(u64::from(props.limits.max_storage_buffer_range)),
             max_memory_allocation_size: p11.max_memory_allocation_size,
             max_shared_memory: props.limits.max_compute_shared_memory_size,
             max_workgroup_count: props.limits.max_compute_work_group_count,
@@ -215,5 +215,14 @@ impl Capabilities {
             vk::PhysicalDeviceType::CPU => "CPU",
             _ => "other",
         }
+    }
+}
+
+/// `maxStorageBufferRange`, lowered to `GGVK_MAX_STORAGE_RANGE` bytes when that is set and smaller (tests use it to
+/// exercise the paths for tensors larger than one storage window with small tensors; never raised).
+fn storage_range_cap(device_limit: u64) -> u64 {
+    match std::env::var("GGVK_MAX_STORAGE_RANGE").ok().and_then(|v| v.parse::<u64>().ok()) {
+        Some(cap) if cap >= 4096 => device_limit.min(cap),
+        _ => device_limit,
     }
 }
