@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
-"""Write a small llama-architecture GGUF with random weights (for end-to-end tests of ggvk in llama.cpp).
+"""Write a small llama-family GGUF with random weights (for end-to-end tests of ggvk in llama.cpp).
 
-    python3 scripts/make_tiny_llama.py OUT.gguf --type q4_0|q8_0|f16|f32 [--seed N]
+    python3 scripts/make_tiny_llama.py OUT.gguf [--arch llama|qwen2|qwen3] [--type q4_0|q8_0|f16|...] [--seed N]
+
+Architectures: llama (also the shape of Mistral), qwen2 (biases on the q/k/v projections), qwen3 (RMS norms of q
+and k per head). K-quant files are made from an f32 one with llama-quantize (scripts/tiny-models.sh).
 
 Vocabulary: <unk> <s> </s>, the 256 byte tokens <0x00>..<0xFF> (so any prompt tokenizes through byte
 fallback) and a few hundred word pieces. Weights are random but scaled so activations stay O(1), and the
@@ -15,7 +18,8 @@ from gguf import GGMLQuantizationType as T
 
 p = argparse.ArgumentParser()
 p.add_argument("out")
-p.add_argument("--type", default="q4_0", choices=["q4_0", "q8_0", "f16", "f32"])
+p.add_argument("--arch", default="llama", choices=["llama", "qwen2", "qwen3"])
+p.add_argument("--type", default="q4_0", choices=["q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "f16", "bf16", "f32"])
 p.add_argument("--seed", type=int, default=1234)
 p.add_argument("--layers", type=int, default=2)
 p.add_argument("--embd", type=int, default=256)
@@ -41,8 +45,8 @@ for w in words:
 scores = [0.0, 0.0, 0.0] + [-1000.0] * 256 + [-float(i) for i in range(len(pieces) - 259)]
 n_vocab = len(pieces)
 
-w = gguf.GGUFWriter(a.out, "llama")
-w.add_name("ggvk-tiny-llama")
+w = gguf.GGUFWriter(a.out, a.arch)
+w.add_name(f"ggvk-tiny-{a.arch}")
 w.add_context_length(a.ctx)
 w.add_embedding_length(a.embd)
 w.add_block_count(a.layers)
@@ -53,7 +57,7 @@ w.add_rope_dimension_count(a.embd // a.heads)
 w.add_rope_freq_base(10000.0)
 w.add_layer_norm_rms_eps(1e-5)
 w.add_vocab_size(n_vocab)
-w.add_file_type({"f32": 0, "f16": 1, "q4_0": 2, "q8_0": 7}[a.type])
+w.add_file_type({"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q8_0": 7, "q5_0": 8, "q5_1": 9, "bf16": 32}[a.type])
 w.add_tokenizer_model("llama")
 w.add_token_list(pieces)
 w.add_token_scores(scores)
@@ -64,7 +68,8 @@ w.add_unk_token_id(0)
 w.add_add_bos_token(True)
 w.add_add_eos_token(False)
 
-qtype = {"q4_0": T.Q4_0, "q8_0": T.Q8_0, "f16": T.F16, "f32": T.F32}[a.type]
+qtype = {"q4_0": T.Q4_0, "q4_1": T.Q4_1, "q5_0": T.Q5_0, "q5_1": T.Q5_1, "q8_0": T.Q8_0, "f16": T.F16,
+         "bf16": T.BF16, "f32": T.F32}[a.type]
 
 
 def matrix(name, rows, cols, scale):
@@ -90,6 +95,12 @@ for i in range(a.layers):
     matrix(f"blk.{i}.attn_q.weight", a.embd, a.embd, s)
     matrix(f"blk.{i}.attn_k.weight", a.kv_heads * hd, a.embd, s)
     matrix(f"blk.{i}.attn_v.weight", a.kv_heads * hd, a.embd, s)
+    if a.arch == "qwen2":
+        for t, n in (("q", a.embd), ("k", a.kv_heads * hd), ("v", a.kv_heads * hd)):
+            w.add_tensor(f"blk.{i}.attn_{t}.bias", (0.1 * rng.standard_normal(n)).astype(np.float32))
+    if a.arch == "qwen3":
+        norm(f"blk.{i}.attn_q_norm.weight", hd)
+        norm(f"blk.{i}.attn_k_norm.weight", hd)
     matrix(f"blk.{i}.attn_output.weight", a.embd, a.embd, s)
     norm(f"blk.{i}.ffn_norm.weight", a.embd)
     matrix(f"blk.{i}.ffn_gate.weight", a.ff, a.embd, s)
@@ -102,4 +113,4 @@ w.write_header_to_file()
 w.write_kv_data_to_file()
 w.write_tensors_to_file()
 w.close()
-print(f"wrote {a.out}: llama, {a.layers} layers, n_embd {a.embd}, n_vocab {n_vocab}, {a.type}")
+print(f"wrote {a.out}: {a.arch}, {a.layers} layers, n_embd {a.embd}, n_vocab {n_vocab}, {a.type}")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the reference llama.cpp / ggml that ggvk matches: the copy vendored in the PyPI sdist
 # llama-cpp-python==0.3.36 (ggml 0.25.3, backend API version 2). CPU backend + test-backend-ops,
-# llama-completion, llama-bench, llama-perplexity, into $GGVK_CACHE/llama.cpp (reused when present,
+# llama-completion, llama-bench, llama-perplexity, llama-quantize, into $GGVK_CACHE/llama.cpp (reused when present,
 # rebuilt when absent). Prints the bin directory on its last line.
 # `--source-only`: only fetch and unpack the sources; prints the source directory.
 set -euo pipefail
@@ -10,7 +10,7 @@ VERSION=0.3.36
 BASE="$GGVK_CACHE/llama.cpp-$VERSION"
 SRC="$BASE/src"
 BUILD="$BASE/build"
-TARGETS=(test-backend-ops llama-completion llama-bench llama-perplexity)
+TARGETS=(test-backend-ops llama-completion llama-bench llama-perplexity llama-quantize)
 
 if [ ! -f "$SRC/ggml/src/ggml-backend-impl.h" ]; then
   mkdir -p "$BASE/dl"
