@@ -10,7 +10,7 @@
 //! any alignment: blocks are copied out of / into the byte buffer, never reinterpreted in place. All
 //! multi-byte values use the host's byte order, like ggml (in practice little-endian).
 //!
-//! Adding a type (Q4_1, Q5_x, K-quants...) means: a variant with ggml's number, its arms in the
+//! Adding a type (K-quants...) means: a variant with ggml's number, its arms in the
 //! [`GgmlType`] methods (name, block size, type size), a module with its block struct and row routines, and
 //! an arm in [`quantize`] / [`dequantize`].
 
@@ -18,13 +18,27 @@ use std::fmt;
 
 use crate::error::{Error, Result};
 
+pub mod bf16;
 pub mod f16;
 pub mod q4_0;
+pub mod q4_1;
+pub mod q5_0;
+pub mod q5_1;
 pub mod q8_0;
 
+pub use self::bf16::{bf16_bits_to_f32, dequantize_row_bf16, f32_to_bf16_bits, quantize_row_bf16};
 pub use self::f16::{dequantize_row_f16, quantize_row_f16};
 pub use self::q4_0::{
     dequantize_block_q4_0, dequantize_row_q4_0, quantize_block_q4_0, quantize_row_q4_0, BlockQ4_0, QK4_0,
+};
+pub use self::q4_1::{
+    dequantize_block_q4_1, dequantize_row_q4_1, quantize_block_q4_1, quantize_row_q4_1, BlockQ4_1, QK4_1,
+};
+pub use self::q5_0::{
+    dequantize_block_q5_0, dequantize_row_q5_0, quantize_block_q5_0, quantize_row_q5_0, BlockQ5_0, QK5_0,
+};
+pub use self::q5_1::{
+    dequantize_block_q5_1, dequantize_row_q5_1, quantize_block_q5_1, quantize_row_q5_1, BlockQ5_1, QK5_1,
 };
 pub use self::q8_0::{
     dequantize_block_q8_0, dequantize_row_q8_0, quantize_block_q8_0, quantize_row_q8_0, BlockQ8_0, QK8_0,
@@ -43,18 +57,36 @@ pub enum GgmlType {
     F16 = 1,
     /// 4-bit symmetric quantization, blocks of 32 with one f16 scale (`GGML_TYPE_Q4_0`).
     Q4_0 = 2,
+    /// 4-bit quantization with a minimum, blocks of 32 with f16 scale and minimum (`GGML_TYPE_Q4_1`).
+    Q4_1 = 3,
+    /// 5-bit symmetric quantization, blocks of 32 with one f16 scale (`GGML_TYPE_Q5_0`).
+    Q5_0 = 6,
+    /// 5-bit quantization with a minimum, blocks of 32 with f16 scale and minimum (`GGML_TYPE_Q5_1`).
+    Q5_1 = 7,
     /// 8-bit symmetric quantization, blocks of 32 with one f16 scale (`GGML_TYPE_Q8_0`).
     Q8_0 = 8,
     /// 32-bit signed integer (`GGML_TYPE_I32`).
     I32 = 26,
     /// 64-bit signed integer (`GGML_TYPE_I64`), e.g. SET_ROWS indices.
     I64 = 27,
+    /// bfloat16: the top half of an f32 (`GGML_TYPE_BF16`).
+    BF16 = 30,
 }
 
 impl GgmlType {
     /// Every type this crate knows, in ggml's numbering order.
-    pub const ALL: [GgmlType; 6] =
-        [GgmlType::F32, GgmlType::F16, GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::I32, GgmlType::I64];
+    pub const ALL: [GgmlType; 10] = [
+        GgmlType::F32,
+        GgmlType::F16,
+        GgmlType::Q4_0,
+        GgmlType::Q4_1,
+        GgmlType::Q5_0,
+        GgmlType::Q5_1,
+        GgmlType::Q8_0,
+        GgmlType::I32,
+        GgmlType::I64,
+        GgmlType::BF16,
+    ];
 
     /// The type with ggml's raw number `raw`, or `None` if it is unknown or not supported by this crate.
     pub fn from_raw(raw: i32) -> Option<Self> {
@@ -62,9 +94,13 @@ impl GgmlType {
             0 => Some(GgmlType::F32),
             1 => Some(GgmlType::F16),
             2 => Some(GgmlType::Q4_0),
+            3 => Some(GgmlType::Q4_1),
+            6 => Some(GgmlType::Q5_0),
+            7 => Some(GgmlType::Q5_1),
             8 => Some(GgmlType::Q8_0),
             26 => Some(GgmlType::I32),
             27 => Some(GgmlType::I64),
+            30 => Some(GgmlType::BF16),
             _ => None,
         }
     }
@@ -80,17 +116,24 @@ impl GgmlType {
             GgmlType::F32 => "f32",
             GgmlType::F16 => "f16",
             GgmlType::Q4_0 => "q4_0",
+            GgmlType::Q4_1 => "q4_1",
+            GgmlType::Q5_0 => "q5_0",
+            GgmlType::Q5_1 => "q5_1",
             GgmlType::Q8_0 => "q8_0",
             GgmlType::I32 => "i32",
             GgmlType::I64 => "i64",
+            GgmlType::BF16 => "bf16",
         }
     }
 
     /// Number of elements in one block (`ggml_blck_size`): 1 for plain types, 32 for Q4_0 and Q8_0.
     pub fn block_size(self) -> usize {
         match self {
-            GgmlType::F32 | GgmlType::F16 | GgmlType::I32 | GgmlType::I64 => 1,
+            GgmlType::F32 | GgmlType::F16 | GgmlType::I32 | GgmlType::I64 | GgmlType::BF16 => 1,
             GgmlType::Q4_0 => QK4_0,
+            GgmlType::Q4_1 => QK4_1,
+            GgmlType::Q5_0 => QK5_0,
+            GgmlType::Q5_1 => QK5_1,
             GgmlType::Q8_0 => QK8_0,
         }
     }
@@ -101,15 +144,19 @@ impl GgmlType {
             GgmlType::F32 => std::mem::size_of::<f32>(),
             GgmlType::F16 => std::mem::size_of::<half::f16>(),
             GgmlType::Q4_0 => std::mem::size_of::<BlockQ4_0>(),
+            GgmlType::Q4_1 => std::mem::size_of::<BlockQ4_1>(),
+            GgmlType::Q5_0 => std::mem::size_of::<BlockQ5_0>(),
+            GgmlType::Q5_1 => std::mem::size_of::<BlockQ5_1>(),
             GgmlType::Q8_0 => std::mem::size_of::<BlockQ8_0>(),
             GgmlType::I32 => std::mem::size_of::<i32>(),
             GgmlType::I64 => std::mem::size_of::<i64>(),
+            GgmlType::BF16 => std::mem::size_of::<u16>(),
         }
     }
 
     /// Whether the type is block-quantized (more than one element per block).
     pub fn is_quantized(self) -> bool {
-        matches!(self, GgmlType::Q4_0 | GgmlType::Q8_0)
+        matches!(self, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1 | GgmlType::Q8_0)
     }
 
     /// Bytes taken by a row of `n` elements (`ggml_row_size`).
@@ -179,6 +226,14 @@ pub fn quantize(ty: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<()> {
                 out.copy_from_slice(bytemuck::bytes_of(&quantize_block_q8_0(x)));
             }
         }
+        GgmlType::Q4_1 => quantize_blocks(src, dst, quantize_block_q4_1),
+        GgmlType::Q5_0 => quantize_blocks(src, dst, quantize_block_q5_0),
+        GgmlType::Q5_1 => quantize_blocks(src, dst, quantize_block_q5_1),
+        GgmlType::BF16 => {
+            for (&x, out) in src.iter().zip(dst.chunks_exact_mut(2)) {
+                out.copy_from_slice(&f32_to_bf16_bits(x).to_ne_bytes());
+            }
+        }
         GgmlType::I32 | GgmlType::I64 => {
             return Err(Error::invalid(format!(
                 "quantize: {} is an integer type, f32 values cannot be quantized to it",
@@ -222,6 +277,14 @@ pub fn dequantize(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<()> {
                 dequantize_block_q8_0(&bytemuck::pod_read_unaligned::<BlockQ8_0>(b), y);
             }
         }
+        GgmlType::Q4_1 => dequantize_blocks(src, dst, dequantize_block_q4_1),
+        GgmlType::Q5_0 => dequantize_blocks(src, dst, dequantize_block_q5_0),
+        GgmlType::Q5_1 => dequantize_blocks(src, dst, dequantize_block_q5_1),
+        GgmlType::BF16 => {
+            for (b, y) in src.chunks_exact(2).zip(dst.iter_mut()) {
+                *y = bf16_bits_to_f32(u16::from_ne_bytes([b[0], b[1]]));
+            }
+        }
         GgmlType::I32 | GgmlType::I64 => {
             return Err(Error::invalid(format!(
                 "dequantize: {} is an integer type, it cannot be dequantized to f32",
@@ -230,6 +293,22 @@ pub fn dequantize(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Quantizes whole blocks of `N` values with `f`, writing each block's bytes to `dst` (sizes checked by the caller).
+fn quantize_blocks<B: bytemuck::Pod, const N: usize>(src: &[f32], dst: &mut [u8], f: fn(&[f32; N]) -> B) {
+    for (x, out) in src.chunks_exact(N).zip(dst.chunks_exact_mut(std::mem::size_of::<B>())) {
+        let x = <&[f32; N]>::try_from(x).expect("chunks_exact yields whole blocks");
+        out.copy_from_slice(bytemuck::bytes_of(&f(x)));
+    }
+}
+
+/// Dequantizes whole blocks read (unaligned) from `src` with `f` into `dst` (sizes checked by the caller).
+fn dequantize_blocks<B: bytemuck::Pod, const N: usize>(src: &[u8], dst: &mut [f32], f: fn(&B, &mut [f32; N])) {
+    for (b, y) in src.chunks_exact(std::mem::size_of::<B>()).zip(dst.chunks_exact_mut(N)) {
+        let y = <&mut [f32; N]>::try_from(y).expect("chunks_exact yields whole blocks");
+        f(&bytemuck::pod_read_unaligned::<B>(b), y);
+    }
 }
 
 /// Quantizes `src` to type `ty` into a new byte vector of `ty.row_size(src.len())` bytes.
@@ -286,9 +365,13 @@ mod tests {
             (GgmlType::F32, 0, "f32", 1, 4, false),
             (GgmlType::F16, 1, "f16", 1, 2, false),
             (GgmlType::Q4_0, 2, "q4_0", 32, 18, true),
+            (GgmlType::Q4_1, 3, "q4_1", 32, 20, true),
+            (GgmlType::Q5_0, 6, "q5_0", 32, 22, true),
+            (GgmlType::Q5_1, 7, "q5_1", 32, 24, true),
             (GgmlType::Q8_0, 8, "q8_0", 32, 34, true),
             (GgmlType::I32, 26, "i32", 1, 4, false),
             (GgmlType::I64, 27, "i64", 1, 8, false),
+            (GgmlType::BF16, 30, "bf16", 1, 2, false),
         ];
         for (ty, raw, name, bs, ts, q) in expect {
             assert_eq!(ty.raw(), raw);
@@ -300,7 +383,7 @@ mod tests {
             assert_eq!(ty.is_quantized(), q);
         }
         assert_eq!(GgmlType::ALL.len(), expect.len());
-        for raw in [-1, 3, 4, 5, 6, 7, 9, 12, 25, 28, 30, 39, 1000, i32::MIN, i32::MAX] {
+        for raw in [-1, 4, 5, 9, 12, 25, 28, 29, 31, 39, 1000, i32::MIN, i32::MAX] {
             assert_eq!(GgmlType::from_raw(raw), None, "raw {raw}");
         }
     }
@@ -350,7 +433,16 @@ mod tests {
     #[test]
     fn byte_level_matches_block_level_and_handles_misalignment() {
         let x = sample(128);
-        for ty in [GgmlType::F32, GgmlType::F16, GgmlType::Q4_0, GgmlType::Q8_0] {
+        for ty in [
+            GgmlType::F32,
+            GgmlType::F16,
+            GgmlType::Q4_0,
+            GgmlType::Q4_1,
+            GgmlType::Q5_0,
+            GgmlType::Q5_1,
+            GgmlType::Q8_0,
+            GgmlType::BF16,
+        ] {
             let bytes = quantize_to_vec(ty, &x).unwrap();
             assert_eq!(bytes.len(), ty.row_size(128).unwrap());
             let y = dequantize_to_f32(ty, &bytes, x.len()).unwrap();
