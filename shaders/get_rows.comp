@@ -5,6 +5,8 @@
 // dst row (i10 + ne10 * (i11 + ne11 * i12)). dst is written as raw 32-bit words, so copies are bit-exact.
 //   SRC_F32: src0 as 32-bit words. SRC_F16: 16-bit words, converted exactly.
 //   SRC_Q4_0 / SRC_Q8_0: 16-bit words, blocks of 9 / 17 words (see common.glsl), value = q * d.
+//   SRC_DQ: 16-bit words of any type with a dequantization include ("dq_type.glsl", chosen by build.rs); each
+//   thread writes 4 consecutive values (one dq_get4 chunk; ne00 is a multiple of 4).
 #include "common.glsl"
 #include "half_bits.glsl"
 
@@ -28,6 +30,10 @@ layout(push_constant) uniform Push {
     uint rows; uint pad0; uint pad1; uint pad2;
 } pc;
 
+#ifdef SRC_DQ
+uint dq_u16(uint i) { return uint(a[i]); }
+#include "dq_type.glsl"
+#else
 uint load_bits(uint base, uint c) {
 #if defined(SRC_F32)
     return a[base + c];
@@ -50,6 +56,7 @@ uint load_bits(uint base, uint c) {
     return floatBitsToUint(float(q) * dscale);
 #endif
 }
+#endif
 
 void main() {
     const uint row = gl_WorkGroupID.y + gl_WorkGroupID.z * gl_NumWorkGroups.y;
@@ -61,7 +68,15 @@ void main() {
     const bool valid = r >= 0 && uint(r) < pc.ne01;
     const uint ab = pc.a_off + (valid ? uint(r) : 0u) * pc.a_s1 + i11 * pc.a_s2 + i12 * pc.a_s3;
     const uint db = pc.d_off + i10 * pc.d_s1 + i11 * pc.d_s2 + i12 * pc.d_s3;
+#ifdef SRC_DQ
+    for (uint c = gl_WorkGroupID.x * WG + gl_LocalInvocationID.x; c < pc.ne00 / 4u; c += WG * gl_NumWorkGroups.x) {
+        const uint e = 4u * c;
+        const uvec4 v = valid ? floatBitsToUint(dq_get4(ab + (e / DQ_QK) * DQ_WORDS, (e % DQ_QK) / 4u)) : uvec4(0u);
+        [[unroll]] for (uint t = 0; t < 4; ++t) { d[db + e + t] = v[t]; }
+    }
+#else
     for (uint c = gl_WorkGroupID.x * WG + gl_LocalInvocationID.x; c < pc.ne00; c += WG * gl_NumWorkGroups.x) {
         d[db + c] = valid ? load_bits(ab, c) : 0u;
     }
+#endif
 }

@@ -2,6 +2,8 @@
 // Tiled matrix x matrix: d[col, row] = sum_k A[row, k] * B[col, k] (ggml's mul_mat with n > 1),
 // 64x64 output tiles, 32-deep k steps through shared memory, 256 threads each owning a 4x4 sub-tile.
 // A tiles are dequantized to f32 on load: every thread converts 8 values (a quarter of a 32-value block).
+// A_DQ: any weight type with a dequantization include (shaders/dequant/<type>.glsl, "dq_type.glsl" here, chosen by
+// build.rs); each thread takes its 8 values as two dq_get4 chunks.
 #include "common.glsl"
 
 #define BM 64u
@@ -25,6 +27,11 @@ layout(binding = 1) readonly buffer B { float b[]; };
 layout(binding = 2) writeonly buffer D { float d[]; };
 
 MATMUL_PUSH
+
+#ifdef A_DQ
+uint dq_u16(uint i) { return uint(a[i]); }
+#include "dq_type.glsl"
+#endif
 
 shared float As[BK][BM];
 shared float Bs[BK][BN];
@@ -78,6 +85,14 @@ void main() {
                 As[e][lr] = float(lo_i8(w)) * dd;
                 As[e + 1][lr] = float(hi_i8(w)) * dd;
             }
+        }
+#elif defined(A_DQ)
+        // k is a multiple of DQ_QK (and of 4); only a type with DQ_QK < 32 (bf16) can end inside a k step.
+        [[unroll]] for (uint h = 0; h < 2; ++h) {
+            const uint e = k0 + 8 * part + 4 * h;
+            const bool ok = a_ok && e < pc.k;
+            const vec4 v = ok ? dq_get4(a_row + (e / DQ_QK) * DQ_WORDS, (e % DQ_QK) / 4u) : vec4(0.0);
+            [[unroll]] for (uint t = 0; t < 4; ++t) { As[8 * part + 4 * h + t][lr] = v[t]; }
         }
 #else
         [[unroll]] for (uint h = 0; h < 8; ++h) {

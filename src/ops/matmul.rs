@@ -1,6 +1,7 @@
 //! MUL_MAT: `dst[M, N, b2, b3] = A[K, M, a2, a3] x B[K, N, b2, b3]^T` with ggml's batch broadcast
-//! (`b2 % a2 == 0`, A batch `i2 / (b2 / a2)`). A: F32, F16, Q4_0 or Q8_0; B and dst: F32.
-//! One column (`N == 1`) runs the mat-vec kernel (token generation); more run the tiled kernel.
+//! (`b2 % a2 == 0`, A batch `i2 / (b2 / a2)`). A: F32, F16, Q4_0 or Q8_0 (specialised kernels), or any type with a
+//! dequantization include `shaders/dequant/<type>.glsl` (generic kernels: Q4_1, Q5_0, Q5_1, BF16, ...); B and dst:
+//! F32. Up to [`MATVEC_MAX_COLS`] columns run the mat-vec kernel (token generation); more run the tiled kernel.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -61,6 +62,18 @@ const fn shader(name: &'static str, spirv: &'static [u8]) -> Shader {
     Shader { name, spirv, bindings: 3, push_size: PUSH }
 }
 
+/// The generic dequantizing kernel `kernel` (see build.rs) for weights of type `ty`, if `ty` has a dequantization
+/// include. Q4_0, Q8_0, F16 and F32 have none: they take their specialised kernels.
+fn dq_shader(kernel: &str, ty: GgmlType) -> Option<Shader> {
+    spirv::dq_module(kernel, ty.name()).map(|(name, spirv)| shader(name, spirv))
+}
+
+/// Values per chunk of the generic kernels' rows: a row of a type with a dequantization include must hold whole
+/// chunks (`dq_get4` reads 4 values; blocks are multiples of 4, BF16 "blocks" are 4 values).
+pub(crate) fn dq_row_multiple(ty: GgmlType) -> i64 {
+    ty.block_size().max(4) as i64
+}
+
 /// Mat-vec shaders: (subgroup reduction, shared-memory reduction) per weight type.
 fn matvec_shaders(ty: GgmlType) -> Option<(Shader, Shader)> {
     Some(match ty {
@@ -80,7 +93,7 @@ fn matvec_shaders(ty: GgmlType) -> Option<(Shader, Shader)> {
             shader("mul_mat_vec_q8_0", spirv::MUL_MAT_VEC_Q8_0),
             shader("mul_mat_vec_q8_0_shmem", spirv::MUL_MAT_VEC_Q8_0_SHMEM),
         ),
-        _ => return None,
+        _ => (dq_shader("mul_mat_vec_dq", ty)?, dq_shader("mul_mat_vec_dq_shmem", ty)?),
     })
 }
 
@@ -90,7 +103,7 @@ fn matmul_shader(ty: GgmlType) -> Option<Shader> {
         GgmlType::F16 => shader("mul_mat_f16", spirv::MUL_MAT_F16),
         GgmlType::Q4_0 => shader("mul_mat_q4_0", spirv::MUL_MAT_Q4_0),
         GgmlType::Q8_0 => shader("mul_mat_q8_0", spirv::MUL_MAT_Q8_0),
-        _ => return None,
+        _ => return dq_shader("mul_mat_dq", ty),
     })
 }
 
@@ -145,8 +158,17 @@ const TILE: u32 = 64;
 
 /// Whether ggvk supports this multiplication (independent of device limits).
 pub fn check(a: &Tensor, b: &Tensor, dst: &Tensor) -> Result<()> {
-    if matvec_shaders(a.ty).is_none() {
+    if matvec_shaders(a.ty).is_none() || matmul_shader(a.ty).is_none() {
         return Err(Error::unsupported(format!("MUL_MAT with {} weights", a.ty.name())));
+    }
+    let generic = !matches!(a.ty, GgmlType::F32 | GgmlType::F16 | GgmlType::Q4_0 | GgmlType::Q8_0);
+    if generic && a.ne[0] % dq_row_multiple(a.ty) != 0 {
+        return Err(Error::unsupported(format!(
+            "MUL_MAT with {} weights needs rows of a multiple of {} values, got {}",
+            a.ty.name(),
+            dq_row_multiple(a.ty),
+            a.ne[0]
+        )));
     }
     if b.ty != GgmlType::F32 || dst.ty != GgmlType::F32 {
         return Err(Error::unsupported(format!(

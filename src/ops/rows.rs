@@ -1,7 +1,8 @@
 //! GET_ROWS (ggml_get_rows) and SET_ROWS (ggml_set_rows).
 //!
-//! GET_ROWS: src0 `[ne00, ne01, ne02, ne03]` F32, F16, Q4_0 or Q8_0 (dst F32, dequantized on the GPU), or I32
-//! (dst I32); src1 I32 indices `[n, ne11 = ne02, ne12 = ne03, 1]`; dst `[ne00, n, ne11, ne12]`:
+//! GET_ROWS: src0 `[ne00, ne01, ne02, ne03]` F32, F16, Q4_0, Q8_0 or any type with a dequantization include
+//! `shaders/dequant/<type>.glsl` (Q4_1, Q5_0, Q5_1, BF16, ...; rows of a multiple of 4 values) (dst F32, dequantized
+//! on the GPU), or I32 (dst I32); src1 I32 indices `[n, ne11 = ne02, ne12 = ne03, 1]`; dst `[ne00, n, ne11, ne12]`:
 //! `dst[:, i10, i11, i12] = src0[:, src1[i10, i11, i12], i11, i12]`. An index outside `[0, ne01)` (ggml asserts)
 //! gives a row of zeros here.
 //!
@@ -94,7 +95,10 @@ fn get_rows_shader(ty: GgmlType) -> Option<(Shader, GgmlType)> {
         GgmlType::F16 => (get_shader("get_rows_f16", spirv::GET_ROWS_F16), GgmlType::F32),
         GgmlType::Q4_0 => (get_shader("get_rows_q4_0", spirv::GET_ROWS_Q4_0), GgmlType::F32),
         GgmlType::Q8_0 => (get_shader("get_rows_q8_0", spirv::GET_ROWS_Q8_0), GgmlType::F32),
-        _ => return None,
+        _ => {
+            let (name, spirv) = spirv::dq_module("get_rows_dq", ty.name())?;
+            (get_shader(name, spirv), GgmlType::F32)
+        }
     })
 }
 
@@ -107,6 +111,11 @@ fn set_rows_shader(src: GgmlType, dst: GgmlType) -> Option<Shader> {
         (GgmlType::F16, GgmlType::F16) => set_shader("set_rows_f16_f16", spirv::SET_ROWS_F16_F16),
         _ => return None,
     })
+}
+
+/// Whether GET_ROWS from `ty` takes the generic dequantizing kernel (4 values per thread).
+fn generic(ty: GgmlType) -> bool {
+    !matches!(ty, GgmlType::F32 | GgmlType::I32 | GgmlType::F16 | GgmlType::Q4_0 | GgmlType::Q8_0)
 }
 
 /// Binding unit of src0 / dst data: 32-bit words for 4-byte types, else 16-bit words (F16 and the blocks).
@@ -181,6 +190,14 @@ fn check_get(node: &Node) -> Result<()> {
     if !a.is_row_packed() || !d.is_row_packed() {
         return Err(Error::unsupported("GET_ROWS with non-contiguous rows (nb[0] != element size)"));
     }
+    if generic(a.ty) && a.ne[0] % super::matmul::dq_row_multiple(a.ty) != 0 {
+        return Err(Error::unsupported(format!(
+            "GET_ROWS from {} rows of {} values (needs a multiple of {})",
+            a.ty.name(),
+            a.ne[0],
+            super::matmul::dq_row_multiple(a.ty)
+        )));
+    }
     dims("GET_ROWS src0", a)?;
     dims("GET_ROWS indices", idx)?;
     dim_u32("GET_ROWS rows", idx.nelements())?;
@@ -223,7 +240,9 @@ fn record_get(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         pad: [0; 3],
     };
     let pipeline = device.pipelines().get(&device, &shader, &[])?;
-    let gx = u64::from(ane[0]).div_ceil(WG).min(u64::from(caps.max_workgroup_count[0])) as u32;
+    // The generic kernel writes 4 values per thread.
+    let per_thread = if generic(a.ty) { 4 } else { 1 };
+    let gx = u64::from(ane[0]).div_ceil(WG * per_thread).min(u64::from(caps.max_workgroup_count[0])) as u32;
     let (gy, gz) = split_groups(u64::from(rows), caps.max_workgroup_count[1])?;
     rec.dispatch("get_rows", &pipeline, &[ab, ib, db], bytemuck::bytes_of(&push), [gx, gy, gz])
 }

@@ -13,7 +13,7 @@
 //! The K-quants (Q2_K..Q6_K, super-blocks of [`QK_K`] = 256 values) have dequantizers only: ggml's
 //! `dequantize_row_q*_K`, reproduced bit-exactly; [`quantize`] declines them with `Error::Unsupported`.
 //!
-//! Adding a type (Q4_1, Q5_x...) means: a variant with ggml's number, its arms in the
+//! Adding a type means: a variant with ggml's number, its arms in the
 //! [`GgmlType`] methods (name, block size, type size), a module with its block struct and row routines, and
 //! an arm in [`quantize`] / [`dequantize`].
 
@@ -21,16 +21,21 @@ use std::fmt;
 
 use crate::error::{Error, Result};
 
+pub mod bf16;
 pub mod f16;
 pub mod k_common;
 pub mod q2_k;
 pub mod q3_k;
 pub mod q4_0;
+pub mod q4_1;
 pub mod q4_k;
+pub mod q5_0;
+pub mod q5_1;
 pub mod q5_k;
 pub mod q6_k;
 pub mod q8_0;
 
+pub use self::bf16::{bf16_bits_to_f32, dequantize_row_bf16, f32_to_bf16_bits, quantize_row_bf16};
 pub use self::f16::{dequantize_row_f16, quantize_row_f16};
 pub use self::k_common::{K_SCALE_SIZE, QK_K};
 pub use self::q2_k::{dequantize_block_q2_k, dequantize_row_q2_k, BlockQ2K};
@@ -38,7 +43,16 @@ pub use self::q3_k::{dequantize_block_q3_k, dequantize_row_q3_k, BlockQ3K};
 pub use self::q4_0::{
     dequantize_block_q4_0, dequantize_row_q4_0, quantize_block_q4_0, quantize_row_q4_0, BlockQ4_0, QK4_0,
 };
+pub use self::q4_1::{
+    dequantize_block_q4_1, dequantize_row_q4_1, quantize_block_q4_1, quantize_row_q4_1, BlockQ4_1, QK4_1,
+};
 pub use self::q4_k::{dequantize_block_q4_k, dequantize_row_q4_k, BlockQ4K};
+pub use self::q5_0::{
+    dequantize_block_q5_0, dequantize_row_q5_0, quantize_block_q5_0, quantize_row_q5_0, BlockQ5_0, QK5_0,
+};
+pub use self::q5_1::{
+    dequantize_block_q5_1, dequantize_row_q5_1, quantize_block_q5_1, quantize_row_q5_1, BlockQ5_1, QK5_1,
+};
 pub use self::q5_k::{dequantize_block_q5_k, dequantize_row_q5_k, BlockQ5K};
 pub use self::q6_k::{dequantize_block_q6_k, dequantize_row_q6_k, BlockQ6K};
 pub use self::q8_0::{
@@ -59,6 +73,12 @@ pub enum GgmlType {
     F16 = 1,
     /// 4-bit symmetric quantization, blocks of 32 with one f16 scale (`GGML_TYPE_Q4_0`).
     Q4_0 = 2,
+    /// 4-bit quantization with a minimum, blocks of 32 with f16 scale and minimum (`GGML_TYPE_Q4_1`).
+    Q4_1 = 3,
+    /// 5-bit symmetric quantization, blocks of 32 with one f16 scale (`GGML_TYPE_Q5_0`).
+    Q5_0 = 6,
+    /// 5-bit quantization with a minimum, blocks of 32 with f16 scale and minimum (`GGML_TYPE_Q5_1`).
+    Q5_1 = 7,
     /// 8-bit symmetric quantization, blocks of 32 with one f16 scale (`GGML_TYPE_Q8_0`).
     Q8_0 = 8,
     /// 2-bit K-quant, super-blocks of 256 with 4-bit sub-block scales and mins (`GGML_TYPE_Q2_K`).
@@ -75,14 +95,19 @@ pub enum GgmlType {
     I32 = 26,
     /// 64-bit signed integer (`GGML_TYPE_I64`), e.g. SET_ROWS indices.
     I64 = 27,
+    /// bfloat16: the top half of an f32 (`GGML_TYPE_BF16`).
+    BF16 = 30,
 }
 
 impl GgmlType {
     /// Every type this crate knows, in ggml's numbering order.
-    pub const ALL: [GgmlType; 11] = [
+    pub const ALL: [GgmlType; 15] = [
         GgmlType::F32,
         GgmlType::F16,
         GgmlType::Q4_0,
+        GgmlType::Q4_1,
+        GgmlType::Q5_0,
+        GgmlType::Q5_1,
         GgmlType::Q8_0,
         GgmlType::Q2_K,
         GgmlType::Q3_K,
@@ -91,6 +116,7 @@ impl GgmlType {
         GgmlType::Q6_K,
         GgmlType::I32,
         GgmlType::I64,
+        GgmlType::BF16,
     ];
 
     /// The type with ggml's raw number `raw`, or `None` if it is unknown or not supported by this crate.
@@ -99,6 +125,9 @@ impl GgmlType {
             0 => Some(GgmlType::F32),
             1 => Some(GgmlType::F16),
             2 => Some(GgmlType::Q4_0),
+            3 => Some(GgmlType::Q4_1),
+            6 => Some(GgmlType::Q5_0),
+            7 => Some(GgmlType::Q5_1),
             8 => Some(GgmlType::Q8_0),
             10 => Some(GgmlType::Q2_K),
             11 => Some(GgmlType::Q3_K),
@@ -107,6 +136,7 @@ impl GgmlType {
             14 => Some(GgmlType::Q6_K),
             26 => Some(GgmlType::I32),
             27 => Some(GgmlType::I64),
+            30 => Some(GgmlType::BF16),
             _ => None,
         }
     }
@@ -123,6 +153,9 @@ impl GgmlType {
             GgmlType::F32 => "f32",
             GgmlType::F16 => "f16",
             GgmlType::Q4_0 => "q4_0",
+            GgmlType::Q4_1 => "q4_1",
+            GgmlType::Q5_0 => "q5_0",
+            GgmlType::Q5_1 => "q5_1",
             GgmlType::Q8_0 => "q8_0",
             GgmlType::Q2_K => "q2_K",
             GgmlType::Q3_K => "q3_K",
@@ -131,6 +164,7 @@ impl GgmlType {
             GgmlType::Q6_K => "q6_K",
             GgmlType::I32 => "i32",
             GgmlType::I64 => "i64",
+            GgmlType::BF16 => "bf16",
         }
     }
 
@@ -138,8 +172,11 @@ impl GgmlType {
     /// the K-quants.
     pub fn block_size(self) -> usize {
         match self {
-            GgmlType::F32 | GgmlType::F16 | GgmlType::I32 | GgmlType::I64 => 1,
+            GgmlType::F32 | GgmlType::F16 | GgmlType::I32 | GgmlType::I64 | GgmlType::BF16 => 1,
             GgmlType::Q4_0 => QK4_0,
+            GgmlType::Q4_1 => QK4_1,
+            GgmlType::Q5_0 => QK5_0,
+            GgmlType::Q5_1 => QK5_1,
             GgmlType::Q8_0 => QK8_0,
             GgmlType::Q2_K | GgmlType::Q3_K | GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K => QK_K,
         }
@@ -151,6 +188,9 @@ impl GgmlType {
             GgmlType::F32 => std::mem::size_of::<f32>(),
             GgmlType::F16 => std::mem::size_of::<half::f16>(),
             GgmlType::Q4_0 => std::mem::size_of::<BlockQ4_0>(),
+            GgmlType::Q4_1 => std::mem::size_of::<BlockQ4_1>(),
+            GgmlType::Q5_0 => std::mem::size_of::<BlockQ5_0>(),
+            GgmlType::Q5_1 => std::mem::size_of::<BlockQ5_1>(),
             GgmlType::Q8_0 => std::mem::size_of::<BlockQ8_0>(),
             GgmlType::Q2_K => std::mem::size_of::<BlockQ2K>(),
             GgmlType::Q3_K => std::mem::size_of::<BlockQ3K>(),
@@ -159,6 +199,7 @@ impl GgmlType {
             GgmlType::Q6_K => std::mem::size_of::<BlockQ6K>(),
             GgmlType::I32 => std::mem::size_of::<i32>(),
             GgmlType::I64 => std::mem::size_of::<i64>(),
+            GgmlType::BF16 => std::mem::size_of::<u16>(),
         }
     }
 
@@ -234,6 +275,14 @@ pub fn quantize(ty: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<()> {
                 out.copy_from_slice(bytemuck::bytes_of(&quantize_block_q8_0(x)));
             }
         }
+        GgmlType::Q4_1 => quantize_blocks(src, dst, quantize_block_q4_1),
+        GgmlType::Q5_0 => quantize_blocks(src, dst, quantize_block_q5_0),
+        GgmlType::Q5_1 => quantize_blocks(src, dst, quantize_block_q5_1),
+        GgmlType::BF16 => {
+            for (&x, out) in src.iter().zip(dst.chunks_exact_mut(2)) {
+                out.copy_from_slice(&f32_to_bf16_bits(x).to_ne_bytes());
+            }
+        }
         GgmlType::Q2_K | GgmlType::Q3_K | GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K => {
             return Err(Error::Unsupported(format!(
                 "quantize: no CPU quantizer for {} (only its dequantizer is implemented)",
@@ -288,6 +337,14 @@ pub fn dequantize(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<()> {
         GgmlType::Q4_K => dequantize_blocks(src, dst, dequantize_block_q4_k),
         GgmlType::Q5_K => dequantize_blocks(src, dst, dequantize_block_q5_k),
         GgmlType::Q6_K => dequantize_blocks(src, dst, dequantize_block_q6_k),
+        GgmlType::Q4_1 => dequantize_blocks(src, dst, dequantize_block_q4_1),
+        GgmlType::Q5_0 => dequantize_blocks(src, dst, dequantize_block_q5_0),
+        GgmlType::Q5_1 => dequantize_blocks(src, dst, dequantize_block_q5_1),
+        GgmlType::BF16 => {
+            for (b, y) in src.chunks_exact(2).zip(dst.iter_mut()) {
+                *y = bf16_bits_to_f32(u16::from_ne_bytes([b[0], b[1]]));
+            }
+        }
         GgmlType::I32 | GgmlType::I64 => {
             return Err(Error::invalid(format!(
                 "dequantize: {} is an integer type, it cannot be dequantized to f32",
@@ -298,11 +355,18 @@ pub fn dequantize(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<()> {
     Ok(())
 }
 
-/// Dequantizes whole K-quant super-blocks from unaligned bytes with the per-block routine `f`.
-/// The caller has checked that `src` holds exactly `dst.len() / QK_K` blocks of `B`.
-fn dequantize_blocks<B: bytemuck::Pod>(src: &[u8], dst: &mut [f32], f: fn(&B, &mut [f32; QK_K])) {
-    for (b, y) in src.chunks_exact(std::mem::size_of::<B>()).zip(dst.chunks_exact_mut(QK_K)) {
-        let y = <&mut [f32; QK_K]>::try_from(y).expect("chunks_exact yields whole blocks");
+/// Quantizes whole blocks of `N` values with `f`, writing each block's bytes to `dst` (sizes checked by the caller).
+fn quantize_blocks<B: bytemuck::Pod, const N: usize>(src: &[f32], dst: &mut [u8], f: fn(&[f32; N]) -> B) {
+    for (x, out) in src.chunks_exact(N).zip(dst.chunks_exact_mut(std::mem::size_of::<B>())) {
+        let x = <&[f32; N]>::try_from(x).expect("chunks_exact yields whole blocks");
+        out.copy_from_slice(bytemuck::bytes_of(&f(x)));
+    }
+}
+
+/// Dequantizes whole blocks read (unaligned) from `src` with `f` into `dst` (sizes checked by the caller).
+fn dequantize_blocks<B: bytemuck::Pod, const N: usize>(src: &[u8], dst: &mut [f32], f: fn(&B, &mut [f32; N])) {
+    for (b, y) in src.chunks_exact(std::mem::size_of::<B>()).zip(dst.chunks_exact_mut(N)) {
+        let y = <&mut [f32; N]>::try_from(y).expect("chunks_exact yields whole blocks");
         f(&bytemuck::pod_read_unaligned::<B>(b), y);
     }
 }
@@ -361,6 +425,9 @@ mod tests {
             (GgmlType::F32, 0, "f32", 1, 4, false),
             (GgmlType::F16, 1, "f16", 1, 2, false),
             (GgmlType::Q4_0, 2, "q4_0", 32, 18, true),
+            (GgmlType::Q4_1, 3, "q4_1", 32, 20, true),
+            (GgmlType::Q5_0, 6, "q5_0", 32, 22, true),
+            (GgmlType::Q5_1, 7, "q5_1", 32, 24, true),
             (GgmlType::Q8_0, 8, "q8_0", 32, 34, true),
             (GgmlType::Q2_K, 10, "q2_K", 256, 84, true),
             (GgmlType::Q3_K, 11, "q3_K", 256, 110, true),
@@ -369,6 +436,7 @@ mod tests {
             (GgmlType::Q6_K, 14, "q6_K", 256, 210, true),
             (GgmlType::I32, 26, "i32", 1, 4, false),
             (GgmlType::I64, 27, "i64", 1, 8, false),
+            (GgmlType::BF16, 30, "bf16", 1, 2, false),
         ];
         for (ty, raw, name, bs, ts, q) in expect {
             assert_eq!(ty.raw(), raw);
@@ -380,7 +448,7 @@ mod tests {
             assert_eq!(ty.is_quantized(), q);
         }
         assert_eq!(GgmlType::ALL.len(), expect.len());
-        for raw in [-1, 3, 4, 5, 6, 7, 9, 15, 16, 25, 28, 30, 39, 1000, i32::MIN, i32::MAX] {
+        for raw in [-1, 4, 5, 9, 15, 16, 25, 28, 29, 31, 39, 1000, i32::MIN, i32::MAX] {
             assert_eq!(GgmlType::from_raw(raw), None, "raw {raw}");
         }
     }
@@ -430,7 +498,16 @@ mod tests {
     #[test]
     fn byte_level_matches_block_level_and_handles_misalignment() {
         let x = sample(128);
-        for ty in [GgmlType::F32, GgmlType::F16, GgmlType::Q4_0, GgmlType::Q8_0] {
+        for ty in [
+            GgmlType::F32,
+            GgmlType::F16,
+            GgmlType::Q4_0,
+            GgmlType::Q4_1,
+            GgmlType::Q5_0,
+            GgmlType::Q5_1,
+            GgmlType::Q8_0,
+            GgmlType::BF16,
+        ] {
             let bytes = quantize_to_vec(ty, &x).unwrap();
             assert_eq!(bytes.len(), ty.row_size(128).unwrap());
             let y = dequantize_to_f32(ty, &bytes, x.len()).unwrap();

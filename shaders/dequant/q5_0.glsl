@@ -1,0 +1,19 @@
+// Q5_0 dequantization (ggml's dequantize_row_q5_0), for the generic kernels; the includer defines
+// `uint dq_u16(uint i)`, the i-th 16-bit word of the weights.
+// Block: 22 bytes = 11 words: [d (f16)] [qh: 2 words, a little-endian u32] [qs: 16 bytes as 8 words].
+// Element j < 16: low nibble of qs[j], fifth bit = bit j of qh; element j + 16: high nibble of qs[j], bit j + 16.
+// Value = (code - 16) * d.
+#define DQ_QK 32u
+#define DQ_WORDS 11u
+
+vec4 dq_get4(uint blk, uint i) {
+    const float d = unpackHalf2x16(dq_u16(blk)).x;
+    const uint qh = dq_u16(blk + 1u) | (dq_u16(blk + 2u) << 16);
+    // Values 4i..4i+3 use qs bytes (4i) % 16 .. +3: the low nibbles for i < 4, the high ones for i >= 4.
+    const uint j = (4u * i) & 15u;
+    const uint qs = dq_u16(blk + 3u + j / 2u) | (dq_u16(blk + 4u + j / 2u) << 16);
+    const uint lo = (qs >> (i < 4u ? 0u : 4u)) & 0x0F0F0F0Fu;
+    const uint hi = (qh >> (4u * i)) & 15u; // fifth bits of elements 4i..4i+3
+    const uvec4 code = (uvec4(lo, lo >> 8, lo >> 16, lo >> 24) & 15u) | (((uvec4(hi) >> uvec4(0u, 1u, 2u, 3u)) & 1u) << 4);
+    return vec4(ivec4(code) - 16) * d;
+}
