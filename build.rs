@@ -115,7 +115,13 @@ fn main() {
         println!("cargo:rerun-if-changed={}", rel(&manifest, path));
         for &(kernel, file, defines) in DQ_KERNELS {
             let name = format!("{kernel}_{ty}");
-            writeln!(lookup, "        ({kernel:?}, {ty:?}) => ({name:?}, {}),", name.to_uppercase()).expect("write");
+            // ggml spells the K-quants with a capital K (`q4_K`); the files are lower case (`q4_k.glsl`).
+            let ggml_name = ty.strip_suffix("_k").map(|t| format!("{t}_K"));
+            let pattern = match ggml_name {
+                Some(g) => format!("{ty:?} | {g:?}"),
+                None => format!("{ty:?}"),
+            };
+            writeln!(lookup, "        ({kernel:?}, {pattern}) => ({name:?}, {}),", name.to_uppercase()).expect("write");
             modules.push(Module { name, file, defines, dq: Some(path.clone()) });
         }
     }

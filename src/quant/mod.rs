@@ -10,7 +10,10 @@
 //! any alignment: blocks are copied out of / into the byte buffer, never reinterpreted in place. All
 //! multi-byte values use the host's byte order, like ggml (in practice little-endian).
 //!
-//! Adding a type (K-quants...) means: a variant with ggml's number, its arms in the
+//! The K-quants (Q2_K..Q6_K, super-blocks of [`QK_K`] = 256 values) have dequantizers only: ggml's
+//! `dequantize_row_q*_K`, reproduced bit-exactly; [`quantize`] declines them with `Error::Unsupported`.
+//!
+//! Adding a type means: a variant with ggml's number, its arms in the
 //! [`GgmlType`] methods (name, block size, type size), a module with its block struct and row routines, and
 //! an arm in [`quantize`] / [`dequantize`].
 
@@ -20,26 +23,38 @@ use crate::error::{Error, Result};
 
 pub mod bf16;
 pub mod f16;
+pub mod k_common;
+pub mod q2_k;
+pub mod q3_k;
 pub mod q4_0;
 pub mod q4_1;
+pub mod q4_k;
 pub mod q5_0;
 pub mod q5_1;
+pub mod q5_k;
+pub mod q6_k;
 pub mod q8_0;
 
 pub use self::bf16::{bf16_bits_to_f32, dequantize_row_bf16, f32_to_bf16_bits, quantize_row_bf16};
 pub use self::f16::{dequantize_row_f16, quantize_row_f16};
+pub use self::k_common::{K_SCALE_SIZE, QK_K};
+pub use self::q2_k::{dequantize_block_q2_k, dequantize_row_q2_k, BlockQ2K};
+pub use self::q3_k::{dequantize_block_q3_k, dequantize_row_q3_k, BlockQ3K};
 pub use self::q4_0::{
     dequantize_block_q4_0, dequantize_row_q4_0, quantize_block_q4_0, quantize_row_q4_0, BlockQ4_0, QK4_0,
 };
 pub use self::q4_1::{
     dequantize_block_q4_1, dequantize_row_q4_1, quantize_block_q4_1, quantize_row_q4_1, BlockQ4_1, QK4_1,
 };
+pub use self::q4_k::{dequantize_block_q4_k, dequantize_row_q4_k, BlockQ4K};
 pub use self::q5_0::{
     dequantize_block_q5_0, dequantize_row_q5_0, quantize_block_q5_0, quantize_row_q5_0, BlockQ5_0, QK5_0,
 };
 pub use self::q5_1::{
     dequantize_block_q5_1, dequantize_row_q5_1, quantize_block_q5_1, quantize_row_q5_1, BlockQ5_1, QK5_1,
 };
+pub use self::q5_k::{dequantize_block_q5_k, dequantize_row_q5_k, BlockQ5K};
+pub use self::q6_k::{dequantize_block_q6_k, dequantize_row_q6_k, BlockQ6K};
 pub use self::q8_0::{
     dequantize_block_q8_0, dequantize_row_q8_0, quantize_block_q8_0, quantize_row_q8_0, BlockQ8_0, QK8_0,
 };
@@ -50,6 +65,7 @@ pub use self::q8_0::{
 /// (yet) supported here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(i32)]
+#[allow(non_camel_case_types)] // variants spelled like ggml's `GGML_TYPE_Q4_K`
 pub enum GgmlType {
     /// 32-bit IEEE float (`GGML_TYPE_F32`).
     F32 = 0,
@@ -65,6 +81,16 @@ pub enum GgmlType {
     Q5_1 = 7,
     /// 8-bit symmetric quantization, blocks of 32 with one f16 scale (`GGML_TYPE_Q8_0`).
     Q8_0 = 8,
+    /// 2-bit K-quant, super-blocks of 256 with 4-bit sub-block scales and mins (`GGML_TYPE_Q2_K`).
+    Q2_K = 10,
+    /// 3-bit K-quant, super-blocks of 256 with 6-bit sub-block scales (`GGML_TYPE_Q3_K`).
+    Q3_K = 11,
+    /// 4-bit K-quant, super-blocks of 256 with 6-bit sub-block scales and mins (`GGML_TYPE_Q4_K`).
+    Q4_K = 12,
+    /// 5-bit K-quant, super-blocks of 256 with 6-bit sub-block scales and mins (`GGML_TYPE_Q5_K`).
+    Q5_K = 13,
+    /// 6-bit K-quant, super-blocks of 256 with 8-bit sub-block scales (`GGML_TYPE_Q6_K`).
+    Q6_K = 14,
     /// 32-bit signed integer (`GGML_TYPE_I32`).
     I32 = 26,
     /// 64-bit signed integer (`GGML_TYPE_I64`), e.g. SET_ROWS indices.
@@ -75,7 +101,7 @@ pub enum GgmlType {
 
 impl GgmlType {
     /// Every type this crate knows, in ggml's numbering order.
-    pub const ALL: [GgmlType; 10] = [
+    pub const ALL: [GgmlType; 15] = [
         GgmlType::F32,
         GgmlType::F16,
         GgmlType::Q4_0,
@@ -83,6 +109,11 @@ impl GgmlType {
         GgmlType::Q5_0,
         GgmlType::Q5_1,
         GgmlType::Q8_0,
+        GgmlType::Q2_K,
+        GgmlType::Q3_K,
+        GgmlType::Q4_K,
+        GgmlType::Q5_K,
+        GgmlType::Q6_K,
         GgmlType::I32,
         GgmlType::I64,
         GgmlType::BF16,
@@ -98,6 +129,11 @@ impl GgmlType {
             6 => Some(GgmlType::Q5_0),
             7 => Some(GgmlType::Q5_1),
             8 => Some(GgmlType::Q8_0),
+            10 => Some(GgmlType::Q2_K),
+            11 => Some(GgmlType::Q3_K),
+            12 => Some(GgmlType::Q4_K),
+            13 => Some(GgmlType::Q5_K),
+            14 => Some(GgmlType::Q6_K),
             26 => Some(GgmlType::I32),
             27 => Some(GgmlType::I64),
             30 => Some(GgmlType::BF16),
@@ -110,7 +146,8 @@ impl GgmlType {
         self as i32
     }
 
-    /// ggml's name for this type (`ggml_type_name`): `"f32"`, `"f16"`, `"q4_0"`, `"q8_0"`, `"i32"`, `"i64"`.
+    /// ggml's name for this type (`ggml_type_name`): `"f32"`, `"f16"`, `"q4_0"`, `"q8_0"`, `"q2_K"`..`"q6_K"`
+    /// (capital K, as ggml spells them), `"i32"`, `"i64"`.
     pub fn name(self) -> &'static str {
         match self {
             GgmlType::F32 => "f32",
@@ -120,13 +157,19 @@ impl GgmlType {
             GgmlType::Q5_0 => "q5_0",
             GgmlType::Q5_1 => "q5_1",
             GgmlType::Q8_0 => "q8_0",
+            GgmlType::Q2_K => "q2_K",
+            GgmlType::Q3_K => "q3_K",
+            GgmlType::Q4_K => "q4_K",
+            GgmlType::Q5_K => "q5_K",
+            GgmlType::Q6_K => "q6_K",
             GgmlType::I32 => "i32",
             GgmlType::I64 => "i64",
             GgmlType::BF16 => "bf16",
         }
     }
 
-    /// Number of elements in one block (`ggml_blck_size`): 1 for plain types, 32 for Q4_0 and Q8_0.
+    /// Number of elements in one block (`ggml_blck_size`): 1 for plain types, 32 for Q4_0 and Q8_0, 256 for
+    /// the K-quants.
     pub fn block_size(self) -> usize {
         match self {
             GgmlType::F32 | GgmlType::F16 | GgmlType::I32 | GgmlType::I64 | GgmlType::BF16 => 1,
@@ -135,6 +178,7 @@ impl GgmlType {
             GgmlType::Q5_0 => QK5_0,
             GgmlType::Q5_1 => QK5_1,
             GgmlType::Q8_0 => QK8_0,
+            GgmlType::Q2_K | GgmlType::Q3_K | GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K => QK_K,
         }
     }
 
@@ -148,6 +192,11 @@ impl GgmlType {
             GgmlType::Q5_0 => std::mem::size_of::<BlockQ5_0>(),
             GgmlType::Q5_1 => std::mem::size_of::<BlockQ5_1>(),
             GgmlType::Q8_0 => std::mem::size_of::<BlockQ8_0>(),
+            GgmlType::Q2_K => std::mem::size_of::<BlockQ2K>(),
+            GgmlType::Q3_K => std::mem::size_of::<BlockQ3K>(),
+            GgmlType::Q4_K => std::mem::size_of::<BlockQ4K>(),
+            GgmlType::Q5_K => std::mem::size_of::<BlockQ5K>(),
+            GgmlType::Q6_K => std::mem::size_of::<BlockQ6K>(),
             GgmlType::I32 => std::mem::size_of::<i32>(),
             GgmlType::I64 => std::mem::size_of::<i64>(),
             GgmlType::BF16 => std::mem::size_of::<u16>(),
@@ -156,7 +205,7 @@ impl GgmlType {
 
     /// Whether the type is block-quantized (more than one element per block).
     pub fn is_quantized(self) -> bool {
-        matches!(self, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1 | GgmlType::Q8_0)
+        self.block_size() > 1
     }
 
     /// Bytes taken by a row of `n` elements (`ggml_row_size`).
@@ -234,6 +283,12 @@ pub fn quantize(ty: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<()> {
                 out.copy_from_slice(&f32_to_bf16_bits(x).to_ne_bytes());
             }
         }
+        GgmlType::Q2_K | GgmlType::Q3_K | GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K => {
+            return Err(Error::Unsupported(format!(
+                "quantize: no CPU quantizer for {} (only its dequantizer is implemented)",
+                ty.name()
+            )))
+        }
         GgmlType::I32 | GgmlType::I64 => {
             return Err(Error::invalid(format!(
                 "quantize: {} is an integer type, f32 values cannot be quantized to it",
@@ -277,6 +332,11 @@ pub fn dequantize(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<()> {
                 dequantize_block_q8_0(&bytemuck::pod_read_unaligned::<BlockQ8_0>(b), y);
             }
         }
+        GgmlType::Q2_K => dequantize_blocks(src, dst, dequantize_block_q2_k),
+        GgmlType::Q3_K => dequantize_blocks(src, dst, dequantize_block_q3_k),
+        GgmlType::Q4_K => dequantize_blocks(src, dst, dequantize_block_q4_k),
+        GgmlType::Q5_K => dequantize_blocks(src, dst, dequantize_block_q5_k),
+        GgmlType::Q6_K => dequantize_blocks(src, dst, dequantize_block_q6_k),
         GgmlType::Q4_1 => dequantize_blocks(src, dst, dequantize_block_q4_1),
         GgmlType::Q5_0 => dequantize_blocks(src, dst, dequantize_block_q5_0),
         GgmlType::Q5_1 => dequantize_blocks(src, dst, dequantize_block_q5_1),
@@ -369,6 +429,11 @@ mod tests {
             (GgmlType::Q5_0, 6, "q5_0", 32, 22, true),
             (GgmlType::Q5_1, 7, "q5_1", 32, 24, true),
             (GgmlType::Q8_0, 8, "q8_0", 32, 34, true),
+            (GgmlType::Q2_K, 10, "q2_K", 256, 84, true),
+            (GgmlType::Q3_K, 11, "q3_K", 256, 110, true),
+            (GgmlType::Q4_K, 12, "q4_K", 256, 144, true),
+            (GgmlType::Q5_K, 13, "q5_K", 256, 176, true),
+            (GgmlType::Q6_K, 14, "q6_K", 256, 210, true),
             (GgmlType::I32, 26, "i32", 1, 4, false),
             (GgmlType::I64, 27, "i64", 1, 8, false),
             (GgmlType::BF16, 30, "bf16", 1, 2, false),
@@ -383,7 +448,7 @@ mod tests {
             assert_eq!(ty.is_quantized(), q);
         }
         assert_eq!(GgmlType::ALL.len(), expect.len());
-        for raw in [-1, 4, 5, 9, 12, 25, 28, 29, 31, 39, 1000, i32::MIN, i32::MAX] {
+        for raw in [-1, 4, 5, 9, 15, 16, 25, 28, 29, 31, 39, 1000, i32::MIN, i32::MAX] {
             assert_eq!(GgmlType::from_raw(raw), None, "raw {raw}");
         }
     }
@@ -467,6 +532,25 @@ mod tests {
         let mut b8 = vec![BlockQ8_0::default(); 4];
         quantize_row_q8_0(&x, &mut b8);
         assert_eq!(bytemuck::cast_slice::<BlockQ8_0, u8>(&b8), &quantize_to_vec(GgmlType::Q8_0, &x).unwrap()[..]);
+    }
+
+    #[test]
+    fn k_quants_dequantize_but_do_not_quantize() {
+        let k = [GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K];
+        for ty in k {
+            assert_eq!(ty.row_size(512).unwrap(), 2 * ty.type_size());
+            assert!(ty.row_size(128).is_err(), "{ty}");
+            let e = quantize_to_vec(ty, &sample(256)).unwrap_err();
+            assert!(matches!(e, Error::Unsupported(_)), "{ty}: {e}");
+            // Two blocks of patterned bytes: dequantize sizes are checked and values come out finite (f16
+            // scales of 0x3c3c = 1.05859375 wherever the pattern puts them).
+            let bytes = vec![0x3cu8; 2 * ty.type_size()];
+            let y = dequantize_to_f32(ty, &bytes, 512).unwrap();
+            assert!(y.iter().all(|v| v.is_finite()), "{ty}");
+            assert!(y.iter().any(|&v| v != 0.0), "{ty}");
+            assert!(dequantize_to_f32(ty, &bytes[1..], 512).is_err(), "{ty}");
+            assert!(dequantize_to_f32(ty, &bytes, 256).is_err(), "{ty}");
+        }
     }
 
     #[test]

@@ -107,3 +107,31 @@ pub fn ref_mul_mat(a: &[f32], ane: [i64; 4], b: &[f32], bne: [i64; 4]) -> (Vec<f
 }
 
 pub fn keep<T>(_: &Arc<T>) {}
+
+/// Byte offsets of the f16 scale fields (d, dmin) inside one block of K-quant type `ty` (ggml's layouts).
+pub fn kquant_scale_offsets(ty: GgmlType) -> &'static [usize] {
+    match ty {
+        GgmlType::Q2_K => &[80, 82],
+        GgmlType::Q3_K => &[108],
+        GgmlType::Q4_K | GgmlType::Q5_K => &[0, 2],
+        GgmlType::Q6_K => &[208],
+        other => panic!("{other} is not a K-quant"),
+    }
+}
+
+/// `n` values (a multiple of 256) of K-quant type `ty` as random blocks: random code, scale and mask bytes,
+/// with every f16 super-block scale set to a random value of magnitude 2^-7..2^-5, either sign, so the
+/// dequantized weights stay around 1 in size. (ggvk has no K-quant quantizer; this exercises every bit pattern
+/// of the packed fields.)
+pub fn random_kquant(rng: &mut Rng, ty: GgmlType, n: usize) -> Vec<u8> {
+    let ts = ty.type_size();
+    let mut out: Vec<u8> = (0..n / ty.block_size() * ts).map(|_| rng.next_u64() as u8).collect();
+    for block in out.chunks_exact_mut(ts) {
+        for &off in kquant_scale_offsets(ty) {
+            let mag = 2f32.powf(-7.0 + 2.0 * (rng.f32() + 1.0) / 2.0);
+            let v = if rng.below(2) == 0 { mag } else { -mag };
+            block[off..off + 2].copy_from_slice(&half::f16::from_f32(v).to_le_bytes());
+        }
+    }
+    out
+}
