@@ -21,6 +21,9 @@ p.add_argument("out")
 p.add_argument("--arch", default="llama", choices=["llama", "qwen2", "qwen3"])
 p.add_argument("--type", default="q4_0", choices=["q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "f16", "bf16", "f32"])
 p.add_argument("--seed", type=int, default=1234)
+p.add_argument("--vocab", type=int, default=0, help="pad the vocabulary with filler pieces to this many tokens")
+p.add_argument("--fast", action="store_true",
+               help="q4_0/q8_0: random quantized blocks written directly (uniform codes, one scale), for big models")
 p.add_argument("--layers", type=int, default=2)
 p.add_argument("--embd", type=int, default=256)
 p.add_argument("--ff", type=int, default=512)
@@ -43,6 +46,10 @@ for w in words:
         pieces.append(w)
         types.append(1)
 scores = [0.0, 0.0, 0.0] + [-1000.0] * 256 + [-float(i) for i in range(len(pieces) - 259)]
+while len(pieces) < a.vocab:
+    pieces.append(f"\u2581w{len(pieces)}")
+    types.append(1)
+    scores.append(-float(len(scores)))
 n_vocab = len(pieces)
 
 w = gguf.GGUFWriter(a.out, a.arch)
@@ -74,6 +81,16 @@ qtype = {"q4_0": T.Q4_0, "q4_1": T.Q4_1, "q5_0": T.Q5_0, "q5_1": T.Q5_1, "q8_0":
 
 def matrix(name, rows, cols, scale):
     """A weight of ggml shape [cols, rows] (numpy (rows, cols)) in the chosen type."""
+    if a.fast and qtype in (T.Q4_0, T.Q8_0):
+        # Codes uniform over their range (std 4.6 for Q4_0's 0..15 - 8, 73.9 for Q8_0's int8): scale d to match.
+        nb = cols // 32
+        d = np.float16(scale / (4.6 if qtype == T.Q4_0 else 73.9)).reshape(1).view(np.uint8)
+        nq = 16 if qtype == T.Q4_0 else 32
+        blocks = np.empty((rows, nb, 2 + nq), dtype=np.uint8)
+        blocks[:, :, 0:2] = d
+        blocks[:, :, 2:] = rng.integers(0, 256, size=(rows, nb, nq), dtype=np.uint8)
+        w.add_tensor(name, blocks.reshape(rows, nb * (2 + nq)), raw_dtype=qtype)
+        return
     m = (rng.standard_normal((rows, cols)) * scale).astype(np.float32)
     if qtype == T.F32:
         w.add_tensor(name, m)

@@ -304,6 +304,14 @@ fn record_piece(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor) ->
     if p.n <= MATVEC_MAX_COLS {
         let use_sg = caps.subgroup_arithmetic && !device_forces_shared_reduction();
         let MatVecConfig { wg, rows, unroll } = matvec_config(a.ty);
+        // Short rows need fewer threads: a thread takes 1 value per trip (float weights), 4 x unroll (bf16) or
+        // 8 x unroll (blocks); idle invocations cost real time on CPU-like devices (lavapipe).
+        let per_thread = match a.ty {
+            GgmlType::F32 | GgmlType::F16 => 1,
+            GgmlType::BF16 => 4 * unroll,
+            _ => 8 * unroll,
+        };
+        let wg = wg.min(p.k.div_ceil(per_thread).next_power_of_two().max(caps.subgroup_size.max(16)));
         let max_pow2 = 1u32 << (31 - caps.max_workgroup_invocations.max(4).leading_zeros());
         // Threads 0..rows*cols write the results; shared memory holds rows * cols * wg partial sums.
         let wg = wg.max((rows * p.n).next_power_of_two()).min(max_pow2);
