@@ -5,7 +5,8 @@
 # Where they differ, tests/e2e/greedy.c (greedy decoding through libllama, printing each step's top-2 logits)
 # shows the CPU's top-2 logit gap at the first differing position, which must be below 1e-3 (a near-tie).
 # Vulkan validation layer on.
-#   bash scripts/e2e-llama.sh [TYPES...]      (default: q4_0 f16)
+#   bash scripts/e2e-llama.sh [TYPES...]      (default: q4_0 f16; also q4_1 q5_0 q5_1 q8_0 bf16 f32)
+# GGVK_E2E_DIR sets the output directory (default: $GGVK_CACHE/e2e).
 # Note: in a llama.cpp build whose CPU backend is linked in (GGML_BACKEND_DL=OFF, as here) ggml only reads
 # GGML_BACKEND_PATH when something calls ggml_backend_load_all(); `--device GGVK0` does. Builds with dynamically
 # loaded backends (GGML_BACKEND_DL=ON) always do.
@@ -14,7 +15,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 BIN=$(bash "$GGVK_ROOT/scripts/reference-llama.sh" | tail -n 1)
 LIB="$CARGO_TARGET_DIR/release/libggvk.so"
 [ -f "$LIB" ] || (cd "$GGVK_ROOT" && cargo build --release --lib)
-OUTDIR="$GGVK_CACHE/e2e"
+OUTDIR="${GGVK_E2E_DIR:-$GGVK_CACHE/e2e}"
 rm -rf "$OUTDIR"; mkdir -p "$OUTDIR"
 TYPES=("$@"); [ ${#TYPES[@]} -gt 0 ] || TYPES=(q4_0 f16)
 PROMPT="Once upon a time"

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write a small llama-architecture GGUF with random weights (for end-to-end tests of ggvk in llama.cpp).
 
-    python3 scripts/make_tiny_llama.py OUT.gguf --type q4_0|q8_0|f16|f32 [--seed N]
+    python3 scripts/make_tiny_llama.py OUT.gguf --type q4_0|q4_1|q5_0|q5_1|q8_0|bf16|f16|f32 [--seed N]
 
 Vocabulary: <unk> <s> </s>, the 256 byte tokens <0x00>..<0xFF> (so any prompt tokenizes through byte
 fallback) and a few hundred word pieces. Weights are random but scaled so activations stay O(1), and the
@@ -15,7 +15,7 @@ from gguf import GGMLQuantizationType as T
 
 p = argparse.ArgumentParser()
 p.add_argument("out")
-p.add_argument("--type", default="q4_0", choices=["q4_0", "q8_0", "f16", "f32"])
+p.add_argument("--type", default="q4_0", choices=["q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "bf16", "f16", "f32"])
 p.add_argument("--seed", type=int, default=1234)
 p.add_argument("--layers", type=int, default=2)
 p.add_argument("--embd", type=int, default=256)
@@ -53,7 +53,7 @@ w.add_rope_dimension_count(a.embd // a.heads)
 w.add_rope_freq_base(10000.0)
 w.add_layer_norm_rms_eps(1e-5)
 w.add_vocab_size(n_vocab)
-w.add_file_type({"f32": 0, "f16": 1, "q4_0": 2, "q8_0": 7}[a.type])
+w.add_file_type({"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q8_0": 7, "q5_0": 8, "q5_1": 9, "bf16": 32}[a.type])
 w.add_tokenizer_model("llama")
 w.add_token_list(pieces)
 w.add_token_scores(scores)
@@ -64,7 +64,8 @@ w.add_unk_token_id(0)
 w.add_add_bos_token(True)
 w.add_add_eos_token(False)
 
-qtype = {"q4_0": T.Q4_0, "q8_0": T.Q8_0, "f16": T.F16, "f32": T.F32}[a.type]
+qtype = {"q4_0": T.Q4_0, "q4_1": T.Q4_1, "q5_0": T.Q5_0, "q5_1": T.Q5_1, "q8_0": T.Q8_0, "bf16": T.BF16, "f16": T.F16,
+         "f32": T.F32}[a.type]
 
 
 def matrix(name, rows, cols, scale):

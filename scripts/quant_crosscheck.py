@@ -3,7 +3,8 @@
 
 The expected results come from the numpy implementation in the PyPI package `gguf` (version 0.19.0), which is
 independent of ggvk and reproduces ggml's C reference routines (quantize_row_q4_0_ref, dequantize_row_q4_0,
-quantize_row_q8_0_ref, dequantize_row_q8_0, FP32<->FP16). Install it with:
+quantize_row_q8_0_ref, dequantize_row_q8_0, the Q4_1, Q5_0 and Q5_1 routines, FP32<->FP16, FP32<->BF16).
+Install it with:
 
     pip install gguf==0.19.0 numpy
 
@@ -17,10 +18,13 @@ ties of the scale, random f32 bit patterns, wide dynamic range), followed by han
 zeros, constant rows, huge and tiny magnitudes, values around the f16 limits, alternating signs, single
 non-zero elements, ties between equal magnitudes).
 
-Known divergence from ggml's C reference, corrected here (and counted in the output): for a Q4_0 block whose
-values are all zeros, C keeps `max = +0.0` and stores `d = +0.0 / -8 = -0.0` (f16 0x8000), while gguf's numpy
-code takes `max` from the block itself, so a block starting with -0.0 gets `d = +0.0` (0x0000). The script
-stores the C result: f16 -0.0 for every all-zero Q4_0 block, and dequantizes those corrected bytes with gguf.
+Known divergence from ggml's C reference, corrected here (and counted in the output): for a Q4_0 or Q5_0 block
+whose values are all zeros, C keeps `max = +0.0` and stores `d = +0.0 / -8 (or -16) = -0.0` (f16 0x8000), while
+gguf's numpy code takes `max` from the block itself, so a block starting with -0.0 gets `d = +0.0` (0x0000). The
+script stores the C result: f16 -0.0 for every all-zero Q4_0/Q5_0 block, and dequantizes those corrected bytes with
+gguf. Likewise for Q4_1/Q5_1: C's `min`/`max` keep the first of equal values (`v < min`, `v > max`), so of +0.0 and
+-0.0 the first in the block wins, while numpy's min/max may return the other zero; the script stores C's `m` and
+`d` (the correction is asserted to touch only blocks whose min or max is a zero).
 
 Rows whose block scale `d` is an f32 subnormal small enough that `1/d` overflows (|max| < ~2.4e-38 for Q4_0,
 amax < ~3.7e-37 for Q8_0) make C convert NaN/inf to int8, which is undefined behaviour; x86-64 (and numpy
@@ -40,7 +44,8 @@ File format (all integers little-endian, all floats IEEE little-endian):
     input        n_rows x row_len x f32
     n_types      u32
     n_types times:
-        ggml_type  u32    ggml's enum ggml_type value (1 = F16, 2 = Q4_0, 8 = Q8_0)
+        ggml_type  u32    ggml's enum ggml_type value (1 = F16, 2 = Q4_0, 3 = Q4_1, 6 = Q5_0, 7 = Q5_1,
+                          8 = Q8_0, 30 = BF16)
         row_bytes  u32    bytes of one quantized row
         quantized  n_rows x row_bytes bytes     expected quantize(input)
         dequant    n_rows x row_len x f32       expected dequantize(quantized)
@@ -156,6 +161,44 @@ def gen_grid_q8(rng, n, L):
     return _grid(rng, n, L, 127)
 
 
+def gen_grid_q5(rng, n, L):
+    return _grid(rng, n, L, 16)
+
+
+def _grid_min(rng, n, L, levels, lo_exp=-20, hi_exp=20):
+    """Blocks of min + k * s/2 (k = 0..2*levels, both ends present, s a power of two, min a multiple of s).
+
+    For Q4_1 (levels = 15) and Q5_1 (levels = 31), d = (max - min) / levels = s, so (x - min) * (1/d) + 0.5 lands
+    exactly on .5 ties."""
+    nb = L // BLOCK
+    s = np.ldexp(1.0, rng.integers(lo_exp, hi_exp, size=(n, nb, 1)))
+    k = rng.integers(0, 2 * levels + 1, size=(n, nb, BLOCK)).astype(np.float64)
+    k[..., 0] = 0
+    k[..., 1] = 2 * levels
+    for i in range(n):
+        for j in range(nb):
+            rng.shuffle(k[i, j])
+    base = rng.integers(-3 * levels, 3 * levels, size=(n, nb, 1)) * s
+    return (base + k * 0.5 * s).reshape(n, L).astype(F32)
+
+
+def gen_grid_q4_1(rng, n, L):
+    return _grid_min(rng, n, L, 15)
+
+
+def gen_grid_q5_1(rng, n, L):
+    return _grid_min(rng, n, L, 31)
+
+
+def gen_bf16_ties(rng, n, L):
+    """f32 values exactly halfway between two adjacent bf16 values (and their neighbours one ulp away)."""
+    b = rng.integers(0x0001, 0x7F7F, size=(n, L)).astype(np.uint32)
+    bits = (b << 16) | 0x8000
+    bits = bits + rng.integers(-1, 2, size=(n, L)).astype(np.int64).astype(np.uint32)
+    sign = np.where(rng.random((n, L)) < 0.5, np.uint32(0x80000000), np.uint32(0))
+    return (bits | sign).astype(np.uint32).view(F32)
+
+
 def _f16_midpoints(rng, size, lo_bits=0x0001, hi_bits=0x7BFE):
     """f32 values exactly halfway between two adjacent positive finite f16 values."""
     b = rng.integers(lo_bits, hi_bits + 1, size=size).astype(np.uint16)
@@ -266,6 +309,10 @@ RANDOM_GENERATORS = [
     ("student_t", gen_student_t, 6),
     ("grid_q4", gen_grid_q4, 6),
     ("grid_q8", gen_grid_q8, 6),
+    ("grid_q5", gen_grid_q5, 4),
+    ("grid_q4_1", gen_grid_q4_1, 4),
+    ("grid_q5_1", gen_grid_q5_1, 4),
+    ("bf16_ties", gen_bf16_ties, 3),
     ("scale_tie_q4", gen_scale_tie_q4, 5),
     ("scale_tie_q8", gen_scale_tie_q8, 5),
     ("f16_ties", gen_f16_ties, 4),
@@ -320,6 +367,11 @@ def edge_rows(L: int):
     add("edge:max_last", [0.1] * 31 + [-9.0])
     add("edge:halves_q8", [127.0, 0.5, -0.5, 1.5, -1.5, 2.5, -2.5, 126.5, -126.5, 63.5, -63.5] + [0.0] * 21)
     add("edge:halves_q4", [-8.0, 0.5, -0.5, 1.5, -1.5, 2.5, -2.5, 7.5, -7.5, 6.5, -6.5, 7.0, 8.0] + [0.0] * 19)
+    add("edge:ramp_int_q5", np.arange(BLOCK) - 16.0)
+    add("edge:halves_q5", [-16.0, 0.5, -0.5, 1.5, -1.5, 15.5, -15.5, 14.5, -14.5, 16.0] + [0.0] * 22)
+    add("edge:ramp_int_q4_1", np.arange(BLOCK) % 16 + 3.0)
+    add("edge:halves_q4_1", [0.0, 15.0, 0.5, 1.5, 2.5, 13.5, 14.5, 7.5] + [1.0] * 24)
+    add("edge:halves_q5_1", [0.0, 31.0, 0.5, 1.5, 29.5, 30.5, 15.5] + [-0.0] * 25)
     if IS_X86_64:
         # f32-subnormal scales: 1/d overflows, C's float->int8 conversion is undefined (x86-64: 0).
         for c in (1e-38, 2e-38, 1e-40, 1e-42, 3e-37, 1e-37):
@@ -361,6 +413,62 @@ def expected_q4_0(x: np.ndarray):
     assert (blocks[allzero, 2:] == 0x88).all()
     deq = gguf.quants.dequantize(q, qt).astype(F32, copy=False)
     return q, deq, corrected
+
+
+def _corrected_symmetric(x: np.ndarray, qt, block_bytes: int):
+    """gguf's bytes for Q4_0/Q5_0 with all-zero blocks given C's d = -0.0 (f16 0x8000), then dequantized."""
+    q = gguf.quants.quantize(x, qt).copy()
+    n, L = x.shape
+    blocks = q.reshape(n, L // BLOCK, block_bytes)
+    allzero = (np.abs(x.reshape(n, L // BLOCK, BLOCK)) == 0).all(axis=-1)
+    differs = allzero & ~((blocks[..., 0] == 0x00) & (blocks[..., 1] == 0x80))
+    blocks[allzero, 0] = 0x00
+    blocks[allzero, 1] = 0x80
+    deq = gguf.quants.dequantize(q, qt).astype(F32, copy=False)
+    return q, deq, int(differs.sum())
+
+
+def expected_q5_0(x: np.ndarray):
+    q, deq, corrected = _corrected_symmetric(x, gguf.GGMLQuantizationType.Q5_0, 22)
+    n, L = x.shape
+    allzero = (np.abs(x.reshape(n, L // BLOCK, BLOCK)) == 0).all(axis=-1)
+    # Codes of an all-zero block are all 16: low nibbles 0, every fifth bit set.
+    assert (q.reshape(n, L // BLOCK, 22)[allzero, 2:6] == 0xFF).all()
+    assert (q.reshape(n, L // BLOCK, 22)[allzero, 6:] == 0x00).all()
+    return q, deq, corrected
+
+
+def expected_with_min(qt, levels: int, block_bytes: int):
+    """Q4_1/Q5_1: gguf's bytes with d and m recomputed from C's min/max (first of equal values wins)."""
+
+    def expected(x: np.ndarray):
+        q = gguf.quants.quantize(x, qt).copy()
+        n, L = x.shape
+        blocks = q.reshape(n, L // BLOCK, block_bytes)
+        xb = x.reshape(n, L // BLOCK, BLOCK)
+        # argmin/argmax return the first index of the extreme value, and -0.0 == 0.0 there as in C.
+        mn = np.take_along_axis(xb, xb.argmin(axis=-1)[..., None], axis=-1)[..., 0]
+        mx = np.take_along_axis(xb, xb.argmax(axis=-1)[..., None], axis=-1)[..., 0]
+        d = ((mx - mn) / F32(levels)).astype(np.float16).view(np.uint8).reshape(n, L // BLOCK, 2)
+        m = mn.astype(np.float16).view(np.uint8).reshape(n, L // BLOCK, 2)
+        header = np.concatenate([d, m], axis=-1)
+        differs = (blocks[..., :4] != header).any(axis=-1)
+        assert ((mn[differs] == 0) | (mx[differs] == 0)).all(), "min/max correction outside signed zeros"
+        blocks[..., :4] = header
+        deq = gguf.quants.dequantize(q, qt).astype(F32, copy=False)
+        return q, deq, int(differs.sum())
+
+    return expected
+
+
+def _plain(qt):
+    def expected(x: np.ndarray):
+        q = gguf.quants.quantize(x, qt)
+        q = np.ascontiguousarray(q).view(np.uint8).reshape(x.shape[0], -1)
+        deq = gguf.quants.dequantize(q, qt).astype(F32, copy=False).reshape(x.shape)
+        return q, deq, 0
+
+    return expected
 
 
 def expected_q8_0(x: np.ndarray):
@@ -429,7 +537,11 @@ def main() -> None:
         results = [
             (gguf.GGMLQuantizationType.F16, *expected_f16(x)),
             (gguf.GGMLQuantizationType.Q4_0, *expected_q4_0(x)),
+            (gguf.GGMLQuantizationType.Q4_1, *expected_with_min(gguf.GGMLQuantizationType.Q4_1, 15, 20)(x)),
+            (gguf.GGMLQuantizationType.Q5_0, *expected_q5_0(x)),
+            (gguf.GGMLQuantizationType.Q5_1, *expected_with_min(gguf.GGMLQuantizationType.Q5_1, 31, 24)(x)),
             (gguf.GGMLQuantizationType.Q8_0, *expected_q8_0(x)),
+            (gguf.GGMLQuantizationType.BF16, *_plain(gguf.GGMLQuantizationType.BF16)(x)),
         ]
 
     le_f32 = np.dtype("<f4")
@@ -450,7 +562,7 @@ def main() -> None:
             f.write(q.tobytes())
             f.write(deq.astype(le_f32).tobytes())
 
-    summary = ", ".join(f"{qt.name}: {q.size} bytes" + (f" ({c} all-zero blocks corrected)" if c else "")
+    summary = ", ".join(f"{qt.name}: {q.size} bytes" + (f" ({c} blocks corrected to C's signed-zero rule)" if c else "")
                         for qt, q, _, c in results)
     print(f"quant_crosscheck.py: wrote {n} rows x {L} ({args.rows} random, {n - args.rows} edge, "
           f"{len(cat_names)} categories) to {args.out}; {summary}")

@@ -2,9 +2,10 @@
 // Generic matrix x vector(s) for any weight type with a dequantization include (shaders/dequant/<type>.glsl,
 // chosen by build.rs as "dq_type.glsl"): d[c, row] = sum_k A[row, k] * b[c, k] for NROWS rows of A per workgroup
 // and NCOLS columns of b, batched over z like mul_mat_vec.comp (same push constants and ggml's batch broadcast).
-// Work unit: a "chunk" of 4 consecutive values (dq_get4). Consecutive threads take consecutive chunks of a row,
-// so a subgroup reads neighbouring words of the same blocks (coalesced); the x values of a chunk are loaded once
-// and reused for every row. Partial sums are reduced with subgroupAdd (or shared memory with NO_SUBGROUPS).
+// Work unit: a pair of 4-value chunks of one block (dq_get4), chunks j and j + CPB/2: for the 32-value types they
+// share every word read (scale, fifth bits, the qs byte holding both nibbles), so the compiler can load them once.
+// Consecutive threads take consecutive pairs of a row, so a subgroup reads neighbouring words of the same blocks
+// (coalesced); the x values of a pair are loaded once and reused for every row. Partial sums are reduced with subgroupAdd (or shared memory with NO_SUBGROUPS).
 #include "common.glsl"
 #ifndef NO_SUBGROUPS
 #extension GL_KHR_shader_subgroup_basic : require
@@ -31,8 +32,14 @@ MATMUL_PUSH
 uint dq_u16(uint i) { return uint(a[i]); }
 #include "dq_type.glsl"
 
-// Chunks (of 4 values) per block.
+// Chunks (of 4 values) per block, chunks per work unit (2, or 1 for 4-value blocks), work units per block.
 const uint CPB = DQ_QK / 4u;
+const uint PAIR = CPB >= 2u ? 2u : 1u;
+const uint UPB = CPB / PAIR;
+
+vec4 load_x(uint e) {
+    return B_VEC4 ? b4[e / 4u] : vec4(b[e], b[e + 1u], b[e + 2u], b[e + 3u]);
+}
 
 shared float red[NCOLS * NROWS * WG];
 
@@ -53,26 +60,30 @@ void main() {
     [[unroll]] for (uint r = 0; r < NROWS; ++r) { rbase[r] = a_base + min(row0 + r, pc.m - 1) * pc.a_row; }
 
     // k is a multiple of DQ_QK (checked on the host).
-    const uint nchunks = pc.k / 4u;
-    for (uint c0 = tid; c0 < nchunks; c0 += UNROLL * WG) {
+    const uint nunits = (pc.k / DQ_QK) * UPB;
+    for (uint c0 = tid; c0 < nunits; c0 += UNROLL * WG) {
         [[unroll]] for (uint u = 0; u < UNROLL; ++u) {
-            // Past the end: reread the last chunk (in bounds) and weigh it 0, so the trip has no branch.
+            // Past the end: reread the last unit (in bounds) and weigh it 0, so the trip has no branch.
             const uint cu = c0 + u * WG;
-            const bool valid = cu < nchunks;
-            const uint c = min(cu, nchunks - 1u);
-            const uint blk = c / CPB;
-            const uint part = c % CPB;
-            vec4 w[NROWS];
-            [[unroll]] for (uint r = 0; r < NROWS; ++r) { w[r] = dq_get4(rbase[r] + blk * DQ_WORDS, part); }
+            const bool valid = cu < nunits;
+            const uint c = min(cu, nunits - 1u);
+            const uint blk = c / UPB;
+            const uint j = c % UPB;
+            vec4 w0[NROWS];
+            vec4 w1[NROWS];
+            [[unroll]] for (uint r = 0; r < NROWS; ++r) {
+                const uint base = rbase[r] + blk * DQ_WORDS;
+                w0[r] = dq_get4(base, j);
+                if (PAIR == 2u) { w1[r] = dq_get4(base, j + UPB); }
+            }
             [[unroll]] for (uint col = 0; col < NCOLS; ++col) {
-                const uint e = b_base + col * pc.b_col + 4u * c;
-                vec4 x;
-                if (B_VEC4) {
-                    x = b4[e / 4u];
-                } else {
-                    x = vec4(b[e], b[e + 1u], b[e + 2u], b[e + 3u]);
+                const uint e = b_base + col * pc.b_col + blk * DQ_QK + 4u * j;
+                const vec4 x0 = load_x(e);
+                [[unroll]] for (uint r = 0; r < NROWS; ++r) {
+                    float s = dot(w0[r], x0);
+                    if (PAIR == 2u) { s += dot(w1[r], load_x(e + DQ_QK / 2u)); }
+                    acc[col * NROWS + r] += valid ? s : 0.0;
                 }
-                [[unroll]] for (uint r = 0; r < NROWS; ++r) { acc[col * NROWS + r] += valid ? dot(w[r], x) : 0.0; }
             }
         }
     }

@@ -2,7 +2,7 @@
 //! PyPI package `gguf` 0.19.0, which reproduce ggml's C reference bit-exactly.
 //!
 //! `scripts/quant_crosscheck.py` generates >= 10,000 rows (random distributions plus edge cases) and the
-//! expected F16 / Q4_0 / Q8_0 bytes and dequantized floats; this test requires every byte and every float bit
+//! expected F16 / Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q8_0 / BF16 bytes and dequantized floats; this test requires every byte and every float bit
 //! to match. The Python interpreter is `$GGVK_PYTHON` (default `python3`); it needs
 //! `pip install gguf==0.19.0 numpy`. A missing interpreter or package fails the test.
 
@@ -137,7 +137,10 @@ fn quantizers_match_gguf_numpy_reference() {
     assert!(n_rows >= 10_000, "expected at least 10,000 rows, got {n_rows}");
     let mut seen = v.types.iter().map(|t| t.ty).collect::<Vec<_>>();
     seen.sort_by_key(|t| t.raw());
-    assert_eq!(seen, [GgmlType::F16, GgmlType::Q4_0, GgmlType::Q8_0]);
+    assert_eq!(
+        seen,
+        [GgmlType::F16, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0, GgmlType::BF16]
+    );
 
     let cat = |row: usize| v.categories[v.row_cat[row] as usize].as_str();
     let mut failures: Vec<String> = Vec::new();

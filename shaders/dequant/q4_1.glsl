@@ -11,5 +11,7 @@ vec4 dq_get4(uint blk, uint i) {
     const uint j = (4u * i) & 15u;
     const uint qs = dq_u16(blk + 2u + j / 2u) | (dq_u16(blk + 3u + j / 2u) << 16);
     const uint q = (qs >> (i < 4u ? 0u : 4u)) & 0x0F0F0F0Fu;
-    return vec4(uvec4(q, q >> 8, q >> 16, q >> 24) & 15u) * d + m;
+    // precise: no fused multiply-add, so the value is ggml's `x*d + m` rounded twice, bit for bit.
+    precise const vec4 v = vec4(uvec4(q, q >> 8, q >> 16, q >> 24) & 15u) * d + m;
+    return v;
 }

@@ -14,5 +14,7 @@ vec4 dq_get4(uint blk, uint i) {
     const uint lo = (qs >> (i < 4u ? 0u : 4u)) & 0x0F0F0F0Fu;
     const uint hi = (qh >> (4u * i)) & 15u;
     const uvec4 code = (uvec4(lo, lo >> 8, lo >> 16, lo >> 24) & 15u) | (((uvec4(hi) >> uvec4(0u, 1u, 2u, 3u)) & 1u) << 4);
-    return vec4(code) * d + m;
+    // precise: no fused multiply-add, so the value is ggml's `x*d + m` rounded twice, bit for bit.
+    precise const vec4 v = vec4(code) * d + m;
+    return v;
 }

@@ -28,8 +28,9 @@ fn parse(args: &[String]) -> Result<Args, String> {
             "--k" => a.k = val()?.parse().map_err(|e| format!("--k: {e}"))?,
             "--type" => {
                 let v = val()?;
-                a.ty = [GgmlType::F32, GgmlType::F16, GgmlType::Q4_0, GgmlType::Q8_0]
+                a.ty = GgmlType::ALL
                     .into_iter()
+                    .filter(|t| !matches!(t, GgmlType::I32 | GgmlType::I64))
                     .find(|t| t.name() == v)
                     .ok_or_else(|| format!("--type: unknown type {v}"))?
             }
@@ -216,7 +217,7 @@ fn main() {
         },
         _ => {
             eprintln!(
-                "usage: ggvk info\n       ggvk bench [--device N] [--type q4_0|q8_0|f16|f32] [--m 4096] [--k 14336] \
+                "usage: ggvk info\n       ggvk bench [--device N] [--type q4_0|q4_1|q5_0|q5_1|q8_0|bf16|f16|f32] [--m 4096] [--k 14336] \
                  [--resident] [--rotate-mib 256] [--seconds 2]"
             );
             std::process::exit(2);
