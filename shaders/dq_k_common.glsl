@@ -17,36 +17,31 @@ uint dq_k_bytes4(uint blk, uint off) {
 // Byte lanes of a packed word: shifting uvec4(w) by this puts byte k in the low bits of component k.
 const uvec4 DQ_K_LANES = uvec4(0u, 8u, 16u, 24u);
 
-// The f16 bit pattern `h` as f32, converted in integer arithmetic so that a driver flushing f16 subnormals
-// cannot change the scale (ggml's GGML_FP16_TO_FP32 is exact for every input).
+// The f16 bit pattern `h` as f32, exact for every input (as ggml's GGML_FP16_TO_FP32), without branches and
+// without f32 subnormals (a driver may flush those): normal halves rebias the exponent, subnormal ones are
+// m * 2^-24 (an exact product), infinities stay infinite, NaNs keep their payload and come out quiet
+// (as x86's F16C conversion does).
 float dq_k_half(uint h) {
-    const uint sign = (h & 0x8000u) << 16;
-    const uint e = (h >> 10) & 0x1Fu;
-    const uint m = h & 0x3FFu;
-    uint bits;
-    if (e == 0x1Fu) {
-        bits = sign | 0x7F800000u | (m << 13);
-    } else if (e != 0u) {
-        bits = sign | ((e + 112u) << 23) | (m << 13);
-    } else if (m == 0u) {
-        bits = sign;
-    } else {
-        // Subnormal m * 2^-24 with its leading one at bit p: 1.f * 2^(p - 24).
-        const uint p = uint(findMSB(m));
-        bits = sign | ((p + 103u) << 23) | ((m << (23u - p)) & 0x7FFFFFu);
-    }
-    return uintBitsToFloat(bits);
+    const uint em = h & 0x7FFFu;
+    const float normal = uintBitsToFloat((em << 13) + 0x38000000u);
+    const float sub = float(em) * 5.9604644775390625e-8;
+    const uint payload = (em & 0x3FFu) << 13;
+    const float special = uintBitsToFloat(0x7F800000u | payload | (payload != 0u ? 0x400000u : 0u));
+    const float mag = em < 0x400u ? sub : (em >= 0x7C00u ? special : normal);
+    return uintBitsToFloat(floatBitsToUint(mag) | ((h & 0x8000u) << 16));
 }
 
 // ggml's get_scale_min_k4 for Q4_K / Q5_K: the 6-bit (scale, min) of sub-block j (0..8); the 12 packed bytes
 // start at byte `sb` of the block.
 uvec2 dq_k_scale_min(uint blk, uint sb, uint j) {
-    if (j < 4u) {
-        return uvec2(dq_k_byte(blk, sb + j) & 63u, dq_k_byte(blk, sb + j + 4u) & 63u);
-    }
-    const uint mixed = dq_k_byte(blk, sb + j + 4u);
-    return uvec2((mixed & 0xFu) | ((dq_k_byte(blk, sb + j - 4u) >> 6) << 4),
-                 (mixed >> 4) | ((dq_k_byte(blk, sb + j) >> 6) << 4));
+    // Both cases computed and selected, so threads of one subgroup on different sub-blocks do not diverge.
+    const uint jl = j & 3u;
+    const uint b0 = dq_k_byte(blk, sb + jl);      // q[j] (j < 4) or q[j - 4] (j >= 4)
+    const uint b4 = dq_k_byte(blk, sb + jl + 4u); // q[j + 4] (j < 4) or q[j] (j >= 4)
+    const uint b8 = dq_k_byte(blk, sb + jl + 8u); // q[j + 4] (j >= 4)
+    const uvec2 lo = uvec2(b0 & 63u, b4 & 63u);
+    const uvec2 hi = uvec2((b8 & 0xFu) | ((b0 >> 6) << 4), (b8 >> 4) | ((b4 >> 6) << 4));
+    return j < 4u ? lo : hi;
 }
 
 #endif

@@ -5,9 +5,9 @@
 //!
 //! MUL_MAT: GPU result vs an f64 dot product over the CPU reference dequantization (`quant::dequantize`), with a
 //! relative tolerance of 1e-5 of sum |a||b| (f32 accumulation). GET_ROWS: the dequantized rows must equal the CPU
-//! reference bit for bit (Q4_1/Q5_0/Q5_1/BF16 compute ggml's formula without contraction); types added later are
-//! allowed one rounding of difference (1e-6 of the row's largest magnitude), as the include interface permits
-//! fused multiply-adds.
+//! reference bit for bit (Q4_1/Q5_0/Q5_1/BF16 and the K-quants compute ggml's formula without contraction); types
+//! added later are allowed one rounding of difference (1e-6 of the row's largest magnitude), as the include
+//! interface permits fused multiply-adds.
 
 mod common;
 
@@ -23,7 +23,7 @@ fn dq_types() -> Vec<GgmlType> {
         .map(|name| {
             *GgmlType::ALL
                 .iter()
-                .find(|t| t.name() == *name)
+                .find(|t| t.name().eq_ignore_ascii_case(name)) // files are lower case: q4_k.glsl is ggml's q4_K
                 .unwrap_or_else(|| panic!("shaders/dequant/{name}.glsl names no GgmlType"))
         })
         .collect()
@@ -95,7 +95,7 @@ fn dq_types_are_listed_and_have_every_kernel() {
     for ty in &types {
         for kernel in ["mul_mat_vec_dq", "mul_mat_vec_dq_shmem", "mul_mat_dq", "get_rows_dq"] {
             let (name, spv) = spirv::dq_module(kernel, ty.name()).unwrap_or_else(|| panic!("{kernel} {ty}"));
-            assert_eq!(name, format!("{kernel}_{}", ty.name()));
+            assert_eq!(name, format!("{kernel}_{}", ty.name().to_ascii_lowercase()));
             assert_eq!(&spv[..4], &0x0723_0203u32.to_le_bytes(), "{name}: SPIR-V magic");
             assert_eq!(spirv::dq_spirv(kernel, ty.name()), Some(spv));
         }
@@ -221,7 +221,18 @@ fn get_rows_case(
     be.compute(&g).unwrap();
     let got = download(&d);
     let rs = ty.row_size(n).unwrap();
-    let exact = matches!(ty, GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1 | GgmlType::BF16);
+    let exact = matches!(
+        ty,
+        GgmlType::Q4_1
+            | GgmlType::Q5_0
+            | GgmlType::Q5_1
+            | GgmlType::BF16
+            | GgmlType::Q2_K
+            | GgmlType::Q3_K
+            | GgmlType::Q4_K
+            | GgmlType::Q5_K
+            | GgmlType::Q6_K
+    );
     for (k, &ix) in idx.iter().enumerate() {
         let row = &got[k * n as usize..(k + 1) * n as usize];
         if ix < 0 || ix >= m as i32 {

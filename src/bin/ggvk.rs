@@ -31,7 +31,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
                 a.ty = GgmlType::ALL
                     .into_iter()
                     .filter(|t| !matches!(t, GgmlType::I32 | GgmlType::I64))
-                    .find(|t| t.name() == v)
+                    .find(|t| t.name().eq_ignore_ascii_case(&v))
                     .ok_or_else(|| format!("--type: unknown type {v}"))?
             }
             "--resident" => a.resident = true,
@@ -92,7 +92,22 @@ fn bench(a: Args) -> Result<(), ggvk::Error> {
         ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
     };
     let vals: Vec<f32> = (0..m * k).map(|_| rnd()).collect();
-    let w = quant::quantize_to_vec(a.ty, &vals)?;
+    let w = match quant::quantize_to_vec(a.ty, &vals) {
+        Ok(w) => w,
+        // No CPU quantizer (the K-quants): random blocks in which every 16-bit word, so every f16 scale, is a small
+        // finite half (blocks start at even offsets); the other bytes take any value.
+        Err(ggvk::Error::Unsupported(_)) => (0..row_bytes * m)
+            .map(|i| {
+                let r = ((rnd() + 1.0) * 128.0) as u8;
+                if i % 2 == 1 {
+                    r % 0x3C
+                } else {
+                    r
+                }
+            })
+            .collect(),
+        Err(e) => return Err(e),
+    };
     drop(vals);
     let x: Vec<f32> = (0..k).map(|_| rnd()).collect();
     let xb: Vec<u8> = x.iter().flat_map(|v| v.to_ne_bytes()).collect();
@@ -217,7 +232,7 @@ fn main() {
         },
         _ => {
             eprintln!(
-                "usage: ggvk info\n       ggvk bench [--device N] [--type q4_0|q4_1|q5_0|q5_1|q8_0|bf16|f16|f32] [--m 4096] [--k 14336] \
+                "usage: ggvk info\n       ggvk bench [--device N] [--type q4_0|q4_1|q5_0|q5_1|q8_0|q2_K..q6_K|bf16|f16|f32] [--m 4096] [--k 14336] \
                  [--resident] [--rotate-mib 256] [--seconds 2]"
             );
             std::process::exit(2);

@@ -120,17 +120,22 @@ pub fn kquant_scale_offsets(ty: GgmlType) -> &'static [usize] {
 }
 
 /// `n` values (a multiple of 256) of K-quant type `ty` as random blocks: random code, scale and mask bytes,
-/// with every f16 super-block scale set to a random value of magnitude 2^-7..2^-5, either sign, so the
-/// dequantized weights stay around 1 in size. (ggvk has no K-quant quantizer; this exercises every bit pattern
-/// of the packed fields.)
+/// with every f16 super-block scale set to a random value of magnitude 2^-7..2^-5 (1 in 8 an f16 subnormal, 1 in
+/// 16 a zero), either sign, so the dequantized weights stay around 1 in size. (ggvk has no K-quant quantizer; this
+/// exercises every bit pattern of the packed fields.)
 pub fn random_kquant(rng: &mut Rng, ty: GgmlType, n: usize) -> Vec<u8> {
     let ts = ty.type_size();
     let mut out: Vec<u8> = (0..n / ty.block_size() * ts).map(|_| rng.next_u64() as u8).collect();
     for block in out.chunks_exact_mut(ts) {
         for &off in kquant_scale_offsets(ty) {
-            let mag = 2f32.powf(-7.0 + 2.0 * (rng.f32() + 1.0) / 2.0);
-            let v = if rng.below(2) == 0 { mag } else { -mag };
-            block[off..off + 2].copy_from_slice(&half::f16::from_f32(v).to_le_bytes());
+            let sign = if rng.below(2) == 0 { 0u16 } else { 0x8000 };
+            let bits = match rng.below(16) {
+                // f16 subnormals (GPU conversions must not flush them) and signed zeros now and then.
+                0 | 1 => sign | (1 + rng.below(0x3FF) as u16),
+                2 => sign,
+                _ => sign | half::f16::from_f32(2f32.powf(-7.0 + 2.0 * (rng.f32() + 1.0) / 2.0)).to_bits(),
+            };
+            block[off..off + 2].copy_from_slice(&bits.to_le_bytes());
         }
     }
     out
