@@ -192,6 +192,18 @@ pub enum Op {
     },
     /// Elementwise activation (ggml_unary).
     Unary(UnaryOp),
+    /// `dst = MAX(MIN(x, max), min)` (ggml_clamp).
+    Clamp {
+        /// Lower bound.
+        min: f32,
+        /// Upper bound.
+        max: f32,
+    },
+    /// `dst = max(x, 0) + slope * min(x, 0)` (ggml_leaky_relu).
+    LeakyRelu {
+        /// Negative slope.
+        slope: f32,
+    },
     /// Gated linear unit (ggml_glu): src0 holds both halves unless src1 is given (split form).
     Glu {
         /// The activation applied to the gate.
@@ -220,11 +232,61 @@ pub enum Op {
     SetRows,
 }
 
-/// ggml_unary_op values ggvk knows.
+/// ggml_unary_op values ggvk knows, plus ggml's parameterless elementwise ops (SQR, SQRT, SIN, COS, LOG).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UnaryOp {
     /// x * sigmoid(x).
     Silu,
+    /// |x|.
+    Abs,
+    /// -1, 0 or 1.
+    Sgn,
+    /// -x.
+    Neg,
+    /// 1 for x > 0, else 0.
+    Step,
+    /// tanh(x).
+    Tanh,
+    /// x for x > 0, else e^x - 1.
+    Elu,
+    /// max(x, 0).
+    Relu,
+    /// 1 / (1 + e^-x).
+    Sigmoid,
+    /// GELU, tanh approximation (through ggml's f16 table).
+    Gelu,
+    /// x * sigmoid(1.702 x) (through ggml's f16 table).
+    GeluQuick,
+    /// x * hardsigmoid(x).
+    HardSwish,
+    /// clamp((x + 3) / 6, 0, 1).
+    HardSigmoid,
+    /// e^x.
+    Exp,
+    /// e^x - 1.
+    Expm1,
+    /// log(1 + e^x) (x for x > 20).
+    Softplus,
+    /// GELU with the exact erf.
+    GeluErf,
+    /// floor(x).
+    Floor,
+    /// ceil(x).
+    Ceil,
+    /// roundf(x) (halves away from zero).
+    Round,
+    /// trunc(x).
+    Trunc,
+    /// x * x (GGML_OP_SQR).
+    Sqr,
+    /// sqrt(x) (GGML_OP_SQRT).
+    Sqrt,
+    /// sin(x) (GGML_OP_SIN).
+    Sin,
+    /// cos(x) (GGML_OP_COS).
+    Cos,
+    /// log(x) (GGML_OP_LOG).
+    Log,
 }
 
 /// ggml_glu_op values ggvk knows.
@@ -232,6 +294,14 @@ pub enum UnaryOp {
 pub enum GluOp {
     /// silu(gate) * up.
     SwiGlu,
+    /// relu(gate) * up.
+    ReGlu,
+    /// gelu(gate) * up (tanh approximation, through ggml's f16 table).
+    GeGlu,
+    /// gelu(gate) * up with the exact erf.
+    GeGluErf,
+    /// gelu_quick(gate) * up (through ggml's f16 table).
+    GeGluQuick,
 }
 
 impl Op {
@@ -244,6 +314,8 @@ impl Op {
             Op::Mul => "MUL",
             Op::Scale { .. } => "SCALE",
             Op::Unary(_) => "UNARY",
+            Op::Clamp { .. } => "CLAMP",
+            Op::LeakyRelu { .. } => "LEAKY_RELU",
             Op::Glu { .. } => "GLU",
             Op::Cpy => "CPY",
             Op::RmsNorm { .. } => "RMS_NORM",
