@@ -267,34 +267,40 @@ struct BinCase {
     d_layout: usize,
 }
 
-/// One ADD and one MUL of `c`, each in its own buffers (src0 and dst share one, src1 has its own), compared
-/// bit for bit with ggml's CPU arithmetic (f32 op, then rounding to dst's type).
+/// One ADD, MUL, SUB and DIV of `c`, each in its own buffers (src0 and dst share one, src1 has its own),
+/// compared bit for bit with ggml's CPU arithmetic (f32 op, then rounding to dst's type); DIV within one ulp of
+/// dst's type (Vulkan allows 2.5 ulp for f32 division; lavapipe rounds correctly).
 fn bin_case(be: &Backend, rng: &mut Rng, c: BinCase) {
-    for mul in [false, true] {
+    for op in [Op::Add, Op::Mul, Op::Sub, Op::Div] {
         let (va, la) = layout_view(c.a_ty, c.ne, c.a_layout, 16);
         let (vd, ld) = layout_view(c.d_ty, c.ne, c.d_layout, la as u64);
         let (vb, lb) = layout_view(c.b_ty, c.ne_b, c.b_layout, 4);
-        let (lo, hi) = if mul { (0.9, 1.1) } else { (-1.0, 1.0) };
+        let (lo, hi) = if matches!(op, Op::Mul | Op::Div) { (0.9, 1.1) } else { (-1.0, 1.0) };
         let mut m = Mem::random(be, rng, c.a_ty, ld.next_multiple_of(4), lo, hi);
         // dst's region holds random bits of its own type (F16 dst may share with F32 src0 bytes: fine).
         let mb = Mem::random(be, rng, c.b_ty, lb.next_multiple_of(4), lo, hi);
         let (ta, tb, td) = (m.tensor(va), mb.tensor(vb), m.tensor(vd));
-        let op = if mul { Op::Mul } else { Op::Add };
-        run(be, vec![node(op, &[&ta, &tb], &td)]);
+        run(be, vec![node(op.clone(), &[&ta, &tb], &td)]);
         // Expected: computed from the host copy before the dst writes land.
         let mut want = Vec::with_capacity(va.n());
         for k in 0..va.n() {
             let idx = va.index(k);
             let bidx = [0, 1, 2, 3].map(|d| idx[d] % c.ne_b[d]);
             let (x, y) = (m.get(&va, idx), mb.get(&vb, bidx));
-            want.push(to_bits(c.d_ty, if mul { x * y } else { x + y }));
+            let v = match op {
+                Op::Add => x + y,
+                Op::Mul => x * y,
+                Op::Sub => x - y,
+                _ => x / y,
+            };
+            want.push(to_bits(c.d_ty, v));
         }
         for (k, w) in want.into_iter().enumerate() {
             m.set_bits(&vd, vd.index(k), w);
         }
         let what = format!(
             "{} {}x{}->{} ne{:?} ne_b{:?} layouts a{} b{} d{}",
-            if mul { "MUL" } else { "ADD" },
+            op.name(),
             c.a_ty.name(),
             c.b_ty.name(),
             c.d_ty.name(),
@@ -304,7 +310,9 @@ fn bin_case(be: &Backend, rng: &mut Rng, c: BinCase) {
             c.b_layout,
             c.d_layout
         );
-        verify(&m, &vd, &what, exact(c.d_ty));
+        let ex = exact(c.d_ty);
+        let is_div = matches!(op, Op::Div);
+        verify(&m, &vd, &what, |idx, g, w| if is_div && g.abs_diff(w) <= 1 { Ok(()) } else { ex(idx, g, w) });
     }
 }
 

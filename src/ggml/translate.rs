@@ -72,6 +72,10 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
         sys::GGML_OP_MUL_MAT => Op::MulMat,
         sys::GGML_OP_ADD => Op::Add,
         sys::GGML_OP_MUL => Op::Mul,
+        sys::GGML_OP_SUB => Op::Sub,
+        sys::GGML_OP_DIV => Op::Div,
+        // ggml_add1 adds a one-element src1: ADD's broadcast covers it.
+        sys::GGML_OP_ADD1 => Op::Add,
         sys::GGML_OP_SCALE => Op::Scale { s: f32_param(tr, 0), b: f32_param(tr, 1) },
         sys::GGML_OP_RMS_NORM => Op::RmsNorm { eps: f32_param(tr, 0) },
         sys::GGML_OP_SOFT_MAX => Op::SoftMax { scale: f32_param(tr, 0), max_bias: f32_param(tr, 1) },
@@ -142,7 +146,7 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
     // not inputs.
     let n_src = match op {
         Op::Cpy => 1,
-        Op::MulMat | Op::Add | Op::Mul | Op::GetRows | Op::SetRows => 2,
+        Op::MulMat | Op::Add | Op::Mul | Op::Sub | Op::Div | Op::GetRows | Op::SetRows => 2,
         Op::Rope(_) | Op::SoftMax { .. } => 3,
         Op::Glu { .. } => 2,
         Op::Scale { .. } | Op::Unary(_) | Op::Clamp { .. } | Op::LeakyRelu { .. } | Op::RmsNorm { .. } => 1,

@@ -183,6 +183,10 @@ pub enum Op {
     Add,
     /// `dst = src0 * src1`, src1 broadcast as ggml_mul does.
     Mul,
+    /// `dst = src0 - src1`, src1 broadcast as ggml_sub does.
+    Sub,
+    /// `dst = src0 / src1`, src1 broadcast as ggml_div does.
+    Div,
     /// `dst = src0 * s + b` (ggml_scale / ggml_scale_bias).
     Scale {
         /// Multiplier.
@@ -312,6 +316,8 @@ impl Op {
             Op::Rope(_) => "ROPE",
             Op::Add => "ADD",
             Op::Mul => "MUL",
+            Op::Sub => "SUB",
+            Op::Div => "DIV",
             Op::Scale { .. } => "SCALE",
             Op::Unary(_) => "UNARY",
             Op::Clamp { .. } => "CLAMP",
