@@ -78,6 +78,8 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
         sys::GGML_OP_ADD1 => Op::Add,
         sys::GGML_OP_SCALE => Op::Scale { s: f32_param(tr, 0), b: f32_param(tr, 1) },
         sys::GGML_OP_RMS_NORM => Op::RmsNorm { eps: f32_param(tr, 0) },
+        sys::GGML_OP_NORM => Op::Norm { eps: f32_param(tr, 0) },
+        sys::GGML_OP_L2_NORM => Op::L2Norm { eps: f32_param(tr, 0) },
         sys::GGML_OP_SOFT_MAX => Op::SoftMax { scale: f32_param(tr, 0), max_bias: f32_param(tr, 1) },
         sys::GGML_OP_CPY | sys::GGML_OP_CONT | sys::GGML_OP_DUP => Op::Cpy,
         sys::GGML_OP_GET_ROWS => Op::GetRows,
@@ -149,7 +151,13 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
         Op::MulMat | Op::Add | Op::Mul | Op::Sub | Op::Div | Op::GetRows | Op::SetRows => 2,
         Op::Rope(_) | Op::SoftMax { .. } => 3,
         Op::Glu { .. } => 2,
-        Op::Scale { .. } | Op::Unary(_) | Op::Clamp { .. } | Op::LeakyRelu { .. } | Op::RmsNorm { .. } => 1,
+        Op::Scale { .. }
+        | Op::Unary(_)
+        | Op::Clamp { .. }
+        | Op::LeakyRelu { .. }
+        | Op::RmsNorm { .. }
+        | Op::Norm { .. }
+        | Op::L2Norm { .. } => 1,
     };
     let mut src = Vec::with_capacity(n_src);
     for (i, &s) in tr.src.iter().take(n_src).enumerate() {

@@ -222,6 +222,16 @@ pub enum Op {
         /// Added to the mean of squares.
         eps: f32,
     },
+    /// `dst = (src0 - mean) / sqrt(variance + eps)` per row (ggml_norm: layer norm without affine).
+    Norm {
+        /// Added to the variance.
+        eps: f32,
+    },
+    /// `dst = src0 / max(|src0|, eps)` per row (ggml_l2_norm).
+    L2Norm {
+        /// Lower bound of the norm.
+        eps: f32,
+    },
     /// ggml_soft_max_ext: softmax(src0 * scale + slope * mask) per row; src1 optional mask (F16/F32),
     /// src2 optional sinks.
     SoftMax {
@@ -325,6 +335,8 @@ impl Op {
             Op::Glu { .. } => "GLU",
             Op::Cpy => "CPY",
             Op::RmsNorm { .. } => "RMS_NORM",
+            Op::Norm { .. } => "NORM",
+            Op::L2Norm { .. } => "L2_NORM",
             Op::SoftMax { .. } => "SOFT_MAX",
             Op::GetRows => "GET_ROWS",
             Op::SetRows => "SET_ROWS",
