@@ -883,7 +883,8 @@ fn set_rows_case(
     };
     // dst: padded rows at an offset, prefilled with a pattern that must survive where nothing is written.
     let dnb = padded(dty, dne, [8, 4, 0]);
-    let dfill: Vec<u8> = (0..nel(dne) * dty.type_size()).map(|i| (i * 7 + 3) as u8).collect();
+    let drow = dty.row_size(ne[0]).unwrap();
+    let dfill: Vec<u8> = (0..nel(dne) / ne[0].max(1) as usize * drow).map(|i| (i * 7 + 3) as u8).collect();
     let d = strided(be, dty, dne, dnb, 16, &dfill, 0x5A);
     let before = buffer_bytes(&d);
     run(be, node(Op::SetRows, vec![Some(&src), Some(&it)], &d));
@@ -901,6 +902,20 @@ fn set_rows_case(
                 }
                 let sk = ((i03 * sne[2] + i02) * sne[1] + i) as usize;
                 let dat = (16 + row as u64 * dnb[1] + i02 as u64 * dnb[2] + i03 as u64 * dnb[3]) as usize;
+                if dty.is_quantized() {
+                    // ggml's reference quantizer on the source row (F16 sources widened exactly).
+                    let vals: Vec<f32> = (0..ne[0] as usize)
+                        .map(|c| {
+                            let s = &sdata[(sk * ne[0] as usize + c) * ssz..][..ssz];
+                            match sty {
+                                GgmlType::F16 => f16::from_ne_bytes([s[0], s[1]]).to_f32(),
+                                _ => f32::from_ne_bytes([s[0], s[1], s[2], s[3]]),
+                            }
+                        })
+                        .collect();
+                    want[dat..dat + drow].copy_from_slice(&to_type(dty, &vals));
+                    continue;
+                }
                 for c in 0..ne[0] as usize {
                     let s = &sdata[(sk * ne[0] as usize + c) * ssz..][..ssz];
                     want[dat + c * dsz..dat + (c + 1) * dsz].copy_from_slice(&convert(sty, dty, s));
@@ -930,6 +945,26 @@ fn set_rows_types_indices_broadcast_and_views() {
                 }
                 set_rows_case(&be, &mut rng, sty, dty, ity, [1, 8, 1, 3], [1, 1], 2, false, false);
                 set_rows_case(&be, &mut rng, sty, dty, ity, [1, 8, 1, 3], [1, 1], 2, true, false);
+            }
+        }
+    }
+    assert_no_validation_errors();
+}
+
+#[test]
+fn set_rows_into_q8_0_and_q4_0_bit_exact() {
+    // KV caches quantized on the GPU (-ctk q8_0 -ctv q4_0): every byte equal to ggml's reference quantizers.
+    let be = backend();
+    let mut rng = Rng::new(44);
+    for dty in [GgmlType::Q8_0, GgmlType::Q4_0] {
+        for sty in [GgmlType::F32, GgmlType::F16] {
+            for ity in [GgmlType::I64, GgmlType::I32] {
+                for view in [false, true] {
+                    set_rows_case(&be, &mut rng, sty, dty, ity, [256, 5, 7, 3], [1, 1], 1, view, false);
+                    set_rows_case(&be, &mut rng, sty, dty, ity, [256, 11, 1, 7], [2, 3], 7, view, false);
+                    set_rows_case(&be, &mut rng, sty, dty, ity, [96, 3, 7, 1], [2, 3], 2, view, false);
+                }
+                set_rows_case(&be, &mut rng, sty, dty, ity, [64, 50, 2, 2], [1, 2], 30, false, true);
             }
         }
     }
@@ -1071,8 +1106,7 @@ fn unsupported_and_malformed_nodes_are_refused() {
     unsupported(node(Op::GetRows, vec![Some(&i64s), Some(&i32s)], &typed(GgmlType::I64, [3, 3, 1, 1])));
     // SET_ROWS.
     let rows = f32t([32, 3, 1, 1]);
-    unsupported(node(Op::SetRows, vec![Some(&rows), Some(&i64s)], &typed(GgmlType::Q8_0, [32, 6, 1, 1])));
-    unsupported(node(Op::SetRows, vec![Some(&rows), Some(&i64s)], &typed(GgmlType::Q4_0, [32, 6, 1, 1])));
+    unsupported(node(Op::SetRows, vec![Some(&rows), Some(&i64s)], &typed(GgmlType::I32, [32, 6, 1, 1])));
     invalid(node(Op::SetRows, vec![Some(&rows), Some(&f32t([3, 1, 1, 1]))], &f32t([32, 6, 1, 1])));
     invalid(node(Op::SetRows, vec![Some(&rows), Some(&typed(GgmlType::I64, [2, 1, 1, 1]))], &f32t([32, 6, 1, 1])));
     invalid(node(Op::SetRows, vec![Some(&rows), Some(&i64s)], &f32t([31, 6, 1, 1])));
