@@ -1032,9 +1032,10 @@ fn cpy_bad_nodes_are_refused() {
     assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
     let e = push_err(node(Op::Cpy, &[&a], &t(GgmlType::I32, [8, 4, 1, 1])));
     assert!(matches!(e, Error::Unsupported(_)), "{e}");
-    let e = push_err(node(Op::Cpy, &[&a], &t(GgmlType::Q8_0, [32, 1, 1, 1])));
+    // Quantized copies: f32/f16 <-> q8_0/q4_0 and same-type blocks only.
+    let e = push_err(node(Op::Cpy, &[&t(GgmlType::I32, [32, 1, 1, 1])], &t(GgmlType::Q8_0, [32, 1, 1, 1])));
     assert!(matches!(e, Error::Unsupported(_)), "{e}");
-    let e = push_err(node(Op::Cpy, &[&t(GgmlType::Q4_0, [32, 1, 1, 1])], &t(GgmlType::F32, [32, 1, 1, 1])));
+    let e = push_err(node(Op::Cpy, &[&t(GgmlType::Q4_0, [32, 1, 1, 1])], &t(GgmlType::F16, [32, 1, 1, 1])));
     assert!(matches!(e, Error::Unsupported(_)), "{e}");
     // An F16 view at an odd byte offset cannot be addressed in 16-bit elements.
     let odd = Tensor::new(m.buf.clone(), 1, GgmlType::F16, [8, 1, 1, 1], [2, 16, 16, 16]).unwrap();
@@ -1145,5 +1146,85 @@ fn bench_elementwise_bandwidth() {
         println!("{name:<34} {med:>10.1} us  {:>8.1} GB/s", bytes / med / 1e3);
     }
     be.set_profiling(false);
+    assert_no_validation_errors();
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// CPY with a quantized side
+
+/// F32/F16 -> Q8_0/Q4_0 (contiguous, and from a source with dims 1 and 2 permuted as test-backend-ops' "cpy by
+/// rows"), Q -> F32 and Q -> Q, all bit-exact with ggml's reference (de)quantizers.
+#[test]
+fn cpy_quantize_dequantize_bit_exact() {
+    use ggvk::quant;
+    let be = backend();
+    let mut rng = Rng::new(301);
+    for qty in [GgmlType::Q8_0, GgmlType::Q4_0] {
+        for sty in [GgmlType::F32, GgmlType::F16] {
+            for ne in [[256i64, 4, 3, 2], [96, 1, 1, 1], [64, 3, 5, 1]] {
+                for permuted in [false, true] {
+                    let n = ne.iter().product::<i64>() as usize;
+                    let vals: Vec<f32> = (0..n).map(|_| uniform(&mut rng, -2.0, 2.0)).collect();
+                    let vals: Vec<f32> = if sty == GgmlType::F16 {
+                        vals.iter().map(|&v| f16::from_f32(v).to_f32()).collect()
+                    } else {
+                        vals
+                    };
+                    // Storage holds the values with dims 1 and 2 swapped when `permuted`; the view reads them back
+                    // in logical order.
+                    let store_ne = if permuted { [ne[0], ne[2], ne[1], ne[3]] } else { ne };
+                    let sv = View::contiguous(sty, 0, store_ne);
+                    let view = if permuted { sv.permute([0, 2, 1, 3]) } else { sv };
+                    let mut host = vec![0u8; sv.end() as usize];
+                    for k in 0..n {
+                        let o = view.byte(view.index(k));
+                        let b = match sty {
+                            GgmlType::F32 => vals[k].to_ne_bytes().to_vec(),
+                            _ => f16::from_f32(vals[k]).to_ne_bytes().to_vec(),
+                        };
+                        host[o..o + b.len()].copy_from_slice(&b);
+                    }
+                    let m = Mem::from_bytes(&be, host);
+                    let src = m.tensor(view);
+                    let qbytes = qty.row_size(ne[0]).unwrap() * n / ne[0] as usize;
+                    let dq = Tensor::contiguous(be.alloc(qbytes as u64).unwrap(), 0, qty, ne).unwrap();
+                    run(&be, vec![node(Op::Cpy, &[&src], &dq)]);
+                    let mut got = vec![0u8; qbytes];
+                    dq.read(0, &mut got).unwrap();
+                    let want = quant::quantize_to_vec(qty, &vals).unwrap();
+                    assert!(got == want, "{} -> {} {ne:?} permuted {permuted}: blocks differ", sty.name(), qty.name());
+                    // Back to F32, and a block copy into a padded (row-strided) Q tensor.
+                    let df = Tensor::contiguous(be.alloc(4 * n as u64).unwrap(), 0, GgmlType::F32, ne).unwrap();
+                    run(&be, vec![node(Op::Cpy, &[&dq], &df)]);
+                    let back = quant::dequantize_to_f32(qty, &want, n).unwrap();
+                    let mut fb = vec![0u8; 4 * n];
+                    df.read(0, &mut fb).unwrap();
+                    assert!(bytes_f32(&fb).iter().zip(&back).all(|(a, b)| a.to_bits() == b.to_bits()), "dequantize");
+                    let row = qty.row_size(ne[0]).unwrap() as u64;
+                    let pnb =
+                        [qty.type_size() as u64, row + 6, (row + 6) * ne[1] as u64, (row + 6) * (ne[1] * ne[2]) as u64];
+                    let pbuf = be.alloc(pnb[3] * ne[3] as u64).unwrap();
+                    pbuf.fill(0, pbuf.size(), 0xA5).unwrap();
+                    let pq = Tensor::new(pbuf.clone(), 0, qty, ne, pnb).unwrap();
+                    run(&be, vec![node(Op::Cpy, &[&dq], &pq)]);
+                    let mut pb = vec![0u8; pbuf.size() as usize];
+                    pbuf.read(0, &mut pb).unwrap();
+                    for r in 0..n / ne[0] as usize {
+                        let at = r * (row as usize + 6);
+                        assert_eq!(
+                            &pb[at..at + row as usize],
+                            &want[r * row as usize..(r + 1) * row as usize],
+                            "q copy"
+                        );
+                        assert!(pb[at + row as usize..at + row as usize + 6].iter().all(|&b| b == 0xA5), "padding");
+                    }
+                }
+            }
+        }
+    }
+    // Mixed quantized types are refused.
+    let q8 = Tensor::contiguous(be.alloc(34).unwrap(), 0, GgmlType::Q8_0, [32, 1, 1, 1]).unwrap();
+    let q4 = Tensor::contiguous(be.alloc(18).unwrap(), 0, GgmlType::Q4_0, [32, 1, 1, 1]).unwrap();
+    assert!(matches!(push_err(node(Op::Cpy, &[&q8], &q4)), Error::Unsupported(_)));
     assert_no_validation_errors();
 }
