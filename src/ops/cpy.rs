@@ -104,9 +104,9 @@ fn check_quant_layout(name: &str, what: &str, t: &Tensor) -> Result<()> {
 /// Strides of dims 1..3 of a quantized tensor in 16-bit words (0 for dims of size 1; dim 0 unused).
 fn quant_strides(name: &str, t: &Tensor) -> Result<[u32; 4]> {
     let mut s = [0u32; 4];
-    for d in 1..4 {
+    for (d, out) in s.iter_mut().enumerate().skip(1) {
         if t.ne[d] > 1 {
-            s[d] = stride_units(&format!("{name} dim-{d}"), t.nb[d], 2)?;
+            *out = stride_units(&format!("{name} dim-{d}"), t.nb[d], 2)?;
         }
     }
     Ok(s)
