@@ -1176,11 +1176,11 @@ fn cpy_quantize_dequantize_bit_exact() {
                     let sv = View::contiguous(sty, 0, store_ne);
                     let view = if permuted { sv.permute([0, 2, 1, 3]) } else { sv };
                     let mut host = vec![0u8; sv.end() as usize];
-                    for k in 0..n {
+                    for (k, &v) in vals.iter().enumerate() {
                         let o = view.byte(view.index(k));
                         let b = match sty {
-                            GgmlType::F32 => vals[k].to_ne_bytes().to_vec(),
-                            _ => f16::from_f32(vals[k]).to_ne_bytes().to_vec(),
+                            GgmlType::F32 => v.to_ne_bytes().to_vec(),
+                            _ => f16::from_f32(v).to_ne_bytes().to_vec(),
                         };
                         host[o..o + b.len()].copy_from_slice(&b);
                     }
