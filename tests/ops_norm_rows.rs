@@ -1113,3 +1113,28 @@ fn unsupported_and_malformed_nodes_are_refused() {
     invalid(node(Op::SetRows, vec![Some(&q), Some(&i64s)], &f32t([32, 6, 1, 1])));
     assert_no_validation_errors();
 }
+
+#[test]
+fn group_norm_as_rows_and_refusals() {
+    let be = backend();
+    let mut rng = Rng::new(14);
+    for (ne, groups) in [([9i64, 9, 64, 1], 32), ([8, 4, 6, 2], 3), ([5, 3, 4, 1], 4), ([16, 1, 2, 3], 1)] {
+        let xv: Vec<f32> = rng.vec(nel(ne)).iter().map(|v| v * 4.0 + 1.0).collect();
+        let x = contiguous(&be, GgmlType::F32, ne, &f32_bytes(&xv));
+        let d = contiguous(&be, GgmlType::F32, ne, &vec![0u8; nel(ne) * 4]);
+        run(&be, node(Op::GroupNorm { groups, eps: 1e-6 }, vec![Some(&x)], &d));
+        // ggml: each group is ne0 * ne1 * (ne2 / groups) consecutive floats of one dim-3 batch.
+        let len = (ne[0] * ne[1] * (ne[2] / i64::from(groups))) as usize;
+        let want = ref_norm(&xv, len, 1e-6);
+        assert_close(&download(&d), &want, 1e-5, 1e-5, &format!("group_norm {ne:?} groups {groups}"));
+    }
+    let x = contiguous(&be, GgmlType::F32, [4, 4, 6, 1], &vec![0u8; 384]);
+    for groups in [4, 0, -1] {
+        let e = Graph::new().push(node(Op::GroupNorm { groups, eps: 1e-6 }, vec![Some(&x)], &x)).unwrap_err();
+        assert!(matches!(e, Error::Unsupported(_)), "{e}");
+    }
+    let t = Tensor::new(x.buffer.clone(), 0, GgmlType::F32, [4, 4, 3, 1], [4, 32, 128, 384]).unwrap();
+    let e = Graph::new().push(node(Op::GroupNorm { groups: 3, eps: 1e-6 }, vec![Some(&t)], &t)).unwrap_err();
+    assert!(matches!(e, Error::Unsupported(_)), "{e}");
+    assert_no_validation_errors();
+}

@@ -80,6 +80,7 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
         sys::GGML_OP_RMS_NORM => Op::RmsNorm { eps: f32_param(tr, 0) },
         sys::GGML_OP_NORM => Op::Norm { eps: f32_param(tr, 0) },
         sys::GGML_OP_L2_NORM => Op::L2Norm { eps: f32_param(tr, 0) },
+        sys::GGML_OP_GROUP_NORM => Op::GroupNorm { groups: tr.op_params[0], eps: f32_param(tr, 1) },
         sys::GGML_OP_SOFT_MAX => Op::SoftMax { scale: f32_param(tr, 0), max_bias: f32_param(tr, 1) },
         sys::GGML_OP_CPY | sys::GGML_OP_CONT | sys::GGML_OP_DUP => Op::Cpy,
         sys::GGML_OP_GET_ROWS => Op::GetRows,
@@ -157,7 +158,8 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
         | Op::LeakyRelu { .. }
         | Op::RmsNorm { .. }
         | Op::Norm { .. }
-        | Op::L2Norm { .. } => 1,
+        | Op::L2Norm { .. }
+        | Op::GroupNorm { .. } => 1,
     };
     let mut src = Vec::with_capacity(n_src);
     for (i, &s) in tr.src.iter().take(n_src).enumerate() {

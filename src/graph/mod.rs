@@ -232,6 +232,13 @@ pub enum Op {
         /// Lower bound of the norm.
         eps: f32,
     },
+    /// ggml_group_norm: NORM over each group of `ne2 / groups` channels (dims 0, 1 and those channels).
+    GroupNorm {
+        /// Number of groups along dim 2.
+        groups: i32,
+        /// Added to the variance.
+        eps: f32,
+    },
     /// ggml_soft_max_ext: softmax(src0 * scale + slope * mask) per row; src1 optional mask (F16/F32),
     /// src2 optional sinks.
     SoftMax {
@@ -337,6 +344,7 @@ impl Op {
             Op::RmsNorm { .. } => "RMS_NORM",
             Op::Norm { .. } => "NORM",
             Op::L2Norm { .. } => "L2_NORM",
+            Op::GroupNorm { .. } => "GROUP_NORM",
             Op::SoftMax { .. } => "SOFT_MAX",
             Op::GetRows => "GET_ROWS",
             Op::SetRows => "SET_ROWS",

@@ -29,7 +29,7 @@ pub fn check(node: &Node) -> Result<()> {
         Op::Scale { .. } | Op::Unary(_) | Op::Clamp { .. } | Op::LeakyRelu { .. } => unary::check(node),
         Op::Glu { .. } => glu::check(node),
         Op::Cpy => cpy::check(node),
-        Op::RmsNorm { .. } | Op::Norm { .. } | Op::L2Norm { .. } => norm::check(node),
+        Op::RmsNorm { .. } | Op::Norm { .. } | Op::L2Norm { .. } | Op::GroupNorm { .. } => norm::check(node),
         Op::SoftMax { .. } => softmax::check(node),
         Op::GetRows | Op::SetRows => rows::check(node),
     }
@@ -66,7 +66,7 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         Op::Scale { .. } | Op::Unary(_) | Op::Clamp { .. } | Op::LeakyRelu { .. } => unary::record(rec, node),
         Op::Glu { .. } => glu::record(rec, node),
         Op::Cpy => cpy::record(rec, node),
-        Op::RmsNorm { .. } | Op::Norm { .. } | Op::L2Norm { .. } => norm::record(rec, node),
+        Op::RmsNorm { .. } | Op::Norm { .. } | Op::L2Norm { .. } | Op::GroupNorm { .. } => norm::record(rec, node),
         Op::SoftMax { .. } => softmax::record(rec, node),
         Op::GetRows | Op::SetRows => rows::record(rec, node),
     }

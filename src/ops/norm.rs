@@ -2,7 +2,11 @@
 //! (ggml_norm, layer norm without affine: `dst = (x - mean) / sqrt(mean((x - mean)^2) + eps)`) and L2_NORM
 //! (ggml_l2_norm, `dst = x / max(sqrt(sum(x^2)), eps)`).
 //!
-//! Any strides (`nb[0]` a multiple of 4: permuted views too), in place allowed. One workgroup per row; the sum of squares is reduced with subgroup arithmetic where the device
+//! Any strides (`nb[0]` a multiple of 4: permuted views too), in place allowed.
+//!
+//! GROUP_NORM (ggml_group_norm) is NORM over each group of `ne2 / groups` channels: for contiguous src0 and dst
+//! with `ne2` a multiple of `groups` (ggml's last group is smaller otherwise; declined), each group is one
+//! packed row of `ne0 * ne1 * ne2 / groups` floats, so it runs as NORM over that reshaped view. One workgroup per row; the sum of squares is reduced with subgroup arithmetic where the device
 //! has it, else (or with `GGVK_SHARED_REDUCTION=1`) through shared memory.
 //!
 //! Also holds the helpers the other row kernels (softmax, rows) share: strides in binding units, the
@@ -59,8 +63,34 @@ fn params(op: &Op) -> Result<(u32, f32)> {
     }
 }
 
-/// Whether ggvk supports this RMS_NORM, NORM or L2_NORM node.
+/// GROUP_NORM as the NORM node over groups as rows (see the module notes); other nodes unchanged.
+fn as_row_norm(node: &Node) -> Result<std::borrow::Cow<'_, Node>> {
+    let Op::GroupNorm { groups, eps } = node.op else {
+        return Ok(std::borrow::Cow::Borrowed(node));
+    };
+    let x = node.src(0)?;
+    let d = &node.dst;
+    if x.ty != GgmlType::F32 || d.ty != GgmlType::F32 {
+        return Err(Error::unsupported(format!("GROUP_NORM on {} -> {} (only f32)", x.ty.name(), d.ty.name())));
+    }
+    if !x.same_shape(d) {
+        return Err(Error::invalid(format!("GROUP_NORM: dst shape {:?} differs from src {:?}", d.ne, x.ne)));
+    }
+    let g = i64::from(groups);
+    if g <= 0 || x.ne[2] % g != 0 {
+        return Err(Error::unsupported(format!("GROUP_NORM with {groups} groups over {} channels", x.ne[2])));
+    }
+    if !x.is_contiguous() || !d.is_contiguous() {
+        return Err(Error::unsupported("GROUP_NORM on non-contiguous tensors"));
+    }
+    let shape = [x.ne[0] * x.ne[1] * (x.ne[2] / g), g * x.ne[3], 1, 1];
+    let view = |t: &crate::graph::Tensor| crate::graph::Tensor::contiguous(t.buffer.clone(), t.offset, t.ty, shape);
+    Ok(std::borrow::Cow::Owned(Node { op: Op::Norm { eps }, src: vec![Some(view(x)?)], dst: view(d)? }))
+}
+
+/// Whether ggvk supports this RMS_NORM, NORM, L2_NORM or GROUP_NORM node.
 pub fn check(node: &Node) -> Result<()> {
+    let node = &*as_row_norm(node)?;
     let (_, eps) = params(&node.op)?;
     let name = node.op.name();
     let x = node.src(0)?;
@@ -87,6 +117,7 @@ pub fn check(node: &Node) -> Result<()> {
 
 /// Record the norm node.
 pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
+    let node = &*as_row_norm(node)?;
     check(node)?;
     let (op, eps) = params(&node.op)?;
     let x = node.src(0)?;
