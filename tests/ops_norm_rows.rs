@@ -1138,3 +1138,39 @@ fn group_norm_as_rows_and_refusals() {
     assert!(matches!(e, Error::Unsupported(_)), "{e}");
     assert_no_validation_errors();
 }
+
+#[test]
+fn set_rows_quantization_ties_and_edge_blocks() {
+    // Blocks where x / d lands exactly on halves (roundf goes away from zero), all-zero blocks, a block whose
+    // largest magnitude is negative (Q4_0 keeps its sign), and huge / tiny scales; compared with ggml's
+    // reference quantizers byte for byte.
+    let be = backend();
+    let mut blocks: Vec<[f32; 32]> = Vec::new();
+    let mut b = [0f32; 32];
+    b[0] = 127.0;
+    for (i, v) in [0.5f32, -0.5, 1.5, -1.5, 2.5, -2.5, 126.5, -126.5, 3.499_999_8, 0.0, -0.0].iter().enumerate() {
+        b[i + 1] = *v;
+    }
+    blocks.push(b);
+    blocks.push([0.0; 32]);
+    blocks.push(std::array::from_fn(|i| -8.0 + i as f32 * 0.25 - if i == 5 { 9.0 } else { 0.0 }));
+    blocks.push(std::array::from_fn(|i| (i as f32 - 15.5) * 1e30));
+    blocks.push(std::array::from_fn(|i| (i as f32 - 15.5) * 1e-30));
+    blocks.push(std::array::from_fn(|i| if i % 2 == 0 { 8.0 } else { -8.0 }));
+    let vals: Vec<f32> = blocks.iter().flatten().copied().collect();
+    let ne0 = vals.len() as i64;
+    for dty in [GgmlType::Q8_0, GgmlType::Q4_0] {
+        let src = contiguous(&be, GgmlType::F32, [ne0, 1, 1, 1], &f32_bytes(&vals));
+        let idx = contiguous(&be, GgmlType::I32, [1, 1, 1, 1], &i32_bytes(&[1]));
+        let row = dty.row_size(ne0).unwrap();
+        let d = contiguous(&be, dty, [ne0, 2, 1, 1], &vec![0x33; 2 * row]);
+        run(&be, node(Op::SetRows, vec![Some(&src), Some(&idx)], &d));
+        let got = buffer_bytes(&d);
+        assert!(got[..row].iter().all(|&b| b == 0x33), "{}: row 0 was written", dty.name());
+        let want = to_type(dty, &vals);
+        for (k, (g, w)) in got[row..2 * row].chunks(dty.type_size()).zip(want.chunks(dty.type_size())).enumerate() {
+            assert_eq!(g, w, "{}: block {k}", dty.name());
+        }
+    }
+    assert_no_validation_errors();
+}
