@@ -903,7 +903,7 @@ fn set_rows_case(
                 let sk = ((i03 * sne[2] + i02) * sne[1] + i) as usize;
                 let dat = (16 + row as u64 * dnb[1] + i02 as u64 * dnb[2] + i03 as u64 * dnb[3]) as usize;
                 if dty.is_quantized() {
-                    // ggml's reference quantizer on the source row (F16 sources widened exactly).
+                    // ggml's CPU-backend quantizer on the source row (F16 sources widened exactly).
                     let vals: Vec<f32> = (0..ne[0] as usize)
                         .map(|c| {
                             let s = &sdata[(sk * ne[0] as usize + c) * ssz..][..ssz];
@@ -913,7 +913,7 @@ fn set_rows_case(
                             }
                         })
                         .collect();
-                    want[dat..dat + drow].copy_from_slice(&to_type(dty, &vals));
+                    want[dat..dat + drow].copy_from_slice(&cpu_backend_quantize(dty, &vals));
                     continue;
                 }
                 for c in 0..ne[0] as usize {
@@ -953,7 +953,7 @@ fn set_rows_types_indices_broadcast_and_views() {
 
 #[test]
 fn set_rows_into_q8_0_and_q4_0_bit_exact() {
-    // KV caches quantized on the GPU (-ctk q8_0 -ctv q4_0): every byte equal to ggml's reference quantizers.
+    // KV caches quantized on the GPU (-ctk q8_0 -ctv q4_0): every byte equal to ggml's CPU backend's quantizers.
     let be = backend();
     let mut rng = Rng::new(44);
     for dty in [GgmlType::Q8_0, GgmlType::Q4_0] {
@@ -1141,9 +1141,9 @@ fn group_norm_as_rows_and_refusals() {
 
 #[test]
 fn set_rows_quantization_ties_and_edge_blocks() {
-    // Blocks where x / d lands exactly on halves (roundf goes away from zero), all-zero blocks, a block whose
-    // largest magnitude is negative (Q4_0 keeps its sign), and huge / tiny scales; compared with ggml's
-    // reference quantizers byte for byte.
+    // Blocks where x / d lands exactly on halves (Q8_0: ggml's x86 path rounds them to even), all-zero blocks,
+    // a block whose largest magnitude is negative (Q4_0 keeps its sign), and huge / tiny scales; compared with
+    // ggml's CPU-backend quantizers byte for byte.
     let be = backend();
     let mut blocks: Vec<[f32; 32]> = Vec::new();
     let mut b = [0f32; 32];
@@ -1167,7 +1167,7 @@ fn set_rows_quantization_ties_and_edge_blocks() {
         run(&be, node(Op::SetRows, vec![Some(&src), Some(&idx)], &d));
         let got = buffer_bytes(&d);
         assert!(got[..row].iter().all(|&b| b == 0x33), "{}: row 0 was written", dty.name());
-        let want = to_type(dty, &vals);
+        let want = cpu_backend_quantize(dty, &vals);
         for (k, (g, w)) in got[row..2 * row].chunks(dty.type_size()).zip(want.chunks(dty.type_size())).enumerate() {
             assert_eq!(g, w, "{}: block {k}", dty.name());
         }

@@ -6,8 +6,8 @@
 //! source) is not read: the node's dst is the destination.
 //!
 //! Quantized sides (Q8_0, Q4_0; blocks packed along dim 0, any strides for dims 1..3): F32/F16 -> Q8_0/Q4_0
-//! quantizes on the GPU exactly like ggml's reference quantizers (`quantize_row_q8_0_ref`,
-//! `quantize_row_q4_0_ref`), Q8_0/Q4_0 -> F32 dequantizes as ggml does, Q -> the same Q moves the blocks.
+//! quantizes on the GPU exactly like ggml's CPU backend (as SET_ROWS, `shaders/quantize.glsl`), Q8_0/Q4_0 ->
+//! F32 dequantizes as ggml does, Q -> the same Q moves the blocks.
 
 use bytemuck::{Pod, Zeroable};
 

@@ -11,7 +11,8 @@
 //! converted (f32 -> f16 rounds to nearest even, bit-exact with `half::f16::from_f32`). An index outside
 //! `[0, ne1)` writes nothing. Repeated indices race (one of the rows lands, as on ggml's CPU backend with
 //! several threads). Q8_0 and Q4_0 destinations (KV caches) are quantized on the GPU block by block exactly as
-//! ggml's reference quantizers do (`quantize_row_q8_0_ref`, `quantize_row_q4_0_ref`).
+//! ggml's CPU backend does (Q8_0: its x86 `quantize_row_q8_0`, 127 / amax and round half to even; Q4_0:
+//! `quantize_row_q4_0_ref`); see `shaders/quantize.glsl`.
 //!
 //! Both: rows packed (`nb[0]` = element or block size) in src0 and dst, any other strides; indices any strides.
 
