@@ -47,6 +47,14 @@ const VARIANTS: &[(&str, &str, Defines)] = &[
     ("cpy_32_16", "cpy.comp", &[("D_F16", "1")]),
     ("cpy_16_32", "cpy.comp", &[("S_F16", "1")]),
     ("cpy_16_16", "cpy.comp", &[("S_F16", "1"), ("D_F16", "1")]),
+    ("cpy_f32_q8_0", "cpy_q.comp", &[("DST_Q8_0", "1")]),
+    ("cpy_f32_q4_0", "cpy_q.comp", &[("DST_Q4_0", "1")]),
+    ("cpy_f16_q8_0", "cpy_q.comp", &[("SRC_F16", "1"), ("DST_Q8_0", "1")]),
+    ("cpy_f16_q4_0", "cpy_q.comp", &[("SRC_F16", "1"), ("DST_Q4_0", "1")]),
+    ("cpy_q8_0_f32", "cpy_q.comp", &[("SRC_Q8_0", "1")]),
+    ("cpy_q4_0_f32", "cpy_q.comp", &[("SRC_Q4_0", "1")]),
+    ("cpy_q8_0_q8_0", "cpy_q.comp", &[("COPY_WORDS", "17u")]),
+    ("cpy_q4_0_q4_0", "cpy_q.comp", &[("COPY_WORDS", "9u")]),
     // -- norm, softmax, rows --
     ("rms_norm_f32", "rms_norm.comp", &[]),
     ("rms_norm_f32_shmem", "rms_norm.comp", &[("NO_SUBGROUPS", "1")]),
@@ -62,6 +70,10 @@ const VARIANTS: &[(&str, &str, Defines)] = &[
     ("set_rows_f32_f16", "set_rows.comp", &[("DST_F16", "1")]),
     ("set_rows_f16_f32", "set_rows.comp", &[("SRC_F16", "1")]),
     ("set_rows_f16_f16", "set_rows.comp", &[("SRC_F16", "1"), ("DST_F16", "1")]),
+    ("set_rows_f32_q8_0", "set_rows_q.comp", &[("DST_Q8_0", "1")]),
+    ("set_rows_f32_q4_0", "set_rows_q.comp", &[("DST_Q4_0", "1")]),
+    ("set_rows_f16_q8_0", "set_rows_q.comp", &[("SRC_F16", "1"), ("DST_Q8_0", "1")]),
+    ("set_rows_f16_q4_0", "set_rows_q.comp", &[("SRC_F16", "1"), ("DST_Q4_0", "1")]),
 ];
 
 /// Generic dequantizing kernels: (kernel name, source file, defines), compiled once per `shaders/dequant/*.glsl`.

@@ -70,6 +70,9 @@ echo "$BIN"
 
 step "test-backend-ops -b GGVK0, mode test, the plug-in's ops (llama.cpp loads libggvk.so; validation layer on)"
 OPS=ADD,MUL,SCALE,RMS_NORM,SOFT_MAX,CPY,CONT,DUP,SET_ROWS,GET_ROWS,SILU,SWIGLU,ROPE,MUL_MAT
+OPS+=,ABS,SGN,NEG,STEP,TANH,ELU,RELU,SIGMOID,GELU,GELU_QUICK,HARDSWISH,HARDSIGMOID,EXP,EXPM1,SOFTPLUS,GELU_ERF
+OPS+=,FLOOR,CEIL,ROUND,TRUNC,SQR,SQRT,SIN,COS,LOG,CLAMP,LEAKY_RELU,REGLU,GEGLU,GEGLU_ERF,GEGLU_QUICK
+OPS+=,SUB,DIV,NORM,L2_NORM,L2_NORM_BATCH,GROUP_NORM
 GGML_BACKEND_PATH="$GGVK_LIB" "$BIN/test-backend-ops" -b GGVK0 -j 2 -o "$OPS" 2>&1 | tee "$LOGS/test-backend-ops.log" \
   | grep -aE "tests passed|FAIL|Backend GGVK0" || true
 line=$(grep -aoE '[0-9]+/[0-9]+ tests passed' "$LOGS/test-backend-ops.log" | tail -n 1)

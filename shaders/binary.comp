@@ -1,8 +1,8 @@
 #version 450
-// ADD / MUL (ggml_add, ggml_mul): dst = src0 op src1, src1 repeated over src0 as ggml broadcasts it (index
+// ADD / MUL / SUB / DIV (ggml_add, ggml_mul, ggml_sub, ggml_div): dst = src0 op src1, src1 repeated over src0 as ggml broadcasts it (index
 // i % ne1 per dim). Any strides on all three (dst may alias src0: each thread reads its own element before
 // writing it). Arithmetic in f32; an F16 dst gets the result rounded to nearest even, as ggml's CPU does.
-// Defines: A_F16, B_F16, D_F16 (else F32). Spec constant 1: OP (0 add, 1 mul).
+// Defines: A_F16, B_F16, D_F16 (else F32). Spec constant 1: OP (0 add, 1 mul, 2 sub, 3 div).
 #include "elementwise.glsl"
 
 layout(constant_id = 1) const uint OP = 0;
@@ -69,6 +69,12 @@ void main() {
     }
     const float x = LOAD_A(ia);
     const float y = LOAD_B(ib);
-    const float v = OP == 0u ? x + y : x * y;
+    float v;
+    switch (OP) {
+    case 1u: v = x * y; break;
+    case 2u: v = x - y; break;
+    case 3u: v = x / y; break;
+    default: v = x + y; break;
+    }
     STORE_D(idst, v);
 }

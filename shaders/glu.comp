@@ -1,6 +1,6 @@
 #version 450
-// SWIGLU (ggml_glu / ggml_glu_split with GGML_GLU_OP_SWIGLU): dst = silu(gate) * up, elementwise over dst's
-// shape. The host points `gate` (binding 0) and `up` (binding 1) at the right tensors: in the fused form both
+// GLU family (ggml_glu / ggml_glu_split): dst = act(gate) * up, elementwise over dst's shape. Spec constant 1:
+// OP (0 SWIGLU, 1 REGLU, 2 GEGLU, 3 GEGLU_ERF, 4 GEGLU_QUICK), formulas as ggml's CPU (activations.glsl). The host points `gate` (binding 0) and `up` (binding 1) at the right tensors: in the fused form both
 // are src0, the second half starting ne0 elements after the first along dim 0. Defines: X_F16 (F16 everywhere,
 // else F32).
 #include "elementwise.glsl"
@@ -31,10 +31,19 @@ layout(push_constant) uniform Push {
     uint g_rs; uint u_rs; uint d_rs; uint pad1;       // row strides for MODE_ROWS
 } pc;
 
-float silu(float x) {
-    const float e = exp(-abs(x));
-    const float sig = (x >= 0.0 ? 1.0 : e) / (1.0 + e);
-    return x * sig;
+#include "activations.glsl"
+
+layout(constant_id = 1) const uint OP = 0;
+
+float glu(float x, float g) {
+    switch (OP) {
+    case 1u: return x > 0.0 ? x * g : 0.0;
+    // ggml: 0 below -10 (not 0 * up), x * up above 10, else the f16 table entry times up.
+    case 2u: return x <= -10.0 ? 0.0 : (x >= 10.0 ? x * g : via_f16(gelu_tanh(via_f16(x))) * g);
+    case 3u: return gelu_erf(x) * g;
+    case 4u: return gelu_quick_table(x) * g;
+    default: return silu(x) * g;
+    }
 }
 
 void main() {
@@ -45,5 +54,5 @@ void main() {
     const uint ig = pc.g_off + element_offset(id, pc.g_mode, pc.ne, pc.s_g, pc.g_rs);
     const uint iu = pc.u_off + element_offset(id, pc.u_mode, pc.ne, pc.s_u, pc.u_rs);
     const uint idst = pc.d_off + element_offset(id, pc.d_mode, pc.ne, pc.s_d, pc.d_rs);
-    STORE_D(idst, silu(LOAD_G(ig)) * LOAD_U(iu));
+    STORE_D(idst, glu(LOAD_G(ig), LOAD_U(iu)));
 }

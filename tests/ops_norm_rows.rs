@@ -137,17 +137,53 @@ fn assert_close(got: &[f32], want: &[f64], rel: f64, abs: f64, what: &str) {
     }
 }
 
+/// ggml_norm in f64: (x - mean) / sqrt(variance + eps) per row.
+fn ref_norm(x: &[f32], ne0: usize, eps: f32) -> Vec<f64> {
+    x.chunks(ne0)
+        .flat_map(|row| {
+            let mean = row.iter().map(|&v| f64::from(v)).sum::<f64>() / ne0 as f64;
+            let var = row.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / ne0 as f64;
+            let scale = 1.0 / (var + f64::from(eps)).sqrt();
+            row.iter().map(move |&v| (f64::from(v) - mean) * scale).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// ggml_l2_norm in f64: x / max(sqrt(sum(x^2)), eps) per row.
+fn ref_l2_norm(x: &[f32], ne0: usize, eps: f32) -> Vec<f64> {
+    x.chunks(ne0)
+        .flat_map(|row| {
+            let norm = row.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>().sqrt();
+            let scale = 1.0 / norm.max(f64::from(eps));
+            row.iter().map(move |&v| f64::from(v) * scale).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
 /// RMS_NORM of `xv` laid out as (`nb`, `offset`) into dst laid out as (`dnb`, `doff`); checks values and that
 /// dst's padding is untouched.
 #[allow(clippy::too_many_arguments)]
 fn rms_case(be: &Backend, ne: [i64; 4], nb: [u64; 4], off: u64, dnb: [u64; 4], doff: u64, eps: f32, xv: &[f32]) {
+    norm_case(be, Op::RmsNorm { eps }, ne, nb, off, dnb, doff, xv);
+}
+
+/// [`rms_case`] for any of RMS_NORM, NORM, L2_NORM.
+#[allow(clippy::too_many_arguments)]
+fn norm_case(be: &Backend, op: Op, ne: [i64; 4], nb: [u64; 4], off: u64, dnb: [u64; 4], doff: u64, xv: &[f32]) {
     let x = strided(be, GgmlType::F32, ne, nb, off, &f32_bytes(xv), 0x11);
     let d = strided(be, GgmlType::F32, ne, dnb, doff, &vec![0xEE; nel(ne) * 4], 0x5A);
     let before = buffer_bytes(&d);
-    run(be, node(Op::RmsNorm { eps }, vec![Some(&x)], &d));
+    run(be, node(op.clone(), vec![Some(&x)], &d));
     let got = bytes_f32(&gather(&d));
-    let want = ref_rms_norm(xv, ne[0] as usize, eps);
-    assert_close(&got, &want, 1e-5, 1e-6, &format!("rms_norm ne {ne:?} nb {nb:?} dnb {dnb:?} eps {eps}"));
+    let want = match op {
+        Op::RmsNorm { eps } => ref_rms_norm(xv, ne[0] as usize, eps),
+        Op::Norm { eps } => ref_norm(xv, ne[0] as usize, eps),
+        Op::L2Norm { eps } => ref_l2_norm(xv, ne[0] as usize, eps),
+        _ => unreachable!(),
+    };
+    // NORM of a row of equal values is 0 / sqrt(eps): absolute error relative to the row's scale.
+    let abs = if matches!(op, Op::Norm { .. }) { 1e-5 } else { 1e-6 };
+    assert_close(&got, &want, 1e-5, abs, &format!("{op:?} ne {ne:?} nb {nb:?} dnb {dnb:?}"));
     // Bytes outside dst's rows are untouched.
     let after = buffer_bytes(&d);
     let offs = row_offsets(ne, dnb);
@@ -158,8 +194,109 @@ fn rms_case(be: &Backend, ne: [i64; 4], nb: [u64; 4], off: u64, dnb: [u64; 4], d
         }
     }
     for (i, ((a, b), ins)) in after.iter().zip(&before).zip(&inside).enumerate() {
-        assert!(*ins || a == b, "rms_norm wrote byte {i} outside dst");
+        assert!(*ins || a == b, "norm wrote byte {i} outside dst");
     }
+}
+
+/// Byte offsets of every element of `ne` with strides `nb`, in logical order.
+fn elem_offsets(ne: [i64; 4], nb: [u64; 4]) -> Vec<u64> {
+    row_offsets(ne, nb).into_iter().flat_map(|r| (0..ne[0] as u64).map(move |i| r + i * nb[0])).collect()
+}
+
+/// A norm over F32 tensors with any element strides (`nb[0]` too): src `nb_x`, dst `nb_d`, each in its own
+/// buffer prefilled with a pattern that must survive outside dst's elements.
+fn norm_elem_case(be: &Backend, op: Op, ne: [i64; 4], nb_x: [u64; 4], nb_d: [u64; 4], xv: &[f32]) {
+    let make = |nb: [u64; 4], vals: Option<&[f32]>| {
+        let offs = elem_offsets(ne, nb);
+        let size = offs.iter().max().unwrap() + 4;
+        let mut bytes = vec![0x5Au8; size as usize];
+        if let Some(v) = vals {
+            for (o, x) in offs.iter().zip(v) {
+                bytes[*o as usize..*o as usize + 4].copy_from_slice(&x.to_ne_bytes());
+            }
+        }
+        let buf = be.alloc(size).unwrap();
+        buf.write(0, &bytes).unwrap();
+        (Tensor::new(buf, 0, GgmlType::F32, ne, nb).unwrap(), bytes, offs)
+    };
+    let (x, _, _) = make(nb_x, Some(xv));
+    let (d, before, offs) = make(nb_d, None);
+    run(be, node(op.clone(), vec![Some(&x)], &d));
+    let after = buffer_bytes(&d);
+    let got: Vec<f32> =
+        offs.iter().map(|&o| f32::from_ne_bytes(after[o as usize..o as usize + 4].try_into().unwrap())).collect();
+    let want = match op {
+        Op::RmsNorm { eps } => ref_rms_norm(xv, ne[0] as usize, eps),
+        Op::Norm { eps } => ref_norm(xv, ne[0] as usize, eps),
+        Op::L2Norm { eps } => ref_l2_norm(xv, ne[0] as usize, eps),
+        _ => unreachable!(),
+    };
+    assert_close(&got, &want, 1e-5, 1e-5, &format!("{op:?} ne {ne:?} nb_x {nb_x:?} nb_d {nb_d:?}"));
+    let mut inside = vec![false; after.len()];
+    for o in offs {
+        inside[o as usize..o as usize + 4].iter_mut().for_each(|b| *b = true);
+    }
+    for (i, ((a, b), ins)) in after.iter().zip(&before).zip(&inside).enumerate() {
+        assert!(*ins || a == b, "{op:?} wrote byte {i} outside dst");
+    }
+}
+
+#[test]
+fn norm_and_l2_norm_sizes_views_in_place() {
+    let be = backend();
+    let mut rng = Rng::new(13);
+    for ne0 in [1i64, 7, 64, 1025, 4097] {
+        for eps in [0.0f32, 1e-6, 1e-1] {
+            let ne = [ne0, 3, 2, 2];
+            // An offset keeps NORM's mean away from 0.
+            let xv: Vec<f32> = rng.vec(nel(ne)).iter().map(|v| v * 10.0 + 3.0).collect();
+            let nb = Tensor::contiguous_strides(GgmlType::F32, ne).unwrap();
+            for op in [Op::Norm { eps }, Op::L2Norm { eps }] {
+                if ne0 == 1 && eps == 0.0 && matches!(op, Op::Norm { .. }) {
+                    continue; // 0 / 0
+                }
+                norm_case(&be, op, ne, nb, 0, nb, 0, &xv);
+            }
+        }
+    }
+    for ne0 in [7i64, 260] {
+        let ne = [ne0, 5, 4, 3];
+        let xv: Vec<f32> = rng.vec(nel(ne)).iter().map(|v| v * 10.0).collect();
+        let cont = Tensor::contiguous_strides(GgmlType::F32, ne).unwrap();
+        let parent = Tensor::contiguous_strides(GgmlType::F32, [2 * ne0, 10, 8, 6]).unwrap();
+        // test-backend-ops' noncontig_rows: dims 0 and 1 swapped (element stride of a whole row).
+        let t = Tensor::contiguous_strides(GgmlType::F32, [ne[1], ne[0], ne[2], ne[3]]).unwrap();
+        let swapped = [t[1], t[0], t[2], t[3]];
+        for op in [Op::Norm { eps: 1e-5 }, Op::L2Norm { eps: 1e-12 }, Op::RmsNorm { eps: 1e-6 }] {
+            norm_case(&be, op.clone(), ne, parent, 0, cont, 0, &xv);
+            norm_case(
+                &be,
+                op.clone(),
+                ne,
+                permuted12(GgmlType::F32, ne),
+                64,
+                padded(GgmlType::F32, ne, [12, 8, 4]),
+                36,
+                &xv,
+            );
+            norm_elem_case(&be, op.clone(), ne, swapped, cont, &xv);
+            norm_elem_case(&be, op, ne, cont, swapped, &xv);
+        }
+    }
+    // In place.
+    let ne = [100i64, 5, 4, 3];
+    let xv: Vec<f32> = rng.vec(nel(ne)).iter().map(|v| v * 10.0).collect();
+    for op in [Op::Norm { eps: 1e-5 }, Op::L2Norm { eps: 1e-12 }] {
+        let x = contiguous(&be, GgmlType::F32, ne, &f32_bytes(&xv));
+        run(&be, node(op.clone(), vec![Some(&x)], &x));
+        let want = match op {
+            Op::Norm { eps } => ref_norm(&xv, 100, eps),
+            Op::L2Norm { eps } => ref_l2_norm(&xv, 100, eps),
+            _ => unreachable!(),
+        };
+        assert_close(&download(&x), &want, 1e-5, 1e-5, &format!("{op:?} in place"));
+    }
+    assert_no_validation_errors();
 }
 
 #[test]
@@ -746,7 +883,8 @@ fn set_rows_case(
     };
     // dst: padded rows at an offset, prefilled with a pattern that must survive where nothing is written.
     let dnb = padded(dty, dne, [8, 4, 0]);
-    let dfill: Vec<u8> = (0..nel(dne) * dty.type_size()).map(|i| (i * 7 + 3) as u8).collect();
+    let drow = dty.row_size(ne[0]).unwrap();
+    let dfill: Vec<u8> = (0..nel(dne) / ne[0].max(1) as usize * drow).map(|i| (i * 7 + 3) as u8).collect();
     let d = strided(be, dty, dne, dnb, 16, &dfill, 0x5A);
     let before = buffer_bytes(&d);
     run(be, node(Op::SetRows, vec![Some(&src), Some(&it)], &d));
@@ -764,6 +902,20 @@ fn set_rows_case(
                 }
                 let sk = ((i03 * sne[2] + i02) * sne[1] + i) as usize;
                 let dat = (16 + row as u64 * dnb[1] + i02 as u64 * dnb[2] + i03 as u64 * dnb[3]) as usize;
+                if dty.is_quantized() {
+                    // ggml's CPU-backend quantizer on the source row (F16 sources widened exactly).
+                    let vals: Vec<f32> = (0..ne[0] as usize)
+                        .map(|c| {
+                            let s = &sdata[(sk * ne[0] as usize + c) * ssz..][..ssz];
+                            match sty {
+                                GgmlType::F16 => f16::from_ne_bytes([s[0], s[1]]).to_f32(),
+                                _ => f32::from_ne_bytes([s[0], s[1], s[2], s[3]]),
+                            }
+                        })
+                        .collect();
+                    want[dat..dat + drow].copy_from_slice(&cpu_backend_quantize(dty, &vals));
+                    continue;
+                }
                 for c in 0..ne[0] as usize {
                     let s = &sdata[(sk * ne[0] as usize + c) * ssz..][..ssz];
                     want[dat + c * dsz..dat + (c + 1) * dsz].copy_from_slice(&convert(sty, dty, s));
@@ -793,6 +945,26 @@ fn set_rows_types_indices_broadcast_and_views() {
                 }
                 set_rows_case(&be, &mut rng, sty, dty, ity, [1, 8, 1, 3], [1, 1], 2, false, false);
                 set_rows_case(&be, &mut rng, sty, dty, ity, [1, 8, 1, 3], [1, 1], 2, true, false);
+            }
+        }
+    }
+    assert_no_validation_errors();
+}
+
+#[test]
+fn set_rows_into_q8_0_and_q4_0_bit_exact() {
+    // KV caches quantized on the GPU (-ctk q8_0 -ctv q4_0): every byte equal to ggml's CPU backend's quantizers.
+    let be = backend();
+    let mut rng = Rng::new(44);
+    for dty in [GgmlType::Q8_0, GgmlType::Q4_0] {
+        for sty in [GgmlType::F32, GgmlType::F16] {
+            for ity in [GgmlType::I64, GgmlType::I32] {
+                for view in [false, true] {
+                    set_rows_case(&be, &mut rng, sty, dty, ity, [256, 5, 7, 3], [1, 1], 1, view, false);
+                    set_rows_case(&be, &mut rng, sty, dty, ity, [256, 11, 1, 7], [2, 3], 7, view, false);
+                    set_rows_case(&be, &mut rng, sty, dty, ity, [96, 3, 7, 1], [2, 3], 2, view, false);
+                }
+                set_rows_case(&be, &mut rng, sty, dty, ity, [64, 50, 2, 2], [1, 2], 30, false, true);
             }
         }
     }
@@ -913,8 +1085,6 @@ fn unsupported_and_malformed_nodes_are_refused() {
     unsupported(node(Op::RmsNorm { eps: 1e-6 }, vec![Some(&h)], &h));
     invalid(node(Op::RmsNorm { eps: 1e-6 }, vec![Some(&x)], &f32t([8, 4, 1, 1])));
     invalid(node(Op::RmsNorm { eps: -1.0 }, vec![Some(&x)], &x));
-    let xs = Tensor::new(x.buffer.clone(), 0, GgmlType::F32, [4, 4, 2, 1], [8, 32, 128, 256]).unwrap();
-    unsupported(node(Op::RmsNorm { eps: 1e-6 }, vec![Some(&xs)], &f32t([4, 4, 2, 1])));
     let odd = Tensor::new(x.buffer.clone(), 0, GgmlType::F32, [4, 4, 1, 1], [4, 18, 72, 72]).unwrap();
     unsupported(node(Op::RmsNorm { eps: 1e-6 }, vec![Some(&odd)], &f32t([4, 4, 1, 1])));
     // SOFT_MAX.
@@ -936,11 +1106,71 @@ fn unsupported_and_malformed_nodes_are_refused() {
     unsupported(node(Op::GetRows, vec![Some(&i64s), Some(&i32s)], &typed(GgmlType::I64, [3, 3, 1, 1])));
     // SET_ROWS.
     let rows = f32t([32, 3, 1, 1]);
-    unsupported(node(Op::SetRows, vec![Some(&rows), Some(&i64s)], &typed(GgmlType::Q8_0, [32, 6, 1, 1])));
-    unsupported(node(Op::SetRows, vec![Some(&rows), Some(&i64s)], &typed(GgmlType::Q4_0, [32, 6, 1, 1])));
+    unsupported(node(Op::SetRows, vec![Some(&rows), Some(&i64s)], &typed(GgmlType::I32, [32, 6, 1, 1])));
     invalid(node(Op::SetRows, vec![Some(&rows), Some(&f32t([3, 1, 1, 1]))], &f32t([32, 6, 1, 1])));
     invalid(node(Op::SetRows, vec![Some(&rows), Some(&typed(GgmlType::I64, [2, 1, 1, 1]))], &f32t([32, 6, 1, 1])));
     invalid(node(Op::SetRows, vec![Some(&rows), Some(&i64s)], &f32t([31, 6, 1, 1])));
     invalid(node(Op::SetRows, vec![Some(&q), Some(&i64s)], &f32t([32, 6, 1, 1])));
+    assert_no_validation_errors();
+}
+
+#[test]
+fn group_norm_as_rows_and_refusals() {
+    let be = backend();
+    let mut rng = Rng::new(14);
+    for (ne, groups) in [([9i64, 9, 64, 1], 32), ([8, 4, 6, 2], 3), ([5, 3, 4, 1], 4), ([16, 1, 2, 3], 1)] {
+        let xv: Vec<f32> = rng.vec(nel(ne)).iter().map(|v| v * 4.0 + 1.0).collect();
+        let x = contiguous(&be, GgmlType::F32, ne, &f32_bytes(&xv));
+        let d = contiguous(&be, GgmlType::F32, ne, &vec![0u8; nel(ne) * 4]);
+        run(&be, node(Op::GroupNorm { groups, eps: 1e-6 }, vec![Some(&x)], &d));
+        // ggml: each group is ne0 * ne1 * (ne2 / groups) consecutive floats of one dim-3 batch.
+        let len = (ne[0] * ne[1] * (ne[2] / i64::from(groups))) as usize;
+        let want = ref_norm(&xv, len, 1e-6);
+        assert_close(&download(&d), &want, 1e-5, 1e-5, &format!("group_norm {ne:?} groups {groups}"));
+    }
+    let x = contiguous(&be, GgmlType::F32, [4, 4, 6, 1], &vec![0u8; 384]);
+    for groups in [4, 0, -1] {
+        let e = Graph::new().push(node(Op::GroupNorm { groups, eps: 1e-6 }, vec![Some(&x)], &x)).unwrap_err();
+        assert!(matches!(e, Error::Unsupported(_)), "{e}");
+    }
+    let t = Tensor::new(x.buffer.clone(), 0, GgmlType::F32, [4, 4, 3, 1], [4, 32, 128, 384]).unwrap();
+    let e = Graph::new().push(node(Op::GroupNorm { groups: 3, eps: 1e-6 }, vec![Some(&t)], &t)).unwrap_err();
+    assert!(matches!(e, Error::Unsupported(_)), "{e}");
+    assert_no_validation_errors();
+}
+
+#[test]
+fn set_rows_quantization_ties_and_edge_blocks() {
+    // Blocks where x / d lands exactly on halves (Q8_0: ggml's x86 path rounds them to even), all-zero blocks,
+    // a block whose largest magnitude is negative (Q4_0 keeps its sign), and huge / tiny scales; compared with
+    // ggml's CPU-backend quantizers byte for byte.
+    let be = backend();
+    let mut blocks: Vec<[f32; 32]> = Vec::new();
+    let mut b = [0f32; 32];
+    b[0] = 127.0;
+    for (i, v) in [0.5f32, -0.5, 1.5, -1.5, 2.5, -2.5, 126.5, -126.5, 3.499_999_8, 0.0, -0.0].iter().enumerate() {
+        b[i + 1] = *v;
+    }
+    blocks.push(b);
+    blocks.push([0.0; 32]);
+    blocks.push(std::array::from_fn(|i| -8.0 + i as f32 * 0.25 - if i == 5 { 9.0 } else { 0.0 }));
+    blocks.push(std::array::from_fn(|i| (i as f32 - 15.5) * 1e30));
+    blocks.push(std::array::from_fn(|i| (i as f32 - 15.5) * 1e-30));
+    blocks.push(std::array::from_fn(|i| if i % 2 == 0 { 8.0 } else { -8.0 }));
+    let vals: Vec<f32> = blocks.iter().flatten().copied().collect();
+    let ne0 = vals.len() as i64;
+    for dty in [GgmlType::Q8_0, GgmlType::Q4_0] {
+        let src = contiguous(&be, GgmlType::F32, [ne0, 1, 1, 1], &f32_bytes(&vals));
+        let idx = contiguous(&be, GgmlType::I32, [1, 1, 1, 1], &i32_bytes(&[1]));
+        let row = dty.row_size(ne0).unwrap();
+        let d = contiguous(&be, dty, [ne0, 2, 1, 1], &vec![0x33; 2 * row]);
+        run(&be, node(Op::SetRows, vec![Some(&src), Some(&idx)], &d));
+        let got = buffer_bytes(&d);
+        assert!(got[..row].iter().all(|&b| b == 0x33), "{}: row 0 was written", dty.name());
+        let want = cpu_backend_quantize(dty, &vals);
+        for (k, (g, w)) in got[row..2 * row].chunks(dty.type_size()).zip(want.chunks(dty.type_size())).enumerate() {
+            assert_eq!(g, w, "{}: block {k}", dty.name());
+        }
+    }
     assert_no_validation_errors();
 }

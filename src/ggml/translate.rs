@@ -72,8 +72,15 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
         sys::GGML_OP_MUL_MAT => Op::MulMat,
         sys::GGML_OP_ADD => Op::Add,
         sys::GGML_OP_MUL => Op::Mul,
+        sys::GGML_OP_SUB => Op::Sub,
+        sys::GGML_OP_DIV => Op::Div,
+        // ggml_add1 adds a one-element src1: ADD's broadcast covers it.
+        sys::GGML_OP_ADD1 => Op::Add,
         sys::GGML_OP_SCALE => Op::Scale { s: f32_param(tr, 0), b: f32_param(tr, 1) },
         sys::GGML_OP_RMS_NORM => Op::RmsNorm { eps: f32_param(tr, 0) },
+        sys::GGML_OP_NORM => Op::Norm { eps: f32_param(tr, 0) },
+        sys::GGML_OP_L2_NORM => Op::L2Norm { eps: f32_param(tr, 0) },
+        sys::GGML_OP_GROUP_NORM => Op::GroupNorm { groups: tr.op_params[0], eps: f32_param(tr, 1) },
         sys::GGML_OP_SOFT_MAX => Op::SoftMax { scale: f32_param(tr, 0), max_bias: f32_param(tr, 1) },
         sys::GGML_OP_CPY | sys::GGML_OP_CONT | sys::GGML_OP_DUP => Op::Cpy,
         sys::GGML_OP_GET_ROWS => Op::GetRows,
@@ -94,24 +101,65 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
                 n_offs: p[15],
             })
         }
-        sys::GGML_OP_UNARY => match tr.op_params[0] {
-            sys::GGML_UNARY_OP_SILU => Op::Unary(UnaryOp::Silu),
+        sys::GGML_OP_UNARY => Op::Unary(match tr.op_params[0] {
+            sys::GGML_UNARY_OP_SILU => UnaryOp::Silu,
+            sys::GGML_UNARY_OP_ABS => UnaryOp::Abs,
+            sys::GGML_UNARY_OP_SGN => UnaryOp::Sgn,
+            sys::GGML_UNARY_OP_NEG => UnaryOp::Neg,
+            sys::GGML_UNARY_OP_STEP => UnaryOp::Step,
+            sys::GGML_UNARY_OP_TANH => UnaryOp::Tanh,
+            sys::GGML_UNARY_OP_ELU => UnaryOp::Elu,
+            sys::GGML_UNARY_OP_RELU => UnaryOp::Relu,
+            sys::GGML_UNARY_OP_SIGMOID => UnaryOp::Sigmoid,
+            sys::GGML_UNARY_OP_GELU => UnaryOp::Gelu,
+            sys::GGML_UNARY_OP_GELU_QUICK => UnaryOp::GeluQuick,
+            sys::GGML_UNARY_OP_HARDSWISH => UnaryOp::HardSwish,
+            sys::GGML_UNARY_OP_HARDSIGMOID => UnaryOp::HardSigmoid,
+            sys::GGML_UNARY_OP_EXP => UnaryOp::Exp,
+            sys::GGML_UNARY_OP_EXPM1 => UnaryOp::Expm1,
+            sys::GGML_UNARY_OP_SOFTPLUS => UnaryOp::Softplus,
+            sys::GGML_UNARY_OP_GELU_ERF => UnaryOp::GeluErf,
+            sys::GGML_UNARY_OP_FLOOR => UnaryOp::Floor,
+            sys::GGML_UNARY_OP_CEIL => UnaryOp::Ceil,
+            sys::GGML_UNARY_OP_ROUND => UnaryOp::Round,
+            sys::GGML_UNARY_OP_TRUNC => UnaryOp::Trunc,
             u => return Err(Error::unsupported(format!("unary op {u}"))),
-        },
-        sys::GGML_OP_GLU => match tr.op_params[0] {
-            sys::GGML_GLU_OP_SWIGLU => Op::Glu { op: GluOp::SwiGlu, swapped: tr.op_params[1] != 0 },
-            g => return Err(Error::unsupported(format!("glu op {g}"))),
-        },
+        }),
+        sys::GGML_OP_SQR => Op::Unary(UnaryOp::Sqr),
+        sys::GGML_OP_SQRT => Op::Unary(UnaryOp::Sqrt),
+        sys::GGML_OP_SIN => Op::Unary(UnaryOp::Sin),
+        sys::GGML_OP_COS => Op::Unary(UnaryOp::Cos),
+        sys::GGML_OP_LOG => Op::Unary(UnaryOp::Log),
+        sys::GGML_OP_CLAMP => Op::Clamp { min: f32_param(tr, 0), max: f32_param(tr, 1) },
+        sys::GGML_OP_LEAKY_RELU => Op::LeakyRelu { slope: f32_param(tr, 0) },
+        sys::GGML_OP_GLU => {
+            let op = match tr.op_params[0] {
+                sys::GGML_GLU_OP_SWIGLU => GluOp::SwiGlu,
+                sys::GGML_GLU_OP_REGLU => GluOp::ReGlu,
+                sys::GGML_GLU_OP_GEGLU => GluOp::GeGlu,
+                sys::GGML_GLU_OP_GEGLU_ERF => GluOp::GeGluErf,
+                sys::GGML_GLU_OP_GEGLU_QUICK => GluOp::GeGluQuick,
+                g => return Err(Error::unsupported(format!("glu op {g}"))),
+            };
+            Op::Glu { op, swapped: tr.op_params[1] != 0 }
+        }
         other => return Err(Error::unsupported(format!("ggml op {other}"))),
     };
     // Sources in ggml's order. CPY's second and SET_ROWS's third source are the destination the node views,
     // not inputs.
     let n_src = match op {
         Op::Cpy => 1,
-        Op::MulMat | Op::Add | Op::Mul | Op::GetRows | Op::SetRows => 2,
+        Op::MulMat | Op::Add | Op::Mul | Op::Sub | Op::Div | Op::GetRows | Op::SetRows => 2,
         Op::Rope(_) | Op::SoftMax { .. } => 3,
         Op::Glu { .. } => 2,
-        Op::Scale { .. } | Op::Unary(_) | Op::RmsNorm { .. } => 1,
+        Op::Scale { .. }
+        | Op::Unary(_)
+        | Op::Clamp { .. }
+        | Op::LeakyRelu { .. }
+        | Op::RmsNorm { .. }
+        | Op::Norm { .. }
+        | Op::L2Norm { .. }
+        | Op::GroupNorm { .. } => 1,
     };
     let mut src = Vec::with_capacity(n_src);
     for (i, &s) in tr.src.iter().take(n_src).enumerate() {

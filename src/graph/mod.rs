@@ -183,6 +183,10 @@ pub enum Op {
     Add,
     /// `dst = src0 * src1`, src1 broadcast as ggml_mul does.
     Mul,
+    /// `dst = src0 - src1`, src1 broadcast as ggml_sub does.
+    Sub,
+    /// `dst = src0 / src1`, src1 broadcast as ggml_div does.
+    Div,
     /// `dst = src0 * s + b` (ggml_scale / ggml_scale_bias).
     Scale {
         /// Multiplier.
@@ -192,6 +196,18 @@ pub enum Op {
     },
     /// Elementwise activation (ggml_unary).
     Unary(UnaryOp),
+    /// `dst = MAX(MIN(x, max), min)` (ggml_clamp).
+    Clamp {
+        /// Lower bound.
+        min: f32,
+        /// Upper bound.
+        max: f32,
+    },
+    /// `dst = max(x, 0) + slope * min(x, 0)` (ggml_leaky_relu).
+    LeakyRelu {
+        /// Negative slope.
+        slope: f32,
+    },
     /// Gated linear unit (ggml_glu): src0 holds both halves unless src1 is given (split form).
     Glu {
         /// The activation applied to the gate.
@@ -204,6 +220,23 @@ pub enum Op {
     /// `dst = src0 / sqrt(mean(src0^2) + eps)` per row (ggml_rms_norm).
     RmsNorm {
         /// Added to the mean of squares.
+        eps: f32,
+    },
+    /// `dst = (src0 - mean) / sqrt(variance + eps)` per row (ggml_norm: layer norm without affine).
+    Norm {
+        /// Added to the variance.
+        eps: f32,
+    },
+    /// `dst = src0 / max(|src0|, eps)` per row (ggml_l2_norm).
+    L2Norm {
+        /// Lower bound of the norm.
+        eps: f32,
+    },
+    /// ggml_group_norm: NORM over each group of `ne2 / groups` channels (dims 0, 1 and those channels).
+    GroupNorm {
+        /// Number of groups along dim 2.
+        groups: i32,
+        /// Added to the variance.
         eps: f32,
     },
     /// ggml_soft_max_ext: softmax(src0 * scale + slope * mask) per row; src1 optional mask (F16/F32),
@@ -220,11 +253,61 @@ pub enum Op {
     SetRows,
 }
 
-/// ggml_unary_op values ggvk knows.
+/// ggml_unary_op values ggvk knows, plus ggml's parameterless elementwise ops (SQR, SQRT, SIN, COS, LOG).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UnaryOp {
     /// x * sigmoid(x).
     Silu,
+    /// |x|.
+    Abs,
+    /// -1, 0 or 1.
+    Sgn,
+    /// -x.
+    Neg,
+    /// 1 for x > 0, else 0.
+    Step,
+    /// tanh(x).
+    Tanh,
+    /// x for x > 0, else e^x - 1.
+    Elu,
+    /// max(x, 0).
+    Relu,
+    /// 1 / (1 + e^-x).
+    Sigmoid,
+    /// GELU, tanh approximation (through ggml's f16 table).
+    Gelu,
+    /// x * sigmoid(1.702 x) (through ggml's f16 table).
+    GeluQuick,
+    /// x * hardsigmoid(x).
+    HardSwish,
+    /// clamp((x + 3) / 6, 0, 1).
+    HardSigmoid,
+    /// e^x.
+    Exp,
+    /// e^x - 1.
+    Expm1,
+    /// log(1 + e^x) (x for x > 20).
+    Softplus,
+    /// GELU with the exact erf.
+    GeluErf,
+    /// floor(x).
+    Floor,
+    /// ceil(x).
+    Ceil,
+    /// roundf(x) (halves away from zero).
+    Round,
+    /// trunc(x).
+    Trunc,
+    /// x * x (GGML_OP_SQR).
+    Sqr,
+    /// sqrt(x) (GGML_OP_SQRT).
+    Sqrt,
+    /// sin(x) (GGML_OP_SIN).
+    Sin,
+    /// cos(x) (GGML_OP_COS).
+    Cos,
+    /// log(x) (GGML_OP_LOG).
+    Log,
 }
 
 /// ggml_glu_op values ggvk knows.
@@ -232,6 +315,14 @@ pub enum UnaryOp {
 pub enum GluOp {
     /// silu(gate) * up.
     SwiGlu,
+    /// relu(gate) * up.
+    ReGlu,
+    /// gelu(gate) * up (tanh approximation, through ggml's f16 table).
+    GeGlu,
+    /// gelu(gate) * up with the exact erf.
+    GeGluErf,
+    /// gelu_quick(gate) * up (through ggml's f16 table).
+    GeGluQuick,
 }
 
 impl Op {
@@ -242,11 +333,18 @@ impl Op {
             Op::Rope(_) => "ROPE",
             Op::Add => "ADD",
             Op::Mul => "MUL",
+            Op::Sub => "SUB",
+            Op::Div => "DIV",
             Op::Scale { .. } => "SCALE",
             Op::Unary(_) => "UNARY",
+            Op::Clamp { .. } => "CLAMP",
+            Op::LeakyRelu { .. } => "LEAKY_RELU",
             Op::Glu { .. } => "GLU",
             Op::Cpy => "CPY",
             Op::RmsNorm { .. } => "RMS_NORM",
+            Op::Norm { .. } => "NORM",
+            Op::L2Norm { .. } => "L2_NORM",
+            Op::GroupNorm { .. } => "GROUP_NORM",
             Op::SoftMax { .. } => "SOFT_MAX",
             Op::GetRows => "GET_ROWS",
             Op::SetRows => "SET_ROWS",

@@ -1,4 +1,4 @@
-//! ADD and MUL with ggml's broadcast of src1 over src0 (ggml_can_repeat: each src1 dim divides src0's, element
+//! ADD, SUB, MUL and DIV (and ADD1, which the adapter maps to ADD) with ggml's broadcast of src1 over src0 (ggml_can_repeat: each src1 dim divides src0's, element
 //! `i` reads src1 at `i % ne1` per dim). Types as ggml's CPU backend takes them: F32 + F32 -> F32,
 //! F16 + F16 -> F16, F16 + F32 -> F16, F16 + F32 -> F32 (arithmetic in f32, F16 results rounded to nearest even).
 //! Any strides on all three tensors (permuted, transposed, padded views); dst may be src0 itself (in place).
@@ -203,7 +203,7 @@ fn can_repeat(t0: &Tensor, t1: &Tensor) -> bool {
 /// Whether ggvk supports this node.
 pub fn check(node: &Node) -> Result<()> {
     let name = node.op.name();
-    if !matches!(node.op, Op::Add | Op::Mul) {
+    if !matches!(node.op, Op::Add | Op::Mul | Op::Sub | Op::Div) {
         return Err(Error::Internal(format!("binary::check called for {name}")));
     }
     let (a, b, d) = (node.src(0)?, node.src(1)?, &node.dst);
@@ -257,8 +257,12 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         pad: [0; 3],
     };
     let shader = binary_shader(a.ty, b.ty, d.ty).expect("checked");
-    let op = u32::from(matches!(node.op, Op::Mul));
+    let (op, label) = match node.op {
+        Op::Mul => (1u32, "mul"),
+        Op::Sub => (2, "sub"),
+        Op::Div => (3, "div"),
+        _ => (0, "add"),
+    };
     let pipeline = pipeline(&device, &shader, &[op])?;
-    let label = if op == 0 { "add" } else { "mul" };
     dispatch(rec, label, &pipeline, &[sa.binding, sb.binding, sd.binding], bytemuck::bytes_of(&push), n)
 }

@@ -4,13 +4,17 @@
 //! copies move the bits untouched; F32 -> F16 rounds to nearest even exactly as ggml's CPU conversion (and
 //! `half::f16::from_f32`), F16 -> F32 is exact. Any strides on both sides. `src[1]` (ggml_cpy's destination
 //! source) is not read: the node's dst is the destination.
+//!
+//! Quantized sides (Q8_0, Q4_0; blocks packed along dim 0, any strides for dims 1..3): F32/F16 -> Q8_0/Q4_0
+//! quantizes on the GPU exactly like ggml's CPU backend (as SET_ROWS, `shaders/quantize.glsl`), Q8_0/Q4_0 ->
+//! F32 dequantizes as ggml does, Q -> the same Q moves the blocks.
 
 use bytemuck::{Pod, Zeroable};
 
 use super::binary::{check_layout, dispatch, pipeline, strided};
-use super::{dim_u32, spirv};
+use super::{bind, dim_u32, spirv, stride_units};
 use crate::error::{Error, Result};
-use crate::graph::Node;
+use crate::graph::{Node, Tensor};
 use crate::quant::GgmlType;
 use crate::vk::{Recorder, Shader};
 
@@ -50,6 +54,93 @@ fn cpy_shader(src: GgmlType, dst: GgmlType) -> Option<Shader> {
     })
 }
 
+/// Push constants of `cpy_q.comp`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+struct CpyQPush {
+    ne_s: [u32; 4],
+    ne_d: [u32; 4],
+    st_s: [u32; 4],
+    st_d: [u32; 4],
+    s_off: u32,
+    d_off: u32,
+    n: u32,
+    pad0: u32,
+}
+
+const PUSH_Q: u32 = std::mem::size_of::<CpyQPush>() as u32;
+const _: () = assert!(PUSH_Q == 80);
+
+/// The `cpy_q.comp` kernel for a copy with a quantized side.
+fn cpy_q_shader(src: GgmlType, dst: GgmlType) -> Option<Shader> {
+    use GgmlType::{F16, F32, Q4_0, Q8_0};
+    let sh = |name, spirv| Shader { name, spirv, bindings: 2, push_size: PUSH_Q };
+    Some(match (src, dst) {
+        (F32, Q8_0) => sh("cpy_f32_q8_0", spirv::CPY_F32_Q8_0),
+        (F32, Q4_0) => sh("cpy_f32_q4_0", spirv::CPY_F32_Q4_0),
+        (F16, Q8_0) => sh("cpy_f16_q8_0", spirv::CPY_F16_Q8_0),
+        (F16, Q4_0) => sh("cpy_f16_q4_0", spirv::CPY_F16_Q4_0),
+        (Q8_0, F32) => sh("cpy_q8_0_f32", spirv::CPY_Q8_0_F32),
+        (Q4_0, F32) => sh("cpy_q4_0_f32", spirv::CPY_Q4_0_F32),
+        (Q8_0, Q8_0) => sh("cpy_q8_0_q8_0", spirv::CPY_Q8_0_Q8_0),
+        (Q4_0, Q4_0) => sh("cpy_q4_0_q4_0", spirv::CPY_Q4_0_Q4_0),
+        _ => return None,
+    })
+}
+
+/// Layout checks of a quantized tensor for `cpy_q.comp`: 16-bit-aligned offset and strides that fit 32 bits
+/// in words, shape in 32 bits.
+fn check_quant_layout(name: &str, what: &str, t: &Tensor) -> Result<()> {
+    if t.offset % 2 != 0 {
+        return Err(Error::unsupported(format!("{name}: {what} offset {} is odd", t.offset)));
+    }
+    for d in 0..4 {
+        dim_u32(&format!("{name}: {what} ne[{d}]"), t.ne[d])?;
+    }
+    dim_u32(&format!("{name}: {what} elements"), t.nelements())?;
+    quant_strides(name, t).map(|_| ())
+}
+
+/// Strides of dims 1..3 of a quantized tensor in 16-bit words (0 for dims of size 1; dim 0 unused).
+fn quant_strides(name: &str, t: &Tensor) -> Result<[u32; 4]> {
+    let mut s = [0u32; 4];
+    for (d, out) in s.iter_mut().enumerate().skip(1) {
+        if t.ne[d] > 1 {
+            *out = stride_units(&format!("{name} dim-{d}"), t.nb[d], 2)?;
+        }
+    }
+    Ok(s)
+}
+
+/// Record a copy with a quantized side.
+fn record_q(rec: &mut Recorder<'_>, a: &Tensor, d: &Tensor) -> Result<()> {
+    let shader = cpy_q_shader(a.ty, d.ty).expect("checked");
+    let device = rec.device().clone();
+    let ne = |t: &Tensor| -> Result<[u32; 4]> {
+        Ok([dim_u32("ne0", t.ne[0])?, dim_u32("ne1", t.ne[1])?, dim_u32("ne2", t.ne[2])?, dim_u32("ne3", t.ne[3])?])
+    };
+    let (sb, s_off, st_s) = if a.ty.is_quantized() {
+        let (b, off) = bind(&device, a, 2, false)?;
+        (b, off, quant_strides("src0", a)?)
+    } else {
+        let s = strided(&device, a, false, "src0")?;
+        (s.binding, s.off, s.s)
+    };
+    let (db, d_off, st_d) = if d.ty.is_quantized() {
+        let (b, off) = bind(&device, d, 2, true)?;
+        (b, off, quant_strides("dst", d)?)
+    } else {
+        let s = strided(&device, d, true, "dst")?;
+        (s.binding, s.off, s.s)
+    };
+    // One thread per dst block (quantizing, or moving blocks), else one per element (dequantizing).
+    let elements = dim_u32("elements", d.nelements())?;
+    let n = if d.ty.is_quantized() { elements / d.ty.block_size() as u32 } else { elements };
+    let push = CpyQPush { ne_s: ne(a)?, ne_d: ne(d)?, st_s, st_d, s_off, d_off, n, pad0: 0 };
+    let pipeline = pipeline(&device, &shader, &[])?;
+    dispatch(rec, "cpy_q", &pipeline, &[sb, db], bytemuck::bytes_of(&push), n)
+}
+
 /// Whether ggvk supports this node.
 pub fn check(node: &Node) -> Result<()> {
     let name = node.op.name();
@@ -62,6 +153,23 @@ pub fn check(node: &Node) -> Result<()> {
             d.ne,
             d.nelements()
         )));
+    }
+    if a.ty.is_quantized() || d.ty.is_quantized() {
+        if cpy_q_shader(a.ty, d.ty).is_none() {
+            return Err(Error::unsupported(format!(
+                "{name} {} -> {} (quantized copies: f32/f16 -> q8_0/q4_0, q8_0/q4_0 -> f32 or the same type)",
+                a.ty.name(),
+                d.ty.name()
+            )));
+        }
+        for (what, t) in [("src0", a), ("dst", d)] {
+            if t.ty.is_quantized() {
+                check_quant_layout(name, what, t)?;
+            } else {
+                check_layout(name, what, t)?;
+            }
+        }
+        return Ok(());
     }
     if cpy_shader(a.ty, d.ty).is_none() {
         return Err(Error::unsupported(format!(
@@ -78,6 +186,9 @@ pub fn check(node: &Node) -> Result<()> {
 pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
     check(node)?;
     let (a, d) = (node.src(0)?, &node.dst);
+    if a.ty.is_quantized() || d.ty.is_quantized() {
+        return record_q(rec, a, d);
+    }
     let device = rec.device().clone();
     let ss = strided(&device, a, false, "src0")?;
     let sd = strided(&device, d, true, "dst")?;

@@ -1,4 +1,6 @@
-//! Gated linear units: SWIGLU (`dst = silu(gate) * up`), F32 or F16 (src0, src1 and dst of one type).
+//! Gated linear units `dst = act(gate) * up`, F32 or F16 (src0, src1 and dst of one type): SWIGLU (silu),
+//! REGLU (relu), GEGLU (GELU-tanh through ggml's f16 table: 0 for gate <= -10, gate * up for gate >= 10),
+//! GEGLU_ERF, GEGLU_QUICK (through the f16 table). F16 results are rounded once, from f32, as ggml's CPU does.
 //!
 //! Fused form (src1 `None`, ggml_glu): src0 holds both halves along dim 0; with `nc = src0.ne0 / 2` (rounded
 //! down, as ggml does) the gate is columns `0..nc` and up is `nc..2nc`, or the other way round when `swapped`;
@@ -52,12 +54,9 @@ fn shader(ty: GgmlType) -> Shader {
 /// Whether ggvk supports this node.
 pub fn check(node: &Node) -> Result<()> {
     let name = node.op.name();
-    let Op::Glu { op, .. } = &node.op else {
+    let Op::Glu { .. } = &node.op else {
         return Err(Error::Internal(format!("glu::check called for {name}")));
     };
-    match op {
-        GluOp::SwiGlu => {}
-    }
     let (a, d) = (node.src(0)?, &node.dst);
     let want = match opt_src(node, 1) {
         Some(b) => {
@@ -81,7 +80,7 @@ pub fn check(node: &Node) -> Result<()> {
     }
     if !matches!(a.ty, GgmlType::F32 | GgmlType::F16) || d.ty != a.ty {
         return Err(Error::unsupported(format!(
-            "{name} with {} -> {} (SWIGLU supports f32 -> f32 and f16 -> f16)",
+            "{name} with {} -> {} (supported: f32 -> f32 and f16 -> f16)",
             a.ty.name(),
             d.ty.name()
         )));
@@ -93,7 +92,14 @@ pub fn check(node: &Node) -> Result<()> {
 /// Record the node.
 pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
     check(node)?;
-    let swapped = matches!(node.op, Op::Glu { swapped: true, .. });
+    let Op::Glu { op, swapped } = node.op else { unreachable!("checked") };
+    let (code, label) = match op {
+        GluOp::SwiGlu => (0u32, "swiglu"),
+        GluOp::ReGlu => (1, "reglu"),
+        GluOp::GeGlu => (2, "geglu"),
+        GluOp::GeGluErf => (3, "geglu_erf"),
+        GluOp::GeGluQuick => (4, "geglu_quick"),
+    };
     let (a, d) = (node.src(0)?, &node.dst);
     let device = rec.device().clone();
     let sd = strided(&device, d, true, "dst")?;
@@ -136,6 +142,6 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         d_rs,
         ..Default::default()
     };
-    let pipeline = pipeline(&device, &shader(a.ty), &[])?;
-    dispatch(rec, "swiglu", &pipeline, &[g.binding, u.binding, sd.binding], bytemuck::bytes_of(&push), n)
+    let pipeline = pipeline(&device, &shader(a.ty), &[code])?;
+    dispatch(rec, label, &pipeline, &[g.binding, u.binding, sd.binding], bytemuck::bytes_of(&push), n)
 }

@@ -1,7 +1,12 @@
-//! RMS_NORM (ggml_rms_norm) on F32: `dst = x / sqrt(mean(x^2) + eps)` per row (dim 0).
+//! Row norms on F32, per row (dim 0): RMS_NORM (ggml_rms_norm, `dst = x / sqrt(mean(x^2) + eps)`), NORM
+//! (ggml_norm, layer norm without affine: `dst = (x - mean) / sqrt(mean((x - mean)^2) + eps)`) and L2_NORM
+//! (ggml_l2_norm, `dst = x / max(sqrt(sum(x^2)), eps)`).
 //!
-//! Rows must be packed (`nb[0]` = 4 in src0 and dst); `nb[1..4]` may be anything (views, permutations,
-//! in-place). One workgroup per row; the sum of squares is reduced with subgroup arithmetic where the device
+//! Any strides (`nb[0]` a multiple of 4: permuted views too), in place allowed.
+//!
+//! GROUP_NORM (ggml_group_norm) is NORM over each group of `ne2 / groups` channels: for contiguous src0 and dst
+//! with `ne2` a multiple of `groups` (ggml's last group is smaller otherwise; declined), each group is one
+//! packed row of `ne0 * ne1 * ne2 / groups` floats, so it runs as NORM over that reshaped view. One workgroup per row; the sum of squares is reduced with subgroup arithmetic where the device
 //! has it, else (or with `GGVK_SHARED_REDUCTION=1`) through shared memory.
 //!
 //! Also holds the helpers the other row kernels (softmax, rows) share: strides in binding units, the
@@ -31,10 +36,14 @@ struct NormPush {
     d_off: u32,
     /// dst strides of dims 1..3 (floats).
     d_s: [u32; 3],
-    /// Added to the mean of squares.
+    /// Added to the mean of squares (RMS_NORM, NORM); the lower bound of the norm (L2_NORM).
     eps: f32,
+    /// src0 element stride (floats).
+    x_s0: u32,
+    /// dst element stride (floats).
+    d_s0: u32,
     /// Padding to 16 bytes.
-    pad: [u32; 3],
+    pad: u32,
 }
 
 const PUSH: u32 = std::mem::size_of::<NormPush>() as u32;
@@ -44,38 +53,73 @@ const SHADER: Shader = Shader { name: "rms_norm_f32", spirv: spirv::RMS_NORM_F32
 const SHADER_SHMEM: Shader =
     Shader { name: "rms_norm_f32_shmem", spirv: spirv::RMS_NORM_F32_SHMEM, bindings: 2, push_size: PUSH };
 
-/// Whether ggvk supports this RMS_NORM node.
-pub fn check(node: &Node) -> Result<()> {
-    let Op::RmsNorm { eps } = node.op else {
-        return Err(Error::Internal(format!("norm::check called for {}", node.op.name())));
+/// (kernel op, eps) of a norm node.
+fn params(op: &Op) -> Result<(u32, f32)> {
+    match op {
+        Op::RmsNorm { eps } => Ok((0, *eps)),
+        Op::Norm { eps } => Ok((1, *eps)),
+        Op::L2Norm { eps } => Ok((2, *eps)),
+        other => Err(Error::Internal(format!("norm::check called for {}", other.name()))),
+    }
+}
+
+/// GROUP_NORM as the NORM node over groups as rows (see the module notes); other nodes unchanged.
+fn as_row_norm(node: &Node) -> Result<std::borrow::Cow<'_, Node>> {
+    let Op::GroupNorm { groups, eps } = node.op else {
+        return Ok(std::borrow::Cow::Borrowed(node));
     };
     let x = node.src(0)?;
     let d = &node.dst;
-    if node.src.iter().skip(1).any(Option::is_some) {
-        return Err(Error::invalid("RMS_NORM takes one source"));
-    }
     if x.ty != GgmlType::F32 || d.ty != GgmlType::F32 {
-        return Err(Error::unsupported(format!("RMS_NORM on {} -> {} (only f32 -> f32)", x.ty.name(), d.ty.name())));
+        return Err(Error::unsupported(format!("GROUP_NORM on {} -> {} (only f32)", x.ty.name(), d.ty.name())));
     }
     if !x.same_shape(d) {
-        return Err(Error::invalid(format!("RMS_NORM: dst shape {:?} differs from src {:?}", d.ne, x.ne)));
+        return Err(Error::invalid(format!("GROUP_NORM: dst shape {:?} differs from src {:?}", d.ne, x.ne)));
+    }
+    let g = i64::from(groups);
+    if g <= 0 || x.ne[2] % g != 0 {
+        return Err(Error::unsupported(format!("GROUP_NORM with {groups} groups over {} channels", x.ne[2])));
+    }
+    if !x.is_contiguous() || !d.is_contiguous() {
+        return Err(Error::unsupported("GROUP_NORM on non-contiguous tensors"));
+    }
+    let shape = [x.ne[0] * x.ne[1] * (x.ne[2] / g), g * x.ne[3], 1, 1];
+    let view = |t: &crate::graph::Tensor| crate::graph::Tensor::contiguous(t.buffer.clone(), t.offset, t.ty, shape);
+    Ok(std::borrow::Cow::Owned(Node { op: Op::Norm { eps }, src: vec![Some(view(x)?)], dst: view(d)? }))
+}
+
+/// Whether ggvk supports this RMS_NORM, NORM, L2_NORM or GROUP_NORM node.
+pub fn check(node: &Node) -> Result<()> {
+    let node = &*as_row_norm(node)?;
+    let (_, eps) = params(&node.op)?;
+    let name = node.op.name();
+    let x = node.src(0)?;
+    let d = &node.dst;
+    if node.src.iter().skip(1).any(Option::is_some) {
+        return Err(Error::invalid(format!("{name} takes one source")));
+    }
+    if x.ty != GgmlType::F32 || d.ty != GgmlType::F32 {
+        return Err(Error::unsupported(format!("{name} on {} -> {} (only f32 -> f32)", x.ty.name(), d.ty.name())));
+    }
+    if !x.same_shape(d) {
+        return Err(Error::invalid(format!("{name}: dst shape {:?} differs from src {:?}", d.ne, x.ne)));
     }
     if eps.is_nan() || eps < 0.0 {
-        return Err(Error::invalid(format!("RMS_NORM: eps = {eps} must be >= 0")));
+        return Err(Error::invalid(format!("{name}: eps = {eps} must be >= 0")));
     }
-    if !x.is_row_packed() || !d.is_row_packed() {
-        return Err(Error::unsupported("RMS_NORM with non-contiguous rows (nb[0] != 4)"));
-    }
-    row_dims("RMS_NORM", x)?;
-    row_strides("RMS_NORM src0", x, 4)?;
-    row_strides("RMS_NORM dst", d, 4)?;
+    row_dims(name, x)?;
+    row_strides(name, x, 4)?;
+    row_strides(name, d, 4)?;
+    elem_stride(name, x, 4)?;
+    elem_stride(name, d, 4)?;
     Ok(())
 }
 
-/// Record the RMS_NORM node.
+/// Record the norm node.
 pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
+    let node = &*as_row_norm(node)?;
     check(node)?;
-    let Op::RmsNorm { eps } = node.op else { unreachable!("checked") };
+    let (op, eps) = params(&node.op)?;
     let x = node.src(0)?;
     let d = &node.dst;
     let (ne, rows) = row_dims("RMS_NORM", x)?;
@@ -93,12 +137,15 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         d_off,
         d_s: row_strides("RMS_NORM dst", d, 4)?,
         eps,
-        pad: [0; 3],
+        x_s0: elem_stride("src0", x, 4)?,
+        d_s0: elem_stride("dst", d, 4)?,
+        pad: 0,
     };
     let shader = if use_subgroups(&device) { &SHADER } else { &SHADER_SHMEM };
-    let pipeline = device.pipelines().get(&device, shader, &[row_workgroup(&device, x.ne[0])])?;
+    let pipeline = device.pipelines().get(&device, shader, &[row_workgroup(&device, x.ne[0]), op])?;
     let (gx, gy) = split_groups(u64::from(rows), device.caps().max_workgroup_count[0])?;
-    rec.dispatch("rms_norm", &pipeline, &[xb, db], bytemuck::bytes_of(&push), [gx, gy, 1])
+    let label = ["rms_norm", "norm", "l2_norm"][op as usize];
+    rec.dispatch(label, &pipeline, &[xb, db], bytemuck::bytes_of(&push), [gx, gy, 1])
 }
 
 /// `[ne0, ne1, ne2]` and the row count of `t`, all as u32 (Unsupported when they do not fit).

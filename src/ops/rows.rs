@@ -11,7 +11,9 @@
 //! which dst views, is not read): `dst[:, src1[i, i02 % ne11, i03 % ne12], i02, i03] = src0[:, i, i02, i03]`,
 //! converted (f32 -> f16 rounds to nearest even, bit-exact with `half::f16::from_f32`). An index outside
 //! `[0, ne1)` writes nothing. Repeated indices race (one of the rows lands, as on ggml's CPU backend with
-//! several threads). Quantized destinations are not supported yet.
+//! several threads). Q8_0 and Q4_0 destinations (KV caches) are quantized on the GPU block by block exactly as
+//! ggml's CPU backend does (Q8_0: its x86 `quantize_row_q8_0`, 127 / amax and round half to even; Q4_0:
+//! `quantize_row_q4_0_ref`); see `shaders/quantize.glsl`.
 //!
 //! Both: rows packed (`nb[0]` = element or block size) in src0 and dst, any other strides; indices any strides.
 
@@ -109,6 +111,10 @@ fn set_rows_shader(src: GgmlType, dst: GgmlType) -> Option<Shader> {
         (GgmlType::F32, GgmlType::F16) => set_shader("set_rows_f32_f16", spirv::SET_ROWS_F32_F16),
         (GgmlType::F16, GgmlType::F32) => set_shader("set_rows_f16_f32", spirv::SET_ROWS_F16_F32),
         (GgmlType::F16, GgmlType::F16) => set_shader("set_rows_f16_f16", spirv::SET_ROWS_F16_F16),
+        (GgmlType::F32, GgmlType::Q8_0) => set_shader("set_rows_f32_q8_0", spirv::SET_ROWS_F32_Q8_0),
+        (GgmlType::F32, GgmlType::Q4_0) => set_shader("set_rows_f32_q4_0", spirv::SET_ROWS_F32_Q4_0),
+        (GgmlType::F16, GgmlType::Q8_0) => set_shader("set_rows_f16_q8_0", spirv::SET_ROWS_F16_Q8_0),
+        (GgmlType::F16, GgmlType::Q4_0) => set_shader("set_rows_f16_q4_0", spirv::SET_ROWS_F16_Q4_0),
         _ => return None,
     })
 }
@@ -274,7 +280,7 @@ fn check_set(node: &Node) -> Result<()> {
         )));
     }
     if set_rows_shader(a.ty, d.ty).is_none() {
-        return Err(Error::unsupported(format!("SET_ROWS into {} (only f32 and f16)", d.ty.name())));
+        return Err(Error::unsupported(format!("SET_ROWS into {} (only f32, f16, q8_0, q4_0)", d.ty.name())));
     }
     if !a.is_row_packed() || !d.is_row_packed() {
         return Err(Error::unsupported("SET_ROWS with non-contiguous rows (nb[0] != element size)"));
@@ -323,6 +329,18 @@ fn record_set(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         ne12: ine[2],
         idx64: u32::from(idx.ty == GgmlType::I64),
     };
+    if d.ty.is_quantized() {
+        // One thread per block (set_rows_q.comp, the elementwise workgroup size as spec constant 0).
+        let pipeline = super::binary::pipeline(&device, &shader, &[])?;
+        let wg = u64::from(pipeline.spec.first().copied().unwrap_or(1));
+        let blocks = u64::from(ane[0]) / d.ty.block_size() as u64;
+        let gx = u32::try_from(blocks.div_ceil(wg))
+            .ok()
+            .filter(|&g| g <= caps.max_workgroup_count[0])
+            .ok_or_else(|| Error::unsupported("SET_ROWS: rows of too many blocks"))?;
+        let (gy, gz) = split_groups(u64::from(rows), caps.max_workgroup_count[1])?;
+        return rec.dispatch("set_rows_q", &pipeline, &[ab, ib, db], bytemuck::bytes_of(&push), [gx, gy, gz]);
+    }
     let pipeline = device.pipelines().get(&device, &shader, &[])?;
     let gx = u64::from(ane[0]).div_ceil(WG).min(u64::from(caps.max_workgroup_count[0])) as u32;
     let (gy, gz) = split_groups(u64::from(rows), caps.max_workgroup_count[1])?;

@@ -1,6 +1,10 @@
-//! SCALE (`dst = x * s + b`, ggml_scale / ggml_scale_bias) on F32, and the SILU activation (`x * sigmoid(x)`,
-//! ggml_unary with GGML_UNARY_OP_SILU) on F32 or F16. dst has src0's shape and type; both may have any strides
-//! (ggml itself asks for packed rows, so this is a superset) and dst may be src0 itself (in place).
+//! SCALE (`dst = x * s + b`, ggml_scale / ggml_scale_bias) on F32, and on F32 or F16: every ggml unary op but
+//! XIELU (SILU, GELU, GELU_QUICK, GELU_ERF, TANH, RELU, SIGMOID, NEG, EXP, EXPM1, SOFTPLUS, ABS, SGN, STEP,
+//! HARDSIGMOID, HARDSWISH, ELU, FLOOR, CEIL, ROUND, TRUNC), the plain ops SQR, SQRT, SIN, COS, LOG, and CLAMP
+//! and LEAKY_RELU. Formulas are ggml's CPU ones; GELU and GELU_QUICK go through f16 as ggml's CPU tables do
+//! (input rounded to f16, result rounded to f16, also for F32 tensors; GELU is 0 for x <= -10 and x for
+//! x >= 10). dst has src0's shape and type; both may have any strides (ggml itself asks for packed rows, so
+//! this is a superset) and dst may be src0 itself (in place).
 
 use bytemuck::{Pod, Zeroable};
 
@@ -34,9 +38,42 @@ struct UnaryPush {
 const PUSH: u32 = std::mem::size_of::<UnaryPush>() as u32;
 const _: () = assert!(PUSH == 96);
 
-/// Spec constant OP of `unary.comp`.
+/// Spec constant OP of `unary.comp` (its `UOP_*` codes).
 const OP_SCALE: u32 = 0;
-const OP_SILU: u32 = 1;
+
+/// The kernel's op code of an activation.
+fn unary_code(u: UnaryOp) -> u32 {
+    match u {
+        UnaryOp::Silu => 1,
+        UnaryOp::Abs => 2,
+        UnaryOp::Sgn => 3,
+        UnaryOp::Neg => 4,
+        UnaryOp::Step => 5,
+        UnaryOp::Tanh => 6,
+        UnaryOp::Elu => 7,
+        UnaryOp::Relu => 8,
+        UnaryOp::Sigmoid => 9,
+        UnaryOp::Gelu => 10,
+        UnaryOp::GeluQuick => 11,
+        UnaryOp::HardSwish => 12,
+        UnaryOp::HardSigmoid => 13,
+        UnaryOp::Exp => 14,
+        UnaryOp::Expm1 => 15,
+        UnaryOp::Softplus => 16,
+        UnaryOp::GeluErf => 17,
+        UnaryOp::Floor => 18,
+        UnaryOp::Ceil => 19,
+        UnaryOp::Round => 20,
+        UnaryOp::Trunc => 21,
+        UnaryOp::Sqr => 22,
+        UnaryOp::Sqrt => 23,
+        UnaryOp::Sin => 24,
+        UnaryOp::Cos => 25,
+        UnaryOp::Log => 26,
+    }
+}
+const OP_CLAMP: u32 = 27;
+const OP_LEAKY_RELU: u32 = 28;
 
 fn shader(ty: GgmlType) -> Shader {
     match ty {
@@ -45,13 +82,53 @@ fn shader(ty: GgmlType) -> Shader {
     }
 }
 
-/// (kernel op, scale, bias) of a node.
+/// (kernel op, scale, bias) of a node: the push constants' two parameters.
 fn params(op: &Op) -> Result<(u32, f32, f32)> {
     match op {
         Op::Scale { s, b } => Ok((OP_SCALE, *s, *b)),
-        Op::Unary(UnaryOp::Silu) => Ok((OP_SILU, 0.0, 0.0)),
+        Op::Unary(u) => Ok((unary_code(*u), 0.0, 0.0)),
+        Op::Clamp { min, max } => Ok((OP_CLAMP, *min, *max)),
+        Op::LeakyRelu { slope } => Ok((OP_LEAKY_RELU, *slope, 0.0)),
         other => Err(Error::Internal(format!("unary::check called for {}", other.name()))),
     }
+}
+
+/// Labels for logs and timings, by kernel op code.
+const LABELS: [&str; 29] = [
+    "scale",
+    "silu",
+    "abs",
+    "sgn",
+    "neg",
+    "step",
+    "tanh",
+    "elu",
+    "relu",
+    "sigmoid",
+    "gelu",
+    "gelu_quick",
+    "hardswish",
+    "hardsigmoid",
+    "exp",
+    "expm1",
+    "softplus",
+    "gelu_erf",
+    "floor",
+    "ceil",
+    "round",
+    "trunc",
+    "sqr",
+    "sqrt",
+    "sin",
+    "cos",
+    "log",
+    "clamp",
+    "leaky_relu",
+];
+
+/// A label for logs and timings.
+fn label(op: u32) -> &'static str {
+    LABELS.get(op as usize).copied().unwrap_or("unary")
 }
 
 /// Whether ggvk supports this node.
@@ -68,8 +145,8 @@ pub fn check(node: &Node) -> Result<()> {
         _ => a.ty == d.ty && matches!(a.ty, GgmlType::F32 | GgmlType::F16),
     };
     if !types_ok {
-        let what = if op == OP_SCALE { "SCALE supports f32 -> f32" } else { "SILU supports f32 -> f32 and f16 -> f16" };
-        return Err(Error::unsupported(format!("{name} with {} -> {} ({what})", a.ty.name(), d.ty.name())));
+        let what = if op == OP_SCALE { "supports f32 -> f32" } else { "supports f32 -> f32 and f16 -> f16" };
+        return Err(Error::unsupported(format!("{} with {} -> {} ({what})", label(op), a.ty.name(), d.ty.name())));
     }
     check_layout(name, "src0", a)?;
     check_layout(name, "dst", d)
@@ -102,6 +179,5 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         ..Default::default()
     };
     let pipeline = pipeline(&device, &shader(a.ty), &[op])?;
-    let label = if op == OP_SCALE { "scale" } else { "silu" };
-    dispatch(rec, label, &pipeline, &[sa.binding, sd.binding], bytemuck::bytes_of(&push), n)
+    dispatch(rec, label(op), &pipeline, &[sa.binding, sd.binding], bytemuck::bytes_of(&push), n)
 }

@@ -140,3 +140,21 @@ pub fn random_kquant(rng: &mut Rng, ty: GgmlType, n: usize) -> Vec<u8> {
     }
     out
 }
+
+/// `vals` quantized as ggml's CPU backend quantizes for SET_ROWS / CPY on x86 (its `from_float`): Q8_0 through
+/// the AVX path of `quantize_row_q8_0` (codes round-half-even(x * 127 / amax), saturated; d = amax / 127
+/// stored as f16), other types through the reference quantizers.
+pub fn cpu_backend_quantize(ty: GgmlType, vals: &[f32]) -> Vec<u8> {
+    if ty != GgmlType::Q8_0 {
+        return to_type(ty, vals);
+    }
+    let mut out = Vec::with_capacity(vals.len() / 32 * 34);
+    for b in vals.chunks_exact(32) {
+        let amax = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let d = amax / 127.0;
+        let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+        out.extend_from_slice(&half::f16::from_f32(d).to_ne_bytes());
+        out.extend(b.iter().map(|&x| ((x * id).round_ties_even() as i32).clamp(-128, 127) as i8 as u8));
+    }
+    out
+}
