@@ -57,6 +57,8 @@ const VARIANTS: &[(&str, &str, Defines)] = &[
     ("set_rows_f32_f16", "set_rows.comp", &[("DST_F16", "1")]),
     ("set_rows_f16_f32", "set_rows.comp", &[("SRC_F16", "1")]),
     ("set_rows_f16_f16", "set_rows.comp", &[("SRC_F16", "1"), ("DST_F16", "1")]),
+    ("set_rows_f32_q8_0", "set_rows.comp", &[("DST_Q8_0", "1")]),
+    ("set_rows_f32_q4_0", "set_rows.comp", &[("DST_Q4_0", "1")]),
     // -- attention --
     ("flash_attn", "flash_attn.comp", &[]),
     ("flash_attn_reduce", "flash_attn_reduce.comp", &[]),

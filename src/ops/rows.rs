@@ -105,6 +105,9 @@ fn set_rows_shader(src: GgmlType, dst: GgmlType) -> Option<Shader> {
         (GgmlType::F32, GgmlType::F16) => set_shader("set_rows_f32_f16", spirv::SET_ROWS_F32_F16),
         (GgmlType::F16, GgmlType::F32) => set_shader("set_rows_f16_f32", spirv::SET_ROWS_F16_F32),
         (GgmlType::F16, GgmlType::F16) => set_shader("set_rows_f16_f16", spirv::SET_ROWS_F16_F16),
+        // Quantized K/V caches (flash attention with -ctk/-ctv q8_0 or q4_0).
+        (GgmlType::F32, GgmlType::Q8_0) => set_shader("set_rows_f32_q8_0", spirv::SET_ROWS_F32_Q8_0),
+        (GgmlType::F32, GgmlType::Q4_0) => set_shader("set_rows_f32_q4_0", spirv::SET_ROWS_F32_Q4_0),
         _ => return None,
     })
 }
@@ -255,7 +258,11 @@ fn check_set(node: &Node) -> Result<()> {
         )));
     }
     if set_rows_shader(a.ty, d.ty).is_none() {
-        return Err(Error::unsupported(format!("SET_ROWS into {} (only f32 and f16)", d.ty.name())));
+        return Err(Error::unsupported(format!(
+            "SET_ROWS from {} into {} (f32/f16 into f32/f16, f32 into q8_0/q4_0)",
+            a.ty.name(),
+            d.ty.name()
+        )));
     }
     if !a.is_row_packed() || !d.is_row_packed() {
         return Err(Error::unsupported("SET_ROWS with non-contiguous rows (nb[0] != element size)"));
@@ -305,7 +312,9 @@ fn record_set(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         idx64: u32::from(idx.ty == GgmlType::I64),
     };
     let pipeline = device.pipelines().get(&device, &shader, &[])?;
-    let gx = u64::from(ane[0]).div_ceil(WG).min(u64::from(caps.max_workgroup_count[0])) as u32;
+    // Quantized destinations take one thread per 32-value block.
+    let per_thread = d.ty.block_size() as u64;
+    let gx = (u64::from(ane[0]) / per_thread).div_ceil(WG).clamp(1, u64::from(caps.max_workgroup_count[0])) as u32;
     let (gy, gz) = split_groups(u64::from(rows), caps.max_workgroup_count[1])?;
     rec.dispatch("set_rows", &pipeline, &[ab, ib, db], bytemuck::bytes_of(&push), [gx, gy, gz])
 }
