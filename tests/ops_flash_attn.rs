@@ -2,6 +2,7 @@
 //! weighted sum of V), on the default Vulkan device with the validation layer on. K and V are dequantized with
 //! the crate's bit-exact CPU reference; Q is rounded first as the kernel (and ggml's CPU backend) does: to 8-bit
 //! blocks for Q4_0/Q8_0 K, to f16 for F16 K unless the CPU would take its f32 tiled path.
+//! Also SET_ROWS into Q8_0/Q4_0 (the quantized K/V cache writes), bit-exact with ggml's CPU quantizers.
 
 mod common;
 
@@ -369,4 +370,54 @@ fn flash_attn_declines() {
     let mut bad = ok;
     bad.op = Op::FlashAttnExt { scale: 1.0, max_bias: 8.0, softcap: 0.0, prec: 0 };
     assert!(Graph::new().push(bad).is_err());
+}
+
+/// ggml's x86 `quantize_row_q8_0` (the CPU backend's from_float for Q8_0, used for the K/V cache): per block,
+/// codes round(x * (127 / max|x|)) to nearest even, d = max|x| / 127 stored as f16.
+fn q8_0_x86(x: &[f32]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for b in x.chunks(32) {
+        let amax = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+        out.extend_from_slice(&f16::from_f32(amax / 127.0).to_bits().to_le_bytes());
+        out.extend(b.iter().map(|v| (v * id).round_ties_even() as i8 as u8));
+    }
+    out
+}
+
+#[test]
+fn set_rows_into_quantized_kv_cache_is_bit_exact() {
+    let be = backend();
+    let mut rng = Rng::new(5);
+    let (ne0, n, cache_rows) = (128i64, 7i64, 20i64);
+    let mut x = rng.vec((ne0 * n) as usize);
+    // A block of zeros, one with a single value, and ties of the 8.5 offset or of the q8_0 rounding.
+    x[..32].iter_mut().for_each(|v| *v = 0.0);
+    x[32..64].iter_mut().enumerate().for_each(|(i, v)| *v = if i == 5 { -3.0 } else { 0.0 });
+    x[64..96].iter_mut().enumerate().for_each(|(i, v)| *v = (i as f32 - 16.0) * 0.125);
+    let idx: Vec<i64> = (0..n).map(|i| (i * 3 + 1) % cache_rows).collect();
+    let a = contiguous(&be, GgmlType::F32, [ne0, n, 1, 1], &f32_bytes(&x));
+    let ib =
+        contiguous(&be, GgmlType::I64, [n, 1, 1, 1], &idx.iter().flat_map(|v| v.to_ne_bytes()).collect::<Vec<_>>());
+    for ty in [GgmlType::Q8_0, GgmlType::Q4_0] {
+        let row = ty.row_size(ne0).unwrap();
+        let fill = vec![0xA5u8; row * cache_rows as usize];
+        let d = contiguous(&be, ty, [ne0, cache_rows, 1, 1], &fill);
+        let mut g = Graph::new();
+        g.push(Node { op: Op::SetRows, src: vec![Some(a.clone()), Some(ib.clone())], dst: d.clone() }).unwrap();
+        be.compute(&g).unwrap();
+        let mut got = vec![0u8; row * cache_rows as usize];
+        d.read(0, &mut got).unwrap();
+        let mut want = fill.clone();
+        for (i, &r) in idx.iter().enumerate() {
+            let src = &x[i * ne0 as usize..(i + 1) * ne0 as usize];
+            let q = match ty {
+                GgmlType::Q8_0 => q8_0_x86(src),
+                _ => quant::quantize_to_vec(GgmlType::Q4_0, src).unwrap(),
+            };
+            want[r as usize * row..(r as usize + 1) * row].copy_from_slice(&q);
+        }
+        assert_eq!(got, want, "SET_ROWS into {ty:?}");
+    }
+    assert_no_validation_errors();
 }
