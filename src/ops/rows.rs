@@ -6,11 +6,12 @@
 //! gives a row of zeros here.
 //!
 //! SET_ROWS: src0 the rows, F32 or F16 `[ne00, ne01, ne02, ne03]`; src1 I64 or I32 indices `[ne01, ne11, ne12, 1]`
-//! with `ne02 % ne11 == 0` and `ne03 % ne12 == 0`; dst F32 or F16 `[ne00, ne1, ne02, ne03]` (ggml's src2 `a`,
+//! with `ne02 % ne11 == 0` and `ne03 % ne12 == 0`; dst F32, F16, Q8_0 or Q4_0 `[ne00, ne1, ne02, ne03]` (ggml's src2 `a`,
 //! which dst views, is not read): `dst[:, src1[i, i02 % ne11, i03 % ne12], i02, i03] = src0[:, i, i02, i03]`,
 //! converted (f32 -> f16 rounds to nearest even, bit-exact with `half::f16::from_f32`). An index outside
 //! `[0, ne1)` writes nothing. Repeated indices race (one of the rows lands, as on ggml's CPU backend with
-//! several threads). Quantized destinations are not supported yet.
+//! several threads). F32 rows may also go into Q8_0 or Q4_0 (quantized K/V caches), quantized bit-exactly as ggml's
+//! CPU backend does (x86 `quantize_row_q8_0`: codes round-half-even of `x * 127 / max|x|`; `quantize_row_q4_0_ref`).
 //!
 //! Both: rows packed (`nb[0]` = element or block size) in src0 and dst, any other strides; indices any strides.
 
