@@ -936,8 +936,10 @@ fn unsupported_and_malformed_nodes_are_refused() {
     unsupported(node(Op::GetRows, vec![Some(&i64s), Some(&i32s)], &typed(GgmlType::I64, [3, 3, 1, 1])));
     // SET_ROWS.
     let rows = f32t([32, 3, 1, 1]);
-    unsupported(node(Op::SetRows, vec![Some(&rows), Some(&i64s)], &typed(GgmlType::Q8_0, [32, 6, 1, 1])));
-    unsupported(node(Op::SetRows, vec![Some(&rows), Some(&i64s)], &typed(GgmlType::Q4_0, [32, 6, 1, 1])));
+    // F32 rows go into Q8_0/Q4_0 caches (tests/ops_flash_attn.rs checks them); F16 rows do not.
+    let rows16 = typed(GgmlType::F16, [32, 3, 1, 1]);
+    unsupported(node(Op::SetRows, vec![Some(&rows16), Some(&i64s)], &typed(GgmlType::Q8_0, [32, 6, 1, 1])));
+    unsupported(node(Op::SetRows, vec![Some(&rows16), Some(&i64s)], &typed(GgmlType::Q4_0, [32, 6, 1, 1])));
     invalid(node(Op::SetRows, vec![Some(&rows), Some(&f32t([3, 1, 1, 1]))], &f32t([32, 6, 1, 1])));
     invalid(node(Op::SetRows, vec![Some(&rows), Some(&typed(GgmlType::I64, [2, 1, 1, 1]))], &f32t([32, 6, 1, 1])));
     invalid(node(Op::SetRows, vec![Some(&rows), Some(&i64s)], &f32t([31, 6, 1, 1])));
