@@ -74,6 +74,9 @@ const VARIANTS: &[(&str, &str, Defines)] = &[
     ("set_rows_f32_q4_0", "set_rows_q.comp", &[("DST_Q4_0", "1")]),
     ("set_rows_f16_q8_0", "set_rows_q.comp", &[("SRC_F16", "1"), ("DST_Q8_0", "1")]),
     ("set_rows_f16_q4_0", "set_rows_q.comp", &[("SRC_F16", "1"), ("DST_Q4_0", "1")]),
+    // -- attention --
+    ("flash_attn", "flash_attn.comp", &[]),
+    ("flash_attn_reduce", "flash_attn_reduce.comp", &[]),
 ];
 
 /// Generic dequantizing kernels: (kernel name, source file, defines), compiled once per `shaders/dequant/*.glsl`.

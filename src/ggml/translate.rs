@@ -85,6 +85,12 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
         sys::GGML_OP_CPY | sys::GGML_OP_CONT | sys::GGML_OP_DUP => Op::Cpy,
         sys::GGML_OP_GET_ROWS => Op::GetRows,
         sys::GGML_OP_SET_ROWS => Op::SetRows,
+        sys::GGML_OP_FLASH_ATTN_EXT => Op::FlashAttnExt {
+            scale: f32_param(tr, 0),
+            max_bias: f32_param(tr, 1),
+            softcap: f32_param(tr, 2),
+            prec: tr.op_params[3],
+        },
         sys::GGML_OP_ROPE => {
             let p = &tr.op_params;
             // Multi-section (mrope/vision) modes carry sections in params 11..15; only normal and neox map here.
@@ -152,6 +158,7 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
         Op::MulMat | Op::Add | Op::Mul | Op::Sub | Op::Div | Op::GetRows | Op::SetRows => 2,
         Op::Rope(_) | Op::SoftMax { .. } => 3,
         Op::Glu { .. } => 2,
+        Op::FlashAttnExt { .. } => 5,
         Op::Scale { .. }
         | Op::Unary(_)
         | Op::Clamp { .. }

@@ -251,6 +251,17 @@ pub enum Op {
     GetRows,
     /// ggml_set_rows: rows of src0 written into dst at the I64/I32 indices src1, converted to dst's type.
     SetRows,
+    /// ggml_flash_attn_ext: src0 q, src1 k, src2 v, optional src3 mask (F16), optional src4 sinks (F32).
+    FlashAttnExt {
+        /// Multiplier of q k^T.
+        scale: f32,
+        /// ALiBi maximum bias (0: no ALiBi).
+        max_bias: f32,
+        /// Logit soft-capping (0: off).
+        softcap: f32,
+        /// ggml_prec (op param 3).
+        prec: i32,
+    },
 }
 
 /// ggml_unary_op values ggvk knows, plus ggml's parameterless elementwise ops (SQR, SQRT, SIN, COS, LOG).
@@ -348,6 +359,7 @@ impl Op {
             Op::SoftMax { .. } => "SOFT_MAX",
             Op::GetRows => "GET_ROWS",
             Op::SetRows => "SET_ROWS",
+            Op::FlashAttnExt { .. } => "FLASH_ATTN_EXT",
         }
     }
 }

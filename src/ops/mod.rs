@@ -3,6 +3,7 @@
 
 pub mod binary;
 pub mod cpy;
+pub mod flash_attn;
 pub mod glu;
 pub mod matmul;
 pub mod norm;
@@ -32,6 +33,7 @@ pub fn check(node: &Node) -> Result<()> {
         Op::RmsNorm { .. } | Op::Norm { .. } | Op::L2Norm { .. } | Op::GroupNorm { .. } => norm::check(node),
         Op::SoftMax { .. } => softmax::check(node),
         Op::GetRows | Op::SetRows => rows::check(node),
+        Op::FlashAttnExt { .. } => flash_attn::check(node),
     }
 }
 
@@ -73,6 +75,7 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         Op::RmsNorm { .. } | Op::Norm { .. } | Op::L2Norm { .. } | Op::GroupNorm { .. } => norm::record(rec, node),
         Op::SoftMax { .. } => softmax::record(rec, node),
         Op::GetRows | Op::SetRows => rows::record(rec, node),
+        Op::FlashAttnExt { .. } => flash_attn::record(rec, node),
     }
 }
 
@@ -80,6 +83,7 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
 pub fn scratch_bytes(device: &Device, node: &Node) -> u64 {
     let bytes = match (&node.op, node.src(0), node.src(1)) {
         (Op::MulMat, Ok(a), Ok(b)) => matmul::scratch_bytes(device, a, b, &node.dst),
+        (Op::FlashAttnExt { .. }, _, _) => flash_attn::scratch_bytes(device, node),
         _ => 0,
     };
     let align = device.caps().min_storage_offset_alignment.max(256);

@@ -1,6 +1,7 @@
 /* Greedy generation through libllama, printing each step's chosen token and the top-2 logit gap, so two runs
  * (CPU backend vs GGVK0) can be compared token by token.
- *   greedy MODEL DEVICE N_PREDICT PROMPT      DEVICE: CPU (no offload) or a device name such as GGVK0 */
+ *   greedy MODEL DEVICE N_PREDICT PROMPT      DEVICE: CPU (no offload) or a device name such as GGVK0
+ * Environment: GREEDY_FA=1 turns flash attention on; GREEDY_KV=q8_0|q4_0|f16 sets the K and V cache type. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +37,16 @@ int main(int argc, char **argv) {
     struct llama_context_params cp = llama_context_default_params();
     cp.n_ctx = 512;
     cp.n_batch = 512;
-    cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+    const char *fa = getenv("GREEDY_FA");
+    cp.flash_attn_type = fa && strcmp(fa, "1") == 0 ? LLAMA_FLASH_ATTN_TYPE_ENABLED : LLAMA_FLASH_ATTN_TYPE_DISABLED;
+    const char *kv = getenv("GREEDY_KV");
+    if (kv) {
+        const enum ggml_type t = strcmp(kv, "q8_0") == 0   ? GGML_TYPE_Q8_0
+                                 : strcmp(kv, "q4_0") == 0 ? GGML_TYPE_Q4_0
+                                                           : GGML_TYPE_F16;
+        cp.type_k = t;
+        cp.type_v = t;
+    }
     struct llama_context *ctx = llama_init_from_model(model, cp);
     if (!ctx) return 1;
     const struct llama_vocab *vocab = llama_model_get_vocab(model);

@@ -1,0 +1,374 @@
+//! FLASH_ATTN_EXT (ggml_flash_attn_ext, with ggml_flash_attn_ext_add_sinks): fused attention
+//! `out = softmax(scale * q k^T [softcapped] + slope * mask) v` per query row and head, as ggml's CPU backend
+//! computes it.
+//!
+//! - src0 q: F32 `[DK, n_q, n_head, ne3]`; src1 k: `[DK, n_kv, n_head_kv, ne3]`; src2 v: `[DV, n_kv, n_head_kv,
+//!   ne3]` (not transposed). K and V may be F32, F16, Q4_0 or Q8_0 (each its own type); rows packed, any strides.
+//!   GQA: `n_head % n_head_kv == 0`, Q head `h` reads KV head `h / (n_head / n_head_kv)`.
+//! - src3 mask (optional): F16 `[>= n_kv, >= n_q, m2, m3]`, row `iq1` of batch `(h % m2, iq3 % m3)`; a -inf entry
+//!   drops that key. ALiBi (`max_bias > 0`) scales the mask by the head's slope, as SOFT_MAX does.
+//! - src4 sinks (optional): F32 `[n_head]`, a per-head logit that joins the normalisation with no value row.
+//! - op params: scale, max_bias, logit_softcap (`s = softcap * tanh(s * scale / softcap)`), precision (DEFAULT
+//!   and F32 both accumulate in f32 here, as on the CPU).
+//! - dst: F32 `[DV, n_head, n_q, ne3]` (heads and rows swapped relative to q).
+//!
+//! Like the CPU backend, Q is rounded to K's dot-product type first: 8-bit blocks (q8_0) for Q4_0/Q8_0 K, f16
+//! for F16 K except where the CPU takes its f32 tiled path (n_q >= 64, K and V both F16).
+//!
+//! `flash_attn.comp` runs one workgroup per (block of rows, KV head, sequence); when that gives few workgroups
+//! and the context is long (token generation), the KV range is also split over workgroups that write partial
+//! (max, sum, output) records to scratch, and `flash_attn_reduce.comp` combines them.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{bind, dim_u32, opt_src, spirv, split_groups, stride_units};
+use crate::error::{Error, Result};
+use crate::graph::{Node, Op, Tensor};
+use crate::quant::GgmlType;
+use crate::vk::{Binding, Device, Recorder, Shader};
+
+/// Push constants of `flash_attn.comp` (128 bytes, the guaranteed minimum).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+struct FlashAttnPush {
+    n_q: u32,
+    n_kv: u32,
+    /// Q heads per KV head.
+    ratio: u32,
+    n_head_kv: u32,
+    /// q first element and strides of dims 1..3 (floats).
+    q: [u32; 4],
+    /// k first element and strides (16-bit words).
+    k: [u32; 4],
+    /// v first element and strides (16-bit words).
+    v: [u32; 4],
+    /// mask first element and strides (16-bit words).
+    m: [u32; 4],
+    /// mask ne2 | ne3 << 16.
+    m_ne23: u32,
+    /// FLAG_* bits, K type << 4, V type << 7, Q rounding << 10, n_head_log2 << 16.
+    flags: u32,
+    /// sinks first element (floats).
+    s_off: u32,
+    /// Keys per split (n_kv when not split).
+    chunk: u32,
+    /// dst (or partials) first element and strides of dims 1..3 (floats).
+    d: [u32; 4],
+    scale: f32,
+    softcap: f32,
+    /// log2 of ALiBi's m0 and m1.
+    e0: f32,
+    e1: f32,
+}
+
+const PUSH: u32 = std::mem::size_of::<FlashAttnPush>() as u32;
+const _: () = assert!(PUSH == 128);
+
+/// Push constants of `flash_attn_reduce.comp`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+struct ReducePush {
+    n_q: u32,
+    n_head: u32,
+    /// Output rows (n_q * n_head * ne3).
+    total: u32,
+    splits: u32,
+    dv: u32,
+    has_sinks: u32,
+    s_off: u32,
+    p_off: u32,
+    d: [u32; 4],
+}
+
+const REDUCE_PUSH: u32 = std::mem::size_of::<ReducePush>() as u32;
+
+const SHADER: Shader = Shader { name: "flash_attn", spirv: spirv::FLASH_ATTN, bindings: 6, push_size: PUSH };
+const REDUCE: Shader =
+    Shader { name: "flash_attn_reduce", spirv: spirv::FLASH_ATTN_REDUCE, bindings: 3, push_size: REDUCE_PUSH };
+
+const FLAG_MASK: u32 = 1;
+const FLAG_SINKS: u32 = 2;
+const FLAG_ALIBI: u32 = 4;
+const FLAG_SPLIT: u32 = 8;
+const ROUND_NONE: u32 = 0;
+const ROUND_F16: u32 = 1;
+const ROUND_Q8_0: u32 = 2;
+
+/// Largest head size accepted (DeepSeek's 576 for K).
+const MAX_HEAD: i64 = 576;
+/// Threads per workgroup.
+const WG: u32 = 128;
+/// At most this many output elements per thread (registers).
+const MAX_OUT_PER_THREAD: u32 = 16;
+/// ggml's CPU tiled path (f32 Q) starts at this many query rows (GGML_FA_TILE_Q).
+const CPU_TILE_Q: i64 = 64;
+
+fn type_code(what: &str, ty: GgmlType) -> Result<u32> {
+    match ty {
+        GgmlType::F32 => Ok(0),
+        GgmlType::F16 => Ok(1),
+        GgmlType::Q4_0 => Ok(2),
+        GgmlType::Q8_0 => Ok(3),
+        _ => Err(Error::unsupported(format!("FLASH_ATTN_EXT with {what} of type {}", ty.name()))),
+    }
+}
+
+/// Strides of dims 1..3 in `unit`-byte elements.
+fn strides(what: &str, t: &Tensor, unit: u64) -> Result<[u32; 3]> {
+    Ok([stride_units(what, t.nb[1], unit)?, stride_units(what, t.nb[2], unit)?, stride_units(what, t.nb[3], unit)?])
+}
+
+/// Whether ggvk supports this FLASH_ATTN_EXT node.
+pub fn check(node: &Node) -> Result<()> {
+    let Op::FlashAttnExt { max_bias, prec, .. } = node.op else {
+        return Err(Error::Internal(format!("flash_attn::check called for {}", node.op.name())));
+    };
+    if node.src.len() > 5 {
+        return Err(Error::invalid("FLASH_ATTN_EXT takes at most five sources (q, k, v, mask, sinks)"));
+    }
+    if prec != 0 && prec != 10 {
+        return Err(Error::unsupported(format!("FLASH_ATTN_EXT with precision {prec} (only DEFAULT and F32)")));
+    }
+    let (q, k, v, d) = (node.src(0)?, node.src(1)?, node.src(2)?, &node.dst);
+    if q.ty != GgmlType::F32 || d.ty != GgmlType::F32 {
+        return Err(Error::unsupported("FLASH_ATTN_EXT needs f32 q and dst"));
+    }
+    type_code("K", k.ty)?;
+    type_code("V", v.ty)?;
+    for (what, t) in [("q", q), ("k", k), ("v", v), ("dst", d)] {
+        if !t.is_row_packed() {
+            return Err(Error::unsupported(format!("FLASH_ATTN_EXT with non-contiguous {what} rows")));
+        }
+    }
+    let (dk, dv, n_q, n_head, ne3) = (q.ne[0], v.ne[0], q.ne[1], q.ne[2], q.ne[3]);
+    let n_kv = k.ne[1];
+    if k.ne[0] != dk || v.ne[1] != n_kv || v.ne[2] != k.ne[2] || k.ne[3] != ne3 || v.ne[3] != ne3 {
+        return Err(Error::invalid(format!(
+            "FLASH_ATTN_EXT: shapes q {:?}, k {:?}, v {:?} do not fit",
+            q.ne, k.ne, v.ne
+        )));
+    }
+    if k.ne[2] == 0 || n_head % k.ne[2] != 0 {
+        return Err(Error::invalid(format!("FLASH_ATTN_EXT: {n_head} Q heads over {} KV heads", k.ne[2])));
+    }
+    if d.ne != [dv, n_head, n_q, ne3] {
+        return Err(Error::invalid(format!("FLASH_ATTN_EXT: dst shape {:?}, want {:?}", d.ne, [dv, n_head, n_q, ne3])));
+    }
+    if n_kv == 0 {
+        return Err(Error::unsupported("FLASH_ATTN_EXT with no keys"));
+    }
+    if dk > MAX_HEAD || dv > MAX_HEAD {
+        return Err(Error::unsupported(format!("FLASH_ATTN_EXT head sizes {dk}/{dv} (at most {MAX_HEAD})")));
+    }
+    if n_head >= 1 << 16 {
+        return Err(Error::unsupported(format!("FLASH_ATTN_EXT with {n_head} heads")));
+    }
+    for (what, n) in [("n_q", n_q), ("n_kv", n_kv), ("ne3", ne3)] {
+        dim_u32(what, n)?;
+    }
+    strides("FLASH_ATTN_EXT q", q, 4)?;
+    strides("FLASH_ATTN_EXT k", k, 2)?;
+    strides("FLASH_ATTN_EXT v", v, 2)?;
+    strides("FLASH_ATTN_EXT dst", d, 4)?;
+    if let Some(m) = opt_src(node, 3) {
+        if m.ty != GgmlType::F16 || !m.is_row_packed() {
+            return Err(Error::unsupported(format!("FLASH_ATTN_EXT mask of type {} (only packed f16)", m.ty.name())));
+        }
+        let ok = m.ne[0] >= n_kv
+            && m.ne[1] >= n_q
+            && (1..1 << 16).contains(&m.ne[2])
+            && (1..1 << 16).contains(&m.ne[3])
+            && n_head % m.ne[2] == 0
+            && ne3 % m.ne[3] == 0;
+        if !ok {
+            return Err(Error::invalid(format!("FLASH_ATTN_EXT: mask shape {:?} does not fit q {:?}", m.ne, q.ne)));
+        }
+        strides("FLASH_ATTN_EXT mask", m, 2)?;
+    } else if max_bias > 0.0 {
+        return Err(Error::invalid("FLASH_ATTN_EXT: max_bias > 0 (ALiBi) needs a mask"));
+    }
+    if let Some(s) = opt_src(node, 4) {
+        if s.ty != GgmlType::F32 || s.ne[0] < n_head || !s.is_row_packed() {
+            return Err(Error::invalid(format!("FLASH_ATTN_EXT: sinks must be f32 [{n_head}], got {:?}", s)));
+        }
+    }
+    Ok(())
+}
+
+/// Workgroup shape and KV split of one node on one device.
+#[derive(Clone, Copy, Debug)]
+struct Plan {
+    /// Rows (query row x Q head of one KV head) per workgroup.
+    br: u32,
+    /// Keys per shared tile.
+    bc: u32,
+    /// KV splits (1: single pass).
+    splits: u32,
+    /// Keys per split.
+    chunk: u32,
+}
+
+fn shared_bytes(br: u32, bc: u32, dk: u32, dv: u32) -> u32 {
+    4 * (br * dk + bc * (dk.max(dv) + 1) + br * bc + WG + 5 * br + 1)
+}
+
+fn plan(device: &Device, node: &Node) -> Result<Plan> {
+    let (q, k) = (node.src(0)?, node.src(1)?);
+    let dk = dim_u32("DK", q.ne[0])?;
+    let dv = dim_u32("DV", node.src(2)?.ne[0])?;
+    let n_kv = dim_u32("n_kv", k.ne[1])?;
+    let rows = dim_u32("rows", q.ne[1] * (q.ne[2] / k.ne[2]))?;
+    let groups_other = (k.ne[2] * q.ne[3]) as u64;
+    let budget = device.caps().max_shared_memory;
+    let mut br = rows.next_power_of_two().clamp(1, 16);
+    while br > 1 && br * dv > WG * MAX_OUT_PER_THREAD {
+        br /= 2;
+    }
+    loop {
+        if let Some(bc) = [32, 16, 8, 4].into_iter().find(|&bc| shared_bytes(br, bc, dk, dv) <= budget) {
+            let groups = u64::from(rows.div_ceil(br)) * groups_other;
+            // Token generation over a long context: split the keys so that enough workgroups run.
+            let mut splits = 1;
+            if n_kv >= 512 && groups < 128 {
+                splits = (256u64.div_ceil(groups) as u32).min(n_kv.div_ceil(128)).max(1);
+            }
+            let chunk = n_kv.div_ceil(splits).div_ceil(bc) * bc;
+            let splits = n_kv.div_ceil(chunk);
+            return Ok(Plan { br, bc, splits, chunk: if splits == 1 { n_kv } else { chunk } });
+        }
+        if br == 1 {
+            return Err(Error::unsupported(format!(
+                "FLASH_ATTN_EXT head sizes {dk}/{dv} need more than this device's {budget} bytes of shared memory"
+            )));
+        }
+        br /= 2;
+    }
+}
+
+/// Scratch bytes the node takes on `device` (the split partials).
+pub fn scratch_bytes(device: &Device, node: &Node) -> u64 {
+    if check(node).is_err() {
+        return 0;
+    }
+    match plan(device, node) {
+        Ok(p) if p.splits > 1 => {
+            let d = &node.dst;
+            let total = (d.ne[1] * d.ne[2] * d.ne[3]) as u64;
+            u64::from(p.splits) * total * (d.ne[0] as u64 + 2) * 4
+        }
+        _ => 0,
+    }
+}
+
+/// Record the FLASH_ATTN_EXT node.
+pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
+    check(node)?;
+    let Op::FlashAttnExt { scale, max_bias, softcap, .. } = node.op else { unreachable!("checked") };
+    let (q, k, v, d) = (node.src(0)?, node.src(1)?, node.src(2)?, &node.dst);
+    let mask = opt_src(node, 3);
+    let sinks = opt_src(node, 4);
+    let device = rec.device().clone();
+    let p = plan(&device, node)?;
+
+    let (qb, q_off) = bind(&device, q, 4, false)?;
+    let (kb, k_off) = bind(&device, k, 2, false)?;
+    let (vb, v_off) = bind(&device, v, 2, false)?;
+    // Absent optional inputs bind q in their place (never read).
+    let (mb, m_off) = bind(&device, mask.unwrap_or(q), 2, false)?;
+    let (sb, s_off) = bind(&device, sinks.unwrap_or(q), 4, false)?;
+    let (db, d_off) = bind(&device, d, 4, true)?;
+
+    let n_head = q.ne[2] as u32;
+    let n_head_kv = k.ne[2] as u32;
+    let n_head_log2 = 1u32 << (31 - n_head.leading_zeros());
+    let alibi = max_bias > 0.0;
+    let (e0, e1) = if alibi {
+        let m0 = 2f32.powf(-max_bias / n_head_log2 as f32);
+        let m1 = 2f32.powf(-(max_bias / 2.0) / n_head_log2 as f32);
+        (f64::from(m0).log2() as f32, f64::from(m1).log2() as f32)
+    } else {
+        (0.0, 0.0)
+    };
+    let q_round = match k.ty {
+        GgmlType::Q4_0 | GgmlType::Q8_0 => ROUND_Q8_0,
+        GgmlType::F16 if q.ne[1] >= CPU_TILE_Q && v.ty == GgmlType::F16 => ROUND_NONE,
+        GgmlType::F16 => ROUND_F16,
+        _ => ROUND_NONE,
+    };
+    let mut flags = (type_code("K", k.ty)? << 4) | (type_code("V", v.ty)? << 7) | (q_round << 10) | (n_head_log2 << 16);
+    if mask.is_some() {
+        flags |= FLAG_MASK;
+    }
+    if sinks.is_some() {
+        flags |= FLAG_SINKS;
+    }
+    if alibi {
+        flags |= FLAG_ALIBI;
+    }
+    let with_off = |off: u32, s: [u32; 3]| [off, s[0], s[1], s[2]];
+    let mut push = FlashAttnPush {
+        n_q: q.ne[1] as u32,
+        n_kv: k.ne[1] as u32,
+        ratio: n_head / n_head_kv,
+        n_head_kv,
+        q: with_off(q_off, strides("q", q, 4)?),
+        k: with_off(k_off, strides("k", k, 2)?),
+        v: with_off(v_off, strides("v", v, 2)?),
+        m: match mask {
+            Some(m) => with_off(m_off, strides("mask", m, 2)?),
+            None => [m_off, 0, 0, 0],
+        },
+        m_ne23: mask.map_or(1 | 1 << 16, |m| m.ne[2] as u32 | (m.ne[3] as u32) << 16),
+        flags,
+        s_off,
+        chunk: p.chunk,
+        d: with_off(d_off, strides("dst", d, 4)?),
+        scale: if softcap != 0.0 { scale / softcap } else { scale },
+        softcap,
+        e0,
+        e1,
+    };
+    let rows = push.n_q * push.ratio;
+    let ne3 = q.ne[3] as u32;
+    let groups = [rows.div_ceil(p.br), n_head_kv, ne3 * p.splits];
+    let max = device.caps().max_workgroup_count;
+    if groups.iter().zip(max).any(|(&g, m)| g > m) || u64::from(ne3) * u64::from(p.splits) > u64::from(max[2]) {
+        return Err(Error::unsupported(format!("FLASH_ATTN_EXT needs {groups:?} workgroups (device max {max:?})")));
+    }
+    let spec = [WG, p.br, p.bc, q.ne[0] as u32, v.ne[0] as u32];
+    let pipeline = device.pipelines().get(&device, &SHADER, &spec)?;
+    if p.splits == 1 {
+        return rec.dispatch("flash_attn", &pipeline, &[qb, kb, vb, mb, sb, db], bytemuck::bytes_of(&push), groups);
+    }
+
+    // Split KV: partial records into scratch, then the reduction into dst.
+    let total = push.n_q * n_head * ne3;
+    let bytes = u64::from(p.splits) * u64::from(total) * (v.ne[0] as u64 + 2) * 4;
+    let (scratch, offset) = rec.scratch(bytes)?;
+    let region = Tensor::contiguous(scratch, offset, GgmlType::F32, [(bytes / 4) as i64, 1, 1, 1])?;
+    let (pw, p_off) = bind(&device, &region, 4, true)?;
+    push.flags |= FLAG_SPLIT;
+    push.d = [p_off, 0, 0, 0];
+    rec.dispatch(
+        "flash_attn_split",
+        &pipeline,
+        &[qb, kb, vb, mb, sb.clone(), pw.clone()],
+        bytemuck::bytes_of(&push),
+        groups,
+    )?;
+    let reduce = ReducePush {
+        n_q: push.n_q,
+        n_head,
+        total,
+        splits: p.splits,
+        dv: v.ne[0] as u32,
+        has_sinks: u32::from(sinks.is_some()),
+        s_off,
+        p_off,
+        d: with_off(d_off, strides("dst", d, 4)?),
+    };
+    let pr = Binding { write: false, ..pw };
+    let pipeline = device.pipelines().get(&device, &REDUCE, &[64])?;
+    let (gx, gy) = split_groups(u64::from(total), max[0])?;
+    rec.dispatch("flash_attn_reduce", &pipeline, &[pr, sb, db], bytemuck::bytes_of(&reduce), [gx, gy, 1])
+}
