@@ -8,6 +8,7 @@
 pub mod caps;
 pub mod command;
 pub mod device;
+pub mod fault;
 pub mod instance;
 pub mod memory;
 pub mod pipeline;
