@@ -39,8 +39,9 @@ pub struct Device {
     budget: AtomicU64,
 }
 
-/// `GGVK_MEMORY_BUDGET` in bytes (a plain number, or with a K/M/G suffix); 0 or unset: no limit.
-fn budget_from_env() -> u64 {
+/// `GGVK_MEMORY_BUDGET` in bytes (a plain number, or with a K/M/G suffix); 0 or unset: no limit. Every device
+/// opened afterwards starts with this budget.
+pub fn env_memory_budget() -> u64 {
     let Ok(v) = std::env::var("GGVK_MEMORY_BUDGET") else { return 0 };
     let v = v.trim();
     let (num, mul) = match v.chars().last() {
@@ -158,7 +159,7 @@ impl Device {
             lost: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
             allocated: AtomicU64::new(0),
-            budget: AtomicU64::new(budget_from_env()),
+            budget: AtomicU64::new(env_memory_budget()),
         })
     }
 
