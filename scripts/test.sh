@@ -44,6 +44,8 @@ GGVK_SUBMIT_NODES=1 cargo test --release --test ops --test ops_elementwise --tes
 step "fault injection: every alloc/submit/pipeline/map point of a model step, device loss at each submit, soak"
 GGVK_SOAK="${GGVK_SOAK:-300}" cargo test --release --features fault-injection --test fault_injection -- --nocapture 2>&1 \
   | tee "$LOGS/cargo-test-fault.log" | grep -aE "^test |fault points|soak:|test result"
+GGVK_SUBMIT_NODES=1 cargo test --release --features fault-injection --test fault_injection -- --nocapture sweep \
+  device_lost 2>&1 | tee "$LOGS/cargo-test-fault-submit1.log" | grep -aE "^test |fault points|test result"
 step "Miri: FFI argument checks, IR layout arithmetic, quantization rules (no Vulkan; built without shaderc)"
 CARGO_TARGET_DIR="$GGVK_CACHE/target-miri" cargo +nightly miri test --no-default-features --lib -- ffi:: graph:: \
   quant::tests 2>&1 | tee "$LOGS/cargo-test-miri.log" | grep -aE "^test |test result"
