@@ -41,6 +41,8 @@ GGVK_INT_DOT=0 GGVK_SHARED_REDUCTION=1 cargo test --release --test ops 2>&1 | te
 step "Rust kernel tests with every node in its own submission (dependencies across command buffers)"
 GGVK_SUBMIT_NODES=1 cargo test --release --test ops --test ops_elementwise --test ops_norm_rows 2>&1 \
   | tee "$LOGS/cargo-test-submit1.log"
+step "bad input and elementwise kernels with robustBufferAccess on (GGVK_ROBUST_BUFFER_ACCESS=1; debug builds always)"
+GGVK_ROBUST_BUFFER_ACCESS=1 cargo test --release --test bad_input --test ops_elementwise 2>&1 | tee "$LOGS/cargo-test-robust.log"
 step "fault injection: every alloc/submit/pipeline/map point of a model step, device loss at each submit, soak"
 GGVK_SOAK="${GGVK_SOAK:-300}" cargo test --release --features fault-injection --test fault_injection -- --nocapture 2>&1 \
   | tee "$LOGS/cargo-test-fault.log" | grep -aE "^test |fault points|soak:|test result"

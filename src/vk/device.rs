@@ -96,7 +96,16 @@ impl Device {
         if caps.memory_budget_ext {
             exts.push(ash::ext::memory_budget::NAME.as_ptr());
         }
-        let features = vk::PhysicalDeviceFeatures::default().shader_int16(true);
+        // robustBufferAccess (out-of-range shader accesses read 0 / are dropped instead of touching other memory):
+        // on in debug builds and with GGVK_ROBUST_BUFFER_ACCESS=1, where the device offers it.
+        let want_robust = cfg!(debug_assertions) || std::env::var("GGVK_ROBUST_BUFFER_ACCESS").is_ok_and(|v| v == "1");
+        // SAFETY: `pd.handle` is a physical device of `instance`.
+        let offered = unsafe { instance.raw().get_physical_device_features(pd.handle) };
+        let robust = want_robust && offered.robust_buffer_access == vk::TRUE;
+        if robust {
+            tracing::info!(index, "robustBufferAccess enabled");
+        }
+        let features = vk::PhysicalDeviceFeatures::default().shader_int16(true).robust_buffer_access(robust);
         let mut f11 = vk::PhysicalDeviceVulkan11Features::default().storage_buffer16_bit_access(true);
         let mut f12 = vk::PhysicalDeviceVulkan12Features::default()
             .shader_float16(caps.fp16)
