@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what ggvk needs on a Debian bookworm machine, skipping what is already there:
 # a C toolchain, cmake + ninja (shaderc builds from source), the Vulkan loader, Mesa's lavapipe (a CPU Vulkan
-# device, for machines without a GPU), the Khronos validation layers, cbindgen, and gguf + numpy (the
+# device, for machines without a GPU), the Khronos validation layers, valgrind, nightly Rust with Miri, cargo-fuzz,
+# cbindgen, and gguf + numpy (the
 # independent quantization reference used by the tests).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
-pkgs=(build-essential cmake ninja-build libvulkan1 mesa-vulkan-drivers vulkan-validationlayers)
+pkgs=(build-essential cmake ninja-build libvulkan1 mesa-vulkan-drivers vulkan-validationlayers valgrind)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -23,6 +24,15 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 rustup component add clippy rustfmt >/dev/null 2>&1 || true
+# Nightly with Miri (the pure-Rust modules under Miri) and rust-src (Miri's sysroot); cargo-fuzz (libFuzzer).
+if ! rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^miri'; then
+  echo "setup: installing the nightly toolchain with miri and rust-src"
+  rustup toolchain install nightly --profile minimal --component miri,rust-src >/dev/null
+fi
+if ! cargo-fuzz --version 2>/dev/null | grep -q "0.13"; then
+  echo "setup: installing cargo-fuzz 0.13 into $GGVK_CACHE/tools"
+  cargo install cargo-fuzz --version '^0.13' --locked --root "$GGVK_CACHE/tools" >/dev/null 2>&1
+fi
 
 if ! cbindgen --version 2>/dev/null | grep -q "cbindgen 0.29"; then
   echo "setup: installing cbindgen 0.29 into $GGVK_CACHE/tools"

@@ -3,7 +3,8 @@
 # validation layer on: a validation message fails the run.
 #   formatting, clippy, the `unsafe` rule, header freshness (cbindgen --verify),
 #   Rust unit + integration tests (both reduction paths, both mat-vec paths), the C harness (ctest), the C
-#   harness again under AddressSanitizer + UndefinedBehaviorSanitizer, llama.cpp's test-backend-ops on GGVK0,
+#   harness again under AddressSanitizer + UndefinedBehaviorSanitizer and under valgrind, the fault-injection
+#   sweep and soak, Miri on the pure modules, a short fuzz run, llama.cpp's test-backend-ops on GGVK0,
 #   and llama-completion through GGVK0 against the CPU backend.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
@@ -21,6 +22,7 @@ cargo fmt --check
 
 step "clippy"
 cargo clippy --release --all-targets -- -D warnings
+cargo clippy --release --all-targets --features fault-injection -- -D warnings
 
 step "unsafe only at the boundaries (src/ffi, src/ggml) and around ash (src/vk), each with a SAFETY comment"
 python3 scripts/check_unsafe.py .
@@ -42,6 +44,16 @@ GGVK_SUBMIT_NODES=1 cargo test --release --test ops --test ops_elementwise --tes
   | tee "$LOGS/cargo-test-submit1.log"
 step "Rust: products whose tensors exceed one storage window are cut into pieces (window capped at 1 MiB)"
 GGVK_MAX_STORAGE_RANGE=1048576 cargo test --release --test ops mul_mat_pieces 2>&1 | tee "$LOGS/cargo-test-pieces.log"
+step "bad input and elementwise kernels with robustBufferAccess on (GGVK_ROBUST_BUFFER_ACCESS=1; debug builds always)"
+GGVK_ROBUST_BUFFER_ACCESS=1 cargo test --release --test bad_input --test ops_elementwise 2>&1 | tee "$LOGS/cargo-test-robust.log"
+step "fault injection: every alloc/submit/pipeline/map point of a model step, device loss at each submit, soak"
+GGVK_SOAK="${GGVK_SOAK:-300}" cargo test --release --features fault-injection --test fault_injection -- --nocapture 2>&1 \
+  | tee "$LOGS/cargo-test-fault.log" | grep -aE "^test |fault points|soak:|test result"
+GGVK_SUBMIT_NODES=1 cargo test --release --features fault-injection --test fault_injection -- --nocapture sweep \
+  device_lost 2>&1 | tee "$LOGS/cargo-test-fault-submit1.log" | grep -aE "^test |fault points|test result"
+step "Miri: FFI argument checks, IR layout arithmetic, quantization rules (no Vulkan; built without shaderc)"
+CARGO_TARGET_DIR="$GGVK_CACHE/target-miri" cargo +nightly miri test --no-default-features --lib -- ffi:: graph:: \
+  quant::tests 2>&1 | tee "$LOGS/cargo-test-miri.log" | grep -aE "^test |test result"
 for f in "$LOGS"/cargo-test*.log; do
   n=$(grep -oE 'test result: ok\. [0-9]+ passed' "$f" | awk '{s += $4} END {print s + 0}')
   passed=$((passed + n))
@@ -63,6 +75,12 @@ step "C harness (ctest, validation layer on)"
 run_ctest "$GGVK_ROOT/build/c" -DGGVK_SANITIZE=OFF
 step "C harness under AddressSanitizer + UndefinedBehaviorSanitizer"
 run_ctest "$GGVK_ROOT/build/c-asan" -DGGVK_SANITIZE=ON
+step "C harness (API tests) under valgrind memcheck: no errors, no definite leaks"
+bash scripts/valgrind.sh "$GGVK_ROOT/build/c" 2>&1 | tee "$LOGS/valgrind.log"
+passed=$((passed + $(grep -ac ': ERROR SUMMARY: 0 errors' "$LOGS/valgrind.log")))
+
+step "fuzzing (cargo fuzz, ASan): ${GGVK_FUZZ_SECONDS:-30} s per target from the committed corpus"
+bash scripts/fuzz.sh "${GGVK_FUZZ_SECONDS:-30}" 2>&1 | tee "$LOGS/fuzz.log" | grep -aE "^fuzz:"
 
 step "reference llama.cpp (llama-cpp-python 0.3.36 sdist: ggml 0.25.3, backend API 2)"
 BIN=$(bash scripts/reference-llama.sh | tail -n 1)

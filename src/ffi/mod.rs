@@ -10,6 +10,8 @@
 #![allow(non_camel_case_types)]
 
 pub mod api;
+#[cfg(test)]
+mod tests;
 
 use std::cell::RefCell;
 use std::ffi::{c_char, CString};

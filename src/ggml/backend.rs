@@ -140,7 +140,16 @@ fn compute(c: &BackendCtx, cgraph: *mut sys::ggml_cgraph) -> Result<()> {
 unsafe extern "C" fn graph_compute(b: sys::ggml_backend_t, cgraph: *mut sys::ggml_cgraph) -> sys::ggml_status {
     // SAFETY: ggml passes one of our live backends.
     let c = unsafe { ctx(b) };
-    guarded("graph_compute", sys::GGML_STATUS_FAILED, || compute(c, cgraph).map(|_| sys::GGML_STATUS_SUCCESS))
+    // Out of memory (device or host, or past GGVK_MEMORY_BUDGET) is ALLOC_FAILED, anything else FAILED; the error
+    // is logged either way and the backend stays usable (after a device loss every later call fails).
+    guarded("graph_compute", sys::GGML_STATUS_FAILED, || match compute(c, cgraph) {
+        Ok(()) => Ok(sys::GGML_STATUS_SUCCESS),
+        Err(e @ (Error::OutOfDeviceMemory(_) | Error::OutOfHostMemory(_))) => {
+            super::host::error(&format!("graph_compute: {e}"));
+            Ok(sys::GGML_STATUS_ALLOC_FAILED)
+        }
+        Err(e) => Err(e),
+    })
 }
 
 const BACKEND_IFACE: sys::ggml_backend_i = sys::ggml_backend_i {

@@ -202,6 +202,14 @@ unsafe extern "C" fn dev_get_description(dev: sys::ggml_backend_dev_t) -> *const
 
 fn memory(e: &DeviceEntry) -> (usize, usize) {
     let total = e.caps.device_local_bytes();
+    // With a budget (GGVK_MEMORY_BUDGET), report it: total = budget, free = budget less every byte ggvk holds on
+    // the device (ggml's buffers, and scratch and staging memory, which ggml-alloc does not size).
+    let open = e.device.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let limit = open.as_ref().map_or_else(crate::vk::device::env_memory_budget, |d| d.memory_budget_limit());
+    if limit > 0 {
+        let used = open.map_or(0, |d| d.allocated_bytes());
+        return (limit.saturating_sub(used) as usize, limit as usize);
+    }
     let (used, budget) = match Instance::global() {
         Ok(inst) => match inst.physical_devices().get(e.index) {
             Some(pd) => inst.memory_budget(pd.handle, &e.caps),

@@ -34,3 +34,22 @@ pub extern "C" fn ggml_backend_init() -> sys::ggml_backend_reg_t {
 pub extern "C" fn ggml_backend_score() -> c_int {
     catch_unwind(|| if device::registry().is_empty() { 0 } else { 1 }).unwrap_or(0)
 }
+
+/// The support check ggml's `supports_op` runs (translation of the ggml node, then the op's checks against the
+/// device's limits), with tensors placed in `placeholder` (a [`crate::vk::Buffer::placeholder`]). For fuzzing
+/// the translation with arbitrary ggml-like tensors.
+///
+/// # Safety
+/// `op` and its non-NULL sources must point to readable ggml tensors; their `buffer` pointers must be NULL.
+#[doc(hidden)]
+pub unsafe fn check_node(
+    op: *const sys::ggml_tensor,
+    placeholder: &std::sync::Arc<crate::vk::Buffer>,
+) -> crate::Result<Option<crate::Node>> {
+    // SAFETY: forwarded to the caller.
+    let node = unsafe { translate::node(op, translate::Memory::Check(placeholder)) }?;
+    if let Some(n) = &node {
+        crate::ops::check_on(placeholder.device(), n)?;
+    }
+    Ok(node)
+}

@@ -3,6 +3,8 @@
 //! the [`exec`] module records it into command buffers.
 
 pub mod exec;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
@@ -66,6 +68,10 @@ impl Tensor {
         if ne.iter().any(|&n| n < 0) {
             return Err(Error::invalid(format!("negative dimension in {ne:?}")));
         }
+        // Products of any dimensions (element counts, rows, columns) must fit: zero dimensions count as 1 here.
+        if ne.iter().try_fold(1i64, |a, &n| a.checked_mul(n.max(1))).is_none() {
+            return Err(Error::invalid(format!("{ne:?}: the element count overflows")));
+        }
         let bs = self.ty.block_size() as i64;
         if ne[0] % bs != 0 {
             return Err(Error::invalid(format!(
@@ -124,14 +130,20 @@ impl Tensor {
         self.nb[0] == self.ty.type_size() as u64
     }
 
-    /// Number of elements.
+    /// Number of elements (0 when any dimension is 0; validated tensors never overflow).
     pub fn nelements(&self) -> i64 {
-        self.ne.iter().product()
+        if self.ne.contains(&0) {
+            return 0;
+        }
+        self.ne.iter().try_fold(1i64, |a, &n| a.checked_mul(n)).unwrap_or(i64::MAX)
     }
 
-    /// Rows of dimension 0 (`ne[1] * ne[2] * ne[3]`).
+    /// Rows of dimension 0 (`ne[1] * ne[2] * ne[3]`; 0 when any dimension is 0).
     pub fn nrows(&self) -> i64 {
-        self.ne[1] * self.ne[2] * self.ne[3]
+        if self.ne.contains(&0) {
+            return 0;
+        }
+        self.ne[1..].iter().try_fold(1i64, |a, &n| a.checked_mul(n)).unwrap_or(i64::MAX)
     }
 
     /// Laid out exactly as `contiguous` would lay it out.

@@ -9,6 +9,7 @@ use gpu_allocator::vulkan::{Allocator, AllocatorCreateDesc};
 use gpu_allocator::{AllocationSizes, AllocatorDebugSettings};
 
 use super::caps::Capabilities;
+use super::fault::{self, FaultKind};
 use super::instance::Instance;
 use super::pipeline::PipelineCache;
 use super::transfer::Transfer;
@@ -32,6 +33,24 @@ pub struct Device {
     transfer: Mutex<Option<Transfer>>,
     lost: AtomicBool,
     next_id: AtomicU64,
+    /// Bytes of device memory ggvk's buffers hold now (gpu-allocator allocation sizes, every memory type).
+    allocated: AtomicU64,
+    /// Most bytes `allocated` may reach (`GGVK_MEMORY_BUDGET`, or [`Device::set_memory_budget`]); 0: no limit.
+    budget: AtomicU64,
+}
+
+/// `GGVK_MEMORY_BUDGET` in bytes (a plain number, or with a K/M/G suffix); 0 or unset: no limit. Every device
+/// opened afterwards starts with this budget.
+pub fn env_memory_budget() -> u64 {
+    let Ok(v) = std::env::var("GGVK_MEMORY_BUDGET") else { return 0 };
+    let v = v.trim();
+    let (num, mul) = match v.chars().last() {
+        Some('K' | 'k') => (&v[..v.len() - 1], 1u64 << 10),
+        Some('M' | 'm') => (&v[..v.len() - 1], 1 << 20),
+        Some('G' | 'g') => (&v[..v.len() - 1], 1 << 30),
+        _ => (v, 1),
+    };
+    num.trim().parse::<u64>().map(|n| n.saturating_mul(mul)).unwrap_or(0)
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -77,7 +96,16 @@ impl Device {
         if caps.memory_budget_ext {
             exts.push(ash::ext::memory_budget::NAME.as_ptr());
         }
-        let features = vk::PhysicalDeviceFeatures::default().shader_int16(true);
+        // robustBufferAccess (out-of-range shader accesses read 0 / are dropped instead of touching other memory):
+        // on in debug builds and with GGVK_ROBUST_BUFFER_ACCESS=1, where the device offers it.
+        let want_robust = cfg!(debug_assertions) || std::env::var("GGVK_ROBUST_BUFFER_ACCESS").is_ok_and(|v| v == "1");
+        // SAFETY: `pd.handle` is a physical device of `instance`.
+        let offered = unsafe { instance.raw().get_physical_device_features(pd.handle) };
+        let robust = want_robust && offered.robust_buffer_access == vk::TRUE;
+        if robust {
+            tracing::info!(index, "robustBufferAccess enabled");
+        }
+        let features = vk::PhysicalDeviceFeatures::default().shader_int16(true).robust_buffer_access(robust);
         let mut f11 = vk::PhysicalDeviceVulkan11Features::default().storage_buffer16_bit_access(true);
         let mut f12 = vk::PhysicalDeviceVulkan12Features::default()
             .shader_float16(caps.fp16)
@@ -125,6 +153,7 @@ impl Device {
             }
         };
         tracing::info!(index, name = %caps.name, "ggvk device opened");
+        fault::device_opened();
         Ok(Device {
             physical: pd.handle,
             instance,
@@ -138,6 +167,8 @@ impl Device {
             transfer: Mutex::new(None),
             lost: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
+            allocated: AtomicU64::new(0),
+            budget: AtomicU64::new(env_memory_budget()),
         })
     }
 
@@ -213,9 +244,49 @@ impl Device {
         e
     }
 
+    /// Bytes of device memory held by ggvk's buffers on this device (scratch, staging and host buffers included).
+    pub fn allocated_bytes(&self) -> u64 {
+        self.allocated.load(Ordering::SeqCst)
+    }
+
+    /// The memory budget in bytes (0: none). Allocations that would take `allocated_bytes` past it fail with
+    /// [`Error::OutOfDeviceMemory`].
+    pub fn memory_budget_limit(&self) -> u64 {
+        self.budget.load(Ordering::SeqCst)
+    }
+
+    /// Set the memory budget in bytes (0: none); starts as `GGVK_MEMORY_BUDGET`.
+    pub fn set_memory_budget(&self, bytes: u64) {
+        self.budget.store(bytes, Ordering::SeqCst);
+    }
+
+    /// Account for `bytes` about to be allocated; fails past the budget.
+    pub(crate) fn reserve(&self, bytes: u64) -> Result<()> {
+        let budget = self.budget.load(Ordering::SeqCst);
+        let mut cur = self.allocated.load(Ordering::SeqCst);
+        loop {
+            let next = cur.saturating_add(bytes);
+            if budget > 0 && next > budget {
+                return Err(Error::OutOfDeviceMemory(format!(
+                    "allocating {bytes} bytes would exceed the memory budget of {budget} bytes ({cur} in use)"
+                )));
+            }
+            match self.allocated.compare_exchange(cur, next, Ordering::SeqCst, Ordering::SeqCst) {
+                Ok(_) => return Ok(()),
+                Err(now) => cur = now,
+            }
+        }
+    }
+
+    /// Undo [`Device::reserve`] (allocation failed or freed).
+    pub(crate) fn unreserve(&self, bytes: u64) {
+        let _ = self.allocated.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |c| Some(c.saturating_sub(bytes)));
+    }
+
     /// Submit command buffers to the compute queue, signalling `fence`.
     pub fn submit(&self, cmds: &[vk::CommandBuffer], fence: vk::Fence) -> Result<()> {
         self.check_alive()?;
+        fault::point(FaultKind::Submit).map_err(|e| self.note(e))?;
         let info = [vk::SubmitInfo::default().command_buffers(cmds)];
         let q = lock(&self.queue);
         // SAFETY: the queue is externally synchronised by the mutex; the command buffers are fully recorded and
@@ -300,9 +371,15 @@ impl Drop for Device {
             t.destroy(self);
         }
         self.pipelines.destroy(&self.raw);
+        let mut leaked = 0;
         if let Some(a) = lock(&self.allocator).take() {
+            leaked = a.generate_report().allocations.len() as u64;
+            if leaked > 0 {
+                tracing::error!(leaked, "ggvk device closed with live allocations");
+            }
             drop(a);
         }
+        fault::device_closed(leaked);
         // SAFETY: all children are destroyed above.
         unsafe { self.raw.destroy_device(None) };
     }

@@ -8,6 +8,7 @@ use gpu_allocator::vulkan::{Allocation, AllocationCreateDesc, AllocationScheme};
 use gpu_allocator::MemoryLocation;
 
 use super::device::Device;
+use super::fault::{self, FaultKind};
 use super::transfer::Transfer;
 use crate::error::{Error, Result, VkResultExt};
 
@@ -42,11 +43,21 @@ pub(crate) fn create_raw(
     location: MemoryLocation,
     name: &str,
 ) -> Result<(vk::Buffer, Allocation)> {
+    device.check_alive()?;
     let info = vk::BufferCreateInfo::default().size(size).usage(usage).sharing_mode(vk::SharingMode::EXCLUSIVE);
     // SAFETY: valid device and a fully initialised create info with size > 0.
     let raw = unsafe { device.raw().create_buffer(&info, None) }.vk_context("vkCreateBuffer")?;
     // SAFETY: `raw` was just created on this device.
     let requirements = unsafe { device.raw().get_buffer_memory_requirements(raw) };
+    // The budget (GGVK_MEMORY_BUDGET) and the fault point come before gpu-allocator sees the request.
+    if let Err(e) = device
+        .reserve(requirements.size)
+        .and_then(|()| fault::point(FaultKind::Alloc).inspect_err(|_| device.unreserve(requirements.size)))
+    {
+        // SAFETY: the buffer is unused and unbound.
+        unsafe { device.raw().destroy_buffer(raw, None) };
+        return Err(device.note(e));
+    }
     let desc = AllocationCreateDesc {
         name,
         requirements,
@@ -57,6 +68,7 @@ pub(crate) fn create_raw(
     let allocation = {
         let mut guard = device.allocator();
         let Some(alloc) = guard.as_mut() else {
+            device.unreserve(requirements.size);
             // SAFETY: the buffer is unused and unbound.
             unsafe { device.raw().destroy_buffer(raw, None) };
             return Err(Error::Internal("allocator already shut down".into()));
@@ -64,6 +76,7 @@ pub(crate) fn create_raw(
         match alloc.allocate(&desc) {
             Ok(a) => a,
             Err(e) => {
+                device.unreserve(requirements.size);
                 // SAFETY: the buffer is unused and unbound.
                 unsafe { device.raw().destroy_buffer(raw, None) };
                 return Err(alloc_error(e, name, size));
@@ -76,18 +89,23 @@ pub(crate) fn create_raw(
         if let Some(a) = device.allocator().as_mut() {
             let _ = a.free(allocation);
         }
+        device.unreserve(requirements.size);
         // SAFETY: unused buffer.
         unsafe { device.raw().destroy_buffer(raw, None) };
         return Err(Error::vk("vkBindBufferMemory", r));
     }
+    fault::allocation_made();
     Ok((raw, allocation))
 }
 
 /// Free what [`create_raw`] made.
 pub(crate) fn destroy_raw(device: &Device, raw: vk::Buffer, allocation: Allocation) {
+    let size = allocation.size();
     if let Some(a) = device.allocator().as_mut() {
         let _ = a.free(allocation);
     }
+    device.unreserve(size);
+    fault::allocation_freed();
     // SAFETY: callers destroy only buffers no pending command buffer uses (they wait or hold Arcs).
     unsafe { device.raw().destroy_buffer(raw, None) };
 }
@@ -180,6 +198,7 @@ impl Buffer {
     fn with_mapping<R>(&self, f: impl FnOnce(&mut [u8]) -> R) -> Result<R> {
         // Everything queued on the device may touch this buffer: let it finish first.
         self.device.queue_wait_idle()?;
+        fault::point(FaultKind::Map).map_err(|e| self.device.note(e))?;
         let mut guard = self.allocation.lock().unwrap_or_else(|p| p.into_inner());
         let slice = guard
             .as_mut()

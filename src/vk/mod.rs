@@ -8,6 +8,10 @@
 pub mod caps;
 pub mod command;
 pub mod device;
+/// Fault injection and live-resource counters (not part of the C API).
+///
+/// cbindgen:ignore
+pub mod fault;
 pub mod instance;
 pub mod memory;
 pub mod pipeline;

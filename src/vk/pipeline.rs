@@ -79,6 +79,13 @@ impl PipelineCache {
 
     fn create(&self, device: &Device, shader: &Shader, spec: &[u32]) -> Result<Pipeline> {
         device.check_alive()?;
+        super::fault::point(super::fault::FaultKind::Pipeline).map_err(|e| device.note(e))?;
+        if shader.spirv.is_empty() {
+            return Err(Error::unsupported(format!(
+                "{}: this build embeds no SPIR-V (built without the `shaders` feature)",
+                shader.name
+            )));
+        }
         let raw = device.raw();
         let words = ash::util::read_spv(&mut std::io::Cursor::new(shader.spirv))
             .map_err(|e| Error::Internal(format!("embedded SPIR-V of {} is malformed: {e}", shader.name)))?;

@@ -7,6 +7,7 @@ use gpu_allocator::MemoryLocation;
 
 use super::command::{barrier_into_transfer, barrier_to_everything};
 use super::device::Device;
+use super::fault::{self, FaultKind};
 use super::memory::{create_raw, destroy_raw};
 use crate::error::{Error, Result, VkResultExt};
 
@@ -120,6 +121,7 @@ impl Transfer {
         Self::staging(&mut self.upload, device, data.len() as u64, MemoryLocation::CpuToGpu)?;
         let chunk = self.upload.as_ref().map(|s| s.size).unwrap_or(1) as usize;
         for (i, part) in data.chunks(chunk).enumerate() {
+            fault::point(FaultKind::Map)?;
             let st = self.upload.as_mut().expect("created above");
             let map = st.allocation.mapped_slice_mut().expect("checked host-visible");
             map[..part.len()].copy_from_slice(part);
@@ -146,6 +148,7 @@ impl Transfer {
                 .size(part.len() as u64)];
             // SAFETY: both buffers are live, the region is inside both.
             self.run(device, |raw, cmd| unsafe { raw.cmd_copy_buffer(cmd, src, dst, &region) })?;
+            fault::point(FaultKind::Map)?;
             let st = self.download.as_mut().expect("created above");
             let map = st.allocation.mapped_slice().expect("checked host-visible");
             part.copy_from_slice(&map[..part.len()]);
