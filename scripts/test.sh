@@ -42,6 +42,9 @@ GGVK_INT_DOT=0 GGVK_SHARED_REDUCTION=1 cargo test --release --test ops 2>&1 | te
 step "Rust kernel tests with every node in its own submission (dependencies across command buffers)"
 GGVK_SUBMIT_NODES=1 cargo test --release --test ops --test ops_elementwise --test ops_norm_rows 2>&1 \
   | tee "$LOGS/cargo-test-submit1.log"
+step "Rust: the activation-rounding pre-pass for the generic weight types (GGVK_ROUND_ACTIVATIONS=1), bit-exact"
+GGVK_ROUND_ACTIVATIONS=1 cargo test --release --test ops_act_round --test ops_dq --test ops_kquant 2>&1 \
+  | tee "$LOGS/cargo-test-round.log"
 step "Rust: products whose tensors exceed one storage window are cut into pieces (window capped at 1 MiB)"
 GGVK_MAX_STORAGE_RANGE=1048576 cargo test --release --test ops mul_mat_pieces 2>&1 | tee "$LOGS/cargo-test-pieces.log"
 step "bad input and elementwise kernels with robustBufferAccess on (GGVK_ROBUST_BUFFER_ACCESS=1; debug builds always)"

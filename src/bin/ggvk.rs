@@ -137,8 +137,14 @@ fn bench(a: Args) -> Result<(), ggvk::Error> {
     outs[0].read(0, &mut got)?;
     let got: Vec<f32> = got.chunks_exact(4).map(|c| f32::from_ne_bytes([c[0], c[1], c[2], c[3]])).collect();
     let mut want = vec![0f32; m];
+    // Generic weight types multiply x rounded onto the CPU backend's grid (ops::matmul::rounds_activations): the
+    // reference takes the same rounded x.
+    let x_seen = match ggvk::ops::matmul::rounds_activations(&weights[0]) {
+        Some(r) => quant::round_activations_to_vec(r, &x),
+        None => x.clone(),
+    };
     let t0 = Instant::now();
-    cpu_matvec(a.ty, &w, &x, m, k, &mut want);
+    cpu_matvec(a.ty, &w, &x_seen, m, k, &mut want);
     let cpu_s = t0.elapsed().as_secs_f64();
     // Allowed error: f32 rounding, plus, on the integer-dot path, the 8-bit rounding of x
     // (|x - x'| <= d/2 + 127 d 2^-11 per 32-value block, d = max|x| / 127 kept as f16, times sum|a| over it).

@@ -8,7 +8,7 @@ use bytemuck::{Pod, Zeroable};
 use super::{bind, dim_u32, spirv, split_groups, stride_units};
 use crate::error::{Error, Result};
 use crate::graph::Tensor;
-use crate::quant::GgmlType;
+use crate::quant::{act_rounding, ActRounding, GgmlType};
 use crate::vk::{Binding, Derived, Device, Recorder, Shader};
 
 /// Push constants of `mul_mat_vec.comp` and `mul_mat.comp` (`MATMUL_PUSH` in `shaders/common.glsl`).
@@ -299,7 +299,14 @@ fn record_piece(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor) ->
         pad: [0; 2],
     };
     let batches = dim_u32("batches", b.ne[2] * b.ne[3])?;
-    let bindings = [a_bind, b_bind, d_bind];
+    // Generic weight types read b through a copy rounded onto the CPU backend's grid for them.
+    let (bindings, p) = match rounds_activations(a) {
+        Some(r) => {
+            let (rounded, p) = round_b(rec, b, &b_bind, p, r)?;
+            ([a_bind, rounded, d_bind], p)
+        }
+        None => ([a_bind, b_bind, d_bind], p),
+    };
     let push = bytemuck::bytes_of(&p);
     if p.n <= MATVEC_MAX_COLS {
         let use_sg = caps.subgroup_arithmetic && !device_forces_shared_reduction();
@@ -413,13 +420,19 @@ pub fn uses_int_dot(device: &Device, a: &Tensor, b: &Tensor) -> bool {
     int_dot_shaders(device, a, b).is_some() || (quantizes_activations(a) && b.ne[1] > i64::from(MATVEC_MAX_COLS))
 }
 
-/// Scratch bytes a multiplication needs on `device` (b quantized to 8 bits per block).
+/// Scratch bytes a multiplication needs on `device` (b quantized to 8 bits per block, or b rounded onto the CPU's
+/// grid as f32).
 pub fn scratch_bytes(device: &Device, a: &Tensor, b: &Tensor, dst: &Tensor) -> u64 {
-    if !uses_int_dot(device, a, b) {
+    let k = b.ne[0].max(0) as u64;
+    let col_bytes = if uses_int_dot(device, a, b) {
+        (k / 32) * QX_WORDS * 4
+    } else if rounds_activations(a).is_some() {
+        k * 4
+    } else {
         return 0;
-    }
+    };
     let cols = (b.ne[1] * b.ne[2] * b.ne[3]).max(0) as u64;
-    let bytes = (b.ne[0].max(0) as u64 / 32) * QX_WORDS * 4 * cols;
+    let bytes = col_bytes * cols;
     // Cut into pieces: each piece of columns takes its own aligned region (pieces of rows reuse it).
     let align = device.caps().min_storage_offset_alignment.max(256);
     match split_plan(device, a, b, dst) {
@@ -479,6 +492,98 @@ fn quantize_b(rec: &mut Recorder<'_>, b: &Tensor, b_bind: &Binding, p: MatMulPus
     let q_read = Binding { write: false, ..q_write };
     rec.add_derived(Derived { kind: QUANTIZE.name, source, layout, result: (q_read.clone(), q_off) });
     Ok((q_read, redirect(p, q_off)))
+}
+
+/// Whether `a x b` runs the generic f32-activation kernels on a copy of b rounded onto the grid ggml's CPU backend
+/// puts activations on for `a`'s type (its `vec_dot_type`: Q8_0/Q8_1 for Q4_1/Q5_0/Q5_1, Q8_K for the K-quants,
+/// BF16 for BF16; see [`crate::quant::act`]), and which grid. Off by default: `GGVK_ROUND_ACTIVATIONS=1` turns it on
+/// (read once per process). It brings single products to the CPU backend's result within f32 noise, but on Gemma 3
+/// 270M (Q4_K_M) the end-to-end KL divergence against the CPU was worse with it (NOTES.md). Q4_0, Q8_0 and F16 weights have their own
+/// paths ([`quantizes_activations`], the F16 kernels' f16 rounding); F32 weights take b as it is.
+pub fn rounds_activations(a: &Tensor) -> Option<ActRounding> {
+    static KNOB: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let on = *KNOB.get_or_init(|| std::env::var("GGVK_ROUND_ACTIVATIONS").ok().as_deref() == Some("1"));
+    let generic = !matches!(a.ty, GgmlType::F32 | GgmlType::F16 | GgmlType::Q4_0 | GgmlType::Q8_0);
+    if on && generic {
+        act_rounding(a.ty)
+    } else {
+        None
+    }
+}
+
+/// Push constants of `round_act.comp` (same layout as [`QuantizePush`], offsets in floats).
+type RoundPush = QuantizePush;
+
+fn round_shader(r: ActRounding) -> Shader {
+    let (name, spirv) = match r {
+        ActRounding::Q8_0 => ("round_act_q8_0", spirv::ROUND_ACT_Q8_0),
+        ActRounding::Q8K => ("round_act_q8_k", spirv::ROUND_ACT_Q8_K),
+        ActRounding::Bf16 => ("round_act_bf16", spirv::ROUND_ACT_BF16),
+    };
+    Shader { name, spirv, bindings: 2, push_size: std::mem::size_of::<RoundPush>() as u32 }
+}
+
+/// Round b onto `r`'s grid into this submission's scratch (f32, columns one after another, k floats each);
+/// returns the read-only binding of the copy and the push constants with b's offset and strides redirected to it.
+/// The same activation feeding several products (Q, K and V; gate and up) is rounded once per submission.
+fn round_b(
+    rec: &mut Recorder<'_>,
+    b: &Tensor,
+    b_bind: &Binding,
+    p: MatMulPush,
+    r: ActRounding,
+) -> Result<(Binding, MatMulPush)> {
+    let device = rec.device().clone();
+    let block = r.block() as u32;
+    if p.k % block != 0 {
+        return Err(Error::Internal(format!("MUL_MAT: k = {} is not a multiple of {block} for rounding", p.k)));
+    }
+    let cols = u64::from(p.n) * (b.ne[2] * b.ne[3]) as u64;
+    let redirect = |mut p: MatMulPush, o_off: u32| {
+        p.b_off = o_off;
+        p.b_col = p.k;
+        p.b_s2 = p.k * p.n;
+        p.b_s3 = p.k * p.n * p.ne12;
+        p
+    };
+    let shader = round_shader(r);
+    let (start, end) = b.byte_range();
+    let source = (b.buffer.id(), start, end);
+    let layout = (b.ty.raw(), b.ne, b.nb);
+    if let Some((read, o_off)) = rec.find_derived(shader.name, source, layout) {
+        return Ok((read, redirect(p, o_off)));
+    }
+    let bytes = u64::from(p.k) * 4 * cols;
+    let (scratch, offset) = rec.scratch(bytes)?;
+    let region = Tensor::contiguous(scratch, offset, GgmlType::F32, [(bytes / 4) as i64, 1, 1, 1])?;
+    let (write, o_off) = bind(&device, &region, 4, true)?;
+    // Overflow of the redirected strides is caught here rather than wrapping in the kernel.
+    dim_u32("rounded activations", i64::from(p.k) * cols as i64)?;
+    let nblocks = p.k / block;
+    let push = RoundPush {
+        nblocks,
+        ncols: dim_u32("columns", cols as i64)?,
+        ne11: p.n,
+        ne12: p.ne12,
+        b_off: p.b_off,
+        b_col: p.b_col,
+        b_s2: p.b_s2,
+        b_s3: p.b_s3,
+        q_off: o_off,
+        pad: [0; 3],
+    };
+    let pipeline = device.pipelines().get(&device, &shader, &[])?;
+    let (gy, gz) = split_groups(cols, device.caps().max_workgroup_count[1])?;
+    rec.dispatch(
+        shader.name,
+        &pipeline,
+        &[b_bind.clone(), write.clone()],
+        bytemuck::bytes_of(&push),
+        [nblocks.div_ceil(64), gy, gz],
+    )?;
+    let read = Binding { write: false, ..write };
+    rec.add_derived(Derived { kind: shader.name, source, layout, result: (read.clone(), o_off) });
+    Ok((read, redirect(p, o_off)))
 }
 
 /// Quantize b into scratch, then run the integer-dot mat-vec over it.

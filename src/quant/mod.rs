@@ -21,6 +21,7 @@ use std::fmt;
 
 use crate::error::{Error, Result};
 
+pub mod act;
 pub mod bf16;
 pub mod f16;
 pub mod k_common;
@@ -35,6 +36,7 @@ pub mod q5_k;
 pub mod q6_k;
 pub mod q8_0;
 
+pub use self::act::{act_rounding, round_activations, round_activations_to_vec, ActRounding};
 pub use self::bf16::{bf16_bits_to_f32, dequantize_row_bf16, f32_to_bf16_bits, quantize_row_bf16};
 pub use self::f16::{dequantize_row_f16, quantize_row_f16};
 pub use self::k_common::{K_SCALE_SIZE, QK_K};

@@ -158,3 +158,12 @@ pub fn cpu_backend_quantize(ty: GgmlType, vals: &[f32]) -> Vec<u8> {
     }
     out
 }
+
+/// The activations `b` (contiguous columns) as the MUL_MAT kernels for weights `a` see them: rounded onto the CPU
+/// backend's grid for `a`'s type when ggvk rounds them (`ggvk::ops::matmul::rounds_activations`), else as they are.
+pub fn activations_seen(a: &Tensor, b: &[f32]) -> Vec<f32> {
+    match ggvk::ops::matmul::rounds_activations(a) {
+        Some(r) => ggvk::quant::round_activations_to_vec(r, b),
+        None => b.to_vec(),
+    }
+}
