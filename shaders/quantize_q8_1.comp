@@ -4,6 +4,8 @@
 //   [0] d (f32 bits) [1] sum(q) (int) [2..9] q packed 4 per word, element e in byte e % 4 of word e / 4.
 // One thread per block; x = block within a column, y (+ z overflow) = column (i11 + ne11 * (i12 + ne12 * i13)).
 #include "common.glsl"
+#include "half_bits.glsl"
+#include "div_rn.glsl"
 
 layout(local_size_x = 64, local_size_y = 1, local_size_z = 1) in;
 layout(binding = 0) readonly buffer B { float b[]; };
@@ -33,15 +35,16 @@ void main() {
     }
     // As ggml's CPU backend (x86 build) quantizes activations for Q4_0/Q8_0 dot products (quantize_row_q8_0):
     // codes round(x * 127 / max|x|) to nearest even, the scale max|x| / 127 kept as f16.
-    const float d = amax / 127.0;
-    const float id = amax != 0.0 ? 127.0 / amax : 0.0;
-    const float d16 = unpackHalf2x16(packHalf2x16(vec2(d, 0.0))).x;
+    // Exact divisions and f16 rounding (to nearest even), so the codes match the CPU's on every driver.
+    const float d = div_rn(amax, 127.0);
+    const float id = amax != 0.0 ? div_rn(127.0, amax) : 0.0;
+    const float d16 = uintBitsToFloat(half_to_float_bits(float_bits_to_half(floatBitsToUint(d))));
     const uint dst = pc.q_off + (col * pc.nblocks + blk) * 10u;
     int sum = 0;
     [[unroll]] for (uint w = 0; w < 8; ++w) {
         uint packed = 0u;
         [[unroll]] for (uint j = 0; j < 4; ++j) {
-            const float v = x[4 * w + j] * id;
+            precise const float v = x[4 * w + j] * id;
             const int qi = clamp(int(roundEven(v)), -127, 127);
             sum += qi;
             packed |= (uint(qi) & 0xFFu) << (8u * j);
