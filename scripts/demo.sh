@@ -6,7 +6,7 @@
 #   bash scripts/demo.sh ["your prompt"] [extra llama-completion arguments...]
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
-bash "$GGVK_ROOT/scripts/setup.sh"
+GGVK_SETUP_TESTS=0 bash "$GGVK_ROOT/scripts/setup.sh"
 cd "$GGVK_ROOT"
 PROMPT=${1:-"The three most important inventions of the twentieth century are"}
 shift || true

@@ -25,11 +25,12 @@ if ! command -v cargo >/dev/null; then
 fi
 rustup component add clippy rustfmt >/dev/null 2>&1 || true
 # Nightly with Miri (the pure-Rust modules under Miri) and rust-src (Miri's sysroot); cargo-fuzz (libFuzzer).
-if ! rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^miri'; then
+# Only the tests need them (GGVK_SETUP_TESTS=0, as the demo sets it, skips them).
+if [ "${GGVK_SETUP_TESTS:-1}" = 1 ] && ! rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^miri'; then
   echo "setup: installing the nightly toolchain with miri and rust-src"
   rustup toolchain install nightly --profile minimal --component miri,rust-src >/dev/null
 fi
-if ! cargo-fuzz --version 2>/dev/null | grep -q "0.13"; then
+if [ "${GGVK_SETUP_TESTS:-1}" = 1 ] && ! cargo-fuzz --version 2>/dev/null | grep -q "0.13"; then
   echo "setup: installing cargo-fuzz 0.13 into $GGVK_CACHE/tools"
   cargo install cargo-fuzz --version '^0.13' --locked --root "$GGVK_CACHE/tools" >/dev/null 2>&1
 fi
