@@ -444,31 +444,49 @@ pub fn scratch_bytes(device: &Device, a: &Tensor, b: &Tensor, dst: &Tensor) -> u
 /// Quantize b into this submission's scratch; returns the binding of the quantized copy (read-only) and the
 /// push constants with b's offset and strides redirected to it (in words; 10 per 32-value block).
 fn quantize_b(rec: &mut Recorder<'_>, b: &Tensor, b_bind: &Binding, p: MatMulPush) -> Result<(Binding, MatMulPush)> {
-    let device = rec.device().clone();
     let nblocks = p.k / 32;
-    let cols = u64::from(p.n) * (b.ne[2] * b.ne[3]) as u64;
     // Columns are laid out one after another: column i11 of batch (i12, i13) starts at
     // ((i13 * ne12 + i12) * n + i11) * nblocks blocks.
     let col_words = dim_u32("quantized column", i64::from(nblocks) * QX_WORDS as i64)?;
-    let redirect = |mut p: MatMulPush, q_off: u32| {
-        p.b_off = q_off;
+    derive_b(rec, b, b_bind, p, &QUANTIZE, nblocks, col_words)
+}
+
+/// Write a per-column transform of b (`shader`: 8-bit quantization or rounding onto a grid; `nblocks` blocks of
+/// one thread each per column, `col_words` 32-bit words per output column, columns one after another) into this
+/// submission's scratch; returns the read-only binding of the copy and the push constants with b's offset and
+/// strides redirected to it. The same activation feeding several products (Q, K and V; gate and up) is
+/// transformed once per submission (until its bytes are written again).
+fn derive_b(
+    rec: &mut Recorder<'_>,
+    b: &Tensor,
+    b_bind: &Binding,
+    p: MatMulPush,
+    shader: &Shader,
+    nblocks: u32,
+    col_words: u32,
+) -> Result<(Binding, MatMulPush)> {
+    let device = rec.device().clone();
+    let cols = u64::from(p.n) * (b.ne[2] * b.ne[3]) as u64;
+    // Overflow of the redirected strides is caught here rather than wrapping in the kernel.
+    dim_u32("derived activations", i64::from(col_words) * cols as i64)?;
+    let redirect = |mut p: MatMulPush, off: u32| {
+        p.b_off = off;
         p.b_col = col_words;
         p.b_s2 = col_words * p.n;
         p.b_s3 = col_words * p.n * p.ne12;
         p
     };
-    // The same activation feeding several products (Q, K and V; gate and up) is quantized once per submission.
     let (start, end) = b.byte_range();
     let source = (b.buffer.id(), start, end);
     let layout = (b.ty.raw(), b.ne, b.nb);
-    if let Some((q_read, q_off)) = rec.find_derived(QUANTIZE.name, source, layout) {
-        return Ok((q_read, redirect(p, q_off)));
+    if let Some((read, off)) = rec.find_derived(shader.name, source, layout) {
+        return Ok((read, redirect(p, off)));
     }
-    let bytes = u64::from(nblocks) * QX_WORDS * 4 * cols;
+    let bytes = u64::from(col_words) * 4 * cols;
     let (scratch, offset) = rec.scratch(bytes)?;
     let region = Tensor::contiguous(scratch, offset, GgmlType::I32, [(bytes / 4) as i64, 1, 1, 1])?;
-    let (q_write, q_off) = bind(&device, &region, 4, true)?;
-    let q = QuantizePush {
+    let (write, off) = bind(&device, &region, 4, true)?;
+    let push = QuantizePush {
         nblocks,
         ncols: dim_u32("columns", cols as i64)?,
         ne11: p.n,
@@ -477,29 +495,30 @@ fn quantize_b(rec: &mut Recorder<'_>, b: &Tensor, b_bind: &Binding, p: MatMulPus
         b_col: p.b_col,
         b_s2: p.b_s2,
         b_s3: p.b_s3,
-        q_off,
+        q_off: off,
         pad: [0; 3],
     };
-    let quantize = device.pipelines().get(&device, &QUANTIZE, &[])?;
+    let pipeline = device.pipelines().get(&device, shader, &[])?;
     let (gy, gz) = split_groups(cols, device.caps().max_workgroup_count[1])?;
     rec.dispatch(
-        "quantize_q8_1",
-        &quantize,
-        &[b_bind.clone(), q_write.clone()],
-        bytemuck::bytes_of(&q),
+        shader.name,
+        &pipeline,
+        &[b_bind.clone(), write.clone()],
+        bytemuck::bytes_of(&push),
         [nblocks.div_ceil(64), gy, gz],
     )?;
-    let q_read = Binding { write: false, ..q_write };
-    rec.add_derived(Derived { kind: QUANTIZE.name, source, layout, result: (q_read.clone(), q_off) });
-    Ok((q_read, redirect(p, q_off)))
+    let read = Binding { write: false, ..write };
+    rec.add_derived(Derived { kind: shader.name, source, layout, result: (read.clone(), off) });
+    Ok((read, redirect(p, off)))
 }
 
 /// Whether `a x b` runs the generic f32-activation kernels on a copy of b rounded onto the grid ggml's CPU backend
 /// puts activations on for `a`'s type (its `vec_dot_type`: Q8_0/Q8_1 for Q4_1/Q5_0/Q5_1, Q8_K for the K-quants,
 /// BF16 for BF16; see [`crate::quant::act`]), and which grid. Off by default: `GGVK_ROUND_ACTIVATIONS=1` turns it on
 /// (read once per process). It brings single products to the CPU backend's result within f32 noise, but on Gemma 3
-/// 270M (Q4_K_M) the end-to-end KL divergence against the CPU was worse with it (NOTES.md). Q4_0, Q8_0 and F16 weights have their own
-/// paths ([`quantizes_activations`], the F16 kernels' f16 rounding); F32 weights take b as it is.
+/// 270M (Q4_K_M) the end-to-end KL divergence against the CPU was worse with it (NOTES.md). Q4_0, Q8_0 and F16
+/// weights have their own paths ([`quantizes_activations`], the F16 kernels' f16 rounding); F32 weights take b as
+/// it is.
 pub fn rounds_activations(a: &Tensor) -> Option<ActRounding> {
     static KNOB: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let on = *KNOB.get_or_init(|| std::env::var("GGVK_ROUND_ACTIVATIONS").ok().as_deref() == Some("1"));
@@ -525,7 +544,6 @@ fn round_shader(r: ActRounding) -> Shader {
 
 /// Round b onto `r`'s grid into this submission's scratch (f32, columns one after another, k floats each);
 /// returns the read-only binding of the copy and the push constants with b's offset and strides redirected to it.
-/// The same activation feeding several products (Q, K and V; gate and up) is rounded once per submission.
 fn round_b(
     rec: &mut Recorder<'_>,
     b: &Tensor,
@@ -533,57 +551,11 @@ fn round_b(
     p: MatMulPush,
     r: ActRounding,
 ) -> Result<(Binding, MatMulPush)> {
-    let device = rec.device().clone();
     let block = r.block() as u32;
     if p.k % block != 0 {
         return Err(Error::Internal(format!("MUL_MAT: k = {} is not a multiple of {block} for rounding", p.k)));
     }
-    let cols = u64::from(p.n) * (b.ne[2] * b.ne[3]) as u64;
-    let redirect = |mut p: MatMulPush, o_off: u32| {
-        p.b_off = o_off;
-        p.b_col = p.k;
-        p.b_s2 = p.k * p.n;
-        p.b_s3 = p.k * p.n * p.ne12;
-        p
-    };
-    let shader = round_shader(r);
-    let (start, end) = b.byte_range();
-    let source = (b.buffer.id(), start, end);
-    let layout = (b.ty.raw(), b.ne, b.nb);
-    if let Some((read, o_off)) = rec.find_derived(shader.name, source, layout) {
-        return Ok((read, redirect(p, o_off)));
-    }
-    let bytes = u64::from(p.k) * 4 * cols;
-    let (scratch, offset) = rec.scratch(bytes)?;
-    let region = Tensor::contiguous(scratch, offset, GgmlType::F32, [(bytes / 4) as i64, 1, 1, 1])?;
-    let (write, o_off) = bind(&device, &region, 4, true)?;
-    // Overflow of the redirected strides is caught here rather than wrapping in the kernel.
-    dim_u32("rounded activations", i64::from(p.k) * cols as i64)?;
-    let nblocks = p.k / block;
-    let push = RoundPush {
-        nblocks,
-        ncols: dim_u32("columns", cols as i64)?,
-        ne11: p.n,
-        ne12: p.ne12,
-        b_off: p.b_off,
-        b_col: p.b_col,
-        b_s2: p.b_s2,
-        b_s3: p.b_s3,
-        q_off: o_off,
-        pad: [0; 3],
-    };
-    let pipeline = device.pipelines().get(&device, &shader, &[])?;
-    let (gy, gz) = split_groups(cols, device.caps().max_workgroup_count[1])?;
-    rec.dispatch(
-        shader.name,
-        &pipeline,
-        &[b_bind.clone(), write.clone()],
-        bytemuck::bytes_of(&push),
-        [nblocks.div_ceil(64), gy, gz],
-    )?;
-    let read = Binding { write: false, ..write };
-    rec.add_derived(Derived { kind: shader.name, source, layout, result: (read.clone(), o_off) });
-    Ok((read, redirect(p, o_off)))
+    derive_b(rec, b, b_bind, p, &round_shader(r), p.k / block, p.k)
 }
 
 /// Quantize b into scratch, then run the integer-dot mat-vec over it.
