@@ -227,10 +227,11 @@ fn plan(device: &Device, node: &Node) -> Result<Plan> {
     loop {
         if let Some(bc) = [32, 16, 8, 4].into_iter().find(|&bc| shared_bytes(br, bc, dk, dv) <= budget) {
             let groups = u64::from(rows.div_ceil(br)) * groups_other;
-            // Token generation over a long context: split the keys so that enough workgroups run.
+            // Token generation over a long context: split the keys so that enough workgroups run (about 1024,
+            // at least 128 keys each: a 7B model's 32 heads at 8k context get 32 splits of 256 keys).
             let mut splits = 1;
-            if n_kv >= 512 && groups < 128 {
-                splits = (256u64.div_ceil(groups) as u32).min(n_kv.div_ceil(128)).max(1);
+            if n_kv >= 512 && groups < 512 {
+                splits = (1024u64.div_ceil(groups) as u32).min(n_kv.div_ceil(128)).max(1);
             }
             let chunk = n_kv.div_ceil(splits).div_ceil(bc) * bc;
             let splits = n_kv.div_ceil(chunk);
