@@ -5,7 +5,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{bind, dim_u32, spirv, split_groups, stride_units};
+use super::{bind, dim_u32, spirv, split_groups, stride_units, window_limit};
 use crate::error::{Error, Result};
 use crate::graph::Tensor;
 use crate::quant::{act_rounding, ActRounding, GgmlType};
@@ -196,13 +196,6 @@ pub fn check(a: &Tensor, b: &Tensor, dst: &Tensor) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Bytes one tensor may span so that its window (start rounded down to the offset alignment) fits
-/// `maxStorageBufferRange`.
-fn window_limit(device: &Device) -> u64 {
-    let caps = device.caps();
-    caps.max_storage_buffer_range.saturating_sub(caps.min_storage_offset_alignment)
 }
 
 /// How a product too large for one storage window per tensor is cut: rows of A (= rows of dst) per piece and

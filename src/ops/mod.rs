@@ -46,7 +46,7 @@ pub fn check_on(device: &Device, node: &Node) -> Result<()> {
         return matmul::check_on(device, node.src(0)?, node.src(1)?, &node.dst);
     }
     let caps = device.caps();
-    let limit = caps.max_storage_buffer_range.saturating_sub(caps.min_storage_offset_alignment);
+    let limit = window_limit(device);
     for t in node.src.iter().flatten().chain(std::iter::once(&node.dst)) {
         if t.nbytes() > limit {
             return Err(Error::unsupported(format!(
@@ -88,6 +88,13 @@ pub fn scratch_bytes(device: &Device, node: &Node) -> u64 {
     };
     let align = device.caps().min_storage_offset_alignment.max(256);
     bytes.div_ceil(align) * align
+}
+
+/// Bytes one tensor may span so that its window (start rounded down to the offset alignment) fits
+/// `maxStorageBufferRange`.
+pub(crate) fn window_limit(device: &Device) -> u64 {
+    let caps = device.caps();
+    caps.max_storage_buffer_range.saturating_sub(caps.min_storage_offset_alignment)
 }
 
 /// Optional source `i` of `node`.
