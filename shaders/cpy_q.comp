@@ -1,15 +1,16 @@
 #version 450
-// CPY / CONT / DUP with a quantized side (ggml's 32-element Q8_0 / Q4_0 blocks, 16-bit words). Element k of
+// CPY / CONT / DUP with a quantized side (ggml's 32-element blocks, 16-bit words). Element k of
 // src0 in its logical order (dim 0 innermost) goes to element k of dst in dst's logical order, as cpy.comp.
 // Quantized tensors have packed blocks along dim 0 and any strides (16-bit words) for dims 1..3.
-//   DST_Q8_0 / DST_Q4_0 (float src, SRC_F16 for F16): one thread per dst block; its 32 source values
+//   DST_Q8_0 / Q4_0 / Q4_1 / Q5_0 / Q5_1 / IQ4_NL (float src, SRC_F16 for F16): one thread per dst block; its 32 source values
 //     (any strides) are quantized as ggml's reference quantizers do (quantize.glsl).
 //   SRC_Q8_0 / SRC_Q4_0 without a DST_*: one thread per element, dequantized to an F32 dst (any strides),
 //     y = code * d (Q8_0) or (code - 8) * d (Q4_0), as ggml's dequantize_row_*.
 //   COPY_WORDS = n: same-type copy, one thread per block, its n words moved untouched.
 #include "elementwise.glsl"
 
-#if defined(DST_Q8_0) || defined(DST_Q4_0)
+#if defined(DST_Q8_0) || defined(DST_Q4_0) || defined(DST_Q4_1) || defined(DST_Q5_0) || defined(DST_Q5_1) \
+    || defined(DST_IQ4_NL)
 #define QUANTIZE 1
 #ifdef SRC_F16
 layout(binding = 0) readonly buffer S { uint16_t s[]; };

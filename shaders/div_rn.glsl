@@ -1,13 +1,19 @@
 // Correctly rounded f32 division (Vulkan allows OpFDiv 2.5 ulp of error; the CPU backend's divisions are exact).
-// a / b rounded to nearest even, for finite a and nonzero b (b infinite gives a signed zero). Overflow gives
-// infinity, subnormal results are exact-rounded too.
+// a / b rounded to nearest even; overflow gives infinity, subnormal results are exact-rounded too. Special
+// operands follow IEEE 754 (tested on the bit patterns, which no fast-math assumption can remove): a NaN
+// operand, inf / inf and 0 / 0 give NaN, x / 0 and inf / x give a signed infinity, 0 / x and x / inf a signed
+// zero.
 float div_rn(float a, float b) {
     uint ua = floatBitsToUint(a);
     uint ub = floatBitsToUint(b);
     const uint sign = (ua ^ ub) & 0x80000000u;
     ua &= 0x7FFFFFFFu;
     ub &= 0x7FFFFFFFu;
-    if (ua == 0u || ub >= 0x7F800000u) { return uintBitsToFloat(sign); }
+    const uint qnan = 0x7FC00000u;
+    if (ua > 0x7F800000u || ub > 0x7F800000u) { return uintBitsToFloat(qnan); }
+    if (ua == 0x7F800000u) { return uintBitsToFloat(ub == 0x7F800000u ? qnan : sign | 0x7F800000u); }
+    if (ub == 0u) { return uintBitsToFloat(ua == 0u ? qnan : sign | 0x7F800000u); }
+    if (ua == 0u || ub == 0x7F800000u) { return uintBitsToFloat(sign); }
     int ea = int(ua >> 23);
     int eb = int(ub >> 23);
     uint ma = ua & 0x7FFFFFu;

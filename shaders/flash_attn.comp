@@ -9,11 +9,13 @@
 // split over WG / (BR * BC) threads when there are fewer pairs than threads), online-softmax update per row,
 // V rows into the same shared array, then each thread updates its own output elements (o = tid + i * WG).
 //
-// K and V are read as 16-bit words of any of F32, F16, Q4_0, Q8_0 (types chosen by push constant).
+// K and V are read as 16-bit words of any of F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL (every K/V
+// cache type llama.cpp offers; types chosen by push constant).
 // Split mode (FLAG_SPLIT): the workgroup covers kv [split * chunk, +chunk) and writes M, L and the
 // unnormalised output row to the partials buffer (binding 5); flash_attn_reduce.comp combines the splits.
 #include "common.glsl"
 #include "half_bits.glsl"
+#include "div_rn.glsl"
 
 layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
 layout(constant_id = 0) const uint WG = 128;
@@ -45,14 +47,23 @@ layout(push_constant) uniform Push {
 #define FLAG_SINKS 2u
 #define FLAG_ALIBI 4u
 #define FLAG_SPLIT 8u
-// bits 4..6: K type, 7..9: V type, 10..11: Q rounding, 16..31: n_head_log2
+// bits 4..7: K type, 8..11: V type, 12..13: Q rounding, 16..31: n_head_log2
 #define T_F32 0u
 #define T_F16 1u
 #define T_Q4_0 2u
 #define T_Q8_0 3u
+#define T_Q4_1 4u
+#define T_Q5_0 5u
+#define T_Q5_1 6u
+#define T_IQ4_NL 7u
+#define T_BF16 8u
 #define ROUND_NONE 0u
 #define ROUND_F16 1u
 #define ROUND_Q8_0 2u
+#define ROUND_BF16 3u
+
+const float IQ4NL_LEVELS[16] = float[16](-127.0, -104.0, -83.0, -65.0, -49.0, -35.0, -22.0, -10.0,
+                                         1.0, 13.0, 25.0, 38.0, 53.0, 69.0, 89.0, 113.0);
 
 #define NEG_INF uintBitsToFloat(0xFF800000u)
 
@@ -73,10 +84,12 @@ shared float rowSlope[BR];
 shared uint rowMask[BR];
 shared uint anyLive;
 
-// Element i of the row starting at 16-bit word `base`.
+// Element i of the row starting at 16-bit word `base`, dequantized as ggml's dequantize_row_<type> (f32
+// products in its order; `precise` keeps code * d + m from fusing).
 #define ROW_AT(NAME, BUF)                                                                 \
     float NAME(uint ty, uint base, uint i) {                                              \
         if (ty == T_F16) { return f16_bits_to_float(BUF[base + i]); }                     \
+        if (ty == T_BF16) { return uintBitsToFloat(uint(BUF[base + i]) << 16); }          \
         if (ty == T_F32) {                                                                \
             return uintBitsToFloat(uint(BUF[base + 2u * i]) | (uint(BUF[base + 2u * i + 1u]) << 16)); \
         }                                                                                 \
@@ -87,11 +100,31 @@ shared uint anyLive;
             const uint w = uint(BUF[bw + 1u + j / 2u]);                                   \
             return f16_bits_to_float(BUF[bw]) * float((j & 1u) != 0u ? hi_i8(w) : lo_i8(w)); \
         }                                                                                 \
-        const uint bw = base + b * Q4_0_WORDS;                                            \
         const uint jj = j & 15u;                                                          \
-        const uint byt = (uint(BUF[bw + 1u + jj / 2u]) >> (8u * (jj & 1u))) & 0xFFu;      \
-        const uint nib = j < 16u ? (byt & 0xFu) : (byt >> 4);                             \
-        return f16_bits_to_float(BUF[bw]) * (float(nib) - 8.0);                           \
+        const uint sh = 8u * (jj & 1u) + (j < 16u ? 0u : 4u);                             \
+        if (ty == T_Q4_0 || ty == T_IQ4_NL) {                                             \
+            const uint bw = base + b * Q4_0_WORDS;                                        \
+            const uint nib = (uint(BUF[bw + 1u + jj / 2u]) >> sh) & 15u;                  \
+            const float dd = f16_bits_to_float(BUF[bw]);                                  \
+            return ty == T_Q4_0 ? dd * (float(nib) - 8.0) : dd * IQ4NL_LEVELS[nib];       \
+        }                                                                                 \
+        if (ty == T_Q4_1) {                                                               \
+            const uint bw = base + b * 10u;                                               \
+            const uint nib = (uint(BUF[bw + 2u + jj / 2u]) >> sh) & 15u;                  \
+            precise const float v = float(nib) * f16_bits_to_float(BUF[bw]) + f16_bits_to_float(BUF[bw + 1u]); \
+            return v;                                                                     \
+        }                                                                                 \
+        const bool has_m = ty == T_Q5_1;                                                  \
+        const uint bw = base + b * (has_m ? 12u : 11u);                                   \
+        const uint hw = bw + (has_m ? 2u : 1u);                                           \
+        const uint qh = uint(BUF[hw]) | (uint(BUF[hw + 1u]) << 16);                       \
+        const uint code = ((uint(BUF[hw + 2u + jj / 2u]) >> sh) & 15u) | (((qh >> j) & 1u) << 4); \
+        const float dd = f16_bits_to_float(BUF[bw]);                                      \
+        if (has_m) {                                                                      \
+            precise const float v = float(code) * dd + f16_bits_to_float(BUF[bw + 1u]);   \
+            return v;                                                                     \
+        }                                                                                 \
+        return float(int(code) - 16) * dd;                                                \
     }
 ROW_AT(k_at, kw)
 ROW_AT(v_at, vw)
@@ -117,9 +150,9 @@ void main() {
     const uint rows = pc.n_q * pc.ratio;
     const uint n_head = pc.ratio * pc.n_head_kv;
     const bool has_mask = (pc.flags & FLAG_MASK) != 0u;
-    const uint k_type = (pc.flags >> 4) & 7u;
-    const uint v_type = (pc.flags >> 7) & 7u;
-    const uint q_round = (pc.flags >> 10) & 3u;
+    const uint k_type = (pc.flags >> 4) & 15u;
+    const uint v_type = (pc.flags >> 8) & 15u;
+    const uint q_round = (pc.flags >> 12) & 3u;
     const uint kv0 = split * pc.chunk;
     const uint kv1 = min(kv0 + pc.chunk, pc.n_kv);
     const uint k_base = pc.k_off + ih * pc.k_s2 + iq3 * pc.k_s3;
@@ -136,6 +169,11 @@ void main() {
             x = q[pc.q_off + e % DK + iq1 * pc.q_s1 + iq2 * pc.q_s2 + iq3 * pc.q_s3];
             if (q_round == ROUND_F16) {
                 x = uintBitsToFloat(half_to_float_bits(float_bits_to_half(floatBitsToUint(x))));
+            } else if (q_round == ROUND_BF16) {
+                // ggml's GGML_FP32_TO_BF16 (nearest even; NaN kept quiet), widened back exactly.
+                const uint u = floatBitsToUint(x);
+                const uint h = (u & 0x7FFFFFFFu) > 0x7F800000u ? ((u >> 16) | 64u) : ((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+                x = uintBitsToFloat(h << 16);
             }
         }
         Qs[e] = x;
@@ -169,8 +207,8 @@ void main() {
             const uint b0 = blk * QK;
             float amax = 0.0;
             for (uint i = 0u; i < QK; ++i) { amax = max(amax, abs(Qs[b0 + i])); }
-            const float id = amax != 0.0 ? 127.0 / amax : 0.0;
-            const float dq = uintBitsToFloat(half_to_float_bits(float_bits_to_half(floatBitsToUint(amax / 127.0))));
+            const float id = amax != 0.0 ? div_rn(127.0, amax) : 0.0;
+            const float dq = uintBitsToFloat(half_to_float_bits(float_bits_to_half(floatBitsToUint(div_rn(amax, 127.0)))));
             for (uint i = 0u; i < QK; ++i) {
                 Qs[b0 + i] = dq * float(clamp(int(roundEven(Qs[b0 + i] * id)), -127, 127));
             }

@@ -4,7 +4,8 @@
 // [0, ne1) writes nothing (ggml asserts). x = column chunks of WG elements (looping), y + z * numGroups.y =
 // source row (i + ne01 * (i02 + ne02 * i03)). Everything moves as bit patterns, so copies are bit-exact and
 // f32 -> f16 rounds to nearest even exactly like half::f16::from_f32 (ggml's F16C path).
-//   SRC_F16: src0 is F16 (else F32). DST_F16: dst is F16 (else F32).
+//   SRC_F16: src0 is F16 (else F32). DST_F16: dst is F16; DST_BF16: dst is BF16, rounded as ggml's
+//   GGML_FP32_TO_BF16 (nearest even; NaN kept quiet); else F32.
 #include "common.glsl"
 #include "half_bits.glsl"
 
@@ -17,7 +18,7 @@ layout(binding = 0) readonly buffer A { uint16_t a[]; };
 layout(binding = 0) readonly buffer A { uint a[]; };
 #endif
 layout(binding = 1) readonly buffer I { uint idx[]; };
-#if defined(DST_F16)
+#if defined(DST_F16) || defined(DST_BF16)
 layout(binding = 2) writeonly buffer D { uint16_t d[]; };
 #else
 layout(binding = 2) writeonly buffer D { uint d[]; };
@@ -31,6 +32,15 @@ layout(push_constant) uniform Push {
     uint d_off; uint d_s1; uint d_s2; uint d_s3;
     uint rows; uint ne11; uint ne12; uint idx64;
 } pc;
+
+#ifdef DST_BF16
+// ggml's GGML_FP32_TO_BF16 on f32 bits: NaN keeps its top half with the quiet bit set, everything else rounds
+// to nearest even (overflow to infinity as the carry runs into the exponent).
+uint f32_bits_to_bf16(uint u) {
+    if ((u & 0x7FFFFFFFu) > 0x7F800000u) { return (u >> 16) | 64u; }
+    return (u + (0x7FFFu + ((u >> 16) & 1u))) >> 16;
+}
+#endif
 
 void main() {
     const uint row = gl_WorkGroupID.y + gl_WorkGroupID.z * gl_NumWorkGroups.y;
@@ -46,7 +56,11 @@ void main() {
     const uint ab = pc.a_off + i * pc.a_s1 + i02 * pc.a_s2 + i03 * pc.a_s3;
     const uint db = pc.d_off + lo * pc.d_s1 + i02 * pc.d_s2 + i03 * pc.d_s3;
     for (uint c = gl_WorkGroupID.x * WG + gl_LocalInvocationID.x; c < pc.ne00; c += WG * gl_NumWorkGroups.x) {
-#if defined(SRC_F16) && defined(DST_F16)
+#if defined(DST_BF16) && defined(SRC_F16)
+        d[db + c] = uint16_t(f32_bits_to_bf16(half_to_float_bits(uint(a[ab + c]))));
+#elif defined(DST_BF16)
+        d[db + c] = uint16_t(f32_bits_to_bf16(a[ab + c]));
+#elif defined(SRC_F16) && defined(DST_F16)
         d[db + c] = a[ab + c];
 #elif defined(SRC_F16)
         d[db + c] = half_to_float_bits(uint(a[ab + c]));

@@ -1,5 +1,5 @@
 #version 450
-// ggml_set_rows into a quantized dst (DST_Q8_0 or DST_Q4_0): row (i, i02, i03) of src0 (F32, or F16 with
+// ggml_set_rows into a quantized dst (DST_Q8_0, DST_Q4_0, DST_Q4_1, DST_Q5_0, DST_Q5_1 or DST_IQ4_NL): row (i, i02, i03) of src0 (F32, or F16 with
 // SRC_F16) is quantized block by block into dst row (idx[i, i02 % ne11, i03 % ne12], i02, i03), as
 // set_rows.comp does for float rows. One thread per 32-element block: x = block within the row (linearised
 // with y: see below), y + z * numGroups.y = source row. Indices I32 or I64 (idx64); an index outside [0, ne1)

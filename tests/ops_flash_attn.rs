@@ -2,7 +2,7 @@
 //! weighted sum of V), on the default Vulkan device with the validation layer on. K and V are dequantized with
 //! the crate's bit-exact CPU reference; Q is rounded first as the kernel (and ggml's CPU backend) does: to 8-bit
 //! blocks for Q4_0/Q8_0 K, to f16 for F16 K unless the CPU would take its f32 tiled path.
-//! Also SET_ROWS into Q8_0/Q4_0 (the quantized K/V cache writes), bit-exact with ggml's CPU quantizers.
+//! Also SET_ROWS into every quantized K/V cache type (the cache writes), bit-exact with ggml's CPU quantizers.
 
 mod common;
 
@@ -94,7 +94,7 @@ impl Case {
 
 fn round_q(c: &Case, q: &[f32]) -> Vec<f32> {
     match c.kt {
-        GgmlType::Q4_0 | GgmlType::Q8_0 => q
+        GgmlType::Q4_0 | GgmlType::Q8_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1 | GgmlType::IQ4_NL => q
             .chunks(32)
             .flat_map(|b| {
                 let amax = b.iter().fold(0f32, |m, x| m.max(x.abs()));
@@ -103,6 +103,7 @@ fn round_q(c: &Case, q: &[f32]) -> Vec<f32> {
                 b.iter().map(move |x| d * (x * id).round_ties_even().clamp(-127.0, 127.0)).collect::<Vec<_>>()
             })
             .collect(),
+        GgmlType::BF16 => q.iter().map(|x| quant::bf16_bits_to_f32(quant::f32_to_bf16_bits(*x))).collect(),
         GgmlType::F16 if !(c.n_q >= 64 && c.vt == GgmlType::F16) => {
             q.iter().map(|x| f16::from_f32(*x).to_f32()).collect()
         }
@@ -275,7 +276,22 @@ fn flash_attn_kv_types_sinks_alibi_batches() {
     let be = backend();
     let mut rng = Rng::new(2);
     use GgmlType::*;
-    for (kt, vt) in [(F32, F32), (F16, F16), (Q8_0, Q8_0), (Q4_0, Q4_0), (Q8_0, Q4_0), (Q4_0, F16), (F16, F32)] {
+    for (kt, vt) in [
+        (F32, F32),
+        (F16, F16),
+        (Q8_0, Q8_0),
+        (Q4_0, Q4_0),
+        (Q8_0, Q4_0),
+        (Q4_0, F16),
+        (F16, F32),
+        (BF16, BF16),
+        (Q4_1, Q4_1),
+        (Q5_0, Q5_0),
+        (Q5_1, Q5_1),
+        (IQ4_NL, IQ4_NL),
+        (Q5_1, Q4_1),
+        (BF16, Q5_0),
+    ] {
         let mut c = Case::new(64, 64, 3, 50);
         c.kt = kt;
         c.vt = vt;
@@ -399,7 +415,8 @@ fn set_rows_into_quantized_kv_cache_is_bit_exact() {
     let a = contiguous(&be, GgmlType::F32, [ne0, n, 1, 1], &f32_bytes(&x));
     let ib =
         contiguous(&be, GgmlType::I64, [n, 1, 1, 1], &idx.iter().flat_map(|v| v.to_ne_bytes()).collect::<Vec<_>>());
-    for ty in [GgmlType::Q8_0, GgmlType::Q4_0] {
+    use GgmlType::{IQ4_NL, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0};
+    for ty in [Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL] {
         let row = ty.row_size(ne0).unwrap();
         let fill = vec![0xA5u8; row * cache_rows as usize];
         let d = contiguous(&be, ty, [ne0, cache_rows, 1, 1], &fill);
@@ -413,7 +430,7 @@ fn set_rows_into_quantized_kv_cache_is_bit_exact() {
             let src = &x[i * ne0 as usize..(i + 1) * ne0 as usize];
             let q = match ty {
                 GgmlType::Q8_0 => q8_0_x86(src),
-                _ => quant::quantize_to_vec(GgmlType::Q4_0, src).unwrap(),
+                _ => quant::quantize_to_vec(ty, src).unwrap(),
             };
             want[r as usize * row..(r as usize + 1) * row].copy_from_slice(&q);
         }

@@ -5,9 +5,9 @@
 //! `half::f16::from_f32`), F16 -> F32 is exact. Any strides on both sides. `src[1]` (ggml_cpy's destination
 //! source) is not read: the node's dst is the destination.
 //!
-//! Quantized sides (Q8_0, Q4_0; blocks packed along dim 0, any strides for dims 1..3): F32/F16 -> Q8_0/Q4_0
-//! quantizes on the GPU exactly like ggml's CPU backend (as SET_ROWS, `shaders/quantize.glsl`), Q8_0/Q4_0 ->
-//! F32 dequantizes as ggml does, Q -> the same Q moves the blocks.
+//! Quantized sides (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL; blocks packed along dim 0, any strides for dims 1..3):
+//! F32/F16 -> Q quantizes on the GPU exactly like ggml's CPU backend (as SET_ROWS, `shaders/quantize.glsl`),
+//! Q8_0/Q4_0 -> F32 dequantizes as ggml does, Q -> the same Q moves the blocks.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -73,7 +73,7 @@ const _: () = assert!(PUSH_Q == 80);
 
 /// The `cpy_q.comp` kernel for a copy with a quantized side.
 fn cpy_q_shader(src: GgmlType, dst: GgmlType) -> Option<Shader> {
-    use GgmlType::{F16, F32, Q4_0, Q8_0};
+    use GgmlType::{F16, F32, IQ4_NL, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0};
     let sh = |name, spirv| Shader { name, spirv, bindings: 2, push_size: PUSH_Q };
     Some(match (src, dst) {
         (F32, Q8_0) => sh("cpy_f32_q8_0", spirv::CPY_F32_Q8_0),
@@ -83,7 +83,19 @@ fn cpy_q_shader(src: GgmlType, dst: GgmlType) -> Option<Shader> {
         (Q8_0, F32) => sh("cpy_q8_0_f32", spirv::CPY_Q8_0_F32),
         (Q4_0, F32) => sh("cpy_q4_0_f32", spirv::CPY_Q4_0_F32),
         (Q8_0, Q8_0) => sh("cpy_q8_0_q8_0", spirv::CPY_Q8_0_Q8_0),
-        (Q4_0, Q4_0) => sh("cpy_q4_0_q4_0", spirv::CPY_Q4_0_Q4_0),
+        (F32, Q4_1) => sh("cpy_f32_q4_1", spirv::CPY_F32_Q4_1),
+        (F32, Q5_0) => sh("cpy_f32_q5_0", spirv::CPY_F32_Q5_0),
+        (F32, Q5_1) => sh("cpy_f32_q5_1", spirv::CPY_F32_Q5_1),
+        (F32, IQ4_NL) => sh("cpy_f32_iq4_nl", spirv::CPY_F32_IQ4_NL),
+        (F16, Q4_1) => sh("cpy_f16_q4_1", spirv::CPY_F16_Q4_1),
+        (F16, Q5_0) => sh("cpy_f16_q5_0", spirv::CPY_F16_Q5_0),
+        (F16, Q5_1) => sh("cpy_f16_q5_1", spirv::CPY_F16_Q5_1),
+        (F16, IQ4_NL) => sh("cpy_f16_iq4_nl", spirv::CPY_F16_IQ4_NL),
+        // IQ4_NL blocks are 9 words like Q4_0's: the same block mover.
+        (Q4_0, Q4_0) | (IQ4_NL, IQ4_NL) => sh("cpy_q4_0_q4_0", spirv::CPY_Q4_0_Q4_0),
+        (Q4_1, Q4_1) => sh("cpy_q4_1_q4_1", spirv::CPY_Q4_1_Q4_1),
+        (Q5_0, Q5_0) => sh("cpy_q5_0_q5_0", spirv::CPY_Q5_0_Q5_0),
+        (Q5_1, Q5_1) => sh("cpy_q5_1_q5_1", spirv::CPY_Q5_1_Q5_1),
         _ => return None,
     })
 }
@@ -157,7 +169,8 @@ pub fn check(node: &Node) -> Result<()> {
     if a.ty.is_quantized() || d.ty.is_quantized() {
         if cpy_q_shader(a.ty, d.ty).is_none() {
             return Err(Error::unsupported(format!(
-                "{name} {} -> {} (quantized copies: f32/f16 -> q8_0/q4_0, q8_0/q4_0 -> f32 or the same type)",
+                "{name} {} -> {} (quantized copies: f32/f16 -> q8_0/q4_0/q4_1/q5_0/q5_1/iq4_nl, q8_0/q4_0 -> f32, \
+                 or blocks of those types to the same type)",
                 a.ty.name(),
                 d.ty.name()
             )));

@@ -3,7 +3,8 @@
 //! computes it.
 //!
 //! - src0 q: F32 `[DK, n_q, n_head, ne3]`; src1 k: `[DK, n_kv, n_head_kv, ne3]`; src2 v: `[DV, n_kv, n_head_kv,
-//!   ne3]` (not transposed). K and V may be F32, F16, Q4_0 or Q8_0 (each its own type); rows packed, any strides.
+//!   ne3]` (not transposed). K and V may be F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 or IQ4_NL (every K/V
+//!   cache type llama.cpp offers, each side its own type); rows packed, any strides.
 //!   GQA: `n_head % n_head_kv == 0`, Q head `h` reads KV head `h / (n_head / n_head_kv)`.
 //! - src3 mask (optional): F16 `[>= n_kv, >= n_q, m2, m3]`, row `iq1` of batch `(h % m2, iq3 % m3)`; a -inf entry
 //!   drops that key. ALiBi (`max_bias > 0`) scales the mask by the head's slope, as SOFT_MAX does.
@@ -12,8 +13,8 @@
 //!   and F32 both accumulate in f32 here, as on the CPU).
 //! - dst: F32 `[DV, n_head, n_q, ne3]` (heads and rows swapped relative to q).
 //!
-//! Like the CPU backend, Q is rounded to K's dot-product type first: 8-bit blocks (q8_0) for Q4_0/Q8_0 K, f16
-//! for F16 K except where the CPU takes its f32 tiled path (n_q >= 64, K and V both F16).
+//! Like the CPU backend, Q is rounded to K's dot-product type first: 8-bit blocks (q8_0/q8_1) for the 32-blocks,
+//! bf16 for BF16 K, f16 for F16 K except where the CPU takes its f32 tiled path (n_q >= 64, K and V both F16).
 //!
 //! `flash_attn.comp` runs one workgroup per (block of rows, KV head, sequence); when that gives few workgroups
 //! and the context is long (token generation), the KV range is also split over workgroups that write partial
@@ -46,7 +47,7 @@ struct FlashAttnPush {
     m: [u32; 4],
     /// mask ne2 | ne3 << 16.
     m_ne23: u32,
-    /// FLAG_* bits, K type << 4, V type << 7, Q rounding << 10, n_head_log2 << 16.
+    /// FLAG_* bits, K type << 4, V type << 8, Q rounding << 12, n_head_log2 << 16.
     flags: u32,
     /// sinks first element (floats).
     s_off: u32,
@@ -93,6 +94,7 @@ const FLAG_SPLIT: u32 = 8;
 const ROUND_NONE: u32 = 0;
 const ROUND_F16: u32 = 1;
 const ROUND_Q8_0: u32 = 2;
+const ROUND_BF16: u32 = 3;
 
 /// Largest head size accepted (DeepSeek's 576 for K).
 const MAX_HEAD: i64 = 576;
@@ -109,6 +111,11 @@ fn type_code(what: &str, ty: GgmlType) -> Result<u32> {
         GgmlType::F16 => Ok(1),
         GgmlType::Q4_0 => Ok(2),
         GgmlType::Q8_0 => Ok(3),
+        GgmlType::Q4_1 => Ok(4),
+        GgmlType::Q5_0 => Ok(5),
+        GgmlType::Q5_1 => Ok(6),
+        GgmlType::IQ4_NL => Ok(7),
+        GgmlType::BF16 => Ok(8),
         _ => Err(Error::unsupported(format!("FLASH_ATTN_EXT with {what} of type {}", ty.name()))),
     }
 }
@@ -290,13 +297,18 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
     } else {
         (0.0, 0.0)
     };
+    // Q as the CPU backend converts it for K's vec_dot_type: the 8-bit grid (Q8_0, or Q8_1, whose codes and f16
+    // scale are the same) for the 32-blocks, bf16 for BF16, f16 for F16 on its one-chunk path.
     let q_round = match k.ty {
-        GgmlType::Q4_0 | GgmlType::Q8_0 => ROUND_Q8_0,
+        GgmlType::Q4_0 | GgmlType::Q8_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1 | GgmlType::IQ4_NL => {
+            ROUND_Q8_0
+        }
+        GgmlType::BF16 => ROUND_BF16,
         GgmlType::F16 if q.ne[1] >= CPU_TILE_Q && v.ty == GgmlType::F16 => ROUND_NONE,
         GgmlType::F16 => ROUND_F16,
         _ => ROUND_NONE,
     };
-    let mut flags = (type_code("K", k.ty)? << 4) | (type_code("V", v.ty)? << 7) | (q_round << 10) | (n_head_log2 << 16);
+    let mut flags = (type_code("K", k.ty)? << 4) | (type_code("V", v.ty)? << 8) | (q_round << 12) | (n_head_log2 << 16);
     if mask.is_some() {
         flags |= FLAG_MASK;
     }

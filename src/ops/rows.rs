@@ -7,13 +7,15 @@
 //! gives a row of zeros here.
 //!
 //! SET_ROWS: src0 the rows, F32 or F16 `[ne00, ne01, ne02, ne03]`; src1 I64 or I32 indices `[ne01, ne11, ne12, 1]`
-//! with `ne02 % ne11 == 0` and `ne03 % ne12 == 0`; dst F32 or F16 `[ne00, ne1, ne02, ne03]` (ggml's src2 `a`,
-//! which dst views, is not read): `dst[:, src1[i, i02 % ne11, i03 % ne12], i02, i03] = src0[:, i, i02, i03]`,
-//! converted (f32 -> f16 rounds to nearest even, bit-exact with `half::f16::from_f32`). An index outside
-//! `[0, ne1)` writes nothing. Repeated indices race (one of the rows lands, as on ggml's CPU backend with
-//! several threads). Q8_0 and Q4_0 destinations (KV caches) are quantized on the GPU block by block exactly as
-//! ggml's CPU backend does (Q8_0: its x86 `quantize_row_q8_0`, 127 / amax and round half to even; Q4_0:
-//! `quantize_row_q4_0_ref`); see `shaders/quantize.glsl`.
+//! with `ne02 % ne11 == 0` and `ne03 % ne12 == 0`; dst `[ne00, ne1, ne02, ne03]` (ggml's src2 `a`, which dst
+//! views, is not read): `dst[:, src1[i, i02 % ne11, i03 % ne12], i02, i03] = src0[:, i, i02, i03]`, converted
+//! (f32 -> f16 rounds to nearest even, bit-exact with `half::f16::from_f32`; f32 -> bf16 as ggml's
+//! `GGML_FP32_TO_BF16`). An index outside `[0, ne1)` writes nothing. Repeated indices race (one of the rows
+//! lands, as on ggml's CPU backend with several threads). Destinations: every K/V cache type llama.cpp offers
+//! (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL). Quantized rows are quantized on the GPU block by block
+//! exactly as ggml's CPU backend does (Q8_0: its x86 `quantize_row_q8_0`, 127 / amax and round half to even; the
+//! others: `quantize_row_<type>_ref`); see `shaders/quantize.glsl`. A cache write that ggvk declined would abort
+//! llama.cpp (the cache lives in GGVK's buffer, so ggml's scheduler cannot move the write), hence the full list.
 //!
 //! Both: rows packed (`nb[0]` = element or block size) in src0 and dst, any other strides; indices any strides.
 
@@ -115,6 +117,16 @@ fn set_rows_shader(src: GgmlType, dst: GgmlType) -> Option<Shader> {
         (GgmlType::F32, GgmlType::Q4_0) => set_shader("set_rows_f32_q4_0", spirv::SET_ROWS_F32_Q4_0),
         (GgmlType::F16, GgmlType::Q8_0) => set_shader("set_rows_f16_q8_0", spirv::SET_ROWS_F16_Q8_0),
         (GgmlType::F16, GgmlType::Q4_0) => set_shader("set_rows_f16_q4_0", spirv::SET_ROWS_F16_Q4_0),
+        (GgmlType::F32, GgmlType::BF16) => set_shader("set_rows_f32_bf16", spirv::SET_ROWS_F32_BF16),
+        (GgmlType::F16, GgmlType::BF16) => set_shader("set_rows_f16_bf16", spirv::SET_ROWS_F16_BF16),
+        (GgmlType::F32, GgmlType::Q4_1) => set_shader("set_rows_f32_q4_1", spirv::SET_ROWS_F32_Q4_1),
+        (GgmlType::F32, GgmlType::Q5_0) => set_shader("set_rows_f32_q5_0", spirv::SET_ROWS_F32_Q5_0),
+        (GgmlType::F32, GgmlType::Q5_1) => set_shader("set_rows_f32_q5_1", spirv::SET_ROWS_F32_Q5_1),
+        (GgmlType::F32, GgmlType::IQ4_NL) => set_shader("set_rows_f32_iq4_nl", spirv::SET_ROWS_F32_IQ4_NL),
+        (GgmlType::F16, GgmlType::Q4_1) => set_shader("set_rows_f16_q4_1", spirv::SET_ROWS_F16_Q4_1),
+        (GgmlType::F16, GgmlType::Q5_0) => set_shader("set_rows_f16_q5_0", spirv::SET_ROWS_F16_Q5_0),
+        (GgmlType::F16, GgmlType::Q5_1) => set_shader("set_rows_f16_q5_1", spirv::SET_ROWS_F16_Q5_1),
+        (GgmlType::F16, GgmlType::IQ4_NL) => set_shader("set_rows_f16_iq4_nl", spirv::SET_ROWS_F16_IQ4_NL),
         _ => return None,
     })
 }
@@ -280,7 +292,10 @@ fn check_set(node: &Node) -> Result<()> {
         )));
     }
     if set_rows_shader(a.ty, d.ty).is_none() {
-        return Err(Error::unsupported(format!("SET_ROWS into {} (only f32, f16, q8_0, q4_0)", d.ty.name())));
+        return Err(Error::unsupported(format!(
+            "SET_ROWS into {} (only f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl)",
+            d.ty.name()
+        )));
     }
     if !a.is_row_packed() || !d.is_row_packed() {
         return Err(Error::unsupported("SET_ROWS with non-contiguous rows (nb[0] != element size)"));

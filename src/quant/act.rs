@@ -51,7 +51,7 @@ impl ActRounding {
 pub fn act_rounding(ty: GgmlType) -> Option<ActRounding> {
     use GgmlType as T;
     match ty {
-        T::Q4_0 | T::Q4_1 | T::Q5_0 | T::Q5_1 | T::Q8_0 => Some(ActRounding::Q8_0),
+        T::Q4_0 | T::Q4_1 | T::Q5_0 | T::Q5_1 | T::Q8_0 | T::IQ4_NL => Some(ActRounding::Q8_0),
         T::Q2_K | T::Q3_K | T::Q4_K | T::Q5_K | T::Q6_K => Some(ActRounding::Q8K),
         T::BF16 => Some(ActRounding::Bf16),
         _ => None,

@@ -24,6 +24,7 @@ use crate::error::{Error, Result};
 pub mod act;
 pub mod bf16;
 pub mod f16;
+pub mod iq4_nl;
 pub mod k_common;
 pub mod q2_k;
 pub mod q3_k;
@@ -39,6 +40,7 @@ pub mod q8_0;
 pub use self::act::{act_rounding, round_activations, round_activations_to_vec, ActRounding};
 pub use self::bf16::{bf16_bits_to_f32, dequantize_row_bf16, f32_to_bf16_bits, quantize_row_bf16};
 pub use self::f16::{dequantize_row_f16, quantize_row_f16};
+pub use self::iq4_nl::{dequantize_block_iq4_nl, quantize_block_iq4_nl, BlockIq4Nl, KVALUES_IQ4NL, QK4_NL};
 pub use self::k_common::{K_SCALE_SIZE, QK_K};
 pub use self::q2_k::{dequantize_block_q2_k, dequantize_row_q2_k, BlockQ2K};
 pub use self::q3_k::{dequantize_block_q3_k, dequantize_row_q3_k, BlockQ3K};
@@ -93,6 +95,9 @@ pub enum GgmlType {
     Q5_K = 13,
     /// 6-bit K-quant, super-blocks of 256 with 8-bit sub-block scales (`GGML_TYPE_Q6_K`).
     Q6_K = 14,
+    /// 4-bit non-linear quantization: blocks of 32 indices into a fixed 16-level table, one f16 scale
+    /// (`GGML_TYPE_IQ4_NL`).
+    IQ4_NL = 20,
     /// 32-bit signed integer (`GGML_TYPE_I32`).
     I32 = 26,
     /// 64-bit signed integer (`GGML_TYPE_I64`), e.g. SET_ROWS indices.
@@ -103,7 +108,7 @@ pub enum GgmlType {
 
 impl GgmlType {
     /// Every type this crate knows, in ggml's numbering order.
-    pub const ALL: [GgmlType; 15] = [
+    pub const ALL: [GgmlType; 16] = [
         GgmlType::F32,
         GgmlType::F16,
         GgmlType::Q4_0,
@@ -116,6 +121,7 @@ impl GgmlType {
         GgmlType::Q4_K,
         GgmlType::Q5_K,
         GgmlType::Q6_K,
+        GgmlType::IQ4_NL,
         GgmlType::I32,
         GgmlType::I64,
         GgmlType::BF16,
@@ -136,6 +142,7 @@ impl GgmlType {
             12 => Some(GgmlType::Q4_K),
             13 => Some(GgmlType::Q5_K),
             14 => Some(GgmlType::Q6_K),
+            20 => Some(GgmlType::IQ4_NL),
             26 => Some(GgmlType::I32),
             27 => Some(GgmlType::I64),
             30 => Some(GgmlType::BF16),
@@ -164,6 +171,7 @@ impl GgmlType {
             GgmlType::Q4_K => "q4_K",
             GgmlType::Q5_K => "q5_K",
             GgmlType::Q6_K => "q6_K",
+            GgmlType::IQ4_NL => "iq4_nl",
             GgmlType::I32 => "i32",
             GgmlType::I64 => "i64",
             GgmlType::BF16 => "bf16",
@@ -180,6 +188,7 @@ impl GgmlType {
             GgmlType::Q5_0 => QK5_0,
             GgmlType::Q5_1 => QK5_1,
             GgmlType::Q8_0 => QK8_0,
+            GgmlType::IQ4_NL => QK4_NL,
             GgmlType::Q2_K | GgmlType::Q3_K | GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K => QK_K,
         }
     }
@@ -199,6 +208,7 @@ impl GgmlType {
             GgmlType::Q4_K => std::mem::size_of::<BlockQ4K>(),
             GgmlType::Q5_K => std::mem::size_of::<BlockQ5K>(),
             GgmlType::Q6_K => std::mem::size_of::<BlockQ6K>(),
+            GgmlType::IQ4_NL => std::mem::size_of::<BlockIq4Nl>(),
             GgmlType::I32 => std::mem::size_of::<i32>(),
             GgmlType::I64 => std::mem::size_of::<i64>(),
             GgmlType::BF16 => std::mem::size_of::<u16>(),
@@ -280,6 +290,7 @@ pub fn quantize(ty: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<()> {
         GgmlType::Q4_1 => quantize_blocks(src, dst, quantize_block_q4_1),
         GgmlType::Q5_0 => quantize_blocks(src, dst, quantize_block_q5_0),
         GgmlType::Q5_1 => quantize_blocks(src, dst, quantize_block_q5_1),
+        GgmlType::IQ4_NL => quantize_blocks(src, dst, quantize_block_iq4_nl),
         GgmlType::BF16 => {
             for (&x, out) in src.iter().zip(dst.chunks_exact_mut(2)) {
                 out.copy_from_slice(&f32_to_bf16_bits(x).to_ne_bytes());
@@ -342,6 +353,7 @@ pub fn dequantize(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<()> {
         GgmlType::Q4_1 => dequantize_blocks(src, dst, dequantize_block_q4_1),
         GgmlType::Q5_0 => dequantize_blocks(src, dst, dequantize_block_q5_0),
         GgmlType::Q5_1 => dequantize_blocks(src, dst, dequantize_block_q5_1),
+        GgmlType::IQ4_NL => dequantize_blocks(src, dst, dequantize_block_iq4_nl),
         GgmlType::BF16 => {
             for (b, y) in src.chunks_exact(2).zip(dst.iter_mut()) {
                 *y = bf16_bits_to_f32(u16::from_ne_bytes([b[0], b[1]]));
@@ -436,6 +448,7 @@ mod tests {
             (GgmlType::Q4_K, 12, "q4_K", 256, 144, true),
             (GgmlType::Q5_K, 13, "q5_K", 256, 176, true),
             (GgmlType::Q6_K, 14, "q6_K", 256, 210, true),
+            (GgmlType::IQ4_NL, 20, "iq4_nl", 32, 18, true),
             (GgmlType::I32, 26, "i32", 1, 4, false),
             (GgmlType::I64, 27, "i64", 1, 8, false),
             (GgmlType::BF16, 30, "bf16", 1, 2, false),
@@ -450,7 +463,7 @@ mod tests {
             assert_eq!(ty.is_quantized(), q);
         }
         assert_eq!(GgmlType::ALL.len(), expect.len());
-        for raw in [-1, 4, 5, 9, 15, 16, 25, 28, 29, 31, 39, 1000, i32::MIN, i32::MAX] {
+        for raw in [-1, 4, 5, 9, 15, 16, 21, 25, 28, 29, 31, 39, 1000, i32::MIN, i32::MAX] {
             assert_eq!(GgmlType::from_raw(raw), None, "raw {raw}");
         }
     }
