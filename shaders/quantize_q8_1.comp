@@ -2,11 +2,15 @@
 // Quantize F32 columns to 8-bit blocks for the integer-dot mat-vec: per 32 values, d = max|x| / 127,
 // q = round(x * 127 / max|x|) (half to even), sum = sum(q); d is stored rounded to f16, as ggml's q8_0. Output block = 10 words:
 //   [0] d (f32 bits) [1] sum(q) (int) [2..9] q packed 4 per word, element e in byte e % 4 of word e / 4.
-// One thread per block; x = block within a column, y (+ z overflow) = column (i11 + ne11 * (i12 + ne12 * i13)).
+// Eight threads per block, four values each (consecutive threads read consecutive 16 bytes, so loads coalesce);
+// the block's max|x| and code sum are combined through shared memory. x = 8 x block within a column, y (+ z
+// overflow) = column (i11 + ne11 * (i12 + ne12 * i13)).
 #include "common.glsl"
 #include "half_bits.glsl"
 #include "div_rn.glsl"
 
+#define WG 64u
+#define TPB 8u
 layout(local_size_x = 64, local_size_y = 1, local_size_z = 1) in;
 layout(binding = 0) readonly buffer B { float b[]; };
 layout(binding = 1) writeonly buffer Q { uint q[]; };
@@ -19,38 +23,51 @@ layout(push_constant) uniform Push {
     uint q_off; uint pad0; uint pad1; uint pad2;
 } pc;
 
+shared float s_amax[WG];
+shared int s_sum[WG];
+
 void main() {
-    const uint blk = gl_GlobalInvocationID.x;
+    const uint tid = gl_LocalInvocationID.x;
+    const uint blk = gl_GlobalInvocationID.x / TPB;
+    const uint part = tid % TPB;
+    const uint first = tid - part; // this block's first thread in the workgroup
     const uint col = gl_WorkGroupID.y + gl_WorkGroupID.z * gl_NumWorkGroups.y;
-    if (blk >= pc.nblocks || col >= pc.ncols) { return; }
+    // Threads past the end take part in the barriers but read and write nothing.
+    const bool live = blk < pc.nblocks && col < pc.ncols;
     const uint i11 = col % pc.ne11;
     const uint i12 = (col / pc.ne11) % pc.ne12;
     const uint i13 = col / (pc.ne11 * pc.ne12);
-    const uint src = pc.b_off + i11 * pc.b_col + i12 * pc.b_s2 + i13 * pc.b_s3 + blk * QK;
-    float x[32];
-    float amax = 0.0;
-    [[unroll]] for (uint i = 0; i < 32; ++i) {
-        x[i] = b[src + i];
-        amax = max(amax, abs(x[i]));
+    const uint src = pc.b_off + i11 * pc.b_col + i12 * pc.b_s2 + i13 * pc.b_s3 + blk * QK + 4u * part;
+    vec4 x = vec4(0.0);
+    if (live) {
+        x = vec4(b[src], b[src + 1u], b[src + 2u], b[src + 3u]);
     }
+    s_amax[tid] = max(max(abs(x.x), abs(x.y)), max(abs(x.z), abs(x.w)));
+    barrier();
+    float amax = 0.0;
+    [[unroll]] for (uint i = 0; i < TPB; ++i) { amax = max(amax, s_amax[first + i]); }
     // As ggml's CPU backend (x86 build) quantizes activations for Q4_0/Q8_0 dot products (quantize_row_q8_0):
     // codes round(x * 127 / max|x|) to nearest even, the scale max|x| / 127 kept as f16.
     // Exact divisions and f16 rounding (to nearest even), so the codes match the CPU's on every driver.
-    const float d = div_rn(amax, 127.0);
     const float id = amax != 0.0 ? div_rn(127.0, amax) : 0.0;
-    const float d16 = uintBitsToFloat(half_to_float_bits(float_bits_to_half(floatBitsToUint(d))));
-    const uint dst = pc.q_off + (col * pc.nblocks + blk) * 10u;
+    uint packed = 0u;
     int sum = 0;
-    [[unroll]] for (uint w = 0; w < 8; ++w) {
-        uint packed = 0u;
-        [[unroll]] for (uint j = 0; j < 4; ++j) {
-            precise const float v = x[4 * w + j] * id;
-            const int qi = clamp(int(roundEven(v)), -127, 127);
-            sum += qi;
-            packed |= (uint(qi) & 0xFFu) << (8u * j);
-        }
-        q[dst + 2u + w] = packed;
+    [[unroll]] for (uint j = 0; j < 4; ++j) {
+        precise const float v = x[j] * id;
+        const int qi = clamp(int(roundEven(v)), -127, 127);
+        sum += qi;
+        packed |= (uint(qi) & 0xFFu) << (8u * j);
     }
-    q[dst] = floatBitsToUint(d16);
-    q[dst + 1u] = uint(sum);
+    s_sum[tid] = sum;
+    barrier();
+    if (!live) { return; }
+    const uint dst = pc.q_off + (col * pc.nblocks + blk) * 10u;
+    q[dst + 2u + part] = packed;
+    if (part == 0u) {
+        int total = 0;
+        [[unroll]] for (uint i = 0; i < TPB; ++i) { total += s_sum[first + i]; }
+        const float d = div_rn(amax, 127.0);
+        q[dst] = floatBitsToUint(uintBitsToFloat(half_to_float_bits(float_bits_to_half(floatBitsToUint(d)))));
+        q[dst + 1u] = uint(total);
+    }
 }

@@ -115,6 +115,43 @@ fn mul_mat_vec_k_quants_1_to_8_columns() {
     assert_no_validation_errors();
 }
 
+/// K-quant weights at byte offsets 2 and 4 of their buffer (Q4_K's dedicated mat-vec reads 32-bit words, so the
+/// first takes the generic kernel and the second the dedicated one) and with padded rows: same results.
+#[test]
+fn mul_mat_vec_k_quants_offsets_and_padded_rows() {
+    let be = backend();
+    let mut rng = Rng::new(0x6b75);
+    let (k, m) = (512i64, 9i64);
+    for ty in K_QUANTS {
+        let a_bytes = random_kquant(&mut rng, ty, (k * m) as usize);
+        let a_deq = quant::dequantize_to_f32(ty, &a_bytes, (k * m) as usize).unwrap();
+        let row = ty.row_size(k).unwrap();
+        let b_vals = rng.vec(k as usize);
+        let b = upload(&be, GgmlType::F32, [k, 1, 1, 1], &f32_bytes(&b_vals));
+        for (offset, pad) in [(2u64, 0usize), (4, 0), (4, 6), (2, 4)] {
+            let stride = row + pad;
+            let buf = be.alloc(offset + (stride * m as usize) as u64).unwrap();
+            buf.fill(0, buf.size(), 0x5A).unwrap();
+            let nb = [ty.type_size() as u64, stride as u64, (stride * m as usize) as u64, (stride * m as usize) as u64];
+            let a = ggvk::Tensor::new(buf, offset, ty, [k, m, 1, 1], nb).unwrap();
+            for r in 0..m as usize {
+                a.write((r * stride) as u64, &a_bytes[r * row..(r + 1) * row]).unwrap();
+            }
+            let d = output(&be, [m, 1, 1, 1]);
+            let mut g = Graph::new();
+            g.mul_mat(&a, &b, &d).unwrap();
+            be.compute(&g).unwrap();
+            let got = download(&d);
+            let (want, mag) = ref_mul_mat(&a_deq, [k, m, 1, 1], &activations_seen(&a, &b_vals), [k, 1, 1, 1]);
+            for (i, ((g, w), mg)) in got.iter().zip(&want).zip(&mag).enumerate() {
+                let diff = (f64::from(*g) - f64::from(*w)).abs();
+                assert!(diff <= 1e-5 * (mg + 1e-6), "{ty} offset {offset} pad {pad}: row {i}: got {g}, want {w}");
+            }
+        }
+    }
+    assert_no_validation_errors();
+}
+
 #[test]
 fn mul_mat_tiled_k_quants() {
     let be = backend();

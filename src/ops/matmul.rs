@@ -97,6 +97,28 @@ fn matvec_shaders(ty: GgmlType) -> Option<(Shader, Shader)> {
     })
 }
 
+/// The dedicated K-quant mat-vec kernels (`mul_mat_vec_k.comp`: the scales unpacked once per 32 or 16 values
+/// instead of once per 8 as in the generic dq kernel) where they apply: Q6_K always, Q4_K when its blocks start on
+/// 32-bit words (offset and strides in even 16-bit words; the kernel reads 32 bits at a time).
+/// `GGVK_KQUANT_MATVEC=0` keeps the generic kernel (read once per process).
+fn kquant_matvec_shaders(ty: GgmlType, p: &MatMulPush) -> Option<(Shader, Shader)> {
+    static KNOB: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if !*KNOB.get_or_init(|| std::env::var("GGVK_KQUANT_MATVEC").ok().as_deref() != Some("0")) {
+        return None;
+    }
+    match ty {
+        GgmlType::Q4_K if [p.a_off, p.a_row, p.a_s2, p.a_s3].iter().all(|v| v % 2 == 0) => Some((
+            shader("mul_mat_vec_q4_k", spirv::MUL_MAT_VEC_Q4_K),
+            shader("mul_mat_vec_q4_k_shmem", spirv::MUL_MAT_VEC_Q4_K_SHMEM),
+        )),
+        GgmlType::Q6_K => Some((
+            shader("mul_mat_vec_q6_k", spirv::MUL_MAT_VEC_Q6_K),
+            shader("mul_mat_vec_q6_k_shmem", spirv::MUL_MAT_VEC_Q6_K_SHMEM),
+        )),
+        _ => None,
+    }
+}
+
 fn matmul_shader(ty: GgmlType) -> Option<Shader> {
     Some(match ty {
         GgmlType::F32 => shader("mul_mat_f32", spirv::MUL_MAT_F32),
@@ -330,7 +352,7 @@ fn record_piece(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor) ->
                 [gx, gy, batches],
             );
         }
-        let (sg, shmem) = matvec_shaders(a.ty).expect("checked");
+        let (sg, shmem) = kquant_matvec_shaders(a.ty, &p).or_else(|| matvec_shaders(a.ty)).expect("checked");
         let vec4 = (p.b_off % 4 == 0 && p.b_col % 4 == 0 && p.b_s2 % 4 == 0 && p.b_s3 % 4 == 0) as u32;
         let spec = [wg, 1, 1, rows, vec4, unroll, p.n];
         let pipeline = device.pipelines().get(&device, if use_sg { &sg } else { &shmem }, &spec)?;
@@ -441,11 +463,14 @@ fn quantize_b(rec: &mut Recorder<'_>, b: &Tensor, b_bind: &Binding, p: MatMulPus
     // Columns are laid out one after another: column i11 of batch (i12, i13) starts at
     // ((i13 * ne12 + i12) * n + i11) * nblocks blocks.
     let col_words = dim_u32("quantized column", i64::from(nblocks) * QX_WORDS as i64)?;
-    derive_b(rec, b, b_bind, p, &QUANTIZE, nblocks, col_words)
+    // quantize_q8_1.comp: eight threads per 32-value block.
+    derive_b(rec, b, b_bind, p, &QUANTIZE, (nblocks, 8), col_words)
 }
 
 /// Write a per-column transform of b (`shader`: 8-bit quantization or rounding onto a grid; `nblocks` blocks of
-/// one thread each per column, `col_words` 32-bit words per output column, columns one after another) into this
+/// `block_threads` threads each per column (`blocks` = (nblocks, block_threads); 64-thread workgroups),
+/// `col_words` 32-bit words per output column,
+/// columns one after another) into this
 /// submission's scratch; returns the read-only binding of the copy and the push constants with b's offset and
 /// strides redirected to it. The same activation feeding several products (Q, K and V; gate and up) is
 /// transformed once per submission (until its bytes are written again).
@@ -455,7 +480,7 @@ fn derive_b(
     b_bind: &Binding,
     p: MatMulPush,
     shader: &Shader,
-    nblocks: u32,
+    (nblocks, block_threads): (u32, u32),
     col_words: u32,
 ) -> Result<(Binding, MatMulPush)> {
     let device = rec.device().clone();
@@ -498,7 +523,7 @@ fn derive_b(
         &pipeline,
         &[b_bind.clone(), write.clone()],
         bytemuck::bytes_of(&push),
-        [nblocks.div_ceil(64), gy, gz],
+        [(u64::from(nblocks) * u64::from(block_threads)).div_ceil(64) as u32, gy, gz],
     )?;
     let read = Binding { write: false, ..write };
     rec.add_derived(Derived { kind: shader.name, source, layout, result: (read.clone(), off) });
@@ -548,7 +573,7 @@ fn round_b(
     if p.k % block != 0 {
         return Err(Error::Internal(format!("MUL_MAT: k = {} is not a multiple of {block} for rounding", p.k)));
     }
-    derive_b(rec, b, b_bind, p, &round_shader(r), p.k / block, p.k)
+    derive_b(rec, b, b_bind, p, &round_shader(r), (p.k / block, 1), p.k)
 }
 
 /// Quantize b into scratch, then run the integer-dot mat-vec over it.

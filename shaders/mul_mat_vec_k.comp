@@ -1,0 +1,200 @@
+#version 450
+// Matrix x vector(s) for K-quant weights (Q4_K with Q4K, Q6_K with Q6K), f32 activations: d[c, row] =
+// sum_k A[row, k] * b[c, k] for NROWS rows of A per workgroup and NCOLS columns of b, batched over z with ggml's
+// broadcast (same push constants and spec constants as mul_mat_vec_dq.comp, which serves these types too but
+// unpacks the scales again for every 8 values).
+// Work unit: 1/16 of a 256-value super-block. Consecutive threads take consecutive units, so 16 threads cover a
+// block's bytes together (coalesced), and each unpacks its scales once for its share:
+//   Q4_K: unit t reads 8 code bytes (two 32-bit loads) at 32 (t / 4) + 8 (t % 4) of qs: 8 values of sub-block
+//         2 (t / 4) (low nibbles) and the same 8 of sub-block 2 (t / 4) + 1 (high nibbles); the block's d, dmin
+//         and 12 scale bytes are three more 32-bit loads (shared with the unit's neighbours through the cache).
+//         Needs blocks at 32-bit word boundaries (the host checks the tensor offset; 144-byte blocks keep it).
+//   Q6_K: unit t covers half h = t / 8 and l = 4 (t % 8) .. +3 of each of the half's four 32-value quarters
+//         (16 values): 4 bytes of each ql half, 4 bytes of qh, four signed scales.
+// Per value the arithmetic is ggml's dequantization ((d * sc) * q - dmin * m, or (d * sc) * (q - 32)) folded into
+// the dot product: sum((d sc) q x) = d sc sum(q x), sum(dmin m x) = dmin m sum(x); summation order differs from
+// the CPU's (as every GPU reduction does).
+// Partial sums are reduced with subgroupAdd (or shared memory with NO_SUBGROUPS).
+#include "common.glsl"
+#ifndef NO_SUBGROUPS
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
+#endif
+
+layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
+layout(constant_id = 0) const uint WG = 128;
+layout(constant_id = 3) const uint NROWS = 2;
+// b's offset and strides are multiples of 4 floats: read x as vec4.
+layout(constant_id = 4) const bool B_VEC4 = false;
+// Units per thread per loop trip: all of a trip's loads can be in flight at once.
+layout(constant_id = 5) const uint UNROLL = 2;
+// Columns of b (and dst) per dispatch; WG >= NROWS * NCOLS.
+layout(constant_id = 6) const uint NCOLS = 1;
+
+layout(binding = 0) readonly buffer A { uint16_t a[]; };
+layout(binding = 0) readonly buffer A32 { uint a32[]; };
+layout(binding = 1) readonly buffer B { float b[]; };
+layout(binding = 1) readonly buffer B4 { vec4 b4[]; };
+layout(binding = 2) writeonly buffer D { float d[]; };
+
+MATMUL_PUSH
+
+uint dq_u16(uint i) { return uint(a[i]); }
+// dq_k_half: f16 bits to f32 exactly (subnormal scales included, which a driver's conversion may flush).
+#include "dq_k_common.glsl"
+
+#if defined(Q4K)
+#define BLOCK_WORDS 72u
+#elif defined(Q6K)
+#define BLOCK_WORDS 105u
+#else
+#error "define Q4K or Q6K"
+#endif
+#define QK_K 256u
+#define UPB 16u
+
+vec4 load_x(uint e) {
+    return B_VEC4 ? b4[e / 4u] : vec4(b[e], b[e + 1u], b[e + 2u], b[e + 3u]);
+}
+
+// Byte lanes of a packed word: shifting uvec4(w) by this puts byte k in the low bits of component k.
+const uvec4 LANES = uvec4(0u, 8u, 16u, 24u);
+
+shared float red[NCOLS * NROWS * WG];
+
+void main() {
+    const uint tid = gl_LocalInvocationID.x;
+    const uint group = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
+    const uint row0 = group * NROWS;
+    const uint z = gl_WorkGroupID.z;
+    const uint i12 = z % pc.ne12;
+    const uint i13 = z / pc.ne12;
+    const uint a_base = pc.a_off + (i12 / pc.r2) * pc.a_s2 + (i13 / pc.r3) * pc.a_s3;
+    const uint b_base = pc.b_off + i12 * pc.b_s2 + i13 * pc.b_s3;
+
+    float acc[NCOLS * NROWS];
+    [[unroll]] for (uint i = 0; i < NCOLS * NROWS; ++i) { acc[i] = 0.0; }
+    // Rows past the end read row m-1 (in bounds) and are not written.
+    uint rbase[NROWS];
+    [[unroll]] for (uint r = 0; r < NROWS; ++r) { rbase[r] = a_base + min(row0 + r, pc.m - 1) * pc.a_row; }
+
+    // k is a multiple of 256 (checked on the host).
+    const uint nunits = (pc.k / QK_K) * UPB;
+    for (uint c0 = tid; c0 < nunits; c0 += UNROLL * WG) {
+        [[unroll]] for (uint u = 0; u < UNROLL; ++u) {
+            // Past the end: reread the last unit (in bounds) and weigh it 0, so the trip has no branch.
+            const uint cu = c0 + u * WG;
+            const bool valid = cu < nunits;
+            const uint c = min(cu, nunits - 1u);
+            const uint blk = c / UPB;
+            const uint t = c % UPB;
+#if defined(Q4K)
+            const uint p = t >> 2;
+            const uint xo = blk * QK_K + 64u * p + 8u * (t & 3u);
+            [[unroll]] for (uint r = 0; r < NROWS; ++r) {
+                const uint w = (rbase[r] + blk * BLOCK_WORDS) >> 1; // first 32-bit word of the block
+                const uint dmw = a32[w];
+                const vec2 dm = vec2(dq_k_half(dmw & 0xFFFFu), dq_k_half(dmw >> 16));
+                const uint s0 = a32[w + 1u];
+                const uint s1 = a32[w + 2u];
+                const uint s2 = a32[w + 3u];
+                // ggml's get_scale_min_k4 for sub-blocks 2p and 2p + 1: bytes j, j + 4 (j < 4), or j + 4 with the
+                // top bits of bytes j - 4 and j (j >= 4). p < 2: j = 2p, 2p + 1 < 4; else j - 4 = 2p - 4, 2p - 3.
+                const uint sh = 16u * (p & 1u);
+                const uint lo_q = (s0 >> sh) & 0xFFFFu; // bytes 2(p & 1), +1 of q[0..3]
+                const uint mi_q = (s1 >> sh) & 0xFFFFu; // the same of q[4..7]
+                const uint hi_q = (s2 >> sh) & 0xFFFFu; // the same of q[8..11]
+                uvec2 sc, mn;
+                if (p < 2u) {
+                    sc = uvec2(lo_q & 63u, (lo_q >> 8) & 63u);
+                    mn = uvec2(mi_q & 63u, (mi_q >> 8) & 63u);
+                } else {
+                    sc = uvec2((hi_q & 0xFu) | (((lo_q >> 6) & 3u) << 4), ((hi_q >> 8) & 0xFu) | (((lo_q >> 14) & 3u) << 4));
+                    mn = uvec2(((hi_q >> 4) & 0xFu) | (((mi_q >> 6) & 3u) << 4), ((hi_q >> 12) & 0xFu) | (((mi_q >> 14) & 3u) << 4));
+                }
+                const uint qw = w + 4u + 8u * p + 2u * (t & 3u);
+                const uint q0 = a32[qw];
+                const uint q1 = a32[qw + 1u];
+                const vec4 l0 = vec4((uvec4(q0) >> LANES) & 0xFu);
+                const vec4 l1 = vec4((uvec4(q1) >> LANES) & 0xFu);
+                const vec4 h0 = vec4((uvec4(q0) >> (LANES + 4u)) & 0xFu);
+                const vec4 h1 = vec4((uvec4(q1) >> (LANES + 4u)) & 0xFu);
+                const float dl = dm.x * float(sc.x);
+                const float dh = dm.x * float(sc.y);
+                const float ml = dm.y * float(mn.x);
+                const float mh = dm.y * float(mn.y);
+                [[unroll]] for (uint col = 0; col < NCOLS; ++col) {
+                    const uint e = b_base + col * pc.b_col + xo;
+                    const vec4 xl0 = load_x(e);
+                    const vec4 xl1 = load_x(e + 4u);
+                    const vec4 xh0 = load_x(e + 32u);
+                    const vec4 xh1 = load_x(e + 36u);
+                    const float sl = dot(l0, xl0) + dot(l1, xl1);
+                    const float sh2 = dot(h0, xh0) + dot(h1, xh1);
+                    const float xs_l = dot(xl0 + xl1, vec4(1.0));
+                    const float xs_h = dot(xh0 + xh1, vec4(1.0));
+                    const float s = dl * sl - ml * xs_l + dh * sh2 - mh * xs_h;
+                    acc[col * NROWS + r] += valid ? s : 0.0;
+                }
+            }
+#else
+            const uint h = t >> 3;
+            const uint l0 = 4u * (t & 7u);
+            const uint xo = blk * QK_K + 128u * h + l0;
+            [[unroll]] for (uint r = 0; r < NROWS; ++r) {
+                const uint bw = rbase[r] + blk * BLOCK_WORDS;
+                const uint o0 = bw + 32u * h + l0 / 2u;     // ql bytes 64h + l0 .. +3
+                const uint ql0 = uint(a[o0]) | (uint(a[o0 + 1u]) << 16);
+                const uint ql1 = uint(a[o0 + 16u]) | (uint(a[o0 + 17u]) << 16); // ql bytes 64h + 32 + l0 ..
+                const uint oh = bw + 64u + 16u * h + l0 / 2u; // qh bytes 128 + 32h + l0 .. +3
+                const uint qh = uint(a[oh]) | (uint(a[oh + 1u]) << 16);
+                // scales[8h + 2k + l0 / 16] for k = 0..3: bytes 192 + 8h + (l0 >> 4) + {0, 2, 4, 6}.
+                const uint so = bw + 96u + 4u * h;         // byte 192 + 8h
+                const uint sw0 = uint(a[so]) | (uint(a[so + 1u]) << 16);
+                const uint sw1 = uint(a[so + 2u]) | (uint(a[so + 3u]) << 16);
+                const uint sb = 8u * (l0 >> 4);
+                const ivec4 scs = ivec4(uvec4(sw0 >> sb, sw0 >> (sb + 16u), sw1 >> sb, sw1 >> (sb + 16u)) << 24) >> 24;
+                const float dd = dq_k_half(uint(a[bw + 104u]));
+                [[unroll]] for (uint k = 0; k < 4u; ++k) {
+                    const uint ql = (k & 1u) != 0u ? ql1 : ql0;
+                    const uvec4 lo = (uvec4(ql) >> (LANES + 4u * (k >> 1))) & 0xFu;
+                    const uvec4 hb = (uvec4(qh) >> (LANES + 2u * k)) & 3u;
+                    const vec4 q = vec4(ivec4(lo | (hb << 4)) - 32);
+                    const float ds = dd * float(scs[k]);
+                    [[unroll]] for (uint col = 0; col < NCOLS; ++col) {
+                        const vec4 x = load_x(b_base + col * pc.b_col + xo + 32u * k);
+                        acc[col * NROWS + r] += valid ? ds * dot(q, x) : 0.0;
+                    }
+                }
+            }
+#endif
+        }
+    }
+
+    const uint d_base = pc.d_off + i12 * pc.d_s2 + i13 * pc.d_s3;
+#ifndef NO_SUBGROUPS
+    [[unroll]] for (uint i = 0; i < NCOLS * NROWS; ++i) {
+        const float s = subgroupAdd(acc[i]);
+        if (subgroupElect()) { red[i * WG + gl_SubgroupID] = s; }
+    }
+    barrier();
+    // Thread i < NCOLS * NROWS writes column i / NROWS, row i % NROWS.
+    if (tid < NCOLS * NROWS && row0 + tid % NROWS < pc.m) {
+        float t = 0.0;
+        for (uint i = 0; i < gl_NumSubgroups; ++i) { t += red[tid * WG + i]; }
+        d[d_base + (tid / NROWS) * pc.d_col + row0 + tid % NROWS] = t;
+    }
+#else
+    [[unroll]] for (uint i = 0; i < NCOLS * NROWS; ++i) { red[i * WG + tid] = acc[i]; }
+    barrier();
+    for (uint s = WG / 2; s > 0; s >>= 1) {
+        if (tid < s) {
+            [[unroll]] for (uint i = 0; i < NCOLS * NROWS; ++i) { red[i * WG + tid] += red[i * WG + tid + s]; }
+        }
+        barrier();
+    }
+    if (tid < NCOLS * NROWS && row0 + tid % NROWS < pc.m) {
+        d[d_base + (tid / NROWS) * pc.d_col + row0 + tid % NROWS] = red[tid * WG];
+    }
+#endif
+}
