@@ -70,38 +70,52 @@ for ty in "${TYPES[@]}"; do
   fi
   if [ "$ok" = 1 ]; then pass=$((pass + 1)); else fail=$((fail + 1)); fi
 done
-# Flash attention (-fa on) with F16, Q8_0 and Q4_0 K/V caches: FLASH_ATTN_EXT and the cache writes (SET_ROWS)
-# must run on GGVK0 (GGVK_DEBUG_SUPPORT=1 prints any op GGVK0 declines; none may appear), and greedy decoding must
-# give the CPU backend's 32 tokens (CPU also with -fa on and the same cache type).
-fa_model="$OUTDIR/tiny-llama-fa.gguf"
-python3 "$GGVK_ROOT/scripts/make_tiny_llama.py" "$fa_model" --type q4_0 >/dev/null
-for kv in f16 q8_0 q4_0; do
-  ok=1
+# K/V cache types (-ctk/-ctv): every type llama.cpp accepts, with flash attention on (K and V of that type) and,
+# for the K cache, with it off (V stays F16: llama.cpp needs flash attention for a quantized V cache). The cache
+# writes (SET_ROWS), FLASH_ATTN_EXT and the attention products must run on GGVK0 (GGVK_DEBUG_SUPPORT=1 prints any
+# op GGVK0 declines; none may appear; a declined cache write would abort llama.cpp), and greedy decoding must give
+# the CPU backend's 32 tokens with the same settings.
+#   kv_case FA K V
+kv_case() {
+  local fa=$1 k=$2 v=$3 ok=1 tag="fa $1 -ctk $2 -ctv $3"
+  local f="$OUTDIR/kv-fa$fa-$k-$v"
+  local flag=off; [ "$fa" = 1 ] && flag=on
   GGVK_DEBUG_SUPPORT=1 GGML_BACKEND_PATH="$LIB" VK_INSTANCE_LAYERS=VK_LAYER_KHRONOS_validation \
     "$BIN/llama-completion" -m "$fa_model" --device GGVK0 -ngl 99 -p "$PROMPT" -n 32 --temp 0 --top-k 1 --seed 1 \
-    -fa on -ctk "$kv" -ctv "$kv" -no-cnv -v >"$OUTDIR/ggvk-fa-$kv.txt" 2>"$OUTDIR/ggvk-fa-$kv.log" </dev/null || ok=0
-  grep -aq "flash_attn *= enabled" "$OUTDIR/ggvk-fa-$kv.log" || { echo "fa $kv: flash attention not enabled"; ok=0; }
-  if grep -aq "ggvk: not supported" "$OUTDIR/ggvk-fa-$kv.log"; then
-    echo "fa $kv: GGVK0 declined ops:"; grep -a "ggvk: not supported" "$OUTDIR/ggvk-fa-$kv.log" | sort -u | head -n 5; ok=0
+    -fa "$flag" -ctk "$k" -ctv "$v" -no-cnv -v >"$f.txt" 2>"$f.log" </dev/null || { echo "$tag: llama-completion failed"; ok=0; }
+  if [ "$fa" = 1 ]; then
+    grep -aq "flash_attn *= enabled" "$f.log" || { echo "$tag: flash attention not enabled"; ok=0; }
   fi
-  if grep -aq "GGVK VALIDATION ERROR\|Validation Error" "$OUTDIR/ggvk-fa-$kv.log"; then echo "fa $kv: validation errors"; ok=0; fi
-  splits=$(grep -aoE 'graph: nodes = [0-9]+, splits = [0-9]+' "$OUTDIR/ggvk-fa-$kv.log" | head -n 1)
-  GREEDY_FA=1 GREEDY_KV="$kv" "$OUTDIR/greedy" "$fa_model" CPU 32 "$PROMPT" >"$OUTDIR/greedy-cpu-fa-$kv.txt" \
-    2>"$OUTDIR/greedy-cpu-fa-$kv.log"
-  GREEDY_FA=1 GREEDY_KV="$kv" GGML_BACKEND_PATH="$LIB" VK_INSTANCE_LAYERS=VK_LAYER_KHRONOS_validation \
-    "$OUTDIR/greedy" "$fa_model" GGVK0 32 "$PROMPT" >"$OUTDIR/greedy-ggvk-fa-$kv.txt" 2>"$OUTDIR/greedy-ggvk-fa-$kv.log"
-  first=$(paste -d' ' <(awk '{print $4}' "$OUTDIR/greedy-cpu-fa-$kv.txt") <(awk '{print $4}' "$OUTDIR/greedy-ggvk-fa-$kv.txt") \
+  if grep -aq "ggvk: not supported" "$f.log"; then
+    echo "$tag: GGVK0 declined ops:"; grep -a "ggvk: not supported" "$f.log" | sort -u | head -n 5; ok=0
+  fi
+  if grep -aq "GGVK VALIDATION ERROR\|Validation Error" "$f.log"; then echo "$tag: validation errors"; ok=0; fi
+  local splits first gap
+  splits=$(grep -aoE 'graph: nodes = [0-9]+, splits = [0-9]+' "$f.log" | head -n 1)
+  GREEDY_FA=$fa GREEDY_KV="$k" GREEDY_KV_V="$v" "$OUTDIR/greedy" "$fa_model" CPU 32 "$PROMPT" >"$f-greedy-cpu.txt" \
+    2>"$f-greedy-cpu.log"
+  GREEDY_FA=$fa GREEDY_KV="$k" GREEDY_KV_V="$v" GGML_BACKEND_PATH="$LIB" VK_INSTANCE_LAYERS=VK_LAYER_KHRONOS_validation \
+    "$OUTDIR/greedy" "$fa_model" GGVK0 32 "$PROMPT" >"$f-greedy-ggvk.txt" 2>"$f-greedy-ggvk.log"
+  first=$(paste -d' ' <(awk '{print $4}' "$f-greedy-cpu.txt") <(awk '{print $4}' "$f-greedy-ggvk.txt") \
     | awk '$1 != $2 {print NR - 1; exit}')
-  if [ "$(wc -l <"$OUTDIR/greedy-ggvk-fa-$kv.txt")" != 32 ]; then
-    echo "fa $kv: greedy decoding on GGVK0 did not produce 32 tokens"; ok=0
+  if [ "$(wc -l <"$f-greedy-ggvk.txt")" != 32 ] || [ "$(wc -l <"$f-greedy-cpu.txt")" != 32 ]; then
+    echo "$tag: greedy decoding did not produce 32 tokens"; ok=0
   elif [ -z "$first" ]; then
-    echo "fa $kv: same 32 tokens as the CPU backend with -fa on ($splits)"
+    echo "$tag: same 32 tokens as the CPU backend ($splits)"
   else
-    gap=$(awk -v s="$first" '$2 == s {print $NF}' "$OUTDIR/greedy-cpu-fa-$kv.txt")
-    echo "fa $kv: tokens differ from the CPU backend first at position $first; CPU top-2 logit gap there: $gap"
+    gap=$(awk -v s="$first" '$2 == s {print $NF}' "$f-greedy-cpu.txt")
+    echo "$tag: tokens differ from the CPU backend first at position $first; CPU top-2 logit gap there: $gap"
     awk -v g="$gap" 'BEGIN {exit !(g < 1e-3)}' || ok=0
   fi
   if [ "$ok" = 1 ]; then pass=$((pass + 1)); else fail=$((fail + 1)); fi
+}
+fa_model="$OUTDIR/tiny-llama-fa.gguf"
+python3 "$GGVK_ROOT/scripts/make_tiny_llama.py" "$fa_model" --type q4_0 >/dev/null
+for kv in ${GGVK_E2E_KV:-f16 q8_0 q4_0 q4_1 q5_0 q5_1 iq4_nl bf16 f32}; do
+  kv_case 1 "$kv" "$kv"
+done
+for kv in ${GGVK_E2E_KV_NOFA:-q5_1 q4_1 q5_0 iq4_nl bf16}; do
+  kv_case 0 "$kv" f16
 done
 # The rest of the ggml interface: device properties, async set/get, memset, copies, 2D regions, events.
 cc -O2 -Wall -Wextra -Werror -I"$SRC/ggml/include" "$GGVK_ROOT/tests/e2e/adapter.c" \

@@ -89,6 +89,10 @@ step "reference llama.cpp (llama-cpp-python 0.3.36 sdist: ggml 0.25.3, backend A
 BIN=$(bash scripts/reference-llama.sh | tail -n 1)
 echo "$BIN"
 
+step "K/V cache quantizers (GPU SET_ROWS and CPU references) against ggml's quantize_row_*_ref, byte for byte"
+bash scripts/cache_quant_crosscheck.sh 2>&1 | tee "$LOGS/cargo-test-cache-xcheck.log" | grep -aE "blocks|test result"
+passed=$((passed + $(grep -aoE 'test result: ok\. [0-9]+ passed' "$LOGS/cargo-test-cache-xcheck.log" | awk '{s += $4} END {print s + 0}')))
+
 step "test-backend-ops -b GGVK0, mode test, the plug-in's ops (llama.cpp loads libggvk.so; validation layer on)"
 OPS=ADD,MUL,SCALE,RMS_NORM,SOFT_MAX,CPY,CONT,DUP,SET_ROWS,GET_ROWS,SILU,SWIGLU,ROPE,MUL_MAT
 OPS+=,ABS,SGN,NEG,STEP,TANH,ELU,RELU,SIGMOID,GELU,GELU_QUICK,HARDSWISH,HARDSIGMOID,EXP,EXPM1,SOFTPLUS,GELU_ERF

@@ -74,6 +74,12 @@ const uint TPP = PAIRS >= WG ? 1u : WG / PAIRS; // threads per score
 const uint OPT = (BR * DV + WG - 1u) / WG;      // output elements per thread
 
 shared float Qs[BR * DK];
+// K types with a minimum (Q4_1, Q5_1): the CPU's dot product with Q on the q8_1 grid is per block
+// d_k d_q sum(c_k c_q) + m_k s_q with s_q = f16(d_q * sum(c_q)) from the unrounded d_q, so the minimum's share is
+// m_k * s_q here too: K tiles hold c_k d_k, KM the tile's minimums, QS the s_q of each Q block.
+const uint NQB = (DK + QK - 1u) / QK;
+shared float QS[BR * NQB];
+shared float KM[BC * NQB];
 shared float KVs[BC * KST];
 shared float Ps[PAIRS];
 shared float red[WG];
@@ -87,7 +93,7 @@ shared uint anyLive;
 // Element i of the row starting at 16-bit word `base`, dequantized as ggml's dequantize_row_<type> (f32
 // products in its order; `precise` keeps code * d + m from fusing).
 #define ROW_AT(NAME, BUF)                                                                 \
-    float NAME(uint ty, uint base, uint i) {                                              \
+    float NAME(uint ty, uint base, uint i, bool drop_m) {                                 \
         if (ty == T_F16) { return f16_bits_to_float(BUF[base + i]); }                     \
         if (ty == T_BF16) { return uintBitsToFloat(uint(BUF[base + i]) << 16); }          \
         if (ty == T_F32) {                                                                \
@@ -111,7 +117,7 @@ shared uint anyLive;
         if (ty == T_Q4_1) {                                                               \
             const uint bw = base + b * 10u;                                               \
             const uint nib = (uint(BUF[bw + 2u + jj / 2u]) >> sh) & 15u;                  \
-            precise const float v = float(nib) * f16_bits_to_float(BUF[bw]) + f16_bits_to_float(BUF[bw + 1u]); \
+            precise const float v = float(nib) * f16_bits_to_float(BUF[bw]) + (drop_m ? 0.0 : f16_bits_to_float(BUF[bw + 1u])); \
             return v;                                                                     \
         }                                                                                 \
         const bool has_m = ty == T_Q5_1;                                                  \
@@ -121,7 +127,7 @@ shared uint anyLive;
         const uint code = ((uint(BUF[hw + 2u + jj / 2u]) >> sh) & 15u) | (((qh >> j) & 1u) << 4); \
         const float dd = f16_bits_to_float(BUF[bw]);                                      \
         if (has_m) {                                                                      \
-            precise const float v = float(code) * dd + f16_bits_to_float(BUF[bw + 1u]);   \
+            precise const float v = float(code) * dd + (drop_m ? 0.0 : f16_bits_to_float(BUF[bw + 1u])); \
             return v;                                                                     \
         }                                                                                 \
         return float(int(code) - 16) * dd;                                                \
@@ -131,6 +137,15 @@ ROW_AT(v_at, vw)
 
 float mask_at(uint i) {
     return unpackHalf2x16(uint(mask[i])).x;
+}
+
+// The minimums' share of row r's score with key c of the tile (K types with a minimum; else 0).
+float min_share(uint r, uint c, bool k_min) {
+    float s = 0.0;
+    if (k_min) {
+        for (uint b = 0u; b < NQB; ++b) { s += KM[c * NQB + b] * QS[r * NQB + b]; }
+    }
+    return s;
 }
 
 // tanh without exp overflow for large |x|.
@@ -153,6 +168,8 @@ void main() {
     const uint k_type = (pc.flags >> 4) & 15u;
     const uint v_type = (pc.flags >> 8) & 15u;
     const uint q_round = (pc.flags >> 12) & 3u;
+    const bool k_min = k_type == T_Q4_1 || k_type == T_Q5_1;
+    const uint k_bwords = k_type == T_Q4_1 ? 10u : 12u; // block words of the K types with a minimum
     const uint kv0 = split * pc.chunk;
     const uint kv1 = min(kv0 + pc.chunk, pc.n_kv);
     const uint k_base = pc.k_off + ih * pc.k_s2 + iq3 * pc.k_s3;
@@ -208,9 +225,17 @@ void main() {
             float amax = 0.0;
             for (uint i = 0u; i < QK; ++i) { amax = max(amax, abs(Qs[b0 + i])); }
             const float id = amax != 0.0 ? div_rn(127.0, amax) : 0.0;
-            const float dq = uintBitsToFloat(half_to_float_bits(float_bits_to_half(floatBitsToUint(div_rn(amax, 127.0)))));
+            const float d32 = div_rn(amax, 127.0);
+            const float dq = uintBitsToFloat(half_to_float_bits(float_bits_to_half(floatBitsToUint(d32))));
+            int csum = 0;
             for (uint i = 0u; i < QK; ++i) {
-                Qs[b0 + i] = dq * float(clamp(int(roundEven(Qs[b0 + i] * id)), -127, 127));
+                const int c = clamp(int(roundEven(Qs[b0 + i] * id)), -127, 127);
+                csum += c;
+                Qs[b0 + i] = dq * float(c);
+            }
+            if (k_min) {
+                precise const float sq = d32 * float(csum);
+                QS[blk] = uintBitsToFloat(half_to_float_bits(float_bits_to_half(floatBitsToUint(sq))));
             }
         }
         barrier();
@@ -240,7 +265,14 @@ void main() {
         for (uint e = tid; e < BC * DK; e += WG) {
             const uint c = e / DK;
             const uint k = e % DK;
-            KVs[c * KST + k] = c < nc ? k_at(k_type, k_base + (c0 + c) * pc.k_s1, k) : 0.0;
+            KVs[c * KST + k] = c < nc ? k_at(k_type, k_base + (c0 + c) * pc.k_s1, k, k_min) : 0.0;
+        }
+        if (k_min) {
+            for (uint e = tid; e < BC * NQB; e += WG) {
+                const uint c = e / NQB;
+                const uint b = e % NQB;
+                KM[e] = c < nc ? f16_bits_to_float(kw[k_base + (c0 + c) * pc.k_s1 + b * k_bwords + 1u]) : 0.0;
+            }
         }
         barrier();
 
@@ -251,7 +283,7 @@ void main() {
             float s = 0.0;
             for (uint k = tid % TPP; k < DK; k += TPP) { s += Qs[r * DK + k] * KVs[c * KST + k]; }
             if (TPP == 1u) {
-                Ps[p] = s;
+                Ps[p] = s + min_share(r, c, k_min);
             } else {
                 red[tid] = s;
             }
@@ -261,7 +293,7 @@ void main() {
             if (tid < PAIRS) {
                 float s = 0.0;
                 for (uint t = 0u; t < TPP; ++t) { s += red[tid * TPP + t]; }
-                Ps[tid] = s;
+                Ps[tid] = s + min_share(tid / BC, tid % BC, k_min);
             }
         }
         barrier();
@@ -309,7 +341,7 @@ void main() {
         for (uint e = tid; e < BC * DV; e += WG) {
             const uint c = e / DV;
             const uint k = e % DV;
-            KVs[c * KST + k] = c < nc ? v_at(v_type, v_base + (c0 + c) * pc.v_s1, k) : 0.0;
+            KVs[c * KST + k] = c < nc ? v_at(v_type, v_base + (c0 + c) * pc.v_s1, k, false) : 0.0;
         }
         barrier();
         [[unroll]] for (uint i = 0u; i < OPT; ++i) {

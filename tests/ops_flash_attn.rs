@@ -191,6 +191,29 @@ fn run_case(be: &Backend, rng: &mut Rng, c: &Case) {
 
     // Reference.
     let qr = round_q(c, &qv);
+    // K types with a minimum (Q4_1, Q5_1): the CPU's q8_1 dot product adds m_k * s_q per block, s_q =
+    // f16(d_q * sum(codes)) with the unrounded d_q, where the dequantized dot has m_k * d16_q * sum(codes): the
+    // reference adds the difference.
+    let min_fix = |qo: usize, ko: usize| -> f64 {
+        if !matches!(c.kt, GgmlType::Q4_1 | GgmlType::Q5_1) {
+            return 0.0;
+        }
+        let bs = c.kt.type_size();
+        (0..c.dk as usize / 32)
+            .map(|b| {
+                let x = &qv[qo + 32 * b..qo + 32 * b + 32];
+                let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+                let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+                let d = amax / 127.0;
+                let sum: i32 = x.iter().map(|v| (v * id).round_ties_even().clamp(-127.0, 127.0) as i32).sum();
+                let s = f16::from_f32(d * sum as f32).to_f32();
+                let d16 = f16::from_f32(d).to_f32();
+                let blk = (ko / 32 + b) * bs;
+                let m = f16::from_le_bytes([kb[blk + 2], kb[blk + 3]]).to_f32();
+                f64::from(m) * (f64::from(s) - f64::from(d16) * f64::from(sum))
+            })
+            .sum()
+    };
     let ratio = c.n_head / c.n_head_kv;
     let (dk, dv, n_kv) = (c.dk as usize, c.dv as usize, c.n_kv as usize);
     let mut max_err = 0f64;
@@ -211,7 +234,8 @@ fn run_case(be: &Backend, rng: &mut Rng, c: &Case) {
                         }
                     }
                     let ko = (((i3 * c.n_head_kv + hk) * c.n_kv) as usize + j) * dk;
-                    let dot: f64 = (0..dk).map(|t| f64::from(qr[qo + t]) * f64::from(kd[ko + t])).sum();
+                    let dot: f64 =
+                        (0..dk).map(|t| f64::from(qr[qo + t]) * f64::from(kd[ko + t])).sum::<f64>() + min_fix(qo, ko);
                     let mut x = dot * f64::from(scale);
                     if c.softcap != 0.0 {
                         x = f64::from(c.softcap) * (x / f64::from(c.softcap)).tanh();

@@ -17,7 +17,7 @@
 //! bf16 for BF16 K, f16 for F16 K except where the CPU takes its f32 tiled path (n_q >= 64, K and V both F16).
 //!
 //! `flash_attn.comp` runs one workgroup per (block of rows, KV head, sequence); when that gives few workgroups
-//! and the context is long (token generation), the KV range is also split over workgroups that write partial
+//! (token generation, >= 128 keys), the KV range is also split over workgroups that write partial
 //! (max, sum, output) records to scratch, and `flash_attn_reduce.comp` combines them.
 
 use bytemuck::{Pod, Zeroable};
@@ -216,7 +216,8 @@ struct Plan {
 }
 
 fn shared_bytes(br: u32, bc: u32, dk: u32, dv: u32) -> u32 {
-    4 * (br * dk + bc * (dk.max(dv) + 1) + br * bc + WG + 5 * br + 1)
+    // Qs, KVs, Ps, red, five per-row arrays and a flag, QS and KM (block terms of K types with a minimum).
+    4 * (br * dk + bc * (dk.max(dv) + 1) + br * bc + WG + 5 * br + 1 + (br + bc) * dk.div_ceil(32))
 }
 
 fn plan(device: &Device, node: &Node) -> Result<Plan> {
@@ -234,11 +235,12 @@ fn plan(device: &Device, node: &Node) -> Result<Plan> {
     loop {
         if let Some(bc) = [32, 16, 8, 4].into_iter().find(|&bc| shared_bytes(br, bc, dk, dv) <= budget) {
             let groups = u64::from(rows.div_ceil(br)) * groups_other;
-            // Token generation over a long context: split the keys so that enough workgroups run (about 1024,
-            // at least 128 keys each: a 7B model's 32 heads at 8k context get 32 splits of 256 keys).
+            // Token generation: split the keys so that enough workgroups run (about 1024, at least 64 keys each: a
+            // 7B model's 32 heads get 4 splits at 256 keys of context and 32 splits of 256 keys at 8k). One
+            // workgroup per KV head alone leaves most of a large GPU idle even at short contexts.
             let mut splits = 1;
-            if n_kv >= 512 && groups < 512 {
-                splits = (1024u64.div_ceil(groups) as u32).min(n_kv.div_ceil(128)).max(1);
+            if n_kv >= 128 && groups < 512 {
+                splits = (1024u64.div_ceil(groups) as u32).min(n_kv / 64).max(1);
             }
             let chunk = n_kv.div_ceil(splits).div_ceil(bc) * bc;
             let splits = n_kv.div_ceil(chunk);

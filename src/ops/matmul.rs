@@ -532,16 +532,22 @@ fn derive_b(
 
 /// Whether `a x b` runs the generic f32-activation kernels on a copy of b rounded onto the grid ggml's CPU backend
 /// puts activations on for `a`'s type (its `vec_dot_type`: Q8_0/Q8_1 for Q4_1/Q5_0/Q5_1, Q8_K for the K-quants,
-/// BF16 for BF16; see [`crate::quant::act`]), and which grid. Off by default: `GGVK_ROUND_ACTIVATIONS=1` turns it on
-/// (read once per process). It brings single products to the CPU backend's result within f32 noise, but on Gemma 3
-/// 270M (Q4_K_M) the end-to-end KL divergence against the CPU was worse with it (NOTES.md). Q4_0, Q8_0 and F16
-/// weights have their own paths ([`quantizes_activations`], the F16 kernels' f16 rounding); F32 weights take b as
-/// it is.
+/// BF16 for BF16, Q8_0 for IQ4_NL; see [`crate::quant::act`]), and which grid. `GGVK_ROUND_ACTIVATIONS=1` turns
+/// it on for every generic type, `=0` off for all (read once per process); by default only IQ4_NL rounds (a
+/// K cache in IQ4_NL meets the attention's Q there: with f32 Q, greedy decoding of a tiny model left the CPU's
+/// tokens at step 9). It brings single products to the CPU backend's result within f32 noise, but on Gemma 3
+/// 270M (Q4_K_M) the end-to-end KL divergence against the CPU was worse with it (NOTES.md), hence off by default for
+/// the older types. Q4_0, Q8_0 and F16 weights have their own paths ([`quantizes_activations`], the F16 kernels'
+/// f16 rounding); F32 weights take b as it is.
 pub fn rounds_activations(a: &Tensor) -> Option<ActRounding> {
-    static KNOB: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let on = *KNOB.get_or_init(|| std::env::var("GGVK_ROUND_ACTIVATIONS").ok().as_deref() == Some("1"));
+    static KNOB: std::sync::OnceLock<Option<bool>> = std::sync::OnceLock::new();
+    let knob = *KNOB.get_or_init(|| match std::env::var("GGVK_ROUND_ACTIVATIONS").ok().as_deref() {
+        Some("1") => Some(true),
+        Some("0") => Some(false),
+        _ => None,
+    });
     let generic = !matches!(a.ty, GgmlType::F32 | GgmlType::F16 | GgmlType::Q4_0 | GgmlType::Q8_0);
-    if on && generic {
+    if generic && knob.unwrap_or(a.ty == GgmlType::IQ4_NL) {
         act_rounding(a.ty)
     } else {
         None

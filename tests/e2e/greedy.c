@@ -1,13 +1,25 @@
 /* Greedy generation through libllama, printing each step's chosen token and the top-2 logit gap, so two runs
  * (CPU backend vs GGVK0) can be compared token by token.
  *   greedy MODEL DEVICE N_PREDICT PROMPT      DEVICE: CPU (no offload) or a device name such as GGVK0
- * Environment: GREEDY_FA=1 turns flash attention on; GREEDY_KV=q8_0|q4_0|f16 sets the K and V cache type. */
+ * Environment: GREEDY_FA=1 turns flash attention on; GREEDY_KV=<type> sets the K and V cache type (any of
+ * llama.cpp's: f32 f16 bf16 q8_0 q4_0 q4_1 iq4_nl q5_0 q5_1), GREEDY_KV_V=<type> a different V cache type. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ggml-backend.h"
 #include "llama.h"
+
+/* The K/V cache types llama.cpp's -ctk/-ctv accept, by name; GGML_TYPE_COUNT for any other name. */
+static enum ggml_type cache_type(const char *name) {
+    static const enum ggml_type types[] = {GGML_TYPE_F32,  GGML_TYPE_F16,  GGML_TYPE_BF16,
+                                           GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_Q4_1,
+                                           GGML_TYPE_IQ4_NL, GGML_TYPE_Q5_0, GGML_TYPE_Q5_1};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        if (strcmp(name, ggml_type_name(types[i])) == 0) return types[i];
+    }
+    return GGML_TYPE_COUNT;
+}
 
 int main(int argc, char **argv) {
     if (argc != 5) {
@@ -40,12 +52,14 @@ int main(int argc, char **argv) {
     const char *fa = getenv("GREEDY_FA");
     cp.flash_attn_type = fa && strcmp(fa, "1") == 0 ? LLAMA_FLASH_ATTN_TYPE_ENABLED : LLAMA_FLASH_ATTN_TYPE_DISABLED;
     const char *kv = getenv("GREEDY_KV");
+    const char *kv_v = getenv("GREEDY_KV_V");
     if (kv) {
-        const enum ggml_type t = strcmp(kv, "q8_0") == 0   ? GGML_TYPE_Q8_0
-                                 : strcmp(kv, "q4_0") == 0 ? GGML_TYPE_Q4_0
-                                                           : GGML_TYPE_F16;
-        cp.type_k = t;
-        cp.type_v = t;
+        cp.type_k = cache_type(kv);
+        cp.type_v = cache_type(kv_v ? kv_v : kv);
+        if (cp.type_k == GGML_TYPE_COUNT || cp.type_v == GGML_TYPE_COUNT) {
+            fprintf(stderr, "greedy: unknown cache type %s/%s\n", kv, kv_v ? kv_v : kv);
+            return 2;
+        }
     }
     struct llama_context *ctx = llama_init_from_model(model, cp);
     if (!ctx) return 1;
