@@ -43,7 +43,14 @@ uint f32_bits_to_bf16(uint u) {
 #endif
 
 void main() {
-    const uint row = gl_WorkGroupID.y + gl_WorkGroupID.z * gl_NumWorkGroups.y;
+    // Bit 1 of idx64 (short rows, e.g. the one-value rows of a transposed V cache): one thread per (row, column),
+    // WG of them per workgroup, workgroups along y (+ z overflow). Else a workgroup per row along y (+ z), its
+    // columns over x.
+    const bool packed = (pc.idx64 & 2u) != 0u;
+    const uint gid = (gl_WorkGroupID.y + gl_WorkGroupID.z * gl_NumWorkGroups.y) * WG + gl_LocalInvocationID.x;
+    const uint row = packed ? gid / pc.ne00 : gl_WorkGroupID.y + gl_WorkGroupID.z * gl_NumWorkGroups.y;
+    const uint c0 = packed ? gid % pc.ne00 : gl_WorkGroupID.x * WG + gl_LocalInvocationID.x;
+    const uint cstep = packed ? pc.ne00 : WG * gl_NumWorkGroups.x;
     if (row >= pc.rows) { return; }
     const uint i = row % pc.ne01;
     const uint i02 = (row / pc.ne01) % pc.ne02;
@@ -51,11 +58,11 @@ void main() {
     const uint p = pc.i_off + i * pc.i_s0 + (i02 % pc.ne11) * pc.i_s1 + (i03 % pc.ne12) * pc.i_s2;
     const uint lo = idx[p];
     // I64: in range only if the high word is 0 (non-negative, below 2^32) and the low word is below ne1.
-    const bool valid = (pc.idx64 != 0u ? idx[p + 1u] == 0u : int(lo) >= 0) && lo < pc.ne1;
+    const bool valid = ((pc.idx64 & 1u) != 0u ? idx[p + 1u] == 0u : int(lo) >= 0) && lo < pc.ne1;
     if (!valid) { return; }
     const uint ab = pc.a_off + i * pc.a_s1 + i02 * pc.a_s2 + i03 * pc.a_s3;
     const uint db = pc.d_off + lo * pc.d_s1 + i02 * pc.d_s2 + i03 * pc.d_s3;
-    for (uint c = gl_WorkGroupID.x * WG + gl_LocalInvocationID.x; c < pc.ne00; c += WG * gl_NumWorkGroups.x) {
+    for (uint c = c0; c < pc.ne00; c += cstep) {
 #if defined(DST_BF16) && defined(SRC_F16)
         d[db + c] = uint16_t(f32_bits_to_bf16(half_to_float_bits(uint(a[ab + c]))));
 #elif defined(DST_BF16)

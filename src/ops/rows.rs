@@ -75,7 +75,7 @@ struct SetRowsPush {
     rows: u32,
     ne11: u32,
     ne12: u32,
-    /// Indices are I64 (else I32).
+    /// Bit 0: indices are I64 (else I32). Bit 1 (set_rows.comp only): short rows packed into workgroups.
     idx64: u32,
 }
 
@@ -357,6 +357,14 @@ fn record_set(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         return rec.dispatch("set_rows_q", &pipeline, &[ab, ib, db], bytemuck::bytes_of(&push), [gx, gy, gz]);
     }
     let pipeline = device.pipelines().get(&device, &shader, &[])?;
+    // Rows shorter than half a workgroup (a transposed V cache writes rows of one value) share workgroups:
+    // one thread per (row, column) (bit 1 of idx64 tells the kernel).
+    let total = u64::from(rows) * u64::from(ane[0]);
+    if u64::from(ane[0]) < WG / 2 && total.div_ceil(WG) * WG <= u64::from(u32::MAX) {
+        let push = SetRowsPush { idx64: push.idx64 | 2, ..push };
+        let (gy, gz) = split_groups(total.div_ceil(WG), caps.max_workgroup_count[1])?;
+        return rec.dispatch("set_rows", &pipeline, &[ab, ib, db], bytemuck::bytes_of(&push), [1, gy, gz]);
+    }
     let gx = u64::from(ane[0]).div_ceil(WG).min(u64::from(caps.max_workgroup_count[0])) as u32;
     let (gy, gz) = split_groups(u64::from(rows), caps.max_workgroup_count[1])?;
     rec.dispatch("set_rows", &pipeline, &[ab, ib, db], bytemuck::bytes_of(&push), [gx, gy, gz])
