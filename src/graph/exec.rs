@@ -1,12 +1,14 @@
-//! The executor: records a whole graph into one command buffer (barriers only where a node touches bytes an
-//! earlier node wrote, or writes bytes an earlier node read) and submits it once.
+//! The executor: records a graph into command buffers (barriers only where a node touches bytes an earlier node
+//! wrote, or writes bytes an earlier node read), submitted in chunks so the GPU starts while the rest is recorded;
+//! a graph that keeps coming back is recorded once and replayed (see [`super::replay`]).
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use super::replay::{self, GraphKey, Plan, ReplayCache};
 use super::{Graph, Node};
 use crate::error::{Error, Result};
 use crate::ops;
-use crate::vk::{CommandStream, Device, DispatchTime};
+use crate::vk::{CommandStream, Device, DispatchTime, Recorder, Recording};
 
 /// What one recorded graph cost, for tests and logs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -17,6 +19,8 @@ pub struct RecordStats {
     pub barriers: u32,
     /// Command buffers submitted.
     pub submissions: u32,
+    /// Whether the graph's earlier recording was submitted again (nothing recorded).
+    pub replayed: bool,
 }
 
 /// Nodes per submission after the first (`GGVK_SUBMIT_NODES`, default 32; 0 records a graph as one submission).
@@ -29,8 +33,32 @@ fn submit_chunk() -> usize {
 /// so concurrent calls on one executor serialise; separate executors on one device run independently.
 pub struct Executor {
     device: Arc<Device>,
-    stream: Mutex<CommandStream>,
+    stream: Mutex<Streams>,
     profile: Mutex<bool>,
+    /// Host time spent recording the last graph (checks, recording, submission), for the profile report.
+    record_micros: Mutex<f64>,
+}
+
+/// The executor's command stream and its kept recordings (one lock: both submit to the same queue, in call order).
+struct Streams {
+    stream: CommandStream,
+    replay: ReplayCache<RecordStats>,
+}
+
+/// Record `nodes` (numbered from `first`) into `rec`, naming the node in any error.
+fn record_nodes<'n>(rec: &mut Recorder<'_>, nodes: impl Iterator<Item = (usize, &'n Node)>) -> Result<()> {
+    for (i, node) in nodes {
+        let _d = tracing::trace_span!("dispatch", i, op = node.op.name()).entered();
+        if rec.timed() {
+            rec.set_label(format!("#{i} {} {:?}", node.op.name(), node.dst.ne));
+        }
+        ops::record(rec, node).map_err(|e| match e {
+            Error::InvalidArgument(m) => Error::InvalidArgument(format!("node {i} ({}): {m}", node.op.name())),
+            Error::Unsupported(m) => Error::Unsupported(format!("node {i} ({}): {m}", node.op.name())),
+            other => other,
+        })?;
+    }
+    Ok(())
 }
 
 impl Executor {
@@ -39,12 +67,13 @@ impl Executor {
         let profile = std::env::var("GGVK_PROFILE").is_ok_and(|v| v == "1");
         Ok(Executor {
             device: device.clone(),
-            stream: Mutex::new(CommandStream::new(device)?),
+            stream: Mutex::new(Streams { stream: CommandStream::new(device)?, replay: ReplayCache::default() }),
             profile: Mutex::new(profile),
+            record_micros: Mutex::new(0.0),
         })
     }
 
-    fn stream(&self) -> MutexGuard<'_, CommandStream> {
+    fn stream(&self) -> MutexGuard<'_, Streams> {
         self.stream.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -61,13 +90,53 @@ impl Executor {
     /// Record and submit `graph`; returns before the GPU finishes. Buffers it uses stay alive until it does.
     pub fn compute_async(&self, graph: &Graph) -> Result<RecordStats> {
         let _span = tracing::info_span!("graph_compute", nodes = graph.len()).entered();
+        let started = std::time::Instant::now();
         for node in graph.nodes() {
             self.check_device(node)?;
         }
         let profile = self.profiling();
-        let mut stream = self.stream();
+        let mut guard = self.stream();
+        let Streams { stream, replay } = &mut *guard;
         let timestamps = profile.then(|| u32::try_from(graph.len() * 2).unwrap_or(u32::MAX));
         let scratch = graph.nodes().iter().map(|n| ops::scratch_bytes(&self.device, n)).sum();
+        if replay::enabled() && !profile && !graph.is_empty() {
+            let key = GraphKey::of(graph);
+            match replay.lookup(&key) {
+                Plan::Replay(i) => {
+                    let entry = replay.entry(i).ok_or_else(|| Error::Internal("replay entry vanished".into()))?;
+                    match entry.recording.replay() {
+                        Ok(true) => {
+                            let stats = RecordStats { replayed: true, ..entry.stats };
+                            self.note_record_time(started);
+                            return Ok(stats);
+                        }
+                        // Stale (a buffer it used is gone): record it again below, as a new graph.
+                        Ok(false) => replay.forget(&key),
+                        Err(e) => {
+                            replay.forget(&key);
+                            return Err(e);
+                        }
+                    }
+                }
+                Plan::Record => {
+                    let mut recording = Recording::new(&self.device)?;
+                    let mut rec = stream.begin_recording(&mut recording, scratch)?;
+                    let _rec_span = tracing::debug_span!("record_for_replay").entered();
+                    record_nodes(&mut rec, graph.nodes().iter().enumerate())?;
+                    let stats = RecordStats {
+                        dispatches: rec.dispatches(),
+                        barriers: rec.barriers(),
+                        submissions: 1,
+                        replayed: false,
+                    };
+                    rec.submit()?;
+                    replay.insert(key, recording, stats);
+                    self.note_record_time(started);
+                    return Ok(stats);
+                }
+                Plan::Normal => {}
+            }
+        }
         // Submit in chunks so the GPU starts while the rest is recorded: a small first chunk, then larger ones
         // (one chunk when timing, so every dispatch's timestamps land in one query pool).
         let (first, steady) = match submit_chunk() {
@@ -82,20 +151,7 @@ impl Executor {
         loop {
             let mut rec = stream.begin(timestamps, scratch, scratch_used)?;
             let _rec_span = tracing::debug_span!("record").entered();
-            let mut recorded = 0;
-            while recorded < limit {
-                let Some((i, node)) = nodes.next() else { break };
-                let _d = tracing::trace_span!("dispatch", i, op = node.op.name()).entered();
-                if rec.timed() {
-                    rec.set_label(format!("#{i} {} {:?}", node.op.name(), node.dst.ne));
-                }
-                ops::record(&mut rec, node).map_err(|e| match e {
-                    Error::InvalidArgument(m) => Error::InvalidArgument(format!("node {i} ({}): {m}", node.op.name())),
-                    Error::Unsupported(m) => Error::Unsupported(format!("node {i} ({}): {m}", node.op.name())),
-                    other => other,
-                })?;
-                recorded += 1;
-            }
+            record_nodes(&mut rec, nodes.by_ref().take(limit))?;
             stats.dispatches += rec.dispatches();
             stats.barriers += rec.barriers();
             stats.submissions += 1;
@@ -106,21 +162,27 @@ impl Executor {
                 break;
             }
         }
+        self.note_record_time(started);
         Ok(stats)
+    }
+
+    fn note_record_time(&self, started: std::time::Instant) {
+        *self.record_micros.lock().unwrap_or_else(|p| p.into_inner()) = started.elapsed().as_secs_f64() * 1e6;
     }
 
     /// Wait for every graph submitted by this executor.
     pub fn synchronize(&self) -> Result<()> {
         let _span = tracing::debug_span!("synchronize").entered();
-        let mut stream = self.stream();
+        let mut guard = self.stream();
+        let Streams { stream, replay } = &mut *guard;
         stream.synchronize()?;
+        for r in replay.recordings() {
+            r.synchronize()?;
+        }
         if self.profiling() && std::env::var("GGVK_PROFILE").is_ok_and(|v| v == "1") {
             let times = stream.last_times();
-            let total: f64 = times.iter().map(|t| t.micros).sum();
-            eprintln!("ggvk profile: {} dispatches, {total:.1} us GPU time", times.len());
-            for t in times {
-                eprintln!("  {:>10.1} us  {}", t.micros, t.label);
-            }
+            let record = *self.record_micros.lock().unwrap_or_else(|p| p.into_inner());
+            eprint!("{}", profile_report(times, record));
         }
         Ok(())
     }
@@ -134,7 +196,7 @@ impl Executor {
 
     /// GPU time per dispatch of the last completed graph recorded with profiling on.
     pub fn last_times(&self) -> Vec<DispatchTime> {
-        self.stream().last_times().to_vec()
+        self.stream().stream.last_times().to_vec()
     }
 
     fn check_device(&self, node: &Node) -> Result<()> {
@@ -153,4 +215,39 @@ impl Executor {
         }
         Ok(())
     }
+}
+
+/// The `GGVK_PROFILE=1` report of one graph: totals (dispatches, summed GPU time, host recording time), then
+/// dispatch count and GPU time per op family (op and kernel, heaviest first), then every dispatch.
+/// Timestamps serialise the dispatches, so the GPU sum is an upper bound of the graph's GPU time.
+pub fn profile_report(times: &[DispatchTime], record_micros: f64) -> String {
+    use std::collections::HashMap;
+    use std::fmt::Write;
+    let total: f64 = times.iter().map(|t| t.micros).sum();
+    let mut fam: HashMap<String, (u32, f64)> = HashMap::new();
+    for t in times {
+        // Labels read "#<node> <OP> [<shape>] <kernel>".
+        let mut words = t.label.split_whitespace();
+        let op = words.nth(1).unwrap_or("?");
+        let kernel = t.label.rsplit(' ').next().unwrap_or("?");
+        let e = fam.entry(format!("{op} {kernel}")).or_default();
+        e.0 += 1;
+        e.1 += t.micros;
+    }
+    let mut fam: Vec<_> = fam.into_iter().collect();
+    fam.sort_by(|a, b| b.1 .1.total_cmp(&a.1 .1).then_with(|| a.0.cmp(&b.0)));
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "ggvk profile: {} dispatches, {total:.1} us GPU time (summed), {record_micros:.1} us host recording",
+        times.len()
+    );
+    let _ = writeln!(out, "  per op family:    count     GPU us   mean us  family");
+    for (name, (n, us)) in &fam {
+        let _ = writeln!(out, "  {:>23} {:>10.1} {:>9.2}  {name}", n, us, us / f64::from(*n));
+    }
+    for t in times {
+        let _ = writeln!(out, "  {:>10.1} us  {}", t.micros, t.label);
+    }
+    out
 }

@@ -288,19 +288,56 @@ impl CommandStream {
     /// `scratch_start` on (a graph recorded in several submissions continues where the previous one stopped).
     pub fn begin(&mut self, timestamps: Option<u32>, scratch_bytes: u64, scratch_start: u64) -> Result<Recorder<'_>> {
         self.device.check_alive()?;
-        if scratch_bytes > 0 && self.scratch.as_ref().is_none_or(|s| s.size() < scratch_bytes) {
-            // Grow geometrically so a slowly growing graph does not reallocate every time.
-            let size = scratch_bytes.max(self.scratch.as_ref().map_or(0, |s| s.size() * 2));
-            self.scratch = Some(Buffer::new(&self.device, size, "ggvk scratch")?);
-        }
+        self.ensure_scratch(scratch_bytes)?;
         let scratch = self.scratch.clone();
         let i = self.next;
         self.retire(i)?;
         self.next = (self.next + 1) % self.slots.len();
         let device = self.device.clone();
-        let raw = device.raw();
-        let slot = &mut self.slots[i];
         let timestamps = timestamps.filter(|_| device.caps().timestamps);
+        Recorder::start(device, &mut self.slots[i], timestamps, true, scratch, scratch_bytes, scratch_start)
+    }
+
+    /// Start recording a whole graph into `recording`, to be submitted now and replayed later
+    /// ([`Recording::replay`]); `scratch_bytes` as for [`Self::begin`] (from offset 0). Queue order and the
+    /// barrier each submission starts with order it after everything this stream submitted before.
+    pub fn begin_recording<'r>(&mut self, recording: &'r mut Recording, scratch_bytes: u64) -> Result<Recorder<'r>> {
+        self.device.check_alive()?;
+        if !Arc::ptr_eq(&recording.device, &self.device) {
+            return Err(Error::Internal("a recording of another device".into()));
+        }
+        self.ensure_scratch(scratch_bytes)?;
+        recording.retire()?;
+        recording.buffers.clear();
+        recording.slot.descriptors.reset(self.device.raw())?;
+        recording.slot.keep_pipelines.clear();
+        let scratch = self.scratch.clone();
+        Recorder::start(self.device.clone(), &mut recording.slot, None, false, scratch, scratch_bytes, 0)
+    }
+
+    /// Grow the scratch buffer to at least `scratch_bytes` (geometrically, so a slowly growing graph does not
+    /// reallocate every time). Submissions in flight and recordings keep the older buffer alive as they need it.
+    fn ensure_scratch(&mut self, scratch_bytes: u64) -> Result<()> {
+        if scratch_bytes > 0 && self.scratch.as_ref().is_none_or(|s| s.size() < scratch_bytes) {
+            let size = scratch_bytes.max(self.scratch.as_ref().map_or(0, |s| s.size() * 2));
+            self.scratch = Some(Buffer::new(&self.device, size, "ggvk scratch")?);
+        }
+        Ok(())
+    }
+}
+
+impl<'a> Recorder<'a> {
+    /// Begin `slot`'s command buffer (retired by the caller) and open a recorder on it.
+    fn start(
+        device: Arc<Device>,
+        slot: &'a mut Slot,
+        timestamps: Option<u32>,
+        one_time: bool,
+        scratch: Option<Arc<Buffer>>,
+        scratch_bytes: u64,
+        scratch_start: u64,
+    ) -> Result<Self> {
+        let raw = device.raw();
         if let Some(n) = timestamps {
             let want = 2 * n.max(1);
             if slot.queries.is_none_or(|(_, have)| have < want) {
@@ -315,7 +352,9 @@ impl CommandStream {
             }
         }
         slot.labels.clear();
-        let begin = vk::CommandBufferBeginInfo::default().flags(vk::CommandBufferUsageFlags::ONE_TIME_SUBMIT);
+        let flags =
+            if one_time { vk::CommandBufferUsageFlags::ONE_TIME_SUBMIT } else { vk::CommandBufferUsageFlags::empty() };
+        let begin = vk::CommandBufferBeginInfo::default().flags(flags);
         // SAFETY: the slot is retired (not pending); the pool allows per-buffer reset.
         unsafe {
             raw.reset_command_buffer(slot.cmd, vk::CommandBufferResetFlags::empty())
@@ -351,6 +390,128 @@ impl CommandStream {
             barriers: 0,
             node_label: String::new(),
         })
+    }
+}
+
+/// A graph's commands recorded once and submitted again as they are while the same graph comes back (same ops,
+/// shapes, buffers and offsets: everything a recording depends on), so the host records nothing. It owns its
+/// command buffer, fence and descriptor sets. Between submissions it holds the buffers it uses only weakly: a
+/// buffer freed by its owner makes the recording stale ([`Recording::replay`] says so) instead of being kept
+/// alive; while a submission is in flight they are held strongly.
+pub struct Recording {
+    device: Arc<Device>,
+    pool: vk::CommandPool,
+    slot: Slot,
+    buffers: Vec<std::sync::Weak<Buffer>>,
+    recorded: bool,
+}
+
+impl Recording {
+    /// An empty recording on `device` (its own command pool, command buffer and fence).
+    pub fn new(device: &Arc<Device>) -> Result<Self> {
+        let raw = device.raw();
+        let info = vk::CommandPoolCreateInfo::default()
+            .queue_family_index(device.queue_family())
+            .flags(vk::CommandPoolCreateFlags::RESET_COMMAND_BUFFER);
+        // SAFETY: valid device and create info.
+        let pool = unsafe { raw.create_command_pool(&info, None) }.vk_context("vkCreateCommandPool")?;
+        let alloc = vk::CommandBufferAllocateInfo::default()
+            .command_pool(pool)
+            .level(vk::CommandBufferLevel::PRIMARY)
+            .command_buffer_count(1);
+        let made = (|| {
+            // SAFETY: `pool` was just created.
+            let cmd = unsafe { raw.allocate_command_buffers(&alloc) }.vk_context("vkAllocateCommandBuffers")?[0];
+            // SAFETY: valid device.
+            let fence =
+                unsafe { raw.create_fence(&vk::FenceCreateInfo::default(), None) }.vk_context("vkCreateFence")?;
+            Ok::<_, Error>((cmd, fence))
+        })();
+        let (cmd, fence) = match made {
+            Ok(v) => v,
+            Err(e) => {
+                // SAFETY: nothing allocated from the pool is in use.
+                unsafe { raw.destroy_command_pool(pool, None) };
+                return Err(e);
+            }
+        };
+        Ok(Recording {
+            device: device.clone(),
+            pool,
+            slot: Slot {
+                cmd,
+                fence,
+                pending: false,
+                descriptors: DescriptorArena { pools: Vec::new(), current: 0 },
+                keep: Vec::new(),
+                keep_pipelines: Vec::new(),
+                queries: None,
+                labels: Vec::new(),
+            },
+            buffers: Vec::new(),
+            recorded: false,
+        })
+    }
+
+    /// Wait for the last submission; from then on hold the buffers weakly.
+    fn retire(&mut self) -> Result<()> {
+        if self.slot.pending {
+            self.device.wait_fence(self.slot.fence)?;
+            self.slot.pending = false;
+        }
+        if self.buffers.is_empty() && !self.slot.keep.is_empty() {
+            // First retirement after recording: remember each buffer once.
+            let mut seen = std::collections::HashSet::new();
+            self.buffers = self.slot.keep.iter().filter(|b| seen.insert(b.id())).map(Arc::downgrade).collect();
+            self.recorded = true;
+        }
+        self.slot.keep.clear();
+        Ok(())
+    }
+
+    /// Wait for the last submission of this recording.
+    pub fn synchronize(&mut self) -> Result<()> {
+        self.retire()
+    }
+
+    /// Submit the recorded commands again. `Ok(false)`: nothing was submitted because the recording is stale (a
+    /// buffer it uses was freed, e.g. the scratch buffer replaced by a larger one) or was never completed.
+    pub fn replay(&mut self) -> Result<bool> {
+        self.device.check_alive()?;
+        self.retire()?;
+        if !self.recorded {
+            return Ok(false);
+        }
+        let mut keep = Vec::with_capacity(self.buffers.len());
+        for w in &self.buffers {
+            match w.upgrade() {
+                Some(b) => keep.push(b),
+                None => return Ok(false),
+            }
+        }
+        self.slot.keep = keep;
+        let raw = self.device.raw();
+        // SAFETY: the fence is not in use (retired above) and belongs to this device.
+        unsafe { raw.reset_fences(&[self.slot.fence]) }.vk_context("vkResetFences")?;
+        self.device.submit(&[self.slot.cmd], self.slot.fence)?;
+        self.slot.pending = true;
+        Ok(true)
+    }
+}
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        if self.slot.pending {
+            let _ = self.device.wait_fence(self.slot.fence);
+        }
+        let raw = self.device.raw();
+        self.slot.descriptors.destroy(raw);
+        // SAFETY: the submission has completed (or the device is lost, where destruction is still allowed); the
+        // pool's command buffer goes with it.
+        unsafe {
+            raw.destroy_fence(self.slot.fence, None);
+            raw.destroy_command_pool(self.pool, None);
+        }
     }
 }
 

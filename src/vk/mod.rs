@@ -18,7 +18,7 @@ pub mod pipeline;
 pub mod transfer;
 
 pub use caps::Capabilities;
-pub use command::{Binding, CommandStream, Derived, DispatchTime, Recorder};
+pub use command::{Binding, CommandStream, Derived, DispatchTime, Recorder, Recording};
 pub use device::Device;
 pub use instance::{validation_error_count, Instance, PhysicalDevice};
 pub use memory::{Buffer, HostBuffer};

@@ -1,0 +1,189 @@
+//! Graph replay: llama.cpp computes the same graph for every generated token (same ops, shapes, buffers and
+//! offsets; only the bytes in the buffers change: the new token, its position, the mask), so its commands can be
+//! recorded once and submitted again. What a recording depends on is exactly what [`GraphKey`] holds: each node's
+//! op and parameters (floats by their bits) and each tensor's buffer, offset, type, shape and strides. Values that
+//! change per token live in device memory (positions, indices, masks are tensors), never in push constants.
+//!
+//! Policy ([`ReplayCache`]): a graph seen for the first time is recorded as usual (in chunks, so the GPU starts
+//! while the host records); seen twice in a row, it is recorded once more into a [`Recording`] kept for replay;
+//! from then on, while it keeps coming back, it is replayed. A few recordings are kept (several graphs may
+//! alternate, e.g. the splits of a model spread over devices); the oldest goes first. A recording whose buffers
+//! were freed is dropped and the graph recorded again. `GGVK_REPLAY=0` turns replay off.
+
+use std::collections::VecDeque;
+
+use super::{Graph, Op, Tensor};
+use crate::quant::GgmlType;
+use crate::vk::Recording;
+
+/// Recordings kept per executor.
+const KEEP: usize = 4;
+
+/// Whether replay is on (`GGVK_REPLAY`, default on; read once per process).
+pub fn enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("GGVK_REPLAY").ok().as_deref() != Some("0"))
+}
+
+/// A tensor as a recording sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct TensorKey {
+    buffer: u64,
+    offset: u64,
+    ty: GgmlType,
+    ne: [i64; 4],
+    nb: [u64; 4],
+}
+
+impl TensorKey {
+    fn of(t: &Tensor) -> Self {
+        TensorKey { buffer: t.buffer.id(), offset: t.offset, ty: t.ty, ne: t.ne, nb: t.nb }
+    }
+}
+
+/// Everything recording a graph depends on, compared exactly.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GraphKey {
+    /// Per node: its word count, the op's name, its parameters as 32-bit words (floats by their bits, so -0.0
+    /// and 0.0 differ), its number of sources.
+    ops: Vec<u32>,
+    /// Per node: dst, then each source (`None` for an absent optional one).
+    tensors: Vec<Option<TensorKey>>,
+}
+
+/// ggml-style op parameters as words.
+fn op_words(op: &Op, out: &mut Vec<u32>) {
+    let f = |v: f32| v.to_bits();
+    match *op {
+        Op::Rope(p) => out.extend([
+            p.n_dims as u32,
+            p.mode as u32,
+            p.n_ctx_orig as u32,
+            f(p.freq_base),
+            f(p.freq_scale),
+            f(p.ext_factor),
+            f(p.attn_factor),
+            f(p.beta_fast),
+            f(p.beta_slow),
+            p.n_offs as u32,
+        ]),
+        Op::Scale { s, b } => out.extend([f(s), f(b)]),
+        Op::Unary(u) => out.push(u as u32),
+        Op::Clamp { min, max } => out.extend([f(min), f(max)]),
+        Op::LeakyRelu { slope } => out.push(f(slope)),
+        Op::Glu { op, swapped } => out.extend([op as u32, u32::from(swapped)]),
+        Op::RmsNorm { eps } | Op::Norm { eps } | Op::L2Norm { eps } => out.push(f(eps)),
+        Op::GroupNorm { groups, eps } => out.extend([groups as u32, f(eps)]),
+        Op::SoftMax { scale, max_bias } => out.extend([f(scale), f(max_bias)]),
+        Op::FlashAttnExt { scale, max_bias, softcap, prec } => {
+            out.extend([f(scale), f(max_bias), f(softcap), prec as u32])
+        }
+        Op::MulMat | Op::Add | Op::Mul | Op::Sub | Op::Div | Op::Cpy | Op::GetRows | Op::SetRows => {}
+    }
+}
+
+impl GraphKey {
+    /// The key of `graph`.
+    pub fn of(graph: &Graph) -> Self {
+        let mut ops = Vec::with_capacity(graph.len() * 3);
+        let mut tensors = Vec::with_capacity(graph.len() * 4);
+        for node in graph.nodes() {
+            // The op's name tells the variant; the word count keeps one node's words from running into the next's,
+            // and the source count splits `tensors` into nodes.
+            let before = ops.len();
+            ops.push(0);
+            ops.extend(node.op.name().bytes().map(u32::from));
+            op_words(&node.op, &mut ops);
+            ops.push(node.src.len() as u32);
+            ops[before] = (ops.len() - before) as u32;
+            tensors.push(Some(TensorKey::of(&node.dst)));
+            tensors.extend(node.src.iter().map(|s| s.as_ref().map(TensorKey::of)));
+        }
+        GraphKey { ops, tensors }
+    }
+}
+
+/// What to do with a graph, decided by [`ReplayCache::lookup`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// Submit kept recording `i` again ([`ReplayCache::entry`]).
+    Replay(usize),
+    /// Record the graph into a new recording (then [`ReplayCache::insert`] it).
+    Record,
+    /// Record and submit as usual.
+    Normal,
+}
+
+/// A kept recording: the key of its graph, the recording, what recording it cost.
+pub struct Entry<S> {
+    /// The graph's key.
+    pub key: GraphKey,
+    /// Its commands.
+    pub recording: Recording,
+    /// Stats of the recording (dispatches, barriers), reported again for each replay.
+    pub stats: S,
+}
+
+/// The recordings of one executor and the key of the last graph it saw.
+pub struct ReplayCache<S> {
+    last: Option<GraphKey>,
+    kept: VecDeque<Entry<S>>,
+}
+
+impl<S> Default for ReplayCache<S> {
+    fn default() -> Self {
+        ReplayCache { last: None, kept: VecDeque::new() }
+    }
+}
+
+impl<S> ReplayCache<S> {
+    /// The plan for a graph with key `key`.
+    pub fn lookup(&mut self, key: &GraphKey) -> Plan {
+        if let Some(i) = self.kept.iter().position(|e| e.key == *key) {
+            // Most recently used last, so eviction takes the least recently used.
+            let entry = self.kept.remove(i).expect("index from position");
+            self.kept.push_back(entry);
+            return Plan::Replay(self.kept.len() - 1);
+        }
+        if self.last.as_ref() == Some(key) {
+            return Plan::Record;
+        }
+        self.last = Some(key.clone());
+        Plan::Normal
+    }
+
+    /// Kept entry `i` (from [`Plan::Replay`]).
+    pub fn entry(&mut self, i: usize) -> Option<&mut Entry<S>> {
+        self.kept.get_mut(i)
+    }
+
+    /// Keep `recording` of the graph with key `key`.
+    pub fn insert(&mut self, key: GraphKey, recording: Recording, stats: S) {
+        self.kept.retain(|e| e.key != key);
+        if self.kept.len() == KEEP {
+            self.kept.pop_front();
+        }
+        self.kept.push_back(Entry { key, recording, stats });
+    }
+
+    /// Drop the recording of `key` (stale, or its submission failed); the graph starts over as new.
+    pub fn forget(&mut self, key: &GraphKey) {
+        self.kept.retain(|e| e.key != *key);
+        self.last = None;
+    }
+
+    /// Every recording, to wait for their submissions.
+    pub fn recordings(&mut self) -> impl Iterator<Item = &mut Recording> {
+        self.kept.iter_mut().map(|e| &mut e.recording)
+    }
+
+    /// Recordings kept now.
+    pub fn len(&self) -> usize {
+        self.kept.len()
+    }
+
+    /// Whether none is kept.
+    pub fn is_empty(&self) -> bool {
+        self.kept.is_empty()
+    }
+}
