@@ -19,11 +19,14 @@ from gguf import GGMLQuantizationType as T
 p = argparse.ArgumentParser()
 p.add_argument("out")
 p.add_argument("--arch", default="llama", choices=["llama", "qwen2", "qwen3"])
-p.add_argument("--type", default="q4_0", choices=["q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "f16", "bf16", "f32"])
+TYPES = ["q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q4_k", "q6_k", "f16", "bf16", "f32"]
+p.add_argument("--type", default="q4_0", choices=TYPES, help="weight type (q4_k, q6_k: with --fast only)")
+p.add_argument("--output-type", choices=TYPES, help="type of output.weight (default: --type), e.g. q6_k as in Q4_K_M")
 p.add_argument("--seed", type=int, default=1234)
 p.add_argument("--vocab", type=int, default=0, help="pad the vocabulary with filler pieces to this many tokens")
 p.add_argument("--fast", action="store_true",
-               help="q4_0/q8_0: random quantized blocks written directly (uniform codes, one scale), for big models")
+               help="q4_0/q8_0/q4_k/q6_k: random quantized blocks written directly (uniform codes, one scale), "
+                    "for big models")
 p.add_argument("--layers", type=int, default=2)
 p.add_argument("--embd", type=int, default=256)
 p.add_argument("--ff", type=int, default=512)
@@ -31,6 +34,8 @@ p.add_argument("--heads", type=int, default=8)
 p.add_argument("--kv-heads", type=int, default=4)
 p.add_argument("--ctx", type=int, default=512)
 a = p.parse_args()
+if not a.fast and "_k" in (a.type + (a.output_type or "")):
+    p.error("q4_k / q6_k weights need --fast (gguf-py has no K-quant quantizer; scripts/tiny-models.sh uses llama-quantize)")
 rng = np.random.default_rng(a.seed)
 
 # Vocabulary (SentencePiece-style scores; byte tokens for fallback).
@@ -64,7 +69,8 @@ w.add_rope_dimension_count(a.embd // a.heads)
 w.add_rope_freq_base(10000.0)
 w.add_layer_norm_rms_eps(1e-5)
 w.add_vocab_size(n_vocab)
-w.add_file_type({"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q8_0": 7, "q5_0": 8, "q5_1": 9, "bf16": 32}[a.type])
+w.add_file_type({"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q8_0": 7, "q5_0": 8, "q5_1": 9, "q4_k": 15, "q6_k": 18,
+                 "bf16": 32}[a.type])
 w.add_tokenizer_model("llama")
 w.add_token_list(pieces)
 w.add_token_scores(scores)
@@ -75,12 +81,40 @@ w.add_unk_token_id(0)
 w.add_add_bos_token(True)
 w.add_add_eos_token(False)
 
-qtype = {"q4_0": T.Q4_0, "q4_1": T.Q4_1, "q5_0": T.Q5_0, "q5_1": T.Q5_1, "q8_0": T.Q8_0, "f16": T.F16,
-         "bf16": T.BF16, "f32": T.F32}[a.type]
+QTYPES = {"q4_0": T.Q4_0, "q4_1": T.Q4_1, "q5_0": T.Q5_0, "q5_1": T.Q5_1, "q8_0": T.Q8_0, "q4_k": T.Q4_K,
+          "q6_k": T.Q6_K, "f16": T.F16, "bf16": T.BF16, "f32": T.F32}
+qtype = QTYPES[a.type]
 
 
-def matrix(name, rows, cols, scale):
+def kquant_blocks(rows, cols, scale, qt):
+    """Random K-quant super-blocks: uniform codes, every sub-block scale (and min) equal, d set so that values have
+    about the standard deviation `scale` around 0."""
+    nb = cols // 256
+    if qt == T.Q4_K:
+        # 6-bit scale = min = 48 in every sub-block: bytes 0..7 = 0xF0 (low 6 bits 48, top bits 3 for sub-blocks
+        # 4..7), bytes 8..11 = 0 (their low nibbles). Value = d * 48 * q - dmin * 48, q uniform 0..15 (std 4.6):
+        # dmin = 7.5 d centres it.
+        d = scale / (48 * 4.6)
+        blocks = np.empty((rows, nb, 144), dtype=np.uint8)
+        blocks[:, :, 0:2] = np.float16(d).reshape(1).view(np.uint8)
+        blocks[:, :, 2:4] = np.float16(7.5 * d).reshape(1).view(np.uint8)
+        blocks[:, :, 4:12] = 0xF0
+        blocks[:, :, 12:16] = 0
+        blocks[:, :, 16:] = rng.integers(0, 256, size=(rows, nb, 128), dtype=np.uint8)
+    else:
+        # Q6_K: ql, qh uniform (codes 0..63, std 18.5, minus 32), every int8 scale 16.
+        blocks = np.empty((rows, nb, 210), dtype=np.uint8)
+        blocks[:, :, 0:192] = rng.integers(0, 256, size=(rows, nb, 192), dtype=np.uint8)
+        blocks[:, :, 192:208] = 16
+        blocks[:, :, 208:210] = np.float16(scale / (16 * 18.5)).reshape(1).view(np.uint8)
+    return blocks.reshape(rows, nb * blocks.shape[2])
+
+
+def matrix(name, rows, cols, scale, qtype=qtype):
     """A weight of ggml shape [cols, rows] (numpy (rows, cols)) in the chosen type."""
+    if a.fast and qtype in (T.Q4_K, T.Q6_K):
+        w.add_tensor(name, kquant_blocks(rows, cols, scale, qtype), raw_dtype=qtype)
+        return
     if a.fast and qtype in (T.Q4_0, T.Q8_0):
         # Codes uniform over their range (std 4.6 for Q4_0's 0..15 - 8, 73.9 for Q8_0's int8): scale d to match.
         nb = cols // 32
@@ -124,7 +158,7 @@ for i in range(a.layers):
     matrix(f"blk.{i}.ffn_up.weight", a.ff, a.embd, s)
     matrix(f"blk.{i}.ffn_down.weight", a.embd, a.ff, 1.0 / np.sqrt(a.ff))
 norm("output_norm.weight", a.embd)
-matrix("output.weight", n_vocab, a.embd, 4.0 * s)
+matrix("output.weight", n_vocab, a.embd, 4.0 * s, QTYPES[a.output_type or a.type])
 
 w.write_header_to_file()
 w.write_kv_data_to_file()

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Side-by-side speed of GGVK0 and the in-tree Vulkan0 (ggml-vulkan) from the same pinned llama.cpp build, in one
+# process per measurement, on the same model files: llama-bench (prompt processing and token generation, flash
+# attention off and on) and test-backend-ops perf (MUL_MAT mat-vec and prompt-size products, single-token
+# FLASH_ATTN_EXT). Prints a table of ggvk / ggml-vulkan ratios last and writes the raw CSVs and logs to OUTDIR.
+#
+#   bash scripts/bench-vs-vulkan.sh BIN LIB OUTDIR [--quick]
+#     BIN     bin directory of the pinned llama.cpp built with ggml-vulkan (scripts/reference-llama-vulkan.sh)
+#     LIB     libggvk.so
+#     OUTDIR  models (random 7B Llama-2-shaped GGUFs: Q4_0, and Q4_K with a Q6_K output matrix, written by
+#             scripts/make_tiny_llama.py --fast when absent), CSVs and logs
+#     --quick one repetition, no depth runs
+# Environment: BENCH_MODELS="q4_0 q4_k" (which models), BENCH_DEPTH=8192 (tg128 at that depth, fa on; 0 = skip),
+# BENCH_REPS=3.
+set -euo pipefail
+BIN=$1 LIB=$2 OUT=$3
+QUICK=${4:-}
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+mkdir -p "$OUT"
+REPS=${BENCH_REPS:-3}
+DEPTH=${BENCH_DEPTH:-8192}
+if [ "$QUICK" = --quick ]; then REPS=1; DEPTH=0; fi
+export GGML_BACKEND_PATH="$LIB"
+
+for t in ${BENCH_MODELS:-q4_0 q4_k}; do
+  m="$OUT/rand-7b-$t.gguf"
+  if [ ! -f "$m" ]; then
+    extra=()
+    [ "$t" = q4_k ] && extra=(--output-type q6_k)
+    python3 "$HERE/make_tiny_llama.py" "$m" --fast --type "$t" "${extra[@]}" --vocab 32000 --embd 4096 --ff 11008 \
+      --heads 32 --kv-heads 32 --layers 32 --ctx 16384 >&2
+  fi
+  "$BIN/llama-bench" -m "$m" -dev Vulkan0,GGVK0 -ngl 99 -p 512 -n 128 -fa 0,1 -r "$REPS" -o csv \
+    >"$OUT/llama-bench-$t.csv" 2>"$OUT/llama-bench-$t.log"
+  if [ "$DEPTH" != 0 ]; then
+    "$BIN/llama-bench" -m "$m" -dev Vulkan0,GGVK0 -ngl 99 -p 0 -n 128 -d "$DEPTH" -fa 1 -r "$REPS" -o csv \
+      >"$OUT/llama-bench-$t-depth.csv" 2>"$OUT/llama-bench-$t-depth.log"
+  fi
+done
+
+perf() { # $1 tag, $2 op, $3 parameter regex
+  for be in Vulkan0 GGVK0; do
+    "$BIN/test-backend-ops" perf -b "$be" -o "$2" -p "$3" >"$OUT/perf-$1-$be.txt" 2>&1 || true
+  done
+}
+perf mm MUL_MAT 'type_a=(f16|bf16|q4_0|q8_0|q4_K|q5_K|q6_K),type_b=f32,m=4096,n=(1|512),k=14336,'
+perf fa FLASH_ATTN_EXT 'kv=(4096|7680|16384),nb=1,'
+
+python3 - "$OUT" <<'PY'
+import csv, glob, os, re, sys
+out = sys.argv[1]
+rows = []
+for f in sorted(glob.glob(os.path.join(out, "llama-bench-*.csv"))):
+    with open(f) as fh:
+        recs = list(csv.DictReader(fh))
+    for r in recs:
+        r["_file"] = os.path.basename(f)
+    by = {}
+    for r in recs:
+        key = (r["_file"], r["n_prompt"], r["n_gen"], r.get("n_depth", "0"), r["flash_attn"])
+        by.setdefault(key, {})[r["devices"]] = float(r["avg_ts"])
+    for (fname, npp, ng, depth, fa), d in sorted(by.items()):
+        test = f"pp{npp}" if npp != "0" else f"tg{ng}"
+        if depth not in ("0", ""):
+            test += f" @ d{depth}"
+        v, g = d.get("Vulkan0"), d.get("GGVK0")
+        name = fname.replace("llama-bench-", "").replace(".csv", "")
+        rows.append((name, test, "fa " + ("on" if fa in ("1", "true") else "off"), v, g))
+print()
+print(f"{'model':<14} {'test':<14} {'fa':<7} {'ggml-vulkan t/s':>16} {'ggvk t/s':>10} {'ratio':>7}")
+for name, test, fa, v, g in rows:
+    ratio = f"{g / v:.2f}" if v and g else "-"
+    print(f"{name:<14} {test:<14} {fa:<7} {v or 0:>16.1f} {g or 0:>10.1f} {ratio:>7}")
+pat = re.compile(r"^\s*(\S+\(.*\)):\s+\d+ runs -\s+([\d.]+) us/run")
+for tag in ("mm", "fa"):
+    res = {}
+    for be in ("Vulkan0", "GGVK0"):
+        try:
+            for line in open(os.path.join(out, f"perf-{tag}-{be}.txt")):
+                m = pat.match(line)
+                if m:
+                    res.setdefault(m.group(1), {})[be] = float(m.group(2))
+        except FileNotFoundError:
+            pass
+    print()
+    print(f"{'test-backend-ops perf (us/run)':<100} {'vulkan':>9} {'ggvk':>9} {'ggvk/vk':>8}")
+    for case, d in res.items():
+        v, g = d.get("Vulkan0"), d.get("GGVK0")
+        ratio = f"{g / v:.2f}" if v and g else "-"
+        short = case.replace("type_b=f32,", "").replace(",bs=[1,1],nr=[1,1],per=[0,1,2,3],k_v=0,o=1", "")
+        print(f"{short[:100]:<100} {v or 0:>9.1f} {g or 0:>9.1f} {ratio:>8}")
+PY
