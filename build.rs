@@ -24,6 +24,8 @@ const VARIANTS: &[(&str, &str, Defines)] = &[
     ("mul_mat_vec_q8_0_shmem", "mul_mat_vec.comp", &[("A_Q8_0", "1"), ("NO_SUBGROUPS", "1")]),
     ("mul_mat_vec_q4_k", "mul_mat_vec_k.comp", &[("Q4K", "1")]),
     ("mul_mat_vec_q4_k_shmem", "mul_mat_vec_k.comp", &[("Q4K", "1"), ("NO_SUBGROUPS", "1")]),
+    ("mul_mat_vec_q5_k", "mul_mat_vec_k.comp", &[("Q5K", "1")]),
+    ("mul_mat_vec_q5_k_shmem", "mul_mat_vec_k.comp", &[("Q5K", "1"), ("NO_SUBGROUPS", "1")]),
     ("mul_mat_vec_q6_k", "mul_mat_vec_k.comp", &[("Q6K", "1")]),
     ("mul_mat_vec_q6_k_shmem", "mul_mat_vec_k.comp", &[("Q6K", "1"), ("NO_SUBGROUPS", "1")]),
     ("mul_mat_vec_q4_0_idot", "mul_mat_vec.comp", &[("A_Q4_0", "1"), ("INT_DOT", "1")]),

@@ -1,5 +1,5 @@
 #version 450
-// Matrix x vector(s) for K-quant weights (Q4_K with Q4K, Q6_K with Q6K), f32 activations: d[c, row] =
+// Matrix x vector(s) for K-quant weights (Q4_K with Q4K, Q5_K with Q5K, Q6_K with Q6K), f32 activations: d[c, row] =
 // sum_k A[row, k] * b[c, k] for NROWS rows of A per workgroup and NCOLS columns of b, batched over z with ggml's
 // broadcast (same push constants and spec constants as mul_mat_vec_dq.comp, which serves these types too but
 // unpacks the scales again for every 8 values).
@@ -9,6 +9,8 @@
 //         2 (t / 4) (low nibbles) and the same 8 of sub-block 2 (t / 4) + 1 (high nibbles); the block's d, dmin
 //         and 12 scale bytes are three more 32-bit loads (shared with the unit's neighbours through the cache).
 //         Needs blocks at 32-bit word boundaries (the host checks the tensor offset; 144-byte blocks keep it).
+//   Q5_K: as Q4_K (176-byte blocks: d, dmin, 12 scale bytes, 32 bytes qh, 128 bytes qs), each code's fifth bit
+//         from qh byte l: bit 2 (t / 4) for the low nibble's sub-block, the next bit for the high one's.
 //   Q6_K: unit t covers half h = t / 8 and l = 4 (t % 8) .. +3 of each of the half's four 32-value quarters
 //         (16 values): 4 bytes of each ql half, 4 bytes of qh, four signed scales.
 // Per value the arithmetic is ggml's dequantization ((d * sc) * q - dmin * m, or (d * sc) * (q - 32)) folded into
@@ -45,10 +47,12 @@ uint dq_u16(uint i) { return uint(a[i]); }
 
 #if defined(Q4K)
 #define BLOCK_WORDS 72u
+#elif defined(Q5K)
+#define BLOCK_WORDS 88u
 #elif defined(Q6K)
 #define BLOCK_WORDS 105u
 #else
-#error "define Q4K or Q6K"
+#error "define Q4K, Q5K or Q6K"
 #endif
 #define QK_K 256u
 #define UPB 16u
@@ -88,7 +92,7 @@ void main() {
             const uint c = min(cu, nunits - 1u);
             const uint blk = c / UPB;
             const uint t = c % UPB;
-#if defined(Q4K)
+#if defined(Q4K) || defined(Q5K)
             const uint p = t >> 2;
             const uint xo = blk * QK_K + 64u * p + 8u * (t & 3u);
             [[unroll]] for (uint r = 0; r < NROWS; ++r) {
@@ -112,6 +116,7 @@ void main() {
                     sc = uvec2((hi_q & 0xFu) | (((lo_q >> 6) & 3u) << 4), ((hi_q >> 8) & 0xFu) | (((lo_q >> 14) & 3u) << 4));
                     mn = uvec2(((hi_q >> 4) & 0xFu) | (((mi_q >> 6) & 3u) << 4), ((hi_q >> 12) & 0xFu) | (((mi_q >> 14) & 3u) << 4));
                 }
+#if defined(Q4K)
                 const uint qw = w + 4u + 8u * p + 2u * (t & 3u);
                 const uint q0 = a32[qw];
                 const uint q1 = a32[qw + 1u];
@@ -119,6 +124,19 @@ void main() {
                 const vec4 l1 = vec4((uvec4(q1) >> LANES) & 0xFu);
                 const vec4 h0 = vec4((uvec4(q0) >> (LANES + 4u)) & 0xFu);
                 const vec4 h1 = vec4((uvec4(q1) >> (LANES + 4u)) & 0xFu);
+#else
+                const uint qw = w + 12u + 8u * p + 2u * (t & 3u);
+                const uint q0 = a32[qw];
+                const uint q1 = a32[qw + 1u];
+                const uint hw = w + 4u + 2u * (t & 3u); // qh bytes 8 (t % 4) .. +7
+                const uint b0 = a32[hw];
+                const uint b1 = a32[hw + 1u];
+                const uvec4 sl = LANES + 2u * p;
+                const vec4 l0 = vec4(((uvec4(q0) >> LANES) & 0xFu) | (((uvec4(b0) >> sl) & 1u) << 4));
+                const vec4 l1 = vec4(((uvec4(q1) >> LANES) & 0xFu) | (((uvec4(b1) >> sl) & 1u) << 4));
+                const vec4 h0 = vec4(((uvec4(q0) >> (LANES + 4u)) & 0xFu) | (((uvec4(b0) >> (sl + 1u)) & 1u) << 4));
+                const vec4 h1 = vec4(((uvec4(q1) >> (LANES + 4u)) & 0xFu) | (((uvec4(b1) >> (sl + 1u)) & 1u) << 4));
+#endif
                 const float dl = dm.x * float(sc.x);
                 const float dh = dm.x * float(sc.y);
                 const float ml = dm.y * float(mn.x);

@@ -98,8 +98,8 @@ fn matvec_shaders(ty: GgmlType) -> Option<(Shader, Shader)> {
 }
 
 /// The dedicated K-quant mat-vec kernels (`mul_mat_vec_k.comp`: the scales unpacked once per 32 or 16 values
-/// instead of once per 8 as in the generic dq kernel) where they apply: Q6_K always, Q4_K when its blocks start on
-/// 32-bit words (offset and strides in even 16-bit words; the kernel reads 32 bits at a time).
+/// instead of once per 8 as in the generic dq kernel) where they apply: Q6_K always, Q4_K and Q5_K when their blocks
+/// start on 32-bit words (offset and strides in even 16-bit words; the kernel reads 32 bits at a time).
 /// `GGVK_KQUANT_MATVEC=0` keeps the generic kernel (read once per process).
 fn kquant_matvec_shaders(ty: GgmlType, p: &MatMulPush) -> Option<(Shader, Shader)> {
     static KNOB: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
@@ -110,6 +110,10 @@ fn kquant_matvec_shaders(ty: GgmlType, p: &MatMulPush) -> Option<(Shader, Shader
         GgmlType::Q4_K if [p.a_off, p.a_row, p.a_s2, p.a_s3].iter().all(|v| v % 2 == 0) => Some((
             shader("mul_mat_vec_q4_k", spirv::MUL_MAT_VEC_Q4_K),
             shader("mul_mat_vec_q4_k_shmem", spirv::MUL_MAT_VEC_Q4_K_SHMEM),
+        )),
+        GgmlType::Q5_K if [p.a_off, p.a_row, p.a_s2, p.a_s3].iter().all(|v| v % 2 == 0) => Some((
+            shader("mul_mat_vec_q5_k", spirv::MUL_MAT_VEC_Q5_K),
+            shader("mul_mat_vec_q5_k_shmem", spirv::MUL_MAT_VEC_Q5_K_SHMEM),
         )),
         GgmlType::Q6_K => Some((
             shader("mul_mat_vec_q6_k", spirv::MUL_MAT_VEC_Q6_K),
