@@ -26,6 +26,19 @@ uint cast_i8_bits(float v) {
     return uint(int(v)) & 0xFFu;
 }
 
+// The first value of largest magnitude, sign kept (ggml's `if (amax < fabsf(v)) { amax = fabsf(v); max = v; }`).
+float signed_max(float x[32]) {
+    float amax = 0.0;
+    float mx = 0.0;
+    for (uint i = 0u; i < 32u; ++i) {
+        if (amax < abs(x[i])) {
+            amax = abs(x[i]);
+            mx = x[i];
+        }
+    }
+    return mx;
+}
+
 #ifdef DST_Q8_0
 #define BLOCK_WORDS 17u
 void quantize_block(float x[32], uint w) {
@@ -55,14 +68,7 @@ uint q4_code(float v, float id) {
 }
 
 void quantize_block(float x[32], uint w) {
-    float amax = 0.0;
-    float mx = 0.0;
-    for (uint i = 0u; i < 32u; ++i) {
-        if (amax < abs(x[i])) {
-            amax = abs(x[i]);
-            mx = x[i];
-        }
-    }
+    const float mx = signed_max(x);
     const float dd = div_rn(mx, -8.0);
     const float id = dd != 0.0 ? div_rn(1.0, dd) : 0.0;
     d[w] = uint16_t(float_to_half(dd));
@@ -134,14 +140,7 @@ void quantize_block(float x[32], uint w) {
 #ifdef DST_Q5_0
 #define BLOCK_WORDS 11u
 void quantize_block(float x[32], uint w) {
-    float amax = 0.0;
-    float mx = 0.0;
-    for (uint i = 0u; i < 32u; ++i) {
-        if (amax < abs(x[i])) {
-            amax = abs(x[i]);
-            mx = x[i];
-        }
-    }
+    const float mx = signed_max(x);
     const float dd = div_rn(mx, -16.0);
     const float id = dd != 0.0 ? div_rn(1.0, dd) : 0.0;
     d[w] = uint16_t(float_to_half(dd));
@@ -195,14 +194,8 @@ uint iq4nl_best_index(float x) {
 }
 
 void quantize_block(float x[32], uint w) {
-    float amax = 0.0;
-    float mx = 0.0;
-    for (uint i = 0u; i < 32u; ++i) {
-        if (abs(x[i]) > amax) {
-            amax = abs(x[i]);
-            mx = x[i];
-        }
-    }
+    const float mx = signed_max(x);
+    const float amax = abs(mx);
     uint c[32];
     float dd = 0.0;
     if (amax >= 1e-15) {

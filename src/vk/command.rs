@@ -70,6 +70,41 @@ pub(crate) unsafe fn barrier_to_everything(device: &ash::Device, cmd: vk::Comman
     }
 }
 
+/// A command pool of the device's compute queue family whose buffers may be reset one by one.
+pub(crate) fn create_command_pool(device: &Device) -> Result<vk::CommandPool> {
+    let info = vk::CommandPoolCreateInfo::default()
+        .queue_family_index(device.queue_family())
+        .flags(vk::CommandPoolCreateFlags::RESET_COMMAND_BUFFER);
+    // SAFETY: valid device and create info.
+    unsafe { device.raw().create_command_pool(&info, None) }.vk_context("vkCreateCommandPool")
+}
+
+/// A command pool with one primary command buffer and an unsignalled fence (for one submission at a time). On
+/// error nothing is left behind.
+pub(crate) fn create_single_submitter(device: &Device) -> Result<(vk::CommandPool, vk::CommandBuffer, vk::Fence)> {
+    let raw = device.raw();
+    let pool = create_command_pool(device)?;
+    let alloc = vk::CommandBufferAllocateInfo::default()
+        .command_pool(pool)
+        .level(vk::CommandBufferLevel::PRIMARY)
+        .command_buffer_count(1);
+    let made = (|| {
+        // SAFETY: `pool` was just created.
+        let cmd = unsafe { raw.allocate_command_buffers(&alloc) }.vk_context("vkAllocateCommandBuffers")?[0];
+        // SAFETY: valid device.
+        let fence = unsafe { raw.create_fence(&vk::FenceCreateInfo::default(), None) }.vk_context("vkCreateFence")?;
+        Ok::<_, Error>((cmd, fence))
+    })();
+    match made {
+        Ok((cmd, fence)) => Ok((pool, cmd, fence)),
+        Err(e) => {
+            // SAFETY: nothing allocated from the pool is in use (destroying it frees its command buffer).
+            unsafe { raw.destroy_command_pool(pool, None) };
+            Err(e)
+        }
+    }
+}
+
 /// One buffer range a dispatch binds, and whether the kernel writes it.
 #[derive(Clone)]
 pub struct Binding {
@@ -196,11 +231,7 @@ impl CommandStream {
     /// Create the command pool and the ring of command buffers and fences.
     pub fn new(device: &Arc<Device>) -> Result<Self> {
         let raw = device.raw();
-        let info = vk::CommandPoolCreateInfo::default()
-            .queue_family_index(device.queue_family())
-            .flags(vk::CommandPoolCreateFlags::RESET_COMMAND_BUFFER);
-        // SAFETY: valid device and create info.
-        let pool = unsafe { raw.create_command_pool(&info, None) }.vk_context("vkCreateCommandPool")?;
+        let pool = create_command_pool(device)?;
         let mut stream = CommandStream {
             device: device.clone(),
             pool,
@@ -409,32 +440,7 @@ pub struct Recording {
 impl Recording {
     /// An empty recording on `device` (its own command pool, command buffer and fence).
     pub fn new(device: &Arc<Device>) -> Result<Self> {
-        let raw = device.raw();
-        let info = vk::CommandPoolCreateInfo::default()
-            .queue_family_index(device.queue_family())
-            .flags(vk::CommandPoolCreateFlags::RESET_COMMAND_BUFFER);
-        // SAFETY: valid device and create info.
-        let pool = unsafe { raw.create_command_pool(&info, None) }.vk_context("vkCreateCommandPool")?;
-        let alloc = vk::CommandBufferAllocateInfo::default()
-            .command_pool(pool)
-            .level(vk::CommandBufferLevel::PRIMARY)
-            .command_buffer_count(1);
-        let made = (|| {
-            // SAFETY: `pool` was just created.
-            let cmd = unsafe { raw.allocate_command_buffers(&alloc) }.vk_context("vkAllocateCommandBuffers")?[0];
-            // SAFETY: valid device.
-            let fence =
-                unsafe { raw.create_fence(&vk::FenceCreateInfo::default(), None) }.vk_context("vkCreateFence")?;
-            Ok::<_, Error>((cmd, fence))
-        })();
-        let (cmd, fence) = match made {
-            Ok(v) => v,
-            Err(e) => {
-                // SAFETY: nothing allocated from the pool is in use.
-                unsafe { raw.destroy_command_pool(pool, None) };
-                return Err(e);
-            }
-        };
+        let (pool, cmd, fence) = create_single_submitter(device)?;
         Ok(Recording {
             device: device.clone(),
             pool,

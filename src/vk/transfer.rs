@@ -5,7 +5,7 @@ use ash::vk;
 use gpu_allocator::vulkan::Allocation;
 use gpu_allocator::MemoryLocation;
 
-use super::command::{barrier_into_transfer, barrier_to_everything};
+use super::command::{barrier_into_transfer, barrier_to_everything, create_single_submitter};
 use super::device::Device;
 use super::fault::{self, FaultKind};
 use super::memory::{create_raw, destroy_raw};
@@ -32,34 +32,7 @@ pub struct Transfer {
 impl Transfer {
     /// Create the command pool, command buffer and fence.
     pub fn new(device: &Device) -> Result<Self> {
-        let raw = device.raw();
-        let info = vk::CommandPoolCreateInfo::default()
-            .queue_family_index(device.queue_family())
-            .flags(vk::CommandPoolCreateFlags::RESET_COMMAND_BUFFER);
-        // SAFETY: valid device and create info.
-        let pool = unsafe { raw.create_command_pool(&info, None) }.vk_context("vkCreateCommandPool")?;
-        let alloc = vk::CommandBufferAllocateInfo::default()
-            .command_pool(pool)
-            .level(vk::CommandBufferLevel::PRIMARY)
-            .command_buffer_count(1);
-        // SAFETY: `pool` was just created.
-        let cmd = match unsafe { raw.allocate_command_buffers(&alloc) } {
-            Ok(v) => v[0],
-            Err(r) => {
-                // SAFETY: unused pool.
-                unsafe { raw.destroy_command_pool(pool, None) };
-                return Err(Error::vk("vkAllocateCommandBuffers", r));
-            }
-        };
-        // SAFETY: valid device.
-        let fence = match unsafe { raw.create_fence(&vk::FenceCreateInfo::default(), None) } {
-            Ok(f) => f,
-            Err(r) => {
-                // SAFETY: unused pool (frees its command buffer).
-                unsafe { raw.destroy_command_pool(pool, None) };
-                return Err(Error::vk("vkCreateFence", r));
-            }
-        };
+        let (pool, cmd, fence) = create_single_submitter(device)?;
         Ok(Transfer { pool, cmd, fence, upload: None, download: None })
     }
 
