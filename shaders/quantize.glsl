@@ -82,14 +82,21 @@ void quantize_block(float x[32], uint w) {
 #endif
 
 #if defined(DST_Q4_1) || defined(DST_Q5_1)
-// Smallest and largest value of the block (ggml's loop: v < min, v > max from FLT_MAX / -FLT_MAX).
-void block_min_max(float x[32], out float mn, out float mx) {
+// The scale and minimum of a block with `levels` steps (ggml's Q4_1 / Q5_1: min and max from FLT_MAX / -FLT_MAX,
+// d = (max - min) / levels, 1 / d from the f32 d), stored as f16 d and m at words w, w + 1; returns 1 / d and the
+// f32 minimum.
+void store_scale_min(float x[32], float levels, uint w, out float id, out float mn) {
     mn = uintBitsToFloat(0x7F7FFFFFu);
-    mx = -mn;
+    float mx = -mn;
     for (uint i = 0u; i < 32u; ++i) {
         if (x[i] < mn) { mn = x[i]; }
         if (x[i] > mx) { mx = x[i]; }
     }
+    precise const float range = mx - mn;
+    const float dd = div_rn(range, levels);
+    id = dd != 0.0 ? div_rn(1.0, dd) : 0.0;
+    d[w] = uint16_t(float_to_half(dd));
+    d[w + 1u] = uint16_t(float_to_half(mn));
 }
 #endif
 
@@ -121,13 +128,8 @@ uint q4_1_code(float v, float mn, float id) {
 }
 
 void quantize_block(float x[32], uint w) {
-    float mn, mx;
-    block_min_max(x, mn, mx);
-    precise const float range = mx - mn;
-    const float dd = div_rn(range, 15.0);
-    const float id = dd != 0.0 ? div_rn(1.0, dd) : 0.0;
-    d[w] = uint16_t(float_to_half(dd));
-    d[w + 1u] = uint16_t(float_to_half(mn));
+    float id, mn;
+    store_scale_min(x, 15.0, w, id, mn);
     for (uint k = 0u; k < 8u; ++k) {
         const uint j = 2u * k;
         const uint b0 = q4_1_code(x[j], mn, id) | (q4_1_code(x[j + 16u], mn, id) << 4);
@@ -156,13 +158,8 @@ void quantize_block(float x[32], uint w) {
 #ifdef DST_Q5_1
 #define BLOCK_WORDS 12u
 void quantize_block(float x[32], uint w) {
-    float mn, mx;
-    block_min_max(x, mn, mx);
-    precise const float range = mx - mn;
-    const float dd = div_rn(range, 31.0);
-    const float id = dd != 0.0 ? div_rn(1.0, dd) : 0.0;
-    d[w] = uint16_t(float_to_half(dd));
-    d[w + 1u] = uint16_t(float_to_half(mn));
+    float id, mn;
+    store_scale_min(x, 31.0, w, id, mn);
     uint c[32];
     for (uint j = 0u; j < 32u; ++j) {
         precise const float t = (x[j] - mn) * id;

@@ -227,6 +227,22 @@ pub struct CommandStream {
     scratch: Option<Arc<Buffer>>,
 }
 
+impl Slot {
+    /// A slot for a fresh command buffer and its (unsignalled) fence, nothing pending.
+    fn new(cmd: vk::CommandBuffer, fence: vk::Fence) -> Self {
+        Slot {
+            cmd,
+            fence,
+            pending: false,
+            descriptors: DescriptorArena { pools: Vec::new(), current: 0 },
+            keep: Vec::new(),
+            keep_pipelines: Vec::new(),
+            queries: None,
+            labels: Vec::new(),
+        }
+    }
+}
+
 impl CommandStream {
     /// Create the command pool and the ring of command buffers and fences.
     pub fn new(device: &Arc<Device>) -> Result<Self> {
@@ -250,16 +266,7 @@ impl CommandStream {
             // SAFETY: valid device.
             let fence =
                 unsafe { raw.create_fence(&vk::FenceCreateInfo::default(), None) }.vk_context("vkCreateFence")?;
-            stream.slots.push(Slot {
-                cmd,
-                fence,
-                pending: false,
-                descriptors: DescriptorArena { pools: Vec::new(), current: 0 },
-                keep: Vec::new(),
-                keep_pipelines: Vec::new(),
-                queries: None,
-                labels: Vec::new(),
-            });
+            stream.slots.push(Slot::new(cmd, fence));
         }
         Ok(stream)
     }
@@ -444,16 +451,7 @@ impl Recording {
         Ok(Recording {
             device: device.clone(),
             pool,
-            slot: Slot {
-                cmd,
-                fence,
-                pending: false,
-                descriptors: DescriptorArena { pools: Vec::new(), current: 0 },
-                keep: Vec::new(),
-                keep_pipelines: Vec::new(),
-                queries: None,
-                labels: Vec::new(),
-            },
+            slot: Slot::new(cmd, fence),
             buffers: Vec::new(),
             recorded: false,
         })
