@@ -45,7 +45,7 @@ struct Streams {
     replay: ReplayCache<RecordStats>,
 }
 
-/// Record `nodes` (numbered from `first`) into `rec`, naming the node in any error.
+/// Record `nodes` (graph index, node) into `rec`, naming the node in any error.
 fn record_nodes<'n>(rec: &mut Recorder<'_>, nodes: impl Iterator<Item = (usize, &'n Node)>) -> Result<()> {
     for (i, node) in nodes {
         let _d = tracing::trace_span!("dispatch", i, op = node.op.name()).entered();
