@@ -205,7 +205,9 @@ fn memory(e: &DeviceEntry) -> (usize, usize) {
     // With a budget (GGVK_MEMORY_BUDGET), report it: total = budget, free = budget less every byte ggvk holds on
     // the device (ggml's buffers, and scratch and staging memory, which ggml-alloc does not size).
     let open = e.device.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let limit = open.as_ref().map_or_else(crate::vk::device::env_memory_budget, |d| d.memory_budget_limit());
+    // (A malformed GGVK_MEMORY_BUDGET fails the device's opening with that error; here it counts as none.)
+    let limit =
+        open.as_ref().map_or_else(|| crate::vk::device::env_memory_budget().unwrap_or(0), |d| d.memory_budget_limit());
     if limit > 0 {
         let used = open.map_or(0, |d| d.allocated_bytes());
         return (limit.saturating_sub(used) as usize, limit as usize);
