@@ -106,6 +106,8 @@ const VARIANTS: &[(&str, &str, Defines)] = &[
     ("set_rows_f16_iq4_nl", "set_rows_q.comp", &[("SRC_F16", "1"), ("DST_IQ4_NL", "1")]),
     // -- attention --
     ("flash_attn", "flash_attn.comp", &[]),
+    ("reduce_sum", "reduce.comp", &[]),
+    ("reduce_argmax", "reduce.comp", &[("ARGMAX", "1")]),
     ("flash_attn_reduce", "flash_attn_reduce.comp", &[]),
 ];
 

@@ -85,6 +85,10 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
         sys::GGML_OP_CPY | sys::GGML_OP_CONT | sys::GGML_OP_DUP => Op::Cpy,
         sys::GGML_OP_GET_ROWS => Op::GetRows,
         sys::GGML_OP_SET_ROWS => Op::SetRows,
+        sys::GGML_OP_SUM_ROWS => Op::SumRows,
+        sys::GGML_OP_MEAN => Op::Mean,
+        sys::GGML_OP_SUM => Op::Sum,
+        sys::GGML_OP_ARGMAX => Op::ArgMax,
         sys::GGML_OP_FLASH_ATTN_EXT => Op::FlashAttnExt {
             scale: f32_param(tr, 0),
             max_bias: f32_param(tr, 1),
@@ -166,7 +170,11 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
         | Op::RmsNorm { .. }
         | Op::Norm { .. }
         | Op::L2Norm { .. }
-        | Op::GroupNorm { .. } => 1,
+        | Op::GroupNorm { .. }
+        | Op::SumRows
+        | Op::Mean
+        | Op::Sum
+        | Op::ArgMax => 1,
     };
     let mut src = Vec::with_capacity(n_src);
     for (i, &s) in tr.src.iter().take(n_src).enumerate() {

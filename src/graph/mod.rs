@@ -264,6 +264,14 @@ pub enum Op {
     GetRows,
     /// ggml_set_rows: rows of src0 written into dst at the I64/I32 indices src1, converted to dst's type.
     SetRows,
+    /// ggml_sum_rows: `dst[0, i1, i2, i3]` = the sum of row (i1, i2, i3) of src0.
+    SumRows,
+    /// ggml_mean: the rows' sums divided by ne0.
+    Mean,
+    /// ggml_sum: the sum of every element of src0, one value.
+    Sum,
+    /// ggml_argmax: per row of a 2-D src0, the index (I32) of its largest value.
+    ArgMax,
     /// ggml_flash_attn_ext: src0 q, src1 k, src2 v, optional src3 mask (F16), optional src4 sinks (F32).
     FlashAttnExt {
         /// Multiplier of q k^T.
@@ -373,6 +381,10 @@ impl Op {
             Op::GetRows => "GET_ROWS",
             Op::SetRows => "SET_ROWS",
             Op::FlashAttnExt { .. } => "FLASH_ATTN_EXT",
+            Op::SumRows => "SUM_ROWS",
+            Op::Mean => "MEAN",
+            Op::Sum => "SUM",
+            Op::ArgMax => "ARGMAX",
         }
     }
 }

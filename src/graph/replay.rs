@@ -78,7 +78,18 @@ fn op_words(op: &Op, out: &mut Vec<u32>) {
         Op::FlashAttnExt { scale, max_bias, softcap, prec } => {
             out.extend([f(scale), f(max_bias), f(softcap), prec as u32])
         }
-        Op::MulMat | Op::Add | Op::Mul | Op::Sub | Op::Div | Op::Cpy | Op::GetRows | Op::SetRows => {}
+        Op::MulMat
+        | Op::Add
+        | Op::Mul
+        | Op::Sub
+        | Op::Div
+        | Op::Cpy
+        | Op::GetRows
+        | Op::SetRows
+        | Op::SumRows
+        | Op::Mean
+        | Op::Sum
+        | Op::ArgMax => {}
     }
 }
 

@@ -7,6 +7,7 @@ pub mod flash_attn;
 pub mod glu;
 pub mod matmul;
 pub mod norm;
+pub mod reduce;
 pub mod rope;
 pub mod rows;
 pub mod softmax;
@@ -34,6 +35,7 @@ pub fn check(node: &Node) -> Result<()> {
         Op::SoftMax { .. } => softmax::check(node),
         Op::GetRows | Op::SetRows => rows::check(node),
         Op::FlashAttnExt { .. } => flash_attn::check(node),
+        Op::SumRows | Op::Mean | Op::Sum | Op::ArgMax => reduce::check(node),
     }
 }
 
@@ -76,6 +78,7 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         Op::SoftMax { .. } => softmax::record(rec, node),
         Op::GetRows | Op::SetRows => rows::record(rec, node),
         Op::FlashAttnExt { .. } => flash_attn::record(rec, node),
+        Op::SumRows | Op::Mean | Op::Sum | Op::ArgMax => reduce::record(rec, node),
     }
 }
 
