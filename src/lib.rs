@@ -13,6 +13,7 @@ pub mod error;
 pub mod ffi;
 pub mod ggml;
 pub mod graph;
+pub mod knobs;
 pub mod ops;
 pub mod quant;
 pub mod vk;

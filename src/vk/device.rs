@@ -39,47 +39,14 @@ pub struct Device {
     budget: AtomicU64,
 }
 
-/// `GGVK_MEMORY_BUDGET` in bytes ([`parse_size`]); 0 or unset: no limit. Every device opened afterwards starts with
+/// `GGVK_MEMORY_BUDGET` in bytes ([`crate::knobs::parse_size`]); 0 or unset: no limit. Every device opened afterwards starts with
 /// this budget. A value that is not a size is an error (a typo in a safety limit must not mean "no limit").
 pub fn env_memory_budget() -> Result<u64> {
     match std::env::var("GGVK_MEMORY_BUDGET") {
-        Ok(v) => parse_size(&v).map_err(|e| Error::invalid(format!("GGVK_MEMORY_BUDGET={v:?}: {e}"))),
+        Ok(v) => crate::knobs::parse_size(&v).map_err(|e| Error::invalid(format!("GGVK_MEMORY_BUDGET={v:?}: {e}"))),
         Err(std::env::VarError::NotPresent) => Ok(0),
         Err(std::env::VarError::NotUnicode(v)) => Err(Error::invalid(format!("GGVK_MEMORY_BUDGET={v:?}: not text"))),
     }
-}
-
-/// A byte count: a number (decimals allowed) with an optional unit, case-insensitive: none or B (bytes), K / KB /
-/// KiB, M / MB / MiB, G / GB / GiB, T / TB / TiB (all powers of 1024, as GPU memory is counted); spaces around
-/// the number and unit are allowed. `1.5M` is 1572864. Anything else is an error saying what is accepted.
-pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
-    let (num, unit) = (&t[..split], t[split..].trim());
-    let shift = match unit.to_ascii_lowercase().as_str() {
-        "" | "b" => 0,
-        "k" | "kb" | "kib" => 10,
-        "m" | "mb" | "mib" => 20,
-        "g" | "gb" | "gib" => 30,
-        "t" | "tb" | "tib" => 40,
-        _ => return Err(format!("unknown unit {unit:?} (use a byte count with K, M, G or T, e.g. 512M or 1.5G)")),
-    };
-    let valid_number = !num.is_empty() && num.matches('.').count() <= 1 && num != ".";
-    if !valid_number {
-        return Err("not a size (use a byte count with K, M, G or T, e.g. 512M or 1.5G)".into());
-    }
-    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
-    let int: u64 = if int.is_empty() { 0 } else { int.parse().map_err(|_| "the number is too large".to_string())? };
-    let whole = int.checked_mul(1u64 << shift).ok_or_else(|| "the size overflows 64 bits".to_string())?;
-    // The fraction in units of 2^shift bytes, exactly (at most 19 digits are kept; the rest cannot matter).
-    let digits = &frac[..frac.len().min(19)];
-    let part = if digits.is_empty() {
-        0
-    } else {
-        let f: u128 = digits.parse().map_err(|_| "not a size".to_string())?;
-        ((f << shift) / 10u128.pow(digits.len() as u32)) as u64
-    };
-    whole.checked_add(part).ok_or_else(|| "the size overflows 64 bits".to_string())
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -113,6 +80,7 @@ impl Device {
     }
 
     fn create(instance: Arc<Instance>, index: usize) -> Result<Self> {
+        crate::knobs::validate()?;
         let budget = env_memory_budget()?;
         let pd = &instance.physical_devices()[index];
         let caps = pd.caps.clone();
@@ -412,35 +380,5 @@ impl Drop for Device {
         fault::device_closed(leaked);
         // SAFETY: all children are destroyed above.
         unsafe { self.raw.destroy_device(None) };
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_size;
-
-    #[test]
-    fn sizes_parse_with_units_and_typos_are_errors() {
-        for (text, want) in [
-            ("0", 0),
-            ("4096", 4096),
-            ("200K", 200 << 10),
-            ("1MB", 1 << 20),
-            ("1MiB", 1 << 20),
-            ("1.5M", 3 << 19),
-            (" 2 gib ", 2 << 30),
-            ("1t", 1 << 40),
-            ("0.5K", 512),
-            (".25k", 256),
-            ("7b", 7),
-        ] {
-            assert_eq!(parse_size(text), Ok(want), "{text:?}");
-        }
-        for bad in
-            ["", " ", "abc", "1MBB", "1.2.3M", "-5M", "12 parsecs", ".", "1e9", "99999999999999999999", "20000000T"]
-        {
-            let e = parse_size(bad).expect_err(bad);
-            assert!(!e.is_empty(), "{bad:?}");
-        }
     }
 }
