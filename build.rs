@@ -106,9 +106,10 @@ const VARIANTS: &[(&str, &str, Defines)] = &[
     ("set_rows_f16_iq4_nl", "set_rows_q.comp", &[("SRC_F16", "1"), ("DST_IQ4_NL", "1")]),
     // -- attention --
     ("flash_attn", "flash_attn.comp", &[]),
+    ("flash_attn_reduce", "flash_attn_reduce.comp", &[]),
+    // -- reductions --
     ("reduce_sum", "reduce.comp", &[]),
     ("reduce_argmax", "reduce.comp", &[("ARGMAX", "1")]),
-    ("flash_attn_reduce", "flash_attn_reduce.comp", &[]),
 ];
 
 /// Generic dequantizing kernels: (kernel name, source file, defines), compiled once per `shaders/dequant/*.glsl`.
@@ -117,6 +118,7 @@ const DQ_KERNELS: &[(&str, &str, Defines)] = &[
     ("mul_mat_vec_dq_shmem", "mul_mat_vec_dq.comp", &[("NO_SUBGROUPS", "1")]),
     ("mul_mat_dq", "mul_mat.comp", &[("A_DQ", "1")]),
     ("get_rows_dq", "get_rows.comp", &[("SRC_DQ", "1")]),
+    ("cpy_dq", "cpy_q.comp", &[("SRC_DQ", "1")]),
 ];
 
 /// One SPIR-V module to build.
@@ -181,7 +183,7 @@ fn main() {
     writeln!(
         rs,
         "/// The generic dequantizing kernel `kernel` (`mul_mat_vec_dq`, `mul_mat_vec_dq_shmem`, `mul_mat_dq`, \
-         `get_rows_dq`)\n/// for weights of ggml type `ty` (ggml's name, e.g. `q5_0`): module name and SPIR-V, if \
+         `get_rows_dq`, `cpy_dq`)\n/// for weights of ggml type `ty` (ggml's name, e.g. `q5_0`): module name and SPIR-V, if \
          `shaders/dequant/<ty>.glsl` exists.\npub fn dq_module(kernel: &str, ty: &str) -> Option<(&'static str, \
          &'static [u8])> {{\n    Some(match (kernel, ty) {{\n{lookup}        _ => return None,\n    }})\n}}\n\n\
          /// SPIR-V of [`dq_module`].\npub fn dq_spirv(kernel: &str, ty: &str) -> Option<&'static [u8]> {{\n    \

@@ -7,6 +7,8 @@
 //   SRC_Q8_0 / SRC_Q4_0 without a DST_*: one thread per element, dequantized to an F32 dst (any strides),
 //     y = code * d (Q8_0) or (code - 8) * d (Q4_0), as ggml's dequantize_row_*.
 //   COPY_WORDS = n: same-type copy, one thread per block, its n words moved untouched.
+//   SRC_DQ: src0 of any type with a dequantization include (`dq_type.glsl`, chosen by build.rs: Q4_1, Q5_0, Q5_1,
+//     IQ4_NL, the K-quants, ...) to an F32 dst: one thread per 4 values (`dq_get4`, ggml's dequantize_row_*).
 #include "elementwise.glsl"
 
 #if defined(DST_Q8_0) || defined(DST_Q4_0) || defined(DST_Q4_1) || defined(DST_Q5_0) || defined(DST_Q5_1) \
@@ -25,6 +27,11 @@ layout(binding = 1) writeonly buffer D { uint16_t d[]; };
 layout(binding = 0) readonly buffer S { uint16_t s[]; };
 layout(binding = 1) writeonly buffer D { uint16_t d[]; };
 #define BLOCK_WORDS COPY_WORDS
+#elif defined(SRC_DQ)
+layout(binding = 0) readonly buffer S { uint16_t s[]; };
+layout(binding = 1) writeonly buffer D { float d[]; };
+uint dq_u16(uint i) { return uint(s[i]); }
+#include "dq_type.glsl"
 #else
 layout(binding = 0) readonly buffer S { uint16_t s[]; };
 layout(binding = 1) writeonly buffer D { float d[]; };
@@ -66,6 +73,21 @@ void main() {
         x[e] = LOAD_S(pc.s_off + strided_offset(32u * id + e, pc.ne_s, pc.st_s));
     }
     quantize_block(x, pc.d_off + block_offset(id, pc.ne_d, pc.st_d, BLOCK_WORDS));
+#elif defined(SRC_DQ)
+    // Values 4 id .. 4 id + 3 of src0 in logical order: chunk id % (DQ_QK / 4) of block id / (DQ_QK / 4), blocks
+    // packed along dim 0 (ne.x a multiple of DQ_QK).
+    const uint blk = id / (DQ_QK / 4u);
+    const uint per_row = pc.ne_s.x / DQ_QK;
+    uint r = blk / per_row;
+    const uint i1 = r % pc.ne_s.y;
+    r /= pc.ne_s.y;
+    const uint i2 = r % pc.ne_s.z;
+    const uint i3 = r / pc.ne_s.z;
+    const uint bw = pc.s_off + (blk % per_row) * DQ_WORDS + i1 * pc.st_s.y + i2 * pc.st_s.z + i3 * pc.st_s.w;
+    const vec4 v = dq_get4(bw, id % (DQ_QK / 4u));
+    for (uint j = 0u; j < 4u; ++j) {
+        d[pc.d_off + strided_offset(4u * id + j, pc.ne_d, pc.st_d)] = v[j];
+    }
 #elif defined(COPY_WORDS)
     const uint src = pc.s_off + block_offset(id, pc.ne_s, pc.st_s, BLOCK_WORDS);
     const uint dst = pc.d_off + block_offset(id, pc.ne_d, pc.st_d, BLOCK_WORDS);

@@ -1194,8 +1194,9 @@ fn cpy_quantize_dequantize_bit_exact() {
                     dq.read(0, &mut got).unwrap();
                     let want = cpu_backend_quantize(qty, &vals);
                     assert!(got == want, "{} -> {} {ne:?} permuted {permuted}: blocks differ", sty.name(), qty.name());
-                    // Back to F32 (Q8_0 and Q4_0), and a block copy into a padded (row-strided) Q tensor.
-                    if matches!(qty, GgmlType::Q8_0 | GgmlType::Q4_0) {
+                    // Back to F32 (Q8_0 and Q4_0 by their own kernel, the others by the generic dequantizing one),
+                    // and a block copy into a padded (row-strided) Q tensor.
+                    {
                         let df = Tensor::contiguous(be.alloc(4 * n as u64).unwrap(), 0, GgmlType::F32, ne).unwrap();
                         run(&be, vec![node(Op::Cpy, &[&dq], &df)]);
                         let back = quant::dequantize_to_f32(qty, &want, n).unwrap();

@@ -7,7 +7,8 @@
 //!
 //! Quantized sides (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL; blocks packed along dim 0, any strides for dims 1..3):
 //! F32/F16 -> Q quantizes on the GPU exactly like ggml's CPU backend (as SET_ROWS, `shaders/quantize.glsl`),
-//! Q8_0/Q4_0 -> F32 dequantizes as ggml does, Q -> the same Q moves the blocks.
+//! Q8_0/Q4_0 and every other block type with a dequantization include (`shaders/dequant/`) -> F32 dequantizes as
+//! ggml does, Q -> the same Q moves the blocks.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -96,8 +97,18 @@ fn cpy_q_shader(src: GgmlType, dst: GgmlType) -> Option<Shader> {
         (Q4_1, Q4_1) => sh("cpy_q4_1_q4_1", spirv::CPY_Q4_1_Q4_1),
         (Q5_0, Q5_0) => sh("cpy_q5_0_q5_0", spirv::CPY_Q5_0_Q5_0),
         (Q5_1, Q5_1) => sh("cpy_q5_1_q5_1", spirv::CPY_Q5_1_Q5_1),
+        // Every other block type with a dequantization include, to F32 (one thread per 4 values).
+        (s, F32) if s.is_quantized() => {
+            let (name, spirv) = spirv::dq_module("cpy_dq", s.name())?;
+            sh(name, spirv)
+        }
         _ => return None,
     })
+}
+
+/// Whether a copy from `ty` to F32 takes the generic dequantizing kernel (`cpy_dq_<type>`).
+fn generic_dequant(ty: GgmlType) -> bool {
+    ty.is_quantized() && !matches!(ty, GgmlType::Q8_0 | GgmlType::Q4_0)
 }
 
 /// Layout checks of a quantized tensor for `cpy_q.comp`: 16-bit-aligned offset and strides that fit 32 bits
@@ -145,9 +156,16 @@ fn record_q(rec: &mut Recorder<'_>, a: &Tensor, d: &Tensor) -> Result<()> {
         let s = strided(&device, d, true, "dst")?;
         (s.binding, s.off, s.s)
     };
-    // One thread per dst block (quantizing, or moving blocks), else one per element (dequantizing).
+    // One thread per dst block (quantizing, or moving blocks), per 4 values (the generic dequantizing kernel), else
+    // per element (dequantizing Q8_0 / Q4_0).
     let elements = dim_u32("elements", d.nelements())?;
-    let n = if d.ty.is_quantized() { elements / d.ty.block_size() as u32 } else { elements };
+    let n = if d.ty.is_quantized() {
+        elements / d.ty.block_size() as u32
+    } else if generic_dequant(a.ty) {
+        elements / 4
+    } else {
+        elements
+    };
     let push = CpyQPush { ne_s: ne(a)?, ne_d: ne(d)?, st_s, st_d, s_off, d_off, n, pad0: 0 };
     let pipeline = pipeline(&device, &shader, &[])?;
     dispatch(rec, "cpy_q", &pipeline, &[sb, db], bytemuck::bytes_of(&push), n)
@@ -169,8 +187,8 @@ pub fn check(node: &Node) -> Result<()> {
     if a.ty.is_quantized() || d.ty.is_quantized() {
         if cpy_q_shader(a.ty, d.ty).is_none() {
             return Err(Error::unsupported(format!(
-                "{name} {} -> {} (quantized copies: f32/f16 -> q8_0/q4_0/q4_1/q5_0/q5_1/iq4_nl, q8_0/q4_0 -> f32, \
-                 or blocks of those types to the same type)",
+                "{name} {} -> {} (quantized copies: f32/f16 -> q8_0/q4_0/q4_1/q5_0/q5_1/iq4_nl, any block type \
+                 with a dequantization include -> f32, or blocks of those types to the same type)",
                 a.ty.name(),
                 d.ty.name()
             )));
