@@ -50,9 +50,10 @@ layout(push_constant) uniform Push {
     uint s_off; uint d_off; uint n; uint pad0; // n: threads (blocks, or elements when dequantizing)
 } pc;
 
-// Word offset of block b (logical order) of a quantized tensor of shape ne and row strides st (words).
-uint block_offset(uint b, uvec4 ne, uvec4 st, uint bw) {
-    const uint per_row = ne.x / 32u;
+// Word offset of block b (logical order) of a quantized tensor of shape ne and row strides st (words), with
+// qk values and bw words per block.
+uint block_offset(uint b, uvec4 ne, uvec4 st, uint qk, uint bw) {
+    const uint per_row = ne.x / qk;
     const uint j = b % per_row;
     uint r = b / per_row;
     const uint i1 = r % ne.y;
@@ -72,31 +73,23 @@ void main() {
     for (uint e = 0u; e < 32u; ++e) {
         x[e] = LOAD_S(pc.s_off + strided_offset(32u * id + e, pc.ne_s, pc.st_s));
     }
-    quantize_block(x, pc.d_off + block_offset(id, pc.ne_d, pc.st_d, BLOCK_WORDS));
+    quantize_block(x, pc.d_off + block_offset(id, pc.ne_d, pc.st_d, 32u, BLOCK_WORDS));
 #elif defined(SRC_DQ)
-    // Values 4 id .. 4 id + 3 of src0 in logical order: chunk id % (DQ_QK / 4) of block id / (DQ_QK / 4), blocks
-    // packed along dim 0 (ne.x a multiple of DQ_QK).
-    const uint blk = id / (DQ_QK / 4u);
-    const uint per_row = pc.ne_s.x / DQ_QK;
-    uint r = blk / per_row;
-    const uint i1 = r % pc.ne_s.y;
-    r /= pc.ne_s.y;
-    const uint i2 = r % pc.ne_s.z;
-    const uint i3 = r / pc.ne_s.z;
-    const uint bw = pc.s_off + (blk % per_row) * DQ_WORDS + i1 * pc.st_s.y + i2 * pc.st_s.z + i3 * pc.st_s.w;
+    // Values 4 id .. 4 id + 3 of src0 in logical order: chunk id % (DQ_QK / 4) of block id / (DQ_QK / 4).
+    const uint bw = pc.s_off + block_offset(id / (DQ_QK / 4u), pc.ne_s, pc.st_s, DQ_QK, DQ_WORDS);
     const vec4 v = dq_get4(bw, id % (DQ_QK / 4u));
     for (uint j = 0u; j < 4u; ++j) {
         d[pc.d_off + strided_offset(4u * id + j, pc.ne_d, pc.st_d)] = v[j];
     }
 #elif defined(COPY_WORDS)
-    const uint src = pc.s_off + block_offset(id, pc.ne_s, pc.st_s, BLOCK_WORDS);
-    const uint dst = pc.d_off + block_offset(id, pc.ne_d, pc.st_d, BLOCK_WORDS);
+    const uint src = pc.s_off + block_offset(id, pc.ne_s, pc.st_s, 32u, BLOCK_WORDS);
+    const uint dst = pc.d_off + block_offset(id, pc.ne_d, pc.st_d, 32u, BLOCK_WORDS);
     for (uint w = 0u; w < BLOCK_WORDS; ++w) {
         d[dst + w] = s[src + w];
     }
 #else
     const uint i0 = id % pc.ne_s.x;
-    const uint blk = pc.s_off + block_offset(id / 32u, pc.ne_s, pc.st_s, SRC_WORDS);
+    const uint blk = pc.s_off + block_offset(id / 32u, pc.ne_s, pc.st_s, 32u, SRC_WORDS);
     const uint e = i0 % 32u;
     const float scale = half_to_float(uint(s[blk]));
 #ifdef SRC_Q8_0

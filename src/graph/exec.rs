@@ -97,8 +97,8 @@ impl Executor {
         let profile = self.profiling();
         let mut guard = self.stream();
         let Streams { stream, replay } = &mut *guard;
-        let timestamps = profile.then(|| u32::try_from(graph.len() * 2).unwrap_or(u32::MAX));
-        let scratch = graph.nodes().iter().map(|n| ops::scratch_bytes(&self.device, n)).sum();
+        // Scratch the graph takes (not needed to replay it).
+        let scratch = || graph.nodes().iter().map(|n| ops::scratch_bytes(&self.device, n)).sum();
         if replay::enabled() && !profile && !graph.is_empty() {
             let key = GraphKey::of(graph);
             match replay.lookup(&key) {
@@ -120,7 +120,7 @@ impl Executor {
                 }
                 Plan::Record => {
                     let mut recording = Recording::new(&self.device)?;
-                    let mut rec = stream.begin_recording(&mut recording, scratch)?;
+                    let mut rec = stream.begin_recording(&mut recording, scratch())?;
                     let _rec_span = tracing::debug_span!("record_for_replay").entered();
                     record_nodes(&mut rec, graph.nodes().iter().enumerate())?;
                     let stats = RecordStats {
@@ -137,6 +137,8 @@ impl Executor {
                 Plan::Normal => {}
             }
         }
+        let timestamps = profile.then(|| u32::try_from(graph.len() * 2).unwrap_or(u32::MAX));
+        let scratch = scratch();
         // Submit in chunks so the GPU starts while the rest is recorded: a small first chunk, then larger ones
         // (one chunk when timing, so every dispatch's timestamps land in one query pool).
         let (first, steady) = match submit_chunk() {

@@ -98,7 +98,7 @@ fn cpy_q_shader(src: GgmlType, dst: GgmlType) -> Option<Shader> {
         (Q5_0, Q5_0) => sh("cpy_q5_0_q5_0", spirv::CPY_Q5_0_Q5_0),
         (Q5_1, Q5_1) => sh("cpy_q5_1_q5_1", spirv::CPY_Q5_1_Q5_1),
         // Every other block type with a dequantization include, to F32 (one thread per 4 values).
-        (s, F32) if s.is_quantized() => {
+        (s, F32) if generic_dequant(s) => {
             let (name, spirv) = spirv::dq_module("cpy_dq", s.name())?;
             sh(name, spirv)
         }

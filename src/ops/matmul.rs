@@ -106,12 +106,13 @@ fn kquant_matvec_shaders(ty: GgmlType, p: &MatMulPush) -> Option<(Shader, Shader
     if !*KNOB.get_or_init(|| std::env::var("GGVK_KQUANT_MATVEC").ok().as_deref() != Some("0")) {
         return None;
     }
+    let words32 = [p.a_off, p.a_row, p.a_s2, p.a_s3].iter().all(|v| v % 2 == 0);
     match ty {
-        GgmlType::Q4_K if [p.a_off, p.a_row, p.a_s2, p.a_s3].iter().all(|v| v % 2 == 0) => Some((
+        GgmlType::Q4_K if words32 => Some((
             shader("mul_mat_vec_q4_k", spirv::MUL_MAT_VEC_Q4_K),
             shader("mul_mat_vec_q4_k_shmem", spirv::MUL_MAT_VEC_Q4_K_SHMEM),
         )),
-        GgmlType::Q5_K if [p.a_off, p.a_row, p.a_s2, p.a_s3].iter().all(|v| v % 2 == 0) => Some((
+        GgmlType::Q5_K if words32 => Some((
             shader("mul_mat_vec_q5_k", spirv::MUL_MAT_VEC_Q5_K),
             shader("mul_mat_vec_q5_k_shmem", spirv::MUL_MAT_VEC_Q5_K_SHMEM),
         )),

@@ -440,34 +440,29 @@ pub struct Recording {
     device: Arc<Device>,
     pool: vk::CommandPool,
     slot: Slot,
+    /// Every buffer the commands use, once each; empty until the recorded commands have been submitted.
     buffers: Vec<std::sync::Weak<Buffer>>,
-    recorded: bool,
 }
 
 impl Recording {
     /// An empty recording on `device` (its own command pool, command buffer and fence).
     pub fn new(device: &Arc<Device>) -> Result<Self> {
         let (pool, cmd, fence) = create_single_submitter(device)?;
-        Ok(Recording {
-            device: device.clone(),
-            pool,
-            slot: Slot::new(cmd, fence),
-            buffers: Vec::new(),
-            recorded: false,
-        })
+        Ok(Recording { device: device.clone(), pool, slot: Slot::new(cmd, fence), buffers: Vec::new() })
     }
 
-    /// Wait for the last submission; from then on hold the buffers weakly.
+    /// Wait for the last submission; from then on hold the buffers weakly. A recording abandoned before its
+    /// submission (an error while recording) keeps no buffers, so it never replays.
     fn retire(&mut self) -> Result<()> {
-        if self.slot.pending {
+        let submitted = self.slot.pending;
+        if submitted {
             self.device.wait_fence(self.slot.fence)?;
             self.slot.pending = false;
         }
-        if self.buffers.is_empty() && !self.slot.keep.is_empty() {
+        if submitted && self.buffers.is_empty() {
             // First retirement after recording: remember each buffer once.
             let mut seen = std::collections::HashSet::new();
             self.buffers = self.slot.keep.iter().filter(|b| seen.insert(b.id())).map(Arc::downgrade).collect();
-            self.recorded = true;
         }
         self.slot.keep.clear();
         Ok(())
@@ -483,7 +478,7 @@ impl Recording {
     pub fn replay(&mut self) -> Result<bool> {
         self.device.check_alive()?;
         self.retire()?;
-        if !self.recorded {
+        if self.buffers.is_empty() {
             return Ok(false);
         }
         let mut keep = Vec::with_capacity(self.buffers.len());
