@@ -42,6 +42,11 @@ const VARIANTS: &[(&str, &str, Defines)] = &[
     ("mul_mat_q8_0", "mul_mat.comp", &[("A_Q8_0", "1")]),
     ("mul_mat_q4_0_bq8", "mul_mat.comp", &[("A_Q4_0", "1"), ("B_Q8", "1")]),
     ("mul_mat_q8_0_bq8", "mul_mat.comp", &[("A_Q8_0", "1"), ("B_Q8", "1")]),
+    ("mul_mat_cm_f16", "mul_mat_cm.comp", &[("A_F16", "1")]),
+    ("mul_mat_cm_q4_0", "mul_mat_cm.comp", &[("A_Q4_0", "1")]),
+    ("mul_mat_cm_q8_0", "mul_mat_cm.comp", &[("A_Q8_0", "1")]),
+    ("mul_mat_cm_q4_0_bq8", "mul_mat_cm.comp", &[("A_Q4_0", "1"), ("B_Q8", "1")]),
+    ("mul_mat_cm_q8_0_bq8", "mul_mat_cm.comp", &[("A_Q8_0", "1"), ("B_Q8", "1")]),
     ("rope_f32", "rope.comp", &[]),
     // -- elementwise: binary, unary, glu, cpy --
     ("binary_f32", "binary.comp", &[]),
@@ -117,6 +122,7 @@ const DQ_KERNELS: &[(&str, &str, Defines)] = &[
     ("mul_mat_vec_dq", "mul_mat_vec_dq.comp", &[]),
     ("mul_mat_vec_dq_shmem", "mul_mat_vec_dq.comp", &[("NO_SUBGROUPS", "1")]),
     ("mul_mat_dq", "mul_mat.comp", &[("A_DQ", "1")]),
+    ("mul_mat_cm_dq", "mul_mat_cm.comp", &[("A_DQ", "1")]),
     ("get_rows_dq", "get_rows.comp", &[("SRC_DQ", "1")]),
     ("cpy_dq", "cpy_q.comp", &[("SRC_DQ", "1")]),
 ];
@@ -182,7 +188,7 @@ fn main() {
     }
     writeln!(
         rs,
-        "/// The generic dequantizing kernel `kernel` (`mul_mat_vec_dq`, `mul_mat_vec_dq_shmem`, `mul_mat_dq`, \
+        "/// The generic dequantizing kernel `kernel` (`mul_mat_vec_dq`, `mul_mat_vec_dq_shmem`, `mul_mat_dq`, `mul_mat_cm_dq`, \
          `get_rows_dq`, `cpy_dq`)\n/// for weights of ggml type `ty` (ggml's name, e.g. `q5_0`): module name and SPIR-V, if \
          `shaders/dequant/<ty>.glsl` exists.\npub fn dq_module(kernel: &str, ty: &str) -> Option<(&'static str, \
          &'static [u8])> {{\n    Some(match (kernel, ty) {{\n{lookup}        _ => return None,\n    }})\n}}\n\n\

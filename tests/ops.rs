@@ -31,9 +31,10 @@ fn mul_mat_case(be: &ggvk::Backend, rng: &mut Rng, ty: GgmlType, ane: [i64; 4], 
         ggvk::ops::matmul::uses_int_dot(be.device(), &a, &b).then(|| int_dot_bound(&a_deq, ane, &b_vals, bne));
     // F16 weights see b rounded to f16 (as ggml's CPU backend does): each product moves by at most 2^-11.
     let f16_round = if ty == GgmlType::F16 { 1.0 / 2048.0 } else { 0.0 };
+    let cm = coopmat_rel(be, &a, &b);
     for (i, ((g, w), m)) in got.iter().zip(&want).zip(&mag).enumerate() {
         let diff = (f64::from(*g) - f64::from(*w)).abs();
-        let allowed = (1e-5 + f16_round) * (m + 1e-6) + q_bound.as_ref().map_or(0.0, |qb| 1.01 * qb[i]);
+        let allowed = (1e-5 + f16_round + cm) * (m + 1e-6) + q_bound.as_ref().map_or(0.0, |qb| 1.01 * qb[i]);
         assert!(
             diff <= allowed,
             "{} a{ane:?} b{bne:?}: element {i}: got {g}, want {w} (diff {diff:e} > {allowed:e})",
@@ -158,8 +159,9 @@ fn strided_and_offset_views() {
     let (want, mag) = ref_mul_mat(&a_deq, [k, m, 1, 1], &b_dense, [k, n, 1, 1]);
     let q_bound = ggvk::ops::matmul::uses_int_dot(be.device(), &a, &b)
         .then(|| int_dot_bound(&a_deq, [k, m, 1, 1], &b_dense, [k, n, 1, 1]));
+    let cm = coopmat_rel(&be, &a, &b);
     for i in 0..want.len() {
-        let allowed = 1e-5 * (mag[i] + 1e-6) + q_bound.as_ref().map_or(0.0, |qb| 1.01 * qb[i]);
+        let allowed = (1e-5 + cm) * (mag[i] + 1e-6) + q_bound.as_ref().map_or(0.0, |qb| 1.01 * qb[i]);
         assert!((f64::from(got[i] - want[i])).abs() <= allowed, "element {i}: {} vs {}", got[i], want[i]);
     }
     // Bytes around dst are untouched.

@@ -80,9 +80,10 @@ fn mul_mat_case(be: &Backend, rng: &mut Rng, ty: GgmlType, ane: [i64; 4], bne: [
     // Against the activations the kernels see (rounded onto the CPU backend's grid unless GGVK_ROUND_ACTIVATIONS=0).
     let (want, mag) = ref_mul_mat(&a_deq, ane, &activations_seen(&a, &b_vals), bne);
     assert_eq!(got.len(), want.len());
+    let cm = coopmat_rel(be, &a, &b);
     for (i, ((g, w), m)) in got.iter().zip(&want).zip(&mag).enumerate() {
         let diff = (f64::from(*g) - f64::from(*w)).abs();
-        let allowed = 1e-5 * (m + 1e-6);
+        let allowed = (1e-5 + cm) * (m + 1e-6);
         assert!(diff <= allowed, "{what}: element {i}: got {g}, want {w} (diff {diff:e} > {allowed:e})");
     }
 }

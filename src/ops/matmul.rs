@@ -1,11 +1,12 @@
 //! MUL_MAT: `dst[M, N, b2, b3] = A[K, M, a2, a3] x B[K, N, b2, b3]^T` with ggml's batch broadcast
 //! (`b2 % a2 == 0`, A batch `i2 / (b2 / a2)`). A: F32, F16, Q4_0 or Q8_0 (specialised kernels), or any type with a
 //! dequantization include `shaders/dequant/<type>.glsl` (generic kernels: Q4_1, Q5_0, Q5_1, BF16, ...); B and dst:
-//! F32. Up to [`MATVEC_MAX_COLS`] columns run the mat-vec kernel (token generation); more run the tiled kernel.
+//! F32. Up to [`MATVEC_MAX_COLS`] columns run the mat-vec kernel (token generation); more run the tiled kernel: on
+//! cooperative matrices where the device has them ([`super::coopmat`]), else the scalar one.
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{bind, dim_u32, spirv, split_groups, stride_units, window_limit};
+use super::{bind, coopmat, dim_u32, spirv, split_groups, stride_units, window_limit};
 use crate::error::{Error, Result};
 use crate::graph::Tensor;
 use crate::quant::{act_rounding, ActRounding, GgmlType};
@@ -363,8 +364,18 @@ fn record_piece(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor) ->
         let pipeline = device.pipelines().get(&device, if use_sg { &sg } else { &shmem }, &spec)?;
         rec.dispatch("mul_mat_vec", &pipeline, &bindings, push, [gx, gy, batches])
     } else {
+        let q8_b = quantizes_activations(a);
+        if let Some(plan) = coopmat::plan_on(&device, a.ty, q8_b, p.n) {
+            let (bindings, p) = if q8_b {
+                let (q_read, p) = quantize_b(rec, b, &bindings[1], p)?;
+                ([bindings[0].clone(), q_read, bindings[2].clone()], p)
+            } else {
+                (bindings, p)
+            };
+            return coopmat::record(rec, plan, &bindings, &p, batches);
+        }
         let groups = [p.m.div_ceil(TILE), p.n.div_ceil(TILE), batches];
-        if quantizes_activations(a) {
+        if q8_b {
             let shader = match a.ty {
                 GgmlType::Q4_0 => shader("mul_mat_q4_0_bq8", spirv::MUL_MAT_Q4_0_BQ8),
                 _ => shader("mul_mat_q8_0_bq8", spirv::MUL_MAT_Q8_0_BQ8),

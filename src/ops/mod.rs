@@ -2,6 +2,7 @@
 //! recorder (`record`: pipeline choice, push constants, bindings, dispatch size). Shaders live in `shaders/`.
 
 pub mod binary;
+pub mod coopmat;
 pub mod cpy;
 pub mod flash_attn;
 pub mod glu;

@@ -53,6 +53,12 @@ pub struct Capabilities {
     pub integer_dot_product_accelerated: bool,
     /// VK_KHR_cooperative_matrix is offered.
     pub coopmat_khr: bool,
+    /// The `cooperativeMatrix` feature of VK_KHR_cooperative_matrix (enabled at device creation when true).
+    pub coopmat_feature: bool,
+    /// Subgroup-scope cooperative-matrix shapes the driver lists (VK_KHR_cooperative_matrix), see [`CoopmatShape`].
+    pub coopmat_shapes: Vec<CoopmatShape>,
+    /// `vulkanMemoryModel` (enabled with cooperative matrices: their SPIR-V may declare it).
+    pub vulkan_memory_model: bool,
     /// VK_NV_cooperative_matrix2 is offered.
     pub coopmat2_nv: bool,
     /// VK_EXT_memory_budget is offered.
@@ -79,6 +85,51 @@ pub struct Capabilities {
     pub timestamps: bool,
     /// Memory heaps.
     pub heaps: Vec<Heap>,
+}
+
+/// Element types of a cooperative-matrix shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CoopmatType {
+    /// 16-bit float.
+    F16,
+    /// bfloat16 (component type 1000141000 of VK_KHR_shader_bfloat16).
+    Bf16,
+    /// 32-bit float.
+    F32,
+    /// Signed 8-bit integer.
+    S8,
+    /// Signed 32-bit integer.
+    S32,
+    /// Anything else.
+    Other,
+}
+
+impl CoopmatType {
+    fn from_vk(t: vk::ComponentTypeKHR) -> Self {
+        match t {
+            vk::ComponentTypeKHR::FLOAT16 => Self::F16,
+            vk::ComponentTypeKHR::FLOAT32 => Self::F32,
+            vk::ComponentTypeKHR::SINT8 => Self::S8,
+            vk::ComponentTypeKHR::SINT32 => Self::S32,
+            t if t.as_raw() == 1_000_141_000 => Self::Bf16,
+            _ => Self::Other,
+        }
+    }
+}
+
+/// One subgroup-scope multiply-add shape `A (m x k) x B (k x n) + C` the device runs on cooperative matrices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CoopmatShape {
+    /// Rows of A and C.
+    pub m: u32,
+    /// Columns of B and C.
+    pub n: u32,
+    /// Columns of A, rows of B.
+    pub k: u32,
+    /// Element type of A and B.
+    pub ab: CoopmatType,
+    /// Element type of C and the result.
+    pub c: CoopmatType,
 }
 
 fn has_ext(exts: &[vk::ExtensionProperties], name: &CStr) -> bool {
@@ -111,11 +162,16 @@ impl Capabilities {
         let mut f11 = vk::PhysicalDeviceVulkan11Features::default();
         let mut f12 = vk::PhysicalDeviceVulkan12Features::default();
         let mut fdot = vk::PhysicalDeviceShaderIntegerDotProductFeatures::default();
+        let mut fcm = vk::PhysicalDeviceCooperativeMatrixFeaturesKHR::default();
+        let coopmat_khr = has_ext(&exts, ash::khr::cooperative_matrix::NAME);
         let mut feats2 = vk::PhysicalDeviceFeatures2::default();
         if v12 {
             feats2 = feats2.push_next(&mut f11).push_next(&mut f12);
             if v13 || dot_ext {
                 feats2 = feats2.push_next(&mut fdot);
+            }
+            if coopmat_khr {
+                feats2 = feats2.push_next(&mut fcm);
             }
             // SAFETY: the chain holds only structs known to a 1.2+ device (plus the dot-product one when offered).
             unsafe {
@@ -124,6 +180,8 @@ impl Capabilities {
             }
         }
         let features = feats2.features;
+        let coopmat_feature = v12 && coopmat_khr && fcm.cooperative_matrix != 0;
+        let coopmat_shapes = if coopmat_feature { coopmat_shapes(instance, pd) } else { Vec::new() };
         // SAFETY: plain queries on an enumerated device.
         let mem = unsafe { raw.get_physical_device_memory_properties(pd) };
         // SAFETY: as above.
@@ -162,7 +220,10 @@ impl Capabilities {
             subgroup_shuffle: sg_compute && sg_ops.contains(vk::SubgroupFeatureFlags::SHUFFLE),
             integer_dot_product: fdot.shader_integer_dot_product != 0,
             integer_dot_product_accelerated: pdot.integer_dot_product4x8_bit_packed_signed_accelerated != 0,
-            coopmat_khr: has_ext(&exts, ash::khr::cooperative_matrix::NAME),
+            coopmat_khr,
+            coopmat_feature,
+            coopmat_shapes,
+            vulkan_memory_model: f12.vulkan_memory_model != 0,
             coopmat2_nv: has_ext(&exts, NV_COOPERATIVE_MATRIX2),
             memory_budget_ext: has_ext(&exts, ash::ext::memory_budget::NAME),
             max_storage_buffer_range: storage_range_cap(u64::from(props.limits.max_storage_buffer_range)),
@@ -216,6 +277,32 @@ impl Capabilities {
             _ => "other",
         }
     }
+}
+
+/// The subgroup-scope shapes of VK_KHR_cooperative_matrix on `pd` (empty when the query fails: the cooperative
+/// paths are then simply not taken).
+fn coopmat_shapes(instance: &Instance, pd: vk::PhysicalDevice) -> Vec<CoopmatShape> {
+    let ext = ash::khr::cooperative_matrix::Instance::new(instance.entry(), instance.raw());
+    // SAFETY: the device offers VK_KHR_cooperative_matrix (checked by the caller); the query only fills a vector.
+    let props = match unsafe { ext.get_physical_device_cooperative_matrix_properties(pd) } {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!("vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR failed: {e}");
+            return Vec::new();
+        }
+    };
+    props
+        .iter()
+        .filter(|p| p.scope == vk::ScopeKHR::SUBGROUP && p.a_type == p.b_type && p.c_type == p.result_type)
+        .filter(|p| p.saturating_accumulation == vk::FALSE)
+        .map(|p| CoopmatShape {
+            m: p.m_size,
+            n: p.n_size,
+            k: p.k_size,
+            ab: CoopmatType::from_vk(p.a_type),
+            c: CoopmatType::from_vk(p.c_type),
+        })
+        .collect()
 }
 
 /// `maxStorageBufferRange`, lowered to `GGVK_MAX_STORAGE_RANGE` bytes when that is set and smaller (tests use it to

@@ -94,6 +94,11 @@ impl Device {
         if caps.memory_budget_ext {
             exts.push(ash::ext::memory_budget::NAME.as_ptr());
         }
+        // Cooperative matrices (the tensor-core matmul path) where the driver offers the feature.
+        let coopmat = caps.coopmat_feature && caps.vulkan_memory_model;
+        if coopmat {
+            exts.push(ash::khr::cooperative_matrix::NAME.as_ptr());
+        }
         // robustBufferAccess (out-of-range shader accesses read 0 / are dropped instead of touching other memory):
         // on in debug builds and with GGVK_ROBUST_BUFFER_ACCESS=1, where the device offers it.
         let want_robust = cfg!(debug_assertions) || std::env::var("GGVK_ROBUST_BUFFER_ACCESS").is_ok_and(|v| v == "1");
@@ -108,7 +113,9 @@ impl Device {
         let mut f12 = vk::PhysicalDeviceVulkan12Features::default()
             .shader_float16(caps.fp16)
             .shader_int8(caps.int8)
-            .storage_buffer8_bit_access(caps.storage_8bit);
+            .storage_buffer8_bit_access(caps.storage_8bit)
+            .vulkan_memory_model(coopmat);
+        let mut fcm = vk::PhysicalDeviceCooperativeMatrixFeaturesKHR::default().cooperative_matrix(true);
         let mut fdot = vk::PhysicalDeviceShaderIntegerDotProductFeatures::default()
             .shader_integer_dot_product(caps.integer_dot_product);
         let mut info = vk::DeviceCreateInfo::default()
@@ -119,6 +126,9 @@ impl Device {
             .push_next(&mut f12);
         if caps.integer_dot_product {
             info = info.push_next(&mut fdot);
+        }
+        if coopmat {
+            info = info.push_next(&mut fcm);
         }
         // SAFETY: `pd.handle` belongs to `instance`; every feature enabled was reported as supported by it, and
         // every pointer in `info` refers to locals that outlive the call.
@@ -324,7 +334,7 @@ pub fn describe_caps(index: usize, c: &Capabilities) -> String {
     format!(
         "device {index}: {} ({}, vendor 0x{:04x}, device 0x{:04x}, Vulkan {}.{}.{})\n  \
          fp16 {} int8 {} storage16 {} storage8 {} | subgroup {} (arith {}, shuffle {}) | int dot {} (accel {}) | \
-         coopmat KHR {} NV2 {}\n  \
+         coopmat KHR {} (feature {}, {} subgroup shapes) NV2 {}\n  \
          maxStorageBufferRange {} MiB, maxMemoryAllocationSize {} MiB, shared memory {} KiB, device-local {} MiB, \
          memory budget ext {}, timestamps {}{}",
         c.name,
@@ -344,6 +354,8 @@ pub fn describe_caps(index: usize, c: &Capabilities) -> String {
         c.integer_dot_product,
         c.integer_dot_product_accelerated,
         c.coopmat_khr,
+        c.coopmat_feature,
+        c.coopmat_shapes.len(),
         c.coopmat2_nv,
         c.max_storage_buffer_range >> 20,
         c.max_memory_allocation_size >> 20,

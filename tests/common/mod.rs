@@ -108,6 +108,18 @@ pub fn ref_mul_mat(a: &[f32], ane: [i64; 4], b: &[f32], bne: [i64; 4]) -> (Vec<f
 
 pub fn keep<T>(_: &Arc<T>) {}
 
+/// Relative error bound (of sum |a||b|) that the cooperative-matrix kernel adds where `a x b` takes it: both operands
+/// rounded to f16 (2^-11 each) before an exact product and f32 accumulation; 0 elsewhere (lavapipe has no
+/// cooperative matrices).
+#[allow(dead_code)]
+pub fn coopmat_rel(be: &Backend, a: &Tensor, b: &Tensor) -> f64 {
+    if ggvk::ops::coopmat::uses_coopmat(be.device(), a, b) {
+        1.0 / 1024.0
+    } else {
+        0.0
+    }
+}
+
 /// Byte offsets of the f16 scale fields (d, dmin) inside one block of K-quant type `ty` (ggml's layouts).
 pub fn kquant_scale_offsets(ty: GgmlType) -> &'static [usize] {
     match ty {

@@ -1,0 +1,213 @@
+//! The cooperative-matrix (tensor-core) path of MUL_MAT for many columns (prompt processing): which devices,
+//! weight types and shapes take it ([`plan`], pure and unit-tested without a GPU), its tile shape, and its
+//! recording (`shaders/mul_mat_cm.comp`).
+//!
+//! The kernel multiplies f16 fragments into f32 accumulators (VK_KHR_cooperative_matrix, 16x16x16, subgroup
+//! scope): weights are dequantized to f16 into shared memory, activations converted to f16 (F16 weights: rounded
+//! to nearest as ggml's CPU backend does; Q4_0/Q8_0 weights: first rounded to 8 bits per 32-value block, the CPU's
+//! grid for them, when [`super::matmul::quantizes_activations`]). Devices without cooperative matrices, or with
+//! another subgroup size, keep the scalar tiled kernel.
+
+use super::matmul::{MatMulPush, MATVEC_MAX_COLS};
+use crate::error::Result;
+use crate::quant::GgmlType;
+use crate::vk::caps::{Capabilities, CoopmatShape, CoopmatType};
+use crate::vk::{Binding, Device, Recorder, Shader};
+
+use super::spirv;
+
+/// One tile configuration of `mul_mat_cm.comp` (its `#define`s; the host sizes the dispatch from it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tile {
+    /// Output rows (of A) per workgroup.
+    pub bm: u32,
+    /// Output columns (of B) per workgroup.
+    pub bn: u32,
+    /// Workgroup size.
+    pub wg: u32,
+    /// Subgroup size the kernel's subgroup grid assumes.
+    pub subgroup: u32,
+    /// Shared memory the kernel declares, bytes.
+    pub shared_bytes: u32,
+}
+
+/// The tile `mul_mat_cm.comp` is compiled for: 128 x 128 outputs, 8 subgroups of 32 in a 2 x 4 grid (64 x 32
+/// each), k steps of 64; shared memory: A and B tiles of 128 x 72 halves, 8 staging areas of 16 x 16 floats.
+pub const TILE_128: Tile =
+    Tile { bm: 128, bn: 128, wg: 256, subgroup: 32, shared_bytes: 2 * 128 * 72 * 2 + 8 * 256 * 4 };
+
+/// k step of `mul_mat_cm.comp`.
+const BK: u32 = 64;
+
+/// What the cooperative-matrix kernels need from a device, distilled from its [`Capabilities`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CoopmatDevice {
+    /// f16 x f16 -> f32 16x16x16 at subgroup scope is listed (and the feature enabled).
+    pub f16_16x16x16: bool,
+    /// `shaderFloat16` (f16 arithmetic and shared arrays).
+    pub fp16: bool,
+    /// `vulkanMemoryModel` (glslang declares the Vulkan memory model for cooperative-matrix shaders).
+    pub memory_model: bool,
+    /// Default subgroup size.
+    pub subgroup_size: u32,
+    /// `maxComputeSharedMemorySize`.
+    pub max_shared_memory: u32,
+    /// `maxComputeWorkGroupInvocations`.
+    pub max_workgroup_invocations: u32,
+}
+
+impl CoopmatDevice {
+    /// The record for `caps`.
+    pub fn from_caps(caps: &Capabilities) -> Self {
+        let want = CoopmatShape { m: 16, n: 16, k: 16, ab: CoopmatType::F16, c: CoopmatType::F32 };
+        CoopmatDevice {
+            f16_16x16x16: caps.coopmat_feature && caps.coopmat_shapes.contains(&want),
+            fp16: caps.fp16,
+            memory_model: caps.vulkan_memory_model,
+            subgroup_size: caps.subgroup_size,
+            max_shared_memory: caps.max_shared_memory,
+            max_workgroup_invocations: caps.max_workgroup_invocations,
+        }
+    }
+
+    /// Whether `tile` runs on this device at all.
+    pub fn runs(&self, tile: &Tile) -> bool {
+        self.f16_16x16x16
+            && self.fp16
+            && self.memory_model
+            && self.subgroup_size == tile.subgroup
+            && self.max_shared_memory >= tile.shared_bytes
+            && self.max_workgroup_invocations >= tile.wg
+    }
+}
+
+/// `GGVK_COOPMAT`: `0` keeps the scalar tiled kernel everywhere; `1` (the default) takes the cooperative-matrix
+/// kernel where [`plan`] allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Knob {
+    /// Never.
+    Off,
+    /// Where the device and shape allow.
+    Auto,
+}
+
+fn knob() -> Knob {
+    static KNOB: std::sync::OnceLock<Knob> = std::sync::OnceLock::new();
+    *KNOB.get_or_init(|| match std::env::var("GGVK_COOPMAT").ok().as_deref() {
+        Some("0") => Knob::Off,
+        _ => Knob::Auto,
+    })
+}
+
+/// The kernel variant for weights of type `ty` (`q8_b`: activations pre-quantized to 8 bits per block).
+fn shader_for(ty: GgmlType, q8_b: bool) -> Option<Shader> {
+    let (name, spirv): (&'static str, &'static [u8]) = match (ty, q8_b) {
+        (GgmlType::F16, false) => ("mul_mat_cm_f16", spirv::MUL_MAT_CM_F16),
+        (GgmlType::Q4_0, false) => ("mul_mat_cm_q4_0", spirv::MUL_MAT_CM_Q4_0),
+        (GgmlType::Q8_0, false) => ("mul_mat_cm_q8_0", spirv::MUL_MAT_CM_Q8_0),
+        (GgmlType::Q4_0, true) => ("mul_mat_cm_q4_0_bq8", spirv::MUL_MAT_CM_Q4_0_BQ8),
+        (GgmlType::Q8_0, true) => ("mul_mat_cm_q8_0_bq8", spirv::MUL_MAT_CM_Q8_0_BQ8),
+        (GgmlType::F32, _) | (_, true) => return None,
+        (ty, false) => spirv::dq_module("mul_mat_cm_dq", ty.name())?,
+    };
+    Some(Shader { name, spirv, bindings: 3, push_size: std::mem::size_of::<MatMulPush>() as u32 })
+}
+
+/// The cooperative-matrix kernel and tile for `a (ty) x b` with `n` columns on `dev`, or `None` for the other
+/// kernels: the knob is on, the device runs the tile, the product has more columns than the mat-vec kernels take,
+/// and the weights are F16, Q4_0, Q8_0 or a type with a dequantization include (F32 weights keep f32 math).
+pub fn plan(dev: &CoopmatDevice, knob: Knob, ty: GgmlType, q8_b: bool, n: u32) -> Option<(Shader, Tile)> {
+    if knob == Knob::Off || n <= MATVEC_MAX_COLS || !dev.runs(&TILE_128) {
+        return None;
+    }
+    Some((shader_for(ty, q8_b)?, TILE_128))
+}
+
+/// The plan for `device` under the process's `GGVK_COOPMAT`.
+pub(super) fn plan_on(device: &Device, ty: GgmlType, q8_b: bool, n: u32) -> Option<(Shader, Tile)> {
+    plan(&CoopmatDevice::from_caps(device.caps()), knob(), ty, q8_b, n)
+}
+
+/// Whether `a x b` on `device` runs on the cooperative-matrix kernel (f16 operands: tests widen their error bound).
+pub fn uses_coopmat(device: &Device, a: &crate::graph::Tensor, b: &crate::graph::Tensor) -> bool {
+    let n = u32::try_from(b.ne[1]).unwrap_or(u32::MAX);
+    plan_on(device, a.ty, super::matmul::quantizes_activations(a), n).is_some()
+}
+
+/// Record the product on the cooperative-matrix kernel (`bindings`: A, B or its 8-bit copy, dst; `p` already
+/// redirected to the copy).
+pub(super) fn record(
+    rec: &mut Recorder<'_>,
+    (shader, tile): (Shader, Tile),
+    bindings: &[Binding; 3],
+    p: &MatMulPush,
+    batches: u32,
+) -> Result<()> {
+    let device = rec.device().clone();
+    // Wide loads: B as vec4 (not for the 8-bit copy), F16 A as 8 halves, when offsets, strides and k allow.
+    let whole_steps = p.k % BK == 0;
+    let vec_b = whole_steps && [p.b_off, p.b_col, p.b_s2, p.b_s3].iter().all(|v| v % 4 == 0);
+    let vec_a = whole_steps && [p.a_off, p.a_row, p.a_s2, p.a_s3].iter().all(|v| v % 8 == 0);
+    let pipeline = device.pipelines().get(&device, &shader, &[u32::from(vec_b), u32::from(vec_a)])?;
+    let groups = [p.m.div_ceil(tile.bm), p.n.div_ceil(tile.bn), batches];
+    rec.dispatch("mul_mat_cm", &pipeline, bindings, bytemuck::bytes_of(p), groups)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The H200 / H100 (NVIDIA, driver 580): f16 16x16x16, subgroup 32, 48 KiB shared memory.
+    const NVIDIA: CoopmatDevice = CoopmatDevice {
+        f16_16x16x16: true,
+        fp16: true,
+        memory_model: true,
+        subgroup_size: 32,
+        max_shared_memory: 48 * 1024,
+        max_workgroup_invocations: 1024,
+    };
+
+    #[test]
+    fn nvidia_takes_the_cooperative_kernel_for_prompts() {
+        for ty in [GgmlType::F16, GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::BF16] {
+            let (shader, tile) = plan(&NVIDIA, Knob::Auto, ty, false, 512).expect("cooperative path");
+            assert_eq!(tile, TILE_128);
+            assert!(shader.name.starts_with("mul_mat_cm_"), "{}", shader.name);
+            assert!(!shader.spirv.is_empty() || cfg!(not(feature = "shaders")), "{} compiled", shader.name);
+        }
+        let (q8, _) = plan(&NVIDIA, Knob::Auto, GgmlType::Q4_0, true, 512).expect("q4_0 with 8-bit b");
+        assert_eq!(q8.name, "mul_mat_cm_q4_0_bq8");
+    }
+
+    #[test]
+    fn decode_widths_and_f32_weights_stay_off() {
+        assert!(plan(&NVIDIA, Knob::Auto, GgmlType::Q4_0, false, MATVEC_MAX_COLS).is_none());
+        assert!(plan(&NVIDIA, Knob::Auto, GgmlType::Q4_0, false, MATVEC_MAX_COLS + 1).is_some());
+        assert!(plan(&NVIDIA, Knob::Auto, GgmlType::F32, false, 512).is_none());
+        // Only Q4_0 and Q8_0 have 8-bit-activation variants.
+        assert!(plan(&NVIDIA, Knob::Auto, GgmlType::Q4_K, true, 512).is_none());
+        assert!(plan(&NVIDIA, Knob::Off, GgmlType::F16, false, 512).is_none());
+    }
+
+    #[test]
+    fn devices_without_the_shape_or_with_other_subgroups_keep_the_scalar_kernel() {
+        let lavapipe = CoopmatDevice { f16_16x16x16: false, subgroup_size: 8, max_shared_memory: 32 * 1024, ..NVIDIA };
+        assert!(plan(&lavapipe, Knob::Auto, GgmlType::F16, false, 512).is_none());
+        let wave64 = CoopmatDevice { subgroup_size: 64, ..NVIDIA };
+        assert!(plan(&wave64, Knob::Auto, GgmlType::F16, false, 512).is_none());
+        let small_shared = CoopmatDevice { max_shared_memory: 16 * 1024, ..NVIDIA };
+        assert!(plan(&small_shared, Knob::Auto, GgmlType::F16, false, 512).is_none());
+        let no_fp16 = CoopmatDevice { fp16: false, ..NVIDIA };
+        assert!(plan(&no_fp16, Knob::Auto, GgmlType::F16, false, 512).is_none());
+        let no_memory_model = CoopmatDevice { memory_model: false, ..NVIDIA };
+        assert!(plan(&no_memory_model, Knob::Auto, GgmlType::F16, false, 512).is_none());
+    }
+
+    #[test]
+    fn tile_fits_the_declared_shared_memory() {
+        // As + Bs (f16, padded rows of 72) and the staging areas (f32): must match mul_mat_cm.comp.
+        assert_eq!(TILE_128.shared_bytes, 128 * 72 * 2 * 2 + 8 * 16 * 16 * 4);
+        const { assert!(TILE_128.shared_bytes <= 48 * 1024) };
+        assert_eq!(TILE_128.wg / TILE_128.subgroup, 8);
+    }
+}
