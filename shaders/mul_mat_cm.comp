@@ -11,7 +11,8 @@
 // them as 8 16-byte vectors. Wide loads (VEC_A, VEC_B) where offsets, strides and k allow.
 // Results leave through a per-subgroup 16 x 16 staging area with bounds checks (any M, N and dst stride).
 //
-// Variants (build.rs): A_F16, A_Q4_0, A_Q8_0 (each optionally B_Q8), A_DQ (any type with a dequantization include).
+// Variants (build.rs): A_F16, A_Q4_0, A_Q8_0 (each optionally B_Q8), A_Q4_K and A_Q6_K (a thread's 32 values share
+// their scales, unpacked once), A_DQ (any type with a dequantization include).
 #extension GL_KHR_cooperative_matrix : require
 #extension GL_KHR_memory_scope_semantics : require
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
@@ -20,16 +21,19 @@
 
 #define BM 128u
 #define BN 128u
-#define BK 64u
-// Shared rows in f16vec4 units: BK halves + 8 of padding (144 bytes: 16-byte aligned for the cooperative loads,
-// and 8 consecutive rows start in 8 different 16-byte bank groups).
-#define SST4 ((BK + 8u) / 4u)
+#define WG 256
 #define WARPS_M 2u
 #define WARPS_N 4u
 #define TM 4u
 #define TN 2u
+#define NWARPS (WARPS_M * WARPS_N)
+#define BK 64u
+// Shared rows in f16vec4 units: BK halves + 8 of padding (144 bytes: 16-byte aligned for the cooperative loads,
+// and 8 consecutive rows start in 8 different 16-byte bank groups).
+#define SST4 ((BK + 8u) / 4u)
 
-layout(local_size_x = 256, local_size_y = 1, local_size_z = 1) in;
+// Loader roles: two invocations per row of A and column of B (WG = 2 BM = 2 BN).
+layout(local_size_x = WG, local_size_y = 1, local_size_z = 1) in;
 // B's offset and strides are multiples of 4 floats and k of BK: B is read as vec4 without bounds checks.
 layout(constant_id = 0) const bool VEC_B = false;
 // A_F16 only: A's offset and strides are multiples of 8 halves and k of BK: A is read 8 halves at a time.
@@ -52,10 +56,14 @@ MATMUL_PUSH
 uint dq_u16(uint i) { return uint(a[i]); }
 #include "dq_type.glsl"
 #endif
+#if defined(A_Q4_K) || defined(A_Q6_K)
+uint dq_u16(uint i) { return uint(a[i]); }
+#include "dq_k_common.glsl"
+#endif
 
 shared f16vec4 As[BM * SST4];
 shared f16vec4 Bs[BN * SST4];
-shared float Cs[8u * 256u];
+shared float Cs[NWARPS * 256u];
 
 #define FRAG_A coopmat<float16_t, gl_ScopeSubgroup, 16, 16, gl_MatrixUseA>
 #define FRAG_B coopmat<float16_t, gl_ScopeSubgroup, 16, 16, gl_MatrixUseB>
@@ -87,6 +95,49 @@ void load_a(uint a_row, bool ok, uint kb) {
         const uint lo = uint(a[blk + 1u + 2u * w]);
         const uint hi = uint(a[blk + 2u + 2u * w]);
         ra[w] = f16vec4(vec4(lo_i8(lo), hi_i8(lo), lo_i8(hi), hi_i8(hi)) * dd);
+    }
+#elif defined(A_Q4_K)
+    // Q4_K (72 words: d, dmin, 12 scale bytes, 128 code bytes; k is a multiple of 256, so of BK): the 32 values are
+    // sub-block j of their block, one (scale, min) pair: d sc q - dmin m, as ggml's dequantize_row_q4_K.
+    const uint blk = a_row + (kb / 256u) * 72u;
+    const uint j = (kb % 256u) / 32u;
+    const uvec2 sm = dq_k_scale_min(blk, 4u, j);
+    precise const float dl = dq_k_half(uint(a[blk])) * float(sm.x);
+    precise const float ml = dq_k_half(uint(a[blk + 1u])) * float(sm.y);
+    const uint qo = blk + 8u + 16u * (j >> 1);
+    const uint sh = 4u * (j & 1u);
+    [[unroll]] for (uint w = 0; w < 8; ++w) {
+        const uint lo = uint(a[qo + 2u * w]);
+        const uint hi = uint(a[qo + 2u * w + 1u]);
+        const vec4 q = vec4((uvec4(lo, lo >> 8, hi, hi >> 8) >> sh) & 0xFu);
+        precise const vec4 v = dl * q - ml;
+        ra[w] = ok ? f16vec4(v) : f16vec4(0.0);
+    }
+#elif defined(A_Q6_K)
+    // Q6_K (105 words: 128 bytes ql, 64 bytes qh, 16 signed scales, d; k is a multiple of 256): the 32 values are
+    // quarter g of half n of the block (ggml's dequantize_row_q6_K: value 128n + 32g + l), two scales (l < 16, l >= 16).
+    const uint blk = a_row + (kb / 256u) * 105u;
+    const uint t = (kb % 256u) / 32u;
+    const uint n = t >> 2;
+    const uint g = t & 3u;
+    const float dd = dq_k_half(uint(a[blk + 104u]));
+    const uint sw = uint(a[blk + 96u + 4u * n + g]); // scales 8n + 2g, 8n + 2g + 1
+    const float s0 = dd * float(int(sw << 24) >> 24);
+    const float s1 = dd * float(int(sw << 16) >> 24);
+    const uint lo_o = blk + 32u * n + 16u * (g & 1u); // ql bytes 64n + 32 (g & 1) + l
+    const uint hi_o = blk + 64u + 16u * n;             // qh bytes 32n + l
+    const uint lsh = 4u * (g >> 1);
+    const uint hsh = 2u * g;
+    [[unroll]] for (uint w = 0; w < 8; ++w) {
+        const uint l0 = uint(a[lo_o + 2u * w]);
+        const uint l1 = uint(a[lo_o + 2u * w + 1u]);
+        const uint h0 = uint(a[hi_o + 2u * w]);
+        const uint h1 = uint(a[hi_o + 2u * w + 1u]);
+        const uvec4 ql = (uvec4(l0, l0 >> 8, l1, l1 >> 8) >> lsh) & 0xFu;
+        const uvec4 qh = (uvec4(h0, h0 >> 8, h1, h1 >> 8) >> hsh) & 3u;
+        const vec4 q = vec4(ivec4(ql | (qh << 4)) - 32);
+        precise const vec4 v = (w < 4u ? s0 : s1) * q;
+        ra[w] = ok ? f16vec4(v) : f16vec4(0.0);
     }
 #elif defined(A_DQ)
     // k is a multiple of DQ_QK (and of 4): chunks past k read as zero.
@@ -162,7 +213,7 @@ void main() {
     const uint b_col = b_base + min(col0 + lr, pc.n - 1u) * pc.b_col;
     const uint s_off = lr * SST4 + 8u * h;
 
-    // Compute role: subgroup (wm, wn) of the 2 x 4 grid.
+    // Compute role: subgroup (wm, wn) of the WARPS_M x WARPS_N grid.
     const uint sg = gl_SubgroupID;
     const uint wm = sg % WARPS_M;
     const uint wn = sg / WARPS_M;

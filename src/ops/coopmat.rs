@@ -107,6 +107,8 @@ fn shader_for(ty: GgmlType, q8_b: bool) -> Option<Shader> {
         (GgmlType::Q8_0, false) => ("mul_mat_cm_q8_0", spirv::MUL_MAT_CM_Q8_0),
         (GgmlType::Q4_0, true) => ("mul_mat_cm_q4_0_bq8", spirv::MUL_MAT_CM_Q4_0_BQ8),
         (GgmlType::Q8_0, true) => ("mul_mat_cm_q8_0_bq8", spirv::MUL_MAT_CM_Q8_0_BQ8),
+        (GgmlType::Q4_K, false) => ("mul_mat_cm_q4_k", spirv::MUL_MAT_CM_Q4_K),
+        (GgmlType::Q6_K, false) => ("mul_mat_cm_q6_k", spirv::MUL_MAT_CM_Q6_K),
         (GgmlType::F32, _) | (_, true) => return None,
         (ty, false) => spirv::dq_module("mul_mat_cm_dq", ty.name())?,
     };
