@@ -85,6 +85,8 @@ const VARIANTS: &[(&str, &str, Defines)] = &[
     // -- norm, softmax, rows --
     ("rms_norm_f32", "rms_norm.comp", &[]),
     ("rms_norm_f32_shmem", "rms_norm.comp", &[("NO_SUBGROUPS", "1")]),
+    ("rms_norm_mul_f32", "rms_norm.comp", &[("FUSE_MUL", "1")]),
+    ("rms_norm_mul_f32_shmem", "rms_norm.comp", &[("FUSE_MUL", "1"), ("NO_SUBGROUPS", "1")]),
     ("soft_max_f32", "soft_max.comp", &[]),
     ("soft_max_f32_shmem", "soft_max.comp", &[("NO_SUBGROUPS", "1")]),
     ("soft_max_f32_mask_f16", "soft_max.comp", &[("MASK_F16", "1")]),

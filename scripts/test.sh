@@ -32,8 +32,8 @@ cbindgen --config cbindgen.toml --crate ggvk --output include/ggvk.h --verify --
 
 step "Rust tests (validation layer on)"
 cargo test --release 2>&1 | tee "$LOGS/cargo-test.log"
-step "Rust kernel tests with shared-memory reductions (mat-vec, norms, softmax)"
-GGVK_SHARED_REDUCTION=1 cargo test --release --test ops --test ops_norm_rows --test ops_dq --test ops_kquant 2>&1 \
+step "Rust kernel tests with shared-memory reductions (mat-vec, norms, softmax, fused norm)"
+GGVK_SHARED_REDUCTION=1 cargo test --release --test ops --test ops_norm_rows --test ops_dq --test ops_kquant --test fusion 2>&1 \
   | tee "$LOGS/cargo-test-shmem.log"
 step "Rust kernel tests with f32 activations for Q4_0/Q8_0 weights (GGVK_INT_DOT=0; the default rounds them to 8 bits)"
 GGVK_INT_DOT=0 cargo test --release --test ops 2>&1 | tee "$LOGS/cargo-test-f32act.log"

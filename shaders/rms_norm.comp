@@ -17,6 +17,12 @@ layout(constant_id = 1) const uint OP = 0;
 
 layout(binding = 0) readonly buffer X { float x[]; };
 layout(binding = 1) writeonly buffer D { float d[]; };
+#ifdef FUSE_MUL
+// RMS_NORM fused with the MUL by one row of weights that follows it (src/graph/fusion.rs): the norm's output is
+// still written to d, and its product with w to mo (laid out as d; may be d itself).
+layout(binding = 2) readonly buffer W { float w[]; };
+layout(binding = 3) writeonly buffer MO { float mo[]; };
+#endif
 
 // Mirrors ops::norm::NormPush. Offsets and strides in floats.
 layout(push_constant) uniform Push {
@@ -24,6 +30,9 @@ layout(push_constant) uniform Push {
     uint x_off; uint x_s1; uint x_s2; uint x_s3;
     uint d_off; uint d_s1; uint d_s2; uint d_s3;
     float eps; uint x_s0; uint d_s0; uint pad0;
+#ifdef FUSE_MUL
+    uint w_off; uint m_off; uint pad1; uint pad2;
+#endif
 } pc;
 
 shared float red[WG];
@@ -61,7 +70,14 @@ void main() {
     } else {
         scale = 1.0 / sqrt(sum / float(pc.ne0) + pc.eps);
     }
+#ifdef FUSE_MUL
+    const uint mb = pc.m_off + i1 * pc.d_s1 + i2 * pc.d_s2 + i3 * pc.d_s3;
+#endif
     for (uint i = tid; i < pc.ne0; i += WG) {
-        d[db + i * pc.d_s0] = (x[xb + i * pc.x_s0] - mean) * scale;
+        const float v = (x[xb + i * pc.x_s0] - mean) * scale;
+        d[db + i * pc.d_s0] = v;
+#ifdef FUSE_MUL
+        mo[mb + i * pc.d_s0] = v * w[pc.w_off + i];
+#endif
     }
 }

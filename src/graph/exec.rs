@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::replay::{self, GraphKey, Plan, ReplayCache};
-use super::{Graph, Node};
+use super::{fusion, Graph, Node};
 use crate::error::{Error, Result};
 use crate::ops;
 use crate::vk::{CommandStream, Device, DispatchTime, Recorder, Recording};
@@ -46,19 +46,38 @@ struct Streams {
 }
 
 /// Record `nodes` (graph index, node) into `rec`, naming the node in any error.
+/// Neighbours that [`fusion`] allows are recorded as one kernel.
 fn record_nodes<'n>(rec: &mut Recorder<'_>, nodes: impl Iterator<Item = (usize, &'n Node)>) -> Result<()> {
-    for (i, node) in nodes {
+    let mut nodes = nodes.peekable();
+    while let Some((i, node)) = nodes.next() {
         let _d = tracing::trace_span!("dispatch", i, op = node.op.name()).entered();
+        let fused = match nodes.peek() {
+            Some((_, next)) if fusion::enabled() => fusion::rms_norm_mul(node, next),
+            _ => None,
+        };
+        if let Some(f) = fused {
+            if rec.timed() {
+                rec.set_label(format!("#{i} RMS_NORM+MUL {:?}", node.dst.ne));
+            }
+            ops::norm::record_rms_norm_mul(rec, &f).map_err(|e| name_error(e, i, "RMS_NORM+MUL"))?;
+            nodes.next();
+            continue;
+        }
         if rec.timed() {
             rec.set_label(format!("#{i} {} {:?}", node.op.name(), node.dst.ne));
         }
-        ops::record(rec, node).map_err(|e| match e {
-            Error::InvalidArgument(m) => Error::InvalidArgument(format!("node {i} ({}): {m}", node.op.name())),
-            Error::Unsupported(m) => Error::Unsupported(format!("node {i} ({}): {m}", node.op.name())),
-            other => other,
-        })?;
+        ops::record(rec, node).map_err(|e| name_error(e, i, node.op.name()))?;
     }
     Ok(())
+}
+
+/// `e` with the node's index and op in its message.
+fn name_error(e: Error, i: usize, op: &str) -> Error {
+    match e {
+        Error::InvalidArgument(m) => Error::InvalidArgument(format!("node {i} ({op}): {m}")),
+        Error::Unsupported(m) => Error::Unsupported(format!("node {i} ({op}): {m}")),
+        other => other,
+    }
 }
 
 impl Executor {

@@ -3,6 +3,7 @@
 //! the [`exec`] module records it into command buffers.
 
 pub mod exec;
+pub mod fusion;
 pub mod replay;
 #[cfg(test)]
 mod tests;

@@ -16,9 +16,10 @@ use bytemuck::{Pod, Zeroable};
 
 use super::{bind, dim_u32, spirv, split_groups, stride_units};
 use crate::error::{Error, Result};
+use crate::graph::fusion::RmsNormMul;
 use crate::graph::{Node, Op, Tensor};
 use crate::quant::GgmlType;
-use crate::vk::{Device, Recorder, Shader};
+use crate::vk::{Binding, Device, Recorder, Shader};
 
 /// Push constants of `rms_norm.comp`.
 #[repr(C)]
@@ -52,6 +53,26 @@ const _: () = assert!(PUSH == 64);
 const SHADER: Shader = Shader { name: "rms_norm_f32", spirv: spirv::RMS_NORM_F32, bindings: 2, push_size: PUSH };
 const SHADER_SHMEM: Shader =
     Shader { name: "rms_norm_f32_shmem", spirv: spirv::RMS_NORM_F32_SHMEM, bindings: 2, push_size: PUSH };
+
+/// Push constants of `rms_norm.comp` with FUSE_MUL: the norm's, then the weights' and the product's offsets.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+struct NormMulPush {
+    norm: NormPush,
+    /// Weights' first element (floats into their window).
+    w_off: u32,
+    /// The product's first element (floats into its window; strides as the norm's output).
+    m_off: u32,
+    /// Padding to 16 bytes.
+    pad: [u32; 2],
+}
+
+const FUSED_PUSH: u32 = std::mem::size_of::<NormMulPush>() as u32;
+const _: () = assert!(FUSED_PUSH == 80);
+const FUSED: Shader =
+    Shader { name: "rms_norm_mul_f32", spirv: spirv::RMS_NORM_MUL_F32, bindings: 4, push_size: FUSED_PUSH };
+const FUSED_SHMEM: Shader =
+    Shader { name: "rms_norm_mul_f32_shmem", spirv: spirv::RMS_NORM_MUL_F32_SHMEM, bindings: 4, push_size: FUSED_PUSH };
 
 /// (kernel op, eps) of a norm node.
 fn params(op: &Op) -> Result<(u32, f32)> {
@@ -115,20 +136,16 @@ pub fn check(node: &Node) -> Result<()> {
     Ok(())
 }
 
-/// Record the norm node.
-pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
-    let node = &*as_row_norm(node)?;
-    check(node)?;
-    let (op, eps) = params(&node.op)?;
+/// The norm's push constants and its source and destination bindings; `None` for an empty tensor.
+fn prepare(device: &Device, node: &Node, eps: f32) -> Result<Option<(NormPush, Binding, Binding)>> {
     let x = node.src(0)?;
     let d = &node.dst;
     let (ne, rows) = row_dims("RMS_NORM", x)?;
     if rows == 0 || ne[0] == 0 {
-        return Ok(());
+        return Ok(None);
     }
-    let device = rec.device().clone();
-    let (xb, x_off) = bind(&device, x, 4, false)?;
-    let (db, d_off) = bind(&device, d, 4, true)?;
+    let (xb, x_off) = bind(device, x, 4, false)?;
+    let (db, d_off) = bind(device, d, 4, true)?;
     let push = NormPush {
         ne,
         rows,
@@ -141,6 +158,33 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         d_s0: elem_stride("dst", d, 4)?,
         pad: 0,
     };
+    Ok(Some((push, xb, db)))
+}
+
+/// Record RMS_NORM fused with the MUL by one row of weights that follows it (see [`crate::graph::fusion`]).
+pub fn record_rms_norm_mul(rec: &mut Recorder<'_>, f: &RmsNormMul<'_>) -> Result<()> {
+    check(f.norm)?;
+    let (_, eps) = params(&f.norm.op)?;
+    let device = rec.device().clone();
+    let Some((norm, xb, db)) = prepare(&device, f.norm, eps)? else { return Ok(()) };
+    let (wb, w_off) = bind(&device, f.weight, 4, false)?;
+    let (mb, m_off) = bind(&device, f.out, 4, true)?;
+    let push = NormMulPush { norm, w_off, m_off, pad: [0; 2] };
+    let shader = if use_subgroups(&device) { &FUSED } else { &FUSED_SHMEM };
+    let pipeline = device.pipelines().get(&device, shader, &[row_workgroup(&device, f.norm.dst.ne[0]), 0])?;
+    let (gx, gy) = split_groups(u64::from(norm.rows), device.caps().max_workgroup_count[0])?;
+    rec.dispatch("rms_norm_mul", &pipeline, &[xb, db, wb, mb], bytemuck::bytes_of(&push), [gx, gy, 1])
+}
+
+/// Record the norm node.
+pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
+    let node = &*as_row_norm(node)?;
+    check(node)?;
+    let (op, eps) = params(&node.op)?;
+    let x = node.src(0)?;
+    let device = rec.device().clone();
+    let Some((push, xb, db)) = prepare(&device, node, eps)? else { return Ok(()) };
+    let rows = push.rows;
     let shader = if use_subgroups(&device) { &SHADER } else { &SHADER_SHMEM };
     let pipeline = device.pipelines().get(&device, shader, &[row_workgroup(&device, x.ne[0]), op])?;
     let (gx, gy) = split_groups(u64::from(rows), device.caps().max_workgroup_count[0])?;

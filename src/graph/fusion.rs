@@ -1,0 +1,68 @@
+//! Fusion: adjacent nodes that one kernel can record with exactly the result of recording them apart (same
+//! arithmetic, same order; every tensor the separate nodes write is still written). The executor asks here for
+//! each pair of neighbours it records; `GGVK_FUSION=0` turns fusion off (read once per process).
+//!
+//! Patterns:
+//! - RMS_NORM then MUL by a row of weights (every llama-family block starts its attention and feed-forward halves
+//!   so): one workgroup per row normalises it, writes the norm's output and the product. Saves a dispatch and a
+//!   barrier per norm (two per layer).
+
+use super::{Node, Op, Tensor};
+
+/// Whether fusion is on (`GGVK_FUSION`, default on).
+pub fn enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("GGVK_FUSION").ok().as_deref() != Some("0"))
+}
+
+/// An RMS_NORM node and the MUL that scales its output by one row of weights.
+#[derive(Clone, Copy, Debug)]
+pub struct RmsNormMul<'g> {
+    /// The RMS_NORM node (its output is still written).
+    pub norm: &'g Node,
+    /// The weights: F32, `[ne0, 1, 1, 1]`, packed.
+    pub weight: &'g Tensor,
+    /// The MUL's destination: the norm's shape and strides.
+    pub out: &'g Tensor,
+}
+
+/// Same bytes, type and layout.
+fn same_view(a: &Tensor, b: &Tensor) -> bool {
+    a.buffer.id() == b.buffer.id() && a.offset == b.offset && a.ty == b.ty && a.ne == b.ne && a.nb == b.nb
+}
+
+/// The two views share any byte of one buffer.
+fn overlaps(a: &Tensor, b: &Tensor) -> bool {
+    let ((a0, a1), (b0, b1)) = (a.byte_range(), b.byte_range());
+    a.buffer.id() == b.buffer.id() && a0 < b1 && b0 < a1
+}
+
+/// `norm` then `mul` as one [`RmsNormMul`], when that gives the same bytes as the two nodes: `norm` is a
+/// supported RMS_NORM, `mul` multiplies its exact output by F32 weights of one packed row (either operand order;
+/// f32 products commute), into a tensor laid out as the norm's output. Each output element is read and written by
+/// one invocation, so outputs may be the norm's input itself (in place) but must not partly overlap it, nor the
+/// weights.
+pub fn rms_norm_mul<'g>(norm: &'g Node, mul: &'g Node) -> Option<RmsNormMul<'g>> {
+    if !matches!(norm.op, Op::RmsNorm { .. }) || !matches!(mul.op, Op::Mul) || crate::ops::norm::check(norm).is_err() {
+        return None;
+    }
+    let (n, x) = (&norm.dst, norm.src(0).ok()?);
+    let (s0, s1) = (mul.src(0).ok()?, mul.src(1).ok()?);
+    let weight = if same_view(s0, n) {
+        s1
+    } else if same_view(s1, n) {
+        s0
+    } else {
+        return None;
+    };
+    let out = &mul.dst;
+    let row_of_weights = weight.ty == crate::quant::GgmlType::F32
+        && weight.ne == [n.ne[0], 1, 1, 1]
+        && weight.is_row_packed()
+        && !overlaps(weight, n)
+        && !overlaps(weight, out);
+    let laid_out_as_norm = out.ty == n.ty && out.ne == n.ne && out.nb == n.nb;
+    let no_partial_alias =
+        [n, out].iter().all(|t| same_view(t, x) || !overlaps(t, x)) && (same_view(out, n) || !overlaps(out, n));
+    (row_of_weights && laid_out_as_norm && no_partial_alias).then_some(RmsNormMul { norm, weight, out })
+}

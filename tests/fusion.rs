@@ -1,0 +1,91 @@
+//! Fusion (src/graph/fusion.rs) against the same nodes recorded apart: RMS_NORM then MUL by a row of weights is one
+//! dispatch and gives the same bytes, for the norm's output and the product, as the two nodes with another node
+//! between them (which keeps them apart); patterns that must not fuse stay two dispatches. Validation layer on.
+
+mod common;
+
+use common::*;
+use ggvk::quant::GgmlType;
+use ggvk::{Graph, Node, Op, Tensor};
+
+fn node(op: Op, src: &[&Tensor], dst: &Tensor) -> Node {
+    Node { op, src: src.iter().map(|t| Some((*t).clone())).collect(), dst: dst.clone() }
+}
+
+#[test]
+fn rms_norm_then_mul_fuses_and_matches_the_separate_nodes() {
+    let be = backend();
+    let mut rng = Rng::new(7);
+    for (ne0, rows) in [(4096i64, 1i64), (512, 7), (100, 3)] {
+        let ne = [ne0, rows, 1, 1];
+        let x = upload(&be, GgmlType::F32, ne, &f32_bytes(&rng.vec((ne0 * rows) as usize)));
+        let w = upload(&be, GgmlType::F32, [ne0, 1, 1, 1], &f32_bytes(&rng.vec(ne0 as usize)));
+        let eps = 1e-6;
+        let (n1, m1, n2, m2, spacer) =
+            (output(&be, ne), output(&be, ne), output(&be, ne), output(&be, ne), output(&be, ne));
+        // Fused: norm, then mul by the weights.
+        let mut g = Graph::new();
+        g.push(node(Op::RmsNorm { eps }, &[&x], &n1)).unwrap();
+        g.push(node(Op::Mul, &[&n1, &w], &m1)).unwrap();
+        let stats = be.compute(&g).unwrap();
+        // Apart: a node between them.
+        let mut h = Graph::new();
+        h.push(node(Op::RmsNorm { eps }, &[&x], &n2)).unwrap();
+        h.push(node(Op::Scale { s: 2.0, b: 0.0 }, &[&x], &spacer)).unwrap();
+        h.push(node(Op::Mul, &[&n2, &w], &m2)).unwrap();
+        let apart = be.compute(&h).unwrap();
+        assert_eq!(download(&n1), download(&n2), "norm output, ne0 {ne0}");
+        assert_eq!(download(&m1), download(&m2), "product, ne0 {ne0}");
+        if ggvk::graph::fusion::enabled() {
+            assert_eq!(stats.dispatches, 1, "fused into one dispatch");
+        }
+        assert_eq!(apart.dispatches, 3);
+        // And the product is the norm times the weights.
+        let (n, m, wv) = (download(&n1), download(&m1), download(&w));
+        for (i, (a, b)) in n.iter().zip(&m).enumerate() {
+            assert_eq!(*b, a * wv[i % ne0 as usize]);
+        }
+    }
+    assert_no_validation_errors();
+}
+
+#[test]
+fn in_place_product_fuses_and_other_shapes_do_not() {
+    let be = backend();
+    let mut rng = Rng::new(9);
+    let ne = [256i64, 4, 1, 1];
+    let xv = rng.vec(1024);
+    let x = upload(&be, GgmlType::F32, ne, &f32_bytes(&xv));
+    let w = upload(&be, GgmlType::F32, [256, 1, 1, 1], &f32_bytes(&rng.vec(256)));
+    let n = output(&be, ne);
+    // In place (product written over the norm's output), as ggml's inplace ops do.
+    let mut g = Graph::new();
+    g.push(node(Op::RmsNorm { eps: 1e-5 }, &[&x], &n)).unwrap();
+    g.push(node(Op::Mul, &[&n, &w], &n)).unwrap();
+    let stats = be.compute(&g).unwrap();
+    let fused = download(&n);
+    let mut h = Graph::new();
+    let n2 = output(&be, ne);
+    let spacer = output(&be, ne);
+    h.push(node(Op::RmsNorm { eps: 1e-5 }, &[&x], &n2)).unwrap();
+    h.push(node(Op::Scale { s: 1.0, b: 0.0 }, &[&x], &spacer)).unwrap();
+    h.push(node(Op::Mul, &[&n2, &w], &n2)).unwrap();
+    be.compute(&h).unwrap();
+    assert_eq!(fused, download(&n2));
+    if ggvk::graph::fusion::enabled() {
+        assert_eq!(stats.dispatches, 1);
+    }
+    // Weights of a full tensor (not one row): two dispatches.
+    let w_full = upload(&be, GgmlType::F32, ne, &f32_bytes(&rng.vec(1024)));
+    let (a, b) = (output(&be, ne), output(&be, ne));
+    let mut k = Graph::new();
+    k.push(node(Op::RmsNorm { eps: 1e-5 }, &[&x], &a)).unwrap();
+    k.push(node(Op::Mul, &[&a, &w_full], &b)).unwrap();
+    assert_eq!(be.compute(&k).unwrap().dispatches, 2);
+    // MUL of something else than the norm's output: two dispatches.
+    let mut l = Graph::new();
+    l.push(node(Op::RmsNorm { eps: 1e-5 }, &[&x], &a)).unwrap();
+    l.push(node(Op::Mul, &[&x, &w], &b)).unwrap();
+    assert_eq!(be.compute(&l).unwrap().dispatches, 2);
+    assert_no_validation_errors();
+}
