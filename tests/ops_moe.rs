@@ -5,7 +5,8 @@
 //! backend's grid where ggvk rounds them; 8-bit blocks for Q4_0/Q8_0 bounded as in `tests/ops.rs`; f16 for F16), and
 //! bit for bit against ggvk's own MUL_MAT of the same expert and column (the same kernels, so the same numerics).
 //! Shapes: src1 broadcast over the slots or one column per slot, ids as a view of wider rows, experts strided by
-//! more rows than they use, more (slot, token) pairs than one dispatch takes along z, unsupported cases declined.
+//! more rows than they use, more (slot, token) pairs than a dispatch has workgroups along z, more than 8 tokens (the tiled path, against the
+//! CPU reference), one expert chosen by every slot, unsupported cases declined.
 
 mod common;
 
@@ -78,12 +79,15 @@ struct Case {
     m_v: i64,
     /// Entries per ids row in memory (>= n_used).
     ids_row: i64,
-    /// Compare with MUL_MAT bit for bit.
+    /// Compare with MUL_MAT bit for bit (the mat-vec path only: up to 8 tokens).
     exact: bool,
+    /// Every slot of every token picks expert 0 (the tiled path then loops over more column tiles than it has
+    /// workgroups for).
+    one_expert: bool,
 }
 
 fn mul_mat_id_case(be: &Backend, rng: &mut Rng, c: &Case) {
-    let Case { ty, n_as, n_used, broadcast, m, k, n_tok, m_v, ids_row, exact } = *c;
+    let Case { ty, n_as, n_used, broadcast, m, k, n_tok, m_v, ids_row, exact, one_expert } = *c;
     let what = format!("{} n_as {n_as} n_used {n_used} b {broadcast} m {m} k {k} tokens {n_tok} m_v {m_v}", ty.name());
     let n_b1 = if broadcast { 1 } else { n_used };
     // Experts: n_as matrices of m_v rows (only m used).
@@ -104,7 +108,7 @@ fn mul_mat_id_case(be: &Backend, rng: &mut Rng, c: &Case) {
             perm.swap(i, rng.below(i as u64 + 1) as usize);
         }
         for s in 0..ids_row as usize {
-            ids[t * ids_row as usize + s] = perm[s % n_as as usize];
+            ids[t * ids_row as usize + s] = if one_expert { 0 } else { perm[s % n_as as usize] };
         }
     }
     let ids_bytes: Vec<u8> = ids.iter().flat_map(|v| v.to_ne_bytes()).collect();
@@ -146,7 +150,8 @@ fn mul_mat_id_case(be: &Backend, rng: &mut Rng, c: &Case) {
     }
     be.compute(&g).unwrap();
     let got = download(&d);
-    let q8 = ggvk::ops::matmul::quantizes_activations(&a) && be.device().caps().integer_dot_product;
+    // b rounded to 8-bit blocks: the integer-dot mat-vec, or the tiled path (more than 8 tokens) as MUL_MAT's.
+    let q8 = ggvk::ops::matmul::quantizes_activations(&a) && (be.device().caps().integer_dot_product || n_tok > 8);
     for t in 0..n_tok as usize {
         for s in 0..n_used as usize {
             let e = ids[t * ids_row as usize + s] as usize;
@@ -194,7 +199,19 @@ fn mul_mat_id_every_weight_type() {
         for (n_as, n_used, broadcast, n_tok, k) in
             [(4, 2, false, 1, 2 * u), (4, 2, true, 5, 3 * u), (8, 4, false, 3, u), (3, 1, true, 2, 4 * u)]
         {
-            let c = Case { ty, n_as, n_used, broadcast, m: 37, k, n_tok, m_v: 37, ids_row: n_used, exact: true };
+            let c = Case {
+                ty,
+                n_as,
+                n_used,
+                broadcast,
+                m: 37,
+                k,
+                n_tok,
+                m_v: 37,
+                ids_row: n_used,
+                exact: true,
+                one_expert: false,
+            };
             mul_mat_id_case(&be, &mut rng, &c);
         }
     }
@@ -219,21 +236,64 @@ fn mul_mat_id_views_of_ids_and_strided_experts() {
             m_v: 14,
             ids_row: 6,
             exact: true,
+            one_expert: false,
         };
         mul_mat_id_case(&be, &mut rng, &c);
-        let c =
-            Case { ty, n_as: 6, n_used: 2, broadcast: true, m: 64, k: u, n_tok: 17, m_v: 64, ids_row: 6, exact: false };
+        let c = Case {
+            ty,
+            n_as: 6,
+            n_used: 2,
+            broadcast: true,
+            m: 64,
+            k: u,
+            n_tok: 17,
+            m_v: 64,
+            ids_row: 6,
+            exact: false,
+            one_expert: false,
+        };
         mul_mat_id_case(&be, &mut rng, &c);
     }
     assert_no_validation_errors();
 }
 
 #[test]
-fn mul_mat_id_more_pairs_than_one_dispatch() {
+fn mul_mat_id_many_tokens_every_weight_type() {
+    let be = backend();
+    let mut rng = Rng::new(407);
+    for ty in weight_types() {
+        let u = unit(ty);
+        for (n_as, n_used, broadcast, n_tok, m, one_expert) in [
+            (4, 2, false, 9, 70, false),
+            (8, 4, true, 33, 64, false),
+            (4, 4, false, 70, 65, true),
+            (16, 2, false, 40, 5, false),
+        ] {
+            let c = Case {
+                ty,
+                n_as,
+                n_used,
+                broadcast,
+                m,
+                k: 2 * u,
+                n_tok,
+                m_v: m,
+                ids_row: n_used,
+                exact: false,
+                one_expert,
+            };
+            mul_mat_id_case(&be, &mut rng, &c);
+        }
+    }
+    assert_no_validation_errors();
+}
+
+#[test]
+fn mul_mat_id_more_pairs_than_workgroups_along_z() {
     let be = backend();
     let mut rng = Rng::new(403);
     let max_z = i64::from(be.device().caps().max_workgroup_count[2]);
-    // n_used * n_tok just above the device's z limit: the tokens are recorded in two pieces.
+    // More (slot, token) pairs than the device's z workgroup count: the tiled path's grouping per expert.
     let n_used = 8;
     let n_tok = max_z / n_used + 3;
     let c = Case {
@@ -247,6 +307,7 @@ fn mul_mat_id_more_pairs_than_one_dispatch() {
         m_v: 2,
         ids_row: 8,
         exact: false,
+        one_expert: false,
     };
     mul_mat_id_case(&be, &mut rng, &c);
     assert_no_validation_errors();

@@ -8,18 +8,24 @@
 //! streamed once per pair (token generation: one token, n_used experts, each read once). Every weight type MUL_MAT
 //! runs is covered, with the same numerics: b rounded to 8-bit blocks for Q4_0/Q8_0 weights (`quantize_q8_1.comp`,
 //! shared with MUL_MAT on the same b), to f16 for F16 weights, onto the CPU's grid where MUL_MAT rounds it for the
-//! generic types. Many tokens (prompt processing) take the same path, one mat-vec per pair: correct, but the
-//! weights are read once per pair rather than once per expert (NOTES.md says what a faster design would be).
+//! generic types.
+//!
+//! More than [`MATVEC_MAX_COLS`] tokens (prompt processing) take a tiled path: `mul_mat_id_map.comp` lists, per
+//! expert on the device, the pairs routed to it (scratch), then `mul_mat_id_tiled.comp` (mul_mat.comp's tiles and
+//! loaders, one workgroup z per expert) multiplies each expert with the columns of its pairs, so an expert's weights
+//! are read once per 64 of its pairs. NOTES.md says what a faster prefill design would be.
+
+use bytemuck::{Pod, Zeroable};
 
 use super::matmul::{
     device_forces_shared_reduction, dq_row_multiple, matvec_config, quantize_b, quantizes_activations, round_b,
-    rounds_activations, MatMulPush, MatVecConfig, QX_WORDS,
+    rounds_activations, MatMulPush, MatVecConfig, MATVEC_MAX_COLS, QX_WORDS,
 };
 use super::{bind, dim_u32, spirv, split_groups, stride_units};
 use crate::error::{Error, Result};
 use crate::graph::{Node, Tensor};
 use crate::quant::GgmlType;
-use crate::vk::{Device, Recorder, Shader};
+use crate::vk::{Binding, Device, Recorder, Shader};
 
 const PUSH: u32 = std::mem::size_of::<MatMulPush>() as u32;
 
@@ -86,16 +92,69 @@ fn shaders(ty: GgmlType, int_dot: bool, words32: bool) -> Option<(Shader, Shader
     }
 }
 
+/// Push constants of `mul_mat_id_map.comp`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+struct MapPush {
+    i_off: u32,
+    i_s0: u32,
+    i_s1: u32,
+    n_used: u32,
+    n_pairs: u32,
+    n_as: u32,
+    m_off: u32,
+    pad: u32,
+}
+
+const MAP: Shader = Shader {
+    name: "mul_mat_id_map",
+    spirv: spirv::MUL_MAT_ID_MAP,
+    bindings: 2,
+    push_size: std::mem::size_of::<MapPush>() as u32,
+};
+
+/// The tiled MUL_MAT_ID kernel for weights of type `ty`; `bq8`: over b quantized to 8-bit blocks (Q4_0, Q8_0).
+fn tiled_shader(ty: GgmlType, bq8: bool) -> Option<Shader> {
+    let (name, spirv) = match ty {
+        GgmlType::Q4_0 if bq8 => ("mul_mat_id_q4_0_bq8", spirv::MUL_MAT_ID_Q4_0_BQ8),
+        GgmlType::Q8_0 if bq8 => ("mul_mat_id_q8_0_bq8", spirv::MUL_MAT_ID_Q8_0_BQ8),
+        _ if bq8 => return None,
+        GgmlType::F32 => ("mul_mat_id_f32", spirv::MUL_MAT_ID_F32),
+        GgmlType::F16 => ("mul_mat_id_f16", spirv::MUL_MAT_ID_F16),
+        GgmlType::Q4_0 => ("mul_mat_id_q4_0", spirv::MUL_MAT_ID_Q4_0),
+        GgmlType::Q8_0 => ("mul_mat_id_q8_0", spirv::MUL_MAT_ID_Q8_0),
+        _ => spirv::dq_module("mul_mat_id_dq", ty.name())?,
+    };
+    Some(shader(name, spirv))
+}
+
+/// Whether the node takes the tiled path (more tokens than the mat-vec kernels take columns).
+fn tiled(b: &Tensor) -> bool {
+    b.ne[2] > i64::from(MATVEC_MAX_COLS)
+}
+
 /// Whether the product runs the integer-dot kernels on b quantized to 8-bit blocks (as MUL_MAT's mat-vec does:
 /// Q4_0/Q8_0 weights, `GGVK_INT_DOT` not 0, a device with integer dot products).
 fn int_dot(device: &Device, a: &Tensor) -> bool {
     quantizes_activations(a) && device.caps().integer_dot_product
 }
 
+/// Whether b is quantized to 8-bit blocks for this node (the integer-dot mat-vec, or the tiled path's bq8 kernels,
+/// as MUL_MAT's tiled kernel does for Q4_0/Q8_0 weights whatever the device).
+fn quantizes_b(device: &Device, a: &Tensor, b: &Tensor) -> bool {
+    int_dot(device, a) || (tiled(b) && quantizes_activations(a))
+}
+
+/// Bytes of the tiled path's expert map: a count per expert, then a list of n_pairs entries per expert.
+fn map_bytes(a: &Tensor, ids: &Tensor) -> u64 {
+    let (n_as, pairs) = (a.ne[2].max(0) as u64, (ids.ne[0] * ids.ne[1]).max(0) as u64);
+    4 * n_as * (1 + pairs)
+}
+
 /// Whether ggvk supports this MUL_MAT_ID node (independent of device limits).
 pub fn check(node: &Node) -> Result<()> {
     let (a, b, ids, d) = (node.src(0)?, node.src(1)?, node.src(2)?, &node.dst);
-    if shaders(a.ty, false, true).is_none() {
+    if shaders(a.ty, false, true).is_none() || tiled_shader(a.ty, false).is_none() {
         return Err(Error::unsupported(format!("MUL_MAT_ID with {} weights", a.ty.name())));
     }
     if generic(a.ty) && a.ne[0] % dq_row_multiple(a.ty) != 0 {
@@ -148,21 +207,25 @@ pub fn check(node: &Node) -> Result<()> {
         }
     }
     dim_u32("MUL_MAT_ID pairs", n_used * b.ne[2])?;
+    dim_u32("MUL_MAT_ID expert map", (map_bytes(a, ids) / 4) as i64)?;
     Ok(())
 }
 
 /// Scratch bytes the node needs on `device` (b quantized to 8-bit blocks, or rounded onto the CPU's grid).
 pub fn scratch_bytes(device: &Device, node: &Node) -> u64 {
-    let (Ok(a), Ok(b)) = (node.src(0), node.src(1)) else { return 0 };
+    let (Ok(a), Ok(b), Ok(ids)) = (node.src(0), node.src(1), node.src(2)) else { return 0 };
     let k = b.ne[0].max(0) as u64;
-    let col_bytes = if int_dot(device, a) {
+    let col_bytes = if quantizes_b(device, a, b) {
         (k / 32) * QX_WORDS * 4
     } else if rounds_activations(a).is_some() {
         k * 4
     } else {
-        return 0;
+        0
     };
-    col_bytes * (b.ne[1] * b.ne[2]).max(0) as u64
+    // Each region is rounded up to the scratch alignment by the recorder.
+    let align = device.caps().min_storage_offset_alignment.max(256);
+    let b_bytes = (col_bytes * (b.ne[1] * b.ne[2]).max(0) as u64).div_ceil(align) * align;
+    b_bytes + if tiled(b) { map_bytes(a, ids) } else { 0 }
 }
 
 /// Record the node.
@@ -201,7 +264,8 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         pad: [0; 2],
     };
     let use_int_dot = int_dot(&device, a);
-    let (b_bind, p) = if use_int_dot {
+    let bq8 = quantizes_b(&device, a, b);
+    let (b_bind, p) = if bq8 {
         quantize_b(rec, b, &b_bind, plain)?
     } else if let Some(r) = rounds_activations(a) {
         round_b(rec, b, &b_bind, plain, r)?
@@ -222,6 +286,9 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         pad: [stride_units("ids dim-1", ids.nb[1], 4)?, dim_u32("experts", a.ne[2])?],
         ..p
     };
+    if tiled(b) {
+        return record_tiled(rec, node, [a_bind, b_bind, d_bind, i_bind], i_off, p, bq8);
+    }
     let words32 = [p.a_off, p.a_row, p.a_s2].iter().all(|v| v % 2 == 0);
     let (sg, shmem) = shaders(a.ty, use_int_dot, words32).expect("checked");
     let use_sg = caps.subgroup_arithmetic && !device_forces_shared_reduction();
@@ -254,4 +321,42 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         t0 += nt;
     }
     Ok(())
+}
+
+/// The tiled path: list the pairs per expert on the device, then one tiled product per expert over its pairs.
+/// `bindings`: weights, b (as the kernels read it), dst, ids; `p`: the mat-vec push constants.
+fn record_tiled(
+    rec: &mut Recorder<'_>,
+    node: &Node,
+    bindings: [Binding; 4],
+    i_off: u32,
+    p: MatMulPush,
+    bq8: bool,
+) -> Result<()> {
+    let (a, ids) = (node.src(0)?, node.src(2)?);
+    let device = rec.device().clone();
+    let caps = device.caps();
+    let [a_bind, b_bind, d_bind, i_bind] = bindings;
+    let n_pairs = dim_u32("pairs", ids.ne[0] * ids.ne[1])?;
+    let n_as = dim_u32("experts", a.ne[2])?;
+    let bytes = map_bytes(a, ids);
+    let (scratch, offset) = rec.scratch(bytes)?;
+    let region = Tensor::contiguous(scratch, offset, GgmlType::I32, [(bytes / 4) as i64, 1, 1, 1])?;
+    let (map_write, m_off) = bind(&device, &region, 4, true)?;
+    let push = MapPush { i_off, i_s0: p.r3, i_s1: p.pad[0], n_used: p.ne12, n_pairs, n_as, m_off, pad: 0 };
+    let pipeline = device.pipelines().get(&device, &MAP, &[])?;
+    let (gx, gy) = split_groups(u64::from(n_as), caps.max_workgroup_count[0])?;
+    rec.dispatch("mul_mat_id_map", &pipeline, &[i_bind, map_write.clone()], bytemuck::bytes_of(&push), [gx, gy, 1])?;
+    let map_read = Binding { write: false, ..map_write };
+    let tp = MatMulPush { n: n_pairs, r2: n_as, r3: m_off, pad: [0; 2], ..p };
+    let shader = tiled_shader(a.ty, bq8).expect("checked");
+    let pipeline = device.pipelines().get(&device, &shader, &[])?;
+    // Column tiles: enough for one slot per token and expert (what a router's top-k gives); an expert with more
+    // pairs has its tiles looped over by the same workgroups.
+    let n_tok = dim_u32("tokens", ids.ne[1])?;
+    let groups = [p.m.div_ceil(64), n_tok.div_ceil(64).min(caps.max_workgroup_count[1]), n_as];
+    if groups[2] > caps.max_workgroup_count[2] || groups[0] > caps.max_workgroup_count[0] {
+        return Err(Error::unsupported(format!("MUL_MAT_ID: {groups:?} workgroups exceed this device's limits")));
+    }
+    rec.dispatch("mul_mat_id", &pipeline, &[a_bind, b_bind, d_bind, map_read], bytemuck::bytes_of(&tp), groups)
 }
