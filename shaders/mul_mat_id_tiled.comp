@@ -1,7 +1,8 @@
 #version 450
 // MUL_MAT_ID, many tokens: the tiled product of mul_mat.comp (64x64 output tiles, 32-deep k steps through shared
 // memory, 256 threads each owning a 4x4 sub-tile; the same loaders, so the same numerics) per expert: workgroup z
-// is expert e, its columns are the (slot, token) pairs routed to e, listed by mul_mat_id_map.comp (binding 3), so
+// is expert e of the range bound at a_off (all experts, unless they exceed one storage window together), its
+// columns are the (slot, token) pairs routed to e, listed by mul_mat_id_map.comp (binding 3), so
 // each expert's weights are read once per 64 of its pairs rather than once per pair. Workgroup y takes column tiles
 // y, y + gridY, ... up to the expert's count (the host sizes gridY for the common case of at most one slot per
 // token and expert; more are still covered). Pair p = slot + n_used * token reads b column (slot stride b_s2 (0 when

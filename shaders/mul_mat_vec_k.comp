@@ -77,7 +77,10 @@ void main() {
     const uint i12 = z % pc.ne12;
     const uint i13 = z / pc.ne12;
 #ifdef MUL_MAT_ID
-    const uint a_base = pc.a_off + expert_of(i12, i13) * pc.a_s2;
+    // A pair whose expert lies outside this dispatch's experts is another dispatch's (see mul_mat_id.glsl).
+    const uint expert = expert_of(i12, i13);
+    if (expert >= pc.pad1) { return; }
+    const uint a_base = pc.a_off + expert * pc.a_s2;
 #else
     const uint a_base = pc.a_off + (i12 / pc.r2) * pc.a_s2 + (i13 / pc.r3) * pc.a_s3;
 #endif

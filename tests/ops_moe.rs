@@ -313,6 +313,33 @@ fn mul_mat_id_more_pairs_than_workgroups_along_z() {
     assert_no_validation_errors();
 }
 
+/// Experts of 128-576 KiB, 2-4 MiB together: with `GGVK_MAX_STORAGE_RANGE=1048576` (CI) they do not fit one
+/// storage window and are bound a range at a time, on both paths.
+#[test]
+fn mul_mat_id_experts_in_pieces() {
+    let be = backend();
+    let mut rng = Rng::new(408);
+    for (ty, k, m) in [(GgmlType::F32, 256, 128), (GgmlType::Q4_0, 1024, 512), (GgmlType::Q4_K, 1024, 512)] {
+        for n_tok in [3, 20] {
+            let c = Case {
+                ty,
+                n_as: 8,
+                n_used: 3,
+                broadcast: false,
+                m,
+                k,
+                n_tok,
+                m_v: m,
+                ids_row: 3,
+                exact: n_tok <= 8,
+                one_expert: false,
+            };
+            mul_mat_id_case(&be, &mut rng, &c);
+        }
+    }
+    assert_no_validation_errors();
+}
+
 #[test]
 fn mul_mat_id_declines_what_it_does_not_run() {
     let be = backend();

@@ -21,7 +21,7 @@ use super::matmul::{
     device_forces_shared_reduction, dq_row_multiple, matvec_config, quantize_b, quantizes_activations, round_b,
     rounds_activations, MatMulPush, MatVecConfig, MATVEC_MAX_COLS, QX_WORDS,
 };
-use super::{bind, dim_u32, spirv, split_groups, stride_units};
+use super::{bind, dim_u32, spirv, split_groups, stride_units, window_limit};
 use crate::error::{Error, Result};
 use crate::graph::{Node, Tensor};
 use crate::quant::GgmlType;
@@ -103,7 +103,7 @@ struct MapPush {
     n_pairs: u32,
     n_as: u32,
     m_off: u32,
-    pad: u32,
+    e_first: u32,
 }
 
 const MAP: Shader = Shader {
@@ -228,14 +228,48 @@ pub fn scratch_bytes(device: &Device, node: &Node) -> u64 {
     b_bytes + if tiled(b) { map_bytes(a, ids) } else { 0 }
 }
 
+/// Ranges of experts bound at once, (first, count): each range's bytes fit one storage window (and its experts
+/// the device's workgroup count along z). All experts at once unless the tensor exceeds a window.
+fn expert_pieces(device: &Device, a: &Tensor) -> Result<Vec<(i64, i64)>> {
+    let limit = window_limit(device);
+    let n_as = a.ne[2];
+    let one = a.ty.row_size(a.ne[0])? as u64 + (a.ne[1].max(1) - 1) as u64 * a.nb[1];
+    if one > limit {
+        return Err(Error::unsupported(format!(
+            "MUL_MAT_ID: one expert of {one} bytes exceeds this device's maxStorageBufferRange ({} bytes)",
+            device.caps().max_storage_buffer_range
+        )));
+    }
+    let fit = (limit - one).checked_div(a.nb[2]).map_or(n_as, |f| f as i64 + 1);
+    let per = fit.min(n_as).min(i64::from(device.caps().max_workgroup_count[2])).max(1);
+    Ok((0..n_as).step_by(per as usize).map(|e0| (e0, per.min(n_as - e0))).collect())
+}
+
+/// Whether the node runs on `device`: [`check`] plus the storage windows (the experts are bound a range at a time
+/// when they do not fit one window together; src1, ids and dst must each fit one).
+pub fn check_on(device: &Device, node: &Node) -> Result<()> {
+    check(node)?;
+    expert_pieces(device, node.src(0)?)?;
+    let limit = window_limit(device);
+    for (what, t) in [("src1", node.src(1)?), ("ids", node.src(2)?), ("dst", &node.dst)] {
+        if t.nbytes() > limit {
+            return Err(Error::unsupported(format!(
+                "MUL_MAT_ID: {what} of {} bytes exceeds this device's maxStorageBufferRange ({} bytes)",
+                t.nbytes(),
+                device.caps().max_storage_buffer_range
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Record the node.
 pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
     check(node)?;
     let (a, b, ids, d) = (node.src(0)?, node.src(1)?, node.src(2)?, &node.dst);
     let device = rec.device().clone();
-    let caps = device.caps();
     let a_unit = if a.ty == GgmlType::F32 { 4 } else { 2 };
-    let (a_bind, a_off) = bind(&device, a, a_unit, false)?;
+    let pieces = expert_pieces(&device, a)?;
     let (b_bind, b_off) = bind(&device, b, 4, false)?;
     let (d_bind, d_off) = bind(&device, d, 4, true)?;
     let (i_bind, i_off) = bind(&device, ids, 4, false)?;
@@ -246,7 +280,7 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         m: dim_u32("M", a.ne[1])?,
         n: n_b1,
         k: dim_u32("K", a.ne[0])?,
-        a_off,
+        a_off: 0,
         a_row: stride_units("src0 row", a.nb[1], a_unit)?,
         a_s2: stride_units("src0 expert", a.nb[2], a_unit)?,
         a_s3: 0,
@@ -272,7 +306,8 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
     } else {
         (b_bind, plain)
     };
-    // One pair per workgroup z: slot i12 = z % n_used, token i13 = z / n_used.
+    // One pair per workgroup z (mat-vec): slot i12 = z % n_used, token i13 = z / n_used. a_off, a_s3 (the first
+    // expert bound) and pad[1] (the experts bound) are set per range of experts.
     let token_stride = p.b_s2;
     let p = MatMulPush {
         n: 1,
@@ -283,14 +318,28 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         ne12: n_used,
         r2: i_off,
         r3: stride_units("ids dim-0", ids.nb[0], 4)?,
-        pad: [stride_units("ids dim-1", ids.nb[1], 4)?, dim_u32("experts", a.ne[2])?],
+        pad: [stride_units("ids dim-1", ids.nb[1], 4)?, 0],
         ..p
     };
+    let bind_experts = |(e0, cnt): (i64, i64)| -> Result<(Binding, MatMulPush)> {
+        let view =
+            Tensor::new(a.buffer.clone(), a.offset + e0 as u64 * a.nb[2], a.ty, [a.ne[0], a.ne[1], cnt, 1], a.nb)?;
+        let (a_bind, a_off) = bind(&device, &view, a_unit, false)?;
+        Ok((a_bind, MatMulPush { a_off, a_s3: e0 as u32, pad: [p.pad[0], cnt as u32], ..p }))
+    };
     if tiled(b) {
-        return record_tiled(rec, node, [a_bind, b_bind, d_bind, i_bind], i_off, p, bq8);
+        let bytes = map_bytes(a, ids);
+        let (scratch, offset) = rec.scratch(bytes)?;
+        let region = Tensor::contiguous(scratch, offset, GgmlType::I32, [(bytes / 4) as i64, 1, 1, 1])?;
+        let (map_bind, m_off) = bind(&device, &region, 4, true)?;
+        for piece in pieces {
+            let (a_bind, pp) = bind_experts(piece)?;
+            let bindings = [a_bind, b_bind.clone(), d_bind.clone(), i_bind.clone(), map_bind.clone()];
+            record_tiled(rec, node, bindings, m_off, pp, bq8)?;
+        }
+        return Ok(());
     }
-    let words32 = [p.a_off, p.a_row, p.a_s2].iter().all(|v| v % 2 == 0);
-    let (sg, shmem) = shaders(a.ty, use_int_dot, words32).expect("checked");
+    let caps = device.caps();
     let use_sg = caps.subgroup_arithmetic && !device_forces_shared_reduction();
     let MatVecConfig { wg, rows, unroll } = matvec_config(a.ty);
     // As MUL_MAT's mat-vec sizes its workgroups for one column.
@@ -307,55 +356,62 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
     let (gx, gy) = split_groups(u64::from(p.m.div_ceil(rows)), caps.max_workgroup_count[0])?;
     let vec4 = (p.b_off % 4 == 0 && p.b_col % 4 == 0 && p.b_s2 % 4 == 0 && p.b_s3 % 4 == 0) as u32;
     let spec = [wg, 1, 1, rows, vec4, unroll, 1];
-    let pipeline = device.pipelines().get(&device, if use_sg { &sg } else { &shmem }, &spec)?;
-    let bindings = [a_bind, b_bind, d_bind, i_bind];
     // Pieces of tokens when the pairs exceed the device's workgroup count along z.
     let per_piece = (caps.max_workgroup_count[2] / n_used).max(1);
     let n_tok = dim_u32("tokens", n_tok)?;
-    let mut t0 = 0;
-    while t0 < n_tok {
-        let nt = per_piece.min(n_tok - t0);
-        let piece =
-            MatMulPush { b_off: p.b_off + t0 * p.b_s3, d_off: p.d_off + t0 * p.d_s3, r2: p.r2 + t0 * p.pad[0], ..p };
-        rec.dispatch("mul_mat_vec_id", &pipeline, &bindings, bytemuck::bytes_of(&piece), [gx, gy, nt * n_used])?;
-        t0 += nt;
+    for piece in pieces {
+        let (a_bind, pp) = bind_experts(piece)?;
+        let words32 = [pp.a_off, pp.a_row, pp.a_s2].iter().all(|v| v % 2 == 0);
+        let (sg, shmem) = shaders(a.ty, use_int_dot, words32).expect("checked");
+        let pipeline = device.pipelines().get(&device, if use_sg { &sg } else { &shmem }, &spec)?;
+        let bindings = [a_bind, b_bind.clone(), d_bind.clone(), i_bind.clone()];
+        let mut t0 = 0;
+        while t0 < n_tok {
+            let nt = per_piece.min(n_tok - t0);
+            let tp = MatMulPush {
+                b_off: pp.b_off + t0 * pp.b_s3,
+                d_off: pp.d_off + t0 * pp.d_s3,
+                r2: pp.r2 + t0 * pp.pad[0],
+                ..pp
+            };
+            rec.dispatch("mul_mat_vec_id", &pipeline, &bindings, bytemuck::bytes_of(&tp), [gx, gy, nt * n_used])?;
+            t0 += nt;
+        }
     }
     Ok(())
 }
 
-/// The tiled path: list the pairs per expert on the device, then one tiled product per expert over its pairs.
-/// `bindings`: weights, b (as the kernels read it), dst, ids; `p`: the mat-vec push constants.
+/// The tiled path for one range of experts: list the pairs of each of its experts on the device, then one tiled
+/// product per expert over its pairs. `bindings`: the range's weights, b (as the kernels read it), dst, ids, the
+/// map's scratch (first element `m_off`); `p`: the mat-vec push constants of the range.
 fn record_tiled(
     rec: &mut Recorder<'_>,
     node: &Node,
-    bindings: [Binding; 4],
-    i_off: u32,
+    bindings: [Binding; 5],
+    m_off: u32,
     p: MatMulPush,
     bq8: bool,
 ) -> Result<()> {
     let (a, ids) = (node.src(0)?, node.src(2)?);
     let device = rec.device().clone();
     let caps = device.caps();
-    let [a_bind, b_bind, d_bind, i_bind] = bindings;
+    let [a_bind, b_bind, d_bind, i_bind, map_write] = bindings;
     let n_pairs = dim_u32("pairs", ids.ne[0] * ids.ne[1])?;
-    let n_as = dim_u32("experts", a.ne[2])?;
-    let bytes = map_bytes(a, ids);
-    let (scratch, offset) = rec.scratch(bytes)?;
-    let region = Tensor::contiguous(scratch, offset, GgmlType::I32, [(bytes / 4) as i64, 1, 1, 1])?;
-    let (map_write, m_off) = bind(&device, &region, 4, true)?;
-    let push = MapPush { i_off, i_s0: p.r3, i_s1: p.pad[0], n_used: p.ne12, n_pairs, n_as, m_off, pad: 0 };
+    let (e0, cnt) = (p.a_s3, p.pad[1]);
+    let push =
+        MapPush { i_off: p.r2, i_s0: p.r3, i_s1: p.pad[0], n_used: p.ne12, n_pairs, n_as: cnt, m_off, e_first: e0 };
     let pipeline = device.pipelines().get(&device, &MAP, &[])?;
-    let (gx, gy) = split_groups(u64::from(n_as), caps.max_workgroup_count[0])?;
+    let (gx, gy) = split_groups(u64::from(cnt), caps.max_workgroup_count[0])?;
     rec.dispatch("mul_mat_id_map", &pipeline, &[i_bind, map_write.clone()], bytemuck::bytes_of(&push), [gx, gy, 1])?;
     let map_read = Binding { write: false, ..map_write };
-    let tp = MatMulPush { n: n_pairs, r2: n_as, r3: m_off, pad: [0; 2], ..p };
+    let tp = MatMulPush { n: n_pairs, r2: cnt, r3: m_off, pad: [0; 2], ..p };
     let shader = tiled_shader(a.ty, bq8).expect("checked");
     let pipeline = device.pipelines().get(&device, &shader, &[])?;
     // Column tiles: enough for one slot per token and expert (what a router's top-k gives); an expert with more
     // pairs has its tiles looped over by the same workgroups.
     let n_tok = dim_u32("tokens", ids.ne[1])?;
-    let groups = [p.m.div_ceil(64), n_tok.div_ceil(64).min(caps.max_workgroup_count[1]), n_as];
-    if groups[2] > caps.max_workgroup_count[2] || groups[0] > caps.max_workgroup_count[0] {
+    let groups = [p.m.div_ceil(64), n_tok.div_ceil(64).min(caps.max_workgroup_count[1]), cnt];
+    if groups[0] > caps.max_workgroup_count[0] {
         return Err(Error::unsupported(format!("MUL_MAT_ID: {groups:?} workgroups exceed this device's limits")));
     }
     rec.dispatch("mul_mat_id", &pipeline, &[a_bind, b_bind, d_bind, map_read], bytemuck::bytes_of(&tp), groups)

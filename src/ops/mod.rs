@@ -51,6 +51,10 @@ pub fn check_on(device: &Device, node: &Node) -> Result<()> {
         // Cut into pieces when a tensor is larger than one window.
         return matmul::check_on(device, node.src(0)?, node.src(1)?, &node.dst);
     }
+    if let Op::MulMatId = node.op {
+        // Experts are bound a range at a time when they do not fit one window together.
+        return matmul_id::check_on(device, node);
+    }
     if let Op::ArgSort { .. } | Op::TopK = node.op {
         moe::check_on(device, node)?;
     }
