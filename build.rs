@@ -146,6 +146,7 @@ const VARIANTS: &[(&str, &str, Defines)] = &[
     ("mul_mat_id_q8_0_bq8", "mul_mat_id_tiled.comp", &[("A_Q8_0", "1"), ("B_Q8", "1")]),
     ("add_id", "add_id.comp", &[]),
     ("argsort", "argsort.comp", &[]),
+    ("argsort_big", "argsort_big.comp", &[]),
 ];
 
 /// Generic dequantizing kernels: (kernel name, source file, defines), compiled once per `shaders/dequant/*.glsl`.

@@ -444,6 +444,9 @@ fn argsort_rows_both_orders_with_ties() {
         [1023, 2, 1, 3],
         [1025, 2, 1, 1],
         [128, 5, 1, 1],
+        // Past 4096 values (lavapipe's 32 KiB of shared memory): the multi-pass sort.
+        [5000, 3, 1, 1],
+        [70001, 2, 1, 1],
     ] {
         let n = ne.iter().product::<i64>() as usize;
         // Values on a coarse grid so rows have ties.
@@ -469,9 +472,14 @@ fn argsort_rows_both_orders_with_ties() {
 fn top_k_gives_the_largest() {
     let be = backend();
     let mut rng = Rng::new(406);
-    for (ne, k) in
-        [([16i64, 10, 10, 1], 4), ([60, 3, 1, 1], 8), ([1, 2, 1, 3], 1), ([1025, 2, 1, 1], 100), ([7, 3, 1, 1], 7)]
-    {
+    for (ne, k) in [
+        ([16i64, 10, 10, 1], 4),
+        ([60, 3, 1, 1], 8),
+        ([1, 2, 1, 3], 1),
+        ([1025, 2, 1, 1], 100),
+        ([7, 3, 1, 1], 7),
+        ([100_000, 2, 1, 1], 50),
+    ] {
         let n = ne.iter().product::<i64>() as usize;
         let vals: Vec<f32> = (0..n).map(|_| (rng.f32() * 50.0).round()).collect();
         let a = upload(&be, GgmlType::F32, ne, &f32_bytes(&vals));
@@ -488,11 +496,11 @@ fn top_k_gives_the_largest() {
             assert_eq!(&got[r * k as usize..][..k as usize], want, "{ne:?} k {k} row {r}");
         }
     }
-    // Rows longer than the shared memory holds are declined, not run.
-    let long = output(&be, [1 << 20, 1, 1, 1]);
+    // I32 values are declined, not run.
+    let ints = upload_i32(&be, [16, 1, 1, 1], &[0; 16]);
     let buf = be.alloc(16).unwrap();
     let d = Tensor::contiguous(buf, 0, GgmlType::I32, [4, 1, 1, 1]).unwrap();
-    let err = Graph::new().push(Node { op: Op::TopK, src: vec![Some(long)], dst: d }).unwrap_err();
+    let err = Graph::new().push(Node { op: Op::TopK, src: vec![Some(ints)], dst: d }).unwrap_err();
     assert!(matches!(err, Error::Unsupported(_)), "{err}");
     assert_no_validation_errors();
 }

@@ -101,6 +101,7 @@ pub fn scratch_bytes(device: &Device, node: &Node) -> u64 {
         (Op::MulMat, Ok(a), Ok(b)) => matmul::scratch_bytes(device, a, b, &node.dst),
         (Op::FlashAttnExt { .. }, _, _) => flash_attn::scratch_bytes(device, node),
         (Op::MulMatId, _, _) => matmul_id::scratch_bytes(device, node),
+        (Op::ArgSort { .. } | Op::TopK, _, _) => moe::scratch_bytes(device, node),
         _ => 0,
     };
     let align = device.caps().min_storage_offset_alignment.max(256);
