@@ -366,6 +366,17 @@ fn mul_mat_id_declines_what_it_does_not_run() {
     assert!(Graph::new().push(node(&a, &f32t([32, 1, 3, 1]), &ids([2, 2, 1, 1]), &f32t([8, 2, 3, 1]))).is_err());
     // F32 ids.
     assert!(Graph::new().push(node(&a, &f32t([32, 1, 3, 1]), &f32t([2, 3, 1, 1]), &f32t([8, 2, 3, 1]))).is_err());
+    // Many tokens: the expert map (4 bytes per expert and pair) must fit one storage window on the device.
+    let (n_as, n_used, n_tok) = (1024, 8, 4125);
+    let many = f32t([32, 1, n_as, 1]);
+    let n = node(&many, &f32t([32, 1, n_tok, 1]), &ids([n_used, n_tok, 1, 1]), &f32t([1, n_used, n_tok, 1]));
+    let map = 4 * n_as * (1 + n_used * n_tok);
+    let range = i64::try_from(be.device().caps().max_storage_buffer_range).unwrap_or(i64::MAX);
+    match ggvk::ops::check_on(be.device(), &n) {
+        Err(Error::Unsupported(_)) => assert!(map + 256 > range, "declined a map of {map} bytes"),
+        Err(e) => panic!("{e}"),
+        Ok(()) => assert!(map <= range, "accepted a map of {map} bytes, window {range}"),
+    }
     assert_no_validation_errors();
 }
 

@@ -246,11 +246,20 @@ fn expert_pieces(device: &Device, a: &Tensor) -> Result<Vec<(i64, i64)>> {
 }
 
 /// Whether the node runs on `device`: [`check`] plus the storage windows (the experts are bound a range at a time
-/// when they do not fit one window together; src1, ids and dst must each fit one).
+/// when they do not fit one window together; src1, ids, dst and, with more than 8 tokens, the expert map must each
+/// fit one).
 pub fn check_on(device: &Device, node: &Node) -> Result<()> {
     check(node)?;
     expert_pieces(device, node.src(0)?)?;
     let limit = window_limit(device);
+    let (a, b, ids) = (node.src(0)?, node.src(1)?, node.src(2)?);
+    if tiled(b) && map_bytes(a, ids) > limit {
+        return Err(Error::unsupported(format!(
+            "MUL_MAT_ID: the expert map of {n} experts x {p} pairs exceeds this device's maxStorageBufferRange",
+            n = a.ne[2],
+            p = ids.ne[0] * ids.ne[1]
+        )));
+    }
     for (what, t) in [("src1", node.src(1)?), ("ids", node.src(2)?), ("dst", &node.dst)] {
         if t.nbytes() > limit {
             return Err(Error::unsupported(format!(
