@@ -4,8 +4,9 @@
     python3 scripts/make_tiny_llama.py OUT.gguf [--arch llama|qwen2|qwen3] [--type q4_0|q8_0|f16|...] [--seed N]
 
 Architectures: llama (also the shape of Mistral), qwen2 (biases on the q/k/v projections), qwen3 (RMS norms of q
-and k per head). `--experts N --experts-used K` (llama only) makes the feed-forward a mixture of N experts of which
-each token uses K (the shape of Mixtral: router `ffn_gate_inp`, expert tensors `ffn_{gate,up,down}_exps`). K-quant files are made from an f32 one with llama-quantize (scripts/tiny-models.sh).
+and k per head). `--experts N --experts-used K` (llama, qwen3moe) makes the feed-forward a mixture of N experts of
+which each token uses K (router `ffn_gate_inp`, expert tensors `ffn_{gate,up,down}_exps`): with llama the shape of
+Mixtral, with qwen3moe that of Qwen3-MoE (qwen3's attention, experts of --ff rows each). K-quant files are made from an f32 one with llama-quantize (scripts/tiny-models.sh).
 
 Vocabulary: <unk> <s> </s>, the 256 byte tokens <0x00>..<0xFF> (so any prompt tokenizes through byte
 fallback) and a few hundred word pieces. Weights are random but scaled so activations stay O(1), and the
@@ -19,7 +20,7 @@ from gguf import GGMLQuantizationType as T
 
 p = argparse.ArgumentParser()
 p.add_argument("out")
-p.add_argument("--arch", default="llama", choices=["llama", "qwen2", "qwen3"])
+p.add_argument("--arch", default="llama", choices=["llama", "qwen2", "qwen3", "qwen3moe"])
 TYPES = ["q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q4_k", "q6_k", "f16", "bf16", "f32"]
 p.add_argument("--type", default="q4_0", choices=TYPES, help="weight type (q4_k, q6_k: with --fast only)")
 p.add_argument("--output-type", choices=TYPES, help="type of output.weight (default: --type), e.g. q6_k as in Q4_K_M")
@@ -34,11 +35,13 @@ p.add_argument("--ff", type=int, default=512)
 p.add_argument("--heads", type=int, default=8)
 p.add_argument("--kv-heads", type=int, default=4)
 p.add_argument("--ctx", type=int, default=512)
-p.add_argument("--experts", type=int, default=0, help="mixture of experts: experts per layer (llama only)")
+p.add_argument("--experts", type=int, default=0, help="mixture of experts: experts per layer (llama, qwen3moe)")
 p.add_argument("--experts-used", type=int, default=2, help="mixture of experts: experts each token uses")
 a = p.parse_args()
-if a.experts and (a.arch != "llama" or not 0 < a.experts_used <= a.experts):
-    p.error("--experts needs --arch llama and 0 < --experts-used <= --experts")
+if a.arch == "qwen3moe" and not a.experts:
+    p.error("--arch qwen3moe needs --experts")
+if a.experts and (a.arch not in ("llama", "qwen3moe") or not 0 < a.experts_used <= a.experts):
+    p.error("--experts needs --arch llama or qwen3moe and 0 < --experts-used <= --experts")
 if a.experts and a.fast:
     p.error("--experts writes quantized experts through gguf-py (no --fast)")
 if not a.fast and "_k" in (a.type + (a.output_type or "")):
@@ -79,6 +82,8 @@ w.add_vocab_size(n_vocab)
 if a.experts:
     w.add_expert_count(a.experts)
     w.add_expert_used_count(a.experts_used)
+    if a.arch == "qwen3moe":
+        w.add_expert_feed_forward_length(a.ff)
 w.add_file_type({"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q8_0": 7, "q5_0": 8, "q5_1": 9, "q4_k": 15, "q6_k": 18,
                  "bf16": 32}[a.type])
 w.add_tokenizer_model("llama")
@@ -174,7 +179,7 @@ for i in range(a.layers):
     if a.arch == "qwen2":
         for t, n in (("q", a.embd), ("k", a.kv_heads * hd), ("v", a.kv_heads * hd)):
             w.add_tensor(f"blk.{i}.attn_{t}.bias", (0.1 * rng.standard_normal(n)).astype(np.float32))
-    if a.arch == "qwen3":
+    if a.arch in ("qwen3", "qwen3moe"):
         norm(f"blk.{i}.attn_q_norm.weight", hd)
         norm(f"blk.{i}.attn_k_norm.weight", hd)
     matrix(f"blk.{i}.attn_output.weight", a.embd, a.embd, s)
