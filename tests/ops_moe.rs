@@ -313,6 +313,50 @@ fn mul_mat_id_more_pairs_than_workgroups_along_z() {
     assert_no_validation_errors();
 }
 
+/// Gate, up and down of a layer in one graph: the many-token path groups the pairs of the shared ids once and the
+/// later products reuse it (and the rounded copy of a shared src1); each result must equal the same product run alone.
+#[test]
+fn mul_mat_id_products_sharing_ids_equal_each_alone() {
+    let be = backend();
+    let mut rng = Rng::new(409);
+    for ty in [GgmlType::Q4_0, GgmlType::F16, GgmlType::IQ4_NL] {
+        let (k, m, n_as, n_used, n_tok) = (64i64, 96i64, 6i64, 2i64, 20i64);
+        let expert = |rng: &mut Rng| {
+            let bytes = random_typed(rng, ty, (k * m * n_as) as usize);
+            upload(&be, ty, [k, m, n_as, 1], &bytes)
+        };
+        let (gate, up) = (expert(&mut rng), expert(&mut rng));
+        let down_bytes = random_typed(&mut rng, ty, (m * k * n_as) as usize);
+        let down = upload(&be, ty, [m, k, n_as, 1], &down_bytes);
+        let x = upload(&be, GgmlType::F32, [k, 1, n_tok, 1], &f32_bytes(&rng.vec((k * n_tok) as usize)));
+        let h = upload(&be, GgmlType::F32, [m, n_used, n_tok, 1], &f32_bytes(&rng.vec((m * n_used * n_tok) as usize)));
+        let ids: Vec<i32> = (0..n_used * n_tok).map(|i| ((i * 5 + i / 3) % n_as) as i32).collect();
+        let ids = upload_i32(&be, [n_used, n_tok, 1, 1], &ids);
+        let node = |a: &Tensor, b: &Tensor, d: &Tensor| Node {
+            op: Op::MulMatId,
+            src: vec![Some(a.clone()), Some(b.clone()), Some(ids.clone())],
+            dst: d.clone(),
+        };
+        let products = [(&gate, &x, m), (&up, &x, m), (&down, &h, k)];
+        let together: Vec<Tensor> =
+            products.iter().map(|&(_, _, rows)| output(&be, [rows, n_used, n_tok, 1])).collect();
+        let mut g = Graph::new();
+        for ((a, b, _), d) in products.iter().zip(&together) {
+            g.push(node(a, b, d)).unwrap();
+        }
+        be.compute(&g).unwrap();
+        for ((a, b, rows), d) in products.iter().zip(&together) {
+            let alone = output(&be, [*rows, n_used, n_tok, 1]);
+            let mut g = Graph::new();
+            g.push(node(a, b, &alone)).unwrap();
+            be.compute(&g).unwrap();
+            let (x, y) = (download(d), download(&alone));
+            assert!(x.iter().zip(&y).all(|(p, q)| p.to_bits() == q.to_bits()), "{ty}: a product sharing ids differs");
+        }
+    }
+    assert_no_validation_errors();
+}
+
 /// Experts of 128-576 KiB, 2-4 MiB together: with `GGVK_MAX_STORAGE_RANGE=1048576` (CI) they do not fit one
 /// storage window and are bound a range at a time, on both paths.
 #[test]

@@ -25,7 +25,7 @@ use super::{bind, dim_u32, spirv, split_groups, stride_units, window_limit};
 use crate::error::{Error, Result};
 use crate::graph::{Node, Tensor};
 use crate::quant::GgmlType;
-use crate::vk::{Binding, Device, Recorder, Shader};
+use crate::vk::{Binding, Derived, Device, Recorder, Shader};
 
 const PUSH: u32 = std::mem::size_of::<MatMulPush>() as u32;
 
@@ -337,6 +337,17 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         Ok((a_bind, MatMulPush { a_off, a_s3: e0 as u32, pad: [p.pad[0], cnt as u32], ..p }))
     };
     if tiled(b) {
+        // With all experts bound at once, the map of the same ids is made once per submission (gate, up and down
+        // of a layer share it); per range of experts it is remade in the one scratch region.
+        let (start, end) = ids.byte_range();
+        let source = (ids.buffer.id(), start, end);
+        let layout = (ids.ty.raw(), [ids.ne[0], ids.ne[1], a.ne[2], 0], ids.nb);
+        let shared = pieces.len() == 1;
+        if let (true, Some((map_read, m_off))) = (shared, rec.find_derived(MAP.name, source, layout)) {
+            let (a_bind, pp) = bind_experts(pieces[0])?;
+            let bindings = [a_bind, b_bind, d_bind, i_bind, map_read];
+            return record_tiled(rec, node, bindings, m_off, pp, bq8, false);
+        }
         let bytes = map_bytes(a, ids);
         let (scratch, offset) = rec.scratch(bytes)?;
         let region = Tensor::contiguous(scratch, offset, GgmlType::I32, [(bytes / 4) as i64, 1, 1, 1])?;
@@ -344,7 +355,11 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         for piece in pieces {
             let (a_bind, pp) = bind_experts(piece)?;
             let bindings = [a_bind, b_bind.clone(), d_bind.clone(), i_bind.clone(), map_bind.clone()];
-            record_tiled(rec, node, bindings, m_off, pp, bq8)?;
+            record_tiled(rec, node, bindings, m_off, pp, bq8, true)?;
+        }
+        if shared {
+            let result = (Binding { write: false, ..map_bind }, m_off);
+            rec.add_derived(Derived { kind: MAP.name, source, layout, result });
         }
         return Ok(());
     }
@@ -390,9 +405,10 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
     Ok(())
 }
 
-/// The tiled path for one range of experts: list the pairs of each of its experts on the device, then one tiled
-/// product per expert over its pairs. `bindings`: the range's weights, b (as the kernels read it), dst, ids, the
-/// map's scratch (first element `m_off`); `p`: the mat-vec push constants of the range.
+/// The tiled path for one range of experts: list the pairs of each of its experts on the device (unless `make_map`
+/// is false: an identical map is already there), then one tiled product per expert over its pairs. `bindings`: the
+/// range's weights, b (as the kernels read it), dst, ids, the map's scratch (first element `m_off`); `p`: the
+/// mat-vec push constants of the range.
 fn record_tiled(
     rec: &mut Recorder<'_>,
     node: &Node,
@@ -400,6 +416,7 @@ fn record_tiled(
     m_off: u32,
     p: MatMulPush,
     bq8: bool,
+    make_map: bool,
 ) -> Result<()> {
     let (a, ids) = (node.src(0)?, node.src(2)?);
     let device = rec.device().clone();
@@ -409,9 +426,12 @@ fn record_tiled(
     let (e0, cnt) = (p.a_s3, p.pad[1]);
     let push =
         MapPush { i_off: p.r2, i_s0: p.r3, i_s1: p.pad[0], n_used: p.ne12, n_pairs, n_as: cnt, m_off, e_first: e0 };
-    let pipeline = device.pipelines().get(&device, &MAP, &[])?;
-    let (gx, gy) = split_groups(u64::from(cnt), caps.max_workgroup_count[0])?;
-    rec.dispatch("mul_mat_id_map", &pipeline, &[i_bind, map_write.clone()], bytemuck::bytes_of(&push), [gx, gy, 1])?;
+    if make_map {
+        let pipeline = device.pipelines().get(&device, &MAP, &[])?;
+        let (gx, gy) = split_groups(u64::from(cnt), caps.max_workgroup_count[0])?;
+        let bindings = [i_bind, map_write.clone()];
+        rec.dispatch("mul_mat_id_map", &pipeline, &bindings, bytemuck::bytes_of(&push), [gx, gy, 1])?;
+    }
     let map_read = Binding { write: false, ..map_write };
     let tp = MatMulPush { n: n_pairs, r2: cnt, r3: m_off, pad: [0; 2], ..p };
     let shader = tiled_shader(a.ty, bq8).expect("checked");
