@@ -3,7 +3,8 @@
 //! s), src2 `ids` I32 [n_used, n_tokens] (the experts chosen per token, computed on the device by the router), dst
 //! F32 [M, n_used, n_tokens]: `dst[:, s, t] = as[:, :, ids[s, t]] x b[:, s % n_b1, t]`.
 //!
-//! Runs the MUL_MAT mat-vec kernels compiled with `MUL_MAT_ID` (`shaders/mul_mat_id.glsl`): one workgroup z per
+//! Up to [`MATVEC_MAX_COLS`] tokens run the MUL_MAT mat-vec kernels compiled with `MUL_MAT_ID`
+//! (`shaders/mul_mat_id.glsl`): one workgroup z per
 //! (slot, token) pair, which reads its expert from `ids` on the device, so each selected expert's weights are
 //! streamed once per pair (token generation: one token, n_used experts, each read once). Every weight type MUL_MAT
 //! runs is covered, with the same numerics: b rounded to 8-bit blocks for Q4_0/Q8_0 weights (`quantize_q8_1.comp`,
@@ -14,6 +15,8 @@
 //! expert on the device, the pairs routed to it (scratch), then `mul_mat_id_tiled.comp` (mul_mat.comp's tiles and
 //! loaders, one workgroup z per expert) multiplies each expert with the columns of its pairs, so an expert's weights
 //! are read once per 64 of its pairs. NOTES.md says what a faster prefill design would be.
+//!
+//! Experts that do not fit one storage window together are bound a range at a time (one dispatch per range).
 
 use bytemuck::{Pod, Zeroable};
 
