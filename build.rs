@@ -119,6 +119,43 @@ const VARIANTS: &[(&str, &str, Defines)] = &[
     // -- reductions --
     ("reduce_sum", "reduce.comp", &[]),
     ("reduce_argmax", "reduce.comp", &[("ARGMAX", "1")]),
+    // -- mixture of experts: MUL_MAT_ID through the mat-vec kernels (expert per workgroup z, read from ids) --
+    ("mul_mat_vec_f32_id", "mul_mat_vec.comp", &[("A_F32", "1"), ("MUL_MAT_ID", "1")]),
+    ("mul_mat_vec_f16_id", "mul_mat_vec.comp", &[("A_F16", "1"), ("MUL_MAT_ID", "1")]),
+    ("mul_mat_vec_q4_0_id", "mul_mat_vec.comp", &[("A_Q4_0", "1"), ("MUL_MAT_ID", "1")]),
+    ("mul_mat_vec_q8_0_id", "mul_mat_vec.comp", &[("A_Q8_0", "1"), ("MUL_MAT_ID", "1")]),
+    ("mul_mat_vec_f32_id_shmem", "mul_mat_vec.comp", &[("A_F32", "1"), ("MUL_MAT_ID", "1"), ("NO_SUBGROUPS", "1")]),
+    ("mul_mat_vec_f16_id_shmem", "mul_mat_vec.comp", &[("A_F16", "1"), ("MUL_MAT_ID", "1"), ("NO_SUBGROUPS", "1")]),
+    ("mul_mat_vec_q4_0_id_shmem", "mul_mat_vec.comp", &[("A_Q4_0", "1"), ("MUL_MAT_ID", "1"), ("NO_SUBGROUPS", "1")]),
+    ("mul_mat_vec_q8_0_id_shmem", "mul_mat_vec.comp", &[("A_Q8_0", "1"), ("MUL_MAT_ID", "1"), ("NO_SUBGROUPS", "1")]),
+    ("mul_mat_vec_q4_0_idot_id", "mul_mat_vec.comp", &[("A_Q4_0", "1"), ("INT_DOT", "1"), ("MUL_MAT_ID", "1")]),
+    ("mul_mat_vec_q8_0_idot_id", "mul_mat_vec.comp", &[("A_Q8_0", "1"), ("INT_DOT", "1"), ("MUL_MAT_ID", "1")]),
+    (
+        "mul_mat_vec_q4_0_idot_id_shmem",
+        "mul_mat_vec.comp",
+        &[("A_Q4_0", "1"), ("INT_DOT", "1"), ("MUL_MAT_ID", "1"), ("NO_SUBGROUPS", "1")],
+    ),
+    (
+        "mul_mat_vec_q8_0_idot_id_shmem",
+        "mul_mat_vec.comp",
+        &[("A_Q8_0", "1"), ("INT_DOT", "1"), ("MUL_MAT_ID", "1"), ("NO_SUBGROUPS", "1")],
+    ),
+    ("mul_mat_vec_q4_k_id", "mul_mat_vec_k.comp", &[("Q4K", "1"), ("MUL_MAT_ID", "1")]),
+    ("mul_mat_vec_q5_k_id", "mul_mat_vec_k.comp", &[("Q5K", "1"), ("MUL_MAT_ID", "1")]),
+    ("mul_mat_vec_q6_k_id", "mul_mat_vec_k.comp", &[("Q6K", "1"), ("MUL_MAT_ID", "1")]),
+    ("mul_mat_vec_q4_k_id_shmem", "mul_mat_vec_k.comp", &[("Q4K", "1"), ("MUL_MAT_ID", "1"), ("NO_SUBGROUPS", "1")]),
+    ("mul_mat_vec_q5_k_id_shmem", "mul_mat_vec_k.comp", &[("Q5K", "1"), ("MUL_MAT_ID", "1"), ("NO_SUBGROUPS", "1")]),
+    ("mul_mat_vec_q6_k_id_shmem", "mul_mat_vec_k.comp", &[("Q6K", "1"), ("MUL_MAT_ID", "1"), ("NO_SUBGROUPS", "1")]),
+    ("mul_mat_id_map", "mul_mat_id_map.comp", &[]),
+    ("mul_mat_id_f32", "mul_mat_id_tiled.comp", &[("A_F32", "1")]),
+    ("mul_mat_id_f16", "mul_mat_id_tiled.comp", &[("A_F16", "1")]),
+    ("mul_mat_id_q4_0", "mul_mat_id_tiled.comp", &[("A_Q4_0", "1")]),
+    ("mul_mat_id_q8_0", "mul_mat_id_tiled.comp", &[("A_Q8_0", "1")]),
+    ("mul_mat_id_q4_0_bq8", "mul_mat_id_tiled.comp", &[("A_Q4_0", "1"), ("B_Q8", "1")]),
+    ("mul_mat_id_q8_0_bq8", "mul_mat_id_tiled.comp", &[("A_Q8_0", "1"), ("B_Q8", "1")]),
+    ("add_id", "add_id.comp", &[]),
+    ("argsort", "argsort.comp", &[]),
+    ("argsort_big", "argsort_big.comp", &[]),
 ];
 
 /// Generic dequantizing kernels: (kernel name, source file, defines), compiled once per `shaders/dequant/*.glsl`.
@@ -129,6 +166,9 @@ const DQ_KERNELS: &[(&str, &str, Defines)] = &[
     ("mul_mat_cm_dq", "mul_mat_cm.comp", &[("A_DQ", "1")]),
     ("get_rows_dq", "get_rows.comp", &[("SRC_DQ", "1")]),
     ("cpy_dq", "cpy_q.comp", &[("SRC_DQ", "1")]),
+    ("mul_mat_vec_dq_id", "mul_mat_vec_dq.comp", &[("MUL_MAT_ID", "1")]),
+    ("mul_mat_vec_dq_id_shmem", "mul_mat_vec_dq.comp", &[("MUL_MAT_ID", "1"), ("NO_SUBGROUPS", "1")]),
+    ("mul_mat_id_dq", "mul_mat_id_tiled.comp", &[("A_DQ", "1")]),
 ];
 
 /// One SPIR-V module to build.

@@ -4,7 +4,9 @@
     python3 scripts/make_tiny_llama.py OUT.gguf [--arch llama|qwen2|qwen3] [--type q4_0|q8_0|f16|...] [--seed N]
 
 Architectures: llama (also the shape of Mistral), qwen2 (biases on the q/k/v projections), qwen3 (RMS norms of q
-and k per head). K-quant files are made from an f32 one with llama-quantize (scripts/tiny-models.sh).
+and k per head). `--experts N --experts-used K` (llama, qwen3moe) makes the feed-forward a mixture of N experts of
+which each token uses K (router `ffn_gate_inp`, expert tensors `ffn_{gate,up,down}_exps`): with llama the shape of
+Mixtral, with qwen3moe that of Qwen3-MoE (qwen3's attention, experts of --ff rows each). K-quant files are made from an f32 one with llama-quantize (scripts/tiny-models.sh).
 
 Vocabulary: <unk> <s> </s>, the 256 byte tokens <0x00>..<0xFF> (so any prompt tokenizes through byte
 fallback) and a few hundred word pieces. Weights are random but scaled so activations stay O(1), and the
@@ -18,7 +20,7 @@ from gguf import GGMLQuantizationType as T
 
 p = argparse.ArgumentParser()
 p.add_argument("out")
-p.add_argument("--arch", default="llama", choices=["llama", "qwen2", "qwen3"])
+p.add_argument("--arch", default="llama", choices=["llama", "qwen2", "qwen3", "qwen3moe"])
 TYPES = ["q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q4_k", "q6_k", "f16", "bf16", "f32"]
 p.add_argument("--type", default="q4_0", choices=TYPES, help="weight type (q4_k, q6_k: with --fast only)")
 p.add_argument("--output-type", choices=TYPES, help="type of output.weight (default: --type), e.g. q6_k as in Q4_K_M")
@@ -33,7 +35,15 @@ p.add_argument("--ff", type=int, default=512)
 p.add_argument("--heads", type=int, default=8)
 p.add_argument("--kv-heads", type=int, default=4)
 p.add_argument("--ctx", type=int, default=512)
+p.add_argument("--experts", type=int, default=0, help="mixture of experts: experts per layer (llama, qwen3moe)")
+p.add_argument("--experts-used", type=int, default=2, help="mixture of experts: experts each token uses")
 a = p.parse_args()
+if a.arch == "qwen3moe" and not a.experts:
+    p.error("--arch qwen3moe needs --experts")
+if a.experts and (a.arch not in ("llama", "qwen3moe") or not 0 < a.experts_used <= a.experts):
+    p.error("--experts needs --arch llama or qwen3moe and 0 < --experts-used <= --experts")
+if a.experts and a.fast:
+    p.error("--experts writes quantized experts through gguf-py (no --fast)")
 if not a.fast and "_k" in (a.type + (a.output_type or "")):
     p.error("q4_k / q6_k weights need --fast (gguf-py has no K-quant quantizer; scripts/tiny-models.sh uses llama-quantize)")
 rng = np.random.default_rng(a.seed)
@@ -69,6 +79,11 @@ w.add_rope_dimension_count(a.embd // a.heads)
 w.add_rope_freq_base(10000.0)
 w.add_layer_norm_rms_eps(1e-5)
 w.add_vocab_size(n_vocab)
+if a.experts:
+    w.add_expert_count(a.experts)
+    w.add_expert_used_count(a.experts_used)
+    if a.arch == "qwen3moe":
+        w.add_expert_feed_forward_length(a.ff)
 w.add_file_type({"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q8_0": 7, "q5_0": 8, "q5_1": 9, "q4_k": 15, "q6_k": 18,
                  "bf16": 32}[a.type])
 w.add_tokenizer_model("llama")
@@ -110,8 +125,23 @@ def kquant_blocks(rows, cols, scale, qt):
     return blocks.reshape(rows, nb * blocks.shape[2])
 
 
-def matrix(name, rows, cols, scale, qtype=qtype):
-    """A weight of ggml shape [cols, rows] (numpy (rows, cols)) in the chosen type."""
+def matrix(name, rows, cols, scale, qtype=qtype, experts=0):
+    """A weight of ggml shape [cols, rows] (numpy (rows, cols)) in the chosen type; with `experts`, that many of them
+    stacked (ggml shape [cols, rows, experts])."""
+    if experts:
+        # Quantized row by row, so the stack is the experts' matrices one after another.
+        parts = []
+        for _ in range(experts):
+            m = (rng.standard_normal((rows, cols)) * scale).astype(np.float32)
+            if qtype == T.F32:
+                parts.append(m)
+            elif qtype == T.F16:
+                parts.append(m.astype(np.float16))
+            else:
+                parts.append(gguf.quants.quantize(m, qtype))
+        stack = np.stack(parts)
+        w.add_tensor(name, stack, raw_dtype=None if qtype in (T.F32, T.F16) else qtype)
+        return
     if a.fast and qtype in (T.Q4_K, T.Q6_K):
         w.add_tensor(name, kquant_blocks(rows, cols, scale, qtype), raw_dtype=qtype)
         return
@@ -149,14 +179,21 @@ for i in range(a.layers):
     if a.arch == "qwen2":
         for t, n in (("q", a.embd), ("k", a.kv_heads * hd), ("v", a.kv_heads * hd)):
             w.add_tensor(f"blk.{i}.attn_{t}.bias", (0.1 * rng.standard_normal(n)).astype(np.float32))
-    if a.arch == "qwen3":
+    if a.arch in ("qwen3", "qwen3moe"):
         norm(f"blk.{i}.attn_q_norm.weight", hd)
         norm(f"blk.{i}.attn_k_norm.weight", hd)
     matrix(f"blk.{i}.attn_output.weight", a.embd, a.embd, s)
     norm(f"blk.{i}.ffn_norm.weight", a.embd)
-    matrix(f"blk.{i}.ffn_gate.weight", a.ff, a.embd, s)
-    matrix(f"blk.{i}.ffn_up.weight", a.ff, a.embd, s)
-    matrix(f"blk.{i}.ffn_down.weight", a.embd, a.ff, 1.0 / np.sqrt(a.ff))
+    if a.experts:
+        # Router in f32 (as converted models keep it), scaled so the expert choice is not a near-tie.
+        matrix(f"blk.{i}.ffn_gate_inp.weight", a.experts, a.embd, 4.0 * s, T.F32)
+        matrix(f"blk.{i}.ffn_gate_exps.weight", a.ff, a.embd, s, experts=a.experts)
+        matrix(f"blk.{i}.ffn_up_exps.weight", a.ff, a.embd, s, experts=a.experts)
+        matrix(f"blk.{i}.ffn_down_exps.weight", a.embd, a.ff, 1.0 / np.sqrt(a.ff), experts=a.experts)
+    else:
+        matrix(f"blk.{i}.ffn_gate.weight", a.ff, a.embd, s)
+        matrix(f"blk.{i}.ffn_up.weight", a.ff, a.embd, s)
+        matrix(f"blk.{i}.ffn_down.weight", a.embd, a.ff, 1.0 / np.sqrt(a.ff))
 norm("output_norm.weight", a.embd)
 matrix("output.weight", n_vocab, a.embd, 4.0 * s, QTYPES[a.output_type or a.type])
 
@@ -164,4 +201,5 @@ w.write_header_to_file()
 w.write_kv_data_to_file()
 w.write_tensors_to_file()
 w.close()
-print(f"wrote {a.out}: {a.arch}, {a.layers} layers, n_embd {a.embd}, n_vocab {n_vocab}, {a.type}")
+moe = f", {a.experts} experts ({a.experts_used} used)" if a.experts else ""
+print(f"wrote {a.out}: {a.arch}, {a.layers} layers, n_embd {a.embd}, n_vocab {n_vocab}, {a.type}{moe}")

@@ -32,21 +32,24 @@ cbindgen --config cbindgen.toml --crate ggvk --output include/ggvk.h --verify --
 
 step "Rust tests (validation layer on)"
 cargo test --release 2>&1 | tee "$LOGS/cargo-test.log"
-step "Rust kernel tests with shared-memory reductions (mat-vec, norms, softmax, fused norm)"
-GGVK_SHARED_REDUCTION=1 cargo test --release --test ops --test ops_norm_rows --test ops_dq --test ops_kquant --test fusion 2>&1 \
+step "Rust kernel tests with shared-memory reductions (mat-vec, norms, softmax, fused norm, MoE)"
+GGVK_SHARED_REDUCTION=1 cargo test --release --test ops --test ops_norm_rows --test ops_dq --test ops_kquant --test fusion \
+  --test ops_moe 2>&1 \
   | tee "$LOGS/cargo-test-shmem.log"
 step "Rust kernel tests with f32 activations for Q4_0/Q8_0 weights (GGVK_INT_DOT=0; the default rounds them to 8 bits)"
-GGVK_INT_DOT=0 cargo test --release --test ops 2>&1 | tee "$LOGS/cargo-test-f32act.log"
+GGVK_INT_DOT=0 cargo test --release --test ops --test ops_moe 2>&1 | tee "$LOGS/cargo-test-f32act.log"
 step "... and with the shared-memory reduction"
 GGVK_INT_DOT=0 GGVK_SHARED_REDUCTION=1 cargo test --release --test ops 2>&1 | tee "$LOGS/cargo-test-f32act-shmem.log"
 step "Rust kernel tests with every node in its own submission (dependencies across command buffers)"
 GGVK_SUBMIT_NODES=1 cargo test --release --test ops --test ops_elementwise --test ops_norm_rows 2>&1 \
   | tee "$LOGS/cargo-test-submit1.log"
 step "Rust: the activation-rounding pre-pass for the generic weight types (GGVK_ROUND_ACTIVATIONS=1), bit-exact"
-GGVK_ROUND_ACTIVATIONS=1 cargo test --release --test ops_act_round --test ops_dq --test ops_kquant 2>&1 \
+GGVK_ROUND_ACTIVATIONS=1 cargo test --release --test ops_act_round --test ops_dq --test ops_kquant --test ops_moe 2>&1 \
   | tee "$LOGS/cargo-test-round.log"
 step "Rust: products whose tensors exceed one storage window are cut into pieces (window capped at 1 MiB)"
 GGVK_MAX_STORAGE_RANGE=1048576 cargo test --release --test ops mul_mat_pieces 2>&1 | tee "$LOGS/cargo-test-pieces.log"
+GGVK_MAX_STORAGE_RANGE=1048576 cargo test --release --test ops_moe mul_mat_id_experts_in_pieces 2>&1 \
+  | tee "$LOGS/cargo-test-pieces-moe.log"
 step "bad input and elementwise kernels with robustBufferAccess on (GGVK_ROBUST_BUFFER_ACCESS=1; debug builds always)"
 GGVK_ROBUST_BUFFER_ACCESS=1 cargo test --release --test bad_input --test ops_elementwise 2>&1 | tee "$LOGS/cargo-test-robust.log"
 step "fault injection: every alloc/submit/pipeline/map point of a model step, device loss at each submit, soak"
@@ -97,7 +100,7 @@ step "test-backend-ops -b GGVK0, mode test, the plug-in's ops (llama.cpp loads l
 OPS=ADD,MUL,SCALE,RMS_NORM,SOFT_MAX,CPY,CONT,DUP,SET_ROWS,GET_ROWS,SILU,SWIGLU,ROPE,MUL_MAT
 OPS+=,ABS,SGN,NEG,STEP,TANH,ELU,RELU,SIGMOID,GELU,GELU_QUICK,HARDSWISH,HARDSIGMOID,EXP,EXPM1,SOFTPLUS,GELU_ERF
 OPS+=,FLOOR,CEIL,ROUND,TRUNC,SQR,SQRT,SIN,COS,LOG,CLAMP,LEAKY_RELU,REGLU,GEGLU,GEGLU_ERF,GEGLU_QUICK
-OPS+=,SUB,DIV,NORM,L2_NORM,L2_NORM_BATCH,GROUP_NORM,SUM,SUM_ROWS,MEAN,ARGMAX
+OPS+=,SUB,DIV,NORM,L2_NORM,L2_NORM_BATCH,GROUP_NORM,SUM,SUM_ROWS,MEAN,ARGMAX,ADD_ID
 GGML_BACKEND_PATH="$GGVK_LIB" "$BIN/test-backend-ops" -b GGVK0 -j 2 -o "$OPS" 2>&1 | tee "$LOGS/test-backend-ops.log" \
   | grep -aE "tests passed|FAIL|Backend GGVK0" || true
 line=$(grep -aoE '[0-9]+/[0-9]+ tests passed' "$LOGS/test-backend-ops.log" | tail -n 1)
@@ -120,6 +123,36 @@ line=$(grep -aoE '[0-9]+/[0-9]+ tests passed' "$LOGS/test-backend-ops-fa.log" | 
 read -r ok total < <(echo "$line" | awk -F'[/ ]' '{print $1, $2}')
 if [ -z "$line" ] || [ "$ok" != "$total" ] || [ "$total" = 0 ] || grep -aq "FAIL" "$LOGS/test-backend-ops-fa.log"; then
   echo "test-backend-ops FLASH_ATTN_EXT failed ($line)"; exit 1
+fi
+passed=$((passed + ok))
+
+step "test-backend-ops -b GGVK0 -o MUL_MAT_ID, named subset (every weight type and shape family; validation layer on)"
+# The full MUL_MAT_ID matrix (517 cases GGVK0 supports) takes about 12 minutes on lavapipe, mostly its few
+# 600 MB-of-experts cases. This subset keeps every weight type (m=512, k=256, 1 and 32 tokens, and k = 3 blocks),
+# src1 broadcast or per slot with 5 and 129 tokens, experts strided by more rows than used, k = 1/63/65, 512 and
+# 1024 experts, src1 beyond f16's range, the token-tile boundaries, 16 of 16 experts over 200 tokens, and experts
+# that receive no rows.
+MMID_CASES='n_mats=4,n_used=2,b=0,m=512,n=(1|32),k=256,|n_mats=4,n_used=2,b=0,m=64,n=16,|n_mats=8,n_used=4,b=[01],m=512,n=(5|129),'
+MMID_CASES+='|m_v=64|k=(1|63|65),|n_mats=(512|1024),n_used=10,b=0,m=256,n=(1|64),|n_mats=8,n_used=2,b=0,m=512,n=16,k=256,amax=100000'
+MMID_CASES+='|n_mats=4,n_used=4,b=0,m=512,n=(15|16|17|33|49),|n_mats=16,n_used=16,b=[01],m=50,n=200,k=64,|n_mats=8,n_used=1,b=0,m=512,n=1,'
+GGML_BACKEND_PATH="$GGVK_LIB" "$BIN/test-backend-ops" -b GGVK0 -j 2 -o MUL_MAT_ID -p "$MMID_CASES" 2>&1 \
+  | tee "$LOGS/test-backend-ops-mmid.log" | grep -aE "tests passed|FAIL" || true
+line=$(grep -aoE '[0-9]+/[0-9]+ tests passed' "$LOGS/test-backend-ops-mmid.log" | tail -n 1)
+read -r ok total < <(echo "$line" | awk -F'[/ ]' '{print $1, $2}')
+if [ -z "$line" ] || [ "$ok" != "$total" ] || [ "$total" = 0 ] || grep -aq "FAIL" "$LOGS/test-backend-ops-mmid.log"; then
+  echo "test-backend-ops MUL_MAT_ID failed ($line)"; exit 1
+fi
+passed=$((passed + ok))
+
+step "test-backend-ops -b GGVK0 -o ARGSORT,TOP_K, rows up to 99999 values (validation layer on)"
+# Every case but the rows of 10^5..10^6 values, which take the multi-pass sort as the 5000..99999-value rows do
+# (all 623 cases: about 8 minutes on lavapipe, nearly all in TOP_K's 202048-value rows).
+GGML_BACKEND_PATH="$GGVK_LIB" "$BIN/test-backend-ops" -b GGVK0 -j 2 -o ARGSORT,TOP_K -p 'ne=\[[0-9]{1,5},' 2>&1 \
+  | tee "$LOGS/test-backend-ops-sort.log" | grep -aE "tests passed|FAIL" || true
+line=$(grep -aoE '[0-9]+/[0-9]+ tests passed' "$LOGS/test-backend-ops-sort.log" | tail -n 1)
+read -r ok total < <(echo "$line" | awk -F'[/ ]' '{print $1, $2}')
+if [ -z "$line" ] || [ "$ok" != "$total" ] || [ "$total" = 0 ] || grep -aq "FAIL" "$LOGS/test-backend-ops-sort.log"; then
+  echo "test-backend-ops ARGSORT,TOP_K failed ($line)"; exit 1
 fi
 passed=$((passed + ok))
 

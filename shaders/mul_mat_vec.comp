@@ -38,6 +38,9 @@ layout(binding = 1) readonly buffer B4 { vec4 b4[]; };
 layout(binding = 2) writeonly buffer D { float d[]; };
 
 MATMUL_PUSH
+#ifdef MUL_MAT_ID
+#include "mul_mat_id.glsl"
+#endif
 
 shared float red[NCOLS * NROWS * WG];
 
@@ -48,7 +51,14 @@ void main() {
     const uint z = gl_WorkGroupID.z;
     const uint i12 = z % pc.ne12;
     const uint i13 = z / pc.ne12;
+#ifdef MUL_MAT_ID
+    // A pair whose expert lies outside this dispatch's experts is another dispatch's (see mul_mat_id.glsl).
+    const uint expert = expert_of(i12, i13);
+    if (expert >= pc.pad1) { return; }
+    const uint a_base = pc.a_off + expert * pc.a_s2;
+#else
     const uint a_base = pc.a_off + (i12 / pc.r2) * pc.a_s2 + (i13 / pc.r3) * pc.a_s3;
+#endif
     const uint b_base = pc.b_off + i12 * pc.b_s2 + i13 * pc.b_s3;
 
     // acc[c * NROWS + r]: column c, row r.

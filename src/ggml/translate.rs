@@ -70,6 +70,14 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
     }
     let op = match tr.op {
         sys::GGML_OP_MUL_MAT => Op::MulMat,
+        sys::GGML_OP_MUL_MAT_ID => Op::MulMatId,
+        sys::GGML_OP_ADD_ID => Op::AddId,
+        sys::GGML_OP_ARGSORT => match tr.op_params[0] {
+            sys::GGML_SORT_ORDER_ASC => Op::ArgSort { desc: false },
+            sys::GGML_SORT_ORDER_DESC => Op::ArgSort { desc: true },
+            o => return Err(Error::unsupported(format!("ARGSORT with sort order {o}"))),
+        },
+        sys::GGML_OP_TOP_K => Op::TopK,
         sys::GGML_OP_ADD => Op::Add,
         sys::GGML_OP_MUL => Op::Mul,
         sys::GGML_OP_SUB => Op::Sub,
@@ -160,7 +168,7 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
     let n_src = match op {
         Op::Cpy => 1,
         Op::MulMat | Op::Add | Op::Mul | Op::Sub | Op::Div | Op::GetRows | Op::SetRows => 2,
-        Op::Rope(_) | Op::SoftMax { .. } => 3,
+        Op::Rope(_) | Op::SoftMax { .. } | Op::MulMatId | Op::AddId => 3,
         Op::Glu { .. } => 2,
         Op::FlashAttnExt { .. } => 5,
         Op::Scale { .. }
@@ -174,7 +182,9 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
         | Op::SumRows
         | Op::Mean
         | Op::Sum
-        | Op::ArgMax => 1,
+        | Op::ArgMax
+        | Op::ArgSort { .. }
+        | Op::TopK => 1,
     };
     let mut src = Vec::with_capacity(n_src);
     for (i, &s) in tr.src.iter().take(n_src).enumerate() {

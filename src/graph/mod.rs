@@ -273,6 +273,19 @@ pub enum Op {
     Sum,
     /// ggml_argmax: per row of a 2-D src0, the index (I32) of its largest value.
     ArgMax,
+    /// ggml_mul_mat_id (mixture of experts): src0 the experts' weights `[K, M, n_as]`, src1 `[K, n_b1, n_tokens]`,
+    /// src2 the I32 expert ids `[n_used, n_tokens]`; dst `[M, n_used, n_tokens]`.
+    MulMatId,
+    /// ggml_add_id: `dst[:, i1, i2] = src0[:, i1, i2] + src1[:, ids[i1, i2]]`, src2 the I32 ids `[ne1, ne2]`.
+    AddId,
+    /// ggml_argsort: per row of src0 (F32), the I32 indices that sort it.
+    ArgSort {
+        /// Descending (GGML_SORT_ORDER_DESC) rather than ascending.
+        desc: bool,
+    },
+    /// ggml_top_k: per row of src0 (F32), the I32 indices of its `dst.ne[0]` largest values (in no particular
+    /// order).
+    TopK,
     /// ggml_flash_attn_ext: src0 q, src1 k, src2 v, optional src3 mask (F16), optional src4 sinks (F32).
     FlashAttnExt {
         /// Multiplier of q k^T.
@@ -386,6 +399,10 @@ impl Op {
             Op::Mean => "MEAN",
             Op::Sum => "SUM",
             Op::ArgMax => "ARGMAX",
+            Op::MulMatId => "MUL_MAT_ID",
+            Op::AddId => "ADD_ID",
+            Op::ArgSort { .. } => "ARGSORT",
+            Op::TopK => "TOP_K",
         }
     }
 }

@@ -75,6 +75,7 @@ fn op_words(op: &Op, out: &mut Vec<u32>) {
         Op::RmsNorm { eps } | Op::Norm { eps } | Op::L2Norm { eps } => out.push(f(eps)),
         Op::GroupNorm { groups, eps } => out.extend([groups as u32, f(eps)]),
         Op::SoftMax { scale, max_bias } => out.extend([f(scale), f(max_bias)]),
+        Op::ArgSort { desc } => out.push(u32::from(desc)),
         Op::FlashAttnExt { scale, max_bias, softcap, prec } => {
             out.extend([f(scale), f(max_bias), f(softcap), prec as u32])
         }
@@ -89,7 +90,10 @@ fn op_words(op: &Op, out: &mut Vec<u32>) {
         | Op::SumRows
         | Op::Mean
         | Op::Sum
-        | Op::ArgMax => {}
+        | Op::ArgMax
+        | Op::MulMatId
+        | Op::AddId
+        | Op::TopK => {}
     }
 }
 

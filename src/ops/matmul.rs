@@ -392,7 +392,7 @@ fn record_piece(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor) ->
 }
 
 /// Words of one quantized 32-value block of x: d, sum(q), 8 words of packed q.
-const QX_WORDS: u64 = 10;
+pub(crate) const QX_WORDS: u64 = 10;
 
 /// Push constants of `quantize_q8_1.comp`.
 #[repr(C)]
@@ -474,7 +474,12 @@ pub fn scratch_bytes(device: &Device, a: &Tensor, b: &Tensor, dst: &Tensor) -> u
 
 /// Quantize b into this submission's scratch; returns the binding of the quantized copy (read-only) and the
 /// push constants with b's offset and strides redirected to it (in words; 10 per 32-value block).
-fn quantize_b(rec: &mut Recorder<'_>, b: &Tensor, b_bind: &Binding, p: MatMulPush) -> Result<(Binding, MatMulPush)> {
+pub(crate) fn quantize_b(
+    rec: &mut Recorder<'_>,
+    b: &Tensor,
+    b_bind: &Binding,
+    p: MatMulPush,
+) -> Result<(Binding, MatMulPush)> {
     let nblocks = p.k / 32;
     // Columns are laid out one after another: column i11 of batch (i12, i13) starts at
     // ((i13 * ne12 + i12) * n + i11) * nblocks blocks.
@@ -584,7 +589,7 @@ fn round_shader(r: ActRounding) -> Shader {
 
 /// Round b onto `r`'s grid into this submission's scratch (f32, columns one after another, k floats each);
 /// returns the read-only binding of the copy and the push constants with b's offset and strides redirected to it.
-fn round_b(
+pub(crate) fn round_b(
     rec: &mut Recorder<'_>,
     b: &Tensor,
     b_bind: &Binding,
@@ -622,7 +627,7 @@ fn record_int_dot(
 
 /// `GGVK_SHARED_REDUCTION=1` makes mat-vec use the shared-memory reduction even where subgroups exist
 /// (tests cover both paths on one device this way).
-fn device_forces_shared_reduction() -> bool {
+pub(crate) fn device_forces_shared_reduction() -> bool {
     static KNOB: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *KNOB.get_or_init(|| std::env::var("GGVK_SHARED_REDUCTION").is_ok_and(|v| v == "1"))
 }
