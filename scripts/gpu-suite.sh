@@ -24,8 +24,11 @@ for step in "$@"; do
       [ -n "${GGVK_SUITE_PATTERN:-}" ] && args+=(-p "$GGVK_SUITE_PATTERN")
       log="$OUT/test${ops:+-${ops//,/_}}.log"
       layers=()
-      ls /usr/share/vulkan/explicit_layer.d/VkLayer_khronos_validation.json >/dev/null 2>&1 \
-        && layers=(VK_INSTANCE_LAYERS=VK_LAYER_KHRONOS_validation)
+      # The layer where the loader finds it: the system directory or VK_ADD_LAYER_PATH / VK_LAYER_PATH (a newer
+      # layer unpacked elsewhere: cooperative-matrix shaders need 1.3.255 or later).
+      for dir in /usr/share/vulkan/explicit_layer.d ${VK_ADD_LAYER_PATH//:/ } ${VK_LAYER_PATH//:/ }; do
+        [ -f "$dir/VkLayer_khronos_validation.json" ] && layers=(VK_INSTANCE_LAYERS=VK_LAYER_KHRONOS_validation)
+      done
       start=$(date +%s)
       env "${layers[@]}" GGML_BACKEND_PATH="$LIB" "$BIN/test-backend-ops" test "${args[@]}" >"$log" 2>&1
       line=$(grep -aoE '[0-9]+/[0-9]+ tests passed' "$log" | tail -n 1)
