@@ -26,7 +26,7 @@ for step in "$@"; do
       layers=()
       # The layer where the loader finds it: the system directory or VK_ADD_LAYER_PATH / VK_LAYER_PATH (a newer
       # layer unpacked elsewhere: cooperative-matrix shaders need 1.3.255 or later).
-      for dir in /usr/share/vulkan/explicit_layer.d ${VK_ADD_LAYER_PATH//:/ } ${VK_LAYER_PATH//:/ }; do
+      for dir in /usr/share/vulkan/explicit_layer.d ${VK_ADD_LAYER_PATH:+${VK_ADD_LAYER_PATH//:/ }} ${VK_LAYER_PATH:+${VK_LAYER_PATH//:/ }}; do
         [ -f "$dir/VkLayer_khronos_validation.json" ] && layers=(VK_INSTANCE_LAYERS=VK_LAYER_KHRONOS_validation)
       done
       start=$(date +%s)
