@@ -81,20 +81,28 @@ impl CoopmatDevice {
     }
 }
 
-/// `GGVK_COOPMAT`: `0` keeps the scalar tiled kernel everywhere; `1` (the default) takes the cooperative-matrix
-/// kernel where [`plan`] allows.
+/// `GGVK_COOPMAT`: `0` keeps the scalar tiled kernel everywhere; unset, the cooperative-matrix kernel runs where
+/// [`plan`] allows except for Q4_0 / Q8_0 weights; `1` for those too.
+///
+/// Why Q4_0 / Q8_0 stay on the scalar kernel by default: there ggvk rounds activations to the CPU backend's 8-bit
+/// blocks and multiplies in f32, and its KL divergence against the CPU (tiny Q4_0/Q8_0 llamas, H200, 2026-12-02:
+/// 0.00043-0.00046 on that path earlier) rose to 0.00065-0.00069 through the f16 fragments, above ggml-vulkan's
+/// 0.00060-0.00062 in the same run; for F16 and the K-quants the cooperative kernel stays at or below ggml-vulkan's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Knob {
     /// Never.
     Off,
-    /// Where the device and shape allow.
+    /// Where the device and shape allow, except Q4_0 / Q8_0 weights.
     Auto,
+    /// Where the device and shape allow.
+    All,
 }
 
 fn knob() -> Knob {
     static KNOB: std::sync::OnceLock<Knob> = std::sync::OnceLock::new();
     *KNOB.get_or_init(|| match std::env::var("GGVK_COOPMAT").ok().as_deref() {
         Some("0") => Knob::Off,
+        Some("1") => Knob::All,
         _ => Knob::Auto,
     })
 }
@@ -116,10 +124,12 @@ fn shader_for(ty: GgmlType, q8_b: bool) -> Option<Shader> {
 }
 
 /// The cooperative-matrix kernel and tile for `a (ty) x b` with `n` columns on `dev`, or `None` for the other
-/// kernels: the knob is on, the device runs the tile, the product has more columns than the mat-vec kernels take,
-/// and the weights are F16, Q4_0, Q8_0 or a type with a dequantization include (F32 weights keep f32 math).
+/// kernels: the knob is on (see [`Knob`] for Q4_0 / Q8_0), the device runs the tile, the product has more columns
+/// than the mat-vec kernels take, and the weights are F16, Q4_0, Q8_0 or a type with a dequantization include (F32
+/// weights keep f32 math).
 pub fn plan(dev: &CoopmatDevice, knob: Knob, ty: GgmlType, q8_b: bool, n: u32) -> Option<(Shader, Tile)> {
-    if knob == Knob::Off || n <= MATVEC_MAX_COLS || !dev.runs(&TILE_128) {
+    let scalar_by_default = matches!(ty, GgmlType::Q4_0 | GgmlType::Q8_0);
+    if knob == Knob::Off || (knob == Knob::Auto && scalar_by_default) || n <= MATVEC_MAX_COLS || !dev.runs(&TILE_128) {
         return None;
     }
     Some((shader_for(ty, q8_b)?, TILE_128))
@@ -172,19 +182,25 @@ mod tests {
     #[test]
     fn nvidia_takes_the_cooperative_kernel_for_prompts() {
         for ty in [GgmlType::F16, GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::BF16] {
-            let (shader, tile) = plan(&NVIDIA, Knob::Auto, ty, false, 512).expect("cooperative path");
+            let (shader, tile) = plan(&NVIDIA, Knob::All, ty, false, 512).expect("cooperative path");
             assert_eq!(tile, TILE_128);
             assert!(shader.name.starts_with("mul_mat_cm_"), "{}", shader.name);
             assert!(!shader.spirv.is_empty() || cfg!(not(feature = "shaders")), "{} compiled", shader.name);
         }
-        let (q8, _) = plan(&NVIDIA, Knob::Auto, GgmlType::Q4_0, true, 512).expect("q4_0 with 8-bit b");
+        let (q8, _) = plan(&NVIDIA, Knob::All, GgmlType::Q4_0, true, 512).expect("q4_0 with 8-bit b");
         assert_eq!(q8.name, "mul_mat_cm_q4_0_bq8");
     }
 
     #[test]
     fn decode_widths_and_f32_weights_stay_off() {
-        assert!(plan(&NVIDIA, Knob::Auto, GgmlType::Q4_0, false, MATVEC_MAX_COLS).is_none());
-        assert!(plan(&NVIDIA, Knob::Auto, GgmlType::Q4_0, false, MATVEC_MAX_COLS + 1).is_some());
+        assert!(plan(&NVIDIA, Knob::All, GgmlType::Q4_0, false, MATVEC_MAX_COLS).is_none());
+        assert!(plan(&NVIDIA, Knob::All, GgmlType::Q4_0, false, MATVEC_MAX_COLS + 1).is_some());
+        // By default Q4_0 / Q8_0 keep the scalar kernel (closer to the CPU's result); the others take the path.
+        assert!(plan(&NVIDIA, Knob::Auto, GgmlType::Q4_0, true, 512).is_none());
+        assert!(plan(&NVIDIA, Knob::Auto, GgmlType::Q8_0, false, 512).is_none());
+        for ty in [GgmlType::F16, GgmlType::BF16, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::Q4_1] {
+            assert!(plan(&NVIDIA, Knob::Auto, ty, false, 512).is_some(), "{}", ty.name());
+        }
         assert!(plan(&NVIDIA, Knob::Auto, GgmlType::F32, false, 512).is_none());
         // Only Q4_0 and Q8_0 have 8-bit-activation variants.
         assert!(plan(&NVIDIA, Knob::Auto, GgmlType::Q4_K, true, 512).is_none());
