@@ -10,7 +10,7 @@ use super::{bind, coopmat, dim_u32, spirv, split_groups, stride_units, window_li
 use crate::error::{Error, Result};
 use crate::graph::Tensor;
 use crate::quant::{act_rounding, ActRounding, GgmlType};
-use crate::vk::{Binding, Derived, Device, Recorder, Shader};
+use crate::vk::{Binding, Capabilities, Derived, Device, Recorder, Shader};
 
 /// Push constants of `mul_mat_vec.comp` and `mul_mat.comp` (`MATMUL_PUSH` in `shaders/common.glsl`).
 #[repr(C)]
@@ -157,6 +157,28 @@ pub fn matvec_config(ty: GgmlType) -> MatVecConfig {
         wg: knobs[0].unwrap_or(wg),
         rows: knobs[1].unwrap_or(MATVEC_ROWS),
         unroll: knobs[2].unwrap_or(MATVEC_UNROLL),
+    }
+}
+
+/// The workgroup size of a mat-vec over rows of `k` values of `ty` with `cols` columns, from `cfg` and the device:
+/// short rows need fewer threads (a thread takes 1 value per trip for float weights, 4 x unroll for bf16, 8 x unroll
+/// for blocks; idle invocations cost real time on CPU-like devices such as lavapipe); threads 0..rows*cols write
+/// the results, and shared memory holds rows * cols * wg partial sums.
+pub(crate) fn matvec_workgroup(caps: &Capabilities, ty: GgmlType, cfg: MatVecConfig, k: u32, cols: u32) -> u32 {
+    let MatVecConfig { wg, rows, unroll } = cfg;
+    let per_thread = match ty {
+        GgmlType::F32 | GgmlType::F16 => 1,
+        GgmlType::BF16 => 4 * unroll,
+        _ => 8 * unroll,
+    };
+    let wg = wg.min(k.div_ceil(per_thread).next_power_of_two().max(caps.subgroup_size.max(16)));
+    let max_pow2 = 1u32 << (31 - caps.max_workgroup_invocations.max(4).leading_zeros());
+    let wg = wg.max((rows * cols).next_power_of_two()).min(max_pow2);
+    let shared_limit = caps.max_shared_memory / 4 / (rows * cols);
+    if wg > shared_limit {
+        1u32 << (31 - shared_limit.max(1).leading_zeros())
+    } else {
+        wg
     }
 }
 
@@ -331,20 +353,9 @@ fn record_piece(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor) ->
     let push = bytemuck::bytes_of(&p);
     if p.n <= MATVEC_MAX_COLS {
         let use_sg = caps.subgroup_arithmetic && !device_forces_shared_reduction();
-        let MatVecConfig { wg, rows, unroll } = matvec_config(a.ty);
-        // Short rows need fewer threads: a thread takes 1 value per trip (float weights), 4 x unroll (bf16) or
-        // 8 x unroll (blocks); idle invocations cost real time on CPU-like devices (lavapipe).
-        let per_thread = match a.ty {
-            GgmlType::F32 | GgmlType::F16 => 1,
-            GgmlType::BF16 => 4 * unroll,
-            _ => 8 * unroll,
-        };
-        let wg = wg.min(p.k.div_ceil(per_thread).next_power_of_two().max(caps.subgroup_size.max(16)));
-        let max_pow2 = 1u32 << (31 - caps.max_workgroup_invocations.max(4).leading_zeros());
-        // Threads 0..rows*cols write the results; shared memory holds rows * cols * wg partial sums.
-        let wg = wg.max((rows * p.n).next_power_of_two()).min(max_pow2);
-        let shared_limit = caps.max_shared_memory / 4 / (rows * p.n);
-        let wg = if wg > shared_limit { 1u32 << (31 - shared_limit.max(1).leading_zeros()) } else { wg };
+        let cfg = matvec_config(a.ty);
+        let (rows, unroll) = (cfg.rows, cfg.unroll);
+        let wg = matvec_workgroup(caps, a.ty, cfg, p.k, p.n);
         let (gx, gy) = split_groups(u64::from(p.m.div_ceil(rows)), caps.max_workgroup_count[0])?;
         let int_dot = int_dot_shaders(&device, a, b);
         if let Some((sg, shmem)) = int_dot {

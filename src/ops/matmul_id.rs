@@ -21,8 +21,8 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::matmul::{
-    device_forces_shared_reduction, dq_row_multiple, matvec_config, quantize_b, quantizes_activations, round_b,
-    rounds_activations, MatMulPush, MatVecConfig, MATVEC_MAX_COLS, QX_WORDS,
+    device_forces_shared_reduction, dq_row_multiple, matvec_config, matvec_workgroup, quantize_b,
+    quantizes_activations, round_b, rounds_activations, MatMulPush, MATVEC_MAX_COLS, QX_WORDS,
 };
 use super::{bind, dim_u32, spirv, split_groups, stride_units, window_limit};
 use crate::error::{Error, Result};
@@ -368,18 +368,10 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
     }
     let caps = device.caps();
     let use_sg = caps.subgroup_arithmetic && !device_forces_shared_reduction();
-    let MatVecConfig { wg, rows, unroll } = matvec_config(a.ty);
+    let cfg = matvec_config(a.ty);
+    let (rows, unroll) = (cfg.rows, cfg.unroll);
     // As MUL_MAT's mat-vec sizes its workgroups for one column.
-    let per_thread = match a.ty {
-        GgmlType::F32 | GgmlType::F16 => 1,
-        GgmlType::BF16 => 4 * unroll,
-        _ => 8 * unroll,
-    };
-    let wg = wg.min(p.k.div_ceil(per_thread).next_power_of_two().max(caps.subgroup_size.max(16)));
-    let max_pow2 = 1u32 << (31 - caps.max_workgroup_invocations.max(4).leading_zeros());
-    let wg = wg.max(rows.next_power_of_two()).min(max_pow2);
-    let shared_limit = caps.max_shared_memory / 4 / rows;
-    let wg = if wg > shared_limit { 1u32 << (31 - shared_limit.max(1).leading_zeros()) } else { wg };
+    let wg = matvec_workgroup(caps, a.ty, cfg, p.k, 1);
     let (gx, gy) = split_groups(u64::from(p.m.div_ceil(rows)), caps.max_workgroup_count[0])?;
     let vec4 = (p.b_off % 4 == 0 && p.b_col % 4 == 0 && p.b_s2 % 4 == 0 && p.b_s3 % 4 == 0) as u32;
     let spec = [wg, 1, 1, rows, vec4, unroll, 1];
