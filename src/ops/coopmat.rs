@@ -33,7 +33,7 @@ pub struct Tile {
 
 /// The tile `mul_mat_cm.comp` is compiled for: 128 x 128 outputs, 8 subgroups of 32 in a 2 x 4 grid (64 x 32
 /// each), k steps of 64; shared memory: A and B tiles of 128 x 72 halves, 8 staging areas of 16 x 16 floats.
-pub const TILE_128: Tile =
+pub(crate) const TILE_128: Tile =
     Tile { bm: 128, bn: 128, wg: 256, subgroup: 32, shared_bytes: 2 * 128 * 72 * 2 + 8 * 256 * 4 };
 
 /// k step of `mul_mat_cm.comp`.
