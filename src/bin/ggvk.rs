@@ -225,6 +225,11 @@ fn bench(a: Args) -> Result<(), ggvk::Error> {
     Ok(())
 }
 
+/// What `ggvk --help` prints (to stdout; to stderr with exit status 2 after a wrong command).
+const USAGE: &str = "usage: ggvk info\n       ggvk bench [--device N] \
+                     [--type q4_0|q4_1|q5_0|q5_1|q8_0|q2_K..q6_K|bf16|f16|f32] [--m 4096] [--k 14336] \
+                     [--resident] [--rotate-mib 256] [--seconds 2]\n       ggvk --help | --version";
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
@@ -236,11 +241,16 @@ fn main() {
                 std::process::exit(2);
             }
         },
+        Some("--help" | "-h" | "help") => {
+            println!("{USAGE}");
+            return;
+        }
+        Some("--version" | "-V") => {
+            println!("ggvk {}", env!("CARGO_PKG_VERSION"));
+            return;
+        }
         _ => {
-            eprintln!(
-                "usage: ggvk info\n       ggvk bench [--device N] [--type q4_0|q4_1|q5_0|q5_1|q8_0|q2_K..q6_K|bf16|f16|f32] [--m 4096] [--k 14336] \
-                 [--resident] [--rotate-mib 256] [--seconds 2]"
-            );
+            eprintln!("{USAGE}");
             std::process::exit(2);
         }
     };

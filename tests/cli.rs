@@ -1,0 +1,28 @@
+//! The `ggvk` command line: `--help` and `--version` answer on stdout with status 0; an unknown command prints the
+//! usage on stderr with status 2.
+
+use std::process::Command;
+
+fn run(arg: &str) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_ggvk")).arg(arg).output().expect("ggvk runs")
+}
+
+#[test]
+fn help_and_version_succeed() {
+    for arg in ["--help", "-h", "help"] {
+        let out = run(arg);
+        assert_eq!(out.status.code(), Some(0), "{arg}");
+        assert!(String::from_utf8_lossy(&out.stdout).starts_with("usage: ggvk info"), "{arg}");
+    }
+    let out = run("--version");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("ggvk {}", env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn unknown_command_is_a_usage_error() {
+    let out = run("frobnicate");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("usage: ggvk info"));
+}
