@@ -462,17 +462,26 @@ pub fn uses_int_dot(device: &Device, a: &Tensor, b: &Tensor) -> bool {
     int_dot_shaders(device, a, b).is_some() || (quantizes_activations(a) && b.ne[1] > i64::from(MATVEC_MAX_COLS))
 }
 
-/// Scratch bytes a multiplication needs on `device` (b quantized to 8 bits per block, or b rounded onto the CPU's
-/// grid as f32).
-pub fn scratch_bytes(device: &Device, a: &Tensor, b: &Tensor, dst: &Tensor) -> u64 {
+/// Bytes of one column of b's derived copy for weights `a`: quantized to 8-bit blocks (`quantized`), rounded onto
+/// the CPU's grid as f32, or none (0).
+pub(crate) fn derived_column_bytes(a: &Tensor, b: &Tensor, quantized: bool) -> u64 {
     let k = b.ne[0].max(0) as u64;
-    let col_bytes = if uses_int_dot(device, a, b) {
+    if quantized {
         (k / 32) * QX_WORDS * 4
     } else if rounds_activations(a).is_some() {
         k * 4
     } else {
+        0
+    }
+}
+
+/// Scratch bytes a multiplication needs on `device` (b quantized to 8 bits per block, or b rounded onto the CPU's
+/// grid as f32).
+pub fn scratch_bytes(device: &Device, a: &Tensor, b: &Tensor, dst: &Tensor) -> u64 {
+    let col_bytes = derived_column_bytes(a, b, uses_int_dot(device, a, b));
+    if col_bytes == 0 {
         return 0;
-    };
+    }
     let cols = (b.ne[1] * b.ne[2] * b.ne[3]).max(0) as u64;
     let bytes = col_bytes * cols;
     // Cut into pieces: each piece of columns takes its own aligned region (pieces of rows reuse it).

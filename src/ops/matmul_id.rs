@@ -21,8 +21,8 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::matmul::{
-    device_forces_shared_reduction, dq_row_multiple, matvec_config, matvec_workgroup, quantize_b,
-    quantizes_activations, round_b, rounds_activations, MatMulPush, MATVEC_MAX_COLS, QX_WORDS,
+    derived_column_bytes, device_forces_shared_reduction, dq_row_multiple, matvec_config, matvec_workgroup, quantize_b,
+    quantizes_activations, round_b, rounds_activations, MatMulPush, MATVEC_MAX_COLS,
 };
 use super::{bind, dim_u32, spirv, split_groups, stride_units, window_limit};
 use crate::error::{Error, Result};
@@ -217,14 +217,7 @@ pub fn check(node: &Node) -> Result<()> {
 /// Scratch bytes the node needs on `device` (b quantized to 8-bit blocks, or rounded onto the CPU's grid).
 pub fn scratch_bytes(device: &Device, node: &Node) -> u64 {
     let (Ok(a), Ok(b), Ok(ids)) = (node.src(0), node.src(1), node.src(2)) else { return 0 };
-    let k = b.ne[0].max(0) as u64;
-    let col_bytes = if quantizes_b(device, a, b) {
-        (k / 32) * QX_WORDS * 4
-    } else if rounds_activations(a).is_some() {
-        k * 4
-    } else {
-        0
-    };
+    let col_bytes = derived_column_bytes(a, b, quantizes_b(device, a, b));
     // Each region is rounded up to the scratch alignment by the recorder.
     let align = device.caps().min_storage_offset_alignment.max(256);
     let b_bytes = (col_bytes * (b.ne[1] * b.ne[2]).max(0) as u64).div_ceil(align) * align;
