@@ -16,8 +16,16 @@
 // Per value the arithmetic is ggml's dequantization ((d * sc) * q - dmin * m, or (d * sc) * (q - 32)) folded into
 // the dot product: sum((d sc) q x) = d sc sum(q x), sum(dmin m x) = dmin m sum(x); summation order differs from
 // the CPU's (as every GPU reduction does).
+// INT_DOT: b arrives quantized onto ggml's Q8_K grid by quantize_q8_k.comp (the CPU backend's activations for these
+// weight types) and each unit's products are integer dot products of packed bytes: sum over a sub-block of
+// q_weight * q_x is exact in int32, the weight's sub-block scale multiplies it as an integer, and only the block
+// scales (d_x * d, d_x * dmin) are floats, as in ggml's CPU dot products (Q5_K's fifth bit is ORed into each code
+// byte; Q6_K's codes become q - 32 as signed bytes, so no sum of x is needed there).
 // Partial sums are reduced with subgroupAdd (or shared memory with NO_SUBGROUPS).
 #include "common.glsl"
+#ifdef INT_DOT
+#extension GL_EXT_integer_dot_product : require
+#endif
 #ifndef NO_SUBGROUPS
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
@@ -35,8 +43,15 @@ layout(constant_id = 6) const uint NCOLS = 1;
 
 layout(binding = 0) readonly buffer A { uint16_t a[]; };
 layout(binding = 0) readonly buffer A32 { uint a32[]; };
+#ifdef INT_DOT
+// Q8_K blocks of 76 words: [0] d (f32) [1..8] code sum of each 32-value sub-block [9..11] 0 [12..75] codes, 4 per word.
+layout(binding = 1) readonly buffer BQ { uint bq[]; };
+#define Q8K_WORDS 76u
+#define Q8K_CODES 12u
+#else
 layout(binding = 1) readonly buffer B { float b[]; };
 layout(binding = 1) readonly buffer B4 { vec4 b4[]; };
+#endif
 layout(binding = 2) writeonly buffer D { float d[]; };
 
 MATMUL_PUSH
@@ -60,9 +75,11 @@ uint dq_u16(uint i) { return uint(a[i]); }
 #define QK_K 256u
 #define UPB 16u
 
+#ifndef INT_DOT
 vec4 load_x(uint e) {
     return B_VEC4 ? b4[e / 4u] : vec4(b[e], b[e + 1u], b[e + 2u], b[e + 3u]);
 }
+#endif
 
 // Byte lanes of a packed word: shifting uvec4(w) by this puts byte k in the low bits of component k.
 const uvec4 LANES = uvec4(0u, 8u, 16u, 24u);
@@ -126,6 +143,37 @@ void main() {
                     sc = uvec2((hi_q & 0xFu) | (((lo_q >> 6) & 3u) << 4), ((hi_q >> 8) & 0xFu) | (((lo_q >> 14) & 3u) << 4));
                     mn = uvec2(((hi_q >> 4) & 0xFu) | (((mi_q >> 6) & 3u) << 4), ((hi_q >> 12) & 0xFu) | (((mi_q >> 14) & 3u) << 4));
                 }
+#if defined(INT_DOT)
+                // Code bytes of sub-blocks 2p (lo) and 2p + 1 (hi), positions 8 (t % 4) .. +7.
+                const uint qw = w + (BLOCK_WORDS == 72u ? 4u : 12u) + 8u * p + 2u * (t & 3u);
+                const uint q0 = a32[qw];
+                const uint q1 = a32[qw + 1u];
+                uint lo0 = q0 & 0x0F0F0F0Fu;
+                uint lo1 = q1 & 0x0F0F0F0Fu;
+                uint hi0 = (q0 >> 4) & 0x0F0F0F0Fu;
+                uint hi1 = (q1 >> 4) & 0x0F0F0F0Fu;
+#if defined(Q5K)
+                const uint hw = w + 4u + 2u * (t & 3u); // qh bytes 8 (t % 4) .. +7: bit 2p (lo), 2p + 1 (hi)
+                const uint b0 = a32[hw];
+                const uint b1 = a32[hw + 1u];
+                lo0 |= ((b0 >> (2u * p)) & 0x01010101u) << 4;
+                lo1 |= ((b1 >> (2u * p)) & 0x01010101u) << 4;
+                hi0 |= ((b0 >> (2u * p + 1u)) & 0x01010101u) << 4;
+                hi1 |= ((b1 >> (2u * p + 1u)) & 0x01010101u) << 4;
+#endif
+                [[unroll]] for (uint col = 0; col < NCOLS; ++col) {
+                    const uint xb = b_base + col * pc.b_col + blk * Q8K_WORDS;
+                    const uint xl = xb + Q8K_CODES + 16u * p + 2u * (t & 3u);
+                    const int s_lo = dotPacked4x8EXT(int(lo0), int(bq[xl])) + dotPacked4x8EXT(int(lo1), int(bq[xl + 1u]));
+                    const int s_hi = dotPacked4x8EXT(int(hi0), int(bq[xl + 8u])) + dotPacked4x8EXT(int(hi1), int(bq[xl + 9u]));
+                    const int isc = int(sc.x) * s_lo + int(sc.y) * s_hi;
+                    // The mins meet each sub-block's code sum once: the unit at position 0 adds them.
+                    const int imn = (t & 3u) == 0u
+                        ? int(mn.x) * int(bq[xb + 1u + 2u * p]) + int(mn.y) * int(bq[xb + 2u + 2u * p]) : 0;
+                    const float dx = uintBitsToFloat(bq[xb]);
+                    acc[col * NROWS + r] += valid ? dx * (dm.x * float(isc) - dm.y * float(imn)) : 0.0;
+                }
+#else
 #if defined(Q4K)
                 const uint qw = w + 4u + 8u * p + 2u * (t & 3u);
                 const uint q0 = a32[qw];
@@ -164,6 +212,7 @@ void main() {
                     const float s = dl * sl - ml * xs_l + dh * sh2 - mh * xs_h;
                     acc[col * NROWS + r] += valid ? s : 0.0;
                 }
+#endif
             }
 #else
             const uint h = t >> 3;
@@ -183,6 +232,24 @@ void main() {
                 const uint sb = 8u * (l0 >> 4);
                 const ivec4 scs = ivec4(uvec4(sw0 >> sb, sw0 >> (sb + 16u), sw1 >> sb, sw1 >> (sb + 16u)) << 24) >> 24;
                 const float dd = dq_k_half(uint(a[bw + 104u]));
+#if defined(INT_DOT)
+                int isum[NCOLS];
+                [[unroll]] for (uint col = 0; col < NCOLS; ++col) { isum[col] = 0; }
+                [[unroll]] for (uint k = 0; k < 4u; ++k) {
+                    const uint ql = (k & 1u) != 0u ? ql1 : ql0;
+                    const uint q = ((ql >> (4u * (k >> 1))) & 0x0F0F0F0Fu) | (((qh >> (2u * k)) & 0x03030303u) << 4);
+                    // Bytes q (0..63) to q - 32 as int8, lane by lane without borrows between lanes.
+                    const int qs = int(((q | 0x80808080u) - 0x20202020u) ^ 0x80808080u);
+                    [[unroll]] for (uint col = 0; col < NCOLS; ++col) {
+                        const uint xw = b_base + col * pc.b_col + blk * Q8K_WORDS + Q8K_CODES + 32u * h + 8u * k + (t & 7u);
+                        isum[col] += scs[k] * dotPacked4x8EXT(qs, int(bq[xw]));
+                    }
+                }
+                [[unroll]] for (uint col = 0; col < NCOLS; ++col) {
+                    const float dx = uintBitsToFloat(bq[b_base + col * pc.b_col + blk * Q8K_WORDS]);
+                    acc[col * NROWS + r] += valid ? dx * dd * float(isum[col]) : 0.0;
+                }
+#else
                 [[unroll]] for (uint k = 0; k < 4u; ++k) {
                     const uint ql = (k & 1u) != 0u ? ql1 : ql0;
                     const uvec4 lo = (uvec4(ql) >> (LANES + 4u * (k >> 1))) & 0xFu;
@@ -194,6 +261,7 @@ void main() {
                         acc[col * NROWS + r] += valid ? ds * dot(q, x) : 0.0;
                     }
                 }
+#endif
             }
 #endif
         }

@@ -78,7 +78,7 @@ fn mul_mat_case(be: &Backend, rng: &mut Rng, ty: GgmlType, ane: [i64; 4], bne: [
     be.compute(&g).unwrap();
     let got = download(&d);
     // Against the activations the kernels see (rounded onto the CPU backend's grid unless GGVK_ROUND_ACTIVATIONS=0).
-    let (want, mag) = ref_mul_mat(&a_deq, ane, &activations_seen(&a, &b_vals), bne);
+    let (want, mag) = ref_mul_mat(&a_deq, ane, &mul_mat_activations_seen(be, &a, &b, &b_vals), bne);
     assert_eq!(got.len(), want.len());
     let cm = coopmat_rel(be, &a, &b);
     for (i, ((g, w), m)) in got.iter().zip(&want).zip(&mag).enumerate() {

@@ -86,7 +86,7 @@ fn mul_mat_case(be: &Backend, rng: &mut Rng, ty: GgmlType, ane: [i64; 4], bne: [
     be.compute(&g).unwrap();
     let got = download(&d);
     // Against the activations the kernels see (rounded onto the CPU backend's grid unless GGVK_ROUND_ACTIVATIONS=0).
-    let (want, mag) = ref_mul_mat(&a_deq, ane, &activations_seen(&a, &b_vals), bne);
+    let (want, mag) = ref_mul_mat(&a_deq, ane, &mul_mat_activations_seen(be, &a, &b, &b_vals), bne);
     assert_eq!(got.len(), want.len());
     let cm = coopmat_rel(be, &a, &b);
     for (i, ((g, w), m)) in got.iter().zip(&want).zip(&mag).enumerate() {
@@ -143,7 +143,8 @@ fn mul_mat_vec_k_quants_offsets_and_padded_rows() {
             g.mul_mat(&a, &b, &d).unwrap();
             be.compute(&g).unwrap();
             let got = download(&d);
-            let (want, mag) = ref_mul_mat(&a_deq, [k, m, 1, 1], &activations_seen(&a, &b_vals), [k, 1, 1, 1]);
+            let (want, mag) =
+                ref_mul_mat(&a_deq, [k, m, 1, 1], &mul_mat_activations_seen(&be, &a, &b, &b_vals), [k, 1, 1, 1]);
             for (i, ((g, w), mg)) in got.iter().zip(&want).zip(&mag).enumerate() {
                 let diff = (f64::from(*g) - f64::from(*w)).abs();
                 assert!(diff <= 1e-5 * (mg + 1e-6), "{ty} offset {offset} pad {pad}: row {i}: got {g}, want {w}");

@@ -157,7 +157,10 @@ fn mul_mat_id_case(be: &Backend, rng: &mut Rng, c: &Case) {
             let e = ids[t * ids_row as usize + s] as usize;
             let col = if broadcast { 0 } else { s };
             let x = &b_vals[(t * n_b1 as usize + col) * k as usize..][..k as usize];
-            let x_seen = activations_seen(&a, x);
+            let x_seen = match ggvk::ops::matmul_id::activation_grid(be.device(), &a, &b) {
+                Some(r) => ggvk::quant::round_activations_to_vec(r, x),
+                None => x.to_vec(),
+            };
             for r in 0..m as usize {
                 let w = &a_deq[(e * m as usize + r) * k as usize..][..k as usize];
                 let (mut want, mut mag) = (0f64, 0f64);

@@ -103,8 +103,7 @@ fn matvec_shaders(ty: GgmlType) -> Option<(Shader, Shader)> {
 /// start on 32-bit words (offset and strides in even 16-bit words; the kernel reads 32 bits at a time).
 /// `GGVK_KQUANT_MATVEC=0` keeps the generic kernel (read once per process).
 fn kquant_matvec_shaders(ty: GgmlType, p: &MatMulPush) -> Option<(Shader, Shader)> {
-    static KNOB: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    if !*KNOB.get_or_init(|| std::env::var("GGVK_KQUANT_MATVEC").ok().as_deref() != Some("0")) {
+    if !kquant_matvec_on() {
         return None;
     }
     let words32 = [p.a_off, p.a_row, p.a_s2, p.a_s3].iter().all(|v| v % 2 == 0);
@@ -123,6 +122,65 @@ fn kquant_matvec_shaders(ty: GgmlType, p: &MatMulPush) -> Option<(Shader, Shader
         )),
         _ => None,
     }
+}
+
+fn kquant_matvec_on() -> bool {
+    static KNOB: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *KNOB.get_or_init(|| std::env::var("GGVK_KQUANT_MATVEC").ok().as_deref() != Some("0"))
+}
+
+/// Whether products of K-quant weights `a` run on integer dot products over b quantized onto the Q8_K grid (in the
+/// mat-vec kernels of MUL_MAT and MUL_MAT_ID): Q4_K, Q5_K (blocks on 32-bit words: offset and strides multiples of
+/// 4 bytes) or Q6_K, a device with integer dot products, `GGVK_INT_DOT` and `GGVK_KQUANT_MATVEC` not 0.
+pub(crate) fn kquant_int_dot(device: &Device, a: &Tensor) -> bool {
+    let words32 = a.offset % 4 == 0 && a.nb[1..].iter().all(|v| v % 4 == 0);
+    let ty_ok = match a.ty {
+        GgmlType::Q4_K | GgmlType::Q5_K => words32,
+        GgmlType::Q6_K => true,
+        _ => false,
+    };
+    ty_ok && int_dot_on() && kquant_matvec_on() && device.caps().integer_dot_product
+}
+
+/// Quantize b onto the Q8_K grid into this submission's scratch (`quantize_q8_k.comp`, one workgroup per 256
+/// values); returns the read-only binding of the copy and the push constants redirected to it (76 words per block).
+pub(crate) fn quantize_b_q8k(
+    rec: &mut Recorder<'_>,
+    b: &Tensor,
+    b_bind: &Binding,
+    p: MatMulPush,
+) -> Result<(Binding, MatMulPush)> {
+    if p.k % 256 != 0 {
+        return Err(Error::Internal(format!("MUL_MAT: k = {} is not a multiple of 256 for Q8_K", p.k)));
+    }
+    let nblocks = p.k / 256;
+    let col_words = dim_u32("quantized column", i64::from(nblocks) * Q8K_WORDS as i64)?;
+    derive_b(rec, b, b_bind, p, &QUANTIZE_Q8K, (nblocks, 64), col_words)
+}
+
+/// The integer-dot K-quant mat-vec kernels (`mul_mat_vec_k.comp` with `INT_DOT`: b quantized onto the CPU
+/// backend's Q8_K grid by `quantize_q8_k.comp`, sub-block products exact in int32) when they apply: Q4_K, Q5_K or
+/// Q6_K weights whose dedicated kernel applies (Q4_K/Q5_K blocks on 32-bit words), up to [`MATVEC_MAX_COLS`]
+/// columns, a device with integer dot products, `GGVK_INT_DOT` not 0 and `GGVK_KQUANT_MATVEC` not 0.
+fn kquant_int_dot_shaders(device: &Device, a: &Tensor, b: &Tensor) -> Option<(Shader, Shader)> {
+    if !kquant_int_dot(device, a) || b.ne[1] > i64::from(MATVEC_MAX_COLS) {
+        return None;
+    }
+    Some(match a.ty {
+        GgmlType::Q4_K => (
+            shader("mul_mat_vec_q4_k_idot", spirv::MUL_MAT_VEC_Q4_K_IDOT),
+            shader("mul_mat_vec_q4_k_idot_shmem", spirv::MUL_MAT_VEC_Q4_K_IDOT_SHMEM),
+        ),
+        GgmlType::Q5_K => (
+            shader("mul_mat_vec_q5_k_idot", spirv::MUL_MAT_VEC_Q5_K_IDOT),
+            shader("mul_mat_vec_q5_k_idot_shmem", spirv::MUL_MAT_VEC_Q5_K_IDOT_SHMEM),
+        ),
+        GgmlType::Q6_K => (
+            shader("mul_mat_vec_q6_k_idot", spirv::MUL_MAT_VEC_Q6_K_IDOT),
+            shader("mul_mat_vec_q6_k_idot_shmem", spirv::MUL_MAT_VEC_Q6_K_IDOT_SHMEM),
+        ),
+        _ => return None,
+    })
 }
 
 fn matmul_shader(ty: GgmlType) -> Option<Shader> {
@@ -342,6 +400,28 @@ fn record_piece(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor) ->
         pad: [0; 2],
     };
     let batches = dim_u32("batches", b.ne[2] * b.ne[3])?;
+    // K-quant mat-vec on integer dot products: b quantized onto the CPU backend's Q8_K grid.
+    if p.n <= MATVEC_MAX_COLS {
+        if let Some((sg, shmem)) = kquant_int_dot_shaders(&device, a, b) {
+            let cfg = matvec_config(a.ty);
+            let wg = matvec_workgroup(caps, a.ty, cfg, p.k, p.n);
+            let (gx, gy) = split_groups(u64::from(p.m.div_ceil(cfg.rows)), caps.max_workgroup_count[0])?;
+            let use_sg = caps.subgroup_arithmetic && !device_forces_shared_reduction();
+            let (q_read, p) = quantize_b_q8k(rec, b, &b_bind, p)?;
+            let pipeline = device.pipelines().get(
+                &device,
+                if use_sg { &sg } else { &shmem },
+                &[wg, 1, 1, cfg.rows, 0, cfg.unroll, p.n],
+            )?;
+            return rec.dispatch(
+                "mul_mat_vec_idot",
+                &pipeline,
+                &[a_bind, q_read, d_bind],
+                bytemuck::bytes_of(&p),
+                [gx, gy, batches],
+            );
+        }
+    }
     // Generic weight types read b through a copy rounded onto the CPU backend's grid for them.
     let (bindings, p) = match rounds_activations(a) {
         Some(r) => {
@@ -428,13 +508,28 @@ const QUANTIZE: Shader = Shader {
     push_size: std::mem::size_of::<QuantizePush>() as u32,
 };
 
+/// Words of one Q8_K block of x (`quantize_q8_k.comp`): d, eight sub-block code sums, 3 words of padding, 64 words
+/// of codes.
+pub(crate) const Q8K_WORDS: u64 = 76;
+
+const QUANTIZE_Q8K: Shader = Shader {
+    name: "quantize_q8_k",
+    spirv: spirv::QUANTIZE_Q8_K,
+    bindings: 2,
+    push_size: std::mem::size_of::<QuantizePush>() as u32,
+};
+
+/// `GGVK_INT_DOT=0` keeps activations in f32 for every weight type (read once per process).
+fn int_dot_on() -> bool {
+    static KNOB: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *KNOB.get_or_init(|| std::env::var("GGVK_INT_DOT").ok().as_deref() != Some("0"))
+}
+
 /// Whether `a x b` rounds b to 8 bits per 32-value block first, as ggml's CPU backend does for Q4_0 and Q8_0
 /// weights (its `vec_dot_type` is Q8_0): on by default for those weight types so results track the CPU
 /// backend's; `GGVK_INT_DOT=0` keeps b in f32 (read once per process).
 pub fn quantizes_activations(a: &Tensor) -> bool {
-    static KNOB: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let on = *KNOB.get_or_init(|| std::env::var("GGVK_INT_DOT").ok().as_deref() != Some("0"));
-    on && matches!(a.ty, GgmlType::Q4_0 | GgmlType::Q8_0)
+    int_dot_on() && matches!(a.ty, GgmlType::Q4_0 | GgmlType::Q8_0)
 }
 
 /// The integer-dot mat-vec kernels (subgroup, shared-memory reduction) when they apply: activations quantized
@@ -459,14 +554,29 @@ fn int_dot_shaders(device: &Device, a: &Tensor, b: &Tensor) -> Option<(Shader, S
 /// Whether `a x b` on `device` rounds b (x) to 8 bits per block first (on the integer-dot mat-vec path, or
 /// in the tiled kernel when [`quantizes_activations`]).
 pub fn uses_int_dot(device: &Device, a: &Tensor, b: &Tensor) -> bool {
-    int_dot_shaders(device, a, b).is_some() || (quantizes_activations(a) && b.ne[1] > i64::from(MATVEC_MAX_COLS))
+    int_dot_shaders(device, a, b).is_some()
+        || kquant_int_dot_shaders(device, a, b).is_some()
+        || (quantizes_activations(a) && b.ne[1] > i64::from(MATVEC_MAX_COLS))
+}
+
+/// The grid b's values are on when `a x b` multiplies them on `device`: the CPU backend's Q8_K for the integer-dot
+/// K-quant mat-vec, [`rounds_activations`] otherwise (None: f32 as given; Q4_0/Q8_0's 8-bit blocks are not a grid
+/// of this kind, see [`quantizes_activations`]).
+pub fn activation_grid(device: &Device, a: &Tensor, b: &Tensor) -> Option<ActRounding> {
+    if kquant_int_dot_shaders(device, a, b).is_some() {
+        Some(ActRounding::Q8K)
+    } else {
+        rounds_activations(a)
+    }
 }
 
 /// Bytes of one column of b's derived copy for weights `a`: quantized to 8-bit blocks (`quantized`), rounded onto
 /// the CPU's grid as f32, or none (0).
 pub(crate) fn derived_column_bytes(a: &Tensor, b: &Tensor, quantized: bool) -> u64 {
     let k = b.ne[0].max(0) as u64;
-    if quantized {
+    if quantized && matches!(a.ty, GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K) {
+        (k / 256) * Q8K_WORDS * 4
+    } else if quantized {
         (k / 32) * QX_WORDS * 4
     } else if rounds_activations(a).is_some() {
         k * 4

@@ -21,13 +21,14 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::matmul::{
-    derived_column_bytes, device_forces_shared_reduction, dq_row_multiple, matvec_config, matvec_workgroup, quantize_b,
-    quantizes_activations, round_b, rounds_activations, MatMulPush, MATVEC_MAX_COLS,
+    derived_column_bytes, device_forces_shared_reduction, dq_row_multiple, kquant_int_dot, matvec_config,
+    matvec_workgroup, quantize_b, quantize_b_q8k, quantizes_activations, round_b, rounds_activations, MatMulPush,
+    MATVEC_MAX_COLS,
 };
 use super::{bind, dim_u32, spirv, split_groups, stride_units, window_limit};
 use crate::error::{Error, Result};
 use crate::graph::{Node, Tensor};
-use crate::quant::GgmlType;
+use crate::quant::{ActRounding, GgmlType};
 use crate::vk::{Binding, Derived, Device, Recorder, Shader};
 
 const PUSH: u32 = std::mem::size_of::<MatMulPush>() as u32;
@@ -42,7 +43,8 @@ fn generic(ty: GgmlType) -> bool {
 }
 
 /// The MUL_MAT_ID mat-vec shaders (subgroup reduction, shared-memory reduction) for weights of type `ty`; with
-/// `int_dot`, the integer-dot variants over b quantized to 8-bit blocks (Q4_0, Q8_0 only). `words32`: the weights'
+/// `int_dot`, the integer-dot variants over b quantized to 8-bit blocks (Q4_0, Q8_0) or onto the Q8_K grid (Q4_K,
+/// Q5_K, Q6_K). `words32`: the weights'
 /// offset and strides are even 16-bit word counts (the dedicated Q4_K / Q5_K kernels read 32 bits at a time).
 fn shaders(ty: GgmlType, int_dot: bool, words32: bool) -> Option<(Shader, Shader)> {
     let pair =
@@ -57,6 +59,18 @@ fn shaders(ty: GgmlType, int_dot: bool, words32: bool) -> Option<(Shader, Shader
         GgmlType::Q8_0 if int_dot => pair(
             ("mul_mat_vec_q8_0_idot_id", spirv::MUL_MAT_VEC_Q8_0_IDOT_ID),
             ("mul_mat_vec_q8_0_idot_id_shmem", spirv::MUL_MAT_VEC_Q8_0_IDOT_ID_SHMEM),
+        ),
+        GgmlType::Q4_K if int_dot && kquant && words32 => pair(
+            ("mul_mat_vec_q4_k_idot_id", spirv::MUL_MAT_VEC_Q4_K_IDOT_ID),
+            ("mul_mat_vec_q4_k_idot_id_shmem", spirv::MUL_MAT_VEC_Q4_K_IDOT_ID_SHMEM),
+        ),
+        GgmlType::Q5_K if int_dot && kquant && words32 => pair(
+            ("mul_mat_vec_q5_k_idot_id", spirv::MUL_MAT_VEC_Q5_K_IDOT_ID),
+            ("mul_mat_vec_q5_k_idot_id_shmem", spirv::MUL_MAT_VEC_Q5_K_IDOT_ID_SHMEM),
+        ),
+        GgmlType::Q6_K if int_dot && kquant => pair(
+            ("mul_mat_vec_q6_k_idot_id", spirv::MUL_MAT_VEC_Q6_K_IDOT_ID),
+            ("mul_mat_vec_q6_k_idot_id_shmem", spirv::MUL_MAT_VEC_Q6_K_IDOT_ID_SHMEM),
         ),
         _ if int_dot => None,
         GgmlType::F32 => pair(
@@ -142,10 +156,26 @@ fn int_dot(device: &Device, a: &Tensor) -> bool {
     quantizes_activations(a) && device.caps().integer_dot_product
 }
 
+/// Whether the mat-vec path runs the integer-dot K-quant kernels over b on the Q8_K grid (as MUL_MAT's mat-vec).
+fn kquant_int_dot_b(device: &Device, a: &Tensor, b: &Tensor) -> bool {
+    !tiled(b) && kquant_int_dot(device, a)
+}
+
+/// The grid b's values are on when this node multiplies them on `device`: Q8_K where the integer-dot K-quant
+/// mat-vec runs, else as [`rounds_activations`] (None: as given; Q4_0/Q8_0's 8-bit blocks are not a grid of this
+/// kind).
+pub fn activation_grid(device: &Device, a: &Tensor, b: &Tensor) -> Option<ActRounding> {
+    if kquant_int_dot_b(device, a, b) {
+        Some(ActRounding::Q8K)
+    } else {
+        rounds_activations(a)
+    }
+}
+
 /// Whether b is quantized to 8-bit blocks for this node (the integer-dot mat-vec, or the tiled path's bq8 kernels,
 /// as MUL_MAT's tiled kernel does for Q4_0/Q8_0 weights whatever the device).
 fn quantizes_b(device: &Device, a: &Tensor, b: &Tensor) -> bool {
-    int_dot(device, a) || (tiled(b) && quantizes_activations(a))
+    int_dot(device, a) || kquant_int_dot_b(device, a, b) || (tiled(b) && quantizes_activations(a))
 }
 
 /// Bytes of the tiled path's expert map: a count per expert, then a list of n_pairs entries per expert.
@@ -302,9 +332,12 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         r3: 1,
         pad: [0; 2],
     };
-    let use_int_dot = int_dot(&device, a);
-    let bq8 = quantizes_b(&device, a, b);
-    let (b_bind, p) = if bq8 {
+    let kq = kquant_int_dot_b(&device, a, b);
+    let use_int_dot = int_dot(&device, a) || kq;
+    let bq8 = quantizes_b(&device, a, b) && !kq;
+    let (b_bind, p) = if kq {
+        quantize_b_q8k(rec, b, &b_bind, plain)?
+    } else if bq8 {
         quantize_b(rec, b, &b_bind, plain)?
     } else if let Some(r) = rounds_activations(a) {
         round_b(rec, b, &b_bind, plain, r)?

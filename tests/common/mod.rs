@@ -179,3 +179,12 @@ pub fn activations_seen(a: &Tensor, b: &[f32]) -> Vec<f32> {
         None => b.to_vec(),
     }
 }
+
+/// The activations `b_vals` (the values of `b`, contiguous columns) as MUL_MAT of `a` by `b` on `be` sees them:
+/// as [`activations_seen`], and on the CPU backend's Q8_K grid where the integer-dot K-quant mat-vec runs.
+pub fn mul_mat_activations_seen(be: &Backend, a: &Tensor, b: &Tensor, b_vals: &[f32]) -> Vec<f32> {
+    match ggvk::ops::matmul::activation_grid(be.device(), a, b) {
+        Some(r) => ggvk::quant::round_activations_to_vec(r, b_vals),
+        None => b_vals.to_vec(),
+    }
+}
