@@ -68,9 +68,24 @@ done
 step "build libggvk.so and the ggvk binary"
 cargo build --release
 
-run_ctest() {  # $1 build dir, $2.. extra cmake args
+step "install into a prefix (header, libggvk.so.X.Y.Z + soname links, ggvk.pc, CMake package; scripts/install.sh)"
+PREFIX="$GGVK_ROOT/build/prefix"
+rm -rf "$PREFIX"
+GGVK_INSTALL_NO_BUILD=1 bash scripts/install.sh "$PREFIX"
+dyn=$(readelf -d "$PREFIX/lib/libggvk.so")
+grep -q 'Library soname: \[libggvk.so.0\]' <<<"$dyn" || { echo "soname is not libggvk.so.0"; exit 1; }
+[ "$(readlink "$PREFIX/lib/libggvk.so")" = libggvk.so.0 ] && [ -f "$PREFIX/lib/libggvk.so.0" ]
+# the ggml backend entry points (GGML_BACKEND_PATH) and the C API's version, exported by the installed library
+syms=$(nm -D --defined-only "$PREFIX/lib/libggvk.so")
+for sym in ggml_backend_init ggml_backend_score ggvk_version; do
+  grep -qw "$sym" <<<"$syms" || { echo "$sym is not exported"; exit 1; }
+done
+echo "installed: $(find "$PREFIX" \( -type f -o -type l \) -printf '%P ' | tr -s ' ')"
+
+run_ctest() {  # $1 build dir, $2.. extra cmake args; the harness consumes the installed package, as a user's project
   local dir=$1; shift
-  cmake -S examples-c -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGGVK_LIB="$GGVK_LIB" "$@" >/dev/null
+  rm -rf "$dir"
+  cmake -S examples-c -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_PREFIX_PATH="$PREFIX" "$@" >/dev/null
   cmake --build "$dir"
   ctest --test-dir "$dir" --output-on-failure 2>&1 | tee "$dir/ctest.log"
   local n
