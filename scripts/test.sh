@@ -2,10 +2,11 @@
 # All of ggvk's tests, on the default Vulkan device (Mesa lavapipe where there is no GPU), with the Khronos
 # validation layer on: a validation message fails the run.
 #   formatting, clippy, the `unsafe` rule, header freshness (cbindgen --verify),
-#   Rust unit + integration tests (both reduction paths, both mat-vec paths), the C harness (ctest), the C
-#   harness again under AddressSanitizer + UndefinedBehaviorSanitizer and under valgrind, the fault-injection
-#   sweep and soak, Miri on the pure modules, a short fuzz run, llama.cpp's test-backend-ops on GGVK0,
-#   and llama-completion through GGVK0 against the CPU backend.
+#   Rust unit + integration tests (both reduction paths, both mat-vec paths), the install (scripts/install.sh), the
+#   C harness (ctest) built against it, the C harness again under AddressSanitizer + UndefinedBehaviorSanitizer and
+#   under valgrind, the fault-injection sweep and soak, Miri on the pure modules, a short fuzz run, ggml opened
+#   RTLD_LOCAL (C and Python hosts), llama.cpp's test-backend-ops on GGVK0, and llama-completion through GGVK0
+#   against the CPU backend.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 bash "$GGVK_ROOT/scripts/setup.sh"
@@ -106,6 +107,10 @@ bash scripts/fuzz.sh "${GGVK_FUZZ_SECONDS:-30}" 2>&1 | tee "$LOGS/fuzz.log" | gr
 step "reference llama.cpp (llama-cpp-python 0.3.36 sdist: ggml 0.25.3, backend API 2)"
 BIN=$(bash scripts/reference-llama.sh | tail -n 1)
 echo "$BIN"
+
+step "ggml opened RTLD_LOCAL (ctypes, llama-cpp-python): a C host and a Python ctypes host load the installed libggvk.so"
+bash scripts/rtld-local.sh "$PREFIX/lib/libggvk.so" 2>&1 | tee "$LOGS/rtld-local.log"
+passed=$((passed + $(grep -aoE 'rtld-local: [0-9]+ passed' "$LOGS/rtld-local.log" | awk '{print $2}')))
 
 step "K/V cache quantizers (GPU SET_ROWS and CPU references) against ggml's quantize_row_*_ref, byte for byte"
 bash scripts/cache_quant_crosscheck.sh 2>&1 | tee "$LOGS/cargo-test-cache-xcheck.log" | grep -aE "blocks|test result"
