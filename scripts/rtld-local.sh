@@ -3,7 +3,7 @@
 # llama-cpp-python opens libllama/libggml): ggml's functions are not in the global scope, and ggvk must find them in
 # the loaded libggml-base. tests/e2e/rtld_local.c (a C host that dlopens the pinned libggml.so RTLD_LOCAL, computes
 # mul_mat + add on GGVK0 and checks the numbers) and tests/e2e/rtld_local.py (the same through ctypes: a GGVK0
-# buffer). Validation layer on. Uses the installed library when given (scripts/rtld-local.sh [libggvk.so]).
+# buffer); the C host also checks that ggvk's diagnostics reach its ggml_log_set callback. Validation layer on. Uses the installed library when given (scripts/rtld-local.sh [libggvk.so]).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 LIB=${1:-$GGVK_LIB}
@@ -24,6 +24,8 @@ run() {  # name, command...
     tail -n 20 "$OUT/$name.log"; echo "rtld-local: $name failed"; exit 1
   fi
 }
-run c "$OUT/rtld_local" "$BIN/libggml.so" "$LIB"
+# ggvk's diagnostics through ggml's logger: the host's ggml_log_set callback must see the reason for a declined op
+# (GGVK_DEBUG_SUPPORT) and the warning about an unknown GGVK_* variable.
+run c env GGVK_DEBUG_SUPPORT=1 GGVK_NOT_A_SETTING=1 "$OUT/rtld_local" "$BIN/libggml.so" "$LIB"
 run python python3 "$GGVK_ROOT/tests/e2e/rtld_local.py" "$BIN/libggml.so" "$LIB"
 echo "rtld-local: $pass passed"

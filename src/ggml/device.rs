@@ -309,7 +309,7 @@ unsafe extern "C" fn dev_supports_op(dev: sys::ggml_backend_dev_t, op: *const sy
             if std::env::var_os("GGVK_DEBUG_SUPPORT").is_some() {
                 // SAFETY: ggml passes a live tensor; its name is NUL-terminated within GGML_MAX_NAME.
                 let name = unsafe { std::ffi::CStr::from_ptr((*op).name.as_ptr()) };
-                eprintln!("ggvk: not supported: {name:?}: {err}");
+                crate::diag::emit(crate::diag::Level::Report, &format!("ggvk: not supported: {name:?}: {err}"));
             }
             false
         }

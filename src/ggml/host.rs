@@ -121,7 +121,23 @@ pub fn host() -> &'static Host {
 
 /// Log through ggml's logger where present (so llama.cpp's log callback sees it), else to stderr.
 pub fn log(level: sys::ggml_log_level, msg: &str) {
-    let line = CString::new(format!("ggvk: {msg}\n").replace('\0', " ")).unwrap_or_default();
+    write(level, &format!("ggvk: {msg}"));
+}
+
+/// ggvk's diagnostics ([`crate::diag`]) through ggml's logger: installed by `ggml_backend_init` when the host's
+/// `ggml_log_internal` was found.
+pub fn ggml_sink(level: crate::diag::Level, msg: &str) {
+    let level = match level {
+        // shown at llama.cpp's default verbosity (see Level::Report)
+        crate::diag::Level::Report | crate::diag::Level::Warn => sys::GGML_LOG_LEVEL_WARN,
+        crate::diag::Level::Error => sys::GGML_LOG_LEVEL_ERROR,
+    };
+    write(level, msg);
+}
+
+/// One line (`text` without its newline) to ggml's logger, or stderr without one.
+fn write(level: sys::ggml_log_level, text: &str) {
+    let line = CString::new(format!("{text}\n").replace('\0', " ")).unwrap_or_default();
     match host().log {
         // SAFETY: "%s" with one NUL-terminated string argument matches the variadic contract.
         Some(f) => unsafe { f(level, c"%s".as_ptr(), line.as_ptr()) },

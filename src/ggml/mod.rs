@@ -24,7 +24,19 @@ use std::panic::catch_unwind;
 /// cbindgen:ignore
 #[no_mangle]
 pub extern "C" fn ggml_backend_init() -> sys::ggml_backend_reg_t {
-    catch_unwind(|| device::registry().handle()).unwrap_or(std::ptr::null_mut())
+    catch_unwind(|| {
+        ggml_door();
+        device::registry().handle()
+    })
+    .unwrap_or(std::ptr::null_mut())
+}
+
+/// Loaded as a ggml backend: ggvk's diagnostics go through the host's ggml logger from now on (called before the
+/// registry is built, since its setup may warn).
+fn ggml_door() {
+    if host::host().log.is_some() {
+        crate::diag::logger().install_ggml(host::ggml_sink);
+    }
 }
 
 /// ggml's loader asks this first: 0 means "not supported on this system" (no usable Vulkan device).
@@ -32,7 +44,15 @@ pub extern "C" fn ggml_backend_init() -> sys::ggml_backend_reg_t {
 /// cbindgen:ignore
 #[no_mangle]
 pub extern "C" fn ggml_backend_score() -> c_int {
-    catch_unwind(|| if device::registry().is_empty() { 0 } else { 1 }).unwrap_or(0)
+    catch_unwind(|| {
+        ggml_door();
+        if device::registry().is_empty() {
+            0
+        } else {
+            1
+        }
+    })
+    .unwrap_or(0)
 }
 
 /// The support check ggml's `supports_op` runs (translation of the ggml node, then the op's checks against the

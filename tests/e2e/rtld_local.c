@@ -2,8 +2,8 @@
  * it dlopens the pinned libggml.so with RTLD_LOCAL (libggml-base.so comes along, local too), takes every ggml
  * function from that handle, loads libggvk.so with ggml_backend_load, and computes out = A x B + bias on GGVK0
  * (ggml-alloc'd device buffer, so ggvk must reach ggml_backend_buffer_init, which the global scope lacks), checked
- * against a CPU reference. It also checks that ggvk's diagnostics reach a log callback set with ggml_log_set:
- * with GGVK_DEBUG_SUPPORT=1 a declined op is reported through ggml's logger.
+ * against a CPU reference. It also checks that ggvk's diagnostics reach a log callback set with ggml_log_set: with
+ * GGVK_DEBUG_SUPPORT=1 a declined op's reason, with GGVK_NOT_A_SETTING=1 the warning about an unknown setting.
  *   rtld_local <path/libggml.so> <path/libggvk.so>
  * ggml.h / ggml-backend.h / ggml-alloc.h (the pinned sources) give the types and function signatures only. */
 #define _GNU_SOURCE
@@ -165,6 +165,11 @@ int main(int argc, char **argv) {
         CHECK(!p_ggml_backend_dev_supports_op(dev, pool), "GGVK0 supports POOL_2D: pick another declined op");
         CHECK(strstr(ggvk_lines, "not supported") != NULL && strstr(ggvk_lines, "rtld_pool") != NULL,
               "the log callback did not see ggvk's GGVK_DEBUG_SUPPORT line; it saw: \"%s\"", ggvk_lines);
+    }
+    /* ... from the start: the warning about an unknown GGVK_* setting, given while the registry is built. */
+    if (getenv("GGVK_NOT_A_SETTING") != NULL) {
+        CHECK(strstr(ggvk_lines, "GGVK_NOT_A_SETTING is not a ggvk setting") != NULL,
+              "the log callback did not see ggvk's warning about GGVK_NOT_A_SETTING; it saw: \"%s\"", ggvk_lines);
     }
 
     p_ggml_backend_buffer_free(buf);
