@@ -55,6 +55,21 @@ pub extern "C" fn ggml_backend_score() -> c_int {
     .unwrap_or(0)
 }
 
+/// The ggml device name of each Vulkan device, in Vulkan's order, given whether each is usable: the usable ones are
+/// `GGVK0`, `GGVK1`, ... in that order (the registry's devices), the others have none.
+pub fn device_names(usable: impl IntoIterator<Item = bool>) -> Vec<Option<String>> {
+    let mut n = 0;
+    usable
+        .into_iter()
+        .map(|ok| {
+            ok.then(|| {
+                n += 1;
+                format!("GGVK{}", n - 1)
+            })
+        })
+        .collect()
+}
+
 /// The support check ggml's `supports_op` runs (translation of the ggml node, then the op's checks against the
 /// device's limits), with tensors placed in `placeholder` (a [`crate::vk::Buffer::placeholder`]). For fuzzing
 /// the translation with arbitrary ggml-like tensors.
@@ -72,4 +87,15 @@ pub unsafe fn check_node(
         crate::ops::check_on(placeholder.device(), n)?;
     }
     Ok(node)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_usable_devices_are_numbered() {
+        let names = super::device_names([false, true, false, true, true]);
+        let want = [None, Some("GGVK0"), None, Some("GGVK1"), Some("GGVK2")];
+        assert_eq!(names.iter().map(Option::as_deref).collect::<Vec<_>>(), want);
+        assert!(super::device_names([]).is_empty());
+    }
 }
