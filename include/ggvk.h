@@ -46,6 +46,15 @@
 // Rope mode: NeoX (halves).
 #define GGVK_ROPE_MODE_NEOX 2
 
+// Major version of the ggvk this header belongs to (the `N` of the soname `libggvk.so.N`).
+#define GGVK_VERSION_MAJOR 0
+
+// Minor version of the ggvk this header belongs to.
+#define GGVK_VERSION_MINOR 1
+
+// Patch version of the ggvk this header belongs to.
+#define GGVK_VERSION_PATCH 0
+
 // Result of every fallible C API call.
 enum ggvk_status
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -183,6 +192,11 @@ typedef struct ggvk_rope_params {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+// The library's version as a static, NUL-terminated string "MAJOR.MINOR.PATCH" (e.g. "0.1.0"): the version of
+// the `libggvk.so` loaded at run time, where `GGVK_VERSION_*` are those of the header compiled against. Never
+// NULL; the pointer stays valid for the life of the process.
+const char *ggvk_version(void);
 
 // This thread's last error message ("" if none yet). Valid until the next failing ggvk call on this thread.
 const char *ggvk_last_error(void);

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs what ggvk needs on a Debian bookworm machine, skipping what is already there:
-# a C toolchain, cmake + ninja (shaderc builds from source), the Vulkan loader, Mesa's lavapipe (a CPU Vulkan
-# device, for machines without a GPU), the Khronos validation layers, valgrind, nightly Rust with Miri, cargo-fuzz,
-# cbindgen, and gguf + numpy (the
-# independent quantization reference used by the tests).
+# a C toolchain, cmake + ninja (shaderc builds from source), pkg-config (the C harness finds the installed ggvk.pc),
+# the Vulkan loader, Mesa's lavapipe (a CPU Vulkan device, for machines without a GPU), the Khronos validation
+# layers, valgrind, nightly Rust with Miri, cargo-fuzz, cbindgen, and gguf + numpy (the independent quantization
+# reference used by the tests).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
-pkgs=(build-essential cmake ninja-build libvulkan1 mesa-vulkan-drivers vulkan-validationlayers valgrind)
+pkgs=(build-essential cmake ninja-build pkg-config libvulkan1 mesa-vulkan-drivers vulkan-validationlayers valgrind)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

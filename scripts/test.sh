@@ -2,10 +2,11 @@
 # All of ggvk's tests, on the default Vulkan device (Mesa lavapipe where there is no GPU), with the Khronos
 # validation layer on: a validation message fails the run.
 #   formatting, clippy, the `unsafe` rule, header freshness (cbindgen --verify),
-#   Rust unit + integration tests (both reduction paths, both mat-vec paths), the C harness (ctest), the C
-#   harness again under AddressSanitizer + UndefinedBehaviorSanitizer and under valgrind, the fault-injection
-#   sweep and soak, Miri on the pure modules, a short fuzz run, llama.cpp's test-backend-ops on GGVK0,
-#   and llama-completion through GGVK0 against the CPU backend.
+#   Rust unit + integration tests (both reduction paths, both mat-vec paths), the install (scripts/install.sh), the
+#   C harness (ctest) built against it, the C harness again under AddressSanitizer + UndefinedBehaviorSanitizer and
+#   under valgrind, the fault-injection sweep and soak, Miri on the pure modules, a short fuzz run, ggml opened
+#   RTLD_LOCAL (C and Python hosts), llama.cpp's test-backend-ops on GGVK0, and llama-completion through GGVK0
+#   against the CPU backend.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 bash "$GGVK_ROOT/scripts/setup.sh"
@@ -68,9 +69,24 @@ done
 step "build libggvk.so and the ggvk binary"
 cargo build --release
 
-run_ctest() {  # $1 build dir, $2.. extra cmake args
+step "install into a prefix (header, libggvk.so.X.Y.Z + soname links, ggvk.pc, CMake package; scripts/install.sh)"
+PREFIX="$GGVK_ROOT/build/prefix"
+rm -rf "$PREFIX"
+GGVK_INSTALL_NO_BUILD=1 bash scripts/install.sh "$PREFIX"
+dyn=$(readelf -d "$PREFIX/lib/libggvk.so")
+grep -q 'Library soname: \[libggvk.so.0\]' <<<"$dyn" || { echo "soname is not libggvk.so.0"; exit 1; }
+[ "$(readlink "$PREFIX/lib/libggvk.so")" = libggvk.so.0 ] && [ -f "$PREFIX/lib/libggvk.so.0" ]
+# the ggml backend entry points (GGML_BACKEND_PATH) and the C API's version, exported by the installed library
+syms=$(nm -D --defined-only "$PREFIX/lib/libggvk.so")
+for sym in ggml_backend_init ggml_backend_score ggvk_version; do
+  grep -qw "$sym" <<<"$syms" || { echo "$sym is not exported"; exit 1; }
+done
+echo "installed: $(find "$PREFIX" \( -type f -o -type l \) -printf '%P ' | tr -s ' ')"
+
+run_ctest() {  # $1 build dir, $2.. extra cmake args; the harness consumes the installed package, as a user's project
   local dir=$1; shift
-  cmake -S examples-c -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGGVK_LIB="$GGVK_LIB" "$@" >/dev/null
+  rm -rf "$dir"
+  cmake -S examples-c -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_PREFIX_PATH="$PREFIX" "$@" >/dev/null
   cmake --build "$dir"
   ctest --test-dir "$dir" --output-on-failure 2>&1 | tee "$dir/ctest.log"
   local n
@@ -91,6 +107,10 @@ bash scripts/fuzz.sh "${GGVK_FUZZ_SECONDS:-30}" 2>&1 | tee "$LOGS/fuzz.log" | gr
 step "reference llama.cpp (llama-cpp-python 0.3.36 sdist: ggml 0.25.3, backend API 2)"
 BIN=$(bash scripts/reference-llama.sh | tail -n 1)
 echo "$BIN"
+
+step "ggml opened RTLD_LOCAL (ctypes, llama-cpp-python): a C host and a Python ctypes host load the installed libggvk.so"
+bash scripts/rtld-local.sh "$PREFIX/lib/libggvk.so" 2>&1 | tee "$LOGS/rtld-local.log"
+passed=$((passed + $(grep -aoE 'rtld-local: [0-9]+ passed' "$LOGS/rtld-local.log" | awk '{print $2}')))
 
 step "K/V cache quantizers (GPU SET_ROWS and CPU references) against ggml's quantize_row_*_ref, byte for byte"
 bash scripts/cache_quant_crosscheck.sh 2>&1 | tee "$LOGS/cargo-test-cache-xcheck.log" | grep -aE "blocks|test result"

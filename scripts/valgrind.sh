@@ -8,7 +8,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 dir=$1
 shift
 tests=("$@")
-((${#tests[@]})) || tests=(test_enumerate test_errors test_buffer)
+((${#tests[@]})) || tests=(test_enumerate test_errors test_buffer test_version)
 for t in "${tests[@]}"; do
   log="$dir/valgrind-$t.log"
   # Validation layer off here: it is on in every other run, and it multiplies valgrind's time.

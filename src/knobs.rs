@@ -134,7 +134,10 @@ pub fn validate() -> Result<()> {
     let vars = std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.to_string_lossy().into_owned())));
     for name in check_vars(vars)? {
         tracing::warn!("{name} is not a ggvk setting (misspelt?); it is ignored");
-        eprintln!("ggvk: warning: {name} is not a ggvk setting (misspelt?); it is ignored");
+        crate::diag::emit(
+            crate::diag::Level::Warn,
+            &format!("ggvk: warning: {name} is not a ggvk setting (misspelt?); it is ignored"),
+        );
     }
     Ok(())
 }

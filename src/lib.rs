@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod diag;
 pub mod error;
 pub mod ffi;
 pub mod ggml;

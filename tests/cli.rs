@@ -26,3 +26,20 @@ fn unknown_command_is_a_usage_error() {
     assert!(out.stdout.is_empty());
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("usage: ggvk info"));
 }
+
+#[test]
+fn info_names_devices_as_llama_cpp_does() {
+    let out = run("info");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    // CI's lavapipe is usable: it is GGVK0, as llama.cpp's --list-devices shows it.
+    assert!(text.lines().any(|l| l.starts_with("GGVK0 (Vulkan device ")), "{text}");
+    let usable: usize = text
+        .lines()
+        .next()
+        .and_then(|l| l.split(", ").nth(1))
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("first line: N Vulkan device(s), M usable ...");
+    assert_eq!(text.lines().filter(|l| l.starts_with("GGVK")).count(), usable, "{text}");
+}

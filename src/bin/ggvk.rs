@@ -46,8 +46,18 @@ fn parse(args: &[String]) -> Result<Args, String> {
 fn info() -> Result<(), ggvk::Error> {
     let inst = ggvk::vk::Instance::global()?;
     let devs = inst.physical_devices();
-    println!("{} Vulkan device(s); default: {:?}", devs.len(), inst.default_device_index());
-    for (i, p) in devs.iter().enumerate() {
+    let names = ggvk::ggml::device_names(devs.iter().map(|p| p.caps.usable()));
+    println!(
+        "{} Vulkan device(s), {} usable as ggml devices (GGVK<n>, as llama.cpp lists them); default: {:?}",
+        devs.len(),
+        names.iter().flatten().count(),
+        inst.default_device_index()
+    );
+    for ((i, p), name) in devs.iter().enumerate().zip(names) {
+        match (name, p.caps.missing()) {
+            (Some(name), _) => println!("{name} (Vulkan device {i}):"),
+            (None, missing) => println!("not a ggml device (Vulkan device {i}, lacks {}):", missing.unwrap_or("?")),
+        }
         println!("{}", ggvk::vk::device::describe_caps(i, &p.caps));
     }
     Ok(())

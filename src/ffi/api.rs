@@ -201,6 +201,55 @@ fn tensor_opt(t: *const ggvk_tensor, what: &str) -> Result<Option<Tensor>> {
     }
 }
 
+// ---- version ----
+
+/// Major version of the ggvk this header belongs to (the `N` of the soname `libggvk.so.N`).
+pub const GGVK_VERSION_MAJOR: u32 = 0;
+/// Minor version of the ggvk this header belongs to.
+pub const GGVK_VERSION_MINOR: u32 = 1;
+/// Patch version of the ggvk this header belongs to.
+pub const GGVK_VERSION_PATCH: u32 = 0;
+
+/// The decimal number `s` (a version component of Cargo.toml), at compile time.
+const fn decimal(s: &str) -> u32 {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let mut n = 0u32;
+    while i < b.len() {
+        assert!(b[i].is_ascii_digit(), "version component is not a decimal number");
+        n = n * 10 + (b[i] - b'0') as u32;
+        i += 1;
+    }
+    n
+}
+
+// The header's version macros are literals (cbindgen copies them); they must be Cargo.toml's version.
+const _: () = assert!(GGVK_VERSION_MAJOR == decimal(env!("CARGO_PKG_VERSION_MAJOR")));
+const _: () = assert!(GGVK_VERSION_MINOR == decimal(env!("CARGO_PKG_VERSION_MINOR")));
+const _: () = assert!(GGVK_VERSION_PATCH == decimal(env!("CARGO_PKG_VERSION_PATCH")));
+
+/// The library's version as a static, NUL-terminated string "MAJOR.MINOR.PATCH" (e.g. "0.1.0"): the version of
+/// the `libggvk.so` loaded at run time, where `GGVK_VERSION_*` are those of the header compiled against. Never
+/// NULL; the pointer stays valid for the life of the process.
+#[no_mangle]
+pub extern "C" fn ggvk_version() -> *const c_char {
+    const VERSION: &std::ffi::CStr = match std::ffi::CStr::from_bytes_with_nul(
+        concat!(
+            env!("CARGO_PKG_VERSION_MAJOR"),
+            ".",
+            env!("CARGO_PKG_VERSION_MINOR"),
+            ".",
+            env!("CARGO_PKG_VERSION_PATCH"),
+            "\0"
+        )
+        .as_bytes(),
+    ) {
+        Ok(v) => v,
+        Err(_) => panic!("the version has no interior NUL"),
+    };
+    VERSION.as_ptr()
+}
+
 // ---- errors ----
 
 /// This thread's last error message ("" if none yet). Valid until the next failing ggvk call on this thread.

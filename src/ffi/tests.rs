@@ -107,3 +107,12 @@ fn panics_become_internal_errors() {
     let other = std::thread::spawn(last_error).join().unwrap();
     assert_eq!(other, "");
 }
+
+#[test]
+fn version_string_matches_the_header_constants() {
+    // SAFETY: ggvk_version returns a static NUL-terminated string.
+    let v = unsafe { CStr::from_ptr(ggvk_version()) }.to_str().unwrap();
+    assert_eq!(v, format!("{GGVK_VERSION_MAJOR}.{GGVK_VERSION_MINOR}.{GGVK_VERSION_PATCH}"));
+    assert_eq!(v, env!("CARGO_PKG_VERSION"));
+    assert_eq!(ggvk_version(), ggvk_version(), "one static string, not a fresh allocation per call");
+}

@@ -60,9 +60,10 @@ pub(super) fn hand_to_ggml<C>(
     ctx: C,
     size: usize,
 ) -> crate::Result<sys::ggml_backend_buffer_t> {
-    let init = host()
-        .buffer_init
-        .ok_or_else(|| crate::Error::Internal("ggml_backend_buffer_init not found in the host process".into()))?;
+    let host = host();
+    let init = host.buffer_init.ok_or_else(|| {
+        crate::Error::Internal(format!("ggml_backend_buffer_init not found: looked in {}", host.source))
+    })?;
     let ctx = Box::into_raw(Box::new(ctx));
     // SAFETY: ggml copies the interface and keeps `ctx` until free_buffer, which frees it as a Box<C>.
     let b = unsafe { init(buft, iface, ctx as *mut c_void, size) };

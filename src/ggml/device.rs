@@ -99,8 +99,9 @@ pub fn registry() -> &'static Registry {
                 Vec::new()
             }
         };
-        for (index, pd) in physical.iter().enumerate().filter(|(_, p)| p.caps.usable()) {
-            let n = reg.devices.len();
+        let names = super::device_names(physical.iter().map(|p| p.caps.usable()));
+        for ((index, pd), name) in physical.iter().enumerate().zip(names) {
+            let Some(name) = name else { continue };
             let entry: &'static mut DeviceEntry = Box::leak(Box::new(DeviceEntry {
                 dev: sys::ggml_backend_device { iface: DEVICE_IFACE, reg: reg_ptr, context: std::ptr::null_mut() },
                 buft: sys::ggml_backend_buffer_type {
@@ -113,8 +114,8 @@ pub fn registry() -> &'static Registry {
                     device: std::ptr::null_mut(),
                     context: std::ptr::null_mut(),
                 },
-                host_name: CString::new(format!("GGVK{n}_Host")).expect("no NUL"),
-                name: CString::new(format!("GGVK{n}")).expect("no NUL"),
+                host_name: CString::new(format!("{name}_Host")).expect("no NUL"),
+                name: CString::new(name).expect("no NUL"),
                 description: CString::new(pd.caps.name.replace('\0', " ")).expect("no NUL"),
                 index,
                 caps: pd.caps.clone(),
@@ -309,7 +310,7 @@ unsafe extern "C" fn dev_supports_op(dev: sys::ggml_backend_dev_t, op: *const sy
             if std::env::var_os("GGVK_DEBUG_SUPPORT").is_some() {
                 // SAFETY: ggml passes a live tensor; its name is NUL-terminated within GGML_MAX_NAME.
                 let name = unsafe { std::ffi::CStr::from_ptr((*op).name.as_ptr()) };
-                eprintln!("ggvk: not supported: {name:?}: {err}");
+                crate::diag::emit(crate::diag::Level::Report, &format!("ggvk: not supported: {name:?}: {err}"));
             }
             false
         }

@@ -24,7 +24,19 @@ use std::panic::catch_unwind;
 /// cbindgen:ignore
 #[no_mangle]
 pub extern "C" fn ggml_backend_init() -> sys::ggml_backend_reg_t {
-    catch_unwind(|| device::registry().handle()).unwrap_or(std::ptr::null_mut())
+    catch_unwind(|| {
+        ggml_door();
+        device::registry().handle()
+    })
+    .unwrap_or(std::ptr::null_mut())
+}
+
+/// Loaded as a ggml backend: ggvk's diagnostics go through the host's ggml logger from now on (called before the
+/// registry is built, since its setup may warn).
+fn ggml_door() {
+    if host::host().log.is_some() {
+        crate::diag::logger().install_ggml(host::ggml_sink);
+    }
 }
 
 /// ggml's loader asks this first: 0 means "not supported on this system" (no usable Vulkan device).
@@ -32,7 +44,30 @@ pub extern "C" fn ggml_backend_init() -> sys::ggml_backend_reg_t {
 /// cbindgen:ignore
 #[no_mangle]
 pub extern "C" fn ggml_backend_score() -> c_int {
-    catch_unwind(|| if device::registry().is_empty() { 0 } else { 1 }).unwrap_or(0)
+    catch_unwind(|| {
+        ggml_door();
+        if device::registry().is_empty() {
+            0
+        } else {
+            1
+        }
+    })
+    .unwrap_or(0)
+}
+
+/// The ggml device name of each Vulkan device, in Vulkan's order, given whether each is usable: the usable ones are
+/// `GGVK0`, `GGVK1`, ... in that order (the registry's devices), the others have none.
+pub fn device_names(usable: impl IntoIterator<Item = bool>) -> Vec<Option<String>> {
+    let mut n = 0;
+    usable
+        .into_iter()
+        .map(|ok| {
+            ok.then(|| {
+                n += 1;
+                format!("GGVK{}", n - 1)
+            })
+        })
+        .collect()
 }
 
 /// The support check ggml's `supports_op` runs (translation of the ggml node, then the op's checks against the
@@ -52,4 +87,15 @@ pub unsafe fn check_node(
         crate::ops::check_on(placeholder.device(), n)?;
     }
     Ok(node)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_usable_devices_are_numbered() {
+        let names = super::device_names([false, true, false, true, true]);
+        let want = [None, Some("GGVK0"), None, Some("GGVK1"), Some("GGVK2")];
+        assert_eq!(names.iter().map(Option::as_deref).collect::<Vec<_>>(), want);
+        assert!(super::device_names([]).is_empty());
+    }
 }

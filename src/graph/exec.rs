@@ -203,7 +203,7 @@ impl Executor {
         if self.profiling() && std::env::var("GGVK_PROFILE").is_ok_and(|v| v == "1") {
             let times = stream.last_times();
             let record = *self.record_micros.lock().unwrap_or_else(|p| p.into_inner());
-            eprint!("{}", profile_report(times, record));
+            crate::diag::emit(crate::diag::Level::Report, profile_report(times, record).trim_end_matches('\n'));
         }
         Ok(())
     }

@@ -62,9 +62,14 @@ unsafe extern "system" fn debug_callback(
     };
     if severity.contains(vk::DebugUtilsMessageSeverityFlagsEXT::ERROR) {
         VALIDATION_ERRORS.fetch_add(1, Ordering::SeqCst);
-        eprintln!("GGVK VALIDATION ERROR [{types:?}]: {msg}");
+        crate::diag::emit(crate::diag::Level::Error, &format!("GGVK VALIDATION ERROR [{types:?}]: {msg}"));
     } else if std::env::var_os("GGVK_VK_DEBUG").is_some() {
-        eprintln!("ggvk vulkan {severity:?} [{types:?}]: {msg}");
+        let level = if severity.contains(vk::DebugUtilsMessageSeverityFlagsEXT::WARNING) {
+            crate::diag::Level::Warn
+        } else {
+            crate::diag::Level::Report
+        };
+        crate::diag::emit(level, &format!("ggvk vulkan {severity:?} [{types:?}]: {msg}"));
     }
     vk::FALSE
 }
