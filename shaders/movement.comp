@@ -3,7 +3,8 @@
 //   REPEAT:        dst[i] = a[i % ne_a]
 //   CONCAT:        dst[i] = a[i] while i[dim] < ne_a[dim], else b[i with i[dim] - ne_a[dim]] (dim = lp.x)
 //   PAD:           dst[i] = a[i - lp] inside src0, else 0
-//   PAD_CIRCULAR:  dst[i] = a[(i - lp + ne_a) % ne_a] (the host checks lp <= ne_a)
+//   PAD_CIRCULAR:  dst[i] = a[(i - lp + ne_a) % ne_a] (the host checks lp <= ne_a; also ROLL, lp the shift)
+//   PAD_REFLECT:   dim 0: j = i0 - lp.x, read at |j| before the row, at 2 (ne_a.x - 1) - j after it
 //   ARANGE:        dst[i] = start + step * i (32-bit variant only; `precise` keeps ggml's separate rounding of the
 //                  product and the sum)
 // Elements are moved as bits. Defines: E16 (16-bit elements, else 32-bit). Spec constant 1: OP (the MV_* codes,
@@ -17,6 +18,7 @@ layout(constant_id = 1) const uint OP = 0;
 #define MV_PAD 2u
 #define MV_PAD_CIRCULAR 3u
 #define MV_ARANGE 4u
+#define MV_PAD_REFLECT 5u
 
 #ifdef E16
 layout(binding = 0) readonly buffer A { uint16_t a[]; };
@@ -79,6 +81,11 @@ void main() {
     } else if (OP == MV_PAD_CIRCULAR) {
         const uvec4 j = (i + pc.ne_a - pc.lp) % pc.ne_a;
         d[od] = a[pc.a_off + offs(j, pc.s_a)];
+    } else if (OP == MV_PAD_REFLECT) {
+        const int j = int(i.x) - int(pc.lp.x);
+        const int last = int(pc.ne_a.x) - 1;
+        i.x = uint(j < 0 ? -j : (j > last ? 2 * last - j : j));
+        d[od] = a[pc.a_off + offs(i, pc.s_a)];
     } else {
 #ifndef E16
         precise float v = pc.start + pc.step * float(id);

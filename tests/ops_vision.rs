@@ -1,4 +1,4 @@
-//! The ops of vision and audio encoders (REPEAT, CONCAT, PAD, ARANGE, CUMSUM, IM2COL, IM2COL_3D, POOL_1D,
+//! The ops of vision and audio encoders (REPEAT, CONCAT, PAD, PAD_REFLECT_1D, ROLL, ARANGE, CUMSUM, IM2COL, IM2COL_3D, POOL_1D,
 //! POOL_2D, UPSCALE, CONV_TRANSPOSE_1D) against CPU references written from ggml's CPU semantics, on the default
 //! Vulkan device (lavapipe in CI), validation on. Data movement and im2col are compared bit for bit; arithmetic
 //! ops within a small tolerance (or bit for bit where the order of operations is ggml's).
@@ -224,6 +224,51 @@ fn pad_zero_and_circular() {
     assert!(refused(Op::Pad { lp: [6, 0, 0, 0], rp: [1, 0, 0, 0], circular: true }, &[&a], &d));
     let d = output(&be, [4, 4, 3, 2]);
     assert!(refused(Op::Pad { lp: [-1, 0, 0, 0], rp: [0, 0, 0, 0], circular: false }, &[&a], &d));
+    assert_no_validation_errors();
+}
+
+#[test]
+fn pad_reflect_1d_and_roll() {
+    let be = backend();
+    let mut rng = Rng::new(9);
+    let ne_a = [7i64, 3, 2, 2];
+    let vals = rng.vec(84);
+    let a = upload(&be, GgmlType::F32, ne_a, &f32_bytes(&vals));
+    for (p0, p1) in [(0i32, 0i32), (3, 2), (6, 6)] {
+        let ne = [7 + i64::from(p0 + p1), 3, 2, 2];
+        let d = output(&be, ne);
+        run(&be, Op::PadReflect1d { p0, p1 }, &[&a], &d);
+        let want: Vec<f32> = indices(ne)
+            .map(|i| {
+                let j = i[0] - i64::from(p0);
+                let j = if j < 0 {
+                    -j
+                } else if j > 6 {
+                    12 - j
+                } else {
+                    j
+                };
+                vals[lin(ne_a, [j, i[1], i[2], i[3]])]
+            })
+            .collect();
+        assert_bits(&format!("pad_reflect_1d {p0} {p1}"), &download(&d), &want);
+    }
+    let d = output(&be, [14, 3, 2, 2]);
+    assert!(refused(Op::PadReflect1d { p0: 7, p1: 0 }, &[&a], &d));
+
+    for shift in [[3, -2, 1, -1], [0, 0, 0, 0], [-6, 2, -1, 1]] {
+        let d = output(&be, ne_a);
+        run(&be, Op::Roll { shift }, &[&a], &d);
+        let want: Vec<f32> = indices(ne_a)
+            .map(|i| {
+                let j: [i64; 4] = std::array::from_fn(|x| (i[x] - i64::from(shift[x])).rem_euclid(ne_a[x]));
+                vals[lin(ne_a, j)]
+            })
+            .collect();
+        assert_bits(&format!("roll {shift:?}"), &download(&d), &want);
+    }
+    let d = output(&be, ne_a);
+    assert!(refused(Op::Roll { shift: [7, 0, 0, 0] }, &[&a], &d));
     assert_no_validation_errors();
 }
 

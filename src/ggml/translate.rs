@@ -176,6 +176,11 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
             let p = &tr.op_params;
             Op::Pad { lp: [p[0], p[2], p[4], p[6]], rp: [p[1], p[3], p[5], p[7]], circular: p[8] != 0 }
         }
+        sys::GGML_OP_PAD_REFLECT_1D => Op::PadReflect1d { p0: tr.op_params[0], p1: tr.op_params[1] },
+        sys::GGML_OP_ROLL => {
+            let p = &tr.op_params;
+            Op::Roll { shift: [p[0], p[1], p[2], p[3]] }
+        }
         sys::GGML_OP_ARANGE => Op::Arange { start: f32_param(tr, 0), stop: f32_param(tr, 1), step: f32_param(tr, 2) },
         sys::GGML_OP_CUMSUM => Op::Cumsum,
         sys::GGML_OP_IM2COL => {
@@ -243,6 +248,8 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
         | Op::TopK
         | Op::Repeat
         | Op::Pad { .. }
+        | Op::PadReflect1d { .. }
+        | Op::Roll { .. }
         | Op::Cumsum
         | Op::Pool1d { .. }
         | Op::Pool2d { .. }

@@ -314,6 +314,19 @@ pub enum Op {
         /// Wrap around instead of zeros.
         circular: bool,
     },
+    /// ggml_pad_reflect_1d: src0 with `p0` values before and `p1` after along dim 0, mirrored about the row's
+    /// first and last values (F32).
+    PadReflect1d {
+        /// Values added before.
+        p0: i32,
+        /// Values added after.
+        p1: i32,
+    },
+    /// ggml_roll: `dst[i] = src0[(i - shift) mod ne]` along every dim (F32).
+    Roll {
+        /// Shift per dim (|shift| < ne).
+        shift: [i32; 4],
+    },
     /// ggml_arange: `dst[i] = start + step * i` (F32, no sources).
     Arange {
         /// First value.
@@ -517,6 +530,8 @@ impl Op {
             Op::Concat { .. } => "CONCAT",
             Op::Pad { .. } => "PAD",
             Op::Arange { .. } => "ARANGE",
+            Op::PadReflect1d { .. } => "PAD_REFLECT_1D",
+            Op::Roll { .. } => "ROLL",
             Op::Cumsum => "CUMSUM",
             Op::Im2Col { .. } => "IM2COL",
             Op::Im2Col3d { .. } => "IM2COL_3D",

@@ -86,6 +86,8 @@ fn op_words(op: &Op, out: &mut Vec<u32>) {
             out.push(u32::from(circular));
         }
         Op::Arange { start, stop, step } => out.extend([f(start), f(stop), f(step)]),
+        Op::PadReflect1d { p0, p1 } => out.extend([p0 as u32, p1 as u32]),
+        Op::Roll { shift } => out.extend(shift.map(|v| v as u32)),
         Op::Im2Col { s, p, d, is_2d } => {
             out.extend(s.into_iter().chain(p).chain(d).map(|v| v as u32));
             out.push(u32::from(is_2d));

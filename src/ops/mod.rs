@@ -47,7 +47,12 @@ pub fn check(node: &Node) -> Result<()> {
         Op::SumRows | Op::Mean | Op::Sum | Op::ArgMax => reduce::check(node),
         Op::MulMatId => matmul_id::check(node),
         Op::AddId | Op::ArgSort { .. } | Op::TopK => moe::check(node),
-        Op::Repeat | Op::Concat { .. } | Op::Pad { .. } | Op::Arange { .. } => movement::check(node),
+        Op::Repeat
+        | Op::Concat { .. }
+        | Op::Pad { .. }
+        | Op::PadReflect1d { .. }
+        | Op::Roll { .. }
+        | Op::Arange { .. } => movement::check(node),
         Op::Cumsum => cumsum::check(node),
         Op::Im2Col { .. } | Op::Im2Col3d { .. } => im2col::check(node),
         Op::Pool1d { .. } | Op::Pool2d { .. } => pool::check(node),
@@ -105,7 +110,12 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         Op::SumRows | Op::Mean | Op::Sum | Op::ArgMax => reduce::record(rec, node),
         Op::MulMatId => matmul_id::record(rec, node),
         Op::AddId | Op::ArgSort { .. } | Op::TopK => moe::record(rec, node),
-        Op::Repeat | Op::Concat { .. } | Op::Pad { .. } | Op::Arange { .. } => movement::record(rec, node),
+        Op::Repeat
+        | Op::Concat { .. }
+        | Op::Pad { .. }
+        | Op::PadReflect1d { .. }
+        | Op::Roll { .. }
+        | Op::Arange { .. } => movement::record(rec, node),
         Op::Cumsum => cumsum::record(rec, node),
         Op::Im2Col { .. } | Op::Im2Col3d { .. } => im2col::record(rec, node),
         Op::Pool1d { .. } | Op::Pool2d { .. } => pool::record(rec, node),

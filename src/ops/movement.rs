@@ -1,8 +1,10 @@
 //! Data movement: REPEAT (ggml_repeat: src0 tiled to dst's shape), CONCAT (ggml_concat: src0 then src1 along one
 //! dim), PAD (ggml_pad_ext: zeros before and after src0 along each dim, or with `circular` the values wrapped
-//! around from the other side, ggml_pad_ext_circular) and ARANGE (ggml_arange: `start + step * i`, F32).
-//! REPEAT and CONCAT copy bits of any 2- or 4-byte type (F32, I32, F16, BF16); PAD takes F32 as ggml's CPU
-//! backend does. Sources may have any strides; dst of REPEAT and CONCAT too, PAD and ARANGE write a contiguous
+//! around from the other side, ggml_pad_ext_circular), PAD_REFLECT_1D (ggml_pad_reflect_1d: dim 0 padded with
+//! its values mirrored about the row's ends), ROLL (ggml_roll: every dim shifted circularly) and ARANGE
+//! (ggml_arange: `start + step * i`, F32).
+//! REPEAT and CONCAT copy bits of any 2- or 4-byte type (F32, I32, F16, BF16); PAD, PAD_REFLECT_1D and ROLL take
+//! F32 as ggml's CPU backend does (ROLL writes packed dst rows, as ggml does). Sources may have any strides; dst of REPEAT and CONCAT too, PAD and ARANGE write a contiguous
 //! dst (as ggml's CPU backend does whatever the view says, so other layouts are declined). One thread per dst
 //! element (`shaders/movement.comp`).
 
@@ -43,7 +45,8 @@ fn code(op: &Op) -> u32 {
         Op::Repeat => 0,
         Op::Concat { .. } => 1,
         Op::Pad { circular: false, .. } => 2,
-        Op::Pad { circular: true, .. } => 3,
+        Op::Pad { circular: true, .. } | Op::Roll { .. } => 3,
+        Op::PadReflect1d { .. } => 5,
         _ => 4, // ARANGE
     }
 }
@@ -178,6 +181,34 @@ pub fn check(node: &Node) -> Result<()> {
             }
             check_view(name, "src0", a)?;
         }
+        Op::PadReflect1d { p0, p1 } => {
+            let a = node.src(0)?;
+            if a.ty != GgmlType::F32 || d.ty != GgmlType::F32 {
+                return Err(Error::unsupported(format!("PAD_REFLECT_1D of {} (f32 only)", a.ty.name())));
+            }
+            // ggml: 0 <= p < ne0 on both sides.
+            if *p0 < 0 || *p1 < 0 || i64::from(*p0) >= a.ne[0] || i64::from(*p1) >= a.ne[0] {
+                return Err(Error::invalid(format!("PAD_REFLECT_1D by {p0}, {p1} of rows of {}", a.ne[0])));
+            }
+            let want = [a.ne[0] + i64::from(*p0) + i64::from(*p1), a.ne[1], a.ne[2], a.ne[3]];
+            if d.ne != want {
+                return Err(Error::invalid(format!("PAD_REFLECT_1D: dst {:?}, want {want:?}", d.ne)));
+            }
+            check_view(name, "src0", a)?;
+        }
+        Op::Roll { shift } => {
+            let a = node.src(0)?;
+            if a.ty != GgmlType::F32 || d.ty != GgmlType::F32 {
+                return Err(Error::unsupported(format!("ROLL of {} (f32 only)", a.ty.name())));
+            }
+            if d.ne != a.ne || (0..4).any(|i| i64::from(shift[i]).abs() >= a.ne[i]) {
+                return Err(Error::invalid(format!("ROLL by {shift:?}: src0 {:?}, dst {:?}", a.ne, d.ne)));
+            }
+            if !d.is_row_packed() {
+                return Err(Error::unsupported("ROLL into a dst whose rows are not packed"));
+            }
+            check_view(name, "src0", a)?;
+        }
         Op::Arange { start, stop, step } => {
             if d.ty != GgmlType::F32 {
                 return Err(Error::unsupported(format!("ARANGE into {} (f32 only)", d.ty.name())));
@@ -217,8 +248,14 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
             (sa, sb)
         }
         op => {
-            if let Op::Pad { lp, .. } = op {
-                push.lp = lp.map(|p| p as u32);
+            match op {
+                Op::Pad { lp, .. } => push.lp = lp.map(|p| p as u32),
+                Op::PadReflect1d { p0, .. } => push.lp = [*p0 as u32, 0, 0, 0],
+                // dst[i] = src0[(i - shift) mod ne]: the circular pad's formula with lp = shift in [0, ne).
+                Op::Roll { shift } => {
+                    push.lp = std::array::from_fn(|i| i64::from(shift[i]).rem_euclid(d.ne[i].max(1)) as u32)
+                }
+                _ => {}
             }
             (view(&device, node.src(0)?, false, "src0")?, view(&device, node.src(0)?, false, "src0")?)
         }
@@ -234,6 +271,8 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         Op::Repeat => "repeat",
         Op::Concat { .. } => "concat",
         Op::Pad { .. } => "pad",
+        Op::PadReflect1d { .. } => "pad_reflect_1d",
+        Op::Roll { .. } => "roll",
         _ => "arange",
     };
     dispatch(rec, label, &pipeline, &[sa.binding, sb.binding, sd.binding], bytemuck::bytes_of(&push), n)
