@@ -444,6 +444,8 @@ fn im2col_2d_1d_3d() {
     let bad = output(&be, [24, o[0], o[1], 3]);
     assert!(refused(Op::Im2Col3d { s, p, d, ic: 2 }, &[&kern, &b], &bad));
     assert!(refused(Op::Im2Col3d { s: [0, 2, 1], p, d, ic: 2 }, &[&kern, &b], &dst));
+    assert!(refused(Op::Im2Col3d { s: [1, 2, 0], p, d, ic: 2 }, &[&kern, &b], &dst));
+    assert!(refused(Op::Im2Col3d { s, p, d: [1, 1, i32::MAX], ic: 2 }, &[&kern, &b], &dst));
     assert_no_validation_errors();
 }
 
@@ -534,6 +536,7 @@ fn pool_1d_2d_max_avg() {
     let d = output(&be, [5, 9, 3, 2]);
     assert!(refused(Op::Pool1d { op: PoolOp::Max, k: 3, s: 3, p: 0 }, &[&a], &d));
     assert!(refused(Op::Pool1d { op: PoolOp::Max, k: 3, s: 0, p: 0 }, &[&a], &d));
+    assert!(refused(Op::Pool2d { op: PoolOp::Avg, k: [3, 3], s: [1, 0], p: [i32::MAX, 0] }, &[&a], &d));
     assert_no_validation_errors();
 }
 

@@ -49,9 +49,14 @@ fn shader(src: GgmlType, dst: GgmlType) -> Option<Shader> {
     Some(Shader { name, spirv, bindings: 2, push_size: PUSH })
 }
 
-/// ggml_calc_conv_output_size.
+/// ggml_calc_conv_output_size; -1 where ggml's arithmetic would overflow or divide by zero.
 fn conv_out(ins: i64, ks: i64, s: i32, p: i32, d: i32) -> i64 {
-    (ins + 2 * i64::from(p) - i64::from(d) * (ks - 1) - 1) / i64::from(s) + 1
+    let reach = i64::from(d).checked_mul(ks - 1).and_then(|r| r.checked_add(1));
+    let num = reach.and_then(|r| ins.checked_add(2 * i64::from(p))?.checked_sub(r));
+    match num {
+        Some(v) if s != 0 => v / i64::from(s) + 1,
+        _ => -1,
+    }
 }
 
 /// The shape of the scheme: kernel (w, h, d, ic), output (w, h, d, n), input (w, h, d), src1 strides in bytes
@@ -167,7 +172,9 @@ pub fn check(node: &Node) -> Result<()> {
     dim_u32(&format!("{name} dst elements"), dst.nelements())?;
     // Image coordinates are 32-bit signed in the kernel.
     for x in 0..3 {
-        let reach = (g.o[x] - 1) * i64::from(g.s[x]) + (g.k[x] - 1) * i64::from(g.d[x]);
+        let reach = (g.o[x] - 1)
+            .saturating_mul(i64::from(g.s[x]))
+            .saturating_add((g.k[x] - 1).saturating_mul(i64::from(g.d[x])));
         if reach > i64::from(i32::MAX) {
             return Err(Error::unsupported(format!("{name}: coordinates up to {reach} do not fit 32 bits")));
         }

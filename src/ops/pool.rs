@@ -36,9 +36,12 @@ struct PoolPush {
 const PUSH: u32 = std::mem::size_of::<PoolPush>() as u32;
 const _: () = assert!(PUSH == 64);
 
-/// ggml_calc_pool_output_size.
+/// ggml_calc_pool_output_size; -1 where ggml's arithmetic would overflow or divide by zero.
 fn pool_out(ins: i64, k: i32, s: i32, p: i32) -> i64 {
-    (ins + 2 * i64::from(p) - i64::from(k)) / i64::from(s) + 1
+    match ins.checked_add(2 * i64::from(p)) {
+        Some(v) if s != 0 => (v - i64::from(k)) / i64::from(s) + 1,
+        _ => -1,
+    }
 }
 
 /// (op, kernel, stride, padding, 2-D) of a node, 1-D as a 2-D pool of height 1.
@@ -77,7 +80,7 @@ pub fn check(node: &Node) -> Result<()> {
     }
     dim_u32(&format!("{name} src0 elements"), a.nelements())?;
     dim_u32(&format!("{name} dst elements"), d.nelements())?;
-    let reach = |x: usize| (want[x] - 1) * i64::from(s[x]) + i64::from(k[x]);
+    let reach = |x: usize| (want[x] - 1).saturating_mul(i64::from(s[x])).saturating_add(i64::from(k[x]));
     if reach(0) > i64::from(i32::MAX) || reach(1) > i64::from(i32::MAX) {
         return Err(Error::unsupported(format!("{name}: window positions do not fit 32 bits")));
     }
