@@ -181,6 +181,16 @@ const VARIANTS: &[(&str, &str, Defines)] = &[
     ("add_id", "add_id.comp", &[]),
     ("argsort", "argsort.comp", &[]),
     ("argsort_big", "argsort_big.comp", &[]),
+    // -- data movement, scans, convolution helpers, pooling, resampling --
+    ("movement_32", "movement.comp", &[]),
+    ("movement_16", "movement.comp", &[("E16", "1")]),
+    ("cumsum", "cumsum.comp", &[]),
+    ("im2col_f32", "im2col.comp", &[]),
+    ("im2col_f32_f16", "im2col.comp", &[("D_F16", "1")]),
+    ("im2col_f16", "im2col.comp", &[("S_F16", "1"), ("D_F16", "1")]),
+    ("pool_f32", "pool.comp", &[]),
+    ("upscale_f32", "upscale.comp", &[]),
+    ("conv_transpose_1d", "conv_transpose_1d.comp", &[]),
 ];
 
 /// Generic dequantizing kernels: (kernel name, source file, defines), compiled once per `shaders/dequant/*.glsl`.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::buffer::{buffer_of, BASE};
 use super::sys;
 use crate::error::{Error, Result};
-use crate::graph::{GluOp, Node, Op, Tensor, UnaryOp};
+use crate::graph::{GluOp, Node, Op, PoolOp, ScaleMode, Tensor, UnaryOp};
 use crate::ops::rope::RopeParams;
 use crate::quant::GgmlType;
 use crate::vk::{Buffer, Device};
@@ -23,6 +23,15 @@ pub enum Memory<'a> {
 
 fn f32_param(t: &sys::ggml_tensor, i: usize) -> f32 {
     f32::from_bits(t.op_params[i] as u32)
+}
+
+/// ggml_op_pool (op param 0 of POOL_1D / POOL_2D).
+fn pool_op(raw: i32) -> Result<PoolOp> {
+    match raw {
+        sys::GGML_OP_POOL_MAX => Ok(PoolOp::Max),
+        sys::GGML_OP_POOL_AVG => Ok(PoolOp::Avg),
+        o => Err(Error::unsupported(format!("pool op {o}"))),
+    }
 }
 
 /// The engine view of a ggml tensor. `slot` numbers the tensors of one node (distinct ranges when checking).
@@ -161,15 +170,67 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
             };
             Op::Glu { op, swapped: tr.op_params[1] != 0 }
         }
+        sys::GGML_OP_REPEAT => Op::Repeat,
+        sys::GGML_OP_CONCAT => Op::Concat { dim: tr.op_params[0] },
+        sys::GGML_OP_PAD => {
+            let p = &tr.op_params;
+            Op::Pad { lp: [p[0], p[2], p[4], p[6]], rp: [p[1], p[3], p[5], p[7]], circular: p[8] != 0 }
+        }
+        sys::GGML_OP_PAD_REFLECT_1D => Op::PadReflect1d { p0: tr.op_params[0], p1: tr.op_params[1] },
+        sys::GGML_OP_ROLL => {
+            let p = &tr.op_params;
+            Op::Roll { shift: [p[0], p[1], p[2], p[3]] }
+        }
+        sys::GGML_OP_ARANGE => Op::Arange { start: f32_param(tr, 0), stop: f32_param(tr, 1), step: f32_param(tr, 2) },
+        sys::GGML_OP_CUMSUM => Op::Cumsum,
+        sys::GGML_OP_IM2COL => {
+            let p = &tr.op_params;
+            Op::Im2Col { s: [p[0], p[1]], p: [p[2], p[3]], d: [p[4], p[5]], is_2d: p[6] == 1 }
+        }
+        sys::GGML_OP_IM2COL_3D => {
+            let p = &tr.op_params;
+            Op::Im2Col3d { s: [p[0], p[1], p[2]], p: [p[3], p[4], p[5]], d: [p[6], p[7], p[8]], ic: p[9] }
+        }
+        sys::GGML_OP_POOL_1D => {
+            let p = &tr.op_params;
+            Op::Pool1d { op: pool_op(p[0])?, k: p[1], s: p[2], p: p[3] }
+        }
+        sys::GGML_OP_POOL_2D => {
+            let p = &tr.op_params;
+            Op::Pool2d { op: pool_op(p[0])?, k: [p[1], p[2]], s: [p[3], p[4]], p: [p[5], p[6]] }
+        }
+        sys::GGML_OP_UPSCALE => {
+            let flags = tr.op_params[0];
+            let mode = match flags & 0xFF {
+                sys::GGML_SCALE_MODE_NEAREST => ScaleMode::Nearest,
+                sys::GGML_SCALE_MODE_BILINEAR => ScaleMode::Bilinear,
+                sys::GGML_SCALE_MODE_BICUBIC => ScaleMode::Bicubic,
+                m => return Err(Error::unsupported(format!("UPSCALE mode {m}"))),
+            };
+            let known = 0xFF | sys::GGML_SCALE_FLAG_ALIGN_CORNERS | sys::GGML_SCALE_FLAG_ANTIALIAS;
+            if flags & !known != 0 {
+                return Err(Error::unsupported(format!("UPSCALE flags {flags:#x}")));
+            }
+            Op::Upscale {
+                mode,
+                align_corners: flags & sys::GGML_SCALE_FLAG_ALIGN_CORNERS != 0,
+                antialias: flags & sys::GGML_SCALE_FLAG_ANTIALIAS != 0,
+            }
+        }
+        sys::GGML_OP_CONV_TRANSPOSE_1D => {
+            let p = &tr.op_params;
+            Op::ConvTranspose1d { s0: p[0], p0: p[1], d0: p[2] }
+        }
         other => return Err(Error::unsupported(format!("ggml op {other}"))),
     };
     // Sources in ggml's order. CPY's second and SET_ROWS's third source are the destination the node views,
     // not inputs.
     let n_src = match op {
+        Op::Arange { .. } => 0,
         Op::Cpy => 1,
         Op::MulMat | Op::Add | Op::Mul | Op::Sub | Op::Div | Op::GetRows | Op::SetRows => 2,
         Op::Rope(_) | Op::SoftMax { .. } | Op::MulMatId | Op::AddId => 3,
-        Op::Glu { .. } => 2,
+        Op::Glu { .. } | Op::Concat { .. } | Op::Im2Col { .. } | Op::Im2Col3d { .. } | Op::ConvTranspose1d { .. } => 2,
         Op::FlashAttnExt { .. } => 5,
         Op::Scale { .. }
         | Op::Unary(_)
@@ -184,7 +245,15 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
         | Op::Sum
         | Op::ArgMax
         | Op::ArgSort { .. }
-        | Op::TopK => 1,
+        | Op::TopK
+        | Op::Repeat
+        | Op::Pad { .. }
+        | Op::PadReflect1d { .. }
+        | Op::Roll { .. }
+        | Op::Cumsum
+        | Op::Pool1d { .. }
+        | Op::Pool2d { .. }
+        | Op::Upscale { .. } => 1,
     };
     let mut src = Vec::with_capacity(n_src);
     for (i, &s) in tr.src.iter().take(n_src).enumerate() {

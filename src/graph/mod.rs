@@ -297,6 +297,129 @@ pub enum Op {
         /// ggml_prec (op param 3).
         prec: i32,
     },
+    /// ggml_repeat: src0 tiled to dst's shape (each dst dim a multiple of src0's).
+    Repeat,
+    /// ggml_concat: src0 then src1 along `dim` (the other dims equal).
+    Concat {
+        /// The dimension joined along (0..=3).
+        dim: i32,
+    },
+    /// ggml_pad_ext: src0 with `lp[d]` elements before and `rp[d]` after it along each dim, zeros there (or,
+    /// `circular`, the values wrapped around from the other side: ggml_pad_ext_circular).
+    Pad {
+        /// Elements added before, per dim.
+        lp: [i32; 4],
+        /// Elements added after, per dim.
+        rp: [i32; 4],
+        /// Wrap around instead of zeros.
+        circular: bool,
+    },
+    /// ggml_pad_reflect_1d: src0 with `p0` values before and `p1` after along dim 0, mirrored about the row's
+    /// first and last values (F32).
+    PadReflect1d {
+        /// Values added before.
+        p0: i32,
+        /// Values added after.
+        p1: i32,
+    },
+    /// ggml_roll: `dst[i] = src0[(i - shift) mod ne]` along every dim (F32).
+    Roll {
+        /// Shift per dim (|shift| < ne).
+        shift: [i32; 4],
+    },
+    /// ggml_arange: `dst[i] = start + step * i` (F32, no sources).
+    Arange {
+        /// First value.
+        start: f32,
+        /// End (exclusive; fixes the element count with `step`).
+        stop: f32,
+        /// Increment.
+        step: f32,
+    },
+    /// ggml_cumsum: the inclusive prefix sums of each row of src0.
+    Cumsum,
+    /// ggml_im2col: src0 the kernel (only its shape is used), src1 the image; dst the unfolded patches.
+    Im2Col {
+        /// Strides (width, height).
+        s: [i32; 2],
+        /// Padding (width, height).
+        p: [i32; 2],
+        /// Dilation (width, height).
+        d: [i32; 2],
+        /// 2-D (else 1-D: no height).
+        is_2d: bool,
+    },
+    /// ggml_im2col_3d: src0 the kernel `[KW, KH, KD, OC * IC]` (shape only), src1 the volume `[W, H, D, N * IC]`.
+    Im2Col3d {
+        /// Strides (width, height, depth).
+        s: [i32; 3],
+        /// Padding (width, height, depth).
+        p: [i32; 3],
+        /// Dilation (width, height, depth).
+        d: [i32; 3],
+        /// Input channels.
+        ic: i32,
+    },
+    /// ggml_pool_1d over dim 0 of each row.
+    Pool1d {
+        /// Max or average.
+        op: PoolOp,
+        /// Kernel size.
+        k: i32,
+        /// Stride.
+        s: i32,
+        /// Padding.
+        p: i32,
+    },
+    /// ggml_pool_2d over dims 0 and 1 of each plane.
+    Pool2d {
+        /// Max or average.
+        op: PoolOp,
+        /// Kernel size (width, height).
+        k: [i32; 2],
+        /// Stride (width, height).
+        s: [i32; 2],
+        /// Padding (width, height).
+        p: [i32; 2],
+    },
+    /// ggml_upscale / ggml_interpolate: src0 resampled to dst's shape.
+    Upscale {
+        /// Interpolation along dims 0 and 1 (dims 2 and 3 take the nearest).
+        mode: ScaleMode,
+        /// GGML_SCALE_FLAG_ALIGN_CORNERS.
+        align_corners: bool,
+        /// GGML_SCALE_FLAG_ANTIALIAS (bilinear only).
+        antialias: bool,
+    },
+    /// ggml_conv_transpose_1d: src0 the kernel `[K, C_out, C_in]`, src1 the input `[L, C_in]`.
+    ConvTranspose1d {
+        /// Stride.
+        s0: i32,
+        /// Padding (ggml allows 0 only).
+        p0: i32,
+        /// Dilation (ggml allows 1 only).
+        d0: i32,
+    },
+}
+
+/// ggml_op_pool values ggvk runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolOp {
+    /// GGML_OP_POOL_MAX.
+    Max,
+    /// GGML_OP_POOL_AVG.
+    Avg,
+}
+
+/// ggml_scale_mode values (the low byte of UPSCALE's mode parameter).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScaleMode {
+    /// GGML_SCALE_MODE_NEAREST.
+    Nearest,
+    /// GGML_SCALE_MODE_BILINEAR.
+    Bilinear,
+    /// GGML_SCALE_MODE_BICUBIC.
+    Bicubic,
 }
 
 /// ggml_unary_op values ggvk knows, plus ggml's parameterless elementwise ops (SQR, SQRT, SIN, COS, LOG).
@@ -403,6 +526,19 @@ impl Op {
             Op::AddId => "ADD_ID",
             Op::ArgSort { .. } => "ARGSORT",
             Op::TopK => "TOP_K",
+            Op::Repeat => "REPEAT",
+            Op::Concat { .. } => "CONCAT",
+            Op::Pad { .. } => "PAD",
+            Op::Arange { .. } => "ARANGE",
+            Op::PadReflect1d { .. } => "PAD_REFLECT_1D",
+            Op::Roll { .. } => "ROLL",
+            Op::Cumsum => "CUMSUM",
+            Op::Im2Col { .. } => "IM2COL",
+            Op::Im2Col3d { .. } => "IM2COL_3D",
+            Op::Pool1d { .. } => "POOL_1D",
+            Op::Pool2d { .. } => "POOL_2D",
+            Op::Upscale { .. } => "UPSCALE",
+            Op::ConvTranspose1d { .. } => "CONV_TRANSPOSE_1D",
         }
     }
 }

@@ -79,6 +79,32 @@ fn op_words(op: &Op, out: &mut Vec<u32>) {
         Op::FlashAttnExt { scale, max_bias, softcap, prec } => {
             out.extend([f(scale), f(max_bias), f(softcap), prec as u32])
         }
+        Op::Concat { dim } => out.push(dim as u32),
+        Op::Pad { lp, rp, circular } => {
+            out.extend(lp.map(|v| v as u32));
+            out.extend(rp.map(|v| v as u32));
+            out.push(u32::from(circular));
+        }
+        Op::Arange { start, stop, step } => out.extend([f(start), f(stop), f(step)]),
+        Op::PadReflect1d { p0, p1 } => out.extend([p0 as u32, p1 as u32]),
+        Op::Roll { shift } => out.extend(shift.map(|v| v as u32)),
+        Op::Im2Col { s, p, d, is_2d } => {
+            out.extend(s.into_iter().chain(p).chain(d).map(|v| v as u32));
+            out.push(u32::from(is_2d));
+        }
+        Op::Im2Col3d { s, p, d, ic } => {
+            out.extend(s.into_iter().chain(p).chain(d).map(|v| v as u32));
+            out.push(ic as u32);
+        }
+        Op::Pool1d { op, k, s, p } => out.extend([op as u32, k as u32, s as u32, p as u32]),
+        Op::Pool2d { op, k, s, p } => {
+            out.push(op as u32);
+            out.extend(k.into_iter().chain(s).chain(p).map(|v| v as u32));
+        }
+        Op::Upscale { mode, align_corners, antialias } => {
+            out.extend([mode as u32, u32::from(align_corners), u32::from(antialias)])
+        }
+        Op::ConvTranspose1d { s0, p0, d0 } => out.extend([s0 as u32, p0 as u32, d0 as u32]),
         Op::MulMat
         | Op::Add
         | Op::Mul
@@ -93,7 +119,9 @@ fn op_words(op: &Op, out: &mut Vec<u32>) {
         | Op::ArgMax
         | Op::MulMatId
         | Op::AddId
-        | Op::TopK => {}
+        | Op::TopK
+        | Op::Repeat
+        | Op::Cumsum => {}
     }
 }
 

@@ -2,19 +2,25 @@
 //! recorder (`record`: pipeline choice, push constants, bindings, dispatch size). Shaders live in `shaders/`.
 
 pub mod binary;
+pub mod conv;
 pub mod coopmat;
 pub mod cpy;
+pub mod cumsum;
 pub mod flash_attn;
 pub mod glu;
+pub mod im2col;
 pub mod matmul;
 pub mod matmul_id;
 pub mod moe;
+pub mod movement;
 pub mod norm;
+pub mod pool;
 pub mod reduce;
 pub mod rope;
 pub mod rows;
 pub mod softmax;
 pub mod unary;
+pub mod upscale;
 
 use crate::error::{Error, Result};
 use crate::graph::{Node, Op, Tensor};
@@ -41,6 +47,17 @@ pub fn check(node: &Node) -> Result<()> {
         Op::SumRows | Op::Mean | Op::Sum | Op::ArgMax => reduce::check(node),
         Op::MulMatId => matmul_id::check(node),
         Op::AddId | Op::ArgSort { .. } | Op::TopK => moe::check(node),
+        Op::Repeat
+        | Op::Concat { .. }
+        | Op::Pad { .. }
+        | Op::PadReflect1d { .. }
+        | Op::Roll { .. }
+        | Op::Arange { .. } => movement::check(node),
+        Op::Cumsum => cumsum::check(node),
+        Op::Im2Col { .. } | Op::Im2Col3d { .. } => im2col::check(node),
+        Op::Pool1d { .. } | Op::Pool2d { .. } => pool::check(node),
+        Op::Upscale { .. } => upscale::check(node),
+        Op::ConvTranspose1d { .. } => conv::check(node),
     }
 }
 
@@ -93,6 +110,17 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         Op::SumRows | Op::Mean | Op::Sum | Op::ArgMax => reduce::record(rec, node),
         Op::MulMatId => matmul_id::record(rec, node),
         Op::AddId | Op::ArgSort { .. } | Op::TopK => moe::record(rec, node),
+        Op::Repeat
+        | Op::Concat { .. }
+        | Op::Pad { .. }
+        | Op::PadReflect1d { .. }
+        | Op::Roll { .. }
+        | Op::Arange { .. } => movement::record(rec, node),
+        Op::Cumsum => cumsum::record(rec, node),
+        Op::Im2Col { .. } | Op::Im2Col3d { .. } => im2col::record(rec, node),
+        Op::Pool1d { .. } | Op::Pool2d { .. } => pool::record(rec, node),
+        Op::Upscale { .. } => upscale::record(rec, node),
+        Op::ConvTranspose1d { .. } => conv::record(rec, node),
     }
 }
 
