@@ -695,12 +695,14 @@ pub(crate) fn graph_mut<'a>(graph: *mut ggvk_graph) -> Result<&'a mut Graph> {
 ///
 /// Accuracy of mat-vec results (N <= 8 columns): with `w` the weights' exact values (what `ggvk_dequantize`
 /// gives) and `x'` the activations b after the rounding listed below, each dst element `y` satisfies
-/// `|y - sum_k w_k x'_k| <= (K + 2) * 2^-24 * sum_k |w_k x'_k|` (f32 products and sums; in practice far below).
+/// `|y - sum_k w_k x'_k| <= (K + 2) * 2^-24 * sum_k |w_k x'_k|` (f32 products and sums; in practice far below;
+/// a device that flushes f32 subnormals to zero may add up to `K * 2^-126`).
 /// The rounding of b follows ggml's CPU backend (its `vec_dot_type`):
 /// - F32 weights: none (`x' = x`).
 /// - F16 weights: b rounded to f16, `|x - x'| <= 2^-11 |x|` (plus 2^-25 where x is below the f16 normal range).
 /// - Q4_0, Q8_0 and IQ4_NL weights: b rounded to 8 bits per 32-value block, scale `d = max|x| / 127` kept as f16:
-///   `|x - x'| <= d * (1/2 + 127 * 2^-11)` within the block (plus f32 rounding, about 2^-24 d). For Q4_0/Q8_0,
+///   `|x - x'| <= d * (1/2 + 127 * 2^-11)` within the block (plus f32 rounding, about 2^-24 d, and 2^-18 where
+///   d is below f16's normal range). For Q4_0/Q8_0,
 ///   `GGVK_INT_DOT=0` in the environment keeps `x' = x`.
 /// - Q4_1, Q5_0, Q5_1, Q2_K..Q6_K, BF16 weights: none by default; `GGVK_ROUND_ACTIVATIONS=1` rounds b as ggml's
 ///   CPU backend does for them (8-bit blocks of 32, of 256 for the K-quants, or bf16).
