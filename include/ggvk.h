@@ -7,20 +7,53 @@
 #include <stddef.h>
 #include <stdint.h>
 
-// `ggml_type` F32.
+// `ggml_type` F32 (4 bytes). Weight type.
 #define GGVK_TYPE_F32 0
 
-// `ggml_type` F16.
+// `ggml_type` F16 (IEEE half, 2 bytes). Weight type.
 #define GGVK_TYPE_F16 1
 
-// `ggml_type` Q4_0 (blocks of 32, 18 bytes).
+// `ggml_type` Q4_0 (blocks of 32, 18 bytes: f16 scale, 4-bit values). Weight type.
 #define GGVK_TYPE_Q4_0 2
 
-// `ggml_type` Q8_0 (blocks of 32, 34 bytes).
+// `ggml_type` Q4_1 (blocks of 32, 20 bytes: f16 scale and minimum, 4-bit values). Weight type.
+#define GGVK_TYPE_Q4_1 3
+
+// `ggml_type` Q5_0 (blocks of 32, 22 bytes). Weight type.
+#define GGVK_TYPE_Q5_0 6
+
+// `ggml_type` Q5_1 (blocks of 32, 24 bytes). Weight type.
+#define GGVK_TYPE_Q5_1 7
+
+// `ggml_type` Q8_0 (blocks of 32, 34 bytes: f16 scale, 8-bit values). Weight type.
 #define GGVK_TYPE_Q8_0 8
 
-// `ggml_type` I32.
+// `ggml_type` Q2_K (super-blocks of 256, 84 bytes). Weight type (dequantize only).
+#define GGVK_TYPE_Q2_K 10
+
+// `ggml_type` Q3_K (super-blocks of 256, 110 bytes). Weight type (dequantize only).
+#define GGVK_TYPE_Q3_K 11
+
+// `ggml_type` Q4_K (super-blocks of 256, 144 bytes). Weight type (dequantize only).
+#define GGVK_TYPE_Q4_K 12
+
+// `ggml_type` Q5_K (super-blocks of 256, 176 bytes). Weight type (dequantize only).
+#define GGVK_TYPE_Q5_K 13
+
+// `ggml_type` Q6_K (super-blocks of 256, 210 bytes). Weight type (dequantize only).
+#define GGVK_TYPE_Q6_K 14
+
+// `ggml_type` IQ4_NL (blocks of 32, 18 bytes: f16 scale, 4-bit indices into a fixed table). Weight type.
+#define GGVK_TYPE_IQ4_NL 20
+
+// `ggml_type` I32 (indices, positions, argsort/argmax results).
 #define GGVK_TYPE_I32 26
+
+// `ggml_type` I64 (SET_ROWS indices).
+#define GGVK_TYPE_I64 27
+
+// `ggml_type` BF16 (bfloat16, 2 bytes). Weight type (rows of a multiple of 4 values).
+#define GGVK_TYPE_BF16 30
 
 // Device type: other.
 #define GGVK_DEVICE_TYPE_OTHER 0
@@ -54,6 +87,21 @@
 
 // Patch version of the ggvk this header belongs to.
 #define GGVK_VERSION_PATCH 0
+
+// Most sources a node takes (FLASH_ATTN_EXT: q, k, v, mask, sinks).
+#define GGVK_MAX_SRC 5
+
+// Sort order of `GGVK_OP_ARGSORT`: ascending (ggml's GGML_SORT_ORDER_ASC).
+#define GGVK_SORT_ORDER_ASC 0
+
+// Sort order of `GGVK_OP_ARGSORT`: descending (ggml's GGML_SORT_ORDER_DESC).
+#define GGVK_SORT_ORDER_DESC 1
+
+// Precision of `GGVK_OP_FLASH_ATTN_EXT`: the default (ggml's GGML_PREC_DEFAULT).
+#define GGVK_PREC_DEFAULT 0
+
+// Precision of `GGVK_OP_FLASH_ATTN_EXT`: F32 (ggml's GGML_PREC_F32; ggvk accumulates in f32 either way).
+#define GGVK_PREC_F32 10
 
 // Result of every fallible C API call.
 enum ggvk_status
@@ -90,13 +138,203 @@ typedef int32_t ggvk_status;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// The ops `ggvk_graph_node` runs (`ggvk_node_desc.op`). Sources are listed in ggml's order; "opt" sources may
+// be NULL. Every source and the destination are `ggvk_tensor`s laid out as ggml lays them out. 0 is no op, so a
+// zeroed descriptor is refused.
+enum ggvk_op
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Not an op: refused with `GGVK_STATUS_INVALID_ARGUMENT`.
+  GGVK_OP_NONE = 0,
+  // ggml_mul_mat, `dst = a x b^T`: src[0] a (weights `[K, M, a2, a3]`, any `GGVK_TYPE_*` listed as a weight
+  // type), src[1] b F32 `[K, N, b2, b3]` with `b2 % a2 == 0`, `b3 % a3 == 0`; dst F32 `[M, N, b2, b3]`.
+  GGVK_OP_MUL_MAT = 1,
+  // ggml_mul_mat_id (mixture of experts): src[0] the experts' weights `[K, M, n_experts]` (any weight type),
+  // src[1] b F32 `[K, n_b1, n_tokens]`, src[2] ids I32 `[n_used, n_tokens]`; dst F32 `[M, n_used, n_tokens]`.
+  GGVK_OP_MUL_MAT_ID = 2,
+  // `dst = a + b` (ggml_add), b broadcast (repeated) over a: src[0] a, src[1] b; F32 or F16.
+  GGVK_OP_ADD = 3,
+  // `dst = a * b` (ggml_mul), b broadcast over a.
+  GGVK_OP_MUL = 4,
+  // `dst = a - b` (ggml_sub), b broadcast over a.
+  GGVK_OP_SUB = 5,
+  // `dst = a / b` (ggml_div), b broadcast over a.
+  GGVK_OP_DIV = 6,
+  // `dst = x * s + b` (ggml_scale, ggml_scale_bias): src[0] x; params.scale.
+  GGVK_OP_SCALE = 7,
+  // Elementwise function of src[0] x (ggml_unary and ggml's SQR, SQRT, SIN, COS, LOG): params.unary.kind.
+  GGVK_OP_UNARY = 8,
+  // `dst = MAX(MIN(x, max), min)` (ggml_clamp): src[0] x; params.clamp.
+  GGVK_OP_CLAMP = 9,
+  // `dst = max(x, 0) + slope * min(x, 0)` (ggml_leaky_relu): src[0] x; params.leaky_relu.
+  GGVK_OP_LEAKY_RELU = 10,
+  // Gated linear unit (ggml_glu): src[0] holds gate and up halves along dim 0 (gate first unless
+  // params.glu.swapped), or, with opt src[1], src[0] is the gate and src[1] the up projection
+  // (ggml_glu_split); dst has the halves' shape. params.glu.
+  GGVK_OP_GLU = 11,
+  // Copy with type conversion and any strides (ggml_cpy / ggml_cont / ggml_dup): src[0] -> dst.
+  GGVK_OP_CPY = 12,
+  // `x / sqrt(mean(x^2) + eps)` per row (ggml_rms_norm): src[0] x F32; params.norm.eps.
+  GGVK_OP_RMS_NORM = 13,
+  // `(x - mean) / sqrt(var + eps)` per row (ggml_norm): src[0] x F32; params.norm.eps.
+  GGVK_OP_NORM = 14,
+  // `x / max(|x|, eps)` per row (ggml_l2_norm): src[0] x F32; params.norm.eps.
+  GGVK_OP_L2_NORM = 15,
+  // ggml_group_norm over `params.norm.groups` groups of dim-2 channels: src[0] x F32; params.norm.
+  GGVK_OP_GROUP_NORM = 16,
+  // `softmax(x * scale + slope * mask)` per row (ggml_soft_max_ext): src[0] x F32, opt src[1] mask (F32 or
+  // F16, `[ne0, >= ne1, ...]`), opt src[2] sinks F32; params.soft_max.
+  GGVK_OP_SOFT_MAX = 17,
+  // ggml_get_rows: src[0] data (F32, F16, BF16, I32 or any quantized weight type), src[1] row indices I32;
+  // dst F32 (I32 for I32 data).
+  GGVK_OP_GET_ROWS = 18,
+  // ggml_set_rows: rows of src[0] (F32 or F16) written into dst (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0,
+  // IQ4_NL) at the indices src[1] (I64 or I32).
+  GGVK_OP_SET_ROWS = 19,
+  // ggml_sum_rows: `dst[0, i1, i2, i3]` = the sum of row (i1, i2, i3) of src[0] (F32).
+  GGVK_OP_SUM_ROWS = 20,
+  // ggml_mean: the row sums of src[0] (F32) divided by ne0.
+  GGVK_OP_MEAN = 21,
+  // ggml_sum: the sum of every element of src[0] (F32); dst one value.
+  GGVK_OP_SUM = 22,
+  // ggml_argmax: per row of a 2-D src[0] (F32), the I32 index of its largest value.
+  GGVK_OP_ARGMAX = 23,
+  // ggml_argsort: per row of src[0] (F32), the I32 indices that sort it; params.argsort.order.
+  GGVK_OP_ARGSORT = 24,
+  // ggml_top_k: per row of src[0] (F32), the I32 indices of its `dst.ne[0]` largest values (in no particular
+  // order).
+  GGVK_OP_TOP_K = 25,
+  // ggml_rope_ext: src[0] x F32 `[ne0, heads, tokens, ne3]`, src[1] positions I32 `[tokens]`, opt src[2]
+  // frequency factors F32 `[n_dims/2]`; dst F32 shaped like x (may be x itself). params.rope.
+  GGVK_OP_ROPE = 26,
+  // ggml_flash_attn_ext: src[0] q F32 `[DK, n_q, H, ne3]`, src[1] k `[DK, n_kv, H_kv, ...]`, src[2] v
+  // `[DV, n_kv, H_kv, ...]` (K/V F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 or IQ4_NL), opt src[3] mask F16
+  // `[n_kv, >= n_q, ...]`, opt src[4] sinks F32 `[H]`; dst F32 `[DV, H, n_q, ne3]`. params.flash_attn.
+  GGVK_OP_FLASH_ATTN_EXT = 27,
+  // ggml_add_id: `dst[:, i1, i2] = a[:, i1, i2] + b[:, ids[i1, i2]]`: src[0] a F32, src[1] b F32, src[2] ids I32
+  // `[ne1, ne2]`.
+  GGVK_OP_ADD_ID = 28,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum ggvk_op ggvk_op;
+#else
+typedef int32_t ggvk_op;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// The functions of `GGVK_OP_UNARY` (`params.unary.kind`). 0 is not a kind.
+enum ggvk_unary_op
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // x * sigmoid(x).
+  GGVK_UNARY_SILU = 1,
+  // |x|.
+  GGVK_UNARY_ABS = 2,
+  // -1, 0 or 1.
+  GGVK_UNARY_SGN = 3,
+  // -x.
+  GGVK_UNARY_NEG = 4,
+  // 1 for x > 0, else 0.
+  GGVK_UNARY_STEP = 5,
+  // tanh(x).
+  GGVK_UNARY_TANH = 6,
+  // x for x > 0, else e^x - 1.
+  GGVK_UNARY_ELU = 7,
+  // max(x, 0).
+  GGVK_UNARY_RELU = 8,
+  // 1 / (1 + e^-x).
+  GGVK_UNARY_SIGMOID = 9,
+  // GELU, tanh approximation (through ggml's f16 table).
+  GGVK_UNARY_GELU = 10,
+  // x * sigmoid(1.702 x) (through ggml's f16 table).
+  GGVK_UNARY_GELU_QUICK = 11,
+  // x * hardsigmoid(x).
+  GGVK_UNARY_HARDSWISH = 12,
+  // clamp((x + 3) / 6, 0, 1).
+  GGVK_UNARY_HARDSIGMOID = 13,
+  // e^x.
+  GGVK_UNARY_EXP = 14,
+  // e^x - 1.
+  GGVK_UNARY_EXPM1 = 15,
+  // log(1 + e^x) (x for x > 20).
+  GGVK_UNARY_SOFTPLUS = 16,
+  // GELU with the exact erf.
+  GGVK_UNARY_GELU_ERF = 17,
+  // floor(x).
+  GGVK_UNARY_FLOOR = 18,
+  // ceil(x).
+  GGVK_UNARY_CEIL = 19,
+  // roundf(x) (halves away from zero).
+  GGVK_UNARY_ROUND = 20,
+  // trunc(x).
+  GGVK_UNARY_TRUNC = 21,
+  // x * x (ggml_sqr).
+  GGVK_UNARY_SQR = 22,
+  // sqrt(x) (ggml_sqrt).
+  GGVK_UNARY_SQRT = 23,
+  // sin(x) (ggml_sin).
+  GGVK_UNARY_SIN = 24,
+  // cos(x) (ggml_cos).
+  GGVK_UNARY_COS = 25,
+  // log(x) (ggml_log).
+  GGVK_UNARY_LOG = 26,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum ggvk_unary_op ggvk_unary_op;
+#else
+typedef int32_t ggvk_unary_op;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// The gates of `GGVK_OP_GLU` (`params.glu.kind`). 0 is not a kind.
+enum ggvk_glu_op
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // silu(gate) * up.
+  GGVK_GLU_SWIGLU = 1,
+  // relu(gate) * up.
+  GGVK_GLU_REGLU = 2,
+  // gelu(gate) * up (tanh approximation).
+  GGVK_GLU_GEGLU = 3,
+  // gelu(gate) * up with the exact erf.
+  GGVK_GLU_GEGLU_ERF = 4,
+  // gelu_quick(gate) * up.
+  GGVK_GLU_GEGLU_QUICK = 5,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum ggvk_glu_op ggvk_glu_op;
+#else
+typedef int32_t ggvk_glu_op;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // A backend: a command stream on one device. Create with `ggvk_init`, free with `ggvk_free`.
 typedef struct ggvk_backend ggvk_backend;
 
 // A device buffer. Create with `ggvk_buffer_alloc`, free with `ggvk_buffer_free`.
 typedef struct ggvk_buffer ggvk_buffer;
 
-// A graph under construction. Create with `ggvk_graph_new`, free with `ggvk_graph_free`.
+// A list of nodes, run in the order they were appended (a node reading bytes an earlier one writes waits for
+// it). Create with `ggvk_graph_new`, append with `ggvk_graph_node` (or `ggvk_graph_mul_mat` /
+// `ggvk_graph_rope`), run with `ggvk_graph_compute`, free with `ggvk_graph_free`.
+//
+// Ownership and reuse: a node copies the `ggvk_tensor` descriptions it is given (the structs may be reused or
+// freed after the call) and holds a reference to each buffer they name, so `ggvk_buffer_free` may be called while
+// a graph uses the buffer: the handle goes, the memory stays until the graph is freed (and until submitted work
+// using it has finished). A graph can be computed any number of times, on any backend of the device its buffers
+// belong to (another device's backend: `GGVK_STATUS_INVALID_ARGUMENT`); each compute reads the buffers' bytes
+// as they are then. Nodes can be appended after a compute. Freeing a graph right after
+// `ggvk_graph_compute_async` is fine (the submitted work keeps what it needs). A graph is plain host data: don't
+// append to one graph from two threads at once.
 typedef struct ggvk_graph ggvk_graph;
 
 // What a device is and can do.
@@ -159,7 +397,7 @@ typedef struct ggvk_tensor {
   size_t offset;
 } ggvk_tensor;
 
-// Parameters of `ggvk_graph_rope` (ggml_rope_ext).
+// Parameters of ggml_rope_ext (`ggvk_graph_rope`, `params.rope` of `ggvk_graph_node`).
 typedef struct ggvk_rope_params {
   // Rotated dims of each row (even, <= ne[0]).
   int32_t n_dims;
@@ -180,6 +418,119 @@ typedef struct ggvk_rope_params {
   // YaRN beta_slow.
   float beta_slow;
 } ggvk_rope_params;
+
+// `GGVK_OP_SCALE`: `dst = x * s + b`.
+typedef struct ggvk_scale_params {
+  // Multiplier (not NaN).
+  float s;
+  // Added after scaling (not NaN; 0 for ggml_scale).
+  float b;
+} ggvk_scale_params;
+
+// `GGVK_OP_UNARY`.
+typedef struct ggvk_unary_params {
+  // A `ggvk_unary_op`.
+  int32_t kind;
+} ggvk_unary_params;
+
+// `GGVK_OP_CLAMP`.
+typedef struct ggvk_clamp_params {
+  // Lower bound (not NaN).
+  float min;
+  // Upper bound (not NaN).
+  float max;
+} ggvk_clamp_params;
+
+// `GGVK_OP_LEAKY_RELU`.
+typedef struct ggvk_leaky_relu_params {
+  // Slope for negative x (not NaN).
+  float slope;
+} ggvk_leaky_relu_params;
+
+// `GGVK_OP_GLU`.
+typedef struct ggvk_glu_params {
+  // A `ggvk_glu_op`.
+  int32_t kind;
+  // 0: gate in the first half of src[0]; 1: gate in the second half (ggml's swapped variants). Must be 0 in
+  // the split form (src[1] set).
+  int32_t swapped;
+} ggvk_glu_params;
+
+// `GGVK_OP_RMS_NORM`, `GGVK_OP_NORM`, `GGVK_OP_L2_NORM`, `GGVK_OP_GROUP_NORM`.
+typedef struct ggvk_norm_params {
+  // Added to the mean of squares / variance, or the norm's lower bound for L2_NORM (>= 0, finite).
+  float eps;
+  // GROUP_NORM only: number of groups along dim 2 (>= 1, dividing ne[2]); ignored by the others.
+  int32_t groups;
+} ggvk_norm_params;
+
+// `GGVK_OP_SOFT_MAX`.
+typedef struct ggvk_soft_max_params {
+  // Multiplier of x (finite; 1 for ggml_soft_max).
+  float scale;
+  // ALiBi maximum bias (>= 0, finite; 0: no ALiBi).
+  float max_bias;
+} ggvk_soft_max_params;
+
+// `GGVK_OP_ARGSORT`.
+typedef struct ggvk_argsort_params {
+  // `GGVK_SORT_ORDER_ASC` or `GGVK_SORT_ORDER_DESC`.
+  int32_t order;
+} ggvk_argsort_params;
+
+// `GGVK_OP_FLASH_ATTN_EXT`.
+typedef struct ggvk_flash_attn_params {
+  // Multiplier of q k^T (finite; usually 1/sqrt(DK)).
+  float scale;
+  // ALiBi maximum bias (>= 0, finite; 0: no ALiBi).
+  float max_bias;
+  // Logit soft-capping `softcap * tanh(s / softcap)` (>= 0, finite; 0: off).
+  float softcap;
+  // `GGVK_PREC_DEFAULT` or `GGVK_PREC_F32`.
+  int32_t prec;
+} ggvk_flash_attn_params;
+
+// The typed parameters of every op family. Only the member that `ggvk_node_desc.op` names is read (ops not
+// listed here take none); the others are ignored. `reserved` must be zero (room for later families).
+typedef struct ggvk_op_params {
+  // `GGVK_OP_SCALE`.
+  struct ggvk_scale_params scale;
+  // `GGVK_OP_UNARY`.
+  struct ggvk_unary_params unary;
+  // `GGVK_OP_CLAMP`.
+  struct ggvk_clamp_params clamp;
+  // `GGVK_OP_LEAKY_RELU`.
+  struct ggvk_leaky_relu_params leaky_relu;
+  // `GGVK_OP_GLU`.
+  struct ggvk_glu_params glu;
+  // `GGVK_OP_RMS_NORM`, `GGVK_OP_NORM`, `GGVK_OP_L2_NORM`, `GGVK_OP_GROUP_NORM`.
+  struct ggvk_norm_params norm;
+  // `GGVK_OP_SOFT_MAX`.
+  struct ggvk_soft_max_params soft_max;
+  // `GGVK_OP_ARGSORT`.
+  struct ggvk_argsort_params argsort;
+  // `GGVK_OP_ROPE` (the same struct `ggvk_graph_rope` takes).
+  struct ggvk_rope_params rope;
+  // `GGVK_OP_FLASH_ATTN_EXT`.
+  struct ggvk_flash_attn_params flash_attn;
+  // Must be zero.
+  int32_t reserved[8];
+} ggvk_op_params;
+
+// One node for `ggvk_graph_node`: what to compute, from which tensors, into which. Start from
+// `ggvk_node_desc_init` (or zero it), then set the sources, the destination and the member of `params` the op
+// names.
+typedef struct ggvk_node_desc {
+  // A `ggvk_op`.
+  int32_t op;
+  // Sources in the op's order (see `ggvk_op`); the op's required ones non-NULL, optional ones NULL or set,
+  // the rest NULL.
+  const struct ggvk_tensor *src[GGVK_MAX_SRC];
+  // The destination (written; it may be one of the sources where the op allows in-place use).
+  const struct ggvk_tensor *dst;
+  // Parameters of the op's family.
+  struct ggvk_op_params params;
+} ggvk_node_desc;
 
 
 
@@ -232,7 +583,9 @@ ggvk_status ggvk_synchronize(struct ggvk_backend *backend);
 // Allocate `size` bytes of device memory.
 ggvk_status ggvk_buffer_alloc(struct ggvk_backend *backend, size_t size, struct ggvk_buffer **out);
 
-// Free a buffer handle. Graphs already submitted keep the memory alive until they finish. NULL is a no-op.
+// Free a buffer handle. Graphs that use the buffer keep its memory alive until they are freed, and submitted
+// work until it finishes (see `ggvk_graph`); `ggvk_tensor` structs naming the handle must not be used after this.
+// NULL is a no-op.
 //
 // # Safety
 // `buffer` is NULL or a handle from this library not yet freed; it is invalid afterwards.
@@ -303,17 +656,33 @@ ggvk_status ggvk_graph_new(struct ggvk_graph **out);
 // `graph` is NULL or a handle from this library not yet freed; it is invalid afterwards.
 void ggvk_graph_free(struct ggvk_graph *graph);
 
-// Append `dst = a x b^T` (ggml_mul_mat): a `[K, M, a2, a3]` F32/F16/Q4_0/Q8_0, b `[K, N, b2, b3]` F32,
-// dst `[M, N, b2, b3]` F32, with `b2 % a2 == 0` and `b3 % a3 == 0` (broadcast). With Q4_0/Q8_0 weights, b is
-// first rounded to 8 bits per 32-value block (scale kept as f16), as ggml's CPU backend does; set
-// `GGVK_INT_DOT=0` in the environment to keep b in f32.
+// Append `dst = a x b^T` (ggml_mul_mat): `ggvk_graph_node` with `GGVK_OP_MUL_MAT`, src[0] = a, src[1] = b.
+// a `[K, M, a2, a3]` of any weight type (`GGVK_TYPE_*` marked "Weight type"), b `[K, N, b2, b3]` F32, dst
+// `[M, N, b2, b3]` F32, with `b2 % a2 == 0` and `b3 % a3 == 0` (broadcast).
+//
+// Accuracy of mat-vec results (N <= 8 columns): with `w` the weights' exact values (what `ggvk_dequantize`
+// gives) and `x'` the activations b after the rounding listed below, each dst element `y` satisfies
+// `|y - sum_k w_k x'_k| <= (K + 2) * 2^-24 * sum_k |w_k x'_k|` (f32 products and sums; in practice far below;
+// a device that flushes f32 subnormals to zero may add up to `K * 2^-126`).
+// The rounding of b follows ggml's CPU backend (its `vec_dot_type`):
+// - F32 weights: none (`x' = x`).
+// - F16 weights: b rounded to f16, `|x - x'| <= 2^-11 |x|` (plus 2^-25 where x is below the f16 normal range).
+// - Q4_0, Q8_0 and IQ4_NL weights: b rounded to 8 bits per 32-value block, scale `d = max|x| / 127` kept as f16:
+//   `|x - x'| <= d * (1/2 + 127 * 2^-11)` within the block (plus f32 rounding, about 2^-24 d, and 2^-18 where
+//   d is below f16's normal range). For Q4_0/Q8_0,
+//   `GGVK_INT_DOT=0` in the environment keeps `x' = x`.
+// - Q4_1, Q5_0, Q5_1, Q2_K..Q6_K, BF16 weights: none by default; `GGVK_ROUND_ACTIVATIONS=1` rounds b as ggml's
+//   CPU backend does for them (8-bit blocks of 32, of 256 for the K-quants, or bf16).
+//
+// Wider products (N > 8) use tiled kernels, on cooperative matrices where the device has them (f16 inputs).
 ggvk_status ggvk_graph_mul_mat(struct ggvk_graph *graph,
                                const struct ggvk_tensor *a,
                                const struct ggvk_tensor *b,
                                const struct ggvk_tensor *dst);
 
-// Append ggml_rope_ext: x F32 `[ne0, heads, tokens, ne3]`, pos I32 `[tokens]`, freq_factors F32
-// `[n_dims/2]` or NULL, dst F32 shaped like x (may be x itself).
+// Append ggml_rope_ext: `ggvk_graph_node` with `GGVK_OP_ROPE` and `params.rope = *params`. x F32
+// `[ne0, heads, tokens, ne3]`, pos I32 `[tokens]`, freq_factors F32 `[n_dims/2]` or NULL, dst F32 shaped like x
+// (may be x itself).
 ggvk_status ggvk_graph_rope(struct ggvk_graph *graph,
                             const struct ggvk_tensor *x,
                             const struct ggvk_tensor *pos,
@@ -321,11 +690,42 @@ ggvk_status ggvk_graph_rope(struct ggvk_graph *graph,
                             const struct ggvk_tensor *dst,
                             const struct ggvk_rope_params *params);
 
-// Run `graph` on `backend` and wait for it.
-ggvk_status ggvk_graph_compute(struct ggvk_backend *backend, const struct ggvk_graph *graph);
+// Run `graph` on `backend` and wait for it. A graph may be computed again (see `ggvk_graph`); an empty graph
+// does nothing.
+ggvk_status ggvk_graph_compute(struct ggvk_backend *backend,
+                               const struct ggvk_graph *graph);
 
 // Submit `graph` on `backend` without waiting; `ggvk_synchronize` waits.
 ggvk_status ggvk_graph_compute_async(struct ggvk_backend *backend, const struct ggvk_graph *graph);
+
+// Fill `*desc` for `op`: every source, the destination and `reserved` zero/NULL, and the op's parameters at
+// ggml's defaults (SCALE s = 1, b = 0; CLAMP -inf..inf; SOFT_MAX scale 1, max_bias 0; norms eps 1e-6 (GROUP_NORM
+// 1e-6 with 1 group); ROPE freq_base 10000, freq_scale 1, ext_factor 0, attn_factor 1, beta_fast 32, beta_slow 1,
+// mode NORMAL, n_dims 0 (set it); FLASH_ATTN_EXT scale 1; UNARY and GLU kind 0 (set it); ARGSORT ascending).
+// Any `op` value is accepted here (an unknown one is refused by `ggvk_graph_node`).
+ggvk_status ggvk_node_desc_init(struct ggvk_node_desc *desc,
+                                int32_t op);
+
+// Append one node to `graph`: `desc->op` with `desc->params`, sources `desc->src[0..]`, destination
+// `desc->dst` (see `ggvk_op` for each op's sources, types and shapes).
+//
+// Checked before anything is appended, each failure a status with a message in `ggvk_last_error()`:
+// `GGVK_STATUS_INVALID_ARGUMENT` for a NULL graph or descriptor, an unknown op or kind, a bad parameter (NaN,
+// negative eps or max_bias, ...), a required source or dst NULL, a source set past the op's last, non-zero
+// `reserved`, a tensor that is malformed, and shapes that do not fit together; `GGVK_STATUS_OUT_OF_BOUNDS` for a
+// tensor that reaches past its buffer; `GGVK_STATUS_UNSUPPORTED` for a valid combination ggvk does not run
+// (a type, a rope mode, strides a kernel cannot take). On failure the graph is unchanged and still usable.
+//
+// Ownership: the descriptor and the `ggvk_tensor` structs it points to are read during the call only (the node
+// keeps copies of the tensors' type, shape, strides and offset), so they may be reused or freed right after.
+// The node holds a reference to each buffer it names: `ggvk_buffer_free` on one of them releases the handle,
+// and the memory stays alive until every graph using it is freed and its submitted work has finished. A graph
+// reads its buffers' bytes when computed, not when built.
+ggvk_status ggvk_graph_node(struct ggvk_graph *graph,
+                            const struct ggvk_node_desc *desc);
+
+// A static, NUL-terminated name of a `ggvk_op` ("GGVK_OP_ROPE"); "GGVK_OP_UNKNOWN" for other values.
+const char *ggvk_op_name(int32_t op);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -4,24 +4,79 @@
 use std::ffi::{c_char, c_void};
 use std::sync::Arc;
 
+use super::node::{self, ggvk_node_desc, ggvk_op};
 use super::{ggvk_status, guard, guard_void, last_error_ptr};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Tensor};
-use crate::ops::rope::RopeParams;
 use crate::quant::{self, GgmlType};
 use crate::vk::{Buffer, Instance};
 
-/// `ggml_type` F32.
+// Tensor types: ggml's `ggml_type` numbers, every one ggvk knows. "Weight" types are the ones MUL_MAT and
+// MUL_MAT_ID take as src[0] (`ggvk_graph_node`, `ggvk_graph_mul_mat`); a row of a blocked type holds whole blocks.
+// `ggvk_quantize` / `ggvk_dequantize` are bit-exact with ggml for F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and
+// IQ4_NL; the K-quants are dequantize only.
+
+/// `ggml_type` F32 (4 bytes). Weight type.
 pub const GGVK_TYPE_F32: i32 = 0;
-/// `ggml_type` F16.
+/// `ggml_type` F16 (IEEE half, 2 bytes). Weight type.
 pub const GGVK_TYPE_F16: i32 = 1;
-/// `ggml_type` Q4_0 (blocks of 32, 18 bytes).
+/// `ggml_type` Q4_0 (blocks of 32, 18 bytes: f16 scale, 4-bit values). Weight type.
 pub const GGVK_TYPE_Q4_0: i32 = 2;
-/// `ggml_type` Q8_0 (blocks of 32, 34 bytes).
+/// `ggml_type` Q4_1 (blocks of 32, 20 bytes: f16 scale and minimum, 4-bit values). Weight type.
+pub const GGVK_TYPE_Q4_1: i32 = 3;
+/// `ggml_type` Q5_0 (blocks of 32, 22 bytes). Weight type.
+pub const GGVK_TYPE_Q5_0: i32 = 6;
+/// `ggml_type` Q5_1 (blocks of 32, 24 bytes). Weight type.
+pub const GGVK_TYPE_Q5_1: i32 = 7;
+/// `ggml_type` Q8_0 (blocks of 32, 34 bytes: f16 scale, 8-bit values). Weight type.
 pub const GGVK_TYPE_Q8_0: i32 = 8;
-/// `ggml_type` I32.
+/// `ggml_type` Q2_K (super-blocks of 256, 84 bytes). Weight type (dequantize only).
+pub const GGVK_TYPE_Q2_K: i32 = 10;
+/// `ggml_type` Q3_K (super-blocks of 256, 110 bytes). Weight type (dequantize only).
+pub const GGVK_TYPE_Q3_K: i32 = 11;
+/// `ggml_type` Q4_K (super-blocks of 256, 144 bytes). Weight type (dequantize only).
+pub const GGVK_TYPE_Q4_K: i32 = 12;
+/// `ggml_type` Q5_K (super-blocks of 256, 176 bytes). Weight type (dequantize only).
+pub const GGVK_TYPE_Q5_K: i32 = 13;
+/// `ggml_type` Q6_K (super-blocks of 256, 210 bytes). Weight type (dequantize only).
+pub const GGVK_TYPE_Q6_K: i32 = 14;
+/// `ggml_type` IQ4_NL (blocks of 32, 18 bytes: f16 scale, 4-bit indices into a fixed table). Weight type.
+pub const GGVK_TYPE_IQ4_NL: i32 = 20;
+/// `ggml_type` I32 (indices, positions, argsort/argmax results).
 pub const GGVK_TYPE_I32: i32 = 26;
+/// `ggml_type` I64 (SET_ROWS indices).
+pub const GGVK_TYPE_I64: i32 = 27;
+/// `ggml_type` BF16 (bfloat16, 2 bytes). Weight type (rows of a multiple of 4 values).
+pub const GGVK_TYPE_BF16: i32 = 30;
+
+// Each GGVK_TYPE_* is the engine's number for that type, and every type the engine knows has one.
+const _: () = {
+    let c = [
+        (GGVK_TYPE_F32, GgmlType::F32),
+        (GGVK_TYPE_F16, GgmlType::F16),
+        (GGVK_TYPE_Q4_0, GgmlType::Q4_0),
+        (GGVK_TYPE_Q4_1, GgmlType::Q4_1),
+        (GGVK_TYPE_Q5_0, GgmlType::Q5_0),
+        (GGVK_TYPE_Q5_1, GgmlType::Q5_1),
+        (GGVK_TYPE_Q8_0, GgmlType::Q8_0),
+        (GGVK_TYPE_Q2_K, GgmlType::Q2_K),
+        (GGVK_TYPE_Q3_K, GgmlType::Q3_K),
+        (GGVK_TYPE_Q4_K, GgmlType::Q4_K),
+        (GGVK_TYPE_Q5_K, GgmlType::Q5_K),
+        (GGVK_TYPE_Q6_K, GgmlType::Q6_K),
+        (GGVK_TYPE_IQ4_NL, GgmlType::IQ4_NL),
+        (GGVK_TYPE_I32, GgmlType::I32),
+        (GGVK_TYPE_I64, GgmlType::I64),
+        (GGVK_TYPE_BF16, GgmlType::BF16),
+    ];
+    assert!(c.len() == GgmlType::ALL.len());
+    let mut i = 0;
+    while i < c.len() {
+        assert!(c[i].0 == c[i].1 as i32 && c[i].1 as i32 == GgmlType::ALL[i] as i32);
+        i += 1;
+    }
+};
 
 /// Device type: other.
 pub const GGVK_DEVICE_TYPE_OTHER: i32 = 0;
@@ -52,7 +107,18 @@ pub struct ggvk_buffer {
     inner: Arc<Buffer>,
 }
 
-/// A graph under construction. Create with `ggvk_graph_new`, free with `ggvk_graph_free`.
+/// A list of nodes, run in the order they were appended (a node reading bytes an earlier one writes waits for
+/// it). Create with `ggvk_graph_new`, append with `ggvk_graph_node` (or `ggvk_graph_mul_mat` /
+/// `ggvk_graph_rope`), run with `ggvk_graph_compute`, free with `ggvk_graph_free`.
+///
+/// Ownership and reuse: a node copies the `ggvk_tensor` descriptions it is given (the structs may be reused or
+/// freed after the call) and holds a reference to each buffer they name, so `ggvk_buffer_free` may be called while
+/// a graph uses the buffer: the handle goes, the memory stays until the graph is freed (and until submitted work
+/// using it has finished). A graph can be computed any number of times, on any backend of the device its buffers
+/// belong to (another device's backend: `GGVK_STATUS_INVALID_ARGUMENT`); each compute reads the buffers' bytes
+/// as they are then. Nodes can be appended after a compute. Freeing a graph right after
+/// `ggvk_graph_compute_async` is fine (the submitted work keeps what it needs). A graph is plain host data: don't
+/// append to one graph from two threads at once.
 pub struct ggvk_graph {
     inner: Graph,
 }
@@ -119,8 +185,9 @@ pub struct ggvk_tensor {
     pub offset: usize,
 }
 
-/// Parameters of `ggvk_graph_rope` (ggml_rope_ext).
+/// Parameters of ggml_rope_ext (`ggvk_graph_rope`, `params.rope` of `ggvk_graph_node`).
 #[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct ggvk_rope_params {
     /// Rotated dims of each row (even, <= ne[0]).
     pub n_dims: i32,
@@ -144,12 +211,12 @@ pub struct ggvk_rope_params {
 
 // ---- pointer helpers (the only place raw pointers become references) ----
 
-fn out_ref<'a, T>(p: *mut T, what: &str) -> Result<&'a mut T> {
+pub(crate) fn out_ref<'a, T>(p: *mut T, what: &str) -> Result<&'a mut T> {
     // SAFETY: the C caller promises a non-NULL `p` points to a writable T; NULL is rejected here.
     unsafe { p.as_mut() }.ok_or_else(|| Error::invalid(format!("{what} is NULL")))
 }
 
-fn in_ref<'a, T>(p: *const T, what: &str) -> Result<&'a T> {
+pub(crate) fn in_ref<'a, T>(p: *const T, what: &str) -> Result<&'a T> {
     // SAFETY: the C caller promises a non-NULL `p` points to a live T; NULL is rejected here.
     unsafe { p.as_ref() }.ok_or_else(|| Error::invalid(format!("{what} is NULL")))
 }
@@ -185,7 +252,7 @@ fn n_usize(n: i64, what: &str) -> Result<usize> {
 }
 
 /// Turn a C tensor description into a checked engine tensor.
-fn tensor(t: *const ggvk_tensor, what: &str) -> Result<Tensor> {
+pub(crate) fn tensor(t: *const ggvk_tensor, what: &str) -> Result<Tensor> {
     let t = in_ref(t, what)?;
     let ty = ty_of(t.r#type)?;
     let buf = in_ref(t.buffer.cast_const(), &format!("{what}->buffer"))?;
@@ -193,7 +260,7 @@ fn tensor(t: *const ggvk_tensor, what: &str) -> Result<Tensor> {
     Tensor::new(buf.inner.clone(), t.offset as u64, ty, t.ne, nb)
 }
 
-fn tensor_opt(t: *const ggvk_tensor, what: &str) -> Result<Option<Tensor>> {
+pub(crate) fn tensor_opt(t: *const ggvk_tensor, what: &str) -> Result<Option<Tensor>> {
     if t.is_null() {
         Ok(None)
     } else {
@@ -409,7 +476,9 @@ pub extern "C" fn ggvk_buffer_alloc(
     })
 }
 
-/// Free a buffer handle. Graphs already submitted keep the memory alive until they finish. NULL is a no-op.
+/// Free a buffer handle. Graphs that use the buffer keep its memory alive until they are freed, and submitted
+/// work until it finishes (see `ggvk_graph`); `ggvk_tensor` structs naming the handle must not be used after this.
+/// NULL is a no-op.
 ///
 /// # Safety
 /// `buffer` is NULL or a handle from this library not yet freed; it is invalid afterwards.
@@ -615,10 +684,30 @@ pub unsafe extern "C" fn ggvk_graph_free(graph: *mut ggvk_graph) {
     })
 }
 
-/// Append `dst = a x b^T` (ggml_mul_mat): a `[K, M, a2, a3]` F32/F16/Q4_0/Q8_0, b `[K, N, b2, b3]` F32,
-/// dst `[M, N, b2, b3]` F32, with `b2 % a2 == 0` and `b3 % a3 == 0` (broadcast). With Q4_0/Q8_0 weights, b is
-/// first rounded to 8 bits per 32-value block (scale kept as f16), as ggml's CPU backend does; set
-/// `GGVK_INT_DOT=0` in the environment to keep b in f32.
+/// The engine graph behind a C handle.
+pub(crate) fn graph_mut<'a>(graph: *mut ggvk_graph) -> Result<&'a mut Graph> {
+    Ok(&mut out_ref(graph, "graph")?.inner)
+}
+
+/// Append `dst = a x b^T` (ggml_mul_mat): `ggvk_graph_node` with `GGVK_OP_MUL_MAT`, src[0] = a, src[1] = b.
+/// a `[K, M, a2, a3]` of any weight type (`GGVK_TYPE_*` marked "Weight type"), b `[K, N, b2, b3]` F32, dst
+/// `[M, N, b2, b3]` F32, with `b2 % a2 == 0` and `b3 % a3 == 0` (broadcast).
+///
+/// Accuracy of mat-vec results (N <= 8 columns): with `w` the weights' exact values (what `ggvk_dequantize`
+/// gives) and `x'` the activations b after the rounding listed below, each dst element `y` satisfies
+/// `|y - sum_k w_k x'_k| <= (K + 2) * 2^-24 * sum_k |w_k x'_k|` (f32 products and sums; in practice far below;
+/// a device that flushes f32 subnormals to zero may add up to `K * 2^-126`).
+/// The rounding of b follows ggml's CPU backend (its `vec_dot_type`):
+/// - F32 weights: none (`x' = x`).
+/// - F16 weights: b rounded to f16, `|x - x'| <= 2^-11 |x|` (plus 2^-25 where x is below the f16 normal range).
+/// - Q4_0, Q8_0 and IQ4_NL weights: b rounded to 8 bits per 32-value block, scale `d = max|x| / 127` kept as f16:
+///   `|x - x'| <= d * (1/2 + 127 * 2^-11)` within the block (plus f32 rounding, about 2^-24 d, and 2^-18 where
+///   d is below f16's normal range). For Q4_0/Q8_0,
+///   `GGVK_INT_DOT=0` in the environment keeps `x' = x`.
+/// - Q4_1, Q5_0, Q5_1, Q2_K..Q6_K, BF16 weights: none by default; `GGVK_ROUND_ACTIVATIONS=1` rounds b as ggml's
+///   CPU backend does for them (8-bit blocks of 32, of 256 for the K-quants, or bf16).
+///
+/// Wider products (N > 8) use tiled kernels, on cooperative matrices where the device has them (f16 inputs).
 #[no_mangle]
 pub extern "C" fn ggvk_graph_mul_mat(
     graph: *mut ggvk_graph,
@@ -627,13 +716,16 @@ pub extern "C" fn ggvk_graph_mul_mat(
     dst: *const ggvk_tensor,
 ) -> ggvk_status {
     guard("ggvk_graph_mul_mat", || {
-        let g = out_ref(graph, "graph")?;
-        g.inner.mul_mat(&tensor(a, "a")?, &tensor(b, "b")?, &tensor(dst, "dst")?)
+        let mut d = ggvk_node_desc { op: ggvk_op::GGVK_OP_MUL_MAT as i32, dst, ..Default::default() };
+        d.src[0] = a;
+        d.src[1] = b;
+        node::append(graph, &d)
     })
 }
 
-/// Append ggml_rope_ext: x F32 `[ne0, heads, tokens, ne3]`, pos I32 `[tokens]`, freq_factors F32
-/// `[n_dims/2]` or NULL, dst F32 shaped like x (may be x itself).
+/// Append ggml_rope_ext: `ggvk_graph_node` with `GGVK_OP_ROPE` and `params.rope = *params`. x F32
+/// `[ne0, heads, tokens, ne3]`, pos I32 `[tokens]`, freq_factors F32 `[n_dims/2]` or NULL, dst F32 shaped like x
+/// (may be x itself).
 #[no_mangle]
 pub extern "C" fn ggvk_graph_rope(
     graph: *mut ggvk_graph,
@@ -644,26 +736,16 @@ pub extern "C" fn ggvk_graph_rope(
     params: *const ggvk_rope_params,
 ) -> ggvk_status {
     guard("ggvk_graph_rope", || {
-        let g = out_ref(graph, "graph")?;
         let p = in_ref(params, "params")?;
-        let params = RopeParams {
-            n_dims: p.n_dims,
-            mode: p.mode,
-            n_ctx_orig: p.n_ctx_orig,
-            freq_base: p.freq_base,
-            freq_scale: p.freq_scale,
-            ext_factor: p.ext_factor,
-            attn_factor: p.attn_factor,
-            beta_fast: p.beta_fast,
-            beta_slow: p.beta_slow,
-            n_offs: 0,
-        };
-        let ff = tensor_opt(freq_factors, "freq_factors")?;
-        g.inner.rope(&tensor(x, "x")?, &tensor(pos, "pos")?, ff.as_ref(), &tensor(dst, "dst")?, params)
+        let mut d = ggvk_node_desc { op: ggvk_op::GGVK_OP_ROPE as i32, dst, ..Default::default() };
+        d.src[..3].copy_from_slice(&[x, pos, freq_factors]);
+        d.params.rope = *p;
+        node::append(graph, &d)
     })
 }
 
-/// Run `graph` on `backend` and wait for it.
+/// Run `graph` on `backend` and wait for it. A graph may be computed again (see `ggvk_graph`); an empty graph
+/// does nothing.
 #[no_mangle]
 pub extern "C" fn ggvk_graph_compute(backend: *mut ggvk_backend, graph: *const ggvk_graph) -> ggvk_status {
     guard("ggvk_graph_compute", || {

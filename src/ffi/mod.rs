@@ -6,10 +6,14 @@
 //! any thread. One `ggvk_backend` may be used from several threads (its calls serialise); several backends on one
 //! device run independently and share pipelines. A `ggvk_graph` is plain data: don't mutate one graph from two
 //! threads at once. Freeing a handle while another thread uses it is undefined behaviour, as in C generally;
-//! freeing a buffer that a submitted graph still uses is fine (the graph keeps it alive).
+//! freeing a buffer that a graph still uses is fine (the graph keeps its memory alive).
+//!
+//! One generic call (`ggvk_graph_node`, [`node`]) reaches every engine op; `ggvk_graph_mul_mat` and
+//! `ggvk_graph_rope` are thin wrappers over it.
 #![allow(non_camel_case_types)]
 
 pub mod api;
+pub mod node;
 #[cfg(test)]
 mod tests;
 
