@@ -200,8 +200,27 @@ fn matmul_shader(ty: GgmlType) -> Option<Shader> {
 /// 18.27 us at 256 threads for m=4096 k=14336), the others 256 x 2. `GGVK_MATVEC_WG`, `GGVK_MATVEC_ROWS` and
 /// `GGVK_MATVEC_UNROLL` override them for every type (read once per process; invalid values are ignored).
 pub fn matvec_config(ty: GgmlType) -> MatVecConfig {
+    let knobs = matvec_knobs();
+    let wg = if ty == GgmlType::Q4_0 { 128 } else { MATVEC_WG };
+    MatVecConfig {
+        wg: knobs[0].unwrap_or(wg),
+        rows: knobs[1].unwrap_or(MATVEC_ROWS),
+        unroll: knobs[2].unwrap_or(MATVEC_UNROLL),
+    }
+}
+
+/// Mat-vec shape of the integer-dot K-quant kernels: 256 threads x 4 rows, one unit per thread per trip (an H200
+/// sweep of m=4096 k=14336: q4_K 24.9 us against 28.6 us with the default 256 x 2 x 2, q5_K 30.0 against 42.0,
+/// q6_K level; NOTES.md). The `GGVK_MATVEC_*` knobs override it as they do [`matvec_config`].
+pub(crate) fn kquant_idot_config() -> MatVecConfig {
+    let knobs = matvec_knobs();
+    MatVecConfig { wg: knobs[0].unwrap_or(256), rows: knobs[1].unwrap_or(4), unroll: knobs[2].unwrap_or(1) }
+}
+
+/// `GGVK_MATVEC_WG`, `GGVK_MATVEC_ROWS`, `GGVK_MATVEC_UNROLL` (read once per process; invalid values ignored).
+fn matvec_knobs() -> &'static [Option<u32>; 3] {
     static KNOBS: std::sync::OnceLock<[Option<u32>; 3]> = std::sync::OnceLock::new();
-    let knobs = KNOBS.get_or_init(|| {
+    KNOBS.get_or_init(|| {
         let env =
             |name: &str, ok: fn(u32) -> bool| std::env::var(name).ok().and_then(|v| v.parse().ok()).filter(|&v| ok(v));
         [
@@ -209,13 +228,7 @@ pub fn matvec_config(ty: GgmlType) -> MatVecConfig {
             env("GGVK_MATVEC_ROWS", |v| (1..=8).contains(&v)),
             env("GGVK_MATVEC_UNROLL", |v| (1..=8).contains(&v)),
         ]
-    });
-    let wg = if ty == GgmlType::Q4_0 { 128 } else { MATVEC_WG };
-    MatVecConfig {
-        wg: knobs[0].unwrap_or(wg),
-        rows: knobs[1].unwrap_or(MATVEC_ROWS),
-        unroll: knobs[2].unwrap_or(MATVEC_UNROLL),
-    }
+    })
 }
 
 /// The workgroup size of a mat-vec over rows of `k` values of `ty` with `cols` columns, from `cfg` and the device:
@@ -403,7 +416,7 @@ fn record_piece(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor) ->
     // K-quant mat-vec on integer dot products: b quantized onto the CPU backend's Q8_K grid.
     if p.n <= MATVEC_MAX_COLS {
         if let Some((sg, shmem)) = kquant_int_dot_shaders(&device, a, b) {
-            let cfg = matvec_config(a.ty);
+            let cfg = kquant_idot_config();
             let wg = matvec_workgroup(caps, a.ty, cfg, p.k, p.n);
             let (gx, gy) = split_groups(u64::from(p.m.div_ceil(cfg.rows)), caps.max_workgroup_count[0])?;
             let use_sg = caps.subgroup_arithmetic && !device_forces_shared_reduction();

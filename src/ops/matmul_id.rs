@@ -21,9 +21,9 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::matmul::{
-    derived_column_bytes, device_forces_shared_reduction, dq_row_multiple, kquant_int_dot, matvec_config,
-    matvec_workgroup, quantize_b, quantize_b_q8k, quantizes_activations, round_b, rounds_activations, MatMulPush,
-    MATVEC_MAX_COLS,
+    derived_column_bytes, device_forces_shared_reduction, dq_row_multiple, kquant_idot_config, kquant_int_dot,
+    matvec_config, matvec_workgroup, quantize_b, quantize_b_q8k, quantizes_activations, round_b, rounds_activations,
+    MatMulPush, MATVEC_MAX_COLS,
 };
 use super::{bind, dim_u32, spirv, split_groups, stride_units, window_limit};
 use crate::error::{Error, Result};
@@ -394,7 +394,7 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
     }
     let caps = device.caps();
     let use_sg = caps.subgroup_arithmetic && !device_forces_shared_reduction();
-    let cfg = matvec_config(a.ty);
+    let cfg = if kq { kquant_idot_config() } else { matvec_config(a.ty) };
     let (rows, unroll) = (cfg.rows, cfg.unroll);
     // As MUL_MAT's mat-vec sizes its workgroups for one column.
     let wg = matvec_workgroup(caps, a.ty, cfg, p.k, 1);
