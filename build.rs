@@ -122,6 +122,7 @@ const VARIANTS: &[(&str, &str, Defines)] = &[
     ("set_rows_f16_iq4_nl", "set_rows_q.comp", &[("SRC_F16", "1"), ("DST_IQ4_NL", "1")]),
     // -- attention --
     ("flash_attn", "flash_attn.comp", &[]),
+    ("flash_attn_decode", "flash_attn_decode.comp", &[]),
     ("flash_attn_reduce", "flash_attn_reduce.comp", &[]),
     // -- reductions --
     ("reduce_sum", "reduce.comp", &[]),

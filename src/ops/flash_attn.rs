@@ -84,6 +84,8 @@ struct ReducePush {
 const REDUCE_PUSH: u32 = std::mem::size_of::<ReducePush>() as u32;
 
 const SHADER: Shader = Shader { name: "flash_attn", spirv: spirv::FLASH_ATTN, bindings: 6, push_size: PUSH };
+const DECODE: Shader =
+    Shader { name: "flash_attn_decode", spirv: spirv::FLASH_ATTN_DECODE, bindings: 6, push_size: PUSH };
 const REDUCE: Shader =
     Shader { name: "flash_attn_reduce", spirv: spirv::FLASH_ATTN_REDUCE, bindings: 3, push_size: REDUCE_PUSH };
 
@@ -102,6 +104,10 @@ const MAX_HEAD: i64 = 576;
 const WG: u32 = 128;
 /// At most this many output elements per thread (registers).
 const MAX_OUT_PER_THREAD: u32 = 16;
+/// Rows (query rows x Q heads of one KV head) the decode kernel takes per workgroup at most.
+const DECODE_MAX_ROWS: u32 = 8;
+/// Largest head size of the decode kernel (Q rows in shared memory, outputs in registers).
+const DECODE_MAX_HEAD: i64 = 256;
 /// ggml's CPU tiled path (f32 Q) starts at this many query rows (GGML_FA_TILE_Q).
 const CPU_TILE_Q: i64 = 64;
 
@@ -255,19 +261,55 @@ fn plan(device: &Device, node: &Node) -> Result<Plan> {
     }
 }
 
-/// Scratch bytes the node takes on `device` (the split partials).
+/// The decode kernel's plan (`flash_attn_decode.comp`: one tile of WG keys per step, every row of a KV head in
+/// one workgroup) when it applies: F16 K and V, at most [`DECODE_MAX_ROWS`] rows per KV head, head sizes up to
+/// [`DECODE_MAX_HEAD`] with DK a multiple of 8, K rows on 16-byte boundaries, a device with subgroup arithmetic;
+/// `GGVK_FA_DECODE=0` keeps the general kernel (read once per process). Keys are split over workgroups as the
+/// general plan does, in whole tiles.
+fn decode_plan(device: &Device, node: &Node) -> Option<Plan> {
+    static KNOB: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if !*KNOB.get_or_init(|| std::env::var("GGVK_FA_DECODE").ok().as_deref() != Some("0")) {
+        return None;
+    }
+    let (q, k, v) = (node.src(0).ok()?, node.src(1).ok()?, node.src(2).ok()?);
+    let caps = device.caps();
+    let rows = q.ne[1] * (q.ne[2] / k.ne[2]);
+    let fits = caps.subgroup_arithmetic
+        && k.ty == GgmlType::F16
+        && v.ty == GgmlType::F16
+        && (1..=i64::from(DECODE_MAX_ROWS)).contains(&rows)
+        && q.ne[0] % 8 == 0
+        && q.ne[0] <= DECODE_MAX_HEAD
+        && v.ne[0] <= DECODE_MAX_HEAD
+        && k.offset % 16 == 0
+        && k.nb[1..].iter().all(|s| s % 16 == 0);
+    let rows = rows as u32;
+    // Q rows as vec4, then probabilities and two reduction slots per row and thread.
+    let shared = 4 * (rows * q.ne[0] as u32 + 3 * rows * WG);
+    if !fits || shared > caps.max_shared_memory {
+        return None;
+    }
+    let n_kv = k.ne[1] as u32;
+    let groups = (k.ne[2] * q.ne[3]) as u64;
+    let mut splits = 1;
+    if n_kv >= 2 * WG && groups < 512 {
+        splits = (1024u64.div_ceil(groups) as u32).min(n_kv / WG).max(1);
+    }
+    let chunk = n_kv.div_ceil(splits).div_ceil(WG) * WG;
+    let splits = n_kv.div_ceil(chunk);
+    Some(Plan { br: rows, bc: WG, splits, chunk: if splits == 1 { n_kv } else { chunk } })
+}
+
+/// Scratch bytes the node takes on `device` (the split partials of whichever kernel records it).
 pub fn scratch_bytes(device: &Device, node: &Node) -> u64 {
     if check(node).is_err() {
         return 0;
     }
-    match plan(device, node) {
-        Ok(p) if p.splits > 1 => {
-            let d = &node.dst;
-            let total = (d.ne[1] * d.ne[2] * d.ne[3]) as u64;
-            u64::from(p.splits) * total * (d.ne[0] as u64 + 2) * 4
-        }
-        _ => 0,
-    }
+    let d = &node.dst;
+    let total = (d.ne[1] * d.ne[2] * d.ne[3]) as u64;
+    let bytes = |p: Plan| if p.splits > 1 { u64::from(p.splits) * total * (d.ne[0] as u64 + 2) * 4 } else { 0 };
+    let general = plan(device, node).map_or(0, bytes);
+    general.max(decode_plan(device, node).map_or(0, bytes))
 }
 
 /// Record the FLASH_ATTN_EXT node.
@@ -278,7 +320,6 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
     let mask = opt_src(node, 3);
     let sinks = opt_src(node, 4);
     let device = rec.device().clone();
-    let p = plan(&device, node)?;
 
     let (qb, q_off) = bind(&device, q, 4, false)?;
     let (kb, k_off) = bind(&device, k, 2, false)?;
@@ -336,13 +377,20 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         m_ne23: mask.map_or(1 | 1 << 16, |m| m.ne[2] as u32 | (m.ne[3] as u32) << 16),
         flags,
         s_off,
-        chunk: p.chunk,
+        chunk: 0,
         d: with_off(d_off, strides("dst", d, 4)?),
         scale: if softcap != 0.0 { scale / softcap } else { scale },
         softcap,
         e0,
         e1,
     };
+    // The decode kernel reads K as 16-byte vectors: its first element must be one (the bound range may start on a
+    // smaller alignment than the tensor's offset).
+    let (p, shader) = match decode_plan(&device, node) {
+        Some(p) if k_off % 8 == 0 => (p, &DECODE),
+        _ => (plan(&device, node)?, &SHADER),
+    };
+    push.chunk = p.chunk;
     let rows = push.n_q * push.ratio;
     let ne3 = q.ne[3] as u32;
     let groups = [rows.div_ceil(p.br), n_head_kv, ne3 * p.splits];
@@ -351,9 +399,9 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         return Err(Error::unsupported(format!("FLASH_ATTN_EXT needs {groups:?} workgroups (device max {max:?})")));
     }
     let spec = [WG, p.br, p.bc, q.ne[0] as u32, v.ne[0] as u32];
-    let pipeline = device.pipelines().get(&device, &SHADER, &spec)?;
+    let pipeline = device.pipelines().get(&device, shader, &spec)?;
     if p.splits == 1 {
-        return rec.dispatch("flash_attn", &pipeline, &[qb, kb, vb, mb, sb, db], bytemuck::bytes_of(&push), groups);
+        return rec.dispatch(shader.name, &pipeline, &[qb, kb, vb, mb, sb, db], bytemuck::bytes_of(&push), groups);
     }
 
     // Split KV: partial records into scratch, then the reduction into dst.
@@ -365,7 +413,7 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
     push.flags |= FLAG_SPLIT;
     push.d = [p_off, 0, 0, 0];
     rec.dispatch(
-        "flash_attn_split",
+        if shader.name == DECODE.name { "flash_attn_decode_split" } else { "flash_attn_split" },
         &pipeline,
         &[qb, kb, vb, mb, sb.clone(), pw.clone()],
         bytemuck::bytes_of(&push),
