@@ -95,6 +95,9 @@ static double act_err(int32_t type, const float *x, int64_t K, int64_t k)
         block = 1;
     } else if (type == GGVK_TYPE_Q4_0 || type == GGVK_TYPE_Q8_0) {
         block = env_is("GGVK_INT_DOT", "0") ? 0 : 32;
+    } else if ((type == GGVK_TYPE_Q4_K || type == GGVK_TYPE_Q5_K || type == GGVK_TYPE_Q6_K) &&
+               !env_is("GGVK_INT_DOT", "0") && !env_is("GGVK_KQUANT_MATVEC", "0")) {
+        block = 256; /* the integer-dot mat-vec's Q8_K grid (where the device has integer dot products) */
     } else if (type == GGVK_TYPE_IQ4_NL) {
         block = env_is("GGVK_ROUND_ACTIVATIONS", "0") ? 0 : 32;
     } else if (type != GGVK_TYPE_F32 && env_is("GGVK_ROUND_ACTIVATIONS", "1")) {

@@ -704,8 +704,12 @@ pub(crate) fn graph_mut<'a>(graph: *mut ggvk_graph) -> Result<&'a mut Graph> {
 ///   `|x - x'| <= d * (1/2 + 127 * 2^-11)` within the block (plus f32 rounding, about 2^-24 d, and 2^-18 where
 ///   d is below f16's normal range). For Q4_0/Q8_0,
 ///   `GGVK_INT_DOT=0` in the environment keeps `x' = x`.
-/// - Q4_1, Q5_0, Q5_1, Q2_K..Q6_K, BF16 weights: none by default; `GGVK_ROUND_ACTIVATIONS=1` rounds b as ggml's
-///   CPU backend does for them (8-bit blocks of 32, of 256 for the K-quants, or bf16).
+/// - Q4_K, Q5_K and Q6_K weights on a device with integer dot products: b on the CPU backend's Q8_K grid (8 bits per
+///   256-value block, f32 scale `d = max|x| / 127`: `|x - x'| <= d / 2` plus f32 rounding); `GGVK_INT_DOT=0`
+///   keeps `x' = x`.
+/// - Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, BF16 weights (and the K-quants elsewhere): none by default;
+///   `GGVK_ROUND_ACTIVATIONS=1` rounds b as ggml's CPU backend does for them (8-bit blocks of 32, of 256 for the
+///   K-quants, or bf16).
 ///
 /// Wider products (N > 8) use tiled kernels, on cooperative matrices where the device has them (f16 inputs).
 #[no_mangle]
