@@ -53,6 +53,12 @@ layout(binding = 1) readonly buffer B { float b[]; };
 layout(binding = 1) readonly buffer B4 { vec4 b4[]; };
 #endif
 layout(binding = 2) writeonly buffer D { float d[]; };
+#ifdef FUSE_ADD
+// The ADD that follows the product (graph/fusion.rs): out[row] = d[row] + addend[row] for one column, offsets in
+// floats in pc.pad0 (addend) and pc.pad1 (out); d is still written.
+layout(binding = 3) readonly buffer FA { float addend[]; };
+layout(binding = 4) writeonly buffer FO { float fused_out[]; };
+#endif
 
 MATMUL_PUSH
 #ifdef MUL_MAT_ID
@@ -279,8 +285,14 @@ void main() {
         float t = 0.0;
         for (uint i = 0; i < gl_NumSubgroups; ++i) { t += red[tid * WG + i]; }
         d[d_base + (tid / NROWS) * pc.d_col + row0 + tid % NROWS] = t;
+#ifdef FUSE_ADD
+        fused_out[pc.pad1 + row0 + tid] = t + addend[pc.pad0 + row0 + tid];
+#endif
     }
 #else
+#ifdef FUSE_ADD
+#error "FUSE_ADD needs the subgroup reduction"
+#endif
     [[unroll]] for (uint i = 0; i < NCOLS * NROWS; ++i) { red[i * WG + tid] = acc[i]; }
     barrier();
     for (uint s = WG / 2; s > 0; s >>= 1) {

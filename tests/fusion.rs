@@ -89,3 +89,57 @@ fn in_place_product_fuses_and_other_shapes_do_not() {
     assert_eq!(be.compute(&l).unwrap().dispatches, 2);
     assert_no_validation_errors();
 }
+
+/// Weights of `ty` for a `[k, m]` matrix: quantized from random values, or random K-quant blocks.
+fn weights(rng: &mut Rng, ty: GgmlType, k: i64, m: i64) -> Vec<u8> {
+    let n = (k * m) as usize;
+    match ty {
+        GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K => random_kquant(rng, ty, n),
+        GgmlType::F16 => rng.vec(n).iter().flat_map(|v| half::f16::from_f32(*v).to_bits().to_le_bytes()).collect(),
+        _ => ggvk::quant::quantize_to_vec(ty, &rng.vec(n)).unwrap(),
+    }
+}
+
+#[test]
+fn mat_vec_then_add_fuses_and_matches_the_separate_nodes() {
+    let be = backend();
+    let mut rng = Rng::new(11);
+    let (k, m) = (512i64, 67i64);
+    for ty in [GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::F16] {
+        for (swap, in_place) in [(false, false), (true, false), (false, true)] {
+            let what = format!("{ty} swap {swap} in place {in_place}");
+            let a = upload(&be, ty, [k, m, 1, 1], &weights(&mut rng, ty, k, m));
+            let x = upload(&be, GgmlType::F32, [k, 1, 1, 1], &f32_bytes(&rng.vec(k as usize)));
+            let rv = f32_bytes(&rng.vec(m as usize));
+            let v = [m, 1, 1, 1];
+            let (r1, r2) = (upload(&be, GgmlType::F32, v, &rv), upload(&be, GgmlType::F32, v, &rv));
+            let (t1, t2) = (output(&be, v), output(&be, v));
+            let (o1, o2) = if in_place { (r1.clone(), r2.clone()) } else { (output(&be, v), output(&be, v)) };
+            let add = |t: &Tensor, r: &Tensor| if swap { [r.clone(), t.clone()] } else { [t.clone(), r.clone()] };
+            // Adjacent: fused where a kernel takes it.
+            let mut g = Graph::new();
+            g.mul_mat(&a, &x, &t1).unwrap();
+            let [s0, s1] = add(&t1, &r1);
+            g.push(node(Op::Add, &[&s0, &s1], &o1)).unwrap();
+            let stats = be.compute(&g).unwrap();
+            // Apart: each node in its own graph.
+            let mut h = Graph::new();
+            h.mul_mat(&a, &x, &t2).unwrap();
+            be.compute(&h).unwrap();
+            let mut h = Graph::new();
+            let [s0, s1] = add(&t2, &r2);
+            h.push(node(Op::Add, &[&s0, &s1], &o2)).unwrap();
+            let apart = be.compute(&h).unwrap();
+            assert_eq!(download(&t1), download(&t2), "{what}: product");
+            assert_eq!(download(&o1), download(&o2), "{what}: sum");
+            // The integer-dot kernels (after the quantization of x) take the ADD; other kernels leave it apart.
+            let int_dot = ggvk::ops::matmul::uses_int_dot(be.device(), &a, &x);
+            let subgroups = be.device().caps().subgroup_arithmetic
+                && std::env::var("GGVK_SHARED_REDUCTION").ok().as_deref() != Some("1");
+            let fused = ggvk::graph::fusion::enabled() && int_dot && subgroups;
+            assert_eq!(apart.dispatches, 1);
+            assert_eq!(stats.dispatches, u32::from(int_dot) + 1 + u32::from(!fused), "{what}: dispatches");
+        }
+    }
+    assert_no_validation_errors();
+}

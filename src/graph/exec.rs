@@ -63,6 +63,19 @@ fn record_nodes<'n>(rec: &mut Recorder<'_>, nodes: impl Iterator<Item = (usize, 
             nodes.next();
             continue;
         }
+        let with_add = match nodes.peek() {
+            Some((_, next)) if fusion::enabled() => fusion::mul_mat_add(node, next),
+            _ => None,
+        };
+        if let Some(f) = with_add {
+            if rec.timed() {
+                rec.set_label(format!("#{i} MUL_MAT(+ADD) {:?}", node.dst.ne));
+            }
+            if ops::matmul::record_with_add(rec, &f).map_err(|e| name_error(e, i, "MUL_MAT"))? {
+                nodes.next();
+            }
+            continue;
+        }
         if rec.timed() {
             rec.set_label(format!("#{i} {} {:?}", node.op.name(), node.dst.ne));
         }

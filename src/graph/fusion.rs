@@ -6,6 +6,10 @@
 //! - RMS_NORM then MUL by a row of weights (every llama-family block starts its attention and feed-forward halves
 //!   so): one workgroup per row normalises it, writes the norm's output and the product. Saves a dispatch and a
 //!   barrier per norm (two per layer).
+//! - MUL_MAT of one column then ADD of its result and another vector (the residual connections after the attention
+//!   output and feed-forward down products): the integer-dot mat-vec kernels write the product and the sum
+//!   (`FUSE_ADD`); the sum is the product's f32 value plus the addend's, as the ADD kernel computes it. Where no
+//!   fused kernel applies the ADD is recorded on its own.
 
 use super::{Node, Op, Tensor};
 
@@ -65,4 +69,47 @@ pub fn rms_norm_mul<'g>(norm: &'g Node, mul: &'g Node) -> Option<RmsNormMul<'g>>
     let no_partial_alias =
         [n, out].iter().all(|t| same_view(t, x) || !overlaps(t, x)) && (same_view(out, n) || !overlaps(out, n));
     (row_of_weights && laid_out_as_norm && no_partial_alias).then_some(RmsNormMul { norm, weight, out })
+}
+
+/// A MUL_MAT of one column and the ADD of its result that follows it.
+#[derive(Clone, Copy, Debug)]
+pub struct MatVecAdd<'g> {
+    /// The MUL_MAT node (its output is still written).
+    pub mm: &'g Node,
+    /// The ADD's other operand: F32, the product's shape, packed.
+    pub addend: &'g Tensor,
+    /// The ADD's destination: F32, the product's shape, packed.
+    pub out: &'g Tensor,
+}
+
+/// `mm` then `add` as one [`MatVecAdd`], when one kernel can give the same bytes: `mm` is a MUL_MAT of one column
+/// of one batch into a packed F32 vector `t`, `add` sums `t` (exactly that view, either operand) and an F32 vector
+/// of the same shape into a packed F32 vector. The mat-vec's workgroups read all of b and a while others already
+/// write, so the sum must not overlap them; each sum element is read and written by one invocation, so it may be
+/// the addend itself or `t` itself, but must not partly overlap either, and the addend must not overlap `t`.
+pub fn mul_mat_add<'g>(mm: &'g Node, add: &'g Node) -> Option<MatVecAdd<'g>> {
+    use crate::quant::GgmlType;
+    if !matches!(mm.op, Op::MulMat) || !matches!(add.op, Op::Add) || add.src.len() != 2 {
+        return None;
+    }
+    let (a, b, t) = (mm.src(0).ok()?, mm.src(1).ok()?, &mm.dst);
+    let (s0, s1) = (add.src(0).ok()?, add.src(1).ok()?);
+    let addend = if same_view(s0, t) {
+        s1
+    } else if same_view(s1, t) {
+        s0
+    } else {
+        return None;
+    };
+    let out = &add.dst;
+    let vector = |v: &Tensor| v.ty == GgmlType::F32 && v.ne == t.ne && v.is_row_packed();
+    let one_column = b.ne[1] == 1 && b.ne[2] == 1 && b.ne[3] == 1 && t.ne == [a.ne[1], 1, 1, 1];
+    let apart = |x: &Tensor, y: &Tensor| same_view(x, y) || !overlaps(x, y);
+    let safe = !overlaps(out, a)
+        && !overlaps(out, b)
+        && !overlaps(addend, t)
+        && apart(out, addend)
+        && apart(out, t)
+        && !same_view(addend, t);
+    (one_column && vector(t) && vector(addend) && vector(out) && safe).then_some(MatVecAdd { mm, addend, out })
 }

@@ -8,6 +8,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::{bind, coopmat, dim_u32, spirv, split_groups, stride_units, window_limit};
 use crate::error::{Error, Result};
+use crate::graph::fusion::MatVecAdd;
 use crate::graph::Tensor;
 use crate::quant::{act_rounding, ActRounding, GgmlType};
 use crate::vk::{Binding, Capabilities, Derived, Device, Recorder, Shader};
@@ -365,7 +366,7 @@ pub fn record(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor) -> R
     check(a, b, dst)?;
     let device = rec.device().clone();
     let Some((rows, cols)) = split_plan(&device, a, b, dst)? else {
-        return record_piece(rec, a, b, dst);
+        return record_piece(rec, a, b, dst, None).map(|_| ());
     };
     let (m, n) = (a.ne[1], b.ne[1]);
     for r0 in (0..m).step_by(rows as usize) {
@@ -377,14 +378,66 @@ pub fn record(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor) -> R
                 Tensor::new(b.buffer.clone(), b.offset + c0 as u64 * b.nb[1], b.ty, [b.ne[0], nc, 1, 1], b.nb)?;
             let d_off = dst.offset + r0 as u64 * dst.nb[0] + c0 as u64 * dst.nb[1];
             let d_piece = Tensor::new(dst.buffer.clone(), d_off, dst.ty, [nr, nc, 1, 1], dst.nb)?;
-            record_piece(rec, &a_piece, &b_piece, &d_piece)?;
+            record_piece(rec, &a_piece, &b_piece, &d_piece, None)?;
         }
     }
     Ok(())
 }
 
-/// Record a multiplication whose tensors each fit one storage window.
-fn record_piece(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor) -> Result<()> {
+/// Record the product of `f` and, where a fused kernel takes it (one column, one batch, the integer-dot mat-vec
+/// kernels with subgroup reductions, every tensor in one storage window), the ADD that follows it in the same
+/// dispatch. Returns whether the ADD was recorded; if not, the caller records it as its own node.
+pub fn record_with_add(rec: &mut Recorder<'_>, f: &MatVecAdd<'_>) -> Result<bool> {
+    let (a, b) = (f.mm.src(0)?, f.mm.src(1)?);
+    let dst = &f.mm.dst;
+    check(a, b, dst)?;
+    let device = rec.device().clone();
+    if split_plan(&device, a, b, dst)?.is_some() || [f.addend, f.out].iter().any(|t| t.nbytes() > window_limit(&device))
+    {
+        return record(rec, a, b, dst).map(|_| false);
+    }
+    record_piece(rec, a, b, dst, Some(f))
+}
+
+/// The mat-vec kernel that also writes the following ADD (`FUSE_ADD`), for weights of type `ty` on the
+/// integer-dot paths.
+fn fused_add_shader(ty: GgmlType) -> Option<Shader> {
+    let (name, spirv) = match ty {
+        GgmlType::Q4_0 => ("mul_mat_vec_q4_0_idot_add", spirv::MUL_MAT_VEC_Q4_0_IDOT_ADD),
+        GgmlType::Q8_0 => ("mul_mat_vec_q8_0_idot_add", spirv::MUL_MAT_VEC_Q8_0_IDOT_ADD),
+        GgmlType::Q4_K => ("mul_mat_vec_q4_k_idot_add", spirv::MUL_MAT_VEC_Q4_K_IDOT_ADD),
+        GgmlType::Q5_K => ("mul_mat_vec_q5_k_idot_add", spirv::MUL_MAT_VEC_Q5_K_IDOT_ADD),
+        GgmlType::Q6_K => ("mul_mat_vec_q6_k_idot_add", spirv::MUL_MAT_VEC_Q6_K_IDOT_ADD),
+        _ => return None,
+    };
+    Some(Shader { name, spirv, bindings: 5, push_size: PUSH })
+}
+
+/// The shader, the two extra bindings (addend, out) and the push constants (their first elements in `pad`) of a
+/// mat-vec that takes the ADD of `add` too, when `fuse` holds and a fused kernel exists for `ty`.
+fn fused_add(
+    device: &Device,
+    add: Option<&MatVecAdd<'_>>,
+    fuse: bool,
+    ty: GgmlType,
+    mut p: MatMulPush,
+) -> Result<Option<(Shader, [Binding; 2], MatMulPush)>> {
+    let (Some(add), true, Some(shader)) = (add, fuse, fused_add_shader(ty)) else { return Ok(None) };
+    let (r_bind, r_off) = bind(device, add.addend, 4, false)?;
+    let (o_bind, o_off) = bind(device, add.out, 4, true)?;
+    p.pad = [r_off, o_off];
+    Ok(Some((shader, [r_bind, o_bind], p)))
+}
+
+/// Record a multiplication whose tensors each fit one storage window, and the ADD of `add` with it where a fused
+/// kernel applies (returns whether it did).
+fn record_piece(
+    rec: &mut Recorder<'_>,
+    a: &Tensor,
+    b: &Tensor,
+    dst: &Tensor,
+    add: Option<&MatVecAdd<'_>>,
+) -> Result<bool> {
     let device = rec.device().clone();
     let caps = device.caps();
     let a_unit = if a.ty == GgmlType::F32 { 4 } else { 2 };
@@ -413,26 +466,27 @@ fn record_piece(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor) ->
         pad: [0; 2],
     };
     let batches = dim_u32("batches", b.ne[2] * b.ne[3])?;
+    let use_sg = caps.subgroup_arithmetic && !device_forces_shared_reduction();
+    let fuse = use_sg && p.n == 1 && batches == 1;
     // K-quant mat-vec on integer dot products: b quantized onto the CPU backend's Q8_K grid.
     if p.n <= MATVEC_MAX_COLS {
         if let Some((sg, shmem)) = kquant_int_dot_shaders(&device, a, b) {
             let cfg = kquant_idot_config();
             let wg = matvec_workgroup(caps, a.ty, cfg, p.k, p.n);
             let (gx, gy) = split_groups(u64::from(p.m.div_ceil(cfg.rows)), caps.max_workgroup_count[0])?;
-            let use_sg = caps.subgroup_arithmetic && !device_forces_shared_reduction();
             let (q_read, p) = quantize_b_q8k(rec, b, &b_bind, p)?;
-            let pipeline = device.pipelines().get(
-                &device,
-                if use_sg { &sg } else { &shmem },
-                &[wg, 1, 1, cfg.rows, 0, cfg.unroll, p.n],
-            )?;
-            return rec.dispatch(
-                "mul_mat_vec_idot",
-                &pipeline,
-                &[a_bind, q_read, d_bind],
-                bytemuck::bytes_of(&p),
-                [gx, gy, batches],
-            );
+            let spec = [wg, 1, 1, cfg.rows, 0, cfg.unroll, p.n];
+            let mut bindings = vec![a_bind, q_read, d_bind];
+            let (shader, p, fused) = match fused_add(&device, add, fuse, a.ty, p)? {
+                Some((shader, extra, p)) => {
+                    bindings.extend(extra);
+                    (shader, p, true)
+                }
+                None => (if use_sg { sg } else { shmem }, p, false),
+            };
+            let pipeline = device.pipelines().get(&device, &shader, &spec)?;
+            rec.dispatch("mul_mat_vec_idot", &pipeline, &bindings, bytemuck::bytes_of(&p), [gx, gy, batches])?;
+            return Ok(fused);
         }
     }
     // Generic weight types read b through a copy rounded onto the CPU backend's grid for them.
@@ -445,7 +499,6 @@ fn record_piece(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor) ->
     };
     let push = bytemuck::bytes_of(&p);
     if p.n <= MATVEC_MAX_COLS {
-        let use_sg = caps.subgroup_arithmetic && !device_forces_shared_reduction();
         let cfg = matvec_config(a.ty);
         let (rows, unroll) = (cfg.rows, cfg.unroll);
         let wg = matvec_workgroup(caps, a.ty, cfg, p.k, p.n);
@@ -460,13 +513,14 @@ fn record_piece(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor) ->
                 [wg, 1, 1, rows, 1, unroll, p.n],
                 if use_sg { sg } else { shmem },
                 [gx, gy, batches],
+                (add.filter(|_| fuse), a.ty),
             );
         }
         let (sg, shmem) = kquant_matvec_shaders(a.ty, &p).or_else(|| matvec_shaders(a.ty)).expect("checked");
         let vec4 = (p.b_off % 4 == 0 && p.b_col % 4 == 0 && p.b_s2 % 4 == 0 && p.b_s3 % 4 == 0) as u32;
         let spec = [wg, 1, 1, rows, vec4, unroll, p.n];
         let pipeline = device.pipelines().get(&device, if use_sg { &sg } else { &shmem }, &spec)?;
-        rec.dispatch("mul_mat_vec", &pipeline, &bindings, push, [gx, gy, batches])
+        rec.dispatch("mul_mat_vec", &pipeline, &bindings, push, [gx, gy, batches]).map(|_| false)
     } else {
         let q8_b = quantizes_activations(a);
         if let Some(plan) = coopmat::plan_on(&device, a.ty, q8_b, p.n) {
@@ -476,7 +530,7 @@ fn record_piece(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor) ->
             } else {
                 (bindings, p)
             };
-            return coopmat::record(rec, plan, &bindings, &p, batches);
+            return coopmat::record(rec, plan, &bindings, &p, batches).map(|_| false);
         }
         let groups = [p.m.div_ceil(TILE), p.n.div_ceil(TILE), batches];
         if q8_b {
@@ -487,11 +541,11 @@ fn record_piece(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor) ->
             let (q_read, p) = quantize_b(rec, b, &bindings[1], p)?;
             let pipeline = device.pipelines().get(&device, &shader, &[])?;
             let bindings = [bindings[0].clone(), q_read, bindings[2].clone()];
-            return rec.dispatch("mul_mat_bq8", &pipeline, &bindings, bytemuck::bytes_of(&p), groups);
+            return rec.dispatch("mul_mat_bq8", &pipeline, &bindings, bytemuck::bytes_of(&p), groups).map(|_| false);
         }
         let shader = matmul_shader(a.ty).expect("checked");
         let pipeline = device.pipelines().get(&device, &shader, &[])?;
-        rec.dispatch("mul_mat", &pipeline, &bindings, push, groups)
+        rec.dispatch("mul_mat", &pipeline, &bindings, push, groups).map(|_| false)
     }
 }
 
@@ -746,7 +800,9 @@ pub(crate) fn round_b(
     derive_b(rec, b, b_bind, p, &round_shader(r), (p.k / block, 1), p.k)
 }
 
-/// Quantize b into scratch, then run the integer-dot mat-vec over it.
+/// Quantize b into scratch, then run the integer-dot mat-vec over it (with the ADD of `add` where a fused kernel
+/// exists; returns whether it took it).
+#[allow(clippy::too_many_arguments)]
 fn record_int_dot(
     rec: &mut Recorder<'_>,
     b: &Tensor,
@@ -755,17 +811,21 @@ fn record_int_dot(
     spec: [u32; 7],
     shader: Shader,
     groups: [u32; 3],
-) -> Result<()> {
+    (add, a_ty): (Option<&MatVecAdd<'_>>, GgmlType),
+) -> Result<bool> {
     let device = rec.device().clone();
     let (q_read, p) = quantize_b(rec, b, &bindings[1], p)?;
+    let mut all = vec![bindings[0].clone(), q_read, bindings[2].clone()];
+    let (shader, p, fused) = match fused_add(&device, add, true, a_ty, p)? {
+        Some((fs, extra, p)) => {
+            all.extend(extra);
+            (fs, p, true)
+        }
+        None => (shader, p, false),
+    };
     let pipeline = device.pipelines().get(&device, &shader, &spec)?;
-    rec.dispatch(
-        "mul_mat_vec_idot",
-        &pipeline,
-        &[bindings[0].clone(), q_read, bindings[2].clone()],
-        bytemuck::bytes_of(&p),
-        groups,
-    )
+    rec.dispatch("mul_mat_vec_idot", &pipeline, &all, bytemuck::bytes_of(&p), groups)?;
+    Ok(fused)
 }
 
 /// `GGVK_SHARED_REDUCTION=1` makes mat-vec use the shared-memory reduction even where subgroups exist
