@@ -31,6 +31,7 @@ const KNOBS: &[(&str, Kind)] = &[
     ("GGVK_INT_DOT", Kind::Switch),
     ("GGVK_KQUANT_MATVEC", Kind::Switch),
     ("GGVK_COOPMAT", Kind::Switch),
+    ("GGVK_COOPMAT_INT8", Kind::Switch),
     ("GGVK_FA_DECODE", Kind::Switch),
     ("GGVK_ROUND_ACTIVATIONS", Kind::Switch),
     ("GGVK_SHARED_REDUCTION", Kind::Switch),

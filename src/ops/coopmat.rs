@@ -29,12 +29,29 @@ pub struct Tile {
     pub subgroup: u32,
     /// Shared memory the kernel declares, bytes.
     pub shared_bytes: u32,
+    /// The kernel multiplies 8-bit codes (s8 16x16x32 fragments) rather than f16 values.
+    pub int8: bool,
 }
 
 /// The tile `mul_mat_cm.comp` is compiled for: 128 x 128 outputs, 8 subgroups of 32 in a 2 x 4 grid (64 x 32
 /// each), k steps of 64; shared memory: A and B tiles of 128 x 72 halves, 8 staging areas of 16 x 16 floats.
 pub(crate) const TILE_128: Tile =
-    Tile { bm: 128, bn: 128, wg: 256, subgroup: 32, shared_bytes: 2 * 128 * 72 * 2 + 8 * 256 * 4 };
+    Tile { bm: 128, bn: 128, wg: 256, subgroup: 32, shared_bytes: 2 * 128 * 72 * 2 + 8 * 256 * 4, int8: false };
+
+/// The tile `mul_mat_cmq.comp` (8-bit codes) is compiled for: 128 x 128 outputs, 8 subgroups of 32 (64 x 32
+/// each), k steps of 64; shared memory: A and B code tiles of 128 x 80 bytes, two f16 scale matrices of 16 x 256,
+/// 8 staging areas of 16 x 16 floats.
+pub(crate) const TILE_I8: Tile = Tile {
+    bm: 128,
+    bn: 128,
+    wg: 256,
+    subgroup: 32,
+    shared_bytes: 2 * 128 * 80 + 2 * 16 * 256 * 2 + 8 * 256 * 4,
+    int8: true,
+};
+
+/// PCI vendor id of NVIDIA.
+const NVIDIA_VENDOR_ID: u32 = 0x10de;
 
 /// k step of `mul_mat_cm.comp`.
 const BK: u32 = 64;
@@ -44,6 +61,11 @@ const BK: u32 = 64;
 pub struct CoopmatDevice {
     /// f16 x f16 -> f32 16x16x16 at subgroup scope is listed (and the feature enabled).
     pub f16_16x16x16: bool,
+    /// s8 x s8 -> s32 16x16x32 at subgroup scope is listed (and `shaderInt8`), on an NVIDIA driver: the integer
+    /// kernel reads s32 accumulator elements as f32 accumulator elements of the same index (see
+    /// `mul_mat_cmq.comp`), which the specification leaves to the implementation; NVIDIA's drivers lay the two out
+    /// alike (checked by the conformance suite on the H200).
+    pub s8_16x16x32: bool,
     /// `shaderFloat16` (f16 arithmetic and shared arrays).
     pub fp16: bool,
     /// `vulkanMemoryModel` (glslang declares the Vulkan memory model for cooperative-matrix shaders).
@@ -60,8 +82,13 @@ impl CoopmatDevice {
     /// The record for `caps`.
     pub fn from_caps(caps: &Capabilities) -> Self {
         let want = CoopmatShape { m: 16, n: 16, k: 16, ab: CoopmatType::F16, c: CoopmatType::F32 };
+        let want_s8 = CoopmatShape { m: 16, n: 16, k: 32, ab: CoopmatType::S8, c: CoopmatType::S32 };
         CoopmatDevice {
             f16_16x16x16: caps.coopmat_feature && caps.coopmat_shapes.contains(&want),
+            s8_16x16x32: caps.coopmat_feature
+                && caps.int8
+                && caps.vendor_id == NVIDIA_VENDOR_ID
+                && caps.coopmat_shapes.contains(&want_s8),
             fp16: caps.fp16,
             memory_model: caps.vulkan_memory_model,
             subgroup_size: caps.subgroup_size,
@@ -78,32 +105,57 @@ impl CoopmatDevice {
             && self.subgroup_size == tile.subgroup
             && self.max_shared_memory >= tile.shared_bytes
             && self.max_workgroup_invocations >= tile.wg
+            && (!tile.int8 || self.s8_16x16x32)
     }
 }
 
-/// `GGVK_COOPMAT`: `0` keeps the scalar tiled kernel everywhere; unset, the cooperative-matrix kernel runs where
-/// [`plan`] allows except for Q4_0 / Q8_0 weights; `1` for those too.
+/// `GGVK_COOPMAT`: `0` keeps the scalar tiled kernel everywhere; unset, the cooperative-matrix kernels run where
+/// [`plan`] allows, Q4_0 / Q8_0 weights (with 8-bit activations) on the integer kernel only; `1` also lets Q4_0 /
+/// Q8_0 take the f16 kernel where the integer one does not run. `GGVK_COOPMAT_INT8=0` keeps Q4_0 / Q8_0 off the
+/// integer kernel (then on the scalar kernel unless `GGVK_COOPMAT=1`).
 ///
-/// Why Q4_0 / Q8_0 stay on the scalar kernel by default: there ggvk rounds activations to the CPU backend's 8-bit
-/// blocks and multiplies in f32, and its KL divergence against the CPU (tiny Q4_0/Q8_0 llamas, H200, 2026-12-02:
-/// 0.00043-0.00046 on that path earlier) rose to 0.00065-0.00069 through the f16 fragments, above ggml-vulkan's
-/// 0.00060-0.00062 in the same run; for F16 and the K-quants the cooperative kernel stays at or below ggml-vulkan's.
+/// Why Q4_0 / Q8_0 avoid the f16 fragments by default: there ggvk rounds activations to the CPU backend's 8-bit
+/// blocks and multiplies them exactly, and its KL divergence against the CPU (tiny Q4_0/Q8_0 llamas, H200,
+/// 2026-12-02: 0.00043-0.00046 on that path earlier) rose to 0.00065-0.00069 through the f16 fragments, above
+/// ggml-vulkan's 0.00060-0.00062 in the same run. The integer kernel (`mul_mat_cmq.comp`) multiplies the 8-bit codes
+/// exactly and applies both block scales in f32, as the CPU does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Knob {
+pub struct Knob {
+    /// Which products may take the cooperative kernels.
+    pub mode: Mode,
+    /// Q4_0 / Q8_0 may take the integer kernel (`GGVK_COOPMAT_INT8` is not `0`).
+    pub int8: bool,
+}
+
+/// `GGVK_COOPMAT`'s three settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
     /// Never.
     Off,
-    /// Where the device and shape allow, except Q4_0 / Q8_0 weights.
+    /// Where the device and shape allow; Q4_0 / Q8_0 only on the integer kernel.
     Auto,
-    /// Where the device and shape allow.
+    /// Where the device and shape allow; Q4_0 / Q8_0 on the f16 kernel where the integer one does not run.
     All,
+}
+
+impl Knob {
+    /// The default: [`Mode::Auto`] with the integer kernel.
+    pub const AUTO: Knob = Knob { mode: Mode::Auto, int8: true };
+    /// [`Mode::All`] with the integer kernel.
+    pub const ALL: Knob = Knob { mode: Mode::All, int8: true };
+    /// [`Mode::Off`].
+    pub const OFF: Knob = Knob { mode: Mode::Off, int8: true };
 }
 
 fn knob() -> Knob {
     static KNOB: std::sync::OnceLock<Knob> = std::sync::OnceLock::new();
-    *KNOB.get_or_init(|| match std::env::var("GGVK_COOPMAT").ok().as_deref() {
-        Some("0") => Knob::Off,
-        Some("1") => Knob::All,
-        _ => Knob::Auto,
+    *KNOB.get_or_init(|| Knob {
+        mode: match std::env::var("GGVK_COOPMAT").ok().as_deref() {
+            Some("0") => Mode::Off,
+            Some("1") => Mode::All,
+            _ => Mode::Auto,
+        },
+        int8: std::env::var("GGVK_COOPMAT_INT8").map_or(true, |v| v != "0"),
     })
 }
 
@@ -127,12 +179,31 @@ fn shader_for(ty: GgmlType, q8_b: bool) -> Option<Shader> {
 /// kernels: the knob is on (see [`Knob`] for Q4_0 / Q8_0), the device runs the tile, the product has more columns
 /// than the mat-vec kernels take, and the weights are F16, Q4_0, Q8_0 or a type with a dequantization include (F32
 /// weights keep f32 math).
+///
+/// Q4_0 / Q8_0 weights with 8-bit activations (`q8_b`) take the integer kernel where the device lists s8 16x16x32
+/// fragments (exact per-block products, the CPU's arithmetic); elsewhere the f16 kernel only with [`Mode::All`].
 pub fn plan(dev: &CoopmatDevice, knob: Knob, ty: GgmlType, q8_b: bool, n: u32) -> Option<(Shader, Tile)> {
-    let scalar_by_default = matches!(ty, GgmlType::Q4_0 | GgmlType::Q8_0);
-    if knob == Knob::Off || (knob == Knob::Auto && scalar_by_default) || n <= MATVEC_MAX_COLS || !dev.runs(&TILE_128) {
+    if knob.mode == Mode::Off || n <= MATVEC_MAX_COLS {
+        return None;
+    }
+    let codes = matches!(ty, GgmlType::Q4_0 | GgmlType::Q8_0);
+    if codes && q8_b && knob.int8 && dev.runs(&TILE_I8) {
+        return Some((int8_shader(ty)?, TILE_I8));
+    }
+    if (codes && knob.mode != Mode::All) || !dev.runs(&TILE_128) {
         return None;
     }
     Some((shader_for(ty, q8_b)?, TILE_128))
+}
+
+/// The integer kernel for Q4_0 / Q8_0 weights.
+fn int8_shader(ty: GgmlType) -> Option<Shader> {
+    let (name, spirv): (&'static str, &'static [u8]) = match ty {
+        GgmlType::Q4_0 => ("mul_mat_cmq_q4_0", spirv::MUL_MAT_CMQ_Q4_0),
+        GgmlType::Q8_0 => ("mul_mat_cmq_q8_0", spirv::MUL_MAT_CMQ_Q8_0),
+        _ => return None,
+    };
+    Some(Shader { name, spirv, bindings: 3, push_size: std::mem::size_of::<MatMulPush>() as u32 })
 }
 
 /// The plan for `device` under the process's `GGVK_COOPMAT`.
@@ -160,8 +231,12 @@ pub(super) fn record(
     let whole_steps = p.k % BK == 0;
     let vec_b = whole_steps && [p.b_off, p.b_col, p.b_s2, p.b_s3].iter().all(|v| v % 4 == 0);
     let vec_a = whole_steps && [p.a_off, p.a_row, p.a_s2, p.a_s3].iter().all(|v| v % 8 == 0);
-    let pipeline = device.pipelines().get(&device, &shader, &[u32::from(vec_b), u32::from(vec_a)])?;
     let groups = [p.m.div_ceil(tile.bm), p.n.div_ceil(tile.bn), batches];
+    if tile.int8 {
+        let pipeline = device.pipelines().get(&device, &shader, &[])?;
+        return rec.dispatch("mul_mat_cmq", &pipeline, bindings, bytemuck::bytes_of(p), groups);
+    }
+    let pipeline = device.pipelines().get(&device, &shader, &[u32::from(vec_b), u32::from(vec_a)])?;
     rec.dispatch("mul_mat_cm", &pipeline, bindings, bytemuck::bytes_of(p), groups)
 }
 
@@ -172,6 +247,7 @@ mod tests {
     /// The H200 / H100 (NVIDIA, driver 580): f16 16x16x16, subgroup 32, 48 KiB shared memory.
     const NVIDIA: CoopmatDevice = CoopmatDevice {
         f16_16x16x16: true,
+        s8_16x16x32: true,
         fp16: true,
         memory_model: true,
         subgroup_size: 32,
@@ -182,43 +258,66 @@ mod tests {
     #[test]
     fn nvidia_takes_the_cooperative_kernel_for_prompts() {
         for ty in [GgmlType::F16, GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::BF16] {
-            let (shader, tile) = plan(&NVIDIA, Knob::All, ty, false, 512).expect("cooperative path");
+            let (shader, tile) = plan(&NVIDIA, Knob::ALL, ty, false, 512).expect("cooperative path");
             assert_eq!(tile, TILE_128);
             assert!(shader.name.starts_with("mul_mat_cm_"), "{}", shader.name);
             assert!(!shader.spirv.is_empty() || cfg!(not(feature = "shaders")), "{} compiled", shader.name);
         }
-        let (q8, _) = plan(&NVIDIA, Knob::All, GgmlType::Q4_0, true, 512).expect("q4_0 with 8-bit b");
+        let no_s8 = CoopmatDevice { s8_16x16x32: false, ..NVIDIA };
+        let (q8, _) = plan(&no_s8, Knob::ALL, GgmlType::Q4_0, true, 512).expect("q4_0 with 8-bit b");
         assert_eq!(q8.name, "mul_mat_cm_q4_0_bq8");
     }
 
     #[test]
-    fn decode_widths_and_f32_weights_stay_off() {
-        assert!(plan(&NVIDIA, Knob::All, GgmlType::Q4_0, false, MATVEC_MAX_COLS).is_none());
-        assert!(plan(&NVIDIA, Knob::All, GgmlType::Q4_0, false, MATVEC_MAX_COLS + 1).is_some());
-        // By default Q4_0 / Q8_0 keep the scalar kernel (closer to the CPU's result); the others take the path.
-        assert!(plan(&NVIDIA, Knob::Auto, GgmlType::Q4_0, true, 512).is_none());
-        assert!(plan(&NVIDIA, Knob::Auto, GgmlType::Q8_0, false, 512).is_none());
-        for ty in [GgmlType::F16, GgmlType::BF16, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::Q4_1] {
-            assert!(plan(&NVIDIA, Knob::Auto, ty, false, 512).is_some(), "{}", ty.name());
+    fn q4_0_and_q8_0_take_the_integer_kernel_where_s8_fragments_exist() {
+        for knob in [Knob::AUTO, Knob::ALL] {
+            for (ty, name) in [(GgmlType::Q4_0, "mul_mat_cmq_q4_0"), (GgmlType::Q8_0, "mul_mat_cmq_q8_0")] {
+                let (shader, tile) = plan(&NVIDIA, knob, ty, true, 512).expect("integer kernel");
+                assert_eq!((shader.name, tile), (name, TILE_I8));
+                assert!(!shader.spirv.is_empty() || cfg!(not(feature = "shaders")), "{name} compiled");
+            }
         }
-        assert!(plan(&NVIDIA, Knob::Auto, GgmlType::F32, false, 512).is_none());
+        // Without 8-bit activations, or with the integer kernel turned off, Q4_0 stays off the f16 fragments.
+        assert!(plan(&NVIDIA, Knob::AUTO, GgmlType::Q4_0, false, 512).is_none());
+        assert!(plan(&NVIDIA, Knob { int8: false, ..Knob::AUTO }, GgmlType::Q4_0, true, 512).is_none());
+        // Other types never take it.
+        assert_eq!(plan(&NVIDIA, Knob::AUTO, GgmlType::Q4_K, false, 512).map(|(_, t)| t), Some(TILE_128));
+        // Devices without s8 16x16x32 fragments keep the scalar kernel for Q4_0 / Q8_0 by default.
+        let no_s8 = CoopmatDevice { s8_16x16x32: false, ..NVIDIA };
+        assert!(plan(&no_s8, Knob::AUTO, GgmlType::Q8_0, true, 512).is_none());
+        assert!(!no_s8.runs(&TILE_I8) && no_s8.runs(&TILE_128));
+        // Mat-vec widths stay on the mat-vec kernels.
+        assert!(plan(&NVIDIA, Knob::AUTO, GgmlType::Q4_0, true, MATVEC_MAX_COLS).is_none());
+    }
+
+    #[test]
+    fn decode_widths_and_f32_weights_stay_off() {
+        assert!(plan(&NVIDIA, Knob::ALL, GgmlType::Q4_0, false, MATVEC_MAX_COLS).is_none());
+        assert!(plan(&NVIDIA, Knob::ALL, GgmlType::Q4_0, false, MATVEC_MAX_COLS + 1).is_some());
+        // By default Q4_0 / Q8_0 stay off the f16 fragments (closer to the CPU's result); the others take them.
+        assert!(plan(&NVIDIA, Knob::AUTO, GgmlType::Q4_0, false, 512).is_none());
+        assert!(plan(&NVIDIA, Knob::AUTO, GgmlType::Q8_0, false, 512).is_none());
+        for ty in [GgmlType::F16, GgmlType::BF16, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::Q4_1] {
+            assert!(plan(&NVIDIA, Knob::AUTO, ty, false, 512).is_some(), "{}", ty.name());
+        }
+        assert!(plan(&NVIDIA, Knob::AUTO, GgmlType::F32, false, 512).is_none());
         // Only Q4_0 and Q8_0 have 8-bit-activation variants.
-        assert!(plan(&NVIDIA, Knob::Auto, GgmlType::Q4_K, true, 512).is_none());
-        assert!(plan(&NVIDIA, Knob::Off, GgmlType::F16, false, 512).is_none());
+        assert!(plan(&NVIDIA, Knob::AUTO, GgmlType::Q4_K, true, 512).is_none());
+        assert!(plan(&NVIDIA, Knob::OFF, GgmlType::F16, false, 512).is_none());
     }
 
     #[test]
     fn devices_without_the_shape_or_with_other_subgroups_keep_the_scalar_kernel() {
         let lavapipe = CoopmatDevice { f16_16x16x16: false, subgroup_size: 8, max_shared_memory: 32 * 1024, ..NVIDIA };
-        assert!(plan(&lavapipe, Knob::Auto, GgmlType::F16, false, 512).is_none());
+        assert!(plan(&lavapipe, Knob::AUTO, GgmlType::F16, false, 512).is_none());
         let wave64 = CoopmatDevice { subgroup_size: 64, ..NVIDIA };
-        assert!(plan(&wave64, Knob::Auto, GgmlType::F16, false, 512).is_none());
+        assert!(plan(&wave64, Knob::AUTO, GgmlType::F16, false, 512).is_none());
         let small_shared = CoopmatDevice { max_shared_memory: 16 * 1024, ..NVIDIA };
-        assert!(plan(&small_shared, Knob::Auto, GgmlType::F16, false, 512).is_none());
+        assert!(plan(&small_shared, Knob::AUTO, GgmlType::F16, false, 512).is_none());
         let no_fp16 = CoopmatDevice { fp16: false, ..NVIDIA };
-        assert!(plan(&no_fp16, Knob::Auto, GgmlType::F16, false, 512).is_none());
+        assert!(plan(&no_fp16, Knob::AUTO, GgmlType::F16, false, 512).is_none());
         let no_memory_model = CoopmatDevice { memory_model: false, ..NVIDIA };
-        assert!(plan(&no_memory_model, Knob::Auto, GgmlType::F16, false, 512).is_none());
+        assert!(plan(&no_memory_model, Knob::AUTO, GgmlType::F16, false, 512).is_none());
     }
 
     #[test]
@@ -227,5 +326,8 @@ mod tests {
         assert_eq!(TILE_128.shared_bytes, 128 * 72 * 2 * 2 + 8 * 16 * 16 * 4);
         const { assert!(TILE_128.shared_bytes <= 48 * 1024) };
         assert_eq!(TILE_128.wg / TILE_128.subgroup, 8);
+        // Codes (uvec4 rows of 80 bytes), scale matrices (f16, 16 x 256), staging: must match mul_mat_cmq.comp.
+        assert_eq!(TILE_I8.shared_bytes, 2 * 128 * 80 + 2 * 16 * 256 * 2 + 8 * 256 * 4);
+        const { assert!(TILE_I8.shared_bytes <= 48 * 1024) };
     }
 }
