@@ -311,7 +311,7 @@ unsafe extern "C" fn dev_supports_op(dev: sys::ggml_backend_dev_t, op: *const sy
         Ok(()) => true,
         Err(err) => {
             // GGVK_DEBUG_SUPPORT=1 says why each rejected op was rejected.
-            if std::env::var_os("GGVK_DEBUG_SUPPORT").is_some() {
+            if crate::knobs::switch("GGVK_DEBUG_SUPPORT", false) {
                 // SAFETY: ggml passes a live tensor; its name is NUL-terminated within GGML_MAX_NAME.
                 let name = unsafe { std::ffi::CStr::from_ptr((*op).name.as_ptr()) };
                 crate::diag::emit(crate::diag::Level::Report, &format!("ggvk: not supported: {name:?}: {err}"));

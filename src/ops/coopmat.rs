@@ -100,10 +100,10 @@ pub enum Knob {
 
 fn knob() -> Knob {
     static KNOB: std::sync::OnceLock<Knob> = std::sync::OnceLock::new();
-    *KNOB.get_or_init(|| match std::env::var("GGVK_COOPMAT").ok().as_deref() {
-        Some("0") => Knob::Off,
-        Some("1") => Knob::All,
-        _ => Knob::Auto,
+    *KNOB.get_or_init(|| match crate::knobs::either("GGVK_COOPMAT") {
+        Some(false) => Knob::Off,
+        Some(true) => Knob::All,
+        None => Knob::Auto,
     })
 }
 

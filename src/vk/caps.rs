@@ -341,9 +341,10 @@ fn coopmat_shapes(instance: &Instance, pd: vk::PhysicalDevice) -> Vec<CoopmatSha
 /// `maxStorageBufferRange`, lowered to `GGVK_MAX_STORAGE_RANGE` bytes when that is set and smaller (tests use it to
 /// exercise the paths for tensors larger than one storage window with small tensors; never raised).
 fn storage_range_cap(device_limit: u64) -> u64 {
-    match std::env::var("GGVK_MAX_STORAGE_RANGE").ok().and_then(|v| v.parse::<u64>().ok()) {
-        Some(cap) if cap >= 4096 => device_limit.min(cap),
-        _ => device_limit,
+    // At least 4096 (knobs checks it).
+    match crate::knobs::number("GGVK_MAX_STORAGE_RANGE") {
+        Some(cap) => device_limit.min(cap),
+        None => device_limit,
     }
 }
 
