@@ -245,8 +245,17 @@ const USAGE: &str = "usage: ggvk info\n       ggvk bench [--device N] \
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // `ggvk info --help`, `ggvk bench -h`: the usage, as `ggvk --help` prints it.
+    if args.len() > 1 && args[1..].iter().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return;
+    }
     let result = match args.first().map(String::as_str) {
-        Some("info") => info(),
+        Some("info") if args.len() == 1 => info(),
+        Some("info") => {
+            eprintln!("ggvk info: unexpected argument {}\n{USAGE}", args[1]);
+            std::process::exit(2);
+        }
         Some("bench") => match parse(&args[1..]) {
             Ok(a) => bench(a),
             Err(e) => {
