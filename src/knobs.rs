@@ -1,7 +1,11 @@
 //! Every `GGVK_*` environment variable the library reads, with what it accepts. [`validate`] runs when a device is
 //! opened: a malformed value of a known knob is an error (a typo must not silently mean the default, least of all
 //! in a safety limit such as `GGVK_MEMORY_BUDGET`), and a `GGVK_*` name nobody reads is reported as a warning (it is
-//! most likely a misspelt knob). The knobs themselves are read where they act.
+//! most likely a misspelt knob). The knobs are read where they act, always through this module's strict readers
+//! ([`switch`], [`either`], [`number`], [`size`]; nothing else in the library reads the environment): a value that
+//! is read before a device opens (the Vulkan instance's `GGVK_VALIDATION`, `GGVK_VK_DEBUG`,
+//! `GGVK_MAX_STORAGE_RANGE`) and is malformed gets a warning saying what is accepted and counts as unset; the
+//! opening of the device then fails with that message.
 
 use crate::error::{Error, Result};
 
@@ -10,8 +14,6 @@ use crate::error::{Error, Result};
 enum Kind {
     /// `0` or `1`.
     Switch,
-    /// Anything (set means on).
-    Flag,
     /// A power of two in the range.
     Pow2(u32, u32),
     /// An integer in the range.
@@ -22,8 +24,8 @@ enum Kind {
 
 /// The library's knobs (README "Profiling and knobs").
 const KNOBS: &[(&str, Kind)] = &[
-    ("GGVK_DEBUG_SUPPORT", Kind::Flag),
-    ("GGVK_VK_DEBUG", Kind::Flag),
+    ("GGVK_DEBUG_SUPPORT", Kind::Switch),
+    ("GGVK_VK_DEBUG", Kind::Switch),
     ("GGVK_VALIDATION", Kind::Switch),
     ("GGVK_PROFILE", Kind::Switch),
     ("GGVK_REPLAY", Kind::Switch),
@@ -40,7 +42,7 @@ const KNOBS: &[(&str, Kind)] = &[
     ("GGVK_MATVEC_ROWS", Kind::Range(1, 8)),
     ("GGVK_MATVEC_UNROLL", Kind::Range(1, 8)),
     ("GGVK_SUBMIT_NODES", Kind::Range(0, u32::MAX as u64)),
-    ("GGVK_MAX_STORAGE_RANGE", Kind::Range(1, u64::MAX)),
+    ("GGVK_MAX_STORAGE_RANGE", Kind::Range(4096, u64::MAX)),
     ("GGVK_MEMORY_BUDGET", Kind::Size),
 ];
 
@@ -61,6 +63,7 @@ const TOOL_VARS: &[&str] = &[
     "GGVK_SUITE_PATTERN",
     "GGVK_DEVICE",
     "GGVK_SOAK",
+    "GGVK_INSTALL_NO_BUILD",
 ];
 
 /// A byte count: a number (decimals allowed) with an optional unit, case-insensitive: none or B (bytes), K / KB /
@@ -100,7 +103,6 @@ pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
 fn check(kind: Kind, value: &str) -> std::result::Result<(), String> {
     let int = |v: &str| v.trim().parse::<u64>().map_err(|_| "not a whole number".to_string());
     match kind {
-        Kind::Flag => Ok(()),
         Kind::Switch if matches!(value.trim(), "0" | "1") => Ok(()),
         Kind::Switch => Err("use 0 or 1".into()),
         Kind::Pow2(lo, hi) => match int(value) {
@@ -112,6 +114,67 @@ fn check(kind: Kind, value: &str) -> std::result::Result<(), String> {
             _ => Err(format!("use a whole number from {lo} to {hi}")),
         },
         Kind::Size => parse_size(value).map(|_| ()),
+    }
+}
+
+/// The value of knob `name` (one of [`KNOBS`]) from the environment, checked: `None` when unset; an error naming
+/// the variable and saying what is accepted when malformed.
+fn read(name: &str) -> Result<Option<String>> {
+    checked(name, std::env::var(name))
+}
+
+/// [`read`] of the variable's state `var`.
+fn checked(name: &str, var: std::result::Result<String, std::env::VarError>) -> Result<Option<String>> {
+    let Some(&(_, kind)) = KNOBS.iter().find(|(k, _)| *k == name) else {
+        return Err(Error::Internal(format!("{name} is not in knobs::KNOBS")));
+    };
+    match var {
+        Ok(v) => check(kind, &v)
+            .map(|()| Some(v.trim().to_string()))
+            .map_err(|e| Error::invalid(format!("{name}={v:?}: {e}"))),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(v)) => Err(Error::invalid(format!("{name}={v:?}: not text"))),
+    }
+}
+
+/// [`read`], a malformed value reported as a warning (once per knob) and taken as unset. Device opening runs
+/// [`validate`] first, which fails on it, so only reads before that (or after the environment changed) get here.
+fn read_or_warn(name: &'static str) -> Option<String> {
+    match read(name) {
+        Ok(v) => v,
+        Err(e) => {
+            static WARNED: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+            let mut warned = WARNED.lock().unwrap_or_else(|p| p.into_inner());
+            if !warned.contains(&name) {
+                warned.push(name);
+                crate::diag::emit(crate::diag::Level::Warn, &format!("ggvk: warning: {e}; taken as unset"));
+            }
+            None
+        }
+    }
+}
+
+/// A `0`/`1` knob: `Some(false)` / `Some(true)`, `None` when unset (or malformed, with a warning).
+pub fn either(name: &'static str) -> Option<bool> {
+    read_or_warn(name).map(|v| v == "1")
+}
+
+/// A `0`/`1` knob with its default for when it is unset.
+pub fn switch(name: &'static str, default: bool) -> bool {
+    either(name).unwrap_or(default)
+}
+
+/// A whole-number knob (checked against its range), `None` when unset (or malformed, with a warning).
+pub fn number(name: &'static str) -> Option<u64> {
+    read_or_warn(name).and_then(|v| v.parse().ok())
+}
+
+/// A byte-count knob ([`parse_size`]): 0 when unset; malformed is an error (a size is a limit: it must not be
+/// ignored).
+pub fn size(name: &'static str) -> Result<u64> {
+    match read(name)? {
+        Some(v) => parse_size(&v).map_err(|e| Error::invalid(format!("{name}={v:?}: {e}"))),
+        None => Ok(0),
     }
 }
 
@@ -146,7 +209,75 @@ pub fn validate() -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::{check_vars, parse_size};
+    use super::{check_vars, checked, parse_size, Kind, KNOBS};
+    use std::env::VarError;
+
+    #[test]
+    fn knobs_read_strictly() {
+        let ok = |v: &str| Ok::<_, VarError>(v.to_string());
+        assert_eq!(checked("GGVK_REPLAY", Err(VarError::NotPresent)).unwrap(), None);
+        assert_eq!(checked("GGVK_REPLAY", ok(" 0 ")).unwrap().as_deref(), Some("0"));
+        assert_eq!(checked("GGVK_MATVEC_WG", ok("128")).unwrap().as_deref(), Some("128"));
+        assert_eq!(checked("GGVK_MEMORY_BUDGET", ok("1.5G")).unwrap().as_deref(), Some("1.5G"));
+        for (name, value, says) in [
+            ("GGVK_REPLAY", "off", "use 0 or 1"),
+            ("GGVK_DEBUG_SUPPORT", "yes", "use 0 or 1"),
+            ("GGVK_VK_DEBUG", "", "use 0 or 1"),
+            ("GGVK_MATVEC_WG", "96", "power of two from 4 to 1024"),
+            ("GGVK_MATVEC_ROWS", "9", "whole number from 1 to 8"),
+            ("GGVK_SUBMIT_NODES", "32x", "whole number from 0"),
+            ("GGVK_MAX_STORAGE_RANGE", "1000", "whole number from 4096"),
+            ("GGVK_MEMORY_BUDGET", "1MBX", "unknown unit"),
+        ] {
+            let e = checked(name, ok(value)).expect_err(name).to_string();
+            assert!(e.contains(&format!("{name}={value:?}")) && e.contains(says), "{name}={value}: {e}");
+        }
+        let not_text = std::ffi::OsString::from("x");
+        assert!(checked("GGVK_FUSION", Err(VarError::NotUnicode(not_text))).is_err());
+        assert!(checked("GGVK_NOT_A_KNOB", ok("1")).is_err());
+    }
+
+    /// Nothing in the library reads the environment but this module, and every knob its readers are asked for is
+    /// in [`KNOBS`] with the kind the reader parses.
+    #[test]
+    fn every_knob_read_goes_through_the_strict_readers() {
+        let mut files = vec![std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/src"))];
+        let mut reads = 0;
+        while let Some(p) = files.pop() {
+            if p.is_dir() {
+                files.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+                continue;
+            }
+            if p.extension().is_none_or(|e| e != "rs") || p.ends_with("src/knobs.rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&p).unwrap();
+            for bad in ["env::var", "env::vars", "getenv"] {
+                assert!(!text.contains(bad), "{}: reads the environment itself ({bad}); use crate::knobs", p.display());
+            }
+            for (reader, kinds) in [
+                ("knobs::switch(\"", &["Switch"][..]),
+                ("knobs::either(\"", &["Switch"]),
+                ("knobs::number(\"", &["Pow2", "Range"]),
+                ("knobs::size(\"", &["Size"]),
+            ] {
+                for (at, _) in text.match_indices(reader) {
+                    let name = text[at + reader.len()..].split('"').next().unwrap();
+                    let kind = KNOBS.iter().find(|(k, _)| *k == name).map(|(_, k)| *k);
+                    let kind_name = match kind {
+                        Some(Kind::Switch) => "Switch",
+                        Some(Kind::Pow2(..)) => "Pow2",
+                        Some(Kind::Range(..)) => "Range",
+                        Some(Kind::Size) => "Size",
+                        None => panic!("{}: {name} is not in knobs::KNOBS", p.display()),
+                    };
+                    assert!(kinds.contains(&kind_name), "{}: {reader}{name}: {name} is a {kind_name}", p.display());
+                    reads += 1;
+                }
+            }
+        }
+        assert!(reads >= 19, "{reads} knob reads found");
+    }
 
     fn vars(list: &[(&str, &str)]) -> impl Iterator<Item = (String, String)> {
         list.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>().into_iter()
@@ -160,7 +291,7 @@ mod tests {
             ("GGVK_MATVEC_ROWS", "4"),
             ("GGVK_SUBMIT_NODES", "0"),
             ("GGVK_MEMORY_BUDGET", "1.5G"),
-            ("GGVK_DEBUG_SUPPORT", "yes"),
+            ("GGVK_DEBUG_SUPPORT", "1"),
             ("GGVK_CACHE", "/tmp/x"),
             ("PATH", "/bin"),
             ("GGVK_MEMORY_BUGDET", "1G"),

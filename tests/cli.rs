@@ -1,5 +1,5 @@
-//! The `ggvk` command line: `--help` and `--version` answer on stdout with status 0; an unknown command prints the
-//! usage on stderr with status 2.
+//! The `ggvk` command line: `--help` (also after a command) and `--version` answer on stdout with status 0; an
+//! unknown command or argument prints the usage on stderr with status 2.
 
 use std::process::Command;
 
@@ -17,6 +17,18 @@ fn help_and_version_succeed() {
     let out = run("--version");
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("ggvk {}", env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn subcommand_help_and_stray_arguments() {
+    for args in [["info", "--help"], ["bench", "-h"]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_ggvk")).args(args).output().expect("ggvk runs");
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stdout).starts_with("usage: ggvk info"), "{args:?}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_ggvk")).args(["info", "extra"]).output().expect("ggvk runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unexpected argument extra"));
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! `ggvk info`: describe every Vulkan device. `ggvk bench`: the mat-vec benchmark (Q4_0 weights x F32 vector,
+//! `ggvk info`: describe every Vulkan device (its ggml name and id as llama.cpp sees them). `ggvk bench`: the mat-vec benchmark (Q4_0 weights x F32 vector,
 //! ggml's shapes), with weights rotated across >= 256 MiB so they stream from memory, next to the CPU reference.
 
 use std::time::Instant;
@@ -55,7 +55,10 @@ fn info() -> Result<(), ggvk::Error> {
     );
     for ((i, p), name) in devs.iter().enumerate().zip(names) {
         match (name, p.caps.missing()) {
-            (Some(name), _) => println!("{name} (Vulkan device {i}):"),
+            (Some(name), _) => match p.caps.ggml_device_id() {
+                Some(id) => println!("{name} (Vulkan device {i}, id {id}):"),
+                None => println!("{name} (Vulkan device {i}):"),
+            },
             (None, missing) => println!("not a ggml device (Vulkan device {i}, lacks {}):", missing.unwrap_or("?")),
         }
         println!("{}", ggvk::vk::device::describe_caps(i, &p.caps));
@@ -242,8 +245,17 @@ const USAGE: &str = "usage: ggvk info\n       ggvk bench [--device N] \
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // `ggvk info --help`, `ggvk bench -h`: the usage, as `ggvk --help` prints it.
+    if args.len() > 1 && args[1..].iter().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return;
+    }
     let result = match args.first().map(String::as_str) {
-        Some("info") => info(),
+        Some("info") if args.len() == 1 => info(),
+        Some("info") => {
+            eprintln!("ggvk info: unexpected argument {}\n{USAGE}", args[1]);
+            std::process::exit(2);
+        }
         Some("bench") => match parse(&args[1..]) {
             Ok(a) => bench(a),
             Err(e) => {

@@ -26,6 +26,9 @@ pub struct DeviceEntry {
     pub name: CString,
     /// The driver's device name.
     pub description: CString,
+    /// The PCI bus id (`0000:01:00.0`) or device UUID ([`crate::vk::caps::format_device_id`]); ggml's props point
+    /// into it for the process's lifetime.
+    pub device_id: Option<CString>,
     /// Index of the Vulkan physical device.
     pub index: usize,
     caps: Capabilities,
@@ -117,6 +120,7 @@ pub fn registry() -> &'static Registry {
                 host_name: CString::new(format!("{name}_Host")).expect("no NUL"),
                 name: CString::new(name).expect("no NUL"),
                 description: CString::new(pd.caps.name.replace('\0', " ")).expect("no NUL"),
+                device_id: pd.caps.ggml_device_id().map(|id| CString::new(id).expect("hex digits only")),
                 index,
                 caps: pd.caps.clone(),
                 device: Mutex::new(None),
@@ -261,7 +265,7 @@ unsafe extern "C" fn dev_get_props(dev: sys::ggml_backend_dev_t, props: *mut sys
         memory_free: free,
         memory_total: total,
         r#type: dev_type(e),
-        device_id: std::ptr::null(),
+        device_id: e.device_id.as_ref().map_or(std::ptr::null(), |id| id.as_ptr()),
         caps: sys::ggml_backend_dev_caps {
             r#async: true,
             host_buffer: true,
@@ -307,7 +311,7 @@ unsafe extern "C" fn dev_supports_op(dev: sys::ggml_backend_dev_t, op: *const sy
         Ok(()) => true,
         Err(err) => {
             // GGVK_DEBUG_SUPPORT=1 says why each rejected op was rejected.
-            if std::env::var_os("GGVK_DEBUG_SUPPORT").is_some() {
+            if crate::knobs::switch("GGVK_DEBUG_SUPPORT", false) {
                 // SAFETY: ggml passes a live tensor; its name is NUL-terminated within GGML_MAX_NAME.
                 let name = unsafe { std::ffi::CStr::from_ptr((*op).name.as_ptr()) };
                 crate::diag::emit(crate::diag::Level::Report, &format!("ggvk: not supported: {name:?}: {err}"));
@@ -348,3 +352,39 @@ const DEVICE_IFACE: sys::ggml_backend_device_i = sys::ggml_backend_device_i {
     event_free: Some(backend::event_free),
     event_synchronize: Some(backend::event_synchronize),
 };
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::CStr;
+
+    use super::{dev_get_props, registry, sys};
+
+    #[test]
+    fn props_carry_a_lasting_device_id() {
+        assert!(!registry().is_empty(), "no usable Vulkan device (lavapipe counts)");
+        for e in &registry().devices {
+            let dev = &e.dev as *const sys::ggml_backend_device as sys::ggml_backend_dev_t;
+            let get = || {
+                let mut props = std::mem::MaybeUninit::<sys::ggml_backend_dev_props>::zeroed();
+                // SAFETY: `dev` is one of the registry's devices; `props` is writable.
+                unsafe { dev_get_props(dev, props.as_mut_ptr()) };
+                // SAFETY: dev_get_props wrote every field.
+                unsafe { props.assume_init() }
+            };
+            let (a, b) = (get(), get());
+            let want = e.caps().ggml_device_id();
+            assert_eq!(a.device_id.is_null(), want.is_none(), "{:?}", e.name);
+            if let Some(want) = want {
+                // The same string, kept by the registry, every time.
+                assert_eq!(a.device_id, b.device_id);
+                // SAFETY: a non-NULL device_id points to the entry's NUL-terminated string.
+                let id = unsafe { CStr::from_ptr(a.device_id) }.to_str().expect("ASCII");
+                assert_eq!(id, want);
+                let pci = id.len() == 12 && id.as_bytes()[4] == b':' && id.as_bytes()[7] == b':';
+                let uuid = id.len() == 36 && id.split('-').map(str::len).eq([8, 4, 4, 4, 12]);
+                assert!(pci || uuid, "{id}");
+                assert!(id.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f' | ':' | '.' | '-')), "{id}");
+            }
+        }
+    }
+}

@@ -26,7 +26,7 @@ pub struct RecordStats {
 /// Nodes per submission after the first (`GGVK_SUBMIT_NODES`, default 32; 0 records a graph as one submission).
 fn submit_chunk() -> usize {
     static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *N.get_or_init(|| std::env::var("GGVK_SUBMIT_NODES").ok().and_then(|v| v.parse().ok()).unwrap_or(32))
+    *N.get_or_init(|| crate::knobs::number("GGVK_SUBMIT_NODES").map_or(32, |n| n as usize))
 }
 
 /// Runs graphs on one device through its own command stream. `Send + Sync`: the stream is behind a mutex,
@@ -96,7 +96,7 @@ fn name_error(e: Error, i: usize, op: &str) -> Error {
 impl Executor {
     /// An executor on `device`. `GGVK_PROFILE=1` turns on per-node GPU timing from the start.
     pub fn new(device: &Arc<Device>) -> Result<Self> {
-        let profile = std::env::var("GGVK_PROFILE").is_ok_and(|v| v == "1");
+        let profile = crate::knobs::switch("GGVK_PROFILE", false);
         Ok(Executor {
             device: device.clone(),
             stream: Mutex::new(Streams { stream: CommandStream::new(device)?, replay: ReplayCache::default() }),
@@ -213,7 +213,7 @@ impl Executor {
         for r in replay.recordings() {
             r.synchronize()?;
         }
-        if self.profiling() && std::env::var("GGVK_PROFILE").is_ok_and(|v| v == "1") {
+        if self.profiling() && crate::knobs::switch("GGVK_PROFILE", false) {
             let times = stream.last_times();
             let record = *self.record_micros.lock().unwrap_or_else(|p| p.into_inner());
             crate::diag::emit(crate::diag::Level::Report, profile_report(times, record).trim_end_matches('\n'));

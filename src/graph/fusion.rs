@@ -16,7 +16,7 @@ use super::{Node, Op, Tensor};
 /// Whether fusion is on (`GGVK_FUSION`, default on).
 pub fn enabled() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| std::env::var("GGVK_FUSION").ok().as_deref() != Some("0"))
+    *ON.get_or_init(|| crate::knobs::switch("GGVK_FUSION", true))
 }
 
 /// An RMS_NORM node and the MUL that scales its output by one row of weights.

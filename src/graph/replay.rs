@@ -22,7 +22,7 @@ const KEEP: usize = 4;
 /// Whether replay is on (`GGVK_REPLAY`, default on; read once per process).
 pub fn enabled() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| std::env::var("GGVK_REPLAY").ok().as_deref() != Some("0"))
+    *ON.get_or_init(|| crate::knobs::switch("GGVK_REPLAY", true))
 }
 
 /// A tensor as a recording sees it.

@@ -150,12 +150,12 @@ impl Knob {
 fn knob() -> Knob {
     static KNOB: std::sync::OnceLock<Knob> = std::sync::OnceLock::new();
     *KNOB.get_or_init(|| Knob {
-        mode: match std::env::var("GGVK_COOPMAT").ok().as_deref() {
-            Some("0") => Mode::Off,
-            Some("1") => Mode::All,
-            _ => Mode::Auto,
+        mode: match crate::knobs::either("GGVK_COOPMAT") {
+            Some(false) => Mode::Off,
+            Some(true) => Mode::All,
+            None => Mode::Auto,
         },
-        int8: std::env::var("GGVK_COOPMAT_INT8").map_or(true, |v| v != "0"),
+        int8: crate::knobs::either("GGVK_COOPMAT_INT8") != Some(false),
     })
 }
 

@@ -268,7 +268,7 @@ fn plan(device: &Device, node: &Node) -> Result<Plan> {
 /// general plan does, in whole tiles.
 fn decode_plan(device: &Device, node: &Node) -> Option<Plan> {
     static KNOB: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    if !*KNOB.get_or_init(|| std::env::var("GGVK_FA_DECODE").ok().as_deref() != Some("0")) {
+    if !*KNOB.get_or_init(|| crate::knobs::switch("GGVK_FA_DECODE", true)) {
         return None;
     }
     let (q, k, v) = (node.src(0).ok()?, node.src(1).ok()?, node.src(2).ok()?);

@@ -127,7 +127,7 @@ fn kquant_matvec_shaders(ty: GgmlType, p: &MatMulPush) -> Option<(Shader, Shader
 
 fn kquant_matvec_on() -> bool {
     static KNOB: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *KNOB.get_or_init(|| std::env::var("GGVK_KQUANT_MATVEC").ok().as_deref() != Some("0"))
+    *KNOB.get_or_init(|| crate::knobs::switch("GGVK_KQUANT_MATVEC", true))
 }
 
 /// Whether products of K-quant weights `a` run on integer dot products over b quantized onto the Q8_K grid (in the
@@ -218,17 +218,13 @@ pub(crate) fn kquant_idot_config() -> MatVecConfig {
     MatVecConfig { wg: knobs[0].unwrap_or(256), rows: knobs[1].unwrap_or(4), unroll: knobs[2].unwrap_or(1) }
 }
 
-/// `GGVK_MATVEC_WG`, `GGVK_MATVEC_ROWS`, `GGVK_MATVEC_UNROLL` (read once per process; invalid values ignored).
+/// `GGVK_MATVEC_WG`, `GGVK_MATVEC_ROWS`, `GGVK_MATVEC_UNROLL` (read once per process; [`crate::knobs`]).
 fn matvec_knobs() -> &'static [Option<u32>; 3] {
     static KNOBS: std::sync::OnceLock<[Option<u32>; 3]> = std::sync::OnceLock::new();
     KNOBS.get_or_init(|| {
-        let env =
-            |name: &str, ok: fn(u32) -> bool| std::env::var(name).ok().and_then(|v| v.parse().ok()).filter(|&v| ok(v));
-        [
-            env("GGVK_MATVEC_WG", |v| v.is_power_of_two() && (4..=1024).contains(&v)),
-            env("GGVK_MATVEC_ROWS", |v| (1..=8).contains(&v)),
-            env("GGVK_MATVEC_UNROLL", |v| (1..=8).contains(&v)),
-        ]
+        // Ranges checked by knobs (a power of two 4..=1024, 1..=8, 1..=8).
+        let env = |name: &'static str| crate::knobs::number(name).and_then(|v| u32::try_from(v).ok());
+        [env("GGVK_MATVEC_WG"), env("GGVK_MATVEC_ROWS"), env("GGVK_MATVEC_UNROLL")]
     })
 }
 
@@ -589,7 +585,7 @@ const QUANTIZE_Q8K: Shader = Shader {
 /// `GGVK_INT_DOT=0` keeps activations in f32 for every weight type (read once per process).
 fn int_dot_on() -> bool {
     static KNOB: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *KNOB.get_or_init(|| std::env::var("GGVK_INT_DOT").ok().as_deref() != Some("0"))
+    *KNOB.get_or_init(|| crate::knobs::switch("GGVK_INT_DOT", true))
 }
 
 /// Whether `a x b` rounds b to 8 bits per 32-value block first, as ggml's CPU backend does for Q4_0 and Q8_0
@@ -759,11 +755,7 @@ fn derive_b(
 /// f16 rounding); F32 weights take b as it is.
 pub fn rounds_activations(a: &Tensor) -> Option<ActRounding> {
     static KNOB: std::sync::OnceLock<Option<bool>> = std::sync::OnceLock::new();
-    let knob = *KNOB.get_or_init(|| match std::env::var("GGVK_ROUND_ACTIVATIONS").ok().as_deref() {
-        Some("1") => Some(true),
-        Some("0") => Some(false),
-        _ => None,
-    });
+    let knob = *KNOB.get_or_init(|| crate::knobs::either("GGVK_ROUND_ACTIVATIONS"));
     let generic = !matches!(a.ty, GgmlType::F32 | GgmlType::F16 | GgmlType::Q4_0 | GgmlType::Q8_0);
     if generic && knob.unwrap_or(a.ty == GgmlType::IQ4_NL) {
         act_rounding(a.ty)
@@ -832,5 +824,5 @@ fn record_int_dot(
 /// (tests cover both paths on one device this way).
 pub(crate) fn device_forces_shared_reduction() -> bool {
     static KNOB: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *KNOB.get_or_init(|| std::env::var("GGVK_SHARED_REDUCTION").is_ok_and(|v| v == "1"))
+    *KNOB.get_or_init(|| crate::knobs::switch("GGVK_SHARED_REDUCTION", false))
 }

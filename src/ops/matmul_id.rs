@@ -50,7 +50,7 @@ fn shaders(ty: GgmlType, int_dot: bool, words32: bool) -> Option<(Shader, Shader
     let pair =
         |a: (&'static str, &'static [u8]), b: (&'static str, &'static [u8])| Some((shader(a.0, a.1), shader(b.0, b.1)));
     static KQUANT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let kquant = *KQUANT.get_or_init(|| std::env::var("GGVK_KQUANT_MATVEC").ok().as_deref() != Some("0"));
+    let kquant = *KQUANT.get_or_init(|| crate::knobs::switch("GGVK_KQUANT_MATVEC", true));
     match ty {
         GgmlType::Q4_0 if int_dot => pair(
             ("mul_mat_vec_q4_0_idot_id", spirv::MUL_MAT_VEC_Q4_0_IDOT_ID),

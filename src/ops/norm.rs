@@ -232,5 +232,5 @@ pub(crate) fn row_workgroup(device: &Device, ne0: i64) -> u32 {
 /// Whether row reductions use subgroup arithmetic: where the device has it, unless `GGVK_SHARED_REDUCTION=1`
 /// asks for the shared-memory path (as it does for mat-vec; the tests run both).
 pub(crate) fn use_subgroups(device: &Device) -> bool {
-    device.caps().subgroup_arithmetic && !std::env::var("GGVK_SHARED_REDUCTION").is_ok_and(|v| v == "1")
+    device.caps().subgroup_arithmetic && !crate::knobs::switch("GGVK_SHARED_REDUCTION", false)
 }

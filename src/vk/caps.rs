@@ -85,6 +85,10 @@ pub struct Capabilities {
     pub timestamps: bool,
     /// Memory heaps.
     pub heaps: Vec<Heap>,
+    /// PCI domain, bus, device and function (VK_EXT_pci_bus_info; `None` where the device does not offer it).
+    pub pci_bus: Option<[u32; 4]>,
+    /// `deviceUUID` (Vulkan 1.1).
+    pub uuid: [u8; 16],
 }
 
 /// Element types of a cooperative-matrix shape.
@@ -154,10 +158,15 @@ impl Capabilities {
 
         let mut p11 = vk::PhysicalDeviceVulkan11Properties::default();
         let mut pdot = vk::PhysicalDeviceShaderIntegerDotProductProperties::default();
+        let mut pci = vk::PhysicalDevicePCIBusInfoPropertiesEXT::default();
         let mut props2 = vk::PhysicalDeviceProperties2::default().push_next(&mut p11);
         let dot_ext = has_ext(&exts, ash::khr::shader_integer_dot_product::NAME);
         if v13 || dot_ext {
             props2 = props2.push_next(&mut pdot);
+        }
+        let pci_ext = has_ext(&exts, ash::ext::pci_bus_info::NAME);
+        if pci_ext {
+            props2 = props2.push_next(&mut pci);
         }
         let mut f11 = vk::PhysicalDeviceVulkan11Features::default();
         let mut f12 = vk::PhysicalDeviceVulkan12Features::default();
@@ -173,7 +182,8 @@ impl Capabilities {
             if coopmat_khr {
                 feats2 = feats2.push_next(&mut fcm);
             }
-            // SAFETY: the chain holds only structs known to a 1.2+ device (plus the dot-product one when offered).
+            // SAFETY: the chain holds only structs known to a 1.2+ device (plus the dot-product and PCI bus ones
+            // when the device offers their extensions).
             unsafe {
                 raw.get_physical_device_properties2(pd, &mut props2);
                 raw.get_physical_device_features2(pd, &mut feats2);
@@ -237,7 +247,15 @@ impl Capabilities {
             compute_queue_family: compute_family,
             timestamps,
             heaps,
+            pci_bus: (v12 && pci_ext).then_some([pci.pci_domain, pci.pci_bus, pci.pci_device, pci.pci_function]),
+            uuid: if v12 { p11.device_uuid } else { [0; 16] },
         })
+    }
+
+    /// The device's id as ggml's device properties carry it (`device_id`: [`format_device_id`]; not the PCI
+    /// device id [`Capabilities::device_id`]).
+    pub fn ggml_device_id(&self) -> Option<String> {
+        format_device_id(self.pci_bus, self.uuid)
     }
 
     /// Whether ggvk can run on this device at all: Vulkan 1.2, a compute queue, 16-bit storage and int16.
@@ -279,6 +297,21 @@ impl Capabilities {
     }
 }
 
+/// The id of a device as ggml wants it in `ggml_backend_dev_props::device_id`: the lower-case PCI bus id
+/// `domain:bus:device.function` formatted as ggml-cuda and ggml-vulkan do (`0000:01:00.0`) where the PCI bus is
+/// known, else the device UUID as `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` (lower-case hex), else (an all-zero UUID)
+/// none. llama.cpp uses it to skip a GPU that two backends both list.
+pub fn format_device_id(pci_bus: Option<[u32; 4]>, uuid: [u8; 16]) -> Option<String> {
+    if let Some([domain, bus, device, function]) = pci_bus {
+        return Some(format!("{domain:04x}:{bus:02x}:{device:02x}.{:x}", function & 0xff));
+    }
+    if uuid == [0; 16] {
+        return None;
+    }
+    let hex = |r: std::ops::Range<usize>| uuid[r].iter().map(|b| format!("{b:02x}")).collect::<String>();
+    Some(format!("{}-{}-{}-{}-{}", hex(0..4), hex(4..6), hex(6..8), hex(8..10), hex(10..16)))
+}
+
 /// The subgroup-scope shapes of VK_KHR_cooperative_matrix on `pd` (empty when the query fails: the cooperative
 /// paths are then simply not taken).
 fn coopmat_shapes(instance: &Instance, pd: vk::PhysicalDevice) -> Vec<CoopmatShape> {
@@ -308,8 +341,23 @@ fn coopmat_shapes(instance: &Instance, pd: vk::PhysicalDevice) -> Vec<CoopmatSha
 /// `maxStorageBufferRange`, lowered to `GGVK_MAX_STORAGE_RANGE` bytes when that is set and smaller (tests use it to
 /// exercise the paths for tensors larger than one storage window with small tensors; never raised).
 fn storage_range_cap(device_limit: u64) -> u64 {
-    match std::env::var("GGVK_MAX_STORAGE_RANGE").ok().and_then(|v| v.parse::<u64>().ok()) {
-        Some(cap) if cap >= 4096 => device_limit.min(cap),
-        _ => device_limit,
+    // At least 4096 (knobs checks it).
+    match crate::knobs::number("GGVK_MAX_STORAGE_RANGE") {
+        Some(cap) => device_limit.min(cap),
+        None => device_limit,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_device_id;
+
+    #[test]
+    fn device_ids_as_ggml_cuda_formats_them() {
+        assert_eq!(format_device_id(Some([0, 1, 0, 0]), [7; 16]).as_deref(), Some("0000:01:00.0"));
+        assert_eq!(format_device_id(Some([0x1a, 0xc1, 0x1f, 3]), [0; 16]).as_deref(), Some("001a:c1:1f.3"));
+        let uuid = [0xde, 0xad, 0xbe, 0xef, 0, 1, 2, 3, 4, 5, 0xa, 0xb, 0xc, 0xd, 0xe, 0xff];
+        assert_eq!(format_device_id(None, uuid).as_deref(), Some("deadbeef-0001-0203-0405-0a0b0c0d0eff"));
+        assert_eq!(format_device_id(None, [0; 16]), None);
     }
 }

@@ -42,11 +42,7 @@ pub struct Device {
 /// `GGVK_MEMORY_BUDGET` in bytes ([`crate::knobs::parse_size`]); 0 or unset: no limit. Every device opened afterwards starts with
 /// this budget. A value that is not a size is an error (a typo in a safety limit must not mean "no limit").
 pub fn env_memory_budget() -> Result<u64> {
-    match std::env::var("GGVK_MEMORY_BUDGET") {
-        Ok(v) => crate::knobs::parse_size(&v).map_err(|e| Error::invalid(format!("GGVK_MEMORY_BUDGET={v:?}: {e}"))),
-        Err(std::env::VarError::NotPresent) => Ok(0),
-        Err(std::env::VarError::NotUnicode(v)) => Err(Error::invalid(format!("GGVK_MEMORY_BUDGET={v:?}: not text"))),
-    }
+    crate::knobs::size("GGVK_MEMORY_BUDGET")
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -101,7 +97,7 @@ impl Device {
         }
         // robustBufferAccess (out-of-range shader accesses read 0 / are dropped instead of touching other memory):
         // on in debug builds and with GGVK_ROBUST_BUFFER_ACCESS=1, where the device offers it.
-        let want_robust = cfg!(debug_assertions) || std::env::var("GGVK_ROBUST_BUFFER_ACCESS").is_ok_and(|v| v == "1");
+        let want_robust = cfg!(debug_assertions) || crate::knobs::switch("GGVK_ROBUST_BUFFER_ACCESS", false);
         // SAFETY: `pd.handle` is a physical device of `instance`.
         let offered = unsafe { instance.raw().get_physical_device_features(pd.handle) };
         let robust = want_robust && offered.robust_buffer_access == vk::TRUE;

@@ -63,7 +63,7 @@ unsafe extern "system" fn debug_callback(
     if severity.contains(vk::DebugUtilsMessageSeverityFlagsEXT::ERROR) {
         VALIDATION_ERRORS.fetch_add(1, Ordering::SeqCst);
         crate::diag::emit(crate::diag::Level::Error, &format!("GGVK VALIDATION ERROR [{types:?}]: {msg}"));
-    } else if std::env::var_os("GGVK_VK_DEBUG").is_some() {
+    } else if crate::knobs::switch("GGVK_VK_DEBUG", false) {
         let level = if severity.contains(vk::DebugUtilsMessageSeverityFlagsEXT::WARNING) {
             crate::diag::Level::Warn
         } else {
@@ -113,7 +113,7 @@ impl Instance {
         }
         let mut layers: Vec<*const i8> = Vec::new();
         const VALIDATION: &CStr = c"VK_LAYER_KHRONOS_validation";
-        if std::env::var("GGVK_VALIDATION").is_ok_and(|v| v == "1") {
+        if crate::knobs::switch("GGVK_VALIDATION", false) {
             // SAFETY: plain query through a valid entry table.
             let avail = unsafe { entry.enumerate_instance_layer_properties() }
                 .vk_context("vkEnumerateInstanceLayerProperties")?;

@@ -29,6 +29,14 @@ int main(void) {
     CHECK(strcmp(props.name, "GGVK0") == 0);
     CHECK(props.memory_total > 0 && props.memory_free <= props.memory_total);
     CHECK(props.caps.async && props.caps.events);
+    /* device_id: the PCI bus id "0000:01:00.0" (VK_EXT_pci_bus_info) or the device UUID, the same every call */
+    CHECK(props.device_id != NULL);
+    CHECK(strlen(props.device_id) == 12 || strlen(props.device_id) == 36);
+    {
+        struct ggml_backend_dev_props again;
+        ggml_backend_dev_get_props(dev, &again);
+        CHECK(again.device_id == props.device_id);
+    }
     CHECK(ggml_backend_dev_type(dev) == GGML_BACKEND_DEVICE_TYPE_GPU ||
           ggml_backend_dev_type(dev) == GGML_BACKEND_DEVICE_TYPE_IGPU);
     ggml_backend_t be = ggml_backend_dev_init(dev, NULL);
@@ -123,6 +131,6 @@ int main(void) {
     ggml_backend_free(be);
     free(x);
     free(y);
-    printf("adapter: %d checks passed\n", checks);
+    printf("adapter: %d checks passed (GGVK0 id %s)\n", checks, props.device_id);
     return 0;
 }

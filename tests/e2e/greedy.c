@@ -1,6 +1,7 @@
 /* Greedy generation through libllama, printing each step's chosen token and the top-2 logit gap, so two runs
  * (CPU backend vs GGVK0) can be compared token by token.
- *   greedy MODEL DEVICE N_PREDICT PROMPT      DEVICE: CPU (no offload) or a device name such as GGVK0
+ *   greedy MODEL DEVICE N_PREDICT PROMPT      DEVICE: CPU (no offload), a device name such as GGVK0, or
+ *                                             RPC:HOST:PORT (the first device of that ggml-rpc server)
  * Environment: GREEDY_FA=1 turns flash attention on; GREEDY_KV=<type> sets the K and V cache type (any of
  * llama.cpp's: f32 f16 bf16 q8_0 q4_0 q4_1 iq4_nl q5_0 q5_1), GREEDY_KV_V=<type> a different V cache type. */
 #include <stdio.h>
@@ -36,7 +37,17 @@ int main(int argc, char **argv) {
     if (strcmp(device, "CPU") == 0) {
         mp.n_gpu_layers = 0;
     } else {
-        devs[0] = ggml_backend_dev_by_name(device);
+        if (strncmp(device, "RPC:", 4) == 0) {
+            /* as llama.cpp's --rpc does: the RPC registry's add_server, then the server's first device */
+            typedef ggml_backend_reg_t (*add_server_fn)(const char *endpoint);
+            ggml_backend_reg_t rpc = ggml_backend_reg_by_name("RPC");
+            add_server_fn add =
+                rpc ? (add_server_fn)ggml_backend_reg_get_proc_address(rpc, "ggml_backend_rpc_add_server") : NULL;
+            ggml_backend_reg_t server = add ? add(device + 4) : NULL;
+            if (server && ggml_backend_reg_dev_count(server) > 0) devs[0] = ggml_backend_reg_dev_get(server, 0);
+        } else {
+            devs[0] = ggml_backend_dev_by_name(device);
+        }
         if (!devs[0]) {
             fprintf(stderr, "greedy: no device %s\n", device);
             return 1;
