@@ -62,6 +62,11 @@ const VARIANTS: &[(&str, &str, Defines)] = &[
     ("mul_mat_cm_q4_k", "mul_mat_cm.comp", &[("A_Q4_K", "1")]),
     ("mul_mat_cm_q6_k", "mul_mat_cm.comp", &[("A_Q6_K", "1")]),
     ("mul_mat_cmq_q4_0", "mul_mat_cmq.comp", &[("A_Q4_0", "1")]),
+    ("flash_attn_cm_d64", "flash_attn_cm.comp", &[("D", "64u")]),
+    ("flash_attn_cm_d80", "flash_attn_cm.comp", &[("D", "80u")]),
+    ("flash_attn_cm_d96", "flash_attn_cm.comp", &[("D", "96u")]),
+    ("flash_attn_cm_d112", "flash_attn_cm.comp", &[("D", "112u")]),
+    ("flash_attn_cm_d128", "flash_attn_cm.comp", &[("D", "128u")]),
     ("mul_mat_cmq_q8_0", "mul_mat_cmq.comp", &[("A_Q8_0", "1")]),
     ("rope_f32", "rope.comp", &[]),
     // -- elementwise: binary, unary, glu, cpy --

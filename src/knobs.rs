@@ -35,6 +35,7 @@ const KNOBS: &[(&str, Kind)] = &[
     ("GGVK_COOPMAT", Kind::Switch),
     ("GGVK_COOPMAT_INT8", Kind::Switch),
     ("GGVK_FA_DECODE", Kind::Switch),
+    ("GGVK_FA_COOPMAT", Kind::Switch),
     ("GGVK_ROUND_ACTIVATIONS", Kind::Switch),
     ("GGVK_SHARED_REDUCTION", Kind::Switch),
     ("GGVK_ROBUST_BUFFER_ACCESS", Kind::Switch),

@@ -86,6 +86,18 @@ const REDUCE_PUSH: u32 = std::mem::size_of::<ReducePush>() as u32;
 const SHADER: Shader = Shader { name: "flash_attn", spirv: spirv::FLASH_ATTN, bindings: 6, push_size: PUSH };
 const DECODE: Shader =
     Shader { name: "flash_attn_decode", spirv: spirv::FLASH_ATTN_DECODE, bindings: 6, push_size: PUSH };
+/// `flash_attn_cm.comp` per head size.
+const CM: [(u32, Shader); 5] = [
+    (64, Shader { name: "flash_attn_cm_d64", spirv: spirv::FLASH_ATTN_CM_D64, bindings: 6, push_size: PUSH }),
+    (80, Shader { name: "flash_attn_cm_d80", spirv: spirv::FLASH_ATTN_CM_D80, bindings: 6, push_size: PUSH }),
+    (96, Shader { name: "flash_attn_cm_d96", spirv: spirv::FLASH_ATTN_CM_D96, bindings: 6, push_size: PUSH }),
+    (112, Shader { name: "flash_attn_cm_d112", spirv: spirv::FLASH_ATTN_CM_D112, bindings: 6, push_size: PUSH }),
+    (128, Shader { name: "flash_attn_cm_d128", spirv: spirv::FLASH_ATTN_CM_D128, bindings: 6, push_size: PUSH }),
+];
+/// Whether `flash_attn_cm.comp` runs where it applies without `GGVK_FA_COOPMAT=1`.
+const CM_DEFAULT: bool = false;
+/// Rows per workgroup of `flash_attn_cm.comp`.
+const CM_ROWS: u32 = 64;
 const REDUCE: Shader =
     Shader { name: "flash_attn_reduce", spirv: spirv::FLASH_ATTN_REDUCE, bindings: 3, push_size: REDUCE_PUSH };
 
@@ -300,6 +312,73 @@ fn decode_plan(device: &Device, node: &Node) -> Option<Plan> {
     Some(Plan { br: rows, bc: WG, splits, chunk: if splits == 1 { n_kv } else { chunk } })
 }
 
+/// What the cooperative-matrix prompt kernel needs to know about a node, apart from the device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CmShape {
+    /// K and V are both F16.
+    pub f16_kv: bool,
+    /// Head sizes of K and V.
+    pub dk: i64,
+    /// Head size of V.
+    pub dv: i64,
+    /// Rows per KV head (query rows x Q heads sharing it).
+    pub rows: i64,
+    /// K and V offsets (of the bound ranges) and strides fall on 16-byte boundaries.
+    pub aligned: bool,
+}
+
+/// Shared memory `flash_attn_cm.comp` declares for head size `d`: K/V tile, scores, probabilities, row-factor
+/// matrices, a flag.
+pub const fn cm_shared_bytes(d: u32) -> u32 {
+    64 * (d + 8) * 2 + 4 * 16 * 68 * 4 + 4 * 16 * 72 * 2 + 5 * 256 * 2 + 4
+}
+
+/// The cooperative-matrix flash attention for prompts (`flash_attn_cm.comp`) when it applies: a device with f16
+/// 16x16x16 fragments and subgroups of 32, F16 K and V of equal head size 64, 80, 96, 112 or 128 on 16-byte
+/// boundaries, and at least [`CM_ROWS`] rows per KV head (prompts; token generation keeps the decode and general
+/// kernels). Pure, so its choices are unit-tested without a GPU.
+pub fn cm_plan(dev: &super::coopmat::CoopmatDevice, shape: CmShape) -> Option<Shader> {
+    let (_, shader) = CM.iter().find(|(d, _)| i64::from(*d) == shape.dk)?;
+    let fits = shape.f16_kv
+        && shape.dk == shape.dv
+        && shape.aligned
+        && shape.rows >= i64::from(CM_ROWS)
+        && dev.f16_16x16x16
+        && dev.fp16
+        && dev.memory_model
+        && dev.subgroup_size == 32
+        && dev.max_shared_memory >= cm_shared_bytes(shape.dk as u32)
+        && dev.max_workgroup_invocations >= 128;
+    fits.then_some(*shader)
+}
+
+/// [`cm_plan`] for `node` on `device` with its bound K/V offsets (16-bit words), under `GGVK_FA_COOPMAT` (read once
+/// per process): `1` turns the kernel on. Off by default until it has passed the conformance suite on a device with
+/// cooperative matrices (see NOTES.md).
+fn cm_plan_on(device: &Device, node: &Node, k_off: u32, v_off: u32) -> Option<Shader> {
+    static KNOB: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if !*KNOB.get_or_init(|| crate::knobs::switch("GGVK_FA_COOPMAT", CM_DEFAULT)) {
+        return None;
+    }
+    let (q, k, v) = (node.src(0).ok()?, node.src(1).ok()?, node.src(2).ok()?);
+    let shape = CmShape {
+        f16_kv: k.ty == GgmlType::F16 && v.ty == GgmlType::F16,
+        dk: k.ne[0],
+        dv: v.ne[0],
+        rows: q.ne[1] * (q.ne[2] / k.ne[2].max(1)),
+        aligned: k_off % 8 == 0 && v_off % 8 == 0 && k.nb[1..].iter().chain(&v.nb[1..]).all(|s| s % 16 == 0),
+    };
+    cm_plan(&super::coopmat::CoopmatDevice::from_caps(device.caps()), shape)
+}
+
+/// Whether `node` on `device` runs on `flash_attn_cm.comp` (Q and P enter its products as f16: tests widen their
+/// error bound). Judges K/V alignment by the tensors' own offsets.
+pub fn uses_coopmat(device: &Device, node: &Node) -> bool {
+    let (Ok(k), Ok(v)) = (node.src(1), node.src(2)) else { return false };
+    let words = |t: &Tensor| u32::try_from(t.offset / 2).unwrap_or(1);
+    check(node).is_ok() && cm_plan_on(device, node, words(k), words(v)).is_some()
+}
+
 /// Scratch bytes the node takes on `device` (the split partials of whichever kernel records it).
 pub fn scratch_bytes(device: &Device, node: &Node) -> u64 {
     if check(node).is_err() {
@@ -384,6 +463,21 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         e0,
         e1,
     };
+    let max = device.caps().max_workgroup_count;
+    if let Some(shader) = cm_plan_on(&device, node, k_off, v_off) {
+        let groups = [(push.n_q * push.ratio).div_ceil(CM_ROWS), n_head_kv, q.ne[3] as u32];
+        if groups.iter().zip(max).all(|(&g, m)| g <= m) {
+            push.chunk = push.n_kv;
+            let pipeline = device.pipelines().get(&device, &shader, &[])?;
+            return rec.dispatch(
+                "flash_attn_cm",
+                &pipeline,
+                &[qb, kb, vb, mb, sb, db],
+                bytemuck::bytes_of(&push),
+                groups,
+            );
+        }
+    }
     // The decode kernel reads K as 16-byte vectors: its first element must be one (the bound range may start on a
     // smaller alignment than the tensor's offset).
     let (p, shader) = match decode_plan(&device, node) {
@@ -394,7 +488,6 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
     let rows = push.n_q * push.ratio;
     let ne3 = q.ne[3] as u32;
     let groups = [rows.div_ceil(p.br), n_head_kv, ne3 * p.splits];
-    let max = device.caps().max_workgroup_count;
     if groups.iter().zip(max).any(|(&g, m)| g > m) || u64::from(ne3) * u64::from(p.splits) > u64::from(max[2]) {
         return Err(Error::unsupported(format!("FLASH_ATTN_EXT needs {groups:?} workgroups (device max {max:?})")));
     }
@@ -434,4 +527,47 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
     let pipeline = device.pipelines().get(&device, &REDUCE, &[64])?;
     let (gx, gy) = split_groups(u64::from(total), max[0])?;
     rec.dispatch("flash_attn_reduce", &pipeline, &[pr, sb, db], bytemuck::bytes_of(&reduce), [gx, gy, 1])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::coopmat::CoopmatDevice;
+
+    const NVIDIA: CoopmatDevice = CoopmatDevice {
+        f16_16x16x16: true,
+        s8_16x16x32: true,
+        fp16: true,
+        memory_model: true,
+        subgroup_size: 32,
+        max_shared_memory: 48 * 1024,
+        max_workgroup_invocations: 1024,
+    };
+    const PROMPT: CmShape = CmShape { f16_kv: true, dk: 128, dv: 128, rows: 512, aligned: true };
+
+    #[test]
+    fn prompts_with_f16_caches_take_the_cooperative_kernel() {
+        for d in [64, 80, 96, 112, 128] {
+            let shader = cm_plan(&NVIDIA, CmShape { dk: d, dv: d, ..PROMPT }).expect("cooperative kernel");
+            assert_eq!(shader.name, format!("flash_attn_cm_d{d}"));
+            assert!(!shader.spirv.is_empty() || cfg!(not(feature = "shaders")), "{} compiled", shader.name);
+            const { assert!(cm_shared_bytes(128) <= 48 * 1024) };
+        }
+        // GQA: 16 query rows x 4 Q heads per KV head fill a block.
+        assert!(cm_plan(&NVIDIA, CmShape { rows: 64, ..PROMPT }).is_some());
+    }
+
+    #[test]
+    fn other_shapes_types_and_devices_keep_the_general_kernels() {
+        assert!(cm_plan(&NVIDIA, CmShape { rows: 63, ..PROMPT }).is_none(), "token generation and short blocks");
+        assert!(cm_plan(&NVIDIA, CmShape { f16_kv: false, ..PROMPT }).is_none(), "quantized caches");
+        assert!(cm_plan(&NVIDIA, CmShape { dk: 256, dv: 256, ..PROMPT }).is_none(), "large heads");
+        assert!(cm_plan(&NVIDIA, CmShape { dk: 192, dv: 128, ..PROMPT }).is_none(), "unequal heads");
+        assert!(cm_plan(&NVIDIA, CmShape { dk: 72, dv: 72, ..PROMPT }).is_none(), "head size not a multiple of 16");
+        assert!(cm_plan(&NVIDIA, CmShape { aligned: false, ..PROMPT }).is_none(), "unaligned K/V");
+        let lavapipe = CoopmatDevice { f16_16x16x16: false, subgroup_size: 8, max_shared_memory: 32 * 1024, ..NVIDIA };
+        assert!(cm_plan(&lavapipe, PROMPT).is_none());
+        assert!(cm_plan(&CoopmatDevice { subgroup_size: 64, ..NVIDIA }, PROMPT).is_none());
+        assert!(cm_plan(&CoopmatDevice { max_shared_memory: 32 * 1024, ..NVIDIA }, PROMPT).is_none());
+    }
 }
