@@ -62,6 +62,7 @@ const VARIANTS: &[(&str, &str, Defines)] = &[
     ("mul_mat_cm_q4_k", "mul_mat_cm.comp", &[("A_Q4_K", "1")]),
     ("mul_mat_cm_q6_k", "mul_mat_cm.comp", &[("A_Q6_K", "1")]),
     ("rope_f32", "rope.comp", &[]),
+    ("rope_f16", "rope.comp", &[("X_F16", "1")]),
     // -- elementwise: binary, unary, glu, cpy --
     ("binary_f32", "binary.comp", &[]),
     ("binary_f16", "binary.comp", &[("A_F16", "1"), ("B_F16", "1"), ("D_F16", "1")]),

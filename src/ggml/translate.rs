@@ -112,9 +112,9 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
             softcap: f32_param(tr, 2),
             prec: tr.op_params[3],
         },
-        sys::GGML_OP_ROPE => {
+        sys::GGML_OP_ROPE | sys::GGML_OP_ROPE_BACK => {
             let p = &tr.op_params;
-            // Multi-section (mrope/vision) modes carry sections in params 11..15; only normal and neox map here.
+            // Multi-section (mrope/imrope/vision) modes carry their sections in params 11..15.
             Op::Rope(RopeParams {
                 n_dims: p[1],
                 mode: p[2],
@@ -126,6 +126,8 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
                 beta_fast: f32_param(tr, 9),
                 beta_slow: f32_param(tr, 10),
                 n_offs: p[15],
+                sections: [p[11], p[12], p[13], p[14]],
+                back: tr.op == sys::GGML_OP_ROPE_BACK,
             })
         }
         sys::GGML_OP_UNARY => Op::Unary(match tr.op_params[0] {

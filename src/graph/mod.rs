@@ -191,7 +191,8 @@ impl Tensor {
 pub enum Op {
     /// `dst = src0 x src1^T` (ggml_mul_mat): src0 the weights `[K, M, ...]`, src1 `[K, N, ...]`, dst `[M, N, ...]`.
     MulMat,
-    /// ggml_rope_ext: src0 x, src1 positions (I32), optional src2 frequency factors.
+    /// ggml_rope_ext / ggml_rope_multi (or their _back): src0 x, src1 positions (I32), optional src2 frequency
+    /// factors.
     Rope(RopeParams),
     /// `dst = src0 + src1`, src1 broadcast (repeated) over src0 as ggml_add does.
     Add,
@@ -499,6 +500,7 @@ impl Op {
     pub fn name(&self) -> &'static str {
         match self {
             Op::MulMat => "MUL_MAT",
+            Op::Rope(p) if p.back => "ROPE_BACK",
             Op::Rope(_) => "ROPE",
             Op::Add => "ADD",
             Op::Mul => "MUL",
