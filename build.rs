@@ -198,6 +198,13 @@ const VARIANTS: &[(&str, &str, Defines)] = &[
     ("pool_f32", "pool.comp", &[]),
     ("upscale_f32", "upscale.comp", &[]),
     ("conv_transpose_1d", "conv_transpose_1d.comp", &[]),
+    // -- recurrent models --
+    ("ssm_conv", "ssm_conv.comp", &[]),
+    ("ssm_scan", "ssm_scan.comp", &[]),
+    ("rwkv_wkv6", "wkv.comp", &[]),
+    ("gated_linear_attn", "wkv.comp", &[("GLA", "1")]),
+    ("rwkv_wkv7", "wkv7.comp", &[]),
+    ("gated_delta_net", "gated_delta_net.comp", &[]),
 ];
 
 /// Generic dequantizing kernels: (kernel name, source file, defines), compiled once per `shaders/dequant/*.glsl`.

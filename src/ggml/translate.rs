@@ -223,6 +223,12 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
             let p = &tr.op_params;
             Op::ConvTranspose1d { s0: p[0], p0: p[1], d0: p[2] }
         }
+        sys::GGML_OP_SSM_CONV => Op::SsmConv,
+        sys::GGML_OP_SSM_SCAN => Op::SsmScan { k: tr.op_params[0] },
+        sys::GGML_OP_RWKV_WKV6 => Op::RwkvWkv6,
+        sys::GGML_OP_GATED_LINEAR_ATTN => Op::GatedLinearAttn { scale: f32_param(tr, 0) },
+        sys::GGML_OP_RWKV_WKV7 => Op::RwkvWkv7,
+        sys::GGML_OP_GATED_DELTA_NET => Op::GatedDeltaNet { k: tr.op_params[0] },
         other => return Err(Error::unsupported(format!("ggml op {other}"))),
     };
     // Sources in ggml's order. CPY's second and SET_ROWS's third source are the destination the node views,
@@ -233,7 +239,10 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
         Op::MulMat | Op::Add | Op::Mul | Op::Sub | Op::Div | Op::GetRows | Op::SetRows => 2,
         Op::Rope(_) | Op::SoftMax { .. } | Op::MulMatId | Op::AddId => 3,
         Op::Glu { .. } | Op::Concat { .. } | Op::Im2Col { .. } | Op::Im2Col3d { .. } | Op::ConvTranspose1d { .. } => 2,
-        Op::FlashAttnExt { .. } => 5,
+        Op::FlashAttnExt { .. } | Op::GatedLinearAttn { .. } => 5,
+        Op::SsmConv => 2,
+        Op::RwkvWkv6 | Op::GatedDeltaNet { .. } => 6,
+        Op::SsmScan { .. } | Op::RwkvWkv7 => 7,
         Op::Scale { .. }
         | Op::Unary(_)
         | Op::Clamp { .. }

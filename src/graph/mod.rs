@@ -401,6 +401,29 @@ pub enum Op {
         /// Dilation (ggml allows 1 only).
         d0: i32,
     },
+    /// ggml_ssm_conv: src0 `sx` `[d_conv - 1 + n_t, d_inner, n_s]`, src1 the kernel `[d_conv, d_inner]`; dst
+    /// `[d_inner, n_t, n_s]`.
+    SsmConv,
+    /// ggml_ssm_scan: src0 states, src1 x, src2 dt, src3 A, src4 B, src5 C, src6 the I32 state ids; dst the
+    /// outputs then `k` sets of states (the final ones, then those 1 .. k-1 tokens before the end).
+    SsmScan {
+        /// Snapshot slots (op param 0; at least 1).
+        k: i32,
+    },
+    /// ggml_rwkv_wkv6: src0 k, src1 v, src2 r, src3 time_faaaa, src4 time_decay, src5 state.
+    RwkvWkv6,
+    /// ggml_gated_linear_attn: src0 k, src1 v, src2 q, src3 g, src4 state.
+    GatedLinearAttn {
+        /// Multiplier of q.
+        scale: f32,
+    },
+    /// ggml_rwkv_wkv7: src0 r, src1 w, src2 k, src3 v, src4 a, src5 b, src6 state.
+    RwkvWkv7,
+    /// ggml_gated_delta_net: src0 q, src1 k, src2 v, src3 g, src4 beta, src5 state.
+    GatedDeltaNet {
+        /// Snapshot slots (op param 0; at least 1).
+        k: i32,
+    },
 }
 
 /// ggml_op_pool values ggvk runs.
@@ -541,6 +564,12 @@ impl Op {
             Op::Pool2d { .. } => "POOL_2D",
             Op::Upscale { .. } => "UPSCALE",
             Op::ConvTranspose1d { .. } => "CONV_TRANSPOSE_1D",
+            Op::SsmConv => "SSM_CONV",
+            Op::SsmScan { .. } => "SSM_SCAN",
+            Op::RwkvWkv6 => "RWKV_WKV6",
+            Op::GatedLinearAttn { .. } => "GATED_LINEAR_ATTN",
+            Op::RwkvWkv7 => "RWKV_WKV7",
+            Op::GatedDeltaNet { .. } => "GATED_DELTA_NET",
         }
     }
 }

@@ -110,7 +110,12 @@ fn op_words(op: &Op, out: &mut Vec<u32>) {
             out.extend([mode as u32, u32::from(align_corners), u32::from(antialias)])
         }
         Op::ConvTranspose1d { s0, p0, d0 } => out.extend([s0 as u32, p0 as u32, d0 as u32]),
-        Op::MulMat
+        Op::SsmScan { k } | Op::GatedDeltaNet { k } => out.push(k as u32),
+        Op::GatedLinearAttn { scale } => out.push(f(scale)),
+        Op::SsmConv
+        | Op::RwkvWkv6
+        | Op::RwkvWkv7
+        | Op::MulMat
         | Op::Add
         | Op::Mul
         | Op::Sub

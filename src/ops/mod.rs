@@ -15,6 +15,7 @@ pub mod moe;
 pub mod movement;
 pub mod norm;
 pub mod pool;
+pub mod recurrent;
 pub mod reduce;
 pub mod rope;
 pub mod rows;
@@ -58,6 +59,12 @@ pub fn check(node: &Node) -> Result<()> {
         Op::Pool1d { .. } | Op::Pool2d { .. } => pool::check(node),
         Op::Upscale { .. } => upscale::check(node),
         Op::ConvTranspose1d { .. } => conv::check(node),
+        Op::SsmConv
+        | Op::SsmScan { .. }
+        | Op::RwkvWkv6
+        | Op::GatedLinearAttn { .. }
+        | Op::RwkvWkv7
+        | Op::GatedDeltaNet { .. } => recurrent::check(node),
     }
 }
 
@@ -121,6 +128,12 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         Op::Pool1d { .. } | Op::Pool2d { .. } => pool::record(rec, node),
         Op::Upscale { .. } => upscale::record(rec, node),
         Op::ConvTranspose1d { .. } => conv::record(rec, node),
+        Op::SsmConv
+        | Op::SsmScan { .. }
+        | Op::RwkvWkv6
+        | Op::GatedLinearAttn { .. }
+        | Op::RwkvWkv7
+        | Op::GatedDeltaNet { .. } => recurrent::record(rec, node),
     }
 }
 
