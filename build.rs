@@ -198,6 +198,13 @@ const VARIANTS: &[(&str, &str, Defines)] = &[
     ("pool_f32", "pool.comp", &[]),
     ("upscale_f32", "upscale.comp", &[]),
     ("conv_transpose_1d", "conv_transpose_1d.comp", &[]),
+    ("conv_2d_f32", "conv_direct.comp", &[]),
+    ("conv_2d_f16", "conv_direct.comp", &[("K_F16", "1")]),
+    ("conv_3d_f32", "conv_direct.comp", &[("CONV3D", "1")]),
+    ("conv_3d_f16", "conv_direct.comp", &[("CONV3D", "1"), ("K_F16", "1")]),
+    ("conv_transpose_2d_f32", "conv_transpose_2d.comp", &[]),
+    ("conv_transpose_2d_f16", "conv_transpose_2d.comp", &[("K_F16", "1")]),
+    ("timestep_embedding", "timestep_embedding.comp", &[]),
     // -- recurrent models --
     ("ssm_conv", "ssm_conv.comp", &[]),
     ("ssm_scan", "ssm_scan.comp", &[]),

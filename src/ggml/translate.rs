@@ -223,6 +223,28 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
             let p = &tr.op_params;
             Op::ConvTranspose1d { s0: p[0], p0: p[1], d0: p[2] }
         }
+        sys::GGML_OP_CONV_2D | sys::GGML_OP_CONV_2D_DW => {
+            let p = &tr.op_params;
+            let (s, pd, d) = ([p[0], p[1]], [p[2], p[3]], [p[4], p[5]]);
+            if tr.op == sys::GGML_OP_CONV_2D {
+                Op::Conv2d { s, p: pd, d }
+            } else {
+                Op::Conv2dDw { s, p: pd, d }
+            }
+        }
+        sys::GGML_OP_CONV_3D => {
+            let p = &tr.op_params;
+            Op::Conv3d {
+                s: [p[0], p[1], p[2]],
+                p: [p[3], p[4], p[5]],
+                d: [p[6], p[7], p[8]],
+                ic: p[9],
+                n: p[10],
+                oc: p[11],
+            }
+        }
+        sys::GGML_OP_CONV_TRANSPOSE_2D => Op::ConvTranspose2d { stride: tr.op_params[0] },
+        sys::GGML_OP_TIMESTEP_EMBEDDING => Op::TimestepEmbedding { dim: tr.op_params[0], max_period: tr.op_params[1] },
         sys::GGML_OP_SSM_CONV => Op::SsmConv,
         sys::GGML_OP_SSM_SCAN => Op::SsmScan { k: tr.op_params[0] },
         sys::GGML_OP_RWKV_WKV6 => Op::RwkvWkv6,
@@ -240,7 +262,7 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
         Op::Rope(_) | Op::SoftMax { .. } | Op::MulMatId | Op::AddId => 3,
         Op::Glu { .. } | Op::Concat { .. } | Op::Im2Col { .. } | Op::Im2Col3d { .. } | Op::ConvTranspose1d { .. } => 2,
         Op::FlashAttnExt { .. } | Op::GatedLinearAttn { .. } => 5,
-        Op::SsmConv => 2,
+        Op::SsmConv | Op::Conv2d { .. } | Op::Conv2dDw { .. } | Op::Conv3d { .. } | Op::ConvTranspose2d { .. } => 2,
         Op::RwkvWkv6 | Op::GatedDeltaNet { .. } => 6,
         Op::SsmScan { .. } | Op::RwkvWkv7 => 7,
         Op::Scale { .. }
@@ -264,7 +286,8 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
         | Op::Cumsum
         | Op::Pool1d { .. }
         | Op::Pool2d { .. }
-        | Op::Upscale { .. } => 1,
+        | Op::Upscale { .. }
+        | Op::TimestepEmbedding { .. } => 1,
     };
     let mut src = Vec::with_capacity(n_src);
     for (i, &s) in tr.src.iter().take(n_src).enumerate() {

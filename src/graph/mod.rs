@@ -401,6 +401,51 @@ pub enum Op {
         /// Dilation (ggml allows 1 only).
         d0: i32,
     },
+    /// ggml_conv_2d_direct: src0 the kernel `[KW, KH, IC, OC]`, src1 the input `[W, H, IC, N]`.
+    Conv2d {
+        /// Strides (width, height).
+        s: [i32; 2],
+        /// Padding (width, height).
+        p: [i32; 2],
+        /// Dilation (width, height).
+        d: [i32; 2],
+    },
+    /// ggml_conv_2d_dw_direct: src0 the kernel `[KW, KH, 1, C]`, src1 the input `[W, H, C, N]`.
+    Conv2dDw {
+        /// Strides (width, height).
+        s: [i32; 2],
+        /// Padding (width, height).
+        p: [i32; 2],
+        /// Dilation (width, height).
+        d: [i32; 2],
+    },
+    /// ggml_conv_3d_direct: src0 the kernel `[KW, KH, KD, IC * OC]`, src1 the input `[W, H, D, IC * N]`.
+    Conv3d {
+        /// Strides (width, height, depth).
+        s: [i32; 3],
+        /// Padding (width, height, depth).
+        p: [i32; 3],
+        /// Dilation (width, height, depth).
+        d: [i32; 3],
+        /// Input channels.
+        ic: i32,
+        /// Batch.
+        n: i32,
+        /// Output channels.
+        oc: i32,
+    },
+    /// ggml_conv_transpose_2d_p0: src0 the kernel `[Kw, Kh, Cout, Cin]`, src1 the input `[Sw, Sh, Cin, N]`.
+    ConvTranspose2d {
+        /// Stride (both dims).
+        stride: i32,
+    },
+    /// ggml_timestep_embedding: src0 the timesteps `[n]`; dst `[dim, n]`.
+    TimestepEmbedding {
+        /// Embedding width.
+        dim: i32,
+        /// Longest period.
+        max_period: i32,
+    },
     /// ggml_ssm_conv: src0 `sx` `[d_conv - 1 + n_t, d_inner, n_s]`, src1 the kernel `[d_conv, d_inner]`; dst
     /// `[d_inner, n_t, n_s]`.
     SsmConv,
@@ -564,6 +609,11 @@ impl Op {
             Op::Pool2d { .. } => "POOL_2D",
             Op::Upscale { .. } => "UPSCALE",
             Op::ConvTranspose1d { .. } => "CONV_TRANSPOSE_1D",
+            Op::Conv2d { .. } => "CONV_2D",
+            Op::Conv2dDw { .. } => "CONV_2D_DW",
+            Op::Conv3d { .. } => "CONV_3D",
+            Op::ConvTranspose2d { .. } => "CONV_TRANSPOSE_2D",
+            Op::TimestepEmbedding { .. } => "TIMESTEP_EMBEDDING",
             Op::SsmConv => "SSM_CONV",
             Op::SsmScan { .. } => "SSM_SCAN",
             Op::RwkvWkv6 => "RWKV_WKV6",

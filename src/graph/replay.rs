@@ -111,6 +111,14 @@ fn op_words(op: &Op, out: &mut Vec<u32>) {
         }
         Op::ConvTranspose1d { s0, p0, d0 } => out.extend([s0 as u32, p0 as u32, d0 as u32]),
         Op::SsmScan { k } | Op::GatedDeltaNet { k } => out.push(k as u32),
+        Op::Conv2d { s, p, d } | Op::Conv2dDw { s, p, d } => {
+            out.extend([s[0], s[1], p[0], p[1], d[0], d[1]].map(|v| v as u32))
+        }
+        Op::Conv3d { s, p, d, ic, n, oc } => {
+            out.extend(s.iter().chain(&p).chain(&d).chain(&[ic, n, oc]).map(|&v| v as u32))
+        }
+        Op::ConvTranspose2d { stride } => out.push(stride as u32),
+        Op::TimestepEmbedding { dim, max_period } => out.extend([dim as u32, max_period as u32]),
         Op::GatedLinearAttn { scale } => out.push(f(scale)),
         Op::SsmConv
         | Op::RwkvWkv6

@@ -3,6 +3,7 @@
 
 pub mod binary;
 pub mod conv;
+pub mod conv2d;
 pub mod coopmat;
 pub mod cpy;
 pub mod cumsum;
@@ -59,6 +60,11 @@ pub fn check(node: &Node) -> Result<()> {
         Op::Pool1d { .. } | Op::Pool2d { .. } => pool::check(node),
         Op::Upscale { .. } => upscale::check(node),
         Op::ConvTranspose1d { .. } => conv::check(node),
+        Op::Conv2d { .. }
+        | Op::Conv2dDw { .. }
+        | Op::Conv3d { .. }
+        | Op::ConvTranspose2d { .. }
+        | Op::TimestepEmbedding { .. } => conv2d::check(node),
         Op::SsmConv
         | Op::SsmScan { .. }
         | Op::RwkvWkv6
@@ -128,6 +134,11 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         Op::Pool1d { .. } | Op::Pool2d { .. } => pool::record(rec, node),
         Op::Upscale { .. } => upscale::record(rec, node),
         Op::ConvTranspose1d { .. } => conv::record(rec, node),
+        Op::Conv2d { .. }
+        | Op::Conv2dDw { .. }
+        | Op::Conv3d { .. }
+        | Op::ConvTranspose2d { .. }
+        | Op::TimestepEmbedding { .. } => conv2d::record(rec, node),
         Op::SsmConv
         | Op::SsmScan { .. }
         | Op::RwkvWkv6
