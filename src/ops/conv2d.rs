@@ -186,6 +186,30 @@ fn check_types(op: &str, k: &Tensor, x: &Tensor, d: &Tensor) -> Result<()> {
     check_layout(op, "dst", d)
 }
 
+/// The layouts ggml's CPU backend gives CONV_2D_DW a meaning for: a contiguous input with a contiguous kernel
+/// and dst (WHCN), or an input with the channels innermost and packed, its kernel and dst laid out alike (CWHN).
+fn dw_layout(k: &Tensor, x: &Tensor, d: &Tensor) -> Result<()> {
+    if x.is_contiguous() {
+        if k.is_contiguous() && d.is_contiguous() {
+            return Ok(());
+        }
+    } else {
+        let cwhn = |t: &Tensor, c: i64| {
+            let es = t.ty.type_size() as u64;
+            let c = c as u64;
+            let (w, h) = (t.ne[0] as u64, t.ne[1] as u64);
+            t.nb[0] == c * es && t.nb[1] == w * c * es && t.nb[3] == w * h * c * es
+        };
+        let c = x.ne[2];
+        let es = k.ty.type_size() as u64;
+        let k_ok = k.nb[3] == es && k.nb[0] == c as u64 * es && k.nb[1] == (k.ne[0] * c) as u64 * es;
+        if cwhn(x, c) && x.nb[2] == 4 && cwhn(d, c) && d.nb[2] == 4 && k_ok {
+            return Ok(());
+        }
+    }
+    Err(Error::unsupported("CONV_2D_DW with a layout other than WHCN or CWHN throughout"))
+}
+
 /// Whether ggvk supports this node.
 pub fn check(node: &Node) -> Result<()> {
     let op = node.op.name();
@@ -209,6 +233,9 @@ pub fn check(node: &Node) -> Result<()> {
             }
             if matches!(node.op, Op::Conv3d { .. }) && !k.is_contiguous() {
                 return Err(Error::unsupported(format!("{op} with a non-contiguous kernel")));
+            }
+            if matches!(node.op, Op::Conv2dDw { .. }) {
+                dw_layout(k, x, d)?;
             }
             if g.p.iter().any(|p| p.unsigned_abs() > 1 << 24) || g.s.iter().chain(&g.d).any(|v| *v > 0xFFFF) {
                 return Err(Error::unsupported(format!(
@@ -235,6 +262,16 @@ pub fn check(node: &Node) -> Result<()> {
             if !ok {
                 return Err(Error::invalid(format!("{op}: kernel {:?}, input {:?}, dst {:?}", k.ne, x.ne, d.ne)));
             }
+            // ggml's CPU backend reads kernel and dst rows as packed and the input's values as adjacent.
+            let es = k.ty.type_size() as u64;
+            if k.nb[0] != es
+                || k.nb[1] != es * k.ne[0] as u64
+                || x.nb[0] != 4
+                || d.nb[0] != 4
+                || d.nb[1] != 4 * d.ne[0] as u64
+            {
+                return Err(Error::unsupported(format!("{op} with kernel or dst rows that are not packed")));
+            }
             // Taps per output: input channels times the positions whose window covers it.
             let taps =
                 ((k.ne[0] as u64).div_ceil(s as u64) * (k.ne[1] as u64).div_ceil(s as u64)) * (x.ne[2] as u64 + 1);
@@ -250,6 +287,9 @@ pub fn check(node: &Node) -> Result<()> {
             }
             if dim <= 0 || d.ne != [i64::from(dim), t.ne[0], 1, 1] {
                 return Err(Error::invalid(format!("{op}: dim {dim}, timesteps {:?}, dst {:?}", t.ne, d.ne)));
+            }
+            if t.nb[0] != 4 || d.nb[0] != 4 {
+                return Err(Error::unsupported(format!("{op} of values that are not adjacent")));
             }
             if max_period <= 0 {
                 return Err(Error::invalid(format!("{op}: max_period {max_period}")));

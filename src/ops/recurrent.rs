@@ -176,6 +176,10 @@ pub fn check(node: &Node) -> Result<()> {
                 return Err(shape_err(op, node));
             }
             row_limit(op, "d_conv", nc)?;
+            // ggml's CPU backend steps through sx and c rows by their lengths.
+            if sx.nb[1] != 4 * sx.ne[0] as u64 || c.nb[1] != 4 * nc as u64 {
+                return Err(Error::unsupported(format!("{op}: sx or c rows are not packed")));
+            }
             for (what, t) in [("src0", sx), ("src1", c), ("dst", d)] {
                 if !t.is_row_packed() {
                     return Err(Error::unsupported(format!("{op}: {what} rows are not packed")));
@@ -215,6 +219,10 @@ pub fn check(node: &Node) -> Result<()> {
                 return Err(shape_err(op, node));
             }
             row_limit(op, "d_state", nc)?;
+            // ggml steps through a token's heads (x) and groups (B, C) by the row length.
+            if x.nb[1] != 4 * nr as u64 || b.nb[1] != 4 * nc as u64 || c.nb[1] != 4 * nc as u64 {
+                return Err(Error::unsupported(format!("{op}: x, B or C rows are not packed along dim 1")));
+            }
             for (what, t) in [("s", s), ("dt", dt), ("A", a), ("ids", ids), ("dst", d)] {
                 contiguous(op, what, t)?;
             }
