@@ -245,6 +245,18 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
         }
         sys::GGML_OP_CONV_TRANSPOSE_2D => Op::ConvTranspose2d { stride: tr.op_params[0] },
         sys::GGML_OP_TIMESTEP_EMBEDDING => Op::TimestepEmbedding { dim: tr.op_params[0], max_period: tr.op_params[1] },
+        sys::GGML_OP_FILL => Op::Fill { c: f32_param(tr, 0) },
+        sys::GGML_OP_TRI => Op::Tri { ty: tr.op_params[0] },
+        sys::GGML_OP_DIAG_MASK_INF => Op::DiagMaskInf { n_past: tr.op_params[0] },
+        sys::GGML_OP_ACC | sys::GGML_OP_SET => {
+            let p = &tr.op_params;
+            let (nb, offset) = ([p[0], p[1], p[2]], p[3]);
+            if tr.op == sys::GGML_OP_ACC {
+                Op::Acc { nb, offset }
+            } else {
+                Op::Set { nb, offset }
+            }
+        }
         sys::GGML_OP_SSM_CONV => Op::SsmConv,
         sys::GGML_OP_SSM_SCAN => Op::SsmScan { k: tr.op_params[0] },
         sys::GGML_OP_RWKV_WKV6 => Op::RwkvWkv6,
@@ -262,7 +274,13 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
         Op::Rope(_) | Op::SoftMax { .. } | Op::MulMatId | Op::AddId => 3,
         Op::Glu { .. } | Op::Concat { .. } | Op::Im2Col { .. } | Op::Im2Col3d { .. } | Op::ConvTranspose1d { .. } => 2,
         Op::FlashAttnExt { .. } | Op::GatedLinearAttn { .. } => 5,
-        Op::SsmConv | Op::Conv2d { .. } | Op::Conv2dDw { .. } | Op::Conv3d { .. } | Op::ConvTranspose2d { .. } => 2,
+        Op::SsmConv
+        | Op::Acc { .. }
+        | Op::Set { .. }
+        | Op::Conv2d { .. }
+        | Op::Conv2dDw { .. }
+        | Op::Conv3d { .. }
+        | Op::ConvTranspose2d { .. } => 2,
         Op::RwkvWkv6 | Op::GatedDeltaNet { .. } => 6,
         Op::SsmScan { .. } | Op::RwkvWkv7 => 7,
         Op::Scale { .. }
@@ -287,6 +305,9 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
         | Op::Pool1d { .. }
         | Op::Pool2d { .. }
         | Op::Upscale { .. }
+        | Op::Fill { .. }
+        | Op::Tri { .. }
+        | Op::DiagMaskInf { .. }
         | Op::TimestepEmbedding { .. } => 1,
     };
     let mut src = Vec::with_capacity(n_src);

@@ -446,6 +446,35 @@ pub enum Op {
         /// Longest period.
         max_period: i32,
     },
+    /// ggml_fill: every value of dst (src0's shape) set to `c`.
+    Fill {
+        /// The value.
+        c: f32,
+    },
+    /// ggml_tri: src0 where the (i0, i1) predicate of the ggml_tri_type holds, zeros elsewhere.
+    Tri {
+        /// ggml_tri_type (0 upper with diagonal, 1 upper, 2 lower with diagonal, 3 lower).
+        ty: i32,
+    },
+    /// ggml_diag_mask_inf: src0 with -inf where `i0 > n_past + i1`.
+    DiagMaskInf {
+        /// Columns kept on every row.
+        n_past: i32,
+    },
+    /// ggml_acc: src0 with src1 added into the view (byte strides `nb` of dims 1..3, byte `offset`).
+    Acc {
+        /// View strides of dims 1..3 in bytes.
+        nb: [i32; 3],
+        /// View offset in bytes.
+        offset: i32,
+    },
+    /// ggml_set: src0 with src1 written into the view (byte strides `nb` of dims 1..3, byte `offset`).
+    Set {
+        /// View strides of dims 1..3 in bytes.
+        nb: [i32; 3],
+        /// View offset in bytes.
+        offset: i32,
+    },
     /// ggml_ssm_conv: src0 `sx` `[d_conv - 1 + n_t, d_inner, n_s]`, src1 the kernel `[d_conv, d_inner]`; dst
     /// `[d_inner, n_t, n_s]`.
     SsmConv,
@@ -614,6 +643,11 @@ impl Op {
             Op::Conv3d { .. } => "CONV_3D",
             Op::ConvTranspose2d { .. } => "CONV_TRANSPOSE_2D",
             Op::TimestepEmbedding { .. } => "TIMESTEP_EMBEDDING",
+            Op::Fill { .. } => "FILL",
+            Op::Tri { .. } => "TRI",
+            Op::DiagMaskInf { .. } => "DIAG_MASK_INF",
+            Op::Acc { .. } => "ACC",
+            Op::Set { .. } => "SET",
             Op::SsmConv => "SSM_CONV",
             Op::SsmScan { .. } => "SSM_SCAN",
             Op::RwkvWkv6 => "RWKV_WKV6",

@@ -111,6 +111,12 @@ fn op_words(op: &Op, out: &mut Vec<u32>) {
         }
         Op::ConvTranspose1d { s0, p0, d0 } => out.extend([s0 as u32, p0 as u32, d0 as u32]),
         Op::SsmScan { k } | Op::GatedDeltaNet { k } => out.push(k as u32),
+        Op::Fill { c } => out.push(f(c)),
+        Op::Tri { ty } => out.push(ty as u32),
+        Op::DiagMaskInf { n_past } => out.push(n_past as u32),
+        Op::Acc { nb, offset } | Op::Set { nb, offset } => {
+            out.extend([nb[0] as u32, nb[1] as u32, nb[2] as u32, offset as u32])
+        }
         Op::Conv2d { s, p, d } | Op::Conv2dDw { s, p, d } => {
             out.extend([s[0], s[1], p[0], p[1], d[0], d[1]].map(|v| v as u32))
         }

@@ -1,12 +1,14 @@
 //! Kernels, one file per op family. Each family has a support check (`check`: shapes, types, strides) and a
 //! recorder (`record`: pipeline choice, push constants, bindings, dispatch size). Shaders live in `shaders/`.
 
+pub mod acc;
 pub mod binary;
 pub mod conv;
 pub mod conv2d;
 pub mod coopmat;
 pub mod cpy;
 pub mod cumsum;
+pub mod fill;
 pub mod flash_attn;
 pub mod glu;
 pub mod im2col;
@@ -60,6 +62,8 @@ pub fn check(node: &Node) -> Result<()> {
         Op::Pool1d { .. } | Op::Pool2d { .. } => pool::check(node),
         Op::Upscale { .. } => upscale::check(node),
         Op::ConvTranspose1d { .. } => conv::check(node),
+        Op::Fill { .. } | Op::Tri { .. } | Op::DiagMaskInf { .. } => fill::check(node),
+        Op::Acc { .. } | Op::Set { .. } => acc::check(node),
         Op::Conv2d { .. }
         | Op::Conv2dDw { .. }
         | Op::Conv3d { .. }
@@ -134,6 +138,8 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         Op::Pool1d { .. } | Op::Pool2d { .. } => pool::record(rec, node),
         Op::Upscale { .. } => upscale::record(rec, node),
         Op::ConvTranspose1d { .. } => conv::record(rec, node),
+        Op::Fill { .. } | Op::Tri { .. } | Op::DiagMaskInf { .. } => fill::record(rec, node),
+        Op::Acc { .. } | Op::Set { .. } => acc::record(rec, node),
         Op::Conv2d { .. }
         | Op::Conv2dDw { .. }
         | Op::Conv3d { .. }
