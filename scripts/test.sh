@@ -126,7 +126,7 @@ OPS+=,REPEAT,CONCAT,PAD,PAD_REFLECT_1D,ROLL,ARANGE,CUMSUM,IM2COL,IM2COL_3D,POOL_
 # Diffusion / vision / audio convolutions (CONV_2D in a named subset below) and recurrent models (about 45 s).
 OPS+=,CONV_2D_DW,CONV_3D,CONV_TRANSPOSE_2D,TIMESTEP_EMBEDDING
 OPS+=,SSM_CONV,SSM_CONV_BIAS_SILU,SSM_SCAN,SSM_SCAN_ROLLBACK,RWKV_WKV6,RWKV_WKV7,GATED_LINEAR_ATTN,GATED_DELTA_NET
-OPS+=,GATED_DELTA_NET_CACHE_FUSION,FILL,TRI,DIAG_MASK_INF,ACC,SET
+OPS+=,GATED_DELTA_NET_CACHE_FUSION,FILL,TRI,DIAG_MASK_INF,ACC,SET,SWIGLU_OAI,XIELU,SILU_BACK
 GGML_BACKEND_PATH="$GGVK_LIB" "$BIN/test-backend-ops" -b GGVK0 -j 2 -o "$OPS" 2>&1 | tee "$LOGS/test-backend-ops.log" \
   | grep -aE "tests passed|FAIL|Backend GGVK0" || true
 line=$(grep -aoE '[0-9]+/[0-9]+ tests passed' "$LOGS/test-backend-ops.log" | tail -n 1)

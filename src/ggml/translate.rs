@@ -130,6 +130,12 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
                 back: tr.op == sys::GGML_OP_ROPE_BACK,
             })
         }
+        sys::GGML_OP_UNARY if tr.op_params[0] == sys::GGML_UNARY_OP_XIELU => Op::Xielu {
+            alpha_n: f32_param(tr, 1),
+            alpha_p: f32_param(tr, 2),
+            beta: f32_param(tr, 3),
+            eps: f32_param(tr, 4),
+        },
         sys::GGML_OP_UNARY => Op::Unary(match tr.op_params[0] {
             sys::GGML_UNARY_OP_SILU => UnaryOp::Silu,
             sys::GGML_UNARY_OP_ABS => UnaryOp::Abs,
@@ -161,6 +167,9 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
         sys::GGML_OP_LOG => Op::Unary(UnaryOp::Log),
         sys::GGML_OP_CLAMP => Op::Clamp { min: f32_param(tr, 0), max: f32_param(tr, 1) },
         sys::GGML_OP_LEAKY_RELU => Op::LeakyRelu { slope: f32_param(tr, 0) },
+        sys::GGML_OP_GLU if tr.op_params[0] == sys::GGML_GLU_OP_SWIGLU_OAI => {
+            Op::SwigluOai { swapped: tr.op_params[1] != 0, alpha: f32_param(tr, 2), limit: f32_param(tr, 3) }
+        }
         sys::GGML_OP_GLU => {
             let op = match tr.op_params[0] {
                 sys::GGML_GLU_OP_SWIGLU => GluOp::SwiGlu,
@@ -245,6 +254,7 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
         }
         sys::GGML_OP_CONV_TRANSPOSE_2D => Op::ConvTranspose2d { stride: tr.op_params[0] },
         sys::GGML_OP_TIMESTEP_EMBEDDING => Op::TimestepEmbedding { dim: tr.op_params[0], max_period: tr.op_params[1] },
+        sys::GGML_OP_SILU_BACK => Op::SiluBack,
         sys::GGML_OP_FILL => Op::Fill { c: f32_param(tr, 0) },
         sys::GGML_OP_TRI => Op::Tri { ty: tr.op_params[0] },
         sys::GGML_OP_DIAG_MASK_INF => Op::DiagMaskInf { n_past: tr.op_params[0] },
@@ -272,7 +282,13 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
         Op::Cpy => 1,
         Op::MulMat | Op::Add | Op::Mul | Op::Sub | Op::Div | Op::GetRows | Op::SetRows => 2,
         Op::Rope(_) | Op::SoftMax { .. } | Op::MulMatId | Op::AddId => 3,
-        Op::Glu { .. } | Op::Concat { .. } | Op::Im2Col { .. } | Op::Im2Col3d { .. } | Op::ConvTranspose1d { .. } => 2,
+        Op::Glu { .. }
+        | Op::SwigluOai { .. }
+        | Op::SiluBack
+        | Op::Concat { .. }
+        | Op::Im2Col { .. }
+        | Op::Im2Col3d { .. }
+        | Op::ConvTranspose1d { .. } => 2,
         Op::FlashAttnExt { .. } | Op::GatedLinearAttn { .. } => 5,
         Op::SsmConv
         | Op::Acc { .. }
@@ -287,6 +303,7 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
         | Op::Unary(_)
         | Op::Clamp { .. }
         | Op::LeakyRelu { .. }
+        | Op::Xielu { .. }
         | Op::RmsNorm { .. }
         | Op::Norm { .. }
         | Op::L2Norm { .. }

@@ -446,6 +446,31 @@ pub enum Op {
         /// Longest period.
         max_period: i32,
     },
+    /// ggml_swiglu_oai (GGML_GLU_OP_SWIGLU_OAI): `min(gate, limit) * sigmoid(alpha * min(gate, limit)) *
+    /// (clamp(up, -limit, limit) + 1)`, halves as [`Op::Glu`].
+    SwigluOai {
+        /// Whether the halves are swapped (gate second).
+        swapped: bool,
+        /// Sigmoid slope.
+        alpha: f32,
+        /// Clamp of gate (above) and up (both sides).
+        limit: f32,
+    },
+    /// ggml_xielu (GGML_UNARY_OP_XIELU): `alpha_p x^2 + beta x` for x > 0, else
+    /// `(expm1(min(x, eps)) - x) alpha_n + beta x`, with the parameters as ggml stores them.
+    Xielu {
+        /// Op param 1 (ggml stores beta + softplus of the model's alpha_n).
+        alpha_n: f32,
+        /// Op param 2 (softplus of the model's alpha_p).
+        alpha_p: f32,
+        /// Op param 3.
+        beta: f32,
+        /// Op param 4.
+        eps: f32,
+    },
+    /// ggml_silu_back: src0 the gradient dy, src1 the forward input x (same shape):
+    /// `dy * sigmoid(x) * (1 + x * (1 - sigmoid(x)))`.
+    SiluBack,
     /// ggml_fill: every value of dst (src0's shape) set to `c`.
     Fill {
         /// The value.
@@ -643,6 +668,9 @@ impl Op {
             Op::Conv3d { .. } => "CONV_3D",
             Op::ConvTranspose2d { .. } => "CONV_TRANSPOSE_2D",
             Op::TimestepEmbedding { .. } => "TIMESTEP_EMBEDDING",
+            Op::SwigluOai { .. } => "SWIGLU_OAI",
+            Op::Xielu { .. } => "XIELU",
+            Op::SiluBack => "SILU_BACK",
             Op::Fill { .. } => "FILL",
             Op::Tri { .. } => "TRI",
             Op::DiagMaskInf { .. } => "DIAG_MASK_INF",

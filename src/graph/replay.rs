@@ -112,6 +112,8 @@ fn op_words(op: &Op, out: &mut Vec<u32>) {
         Op::ConvTranspose1d { s0, p0, d0 } => out.extend([s0 as u32, p0 as u32, d0 as u32]),
         Op::SsmScan { k } | Op::GatedDeltaNet { k } => out.push(k as u32),
         Op::Fill { c } => out.push(f(c)),
+        Op::Xielu { alpha_n, alpha_p, beta, eps } => out.extend([f(alpha_n), f(alpha_p), f(beta), f(eps)]),
+        Op::SwigluOai { swapped, alpha, limit } => out.extend([u32::from(swapped), f(alpha), f(limit)]),
         Op::Tri { ty } => out.push(ty as u32),
         Op::DiagMaskInf { n_past } => out.push(n_past as u32),
         Op::Acc { nb, offset } | Op::Set { nb, offset } => {
@@ -127,6 +129,7 @@ fn op_words(op: &Op, out: &mut Vec<u32>) {
         Op::TimestepEmbedding { dim, max_period } => out.extend([dim as u32, max_period as u32]),
         Op::GatedLinearAttn { scale } => out.push(f(scale)),
         Op::SsmConv
+        | Op::SiluBack
         | Op::RwkvWkv6
         | Op::RwkvWkv7
         | Op::MulMat

@@ -41,8 +41,10 @@ pub fn check(node: &Node) -> Result<()> {
         Op::MulMat => matmul::check(node.src(0)?, node.src(1)?, &node.dst),
         Op::Rope(p) => rope::check(node.src(0)?, node.src(1)?, opt_src(node, 2), &node.dst, p),
         Op::Add | Op::Mul | Op::Sub | Op::Div => binary::check(node),
-        Op::Scale { .. } | Op::Unary(_) | Op::Clamp { .. } | Op::LeakyRelu { .. } => unary::check(node),
-        Op::Glu { .. } => glu::check(node),
+        Op::Scale { .. } | Op::Unary(_) | Op::Clamp { .. } | Op::LeakyRelu { .. } | Op::Xielu { .. } => {
+            unary::check(node)
+        }
+        Op::Glu { .. } | Op::SwigluOai { .. } | Op::SiluBack => glu::check(node),
         Op::Cpy => cpy::check(node),
         Op::RmsNorm { .. } | Op::Norm { .. } | Op::L2Norm { .. } | Op::GroupNorm { .. } => norm::check(node),
         Op::SoftMax { .. } => softmax::check(node),
@@ -117,8 +119,10 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         Op::MulMat => matmul::record(rec, node.src(0)?, node.src(1)?, &node.dst),
         Op::Rope(p) => rope::record(rec, node.src(0)?, node.src(1)?, opt_src(node, 2), &node.dst, p),
         Op::Add | Op::Mul | Op::Sub | Op::Div => binary::record(rec, node),
-        Op::Scale { .. } | Op::Unary(_) | Op::Clamp { .. } | Op::LeakyRelu { .. } => unary::record(rec, node),
-        Op::Glu { .. } => glu::record(rec, node),
+        Op::Scale { .. } | Op::Unary(_) | Op::Clamp { .. } | Op::LeakyRelu { .. } | Op::Xielu { .. } => {
+            unary::record(rec, node)
+        }
+        Op::Glu { .. } | Op::SwigluOai { .. } | Op::SiluBack => glu::record(rec, node),
         Op::Cpy => cpy::record(rec, node),
         Op::RmsNorm { .. } | Op::Norm { .. } | Op::L2Norm { .. } | Op::GroupNorm { .. } => norm::record(rec, node),
         Op::SoftMax { .. } => softmax::record(rec, node),
