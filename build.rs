@@ -208,6 +208,10 @@ const VARIANTS: &[(&str, &str, Defines)] = &[
     ("mask_f32", "mask.comp", &[]),
     ("mask_f16", "mask.comp", &[("X_F16", "1")]),
     ("acc", "acc.comp", &[]),
+    ("optim", "optim.comp", &[]),
+    ("get_rows_back_f32", "get_rows_back.comp", &[]),
+    ("get_rows_back_f16", "get_rows_back.comp", &[("S_F16", "1")]),
+    ("count_equal", "count_equal.comp", &[]),
     // -- recurrent models --
     ("ssm_conv", "ssm_conv.comp", &[]),
     ("ssm_scan", "ssm_scan.comp", &[]),

@@ -123,10 +123,12 @@ OPS+=,FLOOR,CEIL,ROUND,TRUNC,SQR,SQRT,SIN,COS,LOG,CLAMP,LEAKY_RELU,REGLU,GEGLU,G
 OPS+=,SUB,DIV,NORM,L2_NORM,L2_NORM_BATCH,GROUP_NORM,SUM,SUM_ROWS,MEAN,ARGMAX,ADD_ID
 # Multimodal projectors and audio encoders (about 30 s on lavapipe for these 2,760 cases).
 OPS+=,REPEAT,CONCAT,PAD,PAD_REFLECT_1D,ROLL,ARANGE,CUMSUM,IM2COL,IM2COL_3D,POOL_1D,POOL_2D,UPSCALE,CONV_TRANSPOSE_1D
-# Diffusion / vision / audio convolutions (CONV_2D in a named subset below) and recurrent models (about 45 s).
+# Diffusion / vision / audio convolutions (CONV_2D in a named subset below), recurrent models, and the simple and
+# training-side ops (about 60 s together on lavapipe).
 OPS+=,CONV_2D_DW,CONV_3D,CONV_TRANSPOSE_2D,TIMESTEP_EMBEDDING
 OPS+=,SSM_CONV,SSM_CONV_BIAS_SILU,SSM_SCAN,SSM_SCAN_ROLLBACK,RWKV_WKV6,RWKV_WKV7,GATED_LINEAR_ATTN,GATED_DELTA_NET
-OPS+=,GATED_DELTA_NET_CACHE_FUSION,FILL,TRI,DIAG_MASK_INF,ACC,SET,SWIGLU_OAI,XIELU,SILU_BACK
+OPS+=,GATED_DELTA_NET_CACHE_FUSION,FILL,TRI,DIAG_MASK_INF,ACC,SET,SWIGLU_OAI,XIELU,SILU_BACK,OPT_STEP_ADAMW,OPT_STEP_SGD
+OPS+=,GET_ROWS_BACK,COUNT_EQUAL
 GGML_BACKEND_PATH="$GGVK_LIB" "$BIN/test-backend-ops" -b GGVK0 -j 2 -o "$OPS" 2>&1 | tee "$LOGS/test-backend-ops.log" \
   | grep -aE "tests passed|FAIL|Backend GGVK0" || true
 line=$(grep -aoE '[0-9]+/[0-9]+ tests passed' "$LOGS/test-backend-ops.log" | tail -n 1)

@@ -255,6 +255,10 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
         sys::GGML_OP_CONV_TRANSPOSE_2D => Op::ConvTranspose2d { stride: tr.op_params[0] },
         sys::GGML_OP_TIMESTEP_EMBEDDING => Op::TimestepEmbedding { dim: tr.op_params[0], max_period: tr.op_params[1] },
         sys::GGML_OP_SILU_BACK => Op::SiluBack,
+        sys::GGML_OP_OPT_STEP_ADAMW => Op::OptStepAdamw,
+        sys::GGML_OP_OPT_STEP_SGD => Op::OptStepSgd,
+        sys::GGML_OP_GET_ROWS_BACK => Op::GetRowsBack,
+        sys::GGML_OP_COUNT_EQUAL => Op::CountEqual,
         sys::GGML_OP_FILL => Op::Fill { c: f32_param(tr, 0) },
         sys::GGML_OP_TRI => Op::Tri { ty: tr.op_params[0] },
         sys::GGML_OP_DIAG_MASK_INF => Op::DiagMaskInf { n_past: tr.op_params[0] },
@@ -281,7 +285,7 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
         Op::Arange { .. } => 0,
         Op::Cpy => 1,
         Op::MulMat | Op::Add | Op::Mul | Op::Sub | Op::Div | Op::GetRows | Op::SetRows => 2,
-        Op::Rope(_) | Op::SoftMax { .. } | Op::MulMatId | Op::AddId => 3,
+        Op::Rope(_) | Op::SoftMax { .. } | Op::MulMatId | Op::AddId | Op::OptStepSgd => 3,
         Op::Glu { .. }
         | Op::SwigluOai { .. }
         | Op::SiluBack
@@ -289,8 +293,10 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
         | Op::Im2Col { .. }
         | Op::Im2Col3d { .. }
         | Op::ConvTranspose1d { .. } => 2,
-        Op::FlashAttnExt { .. } | Op::GatedLinearAttn { .. } => 5,
+        Op::FlashAttnExt { .. } | Op::GatedLinearAttn { .. } | Op::OptStepAdamw => 5,
         Op::SsmConv
+        | Op::GetRowsBack
+        | Op::CountEqual
         | Op::Acc { .. }
         | Op::Set { .. }
         | Op::Conv2d { .. }

@@ -471,6 +471,16 @@ pub enum Op {
     /// ggml_silu_back: src0 the gradient dy, src1 the forward input x (same shape):
     /// `dy * sigmoid(x) * (1 + x * (1 - sigmoid(x)))`.
     SiluBack,
+    /// ggml_opt_step_adamw: src0 the weights (updated in place; dst views them), src1 the gradient, src2 and src3
+    /// the moments (updated in place), src4 the 7 AdamW parameters.
+    OptStepAdamw,
+    /// ggml_opt_step_sgd: src0 the weights (updated in place; dst views them), src1 the gradient, src2 alpha and
+    /// weight decay.
+    OptStepSgd,
+    /// ggml_get_rows_back: dst `[nc, rows]` F32, each row the sum of the src0 rows whose id (src1, I32) it is.
+    GetRowsBack,
+    /// ggml_count_equal: the number of equal positions of the I32 src0 and src1, one I64.
+    CountEqual,
     /// ggml_fill: every value of dst (src0's shape) set to `c`.
     Fill {
         /// The value.
@@ -671,6 +681,10 @@ impl Op {
             Op::SwigluOai { .. } => "SWIGLU_OAI",
             Op::Xielu { .. } => "XIELU",
             Op::SiluBack => "SILU_BACK",
+            Op::OptStepAdamw => "OPT_STEP_ADAMW",
+            Op::OptStepSgd => "OPT_STEP_SGD",
+            Op::GetRowsBack => "GET_ROWS_BACK",
+            Op::CountEqual => "COUNT_EQUAL",
             Op::Fill { .. } => "FILL",
             Op::Tri { .. } => "TRI",
             Op::DiagMaskInf { .. } => "DIAG_MASK_INF",

@@ -130,6 +130,10 @@ fn op_words(op: &Op, out: &mut Vec<u32>) {
         Op::GatedLinearAttn { scale } => out.push(f(scale)),
         Op::SsmConv
         | Op::SiluBack
+        | Op::OptStepAdamw
+        | Op::OptStepSgd
+        | Op::GetRowsBack
+        | Op::CountEqual
         | Op::RwkvWkv6
         | Op::RwkvWkv7
         | Op::MulMat

@@ -6,6 +6,7 @@ pub mod binary;
 pub mod conv;
 pub mod conv2d;
 pub mod coopmat;
+pub mod count_equal;
 pub mod cpy;
 pub mod cumsum;
 pub mod fill;
@@ -17,11 +18,13 @@ pub mod matmul_id;
 pub mod moe;
 pub mod movement;
 pub mod norm;
+pub mod optim;
 pub mod pool;
 pub mod recurrent;
 pub mod reduce;
 pub mod rope;
 pub mod rows;
+pub mod rows_back;
 pub mod softmax;
 pub mod unary;
 pub mod upscale;
@@ -66,6 +69,9 @@ pub fn check(node: &Node) -> Result<()> {
         Op::ConvTranspose1d { .. } => conv::check(node),
         Op::Fill { .. } | Op::Tri { .. } | Op::DiagMaskInf { .. } => fill::check(node),
         Op::Acc { .. } | Op::Set { .. } => acc::check(node),
+        Op::OptStepAdamw | Op::OptStepSgd => optim::check(node),
+        Op::GetRowsBack => rows_back::check(node),
+        Op::CountEqual => count_equal::check(node),
         Op::Conv2d { .. }
         | Op::Conv2dDw { .. }
         | Op::Conv3d { .. }
@@ -144,6 +150,9 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         Op::ConvTranspose1d { .. } => conv::record(rec, node),
         Op::Fill { .. } | Op::Tri { .. } | Op::DiagMaskInf { .. } => fill::record(rec, node),
         Op::Acc { .. } | Op::Set { .. } => acc::record(rec, node),
+        Op::OptStepAdamw | Op::OptStepSgd => optim::record(rec, node),
+        Op::GetRowsBack => rows_back::record(rec, node),
+        Op::CountEqual => count_equal::record(rec, node),
         Op::Conv2d { .. }
         | Op::Conv2dDw { .. }
         | Op::Conv3d { .. }
