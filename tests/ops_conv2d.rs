@@ -262,3 +262,74 @@ fn timestep_embedding_even_and_odd_dims() {
     }
     assert_no_validation_errors();
 }
+
+/// Values of a contiguous `[n0, n1, n2, n3]` tensor `v` stored in the order of `perm` (innermost first): the
+/// storage and the byte strides that view it back with the original shape.
+fn permuted(v: &[f32], ne: [i64; 4], perm: [usize; 4]) -> (Vec<f32>, [u64; 4]) {
+    let mut nb = [0u64; 4];
+    let mut step = 4u64;
+    for &d in &perm {
+        nb[d] = step;
+        step *= ne[d] as u64;
+    }
+    let mut out = vec![0f32; v.len()];
+    for i3 in 0..ne[3] {
+        for i2 in 0..ne[2] {
+            for i1 in 0..ne[1] {
+                for i0 in 0..ne[0] {
+                    let src = (((i3 * ne[2] + i2) * ne[1] + i1) * ne[0] + i0) as usize;
+                    let at = [i0, i1, i2, i3].iter().zip(&nb).map(|(&i, &b)| i as u64 * b / 4).sum::<u64>();
+                    out[at as usize] = v[src];
+                }
+            }
+        }
+    }
+    (out, nb)
+}
+
+#[test]
+fn conv_2d_cwhn_layouts_match_whcn() {
+    let be = backend();
+    let mut rng = Rng::new(24);
+    let (ine, kne) = ([9i64, 8, 5, 2], [3i64, 3, 5, 4]);
+    let (s, p, d) = ([1, 2], [1, 0], [1, 1]);
+    let (xv, kv) = (rng.vec(ine.iter().product::<i64>() as usize), rng.vec(kne.iter().product::<i64>() as usize));
+    let x = upload(&be, GgmlType::F32, ine, &f32_bytes(&xv));
+    let k = upload(&be, GgmlType::F32, kne, &f32_bytes(&kv));
+    let dne = [out_size(9, 3, s[0], p[0], d[0]), out_size(8, 3, s[1], p[1], d[1]), 4, 2];
+    let want = output(&be, dne);
+    run(&be, Op::Conv2d { s, p, d }, &[&k, &x], &want);
+    // Channels innermost for the input (C, W, H, N) and the kernel (OC, IC, KW, KH), as ggml's CWHN tests lay them.
+    let (xs, xnb) = permuted(&xv, ine, [2, 0, 1, 3]);
+    let (ks, knb) = permuted(&kv, kne, [3, 2, 0, 1]);
+    let xb = upload(&be, GgmlType::F32, [xs.len() as i64, 1, 1, 1], &f32_bytes(&xs));
+    let kb = upload(&be, GgmlType::F32, [ks.len() as i64, 1, 1, 1], &f32_bytes(&ks));
+    let xt = Tensor::new(xb.buffer.clone(), 0, GgmlType::F32, ine, xnb).unwrap();
+    let kt = Tensor::new(kb.buffer.clone(), 0, GgmlType::F32, kne, knb).unwrap();
+    let got = output(&be, dne);
+    run(&be, Op::Conv2d { s, p, d }, &[&kt, &xt], &got);
+    let (g, w) = (download(&got), download(&want));
+    assert!(g.iter().zip(&w).all(|(a, b)| a.to_bits() == b.to_bits()), "CWHN result differs from WHCN");
+    // Depthwise in CWHN: input, kernel and dst with channels innermost, as ggml_conv_2d_dw_direct makes them.
+    let kdne = [3i64, 3, 1, 5];
+    let kdv = rng.vec(45);
+    let kd = upload(&be, GgmlType::F32, kdne, &f32_bytes(&kdv));
+    let ddne = [out_size(9, 3, s[0], p[0], d[0]), out_size(8, 3, s[1], p[1], d[1]), 5, 2];
+    let dwant = output(&be, ddne);
+    run(&be, Op::Conv2dDw { s, p, d }, &[&kd, &x], &dwant);
+    let (kds, kdnb) = permuted(&kdv, kdne, [3, 0, 1, 2]);
+    let kdb = upload(&be, GgmlType::F32, [45, 1, 1, 1], &f32_bytes(&kds));
+    let kdt = Tensor::new(kdb.buffer.clone(), 0, GgmlType::F32, kdne, kdnb).unwrap();
+    let n_out = ddne.iter().product::<i64>();
+    let dbuf = output(&be, [n_out, 1, 1, 1]);
+    let (_, dnb) = permuted(&vec![0.0; n_out as usize], ddne, [2, 0, 1, 3]);
+    let dt = Tensor::new(dbuf.buffer.clone(), 0, GgmlType::F32, ddne, dnb).unwrap();
+    run(&be, Op::Conv2dDw { s, p, d }, &[&kdt, &xt], &dt);
+    let (cw, _) = permuted(&download(&dwant), ddne, [2, 0, 1, 3]);
+    let got = download(&dbuf);
+    assert!(got.iter().zip(&cw).all(|(a, b)| a.to_bits() == b.to_bits()), "CWHN depthwise differs from WHCN");
+    // Mixed layouts (a CWHN input with a WHCN kernel) have no meaning in ggml's CPU backend: declined.
+    let mixed = output(&be, ddne);
+    assert!(refused(Op::Conv2dDw { s, p, d }, &[&kd, &xt], &mixed));
+    assert_no_validation_errors();
+}
