@@ -48,6 +48,11 @@ float glu(float x, float g) {
         const float yc = clamp(g, -pc.limit, pc.limit);
         return xc / (1.0 + exp(pc.alpha * (-xc))) * (yc + 1.0);
     }
+    // SWIGLU_CLAMP: the gate capped at limit, up clamped to [-limit, limit], silu(gate) up.
+    case 7u: {
+        const float xc = min(x, pc.limit);
+        return xc / (1.0 + exp(-xc)) * clamp(g, -pc.limit, pc.limit);
+    }
     // SILU_BACK: src0 the gradient dy (here x), src1 the forward input (here g).
     case 6u: {
         const float s = 1.0 / (1.0 + exp(-g));

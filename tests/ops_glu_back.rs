@@ -98,3 +98,46 @@ fn xielu_and_silu_back() {
     assert!(Graph::new().push(Node { op: Op::SiluBack, src: vec![Some(dy.clone()), None], dst: d.clone() }).is_err());
     assert_no_validation_errors();
 }
+
+#[test]
+fn swiglu_clamp_f32_f16() {
+    let be = backend();
+    let mut rng = Rng::new(43);
+    let limit = 0.8f32;
+    let ne = [40i64, 3, 2, 1];
+    let n = ne.iter().product::<i64>() as usize;
+    let (gv, uv): (Vec<f32>, Vec<f32>) =
+        (rng.vec(n).iter().map(|v| v * 2.0).collect(), rng.vec(n).iter().map(|v| v * 2.0).collect());
+    let f = |x: f32, y: f32| {
+        let x = x.min(limit);
+        x / (1.0 + (-x).exp()) * y.clamp(-limit, limit)
+    };
+    for ty in [GgmlType::F32, GgmlType::F16] {
+        let r16 = |v: &[f32]| -> Vec<f32> {
+            if ty == GgmlType::F16 {
+                v.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect()
+            } else {
+                v.to_vec()
+            }
+        };
+        let (gq, uq) = (r16(&gv), r16(&uv));
+        let bytes = |v: &[f32]| -> Vec<u8> {
+            if ty == GgmlType::F16 {
+                v.iter().flat_map(|&x| half::f16::from_f32(x).to_bits().to_ne_bytes()).collect()
+            } else {
+                f32_bytes(v)
+            }
+        };
+        let g = upload(&be, ty, ne, &bytes(&gq));
+        let u = upload(&be, ty, ne, &bytes(&uq));
+        let d = upload(&be, ty, ne, &bytes(&vec![0.0; n]));
+        run(&be, Op::SwigluClamp { swapped: false, limit }, &[Some(&g), Some(&u)], &d);
+        let mut raw = vec![0u8; d.nbytes() as usize];
+        d.read(0, &mut raw).unwrap();
+        let got = ggvk::quant::dequantize_to_f32(ty, &raw, n).unwrap();
+        let want: Vec<f32> = gq.iter().zip(&uq).map(|(&x, &y)| f(x, y)).collect();
+        let tol = if ty == GgmlType::F16 { 1e-3 } else { 1e-5 };
+        assert_close(&format!("swiglu_clamp {}", ty.name()), &got, &r16(&want), tol);
+    }
+    assert_no_validation_errors();
+}

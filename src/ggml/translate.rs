@@ -170,6 +170,9 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
         sys::GGML_OP_GLU if tr.op_params[0] == sys::GGML_GLU_OP_SWIGLU_OAI => {
             Op::SwigluOai { swapped: tr.op_params[1] != 0, alpha: f32_param(tr, 2), limit: f32_param(tr, 3) }
         }
+        sys::GGML_OP_GLU if tr.op_params[0] == sys::GGML_GLU_OP_SWIGLU_CLAMP => {
+            Op::SwigluClamp { swapped: tr.op_params[1] != 0, limit: f32_param(tr, 3) }
+        }
         sys::GGML_OP_GLU => {
             let op = match tr.op_params[0] {
                 sys::GGML_GLU_OP_SWIGLU => GluOp::SwiGlu,
@@ -288,6 +291,7 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
         Op::Rope(_) | Op::SoftMax { .. } | Op::MulMatId | Op::AddId | Op::OptStepSgd => 3,
         Op::Glu { .. }
         | Op::SwigluOai { .. }
+        | Op::SwigluClamp { .. }
         | Op::SiluBack
         | Op::Concat { .. }
         | Op::Im2Col { .. }

@@ -468,6 +468,14 @@ pub enum Op {
         /// Op param 4.
         eps: f32,
     },
+    /// ggml_swiglu_clamp (GGML_GLU_OP_SWIGLU_CLAMP): `silu(min(gate, limit)) * clamp(up, -limit, limit)`, halves as
+    /// [`Op::Glu`].
+    SwigluClamp {
+        /// Whether the halves are swapped (gate second).
+        swapped: bool,
+        /// Clamp of gate (above) and up (both sides).
+        limit: f32,
+    },
     /// ggml_silu_back: src0 the gradient dy, src1 the forward input x (same shape):
     /// `dy * sigmoid(x) * (1 + x * (1 - sigmoid(x)))`.
     SiluBack,
@@ -681,6 +689,7 @@ impl Op {
             Op::SwigluOai { .. } => "SWIGLU_OAI",
             Op::Xielu { .. } => "XIELU",
             Op::SiluBack => "SILU_BACK",
+            Op::SwigluClamp { .. } => "SWIGLU_CLAMP",
             Op::OptStepAdamw => "OPT_STEP_ADAMW",
             Op::OptStepSgd => "OPT_STEP_SGD",
             Op::GetRowsBack => "GET_ROWS_BACK",

@@ -114,6 +114,7 @@ fn op_words(op: &Op, out: &mut Vec<u32>) {
         Op::Fill { c } => out.push(f(c)),
         Op::Xielu { alpha_n, alpha_p, beta, eps } => out.extend([f(alpha_n), f(alpha_p), f(beta), f(eps)]),
         Op::SwigluOai { swapped, alpha, limit } => out.extend([u32::from(swapped), f(alpha), f(limit)]),
+        Op::SwigluClamp { swapped, limit } => out.extend([u32::from(swapped), f(limit)]),
         Op::Tri { ty } => out.push(ty as u32),
         Op::DiagMaskInf { n_past } => out.push(n_past as u32),
         Op::Acc { nb, offset } | Op::Set { nb, offset } => {

@@ -59,6 +59,7 @@ pub fn check(node: &Node) -> Result<()> {
     let oai = match &node.op {
         Op::Glu { .. } => false,
         Op::SwigluOai { .. } => true,
+        Op::SwigluClamp { .. } => false,
         Op::SiluBack => {
             if opt_src(node, 1).is_none() {
                 return Err(Error::invalid(format!("{name} needs source 1")));
@@ -118,6 +119,7 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         }
         Op::SwigluOai { swapped, alpha, limit } => (5, "swiglu_oai", swapped, alpha, limit),
         Op::SiluBack => (6, "silu_back", false, 0.0, 0.0),
+        Op::SwigluClamp { swapped, limit } => (7, "swiglu_clamp", swapped, 0.0, limit),
         _ => return Err(Error::Internal("glu::record".into())),
     };
     let (a, d) = (node.src(0)?, &node.dst);

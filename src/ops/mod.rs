@@ -47,7 +47,7 @@ pub fn check(node: &Node) -> Result<()> {
         Op::Scale { .. } | Op::Unary(_) | Op::Clamp { .. } | Op::LeakyRelu { .. } | Op::Xielu { .. } => {
             unary::check(node)
         }
-        Op::Glu { .. } | Op::SwigluOai { .. } | Op::SiluBack => glu::check(node),
+        Op::Glu { .. } | Op::SwigluOai { .. } | Op::SwigluClamp { .. } | Op::SiluBack => glu::check(node),
         Op::Cpy => cpy::check(node),
         Op::RmsNorm { .. } | Op::Norm { .. } | Op::L2Norm { .. } | Op::GroupNorm { .. } => norm::check(node),
         Op::SoftMax { .. } => softmax::check(node),
@@ -128,7 +128,7 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         Op::Scale { .. } | Op::Unary(_) | Op::Clamp { .. } | Op::LeakyRelu { .. } | Op::Xielu { .. } => {
             unary::record(rec, node)
         }
-        Op::Glu { .. } | Op::SwigluOai { .. } | Op::SiluBack => glu::record(rec, node),
+        Op::Glu { .. } | Op::SwigluOai { .. } | Op::SwigluClamp { .. } | Op::SiluBack => glu::record(rec, node),
         Op::Cpy => cpy::record(rec, node),
         Op::RmsNorm { .. } | Op::Norm { .. } | Op::L2Norm { .. } | Op::GroupNorm { .. } => norm::record(rec, node),
         Op::SoftMax { .. } => softmax::record(rec, node),
