@@ -119,3 +119,43 @@ fn count_equal_counts_matches() {
     }
     assert_no_validation_errors();
 }
+
+#[test]
+fn rms_norm_back_and_soft_max_back() {
+    let be = backend();
+    let mut rng = Rng::new(54);
+    for ne in [[7i64, 3, 2, 1], [1000, 4, 1, 1]] {
+        let (nc, n) = (ne[0] as usize, ne.iter().product::<i64>() as usize);
+        let (av, bv) = (rng.vec(n), rng.vec(n));
+        let a = upload(&be, GgmlType::F32, ne, &f32_bytes(&av));
+        let b = upload(&be, GgmlType::F32, ne, &f32_bytes(&bv));
+        let eps = 1e-5f32;
+        let d = output(&be, ne);
+        run(&be, Op::RmsNormBack { eps }, &[&a, &b], &d);
+        let mut want = vec![0f32; n];
+        for r in 0..n / nc {
+            let (dz, x) = (&av[r * nc..][..nc], &bv[r * nc..][..nc]);
+            let sxx: f64 = x.iter().map(|&v| f64::from(v * v)).sum();
+            let sxdz: f64 = x.iter().zip(dz).map(|(&v, &g)| f64::from(v * g)).sum();
+            let rrms = 1.0 / ((sxx as f32) / nc as f32 + eps).sqrt();
+            let scale_x = (-sxdz as f32) / ((sxx as f32) + eps * nc as f32);
+            for i in 0..nc {
+                want[r * nc + i] = (dz[i] + x[i] * scale_x) * rrms;
+            }
+        }
+        assert_close(&format!("rms_norm_back {ne:?}"), &download(&d), &want, 1e-4);
+        let d = output(&be, ne);
+        run(&be, Op::SoftMaxBack { scale: 0.7, max_bias: 0.0 }, &[&a, &b], &d);
+        for r in 0..n / nc {
+            let (dy, y) = (&av[r * nc..][..nc], &bv[r * nc..][..nc]);
+            let dot: f32 = y.iter().zip(dy).map(|(&u, &g)| u * g).sum();
+            for i in 0..nc {
+                want[r * nc + i] = (dy[i] - dot) * y[i] * 0.7;
+            }
+        }
+        assert_close(&format!("soft_max_back {ne:?}"), &download(&d), &want, 1e-4);
+        let alibi = Node { op: Op::SoftMaxBack { scale: 1.0, max_bias: 8.0 }, src: vec![Some(a), Some(b)], dst: d };
+        assert!(Graph::new().push(alibi).is_err());
+    }
+    assert_no_validation_errors();
+}

@@ -261,6 +261,8 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
         sys::GGML_OP_OPT_STEP_ADAMW => Op::OptStepAdamw,
         sys::GGML_OP_OPT_STEP_SGD => Op::OptStepSgd,
         sys::GGML_OP_GET_ROWS_BACK => Op::GetRowsBack,
+        sys::GGML_OP_RMS_NORM_BACK => Op::RmsNormBack { eps: f32_param(tr, 0) },
+        sys::GGML_OP_SOFT_MAX_BACK => Op::SoftMaxBack { scale: f32_param(tr, 0), max_bias: f32_param(tr, 1) },
         sys::GGML_OP_COUNT_EQUAL => Op::CountEqual,
         sys::GGML_OP_FILL => Op::Fill { c: f32_param(tr, 0) },
         sys::GGML_OP_TRI => Op::Tri { ty: tr.op_params[0] },
@@ -301,6 +303,8 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
         Op::SsmConv
         | Op::GetRowsBack
         | Op::CountEqual
+        | Op::RmsNormBack { .. }
+        | Op::SoftMaxBack { .. }
         | Op::Acc { .. }
         | Op::Set { .. }
         | Op::Conv2d { .. }

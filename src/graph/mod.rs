@@ -489,6 +489,18 @@ pub enum Op {
     GetRowsBack,
     /// ggml_count_equal: the number of equal positions of the I32 src0 and src1, one I64.
     CountEqual,
+    /// ggml_rms_norm_back: src0 the output gradient dz, src1 the forward input x.
+    RmsNormBack {
+        /// The forward pass's eps.
+        eps: f32,
+    },
+    /// ggml_soft_max_ext_back: src0 the output gradient dy, src1 the forward output y.
+    SoftMaxBack {
+        /// The forward pass's scale.
+        scale: f32,
+        /// The forward pass's ALiBi bias (ggml takes 0 only).
+        max_bias: f32,
+    },
     /// ggml_fill: every value of dst (src0's shape) set to `c`.
     Fill {
         /// The value.
@@ -694,6 +706,8 @@ impl Op {
             Op::OptStepSgd => "OPT_STEP_SGD",
             Op::GetRowsBack => "GET_ROWS_BACK",
             Op::CountEqual => "COUNT_EQUAL",
+            Op::RmsNormBack { .. } => "RMS_NORM_BACK",
+            Op::SoftMaxBack { .. } => "SOFT_MAX_BACK",
             Op::Fill { .. } => "FILL",
             Op::Tri { .. } => "TRI",
             Op::DiagMaskInf { .. } => "DIAG_MASK_INF",

@@ -112,6 +112,8 @@ fn op_words(op: &Op, out: &mut Vec<u32>) {
         Op::ConvTranspose1d { s0, p0, d0 } => out.extend([s0 as u32, p0 as u32, d0 as u32]),
         Op::SsmScan { k } | Op::GatedDeltaNet { k } => out.push(k as u32),
         Op::Fill { c } => out.push(f(c)),
+        Op::RmsNormBack { eps } => out.push(f(eps)),
+        Op::SoftMaxBack { scale, max_bias } => out.extend([f(scale), f(max_bias)]),
         Op::Xielu { alpha_n, alpha_p, beta, eps } => out.extend([f(alpha_n), f(alpha_p), f(beta), f(eps)]),
         Op::SwigluOai { swapped, alpha, limit } => out.extend([u32::from(swapped), f(alpha), f(limit)]),
         Op::SwigluClamp { swapped, limit } => out.extend([u32::from(swapped), f(limit)]),

@@ -23,6 +23,7 @@ pub mod pool;
 pub mod recurrent;
 pub mod reduce;
 pub mod rope;
+pub mod row_back;
 pub mod rows;
 pub mod rows_back;
 pub mod softmax;
@@ -71,6 +72,7 @@ pub fn check(node: &Node) -> Result<()> {
         Op::Acc { .. } | Op::Set { .. } => acc::check(node),
         Op::OptStepAdamw | Op::OptStepSgd => optim::check(node),
         Op::GetRowsBack => rows_back::check(node),
+        Op::RmsNormBack { .. } | Op::SoftMaxBack { .. } => row_back::check(node),
         Op::CountEqual => count_equal::check(node),
         Op::Conv2d { .. }
         | Op::Conv2dDw { .. }
@@ -152,6 +154,7 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         Op::Acc { .. } | Op::Set { .. } => acc::record(rec, node),
         Op::OptStepAdamw | Op::OptStepSgd => optim::record(rec, node),
         Op::GetRowsBack => rows_back::record(rec, node),
+        Op::RmsNormBack { .. } | Op::SoftMaxBack { .. } => row_back::record(rec, node),
         Op::CountEqual => count_equal::record(rec, node),
         Op::Conv2d { .. }
         | Op::Conv2dDw { .. }
