@@ -213,6 +213,7 @@ const VARIANTS: &[(&str, &str, Defines)] = &[
     ("get_rows_back_f16", "get_rows_back.comp", &[("S_F16", "1")]),
     ("count_equal", "count_equal.comp", &[]),
     ("row_back", "row_back.comp", &[]),
+    ("cross_entropy", "cross_entropy.comp", &[]),
     // -- recurrent models --
     ("ssm_conv", "ssm_conv.comp", &[]),
     ("ssm_scan", "ssm_scan.comp", &[]),

@@ -159,3 +159,41 @@ fn rms_norm_back_and_soft_max_back() {
     }
     assert_no_validation_errors();
 }
+
+#[test]
+fn cross_entropy_loss_and_back() {
+    let be = backend();
+    let mut rng = Rng::new(55);
+    for ne in [[10i64, 5, 4, 1], [3000, 2, 1, 1]] {
+        let (nc, n) = (ne[0] as usize, ne.iter().product::<i64>() as usize);
+        let rows = n / nc;
+        let xv: Vec<f32> = rng.vec(n).iter().map(|v| v * 3.0).collect();
+        // Labels: a probability distribution per row.
+        let mut pv: Vec<f32> = (0..n).map(|_| rng.f32().abs() + 0.01).collect();
+        for r in 0..rows {
+            let s: f32 = pv[r * nc..][..nc].iter().sum();
+            pv[r * nc..][..nc].iter_mut().for_each(|v| *v /= s);
+        }
+        let x = upload(&be, GgmlType::F32, ne, &f32_bytes(&xv));
+        let p = upload(&be, GgmlType::F32, ne, &f32_bytes(&pv));
+        let loss = output(&be, [1, 1, 1, 1]);
+        run(&be, Op::CrossEntropyLoss, &[&x, &p], &loss);
+        let (mut total, mut soft) = (0f64, vec![0f32; n]);
+        for r in 0..rows {
+            let row = &xv[r * nc..][..nc];
+            let m = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+            let s: f64 = row.iter().map(|&v| f64::from((v - m).exp())).sum();
+            for i in 0..nc {
+                total += (f64::from(row[i] - m) - s.ln()) * f64::from(pv[r * nc + i]);
+                soft[r * nc + i] = ((f64::from(row[i] - m)).exp() / s) as f32;
+            }
+        }
+        assert_close(&format!("cross_entropy_loss {ne:?}"), &download(&loss), &[(-total / rows as f64) as f32], 1e-4);
+        let gt = upload(&be, GgmlType::F32, [1, 1, 1, 1], &f32_bytes(&[0.5]));
+        let d = output(&be, ne);
+        run(&be, Op::CrossEntropyLossBack, &[&gt, &x, &p], &d);
+        let want: Vec<f32> = (0..n).map(|i| (soft[i] - pv[i]) * 0.5 / rows as f32).collect();
+        assert_close(&format!("cross_entropy_loss_back {ne:?}"), &download(&d), &want, 1e-5);
+    }
+    assert_no_validation_errors();
+}

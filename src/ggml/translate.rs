@@ -261,6 +261,8 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
         sys::GGML_OP_OPT_STEP_ADAMW => Op::OptStepAdamw,
         sys::GGML_OP_OPT_STEP_SGD => Op::OptStepSgd,
         sys::GGML_OP_GET_ROWS_BACK => Op::GetRowsBack,
+        sys::GGML_OP_CROSS_ENTROPY_LOSS => Op::CrossEntropyLoss,
+        sys::GGML_OP_CROSS_ENTROPY_LOSS_BACK => Op::CrossEntropyLossBack,
         sys::GGML_OP_RMS_NORM_BACK => Op::RmsNormBack { eps: f32_param(tr, 0) },
         sys::GGML_OP_SOFT_MAX_BACK => Op::SoftMaxBack { scale: f32_param(tr, 0), max_bias: f32_param(tr, 1) },
         sys::GGML_OP_COUNT_EQUAL => Op::CountEqual,
@@ -290,7 +292,7 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
         Op::Arange { .. } => 0,
         Op::Cpy => 1,
         Op::MulMat | Op::Add | Op::Mul | Op::Sub | Op::Div | Op::GetRows | Op::SetRows => 2,
-        Op::Rope(_) | Op::SoftMax { .. } | Op::MulMatId | Op::AddId | Op::OptStepSgd => 3,
+        Op::Rope(_) | Op::SoftMax { .. } | Op::MulMatId | Op::AddId | Op::OptStepSgd | Op::CrossEntropyLossBack => 3,
         Op::Glu { .. }
         | Op::SwigluOai { .. }
         | Op::SwigluClamp { .. }
@@ -303,6 +305,7 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
         Op::SsmConv
         | Op::GetRowsBack
         | Op::CountEqual
+        | Op::CrossEntropyLoss
         | Op::RmsNormBack { .. }
         | Op::SoftMaxBack { .. }
         | Op::Acc { .. }

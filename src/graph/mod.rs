@@ -501,6 +501,10 @@ pub enum Op {
         /// The forward pass's ALiBi bias (ggml takes 0 only).
         max_bias: f32,
     },
+    /// ggml_cross_entropy_loss: src0 logits, src1 labels; dst one F32 value.
+    CrossEntropyLoss,
+    /// ggml_cross_entropy_loss_back: src0 the loss gradient (one value), src1 logits, src2 labels.
+    CrossEntropyLossBack,
     /// ggml_fill: every value of dst (src0's shape) set to `c`.
     Fill {
         /// The value.
@@ -708,6 +712,8 @@ impl Op {
             Op::CountEqual => "COUNT_EQUAL",
             Op::RmsNormBack { .. } => "RMS_NORM_BACK",
             Op::SoftMaxBack { .. } => "SOFT_MAX_BACK",
+            Op::CrossEntropyLoss => "CROSS_ENTROPY_LOSS",
+            Op::CrossEntropyLossBack => "CROSS_ENTROPY_LOSS_BACK",
             Op::Fill { .. } => "FILL",
             Op::Tri { .. } => "TRI",
             Op::DiagMaskInf { .. } => "DIAG_MASK_INF",

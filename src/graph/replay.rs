@@ -137,6 +137,8 @@ fn op_words(op: &Op, out: &mut Vec<u32>) {
         | Op::OptStepSgd
         | Op::GetRowsBack
         | Op::CountEqual
+        | Op::CrossEntropyLoss
+        | Op::CrossEntropyLossBack
         | Op::RwkvWkv6
         | Op::RwkvWkv7
         | Op::MulMat

@@ -8,6 +8,7 @@ pub mod conv2d;
 pub mod coopmat;
 pub mod count_equal;
 pub mod cpy;
+pub mod cross_entropy;
 pub mod cumsum;
 pub mod fill;
 pub mod flash_attn;
@@ -72,6 +73,7 @@ pub fn check(node: &Node) -> Result<()> {
         Op::Acc { .. } | Op::Set { .. } => acc::check(node),
         Op::OptStepAdamw | Op::OptStepSgd => optim::check(node),
         Op::GetRowsBack => rows_back::check(node),
+        Op::CrossEntropyLoss | Op::CrossEntropyLossBack => cross_entropy::check(node),
         Op::RmsNormBack { .. } | Op::SoftMaxBack { .. } => row_back::check(node),
         Op::CountEqual => count_equal::check(node),
         Op::Conv2d { .. }
@@ -154,6 +156,7 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         Op::Acc { .. } | Op::Set { .. } => acc::record(rec, node),
         Op::OptStepAdamw | Op::OptStepSgd => optim::record(rec, node),
         Op::GetRowsBack => rows_back::record(rec, node),
+        Op::CrossEntropyLoss | Op::CrossEntropyLossBack => cross_entropy::record(rec, node),
         Op::RmsNormBack { .. } | Op::SoftMaxBack { .. } => row_back::record(rec, node),
         Op::CountEqual => count_equal::record(rec, node),
         Op::Conv2d { .. }
