@@ -69,6 +69,7 @@ const VARIANTS: &[(&str, &str, Defines)] = &[
     ("flash_attn_cm_d128", "flash_attn_cm.comp", &[("D", "128u")]),
     ("mul_mat_cmq_q8_0", "mul_mat_cmq.comp", &[("A_Q8_0", "1")]),
     ("rope_f32", "rope.comp", &[]),
+    ("rope_f16", "rope.comp", &[("X_F16", "1")]),
     // -- elementwise: binary, unary, glu, cpy --
     ("binary_f32", "binary.comp", &[]),
     ("binary_f16", "binary.comp", &[("A_F16", "1"), ("B_F16", "1"), ("D_F16", "1")]),
@@ -204,6 +205,29 @@ const VARIANTS: &[(&str, &str, Defines)] = &[
     ("pool_f32", "pool.comp", &[]),
     ("upscale_f32", "upscale.comp", &[]),
     ("conv_transpose_1d", "conv_transpose_1d.comp", &[]),
+    ("conv_2d_f32", "conv_direct.comp", &[]),
+    ("conv_2d_f16", "conv_direct.comp", &[("K_F16", "1")]),
+    ("conv_3d_f32", "conv_direct.comp", &[("CONV3D", "1")]),
+    ("conv_3d_f16", "conv_direct.comp", &[("CONV3D", "1"), ("K_F16", "1")]),
+    ("conv_transpose_2d_f32", "conv_transpose_2d.comp", &[]),
+    ("conv_transpose_2d_f16", "conv_transpose_2d.comp", &[("K_F16", "1")]),
+    ("timestep_embedding", "timestep_embedding.comp", &[]),
+    ("mask_f32", "mask.comp", &[]),
+    ("mask_f16", "mask.comp", &[("X_F16", "1")]),
+    ("acc", "acc.comp", &[]),
+    ("optim", "optim.comp", &[]),
+    ("get_rows_back_f32", "get_rows_back.comp", &[]),
+    ("get_rows_back_f16", "get_rows_back.comp", &[("S_F16", "1")]),
+    ("count_equal", "count_equal.comp", &[]),
+    ("row_back", "row_back.comp", &[]),
+    ("cross_entropy", "cross_entropy.comp", &[]),
+    // -- recurrent models --
+    ("ssm_conv", "ssm_conv.comp", &[]),
+    ("ssm_scan", "ssm_scan.comp", &[]),
+    ("rwkv_wkv6", "wkv.comp", &[]),
+    ("gated_linear_attn", "wkv.comp", &[("GLA", "1")]),
+    ("rwkv_wkv7", "wkv7.comp", &[]),
+    ("gated_delta_net", "gated_delta_net.comp", &[]),
 ];
 
 /// Generic dequantizing kernels: (kernel name, source file, defines), compiled once per `shaders/dequant/*.glsl`.

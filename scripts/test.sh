@@ -124,6 +124,12 @@ OPS+=,FLOOR,CEIL,ROUND,TRUNC,SQR,SQRT,SIN,COS,LOG,CLAMP,LEAKY_RELU,REGLU,GEGLU,G
 OPS+=,SUB,DIV,NORM,L2_NORM,L2_NORM_BATCH,GROUP_NORM,SUM,SUM_ROWS,MEAN,ARGMAX,ADD_ID
 # Multimodal projectors and audio encoders (about 30 s on lavapipe for these 2,760 cases).
 OPS+=,REPEAT,CONCAT,PAD,PAD_REFLECT_1D,ROLL,ARANGE,CUMSUM,IM2COL,IM2COL_3D,POOL_1D,POOL_2D,UPSCALE,CONV_TRANSPOSE_1D
+# Diffusion / vision / audio convolutions (CONV_2D in a named subset below), recurrent models, and the simple and
+# training-side ops (about 60 s together on lavapipe).
+OPS+=,CONV_2D_DW,CONV_3D,CONV_TRANSPOSE_2D,TIMESTEP_EMBEDDING
+OPS+=,SSM_CONV,SSM_CONV_BIAS_SILU,SSM_SCAN,SSM_SCAN_ROLLBACK,RWKV_WKV6,RWKV_WKV7,GATED_LINEAR_ATTN,GATED_DELTA_NET
+OPS+=,GATED_DELTA_NET_CACHE_FUSION,FILL,TRI,DIAG_MASK_INF,ACC,SET,SWIGLU_OAI,XIELU,SILU_BACK,OPT_STEP_ADAMW,OPT_STEP_SGD
+OPS+=,GET_ROWS_BACK,COUNT_EQUAL,SWIGLU_CLAMP,RMS_NORM_BACK,SOFT_MAX_BACK,CROSS_ENTROPY_LOSS,CROSS_ENTROPY_LOSS_BACK
 GGML_BACKEND_PATH="$GGVK_LIB" "$BIN/test-backend-ops" -b GGVK0 -j 2 -o "$OPS" 2>&1 | tee "$LOGS/test-backend-ops.log" \
   | grep -aE "tests passed|FAIL|Backend GGVK0" || true
 line=$(grep -aoE '[0-9]+/[0-9]+ tests passed' "$LOGS/test-backend-ops.log" | tail -n 1)
@@ -132,6 +138,20 @@ if [ -z "$line" ] || [ "$ok" != "$total" ] || grep -aq "FAIL" "$LOGS/test-backen
   echo "test-backend-ops failed ($line)"; exit 1
 fi
 echo "test-backend-ops: $line, $(grep -ac 'not supported' "$LOGS/test-backend-ops.log") cases reported unsupported"
+passed=$((passed + ok))
+
+step "test-backend-ops -b GGVK0 -o CONV_2D,ROPE_BACK, named subset (validation layer on)"
+# CONV_2D: every case but the four 256x256x192-channel ones (5.5 minutes of the 6 on lavapipe; 2028 of 2030
+# cases, about 1 minute). ROPE_BACK: every mode, type and option at the model shapes, not the 8192- and
+# 2457-token ones (ROPE runs them all above; the backward kernel is the forward one with the sine negated).
+SUB_CASES='ne_input=\[(1|141|19|13),|ne_a=\[(128|64|80),[0-9]+,2,'
+GGML_BACKEND_PATH="$GGVK_LIB" "$BIN/test-backend-ops" -b GGVK0 -j 2 -o CONV_2D,ROPE_BACK -p "$SUB_CASES" 2>&1 \
+  | tee "$LOGS/test-backend-ops-conv2d.log" | grep -aE "tests passed|FAIL" || true
+line=$(grep -aoE '[0-9]+/[0-9]+ tests passed' "$LOGS/test-backend-ops-conv2d.log" | tail -n 1)
+read -r ok total < <(echo "$line" | awk -F'[/ ]' '{print $1, $2}')
+if [ -z "$line" ] || [ "$ok" != "$total" ] || [ "$total" = 0 ] || grep -aq "FAIL" "$LOGS/test-backend-ops-conv2d.log"; then
+  echo "test-backend-ops CONV_2D,ROPE_BACK failed ($line)"; exit 1
+fi
 passed=$((passed + ok))
 
 step "test-backend-ops -b GGVK0 -o FLASH_ATTN_EXT, named subset (every K/V type and head size; validation layer on)"

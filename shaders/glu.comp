@@ -27,8 +27,8 @@ layout(push_constant) uniform Push {
     uvec4 s_u;
     uvec4 s_d;
     uint g_off; uint u_off; uint d_off; uint n;
-    uint g_mode; uint u_mode; uint d_mode; uint pad0; // layout modes (elementwise.glsl)
-    uint g_rs; uint u_rs; uint d_rs; uint pad1;       // row strides for MODE_ROWS
+    uint g_mode; uint u_mode; uint d_mode; float alpha; // layout modes (elementwise.glsl); SWIGLU_OAI's alpha
+    uint g_rs; uint u_rs; uint d_rs; float limit;      // row strides for MODE_ROWS; SWIGLU_OAI's limit
 } pc;
 
 #include "activations.glsl"
@@ -42,6 +42,22 @@ float glu(float x, float g) {
     case 2u: return x <= -10.0 ? 0.0 : (x >= 10.0 ? x * g : via_f16(gelu_tanh(via_f16(x))) * g);
     case 3u: return gelu_erf(x) * g;
     case 4u: return gelu_quick_table(x) * g;
+    // SWIGLU_OAI: the gate capped at limit, up clamped to [-limit, limit], x sigmoid(alpha x) (y + 1).
+    case 5u: {
+        const float xc = min(x, pc.limit);
+        const float yc = clamp(g, -pc.limit, pc.limit);
+        return xc / (1.0 + exp(pc.alpha * (-xc))) * (yc + 1.0);
+    }
+    // SWIGLU_CLAMP: the gate capped at limit, up clamped to [-limit, limit], silu(gate) up.
+    case 7u: {
+        const float xc = min(x, pc.limit);
+        return xc / (1.0 + exp(-xc)) * clamp(g, -pc.limit, pc.limit);
+    }
+    // SILU_BACK: src0 the gradient dy (here x), src1 the forward input (here g).
+    case 6u: {
+        const float s = 1.0 / (1.0 + exp(-g));
+        return x * s * (1.0 + g * (1.0 - s));
+    }
     default: return silu(x) * g;
     }
 }

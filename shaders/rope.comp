@@ -1,48 +1,131 @@
 #version 450
-// ggml_rope_ext for f32: rotate pairs of each row by theta = pos * theta_scale^(i0/2) (optionally divided by a
-// frequency factor), with YaRN interpolation/extrapolation mixing; dims past n_dims are copied.
-// Normal mode rotates (x[i0], x[i0+1]); NeoX mode rotates (x[i0/2], x[i0/2 + n_dims/2]).
-// One thread per pair; x = pair, y (+ z overflow) = row (i1 + ne1 * (i2 + ne2 * i3)).
+// ggml_rope_ext / ggml_rope_multi (and their _back: the sine negated) for F32 or F16 (define X_F16: src0 and dst
+// both F16, arithmetic in f32). Each row rotates pairs by theta = pos * theta_scale^q (q the pair's index among
+// the rotated channels, optionally divided by a frequency factor) with YaRN interpolation/extrapolation mixing.
+// Modes (ggml's GGML_ROPE_TYPE_*):
+//   0 normal: pairs (i0, i0 + 1) of channels [n_offs, n_offs + n_dims); other channels copied.
+//   2 neox:   pairs (n_offs + q, n_offs + q + n_dims/2); other channels copied.
+//   8 mrope, 40 imrope: neox pairs; each q takes one of four positions (t, h, w, e: pos[i2 + k * ne2]) by its
+//             sector q % (sum of the sections): contiguous sections (mrope) or interleaved t, h, w (imrope).
+//   24 vision: every channel rotated, pairs (q, q + n_dims) for q < n_dims = ne0/2; sections as mrope, but each
+//             section's exponent counts from the start of its section (where ggml resets its running theta).
+// One thread per pair of channels; x = pair (ne0/2 of them), y (+ z overflow) = row i1 + ne1 * (i2 + ne2 * i3).
 #include "common.glsl"
 
 layout(local_size_x = 64, local_size_y = 1, local_size_z = 1) in;
 
+#ifdef X_F16
+layout(binding = 0) readonly buffer X { uint16_t x[]; };
+layout(binding = 3) writeonly buffer D { uint16_t d[]; };
+#include "half_bits.glsl"
+#define LOAD(i) uintBitsToFloat(half_to_float_bits(uint(x[i])))
+#define STORE(i, v) d[i] = uint16_t(float_bits_to_half(floatBitsToUint(v)))
+#else
 layout(binding = 0) readonly buffer X { float x[]; };
+layout(binding = 3) writeonly buffer D { float d[]; };
+#define LOAD(i) x[i]
+#define STORE(i, v) d[i] = (v)
+#endif
 layout(binding = 1) readonly buffer P { int pos[]; };
 layout(binding = 2) readonly buffer F { float ff[]; };
-layout(binding = 3) writeonly buffer D { float d[]; };
 
+// Mirrors ops::rope::RopePush.
 layout(push_constant) uniform Push {
     uint ne0; uint ne1; uint ne2; uint ne3;
-    uint n_dims; uint neox; uint has_ff; uint rows;
+    uint n_dims; uint mode; uint has_ff; uint rows;
     uint x_off; uint x_s1; uint x_s2; uint x_s3;
     uint d_off; uint d_s1; uint d_s2; uint d_s3;
-    uint p_off; uint f_off; uint n_offs; uint pad1;
+    uint p_off; uint f_off; uint n_offs; float sin_sign;
     float theta_scale; float freq_scale; float ext_factor; float attn_factor;
-    float corr0; float corr1; float pad2; float pad3;
+    float corr0; float corr1; uint sect01; uint sect23;
 } pc;
 
+#define MODE_NORMAL 0u
+#define MODE_NEOX 2u
+#define MODE_MROPE 8u
+#define MODE_VISION 24u
+#define MODE_IMROPE 40u
+
+// Position and exponent of pair q under the multi-section modes.
+void multi_section(uint q, uint i2, out float p, out float e) {
+    const uint s0 = pc.sect01 & 0xFFFFu;
+    const uint s1 = pc.sect01 >> 16;
+    const uint s2 = pc.sect23 & 0xFFFFu;
+    const uint s3 = pc.sect23 >> 16;
+    const uint total = s0 + s1 + s2 + s3;
+    const uint sector = q % total;
+    const uint sec_w = s0 + s1;
+    const uint sec_e = sec_w + s2;
+    uint k; // 0 t, 1 h, 2 w, 3 e
+    if (pc.mode == MODE_IMROPE) {
+        if (sector % 3u == 1u && sector < 3u * s1) {
+            k = 1u;
+        } else if (sector % 3u == 2u && sector < 3u * s2) {
+            k = 2u;
+        } else if (sector % 3u == 0u && sector < 3u * s0) {
+            k = 0u;
+        } else {
+            k = 3u;
+        }
+    } else {
+        k = sector < s0 ? 0u : (sector < sec_w ? 1u : (sector < sec_e ? 2u : 3u));
+    }
+    p = float(pos[pc.p_off + i2 + k * pc.ne2]);
+    e = float(q);
+    if (pc.mode == MODE_VISION) {
+        // ggml resets section k's running theta where its sector starts, unless an earlier test of the same
+        // sector value (t at 0, then h, w, e) claims that reset; a section never reset counts from q = 0.
+        const uint start = k == 0u ? 0u : (k == 1u ? s0 : (k == 2u ? sec_w : sec_e));
+        bool reset = true;
+        if (k == 1u) { reset = s0 != 0u; }
+        if (k == 2u) { reset = sec_w != 0u && sec_w != s0; }
+        if (k == 3u) { reset = sec_e != 0u && sec_e != s0 && sec_e != sec_w; }
+        if (reset) {
+            e = float(sector - start);
+        }
+    }
+}
+
 void main() {
-    const uint p = gl_GlobalInvocationID.x;
+    const uint pr = gl_GlobalInvocationID.x;
     const uint row = gl_WorkGroupID.y + gl_WorkGroupID.z * gl_NumWorkGroups.y;
-    if (2 * p >= pc.ne0 || row >= pc.rows) { return; }
+    if (2u * pr >= pc.ne0 || row >= pc.rows) { return; }
     const uint i1 = row % pc.ne1;
     const uint i2 = (row / pc.ne1) % pc.ne2;
     const uint i3 = row / (pc.ne1 * pc.ne2);
     const uint xb = pc.x_off + i1 * pc.x_s1 + i2 * pc.x_s2 + i3 * pc.x_s3;
     const uint db = pc.d_off + i1 * pc.d_s1 + i2 * pc.d_s2 + i3 * pc.d_s3;
-    const uint i0 = 2 * p;
-    // Channels [n_offs, n_offs + n_dims) are rotated (ggml_rope_set_offset); the rest are copied.
-    if (i0 < pc.n_offs || i0 >= pc.n_offs + pc.n_dims) {
-        const float v0 = x[xb + i0];
-        const float v1 = x[xb + i0 + 1];
-        d[db + i0] = v0;
-        d[db + i0 + 1] = v1;
-        return;
+    const uint i0 = 2u * pr;
+    uint q;
+    uint ia;
+    uint ib;
+    if (pc.mode == MODE_VISION) {
+        q = pr;
+        ia = q;
+        ib = q + pc.n_dims;
+    } else {
+        // Channels [n_offs, n_offs + n_dims) are rotated (ggml_rope_set_offset); the rest are copied.
+        if (i0 < pc.n_offs || i0 >= pc.n_offs + pc.n_dims) {
+            const float v0 = LOAD(xb + i0);
+            const float v1 = LOAD(xb + i0 + 1u);
+            STORE(db + i0, v0);
+            STORE(db + i0 + 1u, v1);
+            return;
+        }
+        q = pr - pc.n_offs / 2u;
+        ia = pc.mode == MODE_NORMAL ? i0 : pc.n_offs + q;
+        ib = pc.mode == MODE_NORMAL ? i0 + 1u : pc.n_offs + q + pc.n_dims / 2u;
     }
-    const uint q = p - pc.n_offs / 2;  // pair index within the rotated channels
-    float theta_extrap = float(pos[pc.p_off + i2]) * pow(pc.theta_scale, float(q));
-    if (pc.has_ff != 0) { theta_extrap /= ff[pc.f_off + q]; }
+    float p;
+    float e;
+    if (pc.mode == MODE_NORMAL || pc.mode == MODE_NEOX) {
+        p = float(pos[pc.p_off + i2]);
+        e = float(q);
+    } else {
+        multi_section(q, i2, p, e);
+    }
+    float theta_extrap = p * pow(pc.theta_scale, e);
+    if (pc.has_ff != 0u) { theta_extrap /= ff[pc.f_off + q]; }
     const float theta_interp = pc.freq_scale * theta_extrap;
     float theta = theta_interp;
     float mscale = pc.attn_factor;
@@ -53,11 +136,9 @@ void main() {
         mscale *= 1.0 + 0.1 * log(1.0 / pc.freq_scale);
     }
     const float c = cos(theta) * mscale;
-    const float s = sin(theta) * mscale;
-    const uint ia = pc.neox != 0 ? pc.n_offs + q : i0;
-    const uint ib = pc.neox != 0 ? pc.n_offs + q + pc.n_dims / 2 : i0 + 1;
-    const float x0 = x[xb + ia];
-    const float x1 = x[xb + ib];
-    d[db + ia] = x0 * c - x1 * s;
-    d[db + ib] = x0 * s + x1 * c;
+    const float s = sin(theta) * mscale * pc.sin_sign;
+    const float x0 = LOAD(xb + ia);
+    const float x1 = LOAD(xb + ib);
+    STORE(db + ia, x0 * c - x1 * s);
+    STORE(db + ib, x0 * s + x1 * c);
 }

@@ -36,6 +36,7 @@ layout(constant_id = 1) const uint OP = 0;
 #define UOP_LOG 26u
 #define UOP_CLAMP 27u
 #define UOP_LEAKY_RELU 28u
+#define UOP_XIELU 29u
 
 #ifdef X_F16
 layout(binding = 0) readonly buffer A { uint16_t a[]; };
@@ -55,7 +56,7 @@ layout(push_constant) uniform Push {
     uvec4 s_d;
     uint a_off; uint d_off; uint n; uint pad0;
     uint a_mode; uint d_mode; uint a_rs; uint d_rs; // layout modes and row strides (elementwise.glsl)
-    float scale; float bias; float pad1; float pad2;
+    float scale; float bias; float p2; float p3; // XIELU: alpha_n, alpha_p, beta, eps
 } pc;
 
 #include "activations.glsl"
@@ -97,6 +98,8 @@ float apply(float x) {
         return lo > pc.scale ? lo : pc.scale;
     }
     case UOP_LEAKY_RELU: return (x > 0.0 ? x : 0.0) + pc.scale * (x < 0.0 ? x : 0.0);
+    // ggml: alpha_p x^2 + beta x above 0, else (expm1(min(x, eps)) - x) alpha_n + beta x.
+    case UOP_XIELU: return x > 0.0 ? pc.bias * x * x + pc.p2 * x : (expm1_robust(min(x, pc.p3)) - x) * pc.scale + pc.p2 * x;
     default: return x;
     }
 }

@@ -3,9 +3,12 @@
 mod common;
 
 use common::*;
-use ggvk::ops::rope::{RopeParams, ROPE_MODE_NEOX, ROPE_MODE_NORMAL};
+use ggvk::ops::rope::{
+    RopeParams, ROPE_MODE_IMROPE, ROPE_MODE_MROPE, ROPE_MODE_NEOX, ROPE_MODE_NORMAL, ROPE_MODE_VISION,
+};
 use ggvk::quant::{self, GgmlType};
 use ggvk::{Error, Graph, Tensor};
+use half::f16;
 
 const TYPES: [GgmlType; 4] = [GgmlType::F32, GgmlType::F16, GgmlType::Q4_0, GgmlType::Q8_0];
 
@@ -288,6 +291,149 @@ fn rope_modes_partial_dims_yarn_freq_factors() {
         }
     }
     assert_eq!(cases, 16);
+    assert_no_validation_errors();
+}
+
+/// CPU reference of ggml_rope_multi (and _back) for one contiguous tensor: per position a table of (cos, sin) for
+/// every pair, theta advanced by multiplication as ggml's CPU backend does, each section's theta reset at its
+/// start in vision mode.
+fn ref_rope_multi(x: &[f32], ne: [i64; 4], pos: &[i32], ff: Option<&[f32]>, p: &RopeParams) -> Vec<f32> {
+    let mut out = x.to_vec();
+    let corr = p.corr_dims();
+    let theta_scale = p.theta_scale();
+    let n_dims = p.n_dims as usize;
+    let ne0 = ne[0] as usize;
+    let ne2 = ne[2] as usize;
+    let s = p.sections.map(|v| v as usize);
+    let total = s.iter().sum::<usize>();
+    let vision = p.mode == ROPE_MODE_VISION;
+    let sign = if p.back { -1.0 } else { 1.0 };
+    for row in 0..(ne[1] * ne[2] * ne[3]) as usize {
+        let i2 = (row / ne[1] as usize) % ne2;
+        let base = row * ne0;
+        let bases: [f32; 4] = std::array::from_fn(|k| pos[i2 + k * ne2] as f32);
+        let mut th = bases;
+        let pairs = if vision { n_dims } else { n_dims / 2 };
+        for q in 0..pairs {
+            let sector = q % total;
+            if vision {
+                if sector == 0 {
+                    th[0] = bases[0];
+                } else if sector == s[0] {
+                    th[1] = bases[1];
+                } else if sector == s[0] + s[1] {
+                    th[2] = bases[2];
+                } else if sector == s[0] + s[1] + s[2] {
+                    th[3] = bases[3];
+                }
+            }
+            let k = if p.mode == ROPE_MODE_IMROPE {
+                if sector % 3 == 1 && sector < 3 * s[1] {
+                    1
+                } else if sector % 3 == 2 && sector < 3 * s[2] {
+                    2
+                } else if sector % 3 == 0 && sector < 3 * s[0] {
+                    0
+                } else {
+                    3
+                }
+            } else if sector < s[0] {
+                0
+            } else if sector < s[0] + s[1] {
+                1
+            } else if sector < s[0] + s[1] + s[2] {
+                2
+            } else {
+                3
+            };
+            let te = th[k] / ff.map(|f| f[q]).unwrap_or(1.0);
+            let ti = p.freq_scale * te;
+            let mut t = ti;
+            let mut ms = p.attn_factor;
+            if p.ext_factor != 0.0 {
+                let y = (q as f32 - corr[0]) / (corr[1] - corr[0]).max(0.001);
+                let mix = (1.0 - y.clamp(0.0, 1.0)) * p.ext_factor;
+                t = ti * (1.0 - mix) + te * mix;
+                ms *= 1.0 + 0.1 * (1.0 / p.freq_scale).ln();
+            }
+            let (c, sn) = (t.cos() * ms, t.sin() * ms * sign);
+            let (ia, ib) = if vision { (q, q + n_dims) } else { (q, q + n_dims / 2) };
+            let (x0, x1) = (x[base + ia], x[base + ib]);
+            out[base + ia] = x0 * c - x1 * sn;
+            out[base + ib] = x0 * sn + x1 * c;
+            for v in &mut th {
+                *v *= theta_scale;
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn rope_multi_section_vision_f16_and_back() {
+    let be = backend();
+    let mut rng = Rng::new(17);
+    let yarn =
+        RopeParams { freq_scale: 0.7, ext_factor: 0.75, n_ctx_orig: 512, attn_factor: 1.4, ..RopeParams::default() };
+    let mut cases = 0;
+    for (mode, ne, n_dims, sections) in [
+        (ROPE_MODE_MROPE, [128i64, 3, 4, 1], 128, [42, 42, 42, 0]),
+        (ROPE_MODE_MROPE, [128, 3, 4, 1], 40, [6, 6, 6, 2]),
+        (ROPE_MODE_IMROPE, [128, 3, 4, 1], 128, [24, 20, 20, 0]),
+        (ROPE_MODE_IMROPE, [64, 2, 3, 2], 64, [11, 10, 10, 1]),
+        (ROPE_MODE_VISION, [80, 3, 4, 1], 40, [10, 10, 0, 0]),
+        (ROPE_MODE_VISION, [48, 2, 3, 1], 24, [5, 0, 4, 3]),
+    ] {
+        for ty in [GgmlType::F32, GgmlType::F16] {
+            for back in [false, true] {
+                for (with_ff, base) in [(false, RopeParams::default()), (true, yarn)] {
+                    let p = RopeParams { mode, n_dims, sections, back, ..base };
+                    let n = ne.iter().product::<i64>() as usize;
+                    let mut xv = rng.vec(n);
+                    if ty == GgmlType::F16 {
+                        xv = xv.iter().map(|&v| f16::from_f32(v).to_f32()).collect();
+                    }
+                    let pos: Vec<i32> = (0..ne[2] * 4).map(|_| rng.below(200) as i32).collect();
+                    let n_ff = if mode == ROPE_MODE_VISION { n_dims } else { n_dims / 2 };
+                    let ffv: Vec<f32> = (0..n_ff).map(|_| 1.0 + rng.f32().abs() * 3.0).collect();
+                    let x = upload(&be, ty, ne, &to_type(ty, &xv));
+                    let pos_bytes: Vec<u8> = pos.iter().flat_map(|v| v.to_ne_bytes()).collect();
+                    let pt = upload(&be, GgmlType::I32, [ne[2] * 4, 1, 1, 1], &pos_bytes);
+                    let ft = upload(&be, GgmlType::F32, [i64::from(n_ff), 1, 1, 1], &f32_bytes(&ffv));
+                    let d = upload(&be, ty, ne, &to_type(ty, &vec![0.0; n]));
+                    let mut g = Graph::new();
+                    g.rope(&x, &pt, with_ff.then_some(&ft), &d, p).unwrap();
+                    be.compute(&g).unwrap();
+                    let mut raw = vec![0u8; d.nbytes() as usize];
+                    d.read(0, &mut raw).unwrap();
+                    let got = quant::dequantize_to_f32(ty, &raw, n).unwrap();
+                    let want = ref_rope_multi(&xv, ne, &pos, with_ff.then_some(&ffv[..]), &p);
+                    let tol = if ty == GgmlType::F16 { 2e-3 } else { 1e-4 };
+                    for i in 0..n {
+                        assert!(
+                            (got[i] - want[i]).abs() < tol * (1.0 + want[i].abs()),
+                            "mode {mode} {} back {back} ff {with_ff}: element {i}: {} vs {}",
+                            ty.name(),
+                            got[i],
+                            want[i]
+                        );
+                    }
+                    cases += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(cases, 48);
+    // Shapes ggml refuses are declined, not run.
+    let x = upload(&be, GgmlType::F32, [80, 2, 2, 1], &[0u8; 80 * 4 * 4]);
+    let pt = upload(&be, GgmlType::I32, [8, 1, 1, 1], &[0u8; 32]);
+    let d = output(&be, [80, 2, 2, 1]);
+    let bad = RopeParams { mode: ROPE_MODE_VISION, n_dims: 20, sections: [5, 5, 0, 0], ..RopeParams::default() };
+    assert!(Graph::new().rope(&x, &pt, None, &d, bad).is_err());
+    let bad = RopeParams { mode: ROPE_MODE_MROPE, n_dims: 40, sections: [0; 4], ..RopeParams::default() };
+    assert!(Graph::new().rope(&x, &pt, None, &d, bad).is_err());
+    let bad = RopeParams { mode: 4, n_dims: 40, ..RopeParams::default() };
+    assert!(Graph::new().rope(&x, &pt, None, &d, bad).is_err());
     assert_no_validation_errors();
 }
 

@@ -653,7 +653,7 @@ fn rope_params(name: &str, p: &ggvk_rope_params) -> Result<RopeParams> {
         attn_factor: p.attn_factor,
         beta_fast: p.beta_fast,
         beta_slow: p.beta_slow,
-        n_offs: 0,
+        ..RopeParams::default()
     })
 }
 

@@ -112,9 +112,9 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
             softcap: f32_param(tr, 2),
             prec: tr.op_params[3],
         },
-        sys::GGML_OP_ROPE => {
+        sys::GGML_OP_ROPE | sys::GGML_OP_ROPE_BACK => {
             let p = &tr.op_params;
-            // Multi-section (mrope/vision) modes carry sections in params 11..15; only normal and neox map here.
+            // Multi-section (mrope/imrope/vision) modes carry their sections in params 11..15.
             Op::Rope(RopeParams {
                 n_dims: p[1],
                 mode: p[2],
@@ -126,8 +126,16 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
                 beta_fast: f32_param(tr, 9),
                 beta_slow: f32_param(tr, 10),
                 n_offs: p[15],
+                sections: [p[11], p[12], p[13], p[14]],
+                back: tr.op == sys::GGML_OP_ROPE_BACK,
             })
         }
+        sys::GGML_OP_UNARY if tr.op_params[0] == sys::GGML_UNARY_OP_XIELU => Op::Xielu {
+            alpha_n: f32_param(tr, 1),
+            alpha_p: f32_param(tr, 2),
+            beta: f32_param(tr, 3),
+            eps: f32_param(tr, 4),
+        },
         sys::GGML_OP_UNARY => Op::Unary(match tr.op_params[0] {
             sys::GGML_UNARY_OP_SILU => UnaryOp::Silu,
             sys::GGML_UNARY_OP_ABS => UnaryOp::Abs,
@@ -159,6 +167,12 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
         sys::GGML_OP_LOG => Op::Unary(UnaryOp::Log),
         sys::GGML_OP_CLAMP => Op::Clamp { min: f32_param(tr, 0), max: f32_param(tr, 1) },
         sys::GGML_OP_LEAKY_RELU => Op::LeakyRelu { slope: f32_param(tr, 0) },
+        sys::GGML_OP_GLU if tr.op_params[0] == sys::GGML_GLU_OP_SWIGLU_OAI => {
+            Op::SwigluOai { swapped: tr.op_params[1] != 0, alpha: f32_param(tr, 2), limit: f32_param(tr, 3) }
+        }
+        sys::GGML_OP_GLU if tr.op_params[0] == sys::GGML_GLU_OP_SWIGLU_CLAMP => {
+            Op::SwigluClamp { swapped: tr.op_params[1] != 0, limit: f32_param(tr, 3) }
+        }
         sys::GGML_OP_GLU => {
             let op = match tr.op_params[0] {
                 sys::GGML_GLU_OP_SWIGLU => GluOp::SwiGlu,
@@ -221,6 +235,55 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
             let p = &tr.op_params;
             Op::ConvTranspose1d { s0: p[0], p0: p[1], d0: p[2] }
         }
+        sys::GGML_OP_CONV_2D | sys::GGML_OP_CONV_2D_DW => {
+            let p = &tr.op_params;
+            let (s, pd, d) = ([p[0], p[1]], [p[2], p[3]], [p[4], p[5]]);
+            if tr.op == sys::GGML_OP_CONV_2D {
+                Op::Conv2d { s, p: pd, d }
+            } else {
+                Op::Conv2dDw { s, p: pd, d }
+            }
+        }
+        sys::GGML_OP_CONV_3D => {
+            let p = &tr.op_params;
+            Op::Conv3d {
+                s: [p[0], p[1], p[2]],
+                p: [p[3], p[4], p[5]],
+                d: [p[6], p[7], p[8]],
+                ic: p[9],
+                n: p[10],
+                oc: p[11],
+            }
+        }
+        sys::GGML_OP_CONV_TRANSPOSE_2D => Op::ConvTranspose2d { stride: tr.op_params[0] },
+        sys::GGML_OP_TIMESTEP_EMBEDDING => Op::TimestepEmbedding { dim: tr.op_params[0], max_period: tr.op_params[1] },
+        sys::GGML_OP_SILU_BACK => Op::SiluBack,
+        sys::GGML_OP_OPT_STEP_ADAMW => Op::OptStepAdamw,
+        sys::GGML_OP_OPT_STEP_SGD => Op::OptStepSgd,
+        sys::GGML_OP_GET_ROWS_BACK => Op::GetRowsBack,
+        sys::GGML_OP_CROSS_ENTROPY_LOSS => Op::CrossEntropyLoss,
+        sys::GGML_OP_CROSS_ENTROPY_LOSS_BACK => Op::CrossEntropyLossBack,
+        sys::GGML_OP_RMS_NORM_BACK => Op::RmsNormBack { eps: f32_param(tr, 0) },
+        sys::GGML_OP_SOFT_MAX_BACK => Op::SoftMaxBack { scale: f32_param(tr, 0), max_bias: f32_param(tr, 1) },
+        sys::GGML_OP_COUNT_EQUAL => Op::CountEqual,
+        sys::GGML_OP_FILL => Op::Fill { c: f32_param(tr, 0) },
+        sys::GGML_OP_TRI => Op::Tri { ty: tr.op_params[0] },
+        sys::GGML_OP_DIAG_MASK_INF => Op::DiagMaskInf { n_past: tr.op_params[0] },
+        sys::GGML_OP_ACC | sys::GGML_OP_SET => {
+            let p = &tr.op_params;
+            let (nb, offset) = ([p[0], p[1], p[2]], p[3]);
+            if tr.op == sys::GGML_OP_ACC {
+                Op::Acc { nb, offset }
+            } else {
+                Op::Set { nb, offset }
+            }
+        }
+        sys::GGML_OP_SSM_CONV => Op::SsmConv,
+        sys::GGML_OP_SSM_SCAN => Op::SsmScan { k: tr.op_params[0] },
+        sys::GGML_OP_RWKV_WKV6 => Op::RwkvWkv6,
+        sys::GGML_OP_GATED_LINEAR_ATTN => Op::GatedLinearAttn { scale: f32_param(tr, 0) },
+        sys::GGML_OP_RWKV_WKV7 => Op::RwkvWkv7,
+        sys::GGML_OP_GATED_DELTA_NET => Op::GatedDeltaNet { k: tr.op_params[0] },
         other => return Err(Error::unsupported(format!("ggml op {other}"))),
     };
     // Sources in ggml's order. CPY's second and SET_ROWS's third source are the destination the node views,
@@ -229,13 +292,35 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
         Op::Arange { .. } => 0,
         Op::Cpy => 1,
         Op::MulMat | Op::Add | Op::Mul | Op::Sub | Op::Div | Op::GetRows | Op::SetRows => 2,
-        Op::Rope(_) | Op::SoftMax { .. } | Op::MulMatId | Op::AddId => 3,
-        Op::Glu { .. } | Op::Concat { .. } | Op::Im2Col { .. } | Op::Im2Col3d { .. } | Op::ConvTranspose1d { .. } => 2,
-        Op::FlashAttnExt { .. } => 5,
+        Op::Rope(_) | Op::SoftMax { .. } | Op::MulMatId | Op::AddId | Op::OptStepSgd | Op::CrossEntropyLossBack => 3,
+        Op::Glu { .. }
+        | Op::SwigluOai { .. }
+        | Op::SwigluClamp { .. }
+        | Op::SiluBack
+        | Op::Concat { .. }
+        | Op::Im2Col { .. }
+        | Op::Im2Col3d { .. }
+        | Op::ConvTranspose1d { .. } => 2,
+        Op::FlashAttnExt { .. } | Op::GatedLinearAttn { .. } | Op::OptStepAdamw => 5,
+        Op::SsmConv
+        | Op::GetRowsBack
+        | Op::CountEqual
+        | Op::CrossEntropyLoss
+        | Op::RmsNormBack { .. }
+        | Op::SoftMaxBack { .. }
+        | Op::Acc { .. }
+        | Op::Set { .. }
+        | Op::Conv2d { .. }
+        | Op::Conv2dDw { .. }
+        | Op::Conv3d { .. }
+        | Op::ConvTranspose2d { .. } => 2,
+        Op::RwkvWkv6 | Op::GatedDeltaNet { .. } => 6,
+        Op::SsmScan { .. } | Op::RwkvWkv7 => 7,
         Op::Scale { .. }
         | Op::Unary(_)
         | Op::Clamp { .. }
         | Op::LeakyRelu { .. }
+        | Op::Xielu { .. }
         | Op::RmsNorm { .. }
         | Op::Norm { .. }
         | Op::L2Norm { .. }
@@ -253,7 +338,11 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
         | Op::Cumsum
         | Op::Pool1d { .. }
         | Op::Pool2d { .. }
-        | Op::Upscale { .. } => 1,
+        | Op::Upscale { .. }
+        | Op::Fill { .. }
+        | Op::Tri { .. }
+        | Op::DiagMaskInf { .. }
+        | Op::TimestepEmbedding { .. } => 1,
     };
     let mut src = Vec::with_capacity(n_src);
     for (i, &s) in tr.src.iter().take(n_src).enumerate() {

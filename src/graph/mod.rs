@@ -191,7 +191,8 @@ impl Tensor {
 pub enum Op {
     /// `dst = src0 x src1^T` (ggml_mul_mat): src0 the weights `[K, M, ...]`, src1 `[K, N, ...]`, dst `[M, N, ...]`.
     MulMat,
-    /// ggml_rope_ext: src0 x, src1 positions (I32), optional src2 frequency factors.
+    /// ggml_rope_ext / ggml_rope_multi (or their _back): src0 x, src1 positions (I32), optional src2 frequency
+    /// factors.
     Rope(RopeParams),
     /// `dst = src0 + src1`, src1 broadcast (repeated) over src0 as ggml_add does.
     Add,
@@ -400,6 +401,162 @@ pub enum Op {
         /// Dilation (ggml allows 1 only).
         d0: i32,
     },
+    /// ggml_conv_2d_direct: src0 the kernel `[KW, KH, IC, OC]`, src1 the input `[W, H, IC, N]`.
+    Conv2d {
+        /// Strides (width, height).
+        s: [i32; 2],
+        /// Padding (width, height).
+        p: [i32; 2],
+        /// Dilation (width, height).
+        d: [i32; 2],
+    },
+    /// ggml_conv_2d_dw_direct: src0 the kernel `[KW, KH, 1, C]`, src1 the input `[W, H, C, N]`.
+    Conv2dDw {
+        /// Strides (width, height).
+        s: [i32; 2],
+        /// Padding (width, height).
+        p: [i32; 2],
+        /// Dilation (width, height).
+        d: [i32; 2],
+    },
+    /// ggml_conv_3d_direct: src0 the kernel `[KW, KH, KD, IC * OC]`, src1 the input `[W, H, D, IC * N]`.
+    Conv3d {
+        /// Strides (width, height, depth).
+        s: [i32; 3],
+        /// Padding (width, height, depth).
+        p: [i32; 3],
+        /// Dilation (width, height, depth).
+        d: [i32; 3],
+        /// Input channels.
+        ic: i32,
+        /// Batch.
+        n: i32,
+        /// Output channels.
+        oc: i32,
+    },
+    /// ggml_conv_transpose_2d_p0: src0 the kernel `[Kw, Kh, Cout, Cin]`, src1 the input `[Sw, Sh, Cin, N]`.
+    ConvTranspose2d {
+        /// Stride (both dims).
+        stride: i32,
+    },
+    /// ggml_timestep_embedding: src0 the timesteps `[n]`; dst `[dim, n]`.
+    TimestepEmbedding {
+        /// Embedding width.
+        dim: i32,
+        /// Longest period.
+        max_period: i32,
+    },
+    /// ggml_swiglu_oai (GGML_GLU_OP_SWIGLU_OAI): `min(gate, limit) * sigmoid(alpha * min(gate, limit)) *
+    /// (clamp(up, -limit, limit) + 1)`, halves as [`Op::Glu`].
+    SwigluOai {
+        /// Whether the halves are swapped (gate second).
+        swapped: bool,
+        /// Sigmoid slope.
+        alpha: f32,
+        /// Clamp of gate (above) and up (both sides).
+        limit: f32,
+    },
+    /// ggml_xielu (GGML_UNARY_OP_XIELU): `alpha_p x^2 + beta x` for x > 0, else
+    /// `(expm1(min(x, eps)) - x) alpha_n + beta x`, with the parameters as ggml stores them.
+    Xielu {
+        /// Op param 1 (ggml stores beta + softplus of the model's alpha_n).
+        alpha_n: f32,
+        /// Op param 2 (softplus of the model's alpha_p).
+        alpha_p: f32,
+        /// Op param 3.
+        beta: f32,
+        /// Op param 4.
+        eps: f32,
+    },
+    /// ggml_swiglu_clamp (GGML_GLU_OP_SWIGLU_CLAMP): `silu(min(gate, limit)) * clamp(up, -limit, limit)`, halves as
+    /// [`Op::Glu`].
+    SwigluClamp {
+        /// Whether the halves are swapped (gate second).
+        swapped: bool,
+        /// Clamp of gate (above) and up (both sides).
+        limit: f32,
+    },
+    /// ggml_silu_back: src0 the gradient dy, src1 the forward input x (same shape):
+    /// `dy * sigmoid(x) * (1 + x * (1 - sigmoid(x)))`.
+    SiluBack,
+    /// ggml_opt_step_adamw: src0 the weights (updated in place; dst views them), src1 the gradient, src2 and src3
+    /// the moments (updated in place), src4 the 7 AdamW parameters.
+    OptStepAdamw,
+    /// ggml_opt_step_sgd: src0 the weights (updated in place; dst views them), src1 the gradient, src2 alpha and
+    /// weight decay.
+    OptStepSgd,
+    /// ggml_get_rows_back: dst `[nc, rows]` F32, each row the sum of the src0 rows whose id (src1, I32) it is.
+    GetRowsBack,
+    /// ggml_count_equal: the number of equal positions of the I32 src0 and src1, one I64.
+    CountEqual,
+    /// ggml_rms_norm_back: src0 the output gradient dz, src1 the forward input x.
+    RmsNormBack {
+        /// The forward pass's eps.
+        eps: f32,
+    },
+    /// ggml_soft_max_ext_back: src0 the output gradient dy, src1 the forward output y.
+    SoftMaxBack {
+        /// The forward pass's scale.
+        scale: f32,
+        /// The forward pass's ALiBi bias (ggml takes 0 only).
+        max_bias: f32,
+    },
+    /// ggml_cross_entropy_loss: src0 logits, src1 labels; dst one F32 value.
+    CrossEntropyLoss,
+    /// ggml_cross_entropy_loss_back: src0 the loss gradient (one value), src1 logits, src2 labels.
+    CrossEntropyLossBack,
+    /// ggml_fill: every value of dst (src0's shape) set to `c`.
+    Fill {
+        /// The value.
+        c: f32,
+    },
+    /// ggml_tri: src0 where the (i0, i1) predicate of the ggml_tri_type holds, zeros elsewhere.
+    Tri {
+        /// ggml_tri_type (0 upper with diagonal, 1 upper, 2 lower with diagonal, 3 lower).
+        ty: i32,
+    },
+    /// ggml_diag_mask_inf: src0 with -inf where `i0 > n_past + i1`.
+    DiagMaskInf {
+        /// Columns kept on every row.
+        n_past: i32,
+    },
+    /// ggml_acc: src0 with src1 added into the view (byte strides `nb` of dims 1..3, byte `offset`).
+    Acc {
+        /// View strides of dims 1..3 in bytes.
+        nb: [i32; 3],
+        /// View offset in bytes.
+        offset: i32,
+    },
+    /// ggml_set: src0 with src1 written into the view (byte strides `nb` of dims 1..3, byte `offset`).
+    Set {
+        /// View strides of dims 1..3 in bytes.
+        nb: [i32; 3],
+        /// View offset in bytes.
+        offset: i32,
+    },
+    /// ggml_ssm_conv: src0 `sx` `[d_conv - 1 + n_t, d_inner, n_s]`, src1 the kernel `[d_conv, d_inner]`; dst
+    /// `[d_inner, n_t, n_s]`.
+    SsmConv,
+    /// ggml_ssm_scan: src0 states, src1 x, src2 dt, src3 A, src4 B, src5 C, src6 the I32 state ids; dst the
+    /// outputs then `k` sets of states (the final ones, then those 1 .. k-1 tokens before the end).
+    SsmScan {
+        /// Snapshot slots (op param 0; at least 1).
+        k: i32,
+    },
+    /// ggml_rwkv_wkv6: src0 k, src1 v, src2 r, src3 time_faaaa, src4 time_decay, src5 state.
+    RwkvWkv6,
+    /// ggml_gated_linear_attn: src0 k, src1 v, src2 q, src3 g, src4 state.
+    GatedLinearAttn {
+        /// Multiplier of q.
+        scale: f32,
+    },
+    /// ggml_rwkv_wkv7: src0 r, src1 w, src2 k, src3 v, src4 a, src5 b, src6 state.
+    RwkvWkv7,
+    /// ggml_gated_delta_net: src0 q, src1 k, src2 v, src3 g, src4 beta, src5 state.
+    GatedDeltaNet {
+        /// Snapshot slots (op param 0; at least 1).
+        k: i32,
+    },
 }
 
 /// ggml_op_pool values ggvk runs.
@@ -499,6 +656,7 @@ impl Op {
     pub fn name(&self) -> &'static str {
         match self {
             Op::MulMat => "MUL_MAT",
+            Op::Rope(p) if p.back => "ROPE_BACK",
             Op::Rope(_) => "ROPE",
             Op::Add => "ADD",
             Op::Mul => "MUL",
@@ -539,6 +697,34 @@ impl Op {
             Op::Pool2d { .. } => "POOL_2D",
             Op::Upscale { .. } => "UPSCALE",
             Op::ConvTranspose1d { .. } => "CONV_TRANSPOSE_1D",
+            Op::Conv2d { .. } => "CONV_2D",
+            Op::Conv2dDw { .. } => "CONV_2D_DW",
+            Op::Conv3d { .. } => "CONV_3D",
+            Op::ConvTranspose2d { .. } => "CONV_TRANSPOSE_2D",
+            Op::TimestepEmbedding { .. } => "TIMESTEP_EMBEDDING",
+            Op::SwigluOai { .. } => "SWIGLU_OAI",
+            Op::Xielu { .. } => "XIELU",
+            Op::SiluBack => "SILU_BACK",
+            Op::SwigluClamp { .. } => "SWIGLU_CLAMP",
+            Op::OptStepAdamw => "OPT_STEP_ADAMW",
+            Op::OptStepSgd => "OPT_STEP_SGD",
+            Op::GetRowsBack => "GET_ROWS_BACK",
+            Op::CountEqual => "COUNT_EQUAL",
+            Op::RmsNormBack { .. } => "RMS_NORM_BACK",
+            Op::SoftMaxBack { .. } => "SOFT_MAX_BACK",
+            Op::CrossEntropyLoss => "CROSS_ENTROPY_LOSS",
+            Op::CrossEntropyLossBack => "CROSS_ENTROPY_LOSS_BACK",
+            Op::Fill { .. } => "FILL",
+            Op::Tri { .. } => "TRI",
+            Op::DiagMaskInf { .. } => "DIAG_MASK_INF",
+            Op::Acc { .. } => "ACC",
+            Op::Set { .. } => "SET",
+            Op::SsmConv => "SSM_CONV",
+            Op::SsmScan { .. } => "SSM_SCAN",
+            Op::RwkvWkv6 => "RWKV_WKV6",
+            Op::GatedLinearAttn { .. } => "GATED_LINEAR_ATTN",
+            Op::RwkvWkv7 => "RWKV_WKV7",
+            Op::GatedDeltaNet { .. } => "GATED_DELTA_NET",
         }
     }
 }

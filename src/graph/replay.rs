@@ -66,6 +66,11 @@ fn op_words(op: &Op, out: &mut Vec<u32>) {
             f(p.beta_fast),
             f(p.beta_slow),
             p.n_offs as u32,
+            p.sections[0] as u32,
+            p.sections[1] as u32,
+            p.sections[2] as u32,
+            p.sections[3] as u32,
+            u32::from(p.back),
         ]),
         Op::Scale { s, b } => out.extend([f(s), f(b)]),
         Op::Unary(u) => out.push(u as u32),
@@ -105,7 +110,38 @@ fn op_words(op: &Op, out: &mut Vec<u32>) {
             out.extend([mode as u32, u32::from(align_corners), u32::from(antialias)])
         }
         Op::ConvTranspose1d { s0, p0, d0 } => out.extend([s0 as u32, p0 as u32, d0 as u32]),
-        Op::MulMat
+        Op::SsmScan { k } | Op::GatedDeltaNet { k } => out.push(k as u32),
+        Op::Fill { c } => out.push(f(c)),
+        Op::RmsNormBack { eps } => out.push(f(eps)),
+        Op::SoftMaxBack { scale, max_bias } => out.extend([f(scale), f(max_bias)]),
+        Op::Xielu { alpha_n, alpha_p, beta, eps } => out.extend([f(alpha_n), f(alpha_p), f(beta), f(eps)]),
+        Op::SwigluOai { swapped, alpha, limit } => out.extend([u32::from(swapped), f(alpha), f(limit)]),
+        Op::SwigluClamp { swapped, limit } => out.extend([u32::from(swapped), f(limit)]),
+        Op::Tri { ty } => out.push(ty as u32),
+        Op::DiagMaskInf { n_past } => out.push(n_past as u32),
+        Op::Acc { nb, offset } | Op::Set { nb, offset } => {
+            out.extend([nb[0] as u32, nb[1] as u32, nb[2] as u32, offset as u32])
+        }
+        Op::Conv2d { s, p, d } | Op::Conv2dDw { s, p, d } => {
+            out.extend([s[0], s[1], p[0], p[1], d[0], d[1]].map(|v| v as u32))
+        }
+        Op::Conv3d { s, p, d, ic, n, oc } => {
+            out.extend(s.iter().chain(&p).chain(&d).chain(&[ic, n, oc]).map(|&v| v as u32))
+        }
+        Op::ConvTranspose2d { stride } => out.push(stride as u32),
+        Op::TimestepEmbedding { dim, max_period } => out.extend([dim as u32, max_period as u32]),
+        Op::GatedLinearAttn { scale } => out.push(f(scale)),
+        Op::SsmConv
+        | Op::SiluBack
+        | Op::OptStepAdamw
+        | Op::OptStepSgd
+        | Op::GetRowsBack
+        | Op::CountEqual
+        | Op::CrossEntropyLoss
+        | Op::CrossEntropyLossBack
+        | Op::RwkvWkv6
+        | Op::RwkvWkv7
+        | Op::MulMat
         | Op::Add
         | Op::Mul
         | Op::Sub

@@ -34,11 +34,13 @@ struct GluPush {
     g_mode: u32,
     u_mode: u32,
     d_mode: u32,
-    pad0: u32,
+    /// SWIGLU_OAI's alpha (0 otherwise).
+    alpha: f32,
     g_rs: u32,
     u_rs: u32,
     d_rs: u32,
-    pad1: u32,
+    /// SWIGLU_OAI's limit (0 otherwise).
+    limit: f32,
 }
 
 const PUSH: u32 = std::mem::size_of::<GluPush>() as u32;
@@ -54,8 +56,17 @@ fn shader(ty: GgmlType) -> Shader {
 /// Whether ggvk supports this node.
 pub fn check(node: &Node) -> Result<()> {
     let name = node.op.name();
-    let Op::Glu { .. } = &node.op else {
-        return Err(Error::Internal(format!("glu::check called for {name}")));
+    let oai = match &node.op {
+        Op::Glu { .. } => false,
+        Op::SwigluOai { .. } => true,
+        Op::SwigluClamp { .. } => false,
+        Op::SiluBack => {
+            if opt_src(node, 1).is_none() {
+                return Err(Error::invalid(format!("{name} needs source 1")));
+            }
+            false
+        }
+        _ => return Err(Error::Internal(format!("glu::check called for {name}"))),
     };
     let (a, d) = (node.src(0)?, &node.dst);
     let want = match opt_src(node, 1) {
@@ -78,6 +89,9 @@ pub fn check(node: &Node) -> Result<()> {
     if d.ne != want {
         return Err(Error::invalid(format!("{name}: dst shape {:?}, expected {want:?}", d.ne)));
     }
+    if oai && a.ty != GgmlType::F32 {
+        return Err(Error::unsupported(format!("{name} of {} (f32 only, as ggml's CPU backend)", a.ty.name())));
+    }
     if !matches!(a.ty, GgmlType::F32 | GgmlType::F16) || d.ty != a.ty {
         return Err(Error::unsupported(format!(
             "{name} with {} -> {} (supported: f32 -> f32 and f16 -> f16)",
@@ -92,13 +106,21 @@ pub fn check(node: &Node) -> Result<()> {
 /// Record the node.
 pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
     check(node)?;
-    let Op::Glu { op, swapped } = node.op else { unreachable!("checked") };
-    let (code, label) = match op {
-        GluOp::SwiGlu => (0u32, "swiglu"),
-        GluOp::ReGlu => (1, "reglu"),
-        GluOp::GeGlu => (2, "geglu"),
-        GluOp::GeGluErf => (3, "geglu_erf"),
-        GluOp::GeGluQuick => (4, "geglu_quick"),
+    let (code, label, swapped, alpha, limit) = match node.op {
+        Op::Glu { op, swapped } => {
+            let (code, label) = match op {
+                GluOp::SwiGlu => (0u32, "swiglu"),
+                GluOp::ReGlu => (1, "reglu"),
+                GluOp::GeGlu => (2, "geglu"),
+                GluOp::GeGluErf => (3, "geglu_erf"),
+                GluOp::GeGluQuick => (4, "geglu_quick"),
+            };
+            (code, label, swapped, 0.0, 0.0)
+        }
+        Op::SwigluOai { swapped, alpha, limit } => (5, "swiglu_oai", swapped, alpha, limit),
+        Op::SiluBack => (6, "silu_back", false, 0.0, 0.0),
+        Op::SwigluClamp { swapped, limit } => (7, "swiglu_clamp", swapped, 0.0, limit),
+        _ => return Err(Error::Internal("glu::record".into())),
     };
     let (a, d) = (node.src(0)?, &node.dst);
     let device = rec.device().clone();
@@ -140,7 +162,8 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         g_rs,
         u_rs,
         d_rs,
-        ..Default::default()
+        alpha,
+        limit,
     };
     let pipeline = pipeline(&device, &shader(a.ty), &[code])?;
     dispatch(rec, label, &pipeline, &[g.binding, u.binding, sd.binding], bytemuck::bytes_of(&push), n)

@@ -1,11 +1,16 @@
 //! Kernels, one file per op family. Each family has a support check (`check`: shapes, types, strides) and a
 //! recorder (`record`: pipeline choice, push constants, bindings, dispatch size). Shaders live in `shaders/`.
 
+pub mod acc;
 pub mod binary;
 pub mod conv;
+pub mod conv2d;
 pub mod coopmat;
+pub mod count_equal;
 pub mod cpy;
+pub mod cross_entropy;
 pub mod cumsum;
+pub mod fill;
 pub mod flash_attn;
 pub mod glu;
 pub mod im2col;
@@ -14,10 +19,14 @@ pub mod matmul_id;
 pub mod moe;
 pub mod movement;
 pub mod norm;
+pub mod optim;
 pub mod pool;
+pub mod recurrent;
 pub mod reduce;
 pub mod rope;
+pub mod row_back;
 pub mod rows;
+pub mod rows_back;
 pub mod softmax;
 pub mod unary;
 pub mod upscale;
@@ -37,8 +46,10 @@ pub fn check(node: &Node) -> Result<()> {
         Op::MulMat => matmul::check(node.src(0)?, node.src(1)?, &node.dst),
         Op::Rope(p) => rope::check(node.src(0)?, node.src(1)?, opt_src(node, 2), &node.dst, p),
         Op::Add | Op::Mul | Op::Sub | Op::Div => binary::check(node),
-        Op::Scale { .. } | Op::Unary(_) | Op::Clamp { .. } | Op::LeakyRelu { .. } => unary::check(node),
-        Op::Glu { .. } => glu::check(node),
+        Op::Scale { .. } | Op::Unary(_) | Op::Clamp { .. } | Op::LeakyRelu { .. } | Op::Xielu { .. } => {
+            unary::check(node)
+        }
+        Op::Glu { .. } | Op::SwigluOai { .. } | Op::SwigluClamp { .. } | Op::SiluBack => glu::check(node),
         Op::Cpy => cpy::check(node),
         Op::RmsNorm { .. } | Op::Norm { .. } | Op::L2Norm { .. } | Op::GroupNorm { .. } => norm::check(node),
         Op::SoftMax { .. } => softmax::check(node),
@@ -58,6 +69,24 @@ pub fn check(node: &Node) -> Result<()> {
         Op::Pool1d { .. } | Op::Pool2d { .. } => pool::check(node),
         Op::Upscale { .. } => upscale::check(node),
         Op::ConvTranspose1d { .. } => conv::check(node),
+        Op::Fill { .. } | Op::Tri { .. } | Op::DiagMaskInf { .. } => fill::check(node),
+        Op::Acc { .. } | Op::Set { .. } => acc::check(node),
+        Op::OptStepAdamw | Op::OptStepSgd => optim::check(node),
+        Op::GetRowsBack => rows_back::check(node),
+        Op::CrossEntropyLoss | Op::CrossEntropyLossBack => cross_entropy::check(node),
+        Op::RmsNormBack { .. } | Op::SoftMaxBack { .. } => row_back::check(node),
+        Op::CountEqual => count_equal::check(node),
+        Op::Conv2d { .. }
+        | Op::Conv2dDw { .. }
+        | Op::Conv3d { .. }
+        | Op::ConvTranspose2d { .. }
+        | Op::TimestepEmbedding { .. } => conv2d::check(node),
+        Op::SsmConv
+        | Op::SsmScan { .. }
+        | Op::RwkvWkv6
+        | Op::GatedLinearAttn { .. }
+        | Op::RwkvWkv7
+        | Op::GatedDeltaNet { .. } => recurrent::check(node),
     }
 }
 
@@ -100,8 +129,10 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         Op::MulMat => matmul::record(rec, node.src(0)?, node.src(1)?, &node.dst),
         Op::Rope(p) => rope::record(rec, node.src(0)?, node.src(1)?, opt_src(node, 2), &node.dst, p),
         Op::Add | Op::Mul | Op::Sub | Op::Div => binary::record(rec, node),
-        Op::Scale { .. } | Op::Unary(_) | Op::Clamp { .. } | Op::LeakyRelu { .. } => unary::record(rec, node),
-        Op::Glu { .. } => glu::record(rec, node),
+        Op::Scale { .. } | Op::Unary(_) | Op::Clamp { .. } | Op::LeakyRelu { .. } | Op::Xielu { .. } => {
+            unary::record(rec, node)
+        }
+        Op::Glu { .. } | Op::SwigluOai { .. } | Op::SwigluClamp { .. } | Op::SiluBack => glu::record(rec, node),
         Op::Cpy => cpy::record(rec, node),
         Op::RmsNorm { .. } | Op::Norm { .. } | Op::L2Norm { .. } | Op::GroupNorm { .. } => norm::record(rec, node),
         Op::SoftMax { .. } => softmax::record(rec, node),
@@ -121,6 +152,24 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         Op::Pool1d { .. } | Op::Pool2d { .. } => pool::record(rec, node),
         Op::Upscale { .. } => upscale::record(rec, node),
         Op::ConvTranspose1d { .. } => conv::record(rec, node),
+        Op::Fill { .. } | Op::Tri { .. } | Op::DiagMaskInf { .. } => fill::record(rec, node),
+        Op::Acc { .. } | Op::Set { .. } => acc::record(rec, node),
+        Op::OptStepAdamw | Op::OptStepSgd => optim::record(rec, node),
+        Op::GetRowsBack => rows_back::record(rec, node),
+        Op::CrossEntropyLoss | Op::CrossEntropyLossBack => cross_entropy::record(rec, node),
+        Op::RmsNormBack { .. } | Op::SoftMaxBack { .. } => row_back::record(rec, node),
+        Op::CountEqual => count_equal::record(rec, node),
+        Op::Conv2d { .. }
+        | Op::Conv2dDw { .. }
+        | Op::Conv3d { .. }
+        | Op::ConvTranspose2d { .. }
+        | Op::TimestepEmbedding { .. } => conv2d::record(rec, node),
+        Op::SsmConv
+        | Op::SsmScan { .. }
+        | Op::RwkvWkv6
+        | Op::GatedLinearAttn { .. }
+        | Op::RwkvWkv7
+        | Op::GatedDeltaNet { .. } => recurrent::record(rec, node),
     }
 }
 

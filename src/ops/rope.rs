@@ -1,5 +1,9 @@
-//! ROPE (ggml_rope_ext) on F32: normal and NeoX modes, frequency base/scale, optional frequency factors,
-//! and YaRN (extrapolation mix with correction dims, attention-factor scaling).
+//! ROPE (ggml_rope_ext, ggml_rope_multi) and ROPE_BACK on F32 or F16 (src0 and dst of one type): normal and
+//! NeoX modes, the multi-section modes (MROPE of qwen2-vl, interleaved IMROPE of qwen3-vl, VISION of their
+//! encoders), frequency base/scale, optional frequency factors, YaRN (extrapolation mix with correction dims,
+//! attention-factor scaling) and the offset window of ggml_rope_set_offset. ROPE_BACK rotates by -theta.
+//! Theta is `pos * theta_scale^q` with `pow` (ggml's CPU backend multiplies a running theta: results differ by
+//! rounding). One thread per pair of channels (`shaders/rope.comp`).
 
 use bytemuck::{Pod, Zeroable};
 
@@ -14,13 +18,20 @@ use crate::vk::Shader;
 pub const ROPE_MODE_NEOX: i32 = 2;
 /// Normal (GPT-J style adjacent pairs) mode.
 pub const ROPE_MODE_NORMAL: i32 = 0;
+/// ggml's GGML_ROPE_TYPE_MROPE (multi-section, contiguous sections; NeoX pairs).
+pub const ROPE_MODE_MROPE: i32 = 8;
+/// ggml's GGML_ROPE_TYPE_VISION (multi-section, every channel rotated, sections counted independently).
+pub const ROPE_MODE_VISION: i32 = 24;
+/// ggml's GGML_ROPE_TYPE_IMROPE (multi-section, interleaved sections; NeoX pairs).
+pub const ROPE_MODE_IMROPE: i32 = 40;
 
 /// The parameters of ggml_rope_ext.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RopeParams {
     /// Number of leading dims of each row that are rotated (even, at most ne0).
     pub n_dims: i32,
-    /// [`ROPE_MODE_NORMAL`] or [`ROPE_MODE_NEOX`].
+    /// [`ROPE_MODE_NORMAL`], [`ROPE_MODE_NEOX`], [`ROPE_MODE_MROPE`], [`ROPE_MODE_VISION`] or
+    /// [`ROPE_MODE_IMROPE`].
     pub mode: i32,
     /// Training context length (YaRN correction dims).
     pub n_ctx_orig: i32,
@@ -38,6 +49,10 @@ pub struct RopeParams {
     pub beta_slow: f32,
     /// First rotated channel (ggml_rope_set_offset; even, `n_offs + n_dims <= ne0`).
     pub n_offs: i32,
+    /// Channels per position section (t, h, w, e) of the multi-section modes (ggml_rope_multi); unused otherwise.
+    pub sections: [i32; 4],
+    /// ROPE_BACK (ggml_rope_ext_back / ggml_rope_multi_back): rotate by -theta.
+    pub back: bool,
 }
 
 impl Default for RopeParams {
@@ -53,6 +68,8 @@ impl Default for RopeParams {
             beta_fast: 32.0,
             beta_slow: 1.0,
             n_offs: 0,
+            sections: [0; 4],
+            back: false,
         }
     }
 }
@@ -80,7 +97,7 @@ impl RopeParams {
 struct RopePush {
     ne: [u32; 4],
     n_dims: u32,
-    neox: u32,
+    mode: u32,
     has_ff: u32,
     rows: u32,
     x_off: u32,
@@ -90,62 +107,84 @@ struct RopePush {
     p_off: u32,
     f_off: u32,
     n_offs: u32,
-    pad0: u32,
+    sin_sign: f32,
     theta_scale: f32,
     freq_scale: f32,
     ext_factor: f32,
     attn_factor: f32,
     corr: [f32; 2],
-    pad1: [f32; 2],
+    /// Sections 0 and 1 (low and high 16 bits), then 2 and 3.
+    sect: [u32; 2],
 }
 
 const PUSH: u32 = std::mem::size_of::<RopePush>() as u32;
 const _: () = assert!(PUSH == 112);
 
-const SHADER: Shader = Shader { name: "rope_f32", spirv: spirv::ROPE_F32, bindings: 4, push_size: PUSH };
+const SHADER_F32: Shader = Shader { name: "rope_f32", spirv: spirv::ROPE_F32, bindings: 4, push_size: PUSH };
+const SHADER_F16: Shader = Shader { name: "rope_f16", spirv: spirv::ROPE_F16, bindings: 4, push_size: PUSH };
+
+/// Whether `mode` is one of the multi-section modes.
+fn multi(mode: i32) -> bool {
+    matches!(mode, ROPE_MODE_MROPE | ROPE_MODE_VISION | ROPE_MODE_IMROPE)
+}
 
 /// Whether ggvk supports this rope.
 pub fn check(x: &Tensor, pos: &Tensor, ff: Option<&Tensor>, dst: &Tensor, p: &RopeParams) -> Result<()> {
-    if x.ty != GgmlType::F32 || dst.ty != GgmlType::F32 {
-        return Err(Error::unsupported(format!("ROPE on {} -> {}", x.ty.name(), dst.ty.name())));
+    let op = if p.back { "ROPE_BACK" } else { "ROPE" };
+    if !matches!((x.ty, dst.ty), (GgmlType::F32, GgmlType::F32) | (GgmlType::F16, GgmlType::F16)) {
+        return Err(Error::unsupported(format!("{op} on {} -> {}", x.ty.name(), dst.ty.name())));
     }
     if !x.is_row_packed() || !dst.is_row_packed() {
-        return Err(Error::unsupported("ROPE with non-contiguous rows (nb[0] != element size)"));
+        return Err(Error::unsupported(format!("{op} with non-contiguous rows (nb[0] != element size)")));
     }
-    if p.mode != ROPE_MODE_NORMAL && p.mode != ROPE_MODE_NEOX {
-        return Err(Error::unsupported(format!("ROPE mode {} (only normal 0 and neox 2)", p.mode)));
+    if !matches!(p.mode, ROPE_MODE_NORMAL | ROPE_MODE_NEOX) && !multi(p.mode) {
+        return Err(Error::unsupported(format!("{op} mode {} (0, 2, 8, 24 and 40 run)", p.mode)));
     }
     if !x.same_shape(dst) {
-        return Err(Error::invalid(format!("ROPE: dst shape {:?} differs from src {:?}", dst.ne, x.ne)));
+        return Err(Error::invalid(format!("{op}: dst shape {:?} differs from src {:?}", dst.ne, x.ne)));
     }
     if x.ne[0] % 2 != 0 || p.n_dims <= 0 || p.n_dims % 2 != 0 || p.n_offs < 0 || p.n_offs % 2 != 0 {
-        return Err(Error::invalid(format!("ROPE: n_dims = {} and n_offs = {} must be even", p.n_dims, p.n_offs)));
+        return Err(Error::invalid(format!("{op}: n_dims = {} and n_offs = {} must be even", p.n_dims, p.n_offs)));
     }
-    if i64::from(p.n_dims) + i64::from(p.n_offs) > x.ne[0] {
+    if p.mode == ROPE_MODE_VISION {
+        if i64::from(p.n_dims) * 2 != x.ne[0] || p.n_offs != 0 {
+            return Err(Error::invalid(format!(
+                "{op}: vision mode needs n_dims = ne0/2 (n_dims {}, ne0 {}) and no offset",
+                p.n_dims, x.ne[0]
+            )));
+        }
+    } else if i64::from(p.n_dims) + i64::from(p.n_offs) > x.ne[0] {
         return Err(Error::invalid(format!(
-            "ROPE: n_offs + n_dims = {} exceeds ne0 = {}",
+            "{op}: n_offs + n_dims = {} exceeds ne0 = {}",
             p.n_offs + p.n_dims,
             x.ne[0]
         )));
     }
-    if pos.ty != GgmlType::I32 || pos.ne != [x.ne[2], 1, 1, 1] {
+    let n_pos = if multi(p.mode) { x.ne[2] * 4 } else { x.ne[2] };
+    if pos.ty != GgmlType::I32 || pos.ne != [n_pos, 1, 1, 1] {
         return Err(Error::invalid(format!(
-            "ROPE: positions must be an I32 vector of ne[2] = {} entries, got {} {:?}",
-            x.ne[2],
+            "{op}: positions must be an I32 vector of {n_pos} entries, got {} {:?}",
             pos.ty.name(),
             pos.ne
         )));
     }
+    if multi(p.mode) {
+        let s = p.sections;
+        if s.iter().any(|&v| !(0..=0xFFFF).contains(&v)) || (s[0] <= 0 && s[1] <= 0 && s[2] <= 0) {
+            return Err(Error::invalid(format!("{op}: sections {s:?} (each 0..65535, one of the first three > 0)")));
+        }
+    }
     if let Some(f) = ff {
-        if f.ty != GgmlType::F32 || f.ne[0] < i64::from(p.n_dims / 2) {
+        // A factor per rotated pair: n_dims/2 of them, n_dims in vision mode (every channel rotated).
+        let need = if p.mode == ROPE_MODE_VISION { p.n_dims } else { p.n_dims / 2 };
+        if f.ty != GgmlType::F32 || f.ne[0] < i64::from(need) {
             return Err(Error::invalid(format!(
-                "ROPE: frequency factors must be F32 with at least n_dims/2 = {} entries",
-                p.n_dims / 2
+                "{op}: frequency factors must be F32 with at least {need} entries (one per rotated pair)"
             )));
         }
     }
     if p.freq_base.is_nan() || p.freq_base <= 0.0 || p.freq_scale.is_nan() || p.freq_scale <= 0.0 {
-        return Err(Error::invalid("ROPE: freq_base and freq_scale must be > 0"));
+        return Err(Error::invalid(format!("{op}: freq_base and freq_scale must be > 0")));
     }
     Ok(())
 }
@@ -161,40 +200,46 @@ pub fn record(
 ) -> Result<()> {
     check(x, pos, ff, dst, p)?;
     let device = rec.device().clone();
-    let (xb, x_off) = bind(&device, x, 4, false)?;
+    let unit = if x.ty == GgmlType::F16 { 2 } else { 4 };
+    let (xb, x_off) = bind(&device, x, unit, false)?;
     let (pb, p_off) = bind(&device, pos, 4, false)?;
     let (fb, f_off) = bind(&device, ff.unwrap_or(x), 4, false)?;
-    let (db, d_off) = bind(&device, dst, 4, true)?;
+    let (db, d_off) = bind(&device, dst, unit, true)?;
     let rows = x.nrows();
     let push = RopePush {
         ne: [dim_u32("ne0", x.ne[0])?, dim_u32("ne1", x.ne[1])?, dim_u32("ne2", x.ne[2])?, dim_u32("ne3", x.ne[3])?],
         n_dims: p.n_dims as u32,
-        neox: u32::from(p.mode & ROPE_MODE_NEOX != 0),
+        mode: p.mode as u32,
         has_ff: u32::from(ff.is_some()),
         rows: dim_u32("rows", rows)?,
         x_off,
         x_s: [
-            stride_units("src row", x.nb[1], 4)?,
-            stride_units("src dim-2", x.nb[2], 4)?,
-            stride_units("src dim-3", x.nb[3], 4)?,
+            stride_units("src row", x.nb[1], unit)?,
+            stride_units("src dim-2", x.nb[2], unit)?,
+            stride_units("src dim-3", x.nb[3], unit)?,
         ],
         d_off,
         d_s: [
-            stride_units("dst row", dst.nb[1], 4)?,
-            stride_units("dst dim-2", dst.nb[2], 4)?,
-            stride_units("dst dim-3", dst.nb[3], 4)?,
+            stride_units("dst row", dst.nb[1], unit)?,
+            stride_units("dst dim-2", dst.nb[2], unit)?,
+            stride_units("dst dim-3", dst.nb[3], unit)?,
         ],
         p_off,
         f_off,
         n_offs: p.n_offs as u32,
+        sin_sign: if p.back { -1.0 } else { 1.0 },
         theta_scale: p.theta_scale(),
         freq_scale: p.freq_scale,
         ext_factor: p.ext_factor,
         attn_factor: p.attn_factor,
         corr: p.corr_dims(),
-        ..Default::default()
+        sect: [
+            (p.sections[0] as u32 & 0xFFFF) | ((p.sections[1] as u32 & 0xFFFF) << 16),
+            (p.sections[2] as u32 & 0xFFFF) | ((p.sections[3] as u32 & 0xFFFF) << 16),
+        ],
     };
-    let pipeline = device.pipelines().get(&device, &SHADER, &[])?;
+    let shader = if x.ty == GgmlType::F16 { &SHADER_F16 } else { &SHADER_F32 };
+    let pipeline = device.pipelines().get(&device, shader, &[])?;
     let pairs = (x.ne[0] as u32 / 2).div_ceil(64);
     let (gy, gz) = split_groups(rows as u64, device.caps().max_workgroup_count[1])?;
     rec.dispatch("rope", &pipeline, &[xb, pb, fb, db], bytemuck::bytes_of(&push), [pairs, gy, gz])

@@ -74,6 +74,7 @@ fn unary_code(u: UnaryOp) -> u32 {
 }
 const OP_CLAMP: u32 = 27;
 const OP_LEAKY_RELU: u32 = 28;
+const OP_XIELU: u32 = 29;
 
 fn shader(ty: GgmlType) -> Shader {
     match ty {
@@ -89,12 +90,21 @@ fn params(op: &Op) -> Result<(u32, f32, f32)> {
         Op::Unary(u) => Ok((unary_code(*u), 0.0, 0.0)),
         Op::Clamp { min, max } => Ok((OP_CLAMP, *min, *max)),
         Op::LeakyRelu { slope } => Ok((OP_LEAKY_RELU, *slope, 0.0)),
+        Op::Xielu { alpha_n, alpha_p, .. } => Ok((OP_XIELU, *alpha_n, *alpha_p)),
         other => Err(Error::Internal(format!("unary::check called for {}", other.name()))),
     }
 }
 
+/// The push constants' third and fourth parameters (XIELU's beta and eps; 0 otherwise).
+fn params2(op: &Op) -> [f32; 2] {
+    match op {
+        Op::Xielu { beta, eps, .. } => [*beta, *eps],
+        _ => [0.0; 2],
+    }
+}
+
 /// Labels for logs and timings, by kernel op code.
-const LABELS: [&str; 29] = [
+const LABELS: [&str; 30] = [
     "scale",
     "silu",
     "abs",
@@ -124,6 +134,7 @@ const LABELS: [&str; 29] = [
     "log",
     "clamp",
     "leaky_relu",
+    "xielu",
 ];
 
 /// A label for logs and timings.
@@ -176,6 +187,7 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         d_rs,
         scale,
         bias,
+        pad1: params2(&node.op),
         ..Default::default()
     };
     let pipeline = pipeline(&device, &shader(a.ty), &[op])?;

@@ -68,7 +68,7 @@ GGML_FN(ggml_backend_tensor_set);
 GGML_FN(ggml_backend_tensor_get);
 GGML_FN(ggml_backend_graph_compute);
 GGML_FN(ggml_set_name);
-GGML_FN(ggml_timestep_embedding);
+GGML_FN(ggml_win_part);
 
 /* What the log callback saw from ggvk. */
 static char ggvk_lines[8192];
@@ -105,7 +105,7 @@ int main(int argc, char **argv) {
     LOAD(ggml_graph_overhead); LOAD(ggml_init); LOAD(ggml_free); LOAD(ggml_new_tensor_2d); LOAD(ggml_mul_mat);
     LOAD(ggml_add); LOAD(ggml_new_graph); LOAD(ggml_build_forward_expand); LOAD(ggml_backend_alloc_ctx_tensors);
     LOAD(ggml_backend_buffer_name); LOAD(ggml_backend_buffer_free); LOAD(ggml_backend_tensor_set);
-    LOAD(ggml_backend_tensor_get); LOAD(ggml_backend_graph_compute); LOAD(ggml_set_name); LOAD(ggml_timestep_embedding);
+    LOAD(ggml_backend_tensor_get); LOAD(ggml_backend_graph_compute); LOAD(ggml_set_name); LOAD(ggml_win_part);
 
     p_ggml_log_set(on_log, NULL);
     ggml_backend_reg_t reg = p_ggml_backend_load(argv[2]);
@@ -129,8 +129,8 @@ int main(int argc, char **argv) {
     struct ggml_tensor *b = p_ggml_new_tensor_2d(ctx, GGML_TYPE_F32, K, N);
     struct ggml_tensor *bias = p_ggml_new_tensor_2d(ctx, GGML_TYPE_F32, M, N);
     struct ggml_tensor *out = p_ggml_add(ctx, p_ggml_mul_mat(ctx, a, b), bias);
-    /* An op GGVK0 declines (TIMESTEP_EMBEDDING), for the log check below; never computed. */
-    struct ggml_tensor *declined = p_ggml_timestep_embedding(ctx, a, 8, 10000);
+    /* An op GGVK0 declines (WIN_PART), for the log check below; never computed. */
+    struct ggml_tensor *declined = p_ggml_win_part(ctx, a, 8);
     p_ggml_set_name(declined, "rtld_declined");
     struct ggml_cgraph *gf = p_ggml_new_graph(ctx);
     p_ggml_build_forward_expand(gf, out);
@@ -162,7 +162,7 @@ int main(int argc, char **argv) {
 
     /* ggvk's diagnostics go through ggml's logger: the callback above sees the declined op's reason. */
     if (getenv("GGVK_DEBUG_SUPPORT") != NULL) {
-        CHECK(!p_ggml_backend_dev_supports_op(dev, declined), "GGVK0 supports TIMESTEP_EMBEDDING: pick another declined op");
+        CHECK(!p_ggml_backend_dev_supports_op(dev, declined), "GGVK0 supports WIN_PART: pick another declined op");
         CHECK(strstr(ggvk_lines, "not supported") != NULL && strstr(ggvk_lines, "rtld_declined") != NULL,
               "the log callback did not see ggvk's GGVK_DEBUG_SUPPORT line; it saw: \"%s\"", ggvk_lines);
     }
