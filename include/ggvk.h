@@ -103,6 +103,15 @@
 // Precision of `GGVK_OP_FLASH_ATTN_EXT`: F32 (ggml's GGML_PREC_F32; ggvk accumulates in f32 either way).
 #define GGVK_PREC_F32 10
 
+// ggml's GGML_ROPE_TYPE_MROPE (multi-section, contiguous sections; NeoX pairs).
+#define ROPE_MODE_MROPE 8
+
+// ggml's GGML_ROPE_TYPE_VISION (multi-section, every channel rotated, sections counted independently).
+#define ROPE_MODE_VISION 24
+
+// ggml's GGML_ROPE_TYPE_IMROPE (multi-section, interleaved sections; NeoX pairs).
+#define ROPE_MODE_IMROPE 40
+
 // Result of every fallible C API call.
 enum ggvk_status
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -316,6 +325,21 @@ typedef enum ggvk_glu_op ggvk_glu_op;
 typedef int32_t ggvk_glu_op;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
+
+// `GGVK_COOPMAT`: `0` keeps the scalar tiled kernel everywhere; unset, the cooperative-matrix kernels run where
+// [`plan`] allows, Q4_0 / Q8_0 weights (with 8-bit activations) on the integer kernel only; `1` also lets Q4_0 /
+// Q8_0 take the f16 kernel where the integer one does not run. `GGVK_COOPMAT_INT8=0` keeps Q4_0 / Q8_0 off the
+// integer kernel (then on the scalar kernel unless `GGVK_COOPMAT=1`).
+//
+// Why Q4_0 / Q8_0 avoid the f16 fragments by default: there ggvk rounds activations to the CPU backend's 8-bit
+// blocks and multiplies them exactly, and its KL divergence against the CPU (tiny Q4_0/Q8_0 llamas, H200,
+// 2026-12-02: 0.00043-0.00046 on that path earlier) rose to 0.00065-0.00069 through the f16 fragments, above
+// ggml-vulkan's 0.00060-0.00062 in the same run. The integer kernel (`mul_mat_cmq.comp`) multiplies the 8-bit codes
+// exactly and applies both block scales in f32, as the CPU does.
+typedef struct Knob Knob;
+
+// `GGVK_COOPMAT`'s three settings.
+typedef struct Mode Mode;
 
 // A backend: a command stream on one device. Create with `ggvk_init`, free with `ggvk_free`.
 typedef struct ggvk_backend ggvk_backend;
@@ -531,6 +555,12 @@ typedef struct ggvk_node_desc {
   // Parameters of the op's family.
   struct ggvk_op_params params;
 } ggvk_node_desc;
+
+
+
+
+
+
 
 
 
