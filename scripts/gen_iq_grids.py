@@ -87,12 +87,25 @@ def main() -> None:
             packed = vals
             glsl.append("// Entry e: byte j of word e is value j.")
             arr, m = rname, n
-        glsl.append(f"const uint {arr}[{m}] = uint[{m}](")
-        lines = []
-        for i in range(0, m, 8):
-            lines.append("    " + ", ".join(f"0x{w:08x}u" for w in packed[i:i + 8]))
-        glsl.append(",\n".join(lines))
-        glsl.append(");")
+        glsl.append("// Kernels read the table from shared memory. DQ_INIT() (called by every invocation at the start of main)")
+        glsl.append("// writes it there in chunks of 64 words, one chunk per invocation, with constant indices only, then waits")
+        glsl.append("// at a barrier: a dynamically indexed constant array is copied per use by some compilers (lavapipe took")
+        glsl.append("// minutes per pipeline).")
+        glsl.append(f"shared uint {arr}[{m}];")
+        glsl.append(f"void init_{arr.lower()}() {{")
+        glsl.append("    const uint n = gl_WorkGroupSize.x * gl_WorkGroupSize.y * gl_WorkGroupSize.z;")
+        glsl.append(f"    for (uint c = gl_LocalInvocationIndex; c < {m // 64}u; c += n) {{")
+        glsl.append("        switch (c) {")
+        for c in range(m // 64):
+            glsl.append(f"        case {c}u:")
+            for i in range(64 * c, 64 * c + 64, 4):
+                glsl.append("            " + " ".join(f"{arr}[{k}] = 0x{packed[k]:08x}u;" for k in range(i, i + 4)))
+            glsl.append("            break;")
+        glsl.append("        }")
+        glsl.append("    }")
+        glsl.append("    barrier();")
+        glsl.append("}")
+        glsl.append(f"#define DQ_INIT init_{arr.lower()}")
         glsl.append("#endif")
         out = ROOT / "shaders" / "iq_grids" / f"{name.replace('_grid', '')}.glsl"
         out.write_text("\n".join(glsl) + "\n")
