@@ -729,13 +729,15 @@ void ggvk_graph_free(struct ggvk_graph *graph);
 // The rounding of b follows ggml's CPU backend (its `vec_dot_type`):
 // - F32 weights: none (`x' = x`).
 // - F16 weights: b rounded to f16, `|x - x'| <= 2^-11 |x|` (plus 2^-25 where x is below the f16 normal range).
-// - Q4_0, Q8_0 and IQ4_NL weights: b rounded to 8 bits per 32-value block, scale `d = max|x| / 127` kept as f16:
+// - Q4_0, Q8_0, IQ4_NL and MXFP4 weights: b rounded to 8 bits per 32-value block, scale `d = max|x| / 127` kept as f16:
 //   `|x - x'| <= d * (1/2 + 127 * 2^-11)` within the block (plus f32 rounding, about 2^-24 d, and 2^-18 where
 //   d is below f16's normal range). For Q4_0/Q8_0,
-//   `GGVK_INT_DOT=0` in the environment keeps `x' = x`.
+//   `GGVK_INT_DOT=0` in the environment keeps `x' = x`; for IQ4_NL/MXFP4, `GGVK_ROUND_ACTIVATIONS=0` does.
 // - Q4_K, Q5_K and Q6_K weights on a device with integer dot products: b on the CPU backend's Q8_K grid (8 bits per
 //   256-value block, f32 scale `d = max|x| / 127`: `|x - x'| <= d / 2` plus f32 rounding); `GGVK_INT_DOT=0`
 //   keeps `x' = x`.
+// - IQ4_XS, IQ3_S, IQ3_XXS, IQ2_XXS, IQ2_XS, IQ2_S, IQ1_S, IQ1_M, TQ1_0, TQ2_0 weights: b on the Q8_K grid (as
+//   above); `GGVK_ROUND_ACTIVATIONS=0` keeps `x' = x`.
 // - Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, BF16 weights (and the K-quants elsewhere): none by default;
 //   `GGVK_ROUND_ACTIVATIONS=1` rounds b as ggml's CPU backend does for them (8-bit blocks of 32, of 256 for the
 //   K-quants, or bf16).
