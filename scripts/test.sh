@@ -117,6 +117,11 @@ step "K/V cache quantizers (GPU SET_ROWS and CPU references) against ggml's quan
 bash scripts/cache_quant_crosscheck.sh 2>&1 | tee "$LOGS/cargo-test-cache-xcheck.log" | grep -aE "blocks|test result"
 passed=$((passed + $(grep -aoE 'test result: ok\. [0-9]+ passed' "$LOGS/cargo-test-cache-xcheck.log" | awk '{s += $4} END {print s + 0}')))
 
+# The weight types after IQ4_NL (IQ4_XS, MXFP4, IQ3_S, IQ3_XXS, IQ2_XXS, IQ2_XS, IQ2_S, IQ1_S, IQ1_M, TQ1_0, TQ2_0)
+# have their own named subset below; the other runs leave them out (all their cases: about 15 minutes on lavapipe).
+NEW_TYPES='iq[123]_[a-z]+|iq4_xs|tq[12]_0|mxfp4'
+NOT_NEW="^(?!.*type(_a)?=($NEW_TYPES))"
+
 step "test-backend-ops -b GGVK0, mode test, the plug-in's ops (llama.cpp loads libggvk.so; validation layer on)"
 OPS=ADD,MUL,SCALE,RMS_NORM,SOFT_MAX,CPY,CONT,DUP,SET_ROWS,GET_ROWS,SILU,SWIGLU,ROPE,MUL_MAT
 OPS+=,ABS,SGN,NEG,STEP,TANH,ELU,RELU,SIGMOID,GELU,GELU_QUICK,HARDSWISH,HARDSIGMOID,EXP,EXPM1,SOFTPLUS,GELU_ERF
@@ -130,7 +135,8 @@ OPS+=,CONV_2D_DW,CONV_3D,CONV_TRANSPOSE_2D,TIMESTEP_EMBEDDING
 OPS+=,SSM_CONV,SSM_CONV_BIAS_SILU,SSM_SCAN,SSM_SCAN_ROLLBACK,RWKV_WKV6,RWKV_WKV7,GATED_LINEAR_ATTN,GATED_DELTA_NET
 OPS+=,GATED_DELTA_NET_CACHE_FUSION,FILL,TRI,DIAG_MASK_INF,ACC,SET,SWIGLU_OAI,XIELU,SILU_BACK,OPT_STEP_ADAMW,OPT_STEP_SGD
 OPS+=,GET_ROWS_BACK,COUNT_EQUAL,SWIGLU_CLAMP,RMS_NORM_BACK,SOFT_MAX_BACK,CROSS_ENTROPY_LOSS,CROSS_ENTROPY_LOSS_BACK
-GGML_BACKEND_PATH="$GGVK_LIB" "$BIN/test-backend-ops" -b GGVK0 -j 2 -o "$OPS" 2>&1 | tee "$LOGS/test-backend-ops.log" \
+GGML_BACKEND_PATH="$GGVK_LIB" "$BIN/test-backend-ops" -b GGVK0 -j 2 -o "$OPS" -p "$NOT_NEW" 2>&1 \
+  | tee "$LOGS/test-backend-ops.log" \
   | grep -aE "tests passed|FAIL|Backend GGVK0" || true
 line=$(grep -aoE '[0-9]+/[0-9]+ tests passed' "$LOGS/test-backend-ops.log" | tail -n 1)
 read -r ok total < <(echo "$line" | awk -F'[/ ]' '{print $1, $2}')
@@ -178,12 +184,30 @@ step "test-backend-ops -b GGVK0 -o MUL_MAT_ID, named subset (every weight type a
 MMID_CASES='n_mats=4,n_used=2,b=0,m=512,n=(1|32),k=256,|n_mats=4,n_used=2,b=0,m=64,n=16,|n_mats=8,n_used=4,b=[01],m=512,n=(5|129),'
 MMID_CASES+='|m_v=64|k=(1|63|65),|n_mats=(512|1024),n_used=10,b=0,m=256,n=(1|64),|n_mats=8,n_used=2,b=0,m=512,n=16,k=256,amax=100000'
 MMID_CASES+='|n_mats=4,n_used=4,b=0,m=512,n=(15|16|17|33|49),|n_mats=16,n_used=16,b=[01],m=50,n=200,k=64,|n_mats=8,n_used=1,b=0,m=512,n=1,'
-GGML_BACKEND_PATH="$GGVK_LIB" "$BIN/test-backend-ops" -b GGVK0 -j 2 -o MUL_MAT_ID -p "$MMID_CASES" 2>&1 \
+GGML_BACKEND_PATH="$GGVK_LIB" "$BIN/test-backend-ops" -b GGVK0 -j 2 -o MUL_MAT_ID -p "$NOT_NEW.*($MMID_CASES)" 2>&1 \
   | tee "$LOGS/test-backend-ops-mmid.log" | grep -aE "tests passed|FAIL" || true
 line=$(grep -aoE '[0-9]+/[0-9]+ tests passed' "$LOGS/test-backend-ops-mmid.log" | tail -n 1)
 read -r ok total < <(echo "$line" | awk -F'[/ ]' '{print $1, $2}')
 if [ -z "$line" ] || [ "$ok" != "$total" ] || [ "$total" = 0 ] || grep -aq "FAIL" "$LOGS/test-backend-ops-mmid.log"; then
   echo "test-backend-ops MUL_MAT_ID failed ($line)"; exit 1
+fi
+passed=$((passed + ok))
+
+step "test-backend-ops -b GGVK0 -o MUL_MAT,MUL_MAT_ID,GET_ROWS for IQ4_XS, MXFP4, IQ3_S, IQ3_XXS, IQ2_*, IQ1_*, TQ*, named subset"
+# Every one of these types: GET_ROWS (every case), mat-vec and tiled MUL_MAT (m=16, 1, 8 and 9 columns at k=256,
+# the strided k=4096 row, the 10-column panel), batch broadcast at 16 columns, MUL_MAT_ID with 1 and 32 tokens (m=512,
+# k=256), 16 tokens over k = 3 blocks, 10 tokens over 4 of 4 experts, and MXFP4's gpt-oss-shaped 2880 x 2880 product.
+NEW_CASES="type=($NEW_TYPES)|type_a=($NEW_TYPES),type_b=f32,m=16,n=(1|8|9),k=256,bs=\\[1,1\\],nr=\\[1,1\\],per=\\[0,1,2,3\\]"
+NEW_CASES+="|type_a=($NEW_TYPES),type_b=f32,m=16,n=1,k=4096,"
+NEW_CASES+="|type_a=($NEW_TYPES),type_b=f32,m=16,n=(10|16),k=256,bs=\\[(1,1|3,2)\\],nr=\\[(1,1|2,2)\\],per=\\[0,1,2,3\\]"
+NEW_CASES+="|type_a=($NEW_TYPES),type_b=f32,n_mats=4,n_used=(2|4),b=0,m=(512|64|16),n=(1|32|16|10),k=(256|96|768),"
+NEW_CASES+="|type_a=mxfp4,type_b=f32,m=2880,n=32,k=2880"
+GGML_BACKEND_PATH="$GGVK_LIB" "$BIN/test-backend-ops" -b GGVK0 -j 2 -o MUL_MAT,MUL_MAT_ID,GET_ROWS -p "$NEW_CASES" 2>&1 \
+  | tee "$LOGS/test-backend-ops-iq.log" | grep -aE "tests passed|FAIL" || true
+line=$(grep -aoE '[0-9]+/[0-9]+ tests passed' "$LOGS/test-backend-ops-iq.log" | tail -n 1)
+read -r ok total < <(echo "$line" | awk -F'[/ ]' '{print $1, $2}')
+if [ -z "$line" ] || [ "$ok" != "$total" ] || [ "$total" = 0 ] || grep -aq "FAIL" "$LOGS/test-backend-ops-iq.log"; then
+  echo "test-backend-ops IQ/TQ/MXFP4 weights failed ($line)"; exit 1
 fi
 passed=$((passed + ok))
 
@@ -200,7 +224,7 @@ fi
 passed=$((passed + ok))
 
 step "test-backend-ops -b GGVK0 -o MUL_MAT with f32 activations (GGVK_INT_DOT=0)"
-GGVK_INT_DOT=0 GGML_BACKEND_PATH="$GGVK_LIB" "$BIN/test-backend-ops" -b GGVK0 -j 2 -o MUL_MAT 2>&1 \
+GGVK_INT_DOT=0 GGML_BACKEND_PATH="$GGVK_LIB" "$BIN/test-backend-ops" -b GGVK0 -j 2 -o MUL_MAT -p "$NOT_NEW" 2>&1 \
   | tee "$LOGS/test-backend-ops-idot.log" | grep -aE "tests passed|FAIL" || true
 line=$(grep -aoE '[0-9]+/[0-9]+ tests passed' "$LOGS/test-backend-ops-idot.log" | tail -n 1)
 read -r ok total < <(echo "$line" | awk -F'[/ ]' '{print $1, $2}')

@@ -59,6 +59,10 @@ uint load_bits(uint base, uint c) {
 #endif
 
 void main() {
+#ifdef DQ_INIT
+    // Grid tables into shared memory (IQ types; every invocation, before any return).
+    DQ_INIT();
+#endif
     const uint row = gl_WorkGroupID.y + gl_WorkGroupID.z * gl_NumWorkGroups.y;
     if (row >= pc.rows) { return; }
     const uint i10 = row % pc.ne10;

@@ -37,6 +37,10 @@ shared float As[BK][BM];
 shared float Bs[BK][BN];
 
 void main() {
+#ifdef DQ_INIT
+    // Grid tables into shared memory (IQ types; every invocation, before any return).
+    DQ_INIT();
+#endif
     const uint tid = gl_LocalInvocationID.x;
     const uint row0 = gl_WorkGroupID.x * BM;
     const uint col0 = gl_WorkGroupID.y * BN;

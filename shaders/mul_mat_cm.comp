@@ -194,6 +194,10 @@ void load_b(uint b_col, bool ok, uint kb) {
 }
 
 void main() {
+#ifdef DQ_INIT
+    // Grid tables into shared memory (IQ types; every invocation, before any return).
+    DQ_INIT();
+#endif
     const uint tid = gl_LocalInvocationID.x;
     const uint row0 = gl_WorkGroupID.x * BM;
     const uint col0 = gl_WorkGroupID.y * BN;

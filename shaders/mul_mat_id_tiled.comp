@@ -45,6 +45,10 @@ shared uint cols_b[BN];
 shared uint cols_d[BN];
 
 void main() {
+#ifdef DQ_INIT
+    // Grid tables into shared memory (IQ types; every invocation, before any return).
+    DQ_INIT();
+#endif
     const uint tid = gl_LocalInvocationID.x;
     const uint row0 = gl_WorkGroupID.x * BM;
     const uint e = gl_WorkGroupID.z;

@@ -47,6 +47,10 @@ vec4 load_x(uint e) {
 shared float red[NCOLS * NROWS * WG];
 
 void main() {
+#ifdef DQ_INIT
+    // Grid tables into shared memory (IQ types; every invocation, before any return).
+    DQ_INIT();
+#endif
     const uint tid = gl_LocalInvocationID.x;
     const uint group = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
     const uint row0 = group * NROWS;

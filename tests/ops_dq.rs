@@ -29,9 +29,13 @@ fn dq_types() -> Vec<GgmlType> {
         .collect()
 }
 
-/// Smallest row length the generic kernels take for `ty` (a block, or 4 values for BF16).
+/// Smallest row length the generic kernels take for `ty` (a block, 4 values for BF16, two blocks for MXFP4).
 fn unit(ty: GgmlType) -> i64 {
-    ty.block_size().max(4) as i64
+    if ty == GgmlType::MXFP4 {
+        64
+    } else {
+        ty.block_size().max(4) as i64
+    }
 }
 
 /// Bytes of `n` values of type `ty`: ggml's reference quantization of random values where ggvk has it, else random
@@ -41,7 +45,15 @@ fn random_typed(rng: &mut Rng, ty: GgmlType, n: usize) -> Vec<u8> {
     let vals: Vec<f32> = rng.vec(n).iter().map(|v| v * 2.0).collect();
     quant::quantize_to_vec(ty, &vals).unwrap_or_else(|_| {
         let len = ty.row_size(n as i64).unwrap();
-        (0..len).map(|i| if i % 2 == 1 { rng.below(0x3C) as u8 } else { rng.next_u64() as u8 }).collect()
+        let mut bytes: Vec<u8> =
+            (0..len).map(|i| if i % 2 == 1 { rng.below(0x3C) as u8 } else { rng.next_u64() as u8 }).collect();
+        if ty == GgmlType::MXFP4 {
+            // The E8M0 exponent of each 17-byte block: scales 2^-8 .. 2^0 (random bytes reach 2^127 and infinities).
+            for b in bytes.chunks_mut(17) {
+                b[0] = 120 + rng.below(9) as u8;
+            }
+        }
+        bytes
     })
 }
 

@@ -33,7 +33,11 @@ fn random_typed(rng: &mut Rng, ty: GgmlType, n: usize) -> Vec<u8> {
 
 /// Smallest row the kernels take for `ty`.
 fn unit(ty: GgmlType) -> i64 {
-    ty.block_size().max(32) as i64
+    if ty == GgmlType::MXFP4 {
+        64 // a pair of 17-byte blocks
+    } else {
+        ty.block_size().max(32) as i64
+    }
 }
 
 /// Bytes `data` laid out with the given strides (dims of `ne`, rows of `row` bytes) at `offset` in a new buffer.

@@ -15,7 +15,8 @@ use crate::vk::{Buffer, Instance};
 // Tensor types: ggml's `ggml_type` numbers, every one ggvk knows. "Weight" types are the ones MUL_MAT and
 // MUL_MAT_ID take as src[0] (`ggvk_graph_node`, `ggvk_graph_mul_mat`); a row of a blocked type holds whole blocks.
 // `ggvk_quantize` / `ggvk_dequantize` are bit-exact with ggml for F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and
-// IQ4_NL; the K-quants are dequantize only.
+// IQ4_NL; the K-quants, the other IQ types, TQ1_0/TQ2_0 and MXFP4 are dequantize only (MXFP4 weight rows: a
+// multiple of 64 values, a pair of its 17-byte blocks).
 
 /// `ggml_type` F32 (4 bytes). Weight type.
 pub const GGVK_TYPE_F32: i32 = 0;
@@ -41,14 +42,38 @@ pub const GGVK_TYPE_Q4_K: i32 = 12;
 pub const GGVK_TYPE_Q5_K: i32 = 13;
 /// `ggml_type` Q6_K (super-blocks of 256, 210 bytes). Weight type (dequantize only).
 pub const GGVK_TYPE_Q6_K: i32 = 14;
+/// `ggml_type` IQ2_XXS (super-blocks of 256, 66 bytes). Weight type (dequantize only).
+pub const GGVK_TYPE_IQ2_XXS: i32 = 16;
+/// `ggml_type` IQ2_XS (super-blocks of 256, 74 bytes). Weight type (dequantize only).
+pub const GGVK_TYPE_IQ2_XS: i32 = 17;
+/// `ggml_type` IQ3_XXS (super-blocks of 256, 98 bytes). Weight type (dequantize only).
+pub const GGVK_TYPE_IQ3_XXS: i32 = 18;
+/// `ggml_type` IQ1_S (super-blocks of 256, 50 bytes). Weight type (dequantize only).
+pub const GGVK_TYPE_IQ1_S: i32 = 19;
 /// `ggml_type` IQ4_NL (blocks of 32, 18 bytes: f16 scale, 4-bit indices into a fixed table). Weight type.
 pub const GGVK_TYPE_IQ4_NL: i32 = 20;
+/// `ggml_type` IQ3_S (super-blocks of 256, 110 bytes). Weight type (dequantize only).
+pub const GGVK_TYPE_IQ3_S: i32 = 21;
+/// `ggml_type` IQ2_S (super-blocks of 256, 82 bytes). Weight type (dequantize only).
+pub const GGVK_TYPE_IQ2_S: i32 = 22;
+/// `ggml_type` IQ4_XS (super-blocks of 256, 136 bytes: IQ4_NL's table with 6-bit scales per 32 values). Weight type
+/// (dequantize only).
+pub const GGVK_TYPE_IQ4_XS: i32 = 23;
 /// `ggml_type` I32 (indices, positions, argsort/argmax results).
 pub const GGVK_TYPE_I32: i32 = 26;
 /// `ggml_type` I64 (SET_ROWS indices).
 pub const GGVK_TYPE_I64: i32 = 27;
+/// `ggml_type` IQ1_M (super-blocks of 256, 56 bytes). Weight type (dequantize only).
+pub const GGVK_TYPE_IQ1_M: i32 = 29;
 /// `ggml_type` BF16 (bfloat16, 2 bytes). Weight type (rows of a multiple of 4 values).
 pub const GGVK_TYPE_BF16: i32 = 30;
+/// `ggml_type` TQ1_0 (ternary, super-blocks of 256, 54 bytes). Weight type (dequantize only).
+pub const GGVK_TYPE_TQ1_0: i32 = 34;
+/// `ggml_type` TQ2_0 (ternary, super-blocks of 256, 66 bytes). Weight type (dequantize only).
+pub const GGVK_TYPE_TQ2_0: i32 = 35;
+/// `ggml_type` MXFP4 (blocks of 32, 17 bytes: E8M0 scale, 4-bit E2M1 values). Weight type (dequantize only; rows of
+/// a multiple of 64 values).
+pub const GGVK_TYPE_MXFP4: i32 = 39;
 
 // Each GGVK_TYPE_* is the engine's number for that type, and every type the engine knows has one.
 const _: () = {
@@ -65,10 +90,21 @@ const _: () = {
         (GGVK_TYPE_Q4_K, GgmlType::Q4_K),
         (GGVK_TYPE_Q5_K, GgmlType::Q5_K),
         (GGVK_TYPE_Q6_K, GgmlType::Q6_K),
+        (GGVK_TYPE_IQ2_XXS, GgmlType::IQ2_XXS),
+        (GGVK_TYPE_IQ2_XS, GgmlType::IQ2_XS),
+        (GGVK_TYPE_IQ3_XXS, GgmlType::IQ3_XXS),
+        (GGVK_TYPE_IQ1_S, GgmlType::IQ1_S),
         (GGVK_TYPE_IQ4_NL, GgmlType::IQ4_NL),
+        (GGVK_TYPE_IQ3_S, GgmlType::IQ3_S),
+        (GGVK_TYPE_IQ2_S, GgmlType::IQ2_S),
+        (GGVK_TYPE_IQ4_XS, GgmlType::IQ4_XS),
         (GGVK_TYPE_I32, GgmlType::I32),
         (GGVK_TYPE_I64, GgmlType::I64),
+        (GGVK_TYPE_IQ1_M, GgmlType::IQ1_M),
         (GGVK_TYPE_BF16, GgmlType::BF16),
+        (GGVK_TYPE_TQ1_0, GgmlType::TQ1_0),
+        (GGVK_TYPE_TQ2_0, GgmlType::TQ2_0),
+        (GGVK_TYPE_MXFP4, GgmlType::MXFP4),
     ];
     assert!(c.len() == GgmlType::ALL.len());
     let mut i = 0;
@@ -700,13 +736,15 @@ pub(crate) fn graph_mut<'a>(graph: *mut ggvk_graph) -> Result<&'a mut Graph> {
 /// The rounding of b follows ggml's CPU backend (its `vec_dot_type`):
 /// - F32 weights: none (`x' = x`).
 /// - F16 weights: b rounded to f16, `|x - x'| <= 2^-11 |x|` (plus 2^-25 where x is below the f16 normal range).
-/// - Q4_0, Q8_0 and IQ4_NL weights: b rounded to 8 bits per 32-value block, scale `d = max|x| / 127` kept as f16:
+/// - Q4_0, Q8_0, IQ4_NL and MXFP4 weights: b rounded to 8 bits per 32-value block, scale `d = max|x| / 127` kept as f16:
 ///   `|x - x'| <= d * (1/2 + 127 * 2^-11)` within the block (plus f32 rounding, about 2^-24 d, and 2^-18 where
 ///   d is below f16's normal range). For Q4_0/Q8_0,
-///   `GGVK_INT_DOT=0` in the environment keeps `x' = x`.
+///   `GGVK_INT_DOT=0` in the environment keeps `x' = x`; for IQ4_NL/MXFP4, `GGVK_ROUND_ACTIVATIONS=0` does.
 /// - Q4_K, Q5_K and Q6_K weights on a device with integer dot products: b on the CPU backend's Q8_K grid (8 bits per
 ///   256-value block, f32 scale `d = max|x| / 127`: `|x - x'| <= d / 2` plus f32 rounding); `GGVK_INT_DOT=0`
 ///   keeps `x' = x`.
+/// - IQ4_XS, IQ3_S, IQ3_XXS, IQ2_XXS, IQ2_XS, IQ2_S, IQ1_S, IQ1_M, TQ1_0, TQ2_0 weights: b on the Q8_K grid (as
+///   above); `GGVK_ROUND_ACTIVATIONS=0` keeps `x' = x`.
 /// - Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, BF16 weights (and the K-quants elsewhere): none by default;
 ///   `GGVK_ROUND_ACTIVATIONS=1` rounds b as ggml's CPU backend does for them (8-bit blocks of 32, of 256 for the
 ///   K-quants, or bf16).

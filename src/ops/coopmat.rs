@@ -190,7 +190,12 @@ pub fn plan(dev: &CoopmatDevice, knob: Knob, ty: GgmlType, q8_b: bool, n: u32) -
     if codes && q8_b && knob.int8 && dev.runs(&TILE_I8) {
         return Some((int8_shader(ty)?, TILE_I8));
     }
-    if (codes && knob.mode != Mode::All) || !dev.runs(&TILE_128) {
+    // Grid tables of the IQ types' dequantization take shared memory beside the tile.
+    let table = super::matmul::dq_table_bytes(ty);
+    if (codes && knob.mode != Mode::All)
+        || !dev.runs(&TILE_128)
+        || dev.max_shared_memory < TILE_128.shared_bytes + table
+    {
         return None;
     }
     Some((shader_for(ty, q8_b)?, TILE_128))
@@ -304,6 +309,15 @@ mod tests {
         // Only Q4_0 and Q8_0 have 8-bit-activation variants.
         assert!(plan(&NVIDIA, Knob::AUTO, GgmlType::Q4_K, true, 512).is_none());
         assert!(plan(&NVIDIA, Knob::OFF, GgmlType::F16, false, 512).is_none());
+    }
+
+    #[test]
+    fn grid_tables_count_against_the_shared_memory() {
+        // IQ1_S's 4 KiB table fits beside the 44 KiB tile in 48 KiB, not in 46 KiB.
+        assert!(plan(&NVIDIA, Knob::AUTO, GgmlType::IQ1_S, false, 512).is_some());
+        let tight = CoopmatDevice { max_shared_memory: 46 * 1024, ..NVIDIA };
+        assert!(plan(&tight, Knob::AUTO, GgmlType::IQ1_S, false, 512).is_none());
+        assert!(plan(&tight, Knob::AUTO, GgmlType::Q4_K, false, 512).is_some());
     }
 
     #[test]

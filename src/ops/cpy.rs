@@ -193,6 +193,14 @@ pub fn check(node: &Node) -> Result<()> {
                 d.ty.name()
             )));
         }
+        let unit = super::matmul::dq_row_multiple(a.ty);
+        if generic_dequant(a.ty) && a.ne[0] % unit != 0 {
+            return Err(Error::unsupported(format!(
+                "{name} from {} needs rows of a multiple of {unit} values, got {}",
+                a.ty.name(),
+                a.ne[0]
+            )));
+        }
         for (what, t) in [("src0", a), ("dst", d)] {
             if t.ty.is_quantized() {
                 check_quant_layout(name, what, t)?;

@@ -71,9 +71,13 @@ fn dq_shader(kernel: &str, ty: GgmlType) -> Option<Shader> {
 }
 
 /// Values per chunk of the generic kernels' rows: a row of a type with a dequantization include must hold whole
-/// chunks (`dq_get4` reads 4 values; blocks are multiples of 4, BF16 "blocks" are 4 values).
+/// chunks (`dq_get4` reads 4 values; blocks are multiples of 4, BF16 "blocks" are 4 values). MXFP4's unit is a pair
+/// of its 17-byte blocks (64 values on 17 16-bit words, `shaders/dequant/mxfp4.glsl`).
 pub(crate) fn dq_row_multiple(ty: GgmlType) -> i64 {
-    ty.block_size().max(4) as i64
+    match ty {
+        GgmlType::MXFP4 => 64,
+        _ => ty.block_size().max(4) as i64,
+    }
 }
 
 /// Mat-vec shaders: (subgroup reduction, shared-memory reduction) per weight type.
@@ -242,11 +246,22 @@ pub(crate) fn matvec_workgroup(caps: &Capabilities, ty: GgmlType, cfg: MatVecCon
     let wg = wg.min(k.div_ceil(per_thread).next_power_of_two().max(caps.subgroup_size.max(16)));
     let max_pow2 = 1u32 << (31 - caps.max_workgroup_invocations.max(4).leading_zeros());
     let wg = wg.max((rows * cols).next_power_of_two()).min(max_pow2);
-    let shared_limit = caps.max_shared_memory / 4 / (rows * cols);
+    let shared_limit = caps.max_shared_memory.saturating_sub(dq_table_bytes(ty)) / 4 / (rows * cols);
     if wg > shared_limit {
         1u32 << (31 - shared_limit.max(1).leading_zeros())
     } else {
         wg
+    }
+}
+
+/// Shared memory the dequantization include of `ty` takes for its grid table (`shaders/iq_grids/`).
+pub(crate) fn dq_table_bytes(ty: GgmlType) -> u32 {
+    match ty {
+        GgmlType::IQ1_S | GgmlType::IQ1_M => 4096,
+        GgmlType::IQ2_S | GgmlType::IQ3_S => 2048,
+        GgmlType::IQ2_XS | GgmlType::IQ3_XXS => 1024,
+        GgmlType::IQ2_XXS => 512,
+        _ => 0,
     }
 }
 
@@ -746,10 +761,12 @@ fn derive_b(
 
 /// Whether `a x b` runs the generic f32-activation kernels on a copy of b rounded onto the grid ggml's CPU backend
 /// puts activations on for `a`'s type (its `vec_dot_type`: Q8_0/Q8_1 for Q4_1/Q5_0/Q5_1, Q8_K for the K-quants,
-/// BF16 for BF16, Q8_0 for IQ4_NL; see [`crate::quant::act`]), and which grid. `GGVK_ROUND_ACTIVATIONS=1` turns
-/// it on for every generic type, `=0` off for all (read once per process); by default only IQ4_NL rounds (a
-/// K cache in IQ4_NL meets the attention's Q there: with f32 Q, greedy decoding of a tiny model left the CPU's
-/// tokens at step 9). It brings single products to the CPU backend's result within f32 noise, but on Gemma 3
+/// BF16 for BF16, Q8_0 for IQ4_NL and MXFP4, Q8_K for the other IQ types and TQ1_0/TQ2_0; see
+/// [`crate::quant::act`]), and which grid. `GGVK_ROUND_ACTIVATIONS=1` turns it on for every generic type, `=0` off
+/// for all (read once per process); by default IQ4_NL rounds (a K cache in IQ4_NL meets the attention's Q there: with
+/// f32 Q, greedy decoding of a tiny model left the CPU's tokens at step 9), and so do the IQ types added after it,
+/// TQ1_0/TQ2_0 and MXFP4 (their products then agree with the CPU backend's to f32 noise, as llama.cpp's
+/// test-backend-ops checks them). It brings single products to the CPU backend's result within f32 noise, but on Gemma 3
 /// 270M (Q4_K_M) the end-to-end KL divergence against the CPU was worse with it (NOTES.md), hence off by default for
 /// the older types. Q4_0, Q8_0 and F16 weights have their own paths ([`quantizes_activations`], the F16 kernels'
 /// f16 rounding); F32 weights take b as it is.
@@ -757,11 +774,31 @@ pub fn rounds_activations(a: &Tensor) -> Option<ActRounding> {
     static KNOB: std::sync::OnceLock<Option<bool>> = std::sync::OnceLock::new();
     let knob = *KNOB.get_or_init(|| crate::knobs::either("GGVK_ROUND_ACTIVATIONS"));
     let generic = !matches!(a.ty, GgmlType::F32 | GgmlType::F16 | GgmlType::Q4_0 | GgmlType::Q8_0);
-    if generic && knob.unwrap_or(a.ty == GgmlType::IQ4_NL) {
+    if generic && knob.unwrap_or(rounds_by_default(a.ty)) {
         act_rounding(a.ty)
     } else {
         None
     }
+}
+
+/// The weight types whose activations [`rounds_activations`] rounds without `GGVK_ROUND_ACTIVATIONS`.
+fn rounds_by_default(ty: GgmlType) -> bool {
+    use GgmlType as T;
+    matches!(
+        ty,
+        T::IQ4_NL
+            | T::IQ4_XS
+            | T::IQ3_S
+            | T::IQ3_XXS
+            | T::IQ2_XXS
+            | T::IQ2_XS
+            | T::IQ2_S
+            | T::IQ1_S
+            | T::IQ1_M
+            | T::TQ1_0
+            | T::TQ2_0
+            | T::MXFP4
+    )
 }
 
 /// Push constants of `round_act.comp` (same layout as [`QuantizePush`], offsets in floats).

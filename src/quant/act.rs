@@ -46,13 +46,27 @@ impl ActRounding {
 }
 
 /// The grid ggml's CPU backend rounds activations to for weights of type `ty` (its `vec_dot_type`), where that
-/// grid is one of [`ActRounding`]: Q8_0 for Q4_0/Q5_0/Q8_0, Q8_1 (same values) for Q4_1/Q5_1, Q8_K for the
-/// K-quants, BF16 for BF16. `None` for F32 (no rounding) and F16 (see [`super::f16`]).
+/// grid is one of [`ActRounding`]: Q8_0 for Q4_0/Q5_0/Q8_0/IQ4_NL/MXFP4, Q8_1 (same values) for Q4_1/Q5_1, Q8_K
+/// for the K-quants, the other IQ types and TQ1_0/TQ2_0, BF16 for BF16. `None` for F32 (no rounding) and F16 (see [`super::f16`]).
 pub fn act_rounding(ty: GgmlType) -> Option<ActRounding> {
     use GgmlType as T;
     match ty {
-        T::Q4_0 | T::Q4_1 | T::Q5_0 | T::Q5_1 | T::Q8_0 | T::IQ4_NL => Some(ActRounding::Q8_0),
-        T::Q2_K | T::Q3_K | T::Q4_K | T::Q5_K | T::Q6_K => Some(ActRounding::Q8K),
+        T::Q4_0 | T::Q4_1 | T::Q5_0 | T::Q5_1 | T::Q8_0 | T::IQ4_NL | T::MXFP4 => Some(ActRounding::Q8_0),
+        T::Q2_K
+        | T::Q3_K
+        | T::Q4_K
+        | T::Q5_K
+        | T::Q6_K
+        | T::IQ2_XXS
+        | T::IQ2_XS
+        | T::IQ2_S
+        | T::IQ3_XXS
+        | T::IQ3_S
+        | T::IQ1_S
+        | T::IQ1_M
+        | T::IQ4_XS
+        | T::TQ1_0
+        | T::TQ2_0 => Some(ActRounding::Q8K),
         T::BF16 => Some(ActRounding::Bf16),
         _ => None,
     }

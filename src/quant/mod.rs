@@ -11,7 +11,9 @@
 //! multi-byte values use the host's byte order, like ggml (in practice little-endian).
 //!
 //! The K-quants (Q2_K..Q6_K, super-blocks of [`QK_K`] = 256 values) have dequantizers only: ggml's
-//! `dequantize_row_q*_K`, reproduced bit-exactly; [`quantize`] declines them with `Error::Unsupported`.
+//! `dequantize_row_q*_K`, reproduced bit-exactly; [`quantize`] declines them with `Error::Unsupported`. So do the
+//! IQ types beside IQ4_NL (IQ4_XS, IQ3_S, IQ3_XXS, IQ2_XXS, IQ2_XS, IQ2_S, IQ1_S, IQ1_M; grid tables in
+//! [`iq_grids`]), the ternary TQ1_0/TQ2_0 and MXFP4.
 //!
 //! Adding a type means: a variant with ggml's number, its arms in the
 //! [`GgmlType`] methods (name, block size, type size), a module with its block struct and row routines, and
@@ -24,8 +26,14 @@ use crate::error::{Error, Result};
 pub mod act;
 pub mod bf16;
 pub mod f16;
+pub mod iq1;
+pub mod iq2;
+pub mod iq3;
 pub mod iq4_nl;
+pub mod iq4_xs;
+pub mod iq_grids;
 pub mod k_common;
+pub mod mxfp4;
 pub mod q2_k;
 pub mod q3_k;
 pub mod q4_0;
@@ -36,12 +44,20 @@ pub mod q5_1;
 pub mod q5_k;
 pub mod q6_k;
 pub mod q8_0;
+pub mod tq;
 
 pub use self::act::{act_rounding, round_activations, round_activations_to_vec, ActRounding};
 pub use self::bf16::{bf16_bits_to_f32, dequantize_row_bf16, f32_to_bf16_bits, quantize_row_bf16};
 pub use self::f16::{dequantize_row_f16, quantize_row_f16};
+pub use self::iq1::{dequantize_block_iq1_m, dequantize_block_iq1_s, BlockIq1M, BlockIq1S};
+pub use self::iq2::{
+    dequantize_block_iq2_s, dequantize_block_iq2_xs, dequantize_block_iq2_xxs, BlockIq2S, BlockIq2Xs, BlockIq2Xxs,
+};
+pub use self::iq3::{dequantize_block_iq3_s, dequantize_block_iq3_xxs, BlockIq3S, BlockIq3Xxs};
 pub use self::iq4_nl::{dequantize_block_iq4_nl, quantize_block_iq4_nl, BlockIq4Nl, KVALUES_IQ4NL, QK4_NL};
+pub use self::iq4_xs::{dequantize_block_iq4_xs, BlockIq4Xs};
 pub use self::k_common::{K_SCALE_SIZE, QK_K};
+pub use self::mxfp4::{dequantize_block_mxfp4, BlockMxfp4, KVALUES_MXFP4, QK_MXFP4};
 pub use self::q2_k::{dequantize_block_q2_k, dequantize_row_q2_k, BlockQ2K};
 pub use self::q3_k::{dequantize_block_q3_k, dequantize_row_q3_k, BlockQ3K};
 pub use self::q4_0::{
@@ -62,6 +78,7 @@ pub use self::q6_k::{dequantize_block_q6_k, dequantize_row_q6_k, BlockQ6K};
 pub use self::q8_0::{
     dequantize_block_q8_0, dequantize_row_q8_0, quantize_block_q8_0, quantize_row_q8_0, BlockQ8_0, QK8_0,
 };
+pub use self::tq::{dequantize_block_tq1_0, dequantize_block_tq2_0, BlockTq1_0, BlockTq2_0};
 
 /// A ggml tensor element type, numbered exactly like ggml's `enum ggml_type`.
 ///
@@ -95,20 +112,43 @@ pub enum GgmlType {
     Q5_K = 13,
     /// 6-bit K-quant, super-blocks of 256 with 8-bit sub-block scales (`GGML_TYPE_Q6_K`).
     Q6_K = 14,
+    /// 2.06-bit IQ: super-blocks of 256, 8 values per grid index with signs, a 4-bit scale per 32
+    /// (`GGML_TYPE_IQ2_XXS`).
+    IQ2_XXS = 16,
+    /// 2.31-bit IQ: super-blocks of 256, 9-bit grid indices, 4-bit scales per 16 (`GGML_TYPE_IQ2_XS`).
+    IQ2_XS = 17,
+    /// 3.06-bit IQ: super-blocks of 256, 4 values per grid index with signs (`GGML_TYPE_IQ3_XXS`).
+    IQ3_XXS = 18,
+    /// 1.56-bit IQ: super-blocks of 256 on a ternary grid, shifted by ±1/8 (`GGML_TYPE_IQ1_S`).
+    IQ1_S = 19,
     /// 4-bit non-linear quantization: blocks of 32 indices into a fixed 16-level table, one f16 scale
     /// (`GGML_TYPE_IQ4_NL`).
     IQ4_NL = 20,
+    /// 3.44-bit IQ: super-blocks of 256, 9-bit grid indices, all signs stored (`GGML_TYPE_IQ3_S`).
+    IQ3_S = 21,
+    /// 2.56-bit IQ: super-blocks of 256, 10-bit grid indices, all signs stored (`GGML_TYPE_IQ2_S`).
+    IQ2_S = 22,
+    /// 4.25-bit non-linear: IQ4_NL's table in super-blocks of 256 with 6-bit scales per 32 (`GGML_TYPE_IQ4_XS`).
+    IQ4_XS = 23,
     /// 32-bit signed integer (`GGML_TYPE_I32`).
     I32 = 26,
     /// 64-bit signed integer (`GGML_TYPE_I64`), e.g. SET_ROWS indices.
     I64 = 27,
+    /// 1.75-bit IQ: IQ1_S's grid with scales per 16 values and the f16 scale spread over them (`GGML_TYPE_IQ1_M`).
+    IQ1_M = 29,
     /// bfloat16: the top half of an f32 (`GGML_TYPE_BF16`).
     BF16 = 30,
+    /// Ternary 1.69 bits: super-blocks of 256, five base-3 digits per byte, an f16 scale (`GGML_TYPE_TQ1_0`).
+    TQ1_0 = 34,
+    /// Ternary 2.06 bits: super-blocks of 256, 2 bits per value, an f16 scale (`GGML_TYPE_TQ2_0`).
+    TQ2_0 = 35,
+    /// MXFP4 (OCP microscaling): blocks of 32 E2M1 values with a power-of-two (E8M0) scale (`GGML_TYPE_MXFP4`).
+    MXFP4 = 39,
 }
 
 impl GgmlType {
     /// Every type this crate knows, in ggml's numbering order.
-    pub const ALL: [GgmlType; 16] = [
+    pub const ALL: [GgmlType; 27] = [
         GgmlType::F32,
         GgmlType::F16,
         GgmlType::Q4_0,
@@ -121,10 +161,21 @@ impl GgmlType {
         GgmlType::Q4_K,
         GgmlType::Q5_K,
         GgmlType::Q6_K,
+        GgmlType::IQ2_XXS,
+        GgmlType::IQ2_XS,
+        GgmlType::IQ3_XXS,
+        GgmlType::IQ1_S,
         GgmlType::IQ4_NL,
+        GgmlType::IQ3_S,
+        GgmlType::IQ2_S,
+        GgmlType::IQ4_XS,
         GgmlType::I32,
         GgmlType::I64,
+        GgmlType::IQ1_M,
         GgmlType::BF16,
+        GgmlType::TQ1_0,
+        GgmlType::TQ2_0,
+        GgmlType::MXFP4,
     ];
 
     /// The type with ggml's raw number `raw`, or `None` if it is unknown or not supported by this crate.
@@ -142,10 +193,21 @@ impl GgmlType {
             12 => Some(GgmlType::Q4_K),
             13 => Some(GgmlType::Q5_K),
             14 => Some(GgmlType::Q6_K),
+            16 => Some(GgmlType::IQ2_XXS),
+            17 => Some(GgmlType::IQ2_XS),
+            18 => Some(GgmlType::IQ3_XXS),
+            19 => Some(GgmlType::IQ1_S),
             20 => Some(GgmlType::IQ4_NL),
+            21 => Some(GgmlType::IQ3_S),
+            22 => Some(GgmlType::IQ2_S),
+            23 => Some(GgmlType::IQ4_XS),
             26 => Some(GgmlType::I32),
             27 => Some(GgmlType::I64),
+            29 => Some(GgmlType::IQ1_M),
             30 => Some(GgmlType::BF16),
+            34 => Some(GgmlType::TQ1_0),
+            35 => Some(GgmlType::TQ2_0),
+            39 => Some(GgmlType::MXFP4),
             _ => None,
         }
     }
@@ -172,6 +234,17 @@ impl GgmlType {
             GgmlType::Q5_K => "q5_K",
             GgmlType::Q6_K => "q6_K",
             GgmlType::IQ4_NL => "iq4_nl",
+            GgmlType::IQ2_XXS => "iq2_xxs",
+            GgmlType::IQ2_XS => "iq2_xs",
+            GgmlType::IQ3_XXS => "iq3_xxs",
+            GgmlType::IQ1_S => "iq1_s",
+            GgmlType::IQ3_S => "iq3_s",
+            GgmlType::IQ2_S => "iq2_s",
+            GgmlType::IQ4_XS => "iq4_xs",
+            GgmlType::IQ1_M => "iq1_m",
+            GgmlType::TQ1_0 => "tq1_0",
+            GgmlType::TQ2_0 => "tq2_0",
+            GgmlType::MXFP4 => "mxfp4",
             GgmlType::I32 => "i32",
             GgmlType::I64 => "i64",
             GgmlType::BF16 => "bf16",
@@ -189,7 +262,22 @@ impl GgmlType {
             GgmlType::Q5_1 => QK5_1,
             GgmlType::Q8_0 => QK8_0,
             GgmlType::IQ4_NL => QK4_NL,
-            GgmlType::Q2_K | GgmlType::Q3_K | GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K => QK_K,
+            GgmlType::MXFP4 => QK_MXFP4,
+            GgmlType::Q2_K
+            | GgmlType::Q3_K
+            | GgmlType::Q4_K
+            | GgmlType::Q5_K
+            | GgmlType::Q6_K
+            | GgmlType::IQ2_XXS
+            | GgmlType::IQ2_XS
+            | GgmlType::IQ3_XXS
+            | GgmlType::IQ1_S
+            | GgmlType::IQ3_S
+            | GgmlType::IQ2_S
+            | GgmlType::IQ4_XS
+            | GgmlType::IQ1_M
+            | GgmlType::TQ1_0
+            | GgmlType::TQ2_0 => QK_K,
         }
     }
 
@@ -209,6 +297,17 @@ impl GgmlType {
             GgmlType::Q5_K => std::mem::size_of::<BlockQ5K>(),
             GgmlType::Q6_K => std::mem::size_of::<BlockQ6K>(),
             GgmlType::IQ4_NL => std::mem::size_of::<BlockIq4Nl>(),
+            GgmlType::IQ2_XXS => std::mem::size_of::<BlockIq2Xxs>(),
+            GgmlType::IQ2_XS => std::mem::size_of::<BlockIq2Xs>(),
+            GgmlType::IQ3_XXS => std::mem::size_of::<BlockIq3Xxs>(),
+            GgmlType::IQ1_S => std::mem::size_of::<BlockIq1S>(),
+            GgmlType::IQ3_S => std::mem::size_of::<BlockIq3S>(),
+            GgmlType::IQ2_S => std::mem::size_of::<BlockIq2S>(),
+            GgmlType::IQ4_XS => std::mem::size_of::<BlockIq4Xs>(),
+            GgmlType::IQ1_M => std::mem::size_of::<BlockIq1M>(),
+            GgmlType::TQ1_0 => std::mem::size_of::<BlockTq1_0>(),
+            GgmlType::TQ2_0 => std::mem::size_of::<BlockTq2_0>(),
+            GgmlType::MXFP4 => std::mem::size_of::<BlockMxfp4>(),
             GgmlType::I32 => std::mem::size_of::<i32>(),
             GgmlType::I64 => std::mem::size_of::<i64>(),
             GgmlType::BF16 => std::mem::size_of::<u16>(),
@@ -296,7 +395,22 @@ pub fn quantize(ty: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<()> {
                 out.copy_from_slice(&f32_to_bf16_bits(x).to_ne_bytes());
             }
         }
-        GgmlType::Q2_K | GgmlType::Q3_K | GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K => {
+        GgmlType::Q2_K
+        | GgmlType::Q3_K
+        | GgmlType::Q4_K
+        | GgmlType::Q5_K
+        | GgmlType::Q6_K
+        | GgmlType::IQ2_XXS
+        | GgmlType::IQ2_XS
+        | GgmlType::IQ3_XXS
+        | GgmlType::IQ1_S
+        | GgmlType::IQ3_S
+        | GgmlType::IQ2_S
+        | GgmlType::IQ4_XS
+        | GgmlType::IQ1_M
+        | GgmlType::TQ1_0
+        | GgmlType::TQ2_0
+        | GgmlType::MXFP4 => {
             return Err(Error::Unsupported(format!(
                 "quantize: no CPU quantizer for {} (only its dequantizer is implemented)",
                 ty.name()
@@ -354,6 +468,17 @@ pub fn dequantize(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<()> {
         GgmlType::Q5_0 => dequantize_blocks(src, dst, dequantize_block_q5_0),
         GgmlType::Q5_1 => dequantize_blocks(src, dst, dequantize_block_q5_1),
         GgmlType::IQ4_NL => dequantize_blocks(src, dst, dequantize_block_iq4_nl),
+        GgmlType::IQ2_XXS => dequantize_blocks(src, dst, dequantize_block_iq2_xxs),
+        GgmlType::IQ2_XS => dequantize_blocks(src, dst, dequantize_block_iq2_xs),
+        GgmlType::IQ3_XXS => dequantize_blocks(src, dst, dequantize_block_iq3_xxs),
+        GgmlType::IQ1_S => dequantize_blocks(src, dst, dequantize_block_iq1_s),
+        GgmlType::IQ3_S => dequantize_blocks(src, dst, dequantize_block_iq3_s),
+        GgmlType::IQ2_S => dequantize_blocks(src, dst, dequantize_block_iq2_s),
+        GgmlType::IQ4_XS => dequantize_blocks(src, dst, dequantize_block_iq4_xs),
+        GgmlType::IQ1_M => dequantize_blocks(src, dst, dequantize_block_iq1_m),
+        GgmlType::TQ1_0 => dequantize_blocks(src, dst, dequantize_block_tq1_0),
+        GgmlType::TQ2_0 => dequantize_blocks(src, dst, dequantize_block_tq2_0),
+        GgmlType::MXFP4 => dequantize_blocks(src, dst, dequantize_block_mxfp4),
         GgmlType::BF16 => {
             for (b, y) in src.chunks_exact(2).zip(dst.iter_mut()) {
                 *y = bf16_bits_to_f32(u16::from_ne_bytes([b[0], b[1]]));
@@ -448,10 +573,21 @@ mod tests {
             (GgmlType::Q4_K, 12, "q4_K", 256, 144, true),
             (GgmlType::Q5_K, 13, "q5_K", 256, 176, true),
             (GgmlType::Q6_K, 14, "q6_K", 256, 210, true),
+            (GgmlType::IQ2_XXS, 16, "iq2_xxs", 256, 66, true),
+            (GgmlType::IQ2_XS, 17, "iq2_xs", 256, 74, true),
+            (GgmlType::IQ3_XXS, 18, "iq3_xxs", 256, 98, true),
+            (GgmlType::IQ1_S, 19, "iq1_s", 256, 50, true),
             (GgmlType::IQ4_NL, 20, "iq4_nl", 32, 18, true),
+            (GgmlType::IQ3_S, 21, "iq3_s", 256, 110, true),
+            (GgmlType::IQ2_S, 22, "iq2_s", 256, 82, true),
+            (GgmlType::IQ4_XS, 23, "iq4_xs", 256, 136, true),
             (GgmlType::I32, 26, "i32", 1, 4, false),
             (GgmlType::I64, 27, "i64", 1, 8, false),
+            (GgmlType::IQ1_M, 29, "iq1_m", 256, 56, true),
             (GgmlType::BF16, 30, "bf16", 1, 2, false),
+            (GgmlType::TQ1_0, 34, "tq1_0", 256, 54, true),
+            (GgmlType::TQ2_0, 35, "tq2_0", 256, 66, true),
+            (GgmlType::MXFP4, 39, "mxfp4", 32, 17, true),
         ];
         for (ty, raw, name, bs, ts, q) in expect {
             assert_eq!(ty.raw(), raw);
@@ -463,7 +599,7 @@ mod tests {
             assert_eq!(ty.is_quantized(), q);
         }
         assert_eq!(GgmlType::ALL.len(), expect.len());
-        for raw in [-1, 4, 5, 9, 15, 16, 21, 25, 28, 29, 31, 39, 1000, i32::MIN, i32::MAX] {
+        for raw in [-1, 4, 5, 9, 15, 24, 25, 28, 31, 36, 40, 41, 42, 1000, i32::MIN, i32::MAX] {
             assert_eq!(GgmlType::from_raw(raw), None, "raw {raw}");
         }
     }

@@ -127,6 +127,17 @@ pub fn kquant_scale_offsets(ty: GgmlType) -> &'static [usize] {
         GgmlType::Q3_K => &[108],
         GgmlType::Q4_K | GgmlType::Q5_K => &[0, 2],
         GgmlType::Q6_K => &[208],
+        GgmlType::IQ2_XXS
+        | GgmlType::IQ2_XS
+        | GgmlType::IQ2_S
+        | GgmlType::IQ3_XXS
+        | GgmlType::IQ3_S
+        | GgmlType::IQ1_S
+        | GgmlType::IQ4_XS => &[0],
+        GgmlType::TQ1_0 => &[52],
+        GgmlType::TQ2_0 => &[64],
+        // IQ1_M spreads its scale over four nibbles, MXFP4 has an E8M0 byte: random_kquant sets those.
+        GgmlType::IQ1_M | GgmlType::MXFP4 => &[],
         other => panic!("{other} is not a K-quant"),
     }
 }
@@ -148,6 +159,18 @@ pub fn random_kquant(rng: &mut Rng, ty: GgmlType, n: usize) -> Vec<u8> {
                 _ => sign | half::f16::from_f32(2f32.powf(-7.0 + 2.0 * (rng.f32() + 1.0) / 2.0)).to_bits(),
             };
             block[off..off + 2].copy_from_slice(&bits.to_le_bytes());
+        }
+        if ty == GgmlType::IQ1_M {
+            // The f16 scale's nibble k in the top nibble of scale word k (bytes 48..56).
+            let d = half::f16::from_f32(2f32.powf(-7.0 + rng.f32())).to_bits();
+            for k in 0..4 {
+                let w = u16::from_le_bytes([block[48 + 2 * k], block[49 + 2 * k]]);
+                let w = (w & 0x0FFF) | (((d >> (4 * k)) & 0xF) << 12);
+                block[48 + 2 * k..50 + 2 * k].copy_from_slice(&w.to_le_bytes());
+            }
+        }
+        if ty == GgmlType::MXFP4 {
+            block[0] = 120 + rng.below(6) as u8; // scales 2^-8 .. 2^-3
         }
     }
     out

@@ -1,0 +1,22 @@
+// MXFP4 (ggml block_mxfp4, 17 bytes: e (E8M0), qs (16 bytes, byte j holding value j in its low nibble and value
+// j + 16 in its high one)). A 17-byte block does not start on a 16-bit word, so the unit here is a pair of blocks:
+// 64 values in 34 bytes = 17 words (rows of a multiple of 64 values; ggvk's support checks require it).
+// Value = kvalues_mxfp4[q] * 2^(e - 128), as ggml's dequantize_row_mxfp4 (GGML_E8M0_TO_FP32_HALF).
+#define DQ_QK 64u
+#define DQ_WORDS 17u
+#include "dq_iq_common.glsl"
+
+const float DQ_MXFP4_LEVELS[16] = float[16](0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0,
+                                            0.0, -1.0, -2.0, -3.0, -4.0, -6.0, -8.0, -12.0);
+
+vec4 dq_get4(uint blk, uint i) {
+    const uint base = 17u * (i >> 3);
+    const uint j = (4u * i) & 31u;
+    const uint e = dq_k_byte(blk, base);
+    const float d = uintBitsToFloat(e < 2u ? (0x00200000u << e) : ((e - 1u) << 23));
+    const uint off = base + 1u + (j & 15u);
+    const uint sh = j >= 16u ? 4u : 0u;
+    const uvec4 q = (uvec4(dq_k_byte(blk, off), dq_k_byte(blk, off + 1u), dq_k_byte(blk, off + 2u),
+                           dq_k_byte(blk, off + 3u)) >> sh) & 0xFu;
+    return vec4(DQ_MXFP4_LEVELS[q.x], DQ_MXFP4_LEVELS[q.y], DQ_MXFP4_LEVELS[q.z], DQ_MXFP4_LEVELS[q.w]) * d;
+}
