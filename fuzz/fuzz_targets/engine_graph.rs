@@ -90,7 +90,7 @@ fn op(inp: &mut Input) -> Op {
         10 => Op::SetRows,
         _ => Op::Rope(RopeParams {
             n_dims: i32::from(inp.u8() % 70) - 2,
-            mode: inp.pick(&[0, 2, 8, 1]),
+            mode: inp.pick(&[0, 2, 8, 1, 24, 40]),
             n_ctx_orig: i32::from(inp.u16()),
             freq_base: inp.f32(),
             freq_scale: inp.f32(),
@@ -99,6 +99,8 @@ fn op(inp: &mut Input) -> Op {
             beta_fast: inp.f32(),
             beta_slow: inp.f32(),
             n_offs: 0,
+            sections: [0; 4].map(|_: i32| i32::from(inp.u8() % 40)),
+            back: inp.u8() % 2 == 0,
         }),
     }
 }
