@@ -13,14 +13,6 @@ fn run(be: &Backend, op: Op, src: &[Option<&Tensor>], dst: &Tensor) {
     be.compute(&g).unwrap();
 }
 
-fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        let err = (g - w).abs() / w.abs().max(1.0);
-        assert!(err <= tol, "{what}: element {i}: got {g}, want {w}");
-    }
-}
-
 fn swiglu_oai(x: f32, y: f32, alpha: f32, limit: f32) -> f32 {
     let x = x.min(limit);
     let y = y.clamp(-limit, limit);

@@ -6,18 +6,8 @@ mod common;
 
 use common::*;
 use ggvk::quant::GgmlType;
-use ggvk::{Backend, Graph, Node, Op, Tensor};
+use ggvk::Op;
 use half::f16;
-
-fn run(be: &Backend, op: Op, src: &[&Tensor], dst: &Tensor) {
-    let mut g = Graph::new();
-    g.push(Node { op, src: src.iter().map(|t| Some((*t).clone())).collect(), dst: dst.clone() }).unwrap();
-    be.compute(&g).unwrap();
-}
-
-fn refused(op: Op, src: &[&Tensor], dst: &Tensor) -> bool {
-    Graph::new().push(Node { op, src: src.iter().map(|t| Some((*t).clone())).collect(), dst: dst.clone() }).is_err()
-}
 
 fn assert_bits(what: &str, got: &[f32], want: &[f32]) {
     assert_eq!(got.len(), want.len(), "{what}: length");

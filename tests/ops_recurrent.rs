@@ -6,17 +6,7 @@ mod common;
 
 use common::*;
 use ggvk::quant::GgmlType;
-use ggvk::{Backend, Graph, Node, Op, Tensor};
-
-fn run(be: &Backend, op: Op, src: &[&Tensor], dst: &Tensor) {
-    let mut g = Graph::new();
-    g.push(Node { op, src: src.iter().map(|t| Some((*t).clone())).collect(), dst: dst.clone() }).unwrap();
-    be.compute(&g).unwrap();
-}
-
-fn refused(op: Op, src: &[&Tensor], dst: &Tensor) -> bool {
-    Graph::new().push(Node { op, src: src.iter().map(|t| Some((*t).clone())).collect(), dst: dst.clone() }).is_err()
-}
+use ggvk::{Backend, Op, Tensor};
 
 fn f32s(be: &Backend, ne: [i64; 4], v: &[f32]) -> Tensor {
     upload(be, GgmlType::F32, ne, &f32_bytes(v))
@@ -25,14 +15,6 @@ fn f32s(be: &Backend, ne: [i64; 4], v: &[f32]) -> Tensor {
 fn i32s(be: &Backend, v: &[i32]) -> Tensor {
     let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_ne_bytes()).collect();
     upload(be, GgmlType::I32, [v.len() as i64, 1, 1, 1], &bytes)
-}
-
-fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        let err = (g - w).abs() / w.abs().max(1.0);
-        assert!(err <= tol, "{what}: element {i}: got {g}, want {w}");
-    }
 }
 
 fn n(ne: [i64; 4]) -> usize {

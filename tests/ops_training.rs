@@ -8,20 +8,6 @@ use ggvk::quant::GgmlType;
 use ggvk::{Backend, Graph, Node, Op, Tensor};
 use half::f16;
 
-fn run(be: &Backend, op: Op, src: &[&Tensor], dst: &Tensor) {
-    let mut g = Graph::new();
-    g.push(Node { op, src: src.iter().map(|t| Some((*t).clone())).collect(), dst: dst.clone() }).unwrap();
-    be.compute(&g).unwrap();
-}
-
-fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        let err = (g - w).abs() / w.abs().max(1.0);
-        assert!(err <= tol, "{what}: element {i}: got {g}, want {w}");
-    }
-}
-
 fn i32s(be: &Backend, ne: [i64; 4], v: &[i32]) -> Tensor {
     upload(be, GgmlType::I32, ne, &v.iter().flat_map(|x| x.to_ne_bytes()).collect::<Vec<u8>>())
 }

@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use ggvk::graph::{PoolOp, ScaleMode};
 use ggvk::quant::GgmlType;
-use ggvk::{Backend, Graph, Node, Op, Tensor};
+use ggvk::{Backend, Op, Tensor};
 use half::f16;
 
 fn strides(es: u64, ne: [i64; 4]) -> [u64; 4] {
@@ -60,24 +60,6 @@ fn read_u16(t: &Tensor) -> Vec<u16> {
     let mut out = vec![0u8; t.nbytes() as usize];
     t.read(0, &mut out).unwrap();
     out.chunks_exact(2).map(|c| u16::from_ne_bytes([c[0], c[1]])).collect()
-}
-
-fn run(be: &Backend, op: Op, src: &[&Tensor], dst: &Tensor) {
-    let mut g = Graph::new();
-    g.push(Node { op, src: src.iter().map(|t| Some((*t).clone())).collect(), dst: dst.clone() }).unwrap();
-    be.compute(&g).unwrap();
-}
-
-fn refused(op: Op, src: &[&Tensor], dst: &Tensor) -> bool {
-    Graph::new().push(Node { op, src: src.iter().map(|t| Some((*t).clone())).collect(), dst: dst.clone() }).is_err()
-}
-
-fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        let err = (g - w).abs() / w.abs().max(1.0);
-        assert!(err <= tol, "{what}: element {i}: got {g}, want {w}");
-    }
 }
 
 fn assert_bits(what: &str, got: &[f32], want: &[f32]) {

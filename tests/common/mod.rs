@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use ggvk::graph::{Graph, Node, Op};
 use ggvk::quant::{self, GgmlType};
 use ggvk::{Backend, Tensor};
 
@@ -209,5 +210,26 @@ pub fn mul_mat_activations_seen(be: &Backend, a: &Tensor, b: &Tensor, b_vals: &[
     match ggvk::ops::matmul::activation_grid(be.device(), a, b) {
         Some(r) => ggvk::quant::round_activations_to_vec(r, b_vals),
         None => b_vals.to_vec(),
+    }
+}
+
+/// Record `op` over `src` into `dst` as a one-node graph and compute it (panics on any error).
+pub fn run(be: &Backend, op: Op, src: &[&Tensor], dst: &Tensor) {
+    let mut g = Graph::new();
+    g.push(Node { op, src: src.iter().map(|t| Some((*t).clone())).collect(), dst: dst.clone() }).unwrap();
+    be.compute(&g).unwrap();
+}
+
+/// Whether a one-node graph of `op` over `src` into `dst` is declined when the node is pushed.
+pub fn refused(op: Op, src: &[&Tensor], dst: &Tensor) -> bool {
+    Graph::new().push(Node { op, src: src.iter().map(|t| Some((*t).clone())).collect(), dst: dst.clone() }).is_err()
+}
+
+/// Element-wise agreement within `tol`, relative to max(|want|, 1).
+pub fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        let err = (g - w).abs() / w.abs().max(1.0);
+        assert!(err <= tol, "{what}: element {i}: got {g}, want {w}");
     }
 }
