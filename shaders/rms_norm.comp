@@ -1,4 +1,5 @@
 #version 450
+#extension GL_EXT_control_flow_attributes : enable
 // Row norms on F32, per row of x (dim 0); spec constant 1 OP picks the ggml op:
 //   0 RMS_NORM (ggml_rms_norm): d = x / sqrt(mean(x^2) + eps)
 //   1 NORM     (ggml_norm):     d = (x - mean) / sqrt(mean((x - mean)^2) + eps)
@@ -23,6 +24,12 @@ layout(binding = 1) writeonly buffer D { float d[]; };
 layout(binding = 2) readonly buffer W { float w[]; };
 layout(binding = 3) writeonly buffer MO { float mo[]; };
 #endif
+#if defined(EMIT_QX) || defined(EMIT_Q8K)
+// The product also written quantized for the integer-dot products that read it (emit_q8.glsl): row r's blocks
+// from word pc.q_off + r * (ne0 / EQ_BLOCK) * EQ_WORDS. Needs FUSE_MUL and ne0 a multiple of the block.
+layout(binding = 4) writeonly buffer Q8Out { uint q8out[]; };
+#define EMIT_Q8
+#endif
 
 // Mirrors ops::norm::NormPush. Offsets and strides in floats.
 layout(push_constant) uniform Push {
@@ -31,13 +38,18 @@ layout(push_constant) uniform Push {
     uint d_off; uint d_s1; uint d_s2; uint d_s3;
     float eps; uint x_s0; uint d_s0; uint pad0;
 #ifdef FUSE_MUL
-    uint w_off; uint m_off; uint pad1; uint pad2;
+    uint w_off; uint m_off; uint q_off; uint pad2;
 #endif
 } pc;
 
 shared float red[WG];
 
 #include "row_reduce.glsl"
+#ifdef EMIT_Q8
+#include "half_bits.glsl"
+#include "div_rn.glsl"
+#include "emit_q8.glsl"
+#endif
 
 void main() {
     const uint row = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
@@ -73,6 +85,27 @@ void main() {
 #ifdef FUSE_MUL
     const uint mb = pc.m_off + i1 * pc.d_s1 + i2 * pc.d_s2 + i3 * pc.d_s3;
 #endif
+#ifdef EMIT_Q8
+    // Four consecutive elements per invocation, EQ_TPB invocations per block, WG / EQ_TPB blocks per trip (the
+    // trip count is uniform: the barriers in emit_q8_block stay in uniform control flow).
+    const uint nblk = pc.ne0 / EQ_BLOCK;
+    const uint qrow = pc.q_off + row * nblk * EQ_WORDS;
+    for (uint b0 = 0u; b0 < nblk; b0 += WG / EQ_TPB) {
+        const uint blk = b0 + tid / EQ_TPB;
+        const bool live = blk < nblk;
+        vec4 y = vec4(0.0);
+        if (live) {
+            [[unroll]] for (uint j = 0u; j < 4u; ++j) {
+                const uint i = blk * EQ_BLOCK + (tid % EQ_TPB) * 4u + j;
+                const float v = (x[xb + i * pc.x_s0] - mean) * scale;
+                d[db + i * pc.d_s0] = v;
+                y[j] = v * w[pc.w_off + i];
+                mo[mb + i * pc.d_s0] = y[j];
+            }
+        }
+        emit_q8_block(y, live, qrow + blk * EQ_WORDS);
+    }
+#else
     for (uint i = tid; i < pc.ne0; i += WG) {
         const float v = (x[xb + i * pc.x_s0] - mean) * scale;
         d[db + i * pc.d_s0] = v;
@@ -80,4 +113,5 @@ void main() {
         mo[mb + i * pc.d_s0] = v * w[pc.w_off + i];
 #endif
     }
+#endif
 }

@@ -30,6 +30,7 @@ const KNOBS: &[(&str, Kind)] = &[
     ("GGVK_PROFILE", Kind::Switch),
     ("GGVK_REPLAY", Kind::Switch),
     ("GGVK_FUSION", Kind::Switch),
+    ("GGVK_FUSE_QUANTIZE", Kind::Switch),
     ("GGVK_INT_DOT", Kind::Switch),
     ("GGVK_KQUANT_MATVEC", Kind::Switch),
     ("GGVK_COOPMAT", Kind::Switch),

@@ -143,3 +143,89 @@ fn mat_vec_then_add_fuses_and_matches_the_separate_nodes() {
     }
     assert_no_validation_errors();
 }
+
+/// Whether this run's products quantize their activations and producers write the quantized copy themselves.
+fn emission_on(be: &ggvk::Backend, a: &Tensor, x: &Tensor) -> bool {
+    let subgroups =
+        be.device().caps().subgroup_arithmetic && std::env::var("GGVK_SHARED_REDUCTION").ok().as_deref() != Some("1");
+    ggvk::graph::fusion::quantize_enabled() && subgroups && ggvk::ops::matmul::uses_int_dot(be.device(), a, x)
+}
+
+#[test]
+fn norm_writes_the_quantized_activations_its_products_read() {
+    let be = backend();
+    let mut rng = Rng::new(13);
+    let (k, m) = (512i64, 67i64);
+    // Q4_0 / Q8_0 read 32-value blocks, the K-quants Q8_K blocks; 12 columns take Q4_0's tiled kernel.
+    for (ty, cols) in
+        [(GgmlType::Q4_0, 1i64), (GgmlType::Q8_0, 3), (GgmlType::Q4_K, 1), (GgmlType::Q6_K, 2), (GgmlType::Q4_0, 12)]
+    {
+        let what = format!("{ty} x {cols} columns");
+        let ne = [k, cols, 1, 1];
+        let x = upload(&be, GgmlType::F32, ne, &f32_bytes(&rng.vec((k * cols) as usize)));
+        let w = upload(&be, GgmlType::F32, [k, 1, 1, 1], &f32_bytes(&rng.vec(k as usize)));
+        let a = upload(&be, ty, [k, m, 1, 1], &weights(&mut rng, ty, k, m));
+        let a2 = upload(&be, ty, [k, m, 1, 1], &weights(&mut rng, ty, k, m));
+        let d = [m, cols, 1, 1];
+        let (n1, m1, p1, q1) = (output(&be, ne), output(&be, ne), output(&be, d), output(&be, d));
+        let (n2, m2, p2, q2, spacer) =
+            (output(&be, ne), output(&be, ne), output(&be, d), output(&be, d), output(&be, ne));
+        // The fused norm writes the product's quantized copy; both products read it.
+        let mut g = Graph::new();
+        g.push(node(Op::RmsNorm { eps: 1e-6 }, &[&x], &n1)).unwrap();
+        g.push(node(Op::Mul, &[&n1, &w], &m1)).unwrap();
+        g.mul_mat(&a, &m1, &p1).unwrap();
+        g.mul_mat(&a2, &m1, &q1).unwrap();
+        let stats = be.compute(&g).unwrap();
+        // Apart (a node between norm and MUL): the first product quantizes, the second reuses it.
+        let mut h = Graph::new();
+        h.push(node(Op::RmsNorm { eps: 1e-6 }, &[&x], &n2)).unwrap();
+        h.push(node(Op::Scale { s: 2.0, b: 0.0 }, &[&x], &spacer)).unwrap();
+        h.push(node(Op::Mul, &[&n2, &w], &m2)).unwrap();
+        h.mul_mat(&a, &m2, &p2).unwrap();
+        h.mul_mat(&a2, &m2, &q2).unwrap();
+        let apart = be.compute(&h).unwrap();
+        assert_eq!(download(&m1), download(&m2), "{what}: product of the norm");
+        assert_eq!(download(&p1), download(&p2), "{what}: first product");
+        assert_eq!(download(&q1), download(&q2), "{what}: second product");
+        let (emits, fused) = (emission_on(&be, &a, &m1), ggvk::graph::fusion::enabled());
+        let quantizes = ggvk::ops::matmul::uses_int_dot(be.device(), &a, &m1);
+        assert_eq!(apart.dispatches, 5 + u32::from(quantizes), "{what}: apart");
+        assert_eq!(stats.dispatches, 2 + u32::from(!fused) + 1 + u32::from(quantizes && !emits), "{what}: fused");
+    }
+    assert_no_validation_errors();
+}
+
+#[test]
+fn glu_writes_the_quantized_activations_its_product_reads() {
+    let be = backend();
+    let mut rng = Rng::new(17);
+    let (k, m) = (768i64, 33i64);
+    for (ty, cols) in [(GgmlType::Q4_0, 1i64), (GgmlType::Q8_0, 2), (GgmlType::Q5_K, 1), (GgmlType::Q6_K, 1)] {
+        let what = format!("{ty} x {cols} columns");
+        let ne = [k, cols, 1, 1];
+        let gate = upload(&be, GgmlType::F32, ne, &f32_bytes(&rng.vec((k * cols) as usize)));
+        let up = upload(&be, GgmlType::F32, ne, &f32_bytes(&rng.vec((k * cols) as usize)));
+        let a = upload(&be, ty, [k, m, 1, 1], &weights(&mut rng, ty, k, m));
+        let d = [m, cols, 1, 1];
+        let (y1, p1, y2, c2, p2) = (output(&be, ne), output(&be, d), output(&be, ne), output(&be, ne), output(&be, d));
+        let glu = Op::Glu { op: ggvk::graph::GluOp::SwiGlu, swapped: false };
+        let mut g = Graph::new();
+        g.push(node(glu.clone(), &[&gate, &up], &y1)).unwrap();
+        g.mul_mat(&a, &y1, &p1).unwrap();
+        let stats = be.compute(&g).unwrap();
+        // Apart: the product reads a copy (CPY writes no quantized copy), so it quantizes for itself.
+        let mut h = Graph::new();
+        h.push(node(glu, &[&gate, &up], &y2)).unwrap();
+        h.push(node(Op::Cpy, &[&y2], &c2)).unwrap();
+        h.mul_mat(&a, &c2, &p2).unwrap();
+        let apart = be.compute(&h).unwrap();
+        assert_eq!(download(&y1), download(&y2), "{what}: glu");
+        assert_eq!(download(&p1), download(&p2), "{what}: product");
+        let quantizes = ggvk::ops::matmul::uses_int_dot(be.device(), &a, &y1);
+        let emits = ggvk::graph::fusion::quantize_enabled() && quantizes;
+        assert_eq!(apart.dispatches, 3 + u32::from(quantizes), "{what}: apart");
+        assert_eq!(stats.dispatches, 2 + u32::from(quantizes && !emits), "{what}: emitting");
+    }
+    assert_no_validation_errors();
+}

@@ -8,6 +8,7 @@ use super::replay::{self, GraphKey, Plan, ReplayCache};
 use super::{fusion, Graph, Node};
 use crate::error::{Error, Result};
 use crate::ops;
+use crate::ops::q8_emit::Q8Layout;
 use crate::vk::{CommandStream, Device, DispatchTime, Recorder, Recording};
 
 /// What one recorded graph cost, for tests and logs.
@@ -47,7 +48,12 @@ struct Streams {
 
 /// Record `nodes` (graph index, node) into `rec`, naming the node in any error.
 /// Neighbours that [`fusion`] allows are recorded as one kernel.
-fn record_nodes<'n>(rec: &mut Recorder<'_>, nodes: impl Iterator<Item = (usize, &'n Node)>) -> Result<()> {
+/// `quantize[i]`: the layout in which node i also writes its output quantized ([`fusion::plan_quantize`]).
+fn record_nodes<'n>(
+    rec: &mut Recorder<'_>,
+    nodes: impl Iterator<Item = (usize, &'n Node)>,
+    quantize: &[Option<Q8Layout>],
+) -> Result<()> {
     let mut nodes = nodes.peekable();
     while let Some((i, node)) = nodes.next() {
         let _d = tracing::trace_span!("dispatch", i, op = node.op.name()).entered();
@@ -59,7 +65,8 @@ fn record_nodes<'n>(rec: &mut Recorder<'_>, nodes: impl Iterator<Item = (usize, 
             if rec.timed() {
                 rec.set_label(format!("#{i} RMS_NORM+MUL {:?}", node.dst.ne));
             }
-            ops::norm::record_rms_norm_mul(rec, &f).map_err(|e| name_error(e, i, "RMS_NORM+MUL"))?;
+            let emit = quantize.get(i + 1).copied().flatten();
+            ops::norm::record_rms_norm_mul(rec, &f, emit).map_err(|e| name_error(e, i, "RMS_NORM+MUL"))?;
             nodes.next();
             continue;
         }
@@ -79,7 +86,13 @@ fn record_nodes<'n>(rec: &mut Recorder<'_>, nodes: impl Iterator<Item = (usize, 
         if rec.timed() {
             rec.set_label(format!("#{i} {} {:?}", node.op.name(), node.dst.ne));
         }
-        ops::record(rec, node).map_err(|e| name_error(e, i, node.op.name()))?;
+        match quantize.get(i).copied().flatten() {
+            Some(layout) if matches!(node.op, crate::graph::Op::Glu { .. }) => {
+                ops::glu::record_emitting(rec, node, layout)
+            }
+            _ => ops::record(rec, node),
+        }
+        .map_err(|e| name_error(e, i, node.op.name()))?;
     }
     Ok(())
 }
@@ -129,8 +142,16 @@ impl Executor {
         let profile = self.profiling();
         let mut guard = self.stream();
         let Streams { stream, replay } = &mut *guard;
-        // Scratch the graph takes (not needed to replay it).
-        let scratch = || graph.nodes().iter().map(|n| ops::scratch_bytes(&self.device, n)).sum();
+        // Producer-side quantization and the scratch the graph takes (neither needed to replay it).
+        let plan = || fusion::plan_quantize(&self.device, graph.nodes());
+        let scratch = |plan: &[Option<Q8Layout>]| -> u64 {
+            let products: u64 = graph.nodes().iter().map(|n| ops::scratch_bytes(&self.device, n)).sum();
+            let align = self.device.caps().min_storage_offset_alignment.max(256);
+            let copies: u64 = (graph.nodes().iter().zip(plan))
+                .filter_map(|(n, l)| l.map(|l| l.bytes(&n.dst).div_ceil(align) * align))
+                .sum();
+            products + copies
+        };
         if replay::enabled() && !profile && !graph.is_empty() {
             let key = GraphKey::of(graph);
             match replay.lookup(&key) {
@@ -152,9 +173,10 @@ impl Executor {
                 }
                 Plan::Record => {
                     let mut recording = Recording::new(&self.device)?;
-                    let mut rec = stream.begin_recording(&mut recording, scratch())?;
+                    let plan = plan();
+                    let mut rec = stream.begin_recording(&mut recording, scratch(&plan))?;
                     let _rec_span = tracing::debug_span!("record_for_replay").entered();
-                    record_nodes(&mut rec, graph.nodes().iter().enumerate())?;
+                    record_nodes(&mut rec, graph.nodes().iter().enumerate(), &plan)?;
                     let stats = RecordStats {
                         dispatches: rec.dispatches(),
                         barriers: rec.barriers(),
@@ -170,7 +192,8 @@ impl Executor {
             }
         }
         let timestamps = profile.then(|| u32::try_from(graph.len() * 2).unwrap_or(u32::MAX));
-        let scratch = scratch();
+        let plan = plan();
+        let scratch = scratch(&plan);
         // Submit in chunks so the GPU starts while the rest is recorded: a small first chunk, then larger ones
         // (one chunk when timing, so every dispatch's timestamps land in one query pool).
         let (first, steady) = match submit_chunk() {
@@ -185,7 +208,7 @@ impl Executor {
         loop {
             let mut rec = stream.begin(timestamps, scratch, scratch_used)?;
             let _rec_span = tracing::debug_span!("record").entered();
-            record_nodes(&mut rec, nodes.by_ref().take(limit))?;
+            record_nodes(&mut rec, nodes.by_ref().take(limit), &plan)?;
             stats.dispatches += rec.dispatches();
             stats.barriers += rec.barriers();
             stats.submissions += 1;

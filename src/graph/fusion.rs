@@ -113,3 +113,47 @@ pub fn mul_mat_add<'g>(mm: &'g Node, add: &'g Node) -> Option<MatVecAdd<'g>> {
         && !same_view(addend, t);
     (one_column && vector(t) && vector(addend) && vector(out) && safe).then_some(MatVecAdd { mm, addend, out })
 }
+
+/// Whether producers write quantized copies of their outputs for the integer-dot products that read them
+/// (`GGVK_FUSE_QUANTIZE`, default on; off with fusion).
+pub fn quantize_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    enabled() && *ON.get_or_init(|| crate::knobs::switch("GGVK_FUSE_QUANTIZE", true))
+}
+
+/// Nodes looked at past a producer for the product that reads its output.
+const QUANTIZE_LOOKAHEAD: usize = 24;
+
+/// Producer-side quantization: for each node of `nodes`, the layout in which its output is also written
+/// quantized ([`crate::ops::q8_emit`]), when the node can write it (the MUL of an RMS_NORM+MUL pair, a GLU of F32)
+/// and a MUL_MAT within the next few nodes reads exactly that output quantized, before anything writes over it.
+/// The first such product decides the layout; others of another layout quantize for themselves.
+pub fn plan_quantize(device: &crate::vk::Device, nodes: &[Node]) -> Vec<Option<crate::ops::q8_emit::Q8Layout>> {
+    let mut plan = vec![None; nodes.len()];
+    if !quantize_enabled() {
+        return plan;
+    }
+    for (i, node) in nodes.iter().enumerate() {
+        let producer = match &node.op {
+            Op::Mul => i > 0 && rms_norm_mul(&nodes[i - 1], node).is_some(),
+            Op::Glu { .. } => crate::ops::glu::can_emit(node),
+            _ => false,
+        };
+        if !producer {
+            continue;
+        }
+        let out = &node.dst;
+        for later in nodes.iter().skip(i + 1).take(QUANTIZE_LOOKAHEAD) {
+            if let (Op::MulMat, Ok(a), Ok(b)) = (&later.op, later.src(0), later.src(1)) {
+                if same_view(b, out) {
+                    plan[i] = crate::ops::matmul::quantized_b_layout(device, a, b, &later.dst).filter(|l| l.fits(out));
+                    break;
+                }
+            }
+            if overlaps(&later.dst, out) {
+                break;
+            }
+        }
+    }
+    plan
+}

@@ -13,11 +13,12 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::binary::{check_layout, dispatch, pipeline, strided, Strided};
-use super::{dim_u32, opt_src, spirv};
+use super::q8_emit::{self, Q8Layout};
+use super::{dim_u32, opt_src, spirv, split_groups};
 use crate::error::{Error, Result};
 use crate::graph::{GluOp, Node, Op};
 use crate::quant::GgmlType;
-use crate::vk::{Recorder, Shader};
+use crate::vk::{Binding, Recorder, Shader};
 
 /// Push constants of `glu.comp`.
 #[repr(C)]
@@ -103,8 +104,61 @@ pub fn check(node: &Node) -> Result<()> {
     check_layout(name, "dst", d)
 }
 
+/// The push constants, bindings (gate, up, dst), label and kernel op code of a checked node.
+type Prepared = (GluPush, [Binding; 3], &'static str, u32);
+
 /// Record the node.
 pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
+    let (push, bindings, label, code) = prepare(rec.device(), node)?;
+    let n = push.n;
+    let pipeline = pipeline(rec.device(), &shader(node.src(0)?.ty), &[code])?;
+    dispatch(rec, label, &pipeline, &bindings, bytemuck::bytes_of(&push), n)
+}
+
+/// Whether the node can also write its output quantized ([`record_emitting`]): a supported F32 GLU.
+pub fn can_emit(node: &Node) -> bool {
+    matches!(node.op, Op::Glu { .. }) && node.dst.ty == GgmlType::F32 && check(node).is_ok()
+}
+
+/// Push constants of the emitting kernels: `glu.comp`'s and the quantized copy's first word.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+struct GluEmitPush {
+    glu: GluPush,
+    q_off: u32,
+    pad: [u32; 3],
+}
+
+const EMIT_PUSH: u32 = std::mem::size_of::<GluEmitPush>() as u32;
+const _: () = assert!(EMIT_PUSH == 128);
+
+/// Workgroup of the emitting kernels (a multiple of 64 invocations, a Q8_K block's).
+const EMIT_WG: u32 = 256;
+
+/// Record the node and write its output quantized in `layout` too, for the integer-dot products that read it
+/// ([`super::q8_emit`]); recorded plainly where the output does not fit the layout.
+pub fn record_emitting(rec: &mut Recorder<'_>, node: &Node, layout: Q8Layout) -> Result<()> {
+    let device = rec.device().clone();
+    if !can_emit(node) || !layout.fits(&node.dst) || device.caps().max_workgroup_invocations < EMIT_WG {
+        return record(rec, node);
+    }
+    let (glu, [g, u, d], label, code) = prepare(&device, node)?;
+    let e = q8_emit::reserve(rec, &node.dst, layout)?;
+    let push = GluEmitPush { glu, q_off: e.word, pad: [0; 3] };
+    let shader = match layout {
+        Q8Layout::Qx => Shader { name: "glu_f32_qx", spirv: spirv::GLU_F32_QX, bindings: 4, push_size: EMIT_PUSH },
+        Q8Layout::Q8k => Shader { name: "glu_f32_q8k", spirv: spirv::GLU_F32_Q8K, bindings: 4, push_size: EMIT_PUSH },
+    };
+    let pipeline = device.pipelines().get(&device, &shader, &[EMIT_WG, code])?;
+    // Four elements per invocation.
+    let groups = u64::from(glu.n.div_ceil(4)).div_ceil(u64::from(EMIT_WG));
+    let (gx, gy) = split_groups(groups, device.caps().max_workgroup_count[0])?;
+    rec.dispatch(label, &pipeline, &[g, u, d, e.write.clone()], bytemuck::bytes_of(&push), [gx, gy, 1])?;
+    q8_emit::publish(rec, &node.dst, e);
+    Ok(())
+}
+
+fn prepare(device: &std::sync::Arc<crate::vk::Device>, node: &Node) -> Result<Prepared> {
     check(node)?;
     let (code, label, swapped, alpha, limit) = match node.op {
         Op::Glu { op, swapped } => {
@@ -123,15 +177,14 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         _ => return Err(Error::Internal("glu::record".into())),
     };
     let (a, d) = (node.src(0)?, &node.dst);
-    let device = rec.device().clone();
-    let sd = strided(&device, d, true, "dst")?;
+    let sd = strided(device, d, true, "dst")?;
     let n = dim_u32("elements", d.nelements())?;
     // Gate and up views with dst's shape.
     let (g, u): (Strided, Strided) = match opt_src(node, 1) {
-        Some(b) => (strided(&device, a, false, "src0")?, strided(&device, b, false, "src1")?),
+        Some(b) => (strided(device, a, false, "src0")?, strided(device, b, false, "src1")?),
         None => {
             let half = |second: bool| -> Result<Strided> {
-                let mut v = strided(&device, a, false, "src0")?;
+                let mut v = strided(device, a, false, "src0")?;
                 // Columns nc.. start nc elements along dim 0 (nc * nb0 bytes, inside src0's window).
                 if second {
                     let shift = u64::from(sd.ne[0]) * u64::from(v.s[0]);
@@ -165,6 +218,5 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         alpha,
         limit,
     };
-    let pipeline = pipeline(&device, &shader(a.ty), &[code])?;
-    dispatch(rec, label, &pipeline, &[g.binding, u.binding, sd.binding], bytemuck::bytes_of(&push), n)
+    Ok((push, [g.binding, u.binding, sd.binding], label, code))
 }

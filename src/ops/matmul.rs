@@ -6,6 +6,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
+use super::q8_emit::Q8Layout;
 use super::{bind, coopmat, dim_u32, spirv, split_groups, stride_units, window_limit};
 use crate::error::{Error, Result};
 use crate::graph::fusion::MatVecAdd;
@@ -635,6 +636,21 @@ pub fn uses_int_dot(device: &Device, a: &Tensor, b: &Tensor) -> bool {
     int_dot_shaders(device, a, b).is_some()
         || kquant_int_dot_shaders(device, a, b).is_some()
         || (quantizes_activations(a) && b.ne[1] > i64::from(MATVEC_MAX_COLS))
+}
+
+/// The quantized copy of b that recording `a x b` on `device` looks up (as derived data) before quantizing b
+/// itself, when it quantizes b at all: the Q8_K blocks of the integer-dot K-quant mat-vec, or the 32-value
+/// blocks of the Q4_0 / Q8_0 products. None where the product is cut into pieces (each piece quantizes its own
+/// columns) or reads b in f32. A producer of b may write the copy instead ([`super::q8_emit`]).
+pub fn quantized_b_layout(device: &Device, a: &Tensor, b: &Tensor, dst: &Tensor) -> Option<Q8Layout> {
+    if check(a, b, dst).is_err() || !matches!(split_plan(device, a, b, dst), Ok(None)) {
+        return None;
+    }
+    if kquant_int_dot_shaders(device, a, b).is_some() {
+        return Some(Q8Layout::Q8k);
+    }
+    let tiled = b.ne[1] > i64::from(MATVEC_MAX_COLS);
+    (quantizes_activations(a) && (tiled || int_dot_shaders(device, a, b).is_some())).then_some(Q8Layout::Qx)
 }
 
 /// The grid b's values are on when `a x b` multiplies them on `device`: the CPU backend's Q8_K for the integer-dot

@@ -21,6 +21,7 @@ pub mod movement;
 pub mod norm;
 pub mod optim;
 pub mod pool;
+pub mod q8_emit;
 pub mod recurrent;
 pub mod reduce;
 pub mod rope;

@@ -14,6 +14,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
+use super::q8_emit::{self, Q8Layout};
 use super::{bind, dim_u32, spirv, split_groups, stride_units};
 use crate::error::{Error, Result};
 use crate::graph::fusion::RmsNormMul;
@@ -63,7 +64,7 @@ struct NormMulPush {
     w_off: u32,
     /// The product's first element (floats into its window; strides as the norm's output).
     m_off: u32,
-    /// Padding to 16 bytes.
+    /// `[0]`: the quantized copy's first word (emitting kernels); otherwise padding to 16 bytes.
     pad: [u32; 2],
 }
 
@@ -161,18 +162,49 @@ fn prepare(device: &Device, node: &Node, eps: f32) -> Result<Option<(NormPush, B
     Ok(Some((push, xb, db)))
 }
 
-/// Record RMS_NORM fused with the MUL by one row of weights that follows it (see [`crate::graph::fusion`]).
-pub fn record_rms_norm_mul(rec: &mut Recorder<'_>, f: &RmsNormMul<'_>) -> Result<()> {
+/// The fused kernels that also write the product quantized (`EMIT_QX` / `EMIT_Q8K`, see [`super::q8_emit`]).
+fn fused_emitting(layout: Q8Layout) -> Shader {
+    match layout {
+        Q8Layout::Qx => Shader {
+            name: "rms_norm_mul_f32_qx",
+            spirv: spirv::RMS_NORM_MUL_F32_QX,
+            bindings: 5,
+            push_size: FUSED_PUSH,
+        },
+        Q8Layout::Q8k => Shader {
+            name: "rms_norm_mul_f32_q8k",
+            spirv: spirv::RMS_NORM_MUL_F32_Q8K,
+            bindings: 5,
+            push_size: FUSED_PUSH,
+        },
+    }
+}
+
+/// Record RMS_NORM fused with the MUL by one row of weights that follows it (see [`crate::graph::fusion`]); with
+/// `emit`, the product is also written quantized in that layout for the integer-dot products that read it (where
+/// the kernel can: subgroup reductions, rows a multiple of the block).
+pub fn record_rms_norm_mul(rec: &mut Recorder<'_>, f: &RmsNormMul<'_>, emit: Option<Q8Layout>) -> Result<()> {
     check(f.norm)?;
     let (_, eps) = params(&f.norm.op)?;
     let device = rec.device().clone();
     let Some((norm, xb, db)) = prepare(&device, f.norm, eps)? else { return Ok(()) };
     let (wb, w_off) = bind(&device, f.weight, 4, false)?;
     let (mb, m_off) = bind(&device, f.out, 4, true)?;
+    let wg = row_workgroup(&device, f.norm.dst.ne[0]);
+    let (gx, gy) = split_groups(u64::from(norm.rows), device.caps().max_workgroup_count[0])?;
+    let emit = emit.filter(|l| use_subgroups(&device) && l.fits(f.out) && wg % l.threads() == 0);
+    if let Some(layout) = emit {
+        let e = q8_emit::reserve(rec, f.out, layout)?;
+        let push = NormMulPush { norm, w_off, m_off, pad: [e.word, 0] };
+        let pipeline = device.pipelines().get(&device, &fused_emitting(layout), &[wg, 0])?;
+        let bindings = [xb, db, wb, mb, e.write.clone()];
+        rec.dispatch("rms_norm_mul_q8", &pipeline, &bindings, bytemuck::bytes_of(&push), [gx, gy, 1])?;
+        q8_emit::publish(rec, f.out, e);
+        return Ok(());
+    }
     let push = NormMulPush { norm, w_off, m_off, pad: [0; 2] };
     let shader = if use_subgroups(&device) { &FUSED } else { &FUSED_SHMEM };
-    let pipeline = device.pipelines().get(&device, shader, &[row_workgroup(&device, f.norm.dst.ne[0]), 0])?;
-    let (gx, gy) = split_groups(u64::from(norm.rows), device.caps().max_workgroup_count[0])?;
+    let pipeline = device.pipelines().get(&device, shader, &[wg, 0])?;
     rec.dispatch("rms_norm_mul", &pipeline, &[xb, db, wb, mb], bytemuck::bytes_of(&push), [gx, gy, 1])
 }
 

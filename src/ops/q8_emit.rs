@@ -1,0 +1,100 @@
+//! Producer-side quantization of activations. The integer-dot products quantize their activation column(s) into
+//! scratch first (a dispatch, and a barrier, per product input; [`super::matmul`]). A producer kernel that writes
+//! that activation can write the quantized copy too (`shaders/emit_q8.glsl`): the copy is registered as the
+//! product's derived data ([`crate::vk::Derived`], the same key the product looks up), so the product finds it and
+//! records no quantization of its own. The codes are bit-identical to the stand-alone kernels'.
+//!
+//! Producers: RMS_NORM fused with its MUL ([`super::norm::record_rms_norm_mul`]) and the GLU family
+//! ([`super::glu::record_emitting`]). The executor asks [`crate::graph::fusion::quantize_ahead`] whether a later
+//! product will read a node's output quantized, and in which layout.
+
+use super::bind;
+use crate::error::Result;
+use crate::graph::Tensor;
+use crate::quant::GgmlType;
+use crate::vk::{Binding, Derived, Recorder};
+
+/// The quantized layouts of activations the integer-dot products read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Q8Layout {
+    /// `quantize_q8_1.comp`: 10 words per 32 values (Q4_0 / Q8_0 weights).
+    Qx,
+    /// `quantize_q8_k.comp`: 76 words per 256 values (K-quant weights).
+    Q8k,
+}
+
+impl Q8Layout {
+    /// Values per block.
+    pub fn block(self) -> i64 {
+        match self {
+            Q8Layout::Qx => 32,
+            Q8Layout::Q8k => 256,
+        }
+    }
+
+    /// 32-bit words per block.
+    pub fn words(self) -> u64 {
+        match self {
+            Q8Layout::Qx => super::matmul::QX_WORDS,
+            Q8Layout::Q8k => super::matmul::Q8K_WORDS,
+        }
+    }
+
+    /// Invocations that quantize one block together in the producers.
+    pub fn threads(self) -> u32 {
+        match self {
+            Q8Layout::Qx => 8,
+            Q8Layout::Q8k => 64,
+        }
+    }
+
+    /// The derived-data kind the products look up (the stand-alone kernel's name).
+    pub fn kind(self) -> &'static str {
+        match self {
+            Q8Layout::Qx => "quantize_q8_1",
+            Q8Layout::Q8k => "quantize_q8_k",
+        }
+    }
+
+    /// Scratch bytes of `t`'s quantized copy (its rows of `ne[0]` values, one column each).
+    pub fn bytes(self, t: &Tensor) -> u64 {
+        let cols = (t.ne[1] * t.ne[2] * t.ne[3]).max(0) as u64;
+        (t.ne[0].max(0) / self.block()) as u64 * self.words() * 4 * cols
+    }
+
+    /// Whether a producer can write `t` (F32, rows a multiple of the block, not empty) in this layout.
+    pub fn fits(self, t: &Tensor) -> bool {
+        t.ty == GgmlType::F32 && t.ne[0] > 0 && t.ne[0] % self.block() == 0 && t.nelements() > 0
+    }
+}
+
+/// Where a producer writes the quantized copy of its output.
+pub struct Emit {
+    /// The layout.
+    pub layout: Q8Layout,
+    /// Scratch region, writable.
+    pub write: Binding,
+    /// Its first word in the binding.
+    pub word: u32,
+}
+
+/// Take scratch for `out`'s quantized copy.
+pub fn reserve(rec: &mut Recorder<'_>, out: &Tensor, layout: Q8Layout) -> Result<Emit> {
+    let device = rec.device().clone();
+    let bytes = layout.bytes(out);
+    let (scratch, offset) = rec.scratch(bytes)?;
+    let region = Tensor::contiguous(scratch, offset, GgmlType::I32, [(bytes / 4) as i64, 1, 1, 1])?;
+    let (write, word) = bind(&device, &region, 4, true)?;
+    Ok(Emit { layout, write, word })
+}
+
+/// After the producer's dispatch: make the copy what a product of `out` finds instead of quantizing it again.
+pub fn publish(rec: &mut Recorder<'_>, out: &Tensor, emit: Emit) {
+    let (start, end) = out.byte_range();
+    rec.add_derived(Derived {
+        kind: emit.layout.kind(),
+        source: (out.buffer.id(), start, end),
+        layout: (out.ty.raw(), out.ne, out.nb),
+        result: (Binding { write: false, ..emit.write }, emit.word),
+    });
+}
