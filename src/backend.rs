@@ -47,6 +47,16 @@ impl Backend {
         self.exec.compute_async(graph)
     }
 
+    /// Submit the kept recording of the graph with `key` again (see [`crate::graph::exec::Executor::replay_key`]).
+    pub fn replay_key(&self, key: &crate::graph::replay::GraphKey) -> Result<Option<RecordStats>> {
+        self.exec.replay_key(key)
+    }
+
+    /// Whether a recording of the graph with `key` is kept for replay.
+    pub fn keeps(&self, key: &crate::graph::replay::GraphKey) -> bool {
+        self.exec.keeps(key)
+    }
+
     /// Wait for everything this backend submitted.
     pub fn synchronize(&self) -> Result<()> {
         self.exec.synchronize()

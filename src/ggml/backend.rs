@@ -5,16 +5,21 @@ use std::ffi::{c_char, c_void};
 
 use super::buffer::{guarded, BUFFER_IFACE};
 use super::device::DeviceEntry;
+use super::known_graphs::{Description, KnownGraphs};
 use super::sys;
 use super::translate::{self, Memory};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
+use crate::graph::replay::{self, GraphKey};
 use crate::graph::Graph;
+use crate::timeline::{self, Host};
 
 /// What a ggml backend's `context` points to.
 struct BackendCtx {
     inner: Backend,
     entry: &'static DeviceEntry,
+    /// Graphs seen before, replayed without translating them again.
+    known: KnownGraphs,
 }
 
 static GUID: sys::ggml_guid = *b"ggvk-vulkan-rs01";
@@ -23,7 +28,7 @@ static GUID: sys::ggml_guid = *b"ggvk-vulkan-rs01";
 pub fn create(entry: &'static DeviceEntry, dev: sys::ggml_backend_dev_t) -> Result<sys::ggml_backend_t> {
     let device = entry.device()?;
     let inner = Backend::on(&device)?;
-    let ctx = Box::into_raw(Box::new(BackendCtx { inner, entry }));
+    let ctx = Box::into_raw(Box::new(BackendCtx { inner, entry, known: KnownGraphs::default() }));
     let be = Box::new(sys::ggml_backend {
         guid: &GUID as *const sys::ggml_guid as sys::ggml_guid_t,
         iface: BACKEND_IFACE,
@@ -65,7 +70,7 @@ unsafe extern "C" fn free(b: sys::ggml_backend_t) {
 unsafe extern "C" fn synchronize(b: sys::ggml_backend_t) {
     // SAFETY: ggml passes one of our live backends.
     let c = unsafe { ctx(b) };
-    guarded("synchronize", (), || c.inner.synchronize())
+    guarded("synchronize", (), || timeline::host(Host::Wait, || c.inner.synchronize()))
 }
 
 unsafe extern "C" fn set_tensor_async(
@@ -78,7 +83,7 @@ unsafe extern "C" fn set_tensor_async(
     // SAFETY: ggml passes one of our live backends and a tensor in one of our buffers.
     let c = unsafe { ctx(b) };
     // Transfers are synchronous: finish what this stream submitted first so they stay in order.
-    guarded("set_tensor_async", (), || c.inner.synchronize());
+    guarded("set_tensor_async", (), || timeline::host(Host::Wait, || c.inner.synchronize()));
     // SAFETY: as above; the buffer methods check the rest.
     unsafe {
         if let Some(f) = BUFFER_IFACE.set_tensor {
@@ -96,7 +101,7 @@ unsafe extern "C" fn get_tensor_async(
 ) {
     // SAFETY: ggml passes one of our live backends and a tensor in one of our buffers.
     let c = unsafe { ctx(b) };
-    guarded("get_tensor_async", (), || c.inner.synchronize());
+    guarded("get_tensor_async", (), || timeline::host(Host::Wait, || c.inner.synchronize()));
     // SAFETY: as above.
     unsafe {
         if let Some(f) = BUFFER_IFACE.get_tensor {
@@ -117,6 +122,15 @@ fn compute(c: &BackendCtx, cgraph: *mut sys::ggml_cgraph) -> Result<()> {
             std::slice::from_raw_parts(g.nodes, g.n_nodes as usize)
         }
     };
+    // A graph seen before: replay its recording without translating it.
+    // SAFETY: as above, live nodes with live sources.
+    let description = unsafe { Description::of(nodes) };
+    if let Some(key) = c.known.find(&description) {
+        if c.inner.replay_key(&key)?.is_some() {
+            return Ok(());
+        }
+        c.known.forget(&description);
+    }
     let mut graph = Graph::new();
     for (i, &n) in nodes.iter().enumerate() {
         // SAFETY: each node is a live tensor.
@@ -134,7 +148,15 @@ fn compute(c: &BackendCtx, cgraph: *mut sys::ggml_cgraph) -> Result<()> {
             graph.push(node)?;
         }
     }
-    c.inner.compute_async(&graph).map(|_| ())
+    let stats = c.inner.compute_async(&graph)?;
+    // Kept for replay (recorded this time, or replayed through the engine's own key): remember its description.
+    if stats.replayed || (stats.dispatches > 0 && replay::enabled()) {
+        let key = GraphKey::of(&graph);
+        if c.inner.keeps(&key) {
+            c.known.remember(description, key);
+        }
+    }
+    Ok(())
 }
 
 unsafe extern "C" fn graph_compute(b: sys::ggml_backend_t, cgraph: *mut sys::ggml_cgraph) -> sys::ggml_status {
@@ -142,7 +164,7 @@ unsafe extern "C" fn graph_compute(b: sys::ggml_backend_t, cgraph: *mut sys::ggm
     let c = unsafe { ctx(b) };
     // Out of memory (device or host, or past GGVK_MEMORY_BUDGET) is ALLOC_FAILED, anything else FAILED; the error
     // is logged either way and the backend stays usable (after a device loss every later call fails).
-    guarded("graph_compute", sys::GGML_STATUS_FAILED, || match compute(c, cgraph) {
+    guarded("graph_compute", sys::GGML_STATUS_FAILED, || match timeline::host(Host::Compute, || compute(c, cgraph)) {
         Ok(()) => Ok(sys::GGML_STATUS_SUCCESS),
         Err(e @ (Error::OutOfDeviceMemory(_) | Error::OutOfHostMemory(_))) => {
             super::host::error(&format!("graph_compute: {e}"));

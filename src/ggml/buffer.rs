@@ -2,6 +2,7 @@
 //! ggml computes `tensor->data = base + offset`, and the adapter turns `data - BASE` back into an offset in
 //! the device buffer (device memory has no host address).
 
+use crate::timeline::{self, Host};
 use std::ffi::{c_char, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -147,7 +148,7 @@ unsafe extern "C" fn set_tensor(
     }
     // SAFETY: ggml passes our live buffer, a live tensor in it, and `size` readable bytes at `data`.
     let (c, t, src) = unsafe { (ctx(b), &*t, std::slice::from_raw_parts(data as *const u8, size)) };
-    guarded("set_tensor", (), || c.buf.write(offset_of(t)? + offset as u64, src))
+    guarded("set_tensor", (), || timeline::host(Host::Transfer, || c.buf.write(offset_of(t)? + offset as u64, src)))
 }
 
 unsafe extern "C" fn get_tensor(
@@ -162,7 +163,7 @@ unsafe extern "C" fn get_tensor(
     }
     // SAFETY: ggml passes our live buffer, a live tensor in it, and `size` writable bytes at `data`.
     let (c, t, dst) = unsafe { (ctx(b), &*t, std::slice::from_raw_parts_mut(data as *mut u8, size)) };
-    guarded("get_tensor", (), || c.buf.read(offset_of(t)? + offset as u64, dst))
+    guarded("get_tensor", (), || timeline::host(Host::Transfer, || c.buf.read(offset_of(t)? + offset as u64, dst)))
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -13,6 +13,7 @@ mod buffer;
 mod device;
 mod host;
 mod host_buffer;
+mod known_graphs;
 mod translate;
 
 use std::ffi::c_int;

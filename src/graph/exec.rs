@@ -156,19 +156,9 @@ impl Executor {
             let key = GraphKey::of(graph);
             match replay.lookup(&key) {
                 Plan::Replay(i) => {
-                    let entry = replay.entry(i).ok_or_else(|| Error::Internal("replay entry vanished".into()))?;
-                    match entry.recording.replay() {
-                        Ok(true) => {
-                            let stats = RecordStats { replayed: true, ..entry.stats };
-                            self.note_record_time(started);
-                            return Ok(stats);
-                        }
-                        // Stale (a buffer it used is gone): record it again below, as a new graph.
-                        Ok(false) => replay.forget(&key),
-                        Err(e) => {
-                            replay.forget(&key);
-                            return Err(e);
-                        }
+                    if let Some(stats) = Self::submit_kept(replay, i, &key)? {
+                        self.note_record_time(started);
+                        return Ok(stats);
                     }
                 }
                 Plan::Record => {
@@ -221,6 +211,46 @@ impl Executor {
         }
         self.note_record_time(started);
         Ok(stats)
+    }
+
+    /// Submit kept recording `i` (of `key`) again; `None` when it is stale (a buffer it used is gone: forgotten,
+    /// the graph records again as a new one).
+    fn submit_kept(replay: &mut ReplayCache<RecordStats>, i: usize, key: &GraphKey) -> Result<Option<RecordStats>> {
+        let entry = replay.entry(i).ok_or_else(|| Error::Internal("replay entry vanished".into()))?;
+        match entry.recording.replay() {
+            Ok(true) => Ok(Some(RecordStats { replayed: true, ..entry.stats })),
+            Ok(false) => {
+                replay.forget(key);
+                Ok(None)
+            }
+            Err(e) => {
+                replay.forget(key);
+                Err(e)
+            }
+        }
+    }
+
+    /// Submit the kept recording of the graph whose key is `key` again, without the graph at hand (a front door
+    /// that knows its graph is unchanged, e.g. by comparing its own description of it). `None`: nothing kept
+    /// under that key (or it went stale, or replay is off or profiling is on); compute the graph instead.
+    pub fn replay_key(&self, key: &GraphKey) -> Result<Option<RecordStats>> {
+        if !replay::enabled() || self.profiling() {
+            return Ok(None);
+        }
+        let started = std::time::Instant::now();
+        let mut guard = self.stream();
+        let replay = &mut guard.replay;
+        let Some(i) = replay.kept_index(key) else { return Ok(None) };
+        let stats = Self::submit_kept(replay, i, key)?;
+        if stats.is_some() {
+            self.note_record_time(started);
+        }
+        Ok(stats)
+    }
+
+    /// Whether a recording of the graph with `key` is kept for replay.
+    pub fn keeps(&self, key: &GraphKey) -> bool {
+        self.stream().replay.kept_index(key).is_some()
     }
 
     fn note_record_time(&self, started: std::time::Instant) {

@@ -231,6 +231,14 @@ impl<S> ReplayCache<S> {
         Plan::Normal
     }
 
+    /// The index of the kept recording of `key`, marked most recently used.
+    pub fn kept_index(&mut self, key: &GraphKey) -> Option<usize> {
+        let i = self.kept.iter().position(|e| e.key == *key)?;
+        let entry = self.kept.remove(i).expect("index from position");
+        self.kept.push_back(entry);
+        Some(self.kept.len() - 1)
+    }
+
     /// Kept entry `i` (from [`Plan::Replay`]).
     pub fn entry(&mut self, i: usize) -> Option<&mut Entry<S>> {
         self.kept.get_mut(i)

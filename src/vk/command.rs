@@ -333,7 +333,7 @@ impl CommandStream {
         self.next = (self.next + 1) % self.slots.len();
         let device = self.device.clone();
         let timestamps = timestamps.filter(|_| device.caps().timestamps);
-        Recorder::start(device, &mut self.slots[i], timestamps, true, scratch, scratch_bytes, scratch_start)
+        Recorder::start(device, &mut self.slots[i], timestamps, true, (scratch, scratch_bytes, scratch_start), None)
     }
 
     /// Start recording a whole graph into `recording`, to be submitted now and replayed later
@@ -350,7 +350,14 @@ impl CommandStream {
         recording.slot.descriptors.reset(self.device.raw())?;
         recording.slot.keep_pipelines.clear();
         let scratch = self.scratch.clone();
-        Recorder::start(self.device.clone(), &mut recording.slot, None, false, scratch, scratch_bytes, 0)
+        if recording.span.is_none() && crate::timeline::enabled() && self.device.caps().timestamps {
+            let info = vk::QueryPoolCreateInfo::default().query_type(vk::QueryType::TIMESTAMP).query_count(2);
+            // SAFETY: valid device and create info.
+            recording.span =
+                Some(unsafe { self.device.raw().create_query_pool(&info, None) }.vk_context("vkCreateQueryPool")?);
+        }
+        let span = recording.span;
+        Recorder::start(self.device.clone(), &mut recording.slot, None, false, (scratch, scratch_bytes, 0), span)
     }
 
     /// Grow the scratch buffer to at least `scratch_bytes` (geometrically, so a slowly growing graph does not
@@ -371,9 +378,8 @@ impl<'a> Recorder<'a> {
         slot: &'a mut Slot,
         timestamps: Option<u32>,
         one_time: bool,
-        scratch: Option<Arc<Buffer>>,
-        scratch_bytes: u64,
-        scratch_start: u64,
+        (scratch, scratch_bytes, scratch_start): (Option<Arc<Buffer>>, u64, u64),
+        span: Option<vk::QueryPool>,
     ) -> Result<Self> {
         let raw = device.raw();
         if let Some(n) = timestamps {
@@ -401,6 +407,11 @@ impl<'a> Recorder<'a> {
             if let (Some((qp, n)), Some(_)) = (slot.queries, timestamps) {
                 raw.cmd_reset_query_pool(slot.cmd, qp, 0, n);
             }
+            // The graph's span (`GGVK_TIMELINE`): a timestamp before everything, one after (in `submit`).
+            if let Some(qp) = span {
+                raw.cmd_reset_query_pool(slot.cmd, qp, 0, 2);
+                raw.cmd_write_timestamp(slot.cmd, vk::PipelineStageFlags::TOP_OF_PIPE, qp, 0);
+            }
             // Earlier submissions (other streams, transfers) may have written what we read.
             let mb = [vk::MemoryBarrier::default()
                 .src_access_mask(vk::AccessFlags::SHADER_WRITE | vk::AccessFlags::TRANSFER_WRITE)
@@ -424,6 +435,7 @@ impl<'a> Recorder<'a> {
             scratch_limit: scratch_bytes,
             hazards: Hazards::default(),
             timed: timestamps.is_some(),
+            span,
             dispatches: 0,
             barriers: 0,
             node_label: String::new(),
@@ -442,13 +454,15 @@ pub struct Recording {
     slot: Slot,
     /// Every buffer the commands use, once each; empty until the recorded commands have been submitted.
     buffers: Vec<std::sync::Weak<Buffer>>,
+    /// Two timestamps around the graph (`GGVK_TIMELINE`).
+    span: Option<vk::QueryPool>,
 }
 
 impl Recording {
     /// An empty recording on `device` (its own command pool, command buffer and fence).
     pub fn new(device: &Arc<Device>) -> Result<Self> {
         let (pool, cmd, fence) = create_single_submitter(device)?;
-        Ok(Recording { device: device.clone(), pool, slot: Slot::new(cmd, fence), buffers: Vec::new() })
+        Ok(Recording { device: device.clone(), pool, slot: Slot::new(cmd, fence), buffers: Vec::new(), span: None })
     }
 
     /// Wait for the last submission; from then on hold the buffers weakly. A recording abandoned before its
@@ -458,6 +472,17 @@ impl Recording {
         if submitted {
             self.device.wait_fence(self.slot.fence)?;
             self.slot.pending = false;
+            if let Some(qp) = self.span {
+                let mut ticks = [0u64; 2];
+                // SAFETY: the submission that wrote both queries has completed.
+                let got = unsafe {
+                    self.device.raw().get_query_pool_results(qp, 0, &mut ticks, vk::QueryResultFlags::TYPE_64)
+                };
+                if got.is_ok() {
+                    let period = f64::from(self.device.caps().timestamp_period);
+                    crate::timeline::gpu_graph(ticks[0] as f64 * period, ticks[1] as f64 * period);
+                }
+            }
         }
         if submitted && self.buffers.is_empty() {
             // First retirement after recording: remember each buffer once.
@@ -508,6 +533,9 @@ impl Drop for Recording {
         // SAFETY: the submission has completed (or the device is lost, where destruction is still allowed); the
         // pool's command buffer goes with it.
         unsafe {
+            if let Some(qp) = self.span.take() {
+                raw.destroy_query_pool(qp, None);
+            }
             raw.destroy_fence(self.slot.fence, None);
             raw.destroy_command_pool(self.pool, None);
         }
@@ -557,6 +585,8 @@ pub struct Recorder<'a> {
     scratch_limit: u64,
     hazards: Hazards,
     timed: bool,
+    /// Query pool of the graph's span timestamps, if any.
+    span: Option<vk::QueryPool>,
     dispatches: u32,
     barriers: u32,
     node_label: String,
@@ -744,6 +774,9 @@ impl Recorder<'_> {
         // SAFETY: recording state; the fence is unsignalled after reset and not in use (slot retired).
         unsafe {
             barrier_to_everything(raw, cmd);
+            if let Some(qp) = self.span {
+                raw.cmd_write_timestamp(cmd, vk::PipelineStageFlags::BOTTOM_OF_PIPE, qp, 1);
+            }
             raw.end_command_buffer(cmd).vk_context("vkEndCommandBuffer")?;
             raw.reset_fences(&[self.slot.fence]).vk_context("vkResetFences")?;
         }
