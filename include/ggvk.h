@@ -90,6 +90,15 @@
 // a multiple of 64 values).
 #define GGVK_TYPE_MXFP4 39
 
+// `ggml_type` NVFP4 (blocks of 64, 36 bytes: four UE4M3 scales, one per 16 values, 4-bit E2M1 values). Weight type.
+#define GGVK_TYPE_NVFP4 40
+
+// `ggml_type` Q1_0 (blocks of 128, 18 bytes: f16 magnitude, one sign bit per value). Weight type.
+#define GGVK_TYPE_Q1_0 41
+
+// `ggml_type` Q2_0 (blocks of 64, 18 bytes: f16 scale, 2-bit codes for -d, 0, d, 2d). Weight type.
+#define GGVK_TYPE_Q2_0 42
+
 // Device type: other.
 #define GGVK_DEVICE_TYPE_OTHER 0
 
