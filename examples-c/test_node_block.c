@@ -98,7 +98,7 @@ static double act_err(int32_t type, const float *x, int64_t K, int64_t k)
     } else if ((type == GGVK_TYPE_Q4_K || type == GGVK_TYPE_Q5_K || type == GGVK_TYPE_Q6_K) &&
                !env_is("GGVK_INT_DOT", "0") && !env_is("GGVK_KQUANT_MATVEC", "0")) {
         block = 256; /* the integer-dot mat-vec's Q8_K grid (where the device has integer dot products) */
-    } else if (type == GGVK_TYPE_IQ4_NL) {
+    } else if (type == GGVK_TYPE_IQ4_NL || type == GGVK_TYPE_NVFP4 || type == GGVK_TYPE_Q1_0 || type == GGVK_TYPE_Q2_0) {
         block = env_is("GGVK_ROUND_ACTIVATIONS", "0") ? 0 : 32;
     } else if (type != GGVK_TYPE_F32 && env_is("GGVK_ROUND_ACTIVATIONS", "1")) {
         block = type == GGVK_TYPE_BF16 ? 2 : (type >= GGVK_TYPE_Q2_K && type <= GGVK_TYPE_Q6_K) ? 256 : 32;
@@ -558,7 +558,8 @@ static void test_weight_types(ggvk_backend *be, test_rng *r)
         {GGVK_TYPE_Q4_0, "Q4_0", 1}, {GGVK_TYPE_Q4_1, "Q4_1", 1}, {GGVK_TYPE_Q5_0, "Q5_0", 1},
         {GGVK_TYPE_Q5_1, "Q5_1", 1}, {GGVK_TYPE_Q8_0, "Q8_0", 1}, {GGVK_TYPE_IQ4_NL, "IQ4_NL", 1},
         {GGVK_TYPE_Q2_K, "Q2_K", 0}, {GGVK_TYPE_Q3_K, "Q3_K", 0}, {GGVK_TYPE_Q4_K, "Q4_K", 0},
-        {GGVK_TYPE_Q5_K, "Q5_K", 0}, {GGVK_TYPE_Q6_K, "Q6_K", 0},
+        {GGVK_TYPE_Q5_K, "Q5_K", 0}, {GGVK_TYPE_Q6_K, "Q6_K", 0},   {GGVK_TYPE_NVFP4, "NVFP4", 1},
+        {GGVK_TYPE_Q1_0, "Q1_0", 1}, {GGVK_TYPE_Q2_0, "Q2_0", 1},
     };
     const int64_t K = 512, M = 48, N = 3;
     float *w = (float *)test_xmalloc(sizeof(float) * (size_t)(K * M));

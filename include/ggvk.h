@@ -90,6 +90,15 @@
 // a multiple of 64 values).
 #define GGVK_TYPE_MXFP4 39
 
+// `ggml_type` NVFP4 (blocks of 64, 36 bytes: four UE4M3 scales, one per 16 values, 4-bit E2M1 values). Weight type.
+#define GGVK_TYPE_NVFP4 40
+
+// `ggml_type` Q1_0 (blocks of 128, 18 bytes: f16 magnitude, one sign bit per value). Weight type.
+#define GGVK_TYPE_Q1_0 41
+
+// `ggml_type` Q2_0 (blocks of 64, 18 bytes: f16 scale, 2-bit codes for -d, 0, d, 2d). Weight type.
+#define GGVK_TYPE_Q2_0 42
+
 // Device type: other.
 #define GGVK_DEVICE_TYPE_OTHER 0
 
@@ -759,10 +768,10 @@ void ggvk_graph_free(struct ggvk_graph *graph);
 // The rounding of b follows ggml's CPU backend (its `vec_dot_type`):
 // - F32 weights: none (`x' = x`).
 // - F16 weights: b rounded to f16, `|x - x'| <= 2^-11 |x|` (plus 2^-25 where x is below the f16 normal range).
-// - Q4_0, Q8_0, IQ4_NL and MXFP4 weights: b rounded to 8 bits per 32-value block, scale `d = max|x| / 127` kept as f16:
-//   `|x - x'| <= d * (1/2 + 127 * 2^-11)` within the block (plus f32 rounding, about 2^-24 d, and 2^-18 where
-//   d is below f16's normal range). For Q4_0/Q8_0,
-//   `GGVK_INT_DOT=0` in the environment keeps `x' = x`; for IQ4_NL/MXFP4, `GGVK_ROUND_ACTIVATIONS=0` does.
+// - Q4_0, Q8_0, IQ4_NL, MXFP4, NVFP4, Q1_0 and Q2_0 weights: b rounded to 8 bits per 32-value block, scale
+//   `d = max|x| / 127` kept as f16: `|x - x'| <= d * (1/2 + 127 * 2^-11)` within the block (plus f32 rounding,
+//   about 2^-24 d, and 2^-18 where d is below f16's normal range). For Q4_0/Q8_0, `GGVK_INT_DOT=0` in the
+//   environment keeps `x' = x`; for IQ4_NL/MXFP4/NVFP4/Q1_0/Q2_0, `GGVK_ROUND_ACTIVATIONS=0` does.
 // - Q4_K, Q5_K and Q6_K weights on a device with integer dot products: b on the CPU backend's Q8_K grid (8 bits per
 //   256-value block, f32 scale `d = max|x| / 127`: `|x - x'| <= d / 2` plus f32 rounding); `GGVK_INT_DOT=0`
 //   keeps `x' = x`.

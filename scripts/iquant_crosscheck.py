@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
-"""Generate cross-check vectors for ggvk's IQ, ternary and MXFP4 dequantizers (tests/iquant_crosscheck.rs).
+"""Generate cross-check vectors for ggvk's IQ, ternary, MXFP4 and NVFP4 dequantizers (tests/iquant_crosscheck.rs).
 
 The expected values come from the numpy dequantizers of the PyPI package `gguf` (version 0.19.0), which are
 independent of ggvk (their grids are rebuilt from gguf's own compact encoding, not from ggml's tables) and
 reproduce ggml's dequantize_row_iq2_xxs .. dequantize_row_iq4_xs, dequantize_row_tq1_0 / tq2_0 and
-dequantize_row_mxfp4. The inputs are random blocks: random bytes for indices, signs, scales and codes, with every
+dequantize_row_mxfp4 / dequantize_row_nvfp4. The inputs are random blocks: random bytes for indices, signs, scales and codes, with every
 f16 field replaced by a random finite f16 (normal, subnormal, zero, either sign), IQ1_M's scale (spread over the top
 nibbles of its four scale words) likewise, MXFP4's E8M0 exponent kept where the values stay finite (0..250, both
-subnormal scales included), plus edge blocks (all-zero bytes, all-one bytes, 0x55 / 0xAA patterns with a few
+subnormal scales included), NVFP4's UE4M3 scale bytes all 256 patterns, plus edge blocks (all-zero bytes, all-one bytes, 0x55 / 0xAA patterns with a few
 scales). Install gguf with:
 
     pip install gguf==0.19.0 numpy
@@ -59,6 +59,7 @@ LAYOUT = {
     Q.IQ1_M: (56, 256, ()),
     Q.TQ1_0: (54, 256, (52,)),
     Q.TQ2_0: (66, 256, (64,)),
+    Q.NVFP4: (36, 64, ()),
 }
 EDGE_F16 = (0x0000, 0x8000, 0x3C00, 0xBC00, 0x7BFF, 0xFBFF, 0x0001, 0x8001, 0x0400, 0x2E66)
 

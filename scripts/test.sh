@@ -119,8 +119,10 @@ passed=$((passed + $(grep -aoE 'test result: ok\. [0-9]+ passed' "$LOGS/cargo-te
 
 # The weight types after IQ4_NL (IQ4_XS, MXFP4, IQ3_S, IQ3_XXS, IQ2_XXS, IQ2_XS, IQ2_S, IQ1_S, IQ1_M, TQ1_0, TQ2_0)
 # have their own named subset below; the other runs leave them out (all their cases: about 15 minutes on lavapipe).
+# So do Q1_0, Q2_0 and NVFP4 (weights, and SET_ROWS / CPY into them), with a named subset of their own.
 NEW_TYPES='iq[123]_[a-z]+|iq4_xs|tq[12]_0|mxfp4'
-NOT_NEW="^(?!.*type(_a)?=($NEW_TYPES))"
+LOWBIT_TYPES='q1_0|q2_0|nvfp4'
+NOT_NEW="^(?!.*type(_a)?=($NEW_TYPES))(?!.*type(_a|_src|_dst)?=($LOWBIT_TYPES),)"
 
 step "test-backend-ops -b GGVK0, mode test, the plug-in's ops (llama.cpp loads libggvk.so; validation layer on)"
 OPS=ADD,MUL,SCALE,RMS_NORM,SOFT_MAX,CPY,CONT,DUP,SET_ROWS,GET_ROWS,SILU,SWIGLU,ROPE,MUL_MAT
@@ -208,6 +210,25 @@ line=$(grep -aoE '[0-9]+/[0-9]+ tests passed' "$LOGS/test-backend-ops-iq.log" | 
 read -r ok total < <(echo "$line" | awk -F'[/ ]' '{print $1, $2}')
 if [ -z "$line" ] || [ "$ok" != "$total" ] || [ "$total" = 0 ] || grep -aq "FAIL" "$LOGS/test-backend-ops-iq.log"; then
   echo "test-backend-ops IQ/TQ/MXFP4 weights failed ($line)"; exit 1
+fi
+passed=$((passed + ok))
+
+step "test-backend-ops -b GGVK0 for Q1_0, Q2_0, NVFP4 (weights, SET_ROWS / CPY into them), named subset"
+# GET_ROWS, SET_ROWS and CPY into / out of / between them (every case), MUL_MAT as the IQ subset takes it (m=16, 1, 8
+# and 9 columns at k=256, the k=4096 row, 10 and 16 columns with batch broadcast), MUL_MAT_ID with 1, 10, 16 and 32
+# tokens, and NVFP4's MUL_MAT(_ID)_W4A4 / _W4A8 cases (src1 precision Q8 or default: Q8_0 activations either way).
+LB_CASES="type(_src|_dst)?=($LOWBIT_TYPES),|type_a=($LOWBIT_TYPES),type_b=f32,m=16,n=(1|8|9),k=256,bs=\\[1,1\\],nr=\\[1,1\\],per=\\[0,1,2,3\\]"
+LB_CASES+="|type_a=($LOWBIT_TYPES),type_b=f32,m=16,n=1,k=4096,"
+LB_CASES+="|type_a=($LOWBIT_TYPES),type_b=f32,m=16,n=(10|16),k=256,bs=\\[(1,1|3,2)\\],nr=\\[(1,1|2,2)\\],per=\\[0,1,2,3\\]"
+LB_CASES+="|type_a=($LOWBIT_TYPES),type_b=f32,n_mats=4,n_used=(2|4),b=0,m=(512|64|16),n=(1|32|16|10),k=(256|96|768),"
+LB_CASES+="|type_a=nvfp4,type_b=f32,(m=(32|64),n=(1|32|16),k=(256|512),bs|n_mats=(8|4),n_used=2,b=[01],m=(32|64),n=(32|16),k=256,amax=1)"
+LB_OPS=MUL_MAT,MUL_MAT_ID,GET_ROWS,SET_ROWS,CPY,MUL_MAT_W4A4,MUL_MAT_W4A8,MUL_MAT_ID_W4A4,MUL_MAT_ID_W4A8
+GGML_BACKEND_PATH="$GGVK_LIB" "$BIN/test-backend-ops" -b GGVK0 -j 2 -o "$LB_OPS" -p "$LB_CASES" 2>&1 \
+  | tee "$LOGS/test-backend-ops-lowbit.log" | grep -aE "tests passed|FAIL" || true
+line=$(grep -aoE '[0-9]+/[0-9]+ tests passed' "$LOGS/test-backend-ops-lowbit.log" | tail -n 1)
+read -r ok total < <(echo "$line" | awk -F'[/ ]' '{print $1, $2}')
+if [ -z "$line" ] || [ "$ok" != "$total" ] || [ "$total" = 0 ] || grep -aq "FAIL" "$LOGS/test-backend-ops-lowbit.log"; then
+  echo "test-backend-ops Q1_0/Q2_0/NVFP4 failed ($line)"; exit 1
 fi
 passed=$((passed + ok))
 

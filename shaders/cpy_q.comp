@@ -1,18 +1,20 @@
 #version 450
-// CPY / CONT / DUP with a quantized side (ggml's 32-element blocks, 16-bit words). Element k of
+// CPY / CONT / DUP with a quantized side (ggml's blocks, 16-bit words). Element k of
 // src0 in its logical order (dim 0 innermost) goes to element k of dst in dst's logical order, as cpy.comp.
 // Quantized tensors have packed blocks along dim 0 and any strides (16-bit words) for dims 1..3.
-//   DST_Q8_0 / Q4_0 / Q4_1 / Q5_0 / Q5_1 / IQ4_NL (float src, SRC_F16 for F16): one thread per dst block; its 32 source values
-//     (any strides) are quantized as ggml's reference quantizers do (quantize.glsl).
+//   DST_Q8_0 / Q4_0 / Q4_1 / Q5_0 / Q5_1 / IQ4_NL / Q1_0 / Q2_0 / NVFP4 (float src, SRC_F16 for F16): one thread per
+//     dst block; its QUANT_QK source values (any strides) are quantized as ggml's reference quantizers do
+//     (quantize.glsl).
 //   SRC_Q8_0 / SRC_Q4_0 without a DST_*: one thread per element, dequantized to an F32 dst (any strides),
 //     y = code * d (Q8_0) or (code - 8) * d (Q4_0), as ggml's dequantize_row_*.
-//   COPY_WORDS = n: same-type copy, one thread per block, its n words moved untouched.
+//   COPY_WORDS = n: same-type copy, one thread per block, its n words moved untouched (blocks of COPY_QK values,
+//     default 32).
 //   SRC_DQ: src0 of any type with a dequantization include (`dq_type.glsl`, chosen by build.rs: Q4_1, Q5_0, Q5_1,
 //     IQ4_NL, the K-quants, ...) to an F32 dst: one thread per 4 values (`dq_get4`, ggml's dequantize_row_*).
 #include "elementwise.glsl"
 
 #if defined(DST_Q8_0) || defined(DST_Q4_0) || defined(DST_Q4_1) || defined(DST_Q5_0) || defined(DST_Q5_1) \
-    || defined(DST_IQ4_NL)
+    || defined(DST_IQ4_NL) || defined(DST_Q1_0) || defined(DST_Q2_0) || defined(DST_NVFP4)
 #define QUANTIZE 1
 #ifdef SRC_F16
 layout(binding = 0) readonly buffer S { uint16_t s[]; };
@@ -27,6 +29,9 @@ layout(binding = 1) writeonly buffer D { uint16_t d[]; };
 layout(binding = 0) readonly buffer S { uint16_t s[]; };
 layout(binding = 1) writeonly buffer D { uint16_t d[]; };
 #define BLOCK_WORDS COPY_WORDS
+#ifndef COPY_QK
+#define COPY_QK 32u
+#endif
 #elif defined(SRC_DQ)
 layout(binding = 0) readonly buffer S { uint16_t s[]; };
 layout(binding = 1) writeonly buffer D { float d[]; };
@@ -73,11 +78,11 @@ void main() {
         return;
     }
 #if defined(QUANTIZE)
-    float x[32];
-    for (uint e = 0u; e < 32u; ++e) {
-        x[e] = LOAD_S(pc.s_off + strided_offset(32u * id + e, pc.ne_s, pc.st_s));
+    float x[QUANT_QK];
+    for (uint e = 0u; e < QUANT_QK; ++e) {
+        x[e] = LOAD_S(pc.s_off + strided_offset(QUANT_QK * id + e, pc.ne_s, pc.st_s));
     }
-    quantize_block(x, pc.d_off + block_offset(id, pc.ne_d, pc.st_d, 32u, BLOCK_WORDS));
+    quantize_block(x, pc.d_off + block_offset(id, pc.ne_d, pc.st_d, QUANT_QK, BLOCK_WORDS));
 #elif defined(SRC_DQ)
     // Values 4 id .. 4 id + 3 of src0 in logical order: chunk id % (DQ_QK / 4) of block id / (DQ_QK / 4).
     const uint bw = pc.s_off + block_offset(id / (DQ_QK / 4u), pc.ne_s, pc.st_s, DQ_QK, DQ_WORDS);
@@ -86,8 +91,8 @@ void main() {
         d[pc.d_off + strided_offset(4u * id + j, pc.ne_d, pc.st_d)] = v[j];
     }
 #elif defined(COPY_WORDS)
-    const uint src = pc.s_off + block_offset(id, pc.ne_s, pc.st_s, 32u, BLOCK_WORDS);
-    const uint dst = pc.d_off + block_offset(id, pc.ne_d, pc.st_d, 32u, BLOCK_WORDS);
+    const uint src = pc.s_off + block_offset(id, pc.ne_s, pc.st_s, COPY_QK, BLOCK_WORDS);
+    const uint dst = pc.d_off + block_offset(id, pc.ne_d, pc.st_d, COPY_QK, BLOCK_WORDS);
     for (uint w = 0u; w < BLOCK_WORDS; ++w) {
         d[dst + w] = s[src + w];
     }

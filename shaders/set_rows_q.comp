@@ -1,7 +1,8 @@
 #version 450
-// ggml_set_rows into a quantized dst (DST_Q8_0, DST_Q4_0, DST_Q4_1, DST_Q5_0, DST_Q5_1 or DST_IQ4_NL): row (i, i02, i03) of src0 (F32, or F16 with
+// ggml_set_rows into a quantized dst (DST_Q8_0, DST_Q4_0, DST_Q4_1, DST_Q5_0, DST_Q5_1, DST_IQ4_NL, DST_Q1_0, DST_Q2_0
+// or DST_NVFP4): row (i, i02, i03) of src0 (F32, or F16 with
 // SRC_F16) is quantized block by block into dst row (idx[i, i02 % ne11, i03 % ne12], i02, i03), as
-// set_rows.comp does for float rows. One thread per 32-element block: x = block within the row (linearised
+// set_rows.comp does for float rows. One thread per block (QUANT_QK elements): x = block within the row (linearised
 // with y: see below), y + z * numGroups.y = source row. Indices I32 or I64 (idx64); an index outside [0, ne1)
 // writes nothing.
 #include "elementwise.glsl"
@@ -31,7 +32,7 @@ layout(push_constant) uniform Push {
 void main() {
     const uint row = gl_WorkGroupID.y + gl_WorkGroupID.z * gl_NumWorkGroups.y;
     const uint blk = gl_WorkGroupID.x * WG + gl_LocalInvocationID.x;
-    const uint nblk = pc.ne00 / 32u;
+    const uint nblk = pc.ne00 / QUANT_QK;
     if (row >= pc.rows || blk >= nblk) { return; }
     const uint i = row % pc.ne01;
     const uint i02 = (row / pc.ne01) % pc.ne02;
@@ -40,10 +41,10 @@ void main() {
     const uint lo = idx[p];
     const bool valid = (pc.idx64 != 0u ? idx[p + 1u] == 0u : int(lo) >= 0) && lo < pc.ne1;
     if (!valid) { return; }
-    const uint ab = pc.a_off + i * pc.a_s1 + i02 * pc.a_s2 + i03 * pc.a_s3 + blk * 32u;
+    const uint ab = pc.a_off + i * pc.a_s1 + i02 * pc.a_s2 + i03 * pc.a_s3 + blk * QUANT_QK;
     const uint db = pc.d_off + lo * pc.d_s1 + i02 * pc.d_s2 + i03 * pc.d_s3 + blk * BLOCK_WORDS;
-    float x[32];
-    for (uint e = 0u; e < 32u; ++e) {
+    float x[QUANT_QK];
+    for (uint e = 0u; e < QUANT_QK; ++e) {
         x[e] = LOAD_A(ab + e);
     }
     quantize_block(x, db);

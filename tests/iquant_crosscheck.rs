@@ -1,5 +1,5 @@
 //! Cross-checks ggvk's dequantizers of the IQ types beside IQ4_NL (IQ4_XS, IQ3_S, IQ3_XXS, IQ2_XXS, IQ2_XS, IQ2_S,
-//! IQ1_S, IQ1_M), the ternary TQ1_0 / TQ2_0 and MXFP4 against an independent implementation: the numpy
+//! IQ1_S, IQ1_M), the ternary TQ1_0 / TQ2_0, MXFP4 and NVFP4 against an independent implementation: the numpy
 //! dequantizers of the PyPI package `gguf` 0.19.0, which reproduce ggml's `dequantize_row_*` bit-exactly and build
 //! their grids from their own encoding (ggvk's come from ggml's tables, `scripts/gen_iq_grids.py`).
 //!
@@ -112,6 +112,6 @@ fn iquant_dequantizers_match_gguf_numpy_reference() {
     use GgmlType as T;
     let all = [T::IQ4_XS, T::MXFP4, T::IQ3_S, T::IQ3_XXS, T::IQ2_XXS, T::IQ2_XS, T::IQ2_S, T::IQ1_S, T::IQ1_M];
     assert_eq!(seen[..all.len()], all);
-    assert_eq!(seen[all.len()..], [T::TQ1_0, T::TQ2_0]);
+    assert_eq!(seen[all.len()..], [T::TQ1_0, T::TQ2_0, T::NVFP4]);
     assert!(failures.is_empty(), "mismatches against gguf:\n{}", failures.join("\n"));
 }

@@ -5,9 +5,10 @@
 //!
 //! MUL_MAT: GPU result vs an f64 dot product over the CPU reference dequantization (`quant::dequantize`), with a
 //! relative tolerance of 1e-5 of sum |a||b| (f32 accumulation). GET_ROWS: the dequantized rows must equal the CPU
-//! reference bit for bit (Q4_1/Q5_0/Q5_1/BF16 and the K-quants compute ggml's formula without contraction); types
-//! added later are allowed one rounding of difference (1e-6 of the row's largest magnitude), as the include
-//! interface permits fused multiply-adds.
+//! reference bit for bit (Q4_1/Q5_0/Q5_1/BF16 and the K-quants compute ggml's formula without contraction; Q1_0,
+//! Q2_0 and NVFP4 have one product or a select); the IQ/TQ/MXFP4 types are allowed one rounding of difference
+//! (1e-6 of the row's largest magnitude), as the include interface permits fused multiply-adds. Q1_0, Q2_0 and NVFP4
+//! run a couple of shapes per test ([`few_shapes`]).
 
 mod common;
 
@@ -27,6 +28,12 @@ fn dq_types() -> Vec<GgmlType> {
                 .unwrap_or_else(|| panic!("shaders/dequant/{name}.glsl names no GgmlType"))
         })
         .collect()
+}
+
+/// Types run on a couple of shapes per test rather than the whole list (CI time): Q1_0, Q2_0 and NVFP4, whose
+/// includes are a few lines of bit selection; their conformance is test-backend-ops' and the ggml cross-check's.
+fn few_shapes(ty: GgmlType) -> bool {
+    matches!(ty, GgmlType::Q1_0 | GgmlType::Q2_0 | GgmlType::NVFP4)
 }
 
 /// Smallest row length the generic kernels take for `ty` (a block, 4 values for BF16, two blocks for MXFP4).
@@ -127,6 +134,11 @@ fn dq_mul_mat_vec_columns_1_to_8_odd_rows() {
     let mut rng = Rng::new(101);
     for ty in dq_types() {
         let u = unit(ty);
+        if few_shapes(ty) {
+            mul_mat_case(&be, &mut rng, ty, [3 * u, 17, 1, 1], [3 * u, 1, 1, 1], 0, 0);
+            mul_mat_case(&be, &mut rng, ty, [8 * u, 37, 1, 1], [8 * u, 5, 1, 1], 0, 0);
+            continue;
+        }
         // k: one block, a few, and a long row (BF16: also lengths that are not multiples of 32).
         let ks: Vec<i64> = if u < 32 { vec![4, 12, 100, 1000, 4096] } else { vec![u, 3 * u, (4096 / u).max(4) * u] };
         for &k in &ks {
@@ -148,6 +160,11 @@ fn dq_mul_mat_tiled_columns_9_to_64() {
     let mut rng = Rng::new(102);
     for ty in dq_types() {
         let u = unit(ty);
+        if few_shapes(ty) {
+            mul_mat_case(&be, &mut rng, ty, [2 * u, 63, 1, 1], [2 * u, 17, 1, 1], 0, 0);
+            mul_mat_case(&be, &mut rng, ty, [u, 130, 1, 1], [u, 33, 1, 1], 0, 0);
+            continue;
+        }
         let ks: Vec<i64> = if u < 32 { vec![4, 36, 100] } else { vec![u, 5 * u] };
         for &k in &ks {
             for (m, n) in [(1, 9), (63, 17), (64, 64), (130, 33), (5, 64)] {
@@ -164,6 +181,11 @@ fn dq_mul_mat_batch_broadcast_and_views() {
     let mut rng = Rng::new(103);
     for ty in dq_types() {
         let k = 2 * unit(ty).max(32);
+        if few_shapes(ty) {
+            mul_mat_case(&be, &mut rng, ty, [k, 19, 2, 1], [k, 5, 6, 2], 0, 0);
+            mul_mat_case(&be, &mut rng, ty, [k, 21, 2, 1], [k, 20, 2, 1], 2 * ty.type_size() as u64, 1);
+            continue;
+        }
         // b2 = 6 over a2 = 2 (ratio 3), b3 = 2 over a3 = 1; mat-vec (1 and 5 columns) and tiled.
         for n in [1, 5, 9] {
             mul_mat_case(&be, &mut rng, ty, [k, 19, 2, 1], [k, n, 6, 2], 0, 0);
@@ -237,7 +259,10 @@ fn get_rows_case(
     let rs = ty.row_size(n).unwrap();
     let exact = matches!(
         ty,
-        GgmlType::Q4_1
+        GgmlType::Q1_0
+            | GgmlType::Q2_0
+            | GgmlType::NVFP4
+            | GgmlType::Q4_1
             | GgmlType::Q5_0
             | GgmlType::Q5_1
             | GgmlType::BF16
@@ -275,6 +300,11 @@ fn dq_get_rows_batched_views_and_out_of_range() {
     let mut rng = Rng::new(104);
     for ty in dq_types() {
         let u = unit(ty);
+        if few_shapes(ty) {
+            get_rows_case(&be, &mut rng, ty, 3 * u, 5, 4, [3, 2], true, false);
+            get_rows_case(&be, &mut rng, ty, 2 * u, 3, 17, [2, 1], false, true);
+            continue;
+        }
         let ns: Vec<i64> = if u < 32 { vec![4, 12, 260] } else { vec![u, 8 * u] };
         for &n in &ns {
             for bs in [[1, 1], [7, 1], [3, 2]] {

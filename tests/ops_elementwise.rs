@@ -1152,17 +1152,23 @@ fn bench_elementwise_bandwidth() {
 // ---------------------------------------------------------------------------------------------------------
 // CPY with a quantized side
 
-/// F32/F16 -> Q8_0/Q4_0 (contiguous, and from a source with dims 1 and 2 permuted as test-backend-ops' "cpy by
-/// rows"), Q -> F32 and Q -> Q, all bit-exact with ggml's CPU backend (x86 Q8_0 path, reference Q4_0, dequantization).
+/// F32/F16 -> Q8_0/Q4_0/Q4_1/Q5_0/Q5_1/IQ4_NL/Q1_0/Q2_0/NVFP4 (contiguous, and from a source with dims 1 and 2
+/// permuted as test-backend-ops' "cpy by rows"), Q -> F32 and Q -> Q, all bit-exact with ggml's CPU backend (x86 Q8_0
+/// path, reference quantizers, dequantization). The types of blocks longer than 32 take two shapes.
 #[test]
 fn cpy_quantize_dequantize_bit_exact() {
     use ggvk::quant;
     let be = backend();
     let mut rng = Rng::new(301);
-    let types = [GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::IQ4_NL];
-    for qty in types {
+    use GgmlType::{IQ4_NL, NVFP4, Q1_0, Q2_0, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0};
+    for qty in [Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q1_0, Q2_0, NVFP4] {
+        let shapes: &[[i64; 4]] = if qty.block_size() > 32 {
+            &[[256, 4, 3, 2], [384, 1, 1, 1]]
+        } else {
+            &[[256, 4, 3, 2], [96, 1, 1, 1], [64, 3, 5, 1]]
+        };
         for sty in [GgmlType::F32, GgmlType::F16] {
-            for ne in [[256i64, 4, 3, 2], [96, 1, 1, 1], [64, 3, 5, 1]] {
+            for &ne in shapes {
                 for permuted in [false, true] {
                     let n = ne.iter().product::<i64>() as usize;
                     let vals: Vec<f32> = (0..n).map(|_| uniform(&mut rng, -2.0, 2.0)).collect();

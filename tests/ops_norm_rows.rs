@@ -979,6 +979,44 @@ fn set_rows_into_quantized_caches_bit_exact() {
 }
 
 #[test]
+fn set_rows_into_q1_0_q2_0_nvfp4_bit_exact() {
+    // Every byte equal to ggml's CPU backend's quantizers (quantize_row_<type>_ref): rows of several blocks from
+    // F32 and F16, broadcast indices, a view, out-of-range indices; then blocks with ties, zeros, -0, huge and tiny
+    // values.
+    let be = backend();
+    let mut rng = Rng::new(45);
+    for dty in [GgmlType::Q1_0, GgmlType::Q2_0, GgmlType::NVFP4] {
+        for sty in [GgmlType::F32, GgmlType::F16] {
+            set_rows_case(&be, &mut rng, sty, dty, GgmlType::I64, [256, 11, 1, 7], [2, 3], 7, true, false);
+            set_rows_case(&be, &mut rng, sty, dty, GgmlType::I32, [384, 3, 7, 1], [2, 3], 2, false, false);
+        }
+        set_rows_case(&be, &mut rng, GgmlType::F32, dty, GgmlType::I64, [128, 50, 2, 2], [1, 2], 30, false, true);
+    }
+    let mut vals: Vec<f32> = Vec::new();
+    vals.extend((0..64).map(|i| (i as f32 - 32.0) / 8.0)); // x / max |x| on exact halves
+    vals.extend([0.0f32; 64]);
+    vals.extend((0..64).map(|i| if i % 3 == 0 { -0.0 } else { 0.25 * (i % 5) as f32 }));
+    vals.extend((0..64).map(|i| (i as f32 - 31.5) * 1e30));
+    vals.extend((0..64).map(|i| (i as f32 - 31.5) * 1e-30));
+    vals.extend((0..64).map(|i| if i % 2 == 0 { 3.0 } else { -3.0 }));
+    let ne0 = vals.len() as i64;
+    for dty in [GgmlType::Q1_0, GgmlType::Q2_0, GgmlType::NVFP4] {
+        let src = contiguous(&be, GgmlType::F32, [ne0, 1, 1, 1], &f32_bytes(&vals));
+        let idx = contiguous(&be, GgmlType::I32, [1, 1, 1, 1], &i32_bytes(&[1]));
+        let row = dty.row_size(ne0).unwrap();
+        let d = contiguous(&be, dty, [ne0, 2, 1, 1], &vec![0x33; 2 * row]);
+        run(&be, node(Op::SetRows, vec![Some(&src), Some(&idx)], &d));
+        let got = buffer_bytes(&d);
+        assert!(got[..row].iter().all(|&b| b == 0x33), "{}: row 0 was written", dty.name());
+        let want = cpu_backend_quantize(dty, &vals);
+        for (k, (g, w)) in got[row..2 * row].chunks(dty.type_size()).zip(want.chunks(dty.type_size())).enumerate() {
+            assert_eq!(g, w, "{}: block {k}", dty.name());
+        }
+    }
+    assert_no_validation_errors();
+}
+
+#[test]
 fn set_rows_out_of_range_indices_write_nothing() {
     let be = backend();
     let mut rng = Rng::new(42);

@@ -15,8 +15,8 @@ use crate::vk::{Buffer, Instance};
 // Tensor types: ggml's `ggml_type` numbers, every one ggvk knows. "Weight" types are the ones MUL_MAT and
 // MUL_MAT_ID take as src[0] (`ggvk_graph_node`, `ggvk_graph_mul_mat`); a row of a blocked type holds whole blocks.
 // `ggvk_quantize` / `ggvk_dequantize` are bit-exact with ggml for F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and
-// IQ4_NL; the K-quants, the other IQ types, TQ1_0/TQ2_0 and MXFP4 are dequantize only (MXFP4 weight rows: a
-// multiple of 64 values, a pair of its 17-byte blocks).
+// IQ4_NL, Q1_0, Q2_0 and NVFP4; the K-quants, the other IQ types, TQ1_0/TQ2_0 and MXFP4 are dequantize only (MXFP4
+// weight rows: a multiple of 64 values, a pair of its 17-byte blocks).
 
 /// `ggml_type` F32 (4 bytes). Weight type.
 pub const GGVK_TYPE_F32: i32 = 0;
@@ -74,6 +74,12 @@ pub const GGVK_TYPE_TQ2_0: i32 = 35;
 /// `ggml_type` MXFP4 (blocks of 32, 17 bytes: E8M0 scale, 4-bit E2M1 values). Weight type (dequantize only; rows of
 /// a multiple of 64 values).
 pub const GGVK_TYPE_MXFP4: i32 = 39;
+/// `ggml_type` NVFP4 (blocks of 64, 36 bytes: four UE4M3 scales, one per 16 values, 4-bit E2M1 values). Weight type.
+pub const GGVK_TYPE_NVFP4: i32 = 40;
+/// `ggml_type` Q1_0 (blocks of 128, 18 bytes: f16 magnitude, one sign bit per value). Weight type.
+pub const GGVK_TYPE_Q1_0: i32 = 41;
+/// `ggml_type` Q2_0 (blocks of 64, 18 bytes: f16 scale, 2-bit codes for -d, 0, d, 2d). Weight type.
+pub const GGVK_TYPE_Q2_0: i32 = 42;
 
 // Each GGVK_TYPE_* is the engine's number for that type, and every type the engine knows has one.
 const _: () = {
@@ -105,6 +111,9 @@ const _: () = {
         (GGVK_TYPE_TQ1_0, GgmlType::TQ1_0),
         (GGVK_TYPE_TQ2_0, GgmlType::TQ2_0),
         (GGVK_TYPE_MXFP4, GgmlType::MXFP4),
+        (GGVK_TYPE_NVFP4, GgmlType::NVFP4),
+        (GGVK_TYPE_Q1_0, GgmlType::Q1_0),
+        (GGVK_TYPE_Q2_0, GgmlType::Q2_0),
     ];
     assert!(c.len() == GgmlType::ALL.len());
     let mut i = 0;
@@ -736,10 +745,10 @@ pub(crate) fn graph_mut<'a>(graph: *mut ggvk_graph) -> Result<&'a mut Graph> {
 /// The rounding of b follows ggml's CPU backend (its `vec_dot_type`):
 /// - F32 weights: none (`x' = x`).
 /// - F16 weights: b rounded to f16, `|x - x'| <= 2^-11 |x|` (plus 2^-25 where x is below the f16 normal range).
-/// - Q4_0, Q8_0, IQ4_NL and MXFP4 weights: b rounded to 8 bits per 32-value block, scale `d = max|x| / 127` kept as f16:
-///   `|x - x'| <= d * (1/2 + 127 * 2^-11)` within the block (plus f32 rounding, about 2^-24 d, and 2^-18 where
-///   d is below f16's normal range). For Q4_0/Q8_0,
-///   `GGVK_INT_DOT=0` in the environment keeps `x' = x`; for IQ4_NL/MXFP4, `GGVK_ROUND_ACTIVATIONS=0` does.
+/// - Q4_0, Q8_0, IQ4_NL, MXFP4, NVFP4, Q1_0 and Q2_0 weights: b rounded to 8 bits per 32-value block, scale
+///   `d = max|x| / 127` kept as f16: `|x - x'| <= d * (1/2 + 127 * 2^-11)` within the block (plus f32 rounding,
+///   about 2^-24 d, and 2^-18 where d is below f16's normal range). For Q4_0/Q8_0, `GGVK_INT_DOT=0` in the
+///   environment keeps `x' = x`; for IQ4_NL/MXFP4/NVFP4/Q1_0/Q2_0, `GGVK_ROUND_ACTIVATIONS=0` does.
 /// - Q4_K, Q5_K and Q6_K weights on a device with integer dot products: b on the CPU backend's Q8_K grid (8 bits per
 ///   256-value block, f32 scale `d = max|x| / 127`: `|x - x'| <= d / 2` plus f32 rounding); `GGVK_INT_DOT=0`
 ///   keeps `x' = x`.

@@ -5,7 +5,7 @@
 //! `half::f16::from_f32`), F16 -> F32 is exact. Any strides on both sides. `src[1]` (ggml_cpy's destination
 //! source) is not read: the node's dst is the destination.
 //!
-//! Quantized sides (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL; blocks packed along dim 0, any strides for dims 1..3):
+//! Quantized sides (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q1_0, Q2_0, NVFP4; blocks packed along dim 0, any strides for dims 1..3):
 //! F32/F16 -> Q quantizes on the GPU exactly like ggml's CPU backend (as SET_ROWS, `shaders/quantize.glsl`),
 //! Q8_0/Q4_0 and every other block type with a dequantization include (`shaders/dequant/`) -> F32 dequantizes as
 //! ggml does, Q -> the same Q moves the blocks.
@@ -74,7 +74,7 @@ const _: () = assert!(PUSH_Q == 80);
 
 /// The `cpy_q.comp` kernel for a copy with a quantized side.
 fn cpy_q_shader(src: GgmlType, dst: GgmlType) -> Option<Shader> {
-    use GgmlType::{F16, F32, IQ4_NL, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0};
+    use GgmlType::{F16, F32, IQ4_NL, NVFP4, Q1_0, Q2_0, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0};
     let sh = |name, spirv| Shader { name, spirv, bindings: 2, push_size: PUSH_Q };
     Some(match (src, dst) {
         (F32, Q8_0) => sh("cpy_f32_q8_0", spirv::CPY_F32_Q8_0),
@@ -97,6 +97,15 @@ fn cpy_q_shader(src: GgmlType, dst: GgmlType) -> Option<Shader> {
         (Q4_1, Q4_1) => sh("cpy_q4_1_q4_1", spirv::CPY_Q4_1_Q4_1),
         (Q5_0, Q5_0) => sh("cpy_q5_0_q5_0", spirv::CPY_Q5_0_Q5_0),
         (Q5_1, Q5_1) => sh("cpy_q5_1_q5_1", spirv::CPY_Q5_1_Q5_1),
+        (F32, Q1_0) => sh("cpy_f32_q1_0", spirv::CPY_F32_Q1_0),
+        (F32, Q2_0) => sh("cpy_f32_q2_0", spirv::CPY_F32_Q2_0),
+        (F32, NVFP4) => sh("cpy_f32_nvfp4", spirv::CPY_F32_NVFP4),
+        (F16, Q1_0) => sh("cpy_f16_q1_0", spirv::CPY_F16_Q1_0),
+        (F16, Q2_0) => sh("cpy_f16_q2_0", spirv::CPY_F16_Q2_0),
+        (F16, NVFP4) => sh("cpy_f16_nvfp4", spirv::CPY_F16_NVFP4),
+        (Q1_0, Q1_0) => sh("cpy_q1_0_q1_0", spirv::CPY_Q1_0_Q1_0),
+        (Q2_0, Q2_0) => sh("cpy_q2_0_q2_0", spirv::CPY_Q2_0_Q2_0),
+        (NVFP4, NVFP4) => sh("cpy_nvfp4_nvfp4", spirv::CPY_NVFP4_NVFP4),
         // Every other block type with a dequantization include, to F32 (one thread per 4 values).
         (s, F32) if generic_dequant(s) => {
             let (name, spirv) = spirv::dq_module("cpy_dq", s.name())?;
@@ -187,8 +196,8 @@ pub fn check(node: &Node) -> Result<()> {
     if a.ty.is_quantized() || d.ty.is_quantized() {
         if cpy_q_shader(a.ty, d.ty).is_none() {
             return Err(Error::unsupported(format!(
-                "{name} {} -> {} (quantized copies: f32/f16 -> q8_0/q4_0/q4_1/q5_0/q5_1/iq4_nl, any block type \
-                 with a dequantization include -> f32, or blocks of those types to the same type)",
+                "{name} {} -> {} (quantized copies: f32/f16 -> q8_0/q4_0/q4_1/q5_0/q5_1/iq4_nl/q1_0/q2_0/nvfp4, \
+                 any block type with a dequantization include -> f32, or blocks of those types to the same type)",
                 a.ty.name(),
                 d.ty.name()
             )));

@@ -777,11 +777,11 @@ fn derive_b(
 
 /// Whether `a x b` runs the generic f32-activation kernels on a copy of b rounded onto the grid ggml's CPU backend
 /// puts activations on for `a`'s type (its `vec_dot_type`: Q8_0/Q8_1 for Q4_1/Q5_0/Q5_1, Q8_K for the K-quants,
-/// BF16 for BF16, Q8_0 for IQ4_NL and MXFP4, Q8_K for the other IQ types and TQ1_0/TQ2_0; see
+/// BF16 for BF16, Q8_0 for IQ4_NL, MXFP4, NVFP4, Q1_0 and Q2_0, Q8_K for the other IQ types and TQ1_0/TQ2_0; see
 /// [`crate::quant::act`]), and which grid. `GGVK_ROUND_ACTIVATIONS=1` turns it on for every generic type, `=0` off
 /// for all (read once per process); by default IQ4_NL rounds (a K cache in IQ4_NL meets the attention's Q there: with
 /// f32 Q, greedy decoding of a tiny model left the CPU's tokens at step 9), and so do the IQ types added after it,
-/// TQ1_0/TQ2_0 and MXFP4 (their products then agree with the CPU backend's to f32 noise, as llama.cpp's
+/// TQ1_0/TQ2_0, MXFP4, NVFP4, Q1_0 and Q2_0 (their products then agree with the CPU backend's to f32 noise, as llama.cpp's
 /// test-backend-ops checks them). It brings single products to the CPU backend's result within f32 noise, but on Gemma 3
 /// 270M (Q4_K_M) the end-to-end KL divergence against the CPU was worse with it (NOTES.md), hence off by default for
 /// the older types. Q4_0, Q8_0 and F16 weights have their own paths ([`quantizes_activations`], the F16 kernels'
@@ -814,6 +814,9 @@ fn rounds_by_default(ty: GgmlType) -> bool {
             | T::TQ1_0
             | T::TQ2_0
             | T::MXFP4
+            | T::NVFP4
+            | T::Q1_0
+            | T::Q2_0
     )
 }
 

@@ -12,7 +12,7 @@
 //! (f32 -> f16 rounds to nearest even, bit-exact with `half::f16::from_f32`; f32 -> bf16 as ggml's
 //! `GGML_FP32_TO_BF16`). An index outside `[0, ne1)` writes nothing. Repeated indices race (one of the rows
 //! lands, as on ggml's CPU backend with several threads). Destinations: every K/V cache type llama.cpp offers
-//! (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL). Quantized rows are quantized on the GPU block by block
+//! (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL), and Q1_0, Q2_0, NVFP4. Quantized rows are quantized on the GPU block by block
 //! exactly as ggml's CPU backend does (Q8_0: its x86 `quantize_row_q8_0`, 127 / amax and round half to even; the
 //! others: `quantize_row_<type>_ref`); see `shaders/quantize.glsl`. A cache write that ggvk declined would abort
 //! llama.cpp (the cache lives in GGVK's buffer, so ggml's scheduler cannot move the write), hence the full list.
@@ -127,6 +127,12 @@ fn set_rows_shader(src: GgmlType, dst: GgmlType) -> Option<Shader> {
         (GgmlType::F16, GgmlType::Q5_0) => set_shader("set_rows_f16_q5_0", spirv::SET_ROWS_F16_Q5_0),
         (GgmlType::F16, GgmlType::Q5_1) => set_shader("set_rows_f16_q5_1", spirv::SET_ROWS_F16_Q5_1),
         (GgmlType::F16, GgmlType::IQ4_NL) => set_shader("set_rows_f16_iq4_nl", spirv::SET_ROWS_F16_IQ4_NL),
+        (GgmlType::F32, GgmlType::Q1_0) => set_shader("set_rows_f32_q1_0", spirv::SET_ROWS_F32_Q1_0),
+        (GgmlType::F32, GgmlType::Q2_0) => set_shader("set_rows_f32_q2_0", spirv::SET_ROWS_F32_Q2_0),
+        (GgmlType::F32, GgmlType::NVFP4) => set_shader("set_rows_f32_nvfp4", spirv::SET_ROWS_F32_NVFP4),
+        (GgmlType::F16, GgmlType::Q1_0) => set_shader("set_rows_f16_q1_0", spirv::SET_ROWS_F16_Q1_0),
+        (GgmlType::F16, GgmlType::Q2_0) => set_shader("set_rows_f16_q2_0", spirv::SET_ROWS_F16_Q2_0),
+        (GgmlType::F16, GgmlType::NVFP4) => set_shader("set_rows_f16_nvfp4", spirv::SET_ROWS_F16_NVFP4),
         _ => return None,
     })
 }
@@ -293,7 +299,7 @@ fn check_set(node: &Node) -> Result<()> {
     }
     if set_rows_shader(a.ty, d.ty).is_none() {
         return Err(Error::unsupported(format!(
-            "SET_ROWS into {} (only f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl)",
+            "SET_ROWS into {} (only f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, q1_0, q2_0, nvfp4)",
             d.ty.name()
         )));
     }

@@ -46,12 +46,14 @@ impl ActRounding {
 }
 
 /// The grid ggml's CPU backend rounds activations to for weights of type `ty` (its `vec_dot_type`), where that
-/// grid is one of [`ActRounding`]: Q8_0 for Q4_0/Q5_0/Q8_0/IQ4_NL/MXFP4, Q8_1 (same values) for Q4_1/Q5_1, Q8_K
+/// grid is one of [`ActRounding`]: Q8_0 for Q4_0/Q5_0/Q8_0/IQ4_NL/MXFP4/NVFP4/Q1_0/Q2_0, Q8_1 (same values) for Q4_1/Q5_1, Q8_K
 /// for the K-quants, the other IQ types and TQ1_0/TQ2_0, BF16 for BF16. `None` for F32 (no rounding) and F16 (see [`super::f16`]).
 pub fn act_rounding(ty: GgmlType) -> Option<ActRounding> {
     use GgmlType as T;
     match ty {
-        T::Q4_0 | T::Q4_1 | T::Q5_0 | T::Q5_1 | T::Q8_0 | T::IQ4_NL | T::MXFP4 => Some(ActRounding::Q8_0),
+        T::Q4_0 | T::Q4_1 | T::Q5_0 | T::Q5_1 | T::Q8_0 | T::IQ4_NL | T::MXFP4 | T::NVFP4 | T::Q1_0 | T::Q2_0 => {
+            Some(ActRounding::Q8_0)
+        }
         T::Q2_K
         | T::Q3_K
         | T::Q4_K

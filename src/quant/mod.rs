@@ -13,7 +13,8 @@
 //! The K-quants (Q2_K..Q6_K, super-blocks of [`QK_K`] = 256 values) have dequantizers only: ggml's
 //! `dequantize_row_q*_K`, reproduced bit-exactly; [`quantize`] declines them with `Error::Unsupported`. So do the
 //! IQ types beside IQ4_NL (IQ4_XS, IQ3_S, IQ3_XXS, IQ2_XXS, IQ2_XS, IQ2_S, IQ1_S, IQ1_M; grid tables in
-//! [`iq_grids`]), the ternary TQ1_0/TQ2_0 and MXFP4.
+//! [`iq_grids`]), the ternary TQ1_0/TQ2_0 and MXFP4. Q1_0, Q2_0 and NVFP4 have both directions (ggml's
+//! `quantize_row_*_ref`).
 //!
 //! Adding a type means: a variant with ggml's number, its arms in the
 //! [`GgmlType`] methods (name, block size, type size), a module with its block struct and row routines, and
@@ -34,6 +35,9 @@ pub mod iq4_xs;
 pub mod iq_grids;
 pub mod k_common;
 pub mod mxfp4;
+pub mod nvfp4;
+pub mod q1_0;
+pub mod q2_0;
 pub mod q2_k;
 pub mod q3_k;
 pub mod q4_0;
@@ -58,6 +62,9 @@ pub use self::iq4_nl::{dequantize_block_iq4_nl, quantize_block_iq4_nl, BlockIq4N
 pub use self::iq4_xs::{dequantize_block_iq4_xs, BlockIq4Xs};
 pub use self::k_common::{K_SCALE_SIZE, QK_K};
 pub use self::mxfp4::{dequantize_block_mxfp4, BlockMxfp4, KVALUES_MXFP4, QK_MXFP4};
+pub use self::nvfp4::{dequantize_block_nvfp4, quantize_block_nvfp4, BlockNvfp4, QK_NVFP4};
+pub use self::q1_0::{dequantize_block_q1_0, quantize_block_q1_0, BlockQ1_0, QK1_0};
+pub use self::q2_0::{dequantize_block_q2_0, quantize_block_q2_0, BlockQ2_0, QK2_0};
 pub use self::q2_k::{dequantize_block_q2_k, dequantize_row_q2_k, BlockQ2K};
 pub use self::q3_k::{dequantize_block_q3_k, dequantize_row_q3_k, BlockQ3K};
 pub use self::q4_0::{
@@ -144,11 +151,17 @@ pub enum GgmlType {
     TQ2_0 = 35,
     /// MXFP4 (OCP microscaling): blocks of 32 E2M1 values with a power-of-two (E8M0) scale (`GGML_TYPE_MXFP4`).
     MXFP4 = 39,
+    /// NVFP4: blocks of 64 E2M1 values in sub-blocks of 16, each with an unsigned E4M3 scale (`GGML_TYPE_NVFP4`).
+    NVFP4 = 40,
+    /// 1-bit: blocks of 128 signs with one f16 magnitude (`GGML_TYPE_Q1_0`).
+    Q1_0 = 41,
+    /// 2-bit: blocks of 64 codes for `-d, 0, d, 2d` with an f16 scale (`GGML_TYPE_Q2_0`).
+    Q2_0 = 42,
 }
 
 impl GgmlType {
     /// Every type this crate knows, in ggml's numbering order.
-    pub const ALL: [GgmlType; 27] = [
+    pub const ALL: [GgmlType; 30] = [
         GgmlType::F32,
         GgmlType::F16,
         GgmlType::Q4_0,
@@ -176,6 +189,9 @@ impl GgmlType {
         GgmlType::TQ1_0,
         GgmlType::TQ2_0,
         GgmlType::MXFP4,
+        GgmlType::NVFP4,
+        GgmlType::Q1_0,
+        GgmlType::Q2_0,
     ];
 
     /// The type with ggml's raw number `raw`, or `None` if it is unknown or not supported by this crate.
@@ -208,6 +224,9 @@ impl GgmlType {
             34 => Some(GgmlType::TQ1_0),
             35 => Some(GgmlType::TQ2_0),
             39 => Some(GgmlType::MXFP4),
+            40 => Some(GgmlType::NVFP4),
+            41 => Some(GgmlType::Q1_0),
+            42 => Some(GgmlType::Q2_0),
             _ => None,
         }
     }
@@ -245,6 +264,9 @@ impl GgmlType {
             GgmlType::TQ1_0 => "tq1_0",
             GgmlType::TQ2_0 => "tq2_0",
             GgmlType::MXFP4 => "mxfp4",
+            GgmlType::NVFP4 => "nvfp4",
+            GgmlType::Q1_0 => "q1_0",
+            GgmlType::Q2_0 => "q2_0",
             GgmlType::I32 => "i32",
             GgmlType::I64 => "i64",
             GgmlType::BF16 => "bf16",
@@ -263,6 +285,9 @@ impl GgmlType {
             GgmlType::Q8_0 => QK8_0,
             GgmlType::IQ4_NL => QK4_NL,
             GgmlType::MXFP4 => QK_MXFP4,
+            GgmlType::NVFP4 => QK_NVFP4,
+            GgmlType::Q1_0 => QK1_0,
+            GgmlType::Q2_0 => QK2_0,
             GgmlType::Q2_K
             | GgmlType::Q3_K
             | GgmlType::Q4_K
@@ -308,6 +333,9 @@ impl GgmlType {
             GgmlType::TQ1_0 => std::mem::size_of::<BlockTq1_0>(),
             GgmlType::TQ2_0 => std::mem::size_of::<BlockTq2_0>(),
             GgmlType::MXFP4 => std::mem::size_of::<BlockMxfp4>(),
+            GgmlType::NVFP4 => std::mem::size_of::<BlockNvfp4>(),
+            GgmlType::Q1_0 => std::mem::size_of::<BlockQ1_0>(),
+            GgmlType::Q2_0 => std::mem::size_of::<BlockQ2_0>(),
             GgmlType::I32 => std::mem::size_of::<i32>(),
             GgmlType::I64 => std::mem::size_of::<i64>(),
             GgmlType::BF16 => std::mem::size_of::<u16>(),
@@ -390,6 +418,9 @@ pub fn quantize(ty: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<()> {
         GgmlType::Q5_0 => quantize_blocks(src, dst, quantize_block_q5_0),
         GgmlType::Q5_1 => quantize_blocks(src, dst, quantize_block_q5_1),
         GgmlType::IQ4_NL => quantize_blocks(src, dst, quantize_block_iq4_nl),
+        GgmlType::Q1_0 => quantize_blocks(src, dst, quantize_block_q1_0),
+        GgmlType::Q2_0 => quantize_blocks(src, dst, quantize_block_q2_0),
+        GgmlType::NVFP4 => quantize_blocks(src, dst, quantize_block_nvfp4),
         GgmlType::BF16 => {
             for (&x, out) in src.iter().zip(dst.chunks_exact_mut(2)) {
                 out.copy_from_slice(&f32_to_bf16_bits(x).to_ne_bytes());
@@ -479,6 +510,9 @@ pub fn dequantize(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<()> {
         GgmlType::TQ1_0 => dequantize_blocks(src, dst, dequantize_block_tq1_0),
         GgmlType::TQ2_0 => dequantize_blocks(src, dst, dequantize_block_tq2_0),
         GgmlType::MXFP4 => dequantize_blocks(src, dst, dequantize_block_mxfp4),
+        GgmlType::NVFP4 => dequantize_blocks(src, dst, dequantize_block_nvfp4),
+        GgmlType::Q1_0 => dequantize_blocks(src, dst, dequantize_block_q1_0),
+        GgmlType::Q2_0 => dequantize_blocks(src, dst, dequantize_block_q2_0),
         GgmlType::BF16 => {
             for (b, y) in src.chunks_exact(2).zip(dst.iter_mut()) {
                 *y = bf16_bits_to_f32(u16::from_ne_bytes([b[0], b[1]]));
@@ -588,6 +622,9 @@ mod tests {
             (GgmlType::TQ1_0, 34, "tq1_0", 256, 54, true),
             (GgmlType::TQ2_0, 35, "tq2_0", 256, 66, true),
             (GgmlType::MXFP4, 39, "mxfp4", 32, 17, true),
+            (GgmlType::NVFP4, 40, "nvfp4", 64, 36, true),
+            (GgmlType::Q1_0, 41, "q1_0", 128, 18, true),
+            (GgmlType::Q2_0, 42, "q2_0", 64, 18, true),
         ];
         for (ty, raw, name, bs, ts, q) in expect {
             assert_eq!(ty.raw(), raw);
@@ -599,7 +636,7 @@ mod tests {
             assert_eq!(ty.is_quantized(), q);
         }
         assert_eq!(GgmlType::ALL.len(), expect.len());
-        for raw in [-1, 4, 5, 9, 15, 24, 25, 28, 31, 36, 40, 41, 42, 1000, i32::MIN, i32::MAX] {
+        for raw in [-1, 4, 5, 9, 15, 24, 25, 28, 31, 36, 43, 1000, i32::MIN, i32::MAX] {
             assert_eq!(GgmlType::from_raw(raw), None, "raw {raw}");
         }
     }
