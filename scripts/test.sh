@@ -54,6 +54,11 @@ GGVK_MAX_STORAGE_RANGE=1048576 cargo test --release --test ops_moe mul_mat_id_ex
   | tee "$LOGS/cargo-test-pieces-moe.log"
 step "bad input and elementwise kernels with robustBufferAccess on (GGVK_ROBUST_BUFFER_ACCESS=1; debug builds always)"
 GGVK_ROBUST_BUFFER_ACCESS=1 cargo test --release --test bad_input --test ops_elementwise 2>&1 | tee "$LOGS/cargo-test-robust.log"
+step "the transfer path of discrete GPUs (staging copies, small writes batched into the next submission; GGVK_DIRECT_MAPPING=0)"
+GGVK_DIRECT_MAPPING=0 cargo test --release --test ops --test replay --test concurrency --test bad_input --test fusion 2>&1 \
+  | tee "$LOGS/cargo-test-staged.log"
+GGVK_DIRECT_MAPPING=0 GGVK_SOAK=30 cargo test --release --features fault-injection --test fault_injection -- --nocapture 2>&1 \
+  | tee "$LOGS/cargo-test-fault-staged.log" | grep -aE "^test |fault points|soak:|test result"
 step "fault injection: every alloc/submit/pipeline/map point of a model step, device loss at each submit, soak"
 GGVK_SOAK="${GGVK_SOAK:-300}" cargo test --release --features fault-injection --test fault_injection -- --nocapture 2>&1 \
   | tee "$LOGS/cargo-test-fault.log" | grep -aE "^test |fault points|soak:|test result"

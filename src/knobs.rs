@@ -30,6 +30,8 @@ const KNOBS: &[(&str, Kind)] = &[
     ("GGVK_PROFILE", Kind::Switch),
     ("GGVK_TIMELINE", Kind::Switch),
     ("GGVK_REPLAY", Kind::Switch),
+    ("GGVK_DIRECT_MAPPING", Kind::Switch),
+    ("GGVK_BATCH_UPLOADS", Kind::Switch),
     ("GGVK_FUSION", Kind::Switch),
     ("GGVK_FUSE_QUANTIZE", Kind::Switch),
     ("GGVK_INT_DOT", Kind::Switch),

@@ -117,7 +117,7 @@ mod tests {
         assert!(known.find(&first).is_none());
         // Each change below must give another description.
         let mut seen = vec![first.clone()];
-        let mut check = |what: &str, seen: &mut Vec<Description>, now: Description| {
+        let check = |what: &str, seen: &mut Vec<Description>, now: Description| {
             assert!(!seen.contains(&now), "{what} left the description unchanged");
             seen.push(now);
         };

@@ -13,6 +13,7 @@ use super::fault::{self, FaultKind};
 use super::instance::Instance;
 use super::pipeline::PipelineCache;
 use super::transfer::Transfer;
+use super::uploads::Uploads;
 use crate::error::{Error, Result, VkResultExt};
 
 /// A logical device opened on one physical device.
@@ -31,6 +32,8 @@ pub struct Device {
     allocator: Mutex<Option<Allocator>>,
     pipelines: PipelineCache,
     transfer: Mutex<Option<Transfer>>,
+    /// Small writes waiting for the next submission ([`super::uploads`]).
+    uploads: Mutex<Uploads>,
     lost: AtomicBool,
     next_id: AtomicU64,
     /// Bytes of device memory ggvk's buffers hold now (gpu-allocator allocation sizes, every memory type).
@@ -169,6 +172,7 @@ impl Device {
             allocator: Mutex::new(Some(allocator)),
             pipelines,
             transfer: Mutex::new(None),
+            uploads: Mutex::new(Uploads::new()),
             lost: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
             allocated: AtomicU64::new(0),
@@ -287,10 +291,28 @@ impl Device {
         let _ = self.allocated.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |c| Some(c.saturating_sub(bytes)));
     }
 
-    /// Submit command buffers to the compute queue, signalling `fence`.
+    /// Submit command buffers to the compute queue, signalling `fence`; batched small uploads go first.
     pub fn submit(&self, cmds: &[vk::CommandBuffer], fence: vk::Fence) -> Result<()> {
         self.check_alive()?;
         fault::point(FaultKind::Submit).map_err(|e| self.note(e))?;
+        lock(&self.uploads).submit(self).map_err(|e| self.note(e))?;
+        self.submit_raw(cmds, fence)
+    }
+
+    /// Copy a small `data` (at most [`super::uploads::SMALL`] bytes) into `dst` at `offset` with the next submission
+    /// (the range is checked by the caller).
+    pub(crate) fn upload_small(&self, dst: vk::Buffer, offset: u64, data: &[u8]) -> Result<()> {
+        self.check_alive()?;
+        lock(&self.uploads).write(self, dst, offset, data).map_err(|e| self.note(e))
+    }
+
+    /// Before `dst` is destroyed: no batched upload may still write it.
+    pub(crate) fn settle_uploads_for(&self, dst: vk::Buffer) -> Result<()> {
+        lock(&self.uploads).settle_for(self, dst)
+    }
+
+    /// Submit without the batched uploads (they submit themselves through this).
+    pub(crate) fn submit_raw(&self, cmds: &[vk::CommandBuffer], fence: vk::Fence) -> Result<()> {
         let info = [vk::SubmitInfo::default().command_buffers(cmds)];
         let q = lock(&self.queue);
         // SAFETY: the queue is externally synchronised by the mutex; the command buffers are fully recorded and
@@ -308,6 +330,7 @@ impl Device {
     /// Wait until the queue is idle.
     pub fn queue_wait_idle(&self) -> Result<()> {
         self.check_alive()?;
+        lock(&self.uploads).submit(self).map_err(|e| self.note(e))?;
         let q = lock(&self.queue);
         // SAFETY: the queue is externally synchronised by the mutex.
         unsafe { self.raw.queue_wait_idle(*q) }.map_err(|r| self.note(Error::vk("vkQueueWaitIdle", r)))
@@ -376,6 +399,7 @@ impl Drop for Device {
         if let Some(t) = lock(&self.transfer).take() {
             t.destroy(self);
         }
+        std::mem::take(&mut *lock(&self.uploads)).destroy(self);
         self.pipelines.destroy(&self.raw);
         let mut leaked = 0;
         if let Some(a) = lock(&self.allocator).take() {

@@ -131,8 +131,10 @@ impl Buffer {
             | vk::BufferUsageFlags::TRANSFER_DST;
         let (raw, allocation) = create_raw(device, alloc_size, usage, MemoryLocation::GpuOnly, name)?;
         let props = allocation.memory_properties();
+        // `GGVK_DIRECT_MAPPING=0` takes the staging path a discrete GPU takes (for testing it on such devices).
         let host_mem =
-            matches!(device.caps().device_type, vk::PhysicalDeviceType::CPU | vk::PhysicalDeviceType::INTEGRATED_GPU);
+            matches!(device.caps().device_type, vk::PhysicalDeviceType::CPU | vk::PhysicalDeviceType::INTEGRATED_GPU)
+                && crate::knobs::switch("GGVK_DIRECT_MAPPING", true);
         let direct = host_mem
             && allocation.mapped_ptr().is_some()
             && props.contains(vk::MemoryPropertyFlags::HOST_COHERENT | vk::MemoryPropertyFlags::HOST_VISIBLE);
@@ -231,6 +233,9 @@ impl Buffer {
                 m[offset as usize..offset as usize + data.len()].copy_from_slice(data);
             });
         }
+        if data.len() as u64 <= super::uploads::SMALL && batch_uploads() && !self.is_placeholder() {
+            return self.device.upload_small(self.raw, offset, data);
+        }
         self.transfer(|t| t.upload(&self.device, self.raw, offset, data))
     }
 
@@ -292,10 +297,18 @@ impl Buffer {
     }
 }
 
+/// Whether small writes are batched into the next submission (`GGVK_BATCH_UPLOADS`, default on).
+fn batch_uploads() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| crate::knobs::switch("GGVK_BATCH_UPLOADS", true))
+}
+
 impl Drop for Buffer {
     fn drop(&mut self) {
         let alloc = self.allocation.get_mut().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(a) = alloc {
+            // A batched upload may still write it; after a device loss nothing runs any more.
+            let _ = self.device.settle_uploads_for(self.raw);
             destroy_raw(&self.device, self.raw, a);
         }
     }

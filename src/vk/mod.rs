@@ -16,6 +16,7 @@ pub mod instance;
 pub mod memory;
 pub mod pipeline;
 pub mod transfer;
+pub mod uploads;
 
 pub use caps::Capabilities;
 pub use command::{Binding, CommandStream, Derived, DispatchTime, Recorder, Recording};
