@@ -202,15 +202,16 @@ fn matmul_shader(ty: GgmlType) -> Option<Shader> {
 /// Mat-vec workgroup size (a power of two, at least 4), rows of A per workgroup, blocks per loop trip, for
 /// weights of type `ty`.
 ///
-/// Defaults per weight type come from sweeps on an H100 (NOTES.md): Q4_0 128 threads x 2 rows (14.98 us against
-/// 18.27 us at 256 threads for m=4096 k=14336), the others 256 x 2. `GGVK_MATVEC_WG`, `GGVK_MATVEC_ROWS` and
+/// Defaults per weight type come from sweeps (NOTES.md): Q4_0 128 threads (14.98 us against 18.27 us at 256 threads
+/// for m=4096 k=14336 on an H100) x 4 rows (a 7B Q4_0 model generating on an H200, weights streaming from memory:
+/// 241.6 t/s against 226.0 with 2 rows), the others 256 x 2. `GGVK_MATVEC_WG`, `GGVK_MATVEC_ROWS` and
 /// `GGVK_MATVEC_UNROLL` override them for every type (read once per process; invalid values are ignored).
 pub fn matvec_config(ty: GgmlType) -> MatVecConfig {
     let knobs = matvec_knobs();
-    let wg = if ty == GgmlType::Q4_0 { 128 } else { MATVEC_WG };
+    let (wg, rows) = if ty == GgmlType::Q4_0 { (128, 4) } else { (MATVEC_WG, MATVEC_ROWS) };
     MatVecConfig {
         wg: knobs[0].unwrap_or(wg),
-        rows: knobs[1].unwrap_or(MATVEC_ROWS),
+        rows: knobs[1].unwrap_or(rows),
         unroll: knobs[2].unwrap_or(MATVEC_UNROLL),
     }
 }
