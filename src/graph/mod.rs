@@ -498,7 +498,7 @@ pub enum Op {
     SoftMaxBack {
         /// The forward pass's scale.
         scale: f32,
-        /// The forward pass's ALiBi bias (ggml takes 0 only).
+        /// The forward pass's ALiBi bias (no mask is given, so the gradient does not depend on it).
         max_bias: f32,
     },
     /// ggml_cross_entropy_loss: src0 logits, src1 labels; dst one F32 value.
