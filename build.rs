@@ -206,6 +206,7 @@ const VARIANTS: &[(&str, &str, Defines)] = &[
     // -- data movement, scans, convolution helpers, pooling, resampling --
     ("movement_32", "movement.comp", &[]),
     ("movement_16", "movement.comp", &[("E16", "1")]),
+    ("movement_8", "movement.comp", &[("E8", "1")]),
     ("cumsum", "cumsum.comp", &[]),
     ("im2col_f32", "im2col.comp", &[]),
     ("im2col_f32_f16", "im2col.comp", &[("D_F16", "1")]),

@@ -1,6 +1,6 @@
 //! The ops of vision and audio encoders (REPEAT, CONCAT, PAD, PAD_REFLECT_1D, ROLL, ARANGE, CUMSUM, IM2COL, IM2COL_3D, POOL_1D,
-//! POOL_2D, UPSCALE, CONV_TRANSPOSE_1D) against CPU references written from ggml's CPU semantics, on the default
-//! Vulkan device (lavapipe in CI), validation on. Data movement and im2col are compared bit for bit; arithmetic
+//! POOL_2D, UPSCALE, CONV_TRANSPOSE_1D) and the other movement ops (DIAG, REPEAT_BACK) against CPU
+//! references written from ggml's CPU semantics, on the default Vulkan device (lavapipe in CI), validation on. Data movement and im2col are compared bit for bit; arithmetic
 //! ops within a small tolerance (or bit for bit where the order of operations is ggml's).
 
 mod common;
@@ -684,5 +684,176 @@ fn conv_transpose_1d_strides() {
     let xt = upload(&be, GgmlType::F32, [3, 1, 1, 1], &f32_bytes(&[0.0; 3]));
     let d = output(&be, [4, 1, 1, 1]);
     assert!(refused(Op::ConvTranspose1d { s0: 1, p0: 1, d0: 1 }, &[&kt, &xt], &d));
+    assert_no_validation_errors();
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// CONCAT and REPEAT of other element sizes, DIAG, REPEAT_BACK
+
+/// Contiguous bytes of a tensor of `ty` and shape `ne` (`ne[0]` in values), element (block) `e` of row `r` at
+/// `(r * per_row + e) * type_size`.
+fn tensor_bytes(rng: &mut Rng, ty: GgmlType, ne: [i64; 4]) -> Vec<u8> {
+    let n = ne.iter().product::<i64>() as usize / ty.block_size() * ty.type_size();
+    (0..n).map(|_| rng.next_u64() as u8).collect()
+}
+
+fn read_bytes(t: &Tensor) -> Vec<u8> {
+    let mut out = vec![0u8; t.nbytes() as usize];
+    t.read(0, &mut out).unwrap();
+    out
+}
+
+/// Whether the device moves 1-byte elements (8-bit storage and integers).
+fn moves_bytes(be: &Backend) -> bool {
+    let caps = be.device().caps();
+    caps.storage_8bit && caps.int8
+}
+
+#[test]
+fn concat_i8_i16_i64_and_blocks_every_dim() {
+    let be = backend();
+    let mut rng = Rng::new(21);
+    let types =
+        [GgmlType::I8, GgmlType::I16, GgmlType::I64, GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q5_1, GgmlType::Q4_K];
+    for ty in types {
+        if ty == GgmlType::I8 && !moves_bytes(&be) {
+            continue;
+        }
+        let (bs, es) = (ty.block_size() as i64, ty.type_size());
+        for dim in 0..4usize {
+            let ne_a = [2 * bs, 3, 2, 2];
+            let mut ne_b = ne_a;
+            ne_b[dim] = if dim == 0 { bs } else { 3 };
+            let mut ne = ne_a;
+            ne[dim] += ne_b[dim];
+            // Element-granular shapes (blocks along dim 0).
+            let el = |n: [i64; 4]| [n[0] / bs, n[1], n[2], n[3]];
+            let (ea, ed) = (el(ne_a), el(ne));
+            let av = tensor_bytes(&mut rng, ty, ne_a);
+            // src1 a sub-block of a tensor with one more element per row and one more row.
+            let big = [ne_b[0] + bs, ne_b[1] + 1, ne_b[2], ne_b[3]];
+            let bv = tensor_bytes(&mut rng, ty, big);
+            let a = upload(&be, ty, ne_a, &av);
+            let bb = upload(&be, ty, big, &bv);
+            let b = Tensor::new(bb.buffer.clone(), 0, ty, ne_b, bb.nb).unwrap();
+            let d = Tensor::contiguous(be.alloc((ed.iter().product::<i64>() as usize * es) as u64).unwrap(), 0, ty, ne)
+                .unwrap();
+            run(&be, Op::Concat { dim: dim as i32 }, &[&a, &b], &d);
+            let want: Vec<u8> = indices(ed)
+                .flat_map(|i| {
+                    let at = if i[dim] < ea[dim] {
+                        lin(ea, i)
+                    } else {
+                        let mut j = i;
+                        j[dim] -= ea[dim];
+                        lin(el(big), j)
+                    };
+                    let src = if i[dim] < ea[dim] { &av } else { &bv };
+                    src[at * es..(at + 1) * es].to_vec()
+                })
+                .collect();
+            assert!(read_bytes(&d) == want, "concat {} dim {dim}", ty.name());
+        }
+    }
+    assert_no_validation_errors();
+}
+
+#[test]
+fn repeat_and_diag_other_element_sizes() {
+    let be = backend();
+    let mut rng = Rng::new(22);
+    for ty in [GgmlType::I8, GgmlType::I16, GgmlType::I64, GgmlType::F32, GgmlType::F16] {
+        if ty == GgmlType::I8 && !moves_bytes(&be) {
+            continue;
+        }
+        let es = ty.type_size();
+        // REPEAT [5, 2, 1, 3] -> [10, 4, 3, 3].
+        let ne_a = [5i64, 2, 1, 3];
+        let av = tensor_bytes(&mut rng, ty, ne_a);
+        let a = upload(&be, ty, ne_a, &av);
+        let ne = [10i64, 4, 3, 3];
+        let d = Tensor::contiguous(be.alloc((ne.iter().product::<i64>() as usize * es) as u64).unwrap(), 0, ty, ne)
+            .unwrap();
+        run(&be, Op::Repeat, &[&a], &d);
+        let want: Vec<u8> = indices(ne)
+            .flat_map(|i| {
+                let at = lin(ne_a, [i[0] % 5, i[1] % 2, 0, i[3] % 3]);
+                av[at * es..(at + 1) * es].to_vec()
+            })
+            .collect();
+        assert!(read_bytes(&d) == want, "repeat {}", ty.name());
+        // DIAG [7, 1, 2, 3] -> [7, 7, 2, 3]: src0 a row-strided view.
+        let big = [9i64, 2, 2, 3];
+        let bv = tensor_bytes(&mut rng, ty, big);
+        let bt = upload(&be, ty, big, &bv);
+        let s = Tensor::new(bt.buffer.clone(), 0, ty, [7, 1, 2, 3], bt.nb).unwrap();
+        let ne = [7i64, 7, 2, 3];
+        let d = Tensor::contiguous(be.alloc((ne.iter().product::<i64>() as usize * es) as u64).unwrap(), 0, ty, ne)
+            .unwrap();
+        d.buffer.fill(0, d.buffer.size(), 0xEE).unwrap();
+        run(&be, Op::Diag, &[&s], &d);
+        let want: Vec<u8> = indices(ne)
+            .flat_map(|i| {
+                if i[0] == i[1] {
+                    let at = lin(big, [i[0], 0, i[2], i[3]]);
+                    bv[at * es..(at + 1) * es].to_vec()
+                } else {
+                    vec![0u8; es]
+                }
+            })
+            .collect();
+        assert!(read_bytes(&d) == want, "diag {}", ty.name());
+        // DIAG needs a one-row source and a square dst.
+        assert!(refused(Op::Diag, &[&a], &d));
+    }
+    // No DIAG of blocks.
+    let q = upload(&be, GgmlType::Q8_0, [32, 1, 1, 1], &[0u8; 34]);
+    let dq = upload(&be, GgmlType::Q8_0, [32, 32, 1, 1], &[0u8; 34 * 32]);
+    assert!(refused(Op::Diag, &[&q], &dq));
+    assert_no_validation_errors();
+}
+
+#[test]
+fn repeat_back_sums_tiles_in_ggml_order() {
+    let be = backend();
+    let mut rng = Rng::new(23);
+    for (ne, nr, strided) in [
+        ([8i64, 6, 4, 2], [1i64, 1, 1, 1], false),
+        ([8, 6, 4, 2], [2, 1, 1, 1], false),
+        ([8, 6, 4, 2], [1, 2, 2, 1], true),
+        ([8, 6, 4, 2], [2, 2, 2, 2], true),
+        ([3, 1, 5, 1], [7, 3, 1, 4], false),
+    ] {
+        let ne_a = [ne[0] * nr[0], ne[1] * nr[1], ne[2] * nr[2], ne[3] * nr[3]];
+        // Large and small magnitudes so the order of the additions shows in the result's bits.
+        let store = if strided { [ne_a[0] + 3, ne_a[1] + 1, ne_a[2], ne_a[3]] } else { ne_a };
+        let vals: Vec<f32> =
+            (0..store.iter().product::<i64>()).map(|k| rng.f32() * if k % 3 == 0 { 1e4 } else { 1.0 }).collect();
+        let st = upload(&be, GgmlType::F32, store, &f32_bytes(&vals));
+        let a = Tensor::new(st.buffer.clone(), 0, GgmlType::F32, ne_a, st.nb).unwrap();
+        let d = output(&be, ne);
+        run(&be, Op::RepeatBack, &[&a], &d);
+        // ggml's CPU order: dst zeroed, then the tiles added with r3 outermost and r0 innermost.
+        let want: Vec<f32> = indices(ne)
+            .map(|i| {
+                let mut s = 0f32;
+                for r3 in 0..nr[3] {
+                    for r2 in 0..nr[2] {
+                        for r1 in 0..nr[1] {
+                            for r0 in 0..nr[0] {
+                                let j = [i[0] + r0 * ne[0], i[1] + r1 * ne[1], i[2] + r2 * ne[2], i[3] + r3 * ne[3]];
+                                s += vals[lin(store, j)];
+                            }
+                        }
+                    }
+                }
+                s
+            })
+            .collect();
+        assert_bits(&format!("repeat_back {ne:?} x {nr:?}"), &download(&d), &want);
+        // dst must tile src0.
+        let bad = output(&be, [ne[0] + 1, ne[1], ne[2], ne[3]]);
+        assert!(refused(Op::RepeatBack, &[&a], &bad));
+    }
     assert_no_validation_errors();
 }

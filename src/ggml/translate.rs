@@ -197,6 +197,8 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
         }
         sys::GGML_OP_ARANGE => Op::Arange { start: f32_param(tr, 0), stop: f32_param(tr, 1), step: f32_param(tr, 2) },
         sys::GGML_OP_CUMSUM => Op::Cumsum,
+        sys::GGML_OP_DIAG => Op::Diag,
+        sys::GGML_OP_REPEAT_BACK => Op::RepeatBack,
         sys::GGML_OP_IM2COL => {
             let p = &tr.op_params;
             Op::Im2Col { s: [p[0], p[1]], p: [p[2], p[3]], d: [p[4], p[5]], is_2d: p[6] == 1 }
@@ -332,6 +334,8 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
         | Op::ArgSort { .. }
         | Op::TopK
         | Op::Repeat
+        | Op::RepeatBack
+        | Op::Diag
         | Op::Pad { .. }
         | Op::PadReflect1d { .. }
         | Op::Roll { .. }

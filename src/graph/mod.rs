@@ -339,6 +339,10 @@ pub enum Op {
     },
     /// ggml_cumsum: the inclusive prefix sums of each row of src0.
     Cumsum,
+    /// ggml_diag: dst `[n, n, ne2, ne3]` holds each row of src0 `[n, 1, ne2, ne3]` on its diagonal, zeros elsewhere.
+    Diag,
+    /// ggml_repeat_back: dst (src0's shape divided by whole repeat counts) the sum of src0's tiles (F32).
+    RepeatBack,
     /// ggml_im2col: src0 the kernel (only its shape is used), src1 the image; dst the unfolded patches.
     Im2Col {
         /// Strides (width, height).
@@ -691,6 +695,8 @@ impl Op {
             Op::PadReflect1d { .. } => "PAD_REFLECT_1D",
             Op::Roll { .. } => "ROLL",
             Op::Cumsum => "CUMSUM",
+            Op::Diag => "DIAG",
+            Op::RepeatBack => "REPEAT_BACK",
             Op::Im2Col { .. } => "IM2COL",
             Op::Im2Col3d { .. } => "IM2COL_3D",
             Op::Pool1d { .. } => "POOL_1D",

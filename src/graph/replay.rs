@@ -157,6 +157,8 @@ fn op_words(op: &Op, out: &mut Vec<u32>) {
         | Op::AddId
         | Op::TopK
         | Op::Repeat
+        | Op::RepeatBack
+        | Op::Diag
         | Op::Cumsum => {}
     }
 }

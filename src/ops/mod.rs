@@ -63,7 +63,9 @@ pub fn check(node: &Node) -> Result<()> {
         | Op::Pad { .. }
         | Op::PadReflect1d { .. }
         | Op::Roll { .. }
-        | Op::Arange { .. } => movement::check(node),
+        | Op::Arange { .. }
+        | Op::Diag
+        | Op::RepeatBack => movement::check(node),
         Op::Cumsum => cumsum::check(node),
         Op::Im2Col { .. } | Op::Im2Col3d { .. } => im2col::check(node),
         Op::Pool1d { .. } | Op::Pool2d { .. } => pool::check(node),
@@ -104,6 +106,9 @@ pub fn check_on(device: &Device, node: &Node) -> Result<()> {
     }
     if let Op::ArgSort { .. } | Op::TopK = node.op {
         moe::check_on(device, node)?;
+    }
+    if let Op::Repeat | Op::Concat { .. } | Op::Diag = node.op {
+        movement::check_on(device, node)?;
     }
     let caps = device.caps();
     let limit = window_limit(device);
@@ -146,7 +151,9 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         | Op::Pad { .. }
         | Op::PadReflect1d { .. }
         | Op::Roll { .. }
-        | Op::Arange { .. } => movement::record(rec, node),
+        | Op::Arange { .. }
+        | Op::Diag
+        | Op::RepeatBack => movement::record(rec, node),
         Op::Cumsum => cumsum::record(rec, node),
         Op::Im2Col { .. } | Op::Im2Col3d { .. } => im2col::record(rec, node),
         Op::Pool1d { .. } | Op::Pool2d { .. } => pool::record(rec, node),
