@@ -1,5 +1,5 @@
 //! The ops of vision and audio encoders (REPEAT, CONCAT, PAD, PAD_REFLECT_1D, ROLL, ARANGE, CUMSUM, IM2COL, IM2COL_3D, POOL_1D,
-//! POOL_2D, UPSCALE, CONV_TRANSPOSE_1D) and the other movement ops (DIAG, REPEAT_BACK) against CPU
+//! POOL_2D, UPSCALE, CONV_TRANSPOSE_1D, COL2IM_1D) and the other movement ops (DIAG, REPEAT_BACK) against CPU
 //! references written from ggml's CPU semantics, on the default Vulkan device (lavapipe in CI), validation on. Data movement and im2col are compared bit for bit; arithmetic
 //! ops within a small tolerance (or bit for bit where the order of operations is ggml's).
 
@@ -855,5 +855,97 @@ fn repeat_back_sums_tiles_in_ggml_order() {
         let bad = output(&be, [ne[0] + 1, ne[1], ne[2], ne[3]]);
         assert!(refused(Op::RepeatBack, &[&a], &bad));
     }
+    assert_no_validation_errors();
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// COL2IM_1D
+
+/// ggml's CPU gather for COL2IM_1D: `dst[t, c]` the f32 sum, positions ascending, of the columns' values that land
+/// on `t + p0`.
+fn col2im_ref(cols: &[f32], k: i64, oc: i64, t_in: i64, s0: i64, p0: i64) -> Vec<f32> {
+    let t_out = (t_in - 1) * s0 + k - 2 * p0;
+    let mut out = Vec::new();
+    for c in 0..oc {
+        for t in 0..t_out {
+            let ta = t + p0;
+            let mut s = 0f32;
+            for ti in 0..t_in {
+                let kk = ta - ti * s0;
+                if (0..k).contains(&kk) {
+                    s += cols[(c * k + kk + ti * k * oc) as usize];
+                }
+            }
+            out.push(s);
+        }
+    }
+    out
+}
+
+#[test]
+fn col2im_1d_f32_f16_bf16() {
+    use ggvk::quant::{bf16_bits_to_f32, f32_to_bf16_bits};
+    let be = backend();
+    let mut rng = Rng::new(24);
+    // test-backend-ops' cases.
+    let cases = [
+        (16i64, 32i64, 197i64, 8i32, 0i32),
+        (4, 3, 7, 2, 0),
+        (1, 5, 13, 1, 0),
+        (6, 4, 11, 3, 1),
+        (2, 3, 9, 3, 0),
+        (5, 4, 11, 2, 0),
+        (8, 4, 13, 4, 2),
+        (4, 3, 1, 2, 0),
+        (16, 1, 197, 8, 0),
+        (1, 5, 13, 3, 0),
+        (8, 2, 3, 2, 5),
+    ];
+    for (k, oc, t_in, s0, p0) in cases {
+        let t_out = (t_in - 1) * i64::from(s0) + k - 2 * i64::from(p0);
+        let n = (k * oc * t_in) as usize;
+        let vals = rng.vec(n);
+        let op = Op::Col2Im1d { s0, oc: oc as i32, p0 };
+        for ty in [GgmlType::F32, GgmlType::F16, GgmlType::BF16] {
+            // The values as the type stores them, and the type's bytes.
+            let (stored, bytes): (Vec<f32>, Vec<u8>) = match ty {
+                GgmlType::F32 => (vals.clone(), f32_bytes(&vals)),
+                GgmlType::F16 => (
+                    vals.iter().map(|&v| f16::from_f32(v).to_f32()).collect(),
+                    vals.iter().flat_map(|&v| f16::from_f32(v).to_ne_bytes()).collect(),
+                ),
+                _ => (
+                    vals.iter().map(|&v| bf16_bits_to_f32(f32_to_bf16_bits(v))).collect(),
+                    vals.iter().flat_map(|&v| f32_to_bf16_bits(v).to_ne_bytes()).collect(),
+                ),
+            };
+            let a = upload(&be, ty, [k * oc, t_in, 1, 1], &bytes);
+            let ne = [t_out, oc, 1, 1];
+            let d = out_tensor(&be, ty, ne);
+            run(&be, op.clone(), &[&a], &d);
+            let sums = col2im_ref(&stored, k, oc, t_in, i64::from(s0), i64::from(p0));
+            let what = format!("col2im_1d {} K{k} OC{oc} T{t_in} s{s0} p{p0}", ty.name());
+            match ty {
+                GgmlType::F32 => assert_bits(&what, &download(&d), &sums),
+                GgmlType::F16 => {
+                    let want: Vec<u16> = sums.iter().map(|&s| f16::from_f32(s).to_bits()).collect();
+                    assert_eq!(read_u16(&d), want, "{what}");
+                }
+                _ => {
+                    let want: Vec<u16> = sums.iter().map(|&s| f32_to_bf16_bits(s)).collect();
+                    assert_eq!(read_u16(&d), want, "{what}");
+                }
+            }
+        }
+    }
+    // Shapes that do not match, mixed types, a stride of 0: refused.
+    let a = upload(&be, GgmlType::F32, [12, 7, 1, 1], &f32_bytes(&[0.0; 84]));
+    let d = output(&be, [16, 3, 1, 1]);
+    assert!(!refused(Op::Col2Im1d { s0: 2, oc: 3, p0: 0 }, &[&a], &d));
+    assert!(refused(Op::Col2Im1d { s0: 2, oc: 3, p0: 1 }, &[&a], &d));
+    assert!(refused(Op::Col2Im1d { s0: 0, oc: 3, p0: 0 }, &[&a], &d));
+    assert!(refused(Op::Col2Im1d { s0: 2, oc: 5, p0: 0 }, &[&a], &d));
+    let d16 = out_tensor(&be, GgmlType::F16, [16, 3, 1, 1]);
+    assert!(refused(Op::Col2Im1d { s0: 2, oc: 3, p0: 0 }, &[&a], &d16));
     assert_no_validation_errors();
 }

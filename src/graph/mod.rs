@@ -343,6 +343,16 @@ pub enum Op {
     Diag,
     /// ggml_repeat_back: dst (src0's shape divided by whole repeat counts) the sum of src0's tiles (F32).
     RepeatBack,
+    /// ggml_col2im_1d: src0 the columns `[K * oc, T_in]` scatter-added into dst `[T_out, oc]`,
+    /// `T_out = (T_in - 1) * s0 + K - 2 * p0` (the signal cropped by `p0` on both sides).
+    Col2Im1d {
+        /// Stride.
+        s0: i32,
+        /// Output channels.
+        oc: i32,
+        /// Padding cropped from both sides.
+        p0: i32,
+    },
     /// ggml_im2col: src0 the kernel (only its shape is used), src1 the image; dst the unfolded patches.
     Im2Col {
         /// Strides (width, height).
@@ -697,6 +707,7 @@ impl Op {
             Op::Cumsum => "CUMSUM",
             Op::Diag => "DIAG",
             Op::RepeatBack => "REPEAT_BACK",
+            Op::Col2Im1d { .. } => "COL2IM_1D",
             Op::Im2Col { .. } => "IM2COL",
             Op::Im2Col3d { .. } => "IM2COL_3D",
             Op::Pool1d { .. } => "POOL_1D",

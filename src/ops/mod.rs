@@ -3,6 +3,7 @@
 
 pub mod acc;
 pub mod binary;
+pub mod col2im;
 pub mod conv;
 pub mod conv2d;
 pub mod coopmat;
@@ -71,6 +72,7 @@ pub fn check(node: &Node) -> Result<()> {
         Op::Pool1d { .. } | Op::Pool2d { .. } => pool::check(node),
         Op::Upscale { .. } => upscale::check(node),
         Op::ConvTranspose1d { .. } => conv::check(node),
+        Op::Col2Im1d { .. } => col2im::check(node),
         Op::Fill { .. } | Op::Tri { .. } | Op::DiagMaskInf { .. } => fill::check(node),
         Op::Acc { .. } | Op::Set { .. } => acc::check(node),
         Op::OptStepAdamw | Op::OptStepSgd => optim::check(node),
@@ -159,6 +161,7 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         Op::Pool1d { .. } | Op::Pool2d { .. } => pool::record(rec, node),
         Op::Upscale { .. } => upscale::record(rec, node),
         Op::ConvTranspose1d { .. } => conv::record(rec, node),
+        Op::Col2Im1d { .. } => col2im::record(rec, node),
         Op::Fill { .. } | Op::Tri { .. } | Op::DiagMaskInf { .. } => fill::record(rec, node),
         Op::Acc { .. } | Op::Set { .. } => acc::record(rec, node),
         Op::OptStepAdamw | Op::OptStepSgd => optim::record(rec, node),
