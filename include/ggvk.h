@@ -68,6 +68,12 @@
 // (dequantize only).
 #define GGVK_TYPE_IQ4_XS 23
 
+// `ggml_type` I8 (8-bit integers, moved as bits: CONCAT, REPEAT, DIAG, on devices with 8-bit storage).
+#define GGVK_TYPE_I8 24
+
+// `ggml_type` I16 (16-bit integers, moved as bits: CONCAT, REPEAT, DIAG, CPY to I16).
+#define GGVK_TYPE_I16 25
+
 // `ggml_type` I32 (indices, positions, argsort/argmax results).
 #define GGVK_TYPE_I32 26
 

@@ -134,8 +134,10 @@ OPS=ADD,MUL,SCALE,RMS_NORM,SOFT_MAX,CPY,CONT,DUP,SET_ROWS,GET_ROWS,SILU,SWIGLU,R
 OPS+=,ABS,SGN,NEG,STEP,TANH,ELU,RELU,SIGMOID,GELU,GELU_QUICK,HARDSWISH,HARDSIGMOID,EXP,EXPM1,SOFTPLUS,GELU_ERF
 OPS+=,FLOOR,CEIL,ROUND,TRUNC,SQR,SQRT,SIN,COS,LOG,CLAMP,LEAKY_RELU,REGLU,GEGLU,GEGLU_ERF,GEGLU_QUICK
 OPS+=,SUB,DIV,NORM,L2_NORM,L2_NORM_BATCH,GROUP_NORM,SUM,SUM_ROWS,MEAN,ARGMAX,ADD_ID
-# Multimodal projectors and audio encoders (about 30 s on lavapipe for these 2,760 cases).
+# Multimodal projectors and audio encoders, and the other movement ops (2,936 cases: 78 s on lavapipe on a loaded
+# 2-core VM, 2026-12-03; the first 2,760 took about 30 s unloaded).
 OPS+=,REPEAT,CONCAT,PAD,PAD_REFLECT_1D,ROLL,ARANGE,CUMSUM,IM2COL,IM2COL_3D,POOL_1D,POOL_2D,UPSCALE,CONV_TRANSPOSE_1D
+OPS+=,COL2IM_1D,DIAG,REPEAT_BACK
 # Diffusion / vision / audio convolutions (CONV_2D in a named subset below), recurrent models, and the simple and
 # training-side ops (about 60 s together on lavapipe).
 OPS+=,CONV_2D_DW,CONV_3D,CONV_TRANSPOSE_2D,TIMESTEP_EMBEDDING

@@ -2,13 +2,13 @@
 // CPY / CONT / DUP with a quantized side (ggml's blocks, 16-bit words). Element k of
 // src0 in its logical order (dim 0 innermost) goes to element k of dst in dst's logical order, as cpy.comp.
 // Quantized tensors have packed blocks along dim 0 and any strides (16-bit words) for dims 1..3.
-//   DST_Q8_0 / Q4_0 / Q4_1 / Q5_0 / Q5_1 / IQ4_NL / Q1_0 / Q2_0 / NVFP4 (float src, SRC_F16 for F16): one thread per
-//     dst block; its QUANT_QK source values (any strides) are quantized as ggml's reference quantizers do
-//     (quantize.glsl).
+//   DST_Q8_0 / Q4_0 / Q4_1 / Q5_0 / Q5_1 / IQ4_NL / Q1_0 / Q2_0 / NVFP4 (float src, SRC_F16 / SRC_BF16 for F16 /
+//     BF16): one thread per dst block; its QUANT_QK source values (any strides) are quantized as ggml's reference
+//     quantizers do (quantize.glsl).
 //   SRC_Q8_0 / SRC_Q4_0 without a DST_*: one thread per element, dequantized to an F32 dst (any strides),
 //     y = code * d (Q8_0) or (code - 8) * d (Q4_0), as ggml's dequantize_row_*.
-//   COPY_WORDS = n: same-type copy, one thread per block, its n words moved untouched (blocks of COPY_QK values,
-//     default 32).
+//   COPY_BLOCKS: same-type copy of any block type, one thread per block, its BLOCK_WORDS words moved untouched
+//     (spec constants 1 BLOCK_WORDS, 2 COPY_QK: 16-bit words and values per block).
 //   SRC_DQ: src0 of any type with a dequantization include (`dq_type.glsl`, chosen by build.rs: Q4_1, Q5_0, Q5_1,
 //     IQ4_NL, the K-quants, ...) to an F32 dst: one thread per 4 values (`dq_get4`, ggml's dequantize_row_*).
 #include "elementwise.glsl"
@@ -16,22 +16,23 @@
 #if defined(DST_Q8_0) || defined(DST_Q4_0) || defined(DST_Q4_1) || defined(DST_Q5_0) || defined(DST_Q5_1) \
     || defined(DST_IQ4_NL) || defined(DST_Q1_0) || defined(DST_Q2_0) || defined(DST_NVFP4)
 #define QUANTIZE 1
-#ifdef SRC_F16
+#if defined(SRC_F16)
 layout(binding = 0) readonly buffer S { uint16_t s[]; };
 #define LOAD_S(i) half_to_float(uint(s[i]))
+#elif defined(SRC_BF16)
+layout(binding = 0) readonly buffer S { uint16_t s[]; };
+#define LOAD_S(i) uintBitsToFloat(uint(s[i]) << 16)
 #else
 layout(binding = 0) readonly buffer S { float s[]; };
 #define LOAD_S(i) s[i]
 #endif
 layout(binding = 1) writeonly buffer D { uint16_t d[]; };
 #include "quantize.glsl"
-#elif defined(COPY_WORDS)
+#elif defined(COPY_BLOCKS)
 layout(binding = 0) readonly buffer S { uint16_t s[]; };
 layout(binding = 1) writeonly buffer D { uint16_t d[]; };
-#define BLOCK_WORDS COPY_WORDS
-#ifndef COPY_QK
-#define COPY_QK 32u
-#endif
+layout(constant_id = 1) const uint BLOCK_WORDS = 9;
+layout(constant_id = 2) const uint COPY_QK = 32;
 #elif defined(SRC_DQ)
 layout(binding = 0) readonly buffer S { uint16_t s[]; };
 layout(binding = 1) writeonly buffer D { float d[]; };
@@ -90,7 +91,7 @@ void main() {
     for (uint j = 0u; j < 4u; ++j) {
         d[pc.d_off + strided_offset(4u * id + j, pc.ne_d, pc.st_d)] = v[j];
     }
-#elif defined(COPY_WORDS)
+#elif defined(COPY_BLOCKS)
     const uint src = pc.s_off + block_offset(id, pc.ne_s, pc.st_s, COPY_QK, BLOCK_WORDS);
     const uint dst = pc.d_off + block_offset(id, pc.ne_d, pc.st_d, COPY_QK, BLOCK_WORDS);
     for (uint w = 0u; w < BLOCK_WORDS; ++w) {

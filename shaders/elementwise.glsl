@@ -101,3 +101,52 @@ uint float_bits_to_half_bits(uint x) {
 uint float_to_half(float f) {
     return float_bits_to_half_bits(floatBitsToUint(f));
 }
+
+// f32 bits -> bf16 bits as ggml's GGML_FP32_TO_BF16: NaN keeps its top half with the quiet bit set, everything else
+// rounds to nearest even (a carry into the exponent overflows to infinity).
+uint float_bits_to_bf16_bits(uint u) {
+    if ((u & 0x7FFFFFFFu) > 0x7F800000u) {
+        return (u >> 16) | 64u;
+    }
+    return (u + (0x7FFFu + ((u >> 16) & 1u))) >> 16;
+}
+
+// i32 (as bits) -> f32 bits, rounded to nearest even as C's (float) conversion: exact below 2^24, else the 24
+// leading bits kept and the rest rounded (a mantissa carry bumps the exponent).
+uint i32_to_float_bits(uint v) {
+    if (v == 0u) {
+        return 0u;
+    }
+    const uint sign = v & 0x80000000u;
+    const uint m = sign != 0u ? ~v + 1u : v; // magnitude (2^31 for INT_MIN)
+    const int p = findMSB(m);
+    uint mant;
+    if (p <= 23) {
+        mant = m << uint(23 - p);
+    } else {
+        const uint sh = uint(p - 23);
+        mant = m >> sh;
+        const uint rem = m & ((1u << sh) - 1u);
+        const uint half_ulp = 1u << (sh - 1u);
+        if (rem > half_ulp || (rem == half_ulp && (mant & 1u) != 0u)) {
+            mant += 1u;
+        }
+    }
+    return sign | ((uint(p + 127) << 23) + (mant - 0x800000u));
+}
+
+// f32 bits -> i32 bits truncated toward zero as C's (int32_t) conversion; NaN and values outside the i32 range
+// give INT_MIN (x86's cvttss2si, what ggml's CPU backend produces there).
+uint float_bits_to_i32(uint x) {
+    const uint e = (x >> 23) & 0xFFu;
+    if (e < 127u) {
+        return 0u;
+    }
+    if (e >= 158u) {
+        return 0x80000000u;
+    }
+    const uint m = (x & 0x7FFFFFu) | 0x800000u;
+    const uint sh = e - 127u;
+    const uint mag = sh >= 23u ? m << (sh - 23u) : m >> (23u - sh);
+    return (x & 0x80000000u) != 0u ? ~mag + 1u : mag;
+}

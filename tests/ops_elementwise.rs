@@ -802,12 +802,36 @@ fn cpy_views(be: &Backend, rng: &mut Rng, src: &Mem, vs: View, vd: View, dst_len
             (a, d) if a == d => b,
             (GgmlType::F32, GgmlType::F16) => u32::from(f16::from_f32(f32::from_bits(b)).to_bits()),
             (GgmlType::F16, GgmlType::F32) => f16::from_bits(b as u16).to_f32().to_bits(),
+            (GgmlType::BF16, GgmlType::F32) => b << 16,
+            (GgmlType::F32, GgmlType::BF16) => u32::from(ref_bf16(b)),
+            (GgmlType::F16, GgmlType::BF16) => u32::from(ref_bf16(f16::from_bits(b as u16).to_f32().to_bits())),
+            (GgmlType::BF16, GgmlType::F16) => u32::from(f16::from_f32(f32::from_bits(b << 16)).to_bits()),
+            (GgmlType::F32, GgmlType::I32) => ref_f32_to_i32(f32::from_bits(b)) as u32,
+            (GgmlType::I32, GgmlType::F32) => (b as i32 as f32).to_bits(),
             (a, d) => panic!("{} -> {}", a.name(), d.name()),
         };
         out.set_bits(&vd, id, w);
     }
     let what = format!("CPY {}{:?} nb{:?} -> {}{:?} nb{:?}", vs.ty.name(), vs.ne, vs.nb, vd.ty.name(), vd.ne, vd.nb);
     verify(&out, &vd, &what, |_, g, w| if g == w { Ok(()) } else { Err(format!("got {g:#x}, want {w:#x}")) });
+}
+
+/// ggml's GGML_FP32_TO_BF16 on f32 bits: NaN keeps its top half, made quiet; else round to nearest even.
+fn ref_bf16(u: u32) -> u16 {
+    if u & 0x7FFF_FFFF > 0x7F80_0000 {
+        return ((u >> 16) | 64) as u16;
+    }
+    (u.wrapping_add(0x7FFF + ((u >> 16) & 1)) >> 16) as u16
+}
+
+/// C's `(int32_t) x` as ggml's CPU backend runs it on x86: truncation toward zero; NaN and values outside the i32
+/// range give INT_MIN (cvttss2si's "integer indefinite").
+fn ref_f32_to_i32(x: f32) -> i32 {
+    if x.is_nan() || !(-2_147_483_648.0..2_147_483_648.0).contains(&x) {
+        i32::MIN
+    } else {
+        x.trunc() as i32
+    }
 }
 
 /// Source buffer of `ty` holding `v` plus slack, random values in [-150, 150].
@@ -842,6 +866,213 @@ fn cpy_every_type_pair_permuted_transposed() {
             let vd = View::contiguous(dt, 8, dne).permute(pd);
             assert_eq!(vd.ne, vs.ne);
             cpy_views(&be, &mut rng, &src, vs, vd, vd.end() as usize + 8);
+        }
+    }
+    assert_no_validation_errors();
+}
+
+#[test]
+fn cpy_bf16_i32_i16_pairs_permuted_transposed() {
+    use GgmlType::{BF16, F16, F32, I16, I32};
+    let be = backend();
+    let mut rng = Rng::new(407);
+    for (st, dt) in
+        [(BF16, BF16), (BF16, F32), (F32, BF16), (BF16, F16), (F16, BF16), (F32, I32), (I32, F32), (I16, I16)]
+    {
+        for (ne, ps, pd) in [
+            ([256i64, 4, 4, 4], [0, 1, 2, 3], [0, 1, 2, 3]),
+            ([256, 2, 3, 4], [0, 2, 1, 3], [0, 1, 2, 3]),
+            ([256, 2, 3, 4], [1, 0, 2, 3], [0, 1, 2, 3]),
+            ([3, 2, 3, 4], [0, 3, 1, 2], [0, 2, 1, 3]),
+            ([2, 1, 3, 5], [0, 1, 2, 3], [0, 1, 2, 3]),
+        ] {
+            let vs = View::contiguous(st, 4, ne).permute(ps);
+            let src = cpy_src(&be, &mut rng, &vs);
+            let vd = View::contiguous(dt, 8, vs.ne).permute(pd);
+            cpy_views(&be, &mut rng, &src, vs, vd, vd.end() as usize + 8);
+            // Into a reshaped contiguous dst.
+            let vd = View::contiguous(dt, 0, [vs.n() as i64, 1, 1, 1]);
+            cpy_views(&be, &mut rng, &src, vs, vd, vd.end() as usize + 4);
+        }
+    }
+    assert_no_validation_errors();
+}
+
+/// One contiguous copy of the 32-bit patterns `xs` (as `st`) into `dt`, returned as dst's raw bits.
+fn cpy_patterns(be: &Backend, st: GgmlType, dt: GgmlType, xs: &[u32]) -> Vec<u32> {
+    let n = xs.len() as i64;
+    let src: Vec<u8> = match st.type_size() {
+        2 => xs.iter().flat_map(|&x| (x as u16).to_ne_bytes()).collect(),
+        _ => xs.iter().flat_map(|x| x.to_ne_bytes()).collect(),
+    };
+    let src = Mem::from_bytes(be, src);
+    let out = Mem::from_bytes(be, vec![0u8; dt.type_size() * xs.len()]);
+    let vs = View::contiguous(st, 0, [n, 1, 1, 1]);
+    let vd = View::contiguous(dt, 0, [n, 1, 1, 1]);
+    run(be, vec![node(Op::Cpy, &[&src.tensor(vs)], &out.tensor(vd))]);
+    let got = out.download();
+    match dt.type_size() {
+        2 => got.chunks_exact(2).map(|c| u32::from(u16::from_ne_bytes([c[0], c[1]]))).collect(),
+        _ => got.chunks_exact(4).map(|c| u32::from_ne_bytes([c[0], c[1], c[2], c[3]])).collect(),
+    }
+}
+
+#[test]
+fn cpy_bf16_i32_conversions_bit_exact() {
+    use GgmlType::{BF16, F16, F32, I32};
+    let be = backend();
+    let mut rng = Rng::new(408);
+    // Every 16-bit pattern: BF16 -> F32 (the top half, NaN payloads untouched), BF16 -> F16 and F16 -> BF16
+    // (through f32: F16C's quietened NaNs, ggml's rounding).
+    let all16: Vec<u32> = (0..=u32::from(u16::MAX)).collect();
+    for (i, &g) in cpy_patterns(&be, BF16, F32, &all16).iter().enumerate() {
+        assert_eq!(g, (i as u32) << 16, "bf16 {i:#06x} -> f32");
+    }
+    for (i, &g) in cpy_patterns(&be, BF16, F16, &all16).iter().enumerate() {
+        let w = f16::from_f32(f32::from_bits((i as u32) << 16)).to_bits();
+        assert_eq!(g, u32::from(w), "bf16 {i:#06x} -> f16");
+    }
+    for (i, &g) in cpy_patterns(&be, F16, BF16, &all16).iter().enumerate() {
+        let w = ref_bf16(f16::from_bits(i as u16).to_f32().to_bits());
+        assert_eq!(g, u32::from(w), "f16 {i:#06x} -> bf16");
+    }
+    // F32 -> BF16: ties either way, a carry into the exponent and up to infinity, NaNs, random patterns.
+    let mut xs: Vec<u32> = vec![
+        0,
+        0x8000_0000,
+        0x7F80_0000,
+        0xFF80_0000,
+        0x7FC0_0000,
+        0x7F80_0001,
+        0xFFBF_FFFF,
+        0x7F7F_FFFF,
+        0x7F7F_8000,
+        0x0000_8000,
+        0x0001_8000,
+        0x3F80_8000,
+        0x3F81_8000,
+        0x3F80_7FFF,
+        0x3FFF_FFFF,
+    ];
+    while xs.len() < 1 << 18 {
+        let x = rng.next_u64() as u32;
+        // Half of them exact ties (low half 0x8000).
+        xs.push(if xs.len() % 2 == 0 { (x & 0xFFFF_0000) | 0x8000 } else { x });
+    }
+    for (x, g) in xs.iter().zip(cpy_patterns(&be, F32, BF16, &xs)) {
+        assert_eq!(g, u32::from(ref_bf16(*x)), "f32 {x:#010x} -> bf16");
+    }
+    // F32 -> I32: fractions toward zero on both sides, the i32 range's ends, NaN, infinities, random magnitudes.
+    let mut fs: Vec<f32> = vec![
+        0.0,
+        -0.0,
+        0.5,
+        -0.5,
+        0.999_999_9,
+        -0.999_999_9,
+        1.0,
+        -1.0,
+        1.5,
+        -1.5,
+        2.5,
+        -2.5,
+        149.99,
+        -149.99,
+        1e-40,
+        2_147_483_520.0,
+        -2_147_483_520.0,
+        2_147_483_648.0,
+        -2_147_483_648.0,
+        4e9,
+        -4e9,
+        f32::NAN,
+        -f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::MAX,
+        f32::MIN,
+    ];
+    while fs.len() < 1 << 16 {
+        let mag = [1.0f32, 100.0, 1e5, 1e7, 3e9][fs.len() % 5];
+        fs.push(rng.f32() * mag);
+    }
+    let bits: Vec<u32> = fs.iter().map(|f| f.to_bits()).collect();
+    for (x, g) in fs.iter().zip(cpy_patterns(&be, F32, I32, &bits)) {
+        assert_eq!(g as i32, ref_f32_to_i32(*x), "f32 {x:e} -> i32");
+    }
+    // I32 -> F32: exact below 2^24, rounded to nearest even above (ties at every bit position), the ends.
+    let mut is: Vec<i32> =
+        vec![0, 1, -1, 16_777_216, 16_777_217, 16_777_219, -16_777_217, i32::MAX, i32::MIN, i32::MIN + 1];
+    for p in 24..31 {
+        for d in [-1i64, 0, 1] {
+            let half_ulp = 1i64 << (p - 24);
+            for base in [1i64 << p, (1i64 << p) + 2 * half_ulp, (1i64 << p) + 6 * half_ulp] {
+                let v = base + half_ulp + d;
+                if v <= i64::from(i32::MAX) {
+                    is.push(v as i32);
+                    is.push(-v as i32);
+                }
+            }
+        }
+    }
+    while is.len() < 1 << 16 {
+        is.push((rng.next_u64() as i32) >> (rng.below(31) as u32));
+    }
+    let bits: Vec<u32> = is.iter().map(|&i| i as u32).collect();
+    for (i, g) in is.iter().zip(cpy_patterns(&be, I32, F32, &bits)) {
+        assert_eq!(g, (*i as f32).to_bits(), "i32 {i} -> f32: got {}", f32::from_bits(g));
+    }
+    assert_no_validation_errors();
+}
+
+/// Same-type copies of every block type of an even byte size (all but MXFP4): random block bytes moved whole, into a
+/// reshaped dst, from a source with dims 1 and 2 permuted, and into a dst with padded rows.
+#[test]
+fn cpy_blocks_every_block_type() {
+    let be = backend();
+    let mut rng = Rng::new(409);
+    let types: Vec<GgmlType> =
+        GgmlType::ALL.into_iter().filter(|t| t.is_quantized() && t.type_size() % 2 == 0).collect();
+    assert_eq!(types.len(), 24);
+    for ty in types {
+        let (bs, ts) = (ty.block_size() as i64, ty.type_size());
+        for ne in [[bs, 2, 3, 4], [3 * bs, 2, 3, 1], [2 * bs, 1, 1, 5]] {
+            let rows = (ne[1] * ne[2] * ne[3]) as usize;
+            let row = ty.row_size(ne[0]).unwrap();
+            // Stored with dims 1 and 2 swapped; viewed back in logical order when `permuted`.
+            for permuted in [false, true] {
+                let store_ne = if permuted { [ne[0], ne[2], ne[1], ne[3]] } else { ne };
+                let sv = View::contiguous(ty, 0, store_ne);
+                let vs = if permuted { sv.permute([0, 2, 1, 3]) } else { sv };
+                let host: Vec<u8> = (0..rows * row).map(|_| rng.next_u64() as u8).collect();
+                let src = Mem::from_bytes(&be, host.clone());
+                // The bytes of logical row r of vs.
+                let src_row = |r: usize| {
+                    let idx = [0, r as i64 % ne[1], (r as i64 / ne[1]) % ne[2], r as i64 / (ne[1] * ne[2])];
+                    let o = vs.byte(idx);
+                    host[o..o + row].to_vec()
+                };
+                let want: Vec<u8> = (0..rows).flat_map(src_row).collect();
+                // Reshaped: one long row of blocks.
+                let vd = View::contiguous(ty, 0, [ne[0] * rows as i64, 1, 1, 1]);
+                let out = Mem::from_bytes(&be, vec![0x5Au8; rows * row]);
+                run(&be, vec![node(Op::Cpy, &[&src.tensor(vs)], &out.tensor(vd))]);
+                assert!(out.download() == want, "{} {ne:?} permuted {permuted} reshaped", ty.name());
+                // Padded rows of the same shape.
+                let pad = 2 * ts as u64;
+                let nb = [ts as u64, row as u64 + pad, (row as u64 + pad) * ne[1] as u64, 0];
+                let nb = [nb[0], nb[1], nb[2], nb[2] * ne[2] as u64];
+                let len = nb[3] as usize * ne[3] as usize;
+                let out = Mem::from_bytes(&be, vec![0xA5u8; len]);
+                let vd = View { ty, offset: 0, ne, nb };
+                run(&be, vec![node(Op::Cpy, &[&src.tensor(vs)], &out.tensor(vd))]);
+                let got = out.download();
+                for r in 0..rows {
+                    let at = r * (row + pad as usize);
+                    assert_eq!(&got[at..at + row], &want[r * row..(r + 1) * row], "{} padded row {r}", ty.name());
+                    assert!(got[at + row..at + row + pad as usize].iter().all(|&b| b == 0xA5), "{} padding", ty.name());
+                }
+            }
         }
     }
     assert_no_validation_errors();
@@ -1030,12 +1261,16 @@ fn cpy_bad_nodes_are_refused() {
     let a = t(GgmlType::F32, [8, 4, 1, 1]);
     let e = push_err(node(Op::Cpy, &[&a], &t(GgmlType::F32, [8, 3, 1, 1])));
     assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
-    let e = push_err(node(Op::Cpy, &[&a], &t(GgmlType::I32, [8, 4, 1, 1])));
+    let e = push_err(node(Op::Cpy, &[&a], &t(GgmlType::I16, [8, 4, 1, 1])));
     assert!(matches!(e, Error::Unsupported(_)), "{e}");
-    // Quantized copies: f32/f16 <-> q8_0/q4_0 and same-type blocks only.
+    let e = push_err(node(Op::Cpy, &[&t(GgmlType::I32, [8, 4, 1, 1])], &t(GgmlType::F16, [8, 4, 1, 1])));
+    assert!(matches!(e, Error::Unsupported(_)), "{e}");
+    // Quantized copies: f32/f16 <-> q8_0/q4_0 and same-type blocks only (MXFP4's 17-byte blocks: not moved).
     let e = push_err(node(Op::Cpy, &[&t(GgmlType::I32, [32, 1, 1, 1])], &t(GgmlType::Q8_0, [32, 1, 1, 1])));
     assert!(matches!(e, Error::Unsupported(_)), "{e}");
     let e = push_err(node(Op::Cpy, &[&t(GgmlType::Q4_0, [32, 1, 1, 1])], &t(GgmlType::F16, [32, 1, 1, 1])));
+    assert!(matches!(e, Error::Unsupported(_)), "{e}");
+    let e = push_err(node(Op::Cpy, &[&t(GgmlType::MXFP4, [64, 1, 1, 1])], &t(GgmlType::MXFP4, [64, 1, 1, 1])));
     assert!(matches!(e, Error::Unsupported(_)), "{e}");
     // An F16 view at an odd byte offset cannot be addressed in 16-bit elements.
     let odd = Tensor::new(m.buf.clone(), 1, GgmlType::F16, [8, 1, 1, 1], [2, 16, 16, 16]).unwrap();
@@ -1152,9 +1387,9 @@ fn bench_elementwise_bandwidth() {
 // ---------------------------------------------------------------------------------------------------------
 // CPY with a quantized side
 
-/// F32/F16 -> Q8_0/Q4_0/Q4_1/Q5_0/Q5_1/IQ4_NL/Q1_0/Q2_0/NVFP4 (contiguous, and from a source with dims 1 and 2
-/// permuted as test-backend-ops' "cpy by rows"), Q -> F32 and Q -> Q, all bit-exact with ggml's CPU backend (x86 Q8_0
-/// path, reference quantizers, dequantization). The types of blocks longer than 32 take two shapes.
+/// F32/F16/BF16 -> Q8_0/Q4_0/Q4_1/Q5_0/Q5_1/IQ4_NL and F32/F16 -> Q1_0/Q2_0/NVFP4 (contiguous, and from a source with
+/// dims 1 and 2 permuted as test-backend-ops' "cpy by rows"), Q -> F32 and Q -> Q, all bit-exact with ggml's CPU
+/// backend (x86 Q8_0 path, reference quantizers, dequantization). The types of blocks longer than 32 take two shapes.
 #[test]
 fn cpy_quantize_dequantize_bit_exact() {
     use ggvk::quant;
@@ -1167,15 +1402,22 @@ fn cpy_quantize_dequantize_bit_exact() {
         } else {
             &[[256, 4, 3, 2], [96, 1, 1, 1], [64, 3, 5, 1]]
         };
-        for sty in [GgmlType::F32, GgmlType::F16] {
+        let sources: &[GgmlType] = if matches!(qty, Q1_0 | Q2_0 | NVFP4) {
+            &[GgmlType::F32, GgmlType::F16]
+        } else {
+            &[GgmlType::F32, GgmlType::F16, GgmlType::BF16]
+        };
+        for &sty in sources {
             for &ne in shapes {
                 for permuted in [false, true] {
                     let n = ne.iter().product::<i64>() as usize;
                     let vals: Vec<f32> = (0..n).map(|_| uniform(&mut rng, -2.0, 2.0)).collect();
-                    let vals: Vec<f32> = if sty == GgmlType::F16 {
-                        vals.iter().map(|&v| f16::from_f32(v).to_f32()).collect()
-                    } else {
-                        vals
+                    let vals: Vec<f32> = match sty {
+                        GgmlType::F16 => vals.iter().map(|&v| f16::from_f32(v).to_f32()).collect(),
+                        GgmlType::BF16 => {
+                            vals.iter().map(|&v| f32::from_bits(u32::from(ref_bf16(v.to_bits())) << 16)).collect()
+                        }
+                        _ => vals,
                     };
                     // Storage holds the values with dims 1 and 2 swapped when `permuted`; the view reads them back
                     // in logical order.
@@ -1187,6 +1429,7 @@ fn cpy_quantize_dequantize_bit_exact() {
                         let o = view.byte(view.index(k));
                         let b = match sty {
                             GgmlType::F32 => v.to_ne_bytes().to_vec(),
+                            GgmlType::BF16 => ref_bf16(v.to_bits()).to_ne_bytes().to_vec(),
                             _ => f16::from_f32(v).to_ne_bytes().to_vec(),
                         };
                         host[o..o + b.len()].copy_from_slice(&b);

@@ -1,6 +1,6 @@
 //! The ops of vision and audio encoders (REPEAT, CONCAT, PAD, PAD_REFLECT_1D, ROLL, ARANGE, CUMSUM, IM2COL, IM2COL_3D, POOL_1D,
-//! POOL_2D, UPSCALE, CONV_TRANSPOSE_1D) against CPU references written from ggml's CPU semantics, on the default
-//! Vulkan device (lavapipe in CI), validation on. Data movement and im2col are compared bit for bit; arithmetic
+//! POOL_2D, UPSCALE, CONV_TRANSPOSE_1D, COL2IM_1D) and the other movement ops (DIAG, REPEAT_BACK) against CPU
+//! references written from ggml's CPU semantics, on the default Vulkan device (lavapipe in CI), validation on. Data movement and im2col are compared bit for bit; arithmetic
 //! ops within a small tolerance (or bit for bit where the order of operations is ggml's).
 
 mod common;
@@ -684,5 +684,268 @@ fn conv_transpose_1d_strides() {
     let xt = upload(&be, GgmlType::F32, [3, 1, 1, 1], &f32_bytes(&[0.0; 3]));
     let d = output(&be, [4, 1, 1, 1]);
     assert!(refused(Op::ConvTranspose1d { s0: 1, p0: 1, d0: 1 }, &[&kt, &xt], &d));
+    assert_no_validation_errors();
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// CONCAT and REPEAT of other element sizes, DIAG, REPEAT_BACK
+
+/// Contiguous bytes of a tensor of `ty` and shape `ne` (`ne[0]` in values), element (block) `e` of row `r` at
+/// `(r * per_row + e) * type_size`.
+fn tensor_bytes(rng: &mut Rng, ty: GgmlType, ne: [i64; 4]) -> Vec<u8> {
+    let n = ne.iter().product::<i64>() as usize / ty.block_size() * ty.type_size();
+    (0..n).map(|_| rng.next_u64() as u8).collect()
+}
+
+fn read_bytes(t: &Tensor) -> Vec<u8> {
+    let mut out = vec![0u8; t.nbytes() as usize];
+    t.read(0, &mut out).unwrap();
+    out
+}
+
+/// Whether the device moves 1-byte elements (8-bit storage and integers).
+fn moves_bytes(be: &Backend) -> bool {
+    let caps = be.device().caps();
+    caps.storage_8bit && caps.int8
+}
+
+#[test]
+fn concat_i8_i16_i64_and_blocks_every_dim() {
+    let be = backend();
+    let mut rng = Rng::new(21);
+    let types =
+        [GgmlType::I8, GgmlType::I16, GgmlType::I64, GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q5_1, GgmlType::Q4_K];
+    for ty in types {
+        if ty == GgmlType::I8 && !moves_bytes(&be) {
+            continue;
+        }
+        let (bs, es) = (ty.block_size() as i64, ty.type_size());
+        for dim in 0..4usize {
+            let ne_a = [2 * bs, 3, 2, 2];
+            let mut ne_b = ne_a;
+            ne_b[dim] = if dim == 0 { bs } else { 3 };
+            let mut ne = ne_a;
+            ne[dim] += ne_b[dim];
+            // Element-granular shapes (blocks along dim 0).
+            let el = |n: [i64; 4]| [n[0] / bs, n[1], n[2], n[3]];
+            let (ea, ed) = (el(ne_a), el(ne));
+            let av = tensor_bytes(&mut rng, ty, ne_a);
+            // src1 a sub-block of a tensor with one more element per row and one more row.
+            let big = [ne_b[0] + bs, ne_b[1] + 1, ne_b[2], ne_b[3]];
+            let bv = tensor_bytes(&mut rng, ty, big);
+            let a = upload(&be, ty, ne_a, &av);
+            let bb = upload(&be, ty, big, &bv);
+            let b = Tensor::new(bb.buffer.clone(), 0, ty, ne_b, bb.nb).unwrap();
+            let d = Tensor::contiguous(be.alloc((ed.iter().product::<i64>() as usize * es) as u64).unwrap(), 0, ty, ne)
+                .unwrap();
+            run(&be, Op::Concat { dim: dim as i32 }, &[&a, &b], &d);
+            let want: Vec<u8> = indices(ed)
+                .flat_map(|i| {
+                    let at = if i[dim] < ea[dim] {
+                        lin(ea, i)
+                    } else {
+                        let mut j = i;
+                        j[dim] -= ea[dim];
+                        lin(el(big), j)
+                    };
+                    let src = if i[dim] < ea[dim] { &av } else { &bv };
+                    src[at * es..(at + 1) * es].to_vec()
+                })
+                .collect();
+            assert!(read_bytes(&d) == want, "concat {} dim {dim}", ty.name());
+        }
+    }
+    assert_no_validation_errors();
+}
+
+#[test]
+fn repeat_and_diag_other_element_sizes() {
+    let be = backend();
+    let mut rng = Rng::new(22);
+    for ty in [GgmlType::I8, GgmlType::I16, GgmlType::I64, GgmlType::F32, GgmlType::F16] {
+        if ty == GgmlType::I8 && !moves_bytes(&be) {
+            continue;
+        }
+        let es = ty.type_size();
+        // REPEAT [5, 2, 1, 3] -> [10, 4, 3, 3].
+        let ne_a = [5i64, 2, 1, 3];
+        let av = tensor_bytes(&mut rng, ty, ne_a);
+        let a = upload(&be, ty, ne_a, &av);
+        let ne = [10i64, 4, 3, 3];
+        let d = Tensor::contiguous(be.alloc((ne.iter().product::<i64>() as usize * es) as u64).unwrap(), 0, ty, ne)
+            .unwrap();
+        run(&be, Op::Repeat, &[&a], &d);
+        let want: Vec<u8> = indices(ne)
+            .flat_map(|i| {
+                let at = lin(ne_a, [i[0] % 5, i[1] % 2, 0, i[3] % 3]);
+                av[at * es..(at + 1) * es].to_vec()
+            })
+            .collect();
+        assert!(read_bytes(&d) == want, "repeat {}", ty.name());
+        // DIAG [7, 1, 2, 3] -> [7, 7, 2, 3]: src0 a row-strided view.
+        let big = [9i64, 2, 2, 3];
+        let bv = tensor_bytes(&mut rng, ty, big);
+        let bt = upload(&be, ty, big, &bv);
+        let s = Tensor::new(bt.buffer.clone(), 0, ty, [7, 1, 2, 3], bt.nb).unwrap();
+        let ne = [7i64, 7, 2, 3];
+        let d = Tensor::contiguous(be.alloc((ne.iter().product::<i64>() as usize * es) as u64).unwrap(), 0, ty, ne)
+            .unwrap();
+        d.buffer.fill(0, d.buffer.size(), 0xEE).unwrap();
+        run(&be, Op::Diag, &[&s], &d);
+        let want: Vec<u8> = indices(ne)
+            .flat_map(|i| {
+                if i[0] == i[1] {
+                    let at = lin(big, [i[0], 0, i[2], i[3]]);
+                    bv[at * es..(at + 1) * es].to_vec()
+                } else {
+                    vec![0u8; es]
+                }
+            })
+            .collect();
+        assert!(read_bytes(&d) == want, "diag {}", ty.name());
+        // DIAG needs a one-row source and a square dst.
+        assert!(refused(Op::Diag, &[&a], &d));
+    }
+    // No DIAG of blocks.
+    let q = upload(&be, GgmlType::Q8_0, [32, 1, 1, 1], &[0u8; 34]);
+    let dq = upload(&be, GgmlType::Q8_0, [32, 32, 1, 1], &[0u8; 34 * 32]);
+    assert!(refused(Op::Diag, &[&q], &dq));
+    assert_no_validation_errors();
+}
+
+#[test]
+fn repeat_back_sums_tiles_in_ggml_order() {
+    let be = backend();
+    let mut rng = Rng::new(23);
+    for (ne, nr, strided) in [
+        ([8i64, 6, 4, 2], [1i64, 1, 1, 1], false),
+        ([8, 6, 4, 2], [2, 1, 1, 1], false),
+        ([8, 6, 4, 2], [1, 2, 2, 1], true),
+        ([8, 6, 4, 2], [2, 2, 2, 2], true),
+        ([3, 1, 5, 1], [7, 3, 1, 4], false),
+    ] {
+        let ne_a = [ne[0] * nr[0], ne[1] * nr[1], ne[2] * nr[2], ne[3] * nr[3]];
+        // Large and small magnitudes so the order of the additions shows in the result's bits.
+        let store = if strided { [ne_a[0] + 3, ne_a[1] + 1, ne_a[2], ne_a[3]] } else { ne_a };
+        let vals: Vec<f32> =
+            (0..store.iter().product::<i64>()).map(|k| rng.f32() * if k % 3 == 0 { 1e4 } else { 1.0 }).collect();
+        let st = upload(&be, GgmlType::F32, store, &f32_bytes(&vals));
+        let a = Tensor::new(st.buffer.clone(), 0, GgmlType::F32, ne_a, st.nb).unwrap();
+        let d = output(&be, ne);
+        run(&be, Op::RepeatBack, &[&a], &d);
+        // ggml's CPU order: dst zeroed, then the tiles added with r3 outermost and r0 innermost.
+        let want: Vec<f32> = indices(ne)
+            .map(|i| {
+                let mut s = 0f32;
+                for r3 in 0..nr[3] {
+                    for r2 in 0..nr[2] {
+                        for r1 in 0..nr[1] {
+                            for r0 in 0..nr[0] {
+                                let j = [i[0] + r0 * ne[0], i[1] + r1 * ne[1], i[2] + r2 * ne[2], i[3] + r3 * ne[3]];
+                                s += vals[lin(store, j)];
+                            }
+                        }
+                    }
+                }
+                s
+            })
+            .collect();
+        assert_bits(&format!("repeat_back {ne:?} x {nr:?}"), &download(&d), &want);
+        // dst must tile src0.
+        let bad = output(&be, [ne[0] + 1, ne[1], ne[2], ne[3]]);
+        assert!(refused(Op::RepeatBack, &[&a], &bad));
+    }
+    assert_no_validation_errors();
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// COL2IM_1D
+
+/// ggml's CPU gather for COL2IM_1D: `dst[t, c]` the f32 sum, positions ascending, of the columns' values that land
+/// on `t + p0`.
+fn col2im_ref(cols: &[f32], k: i64, oc: i64, t_in: i64, s0: i64, p0: i64) -> Vec<f32> {
+    let t_out = (t_in - 1) * s0 + k - 2 * p0;
+    let mut out = Vec::new();
+    for c in 0..oc {
+        for t in 0..t_out {
+            let ta = t + p0;
+            let mut s = 0f32;
+            for ti in 0..t_in {
+                let kk = ta - ti * s0;
+                if (0..k).contains(&kk) {
+                    s += cols[(c * k + kk + ti * k * oc) as usize];
+                }
+            }
+            out.push(s);
+        }
+    }
+    out
+}
+
+#[test]
+fn col2im_1d_f32_f16_bf16() {
+    use ggvk::quant::{bf16_bits_to_f32, f32_to_bf16_bits};
+    let be = backend();
+    let mut rng = Rng::new(24);
+    // test-backend-ops' cases.
+    let cases = [
+        (16i64, 32i64, 197i64, 8i32, 0i32),
+        (4, 3, 7, 2, 0),
+        (1, 5, 13, 1, 0),
+        (6, 4, 11, 3, 1),
+        (2, 3, 9, 3, 0),
+        (5, 4, 11, 2, 0),
+        (8, 4, 13, 4, 2),
+        (4, 3, 1, 2, 0),
+        (16, 1, 197, 8, 0),
+        (1, 5, 13, 3, 0),
+        (8, 2, 3, 2, 5),
+    ];
+    for (k, oc, t_in, s0, p0) in cases {
+        let t_out = (t_in - 1) * i64::from(s0) + k - 2 * i64::from(p0);
+        let n = (k * oc * t_in) as usize;
+        let vals = rng.vec(n);
+        let op = Op::Col2Im1d { s0, oc: oc as i32, p0 };
+        for ty in [GgmlType::F32, GgmlType::F16, GgmlType::BF16] {
+            // The values as the type stores them, and the type's bytes.
+            let (stored, bytes): (Vec<f32>, Vec<u8>) = match ty {
+                GgmlType::F32 => (vals.clone(), f32_bytes(&vals)),
+                GgmlType::F16 => (
+                    vals.iter().map(|&v| f16::from_f32(v).to_f32()).collect(),
+                    vals.iter().flat_map(|&v| f16::from_f32(v).to_ne_bytes()).collect(),
+                ),
+                _ => (
+                    vals.iter().map(|&v| bf16_bits_to_f32(f32_to_bf16_bits(v))).collect(),
+                    vals.iter().flat_map(|&v| f32_to_bf16_bits(v).to_ne_bytes()).collect(),
+                ),
+            };
+            let a = upload(&be, ty, [k * oc, t_in, 1, 1], &bytes);
+            let ne = [t_out, oc, 1, 1];
+            let d = out_tensor(&be, ty, ne);
+            run(&be, op.clone(), &[&a], &d);
+            let sums = col2im_ref(&stored, k, oc, t_in, i64::from(s0), i64::from(p0));
+            let what = format!("col2im_1d {} K{k} OC{oc} T{t_in} s{s0} p{p0}", ty.name());
+            match ty {
+                GgmlType::F32 => assert_bits(&what, &download(&d), &sums),
+                GgmlType::F16 => {
+                    let want: Vec<u16> = sums.iter().map(|&s| f16::from_f32(s).to_bits()).collect();
+                    assert_eq!(read_u16(&d), want, "{what}");
+                }
+                _ => {
+                    let want: Vec<u16> = sums.iter().map(|&s| f32_to_bf16_bits(s)).collect();
+                    assert_eq!(read_u16(&d), want, "{what}");
+                }
+            }
+        }
+    }
+    // Shapes that do not match, mixed types, a stride of 0: refused.
+    let a = upload(&be, GgmlType::F32, [12, 7, 1, 1], &f32_bytes(&[0.0; 84]));
+    let d = output(&be, [16, 3, 1, 1]);
+    assert!(!refused(Op::Col2Im1d { s0: 2, oc: 3, p0: 0 }, &[&a], &d));
+    assert!(refused(Op::Col2Im1d { s0: 2, oc: 3, p0: 1 }, &[&a], &d));
+    assert!(refused(Op::Col2Im1d { s0: 0, oc: 3, p0: 0 }, &[&a], &d));
+    assert!(refused(Op::Col2Im1d { s0: 2, oc: 5, p0: 0 }, &[&a], &d));
+    let d16 = out_tensor(&be, GgmlType::F16, [16, 3, 1, 1]);
+    assert!(refused(Op::Col2Im1d { s0: 2, oc: 3, p0: 0 }, &[&a], &d16));
     assert_no_validation_errors();
 }

@@ -44,6 +44,10 @@ fn ty(inp: &mut Input) -> GgmlType {
         GgmlType::Q8_0,
         GgmlType::I32,
         GgmlType::I64,
+        GgmlType::I8,
+        GgmlType::I16,
+        GgmlType::BF16,
+        GgmlType::Q5_1,
     ])
 }
 
@@ -76,7 +80,7 @@ fn tensor(inp: &mut Input, bufs: &[Arc<Buffer>; 2]) -> Option<Tensor> {
 }
 
 fn op(inp: &mut Input) -> Op {
-    match inp.u8() % 12 {
+    match inp.u8() % 18 {
         0 => Op::MulMat,
         1 => Op::Add,
         2 => Op::Mul,
@@ -88,6 +92,12 @@ fn op(inp: &mut Input) -> Op {
         8 => Op::SoftMax { scale: inp.f32(), max_bias: inp.f32() },
         9 => Op::GetRows,
         10 => Op::SetRows,
+        11 => Op::Concat { dim: i32::from(inp.u8() % 5) },
+        12 => Op::Repeat,
+        13 => Op::Diag,
+        14 => Op::RepeatBack,
+        15 => Op::Col2Im1d { s0: i32::from(inp.u8() % 5), oc: i32::from(inp.u8() % 5), p0: i32::from(inp.u8() % 3) },
+        16 => Op::SoftMaxBack { scale: inp.f32(), max_bias: inp.f32() },
         _ => Op::Rope(RopeParams {
             n_dims: i32::from(inp.u8() % 70) - 2,
             mode: inp.pick(&[0, 2, 8, 1, 24, 40]),

@@ -30,7 +30,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
                 let v = val()?;
                 a.ty = GgmlType::ALL
                     .into_iter()
-                    .filter(|t| !matches!(t, GgmlType::I32 | GgmlType::I64))
+                    .filter(|t| !matches!(t, GgmlType::I8 | GgmlType::I16 | GgmlType::I32 | GgmlType::I64))
                     .find(|t| t.name().eq_ignore_ascii_case(&v))
                     .ok_or_else(|| format!("--type: unknown type {v}"))?
             }

@@ -59,6 +59,10 @@ pub const GGVK_TYPE_IQ2_S: i32 = 22;
 /// `ggml_type` IQ4_XS (super-blocks of 256, 136 bytes: IQ4_NL's table with 6-bit scales per 32 values). Weight type
 /// (dequantize only).
 pub const GGVK_TYPE_IQ4_XS: i32 = 23;
+/// `ggml_type` I8 (8-bit integers, moved as bits: CONCAT, REPEAT, DIAG, on devices with 8-bit storage).
+pub const GGVK_TYPE_I8: i32 = 24;
+/// `ggml_type` I16 (16-bit integers, moved as bits: CONCAT, REPEAT, DIAG, CPY to I16).
+pub const GGVK_TYPE_I16: i32 = 25;
 /// `ggml_type` I32 (indices, positions, argsort/argmax results).
 pub const GGVK_TYPE_I32: i32 = 26;
 /// `ggml_type` I64 (SET_ROWS indices).
@@ -104,6 +108,8 @@ const _: () = {
         (GGVK_TYPE_IQ3_S, GgmlType::IQ3_S),
         (GGVK_TYPE_IQ2_S, GgmlType::IQ2_S),
         (GGVK_TYPE_IQ4_XS, GgmlType::IQ4_XS),
+        (GGVK_TYPE_I8, GgmlType::I8),
+        (GGVK_TYPE_I16, GgmlType::I16),
         (GGVK_TYPE_I32, GgmlType::I32),
         (GGVK_TYPE_I64, GgmlType::I64),
         (GGVK_TYPE_IQ1_M, GgmlType::IQ1_M),

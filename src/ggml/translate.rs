@@ -197,6 +197,12 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
         }
         sys::GGML_OP_ARANGE => Op::Arange { start: f32_param(tr, 0), stop: f32_param(tr, 1), step: f32_param(tr, 2) },
         sys::GGML_OP_CUMSUM => Op::Cumsum,
+        sys::GGML_OP_DIAG => Op::Diag,
+        sys::GGML_OP_REPEAT_BACK => Op::RepeatBack,
+        sys::GGML_OP_COL2IM_1D => {
+            let p = &tr.op_params;
+            Op::Col2Im1d { s0: p[0], oc: p[1], p0: p[2] }
+        }
         sys::GGML_OP_IM2COL => {
             let p = &tr.op_params;
             Op::Im2Col { s: [p[0], p[1]], p: [p[2], p[3]], d: [p[4], p[5]], is_2d: p[6] == 1 }
@@ -332,6 +338,9 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
         | Op::ArgSort { .. }
         | Op::TopK
         | Op::Repeat
+        | Op::RepeatBack
+        | Op::Diag
+        | Op::Col2Im1d { .. }
         | Op::Pad { .. }
         | Op::PadReflect1d { .. }
         | Op::Roll { .. }

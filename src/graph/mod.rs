@@ -339,6 +339,20 @@ pub enum Op {
     },
     /// ggml_cumsum: the inclusive prefix sums of each row of src0.
     Cumsum,
+    /// ggml_diag: dst `[n, n, ne2, ne3]` holds each row of src0 `[n, 1, ne2, ne3]` on its diagonal, zeros elsewhere.
+    Diag,
+    /// ggml_repeat_back: dst (src0's shape divided by whole repeat counts) the sum of src0's tiles (F32).
+    RepeatBack,
+    /// ggml_col2im_1d: src0 the columns `[K * oc, T_in]` scatter-added into dst `[T_out, oc]`,
+    /// `T_out = (T_in - 1) * s0 + K - 2 * p0` (the signal cropped by `p0` on both sides).
+    Col2Im1d {
+        /// Stride.
+        s0: i32,
+        /// Output channels.
+        oc: i32,
+        /// Padding cropped from both sides.
+        p0: i32,
+    },
     /// ggml_im2col: src0 the kernel (only its shape is used), src1 the image; dst the unfolded patches.
     Im2Col {
         /// Strides (width, height).
@@ -498,7 +512,7 @@ pub enum Op {
     SoftMaxBack {
         /// The forward pass's scale.
         scale: f32,
-        /// The forward pass's ALiBi bias (ggml takes 0 only).
+        /// The forward pass's ALiBi bias (no mask is given, so the gradient does not depend on it).
         max_bias: f32,
     },
     /// ggml_cross_entropy_loss: src0 logits, src1 labels; dst one F32 value.
@@ -691,6 +705,9 @@ impl Op {
             Op::PadReflect1d { .. } => "PAD_REFLECT_1D",
             Op::Roll { .. } => "ROLL",
             Op::Cumsum => "CUMSUM",
+            Op::Diag => "DIAG",
+            Op::RepeatBack => "REPEAT_BACK",
+            Op::Col2Im1d { .. } => "COL2IM_1D",
             Op::Im2Col { .. } => "IM2COL",
             Op::Im2Col3d { .. } => "IM2COL_3D",
             Op::Pool1d { .. } => "POOL_1D",

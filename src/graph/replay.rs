@@ -110,6 +110,7 @@ fn op_words(op: &Op, out: &mut Vec<u32>) {
             out.extend([mode as u32, u32::from(align_corners), u32::from(antialias)])
         }
         Op::ConvTranspose1d { s0, p0, d0 } => out.extend([s0 as u32, p0 as u32, d0 as u32]),
+        Op::Col2Im1d { s0, oc, p0 } => out.extend([s0 as u32, oc as u32, p0 as u32]),
         Op::SsmScan { k } | Op::GatedDeltaNet { k } => out.push(k as u32),
         Op::Fill { c } => out.push(f(c)),
         Op::RmsNormBack { eps } => out.push(f(eps)),
@@ -157,6 +158,8 @@ fn op_words(op: &Op, out: &mut Vec<u32>) {
         | Op::AddId
         | Op::TopK
         | Op::Repeat
+        | Op::RepeatBack
+        | Op::Diag
         | Op::Cumsum => {}
     }
 }

@@ -91,6 +91,11 @@ fn elem_bytes(ty: GgmlType) -> Option<u64> {
 pub(crate) fn check_layout(op: &str, what: &str, t: &Tensor) -> Result<()> {
     let unit = elem_bytes(t.ty)
         .ok_or_else(|| Error::unsupported(format!("{op}: {what} of type {} is not supported", t.ty.name())))?;
+    check_layout_in(op, what, t, unit)
+}
+
+/// [`check_layout`] with the element size given (`unit` bytes), for kernels that move other types as bits.
+pub(crate) fn check_layout_in(op: &str, what: &str, t: &Tensor, unit: u64) -> Result<()> {
     for d in 0..4 {
         dim_u32(&format!("{op}: {what} ne[{d}]"), t.ne[d])?;
     }
@@ -117,6 +122,11 @@ pub(crate) fn check_layout(op: &str, what: &str, t: &Tensor) -> Result<()> {
 /// Bind `t` for an elementwise kernel (after [`check_layout`]).
 pub(crate) fn strided(device: &Device, t: &Tensor, write: bool, what: &str) -> Result<Strided> {
     let unit = elem_bytes(t.ty).ok_or_else(|| Error::unsupported(format!("{what} of type {}", t.ty.name())))?;
+    strided_in(device, t, unit, write, what)
+}
+
+/// [`strided`] with the element size given (`unit` bytes; after [`check_layout_in`]).
+pub(crate) fn strided_in(device: &Device, t: &Tensor, unit: u64, write: bool, what: &str) -> Result<Strided> {
     let (binding, off) = bind(device, t, unit, write)?;
     let mut ne = [0u32; 4];
     let mut s = [0u32; 4];

@@ -1,18 +1,21 @@
 //! CPY / CONT / DUP (ggml_cpy, ggml_cont, ggml_dup): element `k` of src0 in its logical order (dim 0
 //! innermost) is written to element `k` of dst in dst's logical order, so dst may have another shape with the
-//! same number of elements. Types: F32 -> F32, F32 -> F16, F16 -> F32, F16 -> F16, I32 -> I32. Same-type
-//! copies move the bits untouched; F32 -> F16 rounds to nearest even exactly as ggml's CPU conversion (and
-//! `half::f16::from_f32`), F16 -> F32 is exact. Any strides on both sides. `src[1]` (ggml_cpy's destination
-//! source) is not read: the node's dst is the destination.
+//! same number of elements. Types: F32, F16 and BF16 to one another, F32 <-> I32, and the same type for F32, F16,
+//! BF16, I16 and I32. Same-type copies move the bits untouched; conversions go as ggml's CPU backend converts:
+//! through f32, F32 -> F16 rounding to nearest even (as `half::f16::from_f32`), F32 -> BF16 as GGML_FP32_TO_BF16
+//! (nearest even, NaN made quiet), F16 and BF16 -> F32 exactly, I32 -> F32 to nearest even, F32 -> I32 truncated
+//! toward zero (C's cast; NaN and values outside the i32 range give INT_MIN, as x86 does). Any strides on both
+//! sides. `src[1]` (ggml_cpy's destination source) is not read: the node's dst is the destination.
 //!
-//! Quantized sides (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q1_0, Q2_0, NVFP4; blocks packed along dim 0, any strides for dims 1..3):
-//! F32/F16 -> Q quantizes on the GPU exactly like ggml's CPU backend (as SET_ROWS, `shaders/quantize.glsl`),
+//! Quantized sides (blocks packed along dim 0, any strides for dims 1..3): F32/F16/BF16 -> Q8_0, Q4_0, Q4_1, Q5_0,
+//! Q5_1, IQ4_NL and F32/F16 -> Q1_0, Q2_0, NVFP4 quantize on the GPU exactly like ggml's CPU backend (as SET_ROWS,
+//! `shaders/quantize.glsl`),
 //! Q8_0/Q4_0 and every other block type with a dequantization include (`shaders/dequant/`) -> F32 dequantizes as
-//! ggml does, Q -> the same Q moves the blocks.
+//! ggml does, and any block type of an even byte size (all but MXFP4) -> the same type moves whole blocks.
 
 use bytemuck::{Pod, Zeroable};
 
-use super::binary::{check_layout, dispatch, pipeline, strided};
+use super::binary::{check_layout_in, dispatch, pipeline, strided_in};
 use super::{bind, dim_u32, spirv, stride_units};
 use crate::error::{Error, Result};
 use crate::graph::{Node, Tensor};
@@ -45,14 +48,29 @@ const fn shader(name: &'static str, spirv: &'static [u8]) -> Shader {
 }
 
 fn cpy_shader(src: GgmlType, dst: GgmlType) -> Option<Shader> {
-    use GgmlType::{F16, F32, I32};
+    use GgmlType::{BF16, F16, F32, I16, I32};
     Some(match (src, dst) {
         (F32, F32) | (I32, I32) => shader("cpy_32_32", spirv::CPY_32_32),
         (F32, F16) => shader("cpy_32_16", spirv::CPY_32_16),
         (F16, F32) => shader("cpy_16_32", spirv::CPY_16_32),
-        (F16, F16) => shader("cpy_16_16", spirv::CPY_16_16),
+        (F16, F16) | (BF16, BF16) | (I16, I16) => shader("cpy_16_16", spirv::CPY_16_16),
+        (BF16, F32) => shader("cpy_bf16_32", spirv::CPY_BF16_32),
+        (F32, BF16) => shader("cpy_32_bf16", spirv::CPY_32_BF16),
+        (BF16, F16) => shader("cpy_bf16_16", spirv::CPY_BF16_16),
+        (F16, BF16) => shader("cpy_16_bf16", spirv::CPY_16_BF16),
+        (F32, I32) => shader("cpy_f32_i32", spirv::CPY_F32_I32),
+        (I32, F32) => shader("cpy_i32_f32", spirv::CPY_I32_F32),
         _ => return None,
     })
+}
+
+/// Bytes per element of the unblocked types `cpy.comp` addresses.
+fn elem_bytes(ty: GgmlType) -> Option<u64> {
+    match ty {
+        GgmlType::F32 | GgmlType::I32 => Some(4),
+        GgmlType::F16 | GgmlType::BF16 | GgmlType::I16 => Some(2),
+        _ => None,
+    }
 }
 
 /// Push constants of `cpy_q.comp`.
@@ -74,7 +92,7 @@ const _: () = assert!(PUSH_Q == 80);
 
 /// The `cpy_q.comp` kernel for a copy with a quantized side.
 fn cpy_q_shader(src: GgmlType, dst: GgmlType) -> Option<Shader> {
-    use GgmlType::{F16, F32, IQ4_NL, NVFP4, Q1_0, Q2_0, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0};
+    use GgmlType::{BF16, F16, F32, IQ4_NL, NVFP4, Q1_0, Q2_0, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0};
     let sh = |name, spirv| Shader { name, spirv, bindings: 2, push_size: PUSH_Q };
     Some(match (src, dst) {
         (F32, Q8_0) => sh("cpy_f32_q8_0", spirv::CPY_F32_Q8_0),
@@ -83,7 +101,6 @@ fn cpy_q_shader(src: GgmlType, dst: GgmlType) -> Option<Shader> {
         (F16, Q4_0) => sh("cpy_f16_q4_0", spirv::CPY_F16_Q4_0),
         (Q8_0, F32) => sh("cpy_q8_0_f32", spirv::CPY_Q8_0_F32),
         (Q4_0, F32) => sh("cpy_q4_0_f32", spirv::CPY_Q4_0_F32),
-        (Q8_0, Q8_0) => sh("cpy_q8_0_q8_0", spirv::CPY_Q8_0_Q8_0),
         (F32, Q4_1) => sh("cpy_f32_q4_1", spirv::CPY_F32_Q4_1),
         (F32, Q5_0) => sh("cpy_f32_q5_0", spirv::CPY_F32_Q5_0),
         (F32, Q5_1) => sh("cpy_f32_q5_1", spirv::CPY_F32_Q5_1),
@@ -92,20 +109,20 @@ fn cpy_q_shader(src: GgmlType, dst: GgmlType) -> Option<Shader> {
         (F16, Q5_0) => sh("cpy_f16_q5_0", spirv::CPY_F16_Q5_0),
         (F16, Q5_1) => sh("cpy_f16_q5_1", spirv::CPY_F16_Q5_1),
         (F16, IQ4_NL) => sh("cpy_f16_iq4_nl", spirv::CPY_F16_IQ4_NL),
-        // IQ4_NL blocks are 9 words like Q4_0's: the same block mover.
-        (Q4_0, Q4_0) | (IQ4_NL, IQ4_NL) => sh("cpy_q4_0_q4_0", spirv::CPY_Q4_0_Q4_0),
-        (Q4_1, Q4_1) => sh("cpy_q4_1_q4_1", spirv::CPY_Q4_1_Q4_1),
-        (Q5_0, Q5_0) => sh("cpy_q5_0_q5_0", spirv::CPY_Q5_0_Q5_0),
-        (Q5_1, Q5_1) => sh("cpy_q5_1_q5_1", spirv::CPY_Q5_1_Q5_1),
         (F32, Q1_0) => sh("cpy_f32_q1_0", spirv::CPY_F32_Q1_0),
         (F32, Q2_0) => sh("cpy_f32_q2_0", spirv::CPY_F32_Q2_0),
         (F32, NVFP4) => sh("cpy_f32_nvfp4", spirv::CPY_F32_NVFP4),
         (F16, Q1_0) => sh("cpy_f16_q1_0", spirv::CPY_F16_Q1_0),
         (F16, Q2_0) => sh("cpy_f16_q2_0", spirv::CPY_F16_Q2_0),
         (F16, NVFP4) => sh("cpy_f16_nvfp4", spirv::CPY_F16_NVFP4),
-        (Q1_0, Q1_0) => sh("cpy_q1_0_q1_0", spirv::CPY_Q1_0_Q1_0),
-        (Q2_0, Q2_0) => sh("cpy_q2_0_q2_0", spirv::CPY_Q2_0_Q2_0),
-        (NVFP4, NVFP4) => sh("cpy_nvfp4_nvfp4", spirv::CPY_NVFP4_NVFP4),
+        (BF16, Q8_0) => sh("cpy_bf16_q8_0", spirv::CPY_BF16_Q8_0),
+        (BF16, Q4_0) => sh("cpy_bf16_q4_0", spirv::CPY_BF16_Q4_0),
+        (BF16, Q4_1) => sh("cpy_bf16_q4_1", spirv::CPY_BF16_Q4_1),
+        (BF16, Q5_0) => sh("cpy_bf16_q5_0", spirv::CPY_BF16_Q5_0),
+        (BF16, Q5_1) => sh("cpy_bf16_q5_1", spirv::CPY_BF16_Q5_1),
+        (BF16, IQ4_NL) => sh("cpy_bf16_iq4_nl", spirv::CPY_BF16_IQ4_NL),
+        // Whole blocks of 16-bit words (spec constants: words and values per block).
+        (s, d) if s == d && s.type_size() % 2 == 0 => sh("cpy_blocks", spirv::CPY_BLOCKS),
         // Every other block type with a dequantization include, to F32 (one thread per 4 values).
         (s, F32) if generic_dequant(s) => {
             let (name, spirv) = spirv::dq_module("cpy_dq", s.name())?;
@@ -155,14 +172,16 @@ fn record_q(rec: &mut Recorder<'_>, a: &Tensor, d: &Tensor) -> Result<()> {
         let (b, off) = bind(&device, a, 2, false)?;
         (b, off, quant_strides("src0", a)?)
     } else {
-        let s = strided(&device, a, false, "src0")?;
+        let unit = elem_bytes(a.ty).ok_or_else(|| Error::Internal(format!("cpy of {}", a.ty.name())))?;
+        let s = strided_in(&device, a, unit, false, "src0")?;
         (s.binding, s.off, s.s)
     };
     let (db, d_off, st_d) = if d.ty.is_quantized() {
         let (b, off) = bind(&device, d, 2, true)?;
         (b, off, quant_strides("dst", d)?)
     } else {
-        let s = strided(&device, d, true, "dst")?;
+        let unit = elem_bytes(d.ty).ok_or_else(|| Error::Internal(format!("cpy of {}", d.ty.name())))?;
+        let s = strided_in(&device, d, unit, true, "dst")?;
         (s.binding, s.off, s.s)
     };
     // One thread per dst block (quantizing, or moving blocks), per 4 values (the generic dequantizing kernel), else
@@ -176,7 +195,9 @@ fn record_q(rec: &mut Recorder<'_>, a: &Tensor, d: &Tensor) -> Result<()> {
         elements
     };
     let push = CpyQPush { ne_s: ne(a)?, ne_d: ne(d)?, st_s, st_d, s_off, d_off, n, pad0: 0 };
-    let pipeline = pipeline(&device, &shader, &[])?;
+    // The block mover's spec constants: 16-bit words and values per block.
+    let spec: &[u32] = if a.ty == d.ty { &[a.ty.type_size() as u32 / 2, a.ty.block_size() as u32] } else { &[] };
+    let pipeline = pipeline(&device, &shader, spec)?;
     dispatch(rec, "cpy_q", &pipeline, &[sb, db], bytemuck::bytes_of(&push), n)
 }
 
@@ -196,14 +217,15 @@ pub fn check(node: &Node) -> Result<()> {
     if a.ty.is_quantized() || d.ty.is_quantized() {
         if cpy_q_shader(a.ty, d.ty).is_none() {
             return Err(Error::unsupported(format!(
-                "{name} {} -> {} (quantized copies: f32/f16 -> q8_0/q4_0/q4_1/q5_0/q5_1/iq4_nl/q1_0/q2_0/nvfp4, \
-                 any block type with a dequantization include -> f32, or blocks of those types to the same type)",
+                "{name} {} -> {} (quantized copies: f32/f16/bf16 -> q8_0/q4_0/q4_1/q5_0/q5_1/iq4_nl, f32/f16 -> \
+                 q1_0/q2_0/nvfp4, any block type with a dequantization include -> f32, or blocks of an even byte size \
+                 to the same type)",
                 a.ty.name(),
                 d.ty.name()
             )));
         }
         let unit = super::matmul::dq_row_multiple(a.ty);
-        if generic_dequant(a.ty) && a.ne[0] % unit != 0 {
+        if d.ty == GgmlType::F32 && generic_dequant(a.ty) && a.ne[0] % unit != 0 {
             return Err(Error::unsupported(format!(
                 "{name} from {} needs rows of a multiple of {unit} values, got {}",
                 a.ty.name(),
@@ -214,20 +236,23 @@ pub fn check(node: &Node) -> Result<()> {
             if t.ty.is_quantized() {
                 check_quant_layout(name, what, t)?;
             } else {
-                check_layout(name, what, t)?;
+                let unit = elem_bytes(t.ty)
+                    .ok_or_else(|| Error::unsupported(format!("{name}: {what} of type {}", t.ty.name())))?;
+                check_layout_in(name, what, t, unit)?;
             }
         }
         return Ok(());
     }
     if cpy_shader(a.ty, d.ty).is_none() {
         return Err(Error::unsupported(format!(
-            "{name} {} -> {} (supported: f32/f16 -> f32/f16, i32 -> i32)",
+            "{name} {} -> {} (supported: f32/f16/bf16 -> f32/f16/bf16, f32 <-> i32, i16 -> i16, i32 -> i32)",
             a.ty.name(),
             d.ty.name()
         )));
     }
-    check_layout(name, "src0", a)?;
-    check_layout(name, "dst", d)
+    let unit = |t: &Tensor| elem_bytes(t.ty).ok_or_else(|| Error::Internal(format!("cpy of {}", t.ty.name())));
+    check_layout_in(name, "src0", a, unit(a)?)?;
+    check_layout_in(name, "dst", d, unit(d)?)
 }
 
 /// Record the node.
@@ -238,8 +263,9 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         return record_q(rec, a, d);
     }
     let device = rec.device().clone();
-    let ss = strided(&device, a, false, "src0")?;
-    let sd = strided(&device, d, true, "dst")?;
+    let unit = |t: &Tensor| elem_bytes(t.ty).ok_or_else(|| Error::Internal(format!("cpy of {}", t.ty.name())));
+    let ss = strided_in(&device, a, unit(a)?, false, "src0")?;
+    let sd = strided_in(&device, d, unit(d)?, true, "dst")?;
     let (s_mode, s_rs) = ss.mode();
     let (d_mode, d_rs) = sd.mode();
     let n = dim_u32("elements", d.nelements())?;

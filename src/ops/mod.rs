@@ -3,6 +3,7 @@
 
 pub mod acc;
 pub mod binary;
+pub mod col2im;
 pub mod conv;
 pub mod conv2d;
 pub mod coopmat;
@@ -64,12 +65,15 @@ pub fn check(node: &Node) -> Result<()> {
         | Op::Pad { .. }
         | Op::PadReflect1d { .. }
         | Op::Roll { .. }
-        | Op::Arange { .. } => movement::check(node),
+        | Op::Arange { .. }
+        | Op::Diag
+        | Op::RepeatBack => movement::check(node),
         Op::Cumsum => cumsum::check(node),
         Op::Im2Col { .. } | Op::Im2Col3d { .. } => im2col::check(node),
         Op::Pool1d { .. } | Op::Pool2d { .. } => pool::check(node),
         Op::Upscale { .. } => upscale::check(node),
         Op::ConvTranspose1d { .. } => conv::check(node),
+        Op::Col2Im1d { .. } => col2im::check(node),
         Op::Fill { .. } | Op::Tri { .. } | Op::DiagMaskInf { .. } => fill::check(node),
         Op::Acc { .. } | Op::Set { .. } => acc::check(node),
         Op::OptStepAdamw | Op::OptStepSgd => optim::check(node),
@@ -105,6 +109,9 @@ pub fn check_on(device: &Device, node: &Node) -> Result<()> {
     }
     if let Op::ArgSort { .. } | Op::TopK = node.op {
         moe::check_on(device, node)?;
+    }
+    if let Op::Repeat | Op::Concat { .. } | Op::Diag = node.op {
+        movement::check_on(device, node)?;
     }
     let caps = device.caps();
     let limit = window_limit(device);
@@ -147,12 +154,15 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         | Op::Pad { .. }
         | Op::PadReflect1d { .. }
         | Op::Roll { .. }
-        | Op::Arange { .. } => movement::record(rec, node),
+        | Op::Arange { .. }
+        | Op::Diag
+        | Op::RepeatBack => movement::record(rec, node),
         Op::Cumsum => cumsum::record(rec, node),
         Op::Im2Col { .. } | Op::Im2Col3d { .. } => im2col::record(rec, node),
         Op::Pool1d { .. } | Op::Pool2d { .. } => pool::record(rec, node),
         Op::Upscale { .. } => upscale::record(rec, node),
         Op::ConvTranspose1d { .. } => conv::record(rec, node),
+        Op::Col2Im1d { .. } => col2im::record(rec, node),
         Op::Fill { .. } | Op::Tri { .. } | Op::DiagMaskInf { .. } => fill::record(rec, node),
         Op::Acc { .. } | Op::Set { .. } => acc::record(rec, node),
         Op::OptStepAdamw | Op::OptStepSgd => optim::record(rec, node),

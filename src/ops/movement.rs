@@ -1,12 +1,15 @@
 //! Data movement: REPEAT (ggml_repeat: src0 tiled to dst's shape), CONCAT (ggml_concat: src0 then src1 along one
 //! dim), PAD (ggml_pad_ext: zeros before and after src0 along each dim, or with `circular` the values wrapped
 //! around from the other side, ggml_pad_ext_circular), PAD_REFLECT_1D (ggml_pad_reflect_1d: dim 0 padded with
-//! its values mirrored about the row's ends), ROLL (ggml_roll: every dim shifted circularly) and ARANGE
-//! (ggml_arange: `start + step * i`, F32).
-//! REPEAT and CONCAT copy bits of any 2- or 4-byte type (F32, I32, F16, BF16); PAD, PAD_REFLECT_1D and ROLL take
-//! F32 as ggml's CPU backend does (ROLL writes packed dst rows, as ggml does). Sources may have any strides; dst of REPEAT and CONCAT too, PAD and ARANGE write a contiguous
-//! dst (as ggml's CPU backend does whatever the view says, so other layouts are declined). One thread per dst
-//! element (`shaders/movement.comp`).
+//! its values mirrored about the row's ends), ROLL (ggml_roll: every dim shifted circularly), ARANGE
+//! (ggml_arange: `start + step * i`, F32), DIAG (ggml_diag: a row per matrix spread on the diagonal, zeros
+//! elsewhere) and REPEAT_BACK (ggml_repeat_back: the sum of src0's tiles, F32, added in ggml's CPU order).
+//! REPEAT and CONCAT copy the bits of elements of any type, CONCAT of quantized types too (whole blocks: dims in
+//! blocks along dim 0); DIAG any unblocked type; PAD, PAD_REFLECT_1D and ROLL take F32 as ggml's CPU backend does
+//! (ROLL writes packed dst rows, as ggml does). An element is moved as 1, 2 or 4-byte words (the widest that its
+//! size, the offsets and the strides allow; 1-byte words need 8-bit storage). Sources may have any strides; dst of
+//! REPEAT, CONCAT, DIAG and REPEAT_BACK too, PAD and ARANGE write a contiguous dst (as ggml's CPU backend does
+//! whatever the view says, so other layouts are declined). One thread per dst element (`shaders/movement.comp`).
 
 use bytemuck::{Pod, Zeroable};
 
@@ -47,59 +50,69 @@ fn code(op: &Op) -> u32 {
         Op::Pad { circular: false, .. } => 2,
         Op::Pad { circular: true, .. } | Op::Roll { .. } => 3,
         Op::PadReflect1d { .. } => 5,
+        Op::Diag => 6,
+        Op::RepeatBack => 7,
         _ => 4, // ARANGE
     }
 }
 
-/// Bits per element the kernel moves: 16 or 32 (F32, I32, F16, BF16).
-fn unit(ty: GgmlType) -> Option<u64> {
-    match ty {
-        GgmlType::F32 | GgmlType::I32 => Some(4),
-        GgmlType::F16 | GgmlType::BF16 => Some(2),
-        _ => None,
-    }
+/// The word size (4, 2 or 1 bytes) the kernel moves the node's elements in: the widest that divides the element
+/// size and every tensor's offset and strides.
+fn word_bytes(node: &Node) -> u64 {
+    let tensors: Vec<&Tensor> = node.src.iter().flatten().chain(std::iter::once(&node.dst)).collect();
+    [4u64, 2]
+        .into_iter()
+        .find(|&u| {
+            tensors.iter().all(|t| {
+                t.ty.type_size() as u64 % u == 0
+                    && t.offset % u == 0
+                    && (0..4).all(|d| t.ne[d] <= 1 || t.nb[d] % u == 0)
+            })
+        })
+        .unwrap_or(1)
 }
 
-fn shader(unit: u64) -> Shader {
-    match unit {
+fn shader(word: u64) -> Shader {
+    match word {
+        1 => Shader { name: "movement_8", spirv: spirv::MOVEMENT_8, bindings: 3, push_size: PUSH },
         2 => Shader { name: "movement_16", spirv: spirv::MOVEMENT_16, bindings: 3, push_size: PUSH },
         _ => Shader { name: "movement_32", spirv: spirv::MOVEMENT_32, bindings: 3, push_size: PUSH },
     }
 }
 
-/// Device-independent layout checks of one tensor: 32-bit dims and element count, whole-element offset and
-/// strides that fit 32 bits.
-fn check_view(op: &str, what: &str, t: &Tensor) -> Result<()> {
-    let u = unit(t.ty).ok_or_else(|| Error::unsupported(format!("{op}: {what} of type {}", t.ty.name())))?;
+/// Device-independent layout checks of one tensor moved in `word`-byte words: 32-bit dims (in elements, blocks
+/// along dim 0 for quantized types) and word count, whole-word offset and strides that fit 32 bits.
+fn check_view(op: &str, what: &str, t: &Tensor, word: u64) -> Result<()> {
     for d in 0..4 {
         dim_u32(&format!("{op}: {what} ne[{d}]"), t.ne[d])?;
     }
-    if u32::try_from(t.nelements()).is_err() {
-        return Err(Error::unsupported(format!("{op}: {what} has {} elements (32-bit indexing)", t.nelements())));
+    let words = t.nelements() as u64 / t.ty.block_size() as u64 * (t.ty.type_size() as u64 / word);
+    if u32::try_from(words).is_err() {
+        return Err(Error::unsupported(format!("{op}: {what} has {words} words (32-bit indexing)")));
     }
-    if t.offset % u != 0 {
-        return Err(Error::unsupported(format!("{op}: {what} offset {} is not a multiple of {u}", t.offset)));
+    if t.offset % word != 0 {
+        return Err(Error::unsupported(format!("{op}: {what} offset {} is not a multiple of {word}", t.offset)));
     }
     for d in 0..4 {
         if t.ne[d] > 1 {
-            stride_units(&format!("{op}: {what} dim-{d}"), t.nb[d], u)?;
+            stride_units(&format!("{op}: {what} dim-{d}"), t.nb[d], word)?;
         }
     }
     Ok(())
 }
 
-/// Bind `t` (after [`check_view`]): window, first element and strides in elements.
-fn view(device: &Device, t: &Tensor, write: bool, what: &str) -> Result<Strided> {
-    let u = unit(t.ty).ok_or_else(|| Error::unsupported(format!("{what} of type {}", t.ty.name())))?;
-    let (binding, off) = bind(device, t, u, write)?;
+/// Bind `t` (after [`check_view`]): window, first word, shape in elements and strides in words.
+fn view(device: &Device, t: &Tensor, word: u64, write: bool, what: &str) -> Result<Strided> {
+    let (binding, off) = bind(device, t, word, write)?;
     let mut ne = [0u32; 4];
     let mut s = [0u32; 4];
     for d in 0..4 {
         ne[d] = dim_u32(what, t.ne[d])?;
         if t.ne[d] > 1 {
-            s[d] = stride_units(&format!("{what} dim-{d}"), t.nb[d], u)?;
+            s[d] = stride_units(&format!("{what} dim-{d}"), t.nb[d], word)?;
         }
     }
+    ne[0] /= t.ty.block_size() as u32;
     Ok(Strided { binding, off, ne, s })
 }
 
@@ -112,6 +125,7 @@ fn arange_steps(start: f32, stop: f32, step: f32) -> f32 {
 pub fn check(node: &Node) -> Result<()> {
     let name = node.op.name();
     let d = &node.dst;
+    let word = word_bytes(node);
     match &node.op {
         Op::Repeat => {
             let a = node.src(0)?;
@@ -122,7 +136,7 @@ pub fn check(node: &Node) -> Result<()> {
             if (0..4).any(|i| a.ne[i] == 0 || d.ne[i] % a.ne[i] != 0) {
                 return Err(Error::invalid(format!("REPEAT: src0 {:?} does not tile dst {:?}", a.ne, d.ne)));
             }
-            check_view(name, "src0", a)?;
+            check_view(name, "src0", a, word)?;
         }
         Op::Concat { dim } => {
             let (a, b) = (node.src(0)?, node.src(1)?);
@@ -147,8 +161,8 @@ pub fn check(node: &Node) -> Result<()> {
                     )));
                 }
             }
-            check_view(name, "src0", a)?;
-            check_view(name, "src1", b)?;
+            check_view(name, "src0", a, word)?;
+            check_view(name, "src1", b, word)?;
         }
         Op::Pad { lp, rp, circular } => {
             let a = node.src(0)?;
@@ -179,7 +193,7 @@ pub fn check(node: &Node) -> Result<()> {
             if !d.is_contiguous() {
                 return Err(Error::unsupported("PAD into a non-contiguous dst"));
             }
-            check_view(name, "src0", a)?;
+            check_view(name, "src0", a, word)?;
         }
         Op::PadReflect1d { p0, p1 } => {
             let a = node.src(0)?;
@@ -194,7 +208,7 @@ pub fn check(node: &Node) -> Result<()> {
             if d.ne != want {
                 return Err(Error::invalid(format!("PAD_REFLECT_1D: dst {:?}, want {want:?}", d.ne)));
             }
-            check_view(name, "src0", a)?;
+            check_view(name, "src0", a, word)?;
         }
         Op::Roll { shift } => {
             let a = node.src(0)?;
@@ -207,7 +221,7 @@ pub fn check(node: &Node) -> Result<()> {
             if !d.is_row_packed() {
                 return Err(Error::unsupported("ROLL into a dst whose rows are not packed"));
             }
-            check_view(name, "src0", a)?;
+            check_view(name, "src0", a, word)?;
         }
         Op::Arange { start, stop, step } => {
             if d.ty != GgmlType::F32 {
@@ -221,29 +235,74 @@ pub fn check(node: &Node) -> Result<()> {
                 )));
             }
         }
+        Op::Diag => {
+            let a = node.src(0)?;
+            if a.ty != d.ty || a.ty.is_quantized() {
+                return Err(Error::unsupported(format!("DIAG of {} -> {}", a.ty.name(), d.ty.name())));
+            }
+            if a.ne[1] != 1 || d.ne != [a.ne[0], a.ne[0], a.ne[2], a.ne[3]] {
+                return Err(Error::invalid(format!("DIAG: src0 {:?}, dst {:?}", a.ne, d.ne)));
+            }
+            check_view(name, "src0", a, word)?;
+        }
+        Op::RepeatBack => {
+            let a = node.src(0)?;
+            if a.ty != GgmlType::F32 || d.ty != GgmlType::F32 {
+                return Err(Error::unsupported(format!(
+                    "REPEAT_BACK of {} -> {} (f32 only)",
+                    a.ty.name(),
+                    d.ty.name()
+                )));
+            }
+            // ggml_can_repeat(dst, src0).
+            if (0..4).any(|i| d.ne[i] == 0 || a.ne[i] % d.ne[i] != 0) {
+                return Err(Error::invalid(format!("REPEAT_BACK: dst {:?} does not tile src0 {:?}", d.ne, a.ne)));
+            }
+            check_view(name, "src0", a, word)?;
+        }
         other => return Err(Error::Internal(format!("movement::check called for {}", other.name()))),
     }
-    check_view(name, "dst", d)
+    if matches!(node.op, Op::Repeat | Op::Concat { .. } | Op::Diag) {
+        // Bits of any element: a word size must fit (checked by the views); dst is checked below.
+    } else if word != 4 {
+        return Err(Error::unsupported(format!("{name}: f32 tensors with offsets or strides not multiples of 4")));
+    }
+    check_view(name, "dst", d, word)
+}
+
+/// [`check`] on `device`: 1-byte words need 8-bit storage and 8-bit integers.
+pub fn check_on(device: &Device, node: &Node) -> Result<()> {
+    check(node)?;
+    let caps = device.caps();
+    if word_bytes(node) == 1 && !(caps.storage_8bit && caps.int8) {
+        return Err(Error::unsupported(format!(
+            "{} of {} on a device without 8-bit storage",
+            node.op.name(),
+            node.dst.ty.name()
+        )));
+    }
+    Ok(())
 }
 
 /// Record the node.
 pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
-    check(node)?;
-    let d = &node.dst;
     let device = rec.device().clone();
-    let sd = view(&device, d, true, "dst")?;
-    let n = dim_u32("elements", d.nelements())?;
+    check_on(&device, node)?;
+    let d = &node.dst;
+    let word = word_bytes(node);
+    let sd = view(&device, d, word, true, "dst")?;
+    let n = dim_u32("elements", d.nelements() / d.ty.block_size() as i64)?;
     let mut push = MovePush { ne: sd.ne, s_d: sd.s, d_off: sd.off, n, ..Default::default() };
     // Unused bindings get a source (or dst, for ARANGE) read-only: every slot must hold a buffer.
     let (sa, sb) = match &node.op {
         Op::Arange { start, step, .. } => {
             push.start = *start;
             push.step = *step;
-            (view(&device, d, false, "dst")?, view(&device, d, false, "dst")?)
+            (view(&device, d, word, false, "dst")?, view(&device, d, word, false, "dst")?)
         }
         Op::Concat { dim } => {
-            let sa = view(&device, node.src(0)?, false, "src0")?;
-            let sb = view(&device, node.src(1)?, false, "src1")?;
+            let sa = view(&device, node.src(0)?, word, false, "src0")?;
+            let sb = view(&device, node.src(1)?, word, false, "src1")?;
             push.lp = [*dim as u32, 0, 0, 0];
             (sa, sb)
         }
@@ -257,7 +316,8 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
                 }
                 _ => {}
             }
-            (view(&device, node.src(0)?, false, "src0")?, view(&device, node.src(0)?, false, "src0")?)
+            let a = node.src(0)?;
+            (view(&device, a, word, false, "src0")?, view(&device, a, word, false, "src0")?)
         }
     };
     push.ne_a = sa.ne;
@@ -265,14 +325,16 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
     push.a_off = sa.off;
     push.s_b = sb.s;
     push.b_off = sb.off;
-    let u = unit(d.ty).ok_or_else(|| Error::Internal("movement dst type".into()))?;
-    let pipeline = pipeline(&device, &shader(u), &[code(&node.op)])?;
+    let words = (d.ty.type_size() as u64 / word) as u32;
+    let pipeline = pipeline(&device, &shader(word), &[code(&node.op), words])?;
     let label = match node.op {
         Op::Repeat => "repeat",
         Op::Concat { .. } => "concat",
         Op::Pad { .. } => "pad",
         Op::PadReflect1d { .. } => "pad_reflect_1d",
         Op::Roll { .. } => "roll",
+        Op::Diag => "diag",
+        Op::RepeatBack => "repeat_back",
         _ => "arange",
     };
     dispatch(rec, label, &pipeline, &[sa.binding, sb.binding, sd.binding], bytemuck::bytes_of(&push), n)

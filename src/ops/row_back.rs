@@ -1,8 +1,11 @@
 //! RMS_NORM_BACK (ggml_rms_norm_back: src0 the output gradient dz, src1 the forward input x) and SOFT_MAX_BACK
-//! (ggml_soft_max_ext_back: src0 the output gradient dy, src1 the forward output y; ALiBi bias 0 only, as in
-//! ggml's CPU backend), F32. One workgroup per row (`shaders/row_back.comp`): the row's two sums (x x and x dz, or
-//! y dy) reduced in shared memory, in f32 (ggml's CPU backend sums RMS_NORM_BACK's in double: results differ by
-//! rounding), then the row written. Rows packed (nb[0] = 4), any other strides.
+//! (ggml_soft_max_ext_back: src0 the output gradient dy, src1 the forward output y), F32. SOFT_MAX_BACK takes any
+//! ALiBi `max_bias`: the op has no mask, so the forward pass's bias term (slope times mask) is a constant of the
+//! input and drops out of the gradient, `scale * y * (dy - dot(y, dy))` whatever `max_bias` is (ggml's CPU backend
+//! declines `max_bias != 0`, ggml-vulkan computes it this way). One workgroup per row (`shaders/row_back.comp`):
+//! the row's two sums (x x and x dz, or y dy) reduced in shared memory, in f32 (ggml's CPU backend sums
+//! RMS_NORM_BACK's in double: results differ by rounding), then the row written. Rows packed (nb[0] = 4), any other
+//! strides.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -40,12 +43,7 @@ const _: () = assert!(PUSH == 96);
 pub fn check(node: &Node) -> Result<()> {
     let op = node.op.name();
     match node.op {
-        Op::RmsNormBack { .. } => {}
-        Op::SoftMaxBack { max_bias, .. } => {
-            if max_bias != 0.0 {
-                return Err(Error::unsupported(format!("{op} with ALiBi (max_bias {max_bias})")));
-            }
-        }
+        Op::RmsNormBack { .. } | Op::SoftMaxBack { .. } => {}
         _ => return Err(Error::Internal(format!("row_back::check called for {op}"))),
     }
     let (a, b, d) = (node.src(0)?, node.src(1)?, &node.dst);

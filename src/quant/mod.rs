@@ -137,6 +137,10 @@ pub enum GgmlType {
     IQ2_S = 22,
     /// 4.25-bit non-linear: IQ4_NL's table in super-blocks of 256 with 6-bit scales per 32 (`GGML_TYPE_IQ4_XS`).
     IQ4_XS = 23,
+    /// 8-bit signed integer (`GGML_TYPE_I8`).
+    I8 = 24,
+    /// 16-bit signed integer (`GGML_TYPE_I16`).
+    I16 = 25,
     /// 32-bit signed integer (`GGML_TYPE_I32`).
     I32 = 26,
     /// 64-bit signed integer (`GGML_TYPE_I64`), e.g. SET_ROWS indices.
@@ -161,7 +165,7 @@ pub enum GgmlType {
 
 impl GgmlType {
     /// Every type this crate knows, in ggml's numbering order.
-    pub const ALL: [GgmlType; 30] = [
+    pub const ALL: [GgmlType; 32] = [
         GgmlType::F32,
         GgmlType::F16,
         GgmlType::Q4_0,
@@ -182,6 +186,8 @@ impl GgmlType {
         GgmlType::IQ3_S,
         GgmlType::IQ2_S,
         GgmlType::IQ4_XS,
+        GgmlType::I8,
+        GgmlType::I16,
         GgmlType::I32,
         GgmlType::I64,
         GgmlType::IQ1_M,
@@ -217,6 +223,8 @@ impl GgmlType {
             21 => Some(GgmlType::IQ3_S),
             22 => Some(GgmlType::IQ2_S),
             23 => Some(GgmlType::IQ4_XS),
+            24 => Some(GgmlType::I8),
+            25 => Some(GgmlType::I16),
             26 => Some(GgmlType::I32),
             27 => Some(GgmlType::I64),
             29 => Some(GgmlType::IQ1_M),
@@ -237,7 +245,7 @@ impl GgmlType {
     }
 
     /// ggml's name for this type (`ggml_type_name`): `"f32"`, `"f16"`, `"q4_0"`, `"q8_0"`, `"q2_K"`..`"q6_K"`
-    /// (capital K, as ggml spells them), `"i32"`, `"i64"`.
+    /// (capital K, as ggml spells them), `"i8"`, `"i16"`, `"i32"`, `"i64"`.
     pub fn name(self) -> &'static str {
         match self {
             GgmlType::F32 => "f32",
@@ -267,6 +275,8 @@ impl GgmlType {
             GgmlType::NVFP4 => "nvfp4",
             GgmlType::Q1_0 => "q1_0",
             GgmlType::Q2_0 => "q2_0",
+            GgmlType::I8 => "i8",
+            GgmlType::I16 => "i16",
             GgmlType::I32 => "i32",
             GgmlType::I64 => "i64",
             GgmlType::BF16 => "bf16",
@@ -277,7 +287,13 @@ impl GgmlType {
     /// the K-quants.
     pub fn block_size(self) -> usize {
         match self {
-            GgmlType::F32 | GgmlType::F16 | GgmlType::I32 | GgmlType::I64 | GgmlType::BF16 => 1,
+            GgmlType::F32
+            | GgmlType::F16
+            | GgmlType::I8
+            | GgmlType::I16
+            | GgmlType::I32
+            | GgmlType::I64
+            | GgmlType::BF16 => 1,
             GgmlType::Q4_0 => QK4_0,
             GgmlType::Q4_1 => QK4_1,
             GgmlType::Q5_0 => QK5_0,
@@ -336,6 +352,8 @@ impl GgmlType {
             GgmlType::NVFP4 => std::mem::size_of::<BlockNvfp4>(),
             GgmlType::Q1_0 => std::mem::size_of::<BlockQ1_0>(),
             GgmlType::Q2_0 => std::mem::size_of::<BlockQ2_0>(),
+            GgmlType::I8 => std::mem::size_of::<i8>(),
+            GgmlType::I16 => std::mem::size_of::<i16>(),
             GgmlType::I32 => std::mem::size_of::<i32>(),
             GgmlType::I64 => std::mem::size_of::<i64>(),
             GgmlType::BF16 => std::mem::size_of::<u16>(),
@@ -447,7 +465,7 @@ pub fn quantize(ty: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<()> {
                 ty.name()
             )))
         }
-        GgmlType::I32 | GgmlType::I64 => {
+        GgmlType::I8 | GgmlType::I16 | GgmlType::I32 | GgmlType::I64 => {
             return Err(Error::invalid(format!(
                 "quantize: {} is an integer type, f32 values cannot be quantized to it",
                 ty.name()
@@ -518,7 +536,7 @@ pub fn dequantize(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<()> {
                 *y = bf16_bits_to_f32(u16::from_ne_bytes([b[0], b[1]]));
             }
         }
-        GgmlType::I32 | GgmlType::I64 => {
+        GgmlType::I8 | GgmlType::I16 | GgmlType::I32 | GgmlType::I64 => {
             return Err(Error::invalid(format!(
                 "dequantize: {} is an integer type, it cannot be dequantized to f32",
                 ty.name()
@@ -615,6 +633,8 @@ mod tests {
             (GgmlType::IQ3_S, 21, "iq3_s", 256, 110, true),
             (GgmlType::IQ2_S, 22, "iq2_s", 256, 82, true),
             (GgmlType::IQ4_XS, 23, "iq4_xs", 256, 136, true),
+            (GgmlType::I8, 24, "i8", 1, 1, false),
+            (GgmlType::I16, 25, "i16", 1, 2, false),
             (GgmlType::I32, 26, "i32", 1, 4, false),
             (GgmlType::I64, 27, "i64", 1, 8, false),
             (GgmlType::IQ1_M, 29, "iq1_m", 256, 56, true),
@@ -636,7 +656,7 @@ mod tests {
             assert_eq!(ty.is_quantized(), q);
         }
         assert_eq!(GgmlType::ALL.len(), expect.len());
-        for raw in [-1, 4, 5, 9, 15, 24, 25, 28, 31, 36, 43, 1000, i32::MIN, i32::MAX] {
+        for raw in [-1, 4, 5, 9, 15, 28, 31, 36, 43, 1000, i32::MIN, i32::MAX] {
             assert_eq!(GgmlType::from_raw(raw), None, "raw {raw}");
         }
     }
