@@ -114,19 +114,28 @@ unsafe extern "C" fn get_tensor_async(
 fn compute(c: &BackendCtx, cgraph: *mut sys::ggml_cgraph) -> Result<()> {
     let device = c.inner.device().clone();
     // SAFETY: ggml passes a live graph; its nodes array holds n_nodes live tensors.
-    let nodes = unsafe {
+    let (nodes, uid) = unsafe {
         let g = cgraph.as_ref().ok_or_else(|| Error::invalid("NULL graph"))?;
-        if g.n_nodes <= 0 || g.nodes.is_null() {
+        let nodes = if g.n_nodes <= 0 || g.nodes.is_null() {
             &[][..]
         } else {
             std::slice::from_raw_parts(g.nodes, g.n_nodes as usize)
-        }
+        };
+        (nodes, g.uid)
     };
+    // The graph ggml computed last time, handed over again unchanged (same uid: ggml's scheduler did not split it
+    // again; same nodes): replay it as it was.
+    if let Some(key) = c.known.same_as_last(uid, nodes) {
+        if c.inner.replay_key(&key)?.is_some() {
+            return Ok(());
+        }
+    }
     // A graph seen before: replay its recording without translating it.
     // SAFETY: as above, live nodes with live sources.
     let description = unsafe { Description::of(nodes) };
     if let Some(key) = c.known.find(&description) {
         if c.inner.replay_key(&key)?.is_some() {
+            c.known.note_last(uid, nodes, &key);
             return Ok(());
         }
         c.known.forget(&description);
@@ -151,8 +160,9 @@ fn compute(c: &BackendCtx, cgraph: *mut sys::ggml_cgraph) -> Result<()> {
     let stats = c.inner.compute_async(&graph)?;
     // Kept for replay (recorded this time, or replayed through the engine's own key): remember its description.
     if stats.replayed || (stats.dispatches > 0 && replay::enabled()) {
-        let key = GraphKey::of(&graph);
+        let key = std::sync::Arc::new(GraphKey::of(&graph));
         if c.inner.keeps(&key) {
+            c.known.note_last(uid, nodes, &key);
             c.known.remember(description, key);
         }
     }

@@ -8,7 +8,7 @@
 //! holds the buffers weakly), and the graph is translated as new.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::sys;
 use crate::graph::replay::GraphKey;
@@ -60,21 +60,50 @@ impl Description {
     }
 }
 
+/// The last graph replayed: ggml's uid of it (non-zero), its node pointers and the engine's key.
+struct Last {
+    uid: u64,
+    nodes: Vec<usize>,
+    key: Arc<GraphKey>,
+}
+
 /// Descriptions of recently computed graphs and the engine's keys of their translations.
 #[derive(Default)]
 pub struct KnownGraphs {
-    known: Mutex<VecDeque<(Description, GraphKey)>>,
+    known: Mutex<VecDeque<(Description, Arc<GraphKey>)>>,
+    last: Mutex<Option<Last>>,
 }
 
 impl KnownGraphs {
+    /// The key of the last replayed graph when `uid` (ggml's id of a graph as its scheduler split it; 0 = unknown)
+    /// and the node pointers are the same as then. ggml gives a graph a new uid whenever its scheduler splits it
+    /// again, and llama.cpp hands over an unchanged graph (only input data rewritten) under the same uid; the node
+    /// pointers guard against a graph rebuilt under an old id.
+    pub fn same_as_last(&self, uid: u64, nodes: &[*mut sys::ggml_tensor]) -> Option<Arc<GraphKey>> {
+        if uid == 0 {
+            return None;
+        }
+        let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let l = last.as_ref()?;
+        let same =
+            l.uid == uid && l.nodes.len() == nodes.len() && l.nodes.iter().zip(nodes).all(|(a, &b)| *a == b as usize);
+        same.then(|| l.key.clone())
+    }
+
+    /// Remember the graph just replayed (or recorded for replay) as the last one.
+    pub fn note_last(&self, uid: u64, nodes: &[*mut sys::ggml_tensor], key: &Arc<GraphKey>) {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        *last = (uid != 0).then(|| Last { uid, nodes: nodes.iter().map(|&n| n as usize).collect(), key: key.clone() });
+    }
+
     /// The engine key of the graph described by `d`, if it was seen.
-    pub fn find(&self, d: &Description) -> Option<GraphKey> {
+    pub fn find(&self, d: &Description) -> Option<Arc<GraphKey>> {
         let known = self.known.lock().unwrap_or_else(|p| p.into_inner());
         known.iter().find(|(k, _)| k == d).map(|(_, g)| g.clone())
     }
 
     /// Remember `d` as the description of the engine graph keyed `key`.
-    pub fn remember(&self, d: Description, key: GraphKey) {
+    pub fn remember(&self, d: Description, key: Arc<GraphKey>) {
         let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
         known.retain(|(k, _)| *k != d);
         if known.len() == KEEP {
