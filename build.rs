@@ -257,6 +257,13 @@ const VARIANTS: &[(&str, &str, Defines)] = &[
     ("gated_linear_attn", "wkv.comp", &[("GLA", "1")]),
     ("rwkv_wkv7", "wkv7.comp", &[]),
     ("gated_delta_net", "gated_delta_net.comp", &[]),
+    // -- linear algebra, sparse-attention indexer, hyper-connections --
+    ("solve_tri", "solve_tri.comp", &[]),
+    ("lightning_indexer", "lightning_indexer.comp", &[]),
+    ("lightning_indexer_decode", "lightning_indexer_decode.comp", &[]),
+    ("dsv4_hc_pre", "dsv4_hc.comp", &[("HC_PRE", "1")]),
+    ("dsv4_hc_post", "dsv4_hc.comp", &[("HC_POST", "1")]),
+    ("dsv4_hc_comb", "dsv4_hc.comp", &[("HC_COMB", "1")]),
 ];
 
 /// Generic dequantizing kernels: (kernel name, source file, defines), compiled once per `shaders/dequant/*.glsl`.

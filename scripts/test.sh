@@ -144,6 +144,8 @@ OPS+=,CONV_2D_DW,CONV_3D,CONV_TRANSPOSE_2D,TIMESTEP_EMBEDDING
 OPS+=,SSM_CONV,SSM_CONV_BIAS_SILU,SSM_SCAN,SSM_SCAN_ROLLBACK,RWKV_WKV6,RWKV_WKV7,GATED_LINEAR_ATTN,GATED_DELTA_NET
 OPS+=,GATED_DELTA_NET_CACHE_FUSION,FILL,TRI,DIAG_MASK_INF,ACC,SET,SWIGLU_OAI,XIELU,SILU_BACK,OPT_STEP_ADAMW,OPT_STEP_SGD
 OPS+=,GET_ROWS_BACK,COUNT_EQUAL,SWIGLU_CLAMP,RMS_NORM_BACK,SOFT_MAX_BACK,CROSS_ENTROPY_LOSS,CROSS_ENTROPY_LOSS_BACK
+# Triangular solve and DeepSeek-V4's hyper-connections (62 cases, about 5 s on lavapipe; LIGHTNING_INDEXER below).
+OPS+=,SOLVE_TRI,DSV4_HC_PRE,DSV4_HC_POST,DSV4_HC_COMB
 GGML_BACKEND_PATH="$GGVK_LIB" "$BIN/test-backend-ops" -b GGVK0 -j 2 -o "$OPS" -p "$NOT_NEW" 2>&1 \
   | tee "$LOGS/test-backend-ops.log" \
   | grep -aE "tests passed|FAIL|Backend GGVK0" || true
@@ -166,6 +168,20 @@ line=$(grep -aoE '[0-9]+/[0-9]+ tests passed' "$LOGS/test-backend-ops-conv2d.log
 read -r ok total < <(echo "$line" | awk -F'[/ ]' '{print $1, $2}')
 if [ -z "$line" ] || [ "$ok" != "$total" ] || [ "$total" = 0 ] || grep -aq "FAIL" "$LOGS/test-backend-ops-conv2d.log"; then
   echo "test-backend-ops CONV_2D,ROPE_BACK failed ($line)"; exit 1
+fi
+passed=$((passed + ok))
+
+step "test-backend-ops -b GGVK0 -o LIGHTNING_INDEXER, named subset (every K type, both kernels; validation layer on)"
+# The suite's 156 cases take about 15 minutes on lavapipe (the 512-token ones). This subset keeps every K type with
+# one token over 4 streams sharing a mask (the decode kernel) and 32 tokens over 7 and 65 keys (the prompt kernel's
+# partial key tiles): 34 cases, about 12 s.
+LI_CASES='nb=1,ns=4,nm=1,|kv=(7|65),'
+GGML_BACKEND_PATH="$GGVK_LIB" "$BIN/test-backend-ops" -b GGVK0 -j 2 -o LIGHTNING_INDEXER -p "$LI_CASES" 2>&1 \
+  | tee "$LOGS/test-backend-ops-indexer.log" | grep -aE "tests passed|FAIL" || true
+line=$(grep -aoE '[0-9]+/[0-9]+ tests passed' "$LOGS/test-backend-ops-indexer.log" | tail -n 1)
+read -r ok total < <(echo "$line" | awk -F'[/ ]' '{print $1, $2}')
+if [ -z "$line" ] || [ "$ok" != "$total" ] || [ "$total" = 0 ] || grep -aq "FAIL" "$LOGS/test-backend-ops-indexer.log"; then
+  echo "test-backend-ops LIGHTNING_INDEXER failed ($line)"; exit 1
 fi
 passed=$((passed + ok))
 

@@ -290,6 +290,11 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
         sys::GGML_OP_GATED_LINEAR_ATTN => Op::GatedLinearAttn { scale: f32_param(tr, 0) },
         sys::GGML_OP_RWKV_WKV7 => Op::RwkvWkv7,
         sys::GGML_OP_GATED_DELTA_NET => Op::GatedDeltaNet { k: tr.op_params[0] },
+        sys::GGML_OP_SOLVE_TRI => Op::SolveTri,
+        sys::GGML_OP_LIGHTNING_INDEXER => Op::LightningIndexer,
+        sys::GGML_OP_DSV4_HC_COMB => Op::Dsv4HcComb { eps: f32_param(tr, 0), n_iter: tr.op_params[1] },
+        sys::GGML_OP_DSV4_HC_PRE => Op::Dsv4HcPre { scale: f32_param(tr, 0), gated: tr.op_params[1] != 0 },
+        sys::GGML_OP_DSV4_HC_POST => Op::Dsv4HcPost,
         other => return Err(Error::unsupported(format!("ggml op {other}"))),
     };
     // Sources in ggml's order. CPY's second and SET_ROWS's third source are the destination the node views,
@@ -321,6 +326,9 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
         | Op::Conv3d { .. }
         | Op::ConvTranspose2d { .. } => 2,
         Op::RwkvWkv6 | Op::GatedDeltaNet { .. } => 6,
+        Op::SolveTri | Op::Dsv4HcPre { .. } => 2,
+        Op::Dsv4HcComb { .. } => 3,
+        Op::LightningIndexer | Op::Dsv4HcPost => 4,
         Op::SsmScan { .. } | Op::RwkvWkv7 => 7,
         Op::Scale { .. }
         | Op::Unary(_)

@@ -571,6 +571,30 @@ pub enum Op {
         /// Snapshot slots (op param 0; at least 1).
         k: i32,
     },
+    /// ggml_solve_tri (left, lower, not unit-diagonal: the variant ggml builds): src0 `A` `[n, n, ne2, ne3]`
+    /// lower triangular, src1 `B` `[k, n, ne2, ne3]`; dst `X` with `A X = B`.
+    SolveTri,
+    /// ggml_lightning_indexer: src0 q `[D, n_head, n_tokens, ns]`, src1 k `[D, 1, n_kv, ns]`, src2 weights
+    /// `[n_head, n_tokens, 1, ns]`, src3 the F16 mask `[n_kv, n_tokens, 1, m_ne3]`; dst `[n_kv, n_tokens, 1, ns]`.
+    LightningIndexer,
+    /// ggml_dsv4_hc_comb: src0 mixes `[24, n_tokens]`, src1 scale `[>= 3]`, src2 base `[24]`; dst `[4, 4, n_tokens]`.
+    Dsv4HcComb {
+        /// Added in every normalisation.
+        eps: f32,
+        /// Normalisation rounds (at least 1).
+        n_iter: i32,
+    },
+    /// ggml_dsv4_hc_pre (and _pre_gated): src0 x `[n_embd, hc, n_tokens]`, src1 weights `[hc, n_tokens]` (gate
+    /// `[n_embd, hc, n_tokens]` when gated); dst `[n_embd, n_tokens]`.
+    Dsv4HcPre {
+        /// Multiplier of the sum.
+        scale: f32,
+        /// src1 is a gate (weights `sigmoid(gate)`).
+        gated: bool,
+    },
+    /// ggml_dsv4_hc_post: src0 x `[n_embd, n_tokens]`, src1 residual `[n_embd, hc, n_tokens]`, src2 post
+    /// `[hc, n_tokens]`, src3 comb `[hc, hc, n_tokens]` (optional: identity); dst `[n_embd, hc, n_tokens]`.
+    Dsv4HcPost,
 }
 
 /// ggml_op_pool values ggvk runs.
@@ -742,6 +766,11 @@ impl Op {
             Op::GatedLinearAttn { .. } => "GATED_LINEAR_ATTN",
             Op::RwkvWkv7 => "RWKV_WKV7",
             Op::GatedDeltaNet { .. } => "GATED_DELTA_NET",
+            Op::SolveTri => "SOLVE_TRI",
+            Op::LightningIndexer => "LIGHTNING_INDEXER",
+            Op::Dsv4HcComb { .. } => "DSV4_HC_COMB",
+            Op::Dsv4HcPre { .. } => "DSV4_HC_PRE",
+            Op::Dsv4HcPost => "DSV4_HC_POST",
         }
     }
 }

@@ -132,6 +132,8 @@ fn op_words(op: &Op, out: &mut Vec<u32>) {
         Op::ConvTranspose2d { stride } => out.push(stride as u32),
         Op::TimestepEmbedding { dim, max_period } => out.extend([dim as u32, max_period as u32]),
         Op::GatedLinearAttn { scale } => out.push(f(scale)),
+        Op::Dsv4HcComb { eps, n_iter } => out.extend([f(eps), n_iter as u32]),
+        Op::Dsv4HcPre { scale, gated } => out.extend([f(scale), u32::from(gated)]),
         Op::SsmConv
         | Op::SiluBack
         | Op::OptStepAdamw
@@ -142,6 +144,9 @@ fn op_words(op: &Op, out: &mut Vec<u32>) {
         | Op::CrossEntropyLossBack
         | Op::RwkvWkv6
         | Op::RwkvWkv7
+        | Op::SolveTri
+        | Op::LightningIndexer
+        | Op::Dsv4HcPost
         | Op::MulMat
         | Op::Add
         | Op::Mul

@@ -123,19 +123,24 @@ const DECODE_MAX_HEAD: i64 = 256;
 /// ggml's CPU tiled path (f32 Q) starts at this many query rows (GGML_FA_TILE_Q).
 const CPU_TILE_Q: i64 = 64;
 
+/// The code of a K/V cache type in `shaders/kv_row.glsl` (`T_*`), for the kernels that read K or V rows through it.
+pub(crate) fn kv_type_code(ty: GgmlType) -> Option<u32> {
+    Some(match ty {
+        GgmlType::F32 => 0,
+        GgmlType::F16 => 1,
+        GgmlType::Q4_0 => 2,
+        GgmlType::Q8_0 => 3,
+        GgmlType::Q4_1 => 4,
+        GgmlType::Q5_0 => 5,
+        GgmlType::Q5_1 => 6,
+        GgmlType::IQ4_NL => 7,
+        GgmlType::BF16 => 8,
+        _ => return None,
+    })
+}
+
 fn type_code(what: &str, ty: GgmlType) -> Result<u32> {
-    match ty {
-        GgmlType::F32 => Ok(0),
-        GgmlType::F16 => Ok(1),
-        GgmlType::Q4_0 => Ok(2),
-        GgmlType::Q8_0 => Ok(3),
-        GgmlType::Q4_1 => Ok(4),
-        GgmlType::Q5_0 => Ok(5),
-        GgmlType::Q5_1 => Ok(6),
-        GgmlType::IQ4_NL => Ok(7),
-        GgmlType::BF16 => Ok(8),
-        _ => Err(Error::unsupported(format!("FLASH_ATTN_EXT with {what} of type {}", ty.name()))),
-    }
+    kv_type_code(ty).ok_or_else(|| Error::unsupported(format!("FLASH_ATTN_EXT with {what} of type {}", ty.name())))
 }
 
 /// Strides of dims 1..3 in `unit`-byte elements.

@@ -14,7 +14,9 @@ pub mod cumsum;
 pub mod fill;
 pub mod flash_attn;
 pub mod glu;
+pub mod hyper_conn;
 pub mod im2col;
+pub mod lightning_indexer;
 pub mod matmul;
 pub mod matmul_id;
 pub mod moe;
@@ -30,6 +32,7 @@ pub mod row_back;
 pub mod rows;
 pub mod rows_back;
 pub mod softmax;
+pub mod solve_tri;
 pub mod unary;
 pub mod upscale;
 
@@ -92,6 +95,9 @@ pub fn check(node: &Node) -> Result<()> {
         | Op::GatedLinearAttn { .. }
         | Op::RwkvWkv7
         | Op::GatedDeltaNet { .. } => recurrent::check(node),
+        Op::SolveTri => solve_tri::check(node),
+        Op::LightningIndexer => lightning_indexer::check(node),
+        Op::Dsv4HcComb { .. } | Op::Dsv4HcPre { .. } | Op::Dsv4HcPost => hyper_conn::check(node),
     }
 }
 
@@ -112,6 +118,9 @@ pub fn check_on(device: &Device, node: &Node) -> Result<()> {
     }
     if let Op::Repeat | Op::Concat { .. } | Op::Diag = node.op {
         movement::check_on(device, node)?;
+    }
+    if let Op::LightningIndexer = node.op {
+        lightning_indexer::check_on(device, node)?;
     }
     let caps = device.caps();
     let limit = window_limit(device);
@@ -181,6 +190,9 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         | Op::GatedLinearAttn { .. }
         | Op::RwkvWkv7
         | Op::GatedDeltaNet { .. } => recurrent::record(rec, node),
+        Op::SolveTri => solve_tri::record(rec, node),
+        Op::LightningIndexer => lightning_indexer::record(rec, node),
+        Op::Dsv4HcComb { .. } | Op::Dsv4HcPre { .. } | Op::Dsv4HcPost => hyper_conn::record(rec, node),
     }
 }
 
