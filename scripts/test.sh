@@ -50,7 +50,7 @@ GGVK_ROUND_ACTIVATIONS=1 cargo test --release --test ops_act_round --test ops_dq
   | tee "$LOGS/cargo-test-round.log"
 step "Rust: products whose tensors exceed one storage window are cut into pieces (window capped at 1 MiB)"
 GGVK_MAX_STORAGE_RANGE=1048576 cargo test --release --test ops mul_mat_pieces 2>&1 | tee "$LOGS/cargo-test-pieces.log"
-GGVK_MAX_STORAGE_RANGE=1048576 cargo test --release --test ops_moe mul_mat_id_experts_in_pieces 2>&1 \
+GGVK_MAX_STORAGE_RANGE=1048576 cargo test --release --test ops_moe in_pieces 2>&1 \
   | tee "$LOGS/cargo-test-pieces-moe.log"
 step "bad input and elementwise kernels with robustBufferAccess on (GGVK_ROBUST_BUFFER_ACCESS=1; debug builds always)"
 GGVK_ROBUST_BUFFER_ACCESS=1 cargo test --release --test bad_input --test ops_elementwise 2>&1 | tee "$LOGS/cargo-test-robust.log"
