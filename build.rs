@@ -191,6 +191,12 @@ const VARIANTS: &[(&str, &str, Defines)] = &[
     ("mul_mat_vec_q5_k_id_shmem", "mul_mat_vec_k.comp", &[("Q5K", "1"), ("MUL_MAT_ID", "1"), ("NO_SUBGROUPS", "1")]),
     ("mul_mat_vec_q6_k_id_shmem", "mul_mat_vec_k.comp", &[("Q6K", "1"), ("MUL_MAT_ID", "1"), ("NO_SUBGROUPS", "1")]),
     ("mul_mat_id_map", "mul_mat_id_map.comp", &[]),
+    // -- OUT_PROD --
+    ("out_prod_f32", "out_prod.comp", &[("A_F32", "1")]),
+    ("out_prod_f16", "out_prod.comp", &[("A_F16", "1")]),
+    ("out_prod_bf16", "out_prod.comp", &[("A_BF16", "1")]),
+    ("out_prod_q4_0", "out_prod.comp", &[("A_Q4_0", "1")]),
+    ("out_prod_q8_0", "out_prod.comp", &[("A_Q8_0", "1")]),
     ("mul_mat_id_f32", "mul_mat_id_tiled.comp", &[("A_F32", "1")]),
     ("mul_mat_id_f16", "mul_mat_id_tiled.comp", &[("A_F16", "1")]),
     ("mul_mat_id_bf16", "mul_mat_id_tiled.comp", &[("A_BF16", "1")]),
@@ -247,6 +253,7 @@ const DQ_KERNELS: &[(&str, &str, Defines)] = &[
     ("mul_mat_vec_dq_id", "mul_mat_vec_dq.comp", &[("MUL_MAT_ID", "1")]),
     ("mul_mat_vec_dq_id_shmem", "mul_mat_vec_dq.comp", &[("MUL_MAT_ID", "1"), ("NO_SUBGROUPS", "1")]),
     ("mul_mat_id_dq", "mul_mat_id_tiled.comp", &[("A_DQ", "1")]),
+    ("out_prod_dq", "out_prod.comp", &[("A_DQ", "1")]),
 ];
 
 /// One SPIR-V module to build.

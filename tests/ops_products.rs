@@ -232,3 +232,144 @@ fn mul_mat_bf16_rows_of_any_length() {
     }
     assert_no_validation_errors();
 }
+
+/// OUT_PROD reference in f64: `d[i0, i1, i2, i3] = sum_j a[i0, j, i2 / r2, i3 / r3] * b(i1, j, i2, i3)`, with `b`
+/// given as a function of its indices; also the per-element magnitude sum for the tolerance.
+fn ref_out_prod(
+    a: &[f32],
+    ane: [i64; 4],
+    b: impl Fn(i64, i64, i64, i64) -> f32,
+    dne: [i64; 4],
+) -> (Vec<f64>, Vec<f64>) {
+    let (m, k) = (ane[0], ane[1]);
+    let (r2, r3) = (dne[2] / ane[2], dne[3] / ane[3]);
+    let (mut out, mut mag) = (Vec::new(), Vec::new());
+    for i3 in 0..dne[3] {
+        for i2 in 0..dne[2] {
+            for i1 in 0..dne[1] {
+                for i0 in 0..m {
+                    let (mut s, mut g) = (0f64, 0f64);
+                    for j in 0..k {
+                        let av = a[(((i3 / r3) * ane[2] + i2 / r2) * k * m + j * m + i0) as usize];
+                        let p = f64::from(av) * f64::from(b(i1, j, i2, i3));
+                        s += p;
+                        g += p.abs();
+                    }
+                    out.push(s);
+                    mag.push(g);
+                }
+            }
+        }
+    }
+    (out, mag)
+}
+
+/// One OUT_PROD: src0 of `ty` `[m, k, a2, a3]`, src1 of `b_ty` `[n, k, b2, b3]` (as the transposed view of a
+/// `[k, n, b2, b3]` tensor when `trans_b`), against [`ref_out_prod`].
+#[allow(clippy::too_many_arguments)]
+fn out_prod_case(
+    be: &Backend,
+    rng: &mut Rng,
+    ty: GgmlType,
+    b_ty: GgmlType,
+    (m, n, k): (i64, i64, i64),
+    a_batch: [i64; 2],
+    b_batch: [i64; 2],
+    trans_b: bool,
+) {
+    let what = format!("{} x {b_ty} m {m} n {n} k {k} a{a_batch:?} b{b_batch:?} trans_b {trans_b}", ty.name());
+    let ane = [m, k, a_batch[0], a_batch[1]];
+    let an = ane.iter().product::<i64>() as usize;
+    let a_bytes = random_typed(rng, ty, an);
+    let a_deq = quant::dequantize_to_f32(ty, &a_bytes, an).unwrap();
+    let a = upload(be, ty, ane, &a_bytes);
+    let bn = (n * k * b_batch[0] * b_batch[1]) as usize;
+    let vals = f16_values(rng, bn);
+    let es = b_ty.type_size() as u64;
+    let bytes = if b_ty == GgmlType::F16 { f16_bytes(&vals) } else { f32_bytes(&vals) };
+    // Memory: [n, k, ...] (element (i1, j) at i1 + n j), or [k, n, ...] transposed (at j + k i1).
+    let (ne, nb) = if trans_b {
+        ([n, k, b_batch[0], b_batch[1]], [es * k as u64, es, es * (n * k) as u64, es * (n * k * b_batch[0]) as u64])
+    } else {
+        ([n, k, b_batch[0], b_batch[1]], [es, es * n as u64, es * (n * k) as u64, es * (n * k * b_batch[0]) as u64])
+    };
+    let b = view(be, b_ty, ne, nb, &bytes);
+    let dne = [m, n, b_batch[0], b_batch[1]];
+    let d = output(be, dne);
+    run(be, Op::OutProd, &[&a, &b], &d);
+    let b_at = |i1: i64, j: i64, i2: i64, i3: i64| {
+        let base = (i2 + b_batch[0] * i3) * n * k;
+        vals[(base + if trans_b { j + k * i1 } else { i1 + n * j }) as usize]
+    };
+    let (want, mag) = ref_out_prod(&a_deq, ane, b_at, dne);
+    for (i, ((g, w), mg)) in download(&d).iter().zip(&want).zip(&mag).enumerate() {
+        assert!((f64::from(*g) - w).abs() <= 1e-5 * (mg + 1e-6), "{what}: element {i}: got {g}, want {w}");
+    }
+}
+
+#[test]
+fn out_prod_every_src0_type() {
+    let be = backend();
+    let mut rng = Rng::new(1606);
+    let types = [
+        GgmlType::F32,
+        GgmlType::F16,
+        GgmlType::BF16,
+        GgmlType::Q4_0,
+        GgmlType::Q8_0,
+        GgmlType::Q5_1,
+        GgmlType::Q4_K,
+        GgmlType::Q6_K,
+        GgmlType::IQ2_XXS,
+        GgmlType::IQ4_NL,
+        GgmlType::MXFP4,
+    ];
+    for ty in types {
+        // Rows of 256 (every block type's multiple), and of 5 and 70 for the float types.
+        let ms: &[i64] = if ty.is_quantized() { &[256] } else { &[5, 70, 256] };
+        for &m in ms {
+            for (n, k) in [(1, 1), (7, 16), (70, 33)] {
+                out_prod_case(&be, &mut rng, ty, GgmlType::F32, (m, n, k), [1, 1], [1, 1], false);
+            }
+        }
+        // Batches without broadcast (what ggml's CPU backend takes for non-F32 src0), and broadcast over dims 2/3.
+        out_prod_case(&be, &mut rng, ty, GgmlType::F32, (256, 16, 16), [3, 2], [3, 2], false);
+        out_prod_case(&be, &mut rng, ty, GgmlType::F32, (256, 9, 16), [1, 3], [2, 6], false);
+    }
+    assert_no_validation_errors();
+}
+
+#[test]
+fn out_prod_transposed_and_f16_src1() {
+    let be = backend();
+    let mut rng = Rng::new(1607);
+    for ty in [GgmlType::F32, GgmlType::F16, GgmlType::Q4_0] {
+        for b_ty in [GgmlType::F32, GgmlType::F16] {
+            for trans_b in [false, true] {
+                out_prod_case(&be, &mut rng, ty, b_ty, (64, 16, 16), [1, 1], [1, 1], trans_b);
+                out_prod_case(&be, &mut rng, ty, b_ty, (128, 65, 40), [2, 1], [4, 2], trans_b);
+            }
+        }
+    }
+    assert_no_validation_errors();
+}
+
+#[test]
+fn out_prod_declines_what_it_does_not_run() {
+    let be = backend();
+    let f32t = |ne: [i64; 4]| output(&be, ne);
+    let q = |ne: [i64; 4]| {
+        let n = ne.iter().product::<i64>() as usize;
+        upload(&be, GgmlType::Q4_K, ne, &vec![0u8; GgmlType::Q4_K.row_size(n as i64).unwrap()])
+    };
+    // k of src0 and src1 differ; dst of the wrong shape; src1 batches not a multiple of src0's.
+    assert!(refused(Op::OutProd, &[&f32t([8, 4, 1, 1]), &f32t([3, 5, 1, 1])], &f32t([8, 3, 1, 1])));
+    assert!(refused(Op::OutProd, &[&f32t([8, 4, 1, 1]), &f32t([3, 4, 1, 1])], &f32t([8, 4, 1, 1])));
+    assert!(refused(Op::OutProd, &[&f32t([8, 4, 2, 1]), &f32t([3, 4, 3, 1])], &f32t([8, 3, 3, 1])));
+    // Q4_K src0 with an F32 src1 is taken, with an I32 src1 declined.
+    let qa = q([256, 4, 1, 1]);
+    let ids = upload(&be, GgmlType::I32, [3, 4, 1, 1], &[0u8; 48]);
+    assert!(refused(Op::OutProd, &[&qa, &ids], &f32t([256, 3, 1, 1])));
+    assert!(!refused(Op::OutProd, &[&qa, &f32t([3, 4, 1, 1])], &f32t([256, 3, 1, 1])));
+    assert_no_validation_errors();
+}

@@ -142,6 +142,7 @@ fn op_words(op: &Op, out: &mut Vec<u32>) {
         | Op::RwkvWkv6
         | Op::RwkvWkv7
         | Op::MulMat
+        | Op::OutProd
         | Op::Add
         | Op::Mul
         | Op::Sub
