@@ -36,7 +36,7 @@ step "Rust tests (validation layer on)"
 cargo test --release 2>&1 | tee "$LOGS/cargo-test.log"
 step "Rust kernel tests with shared-memory reductions (mat-vec, norms, softmax, fused norm, MoE)"
 GGVK_SHARED_REDUCTION=1 cargo test --release --test ops --test ops_norm_rows --test ops_dq --test ops_kquant --test fusion \
-  --test ops_moe 2>&1 \
+  --test ops_moe --test ops_products 2>&1 \
   | tee "$LOGS/cargo-test-shmem.log"
 step "Rust kernel tests with f32 activations for Q4_0/Q8_0/K-quant weights (GGVK_INT_DOT=0; the default rounds them to 8 bits)"
 GGVK_INT_DOT=0 cargo test --release --test ops --test ops_moe --test ops_kquant 2>&1 | tee "$LOGS/cargo-test-f32act.log"
