@@ -36,7 +36,7 @@ step "Rust tests (validation layer on)"
 cargo test --release 2>&1 | tee "$LOGS/cargo-test.log"
 step "Rust kernel tests with shared-memory reductions (mat-vec, norms, softmax, fused norm, MoE)"
 GGVK_SHARED_REDUCTION=1 cargo test --release --test ops --test ops_norm_rows --test ops_dq --test ops_kquant --test fusion \
-  --test ops_moe 2>&1 \
+  --test ops_moe --test ops_products 2>&1 \
   | tee "$LOGS/cargo-test-shmem.log"
 step "Rust kernel tests with f32 activations for Q4_0/Q8_0/K-quant weights (GGVK_INT_DOT=0; the default rounds them to 8 bits)"
 GGVK_INT_DOT=0 cargo test --release --test ops --test ops_moe --test ops_kquant 2>&1 | tee "$LOGS/cargo-test-f32act.log"
@@ -50,7 +50,7 @@ GGVK_ROUND_ACTIVATIONS=1 cargo test --release --test ops_act_round --test ops_dq
   | tee "$LOGS/cargo-test-round.log"
 step "Rust: products whose tensors exceed one storage window are cut into pieces (window capped at 1 MiB)"
 GGVK_MAX_STORAGE_RANGE=1048576 cargo test --release --test ops mul_mat_pieces 2>&1 | tee "$LOGS/cargo-test-pieces.log"
-GGVK_MAX_STORAGE_RANGE=1048576 cargo test --release --test ops_moe mul_mat_id_experts_in_pieces 2>&1 \
+GGVK_MAX_STORAGE_RANGE=1048576 cargo test --release --test ops_moe in_pieces 2>&1 \
   | tee "$LOGS/cargo-test-pieces-moe.log"
 step "bad input and elementwise kernels with robustBufferAccess on (GGVK_ROBUST_BUFFER_ACCESS=1; debug builds always)"
 GGVK_ROBUST_BUFFER_ACCESS=1 cargo test --release --test bad_input --test ops_elementwise 2>&1 | tee "$LOGS/cargo-test-robust.log"
@@ -146,6 +146,7 @@ OPS+=,GATED_DELTA_NET_CACHE_FUSION,FILL,TRI,DIAG_MASK_INF,ACC,SET,SWIGLU_OAI,XIE
 OPS+=,GET_ROWS_BACK,COUNT_EQUAL,SWIGLU_CLAMP,RMS_NORM_BACK,SOFT_MAX_BACK,CROSS_ENTROPY_LOSS,CROSS_ENTROPY_LOSS_BACK
 # Triangular solve and DeepSeek-V4's hyper-connections (62 cases, about 5 s on lavapipe; LIGHTNING_INDEXER below).
 OPS+=,SOLVE_TRI,DSV4_HC_PRE,DSV4_HC_POST,DSV4_HC_COMB
+OPS+=,OUT_PROD
 GGML_BACKEND_PATH="$GGVK_LIB" "$BIN/test-backend-ops" -b GGVK0 -j 2 -o "$OPS" -p "$NOT_NEW" 2>&1 \
   | tee "$LOGS/test-backend-ops.log" \
   | grep -aE "tests passed|FAIL|Backend GGVK0" || true

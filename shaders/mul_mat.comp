@@ -104,6 +104,8 @@ void main() {
             const bool ok = a_ok && kk < pc.k;
 #if defined(A_F32)
             As[8 * part + h][lr] = ok ? a[a_row + kk] : 0.0;
+#elif defined(A_BF16)
+            As[8 * part + h][lr] = ok ? uintBitsToFloat(uint(a[a_row + kk]) << 16) : 0.0;
 #else
             As[8 * part + h][lr] = ok ? f16_bits_to_float(a[a_row + kk]) : 0.0;
 #endif

@@ -3,7 +3,8 @@
 // of b (a few tokens at once read the weights once),
 // batched over z (b/dst batches i12 + i13*ne12; A batch i12/r2, i13/r3 as ggml broadcasts).
 // Quantized weights: four threads per 32-value block, blocks strided by WG/4; a thread's x values are loaded
-// once and reused for every row. Float weights: one k per thread, strided by WG. Partial sums are reduced with subgroupAdd (or shared memory).
+// once and reused for every row. Float weights (F32, F16, and BF16 rows whose length is not a multiple of 4,
+// which the generic kernel's 4-value chunks cannot take): one k per thread, strided by WG. Partial sums are reduced with subgroupAdd (or shared memory).
 #include "common.glsl"
 #ifdef INT_DOT
 #extension GL_EXT_integer_dot_product : require
@@ -171,6 +172,8 @@ void main() {
         [[unroll]] for (uint r = 0; r < NROWS; ++r) {
 #if defined(A_F32)
             av[r] = a[rbase[r] + kk];
+#elif defined(A_BF16)
+            av[r] = uintBitsToFloat(uint(a[rbase[r] + kk]) << 16);
 #else
             av[r] = f16_bits_to_float(a[rbase[r] + kk]);
 #endif

@@ -79,6 +79,7 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
     }
     let op = match tr.op {
         sys::GGML_OP_MUL_MAT => Op::MulMat,
+        sys::GGML_OP_OUT_PROD => Op::OutProd,
         sys::GGML_OP_MUL_MAT_ID => Op::MulMatId,
         sys::GGML_OP_ADD_ID => Op::AddId,
         sys::GGML_OP_ARGSORT => match tr.op_params[0] {
@@ -302,7 +303,7 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
     let n_src = match op {
         Op::Arange { .. } => 0,
         Op::Cpy => 1,
-        Op::MulMat | Op::Add | Op::Mul | Op::Sub | Op::Div | Op::GetRows | Op::SetRows => 2,
+        Op::MulMat | Op::OutProd | Op::Add | Op::Mul | Op::Sub | Op::Div | Op::GetRows | Op::SetRows => 2,
         Op::Rope(_) | Op::SoftMax { .. } | Op::MulMatId | Op::AddId | Op::OptStepSgd | Op::CrossEntropyLossBack => 3,
         Op::Glu { .. }
         | Op::SwigluOai { .. }

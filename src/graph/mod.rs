@@ -191,6 +191,9 @@ impl Tensor {
 pub enum Op {
     /// `dst = src0 x src1^T` (ggml_mul_mat): src0 the weights `[K, M, ...]`, src1 `[K, N, ...]`, dst `[M, N, ...]`.
     MulMat,
+    /// ggml_out_prod: `dst[i0, i1, i2, i3] = sum_j src0[i0, j, ...] * src1[i1, j, i2, i3]`, src0 broadcast over dims 2
+    /// and 3 as in [`Op::MulMat`]; dst `[src0 ne0, src1 ne0, src1 ne2, src1 ne3]`.
+    OutProd,
     /// ggml_rope_ext / ggml_rope_multi (or their _back): src0 x, src1 positions (I32), optional src2 frequency
     /// factors.
     Rope(RopeParams),
@@ -694,6 +697,7 @@ impl Op {
     pub fn name(&self) -> &'static str {
         match self {
             Op::MulMat => "MUL_MAT",
+            Op::OutProd => "OUT_PROD",
             Op::Rope(p) if p.back => "ROPE_BACK",
             Op::Rope(_) => "ROPE",
             Op::Add => "ADD",

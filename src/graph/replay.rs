@@ -148,6 +148,7 @@ fn op_words(op: &Op, out: &mut Vec<u32>) {
         | Op::LightningIndexer
         | Op::Dsv4HcPost
         | Op::MulMat
+        | Op::OutProd
         | Op::Add
         | Op::Mul
         | Op::Sub

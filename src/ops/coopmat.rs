@@ -219,7 +219,7 @@ pub(super) fn plan_on(device: &Device, ty: GgmlType, q8_b: bool, n: u32) -> Opti
 /// Whether `a x b` on `device` runs on the cooperative-matrix kernel (f16 operands: tests widen their error bound).
 pub fn uses_coopmat(device: &Device, a: &crate::graph::Tensor, b: &crate::graph::Tensor) -> bool {
     let n = u32::try_from(b.ne[1]).unwrap_or(u32::MAX);
-    plan_on(device, a.ty, super::matmul::quantizes_activations(a), n).is_some()
+    !super::matmul::bf16_scalar(a) && plan_on(device, a.ty, super::matmul::quantizes_activations(a), n).is_some()
 }
 
 /// Record the product on the cooperative-matrix kernel (`bindings`: A, B or its 8-bit copy, dst; `p` already

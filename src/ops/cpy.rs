@@ -15,12 +15,12 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::binary::{check_layout_in, dispatch, pipeline, strided_in};
-use super::{bind, dim_u32, spirv, stride_units};
+use super::binary::{check_layout, check_layout_in, dispatch, pipeline, strided_in};
+use super::{bind, dim_u32, spirv, stride_units, window_limit};
 use crate::error::{Error, Result};
-use crate::graph::{Node, Tensor};
+use crate::graph::{Node, Op, Tensor};
 use crate::quant::GgmlType;
-use crate::vk::{Recorder, Shader};
+use crate::vk::{Derived, Device, Recorder, Shader};
 
 /// Push constants of `cpy.comp`.
 #[repr(C)]
@@ -286,4 +286,74 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
     let shader = cpy_shader(a.ty, d.ty).expect("checked");
     let pipeline = pipeline(&device, &shader, &[])?;
     dispatch(rec, "cpy", &pipeline, &[ss.binding, sd.binding], bytemuck::bytes_of(&push), n)
+}
+
+/// What [`f32_operand`] records its copies under (see [`Recorder::find_derived`]).
+const WIDEN: &str = "widen_f16";
+
+/// The layout [`f32_operand`] gives an F16 tensor: the same shape, F32, contiguous. For sizing (scratch, storage
+/// windows); its buffer and offset are `t`'s and mean nothing.
+pub(crate) fn widened_view(t: &Tensor) -> Tensor {
+    if t.ty != GgmlType::F16 {
+        return t.clone();
+    }
+    let nb = Tensor::contiguous_strides(GgmlType::F32, t.ne).unwrap_or([4, 0, 0, 0]);
+    Tensor { ty: GgmlType::F32, nb, ..t.clone() }
+}
+
+/// Scratch bytes [`f32_operand`] takes for `t` on `device` (0 for F32; rounded up to the scratch alignment).
+pub(crate) fn widened_bytes(device: &Device, t: &Tensor) -> u64 {
+    if t.ty != GgmlType::F16 {
+        return 0;
+    }
+    let align = device.caps().min_storage_offset_alignment.max(256);
+    (t.nelements().max(0) as u64 * 4).div_ceil(align) * align
+}
+
+/// Whether [`f32_operand`] takes `t` on `device`: F32 as it is; F16 when this copy kernel takes its layout and the
+/// F32 copy fits one storage window.
+pub(crate) fn check_f32_operand(device: &Device, op: &str, t: &Tensor) -> Result<()> {
+    match t.ty {
+        GgmlType::F32 => Ok(()),
+        GgmlType::F16 => {
+            check_layout(op, "src1", t)?;
+            let bytes = widened_view(t).nbytes();
+            if bytes > window_limit(device) {
+                return Err(Error::unsupported(format!(
+                    "{op}: the F32 copy of an F16 src1 ({bytes} bytes) exceeds this device's maxStorageBufferRange"
+                )));
+            }
+            Ok(())
+        }
+        ty => Err(Error::unsupported(format!("{op}: src1 of type {} (F32 or F16)", ty.name()))),
+    }
+}
+
+/// `t` as F32 for kernels that read f32 operands: `t` itself when it is F32; an F16 `t` widened (exactly) into a
+/// contiguous F32 copy in this submission's scratch by the F16 -> F32 copy kernel, made once per submission for the
+/// same bytes and layout (until they are written again).
+pub(crate) fn f32_operand(rec: &mut Recorder<'_>, t: &Tensor) -> Result<Tensor> {
+    if t.ty == GgmlType::F32 {
+        return Ok(t.clone());
+    }
+    if t.ty != GgmlType::F16 {
+        return Err(Error::Internal(format!("f32_operand: {} operand", t.ty.name())));
+    }
+    let (start, end) = t.byte_range();
+    let source = (t.buffer.id(), start, end);
+    let layout = (t.ty.raw(), t.ne, t.nb);
+    if let Some((read, off)) = rec.find_derived(WIDEN, source, layout) {
+        return Tensor::contiguous(read.buffer.clone(), read.offset + u64::from(off) * 4, GgmlType::F32, t.ne);
+    }
+    let bytes = t.nelements().max(0) as u64 * 4;
+    let (scratch, offset) = rec.scratch(bytes)?;
+    let out = Tensor::contiguous(scratch, offset, GgmlType::F32, t.ne)?;
+    if bytes == 0 {
+        return Ok(out);
+    }
+    record(rec, &Node { op: Op::Cpy, src: vec![Some(t.clone())], dst: out.clone() })?;
+    let device = rec.device().clone();
+    let (read, off) = bind(&device, &out, 4, false)?;
+    rec.add_derived(Derived { kind: WIDEN, source, layout, result: (read, off) });
+    Ok(out)
 }

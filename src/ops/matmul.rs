@@ -1,13 +1,13 @@
 //! MUL_MAT: `dst[M, N, b2, b3] = A[K, M, a2, a3] x B[K, N, b2, b3]^T` with ggml's batch broadcast
 //! (`b2 % a2 == 0`, A batch `i2 / (b2 / a2)`). A: F32, F16, Q4_0 or Q8_0 (specialised kernels), or any type with a
-//! dequantization include `shaders/dequant/<type>.glsl` (generic kernels: Q4_1, Q5_0, Q5_1, BF16, ...); B and dst:
-//! F32. Up to [`MATVEC_MAX_COLS`] columns run the mat-vec kernel (token generation); more run the tiled kernel: on
+//! dequantization include `shaders/dequant/<type>.glsl` (generic kernels: Q4_1, Q5_0, Q5_1, BF16, ...); dst F32; B
+//! F32, or F16 widened to an F32 copy first (exact; every path is then the F32 one). Up to [`MATVEC_MAX_COLS`] columns run the mat-vec kernel (token generation); more run the tiled kernel: on
 //! cooperative matrices where the device has them ([`super::coopmat`]), else the scalar one.
 
 use bytemuck::{Pod, Zeroable};
 
 use super::q8_emit::Q8Layout;
-use super::{bind, coopmat, dim_u32, spirv, split_groups, stride_units, window_limit};
+use super::{bind, coopmat, cpy, dim_u32, spirv, split_groups, stride_units, window_limit};
 use crate::error::{Error, Result};
 use crate::graph::fusion::MatVecAdd;
 use crate::graph::Tensor;
@@ -79,6 +79,33 @@ pub(crate) fn dq_row_multiple(ty: GgmlType) -> i64 {
         GgmlType::MXFP4 => 64,
         _ => ty.block_size().max(4) as i64,
     }
+}
+
+/// BF16 weights whose rows are not a multiple of 4 values: the generic kernels read 4-value chunks, so these take
+/// the float kernels' `A_BF16` variants instead (one value per thread per step, like F16), which take any length.
+pub(crate) fn bf16_scalar(a: &Tensor) -> bool {
+    a.ty == GgmlType::BF16 && a.ne[0] % 4 != 0
+}
+
+/// The type whose kernel shape (values per thread per trip, shared tables) the mat-vec kernels for `a` have: F16's
+/// for [`bf16_scalar`] weights, else `a`'s own.
+pub(crate) fn matvec_kernel_type(a: &Tensor) -> GgmlType {
+    if bf16_scalar(a) {
+        GgmlType::F16
+    } else {
+        a.ty
+    }
+}
+
+/// The mat-vec shaders for the weights `a` ([`matvec_shaders`], the scalar BF16 ones for [`bf16_scalar`] rows).
+fn matvec_shaders_for(a: &Tensor) -> Option<(Shader, Shader)> {
+    if bf16_scalar(a) {
+        return Some((
+            shader("mul_mat_vec_bf16", spirv::MUL_MAT_VEC_BF16),
+            shader("mul_mat_vec_bf16_shmem", spirv::MUL_MAT_VEC_BF16_SHMEM),
+        ));
+    }
+    matvec_shaders(a.ty)
 }
 
 /// Mat-vec shaders: (subgroup reduction, shared-memory reduction) per weight type.
@@ -297,7 +324,7 @@ pub fn check(a: &Tensor, b: &Tensor, dst: &Tensor) -> Result<()> {
         return Err(Error::unsupported(format!("MUL_MAT with {} weights", a.ty.name())));
     }
     let generic = !matches!(a.ty, GgmlType::F32 | GgmlType::F16 | GgmlType::Q4_0 | GgmlType::Q8_0);
-    if generic && a.ne[0] % dq_row_multiple(a.ty) != 0 {
+    if generic && !bf16_scalar(a) && a.ne[0] % dq_row_multiple(a.ty) != 0 {
         return Err(Error::unsupported(format!(
             "MUL_MAT with {} weights needs rows of a multiple of {} values, got {}",
             a.ty.name(),
@@ -305,9 +332,9 @@ pub fn check(a: &Tensor, b: &Tensor, dst: &Tensor) -> Result<()> {
             a.ne[0]
         )));
     }
-    if b.ty != GgmlType::F32 || dst.ty != GgmlType::F32 {
+    if !matches!(b.ty, GgmlType::F32 | GgmlType::F16) || dst.ty != GgmlType::F32 {
         return Err(Error::unsupported(format!(
-            "MUL_MAT needs F32 src1 and dst, got {} and {}",
+            "MUL_MAT needs F32 or F16 src1 and F32 dst, got {} and {}",
             b.ty.name(),
             dst.ty.name()
         )));
@@ -371,12 +398,16 @@ fn split_plan(device: &Device, a: &Tensor, b: &Tensor, dst: &Tensor) -> Result<O
 /// tensors exceed one window are cut into pieces that fit, see [`split_plan`]).
 pub fn check_on(device: &Device, a: &Tensor, b: &Tensor, dst: &Tensor) -> Result<()> {
     check(a, b, dst)?;
-    split_plan(device, a, b, dst).map(|_| ())
+    cpy::check_f32_operand(device, "MUL_MAT", b)?;
+    split_plan(device, a, &cpy::widened_view(b), dst).map(|_| ())
 }
 
-/// Record the multiplication (in pieces, when a tensor is larger than one storage window).
+/// Record the multiplication (in pieces, when a tensor is larger than one storage window). An F16 src1 is first
+/// widened to an F32 copy ([`cpy::f32_operand`]; the kernels read f32 activations), so the weight types' paths and
+/// numerics are those of F32 src1 (its values are exact in f32).
 pub fn record(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor) -> Result<()> {
     check(a, b, dst)?;
+    let b = &cpy::f32_operand(rec, b)?;
     let device = rec.device().clone();
     let Some((rows, cols)) = split_plan(&device, a, b, dst)? else {
         return record_piece(rec, a, b, dst, None).map(|_| ());
@@ -404,6 +435,7 @@ pub fn record_with_add(rec: &mut Recorder<'_>, f: &MatVecAdd<'_>) -> Result<bool
     let (a, b) = (f.mm.src(0)?, f.mm.src(1)?);
     let dst = &f.mm.dst;
     check(a, b, dst)?;
+    let b = &cpy::f32_operand(rec, b)?;
     let device = rec.device().clone();
     if split_plan(&device, a, b, dst)?.is_some() || [f.addend, f.out].iter().any(|t| t.nbytes() > window_limit(&device))
     {
@@ -514,7 +546,7 @@ fn record_piece(
     if p.n <= MATVEC_MAX_COLS {
         let cfg = matvec_config(a.ty);
         let (rows, unroll) = (cfg.rows, cfg.unroll);
-        let wg = matvec_workgroup(caps, a.ty, cfg, p.k, p.n);
+        let wg = matvec_workgroup(caps, matvec_kernel_type(a), cfg, p.k, p.n);
         let (gx, gy) = split_groups(u64::from(p.m.div_ceil(rows)), caps.max_workgroup_count[0])?;
         let int_dot = int_dot_shaders(&device, a, b);
         if let Some((sg, shmem)) = int_dot {
@@ -529,14 +561,16 @@ fn record_piece(
                 (add.filter(|_| fuse), a.ty),
             );
         }
-        let (sg, shmem) = kquant_matvec_shaders(a.ty, &p).or_else(|| matvec_shaders(a.ty)).expect("checked");
+        let (sg, shmem) = kquant_matvec_shaders(a.ty, &p).or_else(|| matvec_shaders_for(a)).expect("checked");
         let vec4 = (p.b_off % 4 == 0 && p.b_col % 4 == 0 && p.b_s2 % 4 == 0 && p.b_s3 % 4 == 0) as u32;
         let spec = [wg, 1, 1, rows, vec4, unroll, p.n];
         let pipeline = device.pipelines().get(&device, if use_sg { &sg } else { &shmem }, &spec)?;
         rec.dispatch("mul_mat_vec", &pipeline, &bindings, push, [gx, gy, batches]).map(|_| false)
     } else {
         let q8_b = quantizes_activations(a);
-        if let Some(plan) = coopmat::plan_on(&device, a.ty, q8_b, p.n) {
+        // The cooperative-matrix kernels read whole 4-value chunks: not for [`bf16_scalar`] weights.
+        let plan = if bf16_scalar(a) { None } else { coopmat::plan_on(&device, a.ty, q8_b, p.n) };
+        if let Some(plan) = plan {
             let (bindings, p) = if q8_b {
                 let (q_read, p) = quantize_b(rec, b, &bindings[1], p)?;
                 ([bindings[0].clone(), q_read, bindings[2].clone()], p)
@@ -556,7 +590,11 @@ fn record_piece(
             let bindings = [bindings[0].clone(), q_read, bindings[2].clone()];
             return rec.dispatch("mul_mat_bq8", &pipeline, &bindings, bytemuck::bytes_of(&p), groups).map(|_| false);
         }
-        let shader = matmul_shader(a.ty).expect("checked");
+        let shader = if bf16_scalar(a) {
+            shader("mul_mat_bf16", spirv::MUL_MAT_BF16)
+        } else {
+            matmul_shader(a.ty).expect("checked")
+        };
         let pipeline = device.pipelines().get(&device, &shader, &[])?;
         rec.dispatch("mul_mat", &pipeline, &bindings, push, groups).map(|_| false)
     }
@@ -683,18 +721,22 @@ pub(crate) fn derived_column_bytes(a: &Tensor, b: &Tensor, quantized: bool) -> u
 /// Scratch bytes a multiplication needs on `device` (b quantized to 8 bits per block, or b rounded onto the CPU's
 /// grid as f32).
 pub fn scratch_bytes(device: &Device, a: &Tensor, b: &Tensor, dst: &Tensor) -> u64 {
+    // An F16 b is widened to F32 first; the rest sizes what is derived from that copy.
+    let widened = cpy::widened_bytes(device, b);
+    let b = &cpy::widened_view(b);
     let col_bytes = derived_column_bytes(a, b, uses_int_dot(device, a, b));
     if col_bytes == 0 {
-        return 0;
+        return widened;
     }
     let cols = (b.ne[1] * b.ne[2] * b.ne[3]).max(0) as u64;
     let bytes = col_bytes * cols;
     // Cut into pieces: each piece of columns takes its own aligned region (pieces of rows reuse it).
     let align = device.caps().min_storage_offset_alignment.max(256);
-    match split_plan(device, a, b, dst) {
-        Ok(Some((_, piece_cols))) => bytes + (b.ne[1] as u64).div_ceil(piece_cols as u64) * align,
-        _ => bytes,
-    }
+    widened
+        + match split_plan(device, a, b, dst) {
+            Ok(Some((_, piece_cols))) => bytes + (b.ne[1] as u64).div_ceil(piece_cols as u64) * align,
+            _ => bytes,
+        }
 }
 
 /// Quantize b into this submission's scratch; returns the binding of the quantized copy (read-only) and the

@@ -21,9 +21,9 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::matmul::{
-    derived_column_bytes, device_forces_shared_reduction, dq_row_multiple, kquant_idot_config, kquant_int_dot,
-    matvec_config, matvec_workgroup, quantize_b, quantize_b_q8k, quantizes_activations, round_b, rounds_activations,
-    MatMulPush, MATVEC_MAX_COLS,
+    bf16_scalar, derived_column_bytes, device_forces_shared_reduction, dq_row_multiple, kquant_idot_config,
+    kquant_int_dot, matvec_config, matvec_kernel_type, matvec_workgroup, quantize_b, quantize_b_q8k,
+    quantizes_activations, round_b, rounds_activations, MatMulPush, MATVEC_MAX_COLS,
 };
 use super::{bind, dim_u32, spirv, split_groups, stride_units, window_limit};
 use crate::error::{Error, Result};
@@ -190,7 +190,7 @@ pub fn check(node: &Node) -> Result<()> {
     if shaders(a.ty, false, true).is_none() || tiled_shader(a.ty, false).is_none() {
         return Err(Error::unsupported(format!("MUL_MAT_ID with {} weights", a.ty.name())));
     }
-    if generic(a.ty) && a.ne[0] % dq_row_multiple(a.ty) != 0 {
+    if generic(a.ty) && !bf16_scalar(a) && a.ne[0] % dq_row_multiple(a.ty) != 0 {
         return Err(Error::unsupported(format!(
             "MUL_MAT_ID with {} weights needs rows of a multiple of {} values, got {}",
             a.ty.name(),
@@ -244,14 +244,87 @@ pub fn check(node: &Node) -> Result<()> {
     Ok(())
 }
 
-/// Scratch bytes the node needs on `device` (b quantized to 8-bit blocks, or rounded onto the CPU's grid).
+/// Scratch bytes the node needs on `device` (b quantized to 8-bit blocks, or rounded onto the CPU's grid; the
+/// tiled path's expert map), per piece of tokens when it is recorded in pieces ([`token_pieces`]).
 pub fn scratch_bytes(device: &Device, node: &Node) -> u64 {
     let (Ok(a), Ok(b), Ok(ids)) = (node.src(0), node.src(1), node.src(2)) else { return 0 };
+    let Ok(Some(per)) = token_pieces(device, node) else { return piece_scratch_bytes(device, a, b, ids) };
+    let n_tok = b.ne[2];
+    (0..n_tok)
+        .step_by(per as usize)
+        .map(|t0| {
+            let nt = per.min(n_tok - t0);
+            piece_scratch_bytes(device, a, &tokens_view(b, 2, nt), &tokens_view(ids, 1, nt))
+        })
+        .sum()
+}
+
+/// [`scratch_bytes`] of a node recorded whole.
+fn piece_scratch_bytes(device: &Device, a: &Tensor, b: &Tensor, ids: &Tensor) -> u64 {
     let col_bytes = derived_column_bytes(a, b, quantizes_b(device, a, b));
     // Each region is rounded up to the scratch alignment by the recorder.
     let align = device.caps().min_storage_offset_alignment.max(256);
     let b_bytes = (col_bytes * (b.ne[1] * b.ne[2]).max(0) as u64).div_ceil(align) * align;
-    b_bytes + if tiled(b) { map_bytes(a, ids) } else { 0 }
+    b_bytes + if tiled(b) { map_bytes(a, ids).div_ceil(align) * align } else { 0 }
+}
+
+/// `t` with `nt` elements along its token dimension `dim` (a shape for sizing: same buffer, offset and strides).
+fn tokens_view(t: &Tensor, dim: usize, nt: i64) -> Tensor {
+    let mut ne = t.ne;
+    ne[dim] = nt;
+    Tensor { ne, ..t.clone() }
+}
+
+/// Tokens per piece when the node's tensors with all its tokens do not each fit one storage window (src1, ids,
+/// dst, the copy of src1 its kernels read, the tiled path's expert map): each piece is then recorded as a node of
+/// its own over views of those tokens. `None` when everything fits at once; an error when one token does not.
+fn token_pieces(device: &Device, node: &Node) -> Result<Option<i64>> {
+    let (a, b, ids, d) = (node.src(0)?, node.src(1)?, node.src(2)?, &node.dst);
+    let limit = window_limit(device);
+    let fits = |nt: i64| {
+        let (b, ids, d) = (tokens_view(b, 2, nt), tokens_view(ids, 1, nt), tokens_view(d, 2, nt));
+        let derived = derived_column_bytes(a, &b, quantizes_b(device, a, &b)) * (b.ne[1] * nt).max(0) as u64;
+        [b.nbytes(), ids.nbytes(), d.nbytes(), derived].iter().all(|&n| n <= limit)
+            && (!tiled(&b) || map_bytes(a, &ids) <= limit)
+    };
+    let n_tok = b.ne[2];
+    if fits(n_tok) {
+        return Ok(None);
+    }
+    if !fits(1) {
+        return Err(Error::unsupported(format!(
+            "MUL_MAT_ID: one token's src1 {:?}, ids or dst {:?} exceeds this device's maxStorageBufferRange ({} bytes)",
+            b.ne,
+            d.ne,
+            device.caps().max_storage_buffer_range
+        )));
+    }
+    // The largest count that fits (fitting is monotone in the count).
+    let (mut lo, mut hi) = (1, n_tok);
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if fits(mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(Some(lo))
+}
+
+/// The node restricted to tokens `t0 .. t0 + nt` (views of src1, ids and dst).
+fn token_piece(node: &Node, t0: i64, nt: i64) -> Result<Node> {
+    let view = |t: &Tensor, dim: usize| {
+        let mut ne = t.ne;
+        ne[dim] = nt;
+        Tensor::new(t.buffer.clone(), t.offset + t0 as u64 * t.nb[dim], t.ty, ne, t.nb)
+    };
+    let (b, ids) = (node.src(1)?, node.src(2)?);
+    Ok(Node {
+        op: node.op.clone(),
+        src: vec![Some(node.src(0)?.clone()), Some(view(b, 2)?), Some(view(ids, 1)?)],
+        dst: view(&node.dst, 2)?,
+    })
 }
 
 /// Ranges of experts bound at once, (first, count): each range's bytes fit one storage window (and its experts
@@ -277,30 +350,23 @@ fn expert_pieces(device: &Device, a: &Tensor) -> Result<Vec<(i64, i64)>> {
 pub fn check_on(device: &Device, node: &Node) -> Result<()> {
     check(node)?;
     expert_pieces(device, node.src(0)?)?;
-    let limit = window_limit(device);
-    let (a, b, ids) = (node.src(0)?, node.src(1)?, node.src(2)?);
-    if tiled(b) && map_bytes(a, ids) > limit {
-        return Err(Error::unsupported(format!(
-            "MUL_MAT_ID: the expert map of {n} experts x {p} pairs exceeds this device's maxStorageBufferRange",
-            n = a.ne[2],
-            p = ids.ne[0] * ids.ne[1]
-        )));
-    }
-    for (what, t) in [("src1", node.src(1)?), ("ids", node.src(2)?), ("dst", &node.dst)] {
-        if t.nbytes() > limit {
-            return Err(Error::unsupported(format!(
-                "MUL_MAT_ID: {what} of {} bytes exceeds this device's maxStorageBufferRange ({} bytes)",
-                t.nbytes(),
-                device.caps().max_storage_buffer_range
-            )));
-        }
+    token_pieces(device, node).map(|_| ())
+}
+
+/// Record the node (in pieces of tokens when its tensors with all tokens exceed a storage window).
+pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
+    check(node)?;
+    let device = rec.device().clone();
+    let Some(per) = token_pieces(&device, node)? else { return record_whole(rec, node) };
+    let n_tok = node.src(1)?.ne[2];
+    for t0 in (0..n_tok).step_by(per as usize) {
+        record_whole(rec, &token_piece(node, t0, per.min(n_tok - t0))?)?;
     }
     Ok(())
 }
 
-/// Record the node.
-pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
-    check(node)?;
+/// Record a node whose src1, ids, dst (and what is derived from them) each fit one storage window.
+fn record_whole(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
     let (a, b, ids, d) = (node.src(0)?, node.src(1)?, node.src(2)?, &node.dst);
     let device = rec.device().clone();
     let a_unit = if a.ty == GgmlType::F32 { 4 } else { 2 };
@@ -397,7 +463,7 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
     let cfg = if kq { kquant_idot_config() } else { matvec_config(a.ty) };
     let (rows, unroll) = (cfg.rows, cfg.unroll);
     // As MUL_MAT's mat-vec sizes its workgroups for one column.
-    let wg = matvec_workgroup(caps, a.ty, cfg, p.k, 1);
+    let wg = matvec_workgroup(caps, matvec_kernel_type(a), cfg, p.k, 1);
     let (gx, gy) = split_groups(u64::from(p.m.div_ceil(rows)), caps.max_workgroup_count[0])?;
     let vec4 = (p.b_off % 4 == 0 && p.b_col % 4 == 0 && p.b_s2 % 4 == 0 && p.b_s3 % 4 == 0) as u32;
     let spec = [wg, 1, 1, rows, vec4, unroll, 1];
@@ -407,7 +473,14 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
     for piece in pieces {
         let (a_bind, pp) = bind_experts(piece)?;
         let words32 = [pp.a_off, pp.a_row, pp.a_s2].iter().all(|v| v % 2 == 0);
-        let (sg, shmem) = shaders(a.ty, use_int_dot, words32).expect("checked");
+        let (sg, shmem) = if bf16_scalar(a) {
+            (
+                shader("mul_mat_vec_bf16_id", spirv::MUL_MAT_VEC_BF16_ID),
+                shader("mul_mat_vec_bf16_id_shmem", spirv::MUL_MAT_VEC_BF16_ID_SHMEM),
+            )
+        } else {
+            shaders(a.ty, use_int_dot, words32).expect("checked")
+        };
         let pipeline = device.pipelines().get(&device, if use_sg { &sg } else { &shmem }, &spec)?;
         let bindings = [a_bind, b_bind.clone(), d_bind.clone(), i_bind.clone()];
         let mut t0 = 0;
@@ -455,7 +528,11 @@ fn record_tiled(
     }
     let map_read = Binding { write: false, ..map_write };
     let tp = MatMulPush { n: n_pairs, r2: cnt, r3: m_off, pad: [0; 2], ..p };
-    let shader = tiled_shader(a.ty, bq8).expect("checked");
+    let shader = if bf16_scalar(a) {
+        shader("mul_mat_id_bf16", spirv::MUL_MAT_ID_BF16)
+    } else {
+        tiled_shader(a.ty, bq8).expect("checked")
+    };
     let pipeline = device.pipelines().get(&device, &shader, &[])?;
     // Column tiles: enough for one slot per token and expert (what a router's top-k gives); an expert with more
     // pairs has its tiles looped over by the same workgroups.

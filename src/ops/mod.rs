@@ -23,6 +23,7 @@ pub mod moe;
 pub mod movement;
 pub mod norm;
 pub mod optim;
+pub mod out_prod;
 pub mod pool;
 pub mod q8_emit;
 pub mod recurrent;
@@ -49,6 +50,7 @@ pub mod spirv {
 pub fn check(node: &Node) -> Result<()> {
     match &node.op {
         Op::MulMat => matmul::check(node.src(0)?, node.src(1)?, &node.dst),
+        Op::OutProd => out_prod::check(node),
         Op::Rope(p) => rope::check(node.src(0)?, node.src(1)?, opt_src(node, 2), &node.dst, p),
         Op::Add | Op::Mul | Op::Sub | Op::Div => binary::check(node),
         Op::Scale { .. } | Op::Unary(_) | Op::Clamp { .. } | Op::LeakyRelu { .. } | Op::Xielu { .. } => {
@@ -122,6 +124,9 @@ pub fn check_on(device: &Device, node: &Node) -> Result<()> {
     if let Op::LightningIndexer = node.op {
         lightning_indexer::check_on(device, node)?;
     }
+    if let Op::OutProd = node.op {
+        out_prod::check_on(device, node)?;
+    }
     let caps = device.caps();
     let limit = window_limit(device);
     for t in node.src.iter().flatten().chain(std::iter::once(&node.dst)) {
@@ -144,6 +149,7 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
     }
     match &node.op {
         Op::MulMat => matmul::record(rec, node.src(0)?, node.src(1)?, &node.dst),
+        Op::OutProd => out_prod::record(rec, node),
         Op::Rope(p) => rope::record(rec, node.src(0)?, node.src(1)?, opt_src(node, 2), &node.dst, p),
         Op::Add | Op::Mul | Op::Sub | Op::Div => binary::record(rec, node),
         Op::Scale { .. } | Op::Unary(_) | Op::Clamp { .. } | Op::LeakyRelu { .. } | Op::Xielu { .. } => {
@@ -203,6 +209,7 @@ pub fn scratch_bytes(device: &Device, node: &Node) -> u64 {
         (Op::FlashAttnExt { .. }, _, _) => flash_attn::scratch_bytes(device, node),
         (Op::MulMatId, _, _) => matmul_id::scratch_bytes(device, node),
         (Op::ArgSort { .. } | Op::TopK, _, _) => moe::scratch_bytes(device, node),
+        (Op::OutProd, _, _) => out_prod::scratch_bytes(device, node),
         _ => 0,
     };
     let align = device.caps().min_storage_offset_alignment.max(256);
