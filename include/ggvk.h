@@ -168,6 +168,12 @@
 // Values per MXFP4 block (ggml's `QK_MXFP4`).
 #define QK_MXFP4 32
 
+// Graphs per report.
+#define WINDOW 64
+
+// Largest write that is batched.
+#define SMALL (256 << 10)
+
 // Result of every fallible C API call.
 enum ggvk_status
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
