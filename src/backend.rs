@@ -52,11 +52,6 @@ impl Backend {
         self.exec.replay_key(key)
     }
 
-    /// Whether a recording of the graph with `key` is kept for replay.
-    pub fn keeps(&self, key: &crate::graph::replay::GraphKey) -> bool {
-        self.exec.keeps(key)
-    }
-
     /// Wait for everything this backend submitted.
     pub fn synchronize(&self) -> Result<()> {
         self.exec.synchronize()

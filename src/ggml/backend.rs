@@ -10,7 +10,7 @@ use super::sys;
 use super::translate::{self, Memory};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::graph::replay::{self, GraphKey};
+use crate::graph::replay::GraphKey;
 use crate::graph::Graph;
 use crate::timeline::{self, Host};
 
@@ -159,12 +159,10 @@ fn compute(c: &BackendCtx, cgraph: *mut sys::ggml_cgraph) -> Result<()> {
     }
     let stats = c.inner.compute_async(&graph)?;
     // Kept for replay (recorded this time, or replayed through the engine's own key): remember its description.
-    if stats.replayed || (stats.dispatches > 0 && replay::enabled()) {
+    if stats.kept {
         let key = std::sync::Arc::new(GraphKey::of(&graph));
-        if c.inner.keeps(&key) {
-            c.known.note_last(uid, nodes, &key);
-            c.known.remember(description, key);
-        }
+        c.known.note_last(uid, nodes, &key);
+        c.known.remember(description, key);
     }
     Ok(())
 }

@@ -22,6 +22,8 @@ pub struct RecordStats {
     pub submissions: u32,
     /// Whether the graph's earlier recording was submitted again (nothing recorded).
     pub replayed: bool,
+    /// Whether a recording of the graph is kept for replay (recorded for it this time, or replayed).
+    pub kept: bool,
 }
 
 /// Nodes per submission after the first (`GGVK_SUBMIT_NODES`, default 32; 0 records a graph as one submission).
@@ -172,6 +174,7 @@ impl Executor {
                         barriers: rec.barriers(),
                         submissions: 1,
                         replayed: false,
+                        kept: true,
                     };
                     rec.submit()?;
                     replay.insert(key, recording, stats);
@@ -246,11 +249,6 @@ impl Executor {
             self.note_record_time(started);
         }
         Ok(stats)
-    }
-
-    /// Whether a recording of the graph with `key` is kept for replay.
-    pub fn keeps(&self, key: &GraphKey) -> bool {
-        self.stream().replay.kept_index(key).is_some()
     }
 
     fn note_record_time(&self, started: std::time::Instant) {
