@@ -5,14 +5,15 @@
 // Workgroup: 256 invocations = 8 subgroups of 32 (the host picks this kernel only for subgroup size 32), output
 // tile BM x BN = 128 x 128, k steps of BK = 64 through shared memory (f16). Subgroups form a 2 x 4 grid; each owns
 // a 64 x 32 block of the tile: 4 x 2 accumulator fragments, 32 multiply-adds per k step between two barriers.
-// Every k step: each invocation converts 32 values of A (one row, half of the step: dequantized to f16) and 32
-// values of B (f32 -> f16, or the 8-bit copy of b for Q4_0/Q8_0 weights) into registers for the *next* step while
-// the subgroups multiply the current one out of shared memory (the global reads overlap the math), then stores
-// them as 8 16-byte vectors. Wide loads (VEC_A, VEC_B) where offsets, strides and k allow.
+// Every k step: each invocation converts 32 values of A (dequantized to f16) and 32 values of B (f32 -> f16, or
+// the 8-bit copy of b for Q4_0/Q8_0 weights) into registers for the *next* step while the subgroups multiply the
+// current one out of shared memory (the global reads overlap the math), then stores them as f16vec4 chunks.
+// Consecutive invocations load consecutive pieces of one row (coalesced; see the loaders). Wide loads (VEC_A,
+// VEC_B) where offsets, strides and k allow.
 // Results leave through a per-subgroup 16 x 16 staging area with bounds checks (any M, N and dst stride).
 //
-// Variants (build.rs): A_F16, A_Q4_0, A_Q8_0 (each optionally B_Q8), A_Q4_K and A_Q6_K (a thread's 32 values share
-// their scales, unpacked once), A_DQ (any type with a dequantization include).
+// Variants (build.rs): A_F16, A_Q4_0, A_Q8_0 (each optionally B_Q8), A_Q4_K and A_Q6_K (own loaders: scales unpacked
+// once per 16 or 4 values), A_DQ (any type with a dequantization include).
 #extension GL_KHR_cooperative_matrix : require
 #extension GL_KHR_memory_scope_semantics : require
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
@@ -69,125 +70,172 @@ shared float Cs[NWARPS * 256u];
 #define FRAG_B coopmat<float16_t, gl_ScopeSubgroup, 16, 16, gl_MatrixUseB>
 #define FRAG_C coopmat<float, gl_ScopeSubgroup, 16, 16, gl_MatrixUseAccumulator>
 
-// This invocation's share of one k step: 32 consecutive k values (kb .. kb + 31) of one row of A and one column
-// of B, as 8 f16vec4 each.
-f16vec4 ra[8];
-f16vec4 rb[8];
+// Loaders. Each operand's step is 128 rows (of A) or columns (of B) x 64 k values = 32 values per invocation, in
+// tasks of a fixed part of a row: task `it` of invocation `tid` is part `tid % TPR` of row `it * (WG / TPR) + tid / TPR`.
+// Consecutive invocations thus read consecutive bytes of one row, and a subgroup's load touches a few rows
+// (coalesced), not 16 rows of 64 scattered bytes each. A task's values land in shared memory as f16vec4 chunks
+// (16 per row of the step), chunk index given by A_CHUNK / B_CHUNK (part, v).
+#if defined(A_F16)
+// 8 halves (one 16-byte load) per task.
+#define A_TPR 8u
+#define A_VPT 2u
+#define A_CHUNK(p, v) (2u * (p) + (v))
+#elif defined(A_DQ)
+// 4 values (one dq_get4) per task.
+#define A_TPR 16u
+#define A_VPT 1u
+#define A_CHUNK(p, v) (p)
+#elif defined(A_Q4_0)
+// Bytes 4j..4j+3 of block p / 4 (j = p % 4): values 4j.. (low nibbles) and 16 + 4j.. (high nibbles).
+#define A_TPR 8u
+#define A_VPT 2u
+#define A_CHUNK(p, v) (8u * ((p) >> 2) + 4u * (v) + ((p) & 3u))
+#elif defined(A_Q8_0)
+// Values 8j..8j+7 of block p / 4 (j = p % 4).
+#define A_TPR 8u
+#define A_VPT 2u
+#define A_CHUNK(p, v) (8u * ((p) >> 2) + 2u * ((p) & 3u) + (v))
+#elif defined(A_Q4_K)
+// The step is a quarter c of a 256-value block: sub-blocks 2c (low nibbles of code bytes 32c..32c+31) and 2c + 1
+// (high nibbles). Part p takes code bytes 32c + 8p .. + 7: values 8p.. of each sub-block.
+#define A_TPR 4u
+#define A_VPT 4u
+#define A_CHUNK(p, v) (8u * ((v) >> 1) + 2u * (p) + ((v) & 1u))
+#elif defined(A_Q6_K)
+// The step is values 64c .. 64c + 63 of a block: quarters g0 = 2 (c & 1) and g0 + 1 of half n = c >> 1
+// (ggml's dequantize_row_q6_K: value 128n + 32g + l). Part p takes l = 4p .. 4p + 3 of both quarters.
+#define A_TPR 8u
+#define A_VPT 2u
+#define A_CHUNK(p, v) (8u * (v) + (p))
+#endif
+#define A_NT (BM * A_TPR / WG)
 
-void load_a(uint a_row, bool ok, uint kb) {
+#ifdef B_Q8
+// Values 8j..8j+7 (words 2j, 2j + 1 of the codes) of block p / 4 (j = p % 4).
+#define B_TPR 8u
+#define B_VPT 2u
+#define B_CHUNK(p, v) (8u * ((p) >> 2) + 2u * ((p) & 3u) + (v))
+#else
+// 4 floats (one 16-byte load) per task.
+#define B_TPR 16u
+#define B_VPT 1u
+#define B_CHUNK(p, v) (p)
+#endif
+#define B_NT (BN * B_TPR / WG)
+
+// This invocation's values of the next step, in task order.
+f16vec4 ra[A_NT * A_VPT];
+f16vec4 rb[B_NT * B_VPT];
+
+// Task `it` of A for the step at k0: row (of the tile) `r`, in range `ok`, starting at element / word `a_row`.
+void load_a(uint it, uint a_row, bool ok, uint k0, uint p) {
+    const uint o = it * A_VPT;
 #if defined(A_Q4_0)
-    // One whole block (k is a multiple of 32; a step past k reads zeros).
+    const uint kb = k0 + 32u * (p >> 2);
     const bool in_k = ok && kb < pc.k;
     const uint blk = a_row + (min(kb, pc.k - 32u) / QK) * Q4_0_WORDS;
     const float dd = in_k ? f16_bits_to_float(a[blk]) : 0.0;
-    [[unroll]] for (uint w = 0; w < 4; ++w) {
-        const uint lo = uint(a[blk + 1u + 2u * w]);
-        const uint hi = uint(a[blk + 2u + 2u * w]);
-        const uvec4 q = uvec4(lo, lo >> 8, hi, hi >> 8);
-        ra[w] = f16vec4(nibbles_minus_8(q & 0xFu) * dd);
-        ra[4u + w] = f16vec4(nibbles_minus_8((q >> 4) & 0xFu) * dd);
-    }
+    const uint j = p & 3u;
+    const uint lo = uint(a[blk + 1u + 2u * j]);
+    const uint hi = uint(a[blk + 2u + 2u * j]);
+    const uvec4 q = uvec4(lo, lo >> 8, hi, hi >> 8);
+    ra[o] = f16vec4(nibbles_minus_8(q & 0xFu) * dd);
+    ra[o + 1u] = f16vec4(nibbles_minus_8((q >> 4) & 0xFu) * dd);
 #elif defined(A_Q8_0)
+    const uint kb = k0 + 32u * (p >> 2);
     const bool in_k = ok && kb < pc.k;
     const uint blk = a_row + (min(kb, pc.k - 32u) / QK) * Q8_0_WORDS;
     const float dd = in_k ? f16_bits_to_float(a[blk]) : 0.0;
-    [[unroll]] for (uint w = 0; w < 8; ++w) {
-        const uint lo = uint(a[blk + 1u + 2u * w]);
-        const uint hi = uint(a[blk + 2u + 2u * w]);
-        ra[w] = f16vec4(vec4(lo_i8(lo), hi_i8(lo), lo_i8(hi), hi_i8(hi)) * dd);
+    const uint w0 = blk + 1u + 4u * (p & 3u);
+    [[unroll]] for (uint v = 0; v < 2u; ++v) {
+        const uint lo = uint(a[w0 + 2u * v]);
+        const uint hi = uint(a[w0 + 2u * v + 1u]);
+        ra[o + v] = f16vec4(vec4(lo_i8(lo), hi_i8(lo), lo_i8(hi), hi_i8(hi)) * dd);
     }
 #elif defined(A_Q4_K)
-    // Q4_K (72 words: d, dmin, 12 scale bytes, 128 code bytes; k is a multiple of 256, so of BK): the 32 values are
-    // sub-block j of their block, one (scale, min) pair: d sc q - dmin m, as ggml's dequantize_row_q4_K.
-    const uint blk = a_row + (kb / 256u) * 72u;
-    const uint j = (kb % 256u) / 32u;
-    const uvec2 sm = dq_k_scale_min(blk, 4u, j);
-    precise const float dl = dq_k_half(uint(a[blk])) * float(sm.x);
-    precise const float ml = dq_k_half(uint(a[blk + 1u])) * float(sm.y);
-    const uint qo = blk + 8u + 16u * (j >> 1);
-    const uint sh = 4u * (j & 1u);
-    [[unroll]] for (uint w = 0; w < 8; ++w) {
-        const uint lo = uint(a[qo + 2u * w]);
-        const uint hi = uint(a[qo + 2u * w + 1u]);
-        const vec4 q = vec4((uvec4(lo, lo >> 8, hi, hi >> 8) >> sh) & 0xFu);
-        precise const vec4 v = dl * q - ml;
-        ra[w] = ok ? f16vec4(v) : f16vec4(0.0);
+    // Q4_K (72 words: d, dmin, 12 scale bytes, 128 code bytes; k is a multiple of 256): d sc q - dmin m, as ggml's
+    // dequantize_row_q4_K.
+    const uint blk = a_row + (k0 / 256u) * 72u;
+    const uint c = (k0 % 256u) / 64u;
+    const float d0 = dq_k_half(uint(a[blk]));
+    const float m0 = dq_k_half(uint(a[blk + 1u]));
+    const uint qo = blk + 8u + 16u * c + 4u * p;
+    [[unroll]] for (uint h = 0; h < 2u; ++h) {
+        const uvec2 sm = dq_k_scale_min(blk, 4u, 2u * c + h);
+        precise const float dl = d0 * float(sm.x);
+        precise const float ml = m0 * float(sm.y);
+        [[unroll]] for (uint w = 0; w < 2u; ++w) {
+            const uint lo = uint(a[qo + 2u * w]);
+            const uint hi = uint(a[qo + 2u * w + 1u]);
+            const vec4 q = vec4((uvec4(lo, lo >> 8, hi, hi >> 8) >> (4u * h)) & 0xFu);
+            precise const vec4 v = dl * q - ml;
+            ra[o + 2u * h + w] = ok ? f16vec4(v) : f16vec4(0.0);
+        }
     }
 #elif defined(A_Q6_K)
-    // Q6_K (105 words: 128 bytes ql, 64 bytes qh, 16 signed scales, d; k is a multiple of 256): the 32 values are
-    // quarter g of half n of the block (ggml's dequantize_row_q6_K: value 128n + 32g + l), two scales (l < 16, l >= 16).
-    const uint blk = a_row + (kb / 256u) * 105u;
-    const uint t = (kb % 256u) / 32u;
-    const uint n = t >> 2;
-    const uint g = t & 3u;
+    // Q6_K (105 words: 128 bytes ql, 64 bytes qh, 16 signed scales, d; k is a multiple of 256).
+    const uint blk = a_row + (k0 / 256u) * 105u;
+    const uint c = (k0 % 256u) / 64u;
+    const uint n = c >> 1;
+    const uint lsh = 4u * (c & 1u);
     const float dd = dq_k_half(uint(a[blk + 104u]));
-    const uint sw = uint(a[blk + 96u + 4u * n + g]); // scales 8n + 2g, 8n + 2g + 1
-    const float s0 = dd * float(int(sw << 24) >> 24);
-    const float s1 = dd * float(int(sw << 16) >> 24);
-    const uint lo_o = blk + 32u * n + 16u * (g & 1u); // ql bytes 64n + 32 (g & 1) + l
-    const uint hi_o = blk + 64u + 16u * n;             // qh bytes 32n + l
-    const uint lsh = 4u * (g >> 1);
-    const uint hsh = 2u * g;
-    [[unroll]] for (uint w = 0; w < 8; ++w) {
-        const uint l0 = uint(a[lo_o + 2u * w]);
-        const uint l1 = uint(a[lo_o + 2u * w + 1u]);
-        const uint h0 = uint(a[hi_o + 2u * w]);
-        const uint h1 = uint(a[hi_o + 2u * w + 1u]);
+    const uint h0 = uint(a[blk + 64u + 16u * n + 2u * p]);
+    const uint h1 = uint(a[blk + 64u + 16u * n + 2u * p + 1u]);
+    const uvec4 qh = uvec4(h0, h0 >> 8, h1, h1 >> 8);
+    [[unroll]] for (uint v = 0; v < 2u; ++v) {
+        const uint g = 2u * (c & 1u) + v;
+        const uint sw = uint(a[blk + 96u + 4u * n + g]); // scales 8n + 2g (l < 16), 8n + 2g + 1 (l >= 16)
+        const float s = dd * float(int(p >= 4u ? sw : sw << 8) << 16 >> 24);
+        const uint lw = blk + 32u * n + 16u * v + 2u * p; // ql bytes 64n + 32 (g & 1) + l
+        const uint l0 = uint(a[lw]);
+        const uint l1 = uint(a[lw + 1u]);
         const uvec4 ql = (uvec4(l0, l0 >> 8, l1, l1 >> 8) >> lsh) & 0xFu;
-        const uvec4 qh = (uvec4(h0, h0 >> 8, h1, h1 >> 8) >> hsh) & 3u;
-        const vec4 q = vec4(ivec4(ql | (qh << 4)) - 32);
-        precise const vec4 v = (w < 4u ? s0 : s1) * q;
-        ra[w] = ok ? f16vec4(v) : f16vec4(0.0);
+        const vec4 q = vec4(ivec4(ql | (((qh >> (2u * g)) & 3u) << 4)) - 32);
+        precise const vec4 val = s * q;
+        ra[o + v] = ok ? f16vec4(val) : f16vec4(0.0);
     }
 #elif defined(A_DQ)
     // k is a multiple of DQ_QK (and of 4): chunks past k read as zero.
-    [[unroll]] for (uint w = 0; w < 8; ++w) {
-        const uint e = kb + 4u * w;
-        const bool in_k = ok && e < pc.k;
-        const uint ec = min(e, pc.k - 4u);
-        const vec4 v = dq_get4(a_row + (ec / DQ_QK) * DQ_WORDS, (ec % DQ_QK) / 4u);
-        ra[w] = in_k ? f16vec4(v) : f16vec4(0.0);
-    }
+    const uint e = k0 + 4u * p;
+    const bool in_k = ok && e < pc.k;
+    const uint ec = min(e, pc.k - 4u);
+    const vec4 v = dq_get4(a_row + (ec / DQ_QK) * DQ_WORDS, (ec % DQ_QK) / 4u);
+    ra[o] = in_k ? f16vec4(v) : f16vec4(0.0);
 #else
     if (VEC_A) {
-        [[unroll]] for (uint w = 0; w < 4; ++w) {
-            const uvec4 v = a8[(a_row + kb) / 8u + w];
-            ra[2u * w] = f16vec4(unpackFloat2x16(v.x), unpackFloat2x16(v.y));
-            ra[2u * w + 1u] = f16vec4(unpackFloat2x16(v.z), unpackFloat2x16(v.w));
-        }
-        if (!ok) { [[unroll]] for (uint w = 0; w < 8; ++w) { ra[w] = f16vec4(0.0); } }
+        const uvec4 v = a8[(a_row + k0) / 8u + p];
+        ra[o] = ok ? f16vec4(unpackFloat2x16(v.x), unpackFloat2x16(v.y)) : f16vec4(0.0);
+        ra[o + 1u] = ok ? f16vec4(unpackFloat2x16(v.z), unpackFloat2x16(v.w)) : f16vec4(0.0);
     } else {
-        [[unroll]] for (uint w = 0; w < 8; ++w) {
+        [[unroll]] for (uint v = 0; v < 2u; ++v) {
             [[unroll]] for (uint t = 0; t < 4; ++t) {
-                const uint kk = kb + 4u * w + t;
-                ra[w][t] = (ok && kk < pc.k) ? uint16BitsToHalf(a[a_row + kk]) : float16_t(0.0);
+                const uint kk = k0 + 8u * p + 4u * v + t;
+                ra[o + v][t] = (ok && kk < pc.k) ? uint16BitsToHalf(a[a_row + kk]) : float16_t(0.0);
             }
         }
     }
 #endif
 }
 
-void load_b(uint b_col, bool ok, uint kb) {
+void load_b(uint it, uint b_col, bool ok, uint k0, uint p) {
+    const uint o = it * B_VPT;
 #ifdef B_Q8
-    // One whole 32-value block of the 8-bit copy.
+    const uint kb = k0 + 32u * (p >> 2);
     const bool in_k = ok && kb < pc.k;
     const uint blk = b_col + (min(kb, pc.k - 32u) / QK) * 10u;
     const float dx = in_k ? uintBitsToFloat(bq[blk]) : 0.0;
-    [[unroll]] for (uint w = 0; w < 8; ++w) {
-        const uint v = bq[blk + 2u + w];
-        const ivec4 q = ivec4(v << 24, v << 16, v << 8, v) >> 24;
-        rb[w] = f16vec4(vec4(q) * dx);
+    [[unroll]] for (uint v = 0; v < 2u; ++v) {
+        const uint w = bq[blk + 2u + 2u * (p & 3u) + v];
+        const ivec4 q = ivec4(w << 24, w << 16, w << 8, w) >> 24;
+        rb[o + v] = f16vec4(vec4(q) * dx);
     }
 #else
     if (VEC_B) {
-        [[unroll]] for (uint w = 0; w < 8; ++w) { rb[w] = f16vec4(b4[(b_col + kb) / 4u + w]); }
-        if (!ok) { [[unroll]] for (uint w = 0; w < 8; ++w) { rb[w] = f16vec4(0.0); } }
+        rb[o] = ok ? f16vec4(b4[(b_col + k0) / 4u + p]) : f16vec4(0.0);
     } else {
-        [[unroll]] for (uint w = 0; w < 8; ++w) {
-            [[unroll]] for (uint t = 0; t < 4; ++t) {
-                const uint kk = kb + 4u * w + t;
-                rb[w][t] = (ok && kk < pc.k) ? float16_t(b[b_col + kk]) : float16_t(0.0);
-            }
+        [[unroll]] for (uint t = 0; t < 4; ++t) {
+            const uint kk = k0 + 4u * p + t;
+            rb[o][t] = (ok && kk < pc.k) ? float16_t(b[b_col + kk]) : float16_t(0.0);
         }
     }
 #endif
@@ -208,14 +256,9 @@ void main() {
     const uint b_base = pc.b_off + i12 * pc.b_s2 + i13 * pc.b_s3;
     const uint d_base = pc.d_off + i12 * pc.d_s2 + i13 * pc.d_s3;
 
-    // Loader role: row (and column) lr of the tile, half h of the k step (32 values).
-    const uint lr = tid >> 1;
-    const uint h = tid & 1u;
-    const bool a_ok = row0 + lr < pc.m;
-    const bool b_ok = col0 + lr < pc.n;
-    const uint a_row = a_base + min(row0 + lr, pc.m - 1u) * pc.a_row;
-    const uint b_col = b_base + min(col0 + lr, pc.n - 1u) * pc.b_col;
-    const uint s_off = lr * SST4 + 8u * h;
+    // Loader roles (see above): this invocation's part of a row of A and of a column of B.
+    const uint pa = tid % A_TPR;
+    const uint pb = tid % B_TPR;
 
     // Compute role: subgroup (wm, wn) of the WARPS_M x WARPS_N grid.
     const uint sg = gl_SubgroupID;
@@ -227,18 +270,31 @@ void main() {
         [[unroll]] for (uint j = 0; j < TN; ++j) { acc[i * TN + j] = FRAG_C(0.0); }
     }
 
-    load_a(a_row, a_ok, 32u * h);
-    load_b(b_col, b_ok, 32u * h);
+    // Rows of A and columns of B (index, in range, start) of each task.
+#define A_ROW(it) ((it) * (WG / A_TPR) + tid / A_TPR)
+#define B_COL(it) ((it) * (WG / B_TPR) + tid / B_TPR)
+#define LOAD_STEP(k0)                                                                                               \
+    [[unroll]] for (uint it = 0; it < A_NT; ++it) {                                                                 \
+        const uint r = row0 + A_ROW(it);                                                                            \
+        load_a(it, a_base + min(r, pc.m - 1u) * pc.a_row, r < pc.m, k0, pa);                                         \
+    }                                                                                                               \
+    [[unroll]] for (uint it = 0; it < B_NT; ++it) {                                                                 \
+        const uint c = col0 + B_COL(it);                                                                            \
+        load_b(it, b_base + min(c, pc.n - 1u) * pc.b_col, c < pc.n, k0, pb);                                         \
+    }
+
+    LOAD_STEP(0u)
     for (uint k0 = 0; k0 < pc.k; k0 += BK) {
         barrier();
-        [[unroll]] for (uint w = 0; w < 8; ++w) {
-            As[s_off + w] = ra[w];
-            Bs[s_off + w] = rb[w];
+        [[unroll]] for (uint it = 0; it < A_NT; ++it) {
+            [[unroll]] for (uint v = 0; v < A_VPT; ++v) { As[A_ROW(it) * SST4 + A_CHUNK(pa, v)] = ra[it * A_VPT + v]; }
+        }
+        [[unroll]] for (uint it = 0; it < B_NT; ++it) {
+            [[unroll]] for (uint v = 0; v < B_VPT; ++v) { Bs[B_COL(it) * SST4 + B_CHUNK(pb, v)] = rb[it * B_VPT + v]; }
         }
         barrier();
         if (k0 + BK < pc.k) {
-            load_a(a_row, a_ok, k0 + BK + 32u * h);
-            load_b(b_col, b_ok, k0 + BK + 32u * h);
+            LOAD_STEP(k0 + BK)
         }
         [[unroll]] for (uint kk = 0; kk < BK; kk += 16u) {
             FRAG_A fa[TM];

@@ -16,9 +16,9 @@
 //
 // Workgroup: 256 invocations = 8 subgroups of 32 (the host picks this kernel only for subgroup size 32), output
 // tile BM x BN = 128 x 128, k steps of BK = 64 (two blocks) through shared memory. Subgroups form a 2 x 4 grid;
-// each owns a 64 x 32 block of the tile: 4 x 2 fragments. Each invocation loads one block of one row of A and
-// one block of one column of B per step into registers for the *next* step while the subgroups multiply the
-// current one. Results leave through a per-subgroup 16 x 16 staging area with bounds checks.
+// each owns a 64 x 32 block of the tile: 4 x 2 fragments. Each invocation loads quarters of blocks of four rows
+// of A and four columns of B per step (coalesced, see the loaders) into registers for the *next* step while the
+// subgroups multiply the current one. Results leave through a per-subgroup 16 x 16 staging area with bounds checks.
 //
 // Variants (build.rs): A_Q4_0, A_Q8_0.
 #extension GL_KHR_cooperative_matrix : require
@@ -69,47 +69,52 @@ shared float Cs[NWARPS * 256u];
 #define FRAG_SB coopmat<float16_t, gl_ScopeSubgroup, 16, 16, gl_MatrixUseB>
 #define FRAG_C coopmat<float, gl_ScopeSubgroup, 16, 16, gl_MatrixUseAccumulator>
 
-// This invocation's share of one step: one 32-value block of one row of A and of one column of B, as 8 words of
-// 4 signed codes each (element e in byte e % 4 of word e / 4), and the two scales.
-uint ra[8];
-uint rb[8];
-float da;
-float db;
+// Loaders. Each operand's step is 128 rows (of A) or columns (of B) x 2 blocks; invocation tid takes part
+// p = tid % 8 (block p / 4, quarter j = p % 4) of rows it * 32 + tid / 8, it < 4: consecutive invocations read
+// consecutive bytes of one row (coalesced). Per task two words of 4 signed codes (element e in byte e % 4 of word
+// e / 4) and the block's scale: Q4_0 bytes 4j..4j+3 give words j (low nibbles) and 4 + j (high nibbles); Q8_0 and
+// the 8-bit copy of b give words 2j, 2j + 1.
+#define NT 4u
+uint ra[2u * NT];
+uint rb[2u * NT];
+float da[NT];
+float db[NT];
 
 // Nibbles n (0..15) in each byte of x -> the signed bytes n - 8.
 uint nibbles_to_s8(uint x) {
     return (((x & 0x0F0F0F0Fu) | 0x80808080u) - 0x08080808u) ^ 0x80808080u;
 }
 
-void load_a(uint a_row, bool ok, uint kb) {
+void load_a(uint it, uint a_row, bool ok, uint k0, uint p) {
     // k is a multiple of 32; a block past k (the second half of a last step of 32) reads as zeros.
+    const uint kb = k0 + 32u * (p >> 2);
     const bool in_k = ok && kb < pc.k;
     const uint kc = min(kb, pc.k - 32u) / QK;
+    const uint j = p & 3u;
 #if defined(A_Q4_0)
     const uint blk = a_row + kc * Q4_0_WORDS;
-    da = in_k ? f16_bits_to_float(a[blk]) : 0.0;
-    [[unroll]] for (uint w = 0; w < 4; ++w) {
-        const uint x = uint(a[blk + 1u + 2u * w]) | (uint(a[blk + 2u + 2u * w]) << 16);
-        ra[w] = in_k ? nibbles_to_s8(x) : 0u;
-        ra[4u + w] = in_k ? nibbles_to_s8(x >> 4) : 0u;
-    }
+    da[it] = in_k ? f16_bits_to_float(a[blk]) : 0.0;
+    const uint x = uint(a[blk + 1u + 2u * j]) | (uint(a[blk + 2u + 2u * j]) << 16);
+    ra[2u * it] = in_k ? nibbles_to_s8(x) : 0u;
+    ra[2u * it + 1u] = in_k ? nibbles_to_s8(x >> 4) : 0u;
 #elif defined(A_Q8_0)
     const uint blk = a_row + kc * Q8_0_WORDS;
-    da = in_k ? f16_bits_to_float(a[blk]) : 0.0;
-    [[unroll]] for (uint w = 0; w < 8; ++w) {
-        const uint x = uint(a[blk + 1u + 2u * w]) | (uint(a[blk + 2u + 2u * w]) << 16);
-        ra[w] = in_k ? x : 0u;
+    da[it] = in_k ? f16_bits_to_float(a[blk]) : 0.0;
+    [[unroll]] for (uint w = 0; w < 2u; ++w) {
+        const uint x = uint(a[blk + 1u + 4u * j + 2u * w]) | (uint(a[blk + 2u + 4u * j + 2u * w]) << 16);
+        ra[2u * it + w] = in_k ? x : 0u;
     }
 #else
 #error "mul_mat_cmq.comp: define A_Q4_0 or A_Q8_0"
 #endif
 }
 
-void load_b(uint b_col, bool ok, uint kb) {
+void load_b(uint it, uint b_col, bool ok, uint k0, uint p) {
+    const uint kb = k0 + 32u * (p >> 2);
     const bool in_k = ok && kb < pc.k;
     const uint blk = b_col + (min(kb, pc.k - 32u) / QK) * 10u;
-    db = in_k ? uintBitsToFloat(bq[blk]) : 0.0;
-    [[unroll]] for (uint w = 0; w < 8; ++w) { rb[w] = in_k ? bq[blk + 2u + w] : 0u; }
+    db[it] = in_k ? uintBitsToFloat(bq[blk]) : 0.0;
+    [[unroll]] for (uint w = 0; w < 2u; ++w) { rb[2u * it + w] = in_k ? bq[blk + 2u + 2u * (p & 3u) + w] : 0u; }
 }
 
 void main() {
@@ -123,14 +128,10 @@ void main() {
     const uint b_base = pc.b_off + i12 * pc.b_s2 + i13 * pc.b_s3;
     const uint d_base = pc.d_off + i12 * pc.d_s2 + i13 * pc.d_s3;
 
-    // Loader role: row (and column) lr of the tile, block h of the step.
-    const uint lr = tid >> 1;
-    const uint h = tid & 1u;
-    const bool a_ok = row0 + lr < pc.m;
-    const bool b_ok = col0 + lr < pc.n;
-    const uint a_row = a_base + min(row0 + lr, pc.m - 1u) * pc.a_row;
-    const uint b_col = b_base + min(col0 + lr, pc.n - 1u) * pc.b_col;
-    const uint s_off = lr * SST + 2u * h;
+    // Loader role (see above): part p of rows / columns it * 32 + tid / 8.
+    const uint p = tid & 7u;
+    const uint jb = p >> 2;
+    const uint j = p & 3u;
 
     // Compute role: subgroup (wm, wn) of the WARPS_M x WARPS_N grid.
     const uint sg = gl_SubgroupID;
@@ -148,20 +149,36 @@ void main() {
     FRAG_I bias = FRAG_I(0x4B400000);
     FRAG_C zero = FRAG_C(0.0);
 
-    load_a(a_row, a_ok, 32u * h);
-    load_b(b_col, b_ok, 32u * h);
+#define LOAD_STEP(k0)                                                                                               \
+    [[unroll]] for (uint it = 0; it < NT; ++it) {                                                                   \
+        const uint r = row0 + it * 32u + (tid >> 3);                                                                \
+        load_a(it, a_base + min(r, pc.m - 1u) * pc.a_row, r < pc.m, k0, p);                                          \
+        const uint c = col0 + it * 32u + (tid >> 3);                                                                \
+        load_b(it, b_base + min(c, pc.n - 1u) * pc.b_col, c < pc.n, k0, p);                                          \
+    }
+
+    LOAD_STEP(0u)
     for (uint k0 = 0; k0 < pc.k; k0 += BK) {
         barrier();
-        As[s_off] = uvec4(ra[0], ra[1], ra[2], ra[3]);
-        As[s_off + 1u] = uvec4(ra[4], ra[5], ra[6], ra[7]);
-        Bs[s_off] = uvec4(rb[0], rb[1], rb[2], rb[3]);
-        Bs[s_off + 1u] = uvec4(rb[4], rb[5], rb[6], rb[7]);
-        Sa[h * 128u + lr] = float16_t(da);
-        Sb[h * 128u + lr] = float16_t(db);
+        [[unroll]] for (uint it = 0; it < NT; ++it) {
+            const uint r = it * 32u + (tid >> 3);
+#if defined(A_Q4_0)
+            As[r * SST + 2u * jb][j] = ra[2u * it];
+            As[r * SST + 2u * jb + 1u][j] = ra[2u * it + 1u];
+#else
+            As[r * SST + 2u * jb + (j >> 1)][2u * (j & 1u)] = ra[2u * it];
+            As[r * SST + 2u * jb + (j >> 1)][2u * (j & 1u) + 1u] = ra[2u * it + 1u];
+#endif
+            Bs[r * SST + 2u * jb + (j >> 1)][2u * (j & 1u)] = rb[2u * it];
+            Bs[r * SST + 2u * jb + (j >> 1)][2u * (j & 1u) + 1u] = rb[2u * it + 1u];
+            if (j == 0u) {
+                Sa[jb * 128u + r] = float16_t(da[it]);
+                Sb[jb * 128u + r] = float16_t(db[it]);
+            }
+        }
         barrier();
         if (k0 + BK < pc.k) {
-            load_a(a_row, a_ok, k0 + BK + 32u * h);
-            load_b(b_col, b_ok, k0 + BK + 32u * h);
+            LOAD_STEP(k0 + BK)
         }
         [[unroll]] for (uint kk = 0; kk < 2u; ++kk) {
             FRAG_A fa[TM];

@@ -10,6 +10,7 @@ struct Args {
     device: Option<usize>,
     m: i64,
     k: i64,
+    n: i64,
     ty: GgmlType,
     resident: bool,
     rotate_mib: u64,
@@ -17,8 +18,16 @@ struct Args {
 }
 
 fn parse(args: &[String]) -> Result<Args, String> {
-    let mut a =
-        Args { device: None, m: 4096, k: 14336, ty: GgmlType::Q4_0, resident: false, rotate_mib: 256, seconds: 2.0 };
+    let mut a = Args {
+        device: None,
+        m: 4096,
+        k: 14336,
+        n: 1,
+        ty: GgmlType::Q4_0,
+        resident: false,
+        rotate_mib: 256,
+        seconds: 2.0,
+    };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         let mut val = || it.next().cloned().ok_or_else(|| format!("{flag} needs a value"));
@@ -26,6 +35,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
             "--device" => a.device = Some(val()?.parse().map_err(|e| format!("--device: {e}"))?),
             "--m" => a.m = val()?.parse().map_err(|e| format!("--m: {e}"))?,
             "--k" => a.k = val()?.parse().map_err(|e| format!("--k: {e}"))?,
+            "--n" => a.n = val()?.parse().map_err(|e| format!("--n: {e}"))?,
             "--type" => {
                 let v = val()?;
                 a.ty = GgmlType::ALL
@@ -82,6 +92,9 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 fn bench(a: Args) -> Result<(), ggvk::Error> {
+    if a.n > 1 {
+        return bench_mm(a);
+    }
     let be = Backend::new(a.device)?;
     println!("{}", be.device().describe());
     let (m, k) = (a.m as usize, a.k as usize);
@@ -238,9 +251,129 @@ fn bench(a: Args) -> Result<(), ggvk::Error> {
     Ok(())
 }
 
+/// Deterministic pseudo-random values in [-1, 1).
+fn rng(seed: u64) -> impl FnMut() -> f32 {
+    let mut s = seed;
+    move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+}
+
+/// Matrix x matrix (`--n` columns: prompt processing): GPU time per product from timestamps, TFLOPS, and a check of
+/// a few output columns against the CPU reference.
+fn bench_mm(a: Args) -> Result<(), ggvk::Error> {
+    let be = Backend::new(a.device)?;
+    println!("{}", be.device().describe());
+    let (m, k, n) = (a.m as usize, a.k as usize, a.n as usize);
+    let row_bytes = a.ty.row_size(a.k)?;
+    let mut rnd = rng(0x1234_5678_9abc_def0);
+    let vals: Vec<f32> = (0..m * k).map(|_| rnd()).collect();
+    let w = match quant::quantize_to_vec(a.ty, &vals) {
+        Ok(w) => w,
+        // No CPU quantizer: random blocks whose 16-bit words (so f16 scales) are small finite halves.
+        Err(ggvk::Error::Unsupported(_)) => (0..row_bytes * m)
+            .map(|i| {
+                let r = ((rnd() + 1.0) * 128.0) as u8;
+                if i % 2 == 1 {
+                    r % 0x3C
+                } else {
+                    r
+                }
+            })
+            .collect(),
+        Err(e) => return Err(e),
+    };
+    drop(vals);
+    let x: Vec<f32> = (0..k * n).map(|_| rnd()).collect();
+    let xb: Vec<u8> = x.iter().flat_map(|v| v.to_ne_bytes()).collect();
+    let wt = Tensor::contiguous(be.alloc((row_bytes * m) as u64)?, 0, a.ty, [a.k, a.m, 1, 1])?;
+    wt.write(0, &w)?;
+    let xt = Tensor::contiguous(be.alloc(xb.len() as u64)?, 0, GgmlType::F32, [a.k, a.n, 1, 1])?;
+    xt.write(0, &xb)?;
+    let nodes = 4;
+    let out = be.alloc((m * n * 4 * nodes) as u64)?;
+    let mut g = Graph::new();
+    let mut outs = Vec::new();
+    for i in 0..nodes {
+        let d = Tensor::contiguous(out.clone(), (i * m * n * 4) as u64, GgmlType::F32, [a.m, a.n, 1, 1])?;
+        g.mul_mat(&wt, &xt, &d)?;
+        outs.push(d);
+    }
+    println!(
+        "mat-mat {} x f32: m={m} k={k} n={n}; kernel: {}",
+        a.ty.name(),
+        if ggvk::ops::coopmat::uses_coopmat(be.device(), &wt, &xt) { "cooperative matrix" } else { "tiled" }
+    );
+    be.compute(&g)?;
+    let mut got = vec![0u8; m * n * 4];
+    outs[0].read(0, &mut got)?;
+    let got: Vec<f32> = got.chunks_exact(4).map(|c| f32::from_ne_bytes([c[0], c[1], c[2], c[3]])).collect();
+    // Check three columns: first, middle, last. Allowed error: f32 sums, f16 operands (2^-10 relative per product),
+    // and the 8-bit rounding of activations where the type's products use it.
+    let rounds = ggvk::ops::matmul::rounds_activations(&wt);
+    let mut rows = vec![0f32; m * k];
+    for r in 0..m {
+        quant::dequantize(a.ty, &w[r * row_bytes..(r + 1) * row_bytes], &mut rows[r * k..(r + 1) * k])?;
+    }
+    let mut worst = 0f64;
+    for c in [0, n / 2, n - 1] {
+        let xc = &x[c * k..(c + 1) * k];
+        let x_seen = match rounds {
+            Some(r) => quant::round_activations_to_vec(r, xc),
+            None => xc.to_vec(),
+        };
+        for r in 0..m {
+            let row = &rows[r * k..(r + 1) * k];
+            let want: f64 = row.iter().zip(&x_seen).map(|(p, q)| f64::from(*p) * f64::from(*q)).sum();
+            let mag: f64 = row.iter().zip(&x_seen).map(|(p, q)| f64::from((p * q).abs())).sum();
+            let mut allowed = 1e-3 * (1.0 + want.abs()) + mag * 2f64.powi(-10);
+            if rounds.is_some() {
+                for (ab, xb) in row.chunks(32).zip(xc.chunks(32)) {
+                    let d = xb.iter().fold(0f32, |m, v| m.max(v.abs())) as f64 / 127.0;
+                    allowed += d * (0.5 + 127.0 / 2048.0) * ab.iter().map(|v| f64::from(v.abs())).sum::<f64>();
+                }
+            }
+            worst = worst.max((f64::from(got[c * m + r]) - want).abs() / allowed);
+        }
+    }
+    println!("check vs CPU reference over 3 columns x {m} rows: worst error / allowed = {worst:.3}");
+    if worst.is_nan() || worst > 1.0 {
+        return Err(ggvk::Error::Internal(format!("GPU result differs from the CPU reference ({worst})")));
+    }
+    be.set_profiling(true);
+    let mut gpu = Vec::new();
+    let start = Instant::now();
+    while gpu.len() < 12 || (start.elapsed().as_secs_f64() < a.seconds && gpu.len() < 400) {
+        be.compute(&g)?;
+        let mut per_node: Vec<(String, f64)> = Vec::new();
+        for t in be.last_times() {
+            let node = t.label.split(' ').next().unwrap_or("").to_string();
+            match per_node.last_mut() {
+                Some((nd, us)) if *nd == node => *us += t.micros,
+                _ => per_node.push((node, t.micros)),
+            }
+        }
+        gpu.extend(per_node.into_iter().map(|(_, us)| us));
+    }
+    be.set_profiling(false);
+    let t = median(&mut gpu);
+    let best = gpu.iter().copied().fold(f64::INFINITY, f64::min);
+    let flops = 2.0 * m as f64 * k as f64 * n as f64;
+    println!(
+        "  GPU timestamps: median {t:9.1} us/op ({:6.1} TFLOPS), best {best:9.1} us ({:6.1} TFLOPS), {} products",
+        flops / t / 1e6,
+        flops / best / 1e6,
+        gpu.len()
+    );
+    Ok(())
+}
+
 /// What `ggvk --help` prints (to stdout; to stderr with exit status 2 after a wrong command).
 const USAGE: &str = "usage: ggvk info\n       ggvk bench [--device N] \
-                     [--type q4_0|q4_1|q5_0|q5_1|q8_0|q2_K..q6_K|bf16|f16|f32] [--m 4096] [--k 14336] \
+                     [--type q4_0|q4_1|q5_0|q5_1|q8_0|q2_K..q6_K|bf16|f16|f32] [--m 4096] [--k 14336] [--n 1] \
                      [--resident] [--rotate-mib 256] [--seconds 2]\n       ggvk --help | --version";
 
 fn main() {
