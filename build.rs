@@ -46,6 +46,7 @@ const VARIANTS: &[(&str, &str, Defines)] = &[
     ("mul_mat_vec_q4_0_idot_shmem", "mul_mat_vec.comp", &[("A_Q4_0", "1"), ("INT_DOT", "1"), ("NO_SUBGROUPS", "1")]),
     ("mul_mat_vec_q8_0_idot_shmem", "mul_mat_vec.comp", &[("A_Q8_0", "1"), ("INT_DOT", "1"), ("NO_SUBGROUPS", "1")]),
     ("quantize_q8_1", "quantize_q8_1.comp", &[]),
+    ("narrow_f16", "narrow_f16.comp", &[]),
     ("quantize_q8_k", "quantize_q8_k.comp", &[]),
     ("round_act_q8_0", "round_act.comp", &[("R_Q8_0", "1")]),
     ("round_act_q8_k", "round_act.comp", &[("R_Q8_K", "1")]),
@@ -65,6 +66,11 @@ const VARIANTS: &[(&str, &str, Defines)] = &[
     ("mul_mat_cm_q4_k", "mul_mat_cm.comp", &[("A_Q4_K", "1")]),
     ("mul_mat_cm_q6_k", "mul_mat_cm.comp", &[("A_Q6_K", "1")]),
     ("mul_mat_cmq_q4_0", "mul_mat_cmq.comp", &[("A_Q4_0", "1")]),
+    ("mul_mat_cm2_f16", "mul_mat_cm2.comp", &[("A_F16", "1")]),
+    ("mul_mat_cm2_q4_0", "mul_mat_cm2.comp", &[("A_Q4_0", "1")]),
+    ("mul_mat_cm2_q8_0", "mul_mat_cm2.comp", &[("A_Q8_0", "1")]),
+    ("mul_mat_cm2_q4_k", "mul_mat_cm2.comp", &[("A_Q4_K", "1")]),
+    ("mul_mat_cm2_q6_k", "mul_mat_cm2.comp", &[("A_Q6_K", "1")]),
     ("flash_attn_cm_d64", "flash_attn_cm.comp", &[("D", "64u")]),
     ("flash_attn_cm_d80", "flash_attn_cm.comp", &[("D", "80u")]),
     ("flash_attn_cm_d96", "flash_attn_cm.comp", &[("D", "96u")]),
@@ -382,8 +388,14 @@ fn spirv(shader_dir: &Path, name: &str, file: &str, defines: Defines, dq: Option
     let path = shader_dir.join(file);
     let source = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     let mut opts = shaderc::CompileOptions::new().expect("shaderc options");
-    opts.set_target_env(shaderc::TargetEnv::Vulkan, shaderc::EnvVersion::Vulkan1_2 as u32);
-    opts.set_target_spirv(shaderc::SpirvVersion::V1_5);
+    // NV_cooperative_matrix2 kernels need SPIR-V 1.6 (Vulkan 1.3 devices: the only ones offering the extension).
+    if file == "mul_mat_cm2.comp" {
+        opts.set_target_env(shaderc::TargetEnv::Vulkan, shaderc::EnvVersion::Vulkan1_3 as u32);
+        opts.set_target_spirv(shaderc::SpirvVersion::V1_6);
+    } else {
+        opts.set_target_env(shaderc::TargetEnv::Vulkan, shaderc::EnvVersion::Vulkan1_2 as u32);
+        opts.set_target_spirv(shaderc::SpirvVersion::V1_5);
+    }
     opts.set_optimization_level(shaderc::OptimizationLevel::Performance);
     opts.set_warnings_as_errors();
     for (k, v) in defines.iter() {

@@ -5,8 +5,8 @@
 // Workgroup: 256 invocations = 8 subgroups of 32 (the host picks this kernel only for subgroup size 32), output
 // tile BM x BN = 128 x 128, k steps of BK = 64 through shared memory (f16). Subgroups form a 2 x 4 grid; each owns
 // a 64 x 32 block of the tile: 4 x 2 accumulator fragments, 32 multiply-adds per k step between two barriers.
-// Every k step: each invocation converts 32 values of A (dequantized to f16) and 32 values of B (f32 -> f16, or
-// the 8-bit copy of b for Q4_0/Q8_0 weights) into registers for the *next* step while the subgroups multiply the
+// Every k step: each invocation converts 32 values of A (dequantized to f16) and 32 values of B (the f16 copy of b
+// from narrow_f16.comp, or the 8-bit copy of b for Q4_0/Q8_0 weights) into registers for the *next* step while the subgroups multiply the
 // current one out of shared memory (the global reads overlap the math), then stores them as f16vec4 chunks.
 // Consecutive invocations load consecutive pieces of one row (coalesced; see the loaders). Wide loads (VEC_A,
 // VEC_B) where offsets, strides and k allow.
@@ -35,7 +35,7 @@
 
 // Loader roles: two invocations per row of A and column of B (WG = 2 BM = 2 BN).
 layout(local_size_x = WG, local_size_y = 1, local_size_z = 1) in;
-// B's offset and strides are multiples of 4 floats and k of BK: B is read as vec4 without bounds checks.
+// B's offset and strides are multiples of 8 halves and k of BK: B is read 8 halves at a time.
 layout(constant_id = 0) const bool VEC_B = false;
 // A_F16 only: A's offset and strides are multiples of 8 halves and k of BK: A is read 8 halves at a time.
 layout(constant_id = 1) const bool VEC_A = false;
@@ -46,8 +46,9 @@ layout(binding = 0) readonly buffer A8 { uvec4 a8[]; };
 // b quantized by quantize_q8_1.comp: 10 words per 32 values ([d] [sum q] [8 words of q]).
 layout(binding = 1) readonly buffer BQ { uint bq[]; };
 #else
-layout(binding = 1) readonly buffer B { float b[]; };
-layout(binding = 1) readonly buffer B4 { vec4 b4[]; };
+// b as packed f16 (narrow_f16.comp: offsets and strides in halves).
+layout(binding = 1) readonly buffer B { uint16_t b[]; };
+layout(binding = 1) readonly buffer B8 { uvec4 b8[]; };
 #endif
 layout(binding = 2) writeonly buffer D { float d[]; };
 
@@ -116,10 +117,10 @@ shared float Cs[NWARPS * 256u];
 #define B_VPT 2u
 #define B_CHUNK(p, v) (8u * ((p) >> 2) + 2u * ((p) & 3u) + (v))
 #else
-// 4 floats (one 16-byte load) per task.
-#define B_TPR 16u
-#define B_VPT 1u
-#define B_CHUNK(p, v) (p)
+// 8 halves (one 16-byte load) per task.
+#define B_TPR 8u
+#define B_VPT 2u
+#define B_CHUNK(p, v) (2u * (p) + (v))
 #endif
 #define B_NT (BN * B_TPR / WG)
 
@@ -231,11 +232,15 @@ void load_b(uint it, uint b_col, bool ok, uint k0, uint p) {
     }
 #else
     if (VEC_B) {
-        rb[o] = ok ? f16vec4(b4[(b_col + k0) / 4u + p]) : f16vec4(0.0);
+        const uvec4 v = b8[(b_col + k0) / 8u + p];
+        rb[o] = ok ? f16vec4(unpackFloat2x16(v.x), unpackFloat2x16(v.y)) : f16vec4(0.0);
+        rb[o + 1u] = ok ? f16vec4(unpackFloat2x16(v.z), unpackFloat2x16(v.w)) : f16vec4(0.0);
     } else {
-        [[unroll]] for (uint t = 0; t < 4; ++t) {
-            const uint kk = k0 + 4u * p + t;
-            rb[o][t] = (ok && kk < pc.k) ? float16_t(b[b_col + kk]) : float16_t(0.0);
+        [[unroll]] for (uint v = 0; v < 2u; ++v) {
+            [[unroll]] for (uint t = 0; t < 4; ++t) {
+                const uint kk = k0 + 8u * p + 4u * v + t;
+                rb[o + v][t] = (ok && kk < pc.k) ? uint16BitsToHalf(b[b_col + kk]) : float16_t(0.0);
+            }
         }
     }
 #endif

@@ -72,6 +72,12 @@ fn info() -> Result<(), ggvk::Error> {
             (None, missing) => println!("not a ggml device (Vulkan device {i}, lacks {}):", missing.unwrap_or("?")),
         }
         println!("{}", ggvk::vk::device::describe_caps(i, &p.caps));
+        for s in &p.caps.coopmat2.shapes {
+            println!(
+                "  workgroup-scope shapes {:?} x {:?} -> {:?}: M, N, K multiples of {}, {}, {}; {} invocations",
+                s.ab, s.ab, s.c, s.m_granularity, s.n_granularity, s.k_granularity, s.invocations
+            );
+        }
     }
     Ok(())
 }

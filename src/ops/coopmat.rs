@@ -3,8 +3,8 @@
 //! recording (`shaders/mul_mat_cm.comp`).
 //!
 //! The kernel multiplies f16 fragments into f32 accumulators (VK_KHR_cooperative_matrix, 16x16x16, subgroup
-//! scope): weights are dequantized to f16 into shared memory, activations converted to f16 (F16 weights: rounded
-//! to nearest as ggml's CPU backend does; Q4_0/Q8_0 weights: first rounded to 8 bits per 32-value block, the CPU's
+//! scope): weights are dequantized to f16 into shared memory, activations read from an f16 copy made once per
+//! submission (`shaders/narrow_f16.comp`: rounded to nearest as ggml's CPU backend does; Q4_0/Q8_0 weights: first rounded to 8 bits per 32-value block, the CPU's
 //! grid for them, when [`super::matmul::quantizes_activations`]). Devices without cooperative matrices, or with
 //! another subgroup size, keep the scalar tiled kernel.
 
@@ -31,12 +31,27 @@ pub struct Tile {
     pub shared_bytes: u32,
     /// The kernel multiplies 8-bit codes (s8 16x16x32 fragments) rather than f16 values.
     pub int8: bool,
+    /// The kernel reads the 8-bit copy of b (`quantize_q8_1.comp`) rather than its f16 copy (`narrow_f16.comp`).
+    pub b_q8: bool,
+    /// k step.
+    pub bk: u32,
+    /// An NV_cooperative_matrix2 kernel (`mul_mat_cm2.comp`: workgroup-scope matrices, no shared memory of its own).
+    pub cm2: bool,
 }
 
 /// The tile `mul_mat_cm.comp` is compiled for: 128 x 128 outputs, 8 subgroups of 32 in a 2 x 4 grid (64 x 32
 /// each), k steps of 64; shared memory: A and B tiles of 128 x 72 halves, 8 staging areas of 16 x 16 floats.
-pub(crate) const TILE_128: Tile =
-    Tile { bm: 128, bn: 128, wg: 256, subgroup: 32, shared_bytes: 2 * 128 * 72 * 2 + 8 * 256 * 4, int8: false };
+pub(crate) const TILE_128: Tile = Tile {
+    bm: 128,
+    bn: 128,
+    wg: 256,
+    subgroup: 32,
+    shared_bytes: 2 * 128 * 72 * 2 + 8 * 256 * 4,
+    int8: false,
+    b_q8: false,
+    bk: 64,
+    cm2: false,
+};
 
 /// The tile `mul_mat_cmq.comp` (8-bit codes) is compiled for: 128 x 128 outputs, 8 subgroups of 32 (64 x 32
 /// each), k steps of 64; shared memory: A and B code tiles of 128 x 80 bytes, two f16 scale matrices of 16 x 256,
@@ -48,7 +63,15 @@ pub(crate) const TILE_I8: Tile = Tile {
     subgroup: 32,
     shared_bytes: 2 * 128 * 80 + 2 * 16 * 256 * 2 + 8 * 256 * 4,
     int8: true,
+    b_q8: true,
+    bk: 64,
+    cm2: false,
 };
+
+/// The tile `mul_mat_cm2.comp` runs by default (spec constants): 128 rows x 128 columns per workgroup of 256
+/// invocations, k steps of 64; the driver stages it through shared memory itself.
+pub(crate) const TILE_CM2: Tile =
+    Tile { bm: 128, bn: 128, wg: 256, subgroup: 32, shared_bytes: 0, int8: false, b_q8: false, bk: 64, cm2: true };
 
 /// PCI vendor id of NVIDIA.
 const NVIDIA_VENDOR_ID: u32 = 0x10de;
@@ -76,6 +99,11 @@ pub struct CoopmatDevice {
     pub max_shared_memory: u32,
     /// `maxComputeWorkGroupInvocations`.
     pub max_workgroup_invocations: u32,
+    /// VK_NV_cooperative_matrix2 runs [`TILE_CM2`] (f16 x f16 -> f32 at workgroup scope in that shape; on a
+    /// [`Device`] also enabled at its creation, see [`Device::coopmat2_enabled`]).
+    pub cm2: bool,
+    /// ... and decodes block-quantized weights in its loads (`cooperativeMatrixBlockLoads`).
+    pub cm2_decode: bool,
 }
 
 impl CoopmatDevice {
@@ -94,6 +122,13 @@ impl CoopmatDevice {
             subgroup_size: caps.subgroup_size,
             max_shared_memory: caps.max_shared_memory,
             max_workgroup_invocations: caps.max_workgroup_invocations,
+            cm2: caps.coopmat2.allows(
+                (TILE_CM2.bn, TILE_CM2.bm, TILE_CM2.bk),
+                CoopmatType::F16,
+                CoopmatType::F32,
+                TILE_CM2.wg,
+            ),
+            cm2_decode: caps.coopmat2.block_loads,
         }
     }
 
@@ -187,6 +222,13 @@ pub fn plan(dev: &CoopmatDevice, knob: Knob, ty: GgmlType, q8_b: bool, n: u32) -
         return None;
     }
     let codes = matches!(ty, GgmlType::Q4_0 | GgmlType::Q8_0);
+    // NV_cooperative_matrix2 where the device has it: F16, Q4_K, Q6_K (and Q4_0 / Q8_0 with f16 activations under
+    // Mode::All: by default they keep the integer kernel's exact block products).
+    if dev.cm2 && (!codes || knob.mode == Mode::All || !q8_b) {
+        if let Some(shader) = cm2_shader(ty).filter(|_| ty == GgmlType::F16 || dev.cm2_decode) {
+            return Some((shader, TILE_CM2));
+        }
+    }
     if codes && q8_b && knob.int8 && dev.runs(&TILE_I8) {
         return Some((int8_shader(ty)?, TILE_I8));
     }
@@ -198,7 +240,27 @@ pub fn plan(dev: &CoopmatDevice, knob: Knob, ty: GgmlType, q8_b: bool, n: u32) -
     {
         return None;
     }
-    Some((shader_for(ty, q8_b)?, TILE_128))
+    Some((shader_for(ty, q8_b)?, Tile { b_q8: q8_b, ..TILE_128 }))
+}
+
+/// The NV_cooperative_matrix2 kernel for weights of type `ty`.
+fn cm2_shader(ty: GgmlType) -> Option<Shader> {
+    let (name, spirv): (&'static str, &'static [u8]) = match ty {
+        GgmlType::F16 => ("mul_mat_cm2_f16", spirv::MUL_MAT_CM2_F16),
+        GgmlType::Q4_0 => ("mul_mat_cm2_q4_0", spirv::MUL_MAT_CM2_Q4_0),
+        GgmlType::Q8_0 => ("mul_mat_cm2_q8_0", spirv::MUL_MAT_CM2_Q8_0),
+        GgmlType::Q4_K => ("mul_mat_cm2_q4_k", spirv::MUL_MAT_CM2_Q4_K),
+        GgmlType::Q6_K => ("mul_mat_cm2_q6_k", spirv::MUL_MAT_CM2_Q6_K),
+        _ => return None,
+    };
+    Some(Shader { name, spirv, bindings: 3, push_size: std::mem::size_of::<MatMulPush>() as u32 })
+}
+
+/// `mul_mat_cm2.comp`'s tensor loads and stores start 16-byte aligned for every batch: A's offset and batch strides
+/// (in A's 2-byte units), B's (halves) and dst's (floats).
+fn cm2_aligned(p: &MatMulPush) -> bool {
+    [p.a_off, p.a_s2, p.a_s3, p.b_off, p.b_s2, p.b_s3].iter().all(|v| v % 8 == 0)
+        && [p.d_off, p.d_s2, p.d_s3].iter().all(|v| v % 4 == 0)
 }
 
 /// The integer kernel for Q4_0 / Q8_0 weights.
@@ -213,7 +275,36 @@ fn int8_shader(ty: GgmlType) -> Option<Shader> {
 
 /// The plan for `device` under the process's `GGVK_COOPMAT`.
 pub(super) fn plan_on(device: &Device, ty: GgmlType, q8_b: bool, n: u32) -> Option<(Shader, Tile)> {
-    plan(&CoopmatDevice::from_caps(device.caps()), knob(), ty, q8_b, n)
+    let mut dev = CoopmatDevice::from_caps(device.caps());
+    dev.cm2 &= device.coopmat2_enabled();
+    let tile = cm2_tile();
+    // A tile set through the knobs must be one the driver lists.
+    if tile != TILE_CM2 {
+        dev.cm2 &=
+            device.caps().coopmat2.allows((tile.bn, tile.bm, tile.bk), CoopmatType::F16, CoopmatType::F32, tile.wg);
+    }
+    plan(&dev, knob(), ty, q8_b, n).map(|(s, t)| (s, if t.cm2 { tile } else { t }))
+}
+
+/// [`TILE_CM2`] with `GGVK_CM2_TM` / `GGVK_CM2_TN` / `GGVK_CM2_TK` (rows, columns, k step; for measurements) applied.
+fn cm2_tile() -> Tile {
+    static TILE: std::sync::OnceLock<Tile> = std::sync::OnceLock::new();
+    *TILE.get_or_init(|| {
+        let get = |name: &'static str, default: u32| crate::knobs::number(name).map_or(default, |v| v as u32);
+        Tile {
+            bm: get("GGVK_CM2_TM", TILE_CM2.bm),
+            bn: get("GGVK_CM2_TN", TILE_CM2.bn),
+            bk: get("GGVK_CM2_TK", TILE_CM2.bk),
+            ..TILE_CM2
+        }
+    })
+}
+
+/// Whether `a x b` on `device` runs a cooperative-matrix kernel that reads the f16 copy of b.
+pub fn reads_f16_b(device: &Device, a: &crate::graph::Tensor, b: &crate::graph::Tensor) -> bool {
+    let n = u32::try_from(b.ne[1]).unwrap_or(u32::MAX);
+    !super::matmul::bf16_scalar(a)
+        && plan_on(device, a.ty, super::matmul::quantizes_activations(a), n).is_some_and(|(_, t)| !t.b_q8)
 }
 
 /// Whether `a x b` on `device` runs on the cooperative-matrix kernel (f16 operands: tests widen their error bound).
@@ -222,19 +313,30 @@ pub fn uses_coopmat(device: &Device, a: &crate::graph::Tensor, b: &crate::graph:
     !super::matmul::bf16_scalar(a) && plan_on(device, a.ty, super::matmul::quantizes_activations(a), n).is_some()
 }
 
-/// Record the product on the cooperative-matrix kernel (`bindings`: A, B or its 8-bit copy, dst; `p` already
-/// redirected to the copy).
+/// Record the product on the cooperative-matrix kernel (`bindings`: A, the f16 or 8-bit copy of B, dst; `p`
+/// already redirected to the copy).
 pub(super) fn record(
     rec: &mut Recorder<'_>,
     (shader, tile): (Shader, Tile),
     bindings: &[Binding; 3],
     p: &MatMulPush,
-    batches: u32,
+    (batches, ty): (u32, GgmlType),
 ) -> Result<()> {
     let device = rec.device().clone();
-    // Wide loads: B as vec4 (not for the 8-bit copy), F16 A as 8 halves, when offsets, strides and k allow.
+    if tile.cm2 {
+        if cm2_aligned(p) {
+            let pipeline = device.pipelines().get(&device, &shader, &[tile.bm, tile.bn, tile.bk])?;
+            let groups = [p.m.div_ceil(tile.bm), p.n.div_ceil(tile.bn), batches];
+            return rec.dispatch("mul_mat_cm2", &pipeline, bindings, bytemuck::bytes_of(p), groups);
+        }
+        // Unaligned views: the KHR kernel over the same f16 copy of b.
+        let fallback = shader_for(ty, false)
+            .ok_or_else(|| crate::error::Error::Internal(format!("no cooperative kernel for {}", ty.name())))?;
+        return record(rec, (fallback, TILE_128), bindings, p, (batches, ty));
+    }
+    // Wide loads: B (its f16 copy; not the 8-bit copy) and F16 A as 8 halves, when offsets, strides and k allow.
     let whole_steps = p.k % BK == 0;
-    let vec_b = whole_steps && [p.b_off, p.b_col, p.b_s2, p.b_s3].iter().all(|v| v % 4 == 0);
+    let vec_b = whole_steps && [p.b_off, p.b_col, p.b_s2, p.b_s3].iter().all(|v| v % 8 == 0);
     let vec_a = whole_steps && [p.a_off, p.a_row, p.a_s2, p.a_s3].iter().all(|v| v % 8 == 0);
     let groups = [p.m.div_ceil(tile.bm), p.n.div_ceil(tile.bn), batches];
     if tile.int8 {
@@ -258,7 +360,47 @@ mod tests {
         subgroup_size: 32,
         max_shared_memory: 48 * 1024,
         max_workgroup_invocations: 1024,
+        cm2: false,
+        cm2_decode: false,
     };
+
+    /// The H200 with NV_cooperative_matrix2 (driver 580: workgroup scope, block loads).
+    const NVIDIA_CM2: CoopmatDevice = CoopmatDevice { cm2: true, cm2_decode: true, ..NVIDIA };
+
+    #[test]
+    fn cooperative_matrix2_takes_f16_and_k_quants_and_leaves_q4_0_on_the_integer_kernel() {
+        for (ty, name) in [
+            (GgmlType::F16, "mul_mat_cm2_f16"),
+            (GgmlType::Q4_K, "mul_mat_cm2_q4_k"),
+            (GgmlType::Q6_K, "mul_mat_cm2_q6_k"),
+        ] {
+            let (shader, tile) = plan(&NVIDIA_CM2, Knob::AUTO, ty, false, 512).expect("cm2");
+            assert_eq!((shader.name, tile), (name, TILE_CM2));
+            assert!(!tile.b_q8 && tile.cm2);
+            assert!(!shader.spirv.is_empty() || cfg!(not(feature = "shaders")), "{name} compiled");
+        }
+        // Q4_0 / Q8_0 with 8-bit activations: the integer kernel by default, cm2 with f16 activations otherwise.
+        assert_eq!(plan(&NVIDIA_CM2, Knob::AUTO, GgmlType::Q4_0, true, 512).map(|(_, t)| t), Some(TILE_I8));
+        assert_eq!(plan(&NVIDIA_CM2, Knob::ALL, GgmlType::Q4_0, true, 512).map(|(_, t)| t), Some(TILE_CM2));
+        assert_eq!(plan(&NVIDIA_CM2, Knob::AUTO, GgmlType::Q8_0, false, 512).map(|(_, t)| t), Some(TILE_CM2));
+        // Without block loads only F16 takes it; other types keep the KHR kernel.
+        let no_decode = CoopmatDevice { cm2_decode: false, ..NVIDIA_CM2 };
+        assert_eq!(plan(&no_decode, Knob::AUTO, GgmlType::F16, false, 512).map(|(_, t)| t), Some(TILE_CM2));
+        assert_eq!(plan(&no_decode, Knob::AUTO, GgmlType::Q4_K, false, 512).map(|(_, t)| t), Some(TILE_128));
+        // Types without a cm2 decoder, mat-vec widths and the off switch.
+        assert_eq!(plan(&NVIDIA_CM2, Knob::AUTO, GgmlType::Q5_K, false, 512).map(|(_, t)| t), Some(TILE_128));
+        assert!(plan(&NVIDIA_CM2, Knob::AUTO, GgmlType::F16, false, MATVEC_MAX_COLS).is_none());
+        assert!(plan(&NVIDIA_CM2, Knob::OFF, GgmlType::F16, false, 512).is_none());
+    }
+
+    #[test]
+    fn cooperative_matrix2_needs_aligned_views() {
+        let p = MatMulPush { a_off: 8, b_off: 16, d_off: 4, a_s2: 64, b_s2: 64, d_s2: 64, ..Default::default() };
+        assert!(cm2_aligned(&p));
+        assert!(!cm2_aligned(&MatMulPush { a_off: 4, ..p }));
+        assert!(!cm2_aligned(&MatMulPush { b_s2: 12, ..p }));
+        assert!(!cm2_aligned(&MatMulPush { d_off: 2, ..p }));
+    }
 
     #[test]
     fn nvidia_takes_the_cooperative_kernel_for_prompts() {
@@ -271,6 +413,7 @@ mod tests {
         let no_s8 = CoopmatDevice { s8_16x16x32: false, ..NVIDIA };
         let (q8, _) = plan(&no_s8, Knob::ALL, GgmlType::Q4_0, true, 512).expect("q4_0 with 8-bit b");
         assert_eq!(q8.name, "mul_mat_cm_q4_0_bq8");
+        assert!(plan(&no_s8, Knob::ALL, GgmlType::Q4_0, true, 512).is_some_and(|(_, t)| t.b_q8));
     }
 
     #[test]

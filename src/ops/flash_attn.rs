@@ -547,6 +547,8 @@ mod tests {
         subgroup_size: 32,
         max_shared_memory: 48 * 1024,
         max_workgroup_invocations: 1024,
+        cm2: false,
+        cm2_decode: false,
     };
     const PROMPT: CmShape = CmShape { f16_kv: true, dk: 128, dv: 128, rows: 512, aligned: true };
 

@@ -188,7 +188,7 @@ pub(crate) fn quantize_b_q8k(
     }
     let nblocks = p.k / 256;
     let col_words = dim_u32("quantized column", i64::from(nblocks) * Q8K_WORDS as i64)?;
-    derive_b(rec, b, b_bind, p, &QUANTIZE_Q8K, (nblocks, 64), col_words)
+    derive_b(rec, b, b_bind, p, (&QUANTIZE_Q8K, QUANTIZE_Q8K.name, 0), (nblocks, 64), col_words)
 }
 
 /// The integer-dot K-quant mat-vec kernels (`mul_mat_vec_k.comp` with `INT_DOT`: b quantized onto the CPU
@@ -571,13 +571,14 @@ fn record_piece(
         // The cooperative-matrix kernels read whole 4-value chunks: not for [`bf16_scalar`] weights.
         let plan = if bf16_scalar(a) { None } else { coopmat::plan_on(&device, a.ty, q8_b, p.n) };
         if let Some(plan) = plan {
-            let (bindings, p) = if q8_b {
-                let (q_read, p) = quantize_b(rec, b, &bindings[1], p)?;
-                ([bindings[0].clone(), q_read, bindings[2].clone()], p)
+            // Activations as the kernel reads them: 8-bit blocks (Q4_0 / Q8_0), else f16 (made once per submission).
+            let (b_read, p) = if plan.1.b_q8 {
+                quantize_b(rec, b, &bindings[1], p)?
             } else {
-                (bindings, p)
+                narrow_b(rec, b, &bindings[1], p, rounds_activations(a))?
             };
-            return coopmat::record(rec, plan, &bindings, &p, batches).map(|_| false);
+            let bindings = [bindings[0].clone(), b_read, bindings[2].clone()];
+            return coopmat::record(rec, plan, &bindings, &p, (batches, a.ty)).map(|_| false);
         }
         let groups = [p.m.div_ceil(TILE), p.n.div_ceil(TILE), batches];
         if q8_b {
@@ -724,18 +725,21 @@ pub fn scratch_bytes(device: &Device, a: &Tensor, b: &Tensor, dst: &Tensor) -> u
     // An F16 b is widened to F32 first; the rest sizes what is derived from that copy.
     let widened = cpy::widened_bytes(device, b);
     let b = &cpy::widened_view(b);
-    let col_bytes = derived_column_bytes(a, b, uses_int_dot(device, a, b));
-    if col_bytes == 0 {
+    let derived = derived_column_bytes(a, b, uses_int_dot(device, a, b));
+    // The cooperative-matrix kernels read f16 activations (unless they read 8-bit blocks): a packed f16 copy.
+    let narrowed = if coopmat::reads_f16_b(device, a, b) { (b.ne[0].max(0) as u64).div_ceil(2) * 4 } else { 0 };
+    let regions = u64::from(derived > 0) + u64::from(narrowed > 0);
+    if regions == 0 {
         return widened;
     }
     let cols = (b.ne[1] * b.ne[2] * b.ne[3]).max(0) as u64;
-    let bytes = col_bytes * cols;
-    // Cut into pieces: each piece of columns takes its own aligned region (pieces of rows reuse it).
+    let bytes = (derived + narrowed) * cols;
+    // Cut into pieces: each piece of columns takes its own aligned regions (pieces of rows reuse them).
     let align = device.caps().min_storage_offset_alignment.max(256);
     widened
         + match split_plan(device, a, b, dst) {
-            Ok(Some((_, piece_cols))) => bytes + (b.ne[1] as u64).div_ceil(piece_cols as u64) * align,
-            _ => bytes,
+            Ok(Some((_, piece_cols))) => bytes + (b.ne[1] as u64).div_ceil(piece_cols as u64) * align * regions,
+            _ => bytes + align * regions,
         }
 }
 
@@ -752,7 +756,42 @@ pub(crate) fn quantize_b(
     // ((i13 * ne12 + i12) * n + i11) * nblocks blocks.
     let col_words = dim_u32("quantized column", i64::from(nblocks) * QX_WORDS as i64)?;
     // quantize_q8_1.comp: eight threads per 32-value block.
-    derive_b(rec, b, b_bind, p, &QUANTIZE, (nblocks, 8), col_words)
+    derive_b(rec, b, b_bind, p, (&QUANTIZE, QUANTIZE.name, 0), (nblocks, 8), col_words)
+}
+
+const NARROW_F16: Shader = Shader {
+    name: "narrow_f16",
+    spirv: spirv::NARROW_F16,
+    bindings: 2,
+    push_size: std::mem::size_of::<QuantizePush>() as u32,
+};
+
+/// Write b as packed f16 (rounded to nearest even) into this submission's scratch for the cooperative-matrix
+/// kernels; returns the read-only binding and the push constants with b's offset and strides redirected to it, in
+/// halves (columns of `2 ceil(k / 2)` halves one after another). `rounded`: b was already rounded onto this grid
+/// (the copy is then cached apart from a copy of the unrounded values).
+pub(crate) fn narrow_b(
+    rec: &mut Recorder<'_>,
+    b: &Tensor,
+    b_bind: &Binding,
+    p: MatMulPush,
+    rounded: Option<ActRounding>,
+) -> Result<(Binding, MatMulPush)> {
+    let col_words = p.k.div_ceil(2);
+    let cols = i64::from(p.n) * b.ne[2] * b.ne[3];
+    dim_u32("f16 activations (halves)", i64::from(col_words) * 2 * cols)?;
+    let kind = match rounded {
+        None => "narrow_f16",
+        Some(ActRounding::Q8_0) => "narrow_f16_q8_0",
+        Some(ActRounding::Q8K) => "narrow_f16_q8k",
+        Some(ActRounding::Bf16) => "narrow_f16_bf16",
+    };
+    let (read, mut p) = derive_b(rec, b, b_bind, p, (&NARROW_F16, kind, p.k), (col_words, 1), col_words)?;
+    p.b_off *= 2;
+    p.b_col *= 2;
+    p.b_s2 *= 2;
+    p.b_s3 *= 2;
+    Ok((read, p))
 }
 
 /// Write a per-column transform of b (`shader`: 8-bit quantization or rounding onto a grid; `nblocks` blocks of
@@ -767,7 +806,7 @@ fn derive_b(
     b: &Tensor,
     b_bind: &Binding,
     p: MatMulPush,
-    shader: &Shader,
+    (shader, kind, pad0): (&Shader, &'static str, u32),
     (nblocks, block_threads): (u32, u32),
     col_words: u32,
 ) -> Result<(Binding, MatMulPush)> {
@@ -785,7 +824,7 @@ fn derive_b(
     let (start, end) = b.byte_range();
     let source = (b.buffer.id(), start, end);
     let layout = (b.ty.raw(), b.ne, b.nb);
-    if let Some((read, off)) = rec.find_derived(shader.name, source, layout) {
+    if let Some((read, off)) = rec.find_derived(kind, source, layout) {
         return Ok((read, redirect(p, off)));
     }
     let bytes = u64::from(col_words) * 4 * cols;
@@ -802,7 +841,7 @@ fn derive_b(
         b_s2: p.b_s2,
         b_s3: p.b_s3,
         q_off: off,
-        pad: [0; 3],
+        pad: [pad0, 0, 0],
     };
     let pipeline = device.pipelines().get(&device, shader, &[])?;
     let (gy, gz) = split_groups(cols, device.caps().max_workgroup_count[1])?;
@@ -814,7 +853,7 @@ fn derive_b(
         [(u64::from(nblocks) * u64::from(block_threads)).div_ceil(64) as u32, gy, gz],
     )?;
     let read = Binding { write: false, ..write };
-    rec.add_derived(Derived { kind: shader.name, source, layout, result: (read.clone(), off) });
+    rec.add_derived(Derived { kind, source, layout, result: (read.clone(), off) });
     Ok((read, redirect(p, off)))
 }
 
@@ -888,7 +927,8 @@ pub(crate) fn round_b(
     if p.k % block != 0 {
         return Err(Error::Internal(format!("MUL_MAT: k = {} is not a multiple of {block} for rounding", p.k)));
     }
-    derive_b(rec, b, b_bind, p, &round_shader(r), (p.k / block, 1), p.k)
+    let shader = round_shader(r);
+    derive_b(rec, b, b_bind, p, (&shader, shader.name, 0), (p.k / block, 1), p.k)
 }
 
 /// Quantize b into scratch, then run the integer-dot mat-vec over it (with the ADD of `add` where a fused kernel

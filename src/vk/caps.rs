@@ -61,6 +61,12 @@ pub struct Capabilities {
     pub vulkan_memory_model: bool,
     /// VK_NV_cooperative_matrix2 is offered.
     pub coopmat2_nv: bool,
+    /// What VK_NV_cooperative_matrix2 offers (features, limits, workgroup-scope shapes; enabled at device creation
+    /// when [`super::coopmat2::Coopmat2Caps::usable`]).
+    pub coopmat2: super::coopmat2::Coopmat2Caps,
+    /// `bufferDeviceAddress` (enabled with the NV_cooperative_matrix2 kernels: their decode functions take
+    /// buffer references).
+    pub buffer_device_address: bool,
     /// VK_EXT_memory_budget is offered.
     pub memory_budget_ext: bool,
     /// `maxStorageBufferRange`: the largest window one storage-buffer descriptor can bind.
@@ -109,7 +115,7 @@ pub enum CoopmatType {
 }
 
 impl CoopmatType {
-    fn from_vk(t: vk::ComponentTypeKHR) -> Self {
+    pub(super) fn from_vk(t: vk::ComponentTypeKHR) -> Self {
         match t {
             vk::ComponentTypeKHR::FLOAT16 => Self::F16,
             vk::ComponentTypeKHR::FLOAT32 => Self::F32,
@@ -173,6 +179,12 @@ impl Capabilities {
         let mut fdot = vk::PhysicalDeviceShaderIntegerDotProductFeatures::default();
         let mut fcm = vk::PhysicalDeviceCooperativeMatrixFeaturesKHR::default();
         let coopmat_khr = has_ext(&exts, ash::khr::cooperative_matrix::NAME);
+        let coopmat2_ext = coopmat_khr && has_ext(&exts, NV_COOPERATIVE_MATRIX2);
+        let mut fcm2 = super::coopmat2::Features::default();
+        let mut pcm2 = super::coopmat2::Properties::default();
+        if v12 && coopmat2_ext {
+            props2 = props2.push_next(&mut pcm2);
+        }
         let mut feats2 = vk::PhysicalDeviceFeatures2::default();
         if v12 {
             feats2 = feats2.push_next(&mut f11).push_next(&mut f12);
@@ -181,6 +193,9 @@ impl Capabilities {
             }
             if coopmat_khr {
                 feats2 = feats2.push_next(&mut fcm);
+            }
+            if coopmat2_ext {
+                feats2 = feats2.push_next(&mut fcm2);
             }
             // SAFETY: the chain holds only structs known to a 1.2+ device (plus the dot-product and PCI bus ones
             // when the device offers their extensions).
@@ -192,6 +207,18 @@ impl Capabilities {
         let features = feats2.features;
         let coopmat_feature = v12 && coopmat_khr && fcm.cooperative_matrix != 0;
         let coopmat_shapes = if coopmat_feature { coopmat_shapes(instance, pd) } else { Vec::new() };
+        let coopmat2 = if v12 && coopmat2_ext && coopmat_feature {
+            super::coopmat2::Coopmat2Caps {
+                usable: fcm2.workgroup_scope != 0 && fcm2.flexible_dimensions != 0 && fcm2.tensor_addressing != 0,
+                block_loads: fcm2.block_loads != 0,
+                max_workgroup_size: pcm2.workgroup_scope_max_workgroup_size,
+                max_dimension: pcm2.flexible_dimensions_max_dimension,
+                reserved_shared_memory: pcm2.workgroup_scope_reserved_shared_memory,
+                shapes: super::coopmat2::flexible_shapes(instance, pd),
+            }
+        } else {
+            super::coopmat2::Coopmat2Caps::default()
+        };
         // SAFETY: plain queries on an enumerated device.
         let mem = unsafe { raw.get_physical_device_memory_properties(pd) };
         // SAFETY: as above.
@@ -235,6 +262,8 @@ impl Capabilities {
             coopmat_shapes,
             vulkan_memory_model: f12.vulkan_memory_model != 0,
             coopmat2_nv: has_ext(&exts, NV_COOPERATIVE_MATRIX2),
+            coopmat2,
+            buffer_device_address: f12.buffer_device_address != 0,
             memory_budget_ext: has_ext(&exts, ash::ext::memory_budget::NAME),
             max_storage_buffer_range: storage_range_cap(u64::from(props.limits.max_storage_buffer_range)),
             max_memory_allocation_size: p11.max_memory_allocation_size,

@@ -40,6 +40,8 @@ pub struct Device {
     allocated: AtomicU64,
     /// Most bytes `allocated` may reach (`GGVK_MEMORY_BUDGET`, or [`Device::set_memory_budget`]); 0: no limit.
     budget: AtomicU64,
+    /// VK_NV_cooperative_matrix2 was enabled at creation (its kernels may run).
+    coopmat2: bool,
 }
 
 /// `GGVK_MEMORY_BUDGET` in bytes ([`crate::knobs::parse_size`]); 0 or unset: no limit. Every device opened afterwards starts with
@@ -98,6 +100,13 @@ impl Device {
         if coopmat {
             exts.push(ash::khr::cooperative_matrix::NAME.as_ptr());
         }
+        // NV_cooperative_matrix2 (workgroup-scope kernels) on top, with buffer device addresses for their decode
+        // functions: only with `GGVK_COOPMAT2=1` (on the H200 its kernels are still slower than the KHR ones).
+        let coopmat2 = coopmat && caps.coopmat2.usable && crate::knobs::switch("GGVK_COOPMAT2", false);
+        let bda = coopmat2 && caps.buffer_device_address;
+        if coopmat2 {
+            exts.push(super::caps::NV_COOPERATIVE_MATRIX2.as_ptr());
+        }
         // robustBufferAccess (out-of-range shader accesses read 0 / are dropped instead of touching other memory):
         // on in debug builds and with GGVK_ROBUST_BUFFER_ACCESS=1, where the device offers it.
         let want_robust = cfg!(debug_assertions) || crate::knobs::switch("GGVK_ROBUST_BUFFER_ACCESS", false);
@@ -113,7 +122,8 @@ impl Device {
             .shader_float16(caps.fp16)
             .shader_int8(caps.int8)
             .storage_buffer8_bit_access(caps.storage_8bit)
-            .vulkan_memory_model(coopmat);
+            .vulkan_memory_model(coopmat)
+            .buffer_device_address(bda);
         let mut fcm = vk::PhysicalDeviceCooperativeMatrixFeaturesKHR::default().cooperative_matrix(true);
         let mut fdot = vk::PhysicalDeviceShaderIntegerDotProductFeatures::default()
             .shader_integer_dot_product(caps.integer_dot_product);
@@ -128,6 +138,14 @@ impl Device {
         }
         if coopmat {
             info = info.push_next(&mut fcm);
+        }
+        let mut fcm2 = super::coopmat2::Features::default();
+        fcm2.workgroup_scope = vk::TRUE;
+        fcm2.flexible_dimensions = vk::TRUE;
+        fcm2.tensor_addressing = vk::TRUE;
+        fcm2.block_loads = u32::from(caps.coopmat2.block_loads);
+        if coopmat2 {
+            info = info.push_next(&mut fcm2);
         }
         // SAFETY: `pd.handle` belongs to `instance`; every feature enabled was reported as supported by it, and
         // every pointer in `info` refers to locals that outlive the call.
@@ -177,7 +195,13 @@ impl Device {
             next_id: AtomicU64::new(1),
             allocated: AtomicU64::new(0),
             budget: AtomicU64::new(budget),
+            coopmat2,
         })
+    }
+
+    /// Whether VK_NV_cooperative_matrix2 was enabled on this device (its kernels may be recorded).
+    pub fn coopmat2_enabled(&self) -> bool {
+        self.coopmat2
     }
 
     /// ash's device table.
@@ -375,7 +399,17 @@ pub fn describe_caps(index: usize, c: &Capabilities) -> String {
         c.coopmat_khr,
         c.coopmat_feature,
         c.coopmat_shapes.len(),
-        c.coopmat2_nv,
+        if c.coopmat2.usable {
+            format!(
+                "true (workgroup size {}, dimension {}, {} workgroup shapes, block loads {})",
+                c.coopmat2.max_workgroup_size,
+                c.coopmat2.max_dimension,
+                c.coopmat2.shapes.len(),
+                c.coopmat2.block_loads
+            )
+        } else {
+            c.coopmat2_nv.to_string()
+        },
         c.max_storage_buffer_range >> 20,
         c.max_memory_allocation_size >> 20,
         c.max_shared_memory >> 10,

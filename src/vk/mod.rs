@@ -7,6 +7,7 @@
 
 pub mod caps;
 pub mod command;
+pub mod coopmat2;
 pub mod device;
 /// Fault injection and live-resource counters (not part of the C API).
 ///

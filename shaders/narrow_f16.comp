@@ -1,0 +1,33 @@
+#version 450
+// F32 columns -> packed f16 columns for the cooperative-matrix products, which multiply f16 operands: rounding to
+// nearest even (exact integer arithmetic, as ggml's CPU backend converts), two values per word, one word per
+// invocation (consecutive invocations read consecutive floats). A column of k values takes ceil(k / 2) words; an odd
+// k leaves 0 in the last half word. x = word within a column, y (+ z overflow) = column
+// (i11 + ne11 * (i12 + ne12 * i13)).
+#include "common.glsl"
+#include "half_bits.glsl"
+
+layout(local_size_x = 64, local_size_y = 1, local_size_z = 1) in;
+layout(binding = 0) readonly buffer B { float b[]; };
+layout(binding = 1) writeonly buffer H { uint h[]; };
+
+layout(push_constant) uniform Push {
+    uint nwords;   // words per column (ceil(k / 2))
+    uint ncols;    // columns in all (ne11 * ne12 * ne13)
+    uint ne11; uint ne12;
+    uint b_off; uint b_col; uint b_s2; uint b_s3;
+    uint h_off; uint k; uint pad1; uint pad2;
+} pc;
+
+void main() {
+    const uint w = gl_GlobalInvocationID.x;
+    const uint col = gl_WorkGroupID.y + gl_WorkGroupID.z * gl_NumWorkGroups.y;
+    if (w >= pc.nwords || col >= pc.ncols) { return; }
+    const uint i11 = col % pc.ne11;
+    const uint i12 = (col / pc.ne11) % pc.ne12;
+    const uint i13 = col / (pc.ne11 * pc.ne12);
+    const uint src = pc.b_off + i11 * pc.b_col + i12 * pc.b_s2 + i13 * pc.b_s3 + 2u * w;
+    const uint lo = float_bits_to_half(floatBitsToUint(b[src]));
+    const uint hi = 2u * w + 1u < pc.k ? float_bits_to_half(floatBitsToUint(b[src + 1u])) : 0u;
+    h[pc.h_off + col * pc.nwords + w] = lo | (hi << 16);
+}
