@@ -61,8 +61,6 @@ const VARIANTS: &[(&str, &str, Defines)] = &[
     ("mul_mat_cm_f16", "mul_mat_cm.comp", &[("A_F16", "1")]),
     ("mul_mat_cm_q4_0", "mul_mat_cm.comp", &[("A_Q4_0", "1")]),
     ("mul_mat_cm_q8_0", "mul_mat_cm.comp", &[("A_Q8_0", "1")]),
-    ("mul_mat_cm_q4_0_bq8", "mul_mat_cm.comp", &[("A_Q4_0", "1"), ("B_Q8", "1")]),
-    ("mul_mat_cm_q8_0_bq8", "mul_mat_cm.comp", &[("A_Q8_0", "1"), ("B_Q8", "1")]),
     ("mul_mat_cm_q4_k", "mul_mat_cm.comp", &[("A_Q4_K", "1")]),
     ("mul_mat_cm_q6_k", "mul_mat_cm.comp", &[("A_Q6_K", "1")]),
     ("mul_mat_cmq_q4_0", "mul_mat_cmq.comp", &[("A_Q4_0", "1")]),

@@ -6,13 +6,13 @@
 // tile BM x BN = 128 x 128, k steps of BK = 64 through shared memory (f16). Subgroups form a 2 x 4 grid; each owns
 // a 64 x 32 block of the tile: 4 x 2 accumulator fragments, 32 multiply-adds per k step between two barriers.
 // Every k step: each invocation converts 32 values of A (dequantized to f16) and 32 values of B (the f16 copy of b
-// from narrow_f16.comp, or the 8-bit copy of b for Q4_0/Q8_0 weights) into registers for the *next* step while the subgroups multiply the
+// from narrow_f16.comp) into registers for the *next* step while the subgroups multiply the
 // current one out of shared memory (the global reads overlap the math), then stores them as f16vec4 chunks.
 // Consecutive invocations load consecutive pieces of one row (coalesced; see the loaders). Wide loads (VEC_A,
 // VEC_B) where offsets, strides and k allow.
 // Results leave through a per-subgroup 16 x 16 staging area with bounds checks (any M, N and dst stride).
 //
-// Variants (build.rs): A_F16, A_Q4_0, A_Q8_0 (each optionally B_Q8), A_Q4_K and A_Q6_K (own loaders: scales unpacked
+// Variants (build.rs): A_F16, A_Q4_0, A_Q8_0, A_Q4_K and A_Q6_K (own loaders: scales unpacked
 // once per 16 or 4 values), A_DQ (any type with a dequantization include).
 #extension GL_KHR_cooperative_matrix : require
 #extension GL_KHR_memory_scope_semantics : require
@@ -42,14 +42,9 @@ layout(constant_id = 1) const bool VEC_A = false;
 
 layout(binding = 0) readonly buffer A { uint16_t a[]; };
 layout(binding = 0) readonly buffer A8 { uvec4 a8[]; };
-#ifdef B_Q8
-// b quantized by quantize_q8_1.comp: 10 words per 32 values ([d] [sum q] [8 words of q]).
-layout(binding = 1) readonly buffer BQ { uint bq[]; };
-#else
 // b as packed f16 (narrow_f16.comp: offsets and strides in halves).
 layout(binding = 1) readonly buffer B { uint16_t b[]; };
 layout(binding = 1) readonly buffer B8 { uvec4 b8[]; };
-#endif
 layout(binding = 2) writeonly buffer D { float d[]; };
 
 MATMUL_PUSH
@@ -111,17 +106,10 @@ shared float Cs[NWARPS * 256u];
 #endif
 #define A_NT (BM * A_TPR / WG)
 
-#ifdef B_Q8
-// Values 8j..8j+7 (words 2j, 2j + 1 of the codes) of block p / 4 (j = p % 4).
-#define B_TPR 8u
-#define B_VPT 2u
-#define B_CHUNK(p, v) (8u * ((p) >> 2) + 2u * ((p) & 3u) + (v))
-#else
 // 8 halves (one 16-byte load) per task.
 #define B_TPR 8u
 #define B_VPT 2u
 #define B_CHUNK(p, v) (2u * (p) + (v))
-#endif
 #define B_NT (BN * B_TPR / WG)
 
 // This invocation's values of the next step, in task order.
@@ -220,17 +208,6 @@ void load_a(uint it, uint a_row, bool ok, uint k0, uint p) {
 
 void load_b(uint it, uint b_col, bool ok, uint k0, uint p) {
     const uint o = it * B_VPT;
-#ifdef B_Q8
-    const uint kb = k0 + 32u * (p >> 2);
-    const bool in_k = ok && kb < pc.k;
-    const uint blk = b_col + (min(kb, pc.k - 32u) / QK) * 10u;
-    const float dx = in_k ? uintBitsToFloat(bq[blk]) : 0.0;
-    [[unroll]] for (uint v = 0; v < 2u; ++v) {
-        const uint w = bq[blk + 2u + 2u * (p & 3u) + v];
-        const ivec4 q = ivec4(w << 24, w << 16, w << 8, w) >> 24;
-        rb[o + v] = f16vec4(vec4(q) * dx);
-    }
-#else
     if (VEC_B) {
         const uvec4 v = b8[(b_col + k0) / 8u + p];
         rb[o] = ok ? f16vec4(unpackFloat2x16(v.x), unpackFloat2x16(v.y)) : f16vec4(0.0);
@@ -243,7 +220,6 @@ void load_b(uint it, uint b_col, bool ok, uint k0, uint p) {
             }
         }
     }
-#endif
 }
 
 void main() {

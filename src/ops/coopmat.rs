@@ -144,103 +144,90 @@ impl CoopmatDevice {
     }
 }
 
-/// `GGVK_COOPMAT`: `0` keeps the scalar tiled kernel everywhere; unset, the cooperative-matrix kernels run where
-/// [`plan`] allows, Q4_0 / Q8_0 weights (with 8-bit activations) on the integer kernel only; `1` also lets Q4_0 /
-/// Q8_0 take the f16 kernel where the integer one does not run. `GGVK_COOPMAT_INT8=0` keeps Q4_0 / Q8_0 off the
-/// integer kernel (then on the scalar kernel unless `GGVK_COOPMAT=1`).
+/// `GGVK_COOPMAT=0` keeps the scalar tiled kernel everywhere; otherwise the cooperative-matrix kernels run where
+/// [`plan`] allows. `GGVK_COOPMAT_INT8=1` puts Q4_0 / Q8_0 weights with 8-bit activations on the integer kernel
+/// (`mul_mat_cmq.comp`: the 8-bit codes multiplied exactly, both block scales applied in f32, as the CPU computes
+/// them) where the device lists s8 16x16x32 fragments.
 ///
-/// Why Q4_0 / Q8_0 avoid the f16 fragments by default: there ggvk rounds activations to the CPU backend's 8-bit
-/// blocks and multiplies them exactly, and its KL divergence against the CPU (tiny Q4_0/Q8_0 llamas, H200,
-/// 2026-12-02: 0.00043-0.00046 on that path earlier) rose to 0.00065-0.00069 through the f16 fragments, above
-/// ggml-vulkan's 0.00060-0.00062 in the same run. The integer kernel (`mul_mat_cmq.comp`) multiplies the 8-bit codes
-/// exactly and applies both block scales in f32, as the CPU does.
+/// Why Q4_0 / Q8_0 take the f16 kernel with f16 activations by default (H200, 2026-12-03, tiny Q4_0/Q8_0
+/// llama/qwen3, mean KLD against the CPU over 8 x 256 tokens, fa off): f16 kernel 0.000593 / 0.000580 / 0.000587 /
+/// 0.000581, integer kernel 0.000632 / 0.000606 / 0.000628 / 0.000596, ggml-vulkan 0.000623 / 0.000607 / 0.000617 /
+/// 0.000610; and m=4096 k=14336 n=512 q4_0 takes 434 us there against 781 us on the integer kernel. (Activations
+/// rounded to 8 bits and then multiplied through f16 fragments, tried before, were worse than both.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Knob {
-    /// Which products may take the cooperative kernels.
+    /// Whether products may take the cooperative kernels.
     pub mode: Mode,
-    /// Q4_0 / Q8_0 may take the integer kernel (`GGVK_COOPMAT_INT8` is not `0`).
+    /// Q4_0 / Q8_0 with 8-bit activations take the integer kernel (`GGVK_COOPMAT_INT8=1`).
     pub int8: bool,
 }
 
-/// `GGVK_COOPMAT`'s three settings.
+/// `GGVK_COOPMAT`'s settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
     /// Never.
     Off,
-    /// Where the device and shape allow; Q4_0 / Q8_0 only on the integer kernel.
+    /// Where the device and shape allow.
     Auto,
-    /// Where the device and shape allow; Q4_0 / Q8_0 on the f16 kernel where the integer one does not run.
-    All,
 }
 
 impl Knob {
-    /// The default: [`Mode::Auto`] with the integer kernel.
-    pub const AUTO: Knob = Knob { mode: Mode::Auto, int8: true };
-    /// [`Mode::All`] with the integer kernel.
-    pub const ALL: Knob = Knob { mode: Mode::All, int8: true };
+    /// The default: [`Mode::Auto`], Q4_0 / Q8_0 on the f16 kernel.
+    pub const AUTO: Knob = Knob { mode: Mode::Auto, int8: false };
+    /// [`Mode::Auto`] with the integer kernel for Q4_0 / Q8_0.
+    pub const INT8: Knob = Knob { mode: Mode::Auto, int8: true };
     /// [`Mode::Off`].
-    pub const OFF: Knob = Knob { mode: Mode::Off, int8: true };
+    pub const OFF: Knob = Knob { mode: Mode::Off, int8: false };
 }
 
 fn knob() -> Knob {
     static KNOB: std::sync::OnceLock<Knob> = std::sync::OnceLock::new();
     *KNOB.get_or_init(|| Knob {
-        mode: match crate::knobs::either("GGVK_COOPMAT") {
-            Some(false) => Mode::Off,
-            Some(true) => Mode::All,
-            None => Mode::Auto,
-        },
-        int8: crate::knobs::either("GGVK_COOPMAT_INT8") != Some(false),
+        mode: if crate::knobs::either("GGVK_COOPMAT") == Some(false) { Mode::Off } else { Mode::Auto },
+        int8: crate::knobs::either("GGVK_COOPMAT_INT8") == Some(true),
     })
 }
 
-/// The kernel variant for weights of type `ty` (`q8_b`: activations pre-quantized to 8 bits per block).
-fn shader_for(ty: GgmlType, q8_b: bool) -> Option<Shader> {
-    let (name, spirv): (&'static str, &'static [u8]) = match (ty, q8_b) {
-        (GgmlType::F16, false) => ("mul_mat_cm_f16", spirv::MUL_MAT_CM_F16),
-        (GgmlType::Q4_0, false) => ("mul_mat_cm_q4_0", spirv::MUL_MAT_CM_Q4_0),
-        (GgmlType::Q8_0, false) => ("mul_mat_cm_q8_0", spirv::MUL_MAT_CM_Q8_0),
-        (GgmlType::Q4_0, true) => ("mul_mat_cm_q4_0_bq8", spirv::MUL_MAT_CM_Q4_0_BQ8),
-        (GgmlType::Q8_0, true) => ("mul_mat_cm_q8_0_bq8", spirv::MUL_MAT_CM_Q8_0_BQ8),
-        (GgmlType::Q4_K, false) => ("mul_mat_cm_q4_k", spirv::MUL_MAT_CM_Q4_K),
-        (GgmlType::Q6_K, false) => ("mul_mat_cm_q6_k", spirv::MUL_MAT_CM_Q6_K),
-        (GgmlType::F32, _) | (_, true) => return None,
-        (ty, false) => spirv::dq_module("mul_mat_cm_dq", ty.name())?,
+/// The f16 kernel variant for weights of type `ty` (it reads the f16 copy of b).
+fn shader_for(ty: GgmlType) -> Option<Shader> {
+    let (name, spirv): (&'static str, &'static [u8]) = match ty {
+        GgmlType::F16 => ("mul_mat_cm_f16", spirv::MUL_MAT_CM_F16),
+        GgmlType::Q4_0 => ("mul_mat_cm_q4_0", spirv::MUL_MAT_CM_Q4_0),
+        GgmlType::Q8_0 => ("mul_mat_cm_q8_0", spirv::MUL_MAT_CM_Q8_0),
+        GgmlType::Q4_K => ("mul_mat_cm_q4_k", spirv::MUL_MAT_CM_Q4_K),
+        GgmlType::Q6_K => ("mul_mat_cm_q6_k", spirv::MUL_MAT_CM_Q6_K),
+        GgmlType::F32 => return None,
+        ty => spirv::dq_module("mul_mat_cm_dq", ty.name())?,
     };
     Some(Shader { name, spirv, bindings: 3, push_size: std::mem::size_of::<MatMulPush>() as u32 })
 }
 
 /// The cooperative-matrix kernel and tile for `a (ty) x b` with `n` columns on `dev`, or `None` for the other
-/// kernels: the knob is on (see [`Knob`] for Q4_0 / Q8_0), the device runs the tile, the product has more columns
-/// than the mat-vec kernels take, and the weights are F16, Q4_0, Q8_0 or a type with a dequantization include (F32
-/// weights keep f32 math).
-///
-/// Q4_0 / Q8_0 weights with 8-bit activations (`q8_b`) take the integer kernel where the device lists s8 16x16x32
-/// fragments (exact per-block products, the CPU's arithmetic); elsewhere the f16 kernel only with [`Mode::All`].
+/// kernels: the knob is on, the device runs the tile, the product has more columns than the mat-vec kernels take,
+/// and the weights are F16 or a type with a dequantization include (F32 weights keep f32 math). The kernels read an
+/// f16 copy of b, except the integer kernel, which Q4_0 / Q8_0 weights with 8-bit activations (`q8_b`) take with
+/// [`Knob::int8`] where the device lists s8 16x16x32 fragments. NV_cooperative_matrix2 kernels where the device has
+/// them enabled ([`CoopmatDevice::cm2`]).
 pub fn plan(dev: &CoopmatDevice, knob: Knob, ty: GgmlType, q8_b: bool, n: u32) -> Option<(Shader, Tile)> {
     if knob.mode == Mode::Off || n <= MATVEC_MAX_COLS {
         return None;
     }
     let codes = matches!(ty, GgmlType::Q4_0 | GgmlType::Q8_0);
-    // NV_cooperative_matrix2 where the device has it: F16, Q4_K, Q6_K (and Q4_0 / Q8_0 with f16 activations under
-    // Mode::All: by default they keep the integer kernel's exact block products).
-    if dev.cm2 && (!codes || knob.mode == Mode::All || !q8_b) {
+    let int8 = codes && q8_b && knob.int8 && dev.runs(&TILE_I8);
+    if dev.cm2 && !int8 {
         if let Some(shader) = cm2_shader(ty).filter(|_| ty == GgmlType::F16 || dev.cm2_decode) {
             return Some((shader, TILE_CM2));
         }
     }
-    if codes && q8_b && knob.int8 && dev.runs(&TILE_I8) {
+    if int8 {
         return Some((int8_shader(ty)?, TILE_I8));
     }
     // Grid tables of the IQ types' dequantization take shared memory beside the tile.
     let table = super::matmul::dq_table_bytes(ty);
-    if (codes && knob.mode != Mode::All)
-        || !dev.runs(&TILE_128)
-        || dev.max_shared_memory < TILE_128.shared_bytes + table
-    {
+    if !dev.runs(&TILE_128) || dev.max_shared_memory < TILE_128.shared_bytes + table {
         return None;
     }
-    Some((shader_for(ty, q8_b)?, Tile { b_q8: q8_b, ..TILE_128 }))
+    Some((shader_for(ty)?, TILE_128))
 }
 
 /// The NV_cooperative_matrix2 kernel for weights of type `ty`.
@@ -330,7 +317,7 @@ pub(super) fn record(
             return rec.dispatch("mul_mat_cm2", &pipeline, bindings, bytemuck::bytes_of(p), groups);
         }
         // Unaligned views: the KHR kernel over the same f16 copy of b.
-        let fallback = shader_for(ty, false)
+        let fallback = shader_for(ty)
             .ok_or_else(|| crate::error::Error::Internal(format!("no cooperative kernel for {}", ty.name())))?;
         return record(rec, (fallback, TILE_128), bindings, p, (batches, ty));
     }
@@ -368,21 +355,20 @@ mod tests {
     const NVIDIA_CM2: CoopmatDevice = CoopmatDevice { cm2: true, cm2_decode: true, ..NVIDIA };
 
     #[test]
-    fn cooperative_matrix2_takes_f16_and_k_quants_and_leaves_q4_0_on_the_integer_kernel() {
+    fn cooperative_matrix2_takes_f16_and_k_quants_where_enabled() {
         for (ty, name) in [
             (GgmlType::F16, "mul_mat_cm2_f16"),
             (GgmlType::Q4_K, "mul_mat_cm2_q4_k"),
             (GgmlType::Q6_K, "mul_mat_cm2_q6_k"),
+            (GgmlType::Q4_0, "mul_mat_cm2_q4_0"),
         ] {
-            let (shader, tile) = plan(&NVIDIA_CM2, Knob::AUTO, ty, false, 512).expect("cm2");
+            let (shader, tile) = plan(&NVIDIA_CM2, Knob::AUTO, ty, ty == GgmlType::Q4_0, 512).expect("cm2");
             assert_eq!((shader.name, tile), (name, TILE_CM2));
             assert!(!tile.b_q8 && tile.cm2);
             assert!(!shader.spirv.is_empty() || cfg!(not(feature = "shaders")), "{name} compiled");
         }
-        // Q4_0 / Q8_0 with 8-bit activations: the integer kernel by default, cm2 with f16 activations otherwise.
-        assert_eq!(plan(&NVIDIA_CM2, Knob::AUTO, GgmlType::Q4_0, true, 512).map(|(_, t)| t), Some(TILE_I8));
-        assert_eq!(plan(&NVIDIA_CM2, Knob::ALL, GgmlType::Q4_0, true, 512).map(|(_, t)| t), Some(TILE_CM2));
-        assert_eq!(plan(&NVIDIA_CM2, Knob::AUTO, GgmlType::Q8_0, false, 512).map(|(_, t)| t), Some(TILE_CM2));
+        // The integer kernel, when asked for, wins over cm2 for Q4_0 / Q8_0.
+        assert_eq!(plan(&NVIDIA_CM2, Knob::INT8, GgmlType::Q4_0, true, 512).map(|(_, t)| t), Some(TILE_I8));
         // Without block loads only F16 takes it; other types keep the KHR kernel.
         let no_decode = CoopmatDevice { cm2_decode: false, ..NVIDIA_CM2 };
         assert_eq!(plan(&no_decode, Knob::AUTO, GgmlType::F16, false, 512).map(|(_, t)| t), Some(TILE_CM2));
@@ -405,52 +391,41 @@ mod tests {
     #[test]
     fn nvidia_takes_the_cooperative_kernel_for_prompts() {
         for ty in [GgmlType::F16, GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::BF16] {
-            let (shader, tile) = plan(&NVIDIA, Knob::ALL, ty, false, 512).expect("cooperative path");
+            // Q4_0 / Q8_0 come with 8-bit activations; by default they still take the f16 kernel over f16 b.
+            let q8_b = matches!(ty, GgmlType::Q4_0 | GgmlType::Q8_0);
+            let (shader, tile) = plan(&NVIDIA, Knob::AUTO, ty, q8_b, 512).expect("cooperative path");
             assert_eq!(tile, TILE_128);
+            assert!(!tile.b_q8);
             assert!(shader.name.starts_with("mul_mat_cm_"), "{}", shader.name);
             assert!(!shader.spirv.is_empty() || cfg!(not(feature = "shaders")), "{} compiled", shader.name);
         }
-        let no_s8 = CoopmatDevice { s8_16x16x32: false, ..NVIDIA };
-        let (q8, _) = plan(&no_s8, Knob::ALL, GgmlType::Q4_0, true, 512).expect("q4_0 with 8-bit b");
-        assert_eq!(q8.name, "mul_mat_cm_q4_0_bq8");
-        assert!(plan(&no_s8, Knob::ALL, GgmlType::Q4_0, true, 512).is_some_and(|(_, t)| t.b_q8));
     }
 
     #[test]
-    fn q4_0_and_q8_0_take_the_integer_kernel_where_s8_fragments_exist() {
-        for knob in [Knob::AUTO, Knob::ALL] {
-            for (ty, name) in [(GgmlType::Q4_0, "mul_mat_cmq_q4_0"), (GgmlType::Q8_0, "mul_mat_cmq_q8_0")] {
-                let (shader, tile) = plan(&NVIDIA, knob, ty, true, 512).expect("integer kernel");
-                assert_eq!((shader.name, tile), (name, TILE_I8));
-                assert!(!shader.spirv.is_empty() || cfg!(not(feature = "shaders")), "{name} compiled");
-            }
+    fn q4_0_and_q8_0_take_the_integer_kernel_when_asked_where_s8_fragments_exist() {
+        for (ty, name) in [(GgmlType::Q4_0, "mul_mat_cmq_q4_0"), (GgmlType::Q8_0, "mul_mat_cmq_q8_0")] {
+            let (shader, tile) = plan(&NVIDIA, Knob::INT8, ty, true, 512).expect("integer kernel");
+            assert_eq!((shader.name, tile), (name, TILE_I8));
+            assert!(tile.b_q8);
+            assert!(!shader.spirv.is_empty() || cfg!(not(feature = "shaders")), "{name} compiled");
         }
-        // Without 8-bit activations, or with the integer kernel turned off, Q4_0 stays off the f16 fragments.
-        assert!(plan(&NVIDIA, Knob::AUTO, GgmlType::Q4_0, false, 512).is_none());
-        assert!(plan(&NVIDIA, Knob { int8: false, ..Knob::AUTO }, GgmlType::Q4_0, true, 512).is_none());
-        // Other types never take it.
-        assert_eq!(plan(&NVIDIA, Knob::AUTO, GgmlType::Q4_K, false, 512).map(|(_, t)| t), Some(TILE_128));
-        // Devices without s8 16x16x32 fragments keep the scalar kernel for Q4_0 / Q8_0 by default.
+        // Without 8-bit activations, or without s8 fragments, the f16 kernel.
+        assert_eq!(plan(&NVIDIA, Knob::INT8, GgmlType::Q4_0, false, 512).map(|(_, t)| t), Some(TILE_128));
         let no_s8 = CoopmatDevice { s8_16x16x32: false, ..NVIDIA };
-        assert!(plan(&no_s8, Knob::AUTO, GgmlType::Q8_0, true, 512).is_none());
+        assert_eq!(plan(&no_s8, Knob::INT8, GgmlType::Q8_0, true, 512).map(|(_, t)| t), Some(TILE_128));
         assert!(!no_s8.runs(&TILE_I8) && no_s8.runs(&TILE_128));
         // Mat-vec widths stay on the mat-vec kernels.
-        assert!(plan(&NVIDIA, Knob::AUTO, GgmlType::Q4_0, true, MATVEC_MAX_COLS).is_none());
+        assert!(plan(&NVIDIA, Knob::INT8, GgmlType::Q4_0, true, MATVEC_MAX_COLS).is_none());
     }
 
     #[test]
     fn decode_widths_and_f32_weights_stay_off() {
-        assert!(plan(&NVIDIA, Knob::ALL, GgmlType::Q4_0, false, MATVEC_MAX_COLS).is_none());
-        assert!(plan(&NVIDIA, Knob::ALL, GgmlType::Q4_0, false, MATVEC_MAX_COLS + 1).is_some());
-        // By default Q4_0 / Q8_0 stay off the f16 fragments (closer to the CPU's result); the others take them.
-        assert!(plan(&NVIDIA, Knob::AUTO, GgmlType::Q4_0, false, 512).is_none());
-        assert!(plan(&NVIDIA, Knob::AUTO, GgmlType::Q8_0, false, 512).is_none());
+        assert!(plan(&NVIDIA, Knob::AUTO, GgmlType::Q4_0, false, MATVEC_MAX_COLS).is_none());
+        assert!(plan(&NVIDIA, Knob::AUTO, GgmlType::Q4_0, false, MATVEC_MAX_COLS + 1).is_some());
         for ty in [GgmlType::F16, GgmlType::BF16, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::Q4_1] {
             assert!(plan(&NVIDIA, Knob::AUTO, ty, false, 512).is_some(), "{}", ty.name());
         }
         assert!(plan(&NVIDIA, Knob::AUTO, GgmlType::F32, false, 512).is_none());
-        // Only Q4_0 and Q8_0 have 8-bit-activation variants.
-        assert!(plan(&NVIDIA, Knob::AUTO, GgmlType::Q4_K, true, 512).is_none());
         assert!(plan(&NVIDIA, Knob::OFF, GgmlType::F16, false, 512).is_none());
     }
 
