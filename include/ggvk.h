@@ -388,19 +388,19 @@ typedef int32_t ggvk_glu_op;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
-// `GGVK_COOPMAT`: `0` keeps the scalar tiled kernel everywhere; unset, the cooperative-matrix kernels run where
-// [`plan`] allows, Q4_0 / Q8_0 weights (with 8-bit activations) on the integer kernel only; `1` also lets Q4_0 /
-// Q8_0 take the f16 kernel where the integer one does not run. `GGVK_COOPMAT_INT8=0` keeps Q4_0 / Q8_0 off the
-// integer kernel (then on the scalar kernel unless `GGVK_COOPMAT=1`).
+// `GGVK_COOPMAT=0` keeps the scalar tiled kernel everywhere; otherwise the cooperative-matrix kernels run where
+// [`plan`] allows. `GGVK_COOPMAT_INT8=1` puts Q4_0 / Q8_0 weights with 8-bit activations on the integer kernel
+// (`mul_mat_cmq.comp`: the 8-bit codes multiplied exactly, both block scales applied in f32, as the CPU computes
+// them) where the device lists s8 16x16x32 fragments.
 //
-// Why Q4_0 / Q8_0 avoid the f16 fragments by default: there ggvk rounds activations to the CPU backend's 8-bit
-// blocks and multiplies them exactly, and its KL divergence against the CPU (tiny Q4_0/Q8_0 llamas, H200,
-// 2026-12-02: 0.00043-0.00046 on that path earlier) rose to 0.00065-0.00069 through the f16 fragments, above
-// ggml-vulkan's 0.00060-0.00062 in the same run. The integer kernel (`mul_mat_cmq.comp`) multiplies the 8-bit codes
-// exactly and applies both block scales in f32, as the CPU does.
+// Why Q4_0 / Q8_0 take the f16 kernel with f16 activations by default (H200, 2026-12-03, tiny Q4_0/Q8_0
+// llama/qwen3, mean KLD against the CPU over 8 x 256 tokens, fa off): f16 kernel 0.000593 / 0.000580 / 0.000587 /
+// 0.000581, integer kernel 0.000632 / 0.000606 / 0.000628 / 0.000596, ggml-vulkan 0.000623 / 0.000607 / 0.000617 /
+// 0.000610; and m=4096 k=14336 n=512 q4_0 takes 434 us there against 781 us on the integer kernel. (Activations
+// rounded to 8 bits and then multiplied through f16 fragments, tried before, were worse than both.)
 typedef struct Knob Knob;
 
-// `GGVK_COOPMAT`'s three settings.
+// `GGVK_COOPMAT`'s settings.
 typedef struct Mode Mode;
 
 // A backend: a command stream on one device. Create with `ggvk_init`, free with `ggvk_free`.
