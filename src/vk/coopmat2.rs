@@ -54,7 +54,7 @@ impl Default for Features {
 // SAFETY: `Features` is laid out as VkPhysicalDeviceCooperativeMatrix2FeaturesNV (sType, pNext first), which the
 // specification lets extend VkPhysicalDeviceFeatures2 and VkDeviceCreateInfo.
 unsafe impl vk::ExtendsPhysicalDeviceFeatures2 for Features {}
-// SAFETY: as above.
+// SAFETY: the same layout, which the specification also lets extend VkDeviceCreateInfo.
 unsafe impl vk::ExtendsDeviceCreateInfo for Features {}
 
 /// `VkPhysicalDeviceCooperativeMatrix2PropertiesNV`.
@@ -104,6 +104,7 @@ struct FlexRaw {
     workgroup_invocations: u32,
 }
 
+// SAFETY: (a type, no code) vkGetPhysicalDeviceCooperativeMatrixFlexibleDimensionsPropertiesNV's signature.
 type FlexQuery = unsafe extern "system" fn(vk::PhysicalDevice, *mut u32, *mut FlexRaw) -> vk::Result;
 
 /// One family of workgroup-scope shapes: any M, N, K that are multiples of the granularities (up to the maximum
