@@ -115,32 +115,8 @@ fn bench(a: Args) -> Result<(), ggvk::Error> {
         (w_bytes * copies as u64) as f64 / (1 << 20) as f64,
         if a.resident { ", cache-resident" } else { ", rotated so weights stream from memory" }
     );
-    // Deterministic pseudo-random data.
-    let mut s = 0x1234_5678_9abc_def0u64;
-    let mut rnd = || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    };
-    let vals: Vec<f32> = (0..m * k).map(|_| rnd()).collect();
-    let w = match quant::quantize_to_vec(a.ty, &vals) {
-        Ok(w) => w,
-        // No CPU quantizer (the K-quants): random blocks in which every 16-bit word, so every f16 scale, is a small
-        // finite half (blocks start at even offsets); the other bytes take any value.
-        Err(ggvk::Error::Unsupported(_)) => (0..row_bytes * m)
-            .map(|i| {
-                let r = ((rnd() + 1.0) * 128.0) as u8;
-                if i % 2 == 1 {
-                    r % 0x3C
-                } else {
-                    r
-                }
-            })
-            .collect(),
-        Err(e) => return Err(e),
-    };
-    drop(vals);
+    let mut rnd = rng(0x1234_5678_9abc_def0);
+    let w = random_weights(a.ty, m, k, &mut rnd)?;
     let x: Vec<f32> = (0..k).map(|_| rnd()).collect();
     let xb: Vec<u8> = x.iter().flat_map(|v| v.to_ne_bytes()).collect();
 
@@ -220,16 +196,7 @@ fn bench(a: Args) -> Result<(), ggvk::Error> {
     let mut gpu = Vec::new();
     for _ in 0..3 {
         be.compute(&g)?;
-        // Sum the dispatches of each node (the integer-dot path is two: quantize x, multiply); labels start "#i ".
-        let mut per_node: Vec<(String, f64)> = Vec::new();
-        for t in be.last_times() {
-            let node = t.label.split(' ').next().unwrap_or("").to_string();
-            match per_node.last_mut() {
-                Some((n, us)) if *n == node => *us += t.micros,
-                _ => per_node.push((node, t.micros)),
-            }
-        }
-        gpu.extend(per_node.into_iter().map(|(_, us)| us));
+        gpu.extend(node_times(&be));
     }
     be.set_profiling(false);
     let flops = 2.0 * m as f64 * k as f64;
@@ -268,19 +235,12 @@ fn rng(seed: u64) -> impl FnMut() -> f32 {
     }
 }
 
-/// Matrix x matrix (`--n` columns: prompt processing): GPU time per product from timestamps, TFLOPS, and a check of
-/// a few output columns against the CPU reference.
-fn bench_mm(a: Args) -> Result<(), ggvk::Error> {
-    let be = Backend::new(a.device)?;
-    println!("{}", be.device().describe());
-    let (m, k, n) = (a.m as usize, a.k as usize, a.n as usize);
-    let row_bytes = a.ty.row_size(a.k)?;
-    let mut rnd = rng(0x1234_5678_9abc_def0);
+/// `m` rows of `k` random values quantized to `ty`; for types without a CPU quantizer (the K-quants) random blocks
+/// in which every 16-bit word, so every f16 scale, is a small finite half (blocks start at even offsets).
+fn random_weights(ty: GgmlType, m: usize, k: usize, rnd: &mut impl FnMut() -> f32) -> Result<Vec<u8>, ggvk::Error> {
     let vals: Vec<f32> = (0..m * k).map(|_| rnd()).collect();
-    let w = match quant::quantize_to_vec(a.ty, &vals) {
-        Ok(w) => w,
-        // No CPU quantizer: random blocks whose 16-bit words (so f16 scales) are small finite halves.
-        Err(ggvk::Error::Unsupported(_)) => (0..row_bytes * m)
+    match quant::quantize_to_vec(ty, &vals) {
+        Err(ggvk::Error::Unsupported(_)) => Ok((0..ty.row_size(k as i64)? * m)
             .map(|i| {
                 let r = ((rnd() + 1.0) * 128.0) as u8;
                 if i % 2 == 1 {
@@ -289,10 +249,34 @@ fn bench_mm(a: Args) -> Result<(), ggvk::Error> {
                     r
                 }
             })
-            .collect(),
-        Err(e) => return Err(e),
-    };
-    drop(vals);
+            .collect()),
+        other => other,
+    }
+}
+
+/// GPU time of each node of the backend's last profiled graph: its dispatches summed (the integer-dot path is two:
+/// quantize x, multiply; labels start "#i ").
+fn node_times(be: &Backend) -> Vec<f64> {
+    let mut per_node: Vec<(String, f64)> = Vec::new();
+    for t in be.last_times() {
+        let node = t.label.split(' ').next().unwrap_or("").to_string();
+        match per_node.last_mut() {
+            Some((n, us)) if *n == node => *us += t.micros,
+            _ => per_node.push((node, t.micros)),
+        }
+    }
+    per_node.into_iter().map(|(_, us)| us).collect()
+}
+
+/// Matrix x matrix (`--n` columns: prompt processing): GPU time per product from timestamps, TFLOPS, and a check of
+/// a few output columns against the CPU reference.
+fn bench_mm(a: Args) -> Result<(), ggvk::Error> {
+    let be = Backend::new(a.device)?;
+    println!("{}", be.device().describe());
+    let (m, k, n) = (a.m as usize, a.k as usize, a.n as usize);
+    let row_bytes = a.ty.row_size(a.k)?;
+    let mut rnd = rng(0x1234_5678_9abc_def0);
+    let w = random_weights(a.ty, m, k, &mut rnd)?;
     let x: Vec<f32> = (0..k * n).map(|_| rnd()).collect();
     let xb: Vec<u8> = x.iter().flat_map(|v| v.to_ne_bytes()).collect();
     let wt = Tensor::contiguous(be.alloc((row_bytes * m) as u64)?, 0, a.ty, [a.k, a.m, 1, 1])?;
@@ -354,15 +338,7 @@ fn bench_mm(a: Args) -> Result<(), ggvk::Error> {
     let start = Instant::now();
     while gpu.len() < 12 || (start.elapsed().as_secs_f64() < a.seconds && gpu.len() < 400) {
         be.compute(&g)?;
-        let mut per_node: Vec<(String, f64)> = Vec::new();
-        for t in be.last_times() {
-            let node = t.label.split(' ').next().unwrap_or("").to_string();
-            match per_node.last_mut() {
-                Some((nd, us)) if *nd == node => *us += t.micros,
-                _ => per_node.push((node, t.micros)),
-            }
-        }
-        gpu.extend(per_node.into_iter().map(|(_, us)| us));
+        gpu.extend(node_times(&be));
     }
     be.set_profiling(false);
     let t = median(&mut gpu);
