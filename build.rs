@@ -62,6 +62,7 @@ const VARIANTS: &[(&str, &str, Defines)] = &[
     ("mul_mat_cm_q4_0", "mul_mat_cm.comp", &[("A_Q4_0", "1")]),
     ("mul_mat_cm_q8_0", "mul_mat_cm.comp", &[("A_Q8_0", "1")]),
     ("mul_mat_cm_q4_k", "mul_mat_cm.comp", &[("A_Q4_K", "1")]),
+    ("mul_mat_cm_q4_k_vec", "mul_mat_cm.comp", &[("A_Q4_K", "1"), ("A_Q4_K_VEC", "1")]),
     ("mul_mat_cm_q6_k", "mul_mat_cm.comp", &[("A_Q6_K", "1")]),
     ("mul_mat_cmq_q4_0", "mul_mat_cmq.comp", &[("A_Q4_0", "1")]),
     ("mul_mat_cm2_f16", "mul_mat_cm2.comp", &[("A_F16", "1")]),

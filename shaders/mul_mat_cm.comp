@@ -91,6 +91,12 @@ shared float Cs[NWARPS * 256u];
 #define A_TPR 8u
 #define A_VPT 2u
 #define A_CHUNK(p, v) (8u * ((p) >> 2) + 2u * ((p) & 3u) + (v))
+#elif defined(A_Q4_K) && defined(A_Q4_K_VEC)
+// As below, in 16-byte loads (A's offset and row stride multiples of 8 words): part p takes code bytes
+// 32c + 16p .. + 15, values 16p.. of both sub-blocks; the block's first 16 bytes (d, dmin, scales) in one load.
+#define A_TPR 2u
+#define A_VPT 8u
+#define A_CHUNK(p, v) (4u * (p) + (v) + 4u * ((v) >> 2))
 #elif defined(A_Q4_K)
 // The step is a quarter c of a 256-value block: sub-blocks 2c (low nibbles of code bytes 32c..32c+31) and 2c + 1
 // (high nibbles). Part p takes code bytes 32c + 8p .. + 7: values 8p.. of each sub-block.
@@ -140,6 +146,35 @@ void load_a(uint it, uint a_row, bool ok, uint k0, uint p) {
         const uint lo = uint(a[w0 + 2u * v]);
         const uint hi = uint(a[w0 + 2u * v + 1u]);
         ra[o + v] = f16vec4(vec4(lo_i8(lo), hi_i8(lo), lo_i8(hi), hi_i8(hi)) * dd);
+    }
+#elif defined(A_Q4_K) && defined(A_Q4_K_VEC)
+    // Q4_K as below; scale and min j of the 12 scale bytes as ggml's get_scale_min_k4.
+    const uint blk = a_row + (k0 / 256u) * 72u;
+    const uint c = (k0 % 256u) / 64u;
+    const uvec4 hd = a8[blk / 8u];
+    const uvec4 q = a8[blk / 8u + 1u + 2u * c + p];
+    const float d0 = dq_k_half(hd.x & 0xFFFFu);
+    const float m0 = dq_k_half(hd.x >> 16);
+    [[unroll]] for (uint h = 0; h < 2u; ++h) {
+        const uint j = 2u * c + h;
+        uint sc;
+        uint mn;
+        if (j < 4u) {
+            sc = (hd[1u + j / 4u] >> (8u * (j % 4u))) & 63u;
+            mn = (hd[2u + j / 4u] >> (8u * (j % 4u))) & 63u;
+        } else {
+            const uint hi = (hd[3] >> (8u * (j % 4u))) & 0xFFu;
+            sc = (hi & 0xFu) | ((((hd[1] >> (8u * (j % 4u))) & 0xFFu) >> 6) << 4);
+            mn = (hi >> 4) | ((((hd[2] >> (8u * (j % 4u))) & 0xFFu) >> 6) << 4);
+        }
+        precise const float dl = d0 * float(sc);
+        precise const float ml = m0 * float(mn);
+        [[unroll]] for (uint w = 0; w < 4u; ++w) {
+            const uint x = q[w] >> (4u * h);
+            const vec4 qv = vec4(uvec4(x, x >> 8, x >> 16, x >> 24) & 0xFu);
+            precise const vec4 v = dl * qv - ml;
+            ra[o + 4u * h + w] = ok ? f16vec4(v) : f16vec4(0.0);
+        }
     }
 #elif defined(A_Q4_K)
     // Q4_K (72 words: d, dmin, 12 scale bytes, 128 code bytes; k is a multiple of 256): d sc q - dmin m, as ggml's

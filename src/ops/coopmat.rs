@@ -230,6 +230,25 @@ pub fn plan(dev: &CoopmatDevice, knob: Knob, ty: GgmlType, q8_b: bool, n: u32) -
     Some((shader_for(ty)?, TILE_128))
 }
 
+/// Whether `mul_mat_cm.comp` may read B (its f16 copy) and A 8 halves / 16 bytes at a time: whole k steps, and
+/// offsets and strides (in 16-bit units) multiples of 8. Returns (B, A).
+fn wide_loads(p: &MatMulPush) -> (bool, bool) {
+    let whole_steps = p.k % BK == 0;
+    let vec_b = whole_steps && [p.b_off, p.b_col, p.b_s2, p.b_s3].iter().all(|v| v % 8 == 0);
+    let vec_a = whole_steps && [p.a_off, p.a_row, p.a_s2, p.a_s3].iter().all(|v| v % 8 == 0);
+    (vec_b, vec_a)
+}
+
+/// The variant of `shader` (the f16 kernel for `ty`) that reads A in 16-byte loads where `wide_a` allows: Q4_K
+/// (block header and code bytes in one load each; `GGVK_CM_VEC_Q4K=0` keeps the 2-byte loader). F16 A takes its
+/// wide loads through a specialisation constant instead; other types keep `shader`.
+fn wide_variant(shader: Shader, ty: GgmlType, wide_a: bool) -> Shader {
+    match ty {
+        GgmlType::Q4_K if wide_a => Shader { name: "mul_mat_cm_q4_k_vec", spirv: spirv::MUL_MAT_CM_Q4_K_VEC, ..shader },
+        _ => shader,
+    }
+}
+
 /// The NV_cooperative_matrix2 kernel for weights of type `ty`.
 fn cm2_shader(ty: GgmlType) -> Option<Shader> {
     let (name, spirv): (&'static str, &'static [u8]) = match ty {
@@ -322,14 +341,15 @@ pub(super) fn record(
         return record(rec, (fallback, TILE_128), bindings, p, (batches, ty));
     }
     // Wide loads: B (its f16 copy; not the 8-bit copy) and F16 A as 8 halves, when offsets, strides and k allow.
-    let whole_steps = p.k % BK == 0;
-    let vec_b = whole_steps && [p.b_off, p.b_col, p.b_s2, p.b_s3].iter().all(|v| v % 8 == 0);
-    let vec_a = whole_steps && [p.a_off, p.a_row, p.a_s2, p.a_s3].iter().all(|v| v % 8 == 0);
+    let (vec_b, vec_a) = wide_loads(p);
     let groups = [p.m.div_ceil(tile.bm), p.n.div_ceil(tile.bn), batches];
     if tile.int8 {
         let pipeline = device.pipelines().get(&device, &shader, &[])?;
         return rec.dispatch("mul_mat_cmq", &pipeline, bindings, bytemuck::bytes_of(p), groups);
     }
+    static WIDE_Q4K: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let shader =
+        wide_variant(shader, ty, vec_a && *WIDE_Q4K.get_or_init(|| crate::knobs::switch("GGVK_CM_VEC_Q4K", true)));
     let pipeline = device.pipelines().get(&device, &shader, &[u32::from(vec_b), u32::from(vec_a)])?;
     rec.dispatch("mul_mat_cm", &pipeline, bindings, bytemuck::bytes_of(p), groups)
 }
@@ -377,6 +397,21 @@ mod tests {
         assert_eq!(plan(&NVIDIA_CM2, Knob::AUTO, GgmlType::Q5_K, false, 512).map(|(_, t)| t), Some(TILE_128));
         assert!(plan(&NVIDIA_CM2, Knob::AUTO, GgmlType::F16, false, MATVEC_MAX_COLS).is_none());
         assert!(plan(&NVIDIA_CM2, Knob::OFF, GgmlType::F16, false, 512).is_none());
+    }
+
+    #[test]
+    fn q4_k_blocks_on_16_byte_boundaries_take_the_wide_loader() {
+        let p = MatMulPush { k: 4096, a_off: 72 * 8, a_row: 72 * 16, b_off: 0, b_col: 4096, ..Default::default() };
+        assert_eq!(wide_loads(&p), (true, true));
+        assert_eq!(wide_loads(&MatMulPush { a_off: 4, ..p }), (true, false), "A view off a 16-byte boundary");
+        assert_eq!(wide_loads(&MatMulPush { b_col: 4100, ..p }), (false, true), "B column stride");
+        assert_eq!(wide_loads(&MatMulPush { k: 4100, ..p }), (false, false), "partial k step");
+        let q4k = shader_for(GgmlType::Q4_K).unwrap();
+        assert_eq!(wide_variant(q4k, GgmlType::Q4_K, true).name, "mul_mat_cm_q4_k_vec");
+        assert!(!wide_variant(q4k, GgmlType::Q4_K, true).spirv.is_empty() || cfg!(not(feature = "shaders")));
+        assert_eq!(wide_variant(q4k, GgmlType::Q4_K, false).name, "mul_mat_cm_q4_k");
+        let q6k = shader_for(GgmlType::Q6_K).unwrap();
+        assert_eq!(wide_variant(q6k, GgmlType::Q6_K, true).name, "mul_mat_cm_q6_k");
     }
 
     #[test]
