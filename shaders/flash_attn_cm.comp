@@ -1,22 +1,24 @@
 #version 450
 // ggml_flash_attn_ext for many query rows (prompt processing) on KHR cooperative matrices: F16 K and V, head
-// sizes DK = D (K) and DV = D (V) a multiple of 16 up to 128, the same online softmax (running max M and sum L per
-// row, in f32) as flash_attn.comp.
+// sizes DK = DV = D a multiple of 16 up to 128, the same online softmax (running max M and sum L per row, in f32)
+// as flash_attn.comp.
 //
 // One workgroup of 4 subgroups of 32 per (block of BR = 64 rows, KV head, sequence); rows are the query rows of
 // every Q head sharing the KV head (row = iq1 * ratio + g), as in flash_attn.comp. Subgroup s owns rows
-// 16 s .. 16 s + 15: its Q rows live in registers as f16 fragments, its output rows as f32 accumulator fragments.
-// Per tile of BC = 64 keys:
-//   1. each invocation reads the mask entries it needs for the softmax (row 16 s + lane / 2, 32 keys); a tile
-//      that no row of the block sees (causal masks) is skipped as a whole;
-//   2. the K tile (f16) into shared memory; S = Q K^T on f16 16x16x16 fragments (f32 accumulators) into shared f32;
-//   3. softmax, two invocations per row: scale, softcap, ALiBi slope x mask, new max, rescale factor alpha,
-//      probabilities written as f16 into shared memory;
-//   4. the V tile into the same shared memory; O = alpha O + P V.
-// Rescaling O by a per-row factor x[r] (the softmax's alpha, the final a / L) multiplies it component-wise by the
-// accumulator X[r][c] = x[r], made by one f16 product: a matrix whose columns 0 and 1 hold x's f16 head and tail
-// (x = hi + lo to 22 bits) times one whose rows 0 and 1 are ones. Nothing depends on how an implementation
-// spreads fragment elements over invocations.
+// 16 s .. 16 s + 15: its Q rows are f16 A fragments loaded once from a shared area of their own. Per tile of
+// BC = 32 keys:
+//   1. each invocation reads the mask entries it needs for the softmax (row 16 s + lane / 2, keys 16 (lane & 1)
+//      .. + 15 of the tile); a tile that no row of the block sees (causal masks) is skipped as a whole;
+//   2. the K tile (f16) into shared memory; S = Q K^T on f16 16x16x16 fragments (f32 accumulators), stored to
+//      this subgroup's score area;
+//   3. softmax, two invocations per row: scale, softcap, ALiBi slope x mask, new max, rescale factor alpha (to
+//      shared memory), probabilities as f16 into shared memory;
+//   4. the V tile into the K tile's place; per 16 output columns, P V into a fresh accumulator, stored to the score
+//      area and added in f32 registers: O[r][c] = alpha[r] O[r][c] + (P V)[r][c].
+// The output rows live in plain registers: invocation `lane` owns elements lane + 32 j (j < 8) of each 16 x 16
+// block in row-major order (row lane / 16 + 2 j, column lane % 16). Fragments are only loaded, multiplied and
+// stored through memory in a stated layout: nothing depends on how an implementation spreads fragment elements
+// over invocations, and no arithmetic is done on fragments.
 // Q and P enter the products as f16 (as in ggml-vulkan); K, V are F16 already; sums are f32.
 #extension GL_KHR_cooperative_matrix : require
 #extension GL_KHR_memory_scope_semantics : require
@@ -31,14 +33,18 @@
 #endif
 #define WG 128u
 #define BR 64u
-#define BC 64u
+#define BC 32u
+// Keys of a tile per invocation in the softmax (two invocations per row).
+#define KPI (BC / 2u)
 #define ND (D / 16u)
 // Shared K/V rows: D halves + 8 (16-byte aligned rows in distinct bank groups), in f16vec4 units.
-#define KVST (D + 8u)
-#define KVST4 (KVST / 4u)
-// P rows: BC halves + 8. Score rows: BC floats + 4 (16-byte aligned; rows r and r + 1 in different banks).
-#define PST (BC + 8u)
-#define SST (BC + 4u)
+#define KVST4 ((D + 8u) / 4u)
+// P rows: BC halves + 8, in f16vec4 units.
+#define PST4 ((BC + 8u) / 4u)
+// Score area of one subgroup, vec4 units: BC / 16 row-major 16 x 16 f32 blocks (64 vec4 each, rows of 64 bytes;
+// a padded row-major store of the whole 16 x BC block, rows of 144 or 272 bytes, gave wrong scores on NVIDIA's
+// driver). Block 0 doubles as the staging block of P V.
+#define SAREA (BC * 4u)
 
 layout(local_size_x = 128, local_size_y = 1, local_size_z = 1) in;
 
@@ -66,14 +72,15 @@ layout(push_constant) uniform Push {
 #define FLAG_ALIBI 4u
 #define NEG_INF uintBitsToFloat(0xFF800000u)
 
+shared f16vec4 Qs[BR * KVST4];
 shared f16vec4 KV[BC * KVST4];
-shared float Ss[4u * 16u * SST];
-shared float16_t Ps[4u * 16u * PST];
-// Per subgroup a 16 x 16 f16 matrix with the row factors in columns 0 and 1 (zeros elsewhere), and the shared
-// 16 x 16 matrix whose rows 0 and 1 are ones.
-shared float16_t Rf[4u * 256u];
-shared float16_t Ones[256];
-shared uint anyLive;
+shared vec4 Ss[4u * SAREA];
+shared f16vec4 Ps[4u * 16u * PST4];
+// Per subgroup, one factor per row (the softmax's alpha; at the end a / L).
+shared float Al[4u * 16u];
+// 16 bytes, like every shared variable here: NVIDIA's driver may place a smaller one before the others and leave the
+// fragment areas off 16-byte boundaries, where cooperative-matrix loads return wrong values (a 4-byte flag did).
+shared uvec4 anyLive;
 
 #define FRAG_A coopmat<float16_t, gl_ScopeSubgroup, 16, 16, gl_MatrixUseA>
 #define FRAG_B coopmat<float16_t, gl_ScopeSubgroup, 16, 16, gl_MatrixUseB>
@@ -83,6 +90,20 @@ float tanh_safe(float x) {
     const float e = exp(-2.0 * abs(x));
     return sign(x) * (1.0 - e) / (1.0 + e);
 }
+
+// Element `e` (row-major 16 x 16, e < 256) of this subgroup's staging block.
+float staged(uint area, uint e) { return Ss[area + e / 4u][e % 4u]; }
+
+// Rows c0 .. c0 + BC - 1 of K or V (16-bit words from `base`, stride `s1`) into KV as f16; rows past n_kv as zeros.
+#define LOAD_TILE(buf, base, s1)                                                                                    \
+    for (uint e = tid; e < BC * (D / 8u); e += WG) {                                                                \
+        const uint c = e / (D / 8u);                                                                                \
+        const uint part = e % (D / 8u);                                                                             \
+        uvec4 x = uvec4(0u);                                                                                        \
+        if (c0 + c < pc.n_kv) { x = buf[((base) + (c0 + c) * (s1)) / 8u + part]; }                                  \
+        KV[c * KVST4 + 2u * part] = f16vec4(unpackFloat2x16(x.x), unpackFloat2x16(x.y));                            \
+        KV[c * KVST4 + 2u * part + 1u] = f16vec4(unpackFloat2x16(x.z), unpackFloat2x16(x.w));                       \
+    }
 
 void main() {
     const uint tid = gl_LocalInvocationID.x;
@@ -96,7 +117,7 @@ void main() {
     const uint k_base = pc.k_off + ih * pc.k_s2 + iq3 * pc.k_s3;
     const uint v_base = pc.v_off + ih * pc.v_s2 + iq3 * pc.v_s3;
 
-    // Softmax role: row r of this subgroup's 16, keys 2 i + hh (i < 32) of a tile.
+    // Softmax role: row r of this subgroup's 16, keys 32 hh .. 32 hh + 31 of a tile.
     const uint r = lane >> 1;
     const uint hh = lane & 1u;
     const uint row = rb * BR + sg * 16u + r;
@@ -115,7 +136,7 @@ void main() {
         mb = pc.m_off + iq1 * pc.m_s1 + (iq2 % m_ne2) * pc.m_s2 + (iq3 % m_ne3) * pc.m_s3;
     }
 
-    // Q rows of the block as f16 through the K/V tile area (rows past the end are zero), four values at a time.
+    // Q rows of the block as f16 (rows past the end are zero), four values at a time.
     for (uint w = tid; w < BR * D / 4u; w += WG) {
         const uint rr = (4u * w) / D;
         const uint col = (4u * w) % D;
@@ -129,31 +150,28 @@ void main() {
                 x[j] = uint16BitsToHalf(uint16_t(float_bits_to_half(floatBitsToUint(q[qi + j]))));
             }
         }
-        KV[(rr * KVST + col) / 4u] = x;
+        Qs[rr * KVST4 + col / 4u] = x;
     }
-    for (uint e = tid; e < 4u * 256u; e += WG) { Rf[e] = float16_t(0.0); }
-    for (uint e = tid; e < 256u; e += WG) { Ones[e] = float16_t(e < 32u ? 1.0 : 0.0); }
     barrier();
     FRAG_A qf[ND];
     [[unroll]] for (uint t = 0; t < ND; ++t) {
-        coopMatLoad(qf[t], KV, (sg * 16u * KVST + 16u * t) / 4u, KVST4, gl_CooperativeMatrixLayoutRowMajor);
+        coopMatLoad(qf[t], Qs, sg * 16u * KVST4 + 4u * t, KVST4, gl_CooperativeMatrixLayoutRowMajor);
     }
-    FRAG_B ones;
-    coopMatLoad(ones, Ones, 0u, 16u, gl_CooperativeMatrixLayoutRowMajor);
 
-    FRAG_C o[ND];
-    [[unroll]] for (uint t = 0; t < ND; ++t) { o[t] = FRAG_C(0.0); }
+    // This invocation's output elements: o[8 t + j] is row lane / 16 + 2 j, column 16 t + lane % 16.
+    float o[ND * 8u];
+    [[unroll]] for (uint i = 0; i < ND * 8u; ++i) { o[i] = 0.0; }
     float row_m = NEG_INF;
     float row_l = 0.0;
-    const uint s_base = sg * 16u * SST;
-    const uint p_base = sg * 16u * PST;
+    const uint s_area = sg * SAREA;
+    const uint p_base = sg * 16u * PST4;
 
     for (uint c0 = 0u; c0 < pc.n_kv; c0 += BC) {
         // 1. This invocation's mask entries; skip the tile if no row of the block sees any of its keys.
-        float mv[32];
+        float mv[KPI];
         bool live = false;
-        [[unroll]] for (uint i = 0u; i < 32u; ++i) {
-            const uint c = c0 + 2u * i + hh;
+        [[unroll]] for (uint i = 0u; i < KPI; ++i) {
+            const uint c = c0 + KPI * hh + i;
             float m = 0.0;
             if (!row_ok || c >= pc.n_kv) {
                 m = NEG_INF;
@@ -164,90 +182,85 @@ void main() {
             mv[i] = m;
             live = live || m != NEG_INF;
         }
-        barrier(); // the previous tile's V is no longer read
-        if (tid == 0u) { anyLive = 0u; }
+        barrier(); // every subgroup is done with the previous tile's V and with anyLive
+        if (tid == 0u) { anyLive.x = 0u; }
         barrier();
-        if (live) { anyLive = 1u; }
-        // 2. K tile.
-        for (uint e = tid; e < BC * (D / 8u); e += WG) {
-            const uint c = e / (D / 8u);
-            const uint part = e % (D / 8u);
-            uvec4 x = uvec4(0u);
-            if (c0 + c < pc.n_kv) { x = k4[(k_base + (c0 + c) * pc.k_s1) / 8u + part]; }
-            KV[c * KVST4 + 2u * part] = f16vec4(unpackFloat2x16(x.x), unpackFloat2x16(x.y));
-            KV[c * KVST4 + 2u * part + 1u] = f16vec4(unpackFloat2x16(x.z), unpackFloat2x16(x.w));
-        }
+        if (live) { anyLive.x = 1u; }
+        // 2. K tile, then S = Q K^T into this subgroup's score area.
+        LOAD_TILE(k4, k_base, pc.k_s1)
         barrier();
-        if (anyLive == 0u) { continue; }
+        if (anyLive.x == 0u) { continue; }
         [[unroll]] for (uint n = 0u; n < BC / 16u; ++n) {
             FRAG_C sacc = FRAG_C(0.0);
             [[unroll]] for (uint t = 0; t < ND; ++t) {
                 FRAG_B kb;
-                coopMatLoad(kb, KV, (16u * n * KVST + 16u * t) / 4u, KVST4, gl_CooperativeMatrixLayoutColumnMajor);
+                coopMatLoad(kb, KV, 16u * n * KVST4 + 4u * t, KVST4, gl_CooperativeMatrixLayoutColumnMajor);
                 sacc = coopMatMulAdd(qf[t], kb, sacc);
             }
-            coopMatStore(sacc, Ss, s_base + 16u * n, SST, gl_CooperativeMatrixLayoutRowMajor);
+            coopMatStore(sacc, Ss, s_area + 64u * n, 4u, gl_CooperativeMatrixLayoutRowMajor);
         }
         subgroupMemoryBarrierShared();
         subgroupBarrier();
 
         // 3. Online softmax (the two invocations of a row agree through one shuffle per reduction).
         float tmax = NEG_INF;
-        [[unroll]] for (uint i = 0u; i < 32u; ++i) {
-            float s = Ss[s_base + r * SST + 2u * i + hh] * pc.scale;
-            if (pc.softcap != 0.0) { s = pc.softcap * tanh_safe(s); }
-            s = mv[i] == NEG_INF ? NEG_INF : s + mv[i];
-            mv[i] = s;
-            tmax = max(tmax, s);
+        [[unroll]] for (uint i4 = 0u; i4 < KPI / 4u; ++i4) {
+            const uint c4 = KPI * hh + 4u * i4;
+            const vec4 sv = Ss[s_area + 64u * (c4 / 16u) + 4u * r + (c4 % 16u) / 4u];
+            [[unroll]] for (uint u = 0u; u < 4u; ++u) {
+                const uint i = 4u * i4 + u;
+                float s = sv[u] * pc.scale;
+                if (pc.softcap != 0.0) { s = pc.softcap * tanh_safe(s); }
+                s = mv[i] == NEG_INF ? NEG_INF : s + mv[i];
+                mv[i] = s;
+                tmax = max(tmax, s);
+            }
         }
         tmax = max(tmax, subgroupShuffleXor(tmax, 1u));
         const float mnew = max(row_m, tmax);
         float alpha = 1.0;
         float sum = 0.0;
-        if (mnew != NEG_INF) {
-            alpha = row_m == NEG_INF ? 0.0 : exp(row_m - mnew);
-            [[unroll]] for (uint i = 0u; i < 32u; ++i) {
-                const float p = mv[i] == NEG_INF ? 0.0 : exp(mv[i] - mnew);
-                sum += p;
-                Ps[p_base + r * PST + 2u * i + hh] = float16_t(p);
+        [[unroll]] for (uint i4 = 0u; i4 < KPI / 4u; ++i4) {
+            vec4 p = vec4(0.0);
+            if (mnew != NEG_INF) {
+                [[unroll]] for (uint u = 0u; u < 4u; ++u) {
+                    const float s = mv[4u * i4 + u];
+                    p[u] = s == NEG_INF ? 0.0 : exp(s - mnew);
+                }
             }
-        } else {
-            [[unroll]] for (uint i = 0u; i < 32u; ++i) { Ps[p_base + r * PST + 2u * i + hh] = float16_t(0.0); }
+            sum += p.x + p.y + p.z + p.w;
+            Ps[p_base + r * PST4 + (KPI / 4u) * hh + i4] = f16vec4(p);
         }
+        if (mnew != NEG_INF) { alpha = row_m == NEG_INF ? 0.0 : exp(row_m - mnew); }
         sum += subgroupShuffleXor(sum, 1u);
         row_m = mnew;
         row_l = row_l * alpha + sum;
-        if (hh == 0u) {
-            const float16_t hi = float16_t(alpha);
-            Rf[sg * 256u + 16u * r] = hi;
-            Rf[sg * 256u + 16u * r + 1u] = float16_t(alpha - float(hi));
-        }
+        if (hh == 0u) { Al[sg * 16u + r] = alpha; }
         barrier(); // every subgroup is done with K; P and alpha are visible
 
-        // 4. V tile, then O = alpha O + P V.
-        for (uint e = tid; e < BC * (D / 8u); e += WG) {
-            const uint c = e / (D / 8u);
-            const uint part = e % (D / 8u);
-            uvec4 x = uvec4(0u);
-            if (c0 + c < pc.n_kv) { x = v4[(v_base + (c0 + c) * pc.v_s1) / 8u + part]; }
-            KV[c * KVST4 + 2u * part] = f16vec4(unpackFloat2x16(x.x), unpackFloat2x16(x.y));
-            KV[c * KVST4 + 2u * part + 1u] = f16vec4(unpackFloat2x16(x.z), unpackFloat2x16(x.w));
-        }
+        // 4. V tile, then O = alpha O + P V, 16 output columns at a time through the staging block.
+        LOAD_TILE(v4, v_base, pc.v_s1)
         barrier();
-        {
-            FRAG_A fa;
-            coopMatLoad(fa, Rf, sg * 256u, 16u, gl_CooperativeMatrixLayoutRowMajor);
-            FRAG_C f = coopMatMulAdd(fa, ones, FRAG_C(0.0));
-            [[unroll]] for (uint t = 0; t < ND; ++t) { o[t] = o[t] * f; }
-        }
+        FRAG_A pa[BC / 16u];
         [[unroll]] for (uint kk = 0u; kk < BC / 16u; ++kk) {
-            FRAG_A pa;
-            coopMatLoad(pa, Ps, p_base + 16u * kk, PST, gl_CooperativeMatrixLayoutRowMajor);
-            [[unroll]] for (uint t = 0; t < ND; ++t) {
+            coopMatLoad(pa[kk], Ps, p_base + 4u * kk, PST4, gl_CooperativeMatrixLayoutRowMajor);
+        }
+        float al[8];
+        [[unroll]] for (uint j = 0u; j < 8u; ++j) { al[j] = Al[sg * 16u + lane / 16u + 2u * j]; }
+        [[unroll]] for (uint t = 0; t < ND; ++t) {
+            FRAG_C pv = FRAG_C(0.0);
+            [[unroll]] for (uint kk = 0u; kk < BC / 16u; ++kk) {
                 FRAG_B vb;
-                coopMatLoad(vb, KV, (16u * kk * KVST + 16u * t) / 4u, KVST4, gl_CooperativeMatrixLayoutRowMajor);
-                o[t] = coopMatMulAdd(pa, vb, o[t]);
+                coopMatLoad(vb, KV, 16u * kk * KVST4 + 4u * t, KVST4, gl_CooperativeMatrixLayoutRowMajor);
+                pv = coopMatMulAdd(pa[kk], vb, pv);
             }
+            coopMatStore(pv, Ss, s_area, 4u, gl_CooperativeMatrixLayoutRowMajor);
+            subgroupMemoryBarrierShared();
+            subgroupBarrier();
+            [[unroll]] for (uint j = 0u; j < 8u; ++j) {
+                o[8u * t + j] = o[8u * t + j] * al[j] + staged(s_area, lane + 32u * j);
+            }
+            subgroupBarrier();
         }
     }
 
@@ -263,34 +276,18 @@ void main() {
         }
         row_l = row_l * a + vs;
     }
-    barrier();
-    if (hh == 0u) {
-        const float x = row_l == 0.0 ? 0.0 : a / row_l;
-        const float16_t hi = float16_t(x);
-        Rf[sg * 256u + 16u * r] = hi;
-        Rf[sg * 256u + 16u * r + 1u] = float16_t(x - float(hi));
-    }
+    if (hh == 0u) { Al[sg * 16u + r] = row_l == 0.0 ? 0.0 : a / row_l; }
     subgroupMemoryBarrierShared();
     subgroupBarrier();
-    {
-        FRAG_A fa;
-        coopMatLoad(fa, Rf, sg * 256u, 16u, gl_CooperativeMatrixLayoutRowMajor);
-        FRAG_C f = coopMatMulAdd(fa, ones, FRAG_C(0.0));
-        [[unroll]] for (uint t = 0; t < ND; ++t) { o[t] = o[t] * f; }
-    }
-    // Out through this subgroup's score area, one 16 x 16 fragment at a time.
-    [[unroll]] for (uint t = 0; t < ND; ++t) {
-        coopMatStore(o[t], Ss, s_base, 16u, gl_CooperativeMatrixLayoutRowMajor);
-        subgroupMemoryBarrierShared();
-        subgroupBarrier();
-        [[unroll]] for (uint e = lane; e < 256u; e += 32u) {
-            const uint br = rb * BR + sg * 16u + e / 16u;
-            if (br < rows) {
-                const uint a1 = br / pc.ratio;
-                const uint a2 = ih * pc.ratio + br % pc.ratio;
-                d[pc.d_off + 16u * t + e % 16u + a2 * pc.d_s1 + a1 * pc.d_s2 + iq3 * pc.d_s3] = Ss[s_base + e];
-            }
+    [[unroll]] for (uint j = 0u; j < 8u; ++j) {
+        const uint rr = lane / 16u + 2u * j;
+        const uint br = rb * BR + sg * 16u + rr;
+        if (br < rows) {
+            const float f = Al[sg * 16u + rr];
+            const uint a1 = br / pc.ratio;
+            const uint a2 = ih * pc.ratio + br % pc.ratio;
+            const uint base = pc.d_off + lane % 16u + a2 * pc.d_s1 + a1 * pc.d_s2 + iq3 * pc.d_s3;
+            [[unroll]] for (uint t = 0; t < ND; ++t) { d[base + 16u * t] = o[8u * t + j] * f; }
         }
-        subgroupBarrier();
     }
 }

@@ -332,10 +332,10 @@ pub struct CmShape {
     pub aligned: bool,
 }
 
-/// Shared memory `flash_attn_cm.comp` declares for head size `d`: K/V tile, scores, probabilities, row-factor
-/// matrices, a flag.
+/// Shared memory `flash_attn_cm.comp` declares for head size `d`: Q block, K/V tile, scores, probabilities, row
+/// factors, a flag.
 pub const fn cm_shared_bytes(d: u32) -> u32 {
-    64 * (d + 8) * 2 + 4 * 16 * 68 * 4 + 4 * 16 * 72 * 2 + 5 * 256 * 2 + 4
+    64 * (d + 8) * 2 + 32 * (d + 8) * 2 + 4 * 32 * 16 * 4 + 4 * 16 * 40 * 2 + 4 * 16 * 4 + 16
 }
 
 /// The cooperative-matrix flash attention for prompts (`flash_attn_cm.comp`) when it applies: a device with f16
