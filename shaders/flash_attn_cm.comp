@@ -117,7 +117,7 @@ void main() {
     const uint k_base = pc.k_off + ih * pc.k_s2 + iq3 * pc.k_s3;
     const uint v_base = pc.v_off + ih * pc.v_s2 + iq3 * pc.v_s3;
 
-    // Softmax role: row r of this subgroup's 16, keys 32 hh .. 32 hh + 31 of a tile.
+    // Softmax role: row r of this subgroup's 16, keys KPI hh .. KPI hh + KPI - 1 of a tile.
     const uint r = lane >> 1;
     const uint hh = lane & 1u;
     const uint row = rb * BR + sg * 16u + r;

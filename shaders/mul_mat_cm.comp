@@ -160,8 +160,8 @@ void load_a(uint it, uint a_row, bool ok, uint k0, uint p) {
         uint sc;
         uint mn;
         if (j < 4u) {
-            sc = (hd[1u + j / 4u] >> (8u * (j % 4u))) & 63u;
-            mn = (hd[2u + j / 4u] >> (8u * (j % 4u))) & 63u;
+            sc = (hd[1] >> (8u * j)) & 63u;
+            mn = (hd[2] >> (8u * j)) & 63u;
         } else {
             const uint hi = (hd[3] >> (8u * (j % 4u))) & 0xFFu;
             sc = (hi & 0xFu) | ((((hd[1] >> (8u * (j % 4u))) & 0xFFu) >> 6) << 4);

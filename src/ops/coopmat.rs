@@ -340,7 +340,8 @@ pub(super) fn record(
             .ok_or_else(|| crate::error::Error::Internal(format!("no cooperative kernel for {}", ty.name())))?;
         return record(rec, (fallback, TILE_128), bindings, p, (batches, ty));
     }
-    // Wide loads: B (its f16 copy; not the 8-bit copy) and F16 A as 8 halves, when offsets, strides and k allow.
+    // Wide loads: B (its f16 copy; not the 8-bit copy) and F16 / Q4_K A 16 bytes at a time, when offsets, strides
+    // and k allow.
     let (vec_b, vec_a) = wide_loads(p);
     let groups = [p.m.div_ceil(tile.bm), p.n.div_ceil(tile.bn), batches];
     if tile.int8 {
