@@ -94,8 +94,8 @@ const CM: [(u32, Shader); 5] = [
     (112, Shader { name: "flash_attn_cm_d112", spirv: spirv::FLASH_ATTN_CM_D112, bindings: 6, push_size: PUSH }),
     (128, Shader { name: "flash_attn_cm_d128", spirv: spirv::FLASH_ATTN_CM_D128, bindings: 6, push_size: PUSH }),
 ];
-/// Whether `flash_attn_cm.comp` runs where it applies without `GGVK_FA_COOPMAT=1`.
-const CM_DEFAULT: bool = false;
+/// Whether `flash_attn_cm.comp` runs where it applies (`GGVK_FA_COOPMAT=0` turns it off).
+const CM_DEFAULT: bool = true;
 /// Rows per workgroup of `flash_attn_cm.comp`.
 const CM_ROWS: u32 = 64;
 const REDUCE: Shader =
