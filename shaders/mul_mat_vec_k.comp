@@ -21,6 +21,11 @@
 // q_weight * q_x is exact in int32, the weight's sub-block scale multiplies it as an integer, and only the block
 // scales (d_x * d, d_x * dmin) are floats, as in ggml's CPU dot products (Q5_K's fifth bit is ORed into each code
 // byte; Q6_K's codes become q - 32 as signed bytes, so no sum of x is needed there).
+// WIDE (Q4_K with INT_DOT, blocks and Q8_K blocks on 16-byte boundaries, checked on the host): units of 1/8 block
+// read in 16-byte loads: unit t takes the block's first 16 bytes (d, dmin, the 12 scale bytes) and 16 code bytes at
+// 32 (t / 2) + 16 (t % 2) of qs, 32 values: 16 of sub-block 2 (t / 2) (low nibbles) and the same 16 of sub-block
+// 2 (t / 2) + 1 (high nibbles); the activations' 16 code bytes of each in two more 16-byte loads. Six loads per 32
+// values per row instead of six per 16, and the scales unpacked once per 32 values.
 // Partial sums are reduced with subgroupAdd (or shared memory with NO_SUBGROUPS).
 #include "common.glsl"
 #ifdef INT_DOT
@@ -79,7 +84,16 @@ uint dq_u16(uint i) { return uint(a[i]); }
 #error "define Q4K, Q5K or Q6K"
 #endif
 #define QK_K 256u
+#ifdef WIDE
+#if !defined(Q4K) || !defined(INT_DOT) || defined(MUL_MAT_ID) || defined(NO_SUBGROUPS)
+#error "WIDE: Q4_K on integer dot products with subgroups, MUL_MAT only"
+#endif
+layout(binding = 0) readonly buffer A128 { uvec4 a128[]; };
+layout(binding = 1) readonly buffer BQ128 { uvec4 bq128[]; };
+#define UPB 8u
+#else
 #define UPB 16u
+#endif
 
 #ifndef INT_DOT
 vec4 load_x(uint e) {
@@ -125,7 +139,48 @@ void main() {
             const uint c = min(cu, nunits - 1u);
             const uint blk = c / UPB;
             const uint t = c % UPB;
-#if defined(Q4K) || defined(Q5K)
+#if defined(WIDE)
+            const uint p = t >> 1;
+            const uint hf = t & 1u;
+            [[unroll]] for (uint r = 0; r < NROWS; ++r) {
+                const uint v = (rbase[r] + blk * BLOCK_WORDS) >> 3; // the block's first 16 bytes
+                const uvec4 hd = a128[v];
+                const uvec4 qv = a128[v + 1u + 2u * p + hf];
+                const vec2 dm = vec2(dq_k_half(hd.x & 0xFFFFu), dq_k_half(hd.x >> 16));
+                // Scales and minimums of sub-blocks 2p, 2p + 1, as in the 32-bit path below.
+                const uint sh = 16u * (p & 1u);
+                const uint lo_q = (hd.y >> sh) & 0xFFFFu;
+                const uint mi_q = (hd.z >> sh) & 0xFFFFu;
+                const uint hi_q = (hd.w >> sh) & 0xFFFFu;
+                uvec2 sc, mn;
+                if (p < 2u) {
+                    sc = uvec2(lo_q & 63u, (lo_q >> 8) & 63u);
+                    mn = uvec2(mi_q & 63u, (mi_q >> 8) & 63u);
+                } else {
+                    sc = uvec2((hi_q & 0xFu) | (((lo_q >> 6) & 3u) << 4), ((hi_q >> 8) & 0xFu) | (((lo_q >> 14) & 3u) << 4));
+                    mn = uvec2(((hi_q >> 4) & 0xFu) | (((mi_q >> 6) & 3u) << 4), ((hi_q >> 12) & 0xFu) | (((mi_q >> 14) & 3u) << 4));
+                }
+                const uvec4 lo = qv & 0x0F0F0F0Fu;
+                const uvec4 hi = (qv >> 4) & 0x0F0F0F0Fu;
+                [[unroll]] for (uint col = 0; col < NCOLS; ++col) {
+                    const uint xb = b_base + col * pc.b_col + blk * Q8K_WORDS;
+                    const uint x4 = (xb + Q8K_CODES + 16u * p + 4u * hf) >> 2;
+                    const uvec4 xl = bq128[x4];
+                    const uvec4 xh = bq128[x4 + 2u];
+                    int s_lo = 0;
+                    int s_hi = 0;
+                    [[unroll]] for (uint i = 0; i < 4u; ++i) {
+                        s_lo += dotPacked4x8EXT(int(lo[i]), int(xl[i]));
+                        s_hi += dotPacked4x8EXT(int(hi[i]), int(xh[i]));
+                    }
+                    const int isc = int(sc.x) * s_lo + int(sc.y) * s_hi;
+                    // The mins meet each sub-block's code sum once: the unit of the first half adds them.
+                    const int imn = hf == 0u ? int(mn.x) * int(bq[xb + 1u + 2u * p]) + int(mn.y) * int(bq[xb + 2u + 2u * p]) : 0;
+                    const float dx = uintBitsToFloat(bq[xb]);
+                    acc[col * NROWS + r] += valid ? dx * (dm.x * float(isc) - dm.y * float(imn)) : 0.0;
+                }
+            }
+#elif defined(Q4K) || defined(Q5K)
             const uint p = t >> 2;
             const uint xo = blk * QK_K + 64u * p + 8u * (t & 3u);
             [[unroll]] for (uint r = 0; r < NROWS; ++r) {

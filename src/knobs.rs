@@ -40,6 +40,7 @@ const KNOBS: &[(&str, Kind)] = &[
     ("GGVK_COOPMAT_INT8", Kind::Switch),
     ("GGVK_COOPMAT2", Kind::Switch),
     ("GGVK_CM_VEC_Q4K", Kind::Switch),
+    ("GGVK_MATVEC_WIDE_Q4K", Kind::Switch),
     ("GGVK_CM2_TM", Kind::Range(16, 1024)),
     ("GGVK_CM2_TN", Kind::Range(16, 1024)),
     ("GGVK_CM2_TK", Kind::Range(16, 1024)),
@@ -54,6 +55,7 @@ const KNOBS: &[(&str, Kind)] = &[
     ("GGVK_SUBMIT_NODES", Kind::Range(0, u32::MAX as u64)),
     ("GGVK_MAX_STORAGE_RANGE", Kind::Range(4096, u64::MAX)),
     ("GGVK_MEMORY_BUDGET", Kind::Size),
+    ("GGVK_SCRATCH_RING", Kind::Size),
 ];
 
 /// `GGVK_*` variables of the build, test and benchmark scripts and of the tests (not read by the library).

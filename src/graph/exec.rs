@@ -51,14 +51,47 @@ struct Streams {
 /// Record `nodes` (graph index, node) into `rec`, naming the node in any error.
 /// Neighbours that [`fusion`] allows are recorded as one kernel.
 /// `quantize[i]`: the layout in which node i also writes its output quantized ([`fusion::plan_quantize`]).
+/// Scratch one node's recording takes: what its kernels derive ([`ops::scratch_bytes`]) and the 8-bit copy of its
+/// result it writes for later products (`quantize`), each rounded up to the offset alignment.
+fn scratch_needs(device: &Device, nodes: &[Node], quantize: &[Option<Q8Layout>]) -> Vec<u64> {
+    let align = device.caps().min_storage_offset_alignment.max(256);
+    nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let copy = quantize.get(i).copied().flatten().map_or(0, |l| l.bytes(&n.dst).div_ceil(align) * align);
+            ops::scratch_bytes(device, n) + copy
+        })
+        .collect()
+}
+
+/// The scratch ring a graph records into ([`Recorder::reserve_scratch`]): what all its nodes take together when
+/// that is at most `ring`, else `ring` or the most two neighbouring nodes take (a node reserves its own and its
+/// successor's, which it may fuse with), whichever is larger.
+fn scratch_size(needs: &[u64], ring: u64) -> u64 {
+    let total: u64 = needs.iter().sum();
+    let pair = needs.windows(2).map(|w| w[0] + w[1]).chain(needs.iter().copied()).max().unwrap_or(0);
+    total.min(ring.max(pair))
+}
+
+/// Scratch past which a graph's nodes reuse it: 256 MiB, or `GGVK_SCRATCH_RING` bytes (read once per process). A
+/// 7B prompt of 2048 tokens without flash attention derives ~300 MiB per layer, ~10 GiB over its 32 layers.
+fn scratch_ring() -> u64 {
+    static RING: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *RING.get_or_init(|| crate::knobs::size("GGVK_SCRATCH_RING").ok().filter(|&v| v > 0).unwrap_or(256 << 20))
+}
+
 fn record_nodes<'n>(
     rec: &mut Recorder<'_>,
     nodes: impl Iterator<Item = (usize, &'n Node)>,
     quantize: &[Option<Q8Layout>],
+    needs: &[u64],
 ) -> Result<()> {
     let mut nodes = nodes.peekable();
     while let Some((i, node)) = nodes.next() {
         let _d = tracing::trace_span!("dispatch", i, op = node.op.name()).entered();
+        // This node and the next (which it may fuse with) take their scratch without wrapping onto each other.
+        rec.reserve_scratch(needs.get(i).copied().unwrap_or(0) + needs.get(i + 1).copied().unwrap_or(0))?;
         let fused = match nodes.peek() {
             Some((_, next)) if fusion::enabled() => fusion::rms_norm_mul(node, next),
             _ => None,
@@ -146,14 +179,7 @@ impl Executor {
         let Streams { stream, replay } = &mut *guard;
         // Producer-side quantization and the scratch the graph takes (neither needed to replay it).
         let plan = || fusion::plan_quantize(&self.device, graph.nodes());
-        let scratch = |plan: &[Option<Q8Layout>]| -> u64 {
-            let products: u64 = graph.nodes().iter().map(|n| ops::scratch_bytes(&self.device, n)).sum();
-            let align = self.device.caps().min_storage_offset_alignment.max(256);
-            let copies: u64 = (graph.nodes().iter().zip(plan))
-                .filter_map(|(n, l)| l.map(|l| l.bytes(&n.dst).div_ceil(align) * align))
-                .sum();
-            products + copies
-        };
+        let needs = |plan: &[Option<Q8Layout>]| scratch_needs(&self.device, graph.nodes(), plan);
         if replay::enabled() && !profile && !graph.is_empty() {
             let key = GraphKey::of(graph);
             match replay.lookup(&key) {
@@ -166,9 +192,10 @@ impl Executor {
                 Plan::Record => {
                     let mut recording = Recording::new(&self.device)?;
                     let plan = plan();
-                    let mut rec = stream.begin_recording(&mut recording, scratch(&plan))?;
+                    let needs = needs(&plan);
+                    let mut rec = stream.begin_recording(&mut recording, scratch_size(&needs, scratch_ring()))?;
                     let _rec_span = tracing::debug_span!("record_for_replay").entered();
-                    record_nodes(&mut rec, graph.nodes().iter().enumerate(), &plan)?;
+                    record_nodes(&mut rec, graph.nodes().iter().enumerate(), &plan, &needs)?;
                     let stats = RecordStats {
                         dispatches: rec.dispatches(),
                         barriers: rec.barriers(),
@@ -186,7 +213,8 @@ impl Executor {
         }
         let timestamps = profile.then(|| u32::try_from(graph.len() * 2).unwrap_or(u32::MAX));
         let plan = plan();
-        let scratch = scratch(&plan);
+        let needs = needs(&plan);
+        let scratch = scratch_size(&needs, scratch_ring());
         // Submit in chunks so the GPU starts while the rest is recorded: a small first chunk, then larger ones
         // (one chunk when timing, so every dispatch's timestamps land in one query pool).
         let (first, steady) = match submit_chunk() {
@@ -201,7 +229,7 @@ impl Executor {
         loop {
             let mut rec = stream.begin(timestamps, scratch, scratch_used)?;
             let _rec_span = tracing::debug_span!("record").entered();
-            record_nodes(&mut rec, nodes.by_ref().take(limit), &plan)?;
+            record_nodes(&mut rec, nodes.by_ref().take(limit), &plan, &needs)?;
             stats.dispatches += rec.dispatches();
             stats.barriers += rec.barriers();
             stats.submissions += 1;
@@ -335,4 +363,22 @@ pub fn profile_report(times: &[DispatchTime], record_micros: f64) -> String {
         let _ = writeln!(out, "  {:>10.1} us  {}", t.micros, t.label);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scratch_size;
+
+    #[test]
+    fn scratch_is_a_ring_once_the_graph_takes_more_than_it() {
+        let mib = 1u64 << 20;
+        // Small graphs take exactly what their nodes need together.
+        assert_eq!(scratch_size(&[4 * mib, 0, 16 * mib], 256 * mib), 20 * mib);
+        assert_eq!(scratch_size(&[], 256 * mib), 0);
+        // 32 layers of 300 MiB: the ring, but never less than two neighbouring nodes.
+        let layers: Vec<u64> = (0..32).flat_map(|_| [16 * mib, 256 * mib, 28 * mib]).collect();
+        assert_eq!(scratch_size(&layers, 256 * mib), 284 * mib);
+        assert_eq!(scratch_size(&layers, 1), 284 * mib);
+        assert_eq!(scratch_size(&layers, 1 << 40), 32 * 300 * mib);
+    }
 }

@@ -216,6 +216,21 @@ fn kquant_int_dot_shaders(device: &Device, a: &Tensor, b: &Tensor) -> Option<(Sh
     })
 }
 
+/// Whether the integer-dot Q4_K mat-vec reads 16 bytes at a time (`mul_mat_vec_k.comp` with `WIDE`): every
+/// weight block and every Q8_K activation block of the product starts on a 16-byte boundary (A's offset and strides
+/// in 16-bit words multiples of 8, b's offset and strides in 32-bit words multiples of 4) and `GGVK_MATVEC_WIDE_Q4K`
+/// is not 0 (read once per process).
+pub(crate) fn q4k_wide_loads(p: &MatMulPush) -> bool {
+    static KNOB: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *KNOB.get_or_init(|| crate::knobs::switch("GGVK_MATVEC_WIDE_Q4K", true)) && q4k_wide_aligned(p)
+}
+
+/// The alignment half of [`q4k_wide_loads`].
+fn q4k_wide_aligned(p: &MatMulPush) -> bool {
+    [p.a_off, p.a_row, p.a_s2, p.a_s3].iter().all(|v| v % 8 == 0)
+        && [p.b_off, p.b_col, p.b_s2, p.b_s3].iter().all(|v| v % 4 == 0)
+}
+
 fn matmul_shader(ty: GgmlType) -> Option<Shader> {
     Some(match ty {
         GgmlType::F32 => shader("mul_mat_f32", spirv::MUL_MAT_F32),
@@ -446,8 +461,9 @@ pub fn record_with_add(rec: &mut Recorder<'_>, f: &MatVecAdd<'_>) -> Result<bool
 
 /// The mat-vec kernel that also writes the following ADD (`FUSE_ADD`), for weights of type `ty` on the
 /// integer-dot paths.
-fn fused_add_shader(ty: GgmlType) -> Option<Shader> {
+fn fused_add_shader(ty: GgmlType, wide: bool) -> Option<Shader> {
     let (name, spirv) = match ty {
+        GgmlType::Q4_K if wide => ("mul_mat_vec_q4_k_idot_wide_add", spirv::MUL_MAT_VEC_Q4_K_IDOT_WIDE_ADD),
         GgmlType::Q4_0 => ("mul_mat_vec_q4_0_idot_add", spirv::MUL_MAT_VEC_Q4_0_IDOT_ADD),
         GgmlType::Q8_0 => ("mul_mat_vec_q8_0_idot_add", spirv::MUL_MAT_VEC_Q8_0_IDOT_ADD),
         GgmlType::Q4_K => ("mul_mat_vec_q4_k_idot_add", spirv::MUL_MAT_VEC_Q4_K_IDOT_ADD),
@@ -464,10 +480,10 @@ fn fused_add(
     device: &Device,
     add: Option<&MatVecAdd<'_>>,
     fuse: bool,
-    ty: GgmlType,
+    (ty, wide): (GgmlType, bool),
     mut p: MatMulPush,
 ) -> Result<Option<(Shader, [Binding; 2], MatMulPush)>> {
-    let (Some(add), true, Some(shader)) = (add, fuse, fused_add_shader(ty)) else { return Ok(None) };
+    let (Some(add), true, Some(shader)) = (add, fuse, fused_add_shader(ty, wide)) else { return Ok(None) };
     let (r_bind, r_off) = bind(device, add.addend, 4, false)?;
     let (o_bind, o_off) = bind(device, add.out, 4, true)?;
     p.pad = [r_off, o_off];
@@ -520,9 +536,18 @@ fn record_piece(
             let wg = matvec_workgroup(caps, a.ty, cfg, p.k, p.n);
             let (gx, gy) = split_groups(u64::from(p.m.div_ceil(cfg.rows)), caps.max_workgroup_count[0])?;
             let (q_read, p) = quantize_b_q8k(rec, b, &b_bind, p)?;
+            let wide = a.ty == GgmlType::Q4_K && use_sg && q4k_wide_loads(&p);
+            let sg = if wide { shader("mul_mat_vec_q4_k_idot_wide", spirv::MUL_MAT_VEC_Q4_K_IDOT_WIDE) } else { sg };
+            // The wide kernel's thread takes 32 values per trip: short rows take fewer threads.
+            let wg = match wide {
+                true => wg
+                    .min((p.k / 32).next_power_of_two().max(caps.subgroup_size.max(16)))
+                    .max((cfg.rows * p.n).next_power_of_two()),
+                false => wg,
+            };
             let spec = [wg, 1, 1, cfg.rows, 0, cfg.unroll, p.n];
             let mut bindings = vec![a_bind, q_read, d_bind];
-            let (shader, p, fused) = match fused_add(&device, add, fuse, a.ty, p)? {
+            let (shader, p, fused) = match fused_add(&device, add, fuse, (a.ty, wide), p)? {
                 Some((shader, extra, p)) => {
                     bindings.extend(extra);
                     (shader, p, true)
@@ -947,7 +972,7 @@ fn record_int_dot(
     let device = rec.device().clone();
     let (q_read, p) = quantize_b(rec, b, &bindings[1], p)?;
     let mut all = vec![bindings[0].clone(), q_read, bindings[2].clone()];
-    let (shader, p, fused) = match fused_add(&device, add, true, a_ty, p)? {
+    let (shader, p, fused) = match fused_add(&device, add, true, (a_ty, false), p)? {
         Some((fs, extra, p)) => {
             all.extend(extra);
             (fs, p, true)
@@ -964,4 +989,21 @@ fn record_int_dot(
 pub(crate) fn device_forces_shared_reduction() -> bool {
     static KNOB: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *KNOB.get_or_init(|| crate::knobs::switch("GGVK_SHARED_REDUCTION", false))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn q4k_wide_needs_16_byte_blocks_on_both_sides() {
+        // A 4096 x 4096 Q4_K weight (16 blocks of 72 16-bit words per row), Q8_K columns of 16 x 76 words.
+        let p = MatMulPush { k: 4096, a_row: 72 * 16, a_s2: 72 * 16 * 4096, b_col: 76 * 16, ..Default::default() };
+        assert!(q4k_wide_aligned(&p));
+        assert!(q4k_wide_aligned(&MatMulPush { a_off: 72 * 5, b_off: 76 * 3, ..p }), "whole blocks in");
+        assert!(!q4k_wide_aligned(&MatMulPush { a_off: 4, ..p }), "A view on a 32-bit word only");
+        assert!(!q4k_wide_aligned(&MatMulPush { a_s3: 72 * 16 * 4096 + 2, ..p }), "A batch stride");
+        assert!(!q4k_wide_aligned(&MatMulPush { b_off: 2, ..p }), "Q8_K blocks off 16 bytes");
+        assert!(!q4k_wide_aligned(&MatMulPush { b_col: 76 * 16 + 1, ..p }), "b column stride");
+    }
 }

@@ -613,6 +613,32 @@ impl Recorder<'_> {
         }
     }
 
+    /// Make room for the `bytes` of scratch the next node takes through [`Self::scratch`]. Scratch is a ring: when
+    /// they do not fit behind what was handed out so far, hand-outs start again at the beginning of the buffer
+    /// after a barrier that finishes every command recorded before it (so their regions are free), and derived
+    /// data kept in scratch is forgotten (a later reader derives it again). Reserved per node, so one node's regions
+    /// never wrap onto each other; a graph takes the ring's size however many nodes it has.
+    pub fn reserve_scratch(&mut self, bytes: u64) -> Result<()> {
+        let align = self.device.caps().min_storage_offset_alignment.max(256);
+        let need = bytes.div_ceil(align) * align;
+        if need == 0 || self.scratch_used + need <= self.scratch_limit {
+            return Ok(());
+        }
+        let Some(buf) = self.scratch.clone().filter(|_| need <= self.scratch_limit) else {
+            return Err(Error::Internal(format!(
+                "scratch overflow: {need} bytes needed, {} reserved",
+                self.scratch_limit
+            )));
+        };
+        // SAFETY: the command buffer is recording.
+        unsafe { barrier_to_everything(self.device.raw(), self.slot.cmd) };
+        self.hazards = Hazards::default();
+        self.barriers += 1;
+        self.derived.retain(|d| d.result.0.buffer.id() != buf.id());
+        self.scratch_used = 0;
+        Ok(())
+    }
+
     /// An earlier result of `kind` derived from exactly these source bytes and layout, if still valid.
     pub fn find_derived(
         &self,
