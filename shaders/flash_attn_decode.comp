@@ -11,6 +11,10 @@
 //     thread keeps the running max M and sum L of each row in registers (the same values in every thread);
 //   - the probabilities go to shared memory and thread t accumulates output dimensions t, t + WG, ... of every
 //     row over the tile's keys (V rows read as consecutive 16-bit words across threads).
+// VEC_V (V's offset and strides multiples of 8 halves, DV a multiple of 8 up to WG): instead, DV / 8 threads share a
+// V row, 8 dimensions each read as one 16-byte vector, and the workgroup's WG / (DV / 8) key groups take every
+// key group-th key of the tile; each thread keeps its 8 dimensions' partial sums over all tiles (rescaled with the
+// rows' maxima like the others) and the key groups' partials are added through shared memory once, at the end.
 // Split mode (FLAG_SPLIT) writes [M, L, out] records for flash_attn_reduce.comp exactly as flash_attn.comp does.
 // Needs subgroup arithmetic; K's offset and strides multiples of 8 halves (16 bytes); DK a multiple of 8.
 #include "common.glsl"
@@ -23,10 +27,12 @@ layout(constant_id = 0) const uint WG = 128;
 layout(constant_id = 1) const uint R = 1;
 layout(constant_id = 3) const uint DK = 128;
 layout(constant_id = 4) const uint DV = 128;
+layout(constant_id = 5) const bool VEC_V = false;
 
 layout(binding = 0) readonly buffer Q { float q[]; };
 layout(binding = 1) readonly buffer K4 { uvec4 k4[]; };
 layout(binding = 2) readonly buffer V { uint16_t vw[]; };
+layout(binding = 2) readonly buffer V4 { uvec4 v4[]; };
 layout(binding = 3) readonly buffer M { uint16_t mask[]; };
 layout(binding = 4) readonly buffer S { float sinks[]; };
 layout(binding = 5) buffer D { float d[]; };
@@ -56,6 +62,10 @@ shared vec4 Qs[R * DK / 4u];
 shared float Ps[R * WG];
 shared float redM[R * WG]; // per row, one slot per subgroup
 shared float redL[R * WG];
+// VEC_V: threads per V row, key groups, and the key groups' partial outputs of one row at the end.
+const uint VL = DV / 8u;
+const uint KG = WG / VL;
+shared float Os[WG * 8u];
 
 // tanh without exp overflow for large |x| (as flash_attn.comp).
 float tanh_safe(float x) {
@@ -116,10 +126,16 @@ void main() {
     float rowM[R];
     float rowL[R];
     float acc[R * OPT];
+    // VEC_V: dimensions 8 vg .. 8 vg + 7 of every row over keys kg, kg + KG, ... of each tile.
+    vec4 av[R * 2u];
+    const uint vg = tid % VL;
+    const uint kg = tid / VL;
     [[unroll]] for (uint r = 0u; r < R; ++r) {
         rowM[r] = NEG_INF;
         rowL[r] = 0.0;
         [[unroll]] for (uint i = 0u; i < OPT; ++i) { acc[r * OPT + i] = 0.0; }
+        av[2u * r] = vec4(0.0);
+        av[2u * r + 1u] = vec4(0.0);
     }
 
     for (uint c0 = kv0; c0 < kv1; c0 += WG) {
@@ -177,8 +193,26 @@ void main() {
             for (uint g = 0u; g < gl_NumSubgroups; ++g) { l += redL[r * WG + g]; }
             rowL[r] = rowL[r] * alpha[r] + l;
         }
+        if (VEC_V) {
+            [[unroll]] for (uint r = 0u; r < R; ++r) {
+                av[2u * r] *= alpha[r];
+                av[2u * r + 1u] *= alpha[r];
+            }
+            if (kg < KG) {
+                for (uint c = kg; c < nc; c += KG) {
+                    const uvec4 w = v4[(v_base + (c0 + c) * pc.v_s1) / 8u + vg];
+                    const vec4 lo = halves_lo(w);
+                    const vec4 hi = halves_hi(w);
+                    [[unroll]] for (uint r = 0u; r < R; ++r) {
+                        const float pr = Ps[r * WG + c];
+                        av[2u * r] += pr * lo;
+                        av[2u * r + 1u] += pr * hi;
+                    }
+                }
+            }
+        }
         // Output dimensions of this thread over the tile's keys.
-        [[unroll]] for (uint i = 0u; i < OPT; ++i) {
+        [[unroll]] for (uint i = 0u; i < OPT && !VEC_V; ++i) {
             const uint k = tid + i * WG;
             if (k < DV) {
                 float a[R];
@@ -194,6 +228,25 @@ void main() {
         }
         // Ps, redM and redL are rewritten by the next tile.
         barrier();
+    }
+
+    if (VEC_V) {
+        // The key groups' partials, one row at a time: thread t < DV ends with dimension t (OPT is 1 here).
+        [[unroll]] for (uint r = 0u; r < R; ++r) {
+            if (kg < KG) {
+                [[unroll]] for (uint j = 0u; j < 4u; ++j) {
+                    Os[kg * DV + 8u * vg + j] = av[2u * r][j];
+                    Os[kg * DV + 8u * vg + 4u + j] = av[2u * r + 1u][j];
+                }
+            }
+            barrier();
+            if (tid < DV) {
+                float t = 0.0;
+                for (uint g = 0u; g < KG; ++g) { t += Os[g * DV + tid]; }
+                acc[r * OPT] = t;
+            }
+            barrier();
+        }
     }
 
     if ((pc.flags & FLAG_SPLIT) != 0u) {

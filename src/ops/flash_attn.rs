@@ -301,8 +301,9 @@ fn decode_plan(device: &Device, node: &Node) -> Option<Plan> {
         && k.offset % 16 == 0
         && k.nb[1..].iter().all(|s| s % 16 == 0);
     let rows = rows as u32;
-    // Q rows as vec4, then probabilities and two reduction slots per row and thread.
-    let shared = 4 * (rows * q.ne[0] as u32 + 3 * rows * WG);
+    // Q rows as vec4, then probabilities and two reduction slots per row and thread, and the vector V path's
+    // partial outputs (8 per thread).
+    let shared = 4 * (rows * q.ne[0] as u32 + 3 * rows * WG + 8 * WG);
     if !fits || shared > caps.max_shared_memory {
         return None;
     }
@@ -315,6 +316,12 @@ fn decode_plan(device: &Device, node: &Node) -> Option<Plan> {
     let chunk = n_kv.div_ceil(splits).div_ceil(WG) * WG;
     let splits = n_kv.div_ceil(chunk);
     Some(Plan { br: rows, bc: WG, splits, chunk: if splits == 1 { n_kv } else { chunk } })
+}
+
+/// Whether the decode kernel reads V rows as 16-byte vectors (`VEC_V`): head size `dv` a multiple of 8 up to the
+/// workgroup size, V's offset and strides (16-bit words) multiples of 8.
+fn vector_v(dv: i64, v_words: &[u32]) -> bool {
+    dv % 8 == 0 && dv <= i64::from(WG) && v_words.iter().all(|w| w % 8 == 0)
 }
 
 /// What the cooperative-matrix prompt kernel needs to know about a node, apart from the device.
@@ -497,7 +504,13 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         return Err(Error::unsupported(format!("FLASH_ATTN_EXT needs {groups:?} workgroups (device max {max:?})")));
     }
     let spec = [WG, p.br, p.bc, q.ne[0] as u32, v.ne[0] as u32];
-    let pipeline = device.pipelines().get(&device, shader, &spec)?;
+    let vec_v = shader.name == DECODE.name && vector_v(v.ne[0], &push.v);
+    let pipeline = match shader.name == DECODE.name {
+        true => {
+            device.pipelines().get(&device, shader, &[spec[0], spec[1], spec[2], spec[3], spec[4], u32::from(vec_v)])?
+        }
+        false => device.pipelines().get(&device, shader, &spec)?,
+    };
     if p.splits == 1 {
         return rec.dispatch(shader.name, &pipeline, &[qb, kb, vb, mb, sb, db], bytemuck::bytes_of(&push), groups);
     }
@@ -538,6 +551,16 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
 mod tests {
     use super::*;
     use crate::ops::coopmat::CoopmatDevice;
+
+    #[test]
+    fn decode_reads_v_as_vectors_only_where_rows_sit_on_16_bytes() {
+        assert!(vector_v(128, &[0, 128, 128 * 256, 0]));
+        assert!(vector_v(64, &[8, 64, 64 * 512, 64 * 512 * 32]));
+        assert!(!vector_v(128, &[4, 128, 128 * 256, 0]), "offset");
+        assert!(!vector_v(128, &[0, 132, 132 * 256, 0]), "row stride");
+        assert!(!vector_v(68, &[0, 72, 72 * 256, 0]), "head size not a multiple of 8");
+        assert!(!vector_v(256, &[0, 256, 256 * 256, 0]), "more dimensions than threads");
+    }
 
     const NVIDIA: CoopmatDevice = CoopmatDevice {
         f16_16x16x16: true,
