@@ -46,6 +46,12 @@ const VARIANTS: &[(&str, &str, Defines)] = &[
         "mul_mat_vec_k.comp",
         &[("Q4K", "1"), ("INT_DOT", "1"), ("WIDE", "1"), ("FUSE_ADD", "1")],
     ),
+    ("mul_mat_vec_q5_k_idot_wide", "mul_mat_vec_k.comp", &[("Q5K", "1"), ("INT_DOT", "1"), ("WIDE", "1")]),
+    (
+        "mul_mat_vec_q5_k_idot_wide_add",
+        "mul_mat_vec_k.comp",
+        &[("Q5K", "1"), ("INT_DOT", "1"), ("WIDE", "1"), ("FUSE_ADD", "1")],
+    ),
     ("mul_mat_vec_q5_k_idot_add", "mul_mat_vec_k.comp", &[("Q5K", "1"), ("INT_DOT", "1"), ("FUSE_ADD", "1")]),
     ("mul_mat_vec_q6_k_idot_add", "mul_mat_vec_k.comp", &[("Q6K", "1"), ("INT_DOT", "1"), ("FUSE_ADD", "1")]),
     ("mul_mat_vec_q8_0_idot", "mul_mat_vec.comp", &[("A_Q8_0", "1"), ("INT_DOT", "1")]),

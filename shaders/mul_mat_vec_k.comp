@@ -21,11 +21,12 @@
 // q_weight * q_x is exact in int32, the weight's sub-block scale multiplies it as an integer, and only the block
 // scales (d_x * d, d_x * dmin) are floats, as in ggml's CPU dot products (Q5_K's fifth bit is ORed into each code
 // byte; Q6_K's codes become q - 32 as signed bytes, so no sum of x is needed there).
-// WIDE (Q4_K with INT_DOT, blocks and Q8_K blocks on 16-byte boundaries, checked on the host): units of 1/8 block
-// read in 16-byte loads: unit t takes the block's first 16 bytes (d, dmin, the 12 scale bytes) and 16 code bytes at
-// 32 (t / 2) + 16 (t % 2) of qs, 32 values: 16 of sub-block 2 (t / 2) (low nibbles) and the same 16 of sub-block
-// 2 (t / 2) + 1 (high nibbles); the activations' 16 code bytes of each in two more 16-byte loads. Six loads per 32
-// values per row instead of six per 16, and the scales unpacked once per 32 values.
+// WIDE (Q4_K or Q5_K with INT_DOT, blocks and Q8_K blocks on 16-byte boundaries, checked on the host): units of
+// 1/8 block read in 16-byte loads: unit t takes the block's first 16 bytes (d, dmin, the 12 scale bytes) and 16 code
+// bytes at 32 (t / 2) + 16 (t % 2) of qs, 32 values: 16 of sub-block 2 (t / 2) (low nibbles) and the same 16 of
+// sub-block 2 (t / 2) + 1 (high nibbles), for Q5_K also the 16 qh bytes of those positions; the activations' 16
+// code bytes of each in two more 16-byte loads. Six loads per 32 values per row instead of six per 16 (Q5_K: eight
+// per 16), and the scales unpacked once per 32 values.
 // Partial sums are reduced with subgroupAdd (or shared memory with NO_SUBGROUPS).
 #include "common.glsl"
 #ifdef INT_DOT
@@ -85,8 +86,8 @@ uint dq_u16(uint i) { return uint(a[i]); }
 #endif
 #define QK_K 256u
 #ifdef WIDE
-#if !defined(Q4K) || !defined(INT_DOT) || defined(MUL_MAT_ID) || defined(NO_SUBGROUPS)
-#error "WIDE: Q4_K on integer dot products with subgroups, MUL_MAT only"
+#if !(defined(Q4K) || defined(Q5K)) || !defined(INT_DOT) || defined(MUL_MAT_ID) || defined(NO_SUBGROUPS)
+#error "WIDE: Q4_K or Q5_K on integer dot products with subgroups, MUL_MAT only"
 #endif
 layout(binding = 0) readonly buffer A128 { uvec4 a128[]; };
 layout(binding = 1) readonly buffer BQ128 { uvec4 bq128[]; };
@@ -145,7 +146,12 @@ void main() {
             [[unroll]] for (uint r = 0; r < NROWS; ++r) {
                 const uint v = (rbase[r] + blk * BLOCK_WORDS) >> 3; // the block's first 16 bytes
                 const uvec4 hd = a128[v];
+#if defined(Q5K)
+                const uvec4 qv = a128[v + 3u + 2u * p + hf]; // after 16 header and 32 qh bytes
+                const uvec4 qhv = a128[v + 1u + hf];         // qh bytes 16 hf .. + 15: bit 2p (lo), 2p + 1 (hi)
+#else
                 const uvec4 qv = a128[v + 1u + 2u * p + hf];
+#endif
                 const vec2 dm = vec2(dq_k_half(hd.x & 0xFFFFu), dq_k_half(hd.x >> 16));
                 // Scales and minimums of sub-blocks 2p, 2p + 1, as in the 32-bit path below.
                 const uint sh = 16u * (p & 1u);
@@ -160,8 +166,13 @@ void main() {
                     sc = uvec2((hi_q & 0xFu) | (((lo_q >> 6) & 3u) << 4), ((hi_q >> 8) & 0xFu) | (((lo_q >> 14) & 3u) << 4));
                     mn = uvec2(((hi_q >> 4) & 0xFu) | (((mi_q >> 6) & 3u) << 4), ((hi_q >> 12) & 0xFu) | (((mi_q >> 14) & 3u) << 4));
                 }
+#if defined(Q5K)
+                const uvec4 lo = (qv & 0x0F0F0F0Fu) | (((qhv >> (2u * p)) & 0x01010101u) << 4);
+                const uvec4 hi = ((qv >> 4) & 0x0F0F0F0Fu) | (((qhv >> (2u * p + 1u)) & 0x01010101u) << 4);
+#else
                 const uvec4 lo = qv & 0x0F0F0F0Fu;
                 const uvec4 hi = (qv >> 4) & 0x0F0F0F0Fu;
+#endif
                 [[unroll]] for (uint col = 0; col < NCOLS; ++col) {
                     const uint xb = b_base + col * pc.b_col + blk * Q8K_WORDS;
                     const uint x4 = (xb + Q8K_CODES + 16u * p + 4u * hf) >> 2;

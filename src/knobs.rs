@@ -40,7 +40,7 @@ const KNOBS: &[(&str, Kind)] = &[
     ("GGVK_COOPMAT_INT8", Kind::Switch),
     ("GGVK_COOPMAT2", Kind::Switch),
     ("GGVK_CM_VEC_Q4K", Kind::Switch),
-    ("GGVK_MATVEC_WIDE_Q4K", Kind::Switch),
+    ("GGVK_MATVEC_WIDE_K", Kind::Switch),
     ("GGVK_CM2_TM", Kind::Range(16, 1024)),
     ("GGVK_CM2_TN", Kind::Range(16, 1024)),
     ("GGVK_CM2_TK", Kind::Range(16, 1024)),

@@ -216,17 +216,28 @@ fn kquant_int_dot_shaders(device: &Device, a: &Tensor, b: &Tensor) -> Option<(Sh
     })
 }
 
-/// Whether the integer-dot Q4_K mat-vec reads 16 bytes at a time (`mul_mat_vec_k.comp` with `WIDE`): every
+/// Whether the integer-dot Q4_K / Q5_K mat-vec reads 16 bytes at a time (`mul_mat_vec_k.comp` with `WIDE`): every
 /// weight block and every Q8_K activation block of the product starts on a 16-byte boundary (A's offset and strides
-/// in 16-bit words multiples of 8, b's offset and strides in 32-bit words multiples of 4) and `GGVK_MATVEC_WIDE_Q4K`
+/// in 16-bit words multiples of 8, b's offset and strides in 32-bit words multiples of 4) and `GGVK_MATVEC_WIDE_K`
 /// is not 0 (read once per process).
-pub(crate) fn q4k_wide_loads(p: &MatMulPush) -> bool {
+pub(crate) fn kquant_wide_loads(ty: GgmlType, p: &MatMulPush) -> bool {
     static KNOB: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *KNOB.get_or_init(|| crate::knobs::switch("GGVK_MATVEC_WIDE_Q4K", true)) && q4k_wide_aligned(p)
+    matches!(ty, GgmlType::Q4_K | GgmlType::Q5_K)
+        && *KNOB.get_or_init(|| crate::knobs::switch("GGVK_MATVEC_WIDE_K", true))
+        && kquant_wide_aligned(p)
 }
 
-/// The alignment half of [`q4k_wide_loads`].
-fn q4k_wide_aligned(p: &MatMulPush) -> bool {
+/// The 16-byte wide integer-dot mat-vec kernel for `ty` ([`kquant_wide_loads`]).
+fn kquant_wide_shader(ty: GgmlType) -> Option<Shader> {
+    match ty {
+        GgmlType::Q4_K => Some(shader("mul_mat_vec_q4_k_idot_wide", spirv::MUL_MAT_VEC_Q4_K_IDOT_WIDE)),
+        GgmlType::Q5_K => Some(shader("mul_mat_vec_q5_k_idot_wide", spirv::MUL_MAT_VEC_Q5_K_IDOT_WIDE)),
+        _ => None,
+    }
+}
+
+/// The alignment half of [`kquant_wide_loads`].
+fn kquant_wide_aligned(p: &MatMulPush) -> bool {
     [p.a_off, p.a_row, p.a_s2, p.a_s3].iter().all(|v| v % 8 == 0)
         && [p.b_off, p.b_col, p.b_s2, p.b_s3].iter().all(|v| v % 4 == 0)
 }
@@ -464,6 +475,7 @@ pub fn record_with_add(rec: &mut Recorder<'_>, f: &MatVecAdd<'_>) -> Result<bool
 fn fused_add_shader(ty: GgmlType, wide: bool) -> Option<Shader> {
     let (name, spirv) = match ty {
         GgmlType::Q4_K if wide => ("mul_mat_vec_q4_k_idot_wide_add", spirv::MUL_MAT_VEC_Q4_K_IDOT_WIDE_ADD),
+        GgmlType::Q5_K if wide => ("mul_mat_vec_q5_k_idot_wide_add", spirv::MUL_MAT_VEC_Q5_K_IDOT_WIDE_ADD),
         GgmlType::Q4_0 => ("mul_mat_vec_q4_0_idot_add", spirv::MUL_MAT_VEC_Q4_0_IDOT_ADD),
         GgmlType::Q8_0 => ("mul_mat_vec_q8_0_idot_add", spirv::MUL_MAT_VEC_Q8_0_IDOT_ADD),
         GgmlType::Q4_K => ("mul_mat_vec_q4_k_idot_add", spirv::MUL_MAT_VEC_Q4_K_IDOT_ADD),
@@ -536,8 +548,11 @@ fn record_piece(
             let wg = matvec_workgroup(caps, a.ty, cfg, p.k, p.n);
             let (gx, gy) = split_groups(u64::from(p.m.div_ceil(cfg.rows)), caps.max_workgroup_count[0])?;
             let (q_read, p) = quantize_b_q8k(rec, b, &b_bind, p)?;
-            let wide = a.ty == GgmlType::Q4_K && use_sg && q4k_wide_loads(&p);
-            let sg = if wide { shader("mul_mat_vec_q4_k_idot_wide", spirv::MUL_MAT_VEC_Q4_K_IDOT_WIDE) } else { sg };
+            let wide = use_sg && kquant_wide_loads(a.ty, &p);
+            let sg = match wide {
+                true => kquant_wide_shader(a.ty).unwrap_or(sg),
+                false => sg,
+            };
             // The wide kernel's thread takes 32 values per trip: short rows take fewer threads.
             let wg = match wide {
                 true => wg
@@ -996,14 +1011,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn q4k_wide_needs_16_byte_blocks_on_both_sides() {
+    fn kquant_wide_needs_16_byte_blocks_on_both_sides() {
         // A 4096 x 4096 Q4_K weight (16 blocks of 72 16-bit words per row), Q8_K columns of 16 x 76 words.
         let p = MatMulPush { k: 4096, a_row: 72 * 16, a_s2: 72 * 16 * 4096, b_col: 76 * 16, ..Default::default() };
-        assert!(q4k_wide_aligned(&p));
-        assert!(q4k_wide_aligned(&MatMulPush { a_off: 72 * 5, b_off: 76 * 3, ..p }), "whole blocks in");
-        assert!(!q4k_wide_aligned(&MatMulPush { a_off: 4, ..p }), "A view on a 32-bit word only");
-        assert!(!q4k_wide_aligned(&MatMulPush { a_s3: 72 * 16 * 4096 + 2, ..p }), "A batch stride");
-        assert!(!q4k_wide_aligned(&MatMulPush { b_off: 2, ..p }), "Q8_K blocks off 16 bytes");
-        assert!(!q4k_wide_aligned(&MatMulPush { b_col: 76 * 16 + 1, ..p }), "b column stride");
+        assert!(kquant_wide_aligned(&p));
+        assert!(kquant_wide_aligned(&MatMulPush { a_off: 72 * 5, b_off: 76 * 3, ..p }), "whole blocks in");
+        assert!(!kquant_wide_aligned(&MatMulPush { a_off: 4, ..p }), "A view on a 32-bit word only");
+        assert!(!kquant_wide_aligned(&MatMulPush { a_s3: 72 * 16 * 4096 + 2, ..p }), "A batch stride");
+        assert!(!kquant_wide_aligned(&MatMulPush { b_off: 2, ..p }), "Q8_K blocks off 16 bytes");
+        assert!(!kquant_wide_aligned(&MatMulPush { b_col: 76 * 16 + 1, ..p }), "b column stride");
+        assert!(kquant_wide_loads(GgmlType::Q5_K, &p) && kquant_wide_loads(GgmlType::Q4_K, &p));
+        assert!(!kquant_wide_loads(GgmlType::Q6_K, &p), "Q6_K keeps its own kernel");
     }
 }
