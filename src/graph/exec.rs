@@ -48,9 +48,6 @@ struct Streams {
     replay: ReplayCache<RecordStats>,
 }
 
-/// Record `nodes` (graph index, node) into `rec`, naming the node in any error.
-/// Neighbours that [`fusion`] allows are recorded as one kernel.
-/// `quantize[i]`: the layout in which node i also writes its output quantized ([`fusion::plan_quantize`]).
 /// Scratch one node's recording takes: what its kernels derive ([`ops::scratch_bytes`]) and the 8-bit copy of its
 /// result it writes for later products (`quantize`), each rounded up to the offset alignment.
 fn scratch_needs(device: &Device, nodes: &[Node], quantize: &[Option<Q8Layout>]) -> Vec<u64> {
@@ -81,6 +78,10 @@ fn scratch_ring() -> u64 {
     *RING.get_or_init(|| crate::knobs::size("GGVK_SCRATCH_RING").ok().filter(|&v| v > 0).unwrap_or(256 << 20))
 }
 
+/// Record `nodes` (graph index, node) into `rec`, naming the node in any error.
+/// Neighbours that [`fusion`] allows are recorded as one kernel.
+/// `quantize[i]`: the layout in which node i also writes its output quantized ([`fusion::plan_quantize`]).
+/// `needs[i]`: node i's scratch ([`scratch_needs`]), reserved before it is recorded.
 fn record_nodes<'n>(
     rec: &mut Recorder<'_>,
     nodes: impl Iterator<Item = (usize, &'n Node)>,
