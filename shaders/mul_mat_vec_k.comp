@@ -107,6 +107,25 @@ const uvec4 LANES = uvec4(0u, 8u, 16u, 24u);
 
 shared float red[NCOLS * NROWS * WG];
 
+#if defined(Q4K) || defined(Q5K)
+// ggml's get_scale_min_k4 for sub-blocks 2p and 2p + 1 from the 12 scale bytes in words q (bytes 0-3, 4-7, 8-11):
+// bytes j, j + 4 (j < 4), or j + 4 with the top bits of bytes j - 4 and j (j >= 4). p < 2: j = 2p, 2p + 1 < 4;
+// else j - 4 = 2p - 4, 2p - 3.
+void scale_min_pair(uint p, uvec3 q, out uvec2 sc, out uvec2 mn) {
+    const uint sh = 16u * (p & 1u);
+    const uint lo_q = (q.x >> sh) & 0xFFFFu; // bytes 2(p & 1), +1 of q[0..3]
+    const uint mi_q = (q.y >> sh) & 0xFFFFu; // the same of q[4..7]
+    const uint hi_q = (q.z >> sh) & 0xFFFFu; // the same of q[8..11]
+    if (p < 2u) {
+        sc = uvec2(lo_q & 63u, (lo_q >> 8) & 63u);
+        mn = uvec2(mi_q & 63u, (mi_q >> 8) & 63u);
+    } else {
+        sc = uvec2((hi_q & 0xFu) | (((lo_q >> 6) & 3u) << 4), ((hi_q >> 8) & 0xFu) | (((lo_q >> 14) & 3u) << 4));
+        mn = uvec2(((hi_q >> 4) & 0xFu) | (((mi_q >> 6) & 3u) << 4), ((hi_q >> 12) & 0xFu) | (((mi_q >> 14) & 3u) << 4));
+    }
+}
+#endif
+
 void main() {
     const uint tid = gl_LocalInvocationID.x;
     const uint group = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
@@ -153,19 +172,8 @@ void main() {
                 const uvec4 qv = a128[v + 1u + 2u * p + hf];
 #endif
                 const vec2 dm = vec2(dq_k_half(hd.x & 0xFFFFu), dq_k_half(hd.x >> 16));
-                // Scales and minimums of sub-blocks 2p, 2p + 1, as in the 32-bit path below.
-                const uint sh = 16u * (p & 1u);
-                const uint lo_q = (hd.y >> sh) & 0xFFFFu;
-                const uint mi_q = (hd.z >> sh) & 0xFFFFu;
-                const uint hi_q = (hd.w >> sh) & 0xFFFFu;
                 uvec2 sc, mn;
-                if (p < 2u) {
-                    sc = uvec2(lo_q & 63u, (lo_q >> 8) & 63u);
-                    mn = uvec2(mi_q & 63u, (mi_q >> 8) & 63u);
-                } else {
-                    sc = uvec2((hi_q & 0xFu) | (((lo_q >> 6) & 3u) << 4), ((hi_q >> 8) & 0xFu) | (((lo_q >> 14) & 3u) << 4));
-                    mn = uvec2(((hi_q >> 4) & 0xFu) | (((mi_q >> 6) & 3u) << 4), ((hi_q >> 12) & 0xFu) | (((mi_q >> 14) & 3u) << 4));
-                }
+                scale_min_pair(p, hd.yzw, sc, mn);
 #if defined(Q5K)
                 const uvec4 lo = (qv & 0x0F0F0F0Fu) | (((qhv >> (2u * p)) & 0x01010101u) << 4);
                 const uvec4 hi = ((qv >> 4) & 0x0F0F0F0Fu) | (((qhv >> (2u * p + 1u)) & 0x01010101u) << 4);
@@ -198,23 +206,8 @@ void main() {
                 const uint w = (rbase[r] + blk * BLOCK_WORDS) >> 1; // first 32-bit word of the block
                 const uint dmw = a32[w];
                 const vec2 dm = vec2(dq_k_half(dmw & 0xFFFFu), dq_k_half(dmw >> 16));
-                const uint s0 = a32[w + 1u];
-                const uint s1 = a32[w + 2u];
-                const uint s2 = a32[w + 3u];
-                // ggml's get_scale_min_k4 for sub-blocks 2p and 2p + 1: bytes j, j + 4 (j < 4), or j + 4 with the
-                // top bits of bytes j - 4 and j (j >= 4). p < 2: j = 2p, 2p + 1 < 4; else j - 4 = 2p - 4, 2p - 3.
-                const uint sh = 16u * (p & 1u);
-                const uint lo_q = (s0 >> sh) & 0xFFFFu; // bytes 2(p & 1), +1 of q[0..3]
-                const uint mi_q = (s1 >> sh) & 0xFFFFu; // the same of q[4..7]
-                const uint hi_q = (s2 >> sh) & 0xFFFFu; // the same of q[8..11]
                 uvec2 sc, mn;
-                if (p < 2u) {
-                    sc = uvec2(lo_q & 63u, (lo_q >> 8) & 63u);
-                    mn = uvec2(mi_q & 63u, (mi_q >> 8) & 63u);
-                } else {
-                    sc = uvec2((hi_q & 0xFu) | (((lo_q >> 6) & 3u) << 4), ((hi_q >> 8) & 0xFu) | (((lo_q >> 14) & 3u) << 4));
-                    mn = uvec2(((hi_q >> 4) & 0xFu) | (((mi_q >> 6) & 3u) << 4), ((hi_q >> 12) & 0xFu) | (((mi_q >> 14) & 3u) << 4));
-                }
+                scale_min_pair(p, uvec3(a32[w + 1u], a32[w + 2u], a32[w + 3u]), sc, mn);
 #if defined(INT_DOT)
                 // Code bytes of sub-blocks 2p (lo) and 2p + 1 (hi), positions 8 (t % 4) .. +7.
                 const uint qw = w + (BLOCK_WORDS == 72u ? 4u : 12u) + 8u * p + 2u * (t & 3u);
