@@ -503,14 +503,11 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
     if groups.iter().zip(max).any(|(&g, m)| g > m) || u64::from(ne3) * u64::from(p.splits) > u64::from(max[2]) {
         return Err(Error::unsupported(format!("FLASH_ATTN_EXT needs {groups:?} workgroups (device max {max:?})")));
     }
-    let spec = [WG, p.br, p.bc, q.ne[0] as u32, v.ne[0] as u32];
-    let vec_v = shader.name == DECODE.name && vector_v(v.ne[0], &push.v);
-    let pipeline = match shader.name == DECODE.name {
-        true => {
-            device.pipelines().get(&device, shader, &[spec[0], spec[1], spec[2], spec[3], spec[4], u32::from(vec_v)])?
-        }
-        false => device.pipelines().get(&device, shader, &spec)?,
-    };
+    // The decode kernel takes a sixth constant: whether it reads V as 16-byte vectors.
+    let decode = shader.name == DECODE.name;
+    let vec_v = decode && vector_v(v.ne[0], &push.v);
+    let spec = [WG, p.br, p.bc, q.ne[0] as u32, v.ne[0] as u32, u32::from(vec_v)];
+    let pipeline = device.pipelines().get(&device, shader, &spec[..if decode { 6 } else { 5 }])?;
     if p.splits == 1 {
         return rec.dispatch(shader.name, &pipeline, &[qb, kb, vb, mb, sb, db], bytemuck::bytes_of(&push), groups);
     }
@@ -524,7 +521,7 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
     push.flags |= FLAG_SPLIT;
     push.d = [p_off, 0, 0, 0];
     rec.dispatch(
-        if shader.name == DECODE.name { "flash_attn_decode_split" } else { "flash_attn_split" },
+        if decode { "flash_attn_decode_split" } else { "flash_attn_split" },
         &pipeline,
         &[qb, kb, vb, mb, sb.clone(), pw.clone()],
         bytemuck::bytes_of(&push),

@@ -216,19 +216,15 @@ fn kquant_int_dot_shaders(device: &Device, a: &Tensor, b: &Tensor) -> Option<(Sh
     })
 }
 
-/// Whether the integer-dot Q4_K / Q5_K mat-vec reads 16 bytes at a time (`mul_mat_vec_k.comp` with `WIDE`): every
-/// weight block and every Q8_K activation block of the product starts on a 16-byte boundary (A's offset and strides
-/// in 16-bit words multiples of 8, b's offset and strides in 32-bit words multiples of 4) and `GGVK_MATVEC_WIDE_K`
-/// is not 0 (read once per process).
-pub(crate) fn kquant_wide_loads(ty: GgmlType, p: &MatMulPush) -> bool {
+/// The integer-dot Q4_K / Q5_K mat-vec kernel that reads 16 bytes at a time (`mul_mat_vec_k.comp` with `WIDE`),
+/// where it applies: every weight block and every Q8_K activation block of the product starts on a 16-byte
+/// boundary (A's offset and strides in 16-bit words multiples of 8, b's offset and strides in 32-bit words
+/// multiples of 4) and `GGVK_MATVEC_WIDE_K` is not 0 (read once per process).
+pub(crate) fn kquant_wide_shader(ty: GgmlType, p: &MatMulPush) -> Option<Shader> {
     static KNOB: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    matches!(ty, GgmlType::Q4_K | GgmlType::Q5_K)
-        && *KNOB.get_or_init(|| crate::knobs::switch("GGVK_MATVEC_WIDE_K", true))
-        && kquant_wide_aligned(p)
-}
-
-/// The 16-byte wide integer-dot mat-vec kernel for `ty` ([`kquant_wide_loads`]).
-fn kquant_wide_shader(ty: GgmlType) -> Option<Shader> {
+    if !*KNOB.get_or_init(|| crate::knobs::switch("GGVK_MATVEC_WIDE_K", true)) || !kquant_wide_aligned(p) {
+        return None;
+    }
     match ty {
         GgmlType::Q4_K => Some(shader("mul_mat_vec_q4_k_idot_wide", spirv::MUL_MAT_VEC_Q4_K_IDOT_WIDE)),
         GgmlType::Q5_K => Some(shader("mul_mat_vec_q5_k_idot_wide", spirv::MUL_MAT_VEC_Q5_K_IDOT_WIDE)),
@@ -236,7 +232,7 @@ fn kquant_wide_shader(ty: GgmlType) -> Option<Shader> {
     }
 }
 
-/// The alignment half of [`kquant_wide_loads`].
+/// The alignment half of [`kquant_wide_shader`].
 fn kquant_wide_aligned(p: &MatMulPush) -> bool {
     [p.a_off, p.a_row, p.a_s2, p.a_s3].iter().all(|v| v % 8 == 0)
         && [p.b_off, p.b_col, p.b_s2, p.b_s3].iter().all(|v| v % 4 == 0)
@@ -548,11 +544,9 @@ fn record_piece(
             let wg = matvec_workgroup(caps, a.ty, cfg, p.k, p.n);
             let (gx, gy) = split_groups(u64::from(p.m.div_ceil(cfg.rows)), caps.max_workgroup_count[0])?;
             let (q_read, p) = quantize_b_q8k(rec, b, &b_bind, p)?;
-            let wide = use_sg && kquant_wide_loads(a.ty, &p);
-            let sg = match wide {
-                true => kquant_wide_shader(a.ty).unwrap_or(sg),
-                false => sg,
-            };
+            let wide_sg = kquant_wide_shader(a.ty, &p).filter(|_| use_sg);
+            let wide = wide_sg.is_some();
+            let sg = wide_sg.unwrap_or(sg);
             // The wide kernel's thread takes 32 values per trip: short rows take fewer threads.
             let wg = match wide {
                 true => wg
@@ -1020,7 +1014,8 @@ mod tests {
         assert!(!kquant_wide_aligned(&MatMulPush { a_s3: 72 * 16 * 4096 + 2, ..p }), "A batch stride");
         assert!(!kquant_wide_aligned(&MatMulPush { b_off: 2, ..p }), "Q8_K blocks off 16 bytes");
         assert!(!kquant_wide_aligned(&MatMulPush { b_col: 76 * 16 + 1, ..p }), "b column stride");
-        assert!(kquant_wide_loads(GgmlType::Q5_K, &p) && kquant_wide_loads(GgmlType::Q4_K, &p));
-        assert!(!kquant_wide_loads(GgmlType::Q6_K, &p), "Q6_K keeps its own kernel");
+        assert!(kquant_wide_shader(GgmlType::Q5_K, &p).is_some() && kquant_wide_shader(GgmlType::Q4_K, &p).is_some());
+        assert!(kquant_wide_shader(GgmlType::Q6_K, &p).is_none(), "Q6_K keeps its own kernel");
+        assert!(kquant_wide_shader(GgmlType::Q4_K, &MatMulPush { a_off: 4, ..p }).is_none(), "unaligned A");
     }
 }
