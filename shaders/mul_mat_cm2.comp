@@ -6,11 +6,17 @@
 // The kernel computes the transposed output tile: D^T[col][row] = sum_k B[col][k] * A[row][k], so that B (the f16
 // copy of the activations, k contiguous per column) is the A operand as laid out in memory, A (weights, k contiguous
 // per row) is the B operand through a transposing view, and the result is stored to dst (row contiguous per
-// column) without a view. Tile: TN columns x TM rows per workgroup, k steps of TK; out-of-range rows, columns and
-// k read as 0 and out-of-range stores are dropped (clamp mode Constant).
+// column) without a view. Tile: TN columns x TM rows per workgroup, k steps of TK.
 //
-// Weights: A_F16 (f16 rows), or block-quantized rows decoded per element by a decode function (A_Q4_0, A_Q8_0,
-// A_Q4_K, A_Q6_K: ggml's dequantize_row_* formulas), f16 fragments, f32 accumulators.
+// Two loops over k. Interior tiles (every row, column and k step in range) with 16-byte aligned rows (ALIGNED, set
+// by the host) take unclamped layouts whose strides and offsets the compiler sees as multiples of 8 halves, and
+// four k steps per iteration (a K-quant block per iteration for TK = 64). Edge tiles clamp: out-of-range rows,
+// columns and k read as 0 and out-of-range stores are dropped.
+//
+// Weights: A_F16 (f16 rows), or block-quantized rows decoded per element by a decode function (A_Q8_0, A_Q4_K,
+// A_Q5_K, A_Q6_K: ggml's dequantize_row_* formulas), f16 fragments, f32 accumulators. The K-quants' sub-block
+// scales (d x scale, dmin x min) are unpacked once per 256-value block and row into shared memory, fetched one block
+// ahead, so that their decode functions read one scale pair and one code word per value.
 #extension GL_KHR_cooperative_matrix : require
 #extension GL_NV_cooperative_matrix2 : require
 #extension GL_KHR_memory_scope_semantics : require
@@ -18,29 +24,36 @@
 #extension GL_EXT_shader_explicit_arithmetic_types_int16 : require
 #extension GL_EXT_shader_16bit_storage : require
 #extension GL_EXT_buffer_reference : require
+#extension GL_EXT_control_flow_attributes : require
 #include "common.glsl"
 
 // Output rows (of A) and columns (of B) per workgroup and k step: chosen by the host among the workgroup-scope
-// shapes the driver lists for 256 invocations.
+// shapes the driver lists for 256 invocations (K-quants: TK divides 256 and TM divides 256).
 layout(constant_id = 0) const uint TM = 128;
 layout(constant_id = 1) const uint TN = 128;
 layout(constant_id = 2) const uint TK = 64;
+// A's row stride (F16: in halves), B's column stride (halves) and dst's column stride (floats) keep every row
+// 16-byte aligned (the host checks; offsets are checked for every dispatch).
+layout(constant_id = 3) const bool ALIGNED = false;
+#define WG 256u
 layout(local_size_x = 256, local_size_y = 1, local_size_z = 1) in;
+// k steps per iteration of the interior loop (a whole K-quant block for TK = 64).
+#define UNROLL 4u
 
 #if defined(A_F16)
 layout(binding = 0) readonly buffer A { float16_t a[]; };
 #define QK_A 1u
 #define A_WORDS 1u
 #else
-#if defined(A_Q4_0)
-#define QK_A 32u
-#define A_WORDS 9u
-#elif defined(A_Q8_0)
+#if defined(A_Q8_0)
 #define QK_A 32u
 #define A_WORDS 17u
 #elif defined(A_Q4_K)
 #define QK_A 256u
 #define A_WORDS 72u
+#elif defined(A_Q5_K)
+#define QK_A 256u
+#define A_WORDS 88u
 #elif defined(A_Q6_K)
 #define QK_A 256u
 #define A_WORDS 105u
@@ -53,41 +66,61 @@ layout(buffer_reference, std430, buffer_reference_align = 2) buffer BlockRef { B
 // Byte `i` of the block.
 uint byte_at(const in BlockRef r, uint i) { return (uint(r.blk.w[i >> 1]) >> (8u * (i & 1u))) & 0xFFu; }
 
+#if defined(A_Q4_K) || defined(A_Q5_K)
+// Q4_K / Q5_K blocks (144 / 176 bytes) start 16-byte aligned (the host checks A's offset): the same block as 32-bit
+// words, and the block array as 16-byte units for the scale fetch (both start with d, dmin and the same 12 bytes
+// of 6-bit scales and minimums).
+layout(buffer_reference, std430, buffer_reference_align = 16) buffer BlockRef32 { uint w[A_WORDS / 2u]; };
+layout(binding = 0) readonly buffer A16 { uvec4 a16[]; };
+// Per row of the tile (index r) and sub-block j of the current block: (d x scale, dmin x min) at [j * TM + r].
+shared vec2 sk[8u * TM];
+// This invocation's block header (d, dmin, 12 scale bytes) for the next block.
+uvec4 hdr;
+#define SCALE_ROWS_PER_INV (TM / WG)
+#elif defined(A_Q6_K)
+// Per row of the tile (index r) and 16-value group s of the current block: d x scale at [s * TM + r].
+shared float sk[16u * TM];
+// This invocation's share of the next block's scales (8 / (WG / TM) words of scale bytes) and d.
+uint16_t sw[8];
+uint16_t sd;
+#endif
+
 float16_t decode(const in BlockRef r, const in uint block_coord[2], const in uint in_block[2]) {
     const uint i = in_block[1];
-#if defined(A_Q4_0)
-    // d (f16), 16 bytes of nibbles: value i < 16 low nibble of byte i, else high nibble of byte i - 16.
-    const float d = float(uint16BitsToHalf(r.blk.w[0]));
-    const uint q = (byte_at(r, 2u + (i & 15u)) >> (4u * (i >> 4))) & 0xFu;
-    return float16_t(float(int(q) - 8) * d);
-#elif defined(A_Q8_0)
+#if defined(A_Q8_0)
     const float d = float(uint16BitsToHalf(r.blk.w[0]));
     return float16_t(float(int(byte_at(r, 2u + i) << 24) >> 24) * d);
 #elif defined(A_Q4_K)
-    // d, dmin (f16), 12 bytes of 6-bit (scale, min) pairs, 128 bytes of nibbles: sub-block j = i / 32 takes the low
-    // (j even) or high (j odd) nibbles of bytes 32 (j / 2) .. + 31.
+    // 128 code bytes after the 16-byte header: sub-block j = i / 32 takes the low (j even) or high (j odd) nibbles
+    // of bytes 32 (j / 2) .. + 31; d x scale and dmin x min from shared memory (ggml's dequantize_row_q4_K).
     const uint j = i >> 5;
-    const float d = float(uint16BitsToHalf(r.blk.w[0]));
-    const float dmin = float(uint16BitsToHalf(r.blk.w[1]));
-    const uint jl = j & 3u;
-    const uint b0 = byte_at(r, 4u + jl);
-    const uint b4 = byte_at(r, 8u + jl);
-    const uint b8 = byte_at(r, 12u + jl);
-    const uint sc = j < 4u ? (b0 & 63u) : ((b8 & 0xFu) | ((b0 >> 6) << 4));
-    const uint mn = j < 4u ? (b4 & 63u) : ((b8 >> 4) | ((b4 >> 6) << 4));
-    const uint q = (byte_at(r, 16u + 32u * (j >> 1) + (i & 31u)) >> (4u * (j & 1u))) & 0xFu;
-    precise const float v = d * float(sc) * float(q) - dmin * float(mn);
+    const uint byte = 32u * (j >> 1) + (i & 31u);
+    const uint word = BlockRef32(r).w[4u + (byte >> 2)];
+    const uint q = (word >> (8u * (byte & 3u) + 4u * (j & 1u))) & 0xFu;
+    const vec2 s = sk[j * TM + block_coord[0] % TM];
+    precise const float v = s.x * float(q) - s.y;
+    return float16_t(v);
+#elif defined(A_Q5_K)
+    // As Q4_K with 32 bytes of high bits after the header (bit j of byte i % 32 for sub-block j) and the 128 code
+    // bytes after those (ggml's dequantize_row_q5_K).
+    const uint j = i >> 5;
+    const uint l = i & 31u;
+    const uint byte = 32u * (j >> 1) + l;
+    const uint word = BlockRef32(r).w[12u + (byte >> 2)];
+    const uint hw = BlockRef32(r).w[4u + (l >> 2)];
+    const uint q = ((word >> (8u * (byte & 3u) + 4u * (j & 1u))) & 0xFu) | (((hw >> (8u * (l & 3u) + j)) & 1u) << 4);
+    const vec2 s = sk[j * TM + block_coord[0] % TM];
+    precise const float v = s.x * float(q) - s.y;
     return float16_t(v);
 #elif defined(A_Q6_K)
-    // 128 bytes ql, 64 bytes qh, 16 signed scales, d: value 128n + 32g + l (ggml's dequantize_row_q6_K).
+    // 128 bytes ql, 64 bytes qh, 16 signed scales, d: value 128n + 32g + l (ggml's dequantize_row_q6_K), scale
+    // index i / 16; d x scale from shared memory.
     const uint n = i >> 7;
     const uint g = (i >> 5) & 3u;
     const uint l = i & 31u;
     const uint ql = (byte_at(r, 64u * n + 32u * (g & 1u) + l) >> (4u * (g >> 1))) & 0xFu;
     const uint qh = (byte_at(r, 128u + 32u * n + l) >> (2u * g)) & 3u;
-    const int sc = int(byte_at(r, 192u + 8u * n + 2u * g + (l >> 4)) << 24) >> 24;
-    const float d = float(uint16BitsToHalf(r.blk.w[104]));
-    precise const float v = d * float(sc) * float(int(ql | (qh << 4)) - 32);
+    precise const float v = sk[(i >> 4) * TM + block_coord[0] % TM] * float(int(ql | (qh << 4)) - 32);
     return float16_t(v);
 #endif
 }
@@ -99,6 +132,83 @@ layout(binding = 2) writeonly buffer D { float d[]; };
 
 MATMUL_PUSH
 
+#if defined(A_Q4_K) || defined(A_Q5_K) || defined(A_Q6_K)
+// Scale fetch roles: WG / TM invocations per row of the tile (TM divides 256), each unpacking its share.
+#define TPR (WG / TM)
+// Read this invocation's share of block `kb`'s scales for its row (rows past m read row m - 1).
+void fetch_scales(uint a_base, uint row0, uint kb) {
+    const uint r = min(row0 + gl_LocalInvocationID.x / TPR, pc.m - 1u);
+    const uint blk = a_base + r * (pc.a_row / A_WORDS) + kb;
+#if defined(A_Q4_K) || defined(A_Q5_K)
+    hdr = a16[blk * (A_WORDS / 8u)];
+#else
+    const uint part = gl_LocalInvocationID.x % TPR;
+    const uint words = 8u / TPR;
+    [[unroll]] for (uint w = 0; w < words; ++w) { sw[w] = a[blk].w[96u + part * words + w]; }
+    sd = a[blk].w[104];
+#endif
+}
+
+// Unpack the fetched scales into shared memory (between two barriers: the previous block's decodes are done).
+void store_scales() {
+    const uint r = gl_LocalInvocationID.x / TPR;
+    const uint part = gl_LocalInvocationID.x % TPR;
+    barrier();
+#if defined(A_Q4_K) || defined(A_Q5_K)
+    // ggml's get_scale_min_k4: scale and min j of the 12 bytes (hdr.y: bytes 0-3, hdr.z: 4-7, hdr.w: 8-11).
+    const float d0 = f16_bits_to_float(uint16_t(hdr.x & 0xFFFFu));
+    const float m0 = f16_bits_to_float(uint16_t(hdr.x >> 16));
+    const uint per = 8u / TPR;
+    [[unroll]] for (uint t = 0; t < per; ++t) {
+        const uint j = part * per + t;
+        const uint sh = 8u * (j & 3u);
+        uint sc;
+        uint mn;
+        if (j < 4u) {
+            sc = (hdr.y >> sh) & 63u;
+            mn = (hdr.z >> sh) & 63u;
+        } else {
+            const uint hi = (hdr.w >> sh) & 0xFFu;
+            sc = (hi & 0xFu) | (((hdr.y >> sh) & 0xC0u) >> 2);
+            mn = (hi >> 4) | (((hdr.z >> sh) & 0xC0u) >> 2);
+        }
+        precise const float dl = d0 * float(sc);
+        precise const float ml = m0 * float(mn);
+        sk[j * TM + r] = vec2(dl, ml);
+    }
+#else
+    const float dd = f16_bits_to_float(sd);
+    const uint words = 8u / TPR;
+    [[unroll]] for (uint w = 0; w < words; ++w) {
+        const uint v = uint(sw[w]);
+        const uint s = 2u * (part * words + w);
+        sk[s * TM + r] = dd * float(int(v << 24) >> 24);
+        sk[(s + 1u) * TM + r] = dd * float(int(v << 16) >> 24);
+    }
+#endif
+    barrier();
+}
+#define K_SCALES 1
+#endif
+
+#if defined(A_F16)
+#define LOAD_A(fa, a0, layout_a, k0) \
+    coopMatLoadTensorNV(fa, a, a0, sliceTensorLayoutNV(layout_a, row0, TM, k0, TK), transposed)
+#else
+#define LOAD_A(fa, a0, layout_a, k0) \
+    coopMatLoadTensorNV(fa, a, a0, sliceTensorLayoutNV(layout_a, row0, TM, k0, TK), transposed, decode)
+#endif
+
+// One k step at k0 into acc (A from element / block a0 through layout_a, B from b0 through layout_b).
+#define STEP(a0, layout_a, b0, layout_b, k0)                                                                       \
+    {                                                                                                              \
+        coopmat<float16_t, gl_ScopeWorkgroup, TN, TK, gl_MatrixUseA> fb;                                           \
+        coopMatLoadTensorNV(fb, b, b0, sliceTensorLayoutNV(layout_b, col0, TN, k0, TK));                           \
+        coopmat<float16_t, gl_ScopeWorkgroup, TK, TM, gl_MatrixUseB> fa;                                           \
+        LOAD_A(fa, a0, layout_a, k0);                                                                              \
+        acc = coopMatMulAdd(fb, fa, acc);                                                                          \
+    }
+
 void main() {
     const uint row0 = gl_WorkGroupID.x * TM;
     const uint col0 = gl_WorkGroupID.y * TN;
@@ -109,6 +219,58 @@ void main() {
     const uint a_base = (pc.a_off + (i12 / pc.r2) * pc.a_s2 + (i13 / pc.r3) * pc.a_s3) / A_WORDS;
     const uint b_base = pc.b_off + i12 * pc.b_s2 + i13 * pc.b_s3;
     const uint d_base = pc.d_off + i12 * pc.d_s2 + i13 * pc.d_s3;
+    tensorViewNV<2, false, 1, 0> transposed = createTensorViewNV(2, false, 1, 0);
+
+    coopmat<float, gl_ScopeWorkgroup, TN, TM, gl_MatrixUseAccumulator> acc =
+        coopmat<float, gl_ScopeWorkgroup, TN, TM, gl_MatrixUseAccumulator>(0.0);
+
+#ifdef K_SCALES
+    fetch_scales(a_base, row0, 0u);
+#endif
+    const bool interior = ALIGNED && row0 + TM <= pc.m && col0 + TN <= pc.n && pc.k % TK == 0u;
+    if (interior) {
+        // Strides and offsets as multiples of 8 halves (4 floats for dst): 16-byte aligned rows the compiler can
+        // see (the host guarantees them; the masks clear nothing).
+        tensorLayoutNV<2> la = createTensorLayoutNV(2);
+        la = setTensorLayoutBlockSizeNV(la, 1, QK_A);
+        la = setTensorLayoutDimensionNV(la, pc.m, pc.k);
+#if defined(A_F16)
+        la = setTensorLayoutStrideNV(la, pc.a_row & ~7u, 1);
+        const uint a_al = a_base & ~7u;
+#else
+        la = setTensorLayoutStrideNV(la, pc.a_row / A_WORDS, 1);
+        const uint a_al = a_base;
+#endif
+        tensorLayoutNV<2> lb = createTensorLayoutNV(2);
+        lb = setTensorLayoutDimensionNV(lb, pc.n, pc.k);
+        lb = setTensorLayoutStrideNV(lb, pc.b_col & ~7u, 1);
+        const uint b_al = b_base & ~7u;
+        tensorLayoutNV<2> ld = createTensorLayoutNV(2);
+        ld = setTensorLayoutDimensionNV(ld, pc.n, pc.m);
+        ld = setTensorLayoutStrideNV(ld, pc.d_col & ~3u, 1);
+        uint k0 = 0;
+#ifdef K_SCALES
+        // One block per iteration: its scales stored, the next block's fetched, then its 256 / TK steps.
+        [[dont_unroll]] for (uint kb = 0; k0 < pc.k; ++kb) {
+            store_scales();
+            if (k0 + 256u < pc.k) { fetch_scales(a_base, row0, kb + 1u); }
+            [[unroll]] for (uint s = 0; s < 256u / TK; ++s) {
+                STEP(a_al, la, b_al, lb, k0)
+                k0 += TK;
+            }
+        }
+#else
+        [[dont_unroll]] for (; k0 + UNROLL * TK <= pc.k;) {
+            [[unroll]] for (uint s = 0; s < UNROLL; ++s) {
+                STEP(a_al, la, b_al, lb, k0)
+                k0 += TK;
+            }
+        }
+        [[dont_unroll]] for (; k0 < pc.k; k0 += TK) { STEP(a_al, la, b_al, lb, k0) }
+#endif
+        coopMatStoreTensorNV(acc, d, d_base & ~3u, sliceTensorLayoutNV(ld, col0, TN, row0, TM));
+        return;
+    }
 
     tensorLayoutNV<2, gl_CooperativeMatrixClampModeConstantNV> la = createTensorLayoutNV(2, gl_CooperativeMatrixClampModeConstantNV);
     la = setTensorLayoutBlockSizeNV(la, 1, QK_A);
@@ -120,20 +282,14 @@ void main() {
     tensorLayoutNV<2, gl_CooperativeMatrixClampModeConstantNV> ld = createTensorLayoutNV(2, gl_CooperativeMatrixClampModeConstantNV);
     ld = setTensorLayoutDimensionNV(ld, pc.n, pc.m);
     ld = setTensorLayoutStrideNV(ld, pc.d_col, 1);
-    tensorViewNV<2, false, 1, 0> transposed = createTensorViewNV(2, false, 1, 0);
-
-    coopmat<float, gl_ScopeWorkgroup, TN, TM, gl_MatrixUseAccumulator> acc =
-        coopmat<float, gl_ScopeWorkgroup, TN, TM, gl_MatrixUseAccumulator>(0.0);
     for (uint k0 = 0; k0 < pc.k; k0 += TK) {
-        coopmat<float16_t, gl_ScopeWorkgroup, TN, TK, gl_MatrixUseA> fb;
-        coopMatLoadTensorNV(fb, b, b_base, sliceTensorLayoutNV(lb, col0, TN, k0, TK));
-        coopmat<float16_t, gl_ScopeWorkgroup, TK, TM, gl_MatrixUseB> fa;
-#if defined(A_F16)
-        coopMatLoadTensorNV(fa, a, a_base, sliceTensorLayoutNV(la, row0, TM, k0, TK), transposed);
-#else
-        coopMatLoadTensorNV(fa, a, a_base, sliceTensorLayoutNV(la, row0, TM, k0, TK), transposed, decode);
+#ifdef K_SCALES
+        if (k0 % 256u == 0u) {
+            store_scales();
+            if (k0 + 256u < pc.k) { fetch_scales(a_base, row0, k0 / 256u + 1u); }
+        }
 #endif
-        acc = coopMatMulAdd(fb, fa, acc);
+        STEP(a_base, la, b_base, lb, k0)
     }
     coopMatStoreTensorNV(acc, d, d_base, sliceTensorLayoutNV(ld, col0, TN, row0, TM));
 }

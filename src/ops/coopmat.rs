@@ -249,13 +249,17 @@ fn wide_variant(shader: Shader, ty: GgmlType, wide_a: bool) -> Shader {
     }
 }
 
-/// The NV_cooperative_matrix2 kernel for weights of type `ty`.
+/// The NV_cooperative_matrix2 kernel for weights of type `ty`: F16, Q8_0, Q4_K, Q5_K and Q6_K, each faster there than
+/// on the KHR kernel (H200, m=4096 k=14336 n=512, GPU timestamps, 2026-12-03: f16 257 vs 382 us, q8_0 405 vs 450,
+/// q4_K 376 vs 481, q6_K 496 vs 693). Q4_0 keeps the KHR kernel: its 18-byte blocks decoded per element ran at
+/// 1,331 us median (best 379) against 436. (f16 accumulators, ggml-vulkan's choice there, measured no faster: f16
+/// 258 vs 257 us, q4_K 406 vs 375, with 22-34x the error against the CPU reference.)
 fn cm2_shader(ty: GgmlType) -> Option<Shader> {
     let (name, spirv): (&'static str, &'static [u8]) = match ty {
         GgmlType::F16 => ("mul_mat_cm2_f16", spirv::MUL_MAT_CM2_F16),
-        GgmlType::Q4_0 => ("mul_mat_cm2_q4_0", spirv::MUL_MAT_CM2_Q4_0),
         GgmlType::Q8_0 => ("mul_mat_cm2_q8_0", spirv::MUL_MAT_CM2_Q8_0),
         GgmlType::Q4_K => ("mul_mat_cm2_q4_k", spirv::MUL_MAT_CM2_Q4_K),
+        GgmlType::Q5_K => ("mul_mat_cm2_q5_k", spirv::MUL_MAT_CM2_Q5_K),
         GgmlType::Q6_K => ("mul_mat_cm2_q6_k", spirv::MUL_MAT_CM2_Q6_K),
         _ => return None,
     };
@@ -267,6 +271,20 @@ fn cm2_shader(ty: GgmlType) -> Option<Shader> {
 fn cm2_aligned(p: &MatMulPush) -> bool {
     [p.a_off, p.a_s2, p.a_s3, p.b_off, p.b_s2, p.b_s3].iter().all(|v| v % 8 == 0)
         && [p.d_off, p.d_s2, p.d_s3].iter().all(|v| v % 4 == 0)
+}
+
+/// Whether every row of A (F16: in halves), column of B (halves) and column of dst (floats) starts 16-byte aligned
+/// when the batch offsets do ([`cm2_aligned`]): `mul_mat_cm2.comp`'s unclamped interior loop (its `ALIGNED`) then
+/// lets the compiler see the alignment. Quantized rows are whole blocks, addressed per block.
+fn cm2_aligned_rows(p: &MatMulPush, ty: GgmlType) -> bool {
+    (ty != GgmlType::F16 || p.a_row % 8 == 0) && p.b_col % 8 == 0 && p.d_col % 4 == 0
+}
+
+/// Whether `mul_mat_cm2.comp` runs `tile` for weights of type `ty`: the K-quants' scale staging takes
+/// 256 / rows invocations per row and whole k steps per 256-value block.
+fn cm2_tile_fits(tile: &Tile, ty: GgmlType) -> bool {
+    let kquant = matches!(ty, GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K);
+    !kquant || (tile.bm <= 256 && 256 % tile.bm == 0 && 256 % tile.bk == 0 && tile.wg == 256)
 }
 
 /// The integer kernel for Q4_0 / Q8_0 weights.
@@ -330,12 +348,14 @@ pub(super) fn record(
 ) -> Result<()> {
     let device = rec.device().clone();
     if tile.cm2 {
-        if cm2_aligned(p) {
-            let pipeline = device.pipelines().get(&device, &shader, &[tile.bm, tile.bn, tile.bk])?;
+        if cm2_aligned(p) && cm2_tile_fits(&tile, ty) {
+            let aligned = u32::from(cm2_aligned_rows(p, ty));
+            let pipeline = device.pipelines().get(&device, &shader, &[tile.bm, tile.bn, tile.bk, aligned])?;
             let groups = [p.m.div_ceil(tile.bm), p.n.div_ceil(tile.bn), batches];
             return rec.dispatch("mul_mat_cm2", &pipeline, bindings, bytemuck::bytes_of(p), groups);
         }
-        // Unaligned views: the KHR kernel over the same f16 copy of b.
+        // Unaligned views, or a knob tile the K-quant scale staging does not take: the KHR kernel over the same f16
+        // copy of b.
         let fallback = shader_for(ty)
             .ok_or_else(|| crate::error::Error::Internal(format!("no cooperative kernel for {}", ty.name())))?;
         return record(rec, (fallback, TILE_128), bindings, p, (batches, ty));
@@ -380,10 +400,11 @@ mod tests {
         for (ty, name) in [
             (GgmlType::F16, "mul_mat_cm2_f16"),
             (GgmlType::Q4_K, "mul_mat_cm2_q4_k"),
+            (GgmlType::Q5_K, "mul_mat_cm2_q5_k"),
             (GgmlType::Q6_K, "mul_mat_cm2_q6_k"),
-            (GgmlType::Q4_0, "mul_mat_cm2_q4_0"),
+            (GgmlType::Q8_0, "mul_mat_cm2_q8_0"),
         ] {
-            let (shader, tile) = plan(&NVIDIA_CM2, Knob::AUTO, ty, ty == GgmlType::Q4_0, 512).expect("cm2");
+            let (shader, tile) = plan(&NVIDIA_CM2, Knob::AUTO, ty, ty == GgmlType::Q8_0, 512).expect("cm2");
             assert_eq!((shader.name, tile), (name, TILE_CM2));
             assert!(!tile.b_q8 && tile.cm2);
             assert!(!shader.spirv.is_empty() || cfg!(not(feature = "shaders")), "{name} compiled");
@@ -394,8 +415,9 @@ mod tests {
         let no_decode = CoopmatDevice { cm2_decode: false, ..NVIDIA_CM2 };
         assert_eq!(plan(&no_decode, Knob::AUTO, GgmlType::F16, false, 512).map(|(_, t)| t), Some(TILE_CM2));
         assert_eq!(plan(&no_decode, Knob::AUTO, GgmlType::Q4_K, false, 512).map(|(_, t)| t), Some(TILE_128));
-        // Types without a cm2 decoder, mat-vec widths and the off switch.
-        assert_eq!(plan(&NVIDIA_CM2, Knob::AUTO, GgmlType::Q5_K, false, 512).map(|(_, t)| t), Some(TILE_128));
+        // Types without a cm2 decoder (Q4_0: slower there, measured), mat-vec widths and the off switch.
+        assert_eq!(plan(&NVIDIA_CM2, Knob::AUTO, GgmlType::Q4_0, true, 512).map(|(_, t)| t), Some(TILE_128));
+        assert_eq!(plan(&NVIDIA_CM2, Knob::AUTO, GgmlType::IQ4_XS, false, 512).map(|(_, t)| t), Some(TILE_128));
         assert!(plan(&NVIDIA_CM2, Knob::AUTO, GgmlType::F16, false, MATVEC_MAX_COLS).is_none());
         assert!(plan(&NVIDIA_CM2, Knob::OFF, GgmlType::F16, false, 512).is_none());
     }
@@ -422,6 +444,24 @@ mod tests {
         assert!(!cm2_aligned(&MatMulPush { a_off: 4, ..p }));
         assert!(!cm2_aligned(&MatMulPush { b_s2: 12, ..p }));
         assert!(!cm2_aligned(&MatMulPush { d_off: 2, ..p }));
+    }
+
+    #[test]
+    fn cooperative_matrix2_interior_loop_and_k_quant_tiles() {
+        // Rows of 4096 halves / 512 floats: aligned; an odd F16 row stride is not, a quantized one (whole blocks)
+        // is; B and dst strides count for every type.
+        let p = MatMulPush { a_row: 4096, b_col: 4096, d_col: 512, ..Default::default() };
+        assert!(cm2_aligned_rows(&p, GgmlType::F16));
+        assert!(!cm2_aligned_rows(&MatMulPush { a_row: 4097, ..p }, GgmlType::F16));
+        assert!(cm2_aligned_rows(&MatMulPush { a_row: 4097 * 9, ..p }, GgmlType::Q4_0));
+        assert!(!cm2_aligned_rows(&MatMulPush { b_col: 4100, ..p }, GgmlType::Q4_K));
+        assert!(!cm2_aligned_rows(&MatMulPush { d_col: 510, ..p }, GgmlType::Q6_K));
+        // The K-quants' scale staging: rows and k step dividing 256, 256 invocations.
+        assert!(cm2_tile_fits(&TILE_CM2, GgmlType::Q4_K));
+        assert!(cm2_tile_fits(&Tile { bm: 64, bk: 32, ..TILE_CM2 }, GgmlType::Q6_K));
+        assert!(!cm2_tile_fits(&Tile { bm: 512, ..TILE_CM2 }, GgmlType::Q4_K));
+        assert!(!cm2_tile_fits(&Tile { bk: 96, ..TILE_CM2 }, GgmlType::Q6_K));
+        assert!(cm2_tile_fits(&Tile { bm: 512, bk: 96, ..TILE_CM2 }, GgmlType::F16));
     }
 
     #[test]

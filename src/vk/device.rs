@@ -101,8 +101,8 @@ impl Device {
             exts.push(ash::khr::cooperative_matrix::NAME.as_ptr());
         }
         // NV_cooperative_matrix2 (workgroup-scope kernels) on top, with buffer device addresses for their decode
-        // functions: only with `GGVK_COOPMAT2=1` (on the H200 its kernels are still slower than the KHR ones).
-        let coopmat2 = coopmat && caps.coopmat2.usable && crate::knobs::switch("GGVK_COOPMAT2", false);
+        // functions, where the driver offers it (`GGVK_COOPMAT2=0` keeps the KHR kernels).
+        let coopmat2 = coopmat && caps.coopmat2.usable && crate::knobs::switch("GGVK_COOPMAT2", true);
         let bda = coopmat2 && caps.buffer_device_address;
         if coopmat2 {
             exts.push(super::caps::NV_COOPERATIVE_MATRIX2.as_ptr());
