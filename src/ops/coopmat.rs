@@ -350,12 +350,22 @@ pub(super) fn record(
     if tile.cm2 {
         if cm2_aligned(p) && cm2_tile_fits(&tile, ty) {
             let aligned = u32::from(cm2_aligned_rows(p, ty));
-            let pipeline = device.pipelines().get(&device, &shader, &[tile.bm, tile.bn, tile.bk, aligned])?;
-            let groups = [p.m.div_ceil(tile.bm), p.n.div_ceil(tile.bn), batches];
-            return rec.dispatch("mul_mat_cm2", &pipeline, bindings, bytemuck::bytes_of(p), groups);
+            match device.pipelines().get(&device, &shader, &[tile.bm, tile.bn, tile.bk, aligned]) {
+                Ok(pipeline) => {
+                    let groups = [p.m.div_ceil(tile.bm), p.n.div_ceil(tile.bn), batches];
+                    return rec.dispatch("mul_mat_cm2", &pipeline, bindings, bytemuck::bytes_of(p), groups);
+                }
+                // A driver that lists the extension but cannot build the kernel: the product still runs.
+                Err(e) => {
+                    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+                    if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                        tracing::warn!("{}: {e}; prompt products take the KHR kernel", shader.name);
+                    }
+                }
+            }
         }
-        // Unaligned views, or a knob tile the K-quant scale staging does not take: the KHR kernel over the same f16
-        // copy of b.
+        // Unaligned views, a knob tile the K-quant scale staging does not take, or a kernel the driver could not
+        // build: the KHR kernel over the same f16 copy of b.
         let fallback = shader_for(ty)
             .ok_or_else(|| crate::error::Error::Internal(format!("no cooperative kernel for {}", ty.name())))?;
         return record(rec, (fallback, TILE_128), bindings, p, (batches, ty));
