@@ -37,7 +37,7 @@ layout(constant_id = 2) const uint TK = 64;
 layout(constant_id = 3) const bool ALIGNED = false;
 #define WG 256u
 layout(local_size_x = 256, local_size_y = 1, local_size_z = 1) in;
-// k steps per iteration of the interior loop (a whole K-quant block for TK = 64).
+// k steps per iteration of the interior loop for F16 and Q8_0 (the K-quants take one block per iteration).
 #define UNROLL 4u
 
 #if defined(A_F16)
@@ -76,13 +76,21 @@ layout(binding = 0) readonly buffer A16 { uvec4 a16[]; };
 shared vec2 sk[8u * TM];
 // This invocation's block header (d, dmin, 12 scale bytes) for the next block.
 uvec4 hdr;
-#define SCALE_ROWS_PER_INV (TM / WG)
 #elif defined(A_Q6_K)
 // Per row of the tile (index r) and 16-value group s of the current block: d x scale at [s * TM + r].
 shared float sk[16u * TM];
 // This invocation's share of the next block's scales (8 / (WG / TM) words of scale bytes) and d.
 uint16_t sw[8];
 uint16_t sd;
+#endif
+
+#if defined(A_Q4_K) || defined(A_Q5_K)
+// Value of code q in sub-block j of tile row `row`: d x scale x q - dmin x min, the scales from shared memory.
+float16_t scale_code(uint q, uint j, uint row) {
+    const vec2 s = sk[j * TM + row % TM];
+    precise const float v = s.x * float(q) - s.y;
+    return float16_t(v);
+}
 #endif
 
 float16_t decode(const in BlockRef r, const in uint block_coord[2], const in uint in_block[2]) {
@@ -96,10 +104,7 @@ float16_t decode(const in BlockRef r, const in uint block_coord[2], const in uin
     const uint j = i >> 5;
     const uint byte = 32u * (j >> 1) + (i & 31u);
     const uint word = BlockRef32(r).w[4u + (byte >> 2)];
-    const uint q = (word >> (8u * (byte & 3u) + 4u * (j & 1u))) & 0xFu;
-    const vec2 s = sk[j * TM + block_coord[0] % TM];
-    precise const float v = s.x * float(q) - s.y;
-    return float16_t(v);
+    return scale_code((word >> (8u * (byte & 3u) + 4u * (j & 1u))) & 0xFu, j, block_coord[0]);
 #elif defined(A_Q5_K)
     // As Q4_K with 32 bytes of high bits after the header (bit j of byte i % 32 for sub-block j) and the 128 code
     // bytes after those (ggml's dequantize_row_q5_K).
@@ -109,9 +114,7 @@ float16_t decode(const in BlockRef r, const in uint block_coord[2], const in uin
     const uint word = BlockRef32(r).w[12u + (byte >> 2)];
     const uint hw = BlockRef32(r).w[4u + (l >> 2)];
     const uint q = ((word >> (8u * (byte & 3u) + 4u * (j & 1u))) & 0xFu) | (((hw >> (8u * (l & 3u) + j)) & 1u) << 4);
-    const vec2 s = sk[j * TM + block_coord[0] % TM];
-    precise const float v = s.x * float(q) - s.y;
-    return float16_t(v);
+    return scale_code(q, j, block_coord[0]);
 #elif defined(A_Q6_K)
     // 128 bytes ql, 64 bytes qh, 16 signed scales, d: value 128n + 32g + l (ggml's dequantize_row_q6_K), scale
     // index i / 16; d x scale from shared memory.
