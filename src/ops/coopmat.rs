@@ -302,10 +302,11 @@ pub(super) fn plan_on(device: &Device, ty: GgmlType, q8_b: bool, n: u32) -> Opti
     let mut dev = CoopmatDevice::from_caps(device.caps());
     dev.cm2 &= device.coopmat2_enabled();
     let tile = cm2_tile();
-    // A tile set through the knobs must be one the driver lists.
+    // A tile set through the knobs must be one the driver lists, and one the scale staging takes for `ty`.
     if tile != TILE_CM2 {
         dev.cm2 &=
-            device.caps().coopmat2.allows((tile.bn, tile.bm, tile.bk), CoopmatType::F16, CoopmatType::F32, tile.wg);
+            device.caps().coopmat2.allows((tile.bn, tile.bm, tile.bk), CoopmatType::F16, CoopmatType::F32, tile.wg)
+                && cm2_tile_fits(&tile, ty);
     }
     plan(&dev, knob(), ty, q8_b, n).map(|(s, t)| (s, if t.cm2 { tile } else { t }))
 }
@@ -348,7 +349,7 @@ pub(super) fn record(
 ) -> Result<()> {
     let device = rec.device().clone();
     if tile.cm2 {
-        if cm2_aligned(p) && cm2_tile_fits(&tile, ty) {
+        if cm2_aligned(p) {
             let aligned = u32::from(cm2_aligned_rows(p, ty));
             match device.pipelines().get(&device, &shader, &[tile.bm, tile.bn, tile.bk, aligned]) {
                 Ok(pipeline) => {
@@ -364,8 +365,7 @@ pub(super) fn record(
                 }
             }
         }
-        // Unaligned views, a knob tile the K-quant scale staging does not take, or a kernel the driver could not
-        // build: the KHR kernel over the same f16 copy of b.
+        // Unaligned views, or a kernel the driver could not build: the KHR kernel over the same f16 copy of b.
         let fallback = shader_for(ty)
             .ok_or_else(|| crate::error::Error::Internal(format!("no cooperative kernel for {}", ty.name())))?;
         return record(rec, (fallback, TILE_128), bindings, p, (batches, ty));
