@@ -59,6 +59,8 @@ const VARIANTS: &[(&str, &str, Defines)] = &[
     ("mul_mat_vec_q8_0_idot_shmem", "mul_mat_vec.comp", &[("A_Q8_0", "1"), ("INT_DOT", "1"), ("NO_SUBGROUPS", "1")]),
     ("quantize_q8_1", "quantize_q8_1.comp", &[]),
     ("narrow_f16", "narrow_f16.comp", &[]),
+    ("dequant_f16_q4_0", "dequant_f16.comp", &[("SRC_Q4_0", "1")]),
+    ("dequant_f16_q8_0", "dequant_f16.comp", &[("SRC_Q8_0", "1")]),
     ("quantize_q8_k", "quantize_q8_k.comp", &[]),
     ("round_act_q8_0", "round_act.comp", &[("R_Q8_0", "1")]),
     ("round_act_q8_k", "round_act.comp", &[("R_Q8_K", "1")]),
@@ -303,6 +305,7 @@ const DQ_KERNELS: &[(&str, &str, Defines)] = &[
     ("mul_mat_cm_dq", "mul_mat_cm.comp", &[("A_DQ", "1")]),
     ("get_rows_dq", "get_rows.comp", &[("SRC_DQ", "1")]),
     ("cpy_dq", "cpy_q.comp", &[("SRC_DQ", "1")]),
+    ("dequant_f16_dq", "dequant_f16.comp", &[("SRC_DQ", "1")]),
     ("mul_mat_vec_dq_id", "mul_mat_vec_dq.comp", &[("MUL_MAT_ID", "1")]),
     ("mul_mat_vec_dq_id_shmem", "mul_mat_vec_dq.comp", &[("MUL_MAT_ID", "1"), ("NO_SUBGROUPS", "1")]),
     ("mul_mat_id_dq", "mul_mat_id_tiled.comp", &[("A_DQ", "1")]),
@@ -373,7 +376,7 @@ fn main() {
     writeln!(
         rs,
         "/// The generic dequantizing kernel `kernel` (`mul_mat_vec_dq`, `mul_mat_vec_dq_shmem`, `mul_mat_dq`, `mul_mat_cm_dq`, \
-         `get_rows_dq`, `cpy_dq`)\n/// for weights of ggml type `ty` (ggml's name, e.g. `q5_0`): module name and SPIR-V, if \
+         `get_rows_dq`, `cpy_dq`, `dequant_f16_dq`)\n/// for weights of ggml type `ty` (ggml's name, e.g. `q5_0`): module name and SPIR-V, if \
          `shaders/dequant/<ty>.glsl` exists.\npub fn dq_module(kernel: &str, ty: &str) -> Option<(&'static str, \
          &'static [u8])> {{\n    Some(match (kernel, ty) {{\n{lookup}        _ => return None,\n    }})\n}}\n\n\
          /// SPIR-V of [`dq_module`].\npub fn dq_spirv(kernel: &str, ty: &str) -> Option<&'static [u8]> {{\n    \

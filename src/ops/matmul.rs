@@ -601,6 +601,11 @@ fn record_piece(
         let pipeline = device.pipelines().get(&device, if use_sg { &sg } else { &shmem }, &spec)?;
         rec.dispatch("mul_mat_vec", &pipeline, &bindings, push, [gx, gy, batches]).map(|_| false)
     } else {
+        // Weights dequantized to f16 first where the f16 kernel more than pays for the copy.
+        if let Some(bytes) = dequant_first_bytes(&device, a, p.n) {
+            let a16 = dequant_f16(rec, a, &bindings[0], &p, bytes)?;
+            return record_piece(rec, &a16, b, dst, add);
+        }
         let q8_b = quantizes_activations(a);
         // The cooperative-matrix kernels read whole 4-value chunks: not for [`bf16_scalar`] weights.
         let plan = if bf16_scalar(a) { None } else { coopmat::plan_on(&device, a.ty, q8_b, p.n) };
@@ -754,27 +759,108 @@ pub(crate) fn derived_column_bytes(a: &Tensor, b: &Tensor, quantized: bool) -> u
 }
 
 /// Scratch bytes a multiplication needs on `device` (b quantized to 8 bits per block, or b rounded onto the CPU's
-/// grid as f32).
+/// grid as f32; the f16 copy of the weights where [`dequant_first_bytes`] takes them).
 pub fn scratch_bytes(device: &Device, a: &Tensor, b: &Tensor, dst: &Tensor) -> u64 {
     // An F16 b is widened to F32 first; the rest sizes what is derived from that copy.
     let widened = cpy::widened_bytes(device, b);
     let b = &cpy::widened_view(b);
+    let n = u32::try_from(b.ne[1]).unwrap_or(u32::MAX);
+    let align = device.caps().min_storage_offset_alignment.max(256);
+    let col_pieces = match split_plan(device, a, b, dst) {
+        Ok(Some((_, piece_cols))) => (b.ne[1] as u64).div_ceil(piece_cols as u64),
+        _ => 1,
+    };
+    // Every piece of columns dequantizes its rows again (pieces of rows together: the whole of A).
+    let dequant = dequant_first_bytes(device, a, n);
+    let dequant_bytes = dequant.map_or(0, |d| (d.div_ceil(align) + 1) * align * col_pieces);
     let derived = derived_column_bytes(a, b, uses_int_dot(device, a, b));
     // The cooperative-matrix kernels read f16 activations (unless they read 8-bit blocks): a packed f16 copy.
-    let narrowed = if coopmat::reads_f16_b(device, a, b) { (b.ne[0].max(0) as u64).div_ceil(2) * 4 } else { 0 };
+    let reads_f16 = match dequant {
+        Some(_) => coopmat::plan_on(device, GgmlType::F16, false, n).is_some(),
+        None => coopmat::reads_f16_b(device, a, b),
+    };
+    let narrowed = if reads_f16 { (b.ne[0].max(0) as u64).div_ceil(2) * 4 } else { 0 };
     let regions = u64::from(derived > 0) + u64::from(narrowed > 0);
     if regions == 0 {
-        return widened;
+        return widened + dequant_bytes;
     }
     let cols = (b.ne[1] * b.ne[2] * b.ne[3]).max(0) as u64;
-    let bytes = (derived + narrowed) * cols;
     // Cut into pieces: each piece of columns takes its own aligned regions (pieces of rows reuse them).
-    let align = device.caps().min_storage_offset_alignment.max(256);
-    widened
-        + match split_plan(device, a, b, dst) {
-            Ok(Some((_, piece_cols))) => bytes + (b.ne[1] as u64).div_ceil(piece_cols as u64) * align * regions,
-            _ => bytes + align * regions,
-        }
+    widened + dequant_bytes + (derived + narrowed) * cols + col_pieces * align * regions
+}
+
+/// Push constants of `dequant_f16.comp`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+struct DequantPush {
+    m: u32,
+    k: u32,
+    a_off: u32,
+    a_row: u32,
+    d_off: u32,
+    chunks: u32,
+    pad: [u32; 2],
+}
+
+/// Prompt products of at least this many columns dequantize their weights to f16 first (by default; see
+/// [`dequant_first_bytes`]).
+pub(crate) const DEQUANT_MIN_COLS: u32 = 256;
+
+/// The largest f16 copy of weights a product makes (a 7B model's largest weight takes 90 MB).
+const DEQUANT_MAX_BYTES: u64 = 256 << 20;
+
+/// The kernel that dequantizes weights of type `ty` to packed f16 rows (`dequant_f16.comp`).
+fn dequant_shader(ty: GgmlType) -> Option<Shader> {
+    let (name, spirv): (&'static str, &'static [u8]) = match ty {
+        GgmlType::Q4_0 => ("dequant_f16_q4_0", spirv::DEQUANT_F16_Q4_0),
+        GgmlType::Q8_0 => ("dequant_f16_q8_0", spirv::DEQUANT_F16_Q8_0),
+        // BF16's range is f32's: it keeps its own kernels.
+        GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 => return None,
+        ty => spirv::dq_module("dequant_f16_dq", ty.name())?,
+    };
+    Some(Shader { name, spirv, bindings: 2, push_size: std::mem::size_of::<DequantPush>() as u32 })
+}
+
+/// Bytes of the f16 copy of the weights `a` that a product with `n` columns makes first, multiplying that copy on
+/// the f16 kernel: where the device has an f16 cooperative-matrix kernel (`GGVK_DEQUANT_F16=1`: on every device,
+/// `=0`: never), from `GGVK_DEQUANT_F16_MIN_N` columns ([`DEQUANT_MIN_COLS`] by default), for quantized weights of
+/// one batch whose activations are not rounded onto another grid ([`rounds_activations`], the 8-bit cooperative
+/// kernel's blocks) and whose copy fits in [`DEQUANT_MAX_BYTES`] and one storage window. Decoding blocks
+/// inside the tile loop cost the NV_cooperative_matrix2 kernel 28-45% over F16 weights on the H200 (NOTES.md);
+/// the copy costs one read of the weights and one write of twice the values per product.
+pub fn dequant_first_bytes(device: &Device, a: &Tensor, n: u32) -> Option<u64> {
+    static MODE: std::sync::OnceLock<(Option<bool>, u32)> = std::sync::OnceLock::new();
+    let (mode, min_cols) = *MODE.get_or_init(|| {
+        let min = crate::knobs::number("GGVK_DEQUANT_F16_MIN_N").map_or(DEQUANT_MIN_COLS, |v| v.min(1 << 30) as u32);
+        (crate::knobs::either("GGVK_DEQUANT_F16"), min)
+    });
+    if n <= MATVEC_MAX_COLS || n < min_cols || mode == Some(false) || dequant_shader(a.ty).is_none() {
+        return None;
+    }
+    let bytes = (a.ne[0].max(0) as u64) * (a.ne[1].max(0) as u64) * 2;
+    let fits = bytes > 0 && bytes <= DEQUANT_MAX_BYTES.min(device.caps().max_storage_buffer_range);
+    let shape = a.ne[2] == 1 && a.ne[3] == 1 && a.ne[0] % 8 == 0 && a.nb[1] % 2 == 0;
+    // Activations stay as the f16 kernel takes them: not rounded onto a CPU grid, not the 8-bit kernel's blocks.
+    let int8 = coopmat::plan_on(device, a.ty, quantizes_activations(a), n).is_some_and(|(_, t)| t.b_q8);
+    let grid = rounds_activations(a).is_none() && !int8;
+    let device_ok = mode == Some(true) || coopmat::plan_on(device, GgmlType::F16, false, n).is_some();
+    (fits && shape && grid && device_ok).then_some(bytes)
+}
+
+/// Dequantize `a` (bound as `a_bind`, addressed as in `p`) into `bytes` of this submission's scratch as packed f16
+/// rows; returns the F16 tensor there.
+fn dequant_f16(rec: &mut Recorder<'_>, a: &Tensor, a_bind: &Binding, p: &MatMulPush, bytes: u64) -> Result<Tensor> {
+    let device = rec.device().clone();
+    let shader = dequant_shader(a.ty).ok_or_else(|| Error::Internal("no dequantizing kernel".into()))?;
+    let (scratch, offset) = rec.scratch(bytes)?;
+    let a16 = Tensor::contiguous(scratch, offset, GgmlType::F16, [a.ne[0], a.ne[1], 1, 1])?;
+    let (write, d_off) = bind(&device, &a16, 16, true)?;
+    let chunks = dim_u32("dequantized chunks", a.ne[0] / 8 * a.ne[1])?;
+    let push = DequantPush { m: p.m, k: p.k, a_off: p.a_off, a_row: p.a_row, d_off, chunks, pad: [0; 2] };
+    let pipeline = device.pipelines().get(&device, &shader, &[])?;
+    let (gx, gy) = split_groups(u64::from(chunks.div_ceil(256)), device.caps().max_workgroup_count[0])?;
+    rec.dispatch(shader.name, &pipeline, &[a_bind.clone(), write], bytemuck::bytes_of(&push), [gx, gy, 1])?;
+    Ok(a16)
 }
 
 /// Quantize b into this submission's scratch; returns the binding of the quantized copy (read-only) and the
