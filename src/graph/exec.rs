@@ -1,11 +1,12 @@
 //! The executor: records a graph into command buffers (barriers only where a node touches bytes an earlier node
 //! wrote, or writes bytes an earlier node read), submitted in chunks so the GPU starts while the rest is recorded;
-//! a graph that keeps coming back is recorded once and replayed (see [`super::replay`]).
+//! a graph that keeps coming back is recorded once and replayed (see [`super::replay`]). Nodes are recorded in the
+//! order [`super::schedule`] plans (independent nodes between the same barriers).
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::replay::{self, GraphKey, Plan, ReplayCache};
-use super::{fusion, Graph, Node};
+use super::{fusion, schedule, Graph, Node};
 use crate::error::{Error, Result};
 use crate::ops;
 use crate::ops::q8_emit::Q8Layout;
@@ -92,7 +93,9 @@ fn record_nodes<'n>(
     while let Some((i, node)) = nodes.next() {
         let _d = tracing::trace_span!("dispatch", i, op = node.op.name()).entered();
         // This node and the next (which it may fuse with) take their scratch without wrapping onto each other.
-        rec.reserve_scratch(needs.get(i).copied().unwrap_or(0) + needs.get(i + 1).copied().unwrap_or(0))?;
+        let next = nodes.peek().map(|&(j, _)| j);
+        let need = |j: Option<usize>| j.and_then(|j| needs.get(j).copied()).unwrap_or(0);
+        rec.reserve_scratch(need(Some(i)) + need(next))?;
         let fused = match nodes.peek() {
             Some((_, next)) if fusion::enabled() => fusion::rms_norm_mul(node, next),
             _ => None,
@@ -101,7 +104,7 @@ fn record_nodes<'n>(
             if rec.timed() {
                 rec.set_label(format!("#{i} RMS_NORM+MUL {:?}", node.dst.ne));
             }
-            let emit = quantize.get(i + 1).copied().flatten();
+            let emit = next.and_then(|j| quantize.get(j).copied().flatten());
             ops::norm::record_rms_norm_mul(rec, &f, emit).map_err(|e| name_error(e, i, "RMS_NORM+MUL"))?;
             nodes.next();
             continue;
@@ -181,6 +184,11 @@ impl Executor {
         // Producer-side quantization and the scratch the graph takes (neither needed to replay it).
         let plan = || fusion::plan_quantize(&self.device, graph.nodes());
         let needs = |plan: &[Option<Q8Layout>]| scratch_needs(&self.device, graph.nodes(), plan);
+        // Scratch taken in recording order (neighbours there reserve together).
+        let ring_size = |order: &[usize], needs: &[u64]| {
+            let ordered: Vec<u64> = order.iter().map(|&i| needs[i]).collect();
+            scratch_size(&ordered, scratch_ring())
+        };
         if replay::enabled() && !profile && !graph.is_empty() {
             let key = GraphKey::of(graph);
             match replay.lookup(&key) {
@@ -194,9 +202,10 @@ impl Executor {
                     let mut recording = Recording::new(&self.device)?;
                     let plan = plan();
                     let needs = needs(&plan);
-                    let mut rec = stream.begin_recording(&mut recording, scratch_size(&needs, scratch_ring()))?;
+                    let order = schedule::order(graph.nodes());
+                    let mut rec = stream.begin_recording(&mut recording, ring_size(&order, &needs))?;
                     let _rec_span = tracing::debug_span!("record_for_replay").entered();
-                    record_nodes(&mut rec, graph.nodes().iter().enumerate(), &plan, &needs)?;
+                    record_nodes(&mut rec, order.iter().map(|&i| (i, &graph.nodes()[i])), &plan, &needs)?;
                     let stats = RecordStats {
                         dispatches: rec.dispatches(),
                         barriers: rec.barriers(),
@@ -215,7 +224,8 @@ impl Executor {
         let timestamps = profile.then(|| u32::try_from(graph.len() * 2).unwrap_or(u32::MAX));
         let plan = plan();
         let needs = needs(&plan);
-        let scratch = scratch_size(&needs, scratch_ring());
+        let order = schedule::order(graph.nodes());
+        let scratch = ring_size(&order, &needs);
         // Submit in chunks so the GPU starts while the rest is recorded: a small first chunk, then larger ones
         // (one chunk when timing, so every dispatch's timestamps land in one query pool).
         let (first, steady) = match submit_chunk() {
@@ -225,7 +235,7 @@ impl Executor {
         };
         let mut stats = RecordStats::default();
         let mut scratch_used = 0;
-        let mut nodes = graph.nodes().iter().enumerate().peekable();
+        let mut nodes = order.iter().map(|&i| (i, &graph.nodes()[i])).peekable();
         let mut limit = first;
         loop {
             let mut rec = stream.begin(timestamps, scratch, scratch_used)?;

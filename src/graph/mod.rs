@@ -5,6 +5,7 @@
 pub mod exec;
 pub mod fusion;
 pub mod replay;
+pub mod schedule;
 #[cfg(test)]
 mod tests;
 

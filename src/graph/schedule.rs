@@ -1,0 +1,120 @@
+//! Planning the order nodes are recorded in: each node as early as the bytes it touches allow, so that nodes
+//! independent of each other sit between the same two barriers. The recorder places a barrier before a node that
+//! touches bytes written (or writes bytes read) since the last one, so in graph order a llama block's Q product,
+//! its rope, then the K and V products take two barriers where one would do (Q, K and V only need the normalised
+//! input); ordered by dependency level they run together. ggml-vulkan reorders nodes for the same reason.
+//!
+//! Rules: a node's level is one more than the highest level among the earlier nodes it conflicts with (one writes
+//! bytes the other reads or writes, same buffer, overlapping ranges), nodes are recorded by level and then by graph
+//! index, so every conflicting pair keeps its order and only independent nodes move. Neighbours that [`super::fusion`]
+//! records as one kernel move as one unit. Ops outside [`movable`] (those that update their sources in place, and
+//! rarely seen ones) are fences: nothing moves across them. Conflicts are looked for among the last
+//! [`WINDOW`] units; anything older counts as a conflict (the level never drops below theirs), which keeps planning
+//! linear in the graph's length. `GGVK_SCHEDULE=0` records in graph order (read once per process).
+
+use super::{fusion, Node, Op, Tensor};
+
+/// Units looked back at for conflicts.
+const WINDOW: usize = 32;
+
+/// Whether nodes are reordered (`GGVK_SCHEDULE`, default on; off with fusion off too, so `GGVK_FUSION=0` records
+/// exactly the graph).
+pub fn enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    fusion::enabled() && *ON.get_or_init(|| crate::knobs::switch("GGVK_SCHEDULE", true))
+}
+
+/// Ops that write their destination only (every source is read).
+fn movable(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::MulMat
+            | Op::Rope(_)
+            | Op::Add
+            | Op::Mul
+            | Op::Sub
+            | Op::Div
+            | Op::Scale { .. }
+            | Op::Unary(_)
+            | Op::Glu { .. }
+            | Op::Cpy
+            | Op::RmsNorm { .. }
+            | Op::Norm { .. }
+            | Op::SoftMax { .. }
+            | Op::GetRows
+            | Op::SetRows
+            | Op::FlashAttnExt { .. }
+            | Op::MulMatId
+            | Op::AddId
+            | Op::Repeat
+            | Op::Concat { .. }
+    )
+}
+
+/// One byte range a unit touches.
+#[derive(Clone, Copy)]
+struct Access {
+    buffer: u64,
+    start: u64,
+    end: u64,
+    write: bool,
+}
+
+fn access(t: &Tensor, write: bool) -> Access {
+    let (start, end) = t.byte_range();
+    Access { buffer: t.buffer.id(), start, end: end.max(start + 1), write }
+}
+
+fn conflict(a: &[Access], b: &[Access]) -> bool {
+    a.iter()
+        .any(|x| b.iter().any(|y| (x.write || y.write) && x.buffer == y.buffer && x.start < y.end && y.start < x.end))
+}
+
+/// The order to record `nodes` in (indices into `nodes`): graph order when [`enabled`] is off, else by dependency
+/// level (see the module docs).
+pub fn order(nodes: &[Node]) -> Vec<usize> {
+    if !enabled() {
+        return (0..nodes.len()).collect();
+    }
+    // Units: a node, or two neighbours recorded as one kernel.
+    let mut units: Vec<(usize, usize)> = Vec::with_capacity(nodes.len());
+    let mut i = 0;
+    while i < nodes.len() {
+        let pair = i + 1 < nodes.len()
+            && (fusion::rms_norm_mul(&nodes[i], &nodes[i + 1]).is_some()
+                || fusion::mul_mat_add(&nodes[i], &nodes[i + 1]).is_some());
+        let len = if pair { 2 } else { 1 };
+        units.push((i, len));
+        i += len;
+    }
+    let mut accesses: Vec<Vec<Access>> = Vec::with_capacity(units.len());
+    let mut levels: Vec<u32> = Vec::with_capacity(units.len());
+    // Lowest level a unit may take: above every unit that left the window, and above the last fence.
+    let mut floor = 0u32;
+    let mut top = 0u32;
+    for (u, &(first, len)) in units.iter().enumerate() {
+        let members = &nodes[first..first + len];
+        let acc: Vec<Access> = members
+            .iter()
+            .flat_map(|n| n.src.iter().flatten().map(|t| access(t, false)).chain(std::iter::once(access(&n.dst, true))))
+            .collect();
+        if u >= WINDOW {
+            floor = floor.max(levels[u - WINDOW] + 1);
+        }
+        let level = if members.iter().all(|n| movable(&n.op)) {
+            let lo = u.saturating_sub(WINDOW);
+            (lo..u).filter(|&v| conflict(&accesses[v], &acc)).map(|v| levels[v] + 1).max().unwrap_or(0).max(floor)
+        } else {
+            // A fence: after everything before it, and before everything after it.
+            let level = if u == 0 { 0 } else { top + 1 }.max(floor);
+            floor = level + 1;
+            level
+        };
+        top = top.max(level);
+        levels.push(level);
+        accesses.push(acc);
+    }
+    let mut by_level: Vec<usize> = (0..units.len()).collect();
+    by_level.sort_by_key(|&u| (levels[u], u));
+    by_level.into_iter().flat_map(|u| units[u].0..units[u].0 + units[u].1).collect()
+}
