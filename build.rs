@@ -59,6 +59,7 @@ const VARIANTS: &[(&str, &str, Defines)] = &[
     ("mul_mat_vec_q8_0_idot_shmem", "mul_mat_vec.comp", &[("A_Q8_0", "1"), ("INT_DOT", "1"), ("NO_SUBGROUPS", "1")]),
     ("quantize_q8_1", "quantize_q8_1.comp", &[]),
     ("narrow_f16", "narrow_f16.comp", &[]),
+    ("narrow_f16_vec", "narrow_f16.comp", &[("VEC8", "1")]),
     ("dequant_f16_q4_0", "dequant_f16.comp", &[("SRC_Q4_0", "1")]),
     ("dequant_f16_q8_0", "dequant_f16.comp", &[("SRC_Q8_0", "1")]),
     ("quantize_q8_k", "quantize_q8_k.comp", &[]),

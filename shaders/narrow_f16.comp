@@ -8,8 +8,15 @@
 #include "half_bits.glsl"
 
 layout(local_size_x = 64, local_size_y = 1, local_size_z = 1) in;
+#ifdef VEC8
+// Eight values per invocation: two 16-byte loads, one 16-byte store (k a multiple of 8; b's offset and strides
+// multiples of 4 floats; h_off a multiple of 4 words). x = group of four words within a column.
+layout(binding = 0) readonly buffer B { vec4 b4[]; };
+layout(binding = 1) writeonly buffer H { uvec4 h4[]; };
+#else
 layout(binding = 0) readonly buffer B { float b[]; };
 layout(binding = 1) writeonly buffer H { uint h[]; };
+#endif
 
 layout(push_constant) uniform Push {
     uint nwords;   // words per column (ceil(k / 2))
@@ -19,6 +26,24 @@ layout(push_constant) uniform Push {
     uint h_off; uint k; uint pad1; uint pad2;
 } pc;
 
+#ifdef VEC8
+uint halves(vec2 v) {
+    return float_bits_to_half(floatBitsToUint(v.x)) | (float_bits_to_half(floatBitsToUint(v.y)) << 16);
+}
+
+void main() {
+    const uint g = gl_GlobalInvocationID.x;
+    const uint col = gl_WorkGroupID.y + gl_WorkGroupID.z * gl_NumWorkGroups.y;
+    if (4u * g >= pc.nwords || col >= pc.ncols) { return; }
+    const uint i11 = col % pc.ne11;
+    const uint i12 = (col / pc.ne11) % pc.ne12;
+    const uint i13 = col / (pc.ne11 * pc.ne12);
+    const uint src = (pc.b_off + i11 * pc.b_col + i12 * pc.b_s2 + i13 * pc.b_s3) / 4u + 2u * g;
+    const vec4 lo = b4[src];
+    const vec4 hi = b4[src + 1u];
+    h4[(pc.h_off + col * pc.nwords) / 4u + g] = uvec4(halves(lo.xy), halves(lo.zw), halves(hi.xy), halves(hi.zw));
+}
+#else
 void main() {
     const uint w = gl_GlobalInvocationID.x;
     const uint col = gl_WorkGroupID.y + gl_WorkGroupID.z * gl_NumWorkGroups.y;
@@ -31,3 +56,4 @@ void main() {
     const uint hi = 2u * w + 1u < pc.k ? float_bits_to_half(floatBitsToUint(b[src + 1u])) : 0u;
     h[pc.h_off + col * pc.nwords + w] = lo | (hi << 16);
 }
+#endif

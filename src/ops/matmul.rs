@@ -879,6 +879,13 @@ pub(crate) fn quantize_b(
     derive_b(rec, b, b_bind, p, (&QUANTIZE, QUANTIZE.name, 0), (nblocks, 8), col_words)
 }
 
+const NARROW_F16_VEC: Shader = Shader {
+    name: "narrow_f16_vec",
+    spirv: spirv::NARROW_F16_VEC,
+    bindings: 2,
+    push_size: std::mem::size_of::<QuantizePush>() as u32,
+};
+
 const NARROW_F16: Shader = Shader {
     name: "narrow_f16",
     spirv: spirv::NARROW_F16,
@@ -906,7 +913,11 @@ pub(crate) fn narrow_b(
         Some(ActRounding::Q8K) => "narrow_f16_q8k",
         Some(ActRounding::Bf16) => "narrow_f16_bf16",
     };
-    let (read, mut p) = derive_b(rec, b, b_bind, p, (&NARROW_F16, kind, p.k), (col_words, 1), col_words)?;
+    // Eight values per invocation where k and b's offset and strides allow 16-byte loads and stores (the copy is
+    // the same: one kind of derived data).
+    let vec8 = p.k % 8 == 0 && [p.b_off, p.b_col, p.b_s2, p.b_s3].iter().all(|v| v % 4 == 0);
+    let (shader, groups) = if vec8 { (&NARROW_F16_VEC, col_words / 4) } else { (&NARROW_F16, col_words) };
+    let (read, mut p) = derive_b(rec, b, b_bind, p, (shader, kind, p.k), (groups, 1), col_words)?;
     p.b_off *= 2;
     p.b_col *= 2;
     p.b_s2 *= 2;
