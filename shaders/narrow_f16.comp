@@ -19,7 +19,7 @@ layout(binding = 1) writeonly buffer H { uint h[]; };
 #endif
 
 layout(push_constant) uniform Push {
-    uint nwords;   // words per column (ceil(k / 2))
+    uint nwords;   // words per column (ceil(k / 2)); VEC8: groups of four words per column (k / 8)
     uint ncols;    // columns in all (ne11 * ne12 * ne13)
     uint ne11; uint ne12;
     uint b_off; uint b_col; uint b_s2; uint b_s3;
@@ -34,14 +34,14 @@ uint halves(vec2 v) {
 void main() {
     const uint g = gl_GlobalInvocationID.x;
     const uint col = gl_WorkGroupID.y + gl_WorkGroupID.z * gl_NumWorkGroups.y;
-    if (4u * g >= pc.nwords || col >= pc.ncols) { return; }
+    if (g >= pc.nwords || col >= pc.ncols) { return; }
     const uint i11 = col % pc.ne11;
     const uint i12 = (col / pc.ne11) % pc.ne12;
     const uint i13 = col / (pc.ne11 * pc.ne12);
     const uint src = (pc.b_off + i11 * pc.b_col + i12 * pc.b_s2 + i13 * pc.b_s3) / 4u + 2u * g;
     const vec4 lo = b4[src];
     const vec4 hi = b4[src + 1u];
-    h4[(pc.h_off + col * pc.nwords) / 4u + g] = uvec4(halves(lo.xy), halves(lo.zw), halves(hi.xy), halves(hi.zw));
+    h4[pc.h_off / 4u + col * pc.nwords + g] = uvec4(halves(lo.xy), halves(lo.zw), halves(hi.xy), halves(hi.zw));
 }
 #else
 void main() {
