@@ -32,33 +32,13 @@ fn types() -> Vec<GgmlType> {
     out
 }
 
-fn weights(rng: &mut Rng, ty: GgmlType, n: usize) -> Vec<u8> {
-    let vals: Vec<f32> = rng.vec(n);
-    quant::quantize_to_vec(ty, &vals).unwrap_or_else(|_| {
-        if matches!(ty, GgmlType::Q2_K | GgmlType::Q3_K | GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K) {
-            random_kquant(rng, ty, n)
-        } else {
-            // Small positive finite halves in every odd byte (as tests/ops_dq.rs does for types without a quantizer).
-            let len = ty.row_size(n as i64).unwrap();
-            let mut bytes: Vec<u8> =
-                (0..len).map(|i| if i % 2 == 1 { rng.below(0x3C) as u8 } else { rng.next_u64() as u8 }).collect();
-            if ty == GgmlType::MXFP4 {
-                for b in bytes.chunks_mut(17) {
-                    b[0] = 120 + rng.below(9) as u8;
-                }
-            }
-            bytes
-        }
-    })
-}
-
 /// `a (ty) [k, m, a2, 1] x b [k, n, b2, 1]`: GPU vs reference; returns the dispatches it took.
 fn case(be: &Backend, rng: &mut Rng, ty: GgmlType, (k, m, n): (i64, i64, i64), (a2, b2): (i64, i64)) -> u32 {
     let what = format!("{} k {k} m {m} n {n} a2 {a2} b2 {b2}", ty.name());
     let ane = [k, m, a2, 1];
     let bne = [k, n, b2, 1];
     let na = (k * m * a2) as usize;
-    let a_bytes = weights(rng, ty, na);
+    let a_bytes = random_typed(rng, ty, na);
     let a_vals = quant::dequantize_to_f32(ty, &a_bytes, na).unwrap();
     let b_vals = rng.vec((k * n * b2) as usize);
     let a = upload(be, ty, ane, &a_bytes);

@@ -45,25 +45,6 @@ fn unit(ty: GgmlType) -> i64 {
     }
 }
 
-/// Bytes of `n` values of type `ty`: ggml's reference quantization of random values where ggvk has it, else random
-/// bytes whose 16-bit words are all small positive finite halves (blocks start at even offsets, so every f16 field
-/// of any block layout is finite; the other bytes keep their full range).
-fn random_typed(rng: &mut Rng, ty: GgmlType, n: usize) -> Vec<u8> {
-    let vals: Vec<f32> = rng.vec(n).iter().map(|v| v * 2.0).collect();
-    quant::quantize_to_vec(ty, &vals).unwrap_or_else(|_| {
-        let len = ty.row_size(n as i64).unwrap();
-        let mut bytes: Vec<u8> =
-            (0..len).map(|i| if i % 2 == 1 { rng.below(0x3C) as u8 } else { rng.next_u64() as u8 }).collect();
-        if ty == GgmlType::MXFP4 {
-            // The E8M0 exponent of each 17-byte block: scales 2^-8 .. 2^0 (random bytes reach 2^127 and infinities).
-            for b in bytes.chunks_mut(17) {
-                b[0] = 120 + rng.below(9) as u8;
-            }
-        }
-        bytes
-    })
-}
-
 /// A tensor `ne` of `ty` at byte `offset` of a fresh buffer, rows `row_pad` bytes apart beyond their size.
 fn padded_tensor(be: &Backend, ty: GgmlType, ne: [i64; 4], row_pad: u64, offset: u64, data: &[u8]) -> Tensor {
     let row = ty.row_size(ne[0]).unwrap() as u64;

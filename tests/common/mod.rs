@@ -233,3 +233,22 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
         assert!(err <= tol, "{what}: element {i}: got {g}, want {w}");
     }
 }
+
+/// Bytes of `n` values of type `ty`: ggml's reference quantization of random values where ggvk has it, else random
+/// bytes whose 16-bit words are all small positive finite halves (blocks start at even offsets, so every f16 field
+/// of any block layout is finite; the other bytes keep their full range).
+pub fn random_typed(rng: &mut Rng, ty: GgmlType, n: usize) -> Vec<u8> {
+    let vals: Vec<f32> = rng.vec(n).iter().map(|v| v * 2.0).collect();
+    quant::quantize_to_vec(ty, &vals).unwrap_or_else(|_| {
+        let len = ty.row_size(n as i64).unwrap();
+        let mut bytes: Vec<u8> =
+            (0..len).map(|i| if i % 2 == 1 { rng.below(0x3C) as u8 } else { rng.next_u64() as u8 }).collect();
+        if ty == GgmlType::MXFP4 {
+            // The E8M0 exponent of each 17-byte block: scales 2^-8 .. 2^0 (random bytes reach 2^127 and infinities).
+            for b in bytes.chunks_mut(17) {
+                b[0] = 120 + rng.below(9) as u8;
+            }
+        }
+        bytes
+    })
+}
