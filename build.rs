@@ -62,6 +62,7 @@ const VARIANTS: &[(&str, &str, Defines)] = &[
     ("narrow_f16_vec", "narrow_f16.comp", &[("VEC8", "1")]),
     ("dequant_f16_q4_0", "dequant_f16.comp", &[("SRC_Q4_0", "1")]),
     ("dequant_f16_q8_0", "dequant_f16.comp", &[("SRC_Q8_0", "1")]),
+    ("dequant_f16_q4_k", "dequant_f16.comp", &[("SRC_Q4_K", "1")]),
     ("quantize_q8_k", "quantize_q8_k.comp", &[]),
     ("round_act_q8_0", "round_act.comp", &[("R_Q8_0", "1")]),
     ("round_act_q8_k", "round_act.comp", &[("R_Q8_K", "1")]),

@@ -111,3 +111,35 @@ fn the_copy_is_one_more_dispatch_and_only_for_prompt_products_of_one_weight_batc
     case(&be, &mut rng, GgmlType::Q4_K, (256, 19, 12), (2, 4));
     assert_no_validation_errors();
 }
+
+/// Q4_K weights at a 16-byte-aligned offset take the vector kernel (`dequant_f16_q4_k`), at an offset of one
+/// 16-bit word the generic one: both compute every value by the same f32 formula, so the products agree bit for
+/// bit (and each with the reference, through `case`'s tolerance on the aligned one).
+#[test]
+fn q4_k_vector_copy_equals_the_generic_copy() {
+    force_on();
+    let be = backend();
+    let mut rng = Rng::new(517);
+    let (k, m, n) = (512i64, 48i64, 16i64);
+    let a_bytes = random_typed(&mut rng, GgmlType::Q4_K, (k * m) as usize);
+    let b_vals = rng.vec((k * n) as usize);
+    let b = upload(&be, GgmlType::F32, [k, n, 1, 1], &f32_bytes(&b_vals));
+    let product = |offset: u64| {
+        let buf = be.alloc(a_bytes.len() as u64 + offset).expect("alloc");
+        let a = Tensor::contiguous(buf, offset, GgmlType::Q4_K, [k, m, 1, 1]).expect("tensor");
+        a.write(0, &a_bytes).expect("upload");
+        let d = output(&be, [m, n, 1, 1]);
+        let mut g = Graph::new();
+        g.mul_mat(&a, &b, &d).unwrap();
+        let stats = be.compute(&g).unwrap();
+        assert_eq!(stats.dispatches, 2, "offset {offset}: dequantize + f16 product");
+        download(&d)
+    };
+    let vector = product(0);
+    let generic = product(2);
+    for (i, (v, g)) in vector.iter().zip(&generic).enumerate() {
+        assert_eq!(v.to_bits(), g.to_bits(), "element {i}: vector copy {v}, generic copy {g}");
+    }
+    case(&be, &mut rng, GgmlType::Q4_K, (k, m, n), (1, 1));
+    assert_no_validation_errors();
+}
