@@ -10,6 +10,9 @@
 // Each invocation passes four consecutive values of its block (invocation p of a block holds values 4p..4p+3);
 // blocks are invocations [EQ_TPB * j, EQ_TPB * (j + 1)) of the workgroup. Every invocation of the workgroup must
 // call (the functions hold barriers); `live` false marks a block past the end (nothing written).
+// EQ_SUBGROUPS (defined by an includer with GL_KHR_shader_subgroup_arithmetic enabled): the Q8_K block's largest
+// magnitude through subgroup reductions where subgroups are at most a block (invocations numbered through the
+// subgroups in order, as every driver does; 64 comparisons in shared memory otherwise, 2 on a 32-wide GPU).
 // The includer declares `const uint WG` (workgroup size, a multiple of EQ_TPB) and the buffer
 // `layout(binding = N) writeonly buffer Q8Out { uint q8out[]; };`, and includes div_rn.glsl (and, for EMIT_QX,
 // half_bits.glsl) first.
@@ -55,7 +58,6 @@ void emit_q8_block(vec4 y, bool live, uint word) {
 #elif defined(EMIT_Q8K)
 #define EQ_TPB 64u
 shared uint eq_abs[WG];
-shared uint eq_at[WG];
 shared float eq_val[WG];
 shared int eq_sum[WG];
 
@@ -71,15 +73,35 @@ void emit_q8_block(vec4 y, bool live, uint word) {
         const uint a = floatBitsToUint(y[j]) & 0x7FFFFFFFu;
         if (a > best) { best = a; at = j; }
     }
-    eq_abs[tid] = best;
-    eq_at[tid] = at;
-    eq_val[tid] = y[at];
-    barrier();
     uint amax = 0u;
     float vmax = 0.0;
-    for (uint i = 0; i < EQ_TPB; ++i) {
-        const uint a = eq_abs[first + i];
-        if (a > amax) { amax = a; vmax = eq_val[first + i]; }
+#ifdef EQ_SUBGROUPS
+    // Subgroups of at most a block's invocations (uniform): each finds its first largest magnitude, then the
+    // block's subgroups (in invocation order) are compared in shared memory.
+    if (gl_SubgroupSize <= EQ_TPB) {
+        const uint idx = 4u * part + at;
+        const uint sbest = subgroupMax(best);
+        const uint sidx = subgroupMin(best == sbest ? idx : 0xFFFFFFFFu);
+        if (idx == sidx) {
+            eq_abs[gl_SubgroupID] = sbest;
+            eq_val[gl_SubgroupID] = y[at];
+        }
+        barrier();
+        const uint s0 = first / gl_SubgroupSize;
+        for (uint i = 0; i < EQ_TPB / gl_SubgroupSize; ++i) {
+            const uint a = eq_abs[s0 + i];
+            if (a > amax) { amax = a; vmax = eq_val[s0 + i]; }
+        }
+    } else
+#endif
+    {
+        eq_abs[tid] = best;
+        eq_val[tid] = y[at];
+        barrier();
+        for (uint i = 0; i < EQ_TPB; ++i) {
+            const uint a = eq_abs[first + i];
+            if (a > amax) { amax = a; vmax = eq_val[first + i]; }
+        }
     }
     const float iscale = amax == 0u ? 0.0 : div_rn(-127.0, vmax);
     uint packed = 0u;

@@ -46,6 +46,9 @@ shared float red[WG];
 
 #include "row_reduce.glsl"
 #ifdef EMIT_Q8
+#ifndef NO_SUBGROUPS
+#define EQ_SUBGROUPS
+#endif
 #include "half_bits.glsl"
 #include "div_rn.glsl"
 #include "emit_q8.glsl"

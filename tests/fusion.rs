@@ -157,13 +157,29 @@ fn norm_writes_the_quantized_activations_its_products_read() {
     let mut rng = Rng::new(13);
     let (k, m) = (512i64, 67i64);
     // Q4_0 / Q8_0 read 32-value blocks, the K-quants Q8_K blocks; 12 columns take Q4_0's tiled kernel.
-    for (ty, cols) in
-        [(GgmlType::Q4_0, 1i64), (GgmlType::Q8_0, 3), (GgmlType::Q4_K, 1), (GgmlType::Q6_K, 2), (GgmlType::Q4_0, 12)]
-    {
-        let what = format!("{ty} x {cols} columns");
+    // `tied`: unit weights and each column's largest magnitude twice in one Q8_K block, negative first (values 5
+    // and 200: different subgroups of the block on every device); the block's maximum is found across subgroups.
+    for (ty, cols, tied) in [
+        (GgmlType::Q4_0, 1i64, false),
+        (GgmlType::Q8_0, 3, false),
+        (GgmlType::Q4_K, 1, false),
+        (GgmlType::Q6_K, 2, false),
+        (GgmlType::Q4_0, 12, false),
+        (GgmlType::Q4_K, 2, true),
+    ] {
+        let what = format!("{ty} x {cols} columns (tied maxima: {tied})");
         let ne = [k, cols, 1, 1];
-        let x = upload(&be, GgmlType::F32, ne, &f32_bytes(&rng.vec((k * cols) as usize)));
-        let w = upload(&be, GgmlType::F32, [k, 1, 1, 1], &f32_bytes(&rng.vec(k as usize)));
+        let mut xv = rng.vec((k * cols) as usize);
+        let mut wv = rng.vec(k as usize);
+        if tied {
+            wv.iter_mut().for_each(|v| *v = 1.0);
+            for col in xv.chunks_mut(k as usize) {
+                col[5] = -4.0;
+                col[200] = 4.0;
+            }
+        }
+        let x = upload(&be, GgmlType::F32, ne, &f32_bytes(&xv));
+        let w = upload(&be, GgmlType::F32, [k, 1, 1, 1], &f32_bytes(&wv));
         let a = upload(&be, ty, [k, m, 1, 1], &weights(&mut rng, ty, k, m));
         let a2 = upload(&be, ty, [k, m, 1, 1], &weights(&mut rng, ty, k, m));
         let d = [m, cols, 1, 1];
