@@ -7,11 +7,9 @@
 // numGroups.x (workgroups of 256) runs over m * k / 8 such chunks.
 //   SRC_Q4_0 / SRC_Q8_0: ggml's 18- / 34-byte blocks (common.glsl), value = (q - 8) * d / q * d.
 //   SRC_DQ: any type with a dequantization include ("dq_type.glsl", chosen by build.rs): two dq_get4 chunks.
-//   SRC_Q4_K: Q4_K blocks (dequant/q4_k.glsl has the layout) read as 16-byte vectors (the block's 144 bytes are
-//     nine of them; the caller checks that offset and row stride are whole vectors): an invocation takes one
-//     vector of codes, 32 values in two runs of 16 (low nibbles in sub-block 2j, high ones in 2j + 1), and writes
-//     four vectors; x + y * numGroups.x runs over m * k / 32 such chunks. The generic path's load count per value
-//     was four times this one's (NOTES.md).
+//   SRC_Q4_K: Q4_K blocks (dequant/q4_k.glsl has the layout) read as vectors (the caller checks that offset and
+//     row stride are whole 16-byte vectors): an invocation loads the block's header as one 16-byte vector and 8
+//     code bytes as one 8-byte vector (the generic path makes about ten 16-bit loads per 4 values).
 // Values are computed in f32 as ggml's dequantize_row_<type> computes them and rounded once to f16 (nearest even).
 #include "common.glsl"
 
@@ -32,8 +30,9 @@ uint dq_u16(uint i) { return uint(a[i]); }
 #endif
 
 #ifdef SRC_Q4_K
-// The same bytes as 16-byte vectors.
+// The same bytes as 16- and 8-byte vectors.
 layout(binding = 0) readonly buffer A4 { uvec4 a4[]; };
+layout(binding = 0) readonly buffer A2 { uvec2 a2[]; };
 uint dq_u16(uint i) { return uint(a[i]); }
 #include "dq_k_common.glsl"
 
@@ -53,40 +52,27 @@ uvec2 scale_min(uvec4 h, uint j) {
     return j < 4u ? lo : hi;
 }
 
-// Eight packed halves (two words of codes, nibbles at `shift`) as d * q - m, rounded once.
-uvec4 halves8(uvec2 w, uint shift, float d, float m) {
-    const uvec4 lanes = uvec4(0u, 8u, 16u, 24u) + shift;
-    precise const vec4 x = d * vec4((uvec4(w.x) >> lanes) & 0xFu) - m;
-    precise const vec4 y = d * vec4((uvec4(w.y) >> lanes) & 0xFu) - m;
-    return uvec4(packHalf2x16(x.xy), packHalf2x16(x.zw), packHalf2x16(y.xy), packHalf2x16(y.zw));
-}
-
 void main() {
     const uint c = gl_GlobalInvocationID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x * 256u;
     if (c >= pc.chunks) { return; }
-    const uint per_row = pc.k / 32u;
+    // Output vector u of the row: block u / 32, 64-value group j, and within it p: p < 4 the low nibbles of code
+    // bytes 8p..8p+7 of the group (sub-block 2j), p >= 4 the high nibbles of bytes 8(p-4).. (sub-block 2j + 1).
+    const uint per_row = pc.k / 8u;
     const uint r = c / per_row;
-    const uint in_row = c % per_row;
-    const uint b = in_row / 8u;
-    const uint t = in_row % 8u;
-    const uint blk = (pc.a_off + r * pc.a_row) / 8u + b * 9u;
-    const uvec4 h = a4[blk];
-    const uvec4 q = a4[blk + 1u + t];
-    const uint j = t >> 1;
-    const uvec2 s0 = scale_min(h, 2u * j);
-    const uvec2 s1 = scale_min(h, 2u * j + 1u);
-    const float dall = dq_k_half(h.x & 0xFFFFu);
-    const float dmin = dq_k_half(h.x >> 16);
-    precise const float d0 = dall * float(s0.x);
-    precise const float m0 = dmin * float(s0.y);
-    precise const float d1 = dall * float(s1.x);
-    precise const float m1 = dmin * float(s1.y);
-    // Low run: values 64j + 16 (t & 1) + 0..15 of the block; the high run 32 values later.
-    const uint o = pc.d_off + r * (pc.k / 8u) + b * 32u + j * 8u + (t & 1u) * 2u;
-    d[o] = halves8(q.xy, 0u, d0, m0);
-    d[o + 1u] = halves8(q.zw, 0u, d0, m0);
-    d[o + 4u] = halves8(q.xy, 4u, d1, m1);
-    d[o + 5u] = halves8(q.zw, 4u, d1, m1);
+    const uint u = c % per_row;
+    const uint b = u / 32u;
+    const uint j = (u / 8u) % 4u;
+    const uint p = u % 8u;
+    const uint blk2 = (pc.a_off + r * pc.a_row) / 4u + b * 18u;
+    const uvec4 h = a4[blk2 / 2u];
+    const uvec2 q = a2[blk2 + 2u + 4u * j + (p & 3u)];
+    const uvec2 sm = scale_min(h, 2u * j + p / 4u);
+    precise const float dsub = dq_k_half(h.x & 0xFFFFu) * float(sm.x);
+    precise const float msub = dq_k_half(h.x >> 16) * float(sm.y);
+    const uvec4 lanes = uvec4(0u, 8u, 16u, 24u) + (p < 4u ? 0u : 4u);
+    precise const vec4 x = dsub * vec4((uvec4(q.x) >> lanes) & 0xFu) - msub;
+    precise const vec4 y = dsub * vec4((uvec4(q.y) >> lanes) & 0xFu) - msub;
+    d[pc.d_off + c] = uvec4(packHalf2x16(x.xy), packHalf2x16(x.zw), packHalf2x16(y.xy), packHalf2x16(y.zw));
 }
 #else
 

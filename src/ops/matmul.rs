@@ -851,18 +851,17 @@ pub fn dequant_first_bytes(device: &Device, a: &Tensor, n: u32) -> Option<u64> {
 /// rows; returns the F16 tensor there.
 fn dequant_f16(rec: &mut Recorder<'_>, a: &Tensor, a_bind: &Binding, p: &MatMulPush, bytes: u64) -> Result<Tensor> {
     let device = rec.device().clone();
-    // Q4_K blocks read as 16-byte vectors where offset and rows allow (32 values an invocation), else 8 values.
-    let q4k_vec = a.ty == GgmlType::Q4_K && p.a_off % 8 == 0 && p.a_row % 8 == 0;
-    let (shader, per_chunk) = if q4k_vec {
+    // Q4_K blocks read as 16-byte vectors where offset and rows allow.
+    let shader = if a.ty == GgmlType::Q4_K && p.a_off % 8 == 0 && p.a_row % 8 == 0 {
         let push_size = std::mem::size_of::<DequantPush>() as u32;
-        (Shader { name: "dequant_f16_q4_k", spirv: spirv::DEQUANT_F16_Q4_K, bindings: 2, push_size }, 32)
+        Shader { name: "dequant_f16_q4_k", spirv: spirv::DEQUANT_F16_Q4_K, bindings: 2, push_size }
     } else {
-        (dequant_shader(a.ty).ok_or_else(|| Error::Internal("no dequantizing kernel".into()))?, 8)
+        dequant_shader(a.ty).ok_or_else(|| Error::Internal("no dequantizing kernel".into()))?
     };
     let (scratch, offset) = rec.scratch(bytes)?;
     let a16 = Tensor::contiguous(scratch, offset, GgmlType::F16, [a.ne[0], a.ne[1], 1, 1])?;
     let (write, d_off) = bind(&device, &a16, 16, true)?;
-    let chunks = dim_u32("dequantized chunks", a.ne[0] / per_chunk * a.ne[1])?;
+    let chunks = dim_u32("dequantized chunks", a.ne[0] / 8 * a.ne[1])?;
     let push = DequantPush { m: p.m, k: p.k, a_off: p.a_off, a_row: p.a_row, d_off, chunks, pad: [0; 2] };
     let pipeline = device.pipelines().get(&device, &shader, &[])?;
     let (gx, gy) = split_groups(u64::from(chunks.div_ceil(256)), device.caps().max_workgroup_count[0])?;
