@@ -103,6 +103,14 @@ fn the_copy_is_one_more_dispatch_and_only_for_prompt_products_of_one_weight_batc
     for ty in [GgmlType::BF16, GgmlType::F16, GgmlType::F32] {
         assert_eq!(ggvk::ops::matmul::dequant_first_bytes(dev, &probe(&be, ty, [256, 64, 1, 1]), 64), None, "{ty}");
     }
+    // A product that dequantizes first reads f16 activations: no producer writes 8-bit blocks for it.
+    let (a, b, d) = (
+        probe(&be, GgmlType::Q4_0, [256, 64, 1, 1]),
+        probe(&be, GgmlType::F32, [256, 16, 1, 1]),
+        probe(&be, GgmlType::F32, [64, 16, 1, 1]),
+    );
+    assert!(ggvk::ops::matmul::quantized_b_layout(dev, &a, &b, &d).is_none());
+    assert!(!ggvk::ops::matmul::uses_int_dot(dev, &a, &b));
     // Q4_0 x 16 columns: the copy and the product (two dispatches); 8 columns: the mat-vec's own dispatches.
     let with_copy = case(&be, &mut rng, GgmlType::Q4_0, (256, 64, 16), (1, 1));
     assert_eq!(with_copy, 2, "dequantize + f16 product");

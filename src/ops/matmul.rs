@@ -712,9 +712,19 @@ fn int_dot_shaders(device: &Device, a: &Tensor, b: &Tensor) -> Option<(Shader, S
 /// Whether `a x b` on `device` rounds b (x) to 8 bits per block first (on the integer-dot mat-vec path, or
 /// in the tiled kernel when [`quantizes_activations`]).
 pub fn uses_int_dot(device: &Device, a: &Tensor, b: &Tensor) -> bool {
-    int_dot_shaders(device, a, b).is_some()
-        || kquant_int_dot_shaders(device, a, b).is_some()
-        || (quantizes_activations(a) && b.ne[1] > i64::from(MATVEC_MAX_COLS))
+    int_dot_shaders(device, a, b).is_some() || kquant_int_dot_shaders(device, a, b).is_some() || tiled_reads_q8(device, a, b)
+}
+
+/// Whether the product of more than [`MATVEC_MAX_COLS`] columns reads b as 8-bit blocks: the Q4_0 / Q8_0 tiled
+/// kernels and the 8-bit cooperative-matrix kernel do; weights dequantized to f16 first ([`dequant_first_bytes`])
+/// and the f16 cooperative-matrix kernels read f16 activations.
+fn tiled_reads_q8(device: &Device, a: &Tensor, b: &Tensor) -> bool {
+    let n = u32::try_from(b.ne[1]).unwrap_or(u32::MAX);
+    if !quantizes_activations(a) || n <= MATVEC_MAX_COLS || dequant_first_bytes(device, a, n).is_some() {
+        return false;
+    }
+    let plan = if bf16_scalar(a) { None } else { coopmat::plan_on(device, a.ty, true, n) };
+    plan.is_none_or(|(_, tile)| tile.b_q8)
 }
 
 /// The quantized copy of b that recording `a x b` on `device` looks up (as derived data) before quantizing b
@@ -728,8 +738,8 @@ pub fn quantized_b_layout(device: &Device, a: &Tensor, b: &Tensor, dst: &Tensor)
     if kquant_int_dot_shaders(device, a, b).is_some() {
         return Some(Q8Layout::Q8k);
     }
-    let tiled = b.ne[1] > i64::from(MATVEC_MAX_COLS);
-    (quantizes_activations(a) && (tiled || int_dot_shaders(device, a, b).is_some())).then_some(Q8Layout::Qx)
+    (tiled_reads_q8(device, a, b) || (quantizes_activations(a) && int_dot_shaders(device, a, b).is_some()))
+        .then_some(Q8Layout::Qx)
 }
 
 /// The grid b's values are on when `a x b` multiplies them on `device`: the CPU backend's Q8_K for the integer-dot
