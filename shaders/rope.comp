@@ -12,7 +12,7 @@
 // One thread per pair of channels; x = pair (ne0/2 of them), y (+ z overflow) = row i1 + ne1 * (i2 + ne2 * i3).
 #include "common.glsl"
 
-layout(local_size_x = 64, local_size_y = 1, local_size_z = 1) in;
+layout(local_size_x = 256, local_size_y = 1, local_size_z = 1) in;
 
 #ifdef X_F16
 layout(binding = 0) readonly buffer X { uint16_t x[]; };
@@ -87,9 +87,12 @@ void multi_section(uint q, uint i2, out float p, out float e) {
 }
 
 void main() {
-    const uint pr = gl_GlobalInvocationID.x;
-    const uint row = gl_WorkGroupID.y + gl_WorkGroupID.z * gl_NumWorkGroups.y;
-    if (2u * pr >= pc.ne0 || row >= pc.rows) { return; }
+    // One invocation per (row, pair), rows one after another: x + y * numGroups.x runs over rows * ne0 / 2.
+    const uint half_row = pc.ne0 / 2u;
+    const uint g = gl_GlobalInvocationID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x * 256u;
+    const uint row = g / half_row;
+    const uint pr = g % half_row;
+    if (row >= pc.rows) { return; }
     const uint i1 = row % pc.ne1;
     const uint i2 = (row / pc.ne1) % pc.ne2;
     const uint i3 = row / (pc.ne1 * pc.ne2);

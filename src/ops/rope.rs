@@ -240,7 +240,12 @@ pub fn record(
     };
     let shader = if x.ty == GgmlType::F16 { &SHADER_F16 } else { &SHADER_F32 };
     let pipeline = device.pipelines().get(&device, shader, &[])?;
-    let pairs = (x.ne[0] as u32 / 2).div_ceil(64);
-    let (gy, gz) = split_groups(rows as u64, device.caps().max_workgroup_count[1])?;
-    rec.dispatch("rope", &pipeline, &[xb, pb, fb, db], bytemuck::bytes_of(&push), [pairs, gy, gz])
+    // 256 invocations a workgroup over (row, pair); a workgroup per row of 64 pairs ran at a third of the copy
+    // bandwidth on prompts (NOTES.md).
+    let pairs = dim_u32("rope pairs", (x.ne[0] / 2).saturating_mul(rows as i64))?;
+    if pairs == 0 {
+        return Ok(());
+    }
+    let (gx, gy) = split_groups(u64::from(pairs.div_ceil(256)), device.caps().max_workgroup_count[0])?;
+    rec.dispatch("rope", &pipeline, &[xb, pb, fb, db], bytemuck::bytes_of(&push), [gx, gy, 1])
 }
