@@ -6,8 +6,8 @@
 #   C harness (ctest) built against it, the C harness again under AddressSanitizer + UndefinedBehaviorSanitizer and
 #   under valgrind, the fault-injection sweep and soak, Miri on the pure modules, a short fuzz run, ggml opened
 #   RTLD_LOCAL (C and Python hosts), llama.cpp's test-backend-ops on GGVK0, llama-completion through GGVK0
-#   against the CPU backend, GGVK0 served by ggml-rpc-server to llama-completion --rpc, and llama-server on GGVK0
-#   answering concurrent requests.
+#   against the CPU backend, GGVK0 served by ggml-rpc-server to llama-completion --rpc, a layer split over two GGVK
+#   devices, and llama-server on GGVK0 answering concurrent requests.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 bash "$GGVK_ROOT/scripts/setup.sh"
@@ -292,13 +292,17 @@ step "ggml-rpc: ggml-rpc-server serves GGVK0 on 127.0.0.1, llama-completion --rp
 bash scripts/rpc-e2e.sh 2>&1 | tee "$LOGS/rpc-e2e.log"
 passed=$((passed + $(grep -aoE 'rpc-e2e: [0-9]+ passed' "$LOGS/rpc-e2e.log" | awk '{print $2}')))
 
+step "two GGVK devices (a second lavapipe driver where there is one device): -sm layer gives GGVK0's tokens, -sm row refused cleanly"
+bash scripts/multi-gpu-e2e.sh 2>&1 | tee "$LOGS/multi-gpu-e2e.log"
+passed=$((passed + $(grep -aoE 'multi-gpu-e2e: [0-9]+ passed' "$LOGS/multi-gpu-e2e.log" | awk '{print $2}')))
+
 step "llama-server --device GGVK0 -ngl 99 -np 4: 8 concurrent greedy requests vs the same server on the CPU (tiny llama, F16)"
 bash scripts/server-e2e.sh 2>&1 | tee "$LOGS/server-e2e.log"
 passed=$((passed + $(grep -aoE 'server-e2e: [0-9]+ passed' "$LOGS/server-e2e.log" | awk '{print $2}')))
 
 step "no validation messages anywhere"
 if grep -al "GGVK VALIDATION ERROR\|Validation Error" "$LOGS"/*.log "$GGVK_ROOT"/build/c*/ctest.log "$GGVK_CACHE"/e2e/*.log \
-  "$GGVK_CACHE"/rpc-e2e/*.log "$GGVK_CACHE"/server-e2e/*.log 2>/dev/null; then
+  "$GGVK_CACHE"/rpc-e2e/*.log "$GGVK_CACHE"/server-e2e/*.log "$GGVK_CACHE"/multi-gpu-e2e/*.log 2>/dev/null; then
   echo "validation errors reported"; exit 1
 fi
 echo "none"
