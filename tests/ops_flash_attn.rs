@@ -125,7 +125,8 @@ fn slope(max_bias: f32, n_head: u32, h: u32) -> f64 {
     }
 }
 
-fn run_case(be: &Backend, rng: &mut Rng, c: &Case) {
+/// Runs the case against the reference; returns the dispatches it took.
+fn run_case(be: &Backend, rng: &mut Rng, c: &Case) -> u32 {
     let scale = 1.0 / (c.dk as f32).sqrt();
     let qne = [c.dk, c.n_q, c.n_head, c.ne3];
     let kne = [c.dk, c.n_kv, c.n_head_kv, c.ne3];
@@ -189,7 +190,7 @@ fn run_case(be: &Backend, rng: &mut Rng, c: &Case) {
         if ggvk::ops::flash_attn::uses_coopmat(be.device(), &node) { (3e-3, 3e-3) } else { (2e-5, 2e-4) };
     let mut g = Graph::new();
     g.push(node).unwrap();
-    be.compute(&g).unwrap();
+    let stats = be.compute(&g).unwrap();
     let got = download(&d);
 
     // Reference.
@@ -297,6 +298,7 @@ fn run_case(be: &Backend, rng: &mut Rng, c: &Case) {
         eprintln!("dk {} n_q {} n_kv {} mask {:?}: max err {max_err}", c.dk, c.n_q, c.n_kv, c.mask);
     }
     assert!(max_err.is_finite());
+    stats.dispatches
 }
 
 /// Prompt-sized blocks (at least 64 rows per KV head): the cooperative-matrix kernel where the device has one,
@@ -403,7 +405,9 @@ fn flash_attn_prompt_softcap_permuted() {
 fn flash_attn_decode_split_kv() {
     let be = backend();
     let mut rng = Rng::new(4);
-    // One token over a long context: the keys are split over workgroups and reduced in a second pass.
+    // One token over a long context: the keys are split over workgroups and reduced in a second pass (two
+    // dispatches; F16 K/V take the decode kernel).
+    let split_dispatches = 2;
     for (kt, vt) in [(GgmlType::F16, GgmlType::F16), (GgmlType::Q8_0, GgmlType::Q8_0), (GgmlType::Q4_0, GgmlType::Q4_0)]
     {
         let mut c = Case::new(128, 128, 1, 1000);
@@ -412,8 +416,17 @@ fn flash_attn_decode_split_kv() {
         c.vt = vt;
         c.sinks = kt == GgmlType::F16;
         c.cache = 1024;
-        run_case(&be, &mut rng, &c);
+        let n = run_case(&be, &mut rng, &c);
+        if kt == GgmlType::F16 {
+            assert_eq!(n, split_dispatches, "{kt:?}: dispatches");
+            assert_eq!(run_case(&be, &mut rng, &c), split_dispatches, "{kt:?}: again");
+        }
     }
+    // GQA: four Q heads per KV head share a workgroup's rows.
+    let mut c = Case::new(128, 128, 1, 900);
+    c.n_head = 8;
+    c.n_head_kv = 2;
+    assert_eq!(run_case(&be, &mut rng, &c), split_dispatches, "GQA");
     // Every key masked: zero output without sinks, also split.
     let mut c = Case::new(64, 64, 1, 700);
     c.masked = 1.0;
