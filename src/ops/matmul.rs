@@ -712,7 +712,9 @@ fn int_dot_shaders(device: &Device, a: &Tensor, b: &Tensor) -> Option<(Shader, S
 /// Whether `a x b` on `device` rounds b (x) to 8 bits per block first (on the integer-dot mat-vec path, or
 /// in the tiled kernel when [`quantizes_activations`]).
 pub fn uses_int_dot(device: &Device, a: &Tensor, b: &Tensor) -> bool {
-    int_dot_shaders(device, a, b).is_some() || kquant_int_dot_shaders(device, a, b).is_some() || tiled_reads_q8(device, a, b)
+    int_dot_shaders(device, a, b).is_some()
+        || kquant_int_dot_shaders(device, a, b).is_some()
+        || tiled_reads_q8(device, a, b)
 }
 
 /// Whether the product of more than [`MATVEC_MAX_COLS`] columns reads b as 8-bit blocks: the Q4_0 / Q8_0 tiled

@@ -242,7 +242,7 @@ pub fn record(
     let pipeline = device.pipelines().get(&device, shader, &[])?;
     // 256 invocations a workgroup over (row, pair); a workgroup per row of 64 pairs ran at a third of the copy
     // bandwidth on prompts (NOTES.md).
-    let pairs = dim_u32("rope pairs", (x.ne[0] / 2).saturating_mul(rows as i64))?;
+    let pairs = dim_u32("rope pairs", (x.ne[0] / 2).saturating_mul(rows))?;
     if pairs == 0 {
         return Ok(());
     }
