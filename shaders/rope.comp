@@ -9,7 +9,8 @@
 //             sector q % (sum of the sections): contiguous sections (mrope) or interleaved t, h, w (imrope).
 //   24 vision: every channel rotated, pairs (q, q + n_dims) for q < n_dims = ne0/2; sections as mrope, but each
 //             section's exponent counts from the start of its section (where ggml resets its running theta).
-// One thread per pair of channels; x = pair (ne0/2 of them), y (+ z overflow) = row i1 + ne1 * (i2 + ne2 * i3).
+// One thread per pair of channels of a row (ne0/2 pairs a row, rows i1 + ne1 * (i2 + ne2 * i3) one after another),
+// 256 a workgroup.
 #include "common.glsl"
 
 layout(local_size_x = 256, local_size_y = 1, local_size_z = 1) in;
