@@ -31,29 +31,14 @@ layout(binding = 3) readonly buffer M { uint16_t mask[]; };
 layout(binding = 4) readonly buffer S { float sinks[]; };
 layout(binding = 5) buffer D { float d[]; };
 
-// Mirrors ops::flash_attn::FlashAttnPush. Offsets and strides: q, d in floats; k, v, mask in 16-bit words.
-layout(push_constant) uniform Push {
-    uint n_q; uint n_kv; uint ratio; uint n_head_kv;
-    uint q_off; uint q_s1; uint q_s2; uint q_s3;
-    uint k_off; uint k_s1; uint k_s2; uint k_s3;
-    uint v_off; uint v_s1; uint v_s2; uint v_s3;
-    uint m_off; uint m_s1; uint m_s2; uint m_s3;
-    uint m_ne23; uint flags; uint s_off; uint chunk;
-    uint d_off; uint d_s1; uint d_s2; uint d_s3;
-    float scale; float softcap; float e0; float e1;
-} pc;
+#include "fa_push.glsl"
 
-#define FLAG_MASK 1u
-#define FLAG_SINKS 2u
-#define FLAG_ALIBI 4u
-#define FLAG_SPLIT 8u
 // bits 4..7: K type, 8..11: V type, 12..13: Q rounding, 16..31: n_head_log2
 #define ROUND_NONE 0u
 #define ROUND_F16 1u
 #define ROUND_Q8_0 2u
 #define ROUND_BF16 3u
 
-#define NEG_INF uintBitsToFloat(0xFF800000u)
 
 const uint KVD = DK > DV ? DK : DV;
 const uint KST = KVD + 1u; // padded shared row: threads reading one column of different rows hit different banks
