@@ -91,6 +91,12 @@ const VARIANTS: &[(&str, &str, Defines)] = &[
     ("flash_attn_cm_d96", "flash_attn_cm.comp", &[("D", "96u")]),
     ("flash_attn_cm_d112", "flash_attn_cm.comp", &[("D", "112u")]),
     ("flash_attn_cm_d128", "flash_attn_cm.comp", &[("D", "128u")]),
+    ("fa_mask_flags", "fa_mask_flags.comp", &[]),
+    ("flash_attn_cm2_d64", "flash_attn_cm2.comp", &[("D", "64u")]),
+    ("flash_attn_cm2_d80", "flash_attn_cm2.comp", &[("D", "80u")]),
+    ("flash_attn_cm2_d96", "flash_attn_cm2.comp", &[("D", "96u")]),
+    ("flash_attn_cm2_d112", "flash_attn_cm2.comp", &[("D", "112u")]),
+    ("flash_attn_cm2_d128", "flash_attn_cm2.comp", &[("D", "128u")]),
     ("mul_mat_cmq_q8_0", "mul_mat_cmq.comp", &[("A_Q8_0", "1")]),
     ("rope_f32", "rope.comp", &[]),
     ("rope_f16", "rope.comp", &[("X_F16", "1")]),
@@ -405,7 +411,7 @@ fn spirv(shader_dir: &Path, name: &str, file: &str, defines: Defines, dq: Option
     let source = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     let mut opts = shaderc::CompileOptions::new().expect("shaderc options");
     // NV_cooperative_matrix2 kernels need SPIR-V 1.6 (Vulkan 1.3 devices: the only ones offering the extension).
-    if file == "mul_mat_cm2.comp" {
+    if file == "mul_mat_cm2.comp" || file == "flash_attn_cm2.comp" {
         opts.set_target_env(shaderc::TargetEnv::Vulkan, shaderc::EnvVersion::Vulkan1_3 as u32);
         opts.set_target_spirv(shaderc::SpirvVersion::V1_6);
     } else {

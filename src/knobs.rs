@@ -49,6 +49,7 @@ const KNOBS: &[(&str, Kind)] = &[
     ("GGVK_CM2_TK", Kind::Range(16, 1024)),
     ("GGVK_FA_DECODE", Kind::Switch),
     ("GGVK_FA_COOPMAT", Kind::Switch),
+    ("GGVK_FA_COOPMAT2", Kind::Switch),
     ("GGVK_ROUND_ACTIVATIONS", Kind::Switch),
     ("GGVK_SHARED_REDUCTION", Kind::Switch),
     ("GGVK_ROBUST_BUFFER_ACCESS", Kind::Switch),

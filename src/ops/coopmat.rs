@@ -104,6 +104,10 @@ pub struct CoopmatDevice {
     pub cm2: bool,
     /// ... and decodes block-quantized weights in its loads (`cooperativeMatrixBlockLoads`).
     pub cm2_decode: bool,
+    /// VK_NV_cooperative_matrix2 runs `flash_attn_cm2.comp`: its reductions, conversions and per-element operations
+    /// are offered, and f16 x f16 -> f32 at workgroup scope for 128 invocations in the kernel's two product shapes
+    /// (64 x 64 x D and 64 x D x 64) for every head size D it is compiled for.
+    pub cm2_attention: bool,
 }
 
 impl CoopmatDevice {
@@ -129,6 +133,11 @@ impl CoopmatDevice {
                 TILE_CM2.wg,
             ),
             cm2_decode: caps.coopmat2.block_loads,
+            cm2_attention: caps.coopmat2.softmax_ops
+                && super::flash_attn::CM2_HEADS.iter().all(|&d| {
+                    let allows = |mnk| caps.coopmat2.allows(mnk, CoopmatType::F16, CoopmatType::F32, 128);
+                    allows((64, 64, d)) && allows((64, d, 64))
+                }),
         }
     }
 
@@ -400,6 +409,7 @@ mod tests {
         max_workgroup_invocations: 1024,
         cm2: false,
         cm2_decode: false,
+        cm2_attention: false,
     };
 
     /// The H200 with NV_cooperative_matrix2 (driver 580: workgroup scope, block loads).

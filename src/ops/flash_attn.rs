@@ -51,7 +51,7 @@ struct FlashAttnPush {
     flags: u32,
     /// sinks first element (floats).
     s_off: u32,
-    /// Keys per split (n_kv when not split).
+    /// Keys per split (n_kv when not split); `flash_attn_cm2.comp`: the first word of its mask flags.
     chunk: u32,
     /// dst (or partials) first element and strides of dims 1..3 (floats).
     d: [u32; 4],
@@ -83,6 +83,32 @@ struct ReducePush {
 
 const REDUCE_PUSH: u32 = std::mem::size_of::<ReducePush>() as u32;
 
+/// Push constants of `fa_mask_flags.comp`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+struct MaskFlagsPush {
+    n_q: u32,
+    n_kv: u32,
+    /// Query rows per block of `flash_attn_cm2.comp` (its 64 rows over the Q heads of a KV head).
+    rows_per_block: u32,
+    /// Keys per tile.
+    bc: u32,
+    /// mask first element and strides (16-bit words).
+    m: [u32; 4],
+    m_ne2: u32,
+    m_ne3: u32,
+    n_tiles: u32,
+    /// First flag word.
+    f_off: u32,
+}
+
+const MASK_FLAGS: Shader = Shader {
+    name: "fa_mask_flags",
+    spirv: spirv::FA_MASK_FLAGS,
+    bindings: 2,
+    push_size: std::mem::size_of::<MaskFlagsPush>() as u32,
+};
+
 const SHADER: Shader = Shader { name: "flash_attn", spirv: spirv::FLASH_ATTN, bindings: 6, push_size: PUSH };
 const DECODE: Shader =
     Shader { name: "flash_attn_decode", spirv: spirv::FLASH_ATTN_DECODE, bindings: 6, push_size: PUSH };
@@ -94,6 +120,18 @@ const CM: [(u32, Shader); 5] = [
     (112, Shader { name: "flash_attn_cm_d112", spirv: spirv::FLASH_ATTN_CM_D112, bindings: 6, push_size: PUSH }),
     (128, Shader { name: "flash_attn_cm_d128", spirv: spirv::FLASH_ATTN_CM_D128, bindings: 6, push_size: PUSH }),
 ];
+/// `flash_attn_cm2.comp` per head size.
+const CM2: [(u32, Shader); 5] = [
+    (64, Shader { name: "flash_attn_cm2_d64", spirv: spirv::FLASH_ATTN_CM2_D64, bindings: 7, push_size: PUSH }),
+    (80, Shader { name: "flash_attn_cm2_d80", spirv: spirv::FLASH_ATTN_CM2_D80, bindings: 7, push_size: PUSH }),
+    (96, Shader { name: "flash_attn_cm2_d96", spirv: spirv::FLASH_ATTN_CM2_D96, bindings: 7, push_size: PUSH }),
+    (112, Shader { name: "flash_attn_cm2_d112", spirv: spirv::FLASH_ATTN_CM2_D112, bindings: 7, push_size: PUSH }),
+    (128, Shader { name: "flash_attn_cm2_d128", spirv: spirv::FLASH_ATTN_CM2_D128, bindings: 7, push_size: PUSH }),
+];
+/// Head sizes `flash_attn_cm2.comp` is compiled for (the device check asks the driver for each one's shapes).
+pub(crate) const CM2_HEADS: [u32; 5] = [64, 80, 96, 112, 128];
+/// Keys per tile of `flash_attn_cm2.comp` (its `BC`).
+const CM2_KEYS: u32 = 64;
 /// Whether `flash_attn_cm.comp` runs where it applies (`GGVK_FA_COOPMAT=0` turns it off).
 const CM_DEFAULT: bool = true;
 /// Rows per workgroup of `flash_attn_cm.comp`.
@@ -337,6 +375,11 @@ pub struct CmShape {
     pub rows: i64,
     /// K and V offsets (of the bound ranges) and strides fall on 16-byte boundaries.
     pub aligned: bool,
+    /// Q heads per KV head.
+    pub ratio: i64,
+    /// No mask, or one mask row per query row shared by every head (mask dim 2 of 1) or one per head: the mask is
+    /// a three-dimensional tensor over a block's rows (`flash_attn_cm2.comp`).
+    pub mask_heads: bool,
 }
 
 /// Shared memory `flash_attn_cm.comp` declares for head size `d`: Q block, K/V tile, scores, probabilities, row
@@ -364,27 +407,49 @@ pub fn cm_plan(dev: &super::coopmat::CoopmatDevice, shape: CmShape) -> Option<Sh
     fits.then_some(*shader)
 }
 
-/// [`cm_plan`] for `node` on `device` with its bound K/V offsets (16-bit words), under `GGVK_FA_COOPMAT` (read once
-/// per process): `1` turns the kernel on. Off by default until it has passed the conformance suite on a device with
-/// cooperative matrices (see NOTES.md).
+/// The NV_cooperative_matrix2 flash attention for prompts (`flash_attn_cm2.comp`) when it applies: a device that
+/// runs it ([`super::coopmat::CoopmatDevice::cm2_attention`]), a node [`cm_plan`] would give the KHR kernel, one Q
+/// head per KV head and a mask shared by the heads or one per head. The kernel also runs any number of Q heads per
+/// KV head that divides its 64-row block (the conformance suite passed with it on), but with 4 it measured 1.4x the
+/// KHR kernel's time on the H200 (NOTES.md, 2026-12-04), so GQA keeps the KHR kernel. Pure, so its choices are
+/// unit-tested without a GPU.
+pub fn cm2_plan(dev: &super::coopmat::CoopmatDevice, shape: CmShape) -> Option<Shader> {
+    let (_, shader) = CM2.iter().find(|(d, _)| i64::from(*d) == shape.dk)?;
+    let fits = dev.cm2_attention && shape.mask_heads && shape.ratio == 1;
+    (fits && cm_plan(dev, shape).is_some()).then_some(*shader)
+}
+
+/// The prompt kernel for `node` on `device` with its bound K/V offsets (16-bit words): [`cm2_plan`] where the device
+/// has NV_cooperative_matrix2 enabled (`GGVK_FA_COOPMAT2=0` turns it off), else [`cm_plan`] (`GGVK_FA_COOPMAT=0`
+/// turns that off; both read once per process).
 fn cm_plan_on(device: &Device, node: &Node, k_off: u32, v_off: u32) -> Option<Shader> {
     static KNOB: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    static KNOB2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     if !*KNOB.get_or_init(|| crate::knobs::switch("GGVK_FA_COOPMAT", CM_DEFAULT)) {
         return None;
     }
     let (q, k, v) = (node.src(0).ok()?, node.src(1).ok()?, node.src(2).ok()?);
+    let ratio = q.ne[2] / k.ne[2].max(1);
     let shape = CmShape {
         f16_kv: k.ty == GgmlType::F16 && v.ty == GgmlType::F16,
         dk: k.ne[0],
         dv: v.ne[0],
-        rows: q.ne[1] * (q.ne[2] / k.ne[2].max(1)),
+        rows: q.ne[1] * ratio,
         aligned: k_off % 8 == 0 && v_off % 8 == 0 && k.nb[1..].iter().chain(&v.nb[1..]).all(|s| s % 16 == 0),
+        ratio,
+        mask_heads: opt_src(node, 3).is_none_or(|m| m.ne[2] == 1 || m.ne[2] == q.ne[2]),
     };
-    cm_plan(&super::coopmat::CoopmatDevice::from_caps(device.caps()), shape)
+    let dev = super::coopmat::CoopmatDevice::from_caps(device.caps());
+    if device.coopmat2_enabled() && *KNOB2.get_or_init(|| crate::knobs::switch("GGVK_FA_COOPMAT2", true)) {
+        if let Some(shader) = cm2_plan(&dev, shape) {
+            return Some(shader);
+        }
+    }
+    cm_plan(&dev, shape)
 }
 
-/// Whether `node` on `device` runs on `flash_attn_cm.comp` (Q and P enter its products as f16: tests widen their
-/// error bound). Judges K/V alignment by the tensors' own offsets.
+/// Whether `node` on `device` runs on `flash_attn_cm.comp` or `flash_attn_cm2.comp` (Q and P enter their products as
+/// f16: tests widen their error bound). Judges K/V alignment by the tensors' own offsets.
 pub fn uses_coopmat(device: &Device, node: &Node) -> bool {
     let (Ok(k), Ok(v)) = (node.src(1), node.src(2)) else { return false };
     let words = |t: &Tensor| u32::try_from(t.offset / 2).unwrap_or(1);
@@ -400,7 +465,9 @@ pub fn scratch_bytes(device: &Device, node: &Node) -> u64 {
     let total = (d.ne[1] * d.ne[2] * d.ne[3]) as u64;
     let bytes = |p: Plan| if p.splits > 1 { u64::from(p.splits) * total * (d.ne[0] as u64 + 2) * 4 } else { 0 };
     let general = plan(device, node).map_or(0, bytes);
-    general.max(decode_plan(device, node).map_or(0, bytes))
+    // The prompt kernels do not split; the NV_cooperative_matrix2 one takes its mask flags.
+    let prompt = if uses_coopmat(device, node) { cm2_flag_bytes(node) } else { 0 };
+    general.max(decode_plan(device, node).map_or(0, bytes)).max(prompt)
 }
 
 /// Record the FLASH_ATTN_EXT node.
@@ -480,14 +547,11 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         let groups = [(push.n_q * push.ratio).div_ceil(CM_ROWS), n_head_kv, q.ne[3] as u32];
         if groups.iter().zip(max).all(|(&g, m)| g <= m) {
             push.chunk = push.n_kv;
+            if shader.bindings == 7 {
+                return record_cm2(rec, node, &shader, push, groups, [qb, kb, vb, mb, sb, db]);
+            }
             let pipeline = device.pipelines().get(&device, &shader, &[])?;
-            return rec.dispatch(
-                "flash_attn_cm",
-                &pipeline,
-                &[qb, kb, vb, mb, sb, db],
-                bytemuck::bytes_of(&push),
-                groups,
-            );
+            return rec.dispatch(shader.name, &pipeline, &[qb, kb, vb, mb, sb, db], bytemuck::bytes_of(&push), groups);
         }
     }
     // The decode kernel reads K as 16-byte vectors: its first element must be one (the bound range may start on a
@@ -544,6 +608,69 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
     rec.dispatch("flash_attn_reduce", &pipeline, &[pr, sb, db], bytemuck::bytes_of(&reduce), [gx, gy, 1])
 }
 
+/// Bytes of `fa_mask_flags.comp`'s flags for `node` (one word per block of rows and tile of keys).
+fn cm2_flag_bytes(node: &Node) -> u64 {
+    let (Ok(q), Ok(k)) = (node.src(0), node.src(1)) else { return 0 };
+    if opt_src(node, 3).is_none() {
+        return 0;
+    }
+    let rows = (q.ne[1] * (q.ne[2] / k.ne[2].max(1))) as u64;
+    rows.div_ceil(u64::from(CM_ROWS)) * (k.ne[1] as u64).div_ceil(u64::from(CM2_KEYS)) * 4
+}
+
+/// Record `flash_attn_cm2.comp` for `node` (the KHR kernel's push constants and bindings), after `fa_mask_flags.comp`
+/// where there is a mask.
+fn record_cm2(
+    rec: &mut Recorder<'_>,
+    node: &Node,
+    shader: &Shader,
+    mut push: FlashAttnPush,
+    groups: [u32; 3],
+    bindings: [Binding; 6],
+) -> Result<()> {
+    let device = rec.device().clone();
+    let bc = CM2_KEYS;
+    let flags = match opt_src(node, 3) {
+        Some(m) => {
+            let bytes = cm2_flag_bytes(node);
+            let (scratch, offset) = rec.scratch(bytes)?;
+            let region = Tensor::contiguous(scratch, offset, GgmlType::F32, [(bytes / 4) as i64, 1, 1, 1])?;
+            let (fw, f_off) = bind(&device, &region, 4, true)?;
+            let n_tiles = push.n_kv.div_ceil(bc);
+            let fp = MaskFlagsPush {
+                n_q: push.n_q,
+                n_kv: push.n_kv,
+                rows_per_block: CM_ROWS / push.ratio,
+                bc,
+                m: push.m,
+                m_ne2: m.ne[2] as u32,
+                m_ne3: m.ne[3] as u32,
+                n_tiles,
+                f_off,
+            };
+            let fgroups = [n_tiles, groups[0], 1];
+            let max = device.caps().max_workgroup_count;
+            if fgroups.iter().zip(max).any(|(&g, m)| g > m) {
+                return Err(Error::unsupported(format!("FLASH_ATTN_EXT mask flags need {fgroups:?} workgroups")));
+            }
+            let pipeline = device.pipelines().get(&device, &MASK_FLAGS, &[])?;
+            rec.dispatch(
+                MASK_FLAGS.name,
+                &pipeline,
+                &[bindings[3].clone(), fw.clone()],
+                bytemuck::bytes_of(&fp),
+                fgroups,
+            )?;
+            push.chunk = f_off;
+            Binding { write: false, ..fw }
+        }
+        None => bindings[0].clone(),
+    };
+    let [qb, kb, vb, mb, sb, db] = bindings;
+    let pipeline = device.pipelines().get(&device, shader, &[push.ratio])?;
+    rec.dispatch(shader.name, &pipeline, &[qb, kb, vb, mb, sb, db, flags], bytemuck::bytes_of(&push), groups)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -569,8 +696,10 @@ mod tests {
         max_workgroup_invocations: 1024,
         cm2: false,
         cm2_decode: false,
+        cm2_attention: false,
     };
-    const PROMPT: CmShape = CmShape { f16_kv: true, dk: 128, dv: 128, rows: 512, aligned: true };
+    const PROMPT: CmShape =
+        CmShape { f16_kv: true, dk: 128, dv: 128, rows: 512, aligned: true, ratio: 1, mask_heads: true };
 
     #[test]
     fn prompts_with_f16_caches_take_the_cooperative_kernel() {
@@ -582,6 +711,42 @@ mod tests {
         }
         // GQA: 16 query rows x 4 Q heads per KV head fill a block.
         assert!(cm_plan(&NVIDIA, CmShape { rows: 64, ..PROMPT }).is_some());
+    }
+
+    const NVIDIA_CM2: CoopmatDevice = CoopmatDevice { cm2: true, cm2_decode: true, cm2_attention: true, ..NVIDIA };
+
+    #[test]
+    fn prompts_take_the_coopmat2_kernel_where_the_device_runs_it() {
+        for d in CM2_HEADS {
+            let d = i64::from(d);
+            let shader = cm2_plan(&NVIDIA_CM2, CmShape { dk: d, dv: d, ..PROMPT }).expect("coopmat2 kernel");
+            assert_eq!(shader.name, format!("flash_attn_cm2_d{d}"));
+            assert!(!shader.spirv.is_empty() || cfg!(not(feature = "shaders")), "{} compiled", shader.name);
+        }
+    }
+
+    #[test]
+    fn the_coopmat2_kernel_keeps_to_its_shapes_and_devices() {
+        // GQA (measured faster on the KHR kernel): the KHR kernel (any ratio) takes it.
+        for ratio in [2, 3, 4, 8, 12] {
+            let shape = CmShape { ratio, rows: 64 * ratio, ..PROMPT };
+            assert!(cm2_plan(&NVIDIA_CM2, shape).is_none(), "ratio {ratio}");
+            assert!(cm_plan(&NVIDIA_CM2, shape).is_some(), "ratio {ratio} on the KHR kernel");
+        }
+        // Whatever the KHR kernel refuses, so does this one.
+        for shape in [
+            CmShape { rows: 63, ..PROMPT },
+            CmShape { f16_kv: false, ..PROMPT },
+            CmShape { dk: 256, dv: 256, ..PROMPT },
+            CmShape { dk: 128, dv: 64, ..PROMPT },
+            CmShape { aligned: false, ..PROMPT },
+            CmShape { mask_heads: false, ..PROMPT },
+        ] {
+            assert!(cm2_plan(&NVIDIA_CM2, shape).is_none(), "{shape:?}");
+        }
+        // Devices without its operations or shapes.
+        assert!(cm2_plan(&NVIDIA, PROMPT).is_none());
+        assert!(cm2_plan(&CoopmatDevice { cm2_attention: false, ..NVIDIA_CM2 }, PROMPT).is_none());
     }
 
     #[test]

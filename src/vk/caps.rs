@@ -211,6 +211,7 @@ impl Capabilities {
             super::coopmat2::Coopmat2Caps {
                 usable: fcm2.workgroup_scope != 0 && fcm2.flexible_dimensions != 0 && fcm2.tensor_addressing != 0,
                 block_loads: fcm2.block_loads != 0,
+                softmax_ops: fcm2.reductions != 0 && fcm2.conversions != 0 && fcm2.per_element_operations != 0,
                 max_workgroup_size: pcm2.workgroup_scope_max_workgroup_size,
                 max_dimension: pcm2.flexible_dimensions_max_dimension,
                 reserved_shared_memory: pcm2.workgroup_scope_reserved_shared_memory,

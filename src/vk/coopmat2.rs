@@ -132,6 +132,9 @@ pub struct Coopmat2Caps {
     pub usable: bool,
     /// `cooperativeMatrixBlockLoads` (decode functions over block-quantized tensors).
     pub block_loads: bool,
+    /// `cooperativeMatrixReductions`, `cooperativeMatrixConversions` and `cooperativeMatrixPerElementOperations`
+    /// are all offered (what the flash-attention kernel needs on top of [`Coopmat2Caps::usable`]).
+    pub softmax_ops: bool,
     /// `cooperativeMatrixWorkgroupScopeMaxWorkgroupSize`.
     pub max_workgroup_size: u32,
     /// `cooperativeMatrixFlexibleDimensionsMaxDimension`.

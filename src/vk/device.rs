@@ -144,6 +144,10 @@ impl Device {
         fcm2.flexible_dimensions = vk::TRUE;
         fcm2.tensor_addressing = vk::TRUE;
         fcm2.block_loads = u32::from(caps.coopmat2.block_loads);
+        let softmax_ops = u32::from(caps.coopmat2.softmax_ops);
+        fcm2.reductions = softmax_ops;
+        fcm2.conversions = softmax_ops;
+        fcm2.per_element_operations = softmax_ops;
         if coopmat2 {
             info = info.push_next(&mut fcm2);
         }
@@ -401,11 +405,12 @@ pub fn describe_caps(index: usize, c: &Capabilities) -> String {
         c.coopmat_shapes.len(),
         if c.coopmat2.usable {
             format!(
-                "true (workgroup size {}, dimension {}, {} workgroup shapes, block loads {})",
+                "true (workgroup size {}, dimension {}, {} workgroup shapes, block loads {}, softmax operations {})",
                 c.coopmat2.max_workgroup_size,
                 c.coopmat2.max_dimension,
                 c.coopmat2.shapes.len(),
-                c.coopmat2.block_loads
+                c.coopmat2.block_loads,
+                c.coopmat2.softmax_ops
             )
         } else {
             c.coopmat2_nv.to_string()

@@ -1,0 +1,243 @@
+#version 450
+// ggml_flash_attn_ext for many query rows (prompt processing) on NV_cooperative_matrix2: workgroup-scope matrices
+// whose Q, K, V, mask and output tiles move through tensor layouts (the driver stages them), scores, probabilities
+// and the output accumulator kept in matrices from the first key to the last, the online softmax (running max M
+// and sum L per row, f32) done with row reductions and per-element operations. F16 K and V of head size D (a
+// multiple of 16 up to 128); src/ops/flash_attn.rs decides where it runs.
+//
+// One workgroup of 128 invocations per (block of BR = 64 rows, KV head, sequence). Rows are the query rows of every
+// Q head sharing the KV head, row = iq1 * ratio + g (ratio divides BR, so a block is whole query rows), which makes
+// Q, the mask and the output three-dimensional tensors [iq1][g][column]. Q is scaled once (f32) and rounded to f16.
+// Per tile of BC keys from c0:
+//   1. the tile's mask flag (fa_mask_flags.comp, one per block and tile): 0 = no row of the block sees a key of
+//      the tile (causal masks: the tile is skipped), 2 = every entry is 0 (no mask to add), 1 = load the mask;
+//   2. S = Q K^T (f16 operands, f32 accumulators; softcap: c tanh(S)); S += slope x mask; keys past n_kv -inf;
+//   3. Mnew = max(M, rowmax S); P = exp(S - Mnew); alpha = exp(M - Mnew); L = alpha L + rowsum P (M starts at a
+//      finite floor rather than -inf, so rows that have seen no key give exp(-inf) = 0, never NaN);
+//   4. O = alpha O + P V (P as f16, as ggml-vulkan and the KHR kernel have it).
+// At the end the sinks join L (a logit with no value row), O / L is stored. K and V tiles wholly inside n_kv take
+// unclamped layouts (16-byte aligned rows, which the host checks); the last partial tile clamps to zeros.
+//
+// M, L and alpha are kept as BR x BC matrices with each row's value in every column (row reductions give that
+// shape); alpha and 1 / L reach O's BR x D shape through a second row reduction of equal values.
+#extension GL_KHR_cooperative_matrix : require
+#extension GL_NV_cooperative_matrix2 : require
+#extension GL_KHR_memory_scope_semantics : require
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#include "common.glsl"
+
+#ifndef D
+#error "flash_attn_cm2.comp: define D (head size)"
+#endif
+#define BR 64u
+
+// Keys per tile (ops::flash_attn::CM2_KEYS: the host sizes the flag array with it). 128 measured 2x slower on the H200.
+#define BC 64u
+
+layout(local_size_x = 128, local_size_y = 1, local_size_z = 1) in;
+// Q heads per KV head (divides BR): a constant, so that the driver's addressing of the three-dimensional Q, mask
+// and output tiles divides by constants (with the ratio in a push constant the mask loads cost more than the rest).
+layout(constant_id = 0) const uint RATIO = 1;
+// Query rows per block.
+const uint QB = BR / RATIO;
+// The running maximum's floor: a row that has seen no key yet keeps this finite value instead of -inf, so that
+// S - M and M_old - M_new are -inf (exp: 0) rather than NaN, and nothing else changes (any real score is larger).
+#define M_FLOOR (-3.402823e38)
+
+layout(binding = 0) readonly buffer Q { float q[]; };
+layout(binding = 1) readonly buffer K { float16_t k[]; };
+layout(binding = 2) readonly buffer V { float16_t v[]; };
+layout(binding = 3) readonly buffer M { float16_t mask[]; };
+layout(binding = 4) readonly buffer S { float sinks[]; };
+layout(binding = 5) writeonly buffer Dst { float d[]; };
+// Per (block, tile): 0 skip, 1 mask, 2 no mask (fa_mask_flags.comp; absent without a mask).
+layout(binding = 6) readonly buffer F { uint flags[]; };
+
+#include "fa_push.glsl"
+
+// Per row of the block: its ALiBi slope and its head's sink logit.
+shared float slope_r[BR];
+shared float sink_r[BR];
+
+#define SCOPE gl_ScopeWorkgroup
+#define MAT_S coopmat<float, SCOPE, BR, BC, gl_MatrixUseAccumulator>
+#define MAT_O coopmat<float, SCOPE, BR, D, gl_MatrixUseAccumulator>
+
+float max2(const in float a, const in float b) { return max(a, b); }
+float add2(const in float a, const in float b) { return a + b; }
+float capped(const in uint r, const in uint c, const in float s, const in float cap) {
+    const float e = exp(-2.0 * abs(s));
+    return cap * sign(s) * (1.0 - e) / (1.0 + e);
+}
+float masked(const in uint r, const in uint c, const in float s, const in float m) { return s + m; }
+float masked_sloped(const in uint r, const in uint c, const in float s, const in float m) {
+    return s + slope_r[r] * m;
+}
+// Keys from `first` on (past n_kv) drop out.
+float bounded(const in uint r, const in uint c, const in float s, const in uint first) {
+    return c >= first ? NEG_INF : s;
+}
+float larger(const in uint r, const in uint c, const in float a, const in float b) { return max(a, b); }
+float exp_of(const in uint r, const in uint c, const in float x) { return exp(x); }
+// The factor that turns a row's accumulated output into the result: 1 / L, with the sink logit of the row's head
+// joining L first where there are sinks (the sink's share has no value row). Rows from `valid` on are past the end.
+float out_factor(const in uint r, const in uint c, const in float l, const in float m, const in uint valid) {
+    float a = 1.0;
+    float ll = l;
+    if ((pc.flags & FLAG_SINKS) != 0u && r < valid) {
+        const float s = sink_r[r];
+        float vs = 1.0;
+        if (s > m) {
+            a = exp(m - s);
+        } else {
+            vs = exp(s - m);
+        }
+        ll = l * a + vs;
+    }
+    return ll == 0.0 ? 0.0 : a / ll;
+}
+
+void main() {
+    const uint tid = gl_LocalInvocationID.x;
+    const uint rb = gl_WorkGroupID.x;
+    const uint ih = gl_WorkGroupID.y;
+    const uint iq3 = gl_WorkGroupID.z;
+    const uint rows = pc.n_q * RATIO;
+    const uint r0 = rb * BR;
+    const bool has_mask = (pc.flags & FLAG_MASK) != 0u;
+    const bool alibi = (pc.flags & FLAG_ALIBI) != 0u;
+
+    if (tid < BR) {
+        const uint row = r0 + tid;
+        float slope = 1.0;
+        float sink = 0.0;
+        if (row < rows) {
+            const uint iq2 = ih * RATIO + row % RATIO;
+            if (alibi) {
+                const uint nhl2 = pc.flags >> 16;
+                slope = iq2 < nhl2 ? exp2(pc.e0 * float(iq2 + 1u)) : exp2(pc.e1 * float(2u * (iq2 - nhl2) + 1u));
+            }
+            if ((pc.flags & FLAG_SINKS) != 0u) { sink = sinks[pc.s_off + iq2]; }
+        }
+        slope_r[tid] = slope;
+        sink_r[tid] = sink;
+    }
+    barrier();
+
+    // Q [iq1][g][column] (rows past the end read 0), scaled, to f16.
+    const uint qr0 = rb * QB;
+    tensorLayoutNV<3, gl_CooperativeMatrixClampModeConstantNV> lq =
+        createTensorLayoutNV(3, gl_CooperativeMatrixClampModeConstantNV);
+    lq = setTensorLayoutDimensionNV(lq, pc.n_q, RATIO, D);
+    lq = setTensorLayoutStrideNV(lq, pc.q_s1, pc.q_s2, 1);
+    coopmat<float, SCOPE, BR, D, gl_MatrixUseAccumulator> qf;
+    coopMatLoadTensorNV(qf, q, pc.q_off + ih * RATIO * pc.q_s2 + iq3 * pc.q_s3,
+                        sliceTensorLayoutNV(lq, qr0, QB, 0, RATIO, 0, D));
+    qf = qf * pc.scale;
+    const coopmat<float16_t, SCOPE, BR, D, gl_MatrixUseA> qa = coopmat<float16_t, SCOPE, BR, D, gl_MatrixUseA>(qf);
+
+    // K and V rows of this head and sequence: unclamped for whole tiles (offsets and strides multiples of 8 halves,
+    // masked so that the compiler sees it), clamped to zeros for the last partial tile.
+    tensorLayoutNV<2> lk = createTensorLayoutNV(2);
+    lk = setTensorLayoutDimensionNV(lk, pc.n_kv, D);
+    lk = setTensorLayoutStrideNV(lk, pc.k_s1 & ~7u, 1);
+    tensorLayoutNV<2> lv = createTensorLayoutNV(2);
+    lv = setTensorLayoutDimensionNV(lv, pc.n_kv, D);
+    lv = setTensorLayoutStrideNV(lv, pc.v_s1 & ~7u, 1);
+    tensorLayoutNV<2, gl_CooperativeMatrixClampModeConstantNV> lkc =
+        createTensorLayoutNV(2, gl_CooperativeMatrixClampModeConstantNV);
+    lkc = setTensorLayoutDimensionNV(lkc, pc.n_kv, D);
+    lkc = setTensorLayoutStrideNV(lkc, pc.k_s1, 1);
+    tensorLayoutNV<2, gl_CooperativeMatrixClampModeConstantNV> lvc =
+        createTensorLayoutNV(2, gl_CooperativeMatrixClampModeConstantNV);
+    lvc = setTensorLayoutDimensionNV(lvc, pc.n_kv, D);
+    lvc = setTensorLayoutStrideNV(lvc, pc.v_s1, 1);
+    tensorViewNV<2, false, 1, 0> transposed = createTensorViewNV(2, false, 1, 0);
+    const uint k_base = (pc.k_off + ih * pc.k_s2 + iq3 * pc.k_s3) & ~7u;
+    const uint v_base = (pc.v_off + ih * pc.v_s2 + iq3 * pc.v_s3) & ~7u;
+
+    // The mask [iq1][g][key]: one row per query row, the same for every head (m_ne2 = 1: stride 0) or one per head
+    // (m_ne2 = n_head); -inf past n_kv and past the last query row.
+    const uint m_ne2 = pc.m_ne23 & 0xFFFFu;
+    const uint m_ne3 = pc.m_ne23 >> 16;
+    const uint m_sg = m_ne2 == 1u ? 0u : pc.m_s2;
+    tensorLayoutNV<3, gl_CooperativeMatrixClampModeConstantNV> lm =
+        createTensorLayoutNV(3, gl_CooperativeMatrixClampModeConstantNV);
+    lm = setTensorLayoutDimensionNV(lm, pc.n_q, RATIO, pc.n_kv);
+    lm = setTensorLayoutStrideNV(lm, pc.m_s1, m_sg, 1);
+    lm = setTensorLayoutClampValueNV(lm, 0xFC00u);
+    const uint m_base = pc.m_off + ih * RATIO * m_sg + (iq3 % m_ne3) * pc.m_s3;
+    const uint n_tiles = (pc.n_kv + BC - 1u) / BC;
+
+    MAT_O o = MAT_O(0.0);
+    MAT_S m_run = MAT_S(M_FLOOR);
+    MAT_S l_run = MAT_S(0.0);
+
+    for (uint c0 = 0u, t = 0u; c0 < pc.n_kv; c0 += BC, ++t) {
+        // 1. The tile's flag (the same word for the whole workgroup).
+        const uint flag = has_mask ? flags[pc.chunk + rb * n_tiles + t] : 2u;
+        if (flag == 0u) { continue; }
+        const bool whole = c0 + BC <= pc.n_kv;
+
+        // 2. Scores.
+        coopmat<float16_t, SCOPE, D, BC, gl_MatrixUseB> kt;
+        if (whole) {
+            coopMatLoadTensorNV(kt, k, k_base, sliceTensorLayoutNV(lk, c0, BC, 0, D), transposed);
+        } else {
+            coopMatLoadTensorNV(kt, k, k_base, sliceTensorLayoutNV(lkc, c0, BC, 0, D), transposed);
+        }
+        MAT_S s = coopMatMulAdd(qa, kt, MAT_S(0.0));
+        if (pc.softcap != 0.0) { coopMatPerElementNV(s, s, capped, pc.softcap); }
+        if (flag == 1u) {
+            coopmat<float16_t, SCOPE, BR, BC, gl_MatrixUseAccumulator> mh;
+            coopMatLoadTensorNV(mh, mask, m_base, sliceTensorLayoutNV(lm, qr0, QB, 0, RATIO, c0, BC));
+            if (alibi) {
+                coopMatPerElementNV(s, s, masked_sloped, MAT_S(mh));
+            } else {
+                coopMatPerElementNV(s, s, masked, MAT_S(mh));
+            }
+        }
+        if (!whole) { coopMatPerElementNV(s, s, bounded, pc.n_kv - c0); }
+
+
+        // 3. Online softmax (M never below M_FLOOR: see there).
+        MAT_S m_new;
+        coopMatReduceNV(m_new, s, gl_CooperativeMatrixReduceRowNV, max2);
+        coopMatPerElementNV(m_new, m_new, larger, m_run);
+        MAT_S p = s - m_new;
+        coopMatPerElementNV(p, p, exp_of);
+        MAT_S alpha = m_run - m_new;
+        coopMatPerElementNV(alpha, alpha, exp_of);
+        MAT_S sum;
+        coopMatReduceNV(sum, p, gl_CooperativeMatrixReduceRowNV, add2);
+        l_run = l_run * alpha + sum;
+        m_run = m_new;
+
+        // 4. O = alpha O + P V.
+        MAT_O alpha_o;
+        coopMatReduceNV(alpha_o, alpha, gl_CooperativeMatrixReduceRowNV, max2);
+        o = o * alpha_o;
+        const coopmat<float16_t, SCOPE, BR, BC, gl_MatrixUseA> pa = coopmat<float16_t, SCOPE, BR, BC, gl_MatrixUseA>(p);
+        coopmat<float16_t, SCOPE, BC, D, gl_MatrixUseB> vt;
+        if (whole) {
+            coopMatLoadTensorNV(vt, v, v_base, sliceTensorLayoutNV(lv, c0, BC, 0, D));
+        } else {
+            coopMatLoadTensorNV(vt, v, v_base, sliceTensorLayoutNV(lvc, c0, BC, 0, D));
+        }
+        o = coopMatMulAdd(pa, vt, o);
+    }
+
+    MAT_S f;
+    coopMatPerElementNV(f, l_run, out_factor, m_run, rows - min(rows, r0));
+    MAT_O f_o;
+    coopMatReduceNV(f_o, f, gl_CooperativeMatrixReduceRowNV, max2);
+    o = o * f_o;
+
+    // dst [iq1][g][column]: row iq1 * d_s2, head ih * ratio + g at d_s1; rows past the end are dropped.
+    tensorLayoutNV<3, gl_CooperativeMatrixClampModeConstantNV> ld =
+        createTensorLayoutNV(3, gl_CooperativeMatrixClampModeConstantNV);
+    ld = setTensorLayoutDimensionNV(ld, pc.n_q, RATIO, D);
+    ld = setTensorLayoutStrideNV(ld, pc.d_s2, pc.d_s1, 1);
+    coopMatStoreTensorNV(o, d, pc.d_off + ih * RATIO * pc.d_s1 + iq3 * pc.d_s3,
+                         sliceTensorLayoutNV(ld, qr0, QB, 0, RATIO, 0, D));
+}
