@@ -29,11 +29,12 @@
 #ifndef D
 #error "flash_attn_cm2.comp: define D (head size)"
 #endif
+// Rows per workgroup (ops::flash_attn::CM_ROWS: the host sizes the grid with it).
 #define BR 64u
-
 // Keys per tile (ops::flash_attn::CM2_KEYS: the host sizes the flag array with it). 128 measured 2x slower on the H200.
 #define BC 64u
 
+// 128 invocations (ops::flash_attn::CM2_WG: the host checks the driver's shapes for it).
 layout(local_size_x = 128, local_size_y = 1, local_size_z = 1) in;
 // Q heads per KV head (divides BR): a constant, so that the driver's addressing of the three-dimensional Q, mask
 // and output tiles divides by constants (with the ratio in a push constant the mask loads cost more than the rest).

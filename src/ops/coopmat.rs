@@ -135,8 +135,9 @@ impl CoopmatDevice {
             cm2_decode: caps.coopmat2.block_loads,
             cm2_attention: caps.coopmat2.softmax_ops
                 && super::flash_attn::CM2_HEADS.iter().all(|&d| {
-                    let allows = |mnk| caps.coopmat2.allows(mnk, CoopmatType::F16, CoopmatType::F32, 128);
-                    allows((64, 64, d)) && allows((64, d, 64))
+                    use super::flash_attn::{CM2_KEYS, CM2_WG, CM_ROWS};
+                    let allows = |mnk| caps.coopmat2.allows(mnk, CoopmatType::F16, CoopmatType::F32, CM2_WG);
+                    allows((CM_ROWS, CM2_KEYS, d)) && allows((CM_ROWS, d, CM2_KEYS))
                 }),
         }
     }

@@ -131,11 +131,13 @@ const CM2: [(u32, Shader); 5] = [
 /// Head sizes `flash_attn_cm2.comp` is compiled for (the device check asks the driver for each one's shapes).
 pub(crate) const CM2_HEADS: [u32; 5] = [64, 80, 96, 112, 128];
 /// Keys per tile of `flash_attn_cm2.comp` (its `BC`).
-const CM2_KEYS: u32 = 64;
+pub(crate) const CM2_KEYS: u32 = 64;
+/// Invocations per workgroup of `flash_attn_cm2.comp`.
+pub(crate) const CM2_WG: u32 = 128;
 /// Whether `flash_attn_cm.comp` runs where it applies (`GGVK_FA_COOPMAT=0` turns it off).
 const CM_DEFAULT: bool = true;
-/// Rows per workgroup of `flash_attn_cm.comp`.
-const CM_ROWS: u32 = 64;
+/// Rows per workgroup of `flash_attn_cm.comp` and `flash_attn_cm2.comp`.
+pub(crate) const CM_ROWS: u32 = 64;
 const REDUCE: Shader =
     Shader { name: "flash_attn_reduce", spirv: spirv::FLASH_ATTN_REDUCE, bindings: 3, push_size: REDUCE_PUSH };
 
@@ -451,9 +453,14 @@ fn cm_plan_on(device: &Device, node: &Node, k_off: u32, v_off: u32) -> Option<Sh
 /// Whether `node` on `device` runs on `flash_attn_cm.comp` or `flash_attn_cm2.comp` (Q and P enter their products as
 /// f16: tests widen their error bound). Judges K/V alignment by the tensors' own offsets.
 pub fn uses_coopmat(device: &Device, node: &Node) -> bool {
-    let (Ok(k), Ok(v)) = (node.src(1), node.src(2)) else { return false };
+    prompt_kernel(device, node).is_some()
+}
+
+/// The cooperative-matrix prompt kernel `node` runs on `device`, judging K/V alignment by the tensors' own offsets.
+fn prompt_kernel(device: &Device, node: &Node) -> Option<Shader> {
+    let (Ok(k), Ok(v)) = (node.src(1), node.src(2)) else { return None };
     let words = |t: &Tensor| u32::try_from(t.offset / 2).unwrap_or(1);
-    check(node).is_ok() && cm_plan_on(device, node, words(k), words(v)).is_some()
+    check(node).ok().and_then(|()| cm_plan_on(device, node, words(k), words(v)))
 }
 
 /// Scratch bytes the node takes on `device` (the split partials of whichever kernel records it).
@@ -466,7 +473,8 @@ pub fn scratch_bytes(device: &Device, node: &Node) -> u64 {
     let bytes = |p: Plan| if p.splits > 1 { u64::from(p.splits) * total * (d.ne[0] as u64 + 2) * 4 } else { 0 };
     let general = plan(device, node).map_or(0, bytes);
     // The prompt kernels do not split; the NV_cooperative_matrix2 one takes its mask flags.
-    let prompt = if uses_coopmat(device, node) { cm2_flag_bytes(node) } else { 0 };
+    let prompt = prompt_kernel(device, node).filter(|s| CM2.iter().any(|(_, c)| c.name == s.name));
+    let prompt = if prompt.is_some() { cm2_flag_bytes(node) } else { 0 };
     general.max(decode_plan(device, node).map_or(0, bytes)).max(prompt)
 }
 
@@ -547,7 +555,7 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         let groups = [(push.n_q * push.ratio).div_ceil(CM_ROWS), n_head_kv, q.ne[3] as u32];
         if groups.iter().zip(max).all(|(&g, m)| g <= m) {
             push.chunk = push.n_kv;
-            if shader.bindings == 7 {
+            if CM2.iter().any(|(_, c)| c.name == shader.name) {
                 return record_cm2(rec, node, &shader, push, groups, [qb, kb, vb, mb, sb, db]);
             }
             let pipeline = device.pipelines().get(&device, &shader, &[])?;
