@@ -16,7 +16,9 @@
 //      finite floor rather than -inf, so rows that have seen no key give exp(-inf) = 0, never NaN);
 //   4. O = alpha O + P V (P as f16, as ggml-vulkan and the KHR kernel have it).
 // At the end the sinks join L (a logit with no value row), O / L is stored. K and V tiles wholly inside n_kv take
-// unclamped layouts (16-byte aligned rows, which the host checks); the last partial tile clamps to zeros.
+// unclamped layouts (16-byte aligned rows, which the host checks); the last partial tile clamps to zeros. Where
+// n_kv is a multiple of BC (llama.cpp's caches are) the clamped path is not compiled at all (WHOLE), and mask tiles
+// are read without clamping where the host finds that safe (MASK_MODE): both measured on the H200 (NOTES.md).
 //
 // M, L and alpha are kept as BR x BC matrices with each row's value in every column (row reductions give that
 // shape); alpha and 1 / L reach O's BR x D shape through a second row reduction of equal values.
@@ -39,6 +41,14 @@ layout(local_size_x = 128, local_size_y = 1, local_size_z = 1) in;
 // Q heads per KV head (divides BR): a constant, so that the driver's addressing of the three-dimensional Q, mask
 // and output tiles divides by constants (with the ratio in a push constant the mask loads cost more than the rest).
 layout(constant_id = 0) const uint RATIO = 1;
+// Every tile of keys is whole (n_kv a multiple of BC): K and V load without clamping and no key is past the end.
+// The clamped loads and the bounds pass cost 15-25% of the kernel's time even where they never run (NOTES.md).
+layout(constant_id = 1) const bool WHOLE = false;
+// How mask tiles are read: 0 through the clamped three-dimensional layout (-inf past the ends); 1 directly through a
+// two-dimensional layout without clamping (one Q head per KV head, whole tiles, mask rows on 16-byte boundaries and
+// every block's rows inside the mask); 2 directly for blocks whose rows all lie inside the mask, clamped for the
+// last block. A clamped mask load took half the kernel's time where every tile loads one.
+layout(constant_id = 2) const uint MASK_MODE = 0;
 // Query rows per block.
 const uint QB = BR / RATIO;
 // The running maximum's floor: a row that has seen no key yet keeps this finite value instead of -inf, so that
@@ -169,6 +179,13 @@ void main() {
     lm = setTensorLayoutClampValueNV(lm, 0xFC00u);
     const uint m_base = pc.m_off + ih * RATIO * m_sg + (iq3 % m_ne3) * pc.m_s3;
     const uint n_tiles = (pc.n_kv + BC - 1u) / BC;
+    // The direct mask layout: [row][key], base and stride multiples of 8 words (the host checks; masked so that the
+    // compiler sees it).
+    tensorLayoutNV<2> lmd = createTensorLayoutNV(2);
+    lmd = setTensorLayoutDimensionNV(lmd, pc.n_q, pc.n_kv);
+    lmd = setTensorLayoutStrideNV(lmd, pc.m_s1 & ~7u, 1);
+    const uint md_base = m_base & ~7u;
+    const bool direct_mask = MASK_MODE == 1u || (MASK_MODE == 2u && qr0 + QB <= pc.n_q);
 
     MAT_O o = MAT_O(0.0);
     MAT_S m_run = MAT_S(M_FLOOR);
@@ -178,7 +195,7 @@ void main() {
         // 1. The tile's flag (the same word for the whole workgroup).
         const uint flag = has_mask ? flags[pc.chunk + rb * n_tiles + t] : 2u;
         if (flag == 0u) { continue; }
-        const bool whole = c0 + BC <= pc.n_kv;
+        const bool whole = WHOLE || c0 + BC <= pc.n_kv;
 
         // 2. Scores.
         coopmat<float16_t, SCOPE, D, BC, gl_MatrixUseB> kt;
@@ -191,7 +208,11 @@ void main() {
         if (pc.softcap != 0.0) { coopMatPerElementNV(s, s, capped, pc.softcap); }
         if (flag == 1u) {
             coopmat<float16_t, SCOPE, BR, BC, gl_MatrixUseAccumulator> mh;
-            coopMatLoadTensorNV(mh, mask, m_base, sliceTensorLayoutNV(lm, qr0, QB, 0, RATIO, c0, BC));
+            if (direct_mask) {
+                coopMatLoadTensorNV(mh, mask, md_base, sliceTensorLayoutNV(lmd, qr0, BR, c0, BC));
+            } else {
+                coopMatLoadTensorNV(mh, mask, m_base, sliceTensorLayoutNV(lm, qr0, QB, 0, RATIO, c0, BC));
+            }
             if (alibi) {
                 coopMatPerElementNV(s, s, masked_sloped, MAT_S(mh));
             } else {

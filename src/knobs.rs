@@ -50,6 +50,7 @@ const KNOBS: &[(&str, Kind)] = &[
     ("GGVK_FA_DECODE", Kind::Switch),
     ("GGVK_FA_COOPMAT", Kind::Switch),
     ("GGVK_FA_COOPMAT2", Kind::Switch),
+    ("GGVK_FA_CM2_MASK", Kind::Range(0, 2)),
     ("GGVK_ROUND_ACTIVATIONS", Kind::Switch),
     ("GGVK_SHARED_REDUCTION", Kind::Switch),
     ("GGVK_ROBUST_BUFFER_ACCESS", Kind::Switch),

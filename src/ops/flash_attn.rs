@@ -675,8 +675,29 @@ fn record_cm2(
         None => bindings[0].clone(),
     };
     let [qb, kb, vb, mb, sb, db] = bindings;
-    let pipeline = device.pipelines().get(&device, shader, &[push.ratio])?;
+    static KNOB: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let cap = *KNOB.get_or_init(|| crate::knobs::number("GGVK_FA_CM2_MASK").map_or(1, |v| v as u32));
+    let specs = cm2_specs(&push, opt_src(node, 3).is_some(), cap);
+    let pipeline = device.pipelines().get(&device, shader, &specs)?;
     rec.dispatch(shader.name, &pipeline, &[qb, kb, vb, mb, sb, db, flags], bytemuck::bytes_of(&push), groups)
+}
+
+/// Specialization constants of `flash_attn_cm2.comp` for a dispatch: the Q heads per KV head, whether every tile of
+/// keys is whole (K/V loads without clamping), and how mask tiles are read (`MASK_MODE`: 1 directly for every block
+/// where one Q head per KV head, whole tiles and 16-byte aligned mask rows allow it and the query rows fill whole
+/// blocks, 2 directly for all but a partial last block, 0 clamped). `cap` limits the mode (`GGVK_FA_CM2_MASK`, for
+/// measurements: 2 keeps the per-block choice, 0 the clamped loads). Pure: unit-tested.
+fn cm2_specs(push: &FlashAttnPush, has_mask: bool, cap: u32) -> [u32; 3] {
+    let whole = push.n_kv % CM2_KEYS == 0;
+    let aligned = push.m.iter().all(|w| w % 8 == 0);
+    let mode = if !(has_mask && whole && push.ratio == 1 && aligned) {
+        0
+    } else if push.n_q % CM_ROWS == 0 && cap == 1 {
+        1
+    } else {
+        2
+    };
+    [push.ratio, u32::from(whole), if cap == 0 { 0 } else { mode }]
 }
 
 #[cfg(test)]
@@ -731,6 +752,24 @@ mod tests {
             assert_eq!(shader.name, format!("flash_attn_cm2_d{d}"));
             assert!(!shader.spirv.is_empty() || cfg!(not(feature = "shaders")), "{} compiled", shader.name);
         }
+    }
+
+    #[test]
+    fn the_coopmat2_kernel_reads_whole_tiles_and_aligned_masks_without_clamping() {
+        let prompt = FlashAttnPush { n_q: 2048, n_kv: 2304, ratio: 1, m: [4096, 2304, 0, 0], ..Default::default() };
+        assert_eq!(cm2_specs(&prompt, true, 1), [1, 1, 1]);
+        // A partial last block of rows: direct loads for the others.
+        assert_eq!(cm2_specs(&FlashAttnPush { n_q: 1000, ..prompt }, true, 1), [1, 1, 2]);
+        // Measurement caps.
+        assert_eq!(cm2_specs(&prompt, true, 2), [1, 1, 2]);
+        assert_eq!(cm2_specs(&prompt, true, 0), [1, 1, 0]);
+        // Keys past the last whole tile, mask rows off 16 bytes, several Q heads per KV head: clamped.
+        assert_eq!(cm2_specs(&FlashAttnPush { n_kv: 113, m: [0, 113, 0, 0], ..prompt }, true, 1), [1, 0, 0]);
+        assert_eq!(cm2_specs(&FlashAttnPush { m: [4096, 2300, 0, 0], ..prompt }, true, 1), [1, 1, 0]);
+        assert_eq!(cm2_specs(&FlashAttnPush { m: [4092, 2304, 0, 0], ..prompt }, true, 1), [1, 1, 0]);
+        assert_eq!(cm2_specs(&FlashAttnPush { ratio: 4, ..prompt }, true, 1), [4, 1, 0]);
+        // No mask: nothing to read.
+        assert_eq!(cm2_specs(&prompt, false, 1), [1, 1, 0]);
     }
 
     #[test]
