@@ -139,11 +139,16 @@ done
 # The rest of the ggml interface: device properties, async set/get, memset, copies, 2D regions, events.
 cc -O2 -Wall -Wextra -Werror -I"$SRC/ggml/include" "$GGVK_ROOT/tests/e2e/adapter.c" \
   -L"$BIN" -lggml -lggml-base -lggml-cpu -Wl,-rpath,"$BIN" -o "$OUTDIR/adapter"
-if GGML_BACKEND_PATH="$LIB" VK_INSTANCE_LAYERS=VK_LAYER_KHRONOS_validation "$OUTDIR/adapter" >"$OUTDIR/adapter.log" 2>&1 \
-   && ! grep -aq "GGVK VALIDATION ERROR\|Validation Error" "$OUTDIR/adapter.log"; then
-  grep -a "adapter:" "$OUTDIR/adapter.log"; pass=$((pass + 1))
-else
-  echo "adapter test failed:"; tail -n 5 "$OUTDIR/adapter.log"; fail=$((fail + 1))
-fi
+# Twice: device buffers mapped into the host (lavapipe's default) and not (GGVK_DIRECT_MAPPING=0: the staging and
+# transfer paths a discrete GPU takes, pinned host buffers copied by one transfer).
+for direct in 1 0; do
+  if GGVK_DIRECT_MAPPING=$direct GGML_BACKEND_PATH="$LIB" VK_INSTANCE_LAYERS=VK_LAYER_KHRONOS_validation \
+       "$OUTDIR/adapter" >"$OUTDIR/adapter-$direct.log" 2>&1 \
+     && ! grep -aq "GGVK VALIDATION ERROR\|Validation Error" "$OUTDIR/adapter-$direct.log"; then
+    echo "direct mapping $direct: $(grep -a "adapter:" "$OUTDIR/adapter-$direct.log")"; pass=$((pass + 1))
+  else
+    echo "adapter test failed (GGVK_DIRECT_MAPPING=$direct):"; tail -n 5 "$OUTDIR/adapter-$direct.log"; fail=$((fail + 1))
+  fi
+done
 echo "e2e: $pass passed, $fail failed (logs in $OUTDIR)"
 [ "$fail" = 0 ]

@@ -136,6 +136,18 @@ unsafe extern "C" fn memset_tensor(
     guarded("memset_tensor", (), || c.buf.fill(offset_of(t)? + offset as u64, size as u64, value))
 }
 
+/// Write `bytes` into `buf` at `offset`: where they lie in a pinned host buffer of the same device (llama.cpp's
+/// inputs: token embeddings, mask, positions), one transfer straight from there; otherwise through
+/// [`Buffer::write`] (a staging copy, or a batched upload for small writes).
+fn write_bytes(buf: &Buffer, offset: u64, bytes: &[u8]) -> crate::Result<()> {
+    if let Some((hb, src)) = super::host_buffer::containing(bytes) {
+        if Arc::ptr_eq(hb.device(), buf.device()) && hb.copy_to(src, buf, offset, bytes.len() as u64)? {
+            return Ok(());
+        }
+    }
+    buf.write(offset, bytes)
+}
+
 unsafe extern "C" fn set_tensor(
     b: sys::ggml_backend_buffer_t,
     t: *mut sys::ggml_tensor,
@@ -148,7 +160,9 @@ unsafe extern "C" fn set_tensor(
     }
     // SAFETY: ggml passes our live buffer, a live tensor in it, and `size` readable bytes at `data`.
     let (c, t, src) = unsafe { (ctx(b), &*t, std::slice::from_raw_parts(data as *const u8, size)) };
-    guarded("set_tensor", (), || timeline::host(Host::Transfer, || c.buf.write(offset_of(t)? + offset as u64, src)))
+    guarded("set_tensor", (), || {
+        timeline::host(Host::Transfer, || write_bytes(&c.buf, offset_of(t)? + offset as u64, src))
+    })
 }
 
 unsafe extern "C" fn get_tensor(
@@ -231,7 +245,7 @@ unsafe extern "C" fn cpy_tensor(
             let len = ggml_nbytes(s) as usize;
             // SAFETY: a host buffer's tensor data is `len` readable bytes at `data`.
             let bytes = unsafe { std::slice::from_raw_parts(s.data as *const u8, len) };
-            c.buf.write(offset_of(d)?, bytes)?;
+            write_bytes(&c.buf, offset_of(d)?, bytes)?;
             return Ok(true);
         }
         Ok(false)

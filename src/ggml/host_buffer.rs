@@ -2,7 +2,7 @@
 //! uses in place (`is_host`), so inputs and outputs of offloaded graphs need no extra host copy.
 
 use std::ffi::{c_char, c_void};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::buffer::{buft_get_max_size, entry_of, guarded, hand_to_ggml, in_host_buffer};
 use super::sys;
@@ -10,6 +10,31 @@ use crate::vk::HostBuffer;
 
 struct HostCtx {
     buf: Arc<HostBuffer>,
+}
+
+/// Every live host buffer, so that bytes ggml hands over by pointer can be recognised as lying in one (llama.cpp's
+/// inputs are written into these buffers and then copied to the device with `set_tensor`).
+static LIVE: Mutex<Vec<Arc<HostBuffer>>> = Mutex::new(Vec::new());
+
+fn live() -> std::sync::MutexGuard<'static, Vec<Arc<HostBuffer>>> {
+    LIVE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Drop for HostCtx {
+    fn drop(&mut self) {
+        live().retain(|b| !Arc::ptr_eq(b, &self.buf));
+    }
+}
+
+/// The live host buffer that holds all of `bytes`, with their offset in it.
+pub(super) fn containing(bytes: &[u8]) -> Option<(Arc<HostBuffer>, u64)> {
+    let start = bytes.as_ptr() as usize;
+    let end = start.checked_add(bytes.len())?;
+    live().iter().find_map(|b| {
+        let base = b.as_ptr() as usize;
+        let inside = start >= base && end <= base.saturating_add(b.size() as usize);
+        inside.then(|| (b.clone(), (start - base) as u64))
+    })
 }
 
 /// # Safety
@@ -114,6 +139,7 @@ unsafe extern "C" fn buft_alloc_buffer(
     let entry = unsafe { entry_of(buft) };
     guarded("alloc host buffer", std::ptr::null_mut(), || {
         let buf = HostBuffer::new(&entry.device()?, size.max(1) as u64)?;
+        live().push(buf.clone());
         hand_to_ggml(buft, BUFFER_IFACE, HostCtx { buf }, size)
     })
 }

@@ -363,6 +363,37 @@ impl HostBuffer {
     pub fn size(&self) -> u64 {
         self.size
     }
+
+    /// The device the buffer belongs to.
+    pub fn device(&self) -> &Arc<Device> {
+        &self.device
+    }
+
+    /// Copy `len` bytes at `src_offset` into `dst` at `dst_offset` on the device: one transfer from this memory,
+    /// no copy through a staging buffer (synchronous). `Ok(false)`, with nothing done, where `dst` is mapped into
+    /// the host (the CPU copies faster than a transfer there), a placeholder, or the copy small enough to ride with
+    /// the next submission as a batched upload: the caller writes it with [`Buffer::write`] instead.
+    pub fn copy_to(&self, src_offset: u64, dst: &Buffer, dst_offset: u64, len: u64) -> Result<bool> {
+        if src_offset.checked_add(len).is_none_or(|end| end > self.size) {
+            return Err(Error::invalid(format!(
+                "host buffer range {src_offset}+{len} outside its {} bytes",
+                self.size
+            )));
+        }
+        dst.check_range(dst_offset, len)?;
+        if !Arc::ptr_eq(&self.device, &dst.device) {
+            return Err(Error::unsupported("copy between buffers of different devices"));
+        }
+        if dst.direct || dst.is_placeholder() || (len <= super::uploads::SMALL && batch_uploads()) {
+            return Ok(false);
+        }
+        if len == 0 {
+            return Ok(true);
+        }
+        // The transfer's submission carries any batched uploads first, so earlier writes to `dst` land before it.
+        dst.transfer(|t| t.copy(&self.device, self.raw, src_offset, dst.raw, dst_offset, len))?;
+        Ok(true)
+    }
 }
 
 impl Drop for HostBuffer {

@@ -113,6 +113,37 @@ int main(void) {
     ggml_backend_buffer_free(pbuf);
     ggml_free(pctx);
 
+    /* pinned host -> GGVK, large enough (4 MiB) for one transfer straight from the pinned memory rather than a
+     * batched upload, from and to tensors at nonzero offsets in their buffers (where the device buffer is not
+     * mapped into the host: GGVK_DIRECT_MAPPING=0 on CPU devices) */
+    {
+        const int big = 1 << 20;
+        struct ggml_init_params bp = {ggml_tensor_overhead() * 2, NULL, true};
+        struct ggml_context *sctx = ggml_init(bp), *dctx = ggml_init(bp);
+        struct ggml_tensor *spad = ggml_new_tensor_1d(sctx, GGML_TYPE_F32, 100);
+        struct ggml_tensor *src = ggml_new_tensor_1d(sctx, GGML_TYPE_F32, big);
+        struct ggml_tensor *dpad = ggml_new_tensor_1d(dctx, GGML_TYPE_F32, 37);
+        struct ggml_tensor *dst = ggml_new_tensor_1d(dctx, GGML_TYPE_F32, big);
+        ggml_backend_buffer_t sbuf = ggml_backend_alloc_ctx_tensors_from_buft(sctx, hbt);
+        ggml_backend_buffer_t dbuf = ggml_backend_alloc_ctx_tensors_from_buft(dctx, buft);
+        CHECK(sbuf != NULL && dbuf != NULL);
+        CHECK((char *)src->data > (char *)spad->data && (char *)dst->data > (char *)dpad->data);
+        for (int i = 0; i < big; i++) ((float *)src->data)[i] = (float)(i % 1999) - 999.0f;
+        ggml_backend_tensor_set(dpad, x, 0, 37 * sizeof(float));
+        ggml_backend_tensor_copy(src, dst);
+        float *back = malloc(big * sizeof(float));
+        ggml_backend_tensor_get(dst, back, 0, big * sizeof(float));
+        CHECK(memcmp(back, src->data, big * sizeof(float)) == 0);
+        /* the neighbour before it is untouched */
+        ggml_backend_tensor_get(dpad, back, 0, 37 * sizeof(float));
+        CHECK(memcmp(back, x, 37 * sizeof(float)) == 0);
+        free(back);
+        ggml_backend_buffer_free(sbuf);
+        ggml_backend_buffer_free(dbuf);
+        ggml_free(sctx);
+        ggml_free(dctx);
+    }
+
     /* events */
     ggml_backend_event_t ev = ggml_backend_event_new(dev);
     CHECK(ev != NULL);
