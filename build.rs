@@ -100,6 +100,9 @@ const VARIANTS: &[(&str, &str, Defines)] = &[
     ("mul_mat_cmq_q8_0", "mul_mat_cmq.comp", &[("A_Q8_0", "1")]),
     ("rope_f32", "rope.comp", &[]),
     ("rope_f16", "rope.comp", &[("X_F16", "1")]),
+    ("rope_f32_cache_f16", "rope.comp", &[("CACHE", "1"), ("CACHE_F16", "1")]),
+    ("rope_f32_cache_f32", "rope.comp", &[("CACHE", "1"), ("CACHE_F32", "1")]),
+    ("rope_f16_cache_f16", "rope.comp", &[("X_F16", "1"), ("CACHE", "1"), ("CACHE_F16", "1")]),
     // -- elementwise: binary, unary, glu, cpy --
     ("binary_f32", "binary.comp", &[]),
     ("binary_f16", "binary.comp", &[("A_F16", "1"), ("B_F16", "1"), ("D_F16", "1")]),
@@ -192,6 +195,8 @@ const VARIANTS: &[(&str, &str, Defines)] = &[
     ("flash_attn", "flash_attn.comp", &[]),
     ("flash_attn_decode", "flash_attn_decode.comp", &[]),
     ("flash_attn_reduce", "flash_attn_reduce.comp", &[]),
+    ("flash_attn_reduce_qx", "flash_attn_reduce.comp", &[("EMIT_QX", "1")]),
+    ("flash_attn_reduce_q8k", "flash_attn_reduce.comp", &[("EMIT_Q8K", "1")]),
     // -- reductions --
     ("reduce_sum", "reduce.comp", &[]),
     ("reduce_argmax", "reduce.comp", &[("ARGMAX", "1")]),

@@ -11,6 +11,10 @@
 //             section's exponent counts from the start of its section (where ggml resets its running theta).
 // One thread per pair of channels of a row (ne0/2 pairs a row, rows i1 + ne1 * (i2 + ne2 * i3) one after another),
 // 256 a workgroup.
+// CACHE (with CACHE_F16 or CACHE_F32): the rope fused with the SET_ROWS that stores its output into a cache
+// (src/graph/fusion.rs, rope_set_rows): every value written to dst is also written, converted as set_rows.comp
+// converts it, to cache row idx[i2 + ne2 * i3] at channel i0 + ne0 * i1 (the set's source is dst seen as rows of
+// ne0 * ne1 values, one per position). An index outside [0, c_rows) writes no cache value, as SET_ROWS.
 #include "common.glsl"
 
 layout(local_size_x = 256, local_size_y = 1, local_size_z = 1) in;
@@ -29,6 +33,19 @@ layout(binding = 3) writeonly buffer D { float d[]; };
 #endif
 layout(binding = 1) readonly buffer P { int pos[]; };
 layout(binding = 2) readonly buffer F { float ff[]; };
+#ifdef CACHE
+layout(binding = 4) readonly buffer I { uint idx[]; };
+#ifdef CACHE_F16
+layout(binding = 5) writeonly buffer C { uint16_t cache[]; };
+#ifndef X_F16
+#include "half_bits.glsl"
+#endif
+#define CSTORE(i, v) cache[i] = uint16_t(float_bits_to_half(floatBitsToUint(v)))
+#else
+layout(binding = 5) writeonly buffer C { float cache[]; };
+#define CSTORE(i, v) cache[i] = (v)
+#endif
+#endif
 
 // Mirrors ops::rope::RopePush.
 layout(push_constant) uniform Push {
@@ -39,6 +56,11 @@ layout(push_constant) uniform Push {
     uint p_off; uint f_off; uint n_offs; float sin_sign;
     float theta_scale; float freq_scale; float ext_factor; float attn_factor;
     float corr0; float corr1; uint sect01; uint sect23;
+#ifdef CACHE
+    // Mirrors ops::rope::CachePush: cache offset and row stride (cache elements), its rows, the indices' offset
+    // (words). Bit 1 of has_ff: I64 indices (two words each, in range only with a zero high word), else I32.
+    uint c_off; uint c_s1; uint c_rows; uint i_off;
+#endif
 } pc;
 
 #define MODE_NORMAL 0u
@@ -100,6 +122,13 @@ void main() {
     const uint xb = pc.x_off + i1 * pc.x_s1 + i2 * pc.x_s2 + i3 * pc.x_s3;
     const uint db = pc.d_off + i1 * pc.d_s1 + i2 * pc.d_s2 + i3 * pc.d_s3;
     const uint i0 = 2u * pr;
+#ifdef CACHE
+    const bool idx64 = (pc.has_ff & 2u) != 0u;
+    const uint ip = pc.i_off + (i2 + pc.ne2 * i3) * (idx64 ? 2u : 1u);
+    const uint slot = idx[ip];
+    const bool cached = (idx64 ? idx[ip + 1u] == 0u : int(slot) >= 0) && slot < pc.c_rows;
+    const uint cb = pc.c_off + slot * pc.c_s1 + i1 * pc.ne0;
+#endif
     uint q;
     uint ia;
     uint ib;
@@ -114,6 +143,12 @@ void main() {
             const float v1 = LOAD(xb + i0 + 1u);
             STORE(db + i0, v0);
             STORE(db + i0 + 1u, v1);
+#ifdef CACHE
+            if (cached) {
+                CSTORE(cb + i0, v0);
+                CSTORE(cb + i0 + 1u, v1);
+            }
+#endif
             return;
         }
         q = pr - pc.n_offs / 2u;
@@ -129,7 +164,7 @@ void main() {
         multi_section(q, i2, p, e);
     }
     float theta_extrap = p * pow(pc.theta_scale, e);
-    if (pc.has_ff != 0u) { theta_extrap /= ff[pc.f_off + q]; }
+    if ((pc.has_ff & 1u) != 0u) { theta_extrap /= ff[pc.f_off + q]; }
     const float theta_interp = pc.freq_scale * theta_extrap;
     float theta = theta_interp;
     float mscale = pc.attn_factor;
@@ -143,6 +178,14 @@ void main() {
     const float s = sin(theta) * mscale * pc.sin_sign;
     const float x0 = LOAD(xb + ia);
     const float x1 = LOAD(xb + ib);
-    STORE(db + ia, x0 * c - x1 * s);
-    STORE(db + ib, x0 * s + x1 * c);
+    const float ya = x0 * c - x1 * s;
+    const float yb = x0 * s + x1 * c;
+    STORE(db + ia, ya);
+    STORE(db + ib, yb);
+#ifdef CACHE
+    if (cached) {
+        CSTORE(cb + ia, ya);
+        CSTORE(cb + ib, yb);
+    }
+#endif
 }

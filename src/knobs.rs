@@ -34,6 +34,7 @@ const KNOBS: &[(&str, Kind)] = &[
     ("GGVK_BATCH_UPLOADS", Kind::Switch),
     ("GGVK_FUSION", Kind::Switch),
     ("GGVK_FUSE_QUANTIZE", Kind::Switch),
+    ("GGVK_FUSE_ROPE_SET_ROWS", Kind::Switch),
     ("GGVK_SCHEDULE", Kind::Switch),
     ("GGVK_INT_DOT", Kind::Switch),
     ("GGVK_KQUANT_MATVEC", Kind::Switch),

@@ -245,3 +245,125 @@ fn glu_writes_the_quantized_activations_its_product_reads() {
     }
     assert_no_validation_errors();
 }
+
+/// Raw bytes of a tensor.
+fn raw(t: &Tensor) -> Vec<u8> {
+    let mut out = vec![0u8; t.nbytes() as usize];
+    t.read(0, &mut out).expect("download");
+    out
+}
+
+#[test]
+fn rope_then_set_rows_writes_the_cache_and_matches_the_separate_nodes() {
+    use ggvk::ops::rope::{RopeParams, ROPE_MODE_NEOX, ROPE_MODE_NORMAL};
+    let be = backend();
+    let mut rng = Rng::new(19);
+    // (rope type, cache type, index type, mode, [head size, heads, positions], cache rows)
+    let cases = [
+        (GgmlType::F32, GgmlType::F16, GgmlType::I64, ROPE_MODE_NORMAL, [64i64, 4, 5], 16i64),
+        (GgmlType::F32, GgmlType::F32, GgmlType::I32, ROPE_MODE_NEOX, [32, 2, 1], 8),
+        (GgmlType::F16, GgmlType::F16, GgmlType::I32, ROPE_MODE_NEOX, [128, 3, 7], 9),
+    ];
+    for (ty, cache_ty, idx_ty, mode, [hs, heads, n], rows) in cases {
+        let what = format!("{ty} rope into a {cache_ty} cache, {idx_ty} indices, mode {mode}");
+        let ne = [hs, heads, n, 1];
+        let count = (hs * heads * n) as usize;
+        let xv = rng.vec(count);
+        let bytes = |ty: GgmlType, v: &[f32]| match ty {
+            GgmlType::F16 => v.iter().flat_map(|x| half::f16::from_f32(*x).to_bits().to_le_bytes()).collect(),
+            _ => f32_bytes(v),
+        };
+        let x = upload(&be, ty, ne, &bytes(ty, &xv));
+        let pos = upload(
+            &be,
+            GgmlType::I32,
+            [n, 1, 1, 1],
+            &(0..n as i32).flat_map(|p| (3 * p + 1).to_ne_bytes()).collect::<Vec<u8>>(),
+        );
+        // Slots: distinct rows in a scrambled order; the last position's slot is out of range (nothing written).
+        let slots: Vec<i64> = (0..n).map(|p| if p == n - 1 && n > 1 { rows + 2 } else { (p * 5 + 3) % rows }).collect();
+        let idx_bytes: Vec<u8> = match idx_ty {
+            GgmlType::I64 => slots.iter().flat_map(|s| s.to_ne_bytes()).collect(),
+            _ => slots.iter().flat_map(|s| (*s as i32).to_ne_bytes()).collect(),
+        };
+        let idx = upload(&be, idx_ty, [n, 1, 1, 1], &idx_bytes);
+        let cache_fill = bytes(cache_ty, &rng.vec((hs * heads * rows) as usize));
+        let params = RopeParams { n_dims: hs as i32, mode, freq_base: 10000.0, ..RopeParams::default() };
+        let run = |apart: bool| {
+            let out = upload(&be, ty, ne, &vec![0u8; count * ty.type_size()]);
+            let cache = upload(&be, cache_ty, [hs * heads, rows, 1, 1], &cache_fill);
+            let rows_view = Tensor::contiguous(out.buffer.clone(), 0, ty, [hs * heads, n, 1, 1]).unwrap();
+            let spacer = output(&be, [4, 1, 1, 1]);
+            let four = output(&be, [4, 1, 1, 1]);
+            let mut g = Graph::new();
+            g.push(node(Op::Rope(params), &[&x, &pos], &out)).unwrap();
+            if apart {
+                g.push(node(Op::Scale { s: 2.0, b: 0.0 }, &[&four], &spacer)).unwrap();
+            }
+            g.push(node(Op::SetRows, &[&rows_view, &idx], &cache)).unwrap();
+            let stats = be.compute(&g).unwrap();
+            (raw(&out), raw(&cache), stats.dispatches)
+        };
+        let (out1, cache1, fused) = run(false);
+        let (out2, cache2, apart) = run(true);
+        assert_eq!(out1, out2, "{what}: rope output");
+        assert_eq!(cache1, cache2, "{what}: cache");
+        assert_ne!(cache1, cache_fill, "{what}: the cache was written");
+        assert_eq!(apart, 3);
+        let on = ggvk::graph::fusion::rope_set_rows_enabled();
+        assert_eq!(fused, if on { 1 } else { 2 }, "{what}: dispatches");
+    }
+    assert_no_validation_errors();
+}
+
+#[test]
+fn split_attention_writes_the_quantized_activations_of_the_output_product() {
+    let be = backend();
+    let mut rng = Rng::new(23);
+    // One query, 8 Q heads over 2 KV heads of 128, 512 keys: the token-generation shape whose keys are split over
+    // workgroups, then reduced. The output product reads the heads as one row of 1024.
+    let (hs, n_head, n_head_kv, n_kv) = (128i64, 8i64, 2i64, 512i64);
+    let f16 =
+        |v: &[f32]| -> Vec<u8> { v.iter().flat_map(|x| half::f16::from_f32(*x).to_bits().to_le_bytes()).collect() };
+    let q = upload(&be, GgmlType::F32, [hs, 1, n_head, 1], &f32_bytes(&rng.vec((hs * n_head) as usize)));
+    let kv = [hs, n_kv, n_head_kv, 1];
+    let k = upload(&be, GgmlType::F16, kv, &f16(&rng.vec((hs * n_kv * n_head_kv) as usize)));
+    let v = upload(&be, GgmlType::F16, kv, &f16(&rng.vec((hs * n_kv * n_head_kv) as usize)));
+    let op = Op::FlashAttnExt { scale: 0.088, max_bias: 0.0, softcap: 0.0, prec: 0 };
+    for ty in [GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K] {
+        let m = 48i64;
+        let a = upload(&be, ty, [hs * n_head, m, 1, 1], &weights(&mut rng, ty, hs * n_head, m));
+        let run = |apart: bool| {
+            let out = output(&be, [hs, n_head, 1, 1]);
+            let row = Tensor::contiguous(out.buffer.clone(), 0, GgmlType::F32, [hs * n_head, 1, 1, 1]).unwrap();
+            let (copy, p) = (output(&be, [hs * n_head, 1, 1, 1]), output(&be, [m, 1, 1, 1]));
+            let mut g = Graph::new();
+            g.push(node(op.clone(), &[&q, &k, &v], &out)).unwrap();
+            if apart {
+                // The product reads a copy (CPY writes no quantized copy), so it quantizes for itself.
+                g.push(node(Op::Cpy, &[&row], &copy)).unwrap();
+                g.mul_mat(&a, &copy, &p).unwrap();
+            } else {
+                g.mul_mat(&a, &row, &p).unwrap();
+            }
+            let stats = be.compute(&g).unwrap();
+            (download(&out), download(&p), stats.dispatches)
+        };
+        let (o1, p1, fused) = run(false);
+        let (o2, p2, apart) = run(true);
+        assert_eq!(o1, o2, "{ty}: attention output");
+        assert_eq!(p1, p2, "{ty}: product");
+        let row = Tensor::contiguous(a.buffer.clone(), 0, GgmlType::F32, [hs * n_head, 1, 1, 1]).unwrap();
+        let quantizes = ggvk::ops::matmul::uses_int_dot(be.device(), &a, &row);
+        let fa_node = node(op.clone(), &[&q, &k, &v], &output(&be, [hs, n_head, 1, 1]));
+        let emits = ggvk::graph::fusion::quantize_enabled()
+            && quantizes
+            && ggvk::ops::flash_attn::reduce_emits(be.device(), &fa_node);
+        assert_eq!(apart, 2 + 1 + u32::from(quantizes) + 1, "{ty}: apart");
+        assert_eq!(fused, 2 + u32::from(quantizes && !emits) + 1, "{ty}: emitting");
+        if be.device().caps().subgroup_arithmetic {
+            assert!(emits == (quantizes && ggvk::graph::fusion::quantize_enabled()), "{ty}: the reduction emits");
+        }
+    }
+    assert_no_validation_errors();
+}

@@ -9,7 +9,7 @@ use super::replay::{self, GraphKey, Plan, ReplayCache};
 use super::{fusion, schedule, Graph, Node};
 use crate::error::{Error, Result};
 use crate::ops;
-use crate::ops::q8_emit::Q8Layout;
+use crate::ops::q8_emit::Planned;
 use crate::vk::{CommandStream, Device, DispatchTime, Recorder, Recording};
 
 /// What one recorded graph cost, for tests and logs.
@@ -51,13 +51,14 @@ struct Streams {
 
 /// Scratch one node's recording takes: what its kernels derive ([`ops::scratch_bytes`]) and the 8-bit copy of its
 /// result it writes for later products (`quantize`), each rounded up to the offset alignment.
-fn scratch_needs(device: &Device, nodes: &[Node], quantize: &[Option<Q8Layout>]) -> Vec<u64> {
+fn scratch_needs(device: &Device, nodes: &[Node], quantize: &[Option<Planned>]) -> Vec<u64> {
     let align = device.caps().min_storage_offset_alignment.max(256);
     nodes
         .iter()
         .enumerate()
         .map(|(i, n)| {
-            let copy = quantize.get(i).copied().flatten().map_or(0, |l| l.bytes(&n.dst).div_ceil(align) * align);
+            let copy =
+                quantize.get(i).and_then(Option::as_ref).map_or(0, |p| p.layout.bytes(&p.view).div_ceil(align) * align);
             ops::scratch_bytes(device, n) + copy
         })
         .collect()
@@ -81,12 +82,12 @@ fn scratch_ring() -> u64 {
 
 /// Record `nodes` (graph index, node) into `rec`, naming the node in any error.
 /// Neighbours that [`fusion`] allows are recorded as one kernel.
-/// `quantize[i]`: the layout in which node i also writes its output quantized ([`fusion::plan_quantize`]).
+/// `quantize[i]`: the quantized copy node i also writes of its output ([`fusion::plan_quantize`]).
 /// `needs[i]`: node i's scratch ([`scratch_needs`]), reserved before it is recorded.
 fn record_nodes<'n>(
     rec: &mut Recorder<'_>,
     nodes: impl Iterator<Item = (usize, &'n Node)>,
-    quantize: &[Option<Q8Layout>],
+    quantize: &[Option<Planned>],
     needs: &[u64],
 ) -> Result<()> {
     let mut nodes = nodes.peekable();
@@ -104,7 +105,7 @@ fn record_nodes<'n>(
             if rec.timed() {
                 rec.set_label(format!("#{i} RMS_NORM+MUL {:?}", node.dst.ne));
             }
-            let emit = next.and_then(|j| quantize.get(j).copied().flatten());
+            let emit = next.and_then(|j| quantize.get(j)).and_then(Option::as_ref).map(|p| p.layout);
             ops::norm::record_rms_norm_mul(rec, &f, emit).map_err(|e| name_error(e, i, "RMS_NORM+MUL"))?;
             nodes.next();
             continue;
@@ -122,12 +123,27 @@ fn record_nodes<'n>(
             }
             continue;
         }
+        let with_cache = match nodes.peek() {
+            Some((_, next)) if fusion::enabled() => fusion::rope_set_rows(node, next),
+            _ => None,
+        };
+        if let Some(f) = with_cache {
+            if rec.timed() {
+                rec.set_label(format!("#{i} ROPE+SET_ROWS {:?}", node.dst.ne));
+            }
+            ops::rope::record_with_cache(rec, &f).map_err(|e| name_error(e, i, "ROPE+SET_ROWS"))?;
+            nodes.next();
+            continue;
+        }
         if rec.timed() {
             rec.set_label(format!("#{i} {} {:?}", node.op.name(), node.dst.ne));
         }
-        match quantize.get(i).copied().flatten() {
-            Some(layout) if matches!(node.op, crate::graph::Op::Glu { .. }) => {
-                ops::glu::record_emitting(rec, node, layout)
+        match quantize.get(i).and_then(Option::as_ref) {
+            Some(p) if matches!(node.op, crate::graph::Op::Glu { .. }) => {
+                ops::glu::record_emitting(rec, node, p.layout)
+            }
+            Some(p) if matches!(node.op, crate::graph::Op::FlashAttnExt { .. }) => {
+                ops::flash_attn::record_emitting(rec, node, Some(p))
             }
             _ => ops::record(rec, node),
         }
@@ -183,7 +199,7 @@ impl Executor {
         let Streams { stream, replay } = &mut *guard;
         // Producer-side quantization and the scratch the graph takes (neither needed to replay it).
         let plan = || fusion::plan_quantize(&self.device, graph.nodes());
-        let needs = |plan: &[Option<Q8Layout>]| scratch_needs(&self.device, graph.nodes(), plan);
+        let needs = |plan: &[Option<Planned>]| scratch_needs(&self.device, graph.nodes(), plan);
         // Scratch taken in recording order (neighbours there reserve together).
         let ring_size = |order: &[usize], needs: &[u64]| {
             let ordered: Vec<u64> = order.iter().map(|&i| needs[i]).collect();

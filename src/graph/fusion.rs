@@ -10,6 +10,10 @@
 //!   output and feed-forward down products): the integer-dot mat-vec kernels write the product and the sum
 //!   (`FUSE_ADD`); the sum is the product's f32 value plus the addend's, as the ADD kernel computes it. Where no
 //!   fused kernel applies the ADD is recorded on its own.
+//! - ROPE then the SET_ROWS that stores its output into a cache (the K half of every llama-family attention: the
+//!   rotated keys go into the K cache at the batch's slots): the rope kernel also writes each value, converted as
+//!   SET_ROWS converts it, into the cache row of its position. Saves the set's dispatch, its read of the rope's
+//!   output and the barrier between the two (one dependent step per layer of a generated token).
 
 use super::{Node, Op, Tensor};
 
@@ -114,6 +118,51 @@ pub fn mul_mat_add<'g>(mm: &'g Node, add: &'g Node) -> Option<MatVecAdd<'g>> {
     (one_column && vector(t) && vector(addend) && vector(out) && safe).then_some(MatVecAdd { mm, addend, out })
 }
 
+/// A ROPE and the SET_ROWS that writes the rope's output, seen as rows of `ne0 * ne1` values, into a cache.
+#[derive(Clone, Copy, Debug)]
+pub struct RopeSetRows<'g> {
+    /// The ROPE node (its output is still written).
+    pub rope: &'g Node,
+    /// The row indices: I32 or I64, one per rope position, packed.
+    pub index: &'g Tensor,
+    /// The SET_ROWS destination (the cache view): rows of `ne0 * ne1` values, F16 or (from an F32 rope) F32.
+    pub cache: &'g Tensor,
+}
+
+/// Whether a rope writes the cache rows of a following SET_ROWS (`GGVK_FUSE_ROPE_SET_ROWS`, default on; off with
+/// fusion).
+pub fn rope_set_rows_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    enabled() && *ON.get_or_init(|| crate::knobs::switch("GGVK_FUSE_ROPE_SET_ROWS", true))
+}
+
+/// `rope` then `set` as one [`RopeSetRows`], when the rope kernel can write the set's bytes too: `rope` is a
+/// supported forward ROPE with a packed output, `set` a supported SET_ROWS whose source is exactly that output seen
+/// as one row of `ne0 * ne1` values per position (`ne2 * ne3` rows), with one packed I32/I64 index per row, into a
+/// two-dimensional cache of F16 rows (or F32 rows from an F32 rope: the conversions SET_ROWS would make). The
+/// cache must not overlap anything the rope reads or writes, nor the indices; the indices not the rope's output.
+pub fn rope_set_rows<'g>(rope: &'g Node, set: &'g Node) -> Option<RopeSetRows<'g>> {
+    use crate::quant::GgmlType;
+    if !rope_set_rows_enabled() || !matches!(set.op, Op::SetRows) {
+        return None;
+    }
+    let Op::Rope(params) = &rope.op else { return None };
+    if params.back || crate::ops::check(rope).is_err() || crate::ops::check(set).is_err() {
+        return None;
+    }
+    let (out, src, index, cache) = (&rope.dst, set.src(0).ok()?, set.src(1).ok()?, &set.dst);
+    let same_bytes = src.buffer.id() == out.buffer.id() && src.offset == out.offset && src.ty == out.ty;
+    let as_rows =
+        out.is_contiguous() && src.is_contiguous() && src.ne == [out.ne[0] * out.ne[1], out.ne[2] * out.ne[3], 1, 1];
+    let indices =
+        matches!(index.ty, GgmlType::I32 | GgmlType::I64) && index.ne == [src.ne[1], 1, 1, 1] && index.is_row_packed();
+    let converts =
+        matches!((out.ty, cache.ty), (GgmlType::F32, GgmlType::F16 | GgmlType::F32) | (GgmlType::F16, GgmlType::F16));
+    let cache_rows = cache.is_row_packed() && cache.ne[0] == src.ne[0] && cache.ne[2] == 1 && cache.ne[3] == 1;
+    let apart = rope.src.iter().flatten().chain([out, index]).all(|t| !overlaps(t, cache)) && !overlaps(index, out);
+    (same_bytes && as_rows && indices && converts && cache_rows && apart).then_some(RopeSetRows { rope, index, cache })
+}
+
 /// Whether producers write quantized copies of their outputs for the integer-dot products that read them
 /// (`GGVK_FUSE_QUANTIZE`, default on; off with fusion).
 pub fn quantize_enabled() -> bool {
@@ -125,19 +174,22 @@ pub fn quantize_enabled() -> bool {
 const QUANTIZE_LOOKAHEAD: usize = 24;
 
 /// Producer-side quantization: for each node of `nodes`, the layout in which its output is also written
-/// quantized ([`crate::ops::q8_emit`]), when the node can write it (the MUL of an RMS_NORM+MUL pair, a GLU of F32)
-/// and a MUL_MAT within the next few nodes reads exactly that output quantized, before anything writes over it.
-/// The first such product decides the layout; others of another layout quantize for themselves.
-pub fn plan_quantize(device: &crate::vk::Device, nodes: &[Node]) -> Vec<Option<crate::ops::q8_emit::Q8Layout>> {
+/// quantized ([`crate::ops::q8_emit`]), when the node can write it (the MUL of an RMS_NORM+MUL pair, a GLU of F32,
+/// an attention whose output its split reduction writes) and a MUL_MAT within the next few nodes reads exactly
+/// that output quantized (the attention's also through a contiguous reshape: its heads as one row), before
+/// anything writes over it. The first such product decides the layout; others of another layout quantize for
+/// themselves.
+pub fn plan_quantize(device: &crate::vk::Device, nodes: &[Node]) -> Vec<Option<crate::ops::q8_emit::Planned>> {
     let mut plan = vec![None; nodes.len()];
     if !quantize_enabled() {
         return plan;
     }
     for (i, node) in nodes.iter().enumerate() {
-        let producer = match &node.op {
-            Op::Mul => i > 0 && rms_norm_mul(&nodes[i - 1], node).is_some(),
-            Op::Glu { .. } => crate::ops::glu::can_emit(node),
-            _ => false,
+        let (producer, reshaped) = match &node.op {
+            Op::Mul => (i > 0 && rms_norm_mul(&nodes[i - 1], node).is_some(), false),
+            Op::Glu { .. } => (crate::ops::glu::can_emit(node), false),
+            Op::FlashAttnExt { .. } => (crate::ops::flash_attn::reduce_emits(device, node), true),
+            _ => (false, false),
         };
         if !producer {
             continue;
@@ -145,8 +197,10 @@ pub fn plan_quantize(device: &crate::vk::Device, nodes: &[Node]) -> Vec<Option<c
         let out = &node.dst;
         for later in nodes.iter().skip(i + 1).take(QUANTIZE_LOOKAHEAD) {
             if let (Op::MulMat, Ok(a), Ok(b)) = (&later.op, later.src(0), later.src(1)) {
-                if same_view(b, out) {
-                    plan[i] = crate::ops::matmul::quantized_b_layout(device, a, b, &later.dst).filter(|l| l.fits(out));
+                if same_view(b, out) || (reshaped && same_contiguous_bytes(b, out)) {
+                    plan[i] = crate::ops::matmul::quantized_b_layout(device, a, b, &later.dst)
+                        .filter(|l| l.fits(b))
+                        .map(|layout| crate::ops::q8_emit::Planned { layout, view: b.clone() });
                     break;
                 }
             }
@@ -156,4 +210,14 @@ pub fn plan_quantize(device: &crate::vk::Device, nodes: &[Node]) -> Vec<Option<c
         }
     }
     plan
+}
+
+/// Both views contiguous over the same bytes with the same type (one a reshape of the other).
+fn same_contiguous_bytes(a: &Tensor, b: &Tensor) -> bool {
+    a.buffer.id() == b.buffer.id()
+        && a.offset == b.offset
+        && a.ty == b.ty
+        && a.nelements() == b.nelements()
+        && a.is_contiguous()
+        && b.is_contiguous()
 }

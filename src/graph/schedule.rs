@@ -82,7 +82,8 @@ pub fn order(nodes: &[Node]) -> Vec<usize> {
     while i < nodes.len() {
         let pair = i + 1 < nodes.len()
             && (fusion::rms_norm_mul(&nodes[i], &nodes[i + 1]).is_some()
-                || fusion::mul_mat_add(&nodes[i], &nodes[i + 1]).is_some());
+                || fusion::mul_mat_add(&nodes[i], &nodes[i + 1]).is_some()
+                || fusion::rope_set_rows(&nodes[i], &nodes[i + 1]).is_some());
         let len = if pair { 2 } else { 1 };
         units.push((i, len));
         i += len;

@@ -22,6 +22,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
+use super::q8_emit::{self, Q8Layout};
 use super::{bind, dim_u32, opt_src, spirv, split_groups, stride_units};
 use crate::error::{Error, Result};
 use crate::graph::{Node, Op, Tensor};
@@ -83,6 +84,18 @@ struct ReducePush {
 
 const REDUCE_PUSH: u32 = std::mem::size_of::<ReducePush>() as u32;
 
+/// Push constants of `flash_attn_reduce.comp` writing the quantized copy too (EMIT_QX / EMIT_Q8K).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+struct ReduceEmitPush {
+    reduce: ReducePush,
+    /// First word of the quantized copy.
+    q_off: u32,
+    pad: [u32; 3],
+}
+
+const REDUCE_EMIT_PUSH: u32 = std::mem::size_of::<ReduceEmitPush>() as u32;
+
 /// Push constants of `fa_mask_flags.comp`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
@@ -140,6 +153,20 @@ const CM_DEFAULT: bool = true;
 pub(crate) const CM_ROWS: u32 = 64;
 const REDUCE: Shader =
     Shader { name: "flash_attn_reduce", spirv: spirv::FLASH_ATTN_REDUCE, bindings: 3, push_size: REDUCE_PUSH };
+const REDUCE_QX: Shader = Shader {
+    name: "flash_attn_reduce_qx",
+    spirv: spirv::FLASH_ATTN_REDUCE_QX,
+    bindings: 4,
+    push_size: REDUCE_EMIT_PUSH,
+};
+const REDUCE_Q8K: Shader = Shader {
+    name: "flash_attn_reduce_q8k",
+    spirv: spirv::FLASH_ATTN_REDUCE_Q8K,
+    bindings: 4,
+    push_size: REDUCE_EMIT_PUSH,
+};
+/// Invocations per workgroup of the reduction (four output values each in the emitting variants).
+const REDUCE_WG: u32 = 64;
 
 const FLAG_MASK: u32 = 1;
 const FLAG_SINKS: u32 = 2;
@@ -479,7 +506,35 @@ pub fn scratch_bytes(device: &Device, node: &Node) -> u64 {
 }
 
 /// Record the FLASH_ATTN_EXT node.
+/// Whether `node`'s output comes out of the split reduction on `device` (token generation: the decode or general
+/// kernel with its keys split), which can also write it quantized for the product that reads it next
+/// ([`record_emitting`]); its output must be contiguous, rows a multiple of 4.
+pub fn reduce_emits(device: &Device, node: &Node) -> bool {
+    let (Ok(k), Ok(v)) = (node.src(1), node.src(2)) else { return false };
+    if check(node).is_err() || !node.dst.is_contiguous() || node.dst.ne[0] % 4 != 0 {
+        return false;
+    }
+    let (Ok((_, k_off)), Ok((_, v_off))) = (bind(device, k, 2, false), bind(device, v, 2, false)) else {
+        return false;
+    };
+    if cm_plan_on(device, node, k_off, v_off).is_some() {
+        return false;
+    }
+    let p = match decode_plan(device, node) {
+        Some(p) if k_off % 8 == 0 => Some(p),
+        _ => plan(device, node).ok(),
+    };
+    p.is_some_and(|p| p.splits > 1)
+}
+
+/// Record the attention.
 pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
+    record_emitting(rec, node, None)
+}
+
+/// Record the attention; where its output comes out of the split reduction, that also writes the quantized copy
+/// `emit` plans (registered for the product that reads it). Elsewhere the product quantizes for itself.
+pub fn record_emitting(rec: &mut Recorder<'_>, node: &Node, emit: Option<&q8_emit::Planned>) -> Result<()> {
     check(node)?;
     let Op::FlashAttnExt { scale, max_bias, softcap, .. } = node.op else { unreachable!("checked") };
     let (q, k, v, d) = (node.src(0)?, node.src(1)?, node.src(2)?, &node.dst);
@@ -611,7 +666,28 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         d: with_off(d_off, strides("dst", d, 4)?),
     };
     let pr = Binding { write: false, ..pw };
-    let pipeline = device.pipelines().get(&device, &REDUCE, &[64])?;
+    let values = u64::from(total) * v.ne[0] as u64;
+    let emit = emit.filter(|e| {
+        e.layout.fits(&e.view)
+            && d.is_contiguous()
+            && v.ne[0] % 4 == 0
+            && values % e.layout.block() as u64 == 0
+            && e.view.nelements() as u64 == values
+    });
+    if let Some(planned) = emit {
+        let e = q8_emit::reserve(rec, &planned.view, planned.layout)?;
+        let push = ReduceEmitPush { reduce, q_off: e.word, pad: [0; 3] };
+        let shader = match planned.layout {
+            Q8Layout::Qx => &REDUCE_QX,
+            Q8Layout::Q8k => &REDUCE_Q8K,
+        };
+        let pipeline = device.pipelines().get(&device, shader, &[REDUCE_WG])?;
+        let (gx, gy) = split_groups((values / 4).div_ceil(u64::from(REDUCE_WG)), max[0])?;
+        rec.dispatch(shader.name, &pipeline, &[pr, sb, db, e.write.clone()], bytemuck::bytes_of(&push), [gx, gy, 1])?;
+        q8_emit::publish(rec, &planned.view, e);
+        return Ok(());
+    }
+    let pipeline = device.pipelines().get(&device, &REDUCE, &[REDUCE_WG])?;
     let (gx, gy) = split_groups(u64::from(total), max[0])?;
     rec.dispatch("flash_attn_reduce", &pipeline, &[pr, sb, db], bytemuck::bytes_of(&reduce), [gx, gy, 1])
 }

@@ -68,6 +68,17 @@ impl Q8Layout {
     }
 }
 
+/// A producer's planned quantized copy ([`crate::graph::fusion::plan_quantize`]): the layout, and the view
+/// through which the product reads the producer's output (that output itself, or a contiguous reshape of it; the
+/// copy is sized and registered by this view).
+#[derive(Clone, Debug)]
+pub struct Planned {
+    /// The layout.
+    pub layout: Q8Layout,
+    /// The product's view of the producer's output.
+    pub view: Tensor,
+}
+
 /// Where a producer writes the quantized copy of its output.
 pub struct Emit {
     /// The layout.
@@ -88,7 +99,8 @@ pub fn reserve(rec: &mut Recorder<'_>, out: &Tensor, layout: Q8Layout) -> Result
     Ok(Emit { layout, write, word })
 }
 
-/// After the producer's dispatch: make the copy what a product of `out` finds instead of quantizing it again.
+/// After the producer's dispatch: make the copy what a product of `out` (the view it reads) finds instead of
+/// quantizing it again.
 pub fn publish(rec: &mut Recorder<'_>, out: &Tensor, emit: Emit) {
     let (start, end) = out.byte_range();
     rec.add_derived(Derived {

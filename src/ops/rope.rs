@@ -9,10 +9,10 @@ use bytemuck::{Pod, Zeroable};
 
 use super::{bind, dim_u32, spirv, split_groups, stride_units};
 use crate::error::{Error, Result};
-use crate::graph::Tensor;
+use crate::graph::fusion::RopeSetRows;
+use crate::graph::{Op, Tensor};
 use crate::quant::GgmlType;
-use crate::vk::Recorder;
-use crate::vk::Shader;
+use crate::vk::{Binding, Recorder, Shader};
 
 /// ggml's GGML_ROPE_TYPE_NEOX bit.
 pub const ROPE_MODE_NEOX: i32 = 2;
@@ -98,6 +98,7 @@ struct RopePush {
     ne: [u32; 4],
     n_dims: u32,
     mode: u32,
+    /// Bit 0: frequency factors given; bit 1 (the cache variants): I64 cache indices.
     has_ff: u32,
     rows: u32,
     x_off: u32,
@@ -120,8 +121,30 @@ struct RopePush {
 const PUSH: u32 = std::mem::size_of::<RopePush>() as u32;
 const _: () = assert!(PUSH == 112);
 
+/// Push constants of the rope variants that also write a cache (`rope.comp` with CACHE).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+struct CachePush {
+    rope: RopePush,
+    c_off: u32,
+    c_s1: u32,
+    c_rows: u32,
+    i_off: u32,
+}
+
+const CACHE_PUSH: u32 = std::mem::size_of::<CachePush>() as u32;
+// Within the 128 bytes every Vulkan device offers.
+const _: () = assert!(CACHE_PUSH == 128);
+
+const fn cache_shader(name: &'static str, spirv: &'static [u8]) -> Shader {
+    Shader { name, spirv, bindings: 6, push_size: CACHE_PUSH }
+}
+
 const SHADER_F32: Shader = Shader { name: "rope_f32", spirv: spirv::ROPE_F32, bindings: 4, push_size: PUSH };
 const SHADER_F16: Shader = Shader { name: "rope_f16", spirv: spirv::ROPE_F16, bindings: 4, push_size: PUSH };
+const SHADER_F32_CACHE_F16: Shader = cache_shader("rope_f32_cache_f16", spirv::ROPE_F32_CACHE_F16);
+const SHADER_F32_CACHE_F32: Shader = cache_shader("rope_f32_cache_f32", spirv::ROPE_F32_CACHE_F32);
+const SHADER_F16_CACHE_F16: Shader = cache_shader("rope_f16_cache_f16", spirv::ROPE_F16_CACHE_F16);
 
 /// Whether `mode` is one of the multi-section modes.
 fn multi(mode: i32) -> bool {
@@ -189,22 +212,21 @@ pub fn check(x: &Tensor, pos: &Tensor, ff: Option<&Tensor>, dst: &Tensor, p: &Ro
     Ok(())
 }
 
-/// Record the rope.
-pub fn record(
-    rec: &mut Recorder<'_>,
+/// The push constants and bindings of the rope of `x` into `dst` (checked).
+fn prepare(
+    device: &crate::vk::Device,
     x: &Tensor,
     pos: &Tensor,
     ff: Option<&Tensor>,
     dst: &Tensor,
     p: &RopeParams,
-) -> Result<()> {
+) -> Result<(RopePush, [Binding; 4])> {
     check(x, pos, ff, dst, p)?;
-    let device = rec.device().clone();
     let unit = if x.ty == GgmlType::F16 { 2 } else { 4 };
-    let (xb, x_off) = bind(&device, x, unit, false)?;
-    let (pb, p_off) = bind(&device, pos, 4, false)?;
-    let (fb, f_off) = bind(&device, ff.unwrap_or(x), 4, false)?;
-    let (db, d_off) = bind(&device, dst, unit, true)?;
+    let (xb, x_off) = bind(device, x, unit, false)?;
+    let (pb, p_off) = bind(device, pos, 4, false)?;
+    let (fb, f_off) = bind(device, ff.unwrap_or(x), 4, false)?;
+    let (db, d_off) = bind(device, dst, unit, true)?;
     let rows = x.nrows();
     let push = RopePush {
         ne: [dim_u32("ne0", x.ne[0])?, dim_u32("ne1", x.ne[1])?, dim_u32("ne2", x.ne[2])?, dim_u32("ne3", x.ne[3])?],
@@ -238,14 +260,67 @@ pub fn record(
             (p.sections[2] as u32 & 0xFFFF) | ((p.sections[3] as u32 & 0xFFFF) << 16),
         ],
     };
-    let shader = if x.ty == GgmlType::F16 { &SHADER_F16 } else { &SHADER_F32 };
-    let pipeline = device.pipelines().get(&device, shader, &[])?;
-    // 256 invocations a workgroup over (row, pair): a workgroup per 64-pair row took 84 us on a 2048-token
-    // prompt's rope on the H200, ggml-vulkan 53 (NOTES.md).
-    let pairs = dim_u32("rope pairs", (x.ne[0] / 2).saturating_mul(rows))?;
+    Ok((push, [xb, pb, fb, db]))
+}
+
+/// Workgroups over (row, pair) of `x`, 256 invocations each: a workgroup per 64-pair row took 84 us on a
+/// 2048-token prompt's rope on the H200, ggml-vulkan 53 (NOTES.md). None when there is nothing to rotate.
+fn groups(device: &crate::vk::Device, x: &Tensor) -> Result<Option<[u32; 3]>> {
+    let pairs = dim_u32("rope pairs", (x.ne[0] / 2).saturating_mul(x.nrows()))?;
     if pairs == 0 {
-        return Ok(());
+        return Ok(None);
     }
     let (gx, gy) = split_groups(u64::from(pairs.div_ceil(256)), device.caps().max_workgroup_count[0])?;
-    rec.dispatch("rope", &pipeline, &[xb, pb, fb, db], bytemuck::bytes_of(&push), [gx, gy, 1])
+    Ok(Some([gx, gy, 1]))
+}
+
+/// Record the rope.
+pub fn record(
+    rec: &mut Recorder<'_>,
+    x: &Tensor,
+    pos: &Tensor,
+    ff: Option<&Tensor>,
+    dst: &Tensor,
+    p: &RopeParams,
+) -> Result<()> {
+    let device = rec.device().clone();
+    let (push, bindings) = prepare(&device, x, pos, ff, dst, p)?;
+    let Some(groups) = groups(&device, x)? else { return Ok(()) };
+    let shader = if x.ty == GgmlType::F16 { &SHADER_F16 } else { &SHADER_F32 };
+    let pipeline = device.pipelines().get(&device, shader, &[])?;
+    rec.dispatch("rope", &pipeline, &bindings, bytemuck::bytes_of(&push), groups)
+}
+
+/// Record a rope that also writes its output into the cache rows of the SET_ROWS that follows it
+/// ([`crate::graph::fusion::rope_set_rows`]).
+pub fn record_with_cache(rec: &mut Recorder<'_>, f: &RopeSetRows<'_>) -> Result<()> {
+    let node = f.rope;
+    let Op::Rope(p) = &node.op else {
+        return Err(Error::Internal("rope_set_rows without a ROPE".into()));
+    };
+    let (x, pos, ff, dst) = (node.src(0)?, node.src(1)?, super::opt_src(node, 2), &node.dst);
+    let device = rec.device().clone();
+    let (mut rope, [xb, pb, fb, db]) = prepare(&device, x, pos, ff, dst, p)?;
+    if f.index.ty == GgmlType::I64 {
+        rope.has_ff |= 2;
+    }
+    let shader = match (x.ty, f.cache.ty) {
+        (GgmlType::F32, GgmlType::F16) => &SHADER_F32_CACHE_F16,
+        (GgmlType::F32, GgmlType::F32) => &SHADER_F32_CACHE_F32,
+        (GgmlType::F16, GgmlType::F16) => &SHADER_F16_CACHE_F16,
+        (a, c) => return Err(Error::Internal(format!("rope_set_rows from {} into {}", a.name(), c.name()))),
+    };
+    let c_unit = if f.cache.ty == GgmlType::F16 { 2 } else { 4 };
+    let (ib, i_off) = bind(&device, f.index, 4, false)?;
+    let (cb, c_off) = bind(&device, f.cache, c_unit, true)?;
+    let push = CachePush {
+        rope,
+        c_off,
+        c_s1: stride_units("cache row", f.cache.nb[1], c_unit)?,
+        c_rows: dim_u32("cache rows", f.cache.ne[1])?,
+        i_off,
+    };
+    let Some(groups) = groups(&device, x)? else { return Ok(()) };
+    let pipeline = device.pipelines().get(&device, shader, &[])?;
+    rec.dispatch("rope_set_rows", &pipeline, &[xb, pb, fb, db, ib, cb], bytemuck::bytes_of(&push), groups)
 }
