@@ -162,6 +162,7 @@ const VARIANTS: &[(&str, &str, Defines)] = &[
     ("get_rows_q8_0", "get_rows.comp", &[("SRC_Q8_0", "1")]),
     ("set_rows_f32_f32", "set_rows.comp", &[]),
     ("set_rows_f32_f16", "set_rows.comp", &[("DST_F16", "1")]),
+    ("set_rows_f32_f16_vec4", "set_rows.comp", &[("DST_F16", "1"), ("VEC4", "1")]),
     ("set_rows_f16_f32", "set_rows.comp", &[("SRC_F16", "1")]),
     ("set_rows_f16_f16", "set_rows.comp", &[("SRC_F16", "1"), ("DST_F16", "1")]),
     ("set_rows_f32_q8_0", "set_rows_q.comp", &[("DST_Q8_0", "1")]),

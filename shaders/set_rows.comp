@@ -6,6 +6,8 @@
 // f32 -> f16 rounds to nearest even exactly like half::f16::from_f32 (ggml's F16C path).
 //   SRC_F16: src0 is F16 (else F32). DST_F16: dst is F16; DST_BF16: dst is BF16, rounded as ggml's
 //   GGML_FP32_TO_BF16 (nearest even; NaN kept quiet); else F32.
+//   VEC4 (with DST_F16, F32 source): four values per invocation, one 16-byte load and one 8-byte store (ne00,
+//   src0's offset and strides multiples of 4 floats, dst's multiples of 4 halves); x = column chunks of 4 WG values.
 #include "common.glsl"
 #include "half_bits.glsl"
 
@@ -18,6 +20,10 @@ layout(binding = 0) readonly buffer A { uint16_t a[]; };
 layout(binding = 0) readonly buffer A { uint a[]; };
 #endif
 layout(binding = 1) readonly buffer I { uint idx[]; };
+#ifdef VEC4
+layout(binding = 0) readonly buffer A4 { uvec4 a4[]; };
+layout(binding = 2) writeonly buffer D2 { uvec2 d2[]; };
+#endif
 #if defined(DST_F16) || defined(DST_BF16)
 layout(binding = 2) writeonly buffer D { uint16_t d[]; };
 #else
@@ -62,6 +68,14 @@ void main() {
     if (!valid) { return; }
     const uint ab = pc.a_off + i * pc.a_s1 + i02 * pc.a_s2 + i03 * pc.a_s3;
     const uint db = pc.d_off + lo * pc.d_s1 + i02 * pc.d_s2 + i03 * pc.d_s3;
+#ifdef VEC4
+    for (uint c = 4u * c0; c < pc.ne00; c += 4u * cstep) {
+        const uvec4 v = a4[(ab + c) / 4u];
+        d2[(db + c) / 4u] = uvec2(float_bits_to_half(v.x) | (float_bits_to_half(v.y) << 16),
+                                  float_bits_to_half(v.z) | (float_bits_to_half(v.w) << 16));
+    }
+    return;
+#endif
     for (uint c = c0; c < pc.ne00; c += cstep) {
 #if defined(DST_BF16) && defined(SRC_F16)
         d[db + c] = uint16_t(f32_bits_to_bf16(half_to_float_bits(uint(a[ab + c]))));

@@ -91,6 +91,8 @@ const fn set_shader(name: &'static str, spirv: &'static [u8]) -> Shader {
     Shader { name, spirv, bindings: 3, push_size: SET_PUSH }
 }
 
+const SET_F32_F16_VEC4: Shader = set_shader("set_rows_f32_f16_vec4", spirv::SET_ROWS_F32_F16_VEC4);
+
 /// The GET_ROWS kernel for src0 type `ty` and the dst type it produces.
 fn get_rows_shader(ty: GgmlType) -> Option<(Shader, GgmlType)> {
     Some(match ty {
@@ -371,7 +373,17 @@ fn record_set(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         let (gy, gz) = split_groups(total.div_ceil(WG), caps.max_workgroup_count[1])?;
         return rec.dispatch("set_rows", &pipeline, &[ab, ib, db], bytemuck::bytes_of(&push), [1, gy, gz]);
     }
-    let gx = u64::from(ane[0]).div_ceil(WG).min(u64::from(caps.max_workgroup_count[0])) as u32;
+    // F32 rows into F16 rows four values at a time where every row starts on a 16-byte (source) and 8-byte (dst)
+    // boundary: a 2048-token prompt's V rows took 62 us a layer one value per invocation on the H200 (NOTES.md).
+    let four = |v: &[u32]| v.iter().all(|x| x % 4 == 0);
+    let vec4 = (a.ty, d.ty) == (GgmlType::F32, GgmlType::F16)
+        && ane[0] % 4 == 0
+        && four(&[push.a_off, push.d_off])
+        && four(&push.a_s)
+        && four(&push.d_s);
+    let (pipeline, per) =
+        if vec4 { (device.pipelines().get(&device, &SET_F32_F16_VEC4, &[])?, 4 * WG) } else { (pipeline, WG) };
+    let gx = u64::from(ane[0]).div_ceil(per).min(u64::from(caps.max_workgroup_count[0])) as u32;
     let (gy, gz) = split_groups(u64::from(rows), caps.max_workgroup_count[1])?;
     rec.dispatch("set_rows", &pipeline, &[ab, ib, db], bytemuck::bytes_of(&push), [gx, gy, gz])
 }
