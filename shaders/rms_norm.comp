@@ -7,6 +7,9 @@
 // One workgroup per row (x + y * numGroups.x linearised); rows and elements may be anywhere (strides per dim).
 // Reads x again for the output, so d may alias x (in-place): each element is read and written by the same
 // invocation, and nothing is written before the last read of x.
+// Spec constant 2 SLICES (FUSE_MUL kernels; the host sets it only where d and mo do not overlap x and ne0 is a
+// multiple of SLICES times the quantized block): SLICES workgroups per row, each reducing the whole row and
+// writing the outputs of its ne0 / SLICES elements (a short row's output spread over several SMs).
 #ifndef NO_SUBGROUPS
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
@@ -15,6 +18,7 @@
 layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
 layout(constant_id = 0) const uint WG = 256;
 layout(constant_id = 1) const uint OP = 0;
+layout(constant_id = 2) const uint SLICES = 1;
 
 layout(binding = 0) readonly buffer X { float x[]; };
 layout(binding = 1) writeonly buffer D { float d[]; };
@@ -55,7 +59,11 @@ shared float red[WG];
 #endif
 
 void main() {
-    const uint row = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
+    const uint wg = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
+    const uint row = wg / SLICES;
+    // The elements [first, first + span) of the row whose outputs this workgroup writes.
+    const uint span = pc.ne0 / SLICES;
+    const uint first = (wg % SLICES) * span;
     // Uniform per workgroup: the barriers of the reductions below stay in uniform control flow.
     if (row >= pc.rows) { return; }
     const uint tid = gl_LocalInvocationID.x;
@@ -91,15 +99,15 @@ void main() {
 #ifdef EMIT_Q8
     // Four consecutive elements per invocation, EQ_TPB invocations per block, WG / EQ_TPB blocks per trip (the
     // trip count is uniform: the barriers in emit_q8_block stay in uniform control flow).
-    const uint nblk = pc.ne0 / EQ_BLOCK;
-    const uint qrow = pc.q_off + row * nblk * EQ_WORDS;
+    const uint nblk = span / EQ_BLOCK;
+    const uint qrow = pc.q_off + (row * (pc.ne0 / EQ_BLOCK) + first / EQ_BLOCK) * EQ_WORDS;
     for (uint b0 = 0u; b0 < nblk; b0 += WG / EQ_TPB) {
         const uint blk = b0 + tid / EQ_TPB;
         const bool live = blk < nblk;
         vec4 y = vec4(0.0);
         if (live) {
             [[unroll]] for (uint j = 0u; j < 4u; ++j) {
-                const uint i = blk * EQ_BLOCK + (tid % EQ_TPB) * 4u + j;
+                const uint i = first + blk * EQ_BLOCK + (tid % EQ_TPB) * 4u + j;
                 const float v = (x[xb + i * pc.x_s0] - mean) * scale;
                 d[db + i * pc.d_s0] = v;
                 y[j] = v * w[pc.w_off + i];
@@ -109,7 +117,7 @@ void main() {
         emit_q8_block(y, live, qrow + blk * EQ_WORDS);
     }
 #else
-    for (uint i = tid; i < pc.ne0; i += WG) {
+    for (uint i = first + tid; i < first + span; i += WG) {
         const float v = (x[xb + i * pc.x_s0] - mean) * scale;
         d[db + i * pc.d_s0] = v;
 #ifdef FUSE_MUL

@@ -56,6 +56,7 @@ const KNOBS: &[(&str, Kind)] = &[
     ("GGVK_SHARED_REDUCTION", Kind::Switch),
     ("GGVK_ROBUST_BUFFER_ACCESS", Kind::Switch),
     ("GGVK_MATVEC_WG", Kind::Pow2(4, 1024)),
+    ("GGVK_NORM_SLICES", Kind::Pow2(1, 64)),
     ("GGVK_MATVEC_ROWS", Kind::Range(1, 8)),
     ("GGVK_MATVEC_UNROLL", Kind::Range(1, 8)),
     ("GGVK_SUBMIT_NODES", Kind::Range(0, u32::MAX as u64)),

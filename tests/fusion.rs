@@ -75,6 +75,26 @@ fn in_place_product_fuses_and_other_shapes_do_not() {
     if ggvk::graph::fusion::enabled() {
         assert_eq!(stats.dispatches, 1);
     }
+    // The product written over the norm's input (whose every element the norm reads first): one workgroup per
+    // row however the outputs of short rows are otherwise spread, and the same bytes as apart.
+    let xi = upload(&be, GgmlType::F32, ne, &f32_bytes(&xv));
+    let (ni, ni2) = (output(&be, ne), output(&be, ne));
+    let mut g = Graph::new();
+    g.push(node(Op::RmsNorm { eps: 1e-5 }, &[&xi], &ni)).unwrap();
+    g.push(node(Op::Mul, &[&ni, &w], &xi)).unwrap();
+    let stats = be.compute(&g).unwrap();
+    let xj = upload(&be, GgmlType::F32, ne, &f32_bytes(&xv));
+    let mut h = Graph::new();
+    h.push(node(Op::RmsNorm { eps: 1e-5 }, &[&xj], &ni2)).unwrap();
+    let spacer2 = output(&be, [256, 1, 1, 1]);
+    h.push(node(Op::Scale { s: 1.0, b: 0.0 }, &[&w], &spacer2)).unwrap();
+    h.push(node(Op::Mul, &[&ni2, &w], &xj)).unwrap();
+    be.compute(&h).unwrap();
+    assert_eq!(download(&ni), download(&ni2), "norm output, product over the input");
+    assert_eq!(download(&xi), download(&xj), "product over the input");
+    if ggvk::graph::fusion::enabled() {
+        assert_eq!(stats.dispatches, 1);
+    }
     // Weights of a full tensor (not one row): two dispatches.
     let w_full = upload(&be, GgmlType::F32, ne, &f32_bytes(&rng.vec(1024)));
     let (a, b) = (output(&be, ne), output(&be, ne));

@@ -191,12 +191,13 @@ pub fn record_rms_norm_mul(rec: &mut Recorder<'_>, f: &RmsNormMul<'_>, emit: Opt
     let (wb, w_off) = bind(&device, f.weight, 4, false)?;
     let (mb, m_off) = bind(&device, f.out, 4, true)?;
     let wg = row_workgroup(&device, f.norm.dst.ne[0]);
-    let (gx, gy) = split_groups(u64::from(norm.rows), device.caps().max_workgroup_count[0])?;
     let emit = emit.filter(|l| use_subgroups(&device) && l.fits(f.out) && wg % l.threads() == 0);
+    let slices = row_slices(f, norm.rows, emit.map_or(1, |l| l.block() as u64));
+    let (gx, gy) = split_groups(u64::from(norm.rows) * u64::from(slices), device.caps().max_workgroup_count[0])?;
     if let Some(layout) = emit {
         let e = q8_emit::reserve(rec, f.out, layout)?;
         let push = NormMulPush { norm, w_off, m_off, pad: [e.word, 0] };
-        let pipeline = device.pipelines().get(&device, &fused_emitting(layout), &[wg, 0])?;
+        let pipeline = device.pipelines().get(&device, &fused_emitting(layout), &[wg, 0, slices])?;
         let bindings = [xb, db, wb, mb, e.write.clone()];
         rec.dispatch("rms_norm_mul_q8", &pipeline, &bindings, bytemuck::bytes_of(&push), [gx, gy, 1])?;
         q8_emit::publish(rec, f.out, e);
@@ -204,9 +205,39 @@ pub fn record_rms_norm_mul(rec: &mut Recorder<'_>, f: &RmsNormMul<'_>, emit: Opt
     }
     let push = NormMulPush { norm, w_off, m_off, pad: [0; 2] };
     let shader = if use_subgroups(&device) { &FUSED } else { &FUSED_SHMEM };
-    let pipeline = device.pipelines().get(&device, shader, &[wg, 0])?;
+    let pipeline = device.pipelines().get(&device, shader, &[wg, 0, slices])?;
     rec.dispatch("rms_norm_mul", &pipeline, &[xb, db, wb, mb], bytemuck::bytes_of(&push), [gx, gy, 1])
 }
+
+/// Workgroups per row of the fused norm (`SLICES` of `rms_norm.comp`): a few rows (token generation: one) spread
+/// their outputs over several workgroups, each reducing the whole row again (cheap: the row sits in L2), where the
+/// outputs do not overlap the input (a slice would overwrite what another still reads) and the row divides into
+/// whole `unit`s (the quantized block) per slice. `GGVK_NORM_SLICES=N` sets the count for such rows (1: one
+/// workgroup per row; read once per process).
+fn row_slices(f: &RmsNormMul<'_>, rows: u32, unit: u64) -> u32 {
+    static KNOB: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    let want = KNOB.get_or_init(|| crate::knobs::number("GGVK_NORM_SLICES")).unwrap_or(DEFAULT_SLICES) as u32;
+    let x = f.norm.src(0).ok();
+    let overlaps = |t: &crate::graph::Tensor| {
+        x.is_some_and(|x| {
+            let ((a0, a1), (b0, b1)) = (x.byte_range(), t.byte_range());
+            x.buffer.id() == t.buffer.id() && a0 < b1 && b0 < a1
+        })
+    };
+    let ne0 = f.norm.dst.ne[0].max(0) as u64;
+    if rows > 8 || x.is_none() || overlaps(&f.norm.dst) || overlaps(f.out) {
+        return 1;
+    }
+    let mut s = want.max(1);
+    while s > 1 && ne0 % (u64::from(s) * unit) != 0 {
+        s /= 2;
+    }
+    s
+}
+
+/// Default [`row_slices`] count: H200, a 7B token's 65 norms of one 4096-value row, 1 / 4 / 8 / 16 slices: tg128
+/// Q4_0 fa off 275.9 / 286.9 / 291.1 / 280.7 t/s (NOTES.md).
+const DEFAULT_SLICES: u64 = 8;
 
 /// Record the norm node.
 pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
