@@ -97,40 +97,29 @@ fn record_nodes<'n>(
         let next = nodes.peek().map(|&(j, _)| j);
         let need = |j: Option<usize>| j.and_then(|j| needs.get(j).copied()).unwrap_or(0);
         rec.reserve_scratch(need(Some(i)) + need(next))?;
-        let fused = match nodes.peek() {
-            Some((_, next)) if fusion::enabled() => fusion::rms_norm_mul(node, next),
-            _ => None,
-        };
-        if let Some(f) = fused {
+        // The neighbour it may fuse with (fusion on).
+        let partner = nodes.peek().map(|&(_, n)| n).filter(|_| fusion::enabled());
+        let label = |rec: &mut Recorder<'_>, what: &str| {
             if rec.timed() {
-                rec.set_label(format!("#{i} RMS_NORM+MUL {:?}", node.dst.ne));
+                rec.set_label(format!("#{i} {what} {:?}", node.dst.ne));
             }
+        };
+        if let Some(f) = partner.and_then(|n| fusion::rms_norm_mul(node, n)) {
+            label(rec, "RMS_NORM+MUL");
             let emit = next.and_then(|j| quantize.get(j)).and_then(Option::as_ref).map(|p| p.layout);
             ops::norm::record_rms_norm_mul(rec, &f, emit).map_err(|e| name_error(e, i, "RMS_NORM+MUL"))?;
             nodes.next();
             continue;
         }
-        let with_add = match nodes.peek() {
-            Some((_, next)) if fusion::enabled() => fusion::mul_mat_add(node, next),
-            _ => None,
-        };
-        if let Some(f) = with_add {
-            if rec.timed() {
-                rec.set_label(format!("#{i} MUL_MAT(+ADD) {:?}", node.dst.ne));
-            }
+        if let Some(f) = partner.and_then(|n| fusion::mul_mat_add(node, n)) {
+            label(rec, "MUL_MAT(+ADD)");
             if ops::matmul::record_with_add(rec, &f).map_err(|e| name_error(e, i, "MUL_MAT"))? {
                 nodes.next();
             }
             continue;
         }
-        let with_cache = match nodes.peek() {
-            Some((_, next)) if fusion::enabled() => fusion::rope_set_rows(node, next),
-            _ => None,
-        };
-        if let Some(f) = with_cache {
-            if rec.timed() {
-                rec.set_label(format!("#{i} ROPE+SET_ROWS {:?}", node.dst.ne));
-            }
+        if let Some(f) = partner.and_then(|n| fusion::rope_set_rows(node, n)) {
+            label(rec, "ROPE+SET_ROWS");
             ops::rope::record_with_cache(rec, &f).map_err(|e| name_error(e, i, "ROPE+SET_ROWS"))?;
             nodes.next();
             continue;
