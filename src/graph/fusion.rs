@@ -40,7 +40,7 @@ fn same_view(a: &Tensor, b: &Tensor) -> bool {
 }
 
 /// The two views share any byte of one buffer.
-fn overlaps(a: &Tensor, b: &Tensor) -> bool {
+pub(crate) fn overlaps(a: &Tensor, b: &Tensor) -> bool {
     let ((a0, a1), (b0, b1)) = (a.byte_range(), b.byte_range());
     a.buffer.id() == b.buffer.id() && a0 < b1 && b0 < a1
 }

@@ -17,7 +17,7 @@ use bytemuck::{Pod, Zeroable};
 use super::q8_emit::{self, Q8Layout};
 use super::{bind, dim_u32, spirv, split_groups, stride_units};
 use crate::error::{Error, Result};
-use crate::graph::fusion::RmsNormMul;
+use crate::graph::fusion::{overlaps, RmsNormMul};
 use crate::graph::{Node, Op, Tensor};
 use crate::quant::GgmlType;
 use crate::vk::{Binding, Device, Recorder, Shader};
@@ -217,15 +217,9 @@ pub fn record_rms_norm_mul(rec: &mut Recorder<'_>, f: &RmsNormMul<'_>, emit: Opt
 fn row_slices(f: &RmsNormMul<'_>, rows: u32, unit: u64) -> u32 {
     static KNOB: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
     let want = KNOB.get_or_init(|| crate::knobs::number("GGVK_NORM_SLICES")).unwrap_or(DEFAULT_SLICES) as u32;
-    let x = f.norm.src(0).ok();
-    let overlaps = |t: &crate::graph::Tensor| {
-        x.is_some_and(|x| {
-            let ((a0, a1), (b0, b1)) = (x.byte_range(), t.byte_range());
-            x.buffer.id() == t.buffer.id() && a0 < b1 && b0 < a1
-        })
-    };
+    let Ok(x) = f.norm.src(0) else { return 1 };
     let ne0 = f.norm.dst.ne[0].max(0) as u64;
-    if rows > 8 || x.is_none() || overlaps(&f.norm.dst) || overlaps(f.out) {
+    if rows > 8 || overlaps(x, &f.norm.dst) || overlaps(x, f.out) {
         return 1;
     }
     let mut s = want.max(1);
