@@ -151,16 +151,14 @@ pub fn rope_set_rows<'g>(rope: &'g Node, set: &'g Node) -> Option<RopeSetRows<'g
         return None;
     }
     let (out, src, index, cache) = (&rope.dst, set.src(0).ok()?, set.src(1).ok()?, &set.dst);
-    let same_bytes = src.buffer.id() == out.buffer.id() && src.offset == out.offset && src.ty == out.ty;
-    let as_rows =
-        out.is_contiguous() && src.is_contiguous() && src.ne == [out.ne[0] * out.ne[1], out.ne[2] * out.ne[3], 1, 1];
+    let as_rows = same_contiguous_bytes(src, out) && src.ne == [out.ne[0] * out.ne[1], out.ne[2] * out.ne[3], 1, 1];
     let indices =
         matches!(index.ty, GgmlType::I32 | GgmlType::I64) && index.ne == [src.ne[1], 1, 1, 1] && index.is_row_packed();
     let converts =
         matches!((out.ty, cache.ty), (GgmlType::F32, GgmlType::F16 | GgmlType::F32) | (GgmlType::F16, GgmlType::F16));
     let cache_rows = cache.is_row_packed() && cache.ne[0] == src.ne[0] && cache.ne[2] == 1 && cache.ne[3] == 1;
     let apart = rope.src.iter().flatten().chain([out, index]).all(|t| !overlaps(t, cache)) && !overlaps(index, out);
-    (same_bytes && as_rows && indices && converts && cache_rows && apart).then_some(RopeSetRows { rope, index, cache })
+    (as_rows && indices && converts && cache_rows && apart).then_some(RopeSetRows { rope, index, cache })
 }
 
 /// Whether producers write quantized copies of their outputs for the integer-dot products that read them

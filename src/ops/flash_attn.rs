@@ -505,7 +505,6 @@ pub fn scratch_bytes(device: &Device, node: &Node) -> u64 {
     general.max(decode_plan(device, node).map_or(0, bytes)).max(prompt)
 }
 
-/// Record the FLASH_ATTN_EXT node.
 /// Whether `node`'s output comes out of the split reduction on `device` (token generation: the decode or general
 /// kernel with its keys split), which can also write it quantized for the product that reads it next
 /// ([`record_emitting`]); its output must be contiguous, rows a multiple of 4.
@@ -520,11 +519,17 @@ pub fn reduce_emits(device: &Device, node: &Node) -> bool {
     if cm_plan_on(device, node, k_off, v_off).is_some() {
         return false;
     }
-    let p = match decode_plan(device, node) {
-        Some(p) if k_off % 8 == 0 => Some(p),
-        _ => plan(device, node).ok(),
-    };
-    p.is_some_and(|p| p.splits > 1)
+    split_kernel(device, node, k_off).is_ok_and(|(p, _)| p.splits > 1)
+}
+
+/// The plan and kernel of a node the cooperative-matrix kernels do not take: the decode kernel where it applies
+/// (it reads K as 16-byte vectors, so K's first element, `k_off` 16-bit words into its binding, must start one;
+/// the bound range may start on a smaller alignment than the tensor's offset), else the general one.
+fn split_kernel(device: &Device, node: &Node, k_off: u32) -> Result<(Plan, &'static Shader)> {
+    match decode_plan(device, node) {
+        Some(p) if k_off % 8 == 0 => Ok((p, &DECODE)),
+        _ => Ok((plan(device, node)?, &SHADER)),
+    }
 }
 
 /// Record the attention.
@@ -617,12 +622,7 @@ pub fn record_emitting(rec: &mut Recorder<'_>, node: &Node, emit: Option<&q8_emi
             return rec.dispatch(shader.name, &pipeline, &[qb, kb, vb, mb, sb, db], bytemuck::bytes_of(&push), groups);
         }
     }
-    // The decode kernel reads K as 16-byte vectors: its first element must be one (the bound range may start on a
-    // smaller alignment than the tensor's offset).
-    let (p, shader) = match decode_plan(&device, node) {
-        Some(p) if k_off % 8 == 0 => (p, &DECODE),
-        _ => (plan(&device, node)?, &SHADER),
-    };
+    let (p, shader) = split_kernel(&device, node, k_off)?;
     push.chunk = p.chunk;
     let rows = push.n_q * push.ratio;
     let ne3 = q.ne[3] as u32;
