@@ -28,6 +28,8 @@
 // code bytes of each in two more 16-byte loads. Six loads per 32 values per row instead of six per 16 (Q5_K: eight
 // per 16), and the scales unpacked once per 32 values.
 // Partial sums are reduced with subgroupAdd (or shared memory with NO_SUBGROUPS).
+// FUSE_ROPE (one column, integer-dot paths): the rows also go through the rope / K-V cache epilogue of
+// matvec_rope.glsl (the rope and SET_ROWS that follow a token's Q, K and V products, in the same dispatch).
 #include "common.glsl"
 #ifdef INT_DOT
 #extension GL_EXT_integer_dot_product : require
@@ -66,7 +68,11 @@ layout(binding = 3) readonly buffer FA { float addend[]; };
 layout(binding = 4) writeonly buffer FO { float fused_out[]; };
 #endif
 
+#ifdef FUSE_ROPE
+#include "matvec_rope.glsl"
+#else
 MATMUL_PUSH
+#endif
 #ifdef MUL_MAT_ID
 #include "mul_mat_id.glsl"
 #endif
@@ -127,6 +133,9 @@ void scale_min_pair(uint p, uvec3 q, out uvec2 sc, out uvec2 mn) {
 #endif
 
 void main() {
+#ifdef FUSE_ROPE
+    matvec_rope_prologue();
+#endif
     const uint tid = gl_LocalInvocationID.x;
     const uint group = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
     const uint row0 = group * NROWS;
@@ -340,6 +349,15 @@ void main() {
     }
     barrier();
     // Thread i < NCOLS * NROWS writes column i / NROWS, row i % NROWS.
+#ifdef FUSE_ROPE
+    // One column: thread tid < NROWS holds row row0 + tid (see matvec_rope.glsl).
+    float t = 0.0;
+    if (tid < NROWS) {
+        for (uint i = 0; i < gl_NumSubgroups; ++i) { t += red[tid * WG + i]; }
+        if (row0 + tid < pc.m) { d[d_base + row0 + tid] = t; }
+    }
+    matvec_rope_epilogue(row0, t);
+#else
     if (tid < NCOLS * NROWS && row0 + tid % NROWS < pc.m) {
         float t = 0.0;
         for (uint i = 0; i < gl_NumSubgroups; ++i) { t += red[tid * WG + i]; }
@@ -348,9 +366,10 @@ void main() {
         fused_out[pc.pad1 + row0 + tid] = t + addend[pc.pad0 + row0 + tid];
 #endif
     }
+#endif
 #else
-#ifdef FUSE_ADD
-#error "FUSE_ADD needs the subgroup reduction"
+#if defined(FUSE_ADD) || defined(FUSE_ROPE)
+#error "FUSE_ADD and FUSE_ROPE need the subgroup reduction"
 #endif
     [[unroll]] for (uint i = 0; i < NCOLS * NROWS; ++i) { red[i * WG + tid] = acc[i]; }
     barrier();

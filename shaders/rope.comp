@@ -16,6 +16,7 @@
 // converts it, to cache row idx[i2 + ne2 * i3] at channel i0 + ne0 * i1 (the set's source is dst seen as rows of
 // ne0 * ne1 values, one per position). An index outside [0, c_rows) writes no cache value, as SET_ROWS.
 #include "common.glsl"
+#include "rope_theta.glsl"
 
 layout(local_size_x = 256, local_size_y = 1, local_size_z = 1) in;
 
@@ -163,23 +164,12 @@ void main() {
     } else {
         multi_section(q, i2, p, e);
     }
-    float theta_extrap = p * pow(pc.theta_scale, e);
-    if ((pc.has_ff & 1u) != 0u) { theta_extrap /= ff[pc.f_off + q]; }
-    const float theta_interp = pc.freq_scale * theta_extrap;
-    float theta = theta_interp;
-    float mscale = pc.attn_factor;
-    if (pc.ext_factor != 0.0) {
-        const float y = (float(q) - pc.corr0) / max(0.001, pc.corr1 - pc.corr0);
-        const float ramp_mix = (1.0 - min(1.0, max(0.0, y))) * pc.ext_factor;
-        theta = theta_interp * (1.0 - ramp_mix) + theta_extrap * ramp_mix;
-        mscale *= 1.0 + 0.1 * log(1.0 / pc.freq_scale);
-    }
-    const float c = cos(theta) * mscale;
-    const float s = sin(theta) * mscale * pc.sin_sign;
-    const float x0 = LOAD(xb + ia);
-    const float x1 = LOAD(xb + ib);
-    const float ya = x0 * c - x1 * s;
-    const float yb = x0 * s + x1 * c;
+    const bool has_ff = (pc.has_ff & 1u) != 0u;
+    const vec2 cs = rope_cos_sin(p, e, float(q), has_ff, has_ff ? ff[pc.f_off + q] : 1.0, pc.theta_scale,
+                                 pc.freq_scale, pc.ext_factor, pc.attn_factor, pc.corr0, pc.corr1, pc.sin_sign);
+    const vec2 y = rope_rotate(LOAD(xb + ia), LOAD(xb + ib), cs);
+    const float ya = y.x;
+    const float yb = y.y;
     STORE(db + ia, ya);
     STORE(db + ib, yb);
 #ifdef CACHE

@@ -387,3 +387,129 @@ fn split_attention_writes_the_quantized_activations_of_the_output_product() {
     }
     assert_no_validation_errors();
 }
+
+#[test]
+fn token_products_rotate_and_store_their_rows_as_the_separate_nodes_do() {
+    use ggvk::ops::rope::{RopeParams, ROPE_MODE_NORMAL};
+    let be = backend();
+    let mut rng = Rng::new(23);
+    let (k, hd, heads, rows) = (256i64, 64i64, 4i64, 8i64);
+    let m = hd * heads;
+    let types = [GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::F16];
+    for (case, ty) in types.into_iter().enumerate() {
+        // Variations: YaRN and a partial rotation with frequency factors, I64 indices, a transposed V cache
+        // (one value per cache row, as llama.cpp stores V without flash attention).
+        let params = match case % 3 {
+            0 => RopeParams { n_dims: hd as i32, mode: ROPE_MODE_NORMAL, ..RopeParams::default() },
+            1 => RopeParams {
+                n_dims: hd as i32 / 2,
+                mode: ROPE_MODE_NORMAL,
+                n_ctx_orig: 4096,
+                freq_scale: 0.5,
+                ext_factor: 1.0,
+                attn_factor: 0.9,
+                ..RopeParams::default()
+            },
+            _ => RopeParams { n_dims: hd as i32, mode: ROPE_MODE_NORMAL, freq_base: 500000.0, ..RopeParams::default() },
+        };
+        let with_ff = case % 3 == 1;
+        let idx_ty = if case % 2 == 0 { GgmlType::I32 } else { GgmlType::I64 };
+        let v_transposed = case % 3 == 2;
+        let what = format!("{ty}, case {case}");
+        let w: Vec<Tensor> = (0..3).map(|_| upload(&be, ty, [k, m, 1, 1], &weights(&mut rng, ty, k, m))).collect();
+        let x = upload(&be, GgmlType::F32, [k, 1, 1, 1], &f32_bytes(&rng.vec(k as usize)));
+        let pos = upload(&be, GgmlType::I32, [1, 1, 1, 1], &37i32.to_ne_bytes());
+        let ff = upload(
+            &be,
+            GgmlType::F32,
+            [hd / 2, 1, 1, 1],
+            &f32_bytes(&(0..hd / 2).map(|i| 1.0 + i as f32 * 0.25).collect::<Vec<_>>()),
+        );
+        let index = |vals: &[i64]| {
+            let bytes: Vec<u8> = match idx_ty {
+                GgmlType::I64 => vals.iter().flat_map(|s| s.to_ne_bytes()).collect(),
+                _ => vals.iter().flat_map(|s| (*s as i32).to_ne_bytes()).collect(),
+            };
+            upload(&be, idx_ty, [vals.len() as i64, 1, 1, 1], &bytes)
+        };
+        let k_idx = index(&[5]);
+        let v_idx = if v_transposed { index(&(0..m).map(|r| r * rows + 5).collect::<Vec<_>>()) } else { index(&[5]) };
+        let k_fill = rng.vec((m * rows) as usize);
+        let v_fill = rng.vec((m * rows) as usize);
+        let f16_bytes =
+            |v: &[f32]| v.iter().flat_map(|x| half::f16::from_f32(*x).to_bits().to_le_bytes()).collect::<Vec<u8>>();
+        let run = |apart: bool| {
+            let (qt, kt, vt) = (output(&be, [m, 1, 1, 1]), output(&be, [m, 1, 1, 1]), output(&be, [m, 1, 1, 1]));
+            let (qr, kr) = (output(&be, [hd, heads, 1, 1]), output(&be, [hd, heads, 1, 1]));
+            let k_cache = upload(&be, GgmlType::F16, [m, rows, 1, 1], &f16_bytes(&k_fill));
+            let v_cache = if v_transposed {
+                upload(&be, GgmlType::F16, [1, m * rows, 1, 1], &f16_bytes(&v_fill))
+            } else {
+                upload(&be, GgmlType::F16, [m, rows, 1, 1], &f16_bytes(&v_fill))
+            };
+            let heads_of =
+                |t: &Tensor| Tensor::contiguous(t.buffer.clone(), t.offset, GgmlType::F32, [hd, heads, 1, 1]).unwrap();
+            let row_of =
+                |t: &Tensor| Tensor::contiguous(t.buffer.clone(), t.offset, GgmlType::F32, [m, 1, 1, 1]).unwrap();
+            let v_rows = if v_transposed {
+                Tensor::contiguous(vt.buffer.clone(), vt.offset, GgmlType::F32, [1, m, 1, 1]).unwrap()
+            } else {
+                row_of(&vt)
+            };
+            let rope_src = |t: &Tensor| {
+                if with_ff {
+                    vec![heads_of(t), pos.clone(), ff.clone()]
+                } else {
+                    vec![heads_of(t), pos.clone()]
+                }
+            };
+            // ggml's order: Q, its rope, K, V, K's rope, the cache writes.
+            let mut nodes = vec![
+                Node { op: Op::MulMat, src: vec![Some(w[0].clone()), Some(x.clone())], dst: qt.clone() },
+                Node { op: Op::Rope(params), src: rope_src(&qt).into_iter().map(Some).collect(), dst: qr.clone() },
+                Node { op: Op::MulMat, src: vec![Some(w[1].clone()), Some(x.clone())], dst: kt.clone() },
+                Node { op: Op::MulMat, src: vec![Some(w[2].clone()), Some(x.clone())], dst: vt.clone() },
+                Node { op: Op::Rope(params), src: rope_src(&kt).into_iter().map(Some).collect(), dst: kr.clone() },
+            ];
+            nodes.push(node(Op::SetRows, &[&row_of(&kr), &k_idx], &k_cache));
+            nodes.push(node(Op::SetRows, &[&v_rows, &v_idx], &v_cache));
+            let mut dispatches = 0;
+            if apart {
+                for n in nodes {
+                    let mut g = Graph::new();
+                    g.push(n).unwrap();
+                    dispatches += be.compute(&g).unwrap().dispatches;
+                }
+            } else {
+                let mut g = Graph::new();
+                nodes.into_iter().for_each(|n| g.push(n).unwrap());
+                dispatches = be.compute(&g).unwrap().dispatches;
+            }
+            ([&qt, &qr, &kt, &kr, &vt, &k_cache, &v_cache].map(raw), dispatches)
+        };
+        let (fused, fused_dispatches) = run(false);
+        let (apart, _) = run(true);
+        for (i, name) in
+            ["Q product", "Q rope", "K product", "K rope", "V product", "K cache", "V cache"].iter().enumerate()
+        {
+            assert_eq!(fused[i], apart[i], "{what}: {name}");
+        }
+        assert_ne!(fused[5], f16_bytes(&k_fill), "{what}: the K cache was written");
+        assert_ne!(fused[6], f16_bytes(&v_fill), "{what}: the V cache was written");
+        // The three products alone: where the epilogue runs, the ropes and sets add no dispatch.
+        let mut g = Graph::new();
+        for (i, t) in (0..3).map(|i| (i, output(&be, [m, 1, 1, 1]))) {
+            g.mul_mat(&w[i], &x, &t).unwrap();
+        }
+        let products = be.compute(&g).unwrap().dispatches;
+        let subgroups = be.device().caps().subgroup_arithmetic
+            && std::env::var("GGVK_SHARED_REDUCTION").ok().as_deref() != Some("1");
+        let int_dot = ggvk::ops::matmul::uses_int_dot(be.device(), &w[0], &x);
+        if ggvk::graph::fusion::mat_vec_rope_enabled() && subgroups && int_dot {
+            assert_eq!(fused_dispatches, products, "{what}: dispatches");
+        } else {
+            assert!(fused_dispatches > products, "{what}: dispatches");
+        }
+    }
+    assert_no_validation_errors();
+}

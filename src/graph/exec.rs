@@ -5,6 +5,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use super::fusion::MatVecRopeGroup;
 use super::replay::{self, GraphKey, Plan, ReplayCache};
 use super::{fusion, schedule, Graph, Node};
 use crate::error::{Error, Result};
@@ -84,11 +85,12 @@ fn scratch_ring() -> u64 {
 /// Neighbours that [`fusion`] allows are recorded as one kernel.
 /// `quantize[i]`: the quantized copy node i also writes of its output ([`fusion::plan_quantize`]).
 /// `needs[i]`: node i's scratch ([`scratch_needs`]), reserved before it is recorded.
+/// `groups[i]`: the nodes recorded with product i ([`fusion::plan_groups`]; they follow it in `nodes`).
 fn record_nodes<'n>(
     rec: &mut Recorder<'_>,
+    all: &'n [Node],
     nodes: impl Iterator<Item = (usize, &'n Node)>,
-    quantize: &[Option<Planned>],
-    needs: &[u64],
+    (quantize, needs, groups): (&[Option<Planned>], &[u64], &[Option<MatVecRopeGroup>]),
 ) -> Result<()> {
     let mut nodes = nodes.peekable();
     while let Some((i, node)) = nodes.next() {
@@ -104,6 +106,13 @@ fn record_nodes<'n>(
                 rec.set_label(format!("#{i} {what} {:?}", node.dst.ne));
             }
         };
+        if let Some(g) = groups.get(i).copied().flatten() {
+            record_group(rec, all, &g, label)?;
+            for _ in g.later() {
+                nodes.next();
+            }
+            continue;
+        }
         if let Some(f) = partner.and_then(|n| fusion::rms_norm_mul(node, n)) {
             label(rec, "RMS_NORM+MUL");
             let emit = next.and_then(|j| quantize.get(j)).and_then(Option::as_ref).map(|p| p.layout);
@@ -137,6 +146,32 @@ fn record_nodes<'n>(
             _ => ops::record(rec, node),
         }
         .map_err(|e| name_error(e, i, node.op.name()))?;
+    }
+    Ok(())
+}
+
+/// Record a product and the rope / cache writes of its group ([`fusion::plan_groups`]): as one kernel where the
+/// mat-vec kernel takes them, else each apart (the rope and its cache write still as one where they fuse).
+fn record_group(
+    rec: &mut Recorder<'_>,
+    all: &[Node],
+    g: &MatVecRopeGroup,
+    label: impl Fn(&mut Recorder<'_>, &str),
+) -> Result<()> {
+    let f =
+        g.view(all).ok_or_else(|| Error::Internal(format!("node {}: a fusion group that no longer matches", g.mm)))?;
+    label(rec, "MUL_MAT(+ROPE/SET_ROWS)");
+    if ops::matmul::record_with_rope(rec, &f).map_err(|e| name_error(e, g.mm, "MUL_MAT"))? {
+        return Ok(());
+    }
+    ops::record(rec, f.mm).map_err(|e| name_error(e, g.mm, "MUL_MAT"))?;
+    if let (Some(r), Some(s)) = (g.rope, g.set) {
+        if let Some(rs) = fusion::rope_set_rows(&all[r], &all[s]) {
+            return ops::rope::record_with_cache(rec, &rs).map_err(|e| name_error(e, r, "ROPE+SET_ROWS"));
+        }
+    }
+    for m in g.later() {
+        ops::record(rec, &all[m]).map_err(|e| name_error(e, m, all[m].op.name()))?;
     }
     Ok(())
 }
@@ -207,10 +242,12 @@ impl Executor {
                     let mut recording = Recording::new(&self.device)?;
                     let plan = plan();
                     let needs = needs(&plan);
-                    let order = schedule::order(graph.nodes());
+                    let groups = fusion::plan_groups(graph.nodes());
+                    let order = schedule::order(graph.nodes(), &groups);
                     let mut rec = stream.begin_recording(&mut recording, ring_size(&order, &needs))?;
                     let _rec_span = tracing::debug_span!("record_for_replay").entered();
-                    record_nodes(&mut rec, order.iter().map(|&i| (i, &graph.nodes()[i])), &plan, &needs)?;
+                    let ordered = order.iter().map(|&i| (i, &graph.nodes()[i]));
+                    record_nodes(&mut rec, graph.nodes(), ordered, (&plan, &needs, &groups))?;
                     let stats = RecordStats {
                         dispatches: rec.dispatches(),
                         barriers: rec.barriers(),
@@ -229,7 +266,8 @@ impl Executor {
         let timestamps = profile.then(|| u32::try_from(graph.len() * 2).unwrap_or(u32::MAX));
         let plan = plan();
         let needs = needs(&plan);
-        let order = schedule::order(graph.nodes());
+        let groups = fusion::plan_groups(graph.nodes());
+        let order = schedule::order(graph.nodes(), &groups);
         let scratch = ring_size(&order, &needs);
         // Submit in chunks so the GPU starts while the rest is recorded: a small first chunk, then larger ones
         // (one chunk when timing, so every dispatch's timestamps land in one query pool).
@@ -240,19 +278,28 @@ impl Executor {
         };
         let mut stats = RecordStats::default();
         let mut scratch_used = 0;
-        let mut nodes = order.iter().map(|&i| (i, &graph.nodes()[i])).peekable();
+        // A chunk ends after `limit` nodes, moved on past the members of a group (they go with their product).
+        let mut member = vec![false; graph.len()];
+        groups.iter().flatten().flat_map(|g| g.later()).for_each(|m| member[m] = true);
+        let mut start = 0usize;
         let mut limit = first;
         loop {
+            let mut end = start.saturating_add(limit).min(order.len());
+            while end < order.len() && member[order[end]] {
+                end += 1;
+            }
             let mut rec = stream.begin(timestamps, scratch, scratch_used)?;
             let _rec_span = tracing::debug_span!("record").entered();
-            record_nodes(&mut rec, nodes.by_ref().take(limit), &plan, &needs)?;
+            let chunk = order[start..end].iter().map(|&i| (i, &graph.nodes()[i]));
+            record_nodes(&mut rec, graph.nodes(), chunk, (&plan, &needs, &groups))?;
             stats.dispatches += rec.dispatches();
             stats.barriers += rec.barriers();
             stats.submissions += 1;
             scratch_used = rec.scratch_used();
             rec.submit()?;
             limit = steady;
-            if nodes.peek().is_none() {
+            start = end;
+            if start >= order.len() {
                 break;
             }
         }

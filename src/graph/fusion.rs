@@ -14,8 +14,15 @@
 //!   rotated keys go into the K cache at the batch's slots): the rope kernel also writes each value, converted as
 //!   SET_ROWS converts it, into the cache row of its position. Saves the set's dispatch, its read of the rope's
 //!   output and the barrier between the two (one dependent step per layer of a generated token).
+//! - MUL_MAT of one column then what a llama-family attention does next with the token's rows: the ROPE of Q, the
+//!   ROPE of K and the SET_ROWS of the rotated keys into the K cache, the SET_ROWS of V into the V cache. The
+//!   integer-dot mat-vec kernels rotate and store their rows themselves (`matvec_rope.glsl`): the step of ropes and
+//!   cache writes between a token's Q/K/V products and its attention is gone. These nodes are not neighbours in
+//!   graph order (ggml builds Q, its rope, K, V, then K's rope and the cache writes): [`plan_groups`] pulls the
+//!   later members up to the product where nothing between them touches their bytes.
 
 use super::{Node, Op, Tensor};
+use crate::quant::GgmlType;
 
 /// Whether fusion is on (`GGVK_FUSION`, default on).
 pub fn enabled() -> bool {
@@ -218,4 +225,190 @@ fn same_contiguous_bytes(a: &Tensor, b: &Tensor) -> bool {
         && a.nelements() == b.nelements()
         && a.is_contiguous()
         && b.is_contiguous()
+}
+
+/// Whether one-column products rotate and store their rows for the ROPE / SET_ROWS that follow them
+/// (`GGVK_FUSE_MATVEC_ROPE`, default on; off with fusion).
+pub fn mat_vec_rope_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    enabled() && *ON.get_or_init(|| crate::knobs::switch("GGVK_FUSE_MATVEC_ROPE", true))
+}
+
+/// Where a one-column product's rows (or their rotation) also go: cache rows of a SET_ROWS.
+#[derive(Clone, Copy, Debug)]
+pub struct CacheRows<'g> {
+    /// The SET_ROWS node.
+    pub set: &'g Node,
+    /// Its row indices: I32 or I64, packed, one per row of `row_len` values.
+    pub index: &'g Tensor,
+    /// Its destination: a two-dimensional F16 cache of rows of `row_len` values.
+    pub cache: &'g Tensor,
+    /// Values per set row (the product's rows split into `m / row_len` of them).
+    pub row_len: i64,
+}
+
+/// A MUL_MAT of one column and the ROPE of its rows (Q), that ROPE and the SET_ROWS of its output (K), or the
+/// SET_ROWS of its rows (V), recorded as one kernel (see the module docs). Every tensor the nodes write is written.
+#[derive(Clone, Copy, Debug)]
+pub struct MatVecRope<'g> {
+    /// The MUL_MAT node: one column, an F32 packed output of `m` rows.
+    pub mm: &'g Node,
+    /// The ROPE of the product's rows seen as heads (normal mode, no channel offset, F32, packed output).
+    pub rope: Option<&'g Node>,
+    /// The SET_ROWS of the rope's output, or of the product's rows without a rope.
+    pub cache: Option<CacheRows<'g>>,
+}
+
+/// Node indices of a [`MatVecRope`] group: the product, the rope, the set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatVecRopeGroup {
+    /// The MUL_MAT.
+    pub mm: usize,
+    /// The ROPE, if any.
+    pub rope: Option<usize>,
+    /// The SET_ROWS, if any.
+    pub set: Option<usize>,
+}
+
+impl MatVecRopeGroup {
+    /// The nodes after the product, in graph order.
+    pub fn later(&self) -> impl Iterator<Item = usize> {
+        self.rope.into_iter().chain(self.set)
+    }
+
+    /// The group's view of `nodes`.
+    pub fn view<'g>(&self, nodes: &'g [Node]) -> Option<MatVecRope<'g>> {
+        let mm = nodes.get(self.mm)?;
+        let rope = self.rope.map(|r| &nodes[r]);
+        let src = rope.map_or(&mm.dst, |r| &r.dst);
+        let cache = match self.set {
+            Some(s) => Some(cache_rows(mm, src, &nodes[s])?),
+            None => None,
+        };
+        Some(MatVecRope { mm, rope, cache })
+    }
+}
+
+/// A MUL_MAT of one column of one batch into a packed F32 vector.
+fn one_column_product(mm: &Node) -> bool {
+    let (Op::MulMat, Ok(a), Ok(b)) = (&mm.op, mm.src(0), mm.src(1)) else { return false };
+    let t = &mm.dst;
+    b.ne[1] == 1
+        && b.ne[2] == 1
+        && b.ne[3] == 1
+        && t.ne == [a.ne[1], 1, 1, 1]
+        && t.ty == GgmlType::F32
+        && t.is_contiguous()
+}
+
+/// `rope` rotates exactly the rows of `mm`'s product (seen as heads) the way the epilogue does: forward, normal
+/// mode, no channel offset, F32 in and out, packed, one token, its output apart from the weights, the product and
+/// its own other sources. It may take the bytes of the product's activations (ggml's allocator reuses them once
+/// the last product read them): the fused kernels read those as an 8-bit copy quantized before them, and apart the
+/// rope is recorded after the product.
+fn rope_of_product(mm: &Node, rope: &Node) -> bool {
+    let Op::Rope(p) = &rope.op else { return false };
+    if p.back || p.mode != crate::ops::rope::ROPE_MODE_NORMAL || p.n_offs != 0 || crate::ops::check(rope).is_err() {
+        return false;
+    }
+    let (Ok(x), Ok(a)) = (rope.src(0), mm.src(0)) else { return false };
+    let (t, out) = (&mm.dst, &rope.dst);
+    let heads = x.ne[0] > 0 && x.ne[0] % 2 == 0 && x.ne == [x.ne[0], t.ne[0] / x.ne[0], 1, 1];
+    let f32s = x.ty == GgmlType::F32 && out.ty == GgmlType::F32 && out.is_contiguous();
+    let apart =
+        [a, t].iter().all(|u| !overlaps(u, out)) && rope.src.iter().flatten().skip(1).all(|u| !overlaps(u, out));
+    same_contiguous_bytes(x, t) && heads && f32s && apart
+}
+
+/// `set` stores `src` (the product's rows, or their rotation) as rows of a two-dimensional F16 cache, where the
+/// epilogue can do it: `src` seen as `m / row_len` packed rows, one packed I32/I64 index each, the cache apart
+/// from everything the group reads or writes.
+fn cache_rows<'g>(mm: &'g Node, src: &'g Tensor, set: &'g Node) -> Option<CacheRows<'g>> {
+    if !matches!(set.op, Op::SetRows) || crate::ops::check(set).is_err() {
+        return None;
+    }
+    let (rows, index, cache) = (set.src(0).ok()?, set.src(1).ok()?, &set.dst);
+    let row_len = rows.ne[0];
+    let as_rows =
+        same_contiguous_bytes(rows, src) && row_len > 0 && rows.ne == [row_len, src.nelements() / row_len, 1, 1];
+    let indices =
+        matches!(index.ty, GgmlType::I32 | GgmlType::I64) && index.ne == [rows.ne[1], 1, 1, 1] && index.is_row_packed();
+    let cache_rows = cache.ty == GgmlType::F16
+        && cache.is_row_packed()
+        && cache.ne[0] == row_len
+        && cache.ne[2] == 1
+        && cache.ne[3] == 1;
+    let apart =
+        mm.src.iter().flatten().chain([&mm.dst, src, index]).all(|t| !overlaps(t, cache)) && !overlaps(index, src);
+    (as_rows && indices && cache_rows && apart).then_some(CacheRows { set, index, cache, row_len })
+}
+
+/// One node writes bytes the other reads or writes.
+fn conflict(x: &Node, y: &Node) -> bool {
+    let writes_into =
+        |w: &Node, r: &Node| overlaps(&w.dst, &r.dst) || r.src.iter().flatten().any(|s| overlaps(&w.dst, s));
+    writes_into(x, y) || writes_into(y, x)
+}
+
+/// Nodes looked at past a product for the rope and the set it may take.
+const ROPE_LOOKAHEAD: usize = 12;
+
+/// The first node after `from` (within the lookahead) that reads or writes bytes of `t`.
+fn next_toucher(nodes: &[Node], from: usize, t: &Tensor) -> Option<usize> {
+    (from + 1..nodes.len().min(from + 1 + ROPE_LOOKAHEAD))
+        .find(|&j| overlaps(&nodes[j].dst, t) || nodes[j].src.iter().flatten().any(|s| overlaps(s, t)))
+}
+
+/// The [`MatVecRopeGroup`]s of `nodes`, indexed by their product (the later members are pulled up to it): for each
+/// one-column product, the first later node touching its output, if that is a ROPE the epilogue can do (then the
+/// first node touching the rope's output, if that is a SET_ROWS into an F16 cache), or such a SET_ROWS. Taken
+/// only where every node between the product and a later member is an op that writes only its destination and
+/// touches none of that member's bytes, so the pulled-up order computes the same. A node is in one group at
+/// most.
+pub fn plan_groups(nodes: &[Node]) -> Vec<Option<MatVecRopeGroup>> {
+    let mut groups = vec![None; nodes.len()];
+    if !mat_vec_rope_enabled() {
+        return groups;
+    }
+    let mut taken = vec![false; nodes.len()];
+    for (i, mm) in nodes.iter().enumerate() {
+        if taken[i] || !one_column_product(mm) {
+            continue;
+        }
+        let Some(j) = next_toucher(nodes, i, &mm.dst) else { continue };
+        let mut group = MatVecRopeGroup { mm: i, rope: None, set: None };
+        if rope_of_product(mm, &nodes[j]) {
+            group.rope = Some(j);
+            if let Some(k) = next_toucher(nodes, j, &nodes[j].dst) {
+                if cache_rows(mm, &nodes[j].dst, &nodes[k]).is_some() {
+                    group.set = Some(k);
+                }
+            }
+        } else if cache_rows(mm, &mm.dst, &nodes[j]).is_some() {
+            group.set = Some(j);
+        } else {
+            continue;
+        }
+        // Nodes between the product and a later member stay after the group: they must not touch its bytes.
+        // Members of earlier groups were pulled up before this product already.
+        let pullable = |x: usize, group: &MatVecRopeGroup| {
+            (i + 1..x).all(|y| {
+                taken[y]
+                    || group.later().any(|m| m == y)
+                    || (nodes[y].op.writes_dst_only() && !conflict(&nodes[y], &nodes[x]))
+            })
+        };
+        if group.set.is_some_and(|k| !pullable(k, &group)) {
+            group.set = None;
+        }
+        if group.rope.is_some_and(|r| !pullable(r, &group)) || (group.rope.is_none() && group.set.is_none()) {
+            continue;
+        }
+        taken[i] = true;
+        for m in group.later() {
+            taken[m] = true;
+        }
+        groups[i] = Some(group);
+    }
+    groups
 }

@@ -694,6 +694,35 @@ pub enum GluOp {
 }
 
 impl Op {
+    /// Whether the op writes its destination only (every source is only read): such nodes may be reordered
+    /// among each other by the bytes they touch ([`schedule`], [`fusion::plan_groups`]); the others (ops that
+    /// update a source in place, and rarely seen ones) keep their place.
+    pub fn writes_dst_only(&self) -> bool {
+        matches!(
+            self,
+            Op::MulMat
+                | Op::Rope(_)
+                | Op::Add
+                | Op::Mul
+                | Op::Sub
+                | Op::Div
+                | Op::Scale { .. }
+                | Op::Unary(_)
+                | Op::Glu { .. }
+                | Op::Cpy
+                | Op::RmsNorm { .. }
+                | Op::Norm { .. }
+                | Op::SoftMax { .. }
+                | Op::GetRows
+                | Op::SetRows
+                | Op::FlashAttnExt { .. }
+                | Op::MulMatId
+                | Op::AddId
+                | Op::Repeat
+                | Op::Concat { .. }
+        )
+    }
+
     /// Short name for logs and timing reports (ggml's op name).
     pub fn name(&self) -> &'static str {
         match self {

@@ -7,12 +7,13 @@
 //! Rules: a node's level is one more than the highest level among the earlier nodes it conflicts with (one writes
 //! bytes the other reads or writes, same buffer, overlapping ranges), nodes are recorded by level and then by graph
 //! index, so every conflicting pair keeps its order and only independent nodes move. Neighbours that [`super::fusion`]
-//! records as one kernel move as one unit. Ops outside [`movable`] (those that update their sources in place, and
+//! records as one kernel move as one unit. Ops outside [`Op::writes_dst_only`] (those that update their sources in place, and
 //! rarely seen ones) are fences: nothing moves across them. Conflicts are looked for among the last
 //! [`WINDOW`] units; anything older counts as a conflict (the level never drops below theirs), which keeps planning
 //! linear in the graph's length. `GGVK_SCHEDULE=0` records in graph order (read once per process).
 
-use super::{fusion, Node, Op, Tensor};
+use super::fusion::MatVecRopeGroup;
+use super::{fusion, Node, Tensor};
 
 /// Units looked back at for conflicts.
 const WINDOW: usize = 32;
@@ -22,33 +23,6 @@ const WINDOW: usize = 32;
 pub fn enabled() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     fusion::enabled() && *ON.get_or_init(|| crate::knobs::switch("GGVK_SCHEDULE", true))
-}
-
-/// Ops that write their destination only (every source is read).
-fn movable(op: &Op) -> bool {
-    matches!(
-        op,
-        Op::MulMat
-            | Op::Rope(_)
-            | Op::Add
-            | Op::Mul
-            | Op::Sub
-            | Op::Div
-            | Op::Scale { .. }
-            | Op::Unary(_)
-            | Op::Glu { .. }
-            | Op::Cpy
-            | Op::RmsNorm { .. }
-            | Op::Norm { .. }
-            | Op::SoftMax { .. }
-            | Op::GetRows
-            | Op::SetRows
-            | Op::FlashAttnExt { .. }
-            | Op::MulMatId
-            | Op::AddId
-            | Op::Repeat
-            | Op::Concat { .. }
-    )
 }
 
 /// One byte range a unit touches.
@@ -70,31 +44,47 @@ fn conflict(a: &[Access], b: &[Access]) -> bool {
         .any(|x| b.iter().any(|y| (x.write || y.write) && x.buffer == y.buffer && x.start < y.end && y.start < x.end))
 }
 
-/// The order to record `nodes` in (indices into `nodes`): graph order when [`enabled`] is off, else by dependency
-/// level (see the module docs).
-pub fn order(nodes: &[Node]) -> Vec<usize> {
-    if !enabled() {
-        return (0..nodes.len()).collect();
+/// The order to record `nodes` in (indices into `nodes`): by dependency level (see the module docs), or graph
+/// order when [`enabled`] is off. Either way the members of each of `groups` ([`fusion::plan_groups`], indexed by
+/// their product) follow their product.
+pub fn order(nodes: &[Node], groups: &[Option<MatVecRopeGroup>]) -> Vec<usize> {
+    let mut member = vec![false; nodes.len()];
+    for g in groups.iter().flatten() {
+        g.later().for_each(|m| member[m] = true);
     }
-    // Units: a node, or two neighbours recorded as one kernel.
-    let mut units: Vec<(usize, usize)> = Vec::with_capacity(nodes.len());
+    // Units: a node, two neighbours recorded as one kernel, or a group.
+    let mut units: Vec<Vec<usize>> = Vec::with_capacity(nodes.len());
     let mut i = 0;
     while i < nodes.len() {
+        if member[i] {
+            i += 1;
+            continue;
+        }
+        if let Some(g) = groups.get(i).copied().flatten() {
+            units.push(std::iter::once(i).chain(g.later()).collect());
+            i += 1;
+            continue;
+        }
         let pair = i + 1 < nodes.len()
+            && !member[i + 1]
+            && groups.get(i + 1).copied().flatten().is_none()
             && (fusion::rms_norm_mul(&nodes[i], &nodes[i + 1]).is_some()
                 || fusion::mul_mat_add(&nodes[i], &nodes[i + 1]).is_some()
                 || fusion::rope_set_rows(&nodes[i], &nodes[i + 1]).is_some());
         let len = if pair { 2 } else { 1 };
-        units.push((i, len));
+        units.push((i..i + len).collect());
         i += len;
+    }
+    if !enabled() {
+        return units.into_iter().flatten().collect();
     }
     let mut accesses: Vec<Vec<Access>> = Vec::with_capacity(units.len());
     let mut levels: Vec<u32> = Vec::with_capacity(units.len());
     // Lowest level a unit may take: above every unit that left the window, and above the last fence.
     let mut floor = 0u32;
     let mut top = 0u32;
-    for (u, &(first, len)) in units.iter().enumerate() {
-        let members = &nodes[first..first + len];
+    for (u, unit) in units.iter().enumerate() {
+        let members: Vec<&Node> = unit.iter().map(|&m| &nodes[m]).collect();
         let acc: Vec<Access> = members
             .iter()
             .flat_map(|n| n.src.iter().flatten().map(|t| access(t, false)).chain(std::iter::once(access(&n.dst, true))))
@@ -102,7 +92,7 @@ pub fn order(nodes: &[Node]) -> Vec<usize> {
         if u >= WINDOW {
             floor = floor.max(levels[u - WINDOW] + 1);
         }
-        let level = if members.iter().all(|n| movable(&n.op)) {
+        let level = if members.iter().all(|n| n.op.writes_dst_only()) {
             let lo = u.saturating_sub(WINDOW);
             (lo..u).filter(|&v| conflict(&accesses[v], &acc)).map(|v| levels[v] + 1).max().unwrap_or(0).max(floor)
         } else {
@@ -117,5 +107,5 @@ pub fn order(nodes: &[Node]) -> Vec<usize> {
     }
     let mut by_level: Vec<usize> = (0..units.len()).collect();
     by_level.sort_by_key(|&u| (levels[u], u));
-    by_level.into_iter().flat_map(|u| units[u].0..units[u].0 + units[u].1).collect()
+    by_level.into_iter().flat_map(|u| units[u].iter().copied()).collect()
 }

@@ -9,7 +9,7 @@ use bytemuck::{Pod, Zeroable};
 use super::q8_emit::Q8Layout;
 use super::{bind, coopmat, cpy, dim_u32, spirv, split_groups, stride_units, window_limit};
 use crate::error::{Error, Result};
-use crate::graph::fusion::MatVecAdd;
+use crate::graph::fusion::{MatVecAdd, MatVecRope};
 use crate::graph::Tensor;
 use crate::quant::{act_rounding, ActRounding, GgmlType};
 use crate::vk::{Binding, Capabilities, Derived, Device, Recorder, Shader};
@@ -432,7 +432,7 @@ pub fn record(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor) -> R
     let b = &cpy::f32_operand(rec, b)?;
     let device = rec.device().clone();
     let Some((rows, cols)) = split_plan(&device, a, b, dst)? else {
-        return record_piece(rec, a, b, dst, None).map(|_| ());
+        return record_piece(rec, a, b, dst, Epilogue::None).map(|_| ());
     };
     let (m, n) = (a.ne[1], b.ne[1]);
     for r0 in (0..m).step_by(rows as usize) {
@@ -444,7 +444,7 @@ pub fn record(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor) -> R
                 Tensor::new(b.buffer.clone(), b.offset + c0 as u64 * b.nb[1], b.ty, [b.ne[0], nc, 1, 1], b.nb)?;
             let d_off = dst.offset + r0 as u64 * dst.nb[0] + c0 as u64 * dst.nb[1];
             let d_piece = Tensor::new(dst.buffer.clone(), d_off, dst.ty, [nr, nc, 1, 1], dst.nb)?;
-            record_piece(rec, &a_piece, &b_piece, &d_piece, None)?;
+            record_piece(rec, &a_piece, &b_piece, &d_piece, Epilogue::None)?;
         }
     }
     Ok(())
@@ -463,7 +463,7 @@ pub fn record_with_add(rec: &mut Recorder<'_>, f: &MatVecAdd<'_>) -> Result<bool
     {
         return record(rec, a, b, dst).map(|_| false);
     }
-    record_piece(rec, a, b, dst, Some(f))
+    record_piece(rec, a, b, dst, Epilogue::Add(f))
 }
 
 /// The mat-vec kernel that also writes the following ADD (`FUSE_ADD`), for weights of type `ty` on the
@@ -482,31 +482,69 @@ fn fused_add_shader(ty: GgmlType, wide: bool) -> Option<Shader> {
     Some(Shader { name, spirv, bindings: 5, push_size: PUSH })
 }
 
-/// The shader, the two extra bindings (addend, out) and the push constants (their first elements in `pad`) of a
-/// mat-vec that takes the ADD of `add` too, when `fuse` holds and a fused kernel exists for `ty`.
-fn fused_add(
+/// What a one-column mat-vec kernel also does with its rows in the same dispatch.
+#[derive(Clone, Copy)]
+pub(crate) enum Epilogue<'a> {
+    /// Nothing: the product only.
+    None,
+    /// The ADD that follows ([`fused_add_shader`]).
+    Add(&'a MatVecAdd<'a>),
+    /// The rope and cache writes that follow ([`super::matvec_rope`]).
+    Rope(&'a MatVecRope<'a>),
+}
+
+/// A mat-vec kernel with an epilogue: its shader, the bindings after the product's three, its push constants.
+pub(crate) struct FusedKernel {
+    pub shader: Shader,
+    pub extra: Vec<Binding>,
+    pub push: Vec<u8>,
+}
+
+/// The shader, the extra bindings and the push constants of a mat-vec kernel (weights of type `ty`, the 16-byte
+/// K-quant kernel if `wide`, `rows` rows per workgroup) that also does `epi`, when `fuse` holds (one column of
+/// one batch, subgroup reductions) and a fused kernel exists for it.
+fn fused_epilogue(
     device: &Device,
-    add: Option<&MatVecAdd<'_>>,
+    epi: Epilogue<'_>,
     fuse: bool,
-    (ty, wide): (GgmlType, bool),
+    (ty, wide, rows): (GgmlType, bool, u32),
     mut p: MatMulPush,
-) -> Result<Option<(Shader, [Binding; 2], MatMulPush)>> {
-    let (Some(add), true, Some(shader)) = (add, fuse, fused_add_shader(ty, wide)) else { return Ok(None) };
-    let (r_bind, r_off) = bind(device, add.addend, 4, false)?;
-    let (o_bind, o_off) = bind(device, add.out, 4, true)?;
-    p.pad = [r_off, o_off];
-    Ok(Some((shader, [r_bind, o_bind], p)))
+) -> Result<Option<FusedKernel>> {
+    if !fuse {
+        return Ok(None);
+    }
+    match epi {
+        Epilogue::None => Ok(None),
+        Epilogue::Add(add) => {
+            let Some(shader) = fused_add_shader(ty, wide) else { return Ok(None) };
+            // The addend's and the sum's first elements go in `pad`.
+            let (r_bind, r_off) = bind(device, add.addend, 4, false)?;
+            let (o_bind, o_off) = bind(device, add.out, 4, true)?;
+            p.pad = [r_off, o_off];
+            Ok(Some(FusedKernel { shader, extra: vec![r_bind, o_bind], push: bytemuck::bytes_of(&p).to_vec() }))
+        }
+        Epilogue::Rope(f) => super::matvec_rope::prepare(device, f, (ty, wide, rows), p),
+    }
+}
+
+/// Record the product of `f` and, where the mat-vec kernel takes them (see [`super::matvec_rope`]), its rope and
+/// cache writes in the same dispatch. Returns whether it did; if not, only the product is recorded and the caller
+/// records the rest.
+pub fn record_with_rope(rec: &mut Recorder<'_>, f: &MatVecRope<'_>) -> Result<bool> {
+    let (a, b) = (f.mm.src(0)?, f.mm.src(1)?);
+    let dst = &f.mm.dst;
+    check(a, b, dst)?;
+    let b = &cpy::f32_operand(rec, b)?;
+    let device = rec.device().clone();
+    if split_plan(&device, a, b, dst)?.is_some() {
+        return record(rec, a, b, dst).map(|_| false);
+    }
+    record_piece(rec, a, b, dst, Epilogue::Rope(f))
 }
 
 /// Record a multiplication whose tensors each fit one storage window, and the ADD of `add` with it where a fused
 /// kernel applies (returns whether it did).
-fn record_piece(
-    rec: &mut Recorder<'_>,
-    a: &Tensor,
-    b: &Tensor,
-    dst: &Tensor,
-    add: Option<&MatVecAdd<'_>>,
-) -> Result<bool> {
+fn record_piece(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor, epi: Epilogue<'_>) -> Result<bool> {
     let device = rec.device().clone();
     let caps = device.caps();
     let a_unit = if a.ty == GgmlType::F32 { 4 } else { 2 };
@@ -556,15 +594,15 @@ fn record_piece(
             };
             let spec = [wg, 1, 1, cfg.rows, 0, cfg.unroll, p.n];
             let mut bindings = vec![a_bind, q_read, d_bind];
-            let (shader, p, fused) = match fused_add(&device, add, fuse, (a.ty, wide), p)? {
-                Some((shader, extra, p)) => {
+            let (shader, push, fused) = match fused_epilogue(&device, epi, fuse, (a.ty, wide, cfg.rows), p)? {
+                Some(FusedKernel { shader, extra, push }) => {
                     bindings.extend(extra);
-                    (shader, p, true)
+                    (shader, push, true)
                 }
-                None => (if use_sg { sg } else { shmem }, p, false),
+                None => (if use_sg { sg } else { shmem }, bytemuck::bytes_of(&p).to_vec(), false),
             };
             let pipeline = device.pipelines().get(&device, &shader, &spec)?;
-            rec.dispatch("mul_mat_vec_idot", &pipeline, &bindings, bytemuck::bytes_of(&p), [gx, gy, batches])?;
+            rec.dispatch("mul_mat_vec_idot", &pipeline, &bindings, &push, [gx, gy, batches])?;
             return Ok(fused);
         }
     }
@@ -592,7 +630,7 @@ fn record_piece(
                 [wg, 1, 1, rows, 1, unroll, p.n],
                 if use_sg { sg } else { shmem },
                 [gx, gy, batches],
-                (add.filter(|_| fuse), a.ty),
+                (if fuse { epi } else { Epilogue::None }, a.ty),
             );
         }
         let (sg, shmem) = kquant_matvec_shaders(a.ty, &p).or_else(|| matvec_shaders_for(a)).expect("checked");
@@ -604,7 +642,7 @@ fn record_piece(
         // Weights dequantized to f16 first where the f16 kernel more than pays for the copy.
         if let Some(bytes) = dequant_first_bytes(&device, a, p.n) {
             let a16 = dequant_f16(rec, a, &bindings[0], &p, bytes)?;
-            return record_piece(rec, &a16, b, dst, add);
+            return record_piece(rec, &a16, b, dst, epi);
         }
         let q8_b = quantizes_activations(a);
         // The cooperative-matrix kernels read whole 4-value chunks: not for [`bf16_scalar`] weights.
@@ -1091,20 +1129,20 @@ fn record_int_dot(
     spec: [u32; 7],
     shader: Shader,
     groups: [u32; 3],
-    (add, a_ty): (Option<&MatVecAdd<'_>>, GgmlType),
+    (epi, a_ty): (Epilogue<'_>, GgmlType),
 ) -> Result<bool> {
     let device = rec.device().clone();
     let (q_read, p) = quantize_b(rec, b, &bindings[1], p)?;
     let mut all = vec![bindings[0].clone(), q_read, bindings[2].clone()];
-    let (shader, p, fused) = match fused_add(&device, add, true, (a_ty, false), p)? {
-        Some((fs, extra, p)) => {
+    let (shader, push, fused) = match fused_epilogue(&device, epi, true, (a_ty, false, spec[3]), p)? {
+        Some(FusedKernel { shader, extra, push }) => {
             all.extend(extra);
-            (fs, p, true)
+            (shader, push, true)
         }
-        None => (shader, p, false),
+        None => (shader, bytemuck::bytes_of(&p).to_vec(), false),
     };
     let pipeline = device.pipelines().get(&device, &shader, &spec)?;
-    rec.dispatch("mul_mat_vec_idot", &pipeline, &all, bytemuck::bytes_of(&p), groups)?;
+    rec.dispatch("mul_mat_vec_idot", &pipeline, &all, &push, groups)?;
     Ok(fused)
 }
 
