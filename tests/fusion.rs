@@ -513,3 +513,77 @@ fn token_products_rotate_and_store_their_rows_as_the_separate_nodes_do() {
     }
     assert_no_validation_errors();
 }
+
+#[test]
+fn gate_and_up_products_with_their_glu_match_the_separate_nodes() {
+    use ggvk::graph::GluOp;
+    let be = backend();
+    let mut rng = Rng::new(29);
+    let (k, m, m_down) = (256i64, 96i64, 64i64);
+    let cases = [
+        (GgmlType::Q4_0, GluOp::SwiGlu),
+        (GgmlType::Q8_0, GluOp::GeGlu),
+        (GgmlType::Q4_0, GluOp::ReGlu),
+        (GgmlType::Q4_K, GluOp::SwiGlu),
+    ];
+    for (ty, op) in cases {
+        let what = format!("{ty} {op:?}");
+        let wu = upload(&be, ty, [k, m, 1, 1], &weights(&mut rng, ty, k, m));
+        let wg = upload(&be, ty, [k, m, 1, 1], &weights(&mut rng, ty, k, m));
+        let down_ty = if ty == GgmlType::Q4_K { GgmlType::Q4_K } else { GgmlType::Q4_0 };
+        let kd = if ty == GgmlType::Q4_K { 256 } else { m };
+        let m_glu = kd;
+        // For the K-quant case the GLU output feeds a 256-wide product: the gate/up rows are 256 then.
+        let (wu, wg) = if ty == GgmlType::Q4_K {
+            (
+                upload(&be, ty, [k, m_glu, 1, 1], &weights(&mut rng, ty, k, m_glu)),
+                upload(&be, ty, [k, m_glu, 1, 1], &weights(&mut rng, ty, k, m_glu)),
+            )
+        } else {
+            (wu, wg)
+        };
+        let wd = upload(&be, down_ty, [kd, m_down, 1, 1], &weights(&mut rng, down_ty, kd, m_down));
+        let x = upload(&be, GgmlType::F32, [k, 1, 1, 1], &f32_bytes(&rng.vec(k as usize)));
+        let run = |apart: bool| {
+            let (u, g) = (output(&be, [m_glu, 1, 1, 1]), output(&be, [m_glu, 1, 1, 1]));
+            // REGLU runs in place over the gate's output (as ggml's allocator may place it).
+            let h = if op == GluOp::ReGlu { g.clone() } else { output(&be, [m_glu, 1, 1, 1]) };
+            let out = output(&be, [m_down, 1, 1, 1]);
+            // llama.cpp's order: up, gate, the GLU (gate first), down.
+            let nodes = vec![
+                Node { op: Op::MulMat, src: vec![Some(wu.clone()), Some(x.clone())], dst: u.clone() },
+                Node { op: Op::MulMat, src: vec![Some(wg.clone()), Some(x.clone())], dst: g.clone() },
+                node(Op::Glu { op, swapped: false }, &[&g, &u], &h),
+                Node { op: Op::MulMat, src: vec![Some(wd.clone()), Some(h.clone())], dst: out.clone() },
+            ];
+            let mut dispatches = 0;
+            if apart {
+                for n in nodes {
+                    let mut gr = Graph::new();
+                    gr.push(n).unwrap();
+                    dispatches += be.compute(&gr).unwrap().dispatches;
+                }
+            } else {
+                let mut gr = Graph::new();
+                nodes.into_iter().for_each(|n| gr.push(n).unwrap());
+                dispatches = be.compute(&gr).unwrap().dispatches;
+            }
+            ([&u, &g, &h, &out].map(raw), dispatches)
+        };
+        let (fused, fused_dispatches) = run(false);
+        let (apart, _) = run(true);
+        for (i, name) in ["up", "gate", "glu", "down"].iter().enumerate() {
+            assert_eq!(fused[i], apart[i], "{what}: {name}");
+        }
+        let subgroups = be.device().caps().subgroup_arithmetic
+            && std::env::var("GGVK_SHARED_REDUCTION").ok().as_deref() != Some("1");
+        let int_dot = ggvk::ops::matmul::uses_int_dot(be.device(), &wg, &x) && ty != GgmlType::Q4_K;
+        if ggvk::graph::fusion::mat_vec_glu_enabled() && subgroups && int_dot {
+            // x quantized, the fused kernel (writing the down product's 8-bit input), the down product.
+            assert_eq!(fused_dispatches, 3, "{what}: dispatches");
+        } else {
+            assert!(fused_dispatches >= 4, "{what}: dispatches");
+        }
+    }
+    assert_no_validation_errors();
+}
