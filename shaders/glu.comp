@@ -46,11 +46,36 @@ layout(binding = 3) writeonly buffer Q8Out { uint q8out[]; };
 #include "emit_q8.glsl"
 #endif
 
-#include "glu_fn.glsl"
+#include "activations.glsl"
 
 layout(constant_id = 1) const uint OP = 0;
 
-float glu(float x, float g) { return glu_apply(OP, x, g, pc.alpha, pc.limit); }
+float glu(float x, float g) {
+    switch (OP) {
+    case 1u: return x > 0.0 ? x * g : 0.0;
+    // ggml: 0 below -10 (not 0 * up), x * up above 10, else the f16 table entry times up.
+    case 2u: return x <= -10.0 ? 0.0 : (x >= 10.0 ? x * g : via_f16(gelu_tanh(via_f16(x))) * g);
+    case 3u: return gelu_erf(x) * g;
+    case 4u: return gelu_quick_table(x) * g;
+    // SWIGLU_OAI: the gate capped at limit, up clamped to [-limit, limit], x sigmoid(alpha x) (y + 1).
+    case 5u: {
+        const float xc = min(x, pc.limit);
+        const float yc = clamp(g, -pc.limit, pc.limit);
+        return xc / (1.0 + exp(pc.alpha * (-xc))) * (yc + 1.0);
+    }
+    // SWIGLU_CLAMP: the gate capped at limit, up clamped to [-limit, limit], silu(gate) up.
+    case 7u: {
+        const float xc = min(x, pc.limit);
+        return xc / (1.0 + exp(-xc)) * clamp(g, -pc.limit, pc.limit);
+    }
+    // SILU_BACK: src0 the gradient dy (here x), src1 the forward input (here g).
+    case 6u: {
+        const float s = 1.0 / (1.0 + exp(-g));
+        return x * s * (1.0 + g * (1.0 - s));
+    }
+    default: return silu(x) * g;
+    }
+}
 
 void main() {
 #ifdef EMIT_Q8

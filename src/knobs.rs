@@ -36,7 +36,6 @@ const KNOBS: &[(&str, Kind)] = &[
     ("GGVK_FUSE_QUANTIZE", Kind::Switch),
     ("GGVK_FUSE_ROPE_SET_ROWS", Kind::Switch),
     ("GGVK_FUSE_MATVEC_ROPE", Kind::Switch),
-    ("GGVK_FUSE_MATVEC_GLU", Kind::Switch),
     ("GGVK_SCHEDULE", Kind::Switch),
     ("GGVK_INT_DOT", Kind::Switch),
     ("GGVK_KQUANT_MATVEC", Kind::Switch),

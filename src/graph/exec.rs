@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::fusion::Group;
+use super::fusion::MatVecRopeGroup;
 use super::replay::{self, GraphKey, Plan, ReplayCache};
 use super::{fusion, schedule, Graph, Node};
 use crate::error::{Error, Result};
@@ -90,7 +90,7 @@ fn record_nodes<'n>(
     rec: &mut Recorder<'_>,
     all: &'n [Node],
     nodes: impl Iterator<Item = (usize, &'n Node)>,
-    (quantize, needs, groups): (&[Option<Planned>], &[u64], &[Option<Group>]),
+    (quantize, needs, groups): (&[Option<Planned>], &[u64], &[Option<MatVecRopeGroup>]),
 ) -> Result<()> {
     let mut nodes = nodes.peekable();
     while let Some((i, node)) = nodes.next() {
@@ -107,8 +107,7 @@ fn record_nodes<'n>(
             }
         };
         if let Some(g) = groups.get(i).copied().flatten() {
-            rec.reserve_scratch(need(Some(i)) + g.later().map(|m| need(Some(m))).sum::<u64>())?;
-            record_group(rec, all, &g, quantize, label)?;
+            record_group(rec, all, &g, label)?;
             for _ in g.later() {
                 nodes.next();
             }
@@ -151,50 +150,28 @@ fn record_nodes<'n>(
     Ok(())
 }
 
-/// Record a group ([`fusion::plan_groups`]) as one kernel where the mat-vec kernels take it, else node by node
-/// (a rope and its cache write still as one where they fuse; a GLU still writing its planned 8-bit copy).
+/// Record a product and the rope / cache writes of its group ([`fusion::plan_groups`]): as one kernel where the
+/// mat-vec kernel takes them, else each apart (the rope and its cache write still as one where they fuse).
 fn record_group(
     rec: &mut Recorder<'_>,
     all: &[Node],
-    g: &Group,
-    quantize: &[Option<Planned>],
+    g: &MatVecRopeGroup,
     label: impl Fn(&mut Recorder<'_>, &str),
 ) -> Result<()> {
-    let stale = || Error::Internal(format!("node {}: a fusion group that no longer matches", g.first()));
-    match *g {
-        Group::Rope(r) => {
-            let f = r.view(all).ok_or_else(stale)?;
-            label(rec, "MUL_MAT(+ROPE/SET_ROWS)");
-            // The product is recorded either way; the rest where the kernel did not take it.
-            if ops::matmul::record_with_rope(rec, &f).map_err(|e| name_error(e, r.mm, "MUL_MAT"))? {
-                return Ok(());
-            }
-            if let (Some(rope), Some(set)) = (r.rope, r.set) {
-                if let Some(rs) = fusion::rope_set_rows(&all[rope], &all[set]) {
-                    return ops::rope::record_with_cache(rec, &rs).map_err(|e| name_error(e, rope, "ROPE+SET_ROWS"));
-                }
-            }
-            for m in g.later() {
-                ops::record(rec, &all[m]).map_err(|e| name_error(e, m, all[m].op.name()))?;
-            }
+    let f =
+        g.view(all).ok_or_else(|| Error::Internal(format!("node {}: a fusion group that no longer matches", g.mm)))?;
+    label(rec, "MUL_MAT(+ROPE/SET_ROWS)");
+    if ops::matmul::record_with_rope(rec, &f).map_err(|e| name_error(e, g.mm, "MUL_MAT"))? {
+        return Ok(());
+    }
+    ops::record(rec, f.mm).map_err(|e| name_error(e, g.mm, "MUL_MAT"))?;
+    if let (Some(r), Some(s)) = (g.rope, g.set) {
+        if let Some(rs) = fusion::rope_set_rows(&all[r], &all[s]) {
+            return ops::rope::record_with_cache(rec, &rs).map_err(|e| name_error(e, r, "ROPE+SET_ROWS"));
         }
-        Group::Glu(u) => {
-            let f = u.view(all).ok_or_else(stale)?;
-            let emit = quantize.get(u.glu).and_then(Option::as_ref).map(|p| p.layout);
-            label(rec, "MUL_MAT x2 + GLU");
-            if ops::matvec_glu::record(rec, &f, emit).map_err(|e| name_error(e, u.first, "MUL_MAT x2 + GLU"))? {
-                return Ok(());
-            }
-            for m in [u.first, u.second] {
-                ops::record(rec, &all[m]).map_err(|e| name_error(e, m, "MUL_MAT"))?;
-            }
-            let glu = &all[u.glu];
-            match emit {
-                Some(layout) => ops::glu::record_emitting(rec, glu, layout),
-                None => ops::record(rec, glu),
-            }
-            .map_err(|e| name_error(e, u.glu, glu.op.name()))?;
-        }
+    }
+    for m in g.later() {
+        ops::record(rec, &all[m]).map_err(|e| name_error(e, m, all[m].op.name()))?;
     }
     Ok(())
 }

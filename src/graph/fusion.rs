@@ -20,9 +20,6 @@
 //!   cache writes between a token's Q/K/V products and its attention is gone. These nodes are not neighbours in
 //!   graph order (ggml builds Q, its rope, K, V, then K's rope and the cache writes): [`plan_groups`] pulls the
 //!   later members up to the product where nothing between them touches their bytes.
-//! - A token's gate and up products (Q4_0 / Q8_0 weights) and the GLU of their outputs: one kernel
-//!   (`mul_mat_vec_glu.comp`) computes 32 rows of both, their GLU and its 8-bit copy for the down product, so
-//!   the GLU's step between the feed-forward products is gone. Also a [`plan_groups`] group.
 
 use super::{Node, Op, Tensor};
 use crate::quant::GgmlType;
@@ -362,114 +359,15 @@ fn next_toucher(nodes: &[Node], from: usize, t: &Tensor) -> Option<usize> {
         .find(|&j| overlaps(&nodes[j].dst, t) || nodes[j].src.iter().flatten().any(|s| overlaps(s, t)))
 }
 
-/// Whether a token's gate and up products compute the GLU after them (`GGVK_FUSE_MATVEC_GLU`, default on; off
-/// with fusion).
-pub fn mat_vec_glu_enabled() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    enabled() && *ON.get_or_init(|| crate::knobs::switch("GGVK_FUSE_MATVEC_GLU", true))
-}
-
-/// A token's gate and up products (one column of the same activations, Q4_0 or Q8_0 weights of one shape) and the
-/// GLU of their outputs (split form), recorded as one kernel (`mul_mat_vec_glu.comp`). Every tensor the three nodes
-/// write is written.
-#[derive(Clone, Copy, Debug)]
-pub struct MatVecGlu<'g> {
-    /// The product whose output is the GLU's gate (src0).
-    pub gate: &'g Node,
-    /// The product whose output is the GLU's up (src1).
-    pub up: &'g Node,
-    /// The GLU node.
-    pub glu: &'g Node,
-}
-
-/// Node indices of a [`MatVecGlu`] group, in graph order: the first product, the second, the GLU.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MatVecGluGroup {
-    /// The product that comes first.
-    pub first: usize,
-    /// The other product.
-    pub second: usize,
-    /// The GLU.
-    pub glu: usize,
-}
-
-impl MatVecGluGroup {
-    /// The group's view of `nodes`.
-    pub fn view<'g>(&self, nodes: &'g [Node]) -> Option<MatVecGlu<'g>> {
-        mat_vec_glu(&nodes[self.first], &nodes[self.second], nodes.get(self.glu)?)
-    }
-}
-
-/// `glu` of the outputs of products `p` and `q` (either order) as one [`MatVecGlu`], where the fused kernel gives
-/// the same bytes: a supported split GLU (not SWIGLU_OAI or the clamped form) of F32 into a packed vector, its
-/// gate exactly one product's output and its up exactly the other's, both products of one column of the same
-/// activations with Q4_0 or Q8_0 weights of one shape, the GLU's output apart from the weights and either apart from
-/// the products' outputs or exactly one of them (in place).
-pub fn mat_vec_glu<'g>(p: &'g Node, q: &'g Node, glu: &'g Node) -> Option<MatVecGlu<'g>> {
-    if !matches!(glu.op, Op::Glu { .. }) || !one_column_product(p) || !one_column_product(q) {
-        return None;
-    }
-    let (Ok(x0), Ok(x1)) = (glu.src(0), glu.src(1)) else { return None };
-    let (gate, up) = if same_view(x0, &p.dst) && same_view(x1, &q.dst) {
-        (p, q)
-    } else if same_view(x0, &q.dst) && same_view(x1, &p.dst) {
-        (q, p)
-    } else {
-        return None;
-    };
-    let (ag, au, bg, bu) = (gate.src(0).ok()?, up.src(0).ok()?, gate.src(1).ok()?, up.src(1).ok()?);
-    let weights = matches!(ag.ty, GgmlType::Q4_0 | GgmlType::Q8_0) && ag.ty == au.ty && ag.ne == au.ne;
-    let out = &glu.dst;
-    let vector = out.ty == GgmlType::F32 && out.is_contiguous() && out.ne == gate.dst.ne && bg.ty == GgmlType::F32;
-    // The GLU may write over either product's output (ggml's allocator runs it in place): the kernel's invocation
-    // of a row writes the products, then the GLU. It may take the activations' bytes (the allocator reuses them
-    // once both products read them): the kernel reads those as an 8-bit copy quantized before it, and apart the GLU
-    // is recorded after the products.
-    let apart = [ag, au].iter().all(|t| !overlaps(t, out))
-        && [&gate.dst, &up.dst].iter().all(|t| same_view(t, out) || !overlaps(t, out))
-        && !overlaps(&gate.dst, &up.dst);
-    let ok = crate::ops::glu::can_emit(glu) && weights && same_view(bg, bu) && vector && apart;
-    ok.then_some(MatVecGlu { gate, up, glu })
-}
-
-/// Nodes recorded as one kernel that graph order may keep apart; the later members are recorded with the first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Group {
-    /// A product with its rope and cache writes.
-    Rope(MatVecRopeGroup),
-    /// Gate and up products with their GLU.
-    Glu(MatVecGluGroup),
-}
-
-impl Group {
-    /// The nodes after the first, in graph order.
-    pub fn later(&self) -> impl Iterator<Item = usize> {
-        let [a, b] = match *self {
-            Group::Rope(g) => [g.rope, g.set],
-            Group::Glu(g) => [Some(g.second), Some(g.glu)],
-        };
-        [a, b].into_iter().flatten()
-    }
-
-    /// The first node.
-    pub fn first(&self) -> usize {
-        match *self {
-            Group::Rope(g) => g.mm,
-            Group::Glu(g) => g.first,
-        }
-    }
-}
-
-/// The [`Group`]s of `nodes`, indexed by their first node (the later members are pulled up to it). Rope groups:
-/// for each one-column product, the first later node touching its output, if that is a ROPE the epilogue can do
-/// (then the first node touching the rope's output, if that is a SET_ROWS into an F16 cache), or such a SET_ROWS.
-/// GLU groups: a one-column product whose output the next node touching it gates or multiplies in a GLU with
-/// another product's output, that product between them ([`mat_vec_glu`]). Taken only where every node between the
-/// first node and a later member is an op that writes only its destination and touches none of that member's
-/// bytes, so the pulled-up order computes the same. A node is in one group at most.
-pub fn plan_groups(nodes: &[Node]) -> Vec<Option<Group>> {
+/// The [`MatVecRopeGroup`]s of `nodes`, indexed by their product (the later members are pulled up to it): for each
+/// one-column product, the first later node touching its output, if that is a ROPE the epilogue can do (then the
+/// first node touching the rope's output, if that is a SET_ROWS into an F16 cache), or such a SET_ROWS. Taken
+/// only where every node between the product and a later member is an op that writes only its destination and
+/// touches none of that member's bytes, so the pulled-up order computes the same. A node is in one group at
+/// most.
+pub fn plan_groups(nodes: &[Node]) -> Vec<Option<MatVecRopeGroup>> {
     let mut groups = vec![None; nodes.len()];
-    if !mat_vec_rope_enabled() && !mat_vec_glu_enabled() {
+    if !mat_vec_rope_enabled() {
         return groups;
     }
     let mut taken = vec![false; nodes.len()];
@@ -478,57 +376,34 @@ pub fn plan_groups(nodes: &[Node]) -> Vec<Option<Group>> {
             continue;
         }
         let Some(j) = next_toucher(nodes, i, &mm.dst) else { continue };
-        let group = if mat_vec_glu_enabled() && matches!(nodes[j].op, Op::Glu { .. }) {
-            let Some(q) = (i + 1..j).find(|&q| !taken[q] && mat_vec_glu(mm, &nodes[q], &nodes[j]).is_some()) else {
-                continue;
-            };
-            Group::Glu(MatVecGluGroup { first: i, second: q, glu: j })
-        } else if mat_vec_rope_enabled() {
-            let mut g = MatVecRopeGroup { mm: i, rope: None, set: None };
-            if rope_of_product(mm, &nodes[j]) {
-                g.rope = Some(j);
-                if let Some(k) = next_toucher(nodes, j, &nodes[j].dst) {
-                    if cache_rows(mm, &nodes[j].dst, &nodes[k]).is_some() {
-                        g.set = Some(k);
-                    }
+        let mut group = MatVecRopeGroup { mm: i, rope: None, set: None };
+        if rope_of_product(mm, &nodes[j]) {
+            group.rope = Some(j);
+            if let Some(k) = next_toucher(nodes, j, &nodes[j].dst) {
+                if cache_rows(mm, &nodes[j].dst, &nodes[k]).is_some() {
+                    group.set = Some(k);
                 }
-            } else if cache_rows(mm, &mm.dst, &nodes[j]).is_some() {
-                g.set = Some(j);
-            } else {
-                continue;
             }
-            Group::Rope(g)
+        } else if cache_rows(mm, &mm.dst, &nodes[j]).is_some() {
+            group.set = Some(j);
         } else {
             continue;
-        };
-        // Nodes between the first node and a later member stay after the group: they must not touch that
-        // member's bytes. Members of earlier groups were pulled up before this product already.
-        let pullable = |x: usize, group: &Group| {
+        }
+        // Nodes between the product and a later member stay after the group: they must not touch its bytes.
+        // Members of earlier groups were pulled up before this product already.
+        let pullable = |x: usize, group: &MatVecRopeGroup| {
             (i + 1..x).all(|y| {
                 taken[y]
                     || group.later().any(|m| m == y)
                     || (nodes[y].op.writes_dst_only() && !conflict(&nodes[y], &nodes[x]))
             })
         };
-        let group = match group {
-            // A set that cannot move up is left to itself (the rope still fuses).
-            Group::Rope(mut g) => {
-                if g.set.is_some_and(|k| !pullable(k, &Group::Rope(g))) {
-                    g.set = None;
-                }
-                let rope_ok = g.rope.is_none_or(|r| pullable(r, &Group::Rope(g)));
-                if !rope_ok || (g.rope.is_none() && g.set.is_none()) {
-                    continue;
-                }
-                Group::Rope(g)
-            }
-            g => {
-                if !g.later().all(|x| pullable(x, &g)) {
-                    continue;
-                }
-                g
-            }
-        };
+        if group.set.is_some_and(|k| !pullable(k, &group)) {
+            group.set = None;
+        }
+        if group.rope.is_some_and(|r| !pullable(r, &group)) || (group.rope.is_none() && group.set.is_none()) {
+            continue;
+        }
         taken[i] = true;
         for m in group.later() {
             taken[m] = true;

@@ -12,7 +12,7 @@
 //! [`WINDOW`] units; anything older counts as a conflict (the level never drops below theirs), which keeps planning
 //! linear in the graph's length. `GGVK_SCHEDULE=0` records in graph order (read once per process).
 
-use super::fusion::Group;
+use super::fusion::MatVecRopeGroup;
 use super::{fusion, Node, Tensor};
 
 /// Units looked back at for conflicts.
@@ -47,7 +47,7 @@ fn conflict(a: &[Access], b: &[Access]) -> bool {
 /// The order to record `nodes` in (indices into `nodes`): by dependency level (see the module docs), or graph
 /// order when [`enabled`] is off. Either way the members of each of `groups` ([`fusion::plan_groups`], indexed by
 /// their product) follow their product.
-pub fn order(nodes: &[Node], groups: &[Option<Group>]) -> Vec<usize> {
+pub fn order(nodes: &[Node], groups: &[Option<MatVecRopeGroup>]) -> Vec<usize> {
     let mut member = vec![false; nodes.len()];
     for g in groups.iter().flatten() {
         g.later().for_each(|m| member[m] = true);

@@ -542,17 +542,15 @@ pub fn record_with_rope(rec: &mut Recorder<'_>, f: &MatVecRope<'_>) -> Result<bo
     record_piece(rec, a, b, dst, Epilogue::Rope(f))
 }
 
-/// The bindings (A, B, dst) and push constants of the product `a x b -> dst` (each tensor in one storage window).
-pub(crate) fn product_push(
-    device: &Device,
-    a: &Tensor,
-    b: &Tensor,
-    dst: &Tensor,
-) -> Result<([Binding; 3], MatMulPush)> {
+/// Record a multiplication whose tensors each fit one storage window, and the ADD of `add` with it where a fused
+/// kernel applies (returns whether it did).
+fn record_piece(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor, epi: Epilogue<'_>) -> Result<bool> {
+    let device = rec.device().clone();
+    let caps = device.caps();
     let a_unit = if a.ty == GgmlType::F32 { 4 } else { 2 };
-    let (a_bind, a_off) = bind(device, a, a_unit, false)?;
-    let (b_bind, b_off) = bind(device, b, 4, false)?;
-    let (d_bind, d_off) = bind(device, dst, 4, true)?;
+    let (a_bind, a_off) = bind(&device, a, a_unit, false)?;
+    let (b_bind, b_off) = bind(&device, b, 4, false)?;
+    let (d_bind, d_off) = bind(&device, dst, 4, true)?;
     let p = MatMulPush {
         m: dim_u32("M", a.ne[1])?,
         n: dim_u32("N", b.ne[1])?,
@@ -574,15 +572,6 @@ pub(crate) fn product_push(
         r3: dim_u32("broadcast", b.ne[3] / a.ne[3])?,
         pad: [0; 2],
     };
-    Ok(([a_bind, b_bind, d_bind], p))
-}
-
-/// Record a multiplication whose tensors each fit one storage window, and the ADD of `add` with it where a fused
-/// kernel applies (returns whether it did).
-fn record_piece(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor, epi: Epilogue<'_>) -> Result<bool> {
-    let device = rec.device().clone();
-    let caps = device.caps();
-    let ([a_bind, b_bind, d_bind], p) = product_push(&device, a, b, dst)?;
     let batches = dim_u32("batches", b.ne[2] * b.ne[3])?;
     let use_sg = caps.subgroup_arithmetic && !device_forces_shared_reduction();
     let fuse = use_sg && p.n == 1 && batches == 1;
@@ -741,7 +730,7 @@ pub fn quantizes_activations(a: &Tensor) -> bool {
 
 /// The integer-dot mat-vec kernels (subgroup, shared-memory reduction) when they apply: activations quantized
 /// (see [`quantizes_activations`]), up to [`MATVEC_MAX_COLS`] columns, a device with integer dot products.
-pub(crate) fn int_dot_shaders(device: &Device, a: &Tensor, b: &Tensor) -> Option<(Shader, Shader)> {
+fn int_dot_shaders(device: &Device, a: &Tensor, b: &Tensor) -> Option<(Shader, Shader)> {
     if !quantizes_activations(a) || !device.caps().integer_dot_product || b.ne[1] > i64::from(MATVEC_MAX_COLS) {
         return None;
     }

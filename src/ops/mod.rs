@@ -19,7 +19,6 @@ pub mod im2col;
 pub mod lightning_indexer;
 pub mod matmul;
 pub mod matmul_id;
-pub mod matvec_glu;
 pub mod matvec_rope;
 pub mod moe;
 pub mod movement;
