@@ -161,10 +161,10 @@ fn record_group(
     let f =
         g.view(all).ok_or_else(|| Error::Internal(format!("node {}: a fusion group that no longer matches", g.mm)))?;
     label(rec, "MUL_MAT(+ROPE/SET_ROWS)");
+    // The product is recorded either way; the rest where the kernel did not take it.
     if ops::matmul::record_with_rope(rec, &f).map_err(|e| name_error(e, g.mm, "MUL_MAT"))? {
         return Ok(());
     }
-    ops::record(rec, f.mm).map_err(|e| name_error(e, g.mm, "MUL_MAT"))?;
     if let (Some(r), Some(s)) = (g.rope, g.set) {
         if let Some(rs) = fusion::rope_set_rows(&all[r], &all[s]) {
             return ops::rope::record_with_cache(rec, &rs).map_err(|e| name_error(e, r, "ROPE+SET_ROWS"));
