@@ -515,3 +515,50 @@ fn token_products_rotate_and_store_their_rows_as_the_separate_nodes_do() {
     }
     assert_no_validation_errors();
 }
+
+#[test]
+fn a_node_touching_a_later_member_keeps_the_group_apart() {
+    use ggvk::graph::fusion::plan_groups;
+    use ggvk::ops::rope::{RopeParams, ROPE_MODE_NORMAL};
+    let be = backend();
+    let mut rng = Rng::new(31);
+    let (k, hd, heads) = (256i64, 64i64, 4i64);
+    let m = hd * heads;
+    let w = upload(&be, GgmlType::Q4_0, [k, m, 1, 1], &weights(&mut rng, GgmlType::Q4_0, k, m));
+    let x = upload(&be, GgmlType::F32, [k, 1, 1, 1], &f32_bytes(&rng.vec(k as usize)));
+    let pos = upload(&be, GgmlType::I32, [1, 1, 1, 1], &5i32.to_ne_bytes());
+    let params = RopeParams { n_dims: hd as i32, mode: ROPE_MODE_NORMAL, ..RopeParams::default() };
+    let t = output(&be, [m, 1, 1, 1]);
+    let r = output(&be, [hd, heads, 1, 1]);
+    let heads_of_t = Tensor::contiguous(t.buffer.clone(), t.offset, GgmlType::F32, [hd, heads, 1, 1]).unwrap();
+    let product = Node { op: Op::MulMat, src: vec![Some(w.clone()), Some(x.clone())], dst: t.clone() };
+    let rope = node(Op::Rope(params), &[&heads_of_t, &pos], &r);
+    let other = output(&be, [4, 1, 1, 1]);
+    let four = output(&be, [4, 1, 1, 1]);
+    let on = ggvk::graph::fusion::mat_vec_rope_enabled();
+    // Between them: an unrelated node (pulled past), one that reads the rope's output before the rope writes it,
+    // and one that writes the rope's positions.
+    let unrelated = node(Op::Scale { s: 2.0, b: 0.0 }, &[&four], &other);
+    let reads_output = node(Op::Scale { s: 2.0, b: 0.0 }, &[&r], &other);
+    let pos_f32 = Tensor::contiguous(pos.buffer.clone(), pos.offset, GgmlType::F32, [1, 1, 1, 1]).unwrap();
+    let writes_positions = node(Op::Scale { s: 1.0, b: 0.0 }, &[&pos_f32], &pos_f32);
+    for (between, fuses) in [(unrelated, true), (reads_output, false), (writes_positions, false)] {
+        let nodes = [product.clone(), between.clone(), rope.clone()];
+        let groups = plan_groups(&nodes);
+        assert_eq!(groups[0].is_some(), on && fuses, "{:?} between", between.op);
+        assert!(groups[1].is_none() && groups[2].is_none());
+    }
+    // A SET_ROWS that something between the rope and it reads keeps to itself; the rope still joins the product.
+    let cache = upload(&be, GgmlType::F16, [m, 4, 1, 1], &vec![0u8; (m * 4 * 2) as usize]);
+    let idx = upload(&be, GgmlType::I32, [1, 1, 1, 1], &1i32.to_ne_bytes());
+    let rows_of_r = Tensor::contiguous(r.buffer.clone(), r.offset, GgmlType::F32, [m, 1, 1, 1]).unwrap();
+    let set = node(Op::SetRows, &[&rows_of_r, &idx], &cache);
+    let cache_f16_row = Tensor::contiguous(cache.buffer.clone(), cache.offset, GgmlType::F16, [m, 1, 1, 1]).unwrap();
+    let reads_cache = node(Op::Scale { s: 1.0, b: 0.0 }, &[&cache_f16_row], &other);
+    let nodes = [product.clone(), rope.clone(), reads_cache, set];
+    if let Some(g) = plan_groups(&nodes)[0] {
+        assert_eq!((g.rope, g.set), (Some(1), None));
+    } else {
+        assert!(!on, "the product and its rope group");
+    }
+}
