@@ -1,5 +1,5 @@
 //! The recording order (`graph::schedule`): independent nodes move up to the level their inputs allow, every pair
-//! of nodes touching the same bytes (one of them writing) keeps its order, fused neighbours stay together, fences
+//! of nodes touching the same bytes (one of them writing) keeps its order, fused neighbours and groups stay together, fences
 //! stay put; and a graph recorded in that order gives the bytes of its nodes run in graph order.
 
 mod common;
@@ -118,4 +118,19 @@ fn a_reordered_graph_gives_the_bytes_of_its_nodes_in_graph_order() {
     );
     assert_eq!(reordered, one_by_one);
     assert_no_validation_errors();
+}
+
+#[test]
+fn a_group_records_its_later_members_right_after_its_first() {
+    use ggvk::graph::fusion::MatVecRopeGroup;
+    let be = backend();
+    let (nodes, _) = attention_head(&be, 64);
+    // As the planner groups a token's products with their ropes and cache writes: Q with its rope, K with its rope
+    // and cache write, V with its cache write.
+    let mut groups = vec![None; nodes.len()];
+    groups[2] = Some(MatVecRopeGroup { mm: 2, rope: Some(3), set: None });
+    groups[4] = Some(MatVecRopeGroup { mm: 4, rope: Some(6), set: Some(7) });
+    groups[5] = Some(MatVecRopeGroup { mm: 5, rope: None, set: Some(8) });
+    let order = schedule::order(&nodes, &groups);
+    assert_eq!(order, [0, 1, 2, 3, 4, 6, 7, 5, 8]);
 }
