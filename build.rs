@@ -55,6 +55,8 @@ const VARIANTS: &[(&str, &str, Defines)] = &[
     ("mul_mat_vec_q5_k_idot_add", "mul_mat_vec_k.comp", &[("Q5K", "1"), ("INT_DOT", "1"), ("FUSE_ADD", "1")]),
     ("mul_mat_vec_q6_k_idot_add", "mul_mat_vec_k.comp", &[("Q6K", "1"), ("INT_DOT", "1"), ("FUSE_ADD", "1")]),
     ("mul_mat_vec_q8_0_idot", "mul_mat_vec.comp", &[("A_Q8_0", "1"), ("INT_DOT", "1")]),
+    ("mul_mat_vec_f16_rope", "mul_mat_vec.comp", &[("A_F16", "1"), ("FUSE_ROPE", "1")]),
+    ("mul_mat_vec_f32_rope", "mul_mat_vec.comp", &[("A_F32", "1"), ("FUSE_ROPE", "1")]),
     ("mul_mat_vec_q4_0_idot_rope", "mul_mat_vec.comp", &[("A_Q4_0", "1"), ("INT_DOT", "1"), ("FUSE_ROPE", "1")]),
     ("mul_mat_vec_q8_0_idot_rope", "mul_mat_vec.comp", &[("A_Q8_0", "1"), ("INT_DOT", "1"), ("FUSE_ROPE", "1")]),
     ("mul_mat_vec_q4_k_idot_rope", "mul_mat_vec_k.comp", &[("Q4K", "1"), ("INT_DOT", "1"), ("FUSE_ROPE", "1")]),

@@ -116,6 +116,7 @@ fn weights(rng: &mut Rng, ty: GgmlType, k: i64, m: i64) -> Vec<u8> {
     match ty {
         GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K => random_kquant(rng, ty, n),
         GgmlType::F16 => rng.vec(n).iter().flat_map(|v| half::f16::from_f32(*v).to_bits().to_le_bytes()).collect(),
+        GgmlType::F32 => f32_bytes(&rng.vec(n)),
         _ => ggvk::quant::quantize_to_vec(ty, &rng.vec(n)).unwrap(),
     }
 }
@@ -395,10 +396,12 @@ fn token_products_rotate_and_store_their_rows_as_the_separate_nodes_do() {
     let mut rng = Rng::new(23);
     let (k, hd, heads, rows) = (256i64, 64i64, 4i64, 8i64);
     let m = hd * heads;
-    let types = [GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::F16];
+    let types =
+        [GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::F16, GgmlType::F32];
     for (case, ty) in types.into_iter().enumerate() {
         // Variations: YaRN and a partial rotation with frequency factors, I64 indices, a transposed V cache
-        // (one value per cache row, as llama.cpp stores V without flash attention).
+        // (one value per cache row, as llama.cpp stores V without flash attention). F16 and F32 weights take the
+        // float kernel's epilogue.
         let params = match case % 3 {
             0 => RopeParams { n_dims: hd as i32, mode: ROPE_MODE_NORMAL, ..RopeParams::default() },
             1 => RopeParams {
@@ -415,9 +418,12 @@ fn token_products_rotate_and_store_their_rows_as_the_separate_nodes_do() {
         let with_ff = case % 3 == 1;
         let idx_ty = if case % 2 == 0 { GgmlType::I32 } else { GgmlType::I64 };
         let v_transposed = case % 3 == 2;
-        let what = format!("{ty}, case {case}");
         let w: Vec<Tensor> = (0..3).map(|_| upload(&be, ty, [k, m, 1, 1], &weights(&mut rng, ty, k, m))).collect();
-        let x = upload(&be, GgmlType::F32, [k, 1, 1, 1], &f32_bytes(&rng.vec(k as usize)));
+        let x_bytes = f32_bytes(&rng.vec(k as usize));
+        let x = upload(&be, GgmlType::F32, [k, 1, 1, 1], &x_bytes);
+        // K's rope written over the activations (k == m here) in every other case.
+        let over_x = case % 2 == 1;
+        let what = format!("{ty}, case {case}, K rope over x {over_x}");
         let pos = upload(&be, GgmlType::I32, [1, 1, 1, 1], &37i32.to_ne_bytes());
         let ff = upload(
             &be,
@@ -440,7 +446,13 @@ fn token_products_rotate_and_store_their_rows_as_the_separate_nodes_do() {
             |v: &[f32]| v.iter().flat_map(|x| half::f16::from_f32(*x).to_bits().to_le_bytes()).collect::<Vec<u8>>();
         let run = |apart: bool| {
             let (qt, kt, vt) = (output(&be, [m, 1, 1, 1]), output(&be, [m, 1, 1, 1]), output(&be, [m, 1, 1, 1]));
-            let (qr, kr) = (output(&be, [hd, heads, 1, 1]), output(&be, [hd, heads, 1, 1]));
+            let x = upload(&be, GgmlType::F32, [k, 1, 1, 1], &x_bytes);
+            let qr = output(&be, [hd, heads, 1, 1]);
+            let kr = if over_x {
+                Tensor::contiguous(x.buffer.clone(), x.offset, GgmlType::F32, [hd, heads, 1, 1]).unwrap()
+            } else {
+                output(&be, [hd, heads, 1, 1])
+            };
             let k_cache = upload(&be, GgmlType::F16, [m, rows, 1, 1], &f16_bytes(&k_fill));
             let v_cache = if v_transposed {
                 upload(&be, GgmlType::F16, [1, m * rows, 1, 1], &f16_bytes(&v_fill))
@@ -463,14 +475,25 @@ fn token_products_rotate_and_store_their_rows_as_the_separate_nodes_do() {
                     vec![heads_of(t), pos.clone()]
                 }
             };
-            // ggml's order: Q, its rope, K, V, K's rope, the cache writes.
-            let mut nodes = vec![
+            // ggml's order: Q, its rope, K and V (either order), K's rope, the cache writes. With V first, K's rope
+            // may take the activations' bytes (ggml's allocator reuses them once the last product read them).
+            let q_nodes = [
                 Node { op: Op::MulMat, src: vec![Some(w[0].clone()), Some(x.clone())], dst: qt.clone() },
                 Node { op: Op::Rope(params), src: rope_src(&qt).into_iter().map(Some).collect(), dst: qr.clone() },
-                Node { op: Op::MulMat, src: vec![Some(w[1].clone()), Some(x.clone())], dst: kt.clone() },
-                Node { op: Op::MulMat, src: vec![Some(w[2].clone()), Some(x.clone())], dst: vt.clone() },
-                Node { op: Op::Rope(params), src: rope_src(&kt).into_iter().map(Some).collect(), dst: kr.clone() },
             ];
+            let k_node = Node { op: Op::MulMat, src: vec![Some(w[1].clone()), Some(x.clone())], dst: kt.clone() };
+            let v_node = Node { op: Op::MulMat, src: vec![Some(w[2].clone()), Some(x.clone())], dst: vt.clone() };
+            let mut nodes = q_nodes.to_vec();
+            if over_x {
+                nodes.extend([v_node, k_node]);
+            } else {
+                nodes.extend([k_node, v_node]);
+            }
+            nodes.push(Node {
+                op: Op::Rope(params),
+                src: rope_src(&kt).into_iter().map(Some).collect(),
+                dst: kr.clone(),
+            });
             nodes.push(node(Op::SetRows, &[&row_of(&kr), &k_idx], &k_cache));
             nodes.push(node(Op::SetRows, &[&v_rows, &v_idx], &v_cache));
             let mut dispatches = 0;
@@ -504,9 +527,14 @@ fn token_products_rotate_and_store_their_rows_as_the_separate_nodes_do() {
         let products = be.compute(&g).unwrap().dispatches;
         let subgroups = be.device().caps().subgroup_arithmetic
             && std::env::var("GGVK_SHARED_REDUCTION").ok().as_deref() != Some("1");
-        let int_dot = ggvk::ops::matmul::uses_int_dot(be.device(), &w[0], &x);
+        // The integer-dot kernels and the F16 / F32 kernel take the epilogue.
+        let int_dot =
+            ggvk::ops::matmul::uses_int_dot(be.device(), &w[0], &x) || matches!(ty, GgmlType::F16 | GgmlType::F32);
+        let float = matches!(ty, GgmlType::F16 | GgmlType::F32);
         if ggvk::graph::fusion::mat_vec_rope_enabled() && subgroups && int_dot {
-            assert_eq!(fused_dispatches, products, "{what}: dispatches");
+            // A float kernel leaves a rope over its activations to the rope kernel (with its cache write).
+            let apart = u32::from(float && over_x);
+            assert_eq!(fused_dispatches, products + apart, "{what}: dispatches");
         } else {
             // Each product once, the ropes and sets apart (K's rope and set as one where that fuses).
             let rope_set = u32::from(!ggvk::graph::fusion::rope_set_rows_enabled());

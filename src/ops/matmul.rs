@@ -633,8 +633,25 @@ fn record_piece(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor, ep
                 (if fuse { epi } else { Epilogue::None }, a.ty),
             );
         }
-        let (sg, shmem) = kquant_matvec_shaders(a.ty, &p).or_else(|| matvec_shaders_for(a)).expect("checked");
         let vec4 = (p.b_off % 4 == 0 && p.b_col % 4 == 0 && p.b_s2 % 4 == 0 && p.b_s3 % 4 == 0) as u32;
+        // F16 / F32 weights take the rope epilogue too (`mul_mat_vec.comp`'s float path), unless the rope writes over
+        // the activations, which this kernel reads as they are while its rows are rotated (the integer-dot kernels
+        // read an 8-bit copy made before them).
+        let rope_over_b = match epi {
+            Epilogue::Rope(f) => f.rope.is_some_and(|r| crate::graph::fusion::overlaps(&r.dst, b)),
+            _ => true,
+        };
+        if matches!(a.ty, GgmlType::F16 | GgmlType::F32) && !rope_over_b {
+            if let Some(FusedKernel { shader, extra, push }) =
+                fused_epilogue(&device, epi, fuse, (a.ty, false, rows), p)?
+            {
+                let pipeline = device.pipelines().get(&device, &shader, &[wg, 1, 1, rows, vec4, unroll, p.n])?;
+                let all: Vec<Binding> = bindings.iter().cloned().chain(extra).collect();
+                rec.dispatch("mul_mat_vec", &pipeline, &all, &push, [gx, gy, batches])?;
+                return Ok(true);
+            }
+        }
+        let (sg, shmem) = kquant_matvec_shaders(a.ty, &p).or_else(|| matvec_shaders_for(a)).expect("checked");
         let spec = [wg, 1, 1, rows, vec4, unroll, p.n];
         let pipeline = device.pipelines().get(&device, if use_sg { &sg } else { &shmem }, &spec)?;
         rec.dispatch("mul_mat_vec", &pipeline, &bindings, push, [gx, gy, batches]).map(|_| false)

@@ -1,4 +1,4 @@
-//! The rope / K-V cache epilogue of the one-column integer-dot mat-vec kernels (`FUSE_ROPE`,
+//! The rope / K-V cache epilogue of the one-column mat-vec kernels (integer-dot ones, and F16 / F32 weights; `FUSE_ROPE`,
 //! `shaders/matvec_rope.glsl`): a token's Q product also rotates its rows (ROPE), K's also stores the rotated rows
 //! into the K cache (ROPE then SET_ROWS), V's stores its rows into the V cache (SET_ROWS), as
 //! [`crate::graph::fusion::plan_groups`] groups them. The rotation is `rope.comp`'s arithmetic (the shared
@@ -60,6 +60,8 @@ fn shader(ty: GgmlType, wide: bool) -> Option<Shader> {
         GgmlType::Q4_K => ("mul_mat_vec_q4_k_idot_rope", spirv::MUL_MAT_VEC_Q4_K_IDOT_ROPE),
         GgmlType::Q5_K => ("mul_mat_vec_q5_k_idot_rope", spirv::MUL_MAT_VEC_Q5_K_IDOT_ROPE),
         GgmlType::Q6_K => ("mul_mat_vec_q6_k_idot_rope", spirv::MUL_MAT_VEC_Q6_K_IDOT_ROPE),
+        GgmlType::F16 => ("mul_mat_vec_f16_rope", spirv::MUL_MAT_VEC_F16_ROPE),
+        GgmlType::F32 => ("mul_mat_vec_f32_rope", spirv::MUL_MAT_VEC_F32_ROPE),
         _ => return None,
     };
     Some(Shader { name, spirv, bindings: 8, push_size: PUSH })
