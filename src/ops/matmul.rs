@@ -454,16 +454,27 @@ pub fn record(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor) -> R
 /// kernels with subgroup reductions, every tensor in one storage window), the ADD that follows it in the same
 /// dispatch. Returns whether the ADD was recorded; if not, the caller records it as its own node.
 pub fn record_with_add(rec: &mut Recorder<'_>, f: &MatVecAdd<'_>) -> Result<bool> {
-    let (a, b) = (f.mm.src(0)?, f.mm.src(1)?);
-    let dst = &f.mm.dst;
+    record_fused(rec, f.mm, Epilogue::Add(f), &[f.addend, f.out])
+}
+
+/// Record the product of `mm` and, where a mat-vec kernel takes `epi` in the same dispatch (every tensor, the
+/// product's and the epilogue's `outside` ones, in one storage window), `epi` with it. Returns whether it did; if
+/// not, the product alone is recorded and the caller records the rest.
+fn record_fused(
+    rec: &mut Recorder<'_>,
+    mm: &crate::graph::Node,
+    epi: Epilogue<'_>,
+    outside: &[&Tensor],
+) -> Result<bool> {
+    let (a, b) = (mm.src(0)?, mm.src(1)?);
+    let dst = &mm.dst;
     check(a, b, dst)?;
     let b = &cpy::f32_operand(rec, b)?;
     let device = rec.device().clone();
-    if split_plan(&device, a, b, dst)?.is_some() || [f.addend, f.out].iter().any(|t| t.nbytes() > window_limit(&device))
-    {
+    if split_plan(&device, a, b, dst)?.is_some() || outside.iter().any(|t| t.nbytes() > window_limit(&device)) {
         return record(rec, a, b, dst).map(|_| false);
     }
-    record_piece(rec, a, b, dst, Epilogue::Add(f))
+    record_piece(rec, a, b, dst, epi)
 }
 
 /// The mat-vec kernel that also writes the following ADD (`FUSE_ADD`), for weights of type `ty` on the
@@ -531,15 +542,10 @@ fn fused_epilogue(
 /// cache writes in the same dispatch. Returns whether it did; if not, only the product is recorded and the caller
 /// records the rest.
 pub fn record_with_rope(rec: &mut Recorder<'_>, f: &MatVecRope<'_>) -> Result<bool> {
-    let (a, b) = (f.mm.src(0)?, f.mm.src(1)?);
-    let dst = &f.mm.dst;
-    check(a, b, dst)?;
-    let b = &cpy::f32_operand(rec, b)?;
-    let device = rec.device().clone();
-    if split_plan(&device, a, b, dst)?.is_some() {
-        return record(rec, a, b, dst).map(|_| false);
-    }
-    record_piece(rec, a, b, dst, Epilogue::Rope(f))
+    let rope_out = f.rope.map(|r| &r.dst);
+    let cache = f.cache.map(|c| c.cache);
+    let outside: Vec<&Tensor> = rope_out.into_iter().chain(cache).collect();
+    record_fused(rec, f.mm, Epilogue::Rope(f), &outside)
 }
 
 /// Record a multiplication whose tensors each fit one storage window, and the ADD of `add` with it where a fused
