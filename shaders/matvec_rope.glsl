@@ -11,6 +11,7 @@
 // Bit 0 of flags: frequency factors at f_off. Offsets and strides in elements of their buffers.
 #include "rope_theta.glsl"
 #include "half_bits.glsl"
+#include "row_index.glsl"
 
 layout(binding = 3) readonly buffer EpPos { int ep_pos[]; };
 layout(binding = 4) readonly buffer EpFf { float ep_ff[]; };
@@ -74,7 +75,7 @@ void matvec_rope_epilogue(uint row0, float t) {
         const bool idx64 = (pe.flags & 2u) != 0u;
         const uint ip = pe.i_off + (row / pe.set_len) * (idx64 ? 2u : 1u);
         const uint slot = ep_idx[ip];
-        const bool in_range = (idx64 ? ep_idx[ip + 1u] == 0u : int(slot) >= 0) && slot < pe.c_rows;
+        const bool in_range = row_index_in_range(idx64, slot, idx64 ? ep_idx[ip + 1u] : 0u, pe.c_rows);
         if (in_range) {
             ep_cache[pe.c_off + slot * pe.c_s1 + row % pe.set_len] = uint16_t(float_bits_to_half(floatBitsToUint(y)));
         }

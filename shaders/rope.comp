@@ -17,6 +17,7 @@
 // ne0 * ne1 values, one per position). An index outside [0, c_rows) writes no cache value, as SET_ROWS.
 #include "common.glsl"
 #include "rope_theta.glsl"
+#include "row_index.glsl"
 
 layout(local_size_x = 256, local_size_y = 1, local_size_z = 1) in;
 
@@ -127,7 +128,7 @@ void main() {
     const bool idx64 = (pc.has_ff & 2u) != 0u;
     const uint ip = pc.i_off + (i2 + pc.ne2 * i3) * (idx64 ? 2u : 1u);
     const uint slot = idx[ip];
-    const bool cached = (idx64 ? idx[ip + 1u] == 0u : int(slot) >= 0) && slot < pc.c_rows;
+    const bool cached = row_index_in_range(idx64, slot, idx64 ? idx[ip + 1u] : 0u, pc.c_rows);
     const uint cb = pc.c_off + slot * pc.c_s1 + i1 * pc.ne0;
 #endif
     uint q;

@@ -10,6 +10,7 @@
 //   src0's offset and strides multiples of 4 floats, dst's multiples of 4 halves); x = column chunks of 4 WG values.
 #include "common.glsl"
 #include "half_bits.glsl"
+#include "row_index.glsl"
 
 layout(local_size_x = 256, local_size_y = 1, local_size_z = 1) in;
 const uint WG = 256;
@@ -63,8 +64,8 @@ void main() {
     const uint i03 = row / (pc.ne01 * pc.ne02);
     const uint p = pc.i_off + i * pc.i_s0 + (i02 % pc.ne11) * pc.i_s1 + (i03 % pc.ne12) * pc.i_s2;
     const uint lo = idx[p];
-    // I64: in range only if the high word is 0 (non-negative, below 2^32) and the low word is below ne1.
-    const bool valid = ((pc.idx64 & 1u) != 0u ? idx[p + 1u] == 0u : int(lo) >= 0) && lo < pc.ne1;
+    const bool idx64 = (pc.idx64 & 1u) != 0u;
+    const bool valid = row_index_in_range(idx64, lo, idx64 ? idx[p + 1u] : 0u, pc.ne1);
     if (!valid) { return; }
     const uint ab = pc.a_off + i * pc.a_s1 + i02 * pc.a_s2 + i03 * pc.a_s3;
     const uint db = pc.d_off + lo * pc.d_s1 + i02 * pc.d_s2 + i03 * pc.d_s3;

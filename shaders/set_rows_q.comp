@@ -18,6 +18,7 @@ layout(binding = 1) readonly buffer I { uint idx[]; };
 layout(binding = 2) writeonly buffer D { uint16_t d[]; };
 
 #include "quantize.glsl"
+#include "row_index.glsl"
 
 // Mirrors ops::rows::SetRowsPush. Offsets and strides: src0 in its elements, indices in 32-bit words, dst in
 // 16-bit words.
@@ -39,7 +40,8 @@ void main() {
     const uint i03 = row / (pc.ne01 * pc.ne02);
     const uint p = pc.i_off + i * pc.i_s0 + (i02 % pc.ne11) * pc.i_s1 + (i03 % pc.ne12) * pc.i_s2;
     const uint lo = idx[p];
-    const bool valid = (pc.idx64 != 0u ? idx[p + 1u] == 0u : int(lo) >= 0) && lo < pc.ne1;
+    const bool idx64 = pc.idx64 != 0u;
+    const bool valid = row_index_in_range(idx64, lo, idx64 ? idx[p + 1u] : 0u, pc.ne1);
     if (!valid) { return; }
     const uint ab = pc.a_off + i * pc.a_s1 + i02 * pc.a_s2 + i03 * pc.a_s3 + blk * QUANT_QK;
     const uint db = pc.d_off + lo * pc.d_s1 + i02 * pc.d_s2 + i03 * pc.d_s3 + blk * BLOCK_WORDS;
