@@ -40,6 +40,7 @@ GGVK_SHARED_REDUCTION=1 cargo test --release --test ops --test ops_norm_rows --t
   | tee "$LOGS/cargo-test-shmem.log"
 step "Rust kernel tests with f32 activations for Q4_0/Q8_0/K-quant weights (GGVK_INT_DOT=0; the default rounds them to 8 bits)"
 GGVK_INT_DOT=0 cargo test --release --test ops --test ops_moe --test ops_kquant 2>&1 | tee "$LOGS/cargo-test-f32act.log"
+GGVK_INT_DOT=0 cargo test --release --test ops_dq dq_mul_mat_vec 2>&1 | tee "$LOGS/cargo-test-f32act-dq.log"
 step "... and with the shared-memory reduction"
 GGVK_INT_DOT=0 GGVK_SHARED_REDUCTION=1 cargo test --release --test ops 2>&1 | tee "$LOGS/cargo-test-f32act-shmem.log"
 step "Rust kernel tests with every node in its own submission (dependencies across command buffers)"

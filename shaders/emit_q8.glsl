@@ -3,7 +3,8 @@
 // skipped (src/ops/q8_emit.rs; the executor decides through src/graph/fusion.rs). The codes are bit-identical to
 // the stand-alone kernels':
 //   EMIT_QX:  quantize_q8_1.comp's 10-word blocks per 32 values (d as f32 bits of the f16-rounded max|x| / 127,
-//             sum of codes, codes round-half-even(x * 127 / max|x|)); eight invocations per block.
+//             the sum of codes as int16 and ggml Q8_1's s = f16(d * sum) above it, codes
+//             round-half-even(x * 127 / max|x|)); eight invocations per block.
 //   EMIT_Q8K: quantize_q8_k.comp's 76-word Q8_K blocks per 256 values (the first value of largest magnitude,
 //             iscale = -127 / it, nearest codes capped at 127, d = 1 / iscale, sums per 32 values); 64 invocations
 //             per block.
@@ -18,6 +19,8 @@
 // half_bits.glsl) first.
 
 #if defined(EMIT_QX)
+#define QX_WRITE
+#include "qx_block.glsl"
 #define EQ_TPB 8u
 shared float eq_amax[WG];
 shared int eq_sum[WG];
@@ -49,7 +52,7 @@ void emit_q8_block(vec4 y, bool live, uint word) {
             [[unroll]] for (uint i = 0; i < EQ_TPB; ++i) { total += eq_sum[first + i]; }
             const float d = div_rn(amax, 127.0);
             q8out[word] = floatBitsToUint(uintBitsToFloat(half_to_float_bits(float_bits_to_half(floatBitsToUint(d)))));
-            q8out[word + 1u] = uint(total);
+            q8out[word + 1u] = qx_sum_word(total, d);
         }
     }
     // The shared arrays are reused by the next call.

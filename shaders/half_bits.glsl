@@ -1,5 +1,7 @@
 // Exact f16 <-> f32 conversions on bit patterns, in integer arithmetic, so no driver rounding mode or
 // denormal flushing can change a result (GLSL leaves packHalf2x16's rounding to the implementation).
+#ifndef HALF_BITS_GLSL
+#define HALF_BITS_GLSL
 
 // f16 bits (low 16 bits of h) -> f32 bits. Exact for every input: subnormal halves become normal floats,
 // infinities stay infinite; a NaN keeps its payload (shifted into the top of the f32 mantissa) and comes out
@@ -48,3 +50,4 @@ uint float_bits_to_half(uint f) {
     if (rest > half_point || (rest == half_point && (mant & 1u) != 0u)) { mant += 1u; }
     return sign | mant;
 }
+#endif // HALF_BITS_GLSL

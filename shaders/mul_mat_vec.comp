@@ -5,11 +5,23 @@
 // Quantized weights: four threads per 32-value block, blocks strided by WG/4; a thread's x values are loaded
 // once and reused for every row. Float weights (F32, F16, and BF16 rows whose length is not a multiple of 4,
 // which the generic kernel's 4-value chunks cannot take): one k per thread, strided by WG. Partial sums are reduced with subgroupAdd (or shared memory).
+// Q4_1, Q5_0, Q5_1, IQ4_NL and MXFP4 weights (integer-dot path only; the generic kernel takes them otherwise):
+// the same four threads per block; each thread builds its quarter's codes as 8-bit lanes (fifth bits spread in,
+// table levels looked up in shared memory) and takes the same dot products as Q4_0, with the block's scale, min
+// and code offset applied as ggml's CPU dot products apply them against Q8_0/Q8_1 activations.
 // FUSE_ROPE (one column, integer-dot paths): the rows also go through the rope / K-V cache epilogue of
 // matvec_rope.glsl (the rope and SET_ROWS that follow a token's Q, K and V products, in the same dispatch).
 #include "common.glsl"
+#include "half_bits.glsl"
+#include "qx_block.glsl"
 #ifdef INT_DOT
 #extension GL_EXT_integer_dot_product : require
+#endif
+#if defined(A_Q4_1) || defined(A_Q5_0) || defined(A_Q5_1) || defined(A_IQ4_NL) || defined(A_MXFP4)
+#define QX_LEGACY 1
+#ifndef INT_DOT
+#error "Q4_1, Q5_0, Q5_1, IQ4_NL and MXFP4 take this kernel on the integer-dot path only"
+#endif
 #endif
 #ifndef NO_SUBGROUPS
 #extension GL_KHR_shader_subgroup_basic : require
@@ -31,8 +43,31 @@ layout(binding = 0) readonly buffer A { float a[]; };
 #else
 layout(binding = 0) readonly buffer A { uint16_t a[]; };
 #endif
+#ifdef WIDE16
+// F16 or BF16 weights whose rows start on 16-byte boundaries (offset and strides multiples of 8 values, k a
+// multiple of 8; checked on the host): 8 consecutive values per thread per step, one 16-byte load per row. The
+// activations are rounded in the kernel as the CPU backend's dot products take them (to f16; to bf16, to nearest
+// even as ggml's FP32_TO_BF16, where ggvk rounds them for BF16 at all: no rounding pre-pass).
+#if !defined(A_F16) && !defined(A_BF16)
+#error "WIDE16 is a variant of the F16 and BF16 kernels"
+#endif
+layout(binding = 0) readonly buffer A8 { uvec4 a8[]; };
+// BF16: whether the activations are rounded to bf16 (where ggvk rounds BF16 products' activations at all).
+layout(constant_id = 7) const bool ROUND_X = true;
+#ifdef A_BF16
+vec2 pair16(uint w) { return vec2(uintBitsToFloat(w << 16), uintBitsToFloat(w & 0xFFFF0000u)); }
+float round_to_bf16(float x) {
+    const uint u = floatBitsToUint(x);
+    return uintBitsToFloat(isnan(x) ? ((u | 0x00400000u) & 0xFFFF0000u) : ((u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u));
+}
+vec4 round4(vec4 x) { return vec4(round_to_bf16(x.x), round_to_bf16(x.y), round_to_bf16(x.z), round_to_bf16(x.w)); }
+#else
+vec2 pair16(uint w) { return unpackHalf2x16(w); }
+vec4 round4(vec4 x) { return vec4(unpackHalf2x16(packHalf2x16(x.xy)), unpackHalf2x16(packHalf2x16(x.zw))); }
+#endif
+#endif
 #ifdef INT_DOT
-// x quantized by quantize_q8_1.comp: 10 words per 32-value block ([d] [sum q] [8 words of q]).
+// x quantized by quantize_q8_1.comp: 10 words per 32-value block ([d] [sum q | s] [8 words of q], qx_block.glsl).
 layout(binding = 1) readonly buffer BQ { uint bq[]; };
 #else
 layout(binding = 1) readonly buffer B { float b[]; };
@@ -57,11 +92,66 @@ MATMUL_PUSH
 
 shared float red[NCOLS * NROWS * WG];
 
+#ifdef QX_LEGACY
+// Block layouts in 16-bit words: the block's size, where its fifth bits (qh, a little-endian u32) and its 16 code
+// bytes (element j in the low nibble of byte j, element j + 16 in the high one) start. MXFP4's 17-byte blocks are
+// addressed in bytes instead (a_byte, a_bytes4).
+#if defined(A_Q4_1)
+#define QX_A_WORDS 10u
+#define QS_WORD 2u
+#elif defined(A_Q5_0)
+#define QX_A_WORDS 11u
+#define QH_WORD 1u
+#define QS_WORD 3u
+#elif defined(A_Q5_1)
+#define QX_A_WORDS 12u
+#define QH_WORD 2u
+#define QS_WORD 4u
+#elif defined(A_IQ4_NL)
+#define QX_A_WORDS 9u
+#define QS_WORD 1u
+#endif
+
+// Bits 0..3 of h as bit 4 of bytes 0..3 (the fifth bit of four codes).
+uint spread4(uint h) {
+    return ((h & 1u) << 4) | ((h & 2u) << 11) | ((h & 4u) << 18) | ((h & 8u) << 25);
+}
+
+#if defined(A_IQ4_NL) || defined(A_MXFP4)
+// ggml's kvalues_iq4nl / kvalues_mxfp4 as 8-bit lanes, looked up per code.
+#if defined(A_IQ4_NL)
+const int LEVELS[16] = int[16](-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113);
+#else
+const int LEVELS[16] = int[16](0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12);
+#endif
+shared uint lut[16];
+uint lut_bytes(uint n) {
+    return lut[n & 15u] | (lut[(n >> 8) & 15u] << 8) | (lut[(n >> 16) & 15u] << 16) | (lut[n >> 24] << 24);
+}
+#endif
+
+#ifdef A_MXFP4
+uint a_byte(uint i) { return (uint(a[i >> 1]) >> ((i & 1u) * 8u)) & 0xFFu; }
+// Bytes i..i+3 of the weights as a little-endian u32 (i may be odd); the third word is read only within the buffer.
+uint a_bytes4(uint i) {
+    const uint w = i >> 1;
+    const uint sh = (i & 1u) * 8u;
+    const uint lo = uint(a[w]) | (uint(a[w + 1u]) << 16);
+    const uint w2 = uint(a[min(w + 2u, uint(a.length()) - 1u)]);
+    return (lo >> sh) | ((w2 << 16) << (16u - sh));
+}
+#endif
+#endif
+
 void main() {
 #ifdef FUSE_ROPE
     matvec_rope_prologue();
 #endif
     const uint tid = gl_LocalInvocationID.x;
+#if defined(A_IQ4_NL) || defined(A_MXFP4)
+    if (tid < 16u) { lut[tid] = uint(LEVELS[tid]) & 0xFFu; }
+    barrier();
+#endif
     const uint group = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
     const uint row0 = group * NROWS;
     const uint z = gl_WorkGroupID.z;
@@ -84,7 +174,7 @@ void main() {
     uint rbase[NROWS];
     [[unroll]] for (uint r = 0; r < NROWS; ++r) { rbase[r] = a_base + min(row0 + r, pc.m - 1) * pc.a_row; }
 
-#if defined(A_Q4_0) || defined(A_Q8_0)
+#if defined(A_Q4_0) || defined(A_Q8_0) || defined(QX_LEGACY)
     // Four threads share a block, each taking a quarter of it, so a subgroup reads consecutive blocks
     // (coalesced 16-bit loads); the block's scale is a broadcast load.
     const uint nblocks = pc.k / QK;
@@ -104,12 +194,56 @@ void main() {
         // Nibbles are 0..15; (n - 8) . x = n . x - 8 sum(x), the block's sum taken once (by quarter 0).
         const int x_lo = int(bq[xb + 2u + part]);
         const int x_hi = int(bq[xb + 6u + part]);
-        const float corr = part == 0u ? 8.0 * float(int(bq[xb + 1u])) : 0.0;
+        const float corr = part == 0u ? 8.0 * float(qx_sum(bq[xb + 1u])) : 0.0;
         [[unroll]] for (uint r = 0; r < NROWS; ++r) {
             const uint base = rbase[r] + blk * Q4_0_WORDS;
             const uint w = uint(a[base + 1 + 2 * part]) | (uint(a[base + 2 + 2 * part]) << 16);
             const int s = dotPacked4x8EXT(int(w & 0x0F0F0F0Fu), x_lo) + dotPacked4x8EXT(int((w >> 4) & 0x0F0F0F0Fu), x_hi);
             acc[c * NROWS + r] += f16_bits_to_float(a[base]) * dx * (float(s) - corr);
+        }
+        }
+#elif defined(QX_LEGACY)
+        // Quarter p: codes of elements 4p..4p+3 (low nibbles of code bytes 4p..4p+3) against x_lo, elements
+        // 16+4p..16+4p+3 (their high nibbles) against x_hi.
+        const int x_lo = int(bq[xb + 2u + part]);
+        const int x_hi = int(bq[xb + 6u + part]);
+        const uint xsw = bq[xb + 1u];
+        [[unroll]] for (uint r = 0; r < NROWS; ++r) {
+#if defined(A_MXFP4)
+            const uint byte0 = 2u * rbase[r] + 17u * blk;
+            const uint e = a_byte(byte0);
+            // GGML_E8M0_TO_FP32_HALF: 2^(e - 128), subnormal below e = 2.
+            const float dw = uintBitsToFloat(e < 2u ? (0x00200000u << e) : ((e - 1u) << 23));
+            const uint qs = a_bytes4(byte0 + 1u + 4u * part);
+#else
+            const uint base = rbase[r] + blk * QX_A_WORDS;
+            const float dw = f16_bits_to_float(a[base]);
+            const uint qs = uint(a[base + QS_WORD + 2u * part]) | (uint(a[base + QS_WORD + 1u + 2u * part]) << 16);
+#endif
+            uint lo = qs & 0x0F0F0F0Fu;
+            uint hi = (qs >> 4) & 0x0F0F0F0Fu;
+#if defined(A_Q5_0) || defined(A_Q5_1)
+            const uint qh = uint(a[base + QH_WORD]) | (uint(a[base + QH_WORD + 1u]) << 16);
+            lo |= spread4(qh >> (4u * part));
+            hi |= spread4(qh >> (16u + 4u * part));
+#endif
+#if defined(A_IQ4_NL) || defined(A_MXFP4)
+            lo = lut_bytes(lo);
+            hi = lut_bytes(hi);
+#endif
+            int s = dotPacked4x8EXT(int(lo), x_lo) + dotPacked4x8EXT(int(hi), x_hi);
+#if defined(A_Q5_0)
+            // Codes 0..31 stand for -16..15: the block's sum of x times 16 taken once (by quarter 0), in integers.
+            s -= part == 0u ? 16 * qx_sum(xsw) : 0;
+#endif
+#if defined(A_Q4_1) || defined(A_Q5_1)
+            // value = d * code + m: as ggml's CPU dot product, d d_x sum(code q) + m s, s = f16(d_x sum(q)) as the
+            // activations' quantization stored it (once per block, by quarter 0).
+            const float ms = part == 0u ? f16_bits_to_float(a[base + 1u]) * uintBitsToFloat(half_to_float_bits(xsw >> 16)) : 0.0;
+            acc[c * NROWS + r] += dx * (dw * float(s)) + valid * ms;
+#else
+            acc[c * NROWS + r] += dx * (dw * float(s));
+#endif
         }
         }
 #else
@@ -174,6 +308,33 @@ void main() {
         }
 #endif
       }
+    }
+#elif defined(WIDE16)
+    for (uint g = tid; g < pc.k / 8u; g += WG) {
+        vec4 w0[NROWS];
+        vec4 w1[NROWS];
+        [[unroll]] for (uint r = 0; r < NROWS; ++r) {
+            const uvec4 v = a8[(rbase[r] >> 3) + g];
+            w0[r] = vec4(pair16(v.x), pair16(v.y));
+            w1[r] = vec4(pair16(v.z), pair16(v.w));
+        }
+        [[unroll]] for (uint c = 0; c < NCOLS; ++c) {
+            const uint e = b_base + c * pc.b_col + 8u * g;
+            vec4 x0;
+            vec4 x1;
+            if (B_VEC4) {
+                x0 = b4[e / 4u];
+                x1 = b4[e / 4u + 1u];
+            } else {
+                x0 = vec4(b[e], b[e + 1u], b[e + 2u], b[e + 3u]);
+                x1 = vec4(b[e + 4u], b[e + 5u], b[e + 6u], b[e + 7u]);
+            }
+            if (ROUND_X) {
+                x0 = round4(x0);
+                x1 = round4(x1);
+            }
+            [[unroll]] for (uint r = 0; r < NROWS; ++r) { acc[c * NROWS + r] += dot(w0[r], x0) + dot(w1[r], x1); }
+        }
     }
 #else
     for (uint kk = tid; kk < pc.k; kk += WG) {

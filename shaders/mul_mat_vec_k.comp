@@ -27,6 +27,14 @@
 // sub-block 2 (t / 2) + 1 (high nibbles), for Q5_K also the 16 qh bytes of those positions; the activations' 16
 // code bytes of each in two more 16-byte loads. Six loads per 32 values per row instead of six per 16 (Q5_K: eight
 // per 16), and the scales unpacked once per 32 values.
+// Q2_K (Q2K), Q3_K (Q3K), IQ4_XS (IQ4XS): INT_DOT only (the generic kernel takes them otherwise), 16 units per block.
+//   Q2_K / Q3_K: unit t takes code bytes l0 = 4 (t % 8) .. +3 of the block's half n = t / 8: 4 values of each of
+//         the half's four 32-value groups j (2-bit codes at bit 2j; sub-block 8n + 2j + l0 / 16), one 32-bit
+//         load for all 16; Q3_K's high-mask bit 4n + j of bytes l0 .. l0 + 3 lifts each code by 4, and the codes
+//         become code - 4 as signed bytes; Q2_K's mins meet the unit's own activation code sums (a dot product
+//         with ones), since Q8_K keeps sums per 32 values and Q2_K's mins cover 16.
+//   IQ4_XS: unit t takes 8 code bytes of sub-block t / 2 (elements 8 (t % 2) .. +7 in the low nibbles, the same
+//         + 16 in the high ones), each looked up in kvalues_iq4nl (shared memory) as a signed byte.
 // Partial sums are reduced with subgroupAdd (or shared memory with NO_SUBGROUPS).
 // FUSE_ROPE (one column, integer-dot paths): the rows also go through the rope / K-V cache epilogue of
 // matvec_rope.glsl (the rope and SET_ROWS that follow a token's Q, K and V products, in the same dispatch).
@@ -87,8 +95,17 @@ uint dq_u16(uint i) { return uint(a[i]); }
 #define BLOCK_WORDS 88u
 #elif defined(Q6K)
 #define BLOCK_WORDS 105u
+#elif defined(Q2K)
+#define BLOCK_WORDS 42u
+#elif defined(Q3K)
+#define BLOCK_WORDS 55u
+#elif defined(IQ4XS)
+#define BLOCK_WORDS 68u
 #else
-#error "define Q4K, Q5K or Q6K"
+#error "define Q4K, Q5K, Q6K, Q2K, Q3K or IQ4XS"
+#endif
+#if (defined(Q2K) || defined(Q3K) || defined(IQ4XS)) && !defined(INT_DOT)
+#error "Q2_K, Q3_K and IQ4_XS take this kernel on integer dot products only"
 #endif
 #define QK_K 256u
 #ifdef WIDE
@@ -112,6 +129,27 @@ vec4 load_x(uint e) {
 const uvec4 LANES = uvec4(0u, 8u, 16u, 24u);
 
 shared float red[NCOLS * NROWS * WG];
+
+#ifdef Q3K
+// Q3_K's sub-block scale i (0..15) from its 12 scale bytes in s0 (bytes 0-3), s1 (4-7), s2 (8-11), minus 32: low
+// four bits from byte i % 8 (its low nibble for i < 8, its high one after), high two from byte 8 + i % 4 at bit
+// 2 (i / 4), as ggml unpacks them.
+int q3k_scale(uint i, uint s0, uint s1, uint s2) {
+    const uint b = ((i & 4u) != 0u ? s1 : s0) >> (8u * (i & 3u));
+    const uint lo = (b >> (4u * (i >> 3))) & 0xFu;
+    const uint hi = (s2 >> (8u * (i & 3u) + 2u * (i >> 2))) & 3u;
+    return int(lo | (hi << 4)) - 32;
+}
+#endif
+
+#ifdef IQ4XS
+// ggml's kvalues_iq4nl as 8-bit lanes, looked up per code.
+const int IQ4_LEVELS[16] = int[16](-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113);
+shared uint lut[16];
+uint lut_bytes(uint n) {
+    return lut[n & 15u] | (lut[(n >> 8) & 15u] << 8) | (lut[(n >> 16) & 15u] << 16) | (lut[n >> 24] << 24);
+}
+#endif
 
 #if defined(Q4K) || defined(Q5K)
 // ggml's get_scale_min_k4 for sub-blocks 2p and 2p + 1 from the 12 scale bytes in words q (bytes 0-3, 4-7, 8-11):
@@ -137,6 +175,10 @@ void main() {
     matvec_rope_prologue();
 #endif
     const uint tid = gl_LocalInvocationID.x;
+#ifdef IQ4XS
+    if (tid < 16u) { lut[tid] = uint(IQ4_LEVELS[tid]) & 0xFFu; }
+    barrier();
+#endif
     const uint group = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
     const uint row0 = group * NROWS;
     const uint z = gl_WorkGroupID.z;
@@ -287,6 +329,90 @@ void main() {
                     acc[col * NROWS + r] += valid ? s : 0.0;
                 }
 #endif
+            }
+#elif defined(Q2K) || defined(Q3K)
+            const uint n = t >> 3;
+            const uint l0 = 4u * (t & 7u);
+            const uint hsub = l0 >> 4;
+            [[unroll]] for (uint r = 0; r < NROWS; ++r) {
+                const uint bw = rbase[r] + blk * BLOCK_WORDS;
+#if defined(Q2K)
+                // [scales 16 bytes] [qs 64 bytes] [d] [dmin]
+                const uint oq = bw + 8u + 16u * n + l0 / 2u;
+                const uint q = uint(a[oq]) | (uint(a[oq + 1u]) << 16);
+                const uint os = bw + 4u * n; // scale bytes 8n .. 8n + 7
+                const uint sw0 = uint(a[os]) | (uint(a[os + 1u]) << 16);
+                const uint sw1 = uint(a[os + 2u]) | (uint(a[os + 3u]) << 16);
+                const vec2 dm = vec2(dq_k_half(uint(a[bw + 40u])), dq_k_half(uint(a[bw + 41u])));
+#else
+                // [hmask 32 bytes] [qs 64 bytes] [scales 12 bytes] [d]
+                const uint oq = bw + 16u + 16u * n + l0 / 2u;
+                const uint q = uint(a[oq]) | (uint(a[oq + 1u]) << 16);
+                const uint oh = bw + l0 / 2u;
+                const uint hm = uint(a[oh]) | (uint(a[oh + 1u]) << 16);
+                const uint s0 = uint(a[bw + 48u]) | (uint(a[bw + 49u]) << 16);
+                const uint s1 = uint(a[bw + 50u]) | (uint(a[bw + 51u]) << 16);
+                const uint s2 = uint(a[bw + 52u]) | (uint(a[bw + 53u]) << 16);
+                const float dd = dq_k_half(uint(a[bw + 54u]));
+#endif
+                int isc[NCOLS];
+                int imn[NCOLS];
+                [[unroll]] for (uint col = 0; col < NCOLS; ++col) { isc[col] = 0; imn[col] = 0; }
+                [[unroll]] for (uint j = 0; j < 4u; ++j) {
+                    const uint c = (q >> (2u * j)) & 0x03030303u;
+#if defined(Q2K)
+                    const uint sb = ((j < 2u ? sw0 : sw1) >> (8u * (2u * (j & 1u) + hsub))) & 0xFFu;
+                    const int sc = int(sb & 0xFu);
+                    const int mn = int(sb >> 4);
+                    const int qs = int(c);
+#else
+                    // Code + 4 where the high-mask bit is set, then - 4 lane by lane as signed bytes (-4..3).
+                    const uint u = c | (((hm >> (4u * n + j)) & 0x01010101u) << 2);
+                    const int qs = int(((u | 0x80808080u) - 0x04040404u) ^ 0x80808080u);
+                    const int sc = q3k_scale(8u * n + 2u * j + hsub, s0, s1, s2);
+#endif
+                    [[unroll]] for (uint col = 0; col < NCOLS; ++col) {
+                        const int xv = int(bq[b_base + col * pc.b_col + blk * Q8K_WORDS + Q8K_CODES + 32u * n + 8u * j + (t & 7u)]);
+                        isc[col] += sc * dotPacked4x8EXT(qs, xv);
+#if defined(Q2K)
+                        imn[col] += mn * dotPacked4x8EXT(xv, 0x01010101);
+#endif
+                    }
+                }
+                [[unroll]] for (uint col = 0; col < NCOLS; ++col) {
+                    const float dx = uintBitsToFloat(bq[b_base + col * pc.b_col + blk * Q8K_WORDS]);
+#if defined(Q2K)
+                    acc[col * NROWS + r] += valid ? dx * (dm.x * float(isc[col]) - dm.y * float(imn[col])) : 0.0;
+#else
+                    acc[col * NROWS + r] += valid ? dx * dd * float(isc[col]) : 0.0;
+#endif
+                }
+            }
+#elif defined(IQ4XS)
+            const uint ib = t >> 1;
+            const uint hh = t & 1u;
+            [[unroll]] for (uint r = 0; r < NROWS; ++r) {
+                // [d] [scales_h] [scales_l 4 bytes] [qs 128 bytes]
+                const uint bw = rbase[r] + blk * BLOCK_WORDS;
+                const float dd = dq_k_half(uint(a[bw]));
+                const uint sl = (uint(a[bw + 2u + (ib >> 2)]) >> (8u * ((ib >> 1) & 1u) + 4u * (ib & 1u))) & 0xFu;
+                const uint sh = (uint(a[bw + 1u]) >> (2u * ib)) & 3u;
+                const int ls = int(sl | (sh << 4)) - 32;
+                const uint oq = bw + 4u + 8u * ib + 4u * hh;
+                const uint q0 = uint(a[oq]) | (uint(a[oq + 1u]) << 16);
+                const uint q1 = uint(a[oq + 2u]) | (uint(a[oq + 3u]) << 16);
+                const int lo0 = int(lut_bytes(q0 & 0x0F0F0F0Fu));
+                const int lo1 = int(lut_bytes(q1 & 0x0F0F0F0Fu));
+                const int hi0 = int(lut_bytes((q0 >> 4) & 0x0F0F0F0Fu));
+                const int hi1 = int(lut_bytes((q1 >> 4) & 0x0F0F0F0Fu));
+                [[unroll]] for (uint col = 0; col < NCOLS; ++col) {
+                    const uint xb = b_base + col * pc.b_col + blk * Q8K_WORDS;
+                    const uint xw = xb + Q8K_CODES + 8u * ib + 2u * hh;
+                    const int s = dotPacked4x8EXT(lo0, int(bq[xw])) + dotPacked4x8EXT(lo1, int(bq[xw + 1u]))
+                                + dotPacked4x8EXT(hi0, int(bq[xw + 4u])) + dotPacked4x8EXT(hi1, int(bq[xw + 5u]));
+                    const float dx = uintBitsToFloat(bq[xb]);
+                    acc[col * NROWS + r] += valid ? dx * dd * float(ls * s) : 0.0;
+                }
             }
 #else
             const uint h = t >> 3;

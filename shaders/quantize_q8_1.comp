@@ -1,13 +1,17 @@
 #version 450
 // Quantize F32 columns to 8-bit blocks for the integer-dot mat-vec: per 32 values, d = max|x| / 127,
 // q = round(x * 127 / max|x|) (half to even), sum = sum(q); d is stored rounded to f16, as ggml's q8_0. Output block = 10 words:
-//   [0] d (f32 bits) [1] sum(q) (int) [2..9] q packed 4 per word, element e in byte e % 4 of word e / 4.
+//   [0] d (f32 bits) [1] sum(q) as int16 in the low half, ggml Q8_1's s = f16(d * sum(q)) (d before its f16
+//   rounding, as the CPU's quantize_row_q8_1 computes it) in the high half (qx_sum_word) [2..9] q packed 4 per
+//   word, element e in byte e % 4 of word e / 4.
 // Eight threads per block, four values each (consecutive threads read consecutive 16 bytes, so loads coalesce);
 // the block's max|x| and code sum are combined through shared memory. x = 8 x block within a column, y (+ z
 // overflow) = column (i11 + ne11 * (i12 + ne12 * i13)).
 #include "common.glsl"
 #include "half_bits.glsl"
 #include "div_rn.glsl"
+#define QX_WRITE
+#include "qx_block.glsl"
 
 #define WG 64u
 #define TPB 8u
@@ -68,6 +72,6 @@ void main() {
         [[unroll]] for (uint i = 0; i < TPB; ++i) { total += s_sum[first + i]; }
         const float d = div_rn(amax, 127.0);
         q[dst] = floatBitsToUint(uintBitsToFloat(half_to_float_bits(float_bits_to_half(floatBitsToUint(d)))));
-        q[dst + 1u] = uint(total);
+        q[dst + 1u] = qx_sum_word(total, d);
     }
 }

@@ -117,7 +117,7 @@ fn weights(rng: &mut Rng, ty: GgmlType, k: i64, m: i64) -> Vec<u8> {
         GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K => random_kquant(rng, ty, n),
         GgmlType::F16 => rng.vec(n).iter().flat_map(|v| half::f16::from_f32(*v).to_bits().to_le_bytes()).collect(),
         GgmlType::F32 => f32_bytes(&rng.vec(n)),
-        _ => ggvk::quant::quantize_to_vec(ty, &rng.vec(n)).unwrap(),
+        _ => random_typed(rng, ty, n),
     }
 }
 
@@ -187,6 +187,11 @@ fn norm_writes_the_quantized_activations_its_products_read() {
         (GgmlType::Q6_K, 2, false),
         (GgmlType::Q4_0, 12, false),
         (GgmlType::Q4_K, 2, true),
+        // The other 32-value block types and K-quants on integer dot products read the same blocks.
+        (GgmlType::Q5_0, 1, false),
+        (GgmlType::MXFP4, 2, false),
+        (GgmlType::IQ4_XS, 1, false),
+        (GgmlType::Q3_K, 3, false),
     ] {
         let what = format!("{ty} x {cols} columns (tied maxima: {tied})");
         let ne = [k, cols, 1, 1];
@@ -227,8 +232,12 @@ fn norm_writes_the_quantized_activations_its_products_read() {
         assert_eq!(download(&q1), download(&q2), "{what}: second product");
         let (emits, fused) = (emission_on(&be, &a, &m1), ggvk::graph::fusion::enabled());
         let quantizes = ggvk::ops::matmul::uses_int_dot(be.device(), &a, &m1);
-        assert_eq!(apart.dispatches, 5 + u32::from(quantizes), "{what}: apart");
-        assert_eq!(stats.dispatches, 2 + u32::from(!fused) + 1 + u32::from(quantizes && !emits), "{what}: fused");
+        // A cooperative-matrix product of f16 operands (devices that have one) reads an f16 copy of the activations,
+        // made once for both products.
+        let narrows = u32::from(ggvk::ops::coopmat::reads_f16_b(be.device(), &a, &m1));
+        assert_eq!(apart.dispatches, 5 + u32::from(quantizes) + narrows, "{what}: apart");
+        let fused_count = 2 + u32::from(!fused) + 1 + u32::from(quantizes && !emits) + narrows;
+        assert_eq!(stats.dispatches, fused_count, "{what}: fused");
     }
     assert_no_validation_errors();
 }
@@ -238,7 +247,14 @@ fn glu_writes_the_quantized_activations_its_product_reads() {
     let be = backend();
     let mut rng = Rng::new(17);
     let (k, m) = (768i64, 33i64);
-    for (ty, cols) in [(GgmlType::Q4_0, 1i64), (GgmlType::Q8_0, 2), (GgmlType::Q5_K, 1), (GgmlType::Q6_K, 1)] {
+    for (ty, cols) in [
+        (GgmlType::Q4_0, 1i64),
+        (GgmlType::Q8_0, 2),
+        (GgmlType::Q5_K, 1),
+        (GgmlType::Q6_K, 1),
+        (GgmlType::Q4_1, 1),
+        (GgmlType::Q2_K, 2),
+    ] {
         let what = format!("{ty} x {cols} columns");
         let ne = [k, cols, 1, 1];
         let gate = upload(&be, GgmlType::F32, ne, &f32_bytes(&rng.vec((k * cols) as usize)));

@@ -4,7 +4,9 @@
 //! shared-memory reduction of the mat-vec kernel.
 //!
 //! MUL_MAT: GPU result vs an f64 dot product over the CPU reference dequantization (`quant::dequantize`), with a
-//! relative tolerance of 1e-5 of sum |a||b| (f32 accumulation). GET_ROWS: the dequantized rows must equal the CPU
+//! relative tolerance of 1e-5 of sum |a||b| (f32 accumulation), the activations taken on the grid the product
+//! reads them on (the mat-vec of Q4_1, Q5_0, Q5_1, IQ4_NL, MXFP4, Q2_K, Q3_K and IQ4_XS runs the integer-dot kernels
+//! on devices with integer dot products: Q8_0 / Q8_K grids; CI also runs the mat-vec with `GGVK_INT_DOT=0`). GET_ROWS: the dequantized rows must equal the CPU
 //! reference bit for bit (Q4_1/Q5_0/Q5_1/BF16 and the K-quants compute ggml's formula without contraction; Q1_0,
 //! Q2_0 and NVFP4 have one product or a select); the IQ/TQ/MXFP4 types are allowed one rounding of difference
 //! (1e-6 of the row's largest magnitude), as the include interface permits fused multiply-adds. Q1_0, Q2_0 and NVFP4
@@ -78,14 +80,47 @@ fn mul_mat_case(be: &Backend, rng: &mut Rng, ty: GgmlType, ane: [i64; 4], bne: [
     be.compute(&g).unwrap();
     let got = download(&d);
     // Against the activations the kernels see (rounded onto the CPU backend's grid unless GGVK_ROUND_ACTIVATIONS=0).
-    let (want, mag) = ref_mul_mat(&a_deq, ane, &mul_mat_activations_seen(be, &a, &b, &b_vals), bne);
+    let x_seen = mul_mat_activations_seen(be, &a, &b, &b_vals);
+    let (want, mag) = ref_mul_mat(&a_deq, ane, &x_seen, bne);
+    let min_bound = q8_1_min_bounds(be, &a, &b, &a_bytes, ane, &x_seen, bne);
     assert_eq!(got.len(), want.len());
     let cm = coopmat_rel(be, &a, &b);
     for (i, ((g, w), m)) in got.iter().zip(&want).zip(&mag).enumerate() {
         let diff = (f64::from(*g) - f64::from(*w)).abs();
-        let allowed = (1e-5 + cm) * (m + 1e-6);
+        let allowed = (1e-5 + cm) * (m + 1e-6) + min_bound.get(i).copied().unwrap_or(0.0);
         assert!(diff <= allowed, "{what}: element {i}: got {g}, want {w} (diff {diff:e} > {allowed:e})");
     }
+}
+
+/// [`q8_1_min_bound`] per output element in [`ref_mul_mat`]'s order where Q4_1 / Q5_1 run the integer-dot mat-vec
+/// (activations on the Q8_0 grid); empty elsewhere.
+fn q8_1_min_bounds(
+    be: &Backend,
+    a: &Tensor,
+    b: &Tensor,
+    a_bytes: &[u8],
+    ane: [i64; 4],
+    x: &[f32],
+    bne: [i64; 4],
+) -> Vec<f64> {
+    if ggvk::ops::matmul::activation_grid(be.device(), a, b) != Some(quant::ActRounding::Q8_0) {
+        return Vec::new();
+    }
+    let (k, m, n) = (ane[0] as usize, ane[1] as usize, bne[1] as usize);
+    let (r2, r3) = (bne[2] / ane[2], bne[3] / ane[3]);
+    let mut out = Vec::new();
+    for i13 in 0..bne[3] {
+        for i12 in 0..bne[2] {
+            let ab = ((i13 / r3) * ane[2] + i12 / r2) as usize * m;
+            let bb = (i13 * bne[2] + i12) as usize * n * k;
+            for col in 0..n {
+                for row in 0..m {
+                    out.push(q8_1_min_bound(a.ty, a_bytes, ab + row, &x[bb + col * k..][..k]));
+                }
+            }
+        }
+    }
+    out
 }
 
 #[test]

@@ -162,6 +162,8 @@ fn mul_mat_id_case(be: &Backend, rng: &mut Rng, c: &Case) {
     let got = download(&d);
     // b rounded to 8-bit blocks: the integer-dot mat-vec, or the tiled path (more than 8 tokens) as MUL_MAT's.
     let q8 = ggvk::ops::matmul::quantizes_activations(&a) && (be.device().caps().integer_dot_product || n_tok > 8);
+    // Q4_1 / Q5_1 on the integer-dot mat-vec: the CPU's Q8_1 min term (see q8_1_min_bound).
+    let q8_1 = ggvk::ops::matmul_id::activation_grid(be.device(), &a, &b) == Some(ggvk::quant::ActRounding::Q8_0);
     for t in 0..n_tok as usize {
         for s in 0..n_used as usize {
             let e = ids[t * ids_row as usize + s] as usize;
@@ -180,7 +182,9 @@ fn mul_mat_id_case(be: &Backend, rng: &mut Rng, c: &Case) {
                     mag += (f64::from(*wv) * f64::from(xv)).abs();
                 }
                 let g = got[(t * n_used as usize + s) * m as usize + r];
-                let allowed = 1e-5 * (mag + 1e-6) + if q8 { 1.01 * int_dot_bound(w, x) } else { 0.0 };
+                let allowed = 1e-5 * (mag + 1e-6)
+                    + if q8 { 1.01 * int_dot_bound(w, x) } else { 0.0 }
+                    + if q8_1 { q8_1_min_bound(ty, &a_bytes, e * m as usize + r, &x_seen) } else { 0.0 };
                 assert!(
                     (f64::from(g) - want).abs() <= allowed,
                     "{what}: token {t} slot {s} (expert {e}) row {r}: got {g}, want {want} (allowed {allowed:e})"

@@ -1,6 +1,8 @@
 //! MUL_MAT: `dst[M, N, b2, b3] = A[K, M, a2, a3] x B[K, N, b2, b3]^T` with ggml's batch broadcast
 //! (`b2 % a2 == 0`, A batch `i2 / (b2 / a2)`). A: F32, F16, Q4_0 or Q8_0 (specialised kernels), or any type with a
-//! dequantization include `shaders/dequant/<type>.glsl` (generic kernels: Q4_1, Q5_0, Q5_1, BF16, ...); dst F32; B
+//! dequantization include `shaders/dequant/<type>.glsl` (generic kernels: Q4_1, Q5_0, Q5_1, BF16, ...; the mat-vec
+//! of the K-quants, Q4_1, Q5_0, Q5_1, IQ4_NL, IQ4_XS and MXFP4 runs on integer dot products where the device has
+//! them, see [`block32_int_dot`] and [`kquant_int_dot_more`]); dst F32; B
 //! F32, or F16 widened to an F32 copy first (exact; every path is then the F32 one). Up to [`MATVEC_MAX_COLS`] columns run the mat-vec kernel (token generation); more run the tiled kernel: on
 //! cooperative matrices where the device has them ([`super::coopmat`]), else the scalar one.
 
@@ -175,6 +177,18 @@ pub(crate) fn kquant_int_dot(device: &Device, a: &Tensor) -> bool {
     ty_ok && int_dot_on() && kquant_matvec_on() && device.caps().integer_dot_product
 }
 
+/// Whether the mat-vec products of Q2_K, Q3_K or IQ4_XS weights `a` run on integer dot products over b on the Q8_K
+/// grid (`mul_mat_vec_k.comp` with Q2K / Q3K / IQ4XS, the CPU backend's activations for these types), as Q4_K..Q6_K
+/// do; MUL_MAT_ID keeps their generic kernels. `GGVK_INT_DOT_KQUANT_MORE=0` (or `GGVK_INT_DOT=0`) keeps the
+/// generic mat-vec (read once per process).
+pub fn kquant_int_dot_more(device: &Device, a: &Tensor) -> bool {
+    static KNOB: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let on = *KNOB.get_or_init(|| crate::knobs::switch("GGVK_INT_DOT_KQUANT_MORE", true));
+    on && int_dot_on()
+        && device.caps().integer_dot_product
+        && matches!(a.ty, GgmlType::Q2_K | GgmlType::Q3_K | GgmlType::IQ4_XS)
+}
+
 /// Quantize b onto the Q8_K grid into this submission's scratch (`quantize_q8_k.comp`, one workgroup per 256
 /// values); returns the read-only binding of the copy and the push constants redirected to it (76 words per block).
 pub(crate) fn quantize_b_q8k(
@@ -196,10 +210,22 @@ pub(crate) fn quantize_b_q8k(
 /// Q6_K weights whose dedicated kernel applies (Q4_K/Q5_K blocks on 32-bit words), up to [`MATVEC_MAX_COLS`]
 /// columns, a device with integer dot products, `GGVK_INT_DOT` not 0 and `GGVK_KQUANT_MATVEC` not 0.
 fn kquant_int_dot_shaders(device: &Device, a: &Tensor, b: &Tensor) -> Option<(Shader, Shader)> {
-    if !kquant_int_dot(device, a) || b.ne[1] > i64::from(MATVEC_MAX_COLS) {
+    if !(kquant_int_dot(device, a) || kquant_int_dot_more(device, a)) || b.ne[1] > i64::from(MATVEC_MAX_COLS) {
         return None;
     }
     Some(match a.ty {
+        GgmlType::Q2_K => (
+            shader("mul_mat_vec_q2_k_idot", spirv::MUL_MAT_VEC_Q2_K_IDOT),
+            shader("mul_mat_vec_q2_k_idot_shmem", spirv::MUL_MAT_VEC_Q2_K_IDOT_SHMEM),
+        ),
+        GgmlType::Q3_K => (
+            shader("mul_mat_vec_q3_k_idot", spirv::MUL_MAT_VEC_Q3_K_IDOT),
+            shader("mul_mat_vec_q3_k_idot_shmem", spirv::MUL_MAT_VEC_Q3_K_IDOT_SHMEM),
+        ),
+        GgmlType::IQ4_XS => (
+            shader("mul_mat_vec_iq4_xs_idot", spirv::MUL_MAT_VEC_IQ4_XS_IDOT),
+            shader("mul_mat_vec_iq4_xs_idot_shmem", spirv::MUL_MAT_VEC_IQ4_XS_IDOT_SHMEM),
+        ),
         GgmlType::Q4_K => (
             shader("mul_mat_vec_q4_k_idot", spirv::MUL_MAT_VEC_Q4_K_IDOT),
             shader("mul_mat_vec_q4_k_idot_shmem", spirv::MUL_MAT_VEC_Q4_K_IDOT_SHMEM),
@@ -230,6 +256,18 @@ pub(crate) fn kquant_wide_shader(ty: GgmlType, p: &MatMulPush) -> Option<Shader>
         GgmlType::Q5_K => Some(shader("mul_mat_vec_q5_k_idot_wide", spirv::MUL_MAT_VEC_Q5_K_IDOT_WIDE)),
         _ => None,
     }
+}
+
+/// Whether the F16 / BF16 mat-vec reads `a`'s rows 16 bytes at a time (`mul_mat_vec.comp` with `WIDE16`): F16 or
+/// BF16 weights, offset and strides multiples of 8 values, rows of a multiple of 8 values; `GGVK_MATVEC_WIDE_F16=0`
+/// keeps F16's one value per thread per step and BF16's generic kernel after a rounding pre-pass (read once per
+/// process).
+pub(crate) fn wide16(a: &Tensor, p: &MatMulPush) -> bool {
+    static KNOB: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    matches!(a.ty, GgmlType::F16 | GgmlType::BF16)
+        && p.k % 8 == 0
+        && [p.a_off, p.a_row, p.a_s2, p.a_s3].iter().all(|v| v % 8 == 0)
+        && *KNOB.get_or_init(|| crate::knobs::switch("GGVK_MATVEC_WIDE_F16", true))
 }
 
 /// The alignment half of [`kquant_wide_shader`].
@@ -305,9 +343,11 @@ pub(crate) fn matvec_workgroup(caps: &Capabilities, ty: GgmlType, cfg: MatVecCon
     }
 }
 
-/// Shared memory the dequantization include of `ty` takes for its grid table (`shaders/iq_grids/`).
+/// Shared memory the dequantization include of `ty` takes for its grid table (`shaders/iq_grids/`), or the
+/// integer-dot mat-vec kernels for its 16-entry level table (IQ4_NL, IQ4_XS, MXFP4).
 pub(crate) fn dq_table_bytes(ty: GgmlType) -> u32 {
     match ty {
+        GgmlType::IQ4_NL | GgmlType::IQ4_XS | GgmlType::MXFP4 => 64,
         GgmlType::IQ1_S | GgmlType::IQ1_M => 4096,
         GgmlType::IQ2_S | GgmlType::IQ3_S => 2048,
         GgmlType::IQ2_XS | GgmlType::IQ3_XXS => 1024,
@@ -612,8 +652,12 @@ fn record_piece(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor, ep
             return Ok(fused);
         }
     }
-    // Generic weight types read b through a copy rounded onto the CPU backend's grid for them.
-    let (bindings, p) = match rounds_activations(a) {
+    let int_dot = if p.n <= MATVEC_MAX_COLS { int_dot_shaders(&device, a, b) } else { None };
+    // F16 / BF16 rows on 16-byte boundaries: eight values per thread per step (a thread took one before).
+    let wide = p.n <= MATVEC_MAX_COLS && wide16(a, &p);
+    // Generic weight types read b through a copy rounded onto the CPU backend's grid for them (the integer-dot
+    // kernels quantize it onto that grid themselves, the wide BF16 kernel rounds it as it reads it).
+    let (bindings, p) = match rounds_activations(a).filter(|_| int_dot.is_none() && !wide) {
         Some(r) => {
             let (rounded, p) = round_b(rec, b, &b_bind, p, r)?;
             ([a_bind, rounded, d_bind], p)
@@ -622,11 +666,10 @@ fn record_piece(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor, ep
     };
     let push = bytemuck::bytes_of(&p);
     if p.n <= MATVEC_MAX_COLS {
-        let cfg = matvec_config(a.ty);
+        let cfg = if int_dot.is_some() && block32_int_dot(a) { block32_idot_config() } else { matvec_config(a.ty) };
         let (rows, unroll) = (cfg.rows, cfg.unroll);
         let wg = matvec_workgroup(caps, matvec_kernel_type(a), cfg, p.k, p.n);
         let (gx, gy) = split_groups(u64::from(p.m.div_ceil(rows)), caps.max_workgroup_count[0])?;
-        let int_dot = int_dot_shaders(&device, a, b);
         if let Some((sg, shmem)) = int_dot {
             return record_int_dot(
                 rec,
@@ -640,6 +683,12 @@ fn record_piece(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor, ep
             );
         }
         let vec4 = (p.b_off % 4 == 0 && p.b_col % 4 == 0 && p.b_s2 % 4 == 0 && p.b_s3 % 4 == 0) as u32;
+        let wg = match wide {
+            true => wg
+                .min((p.k / 8).next_power_of_two().max(caps.subgroup_size.max(16)))
+                .max((rows * p.n).next_power_of_two()),
+            false => wg,
+        };
         // F16 / F32 weights take the rope epilogue too (`mul_mat_vec.comp`'s float path), unless the rope writes over
         // the activations, which this kernel reads as they are while its rows are rotated (the integer-dot kernels
         // read an 8-bit copy made before them).
@@ -649,7 +698,7 @@ fn record_piece(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor, ep
         };
         if matches!(a.ty, GgmlType::F16 | GgmlType::F32) && !rope_over_b {
             if let Some(FusedKernel { shader, extra, push }) =
-                fused_epilogue(&device, epi, fuse, (a.ty, false, rows), p)?
+                fused_epilogue(&device, epi, fuse, (a.ty, wide, rows), p)?
             {
                 let pipeline = device.pipelines().get(&device, &shader, &[wg, 1, 1, rows, vec4, unroll, p.n])?;
                 let all: Vec<Binding> = bindings.iter().cloned().chain(extra).collect();
@@ -657,9 +706,25 @@ fn record_piece(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor, ep
                 return Ok(true);
             }
         }
-        let (sg, shmem) = kquant_matvec_shaders(a.ty, &p).or_else(|| matvec_shaders_for(a)).expect("checked");
-        let spec = [wg, 1, 1, rows, vec4, unroll, p.n];
-        let pipeline = device.pipelines().get(&device, if use_sg { &sg } else { &shmem }, &spec)?;
+        let (sg, shmem) = match (wide, a.ty) {
+            (true, GgmlType::BF16) => (
+                shader("mul_mat_vec_bf16_wide", spirv::MUL_MAT_VEC_BF16_WIDE),
+                shader("mul_mat_vec_bf16_wide_shmem", spirv::MUL_MAT_VEC_BF16_WIDE_SHMEM),
+            ),
+            (true, _) => (
+                shader("mul_mat_vec_f16_wide", spirv::MUL_MAT_VEC_F16_WIDE),
+                shader("mul_mat_vec_f16_wide_shmem", spirv::MUL_MAT_VEC_F16_WIDE_SHMEM),
+            ),
+            (false, _) => kquant_matvec_shaders(a.ty, &p).or_else(|| matvec_shaders_for(a)).expect("checked"),
+        };
+        let pipeline = if wide {
+            // The wide BF16 kernel rounds the activations itself where they are rounded (F16's always are).
+            let round = u32::from(a.ty == GgmlType::F16 || rounds_activations(a).is_some());
+            let spec = [wg, 1, 1, rows, vec4, unroll, p.n, round];
+            device.pipelines().get(&device, if use_sg { &sg } else { &shmem }, &spec)?
+        } else {
+            device.pipelines().get(&device, if use_sg { &sg } else { &shmem }, &[wg, 1, 1, rows, vec4, unroll, p.n])?
+        };
         rec.dispatch("mul_mat_vec", &pipeline, &bindings, push, [gx, gy, batches]).map(|_| false)
     } else {
         // Weights dequantized to f16 first where the f16 kernel more than pays for the copy.
@@ -754,10 +819,33 @@ pub fn quantizes_activations(a: &Tensor) -> bool {
 /// The integer-dot mat-vec kernels (subgroup, shared-memory reduction) when they apply: activations quantized
 /// (see [`quantizes_activations`]), up to [`MATVEC_MAX_COLS`] columns, a device with integer dot products.
 fn int_dot_shaders(device: &Device, a: &Tensor, b: &Tensor) -> Option<(Shader, Shader)> {
-    if !quantizes_activations(a) || !device.caps().integer_dot_product || b.ne[1] > i64::from(MATVEC_MAX_COLS) {
+    if !(quantizes_activations(a) || block32_int_dot(a))
+        || !device.caps().integer_dot_product
+        || b.ne[1] > i64::from(MATVEC_MAX_COLS)
+    {
         return None;
     }
     Some(match a.ty {
+        GgmlType::Q4_1 => (
+            shader("mul_mat_vec_q4_1_idot", spirv::MUL_MAT_VEC_Q4_1_IDOT),
+            shader("mul_mat_vec_q4_1_idot_shmem", spirv::MUL_MAT_VEC_Q4_1_IDOT_SHMEM),
+        ),
+        GgmlType::Q5_0 => (
+            shader("mul_mat_vec_q5_0_idot", spirv::MUL_MAT_VEC_Q5_0_IDOT),
+            shader("mul_mat_vec_q5_0_idot_shmem", spirv::MUL_MAT_VEC_Q5_0_IDOT_SHMEM),
+        ),
+        GgmlType::Q5_1 => (
+            shader("mul_mat_vec_q5_1_idot", spirv::MUL_MAT_VEC_Q5_1_IDOT),
+            shader("mul_mat_vec_q5_1_idot_shmem", spirv::MUL_MAT_VEC_Q5_1_IDOT_SHMEM),
+        ),
+        GgmlType::IQ4_NL => (
+            shader("mul_mat_vec_iq4_nl_idot", spirv::MUL_MAT_VEC_IQ4_NL_IDOT),
+            shader("mul_mat_vec_iq4_nl_idot_shmem", spirv::MUL_MAT_VEC_IQ4_NL_IDOT_SHMEM),
+        ),
+        GgmlType::MXFP4 => (
+            shader("mul_mat_vec_mxfp4_idot", spirv::MUL_MAT_VEC_MXFP4_IDOT),
+            shader("mul_mat_vec_mxfp4_idot_shmem", spirv::MUL_MAT_VEC_MXFP4_IDOT_SHMEM),
+        ),
         GgmlType::Q4_0 => (
             shader("mul_mat_vec_q4_0_idot", spirv::MUL_MAT_VEC_Q4_0_IDOT),
             shader("mul_mat_vec_q4_0_idot_shmem", spirv::MUL_MAT_VEC_Q4_0_IDOT_SHMEM),
@@ -768,6 +856,25 @@ fn int_dot_shaders(device: &Device, a: &Tensor, b: &Tensor) -> Option<(Shader, S
         ),
         _ => return None,
     })
+}
+
+/// Whether the mat-vec products of `a` (up to [`MATVEC_MAX_COLS`] columns, on a device with integer dot
+/// products) take the integer-dot kernel for the other 32-value block types, as Q4_0 and Q8_0 do: Q4_1, Q5_0,
+/// Q5_1, IQ4_NL and MXFP4 weights against b quantized to 8 bits per 32 values (the codes and f16 scale of ggml's
+/// Q8_0 / Q8_1, which the CPU backend's dot products for these types read), exact integer sums per block. Their
+/// wider products keep the generic kernels. `GGVK_INT_DOT_BLOCK32=0` (or `GGVK_INT_DOT=0`) keeps the generic
+/// mat-vec (read once per process).
+pub fn block32_int_dot(a: &Tensor) -> bool {
+    static KNOB: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let on = *KNOB.get_or_init(|| crate::knobs::switch("GGVK_INT_DOT_BLOCK32", true));
+    on && int_dot_on()
+        && matches!(a.ty, GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1 | GgmlType::IQ4_NL | GgmlType::MXFP4)
+}
+
+/// Mat-vec shape of [`block32_int_dot`]'s kernels: Q4_0's (the same four threads per block, blocks of 17-24
+/// bytes), overridden by the `GGVK_MATVEC_*` knobs as [`matvec_config`] is.
+pub(crate) fn block32_idot_config() -> MatVecConfig {
+    matvec_config(GgmlType::Q4_0)
 }
 
 /// Whether `a x b` on `device` rounds b (x) to 8 bits per block first (on the integer-dot mat-vec path, or
@@ -801,16 +908,18 @@ pub fn quantized_b_layout(device: &Device, a: &Tensor, b: &Tensor, dst: &Tensor)
     if kquant_int_dot_shaders(device, a, b).is_some() {
         return Some(Q8Layout::Q8k);
     }
-    (tiled_reads_q8(device, a, b) || (quantizes_activations(a) && int_dot_shaders(device, a, b).is_some()))
-        .then_some(Q8Layout::Qx)
+    (tiled_reads_q8(device, a, b) || int_dot_shaders(device, a, b).is_some()).then_some(Q8Layout::Qx)
 }
 
 /// The grid b's values are on when `a x b` multiplies them on `device`: the CPU backend's Q8_K for the integer-dot
-/// K-quant mat-vec, [`rounds_activations`] otherwise (None: f32 as given; Q4_0/Q8_0's 8-bit blocks are not a grid
-/// of this kind, see [`quantizes_activations`]).
+/// K-quant mat-vec, Q8_0's for the integer-dot mat-vec of the other 32-value block types ([`block32_int_dot`]),
+/// [`rounds_activations`] otherwise (None: f32 as given; Q4_0/Q8_0's 8-bit blocks are not a grid of this kind, see
+/// [`quantizes_activations`]).
 pub fn activation_grid(device: &Device, a: &Tensor, b: &Tensor) -> Option<ActRounding> {
     if kquant_int_dot_shaders(device, a, b).is_some() {
         Some(ActRounding::Q8K)
+    } else if block32_int_dot(a) && int_dot_shaders(device, a, b).is_some() {
+        Some(ActRounding::Q8_0)
     } else {
         rounds_activations(a)
     }
@@ -820,7 +929,9 @@ pub fn activation_grid(device: &Device, a: &Tensor, b: &Tensor) -> Option<ActRou
 /// the CPU's grid as f32, or none (0).
 pub(crate) fn derived_column_bytes(a: &Tensor, b: &Tensor, quantized: bool) -> u64 {
     let k = b.ne[0].max(0) as u64;
-    if quantized && matches!(a.ty, GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K) {
+    let q8k = matches!(a.ty, GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K | GgmlType::Q2_K | GgmlType::Q3_K)
+        || a.ty == GgmlType::IQ4_XS;
+    if quantized && q8k {
         (k / 256) * Q8K_WORDS * 4
     } else if quantized {
         (k / 32) * QX_WORDS * 4

@@ -21,9 +21,10 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::matmul::{
-    bf16_scalar, derived_column_bytes, device_forces_shared_reduction, dq_row_multiple, kquant_idot_config,
-    kquant_int_dot, matvec_config, matvec_kernel_type, matvec_workgroup, quantize_b, quantize_b_q8k,
-    quantizes_activations, round_b, rounds_activations, MatMulPush, MATVEC_MAX_COLS,
+    bf16_scalar, block32_idot_config, block32_int_dot, derived_column_bytes, device_forces_shared_reduction,
+    dq_row_multiple, kquant_idot_config, kquant_int_dot, kquant_int_dot_more, matvec_config, matvec_kernel_type,
+    matvec_workgroup, quantize_b, quantize_b_q8k, quantizes_activations, round_b, rounds_activations, MatMulPush,
+    MATVEC_MAX_COLS,
 };
 use super::{bind, dim_u32, spirv, split_groups, stride_units, window_limit};
 use crate::error::{Error, Result};
@@ -71,6 +72,38 @@ fn shaders(ty: GgmlType, int_dot: bool, words32: bool) -> Option<(Shader, Shader
         GgmlType::Q6_K if int_dot && kquant => pair(
             ("mul_mat_vec_q6_k_idot_id", spirv::MUL_MAT_VEC_Q6_K_IDOT_ID),
             ("mul_mat_vec_q6_k_idot_id_shmem", spirv::MUL_MAT_VEC_Q6_K_IDOT_ID_SHMEM),
+        ),
+        GgmlType::Q4_1 if int_dot => pair(
+            ("mul_mat_vec_q4_1_idot_id", spirv::MUL_MAT_VEC_Q4_1_IDOT_ID),
+            ("mul_mat_vec_q4_1_idot_id_shmem", spirv::MUL_MAT_VEC_Q4_1_IDOT_ID_SHMEM),
+        ),
+        GgmlType::Q5_0 if int_dot => pair(
+            ("mul_mat_vec_q5_0_idot_id", spirv::MUL_MAT_VEC_Q5_0_IDOT_ID),
+            ("mul_mat_vec_q5_0_idot_id_shmem", spirv::MUL_MAT_VEC_Q5_0_IDOT_ID_SHMEM),
+        ),
+        GgmlType::Q5_1 if int_dot => pair(
+            ("mul_mat_vec_q5_1_idot_id", spirv::MUL_MAT_VEC_Q5_1_IDOT_ID),
+            ("mul_mat_vec_q5_1_idot_id_shmem", spirv::MUL_MAT_VEC_Q5_1_IDOT_ID_SHMEM),
+        ),
+        GgmlType::IQ4_NL if int_dot => pair(
+            ("mul_mat_vec_iq4_nl_idot_id", spirv::MUL_MAT_VEC_IQ4_NL_IDOT_ID),
+            ("mul_mat_vec_iq4_nl_idot_id_shmem", spirv::MUL_MAT_VEC_IQ4_NL_IDOT_ID_SHMEM),
+        ),
+        GgmlType::MXFP4 if int_dot => pair(
+            ("mul_mat_vec_mxfp4_idot_id", spirv::MUL_MAT_VEC_MXFP4_IDOT_ID),
+            ("mul_mat_vec_mxfp4_idot_id_shmem", spirv::MUL_MAT_VEC_MXFP4_IDOT_ID_SHMEM),
+        ),
+        GgmlType::Q2_K if int_dot => pair(
+            ("mul_mat_vec_q2_k_idot_id", spirv::MUL_MAT_VEC_Q2_K_IDOT_ID),
+            ("mul_mat_vec_q2_k_idot_id_shmem", spirv::MUL_MAT_VEC_Q2_K_IDOT_ID_SHMEM),
+        ),
+        GgmlType::Q3_K if int_dot => pair(
+            ("mul_mat_vec_q3_k_idot_id", spirv::MUL_MAT_VEC_Q3_K_IDOT_ID),
+            ("mul_mat_vec_q3_k_idot_id_shmem", spirv::MUL_MAT_VEC_Q3_K_IDOT_ID_SHMEM),
+        ),
+        GgmlType::IQ4_XS if int_dot => pair(
+            ("mul_mat_vec_iq4_xs_idot_id", spirv::MUL_MAT_VEC_IQ4_XS_IDOT_ID),
+            ("mul_mat_vec_iq4_xs_idot_id_shmem", spirv::MUL_MAT_VEC_IQ4_XS_IDOT_ID_SHMEM),
         ),
         _ if int_dot => None,
         GgmlType::F32 => pair(
@@ -152,13 +185,21 @@ fn tiled(b: &Tensor) -> bool {
 
 /// Whether the product runs the integer-dot kernels on b quantized to 8-bit blocks (as MUL_MAT's mat-vec does:
 /// Q4_0/Q8_0 weights, `GGVK_INT_DOT` not 0, a device with integer dot products).
-fn int_dot(device: &Device, a: &Tensor) -> bool {
-    quantizes_activations(a) && device.caps().integer_dot_product
+fn int_dot(device: &Device, a: &Tensor, b: &Tensor) -> bool {
+    (quantizes_activations(a) || block32_int_dot_b(a, b)) && device.caps().integer_dot_product
 }
 
-/// Whether the mat-vec path runs the integer-dot K-quant kernels over b on the Q8_K grid (as MUL_MAT's mat-vec).
+/// Whether the mat-vec path runs the integer-dot kernels of the other 32-value block types (Q4_1, Q5_0, Q5_1,
+/// IQ4_NL, MXFP4) over b quantized to 8-bit blocks, as MUL_MAT's mat-vec does (the tiled path keeps the generic
+/// kernels for them).
+fn block32_int_dot_b(a: &Tensor, b: &Tensor) -> bool {
+    !tiled(b) && block32_int_dot(a)
+}
+
+/// Whether the mat-vec path runs the integer-dot K-quant kernels over b on the Q8_K grid (as MUL_MAT's mat-vec:
+/// Q4_K, Q5_K, Q6_K, and Q2_K, Q3_K, IQ4_XS).
 fn kquant_int_dot_b(device: &Device, a: &Tensor, b: &Tensor) -> bool {
-    !tiled(b) && kquant_int_dot(device, a)
+    !tiled(b) && (kquant_int_dot(device, a) || kquant_int_dot_more(device, a))
 }
 
 /// The grid b's values are on when this node multiplies them on `device`: Q8_K where the integer-dot K-quant
@@ -167,6 +208,8 @@ fn kquant_int_dot_b(device: &Device, a: &Tensor, b: &Tensor) -> bool {
 pub fn activation_grid(device: &Device, a: &Tensor, b: &Tensor) -> Option<ActRounding> {
     if kquant_int_dot_b(device, a, b) {
         Some(ActRounding::Q8K)
+    } else if block32_int_dot_b(a, b) && device.caps().integer_dot_product {
+        Some(ActRounding::Q8_0)
     } else {
         rounds_activations(a)
     }
@@ -175,7 +218,7 @@ pub fn activation_grid(device: &Device, a: &Tensor, b: &Tensor) -> Option<ActRou
 /// Whether b is quantized to 8-bit blocks for this node (the integer-dot mat-vec, or the tiled path's bq8 kernels,
 /// as MUL_MAT's tiled kernel does for Q4_0/Q8_0 weights whatever the device).
 fn quantizes_b(device: &Device, a: &Tensor, b: &Tensor) -> bool {
-    int_dot(device, a) || kquant_int_dot_b(device, a, b) || (tiled(b) && quantizes_activations(a))
+    int_dot(device, a, b) || kquant_int_dot_b(device, a, b) || (tiled(b) && quantizes_activations(a))
 }
 
 /// Bytes of the tiled path's expert map: a count per expert, then a list of n_pairs entries per expert.
@@ -399,7 +442,7 @@ fn record_whole(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         pad: [0; 2],
     };
     let kq = kquant_int_dot_b(&device, a, b);
-    let use_int_dot = int_dot(&device, a) || kq;
+    let use_int_dot = int_dot(&device, a, b) || kq;
     let bq8 = quantizes_b(&device, a, b) && !kq;
     let (b_bind, p) = if kq {
         quantize_b_q8k(rec, b, &b_bind, plain)?
@@ -460,7 +503,12 @@ fn record_whole(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
     }
     let caps = device.caps();
     let use_sg = caps.subgroup_arithmetic && !device_forces_shared_reduction();
-    let cfg = if kq { kquant_idot_config() } else { matvec_config(a.ty) };
+    // MUL_MAT's shapes, so that a pair's result is MUL_MAT's bit for bit.
+    let cfg = match (kq, block32_int_dot_b(a, b) && use_int_dot) {
+        (true, _) => kquant_idot_config(),
+        (false, true) => block32_idot_config(),
+        _ => matvec_config(a.ty),
+    };
     let (rows, unroll) = (cfg.rows, cfg.unroll);
     // As MUL_MAT's mat-vec sizes its workgroups for one column.
     let wg = matvec_workgroup(caps, matvec_kernel_type(a), cfg, p.k, 1);

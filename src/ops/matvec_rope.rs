@@ -50,7 +50,7 @@ const PUSH: u32 = std::mem::size_of::<MatVecRopePush>() as u32;
 // Within the 128 bytes every Vulkan device offers.
 const _: () = assert!(PUSH == 92);
 
-/// The `FUSE_ROPE` kernel for weights of type `ty` (the 16-byte K-quant kernel if `wide`).
+/// The `FUSE_ROPE` kernel for weights of type `ty` (the 16-byte K-quant or F16 kernel if `wide`).
 fn shader(ty: GgmlType, wide: bool) -> Option<Shader> {
     let (name, spirv) = match ty {
         GgmlType::Q4_K if wide => ("mul_mat_vec_q4_k_idot_wide_rope", spirv::MUL_MAT_VEC_Q4_K_IDOT_WIDE_ROPE),
@@ -60,6 +60,7 @@ fn shader(ty: GgmlType, wide: bool) -> Option<Shader> {
         GgmlType::Q4_K => ("mul_mat_vec_q4_k_idot_rope", spirv::MUL_MAT_VEC_Q4_K_IDOT_ROPE),
         GgmlType::Q5_K => ("mul_mat_vec_q5_k_idot_rope", spirv::MUL_MAT_VEC_Q5_K_IDOT_ROPE),
         GgmlType::Q6_K => ("mul_mat_vec_q6_k_idot_rope", spirv::MUL_MAT_VEC_Q6_K_IDOT_ROPE),
+        GgmlType::F16 if wide => ("mul_mat_vec_f16_wide_rope", spirv::MUL_MAT_VEC_F16_WIDE_ROPE),
         GgmlType::F16 => ("mul_mat_vec_f16_rope", spirv::MUL_MAT_VEC_F16_ROPE),
         GgmlType::F32 => ("mul_mat_vec_f32_rope", spirv::MUL_MAT_VEC_F32_ROPE),
         _ => return None,

@@ -252,3 +252,24 @@ pub fn random_typed(rng: &mut Rng, ty: GgmlType, n: usize) -> Vec<u8> {
         bytes
     })
 }
+
+/// Q4_1 / Q5_1 on the integer-dot mat-vec take each block's min against ggml Q8_1's s = f16(d * sum(q)), d before
+/// its f16 rounding, as the CPU backend's dot products do, where a reference with activations `x` (one row's k
+/// values) on the Q8_0 grid takes f16(d) * sum(q): per block |m| * 2^-10 * |sum of the block's activations| more
+/// (the f16 roundings of s and of d). `row` indexes the weights' contiguous rows in `a_bytes`; 0 for other types.
+pub fn q8_1_min_bound(ty: GgmlType, a_bytes: &[u8], row: usize, x: &[f32]) -> f64 {
+    let block = match ty {
+        GgmlType::Q4_1 => 20,
+        GgmlType::Q5_1 => 24,
+        _ => return 0.0,
+    };
+    let nb = x.len() / 32;
+    (0..nb)
+        .map(|blk| {
+            let o = (row * nb + blk) * block + 2;
+            let mn = f64::from(half::f16::from_le_bytes([a_bytes[o], a_bytes[o + 1]]).to_f32()).abs();
+            let xs: f64 = x[32 * blk..][..32].iter().map(|&v| f64::from(v)).sum();
+            mn * xs.abs() * 1.01 / 1024.0
+        })
+        .sum()
+}
