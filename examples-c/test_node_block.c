@@ -98,6 +98,13 @@ static double act_err(int32_t type, const float *x, int64_t K, int64_t k)
     } else if ((type == GGVK_TYPE_Q4_K || type == GGVK_TYPE_Q5_K || type == GGVK_TYPE_Q6_K) &&
                !env_is("GGVK_INT_DOT", "0") && !env_is("GGVK_KQUANT_MATVEC", "0")) {
         block = 256; /* the integer-dot mat-vec's Q8_K grid (where the device has integer dot products) */
+    } else if ((type == GGVK_TYPE_Q2_K || type == GGVK_TYPE_Q3_K || type == GGVK_TYPE_IQ4_XS) &&
+               !env_is("GGVK_INT_DOT", "0") && !env_is("GGVK_INT_DOT_KQUANT_MORE", "0")) {
+        block = 256;
+    } else if ((type == GGVK_TYPE_Q4_1 || type == GGVK_TYPE_Q5_0 || type == GGVK_TYPE_Q5_1 ||
+                type == GGVK_TYPE_MXFP4 || type == GGVK_TYPE_IQ4_NL) &&
+               !env_is("GGVK_INT_DOT", "0") && !env_is("GGVK_INT_DOT_BLOCK32", "0")) {
+        block = 32; /* the integer-dot mat-vec's 8-bit blocks */
     } else if (type == GGVK_TYPE_IQ4_NL || type == GGVK_TYPE_NVFP4 || type == GGVK_TYPE_Q1_0 || type == GGVK_TYPE_Q2_0) {
         block = env_is("GGVK_ROUND_ACTIVATIONS", "0") ? 0 : 32;
     } else if (type != GGVK_TYPE_F32 && env_is("GGVK_ROUND_ACTIVATIONS", "1")) {
@@ -114,6 +121,27 @@ static double act_err(int32_t type, const float *x, int64_t K, int64_t k)
     }
     const double d = amax / 127.0;
     return d * (0.5 + 127.0 / 2048.0) + 2.0 * U * d + 1.0 / 262144.0 * (block == 32);
+}
+
+/* Q4_1 / Q5_1 on the integer-dot mat-vec take each block's min against ggml Q8_1's s = f16(d * sum(q)) (d before its
+ * f16 rounding), as the CPU's dot products do, instead of the rounded activations' sum: per block |m| 2^-10 |sum x'|
+ * more, with |m| at most the block's largest |w| (the min is the value of a code-0 element). */
+static double q8_1_min_term(int32_t type, const float *w, const float *x, const double *e, int64_t K)
+{
+    if ((type != GGVK_TYPE_Q4_1 && type != GGVK_TYPE_Q5_1) || env_is("GGVK_INT_DOT", "0") ||
+        env_is("GGVK_INT_DOT_BLOCK32", "0")) {
+        return 0.0;
+    }
+    double extra = 0.0;
+    for (int64_t b0 = 0; b0 < K; b0 += 32) {
+        double wmax = 0.0, xs = 0.0;
+        for (int64_t k = b0; k < b0 + 32 && k < K; k++) {
+            if (fabs((double)w[k]) > wmax) wmax = fabs((double)w[k]);
+            xs += fabs((double)x[k]) + e[k];
+        }
+        extra += wmax * xs * 1.01 / 1024.0;
+    }
+    return extra;
 }
 
 /* Check y = W x (W [K, M] row-major by output, host copies of the exact weight values) within the bound:
@@ -135,7 +163,8 @@ static double check_matvec(const char *what, int32_t type, const float *w, const
                 round += fabs((double)wr[k]) * e[k];
                 mag += fabs((double)wr[k]) * (fabs((double)xc[k]) + e[k]);
             }
-            const double bound = round + (double)(K + 2) * U * mag + (double)K * 1.2e-38;
+            double bound = round + (double)(K + 2) * U * mag + (double)K * 1.2e-38;
+            bound += q8_1_min_term(type, wr, xc, e, K);
             const double got = (double)y[n * M + m];
             const double err = fabs(got - sum);
             CHECKF(err <= bound, /* also false for NaN */
