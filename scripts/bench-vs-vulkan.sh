@@ -44,6 +44,8 @@ perf() { # $1 tag, $2 op, $3 parameter regex
   done
 }
 perf mm MUL_MAT 'type_a=(f16|bf16|q4_0|q8_0|q4_K|q5_K|q6_K),type_b=f32,m=4096,n=(1|512),k=14336,'
+# One column for every other weight type (the integer-dot and 16-byte mat-vec kernels).
+perf mv MUL_MAT 'type_a=(q4_1|q5_0|q5_1|iq4_nl|mxfp4|q2_K|q3_K|iq4_xs|nvfp4|iq2_xxs|iq3_s),type_b=f32,m=4096,n=1,k=14336,'
 perf fa FLASH_ATTN_EXT 'kv=(4096|7680|16384),nb=1,'
 
 python3 - "$OUT" <<'PY'
@@ -72,7 +74,7 @@ for name, test, fa, v, g in rows:
     ratio = f"{g / v:.2f}" if v and g else "-"
     print(f"{name:<14} {test:<14} {fa:<7} {v or 0:>16.1f} {g or 0:>10.1f} {ratio:>7}")
 pat = re.compile(r"^\s*(\S+\(.*\)):\s+\d+ runs -\s+([\d.]+) us/run")
-for tag in ("mm", "fa"):
+for tag in ("mm", "mv", "fa"):
     res = {}
     for be in ("Vulkan0", "GGVK0"):
         try:
