@@ -17,6 +17,10 @@
 // rows' maxima like the others) and the key groups' partials are added through shared memory once, at the end.
 // Split mode (FLAG_SPLIT) writes [M, L, out] records for flash_attn_reduce.comp exactly as flash_attn.comp does.
 // Needs subgroup arithmetic; K's offset and strides multiples of 8 halves (16 bytes); DK a multiple of 8.
+// Q8_0 / Q4_0 K or V (KT / VT, kv_row.glsl's type codes; DK / DV multiples of 32): a key's score reads its row's
+// blocks in 16-bit words, four codes a step, one scale a block, against Q rounded onto the 8-bit grid the CPU's
+// dot products quantize it to (flash_attn.comp's ROUND_Q8_0); V values are dequantized as ggml does (d * code),
+// one per thread and key as for F16 V (no VEC_V).
 #include "common.glsl"
 #include "half_bits.glsl"
 #extension GL_KHR_shader_subgroup_basic : require
@@ -28,9 +32,16 @@ layout(constant_id = 1) const uint R = 1;
 layout(constant_id = 3) const uint DK = 128;
 layout(constant_id = 4) const uint DV = 128;
 layout(constant_id = 5) const bool VEC_V = false;
+// K and V types: kv_row.glsl's codes (F16 1, Q4_0 2, Q8_0 3).
+layout(constant_id = 6) const uint KT = 1u;
+layout(constant_id = 7) const uint VT = 1u;
+#define T_F16 1u
+#define T_Q4_0 2u
+#define T_Q8_0 3u
 
 layout(binding = 0) readonly buffer Q { float q[]; };
 layout(binding = 1) readonly buffer K4 { uvec4 k4[]; };
+layout(binding = 1) readonly buffer K16 { uint16_t k16[]; };
 layout(binding = 2) readonly buffer V { uint16_t vw[]; };
 layout(binding = 2) readonly buffer V4 { uvec4 v4[]; };
 layout(binding = 3) readonly buffer M { uint16_t mask[]; };
@@ -38,8 +49,10 @@ layout(binding = 4) readonly buffer S { float sinks[]; };
 layout(binding = 5) buffer D { float d[]; };
 
 #include "fa_push.glsl"
+#include "div_rn.glsl"
 
 #define ROUND_F16 1u
+#define ROUND_Q8_0 2u
 
 const uint OPT = (DV + WG - 1u) / WG; // output dimensions per thread and row
 
@@ -61,6 +74,25 @@ float tanh_safe(float x) {
 vec4 halves_lo(uvec4 w) { return vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y)); }
 vec4 halves_hi(uvec4 w) { return vec4(unpackHalf2x16(w.z), unpackHalf2x16(w.w)); }
 
+// Four signed bytes of a word as floats.
+vec4 s8x4(uint w) { return vec4(ivec4(uvec4(w) << uvec4(24u, 16u, 8u, 0u)) >> 24); }
+// Nibbles of bytes 0..3 of w (low nibbles, or the high ones with sh = 4) minus 8, as Q4_0 codes.
+vec4 nib4(uint w, uint sh) { return vec4(ivec4((uvec4(w) >> (uvec4(0u, 8u, 16u, 24u) + sh)) & 15u) - 8); }
+uint k_word32(uint i) { return uint(k16[i]) | (uint(k16[i + 1u]) << 16); }
+
+// Value k of a quantized V row starting at 16-bit word `row` (ggml's dequantization: d * code).
+float v_quant(uint row, uint k) {
+    if (VT == T_Q8_0) {
+        const uint bw = row + (k >> 5) * 17u;
+        const uint w = uint(vw[bw + 1u + ((k & 31u) >> 1)]);
+        return f16_bits_to_float(vw[bw]) * float(int(w << (24u - 8u * (k & 1u))) >> 24);
+    }
+    const uint bw = row + (k >> 5) * 9u;
+    const uint w = uint(vw[bw + 1u + ((k & 15u) >> 1)]);
+    const uint nib = (w >> (8u * (k & 1u) + ((k & 16u) != 0u ? 4u : 0u))) & 15u;
+    return f16_bits_to_float(vw[bw]) * float(int(nib) - 8);
+}
+
 void main() {
     const uint tid = gl_LocalInvocationID.x;
     const uint rb = gl_WorkGroupID.x;
@@ -73,6 +105,7 @@ void main() {
     const uint n_head = pc.ratio * pc.n_head_kv;
     const bool has_mask = (pc.flags & FLAG_MASK) != 0u;
     const bool q_f16 = ((pc.flags >> 12) & 3u) == ROUND_F16;
+    const bool q_q8 = ((pc.flags >> 12) & 3u) == ROUND_Q8_0;
     const uint kv0 = split * pc.chunk;
     const uint kv1 = min(kv0 + pc.chunk, pc.n_kv);
     const uint k_base = pc.k_off + ih * pc.k_s2 + iq3 * pc.k_s3;
@@ -107,6 +140,27 @@ void main() {
         mrow[r] = pc.m_off + iq1 * pc.m_s1 + (iq2 % m_ne2) * pc.m_s2 + (iq3 % m_ne3) * pc.m_s3;
     }
     barrier();
+    if (q_q8) {
+        // As ggml's CPU backend quantizes Q for Q4_0/Q8_0 K (quantize_row_q8_0, x86; flash_attn.comp's ROUND_Q8_0):
+        // per 32 values codes round(x * 127 / max|x|) to nearest even, the scale max|x| / 127 kept as f16.
+        for (uint blk = tid; blk < R * DK / 32u; blk += WG) {
+            const uint b0 = blk * 8u; // first vec4 of the block
+            float amax = 0.0;
+            for (uint i = 0u; i < 8u; ++i) {
+                const vec4 x = abs(Qs[b0 + i]);
+                amax = max(amax, max(max(x.x, x.y), max(x.z, x.w)));
+            }
+            const float id = amax != 0.0 ? div_rn(127.0, amax) : 0.0;
+            const float dq = uintBitsToFloat(half_to_float_bits(float_bits_to_half(floatBitsToUint(div_rn(amax, 127.0)))));
+            for (uint i = 0u; i < 8u; ++i) {
+                const vec4 x = Qs[b0 + i];
+                vec4 c;
+                [[unroll]] for (uint j = 0u; j < 4u; ++j) { c[j] = float(clamp(int(roundEven(x[j] * id)), -127, 127)); }
+                Qs[b0 + i] = dq * c;
+            }
+        }
+        barrier();
+    }
 
     float rowM[R];
     float rowL[R];
@@ -129,7 +183,7 @@ void main() {
         float s[R];
         [[unroll]] for (uint r = 0u; r < R; ++r) { s[r] = 0.0; }
         const bool live = tid < nc;
-        if (live) {
+        if (live && KT == T_F16) {
             const uint kr = (k_base + (c0 + tid) * pc.k_s1) / 8u;
             for (uint j = 0u; j < DK / 8u; ++j) {
                 const uvec4 w = k4[kr + j];
@@ -138,6 +192,31 @@ void main() {
                 [[unroll]] for (uint r = 0u; r < R; ++r) {
                     s[r] += dot(Qs[r * (DK / 4u) + 2u * j], k_lo) + dot(Qs[r * (DK / 4u) + 2u * j + 1u], k_hi);
                 }
+            }
+        } else if (live) {
+            // Q8_0 / Q4_0 K: per block the codes' dot products with Q, then the block's scale.
+            const uint kr = k_base + (c0 + tid) * pc.k_s1;
+            for (uint b = 0u; b < DK / 32u; ++b) {
+                const uint bw = kr + b * (KT == T_Q8_0 ? 17u : 9u);
+                float sb[R];
+                [[unroll]] for (uint r = 0u; r < R; ++r) { sb[r] = 0.0; }
+                if (KT == T_Q8_0) {
+                    [[unroll]] for (uint j = 0u; j < 8u; ++j) {
+                        const vec4 kc = s8x4(k_word32(bw + 1u + 2u * j));
+                        [[unroll]] for (uint r = 0u; r < R; ++r) { sb[r] += dot(Qs[r * (DK / 4u) + 8u * b + j], kc); }
+                    }
+                } else {
+                    [[unroll]] for (uint j = 0u; j < 4u; ++j) {
+                        const uint w = k_word32(bw + 1u + 2u * j);
+                        const vec4 lo = nib4(w, 0u);
+                        const vec4 hi = nib4(w, 4u);
+                        [[unroll]] for (uint r = 0u; r < R; ++r) {
+                            sb[r] += dot(Qs[r * (DK / 4u) + 8u * b + j], lo) + dot(Qs[r * (DK / 4u) + 8u * b + 4u + j], hi);
+                        }
+                    }
+                }
+                const float dk = f16_bits_to_float(k16[bw]);
+                [[unroll]] for (uint r = 0u; r < R; ++r) { s[r] += dk * sb[r]; }
             }
         }
         [[unroll]] for (uint r = 0u; r < R; ++r) {
@@ -202,11 +281,20 @@ void main() {
             if (k < DV) {
                 float a[R];
                 [[unroll]] for (uint r = 0u; r < R; ++r) { a[r] = acc[r * OPT + i] * alpha[r]; }
-                uint vo = v_base + c0 * pc.v_s1 + k;
-                for (uint c = 0u; c < nc; ++c) {
-                    const float v = unpackHalf2x16(uint(vw[vo])).x;
-                    [[unroll]] for (uint r = 0u; r < R; ++r) { a[r] += Ps[r * WG + c] * v; }
-                    vo += pc.v_s1;
+                if (VT == T_F16) {
+                    uint vo = v_base + c0 * pc.v_s1 + k;
+                    for (uint c = 0u; c < nc; ++c) {
+                        const float v = unpackHalf2x16(uint(vw[vo])).x;
+                        [[unroll]] for (uint r = 0u; r < R; ++r) { a[r] += Ps[r * WG + c] * v; }
+                        vo += pc.v_s1;
+                    }
+                } else {
+                    uint vo = v_base + c0 * pc.v_s1;
+                    for (uint c = 0u; c < nc; ++c) {
+                        const float v = v_quant(vo, k);
+                        [[unroll]] for (uint r = 0u; r < R; ++r) { a[r] += Ps[r * WG + c] * v; }
+                        vo += pc.v_s1;
+                    }
                 }
                 [[unroll]] for (uint r = 0u; r < R; ++r) { acc[r * OPT + i] = a[r]; }
             }

@@ -406,10 +406,10 @@ fn flash_attn_decode_split_kv() {
     let be = backend();
     let mut rng = Rng::new(4);
     // One token over a long context: the keys are split over workgroups and reduced in a second pass (two
-    // dispatches; F16 K/V take the decode kernel).
+    // dispatches; F16, Q8_0 and Q4_0 K/V in any mix take the decode kernel).
     let split_dispatches = 2;
-    for (kt, vt) in [(GgmlType::F16, GgmlType::F16), (GgmlType::Q8_0, GgmlType::Q8_0), (GgmlType::Q4_0, GgmlType::Q4_0)]
-    {
+    use GgmlType::{F16, Q4_0, Q8_0};
+    for (kt, vt) in [(F16, F16), (Q8_0, Q8_0), (Q4_0, Q4_0), (Q8_0, F16), (F16, Q4_0), (Q4_0, Q8_0)] {
         let mut c = Case::new(128, 128, 1, 1000);
         c.n_head = 8;
         c.kt = kt;
@@ -422,11 +422,14 @@ fn flash_attn_decode_split_kv() {
             assert_eq!(run_case(&be, &mut rng, &c), split_dispatches, "{kt:?}: again");
         }
     }
-    // GQA: four Q heads per KV head share a workgroup's rows.
+    // GQA: four Q heads per KV head share a workgroup's rows (F16, and Q8_0 K with Q4_0 V).
     let mut c = Case::new(128, 128, 1, 900);
     c.n_head = 8;
     c.n_head_kv = 2;
     assert_eq!(run_case(&be, &mut rng, &c), split_dispatches, "GQA");
+    c.kt = Q8_0;
+    c.vt = Q4_0;
+    assert_eq!(run_case(&be, &mut rng, &c), split_dispatches, "GQA, Q8_0 K, Q4_0 V");
     // Every key masked: zero output without sinks, also split.
     let mut c = Case::new(64, 64, 1, 700);
     c.masked = 1.0;

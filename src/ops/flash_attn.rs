@@ -346,8 +346,9 @@ fn plan(device: &Device, node: &Node) -> Result<Plan> {
 }
 
 /// The decode kernel's plan (`flash_attn_decode.comp`: one tile of WG keys per step, every row of a KV head in
-/// one workgroup) when it applies: F16 K and V, at most [`DECODE_MAX_ROWS`] rows per KV head, head sizes up to
-/// [`DECODE_MAX_HEAD`] with DK a multiple of 8, K rows on 16-byte boundaries, a device with subgroup arithmetic;
+/// one workgroup) when it applies: K and V each F16, Q8_0 or Q4_0 (the quantized ones with head sizes a multiple
+/// of 32), at most [`DECODE_MAX_ROWS`] rows per KV head, head sizes up to [`DECODE_MAX_HEAD`] with DK a multiple of
+/// 8, F16 K rows on 16-byte boundaries, a device with subgroup arithmetic;
 /// `GGVK_FA_DECODE=0` keeps the general kernel (read once per process). Keys are split over workgroups as the
 /// general plan does, in whole tiles.
 fn decode_plan(device: &Device, node: &Node) -> Option<Plan> {
@@ -358,15 +359,21 @@ fn decode_plan(device: &Device, node: &Node) -> Option<Plan> {
     let (q, k, v) = (node.src(0).ok()?, node.src(1).ok()?, node.src(2).ok()?);
     let caps = device.caps();
     let rows = q.ne[1] * (q.ne[2] / k.ne[2]);
+    // F16 K rows are read as 16-byte vectors; Q8_0 / Q4_0 rows (K or V) block by block in 16-bit words.
+    let kv_ok = |t: &Tensor, dim: i64| match t.ty {
+        GgmlType::F16 => true,
+        GgmlType::Q8_0 | GgmlType::Q4_0 => dim % 32 == 0,
+        _ => false,
+    };
+    let k_rows_ok = k.ty != GgmlType::F16 || (k.offset % 16 == 0 && k.nb[1..].iter().all(|s| s % 16 == 0));
     let fits = caps.subgroup_arithmetic
-        && k.ty == GgmlType::F16
-        && v.ty == GgmlType::F16
+        && kv_ok(k, q.ne[0])
+        && kv_ok(v, v.ne[0])
         && (1..=i64::from(DECODE_MAX_ROWS)).contains(&rows)
         && q.ne[0] % 8 == 0
         && q.ne[0] <= DECODE_MAX_HEAD
         && v.ne[0] <= DECODE_MAX_HEAD
-        && k.offset % 16 == 0
-        && k.nb[1..].iter().all(|s| s % 16 == 0);
+        && k_rows_ok;
     let rows = rows as u32;
     // Q rows as vec4, then probabilities and two reduction slots per row and thread, and the vector V path's
     // partial outputs (8 per thread).
@@ -527,7 +534,7 @@ pub fn reduce_emits(device: &Device, node: &Node) -> bool {
 /// the bound range may start on a smaller alignment than the tensor's offset), else the general one.
 fn split_kernel(device: &Device, node: &Node, k_off: u32) -> Result<(Plan, &'static Shader)> {
     match decode_plan(device, node) {
-        Some(p) if k_off % 8 == 0 => Ok((p, &DECODE)),
+        Some(p) if k_off % 8 == 0 || node.src(1)?.ty != GgmlType::F16 => Ok((p, &DECODE)),
         _ => Ok((plan(device, node)?, &SHADER)),
     }
 }
@@ -630,11 +637,12 @@ pub fn record_emitting(rec: &mut Recorder<'_>, node: &Node, emit: Option<&q8_emi
     if groups.iter().zip(max).any(|(&g, m)| g > m) || u64::from(ne3) * u64::from(p.splits) > u64::from(max[2]) {
         return Err(Error::unsupported(format!("FLASH_ATTN_EXT needs {groups:?} workgroups (device max {max:?})")));
     }
-    // The decode kernel takes a sixth constant: whether it reads V as 16-byte vectors.
+    // The decode kernel takes three more constants: whether it reads V as 16-byte vectors (F16 V), K's and V's types.
     let decode = shader.name == DECODE.name;
-    let vec_v = decode && vector_v(v.ne[0], &push.v);
-    let spec = [WG, p.br, p.bc, q.ne[0] as u32, v.ne[0] as u32, u32::from(vec_v)];
-    let pipeline = device.pipelines().get(&device, shader, &spec[..if decode { 6 } else { 5 }])?;
+    let vec_v = decode && v.ty == GgmlType::F16 && vector_v(v.ne[0], &push.v);
+    let (kt, vt) = (type_code("K", k.ty)?, type_code("V", v.ty)?);
+    let spec = [WG, p.br, p.bc, q.ne[0] as u32, v.ne[0] as u32, u32::from(vec_v), kt, vt];
+    let pipeline = device.pipelines().get(&device, shader, &spec[..if decode { 8 } else { 5 }])?;
     if p.splits == 1 {
         return rec.dispatch(shader.name, &pipeline, &[qb, kb, vb, mb, sb, db], bytemuck::bytes_of(&push), groups);
     }
