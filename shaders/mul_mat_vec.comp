@@ -208,6 +208,12 @@ void main() {
         const int x_lo = int(bq[xb + 2u + part]);
         const int x_hi = int(bq[xb + 6u + part]);
         const uint xsw = bq[xb + 1u];
+#if defined(A_Q4_1) || defined(A_Q5_1)
+        // ggml Q8_1's s = f16(d * sum(q)); where that overflows f16 (max|x| beyond ~2^11; the CPU's min term is then
+        // inf or NaN) the f32 product stands in for it.
+        float s_x = uintBitsToFloat(half_to_float_bits(xsw >> 16));
+        if (isinf(s_x)) { s_x = uintBitsToFloat(bq[xb]) * float(qx_sum(xsw)); }
+#endif
         [[unroll]] for (uint r = 0; r < NROWS; ++r) {
 #if defined(A_MXFP4)
             const uint byte0 = 2u * rbase[r] + 17u * blk;
@@ -239,7 +245,7 @@ void main() {
 #if defined(A_Q4_1) || defined(A_Q5_1)
             // value = d * code + m: as ggml's CPU dot product, d d_x sum(code q) + m s, s = f16(d_x sum(q)) as the
             // activations' quantization stored it (once per block, by quarter 0).
-            const float ms = part == 0u ? f16_bits_to_float(a[base + 1u]) * uintBitsToFloat(half_to_float_bits(xsw >> 16)) : 0.0;
+            const float ms = part == 0u ? f16_bits_to_float(a[base + 1u]) * s_x : 0.0;
             acc[c * NROWS + r] += dx * (dw * float(s)) + valid * ms;
 #else
             acc[c * NROWS + r] += dx * (dw * float(s));

@@ -1,7 +1,8 @@
 // Word 1 of the 10-word 8-bit activation blocks (quantize_q8_1.comp, emit_q8.glsl's EMIT_QX): the block's sum of
 // codes as a signed 16-bit value in the low half (|sum| <= 32 * 127), and ggml Q8_1's s = f16(d * sum) in the high
 // half, d being max|x| / 127 before its f16 rounding, as the CPU's quantize_row_q8_1 stores it for the Q4_1 / Q5_1
-// dot products (m * s). Writers include half_bits.glsl first.
+// dot products (m * s; a reader takes d * sum in f32 where s overflowed f16, and the CPU's term would be inf or
+// NaN). Writers include half_bits.glsl first.
 #ifndef QX_BLOCK_GLSL
 #define QX_BLOCK_GLSL
 
