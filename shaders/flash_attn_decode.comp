@@ -74,10 +74,8 @@ float tanh_safe(float x) {
 vec4 halves_lo(uvec4 w) { return vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y)); }
 vec4 halves_hi(uvec4 w) { return vec4(unpackHalf2x16(w.z), unpackHalf2x16(w.w)); }
 
-// Four signed bytes of a word as floats.
-vec4 s8x4(uint w) { return vec4(ivec4(uvec4(w) << uvec4(24u, 16u, 8u, 0u)) >> 24); }
-// Nibbles of bytes 0..3 of w (low nibbles, or the high ones with sh = 4) minus 8, as Q4_0 codes.
-vec4 nib4(uint w, uint sh) { return vec4(ivec4((uvec4(w) >> (uvec4(0u, 8u, 16u, 24u) + sh)) & 15u) - 8); }
+// Byte lanes of a packed word: shifting uvec4(w) by this puts byte j in the low bits of component j.
+const uvec4 LANES = uvec4(0u, 8u, 16u, 24u);
 uint k_word32(uint i) { return uint(k16[i]) | (uint(k16[i + 1u]) << 16); }
 
 // Value k of a quantized V row starting at 16-bit word `row` (ggml's dequantization: d * code).
@@ -85,7 +83,7 @@ float v_quant(uint row, uint k) {
     if (VT == T_Q8_0) {
         const uint bw = row + (k >> 5) * 17u;
         const uint w = uint(vw[bw + 1u + ((k & 31u) >> 1)]);
-        return f16_bits_to_float(vw[bw]) * float(int(w << (24u - 8u * (k & 1u))) >> 24);
+        return f16_bits_to_float(vw[bw]) * float((k & 1u) != 0u ? hi_i8(w) : lo_i8(w));
     }
     const uint bw = row + (k >> 5) * 9u;
     const uint w = uint(vw[bw + 1u + ((k & 15u) >> 1)]);
@@ -202,14 +200,14 @@ void main() {
                 [[unroll]] for (uint r = 0u; r < R; ++r) { sb[r] = 0.0; }
                 if (KT == T_Q8_0) {
                     [[unroll]] for (uint j = 0u; j < 8u; ++j) {
-                        const vec4 kc = s8x4(k_word32(bw + 1u + 2u * j));
+                        const vec4 kc = bytes_to_signed(uvec4(k_word32(bw + 1u + 2u * j)) >> LANES);
                         [[unroll]] for (uint r = 0u; r < R; ++r) { sb[r] += dot(Qs[r * (DK / 4u) + 8u * b + j], kc); }
                     }
                 } else {
                     [[unroll]] for (uint j = 0u; j < 4u; ++j) {
                         const uint w = k_word32(bw + 1u + 2u * j);
-                        const vec4 lo = nib4(w, 0u);
-                        const vec4 hi = nib4(w, 4u);
+                        const vec4 lo = nibbles_minus_8((uvec4(w) >> LANES) & 15u);
+                        const vec4 hi = nibbles_minus_8((uvec4(w) >> (LANES + 4u)) & 15u);
                         [[unroll]] for (uint r = 0u; r < R; ++r) {
                             sb[r] += dot(Qs[r * (DK / 4u) + 8u * b + j], lo) + dot(Qs[r * (DK / 4u) + 8u * b + 4u + j], hi);
                         }

@@ -117,17 +117,13 @@ uint spread4(uint h) {
     return ((h & 1u) << 4) | ((h & 2u) << 11) | ((h & 4u) << 18) | ((h & 8u) << 25);
 }
 
-#if defined(A_IQ4_NL) || defined(A_MXFP4)
-// ggml's kvalues_iq4nl / kvalues_mxfp4 as 8-bit lanes, looked up per code.
 #if defined(A_IQ4_NL)
-const int LEVELS[16] = int[16](-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113);
-#else
-const int LEVELS[16] = int[16](0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12);
-#endif
-shared uint lut[16];
-uint lut_bytes(uint n) {
-    return lut[n & 15u] | (lut[(n >> 8) & 15u] << 8) | (lut[(n >> 16) & 15u] << 16) | (lut[n >> 24] << 24);
-}
+#define LUT_IQ4NL
+#include "level_lut.glsl"
+#elif defined(A_MXFP4)
+#define LUT_MXFP4
+#include "level_lut.glsl"
+#include "e8m0.glsl"
 #endif
 
 #ifdef A_MXFP4
@@ -149,8 +145,7 @@ void main() {
 #endif
     const uint tid = gl_LocalInvocationID.x;
 #if defined(A_IQ4_NL) || defined(A_MXFP4)
-    if (tid < 16u) { lut[tid] = uint(LEVELS[tid]) & 0xFFu; }
-    barrier();
+    lut_init();
 #endif
     const uint group = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
     const uint row0 = group * NROWS;
@@ -218,8 +213,7 @@ void main() {
 #if defined(A_MXFP4)
             const uint byte0 = 2u * rbase[r] + 17u * blk;
             const uint e = a_byte(byte0);
-            // GGML_E8M0_TO_FP32_HALF: 2^(e - 128), subnormal below e = 2.
-            const float dw = uintBitsToFloat(e < 2u ? (0x00200000u << e) : ((e - 1u) << 23));
+            const float dw = e8m0_half(e);
             const uint qs = a_bytes4(byte0 + 1u + 4u * part);
 #else
             const uint base = rbase[r] + blk * QX_A_WORDS;

@@ -143,12 +143,8 @@ int q3k_scale(uint i, uint s0, uint s1, uint s2) {
 #endif
 
 #ifdef IQ4XS
-// ggml's kvalues_iq4nl as 8-bit lanes, looked up per code.
-const int IQ4_LEVELS[16] = int[16](-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113);
-shared uint lut[16];
-uint lut_bytes(uint n) {
-    return lut[n & 15u] | (lut[(n >> 8) & 15u] << 8) | (lut[(n >> 16) & 15u] << 16) | (lut[n >> 24] << 24);
-}
+#define LUT_IQ4NL
+#include "level_lut.glsl"
 #endif
 
 #if defined(Q4K) || defined(Q5K)
@@ -176,8 +172,7 @@ void main() {
 #endif
     const uint tid = gl_LocalInvocationID.x;
 #ifdef IQ4XS
-    if (tid < 16u) { lut[tid] = uint(IQ4_LEVELS[tid]) & 0xFFu; }
-    barrier();
+    lut_init();
 #endif
     const uint group = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
     const uint row0 = group * NROWS;

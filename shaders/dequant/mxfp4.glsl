@@ -5,6 +5,7 @@
 #define DQ_QK 64u
 #define DQ_WORDS 17u
 #include "dq_iq_common.glsl"
+#include "e8m0.glsl"
 
 const float DQ_MXFP4_LEVELS[16] = float[16](0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0,
                                             0.0, -1.0, -2.0, -3.0, -4.0, -6.0, -8.0, -12.0);
@@ -13,7 +14,7 @@ vec4 dq_get4(uint blk, uint i) {
     const uint base = 17u * (i >> 3);
     const uint j = (4u * i) & 31u;
     const uint e = dq_k_byte(blk, base);
-    const float d = uintBitsToFloat(e < 2u ? (0x00200000u << e) : ((e - 1u) << 23));
+    const float d = e8m0_half(e);
     const uint off = base + 1u + (j & 15u);
     const uint sh = j >= 16u ? 4u : 0u;
     const uvec4 q = (uvec4(dq_k_byte(blk, off), dq_k_byte(blk, off + 1u), dq_k_byte(blk, off + 2u),
