@@ -179,8 +179,8 @@ pub(crate) fn kquant_int_dot(device: &Device, a: &Tensor) -> bool {
 
 /// Whether the mat-vec products of Q2_K, Q3_K or IQ4_XS weights `a` run on integer dot products over b on the Q8_K
 /// grid (`mul_mat_vec_k.comp` with Q2K / Q3K / IQ4XS, the CPU backend's activations for these types), as Q4_K..Q6_K
-/// do; MUL_MAT_ID keeps their generic kernels. `GGVK_INT_DOT_KQUANT_MORE=0` (or `GGVK_INT_DOT=0`) keeps the
-/// generic mat-vec (read once per process).
+/// do, in MUL_MAT and MUL_MAT_ID. `GGVK_INT_DOT_KQUANT_MORE=0` (or `GGVK_INT_DOT=0`) keeps the generic mat-vec
+/// (read once per process).
 pub fn kquant_int_dot_more(device: &Device, a: &Tensor) -> bool {
     static KNOB: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let on = *KNOB.get_or_init(|| crate::knobs::switch("GGVK_INT_DOT_KQUANT_MORE", true));
@@ -717,14 +717,12 @@ fn record_piece(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor, ep
             ),
             (false, _) => kquant_matvec_shaders(a.ty, &p).or_else(|| matvec_shaders_for(a)).expect("checked"),
         };
-        let pipeline = if wide {
+        let mut spec = vec![wg, 1, 1, rows, vec4, unroll, p.n];
+        if wide {
             // The wide BF16 kernel rounds the activations itself where they are rounded (F16's always are).
-            let round = u32::from(a.ty == GgmlType::F16 || rounds_activations(a).is_some());
-            let spec = [wg, 1, 1, rows, vec4, unroll, p.n, round];
-            device.pipelines().get(&device, if use_sg { &sg } else { &shmem }, &spec)?
-        } else {
-            device.pipelines().get(&device, if use_sg { &sg } else { &shmem }, &[wg, 1, 1, rows, vec4, unroll, p.n])?
-        };
+            spec.push(u32::from(a.ty == GgmlType::F16 || rounds_activations(a).is_some()));
+        }
+        let pipeline = device.pipelines().get(&device, if use_sg { &sg } else { &shmem }, &spec)?;
         rec.dispatch("mul_mat_vec", &pipeline, &bindings, push, [gx, gy, batches]).map(|_| false)
     } else {
         // Weights dequantized to f16 first where the f16 kernel more than pays for the copy.
