@@ -14,6 +14,10 @@ import time
 import urllib.error
 import urllib.request
 
+# Each prompt's greedy continuation on the CPU backend (tests/e2e/greedy.c, the tiny F16 llama of server-e2e.sh, 32
+# tokens) keeps its top-2 logits at least 0.009 apart: a slot's products are summed in another order when the server
+# batches it with other slots (on either backend), so a near-tie would flip with the timing of the requests.
+# "Far out in the uncharted backwaters" had a gap of 0.0022 at its second token and was replaced.
 PROMPTS = [
     "Once upon a time",
     "The quick brown fox",
@@ -22,7 +26,7 @@ PROMPTS = [
     "Call me Ishmael",
     "All happy families",
     "The sky above the port",
-    "Far out in the uncharted backwaters",
+    "Many years later",
 ]
 
 
