@@ -2,7 +2,7 @@
 //! (`b2 % a2 == 0`, A batch `i2 / (b2 / a2)`). A: F32, F16, Q4_0 or Q8_0 (specialised kernels), or any type with a
 //! dequantization include `shaders/dequant/<type>.glsl` (generic kernels: Q4_1, Q5_0, Q5_1, BF16, ...; the mat-vec
 //! of the K-quants, Q4_1, Q5_0, Q5_1, IQ4_NL, IQ4_XS and MXFP4 runs on integer dot products where the device has
-//! them, see [`block32_int_dot`] and [`kquant_int_dot_more`]); dst F32; B
+//! them, see [`block32_int_dot`] and [`kquant_int_dot`]); dst F32; B
 //! F32, or F16 widened to an F32 copy first (exact; every path is then the F32 one). Up to [`MATVEC_MAX_COLS`] columns run the mat-vec kernel (token generation); more run the tiled kernel: on
 //! cooperative matrices where the device has them ([`super::coopmat`]), else the scalar one.
 
@@ -165,28 +165,22 @@ fn kquant_matvec_on() -> bool {
 }
 
 /// Whether products of K-quant weights `a` run on integer dot products over b quantized onto the Q8_K grid (in the
-/// mat-vec kernels of MUL_MAT and MUL_MAT_ID): Q4_K, Q5_K (blocks on 32-bit words: offset and strides multiples of
-/// 4 bytes) or Q6_K, a device with integer dot products, `GGVK_INT_DOT` and `GGVK_KQUANT_MATVEC` not 0.
+/// mat-vec kernels of MUL_MAT and MUL_MAT_ID, `mul_mat_vec_k.comp`): Q4_K, Q5_K (blocks on 32-bit words: offset
+/// and strides multiples of 4 bytes) or Q6_K unless `GGVK_KQUANT_MATVEC=0`; Q2_K, Q3_K or IQ4_XS unless
+/// `GGVK_INT_DOT_KQUANT_MORE=0`; on a device with integer dot products, `GGVK_INT_DOT` not 0 (knobs read once per
+/// process).
 pub(crate) fn kquant_int_dot(device: &Device, a: &Tensor) -> bool {
+    static MORE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let words32 = a.offset % 4 == 0 && a.nb[1..].iter().all(|v| v % 4 == 0);
     let ty_ok = match a.ty {
-        GgmlType::Q4_K | GgmlType::Q5_K => words32,
-        GgmlType::Q6_K => true,
+        GgmlType::Q4_K | GgmlType::Q5_K => words32 && kquant_matvec_on(),
+        GgmlType::Q6_K => kquant_matvec_on(),
+        GgmlType::Q2_K | GgmlType::Q3_K | GgmlType::IQ4_XS => {
+            *MORE.get_or_init(|| crate::knobs::switch("GGVK_INT_DOT_KQUANT_MORE", true))
+        }
         _ => false,
     };
-    ty_ok && int_dot_on() && kquant_matvec_on() && device.caps().integer_dot_product
-}
-
-/// Whether the mat-vec products of Q2_K, Q3_K or IQ4_XS weights `a` run on integer dot products over b on the Q8_K
-/// grid (`mul_mat_vec_k.comp` with Q2K / Q3K / IQ4XS, the CPU backend's activations for these types), as Q4_K..Q6_K
-/// do, in MUL_MAT and MUL_MAT_ID. `GGVK_INT_DOT_KQUANT_MORE=0` (or `GGVK_INT_DOT=0`) keeps the generic mat-vec
-/// (read once per process).
-pub fn kquant_int_dot_more(device: &Device, a: &Tensor) -> bool {
-    static KNOB: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let on = *KNOB.get_or_init(|| crate::knobs::switch("GGVK_INT_DOT_KQUANT_MORE", true));
-    on && int_dot_on()
-        && device.caps().integer_dot_product
-        && matches!(a.ty, GgmlType::Q2_K | GgmlType::Q3_K | GgmlType::IQ4_XS)
+    ty_ok && int_dot_on() && device.caps().integer_dot_product
 }
 
 /// Quantize b onto the Q8_K grid into this submission's scratch (`quantize_q8_k.comp`, one workgroup per 256
@@ -210,7 +204,7 @@ pub(crate) fn quantize_b_q8k(
 /// Q6_K weights whose dedicated kernel applies (Q4_K/Q5_K blocks on 32-bit words), up to [`MATVEC_MAX_COLS`]
 /// columns, a device with integer dot products, `GGVK_INT_DOT` not 0 and `GGVK_KQUANT_MATVEC` not 0.
 fn kquant_int_dot_shaders(device: &Device, a: &Tensor, b: &Tensor) -> Option<(Shader, Shader)> {
-    if !(kquant_int_dot(device, a) || kquant_int_dot_more(device, a)) || b.ne[1] > i64::from(MATVEC_MAX_COLS) {
+    if !kquant_int_dot(device, a) || b.ne[1] > i64::from(MATVEC_MAX_COLS) {
         return None;
     }
     Some(match a.ty {
@@ -927,9 +921,8 @@ pub fn activation_grid(device: &Device, a: &Tensor, b: &Tensor) -> Option<ActRou
 /// the CPU's grid as f32, or none (0).
 pub(crate) fn derived_column_bytes(a: &Tensor, b: &Tensor, quantized: bool) -> u64 {
     let k = b.ne[0].max(0) as u64;
-    let q8k = matches!(a.ty, GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K | GgmlType::Q2_K | GgmlType::Q3_K)
-        || a.ty == GgmlType::IQ4_XS;
-    if quantized && q8k {
+    use GgmlType::{IQ4_XS, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K};
+    if quantized && matches!(a.ty, Q2_K | Q3_K | Q4_K | Q5_K | Q6_K | IQ4_XS) {
         (k / 256) * Q8K_WORDS * 4
     } else if quantized {
         (k / 32) * QX_WORDS * 4

@@ -22,9 +22,8 @@ use bytemuck::{Pod, Zeroable};
 
 use super::matmul::{
     bf16_scalar, block32_idot_config, block32_int_dot, derived_column_bytes, device_forces_shared_reduction,
-    dq_row_multiple, kquant_idot_config, kquant_int_dot, kquant_int_dot_more, matvec_config, matvec_kernel_type,
-    matvec_workgroup, quantize_b, quantize_b_q8k, quantizes_activations, round_b, rounds_activations, MatMulPush,
-    MATVEC_MAX_COLS,
+    dq_row_multiple, kquant_idot_config, kquant_int_dot, matvec_config, matvec_kernel_type, matvec_workgroup,
+    quantize_b, quantize_b_q8k, quantizes_activations, round_b, rounds_activations, MatMulPush, MATVEC_MAX_COLS,
 };
 use super::{bind, dim_u32, spirv, split_groups, stride_units, window_limit};
 use crate::error::{Error, Result};
@@ -183,8 +182,9 @@ fn tiled(b: &Tensor) -> bool {
     b.ne[2] > i64::from(MATVEC_MAX_COLS)
 }
 
-/// Whether the product runs the integer-dot kernels on b quantized to 8-bit blocks (as MUL_MAT's mat-vec does:
-/// Q4_0/Q8_0 weights, `GGVK_INT_DOT` not 0, a device with integer dot products).
+/// Whether the product runs the integer-dot kernels on b quantized to 8-bit blocks (as MUL_MAT does: Q4_0/Q8_0
+/// weights, and in the mat-vec path the other 32-value block types; `GGVK_INT_DOT` not 0, a device with integer
+/// dot products).
 fn int_dot(device: &Device, a: &Tensor, b: &Tensor) -> bool {
     (quantizes_activations(a) || block32_int_dot_b(a, b)) && device.caps().integer_dot_product
 }
@@ -199,7 +199,7 @@ fn block32_int_dot_b(a: &Tensor, b: &Tensor) -> bool {
 /// Whether the mat-vec path runs the integer-dot K-quant kernels over b on the Q8_K grid (as MUL_MAT's mat-vec:
 /// Q4_K, Q5_K, Q6_K, and Q2_K, Q3_K, IQ4_XS).
 fn kquant_int_dot_b(device: &Device, a: &Tensor, b: &Tensor) -> bool {
-    !tiled(b) && (kquant_int_dot(device, a) || kquant_int_dot_more(device, a))
+    !tiled(b) && kquant_int_dot(device, a)
 }
 
 /// The grid b's values are on when this node multiplies them on `device`: Q8_K where the integer-dot K-quant
