@@ -51,9 +51,9 @@ void main() {
         }
     }
 #if defined(X_F16)
-    d[pc.d_off + id] = uint16_t(float_bits_to_half_bits(floatBitsToUint(sum)));
+    d[pc.d_off + id] = uint16_t(float_bits_to_half(floatBitsToUint(sum)));
 #elif defined(X_BF16)
-    d[pc.d_off + id] = uint16_t(float_bits_to_bf16_bits(floatBitsToUint(sum)));
+    d[pc.d_off + id] = uint16_t(float_bits_to_bf16(floatBitsToUint(sum)));
 #else
     d[pc.d_off + id] = sum;
 #endif

@@ -41,16 +41,16 @@ void main() {
     const uint idst = pc.d_off + element_offset(id, pc.d_mode, pc.ne_d, pc.st_d, pc.d_rs);
     uint v = LOAD_S(is);
 #if defined(S_F16)
-    v = half_bits_to_float_bits(v);
+    v = half_to_float_bits(v);
 #elif defined(S_BF16)
     v <<= 16;
 #elif defined(S_I32)
     v = i32_to_float_bits(v);
 #endif
 #if defined(D_F16)
-    v = float_bits_to_half_bits(v);
+    v = float_bits_to_half(v);
 #elif defined(D_BF16)
-    v = float_bits_to_bf16_bits(v);
+    v = float_bits_to_bf16(v);
 #elif defined(D_I32)
     v = float_bits_to_i32(v);
 #endif

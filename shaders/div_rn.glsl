@@ -3,6 +3,8 @@
 // operands follow IEEE 754 (tested on the bit patterns, which no fast-math assumption can remove): a NaN
 // operand, inf / inf and 0 / 0 give NaN, x / 0 and inf / x give a signed infinity, 0 / x and x / inf a signed
 // zero.
+#ifndef DIV_RN_GLSL
+#define DIV_RN_GLSL
 float div_rn(float a, float b) {
     uint ua = floatBitsToUint(a);
     uint ub = floatBitsToUint(b);
@@ -42,3 +44,4 @@ float div_rn(float a, float b) {
     const uint bits = (uint(e - 1) << 23) + kept;       // kept carries the leading one into the exponent
     return uintBitsToFloat(sign | min(bits, 0x7F800000u));
 }
+#endif // DIV_RN_GLSL

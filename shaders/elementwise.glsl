@@ -43,72 +43,15 @@ uint element_offset(uint id, uint mode, uvec4 ne, uvec4 s, uint rs) {
     return strided_offset(id, ne, s);
 }
 
-// IEEE half bits -> f32 bits (exact; f16 subnormals become f32 normals).
-uint half_bits_to_float_bits(uint h) {
-    const uint s = (h & 0x8000u) << 16;
-    const uint e = (h >> 10) & 0x1Fu;
-    const uint m = h & 0x3FFu;
-    if (e == 0x1Fu) {
-        // Infinity, or NaN made quiet with its payload kept.
-        return s | 0x7F800000u | (m != 0u ? 0x00400000u : 0u) | (m << 13);
-    }
-    if (e == 0u) {
-        if (m == 0u) {
-            return s;
-        }
-        // m * 2^-24 with the leading one of m at bit p: exponent p - 24, biased p + 103.
-        const int p = findMSB(m);
-        return s | (uint(p + 103) << 23) | ((m << uint(23 - p)) & 0x7FFFFFu);
-    }
-    return s | ((e + 112u) << 23) | (m << 13);
-}
+// f16 / bf16 conversions: half_bits.glsl's (exact, in integer arithmetic).
+#include "half_bits.glsl"
 
 float half_to_float(uint h) {
-    return uintBitsToFloat(half_bits_to_float_bits(h));
-}
-
-// f32 bits -> IEEE half bits, round to nearest, ties to even.
-uint float_bits_to_half_bits(uint x) {
-    const uint sign = (x >> 16) & 0x8000u;
-    const uint e = (x >> 23) & 0xFFu;
-    uint man = x & 0x7FFFFFu;
-    if (e == 0xFFu) {
-        return sign | 0x7C00u | (man != 0u ? 0x200u : 0u) | (man >> 13);
-    }
-    const int he = int(e) - 112; // half's biased exponent
-    if (he >= 31) {
-        return sign | 0x7C00u;
-    }
-    if (he <= 0) {
-        // Subnormal half (or zero): shift the full mantissa right by 14 - he (at least 14).
-        if (he < -10) {
-            return sign;
-        }
-        man |= 0x800000u;
-        const uint sh = uint(14 - he);
-        const uint hm = man >> sh;
-        const uint round_bit = 1u << (sh - 1u);
-        // Round up when the first dropped bit is set and either another dropped bit or the kept lsb is.
-        const uint up = ((man & round_bit) != 0u && (man & (3u * round_bit - 1u)) != 0u) ? 1u : 0u;
-        return sign | (hm + up);
-    }
-    const uint h = sign | (uint(he) << 10) | (man >> 13);
-    const uint up = ((man & 0x1000u) != 0u && (man & 0x2FFFu) != 0u) ? 1u : 0u;
-    // A carry out of the mantissa correctly bumps the exponent (up to infinity).
-    return h + up;
+    return uintBitsToFloat(half_to_float_bits(h));
 }
 
 uint float_to_half(float f) {
-    return float_bits_to_half_bits(floatBitsToUint(f));
-}
-
-// f32 bits -> bf16 bits as ggml's GGML_FP32_TO_BF16: NaN keeps its top half with the quiet bit set, everything else
-// rounds to nearest even (a carry into the exponent overflows to infinity).
-uint float_bits_to_bf16_bits(uint u) {
-    if ((u & 0x7FFFFFFFu) > 0x7F800000u) {
-        return (u >> 16) | 64u;
-    }
-    return (u + (0x7FFFu + ((u >> 16) & 1u))) >> 16;
+    return float_bits_to_half(floatBitsToUint(f));
 }
 
 // i32 (as bits) -> f32 bits, rounded to nearest even as C's (float) conversion: exact below 2^24, else the 24

@@ -19,6 +19,7 @@
 // half_bits.glsl) first.
 
 #if defined(EMIT_QX)
+#include "q8_grid.glsl"
 #define QX_WRITE
 #include "qx_block.glsl"
 #define EQ_TPB 8u
@@ -34,12 +35,11 @@ void emit_q8_block(vec4 y, bool live, uint word) {
     barrier();
     float amax = 0.0;
     [[unroll]] for (uint i = 0; i < EQ_TPB; ++i) { amax = max(amax, eq_amax[first + i]); }
-    const float id = amax != 0.0 ? div_rn(127.0, amax) : 0.0;
+    const float id = q8_inv_scale(amax);
     uint packed = 0u;
     int sum = 0;
     [[unroll]] for (uint j = 0; j < 4; ++j) {
-        precise const float v = y[j] * id;
-        const int qi = clamp(int(roundEven(v)), -127, 127);
+        const int qi = q8_code(y[j], id);
         sum += qi;
         packed |= (uint(qi) & 0xFFu) << (8u * j);
     }
@@ -50,8 +50,8 @@ void emit_q8_block(vec4 y, bool live, uint word) {
         if (part == 0u) {
             int total = 0;
             [[unroll]] for (uint i = 0; i < EQ_TPB; ++i) { total += eq_sum[first + i]; }
-            const float d = div_rn(amax, 127.0);
-            q8out[word] = floatBitsToUint(uintBitsToFloat(half_to_float_bits(float_bits_to_half(floatBitsToUint(d)))));
+            const float d = q8_scale(amax);
+            q8out[word] = floatBitsToUint(q8_scale_f16(d));
             q8out[word + 1u] = qx_sum_word(total, d);
         }
     }

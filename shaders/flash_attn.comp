@@ -15,7 +15,7 @@
 // unnormalised output row to the partials buffer (binding 5); flash_attn_reduce.comp combines the splits.
 #include "common.glsl"
 #include "half_bits.glsl"
-#include "div_rn.glsl"
+#include "q8_grid.glsl"
 
 layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
 layout(constant_id = 0) const uint WG = 128;
@@ -119,10 +119,7 @@ void main() {
             if (q_round == ROUND_F16) {
                 x = uintBitsToFloat(half_to_float_bits(float_bits_to_half(floatBitsToUint(x))));
             } else if (q_round == ROUND_BF16) {
-                // ggml's GGML_FP32_TO_BF16 (nearest even; NaN kept quiet), widened back exactly.
-                const uint u = floatBitsToUint(x);
-                const uint h = (u & 0x7FFFFFFFu) > 0x7F800000u ? ((u >> 16) | 64u) : ((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
-                x = uintBitsToFloat(h << 16);
+                x = round_to_bf16(x);
             }
         }
         Qs[e] = x;
@@ -156,18 +153,18 @@ void main() {
             const uint b0 = blk * QK;
             float amax = 0.0;
             for (uint i = 0u; i < QK; ++i) { amax = max(amax, abs(Qs[b0 + i])); }
-            const float id = amax != 0.0 ? div_rn(127.0, amax) : 0.0;
-            const float d32 = div_rn(amax, 127.0);
-            const float dq = uintBitsToFloat(half_to_float_bits(float_bits_to_half(floatBitsToUint(d32))));
+            const float id = q8_inv_scale(amax);
+            const float d32 = q8_scale(amax);
+            const float dq = q8_scale_f16(d32);
             int csum = 0;
             for (uint i = 0u; i < QK; ++i) {
-                const int c = clamp(int(roundEven(Qs[b0 + i] * id)), -127, 127);
+                const int c = q8_code(Qs[b0 + i], id);
                 csum += c;
                 Qs[b0 + i] = dq * float(c);
             }
             if (k_min) {
                 precise const float sq = d32 * float(csum);
-                QS[blk] = uintBitsToFloat(half_to_float_bits(float_bits_to_half(floatBitsToUint(sq))));
+                QS[blk] = q8_scale_f16(sq);
             }
         }
         barrier();

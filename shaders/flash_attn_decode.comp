@@ -32,12 +32,10 @@ layout(constant_id = 1) const uint R = 1;
 layout(constant_id = 3) const uint DK = 128;
 layout(constant_id = 4) const uint DV = 128;
 layout(constant_id = 5) const bool VEC_V = false;
-// K and V types: kv_row.glsl's codes (F16 1, Q4_0 2, Q8_0 3).
-layout(constant_id = 6) const uint KT = 1u;
-layout(constant_id = 7) const uint VT = 1u;
-#define T_F16 1u
-#define T_Q4_0 2u
-#define T_Q8_0 3u
+// K and V types: kv_types.glsl's codes (this kernel takes F16, Q4_0 and Q8_0).
+#include "kv_types.glsl"
+layout(constant_id = 6) const uint KT = T_F16;
+layout(constant_id = 7) const uint VT = T_F16;
 
 layout(binding = 0) readonly buffer Q { float q[]; };
 layout(binding = 1) readonly buffer K4 { uvec4 k4[]; };
@@ -49,7 +47,7 @@ layout(binding = 4) readonly buffer S { float sinks[]; };
 layout(binding = 5) buffer D { float d[]; };
 
 #include "fa_push.glsl"
-#include "div_rn.glsl"
+#include "q8_grid.glsl"
 
 #define ROUND_F16 1u
 #define ROUND_Q8_0 2u
@@ -148,12 +146,12 @@ void main() {
                 const vec4 x = abs(Qs[b0 + i]);
                 amax = max(amax, max(max(x.x, x.y), max(x.z, x.w)));
             }
-            const float id = amax != 0.0 ? div_rn(127.0, amax) : 0.0;
-            const float dq = uintBitsToFloat(half_to_float_bits(float_bits_to_half(floatBitsToUint(div_rn(amax, 127.0)))));
+            const float id = q8_inv_scale(amax);
+            const float dq = q8_scale_f16(q8_scale(amax));
             for (uint i = 0u; i < 8u; ++i) {
                 const vec4 x = Qs[b0 + i];
                 vec4 c;
-                [[unroll]] for (uint j = 0u; j < 4u; ++j) { c[j] = float(clamp(int(roundEven(x[j] * id)), -127, 127)); }
+                [[unroll]] for (uint j = 0u; j < 4u; ++j) { c[j] = float(q8_code(x[j], id)); }
                 Qs[b0 + i] = dq * c;
             }
         }

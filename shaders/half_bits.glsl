@@ -1,5 +1,6 @@
-// Exact f16 <-> f32 conversions on bit patterns, in integer arithmetic, so no driver rounding mode or
-// denormal flushing can change a result (GLSL leaves packHalf2x16's rounding to the implementation).
+// Exact conversions between f32 and the 16-bit float types (f16, bf16) on bit patterns, in integer arithmetic, so
+// no driver rounding mode or denormal flushing can change a result (GLSL leaves packHalf2x16's rounding to the
+// implementation). Every kernel that must round as ggml's CPU backend does takes them from here.
 #ifndef HALF_BITS_GLSL
 #define HALF_BITS_GLSL
 
@@ -49,5 +50,17 @@ uint float_bits_to_half(uint f) {
     const uint half_point = 1u << (shift - 1u);
     if (rest > half_point || (rest == half_point && (mant & 1u) != 0u)) { mant += 1u; }
     return sign | mant;
+}
+
+// f32 bits -> bf16 bits as ggml's GGML_FP32_TO_BF16: NaN keeps its top half with the quiet bit set, everything
+// else rounds to nearest even (a carry runs into the exponent, overflowing to infinity).
+uint float_bits_to_bf16(uint f) {
+    if ((f & 0x7FFFFFFFu) > 0x7F800000u) { return (f >> 16) | 64u; }
+    return (f + 0x7FFFu + ((f >> 16) & 1u)) >> 16;
+}
+
+// x rounded to bf16 as above and widened back (exact).
+float round_to_bf16(float x) {
+    return uintBitsToFloat(float_bits_to_bf16(floatBitsToUint(x)) << 16);
 }
 #endif // HALF_BITS_GLSL

@@ -2,15 +2,7 @@
 // IQ4_NL), read through 16-bit words; the type is a runtime code (T_*). Shared by the kernels that read K or V
 // rows element by element (flash_attn.comp, lightning_indexer.comp). The includer includes common.glsl first and
 // instantiates ROW_AT(name, buffer) for each 16-bit-word buffer it reads.
-#define T_F32 0u
-#define T_F16 1u
-#define T_Q4_0 2u
-#define T_Q8_0 3u
-#define T_Q4_1 4u
-#define T_Q5_0 5u
-#define T_Q5_1 6u
-#define T_IQ4_NL 7u
-#define T_BF16 8u
+#include "kv_types.glsl"
 
 const float IQ4NL_LEVELS[16] = float[16](-127.0, -104.0, -83.0, -65.0, -49.0, -35.0, -22.0, -10.0,
                                          1.0, 13.0, 25.0, 38.0, 53.0, 69.0, 89.0, 113.0);

@@ -56,10 +56,6 @@ layout(binding = 0) readonly buffer A8 { uvec4 a8[]; };
 layout(constant_id = 7) const bool ROUND_X = true;
 #ifdef A_BF16
 vec2 pair16(uint w) { return vec2(uintBitsToFloat(w << 16), uintBitsToFloat(w & 0xFFFF0000u)); }
-float round_to_bf16(float x) {
-    const uint u = floatBitsToUint(x);
-    return uintBitsToFloat(isnan(x) ? ((u | 0x00400000u) & 0xFFFF0000u) : ((u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u));
-}
 vec4 round4(vec4 x) { return vec4(round_to_bf16(x.x), round_to_bf16(x.y), round_to_bf16(x.z), round_to_bf16(x.w)); }
 #else
 vec2 pair16(uint w) { return unpackHalf2x16(w); }

@@ -27,7 +27,7 @@
 // (correctly rounded, as the CPU's; Vulkan allows OpFDiv 2.5 ulp), and `precise` keeps the driver from fusing
 // a product and a sum into one fma (the reference rounds the product first).
 // Needs elementwise.glsl (float_to_half) and a `uint16_t d[]` buffer.
-#include "div_rn.glsl"
+#include "q8_grid.glsl"
 
 #if defined(DST_Q1_0)
 #define QUANT_QK 128u
@@ -63,14 +63,11 @@ void quantize_block(float x[32], uint w) {
         const float a = abs(x[i]);
         amax = amax > a ? amax : a;
     }
-    const float dd = div_rn(amax, 127.0);
-    const float id = amax != 0.0 ? div_rn(127.0, amax) : 0.0;
-    d[w] = uint16_t(float_to_half(dd));
+    const float id = q8_inv_scale(amax);
+    d[w] = uint16_t(float_to_half(q8_scale(amax)));
     for (uint j = 0u; j < 16u; ++j) {
-        precise const float v0 = x[2u * j] * id;
-        precise const float v1 = x[2u * j + 1u] * id;
-        const uint c0 = uint(clamp(int(roundEven(v0)), -128, 127)) & 0xFFu;
-        const uint c1 = uint(clamp(int(roundEven(v1)), -128, 127)) & 0xFFu;
+        const uint c0 = uint(q8_code(x[2u * j], id)) & 0xFFu;
+        const uint c1 = uint(q8_code(x[2u * j + 1u], id)) & 0xFFu;
         d[w + 1u + j] = uint16_t(c0 | (c1 << 8));
     }
 }

@@ -9,7 +9,7 @@
 // overflow) = column (i11 + ne11 * (i12 + ne12 * i13)).
 #include "common.glsl"
 #include "half_bits.glsl"
-#include "div_rn.glsl"
+#include "q8_grid.glsl"
 #define QX_WRITE
 #include "qx_block.glsl"
 
@@ -53,12 +53,11 @@ void main() {
     // As ggml's CPU backend (x86 build) quantizes activations for Q4_0/Q8_0 dot products (quantize_row_q8_0):
     // codes round(x * 127 / max|x|) to nearest even, the scale max|x| / 127 kept as f16.
     // Exact divisions and f16 rounding (to nearest even), so the codes match the CPU's on every driver.
-    const float id = amax != 0.0 ? div_rn(127.0, amax) : 0.0;
+    const float id = q8_inv_scale(amax);
     uint packed = 0u;
     int sum = 0;
     [[unroll]] for (uint j = 0; j < 4; ++j) {
-        precise const float v = x[j] * id;
-        const int qi = clamp(int(roundEven(v)), -127, 127);
+        const int qi = q8_code(x[j], id);
         sum += qi;
         packed |= (uint(qi) & 0xFFu) << (8u * j);
     }
@@ -70,8 +69,8 @@ void main() {
     if (part == 0u) {
         int total = 0;
         [[unroll]] for (uint i = 0; i < TPB; ++i) { total += s_sum[first + i]; }
-        const float d = div_rn(amax, 127.0);
-        q[dst] = floatBitsToUint(uintBitsToFloat(half_to_float_bits(float_bits_to_half(floatBitsToUint(d)))));
+        const float d = q8_scale(amax);
+        q[dst] = floatBitsToUint(q8_scale_f16(d));
         q[dst + 1u] = qx_sum_word(total, d);
     }
 }

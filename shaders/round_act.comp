@@ -82,13 +82,6 @@ void main() {
         o[dst + i] = val;
     }
 #else
-    const uint u = floatBitsToUint(b[src]);
-    uint h;
-    if ((u & 0x7FFFFFFFu) > 0x7F800000u) {
-        h = (u >> 16) | 64u;
-    } else {
-        h = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
-    }
-    o[dst] = uintBitsToFloat((h & 0xFFFFu) << 16);
+    o[dst] = round_to_bf16(b[src]);
 #endif
 }

@@ -40,15 +40,6 @@ layout(push_constant) uniform Push {
     uint rows; uint ne11; uint ne12; uint idx64;
 } pc;
 
-#ifdef DST_BF16
-// ggml's GGML_FP32_TO_BF16 on f32 bits: NaN keeps its top half with the quiet bit set, everything else rounds
-// to nearest even (overflow to infinity as the carry runs into the exponent).
-uint f32_bits_to_bf16(uint u) {
-    if ((u & 0x7FFFFFFFu) > 0x7F800000u) { return (u >> 16) | 64u; }
-    return (u + (0x7FFFu + ((u >> 16) & 1u))) >> 16;
-}
-#endif
-
 void main() {
     // Bit 1 of idx64 (short rows, e.g. the one-value rows of a transposed V cache): one thread per (row, column),
     // WG of them per workgroup, workgroups along y (+ z overflow). Else a workgroup per row along y (+ z), its
@@ -79,9 +70,9 @@ void main() {
 #endif
     for (uint c = c0; c < pc.ne00; c += cstep) {
 #if defined(DST_BF16) && defined(SRC_F16)
-        d[db + c] = uint16_t(f32_bits_to_bf16(half_to_float_bits(uint(a[ab + c]))));
+        d[db + c] = uint16_t(float_bits_to_bf16(half_to_float_bits(uint(a[ab + c]))));
 #elif defined(DST_BF16)
-        d[db + c] = uint16_t(f32_bits_to_bf16(a[ab + c]));
+        d[db + c] = uint16_t(float_bits_to_bf16(a[ab + c]));
 #elif defined(SRC_F16) && defined(DST_F16)
         d[db + c] = a[ab + c];
 #elif defined(SRC_F16)
