@@ -96,3 +96,26 @@ fn alternating_graphs_and_stale_recordings() {
     assert_eq!(replays, want);
     assert_no_validation_errors();
 }
+
+#[test]
+fn cycle_of_many_graphs_is_replayed() {
+    // ggml's meta backend (tensor parallelism) hands each device one graph per block of the model in turn: a cycle
+    // of distinct graphs, none twice in a row, more of them than a handful.
+    let be = backend();
+    let mut rng = Rng::new(79);
+    let steps: Vec<Step> = (0..6).map(|i| step(&be, &mut rng, 256, 32 + 16 * i)).collect();
+    let mut replays = Vec::new();
+    for round in 0..3 {
+        for (i, s) in steps.iter().enumerate() {
+            let xs = rng.vec(256);
+            let (got, replayed) = run(&be, s, &xs);
+            replays.push(replayed);
+            assert_eq!(got, fresh(&be, s, &xs), "round {round} graph {i}");
+        }
+    }
+    // The first round as usual, the second recorded for replay, the third replayed.
+    let on = ggvk::graph::replay::enabled();
+    let want: Vec<bool> = (0..18).map(|j| on && j >= 12).collect();
+    assert_eq!(replays, want);
+    assert_no_validation_errors();
+}

@@ -13,8 +13,9 @@ use std::sync::{Arc, Mutex};
 use super::sys;
 use crate::graph::replay::GraphKey;
 
-/// Descriptions kept (the engine keeps a few recordings too).
-const KEEP: usize = 8;
+/// Descriptions kept: as many as the engine keeps recordings (ggml's meta backend alternates dozens of graphs
+/// per device and token).
+const KEEP: usize = crate::graph::replay::KEEP;
 
 /// The raw description of a ggml graph.
 #[derive(Clone, PartialEq, Eq, Default)]

@@ -5,19 +5,31 @@
 //! change per token live in device memory (positions, indices, masks are tensors), never in push constants.
 //!
 //! Policy ([`ReplayCache`]): a graph seen for the first time is recorded as usual (in chunks, so the GPU starts
-//! while the host records); seen twice in a row, it is recorded once more into a [`Recording`] kept for replay;
-//! from then on, while it keeps coming back, it is replayed. A few recordings are kept (several graphs may
-//! alternate, e.g. the splits of a model spread over devices); the oldest goes first. A recording whose buffers
-//! were freed is dropped and the graph recorded again. `GGVK_REPLAY=0` turns replay off.
+//! while the host records); seen again (among the last [`RECENT`] graphs, not necessarily the one before), it is
+//! recorded once more into a [`Recording`] kept for replay; from then on, while it keeps coming back, it is
+//! replayed. Up to [`KEEP`] recordings are kept, because graphs alternate: ggml's meta backend (tensor
+//! parallelism, `-sm tensor`) hands each device one graph per block of the model between allreduces (65 per token
+//! for a 32-layer model), the splits of a model spread over devices alternate too. The least recently used
+//! recording goes first. A recording whose buffers were freed is dropped and the graph recorded again.
+//! `GGVK_REPLAY=0` turns replay off.
 
 use std::collections::VecDeque;
+use std::hash::{Hash, Hasher};
 
 use super::{Graph, Op, Tensor};
 use crate::quant::GgmlType;
 use crate::vk::Recording;
 
-/// Recordings kept per executor.
-const KEEP: usize = 4;
+/// Recordings kept per executor. A kept recording holds its command buffer and descriptor sets (for a 7B
+/// model's one-token graph about 1,000 dispatches: well under a megabyte of host memory), not device memory.
+///
+/// cbindgen:ignore
+pub const KEEP: usize = 128;
+
+/// Graphs remembered (by a hash of their key) as seen, so that the second time one comes is recorded for replay.
+///
+/// cbindgen:ignore
+pub const RECENT: usize = 256;
 
 /// Whether replay is on (`GGVK_REPLAY`, default on; read once per process).
 pub fn enabled() -> bool {
@@ -26,7 +38,7 @@ pub fn enabled() -> bool {
 }
 
 /// A tensor as a recording sees it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct TensorKey {
     buffer: u64,
     offset: u64,
@@ -42,7 +54,7 @@ impl TensorKey {
 }
 
 /// Everything recording a graph depends on, compared exactly.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct GraphKey {
     /// Per node: its word count, the op's name, its parameters as 32-bit words (floats by their bits, so -0.0
     /// and 0.0 differ), its number of sources.
@@ -189,6 +201,13 @@ impl GraphKey {
         }
         GraphKey { ops, tensors }
     }
+
+    /// A hash of the key (for remembering graphs seen; equal keys hash equal).
+    fn digest(&self) -> u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.hash(&mut h);
+        h.finish()
+    }
 }
 
 /// What to do with a graph, decided by [`ReplayCache::lookup`].
@@ -212,15 +231,15 @@ pub struct Entry<S> {
     pub stats: S,
 }
 
-/// The recordings of one executor and the key of the last graph it saw.
+/// The recordings of one executor and the graphs it saw recently (hashes of their keys, oldest first).
 pub struct ReplayCache<S> {
-    last: Option<GraphKey>,
+    seen: VecDeque<u64>,
     kept: VecDeque<Entry<S>>,
 }
 
 impl<S> Default for ReplayCache<S> {
     fn default() -> Self {
-        ReplayCache { last: None, kept: VecDeque::new() }
+        ReplayCache { seen: VecDeque::new(), kept: VecDeque::new() }
     }
 }
 
@@ -233,10 +252,16 @@ impl<S> ReplayCache<S> {
             self.kept.push_back(entry);
             return Plan::Replay(self.kept.len() - 1);
         }
-        if self.last.as_ref() == Some(key) {
+        let digest = key.digest();
+        if let Some(i) = self.seen.iter().position(|&d| d == digest) {
+            // (A hash collision records a graph for replay one time early; replay itself compares whole keys.)
+            self.seen.remove(i);
             return Plan::Record;
         }
-        self.last = Some(key.clone());
+        if self.seen.len() == RECENT {
+            self.seen.pop_front();
+        }
+        self.seen.push_back(digest);
         Plan::Normal
     }
 
@@ -265,7 +290,8 @@ impl<S> ReplayCache<S> {
     /// Drop the recording of `key` (stale, or its submission failed); the graph starts over as new.
     pub fn forget(&mut self, key: &GraphKey) {
         self.kept.retain(|e| e.key != *key);
-        self.last = None;
+        let digest = key.digest();
+        self.seen.retain(|&d| d != digest);
     }
 
     /// Every recording, to wait for their submissions.
