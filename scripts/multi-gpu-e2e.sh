@@ -2,8 +2,11 @@
 # Two GGVK devices in one process: llama-completion splits a tiny random-weight llama by layers over GGVK0 and
 # GGVK1 (`--device GGVK0,GGVK1 -sm layer -ts 1,1 -ngl 99`; llama.cpp's scheduler copies the activations between
 # them) and must give exactly the greedy tokens of the same model on GGVK0 alone (32 tokens, flash attention on
-# and off). The log must show layers on both devices. `-sm row` (a split buffer type, which ggvk does not offer
-# yet) must end with llama.cpp's error message and exit status 1, not a crash. Vulkan validation layer on.
+# and off). The log must show layers on both devices. Tensor parallelism (`-sm tensor`, ggml's meta backend: each
+# weight matrix split over both devices, the partial sums reduced by ggvk's allreduce, src/ggml/comm.rs, and with
+# `GGVK_ALLREDUCE=0` by ggml's generic one; llama.cpp requires flash attention for it) must give GGVK0's tokens too.
+# `-sm row` (a split buffer type, which ggvk does not offer) must end with llama.cpp's error message and exit
+# status 1, not a crash. Vulkan validation layer on.
 # Where the loader lists one device (lavapipe on a machine without GPUs), a second lavapipe driver is made from a
 # copy of its library with its own manifest (two drivers, two VkPhysicalDevices).
 #   bash scripts/multi-gpu-e2e.sh [TYPES...]        (default: q4_0 f16)
@@ -59,6 +62,26 @@ for ty in "${TYPES[@]}"; do
       fail=$((fail + 1))
     else
       echo "ok   $tag: layer placements on GGVK0 $on0 / GGVK1 $on1 (log lines), same $(wc -c <"$OUTDIR/two-$tag.txt") bytes of text as GGVK0 alone"
+      pass=$((pass + 1))
+    fi
+  done
+  # Tensor parallelism (flash attention on: llama.cpp refuses -sm tensor without it).
+  for ar in 1 0; do
+    tag="$ty-tensor-allreduce$ar"
+    GGVK_ALLREDUCE=$ar GGVK_TIMELINE=1 timeout 600 "$BIN/llama-completion" -m "$model" --device GGVK0,GGVK1 -sm tensor \
+      -ngl 99 -fa on "${common[@]}" >"$OUTDIR/$tag.txt" 2>"$OUTDIR/$tag.log" </dev/null || true
+    # The timeline's reports count the allreduces ggvk did per graph (0.0 when ggml's generic one ran).
+    per=$(grep -aoE 'allreduces [0-9]+ us \([0-9.]+ per graph\)' "$OUTDIR/$tag.log" | tail -n 1 | grep -oE '\([0-9.]+' | tr -d '(')
+    if ! grep -q "creating a Meta device with 2 devices" "$OUTDIR/$tag.log"; then
+      echo "FAIL $tag: no meta device over GGVK0 and GGVK1"; tail -n 5 "$OUTDIR/$tag.log"; fail=$((fail + 1))
+    elif [ -z "$per" ] || { [ "$ar" = 1 ] && [ "$per" = 0.0 ]; } || { [ "$ar" = 0 ] && [ "$per" != 0.0 ]; }; then
+      echo "FAIL $tag: allreduces by ggvk per graph '${per:-no timeline report}' (want > 0 with GGVK_ALLREDUCE=1, 0 with 0)"
+      fail=$((fail + 1))
+    elif ! cmp -s "$OUTDIR/one-$ty-faon.txt" "$OUTDIR/$tag.txt"; then
+      echo "FAIL $tag: tensor parallelism generated other text than GGVK0 alone"
+      diff "$OUTDIR/one-$ty-faon.txt" "$OUTDIR/$tag.txt" || true; fail=$((fail + 1))
+    else
+      echo "ok   $tag: -sm tensor over GGVK0,GGVK1, ggvk allreduces per graph $per, same $(wc -c <"$OUTDIR/$tag.txt") bytes of text as GGVK0 alone"
       pass=$((pass + 1))
     fi
   done

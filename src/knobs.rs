@@ -67,6 +67,8 @@ const KNOBS: &[(&str, Kind)] = &[
     ("GGVK_MAX_STORAGE_RANGE", Kind::Range(4096, u64::MAX)),
     ("GGVK_MEMORY_BUDGET", Kind::Size),
     ("GGVK_SCRATCH_RING", Kind::Size),
+    ("GGVK_ALLREDUCE", Kind::Switch),
+    ("GGVK_ALLREDUCE_MAX", Kind::Size),
 ];
 
 /// `GGVK_*` variables of the build, test and benchmark scripts and of the tests (not read by the library).

@@ -2,7 +2,8 @@
 //! around each replayed graph (no per-dispatch timestamps, which serialise the dispatches and inflate small
 //! ones): how long the GPU was busy with the graph and how long it sat idle since the previous one ended. The host
 //! side comes from the ggml adapter's entry points: time inside graph_compute (translation, replay lookup,
-//! submission), waiting for the GPU (synchronize), and synchronous transfers (set / get tensor). Every
+//! submission), waiting for the GPU (synchronize), synchronous transfers (set / get tensor) and tensor
+//! parallelism's allreduces. Every
 //! [`WINDOW`] replayed graphs one report goes to the diagnostics (see [`crate::diag`]): per graph, the wall time
 //! between reports, GPU busy and idle, and the host times. For a generating model one graph is one token, so
 //! "GPU idle" is the time the token spends waiting for the host.
@@ -22,6 +23,8 @@ pub enum Host {
     Wait,
     /// Synchronous transfers (set / get / copy tensor).
     Transfer,
+    /// Tensor parallelism's allreduces between devices (`src/ggml/comm.rs`).
+    Allreduce,
 }
 
 #[derive(Default)]
@@ -32,8 +35,8 @@ struct State {
     idle_n: u32,
     /// End of the last graph on the GPU clock (ns).
     last_end_ns: Option<f64>,
-    host_us: [f64; 3],
-    host_n: [u32; 3],
+    host_us: [f64; 4],
+    host_n: [u32; 4],
     since: Option<Instant>,
 }
 
@@ -82,7 +85,8 @@ pub fn gpu_graph(start_ns: f64, end_ns: f64) {
         let per = |k: usize| s.host_us[k] / n;
         let msg = format!(
             "ggvk timeline, {} replayed graphs: wall {wall:.0} us per graph; GPU busy {:.0} us, idle before it {:.0} us; \
-             host: in graph_compute {:.0} us, waiting for the GPU {:.0} us, transfers {:.0} us ({:.1} per graph)",
+             host: in graph_compute {:.0} us, waiting for the GPU {:.0} us, transfers {:.0} us ({:.1} per graph), \
+             allreduces {:.0} us ({:.1} per graph)",
             s.graphs,
             s.busy_us / n,
             if s.idle_n > 0 { s.idle_us / f64::from(s.idle_n) } else { 0.0 },
@@ -90,6 +94,8 @@ pub fn gpu_graph(start_ns: f64, end_ns: f64) {
             per(Host::Wait as usize),
             per(Host::Transfer as usize),
             f64::from(s.host_n[Host::Transfer as usize]) / n,
+            per(Host::Allreduce as usize),
+            f64::from(s.host_n[Host::Allreduce as usize]) / n,
         );
         *s = State { last_end_ns: s.last_end_ns, since: Some(now), ..State::default() };
         drop(s);

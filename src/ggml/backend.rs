@@ -38,6 +38,21 @@ pub fn create(entry: &'static DeviceEntry, dev: sys::ggml_backend_dev_t) -> Resu
     Ok(Box::into_raw(be))
 }
 
+/// The engine behind a ggml backend, if it is one of ours (its guid is ggvk's).
+///
+/// # Safety
+/// `b` must be NULL or a live ggml backend.
+pub(super) unsafe fn engine_of<'a>(b: sys::ggml_backend_t) -> Option<&'a Backend> {
+    // SAFETY: the caller guarantees `b` is NULL or live; a live backend's guid points to 16 bytes.
+    let be = unsafe { b.as_ref() }?;
+    // SAFETY: as above.
+    if be.guid.is_null() || unsafe { *be.guid } != GUID || be.context.is_null() {
+        return None;
+    }
+    // SAFETY: a backend with our guid was made by create, its context a live Box<BackendCtx>.
+    Some(&unsafe { ctx(b) }.inner)
+}
+
 /// The context of one of our backends.
 ///
 /// # Safety

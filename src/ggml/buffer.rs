@@ -91,7 +91,7 @@ pub(super) unsafe fn in_host_buffer(t: &sys::ggml_tensor) -> bool {
 }
 
 /// The tensor's byte offset in its buffer.
-fn offset_of(t: &sys::ggml_tensor) -> crate::Result<u64> {
+pub(super) fn offset_of(t: &sys::ggml_tensor) -> crate::Result<u64> {
     (t.data as usize)
         .checked_sub(BASE)
         .map(|o| o as u64)

@@ -190,7 +190,7 @@ const REG_IFACE: sys::ggml_backend_reg_i = sys::ggml_backend_reg_i {
     get_name: Some(reg_get_name),
     get_device_count: Some(reg_get_device_count),
     get_device: Some(reg_get_device),
-    get_proc_address: None,
+    get_proc_address: Some(super::comm::reg_get_proc_address),
 };
 
 // ---- device interface ----

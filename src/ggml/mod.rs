@@ -10,6 +10,7 @@ pub mod sys;
 
 mod backend;
 mod buffer;
+mod comm;
 mod device;
 mod host;
 mod host_buffer;
