@@ -2,7 +2,9 @@
 # Two GGVK devices in one process: llama-completion splits a tiny random-weight llama by layers over GGVK0 and
 # GGVK1 (`--device GGVK0,GGVK1 -sm layer -ts 1,1 -ngl 99`; llama.cpp's scheduler copies the activations between
 # them) and must give exactly the greedy tokens of the same model on GGVK0 alone (32 tokens, flash attention on
-# and off). The log must show layers on both devices. Tensor parallelism (`-sm tensor`, ggml's meta backend: each
+# and off). The log must show layers on both devices. A longer prompt in batches of 4 tokens (`-ub 4`) runs the same
+# split with pipeline parallelism (llama.cpp's scheduler gives one device the next batch while the other works on
+# the last, ordered by ggvk's events) and must give GGVK0's tokens too. Tensor parallelism (`-sm tensor`, ggml's meta backend: each
 # weight matrix split over both devices, the partial sums reduced by ggvk's allreduce, src/ggml/comm.rs, and with
 # `GGVK_ALLREDUCE=0` by ggml's generic one; llama.cpp requires flash attention for it) must give GGVK0's tokens too.
 # `-sm row` (a split buffer type, which ggvk does not offer) must end with llama.cpp's error message and exit
@@ -42,6 +44,7 @@ timeout 120 "$BIN/llama-completion" --list-devices 2>&1 | grep -E '^ +GGVK' | te
 [ "$(grep -c . "$OUTDIR/devices.txt")" -ge 2 ] || { echo "multi-gpu-e2e: fewer than two GGVK devices"; exit 1; }
 
 common=(-n 32 --temp 0 --top-k 1 --seed 1 -no-cnv -v -p "Once upon a time")
+PROMPT_LONG="Once upon a time there was a little fox who lived by the river and every morning"
 pass=0
 fail=0
 for ty in "${TYPES[@]}"; do
@@ -62,6 +65,24 @@ for ty in "${TYPES[@]}"; do
       fail=$((fail + 1))
     else
       echo "ok   $tag: layer placements on GGVK0 $on0 / GGVK1 $on1 (log lines), same $(wc -c <"$OUTDIR/two-$tag.txt") bytes of text as GGVK0 alone"
+      pass=$((pass + 1))
+    fi
+  done
+  # Pipeline parallelism: several batches in flight over the two devices.
+  for fa in off on; do
+    tag="$ty-pipeline-fa$fa"
+    pipe=(-n 16 --temp 0 --top-k 1 --seed 1 -no-cnv -v -b 64 -ub 4 -fa $fa -p "$PROMPT_LONG")
+    timeout 600 "$BIN/llama-completion" -m "$model" --device GGVK0 -ngl 99 "${pipe[@]}" \
+      >"$OUTDIR/one-$tag.txt" 2>"$OUTDIR/one-$tag.log" </dev/null
+    timeout 600 "$BIN/llama-completion" -m "$model" --device GGVK0,GGVK1 -sm layer -ngl 99 "${pipe[@]}" \
+      >"$OUTDIR/two-$tag.txt" 2>"$OUTDIR/two-$tag.log" </dev/null
+    if ! grep -q "pipeline parallelism enabled" "$OUTDIR/two-$tag.log"; then
+      echo "FAIL $tag: llama.cpp did not enable pipeline parallelism"; fail=$((fail + 1))
+    elif ! cmp -s "$OUTDIR/one-$tag.txt" "$OUTDIR/two-$tag.txt"; then
+      echo "FAIL $tag: pipelined layer split generated other text than GGVK0 alone"
+      diff "$OUTDIR/one-$tag.txt" "$OUTDIR/two-$tag.txt" || true; fail=$((fail + 1))
+    else
+      echo "ok   $tag: layer split, batches of 4 tokens pipelined, same $(wc -c <"$OUTDIR/two-$tag.txt") bytes of text as GGVK0 alone"
       pass=$((pass + 1))
     fi
   done

@@ -119,3 +119,22 @@ fn cycle_of_many_graphs_is_replayed() {
     assert_eq!(replays, want);
     assert_no_validation_errors();
 }
+
+#[test]
+fn progress_points_advance_with_submissions() {
+    // The device's progress point (behind ggml's events): every submission moves it on, and waiting for a point
+    // returns once the work before it is done, again at once when it already is.
+    let be = backend();
+    let device = be.device().clone();
+    let Some(before) = device.progress().unwrap() else { return }; // no timeline semaphores on this device
+    let mut rng = Rng::new(80);
+    let s = step(&be, &mut rng, 256, 64);
+    s.x.write(0, &f32_bytes(&rng.vec(256))).unwrap();
+    be.compute_async(&s.graph).unwrap();
+    let after = device.progress().unwrap().expect("a timeline device keeps one");
+    assert!(after > before, "a graph's submission moves the point on: {before} -> {after}");
+    device.wait_progress(after).unwrap();
+    device.wait_progress(before.max(1)).unwrap();
+    be.synchronize().unwrap();
+    assert_no_validation_errors();
+}

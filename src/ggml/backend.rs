@@ -217,16 +217,44 @@ const BACKEND_IFACE: sys::ggml_backend_i = sys::ggml_backend_i {
 };
 
 // ---- events ----
-// Conservative: recording an event waits until the recording stream's submitted work is complete, so a recorded
-// event is always signalled and waiting on it (on the host or from another stream) needs nothing further. Correct
-// ordering for ggml's scheduler, at the cost of overlap between streams.
+// An event is a point in one device's queue: the progress value of the last submission when it was recorded
+// (`Device::progress`, a timeline semaphore every submission signals). Recording submits nothing and does not
+// wait, so ggml's scheduler can give one device the next batch while another still works (pipeline parallelism
+// over devices split by layers). Waiting for an event, on the host or from a backend, waits on the host for that
+// point; two Vulkan devices share no semaphore, and on one device later submissions already follow earlier ones.
+// Without timeline semaphores recording an event waits for the stream instead (the event is then complete).
+
+/// What a ggml event's `context` points to: the point it recorded, if any.
+struct EventCtx {
+    point: std::sync::Mutex<Option<(std::sync::Arc<crate::vk::Device>, u64)>>,
+}
+
+impl EventCtx {
+    fn wait(&self) -> Result<()> {
+        let point = self.point.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        match point {
+            Some((device, value)) => timeline::host(Host::Wait, || device.wait_progress(value)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The context of one of our events.
+///
+/// # Safety
+/// `event` must be NULL or an event made by [`event_new`].
+unsafe fn event_ctx<'a>(event: sys::ggml_backend_event_t) -> Option<&'a EventCtx> {
+    // SAFETY: the caller guarantees `event` is NULL or ours (context: a live Box<EventCtx>, possibly NULL).
+    unsafe { event.as_ref().and_then(|e| (e.context as *const EventCtx).as_ref()) }
+}
 
 /// A new event of `dev` (never NULL unless out of memory).
 ///
 /// # Safety
 /// ggml passes one of our devices.
 pub unsafe extern "C" fn event_new(dev: sys::ggml_backend_dev_t) -> sys::ggml_backend_event_t {
-    Box::into_raw(Box::new(sys::ggml_backend_event { device: dev, context: std::ptr::null_mut() }))
+    let ctx = Box::into_raw(Box::new(EventCtx { point: std::sync::Mutex::new(None) }));
+    Box::into_raw(Box::new(sys::ggml_backend_event { device: dev, context: ctx as *mut c_void }))
 }
 
 /// Free an event made by [`event_new`].
@@ -235,21 +263,49 @@ pub unsafe extern "C" fn event_new(dev: sys::ggml_backend_dev_t) -> sys::ggml_ba
 /// `event` came from [`event_new`] and is freed once.
 pub unsafe extern "C" fn event_free(_dev: sys::ggml_backend_dev_t, event: sys::ggml_backend_event_t) {
     if !event.is_null() {
-        // SAFETY: made by event_new with Box::into_raw; ggml frees it once.
-        drop(unsafe { Box::from_raw(event) });
+        // SAFETY: made by event_new with Box::into_raw (its context too); ggml frees it once.
+        unsafe {
+            let e = Box::from_raw(event);
+            if !e.context.is_null() {
+                drop(Box::from_raw(e.context as *mut EventCtx));
+            }
+        }
     }
 }
 
-/// Wait on the host for `event`: recorded events are already complete.
+/// Wait on the host until the work recorded by `event` is complete.
 ///
 /// # Safety
-/// Any pointers; nothing is dereferenced.
-pub unsafe extern "C" fn event_synchronize(_dev: sys::ggml_backend_dev_t, _event: sys::ggml_backend_event_t) {}
-
-unsafe extern "C" fn event_record(b: sys::ggml_backend_t, _event: sys::ggml_backend_event_t) {
-    // SAFETY: ggml passes one of our live backends.
-    let c = unsafe { ctx(b) };
-    guarded("event_record", (), || c.inner.synchronize())
+/// `event` is NULL or one of our events.
+pub unsafe extern "C" fn event_synchronize(_dev: sys::ggml_backend_dev_t, event: sys::ggml_backend_event_t) {
+    // SAFETY: forwarded to the caller.
+    if let Some(e) = unsafe { event_ctx(event) } {
+        guarded("event_synchronize", (), || e.wait())
+    }
 }
 
-unsafe extern "C" fn event_wait(_b: sys::ggml_backend_t, _event: sys::ggml_backend_event_t) {}
+unsafe extern "C" fn event_record(b: sys::ggml_backend_t, event: sys::ggml_backend_event_t) {
+    // SAFETY: ggml passes one of our live backends and one of our events.
+    let (c, e) = unsafe { (ctx(b), event_ctx(event)) };
+    guarded("event_record", (), || {
+        let device = c.inner.device();
+        let point = match device.progress()? {
+            Some(value) => Some((device.clone(), value)),
+            None => {
+                timeline::host(Host::Wait, || c.inner.synchronize())?;
+                None
+            }
+        };
+        if let Some(e) = e {
+            *e.point.lock().unwrap_or_else(|p| p.into_inner()) = point;
+        }
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn event_wait(_b: sys::ggml_backend_t, event: sys::ggml_backend_event_t) {
+    // SAFETY: ggml passes one of our events.
+    if let Some(e) = unsafe { event_ctx(event) } {
+        guarded("event_wait", (), || e.wait())
+    }
+}

@@ -59,6 +59,8 @@ pub struct Capabilities {
     pub coopmat_shapes: Vec<CoopmatShape>,
     /// `vulkanMemoryModel` (enabled with cooperative matrices: their SPIR-V may declare it).
     pub vulkan_memory_model: bool,
+    /// `timelineSemaphore` (Vulkan 1.2; enabled: the device's progress counter behind ggml's events).
+    pub timeline_semaphore: bool,
     /// VK_NV_cooperative_matrix2 is offered.
     pub coopmat2_nv: bool,
     /// What VK_NV_cooperative_matrix2 offers (features, limits, workgroup-scope shapes; enabled at device creation
@@ -262,6 +264,7 @@ impl Capabilities {
             coopmat_feature,
             coopmat_shapes,
             vulkan_memory_model: f12.vulkan_memory_model != 0,
+            timeline_semaphore: f12.timeline_semaphore != 0,
             coopmat2_nv: has_ext(&exts, NV_COOPERATIVE_MATRIX2),
             coopmat2,
             buffer_device_address: f12.buffer_device_address != 0,

@@ -42,6 +42,11 @@ pub struct Device {
     budget: AtomicU64,
     /// VK_NV_cooperative_matrix2 was enabled at creation (its kernels may run).
     coopmat2: bool,
+    /// A timeline semaphore every queue submission signals with the next value ([`Device::progress`]); null where
+    /// the device has no timeline semaphores.
+    progress: vk::Semaphore,
+    /// The value the last submission signals (changed under the queue lock).
+    submitted: AtomicU64,
 }
 
 /// `GGVK_MEMORY_BUDGET` in bytes ([`crate::knobs::parse_size`]); 0 or unset: no limit. Every device opened afterwards starts with
@@ -123,7 +128,8 @@ impl Device {
             .shader_int8(caps.int8)
             .storage_buffer8_bit_access(caps.storage_8bit)
             .vulkan_memory_model(coopmat)
-            .buffer_device_address(bda);
+            .buffer_device_address(bda)
+            .timeline_semaphore(caps.timeline_semaphore);
         let mut fcm = vk::PhysicalDeviceCooperativeMatrixFeaturesKHR::default().cooperative_matrix(true);
         let mut fdot = vk::PhysicalDeviceShaderIntegerDotProductFeatures::default()
             .shader_integer_dot_product(caps.integer_dot_product);
@@ -181,6 +187,23 @@ impl Device {
                 return Err(e);
             }
         };
+        let progress = if caps.timeline_semaphore {
+            let mut kind = vk::SemaphoreTypeCreateInfo::default().semaphore_type(vk::SemaphoreType::TIMELINE);
+            let info = vk::SemaphoreCreateInfo::default().push_next(&mut kind);
+            // SAFETY: the timelineSemaphore feature was enabled above; `info` outlives the call.
+            match unsafe { raw.create_semaphore(&info, None) } {
+                Ok(s) => s,
+                Err(r) => {
+                    pipelines.destroy(&raw);
+                    drop(allocator);
+                    // SAFETY: the pipeline cache and the allocator (the only children) are gone.
+                    unsafe { raw.destroy_device(None) };
+                    return Err(Error::vk("vkCreateSemaphore", r));
+                }
+            }
+        } else {
+            vk::Semaphore::null()
+        };
         tracing::info!(index, name = %caps.name, "ggvk device opened");
         fault::device_opened();
         Ok(Device {
@@ -200,6 +223,8 @@ impl Device {
             allocated: AtomicU64::new(0),
             budget: AtomicU64::new(budget),
             coopmat2,
+            progress,
+            submitted: AtomicU64::new(0),
         })
     }
 
@@ -339,13 +364,48 @@ impl Device {
         lock(&self.uploads).settle_for(self, dst)
     }
 
-    /// Submit without the batched uploads (they submit themselves through this).
+    /// Submit without the batched uploads (they submit themselves through this). Every submission also signals
+    /// the next value of the progress semaphore.
     pub(crate) fn submit_raw(&self, cmds: &[vk::CommandBuffer], fence: vk::Fence) -> Result<()> {
-        let info = [vk::SubmitInfo::default().command_buffers(cmds)];
         let q = lock(&self.queue);
+        let value = [self.submitted.load(Ordering::SeqCst) + 1];
+        let signal = [self.progress];
+        let mut timeline = vk::TimelineSemaphoreSubmitInfo::default().signal_semaphore_values(&value);
+        let mut info = vk::SubmitInfo::default().command_buffers(cmds);
+        if self.progress != vk::Semaphore::null() {
+            info = info.signal_semaphores(&signal).push_next(&mut timeline);
+        }
         // SAFETY: the queue is externally synchronised by the mutex; the command buffers are fully recorded and
-        // not pending (their owners wait on their fences before re-recording); the fence is unsignalled.
-        unsafe { self.raw.queue_submit(*q, &info, fence) }.map_err(|r| self.note(Error::vk("vkQueueSubmit", r)))
+        // not pending (their owners wait on their fences before re-recording); the fence is unsignalled; the
+        // timeline value is larger than every value signalled before (they are counted under the same lock).
+        unsafe { self.raw.queue_submit(*q, &[info], fence) }.map_err(|r| self.note(Error::vk("vkQueueSubmit", r)))?;
+        self.submitted.store(value[0], Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// How far this device's queue has been given work: a value that [`Device::wait_progress`] waits for (every
+    /// submission up to now, batched uploads that are still open first submitted). `None` without timeline
+    /// semaphores.
+    pub fn progress(&self) -> Result<Option<u64>> {
+        if self.progress == vk::Semaphore::null() {
+            return Ok(None);
+        }
+        self.check_alive()?;
+        lock(&self.uploads).submit(self).map_err(|e| self.note(e))?;
+        Ok(Some(self.submitted.load(Ordering::SeqCst)))
+    }
+
+    /// Wait until the queue has finished every submission up to `value` (from [`Device::progress`]).
+    pub fn wait_progress(&self, value: u64) -> Result<()> {
+        if self.progress == vk::Semaphore::null() || value == 0 {
+            return Ok(());
+        }
+        self.check_alive()?;
+        let sems = [self.progress];
+        let values = [value];
+        let info = vk::SemaphoreWaitInfo::default().semaphores(&sems).values(&values);
+        // SAFETY: the semaphore belongs to this device; `info` outlives the call.
+        unsafe { self.raw.wait_semaphores(&info, u64::MAX) }.map_err(|r| self.note(Error::vk("vkWaitSemaphores", r)))
     }
 
     /// Wait for `fence` (no timeout: a graph may legitimately run long on a slow device).
@@ -440,6 +500,10 @@ impl Drop for Device {
         }
         std::mem::take(&mut *lock(&self.uploads)).destroy(self);
         self.pipelines.destroy(&self.raw);
+        if self.progress != vk::Semaphore::null() {
+            // SAFETY: the device is idle: no submission signals the semaphore any more.
+            unsafe { self.raw.destroy_semaphore(self.progress, None) };
+        }
         let mut leaked = 0;
         if let Some(a) = lock(&self.allocator).take() {
             leaked = a.generate_report().allocations.len() as u64;
