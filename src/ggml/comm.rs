@@ -6,8 +6,8 @@
 //! block, the feed-forward block) each device holds a partial sum of the same F32 tensor, and every device must
 //! continue with the full sum. Without a backend allreduce the meta backend runs its generic one: per pair of
 //! devices two tensor copies, each synchronising both devices, then an ADD graph submitted on each device. Here one
-//! call does it: every device's queue is drained once, each partial is read, the sum is formed on the host in device
-//! order (for two devices the very same f32 additions as the generic path: x0 + x1 on both) and written back to
+//! call does it: each device's partial is read (a copy queued after its work, one wait per device), the sum is
+//! formed on the host in device order (for two devices the very same f32 additions as the generic path: x0 + x1 on both) and written back to
 //! every device, riding with that device's next submission when small. Vulkan gives no device-to-device path
 //! between two VkDevices, so the host is the meeting point either way.
 //!
@@ -20,7 +20,6 @@ use std::sync::Arc;
 use super::backend::engine_of;
 use super::buffer::{buffer_of, guarded, offset_of};
 use super::sys;
-use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::vk::Buffer;
 
@@ -99,8 +98,7 @@ unsafe extern "C" fn comm_allreduce_tensor(ctx: *mut c_void, tensors: *mut *mut 
 }
 
 /// One backend's share of an allreduce.
-struct Part<'a> {
-    engine: &'a Backend,
+struct Part {
     buf: Arc<Buffer>,
     offset: u64,
     bytes: usize,
@@ -109,11 +107,11 @@ struct Part<'a> {
 }
 
 /// The shares of a call this module takes: F32, the same element count everywhere, contiguous, each in its
-/// backend's device memory, at most `max_bytes`. `None` for anything else.
+/// backend's device memory (the backend's own device), at most `max_bytes`. `None` for anything else.
 ///
 /// # Safety
 /// Live backends (the context's) and live tensors.
-unsafe fn parts<'a>(comm: &'a Comm, tensors: &[*mut sys::ggml_tensor]) -> Result<Option<Vec<Part<'a>>>> {
+unsafe fn parts(comm: &Comm, tensors: &[*mut sys::ggml_tensor]) -> Result<Option<Vec<Part>>> {
     let mut out = Vec::with_capacity(tensors.len());
     let mut elements = None;
     for (&b, &t) in comm.backends.iter().zip(tensors) {
@@ -139,7 +137,7 @@ unsafe fn parts<'a>(comm: &'a Comm, tensors: &[*mut sys::ggml_tensor]) -> Result
         }
         let offset = offset_of(t)?;
         let bytes = usize::try_from(bytes).map_err(|_| Error::invalid("allreduce tensor too large for this host"))?;
-        out.push(Part { engine, buf, offset, bytes, computed: t.flags & sys::GGML_TENSOR_FLAG_COMPUTE != 0 });
+        out.push(Part { buf, offset, bytes, computed: t.flags & sys::GGML_TENSOR_FLAG_COMPUTE != 0 });
     }
     Ok(Some(out))
 }
@@ -156,16 +154,15 @@ fn contiguous_f32(t: &sys::ggml_tensor) -> bool {
     true
 }
 
-/// Drain every device, sum the partials in device order, write the sum to every device (small writes ride with
+/// Read every device's partial, sum them in device order, write the sum to every device (small writes ride with
 /// the device's next submission, so the work after this call reads them).
-fn allreduce(parts: &[Part<'_>]) -> Result<()> {
+fn allreduce(parts: &[Part]) -> Result<()> {
     let Some(bytes) = parts.first().map(|p| p.bytes) else { return Ok(()) };
     if bytes == 0 {
         return Ok(());
     }
-    for p in parts {
-        p.engine.synchronize()?;
-    }
+    // No wait for the streams first: a read is a copy submitted after them on the same queue, which starts with a
+    // barrier from every earlier compute write, and waits for that copy (one round trip per device, not two).
     let mut sum: Vec<f32> = Vec::new();
     let mut partial = vec![0u8; bytes];
     for (i, p) in parts.iter().enumerate() {
