@@ -10,6 +10,7 @@
 
 #include "ggml-backend.h"
 #include "llama.h"
+#include "load_model.h"
 
 /* The K/V cache types llama.cpp's -ctk/-ctv accept, by name; GGML_TYPE_COUNT for any other name. */
 static enum ggml_type cache_type(const char *name) {
@@ -32,30 +33,7 @@ int main(int argc, char **argv) {
     llama_backend_init();
     ggml_backend_load_all();
 
-    struct llama_model_params mp = llama_model_default_params();
-    ggml_backend_dev_t devs[2] = {NULL, NULL};
-    if (strcmp(device, "CPU") == 0) {
-        mp.n_gpu_layers = 0;
-    } else {
-        if (strncmp(device, "RPC:", 4) == 0) {
-            /* as llama.cpp's --rpc does: the RPC registry's add_server, then the server's first device */
-            typedef ggml_backend_reg_t (*add_server_fn)(const char *endpoint);
-            ggml_backend_reg_t rpc = ggml_backend_reg_by_name("RPC");
-            add_server_fn add =
-                rpc ? (add_server_fn)ggml_backend_reg_get_proc_address(rpc, "ggml_backend_rpc_add_server") : NULL;
-            ggml_backend_reg_t server = add ? add(device + 4) : NULL;
-            if (server && ggml_backend_reg_dev_count(server) > 0) devs[0] = ggml_backend_reg_dev_get(server, 0);
-        } else {
-            devs[0] = ggml_backend_dev_by_name(device);
-        }
-        if (!devs[0]) {
-            fprintf(stderr, "greedy: no device %s\n", device);
-            return 1;
-        }
-        mp.devices = devs;
-        mp.n_gpu_layers = 999;
-    }
-    struct llama_model *model = llama_model_load_from_file(model_path, mp);
+    struct llama_model *model = load_model("greedy", model_path, device);
     if (!model) return 1;
     struct llama_context_params cp = llama_context_default_params();
     cp.n_ctx = 512;

@@ -2,14 +2,16 @@
  *   nodes MODEL DEVICE N_TOKENS UBATCH PROMPT_FILE OUT
  * The prompt file's first N_TOKENS tokens are decoded in batches of UBATCH tokens (UBATCH 1: token by token, every
  * product a mat-vec); during the last batch llama.cpp's eval callback reads each contiguous F32 node back and
- * OUT gets records of [64-byte name][u64 element count][f32 values]. DEVICE: CPU (no offload) or a device name
- * such as GGVK0. Flash attention off, F16 K/V cache (GREEDY_FA=1 turns it on, as for greedy.c). */
+ * OUT gets records of [64-byte name][u64 element count][f32 values]. DEVICE: as load_model.h takes it (CPU, a
+ * device name such as GGVK0, RPC:HOST:PORT). Flash attention off, F16 K/V cache (GREEDY_FA=1 turns it on, as for
+ * greedy.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ggml-backend.h"
 #include "llama.h"
+#include "load_model.h"
 
 struct dump {
     FILE *out;
@@ -67,20 +69,7 @@ int main(int argc, char **argv) {
 
     llama_backend_init();
     ggml_backend_load_all();
-    struct llama_model_params mp = llama_model_default_params();
-    ggml_backend_dev_t devs[2] = {NULL, NULL};
-    if (strcmp(device, "CPU") == 0) {
-        mp.n_gpu_layers = 0;
-    } else {
-        devs[0] = ggml_backend_dev_by_name(device);
-        if (!devs[0]) {
-            fprintf(stderr, "nodes: no device %s\n", device);
-            return 1;
-        }
-        mp.devices = devs;
-        mp.n_gpu_layers = 999;
-    }
-    struct llama_model *model = llama_model_load_from_file(model_path, mp);
+    struct llama_model *model = load_model("nodes", model_path, device);
     if (!model) return 1;
     struct llama_context_params cp = llama_context_default_params();
     cp.n_ctx = 1024;
