@@ -54,4 +54,10 @@ fn info_names_devices_as_llama_cpp_does() {
         .and_then(|n| n.parse().ok())
         .expect("first line: N Vulkan device(s), M usable ...");
     assert_eq!(text.lines().filter(|l| l.starts_with("GGVK")).count(), usable, "{text}");
+    // Every Vulkan device is in exactly one of the driver's device groups.
+    let line = text.lines().find(|l| l.starts_with("device groups (")).expect("a device groups line");
+    let groups = line.split("): ").nth(1).expect("groups after the colon");
+    let listed: usize = groups.matches('[').count() + groups.matches(", ").count();
+    let devices: usize = text.split(' ').next().and_then(|n| n.parse().ok()).expect("first word: device count");
+    assert_eq!(listed, devices, "{text}");
 }

@@ -79,6 +79,14 @@ fn info() -> Result<(), ggvk::Error> {
             );
         }
     }
+    let groups: Vec<String> = inst
+        .device_groups()?
+        .iter()
+        .map(|(members, subset)| {
+            format!("{members:?}{}", if members.len() > 1 && *subset { " (subset allocation)" } else { "" })
+        })
+        .collect();
+    println!("device groups (Vulkan devices one logical device could span, with peer memory): {}", groups.join(" "));
     Ok(())
 }
 

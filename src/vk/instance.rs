@@ -234,6 +234,33 @@ impl Instance {
         (used, total)
     }
 
+    /// The driver's physical device groups (Vulkan 1.1): sets of devices one logical device could span, with memory
+    /// one of them can read from another (peer memory), as indices into [`Self::physical_devices`], and whether a
+    /// group's allocations can be placed on a subset of its devices. ggvk opens one logical device per physical
+    /// device; a group of two or more is where a device-to-device path between GPUs would come from.
+    pub fn device_groups(&self) -> Result<Vec<(Vec<usize>, bool)>> {
+        // SAFETY: plain queries on this instance; `groups` has the length the first call reported.
+        let groups = unsafe {
+            let n =
+                self.instance.enumerate_physical_device_groups_len().vk_context("vkEnumeratePhysicalDeviceGroups")?;
+            let mut groups = vec![vk::PhysicalDeviceGroupProperties::default(); n];
+            self.instance
+                .enumerate_physical_device_groups(&mut groups)
+                .vk_context("vkEnumeratePhysicalDeviceGroups")?;
+            groups
+        };
+        Ok(groups
+            .iter()
+            .map(|g| {
+                let members = g.physical_devices[..g.physical_device_count as usize]
+                    .iter()
+                    .filter_map(|h| self.physical.iter().position(|p| p.handle == *h))
+                    .collect();
+                (members, g.subset_allocation == vk::TRUE)
+            })
+            .collect())
+    }
+
     /// The default device: discrete GPU > integrated GPU > virtual GPU > CPU > other; first of the best kind.
     pub fn default_device_index(&self) -> Option<usize> {
         let rank = |t: vk::PhysicalDeviceType| match t {
