@@ -7,9 +7,9 @@
 //! continue with the full sum. Without a backend allreduce the meta backend runs its generic one: per pair of
 //! devices two tensor copies, each synchronising both devices, then an ADD graph submitted on each device. Here one
 //! call does it: each device's partial is read (a copy queued after its work, one wait per device), the sum is
-//! formed on the host in device order (for two devices the very same f32 additions as the generic path: x0 + x1 on both) and written back to
-//! every device, riding with that device's next submission when small. Vulkan gives no device-to-device path
-//! between two VkDevices, so the host is the meeting point either way.
+//! formed on the host in device order (for two devices the very same f32 additions as the generic path: x0 + x1
+//! on both) and written back to every device, riding with that device's next submission when small. Two VkDevices
+//! share no memory ggvk could copy through on the GPU, so the host is the meeting point either way.
 //!
 //! Larger tensors (prompt batches; above `GGVK_ALLREDUCE_MAX`, default 1 MiB) are left to the generic path, whose
 //! ADD runs on the devices; `GGVK_ALLREDUCE=0` leaves every call to it.
