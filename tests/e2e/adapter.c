@@ -154,6 +154,34 @@ int main(void) {
     ggml_backend_tensor_get(a, y, 0, n * sizeof(float));
     CHECK(memcmp(x, y, n * sizeof(float)) == 0);
     ggml_backend_event_free(ev);
+    /* an event never recorded counts as complete; one recorded after an asynchronous graph (twice: the later
+     * point counts) is complete once the graph is */
+    {
+        ggml_backend_event_t gev = ggml_backend_event_new(dev);
+        CHECK(gev != NULL);
+        ggml_backend_event_synchronize(gev);
+        struct ggml_init_params gp = {ggml_tensor_overhead() * 4 + ggml_graph_overhead(), NULL, true};
+        struct ggml_context *gctx = ggml_init(gp);
+        struct ggml_tensor *gin = ggml_new_tensor_1d(gctx, GGML_TYPE_F32, n);
+        struct ggml_tensor *gout = ggml_scale(gctx, gin, 2.0f);
+        struct ggml_cgraph *g = ggml_new_graph(gctx);
+        ggml_build_forward_expand(g, gout);
+        ggml_backend_buffer_t gbuf = ggml_backend_alloc_ctx_tensors(gctx, be);
+        CHECK(gbuf != NULL);
+        ggml_backend_tensor_set(gin, x, 0, n * sizeof(float));
+        ggml_backend_event_record(gev, be);
+        CHECK(ggml_backend_graph_compute_async(be, g) == GGML_STATUS_SUCCESS);
+        ggml_backend_event_record(gev, be);
+        ggml_backend_event_synchronize(gev);
+        ggml_backend_event_wait(be, gev);
+        ggml_backend_tensor_get(gout, y, 0, n * sizeof(float));
+        int doubled = 1;
+        for (int i = 0; i < n; i++) doubled &= y[i] == 2.0f * x[i];
+        CHECK(doubled);
+        ggml_backend_buffer_free(gbuf);
+        ggml_free(gctx);
+        ggml_backend_event_free(gev);
+    }
 
     ggml_backend_buffer_free(hbuf);
     ggml_free(hctx);
