@@ -87,10 +87,12 @@ for ty in "${TYPES[@]}"; do
     fi
   done
   # Tensor parallelism (flash attention on: llama.cpp refuses -sm tensor without it).
-  for ar in 1 0; do
-    tag="$ty-tensor-allreduce$ar"
+  # ggvk's allreduce and ggml's, an even split, and (ggvk's) an uneven one.
+  for run in 1:1,1 0:1,1 1:3,1; do
+    ar=${run%%:*}; ts=${run#*:}
+    tag="$ty-tensor-allreduce$ar-ts${ts/,/-}"
     GGVK_ALLREDUCE=$ar GGVK_TIMELINE=1 timeout 600 "$BIN/llama-completion" -m "$model" --device GGVK0,GGVK1 -sm tensor \
-      -ngl 99 -fa on "${common[@]}" >"$OUTDIR/$tag.txt" 2>"$OUTDIR/$tag.log" </dev/null || true
+      -ts "$ts" -ngl 99 -fa on "${common[@]}" >"$OUTDIR/$tag.txt" 2>"$OUTDIR/$tag.log" </dev/null || true
     # The timeline's reports count the allreduces ggvk did per graph (0.0 when ggml's generic one ran).
     per=$(grep -aoE 'allreduces [0-9]+ us \([0-9.]+ per graph\)' "$OUTDIR/$tag.log" | tail -n 1 | grep -oE '\([0-9.]+' | tr -d '(')
     if ! grep -q "creating a Meta device with 2 devices" "$OUTDIR/$tag.log"; then
