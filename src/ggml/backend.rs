@@ -2,8 +2,9 @@
 //! tensor transfers ordered after the work already submitted.
 
 use std::ffi::{c_char, c_void};
+use std::sync::Arc;
 
-use super::buffer::{guarded, BUFFER_IFACE};
+use super::buffer::{buffer_of, ggml_nbytes, guarded, offset_of, BUFFER_IFACE};
 use super::device::DeviceEntry;
 use super::known_graphs::{Description, KnownGraphs};
 use super::sys;
@@ -197,6 +198,45 @@ unsafe extern "C" fn graph_compute(b: sys::ggml_backend_t, cgraph: *mut sys::ggm
     })
 }
 
+/// Copy `src` (in a GGVK buffer of `backend_src`'s device) into `dst` (in a GGVK buffer of `backend_dst`'s device,
+/// another device) without waiting for either stream first: the read is a copy queued after the source device's
+/// work (behind a barrier from its writes) and waited for, and the bytes go to the destination with its next
+/// submission (small ones) or at once. ggml's fallback waits for both streams before a blocking copy through host
+/// memory; its scheduler makes the destination wait for its readers of `dst` (an event) before calling this.
+/// `false` (nothing done) for anything else: ggml then copies as before.
+unsafe extern "C" fn cpy_tensor_async(
+    backend_src: sys::ggml_backend_t,
+    backend_dst: sys::ggml_backend_t,
+    src: *const sys::ggml_tensor,
+    dst: *mut sys::ggml_tensor,
+) -> bool {
+    guarded("cpy_tensor_async", false, || {
+        // SAFETY: ggml passes live backends (ours or not: engine_of checks) and live tensors.
+        let (Some(from), Some(to), Some(s), Some(d)) =
+            (unsafe { (engine_of(backend_src), engine_of(backend_dst), src.as_ref(), dst.as_ref()) })
+        else {
+            return Ok(false);
+        };
+        // SAFETY: a live tensor's buffer is live.
+        let (Some(sb), Some(db)) = (unsafe { (buffer_of(s.buffer), buffer_of(d.buffer)) }) else { return Ok(false) };
+        let len = ggml_nbytes(s);
+        if !Arc::ptr_eq(sb.device(), from.device())
+            || !Arc::ptr_eq(db.device(), to.device())
+            || Arc::ptr_eq(from.device(), to.device())
+            || len != ggml_nbytes(d)
+        {
+            return Ok(false);
+        }
+        let len = usize::try_from(len).map_err(|_| Error::invalid("tensor too large for this host"))?;
+        let mut bytes = vec![0u8; len];
+        timeline::host(Host::Transfer, || {
+            sb.read(offset_of(s)?, &mut bytes)?;
+            db.write(offset_of(d)?, &bytes)
+        })?;
+        Ok(true)
+    })
+}
+
 const BACKEND_IFACE: sys::ggml_backend_i = sys::ggml_backend_i {
     get_name: Some(get_name),
     free: Some(free),
@@ -204,7 +244,7 @@ const BACKEND_IFACE: sys::ggml_backend_i = sys::ggml_backend_i {
     get_tensor_async: Some(get_tensor_async),
     set_tensor_2d_async: None,
     get_tensor_2d_async: None,
-    cpy_tensor_async: None,
+    cpy_tensor_async: Some(cpy_tensor_async),
     synchronize: Some(synchronize),
     graph_plan_create: None,
     graph_plan_free: None,
