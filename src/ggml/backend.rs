@@ -2,7 +2,7 @@
 //! tensor transfers ordered after the work already submitted.
 
 use std::ffi::{c_char, c_void};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::buffer::{buffer_of, ggml_nbytes, guarded, offset_of, BUFFER_IFACE};
 use super::device::DeviceEntry;
@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::graph::replay::GraphKey;
 use crate::graph::Graph;
 use crate::timeline::{self, Host};
+use crate::vk::Device;
 
 /// What a ggml backend's `context` points to.
 struct BackendCtx {
@@ -266,7 +267,7 @@ const BACKEND_IFACE: sys::ggml_backend_i = sys::ggml_backend_i {
 
 /// What a ggml event's `context` points to: the point it recorded, if any.
 struct EventCtx {
-    point: std::sync::Mutex<Option<(std::sync::Arc<crate::vk::Device>, u64)>>,
+    point: Mutex<Option<(Arc<Device>, u64)>>,
 }
 
 impl EventCtx {
@@ -293,7 +294,7 @@ unsafe fn event_ctx<'a>(event: sys::ggml_backend_event_t) -> Option<&'a EventCtx
 /// # Safety
 /// ggml passes one of our devices.
 pub unsafe extern "C" fn event_new(dev: sys::ggml_backend_dev_t) -> sys::ggml_backend_event_t {
-    let ctx = Box::into_raw(Box::new(EventCtx { point: std::sync::Mutex::new(None) }));
+    let ctx = Box::into_raw(Box::new(EventCtx { point: Mutex::new(None) }));
     Box::into_raw(Box::new(sys::ggml_backend_event { device: dev, context: ctx as *mut c_void }))
 }
 
@@ -324,6 +325,7 @@ pub unsafe extern "C" fn event_synchronize(_dev: sys::ggml_backend_dev_t, event:
     }
 }
 
+/// Record in `event` the point the backend's device has been given work up to.
 unsafe extern "C" fn event_record(b: sys::ggml_backend_t, event: sys::ggml_backend_event_t) {
     // SAFETY: ggml passes one of our live backends and one of our events.
     let (c, e) = unsafe { (ctx(b), event_ctx(event)) };
@@ -343,6 +345,7 @@ unsafe extern "C" fn event_record(b: sys::ggml_backend_t, event: sys::ggml_backe
     })
 }
 
+/// Make the backend's later work wait for `event`: on the host (see above).
 unsafe extern "C" fn event_wait(_b: sys::ggml_backend_t, event: sys::ggml_backend_event_t) {
     // SAFETY: ggml passes one of our events.
     if let Some(e) = unsafe { event_ctx(event) } {
