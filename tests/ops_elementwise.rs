@@ -1177,6 +1177,49 @@ fn cpy_large_transposed() {
     assert_no_validation_errors();
 }
 
+/// Transposed sources over several 32 x 32 tiles (the tiled kernel): every type pair, partial tiles on both
+/// edges, the packed dim at 1, 2 and 3 with the other two batched, packed and padded dst rows (`cpy_views` checks
+/// every element against ggml's conversion and that the padding is untouched).
+#[test]
+fn cpy_transposed_sources_in_tiles() {
+    use GgmlType::{BF16, F16, F32, I16, I32};
+    let be = backend();
+    let mut rng = Rng::new(410);
+    let pairs = [
+        (F32, F32),
+        (F32, F16),
+        (F16, F32),
+        (F16, F16),
+        (BF16, F32),
+        (F32, BF16),
+        (BF16, F16),
+        (F16, BF16),
+        (F32, I32),
+        (I32, F32),
+        (I16, I16),
+    ];
+    for (st, dt) in pairs {
+        for (ne, perm) in [
+            ([67i64, 45, 3, 2], [1, 0, 2, 3]),
+            ([40, 3, 70, 2], [2, 1, 0, 3]),
+            ([33, 2, 3, 65], [3, 1, 2, 0]),
+            ([96, 64, 2, 1], [1, 2, 0, 3]),
+        ] {
+            let vs = View::contiguous(st, 4, ne).permute(perm);
+            let src = cpy_src(&be, &mut rng, &vs);
+            let vd = View::contiguous(dt, 8, vs.ne);
+            cpy_views(&be, &mut rng, &src, vs, vd, vd.end() as usize + 8);
+            // dst rows padded by 3 elements.
+            let ts = dt.type_size() as u64;
+            let row = (vs.ne[0] as u64 + 3) * ts;
+            let nb = [ts, row, row * vs.ne[1] as u64, row * (vs.ne[1] * vs.ne[2]) as u64];
+            let vd = View { ty: dt, offset: 0, ne: vs.ne, nb };
+            cpy_views(&be, &mut rng, &src, vs, vd, (nb[3] * vs.ne[3] as u64) as usize + 8);
+        }
+    }
+    assert_no_validation_errors();
+}
+
 #[test]
 fn cpy_f16_conversions_bit_exact() {
     let be = backend();

@@ -64,6 +64,58 @@ fn cpy_shader(src: GgmlType, dst: GgmlType) -> Option<Shader> {
     })
 }
 
+/// The tiled variant of [`cpy_shader`] for transposed sources ([`tiled_dim`]).
+fn cpy_tiled_shader(src: GgmlType, dst: GgmlType) -> Option<Shader> {
+    use GgmlType::{BF16, F16, F32, I16, I32};
+    Some(match (src, dst) {
+        (F32, F32) | (I32, I32) => shader("cpy_t_32_32", spirv::CPY_T_32_32),
+        (F32, F16) => shader("cpy_t_32_16", spirv::CPY_T_32_16),
+        (F16, F32) => shader("cpy_t_16_32", spirv::CPY_T_16_32),
+        (F16, F16) | (BF16, BF16) | (I16, I16) => shader("cpy_t_16_16", spirv::CPY_T_16_16),
+        (BF16, F32) => shader("cpy_t_bf16_32", spirv::CPY_T_BF16_32),
+        (F32, BF16) => shader("cpy_t_32_bf16", spirv::CPY_T_32_BF16),
+        (BF16, F16) => shader("cpy_t_bf16_16", spirv::CPY_T_BF16_16),
+        (F16, BF16) => shader("cpy_t_16_bf16", spirv::CPY_T_16_BF16),
+        (F32, I32) => shader("cpy_t_f32_i32", spirv::CPY_T_F32_I32),
+        (I32, F32) => shader("cpy_t_i32_f32", spirv::CPY_T_I32_F32),
+        _ => return None,
+    })
+}
+
+/// Invocations of a tiled copy's workgroup (`cpy.comp` TILED: 32 x 32 tiles, four values per invocation).
+const TILED_WG: u32 = 256;
+
+/// The dim `t` (1..3) along which a transposed source is packed, when the copy takes the tiled kernel: source
+/// and dst of the same shape, dst rows packed (dim-0 stride 1), the source's dim 0 strided and its dim `t` packed
+/// (stride 1, more than one element), and the tile grid within the device's workgroup counts.
+/// `GGVK_CPY_TILED=0` keeps the one-element-per-invocation kernel (read once per process).
+fn tiled_dim(device: &Device, s: &super::binary::Strided, d: &super::binary::Strided) -> Option<usize> {
+    static KNOB: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if !*KNOB.get_or_init(|| crate::knobs::switch("GGVK_CPY_TILED", true)) {
+        return None;
+    }
+    plan_tiled(s.ne, s.s, d.ne, d.s, device.caps().max_workgroup_count, device.caps().max_workgroup_invocations)
+        .map(|(t, _)| t)
+}
+
+/// [`tiled_dim`]'s decision from shapes and strides (in elements), with the workgroup grid it dispatches.
+fn plan_tiled(
+    ne_s: [u32; 4],
+    st_s: [u32; 4],
+    ne_d: [u32; 4],
+    st_d: [u32; 4],
+    max_groups: [u32; 3],
+    max_invocations: u32,
+) -> Option<(usize, [u32; 3])> {
+    if ne_s != ne_d || ne_s[0] < 2 || st_s[0] == 1 || st_d[0] != 1 || max_invocations < TILED_WG {
+        return None;
+    }
+    let t = (1..4).find(|&t| ne_s[t] > 1 && st_s[t] == 1)?;
+    let others: Vec<u64> = (1..4).filter(|&o| o != t).map(|o| u64::from(ne_s[o])).collect();
+    let groups = [ne_s[0].div_ceil(32), ne_s[t].div_ceil(32), u32::try_from(others[0] * others[1]).ok()?];
+    (groups.iter().zip(max_groups).all(|(&g, m)| g >= 1 && g <= m)).then_some((t, groups))
+}
+
 /// Bytes per element of the unblocked types `cpy.comp` addresses.
 fn elem_bytes(ty: GgmlType) -> Option<u64> {
     match ty {
@@ -283,6 +335,16 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         d_rs,
         ..Default::default()
     };
+    if tiled_dim(&device, &ss, &sd).is_some() {
+        let caps = device.caps();
+        let (t, groups) =
+            plan_tiled(ss.ne, ss.s, sd.ne, sd.s, caps.max_workgroup_count, caps.max_workgroup_invocations)
+                .ok_or_else(|| Error::Internal("cpy: tiled plan".into()))?;
+        let push = CpyPush { pad0: t as u32, ..push };
+        let shader = cpy_tiled_shader(a.ty, d.ty).expect("checked");
+        let pipeline = device.pipelines().get(&device, &shader, &[TILED_WG])?;
+        return rec.dispatch("cpy_tiled", &pipeline, &[ss.binding, sd.binding], bytemuck::bytes_of(&push), groups);
+    }
     let shader = cpy_shader(a.ty, d.ty).expect("checked");
     let pipeline = pipeline(&device, &shader, &[])?;
     dispatch(rec, "cpy", &pipeline, &[ss.binding, sd.binding], bytemuck::bytes_of(&push), n)
@@ -356,4 +418,38 @@ pub(crate) fn f32_operand(rec: &mut Recorder<'_>, t: &Tensor) -> Result<Tensor> 
     let (read, off) = bind(&device, &out, 4, false)?;
     rec.add_derived(Derived { kind: WIDEN, source, layout, result: (read, off) });
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plan_tiled;
+
+    const MAX: [u32; 3] = [65535, 65535, 65535];
+
+    #[test]
+    fn tiled_plan_takes_transposed_sources_only() {
+        // ggml_cont(ggml_transpose(x)) of a [300, 70] f32 x: src ne [70, 300], strides [300, 1].
+        assert_eq!(
+            plan_tiled([70, 300, 1, 1], [300, 1, 0, 0], [70, 300, 1, 1], [1, 70, 0, 0], MAX, 256),
+            Some((1, [3, 10, 1]))
+        );
+        // Dims 0 and 2 swapped, dim 1 and 3 batched: dim 2 is the packed one.
+        assert_eq!(
+            plan_tiled([64, 3, 40, 2], [120, 40, 1, 7680], [64, 3, 40, 2], [1, 64, 192, 7680], MAX, 256),
+            Some((2, [2, 2, 6]))
+        );
+        // Packed source rows, a strided dst, a reshape, one-element rows, too small a device: the plain kernel.
+        assert_eq!(plan_tiled([70, 300, 1, 1], [1, 70, 0, 0], [70, 300, 1, 1], [1, 70, 0, 0], MAX, 256), None);
+        assert_eq!(plan_tiled([70, 300, 1, 1], [300, 1, 0, 0], [70, 300, 1, 1], [300, 1, 0, 0], MAX, 256), None);
+        assert_eq!(plan_tiled([70, 300, 1, 1], [300, 1, 0, 0], [21000, 1, 1, 1], [1, 0, 0, 0], MAX, 256), None);
+        assert_eq!(plan_tiled([1, 300, 1, 1], [0, 1, 0, 0], [1, 300, 1, 1], [0, 1, 0, 0], MAX, 256), None);
+        assert_eq!(plan_tiled([70, 300, 1, 1], [300, 1, 0, 0], [70, 300, 1, 1], [1, 70, 0, 0], MAX, 128), None);
+        // No packed dim at all (every stride above 1): the plain kernel.
+        assert_eq!(plan_tiled([8, 8, 1, 1], [16, 2, 0, 0], [8, 8, 1, 1], [1, 8, 0, 0], MAX, 256), None);
+        // A grid beyond the device's workgroup counts.
+        assert_eq!(
+            plan_tiled([64, 40, 70000, 1], [40, 1, 2560, 0], [64, 40, 70000, 1], [1, 64, 2560, 0], MAX, 256),
+            None
+        );
+    }
 }
