@@ -108,9 +108,10 @@ shared float red[NCOLS * NROWS * WG];
 #define QS_WORD 1u
 #endif
 
-// Bits 0..3 of h as bit 4 of bytes 0..3 (the fifth bit of four codes).
+// Bits 0..3 of h as bit 4 of bytes 0..3 (the fifth bit of four codes): bit i of the nibble lands at 8i through one
+// multiply by 1 + 2^7 + 2^14 + 2^21 (the four shifted copies of a 4-bit value do not overlap, so nothing carries).
 uint spread4(uint h) {
-    return ((h & 1u) << 4) | ((h & 2u) << 11) | ((h & 4u) << 18) | ((h & 8u) << 25);
+    return (((h & 0xFu) * 0x00204081u) << 4) & 0x10101010u;
 }
 
 #if defined(A_IQ4_NL)

@@ -329,16 +329,30 @@ void main() {
             const uint n = t >> 3;
             const uint l0 = 4u * (t & 7u);
             const uint hsub = l0 >> 4;
+            // The unit's activation words (4 codes of each group j) and, for Q2_K's mins, their code sums: loaded
+            // once for every row.
+            int xv[NCOLS * 4u];
+#if defined(Q2K)
+            int xs[NCOLS * 4u];
+#endif
+            [[unroll]] for (uint col = 0; col < NCOLS; ++col) {
+                [[unroll]] for (uint j = 0; j < 4u; ++j) {
+                    xv[col * 4u + j] = int(bq[b_base + col * pc.b_col + blk * Q8K_WORDS + Q8K_CODES + 32u * n + 8u * j + (t & 7u)]);
+#if defined(Q2K)
+                    xs[col * 4u + j] = dotPacked4x8EXT(xv[col * 4u + j], 0x01010101);
+#endif
+                }
+            }
             [[unroll]] for (uint r = 0; r < NROWS; ++r) {
                 const uint bw = rbase[r] + blk * BLOCK_WORDS;
 #if defined(Q2K)
-                // [scales 16 bytes] [qs 64 bytes] [d] [dmin]
-                const uint oq = bw + 8u + 16u * n + l0 / 2u;
-                const uint q = uint(a[oq]) | (uint(a[oq + 1u]) << 16);
-                const uint os = bw + 4u * n; // scale bytes 8n .. 8n + 7
-                const uint sw0 = uint(a[os]) | (uint(a[os + 1u]) << 16);
-                const uint sw1 = uint(a[os + 2u]) | (uint(a[os + 3u]) << 16);
-                const vec2 dm = vec2(dq_k_half(uint(a[bw + 40u])), dq_k_half(uint(a[bw + 41u])));
+                // [scales 16 bytes] [qs 64 bytes] [d] [dmin]: 84-byte blocks on 32-bit boundaries (the host checks
+                // the offset and strides), so every field is read as whole words.
+                const uint q = a32[(bw + 8u + 16u * n + l0 / 2u) >> 1];
+                const uint sw0 = a32[(bw + 4u * n) >> 1]; // scale bytes 8n .. 8n + 7
+                const uint sw1 = a32[(bw + 4u * n + 2u) >> 1];
+                const uint dmw = a32[(bw + 40u) >> 1];
+                const vec2 dm = vec2(dq_k_half(dmw & 0xFFFFu), dq_k_half(dmw >> 16));
 #else
                 // [hmask 32 bytes] [qs 64 bytes] [scales 12 bytes] [d]
                 const uint oq = bw + 16u + 16u * n + l0 / 2u;
@@ -367,10 +381,9 @@ void main() {
                     const int sc = q3k_scale(8u * n + 2u * j + hsub, s0, s1, s2);
 #endif
                     [[unroll]] for (uint col = 0; col < NCOLS; ++col) {
-                        const int xv = int(bq[b_base + col * pc.b_col + blk * Q8K_WORDS + Q8K_CODES + 32u * n + 8u * j + (t & 7u)]);
-                        isc[col] += sc * dotPacked4x8EXT(qs, xv);
+                        isc[col] += sc * dotPacked4x8EXT(qs, xv[col * 4u + j]);
 #if defined(Q2K)
-                        imn[col] += mn * dotPacked4x8EXT(xv, 0x01010101);
+                        imn[col] += mn * xs[col * 4u + j];
 #endif
                     }
                 }

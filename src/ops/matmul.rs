@@ -166,7 +166,7 @@ fn kquant_matvec_on() -> bool {
 
 /// Whether products of K-quant weights `a` run on integer dot products over b quantized onto the Q8_K grid (in the
 /// mat-vec kernels of MUL_MAT and MUL_MAT_ID, `mul_mat_vec_k.comp`): Q4_K, Q5_K (blocks on 32-bit words: offset
-/// and strides multiples of 4 bytes) or Q6_K unless `GGVK_KQUANT_MATVEC=0`; Q2_K, Q3_K or IQ4_XS unless
+/// and strides multiples of 4 bytes, as for Q2_K) or Q6_K unless `GGVK_KQUANT_MATVEC=0`; Q2_K, Q3_K or IQ4_XS unless
 /// `GGVK_INT_DOT_KQUANT_MORE=0`; on a device with integer dot products, `GGVK_INT_DOT` not 0 (knobs read once per
 /// process).
 pub(crate) fn kquant_int_dot(device: &Device, a: &Tensor) -> bool {
@@ -175,7 +175,9 @@ pub(crate) fn kquant_int_dot(device: &Device, a: &Tensor) -> bool {
     let ty_ok = match a.ty {
         GgmlType::Q4_K | GgmlType::Q5_K => words32 && kquant_matvec_on(),
         GgmlType::Q6_K => kquant_matvec_on(),
-        GgmlType::Q2_K | GgmlType::Q3_K | GgmlType::IQ4_XS => {
+        // Q2_K's kernel reads its 84-byte blocks as 32-bit words.
+        GgmlType::Q2_K => words32 && *MORE.get_or_init(|| crate::knobs::switch("GGVK_INT_DOT_KQUANT_MORE", true)),
+        GgmlType::Q3_K | GgmlType::IQ4_XS => {
             *MORE.get_or_init(|| crate::knobs::switch("GGVK_INT_DOT_KQUANT_MORE", true))
         }
         _ => false,
