@@ -383,9 +383,12 @@ fn decode_plan(device: &Device, node: &Node) -> Option<Plan> {
     }
     let n_kv = k.ne[1] as u32;
     let groups = (k.ne[2] * q.ne[3]) as u64;
+    // Workgroups the keys' split aims at (`GGVK_FA_DECODE_GROUPS`, for measurements; read once per process).
+    static TARGET: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let target = *TARGET.get_or_init(|| crate::knobs::number("GGVK_FA_DECODE_GROUPS").unwrap_or(1024));
     let mut splits = 1;
     if n_kv >= 2 * WG && groups < 512 {
-        splits = (1024u64.div_ceil(groups) as u32).min(n_kv / WG).max(1);
+        splits = (target.div_ceil(groups) as u32).min(n_kv / WG).max(1);
     }
     let chunk = n_kv.div_ceil(splits).div_ceil(WG) * WG;
     let splits = n_kv.div_ceil(chunk);
