@@ -63,12 +63,14 @@ const KNOBS: &[(&str, Kind)] = &[
     ("GGVK_MATVEC_WG", Kind::Pow2(4, 1024)),
     ("GGVK_NORM_SLICES", Kind::Pow2(1, 64)),
     ("GGVK_FA_DECODE_GROUPS", Kind::Range(1, 65535)),
+    ("GGVK_FA_DECODE_MIN_KEYS", Kind::Range(1, 1 << 20)),
     ("GGVK_MATVEC_ROWS", Kind::Range(1, 8)),
     ("GGVK_MATVEC_UNROLL", Kind::Range(1, 8)),
     ("GGVK_SUBMIT_NODES", Kind::Range(0, u32::MAX as u64)),
     ("GGVK_MAX_STORAGE_RANGE", Kind::Range(4096, u64::MAX)),
     ("GGVK_MEMORY_BUDGET", Kind::Size),
     ("GGVK_SCRATCH_RING", Kind::Size),
+    ("GGVK_KEEP_F16_WEIGHTS", Kind::Size),
     ("GGVK_ALLREDUCE", Kind::Switch),
     ("GGVK_ALLREDUCE_MAX", Kind::Size),
 ];
@@ -202,6 +204,14 @@ pub fn size(name: &'static str) -> Result<u64> {
     match read(name)? {
         Some(v) => parse_size(&v).map_err(|e| Error::invalid(format!("{name}={v:?}: {e}"))),
         None => Ok(0),
+    }
+}
+
+/// A byte-count knob ([`parse_size`]): `None` when unset; malformed is an error.
+pub fn size_opt(name: &'static str) -> Result<Option<u64>> {
+    match read(name)? {
+        Some(v) => parse_size(&v).map(Some).map_err(|e| Error::invalid(format!("{name}={v:?}: {e}"))),
+        None => Ok(None),
     }
 }
 

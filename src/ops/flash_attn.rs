@@ -383,16 +383,27 @@ fn decode_plan(device: &Device, node: &Node) -> Option<Plan> {
     }
     let n_kv = k.ne[1] as u32;
     let groups = (k.ne[2] * q.ne[3]) as u64;
-    // Workgroups the keys' split aims at (`GGVK_FA_DECODE_GROUPS`, for measurements; read once per process).
-    static TARGET: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    let target = *TARGET.get_or_init(|| crate::knobs::number("GGVK_FA_DECODE_GROUPS").unwrap_or(1024));
+    let (target, min_keys) = decode_split_shape();
     let mut splits = 1;
     if n_kv >= 2 * WG && groups < 512 {
-        splits = (target.div_ceil(groups) as u32).min(n_kv / WG).max(1);
+        splits = (target.div_ceil(groups) as u32).min(n_kv / min_keys).max(1);
     }
     let chunk = n_kv.div_ceil(splits).div_ceil(WG) * WG;
     let splits = n_kv.div_ceil(chunk);
     Some(Plan { br: rows, bc: WG, splits, chunk: if splits == 1 { n_kv } else { chunk } })
+}
+
+/// How the decode kernel splits the keys: into about 512 workgroups over all KV heads, each taking at least 256
+/// keys (two tiles). Measured on an H200 (hs 128, 8 KV heads x 4 Q heads, F16 K/V): 1,024 workgroups of 128 keys
+/// took 39.6 / 66.5 / 112.5 us at 8k / 16k / 32k keys, 256-key splits 33.7 at 8k, 512 workgroups 59.0 / 94.1 at 16k /
+/// 32k (NOTES.md). `GGVK_FA_DECODE_GROUPS` and `GGVK_FA_DECODE_MIN_KEYS` override them (read once per process).
+fn decode_split_shape() -> (u64, u32) {
+    static SHAPE: std::sync::OnceLock<(u64, u32)> = std::sync::OnceLock::new();
+    *SHAPE.get_or_init(|| {
+        let target = crate::knobs::number("GGVK_FA_DECODE_GROUPS").unwrap_or(512);
+        let min_keys = crate::knobs::number("GGVK_FA_DECODE_MIN_KEYS").map_or(256, |v| v as u32);
+        (target, min_keys.max(WG))
+    })
 }
 
 /// Whether the decode kernel reads V rows as 16-byte vectors (`VEC_V`): head size `dv` a multiple of 8 up to the

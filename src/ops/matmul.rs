@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::graph::fusion::{MatVecAdd, MatVecRope};
 use crate::graph::Tensor;
 use crate::quant::{act_rounding, ActRounding, GgmlType};
-use crate::vk::{Binding, Capabilities, Derived, Device, Recorder, Shader};
+use crate::vk::{Binding, Buffer, Capabilities, Derived, Device, KeptKey, Recorder, Shader};
 
 /// Push constants of `mul_mat_vec.comp` and `mul_mat.comp` (`MATMUL_PUSH` in `shaders/common.glsl`).
 #[repr(C)]
@@ -723,7 +723,10 @@ fn record_piece(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor, ep
     } else {
         // Weights dequantized to f16 first where the f16 kernel more than pays for the copy.
         if let Some(bytes) = dequant_first_bytes(&device, a, p.n) {
-            let a16 = dequant_f16(rec, a, &bindings[0], &p, bytes)?;
+            let a16 = match kept_f16(rec, a, &bindings[0], &p, bytes)? {
+                Some(kept) => kept,
+                None => dequant_f16(rec, a, &bindings[0], &p, bytes)?,
+            };
             return record_piece(rec, &a16, b, dst, epi);
         }
         let q8_b = quantizes_activations(a);
@@ -1024,9 +1027,77 @@ pub fn dequant_first_bytes(device: &Device, a: &Tensor, n: u32) -> Option<u64> {
     (fits && shape && grid && device_ok).then_some(bytes)
 }
 
+/// Bytes of f16 weight copies that prompt products keep between submissions ([`kept_f16`]): `GGVK_KEEP_F16_WEIGHTS`
+/// (0: none), by default a quarter of a discrete GPU's device-local memory and none elsewhere (integrated and CPU
+/// devices share the host's memory). Read once per process; a malformed value keeps none.
+pub fn keep_f16_budget(device: &Device) -> u64 {
+    static KNOB: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    let knob = *KNOB.get_or_init(|| crate::knobs::size_opt("GGVK_KEEP_F16_WEIGHTS").unwrap_or(Some(0)));
+    let caps = device.caps();
+    knob.unwrap_or(if caps.device_type == ash::vk::PhysicalDeviceType::DISCRETE_GPU {
+        caps.device_local_bytes() / 4
+    } else {
+        0
+    })
+}
+
+/// Whether `bytes` more of device memory leave the application room: the driver's budget for device-local memory
+/// keeps a sixteenth of it (at least 1 GiB) free, and a memory budget set for ggvk (`GGVK_MEMORY_BUDGET`) an eighth.
+fn leaves_room(device: &Device, bytes: u64) -> bool {
+    let (usage, budget) = device.memory_budget();
+    let margin = (device.caps().device_local_bytes() / 16).max(1 << 30);
+    let limit = device.memory_budget_limit();
+    budget.saturating_sub(usage) >= bytes.saturating_add(margin)
+        && (limit == 0 || device.allocated_bytes().saturating_add(bytes).saturating_add(limit / 8) <= limit)
+}
+
+/// The f16 copy of weights `a` that prompt products read instead of dequantizing them per submission: made once
+/// into a buffer of its own and kept (`vk::kept`: dropped as soon as anything writes `a`'s buffer), within
+/// [`keep_f16_budget`] and while device memory [`leaves_room`]. None: not kept (the caller dequantizes into
+/// scratch).
+fn kept_f16(
+    rec: &mut Recorder<'_>,
+    a: &Tensor,
+    a_bind: &Binding,
+    p: &MatMulPush,
+    bytes: u64,
+) -> Result<Option<Tensor>> {
+    let device = rec.device().clone();
+    let budget = keep_f16_budget(&device);
+    if budget == 0 {
+        return Ok(None);
+    }
+    let shape = [a.ne[0], a.ne[1], 1, 1];
+    let key =
+        KeptKey { kind: "f16_weights", source: a.buffer.id(), range: a.byte_range(), layout: (a.ty.raw(), a.ne, a.nb) };
+    if let Some(buffer) = rec.kept(&key) {
+        return Tensor::contiguous(buffer, 0, GgmlType::F16, shape).map(Some);
+    }
+    if rec.kept_bytes().saturating_add(bytes) > budget || !leaves_room(&device, bytes) {
+        return Ok(None);
+    }
+    let buffer = match Buffer::new(&device, bytes, "ggvk kept f16 weights") {
+        Ok(b) => b,
+        Err(Error::OutOfDeviceMemory(_)) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let a16 = Tensor::contiguous(buffer.clone(), 0, GgmlType::F16, shape)?;
+    dequant_into(rec, a, a_bind, p, &a16)?;
+    rec.keep_after_submit(key, buffer);
+    Ok(Some(a16))
+}
+
 /// Dequantize `a` (bound as `a_bind`, addressed as in `p`) into `bytes` of this submission's scratch as packed f16
 /// rows; returns the F16 tensor there.
 fn dequant_f16(rec: &mut Recorder<'_>, a: &Tensor, a_bind: &Binding, p: &MatMulPush, bytes: u64) -> Result<Tensor> {
+    let (scratch, offset) = rec.scratch(bytes)?;
+    let a16 = Tensor::contiguous(scratch, offset, GgmlType::F16, [a.ne[0], a.ne[1], 1, 1])?;
+    dequant_into(rec, a, a_bind, p, &a16)?;
+    Ok(a16)
+}
+
+/// Dequantize `a` (bound as `a_bind`, addressed as in `p`) into `a16`, packed f16 rows of `a`'s shape.
+fn dequant_into(rec: &mut Recorder<'_>, a: &Tensor, a_bind: &Binding, p: &MatMulPush, a16: &Tensor) -> Result<()> {
     let device = rec.device().clone();
     // Q4_K blocks read as 16-byte vectors where offset and rows allow.
     let shader = if a.ty == GgmlType::Q4_K && p.a_off % 8 == 0 && p.a_row % 8 == 0 {
@@ -1035,15 +1106,12 @@ fn dequant_f16(rec: &mut Recorder<'_>, a: &Tensor, a_bind: &Binding, p: &MatMulP
     } else {
         dequant_shader(a.ty).ok_or_else(|| Error::Internal("no dequantizing kernel".into()))?
     };
-    let (scratch, offset) = rec.scratch(bytes)?;
-    let a16 = Tensor::contiguous(scratch, offset, GgmlType::F16, [a.ne[0], a.ne[1], 1, 1])?;
-    let (write, d_off) = bind(&device, &a16, 16, true)?;
+    let (write, d_off) = bind(&device, a16, 16, true)?;
     let chunks = dim_u32("dequantized chunks", a.ne[0] / 8 * a.ne[1])?;
     let push = DequantPush { m: p.m, k: p.k, a_off: p.a_off, a_row: p.a_row, d_off, chunks, pad: [0; 2] };
     let pipeline = device.pipelines().get(&device, &shader, &[])?;
     let (gx, gy) = split_groups(u64::from(chunks.div_ceil(256)), device.caps().max_workgroup_count[0])?;
-    rec.dispatch(shader.name, &pipeline, &[a_bind.clone(), write], bytemuck::bytes_of(&push), [gx, gy, 1])?;
-    Ok(a16)
+    rec.dispatch(shader.name, &pipeline, &[a_bind.clone(), write], bytemuck::bytes_of(&push), [gx, gy, 1])
 }
 
 /// Quantize b into this submission's scratch; returns the binding of the quantized copy (read-only) and the

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use ash::vk;
 
 use super::device::Device;
+use super::kept::{KeptCopies, KeptKey};
 use super::memory::Buffer;
 use super::pipeline::Pipeline;
 use crate::error::{Error, Result, VkResultExt};
@@ -203,6 +204,10 @@ struct Slot {
     keep_pipelines: Vec<Arc<Pipeline>>,
     queries: Option<(vk::QueryPool, u32)>,
     labels: Vec<String>,
+    /// Ids of the buffers the commands write (a replay tells the device again, see [`super::kept`]).
+    written: Vec<u64>,
+    /// Where the commands read kept copies: their store and its epoch when they were submitted.
+    kept_epoch: Option<(Arc<KeptCopies>, u64)>,
 }
 
 /// Per-dispatch GPU time, when timestamps were requested.
@@ -225,6 +230,8 @@ pub struct CommandStream {
     /// Device memory for intermediate results of kernels (e.g. quantized activations), grown on demand.
     /// Submissions in flight keep older buffers alive through their bindings.
     scratch: Option<Arc<Buffer>>,
+    /// Copies derived from buffers that this stream's submissions keep using ([`super::kept`]).
+    kept: Arc<KeptCopies>,
 }
 
 impl Slot {
@@ -237,6 +244,8 @@ impl Slot {
             descriptors: DescriptorArena { pools: Vec::new(), current: 0 },
             keep: Vec::new(),
             keep_pipelines: Vec::new(),
+            written: Vec::new(),
+            kept_epoch: None,
             queries: None,
             labels: Vec::new(),
         }
@@ -255,6 +264,7 @@ impl CommandStream {
             next: 0,
             last_times: Vec::new(),
             scratch: None,
+            kept: device.new_kept_store(),
         };
         let alloc = vk::CommandBufferAllocateInfo::default()
             .command_pool(pool)
@@ -333,7 +343,16 @@ impl CommandStream {
         self.next = (self.next + 1) % self.slots.len();
         let device = self.device.clone();
         let timestamps = timestamps.filter(|_| device.caps().timestamps);
-        Recorder::start(device, &mut self.slots[i], timestamps, true, (scratch, scratch_bytes, scratch_start), None)
+        let kept = self.kept.clone();
+        Recorder::start(
+            device,
+            &mut self.slots[i],
+            timestamps,
+            true,
+            (scratch, scratch_bytes, scratch_start),
+            None,
+            kept,
+        )
     }
 
     /// Start recording a whole graph into `recording`, to be submitted now and replayed later
@@ -357,7 +376,8 @@ impl CommandStream {
                 Some(unsafe { self.device.raw().create_query_pool(&info, None) }.vk_context("vkCreateQueryPool")?);
         }
         let span = recording.span;
-        Recorder::start(self.device.clone(), &mut recording.slot, None, false, (scratch, scratch_bytes, 0), span)
+        let kept = self.kept.clone();
+        Recorder::start(self.device.clone(), &mut recording.slot, None, false, (scratch, scratch_bytes, 0), span, kept)
     }
 
     /// Grow the scratch buffer to at least `scratch_bytes` (geometrically, so a slowly growing graph does not
@@ -380,6 +400,7 @@ impl<'a> Recorder<'a> {
         one_time: bool,
         (scratch, scratch_bytes, scratch_start): (Option<Arc<Buffer>>, u64, u64),
         span: Option<vk::QueryPool>,
+        kept: Arc<KeptCopies>,
     ) -> Result<Self> {
         let raw = device.raw();
         if let Some(n) = timestamps {
@@ -396,6 +417,8 @@ impl<'a> Recorder<'a> {
             }
         }
         slot.labels.clear();
+        slot.written.clear();
+        slot.kept_epoch = None;
         let flags =
             if one_time { vk::CommandBufferUsageFlags::ONE_TIME_SUBMIT } else { vk::CommandBufferUsageFlags::empty() };
         let begin = vk::CommandBufferBeginInfo::default().flags(flags);
@@ -439,6 +462,9 @@ impl<'a> Recorder<'a> {
             dispatches: 0,
             barriers: 0,
             node_label: String::new(),
+            kept,
+            kept_pending: Vec::new(),
+            kept_sources: Vec::new(),
         })
     }
 }
@@ -512,6 +538,12 @@ impl Recording {
                 Some(b) => keep.push(b),
                 None => return Ok(false),
             }
+        }
+        // What the commands write: copies kept from those buffers are stale once this runs. Commands that read
+        // kept copies run again only while none was dropped since they were recorded.
+        self.device.invalidate_kept(&self.slot.written);
+        if self.slot.kept_epoch.as_ref().is_some_and(|(store, epoch)| store.epoch() != *epoch) {
+            return Ok(false);
         }
         self.slot.keep = keep;
         let raw = self.device.raw();
@@ -590,6 +622,11 @@ pub struct Recorder<'a> {
     dispatches: u32,
     barriers: u32,
     node_label: String,
+    /// The stream's kept copies, and copies derived in this submission that join them once it is submitted.
+    kept: Arc<KeptCopies>,
+    kept_pending: Vec<(KeptKey, Arc<Buffer>)>,
+    /// Source buffers of the kept copies this submission reads.
+    kept_sources: Vec<u64>,
 }
 
 impl Recorder<'_> {
@@ -655,6 +692,31 @@ impl Recorder<'_> {
     /// Remember a derived result (call after the dispatch that produced it).
     pub fn add_derived(&mut self, d: Derived) {
         self.derived.push(d);
+    }
+
+    /// The copy kept under `key` ([`super::kept`]): one derived earlier in this submission, or by an earlier
+    /// submission of this stream.
+    pub fn kept(&mut self, key: &KeptKey) -> Option<Arc<Buffer>> {
+        let found =
+            self.kept_pending.iter().find(|(k, _)| k == key).map(|(_, b)| b.clone()).or_else(|| self.kept.get(key));
+        if found.is_some() && !self.kept_sources.contains(&key.source) {
+            self.kept_sources.push(key.source);
+        }
+        found
+    }
+
+    /// Keep `buffer` (written by commands recorded before this call) under `key` once this submission is
+    /// submitted, unless something recorded later writes its source.
+    pub fn keep_after_submit(&mut self, key: KeptKey, buffer: Arc<Buffer>) {
+        if !self.kept_sources.contains(&key.source) {
+            self.kept_sources.push(key.source);
+        }
+        self.kept_pending.push((key, buffer));
+    }
+
+    /// Bytes of kept copies: the stream's and those waiting for this submission.
+    pub fn kept_bytes(&self) -> u64 {
+        self.kept.bytes() + self.kept_pending.iter().map(|(_, b)| b.size()).sum::<u64>()
     }
 
     /// Label the following dispatches (shown in timing reports as `label kernel`).
@@ -767,10 +829,17 @@ impl Recorder<'_> {
             self.barriers += 1;
         }
         self.hazards.add(bindings);
-        // Derived data whose source bytes this dispatch writes is stale from now on.
+        // Derived data whose source bytes this dispatch writes is stale from now on (kept copies too: the
+        // recording's replays say so again).
         for b in bindings.iter().filter(|b| b.write) {
             let (s, e) = b.touched;
-            self.derived.retain(|d| !(d.source.0 == b.buffer.id() && d.source.1 < e && s < d.source.2));
+            let id = b.buffer.id();
+            self.derived.retain(|d| !(d.source.0 == id && d.source.1 < e && s < d.source.2));
+            self.kept_pending.retain(|(k, _)| k.source != id);
+            if !self.slot.written.contains(&id) {
+                self.slot.written.push(id);
+                self.device.invalidate_kept(&[id]);
+            }
         }
         self.dispatches += 1;
         self.slot.keep.extend(bindings.iter().map(|b| b.buffer.clone()));
@@ -808,6 +877,14 @@ impl Recorder<'_> {
         }
         self.device.submit(&[cmd], self.slot.fence)?;
         self.slot.pending = true;
+        for (key, buffer) in self.kept_pending {
+            self.kept.insert(key, buffer);
+        }
+        if !self.kept_sources.is_empty() {
+            let writes_one = self.kept_sources.iter().any(|s| self.slot.written.contains(s));
+            let epoch = if writes_one { super::kept::NEVER } else { self.kept.epoch() };
+            self.slot.kept_epoch = Some((self.kept, epoch));
+        }
         Ok(())
     }
 }

@@ -1,7 +1,7 @@
 //! The logical device: one compute queue, the memory allocator, the pipeline cache, and the
 //! staging context used for host <-> device transfers. Shared by every backend and buffer on it.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use ash::vk;
@@ -11,6 +11,7 @@ use gpu_allocator::{AllocationSizes, AllocatorDebugSettings};
 use super::caps::Capabilities;
 use super::fault::{self, FaultKind};
 use super::instance::Instance;
+use super::kept::KeptCopies;
 use super::pipeline::PipelineCache;
 use super::transfer::Transfer;
 use super::uploads::Uploads;
@@ -47,6 +48,9 @@ pub struct Device {
     progress: vk::Semaphore,
     /// The value the last submission signals (changed under the queue lock).
     submitted: AtomicU64,
+    /// The stores of kept copies derived from this device's buffers ([`super::kept`]), and their entries in all.
+    kept_stores: Mutex<Vec<Weak<KeptCopies>>>,
+    kept_live: Arc<AtomicUsize>,
 }
 
 /// `GGVK_MEMORY_BUDGET` in bytes ([`crate::knobs::parse_size`]); 0 or unset: no limit. Every device opened afterwards starts with
@@ -225,7 +229,41 @@ impl Device {
             coopmat2,
             progress,
             submitted: AtomicU64::new(0),
+            kept_stores: Mutex::new(Vec::new()),
+            kept_live: Arc::new(AtomicUsize::new(0)),
         })
+    }
+
+    /// A new store of kept copies of this device's buffers, told of every write to them ([`super::kept`]).
+    pub fn new_kept_store(&self) -> Arc<KeptCopies> {
+        let store = Arc::new(KeptCopies::new(self.kept_live.clone()));
+        let mut stores = lock(&self.kept_stores);
+        stores.retain(|w| w.strong_count() > 0);
+        stores.push(Arc::downgrade(&store));
+        store
+    }
+
+    /// Buffers `ids` are being written (or freed): drop every kept copy derived from them.
+    pub fn invalidate_kept(&self, ids: &[u64]) {
+        if self.kept_live.load(Ordering::Acquire) == 0 || ids.is_empty() {
+            return;
+        }
+        let stores: Vec<Arc<KeptCopies>> = lock(&self.kept_stores).iter().filter_map(|w| w.upgrade()).collect();
+        for s in stores {
+            s.invalidate_all(ids);
+        }
+    }
+
+    /// Drop every kept copy of every store (memory pressure); whether anything was kept.
+    pub fn clear_kept(&self) -> bool {
+        if self.kept_live.load(Ordering::Acquire) == 0 {
+            return false;
+        }
+        let stores: Vec<Arc<KeptCopies>> = lock(&self.kept_stores).iter().filter_map(|w| w.upgrade()).collect();
+        for s in stores {
+            s.clear();
+        }
+        true
     }
 
     /// Whether VK_NV_cooperative_matrix2 was enabled on this device (its kernels may be recorded).

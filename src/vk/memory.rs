@@ -129,7 +129,14 @@ impl Buffer {
         let usage = vk::BufferUsageFlags::STORAGE_BUFFER
             | vk::BufferUsageFlags::TRANSFER_SRC
             | vk::BufferUsageFlags::TRANSFER_DST;
-        let (raw, allocation) = create_raw(device, alloc_size, usage, MemoryLocation::GpuOnly, name)?;
+        // Out of memory with copies kept for speed ([`super::kept`]): drop them and try once more.
+        let (raw, allocation) = match create_raw(device, alloc_size, usage, MemoryLocation::GpuOnly, name) {
+            Err(Error::OutOfDeviceMemory(_)) if device.clear_kept() => {
+                device.queue_wait_idle()?;
+                create_raw(device, alloc_size, usage, MemoryLocation::GpuOnly, name)?
+            }
+            other => other?,
+        };
         let props = allocation.memory_properties();
         // `GGVK_DIRECT_MAPPING=0` takes the staging path a discrete GPU takes (for testing it on such devices).
         let host_mem =
@@ -228,6 +235,7 @@ impl Buffer {
         if data.is_empty() {
             return Ok(());
         }
+        self.device.invalidate_kept(&[self.id]);
         if self.direct {
             return self.with_mapping(|m| {
                 m[offset as usize..offset as usize + data.len()].copy_from_slice(data);
@@ -259,6 +267,7 @@ impl Buffer {
         if len == 0 {
             return Ok(());
         }
+        self.device.invalidate_kept(&[self.id]);
         if self.direct {
             return self.with_mapping(|m| m[offset as usize..(offset + len) as usize].fill(value));
         }
@@ -293,6 +302,7 @@ impl Buffer {
         if self.raw == dst.raw && src_offset < dst_offset + len && dst_offset < src_offset + len {
             return Err(Error::invalid("source and destination ranges of a buffer copy overlap"));
         }
+        dst.device.invalidate_kept(&[dst.id]);
         self.transfer(|t| t.copy(&self.device, self.raw, src_offset, dst.raw, dst_offset, len))
     }
 }
@@ -307,6 +317,7 @@ impl Drop for Buffer {
     fn drop(&mut self) {
         let alloc = self.allocation.get_mut().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(a) = alloc {
+            self.device.invalidate_kept(&[self.id]);
             // A batched upload may still write it; after a device loss nothing runs any more.
             let _ = self.device.settle_uploads_for(self.raw);
             destroy_raw(&self.device, self.raw, a);
@@ -390,6 +401,7 @@ impl HostBuffer {
         if len == 0 {
             return Ok(true);
         }
+        dst.device.invalidate_kept(&[dst.id]);
         // The transfer's submission carries any batched uploads first, so earlier writes to `dst` land before it.
         dst.transfer(|t| t.copy(&self.device, self.raw, src_offset, dst.raw, dst_offset, len))?;
         Ok(true)

@@ -14,6 +14,7 @@ pub mod device;
 /// cbindgen:ignore
 pub mod fault;
 pub mod instance;
+pub mod kept;
 pub mod memory;
 pub mod pipeline;
 pub mod transfer;
@@ -23,5 +24,6 @@ pub use caps::Capabilities;
 pub use command::{Binding, CommandStream, Derived, DispatchTime, Recorder, Recording};
 pub use device::Device;
 pub use instance::{validation_error_count, Instance, PhysicalDevice};
+pub use kept::{KeptCopies, KeptKey};
 pub use memory::{Buffer, HostBuffer};
 pub use pipeline::{Pipeline, PipelineCache, Shader};
