@@ -1,7 +1,8 @@
 //! F16 copies of quantized weights kept between submissions (`ops::matmul::kept_f16`, `vk::kept`): prompt products
 //! that dequantize their weights first (forced on this device with `GGVK_DEQUANT_F16=1` from 9 columns) decode them
 //! once and reuse the copy; anything that writes the weights' buffer (the host, a kernel of a graph, a replayed
-//! graph) drops it, and the next product decodes the new weights. Every result is checked against the reference
+//! graph) drops it, and the next product decodes the new weights; buffers that kernels write, or whose copies were
+//! dropped twice, are not kept from at all. Every result is checked against the reference
 //! over the weights the buffer holds at that moment. Validation layer on. (Its own test binary: knobs are read once
 //! per process.)
 
@@ -85,6 +86,11 @@ fn the_copy_is_made_once_and_dropped_when_the_host_writes_the_weights() {
     let zeros = vec![0u8; a_bytes.len()];
     let (b, bv, d) = fresh(&mut rng);
     assert_eq!(check(&be, &product(&a, &b, &d), &d, (&a, &zeros), (&b, &bv), "after fill"), 2);
+    // Its copies were dropped twice: weights the host keeps rewriting are decoded per product, not kept.
+    for i in 0..2 {
+        let (b, bv, d) = fresh(&mut rng);
+        assert_eq!(check(&be, &product(&a, &b, &d), &d, (&a, &zeros), (&b, &bv), &format!("not kept {i}")), 2);
+    }
     assert_no_validation_errors();
 }
 
@@ -145,6 +151,13 @@ fn a_graph_that_writes_the_weights_drops_their_copy() {
     for i in 0..4 {
         // Each run rewrites the same bytes: results stay those of the new weights, recorded or replayed.
         check(&be, &g, &d, (&a, &new_bytes), (&b, &b_vals), &format!("copy then product, run {i}"));
+    }
+    // A kernel has written a's buffer: its products decode the weights every time (nothing kept from it).
+    let b2 = upload(&be, GgmlType::F32, [K, N, 1, 1], &f32_bytes(&b_vals));
+    let d2 = output(&be, [M, N, 1, 1]);
+    for i in 0..2 {
+        let g = product(&a, &b2, &d2);
+        assert_eq!(check(&be, &g, &d2, (&a, &new_bytes), (&b2, &b_vals), &format!("kernel-written, {i}")), 2);
     }
     // A graph that writes the weights after reading them (the product first, then the copy of the old bytes back):
     // each run's product reads what the buffer held when it started.

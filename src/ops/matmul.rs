@@ -1053,8 +1053,8 @@ fn leaves_room(device: &Device, bytes: u64) -> bool {
 
 /// The f16 copy of weights `a` that prompt products read instead of dequantizing them per submission: made once
 /// into a buffer of its own and kept (`vk::kept`: dropped as soon as anything writes `a`'s buffer), within
-/// [`keep_f16_budget`] and while device memory [`leaves_room`]. None: not kept (the caller dequantizes into
-/// scratch).
+/// [`keep_f16_budget`] and while device memory [`leaves_room`], from buffers no kernel writes and whose copies were
+/// not dropped twice already. None: not kept (the caller dequantizes into scratch).
 fn kept_f16(
     rec: &mut Recorder<'_>,
     a: &Tensor,
@@ -1065,6 +1065,11 @@ fn kept_f16(
     let device = rec.device().clone();
     let budget = keep_f16_budget(&device);
     if budget == 0 {
+        return Ok(None);
+    }
+    // Not from buffers that kernels write (results, or weights copied in per batch) or whose copies keep being
+    // dropped (weights rewritten by the host): those would allocate and decode a copy per batch.
+    if a.buffer.kernel_written() || rec.kept_drops(a.buffer.id()) >= 2 {
         return Ok(None);
     }
     let shape = [a.ne[0], a.ne[1], 1, 1];

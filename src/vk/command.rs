@@ -714,6 +714,11 @@ impl Recorder<'_> {
         self.kept_pending.push((key, buffer));
     }
 
+    /// How often copies kept from buffer `source` were dropped because it was written.
+    pub fn kept_drops(&self, source: u64) -> u32 {
+        self.kept.drops(source)
+    }
+
     /// Bytes of kept copies: the stream's and those waiting for this submission.
     pub fn kept_bytes(&self) -> u64 {
         self.kept.bytes() + self.kept_pending.iter().map(|(_, b)| b.size()).sum::<u64>()
@@ -838,6 +843,7 @@ impl Recorder<'_> {
             self.kept_pending.retain(|(k, _)| k.source != id);
             if !self.slot.written.contains(&id) {
                 self.slot.written.push(id);
+                b.buffer.mark_kernel_written();
                 self.device.invalidate_kept(&[id]);
             }
         }

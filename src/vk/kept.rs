@@ -46,6 +46,8 @@ pub struct KeptCopies {
     bytes: AtomicU64,
     /// Bumped whenever a copy is dropped: recordings that read kept copies replay only while it is unchanged.
     epoch: AtomicU64,
+    /// Per source buffer, how often its copies were dropped because it was written.
+    drops: Mutex<HashMap<u64, u32>>,
 }
 
 impl KeptCopies {
@@ -57,6 +59,7 @@ impl KeptCopies {
             live,
             bytes: AtomicU64::new(0),
             epoch: AtomicU64::new(0),
+            drops: Mutex::default(),
         }
     }
 
@@ -79,6 +82,11 @@ impl KeptCopies {
             return None;
         }
         self.lock().get(key).cloned()
+    }
+
+    /// How often copies derived from buffer `source` were dropped because it was written.
+    pub fn drops(&self, source: u64) -> u32 {
+        self.drops.lock().unwrap_or_else(|p| p.into_inner()).get(&source).copied().unwrap_or(0)
     }
 
     /// Changes whenever a copy is dropped (never [`NEVER`]).
@@ -121,7 +129,7 @@ impl KeptCopies {
         if self.count.load(Ordering::Acquire) == 0 {
             return;
         }
-        self.remove_where(|k| k.source == source);
+        self.invalidate_all(&[source]);
     }
 
     /// [`Self::invalidate`] for each of `sources`.
@@ -129,7 +137,13 @@ impl KeptCopies {
         if self.count.load(Ordering::Acquire) == 0 || sources.is_empty() {
             return;
         }
-        self.remove_where(|k| sources.contains(&k.source));
+        let removed = self.remove_where(|k| sources.contains(&k.source));
+        if !removed.is_empty() {
+            let mut drops = self.drops.lock().unwrap_or_else(|p| p.into_inner());
+            for s in removed {
+                *drops.entry(s).or_insert(0) += 1;
+            }
+        }
     }
 
     /// Drop every copy (memory pressure).
@@ -137,22 +151,27 @@ impl KeptCopies {
         self.remove_where(|_| true);
     }
 
-    fn remove_where(&self, gone: impl Fn(&KeptKey) -> bool) {
-        let removed: Vec<Arc<Buffer>> = {
+    /// Remove the copies whose keys `gone` selects; returns their sources (once each).
+    fn remove_where(&self, gone: impl Fn(&KeptKey) -> bool) -> Vec<u64> {
+        let (removed, mut sources): (Vec<Arc<Buffer>>, Vec<u64>) = {
             let mut map = self.lock();
             let keys: Vec<KeptKey> = map.keys().filter(|k| gone(k)).cloned().collect();
+            let sources = keys.iter().map(|k| k.source).collect();
             let removed = keys.iter().filter_map(|k| map.remove(k)).collect();
             self.set_count(map.len());
-            removed
+            (removed, sources)
         };
+        sources.sort_unstable();
+        sources.dedup();
         if removed.is_empty() {
-            return;
+            return sources;
         }
         self.epoch.fetch_add(1, Ordering::AcqRel);
         let freed: u64 = removed.iter().map(|b| b.size()).sum();
         self.bytes.fetch_sub(freed, Ordering::AcqRel);
         // Dropped outside the lock: a buffer's drop invalidates copies of itself through this store.
         drop(removed);
+        sources
     }
 }
 

@@ -23,6 +23,9 @@ pub struct Buffer {
     size: u64,
     id: u64,
     direct: bool,
+    /// A kernel has written the buffer (so it holds results, not weights: nothing is kept from it, see
+    /// [`super::kept`]).
+    kernel_written: std::sync::atomic::AtomicBool,
 }
 
 /// Map a gpu-allocator error onto ours.
@@ -152,6 +155,7 @@ impl Buffer {
             size,
             id: device.next_id(),
             direct,
+            kernel_written: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 
@@ -165,6 +169,7 @@ impl Buffer {
             size: u64::MAX >> 2,
             id: device.next_id(),
             direct: false,
+            kernel_written: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -176,6 +181,16 @@ impl Buffer {
     /// Usable size in bytes (as requested).
     pub fn size(&self) -> u64 {
         self.size
+    }
+
+    /// Note that a kernel writes the buffer (recorded; see [`Self::kernel_written`]).
+    pub fn mark_kernel_written(&self) {
+        self.kernel_written.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether a kernel has ever been recorded writing the buffer.
+    pub fn kernel_written(&self) -> bool {
+        self.kernel_written.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Process-unique id, for hazard tracking.
