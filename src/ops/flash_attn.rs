@@ -383,7 +383,7 @@ fn decode_plan(device: &Device, node: &Node) -> Option<Plan> {
     }
     let n_kv = k.ne[1] as u32;
     let groups = (k.ne[2] * q.ne[3]) as u64;
-    let (target, min_keys) = decode_split_shape();
+    let (target, min_keys) = decode_split_shape(rows, n_kv);
     let mut splits = 1;
     if n_kv >= 2 * WG && groups < 512 {
         splits = (target.div_ceil(groups) as u32).min(n_kv / min_keys).max(1);
@@ -393,17 +393,23 @@ fn decode_plan(device: &Device, node: &Node) -> Option<Plan> {
     Some(Plan { br: rows, bc: WG, splits, chunk: if splits == 1 { n_kv } else { chunk } })
 }
 
-/// How the decode kernel splits the keys: into about 512 workgroups over all KV heads, each taking at least 256
-/// keys (two tiles). Measured on an H200 (hs 128, 8 KV heads x 4 Q heads, F16 K/V): 1,024 workgroups of 128 keys
-/// took 39.6 / 66.5 / 112.5 us at 8k / 16k / 32k keys, 256-key splits 33.7 at 8k, 512 workgroups 59.0 / 94.1 at 16k /
-/// 32k (NOTES.md). `GGVK_FA_DECODE_GROUPS` and `GGVK_FA_DECODE_MIN_KEYS` override them (read once per process).
-fn decode_split_shape() -> (u64, u32) {
-    static SHAPE: std::sync::OnceLock<(u64, u32)> = std::sync::OnceLock::new();
-    *SHAPE.get_or_init(|| {
-        let target = crate::knobs::number("GGVK_FA_DECODE_GROUPS").unwrap_or(512);
-        let min_keys = crate::knobs::number("GGVK_FA_DECODE_MIN_KEYS").map_or(256, |v| v as u32);
-        (target, min_keys.max(WG))
-    })
+/// How the decode kernel splits the keys: (workgroups aimed at over all KV heads, fewest keys per split). With four
+/// or more query rows per KV head (GQA) and more than 4,096 keys: about 512 workgroups of at least 256 keys; else
+/// about 1,024 of at least 128. Measured on an H200 (NOTES.md, 2026-12-05): with 4 rows per KV head (hs 128, 8 KV
+/// heads, F16) the first took 34.2 / 59.0 / 93.2 us at 8k / 16k / 32k keys against 39.5 / 67.4 / 113.8 with the
+/// second, with 8 rows (hs 64, 7,680 keys) 31.3 against 43.1; but at 4k keys 24.7 against 18.6, and a 7B model
+/// without GQA generated 278.5 / 194.9 t/s (depth 0 / 8192) against 297.2 / 201.4. `GGVK_FA_DECODE_GROUPS` and
+/// `GGVK_FA_DECODE_MIN_KEYS` override both (read once per process).
+fn decode_split_shape(rows: u32, n_kv: u32) -> (u64, u32) {
+    static KNOBS: std::sync::OnceLock<(Option<u64>, Option<u32>)> = std::sync::OnceLock::new();
+    let (target, min_keys) = *KNOBS.get_or_init(|| {
+        (
+            crate::knobs::number("GGVK_FA_DECODE_GROUPS"),
+            crate::knobs::number("GGVK_FA_DECODE_MIN_KEYS").map(|v| v as u32),
+        )
+    });
+    let (t, k) = if rows >= 4 && n_kv > 4096 { (512, 256) } else { (1024, WG) };
+    (target.unwrap_or(t), min_keys.unwrap_or(k).max(WG))
 }
 
 /// Whether the decode kernel reads V rows as 16-byte vectors (`VEC_V`): head size `dv` a multiple of 8 up to the
@@ -802,6 +808,16 @@ fn cm2_specs(push: &FlashAttnPush, has_mask: bool, cap: u32) -> [u32; 3] {
 mod tests {
     use super::*;
     use crate::ops::coopmat::CoopmatDevice;
+
+    #[test]
+    fn decode_splits_are_wider_only_for_gqa_past_4096_keys() {
+        // (No GGVK_FA_DECODE_* knobs in the unit tests' environment.)
+        assert_eq!(decode_split_shape(1, 8192), (1024, 128));
+        assert_eq!(decode_split_shape(4, 4096), (1024, 128));
+        assert_eq!(decode_split_shape(3, 32768), (1024, 128));
+        assert_eq!(decode_split_shape(4, 4097), (512, 256));
+        assert_eq!(decode_split_shape(8, 7680), (512, 256));
+    }
 
     #[test]
     fn decode_reads_v_as_vectors_only_where_rows_sit_on_16_bytes() {
