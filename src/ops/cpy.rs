@@ -47,37 +47,27 @@ const fn shader(name: &'static str, spirv: &'static [u8]) -> Shader {
     Shader { name, spirv, bindings: 2, push_size: PUSH }
 }
 
-fn cpy_shader(src: GgmlType, dst: GgmlType) -> Option<Shader> {
+/// The copy kernel for `src` -> `dst`: one invocation per element, or (`tiled`) 32 x 32 tiles for transposed
+/// sources ([`tiled_dim`]).
+fn cpy_shader(src: GgmlType, dst: GgmlType, tiled: bool) -> Option<Shader> {
     use GgmlType::{BF16, F16, F32, I16, I32};
+    let pick = |plain: (&'static str, &'static [u8]), t: (&'static str, &'static [u8])| {
+        let (name, spirv) = if tiled { t } else { plain };
+        shader(name, spirv)
+    };
     Some(match (src, dst) {
-        (F32, F32) | (I32, I32) => shader("cpy_32_32", spirv::CPY_32_32),
-        (F32, F16) => shader("cpy_32_16", spirv::CPY_32_16),
-        (F16, F32) => shader("cpy_16_32", spirv::CPY_16_32),
-        (F16, F16) | (BF16, BF16) | (I16, I16) => shader("cpy_16_16", spirv::CPY_16_16),
-        (BF16, F32) => shader("cpy_bf16_32", spirv::CPY_BF16_32),
-        (F32, BF16) => shader("cpy_32_bf16", spirv::CPY_32_BF16),
-        (BF16, F16) => shader("cpy_bf16_16", spirv::CPY_BF16_16),
-        (F16, BF16) => shader("cpy_16_bf16", spirv::CPY_16_BF16),
-        (F32, I32) => shader("cpy_f32_i32", spirv::CPY_F32_I32),
-        (I32, F32) => shader("cpy_i32_f32", spirv::CPY_I32_F32),
-        _ => return None,
-    })
-}
-
-/// The tiled variant of [`cpy_shader`] for transposed sources ([`tiled_dim`]).
-fn cpy_tiled_shader(src: GgmlType, dst: GgmlType) -> Option<Shader> {
-    use GgmlType::{BF16, F16, F32, I16, I32};
-    Some(match (src, dst) {
-        (F32, F32) | (I32, I32) => shader("cpy_t_32_32", spirv::CPY_T_32_32),
-        (F32, F16) => shader("cpy_t_32_16", spirv::CPY_T_32_16),
-        (F16, F32) => shader("cpy_t_16_32", spirv::CPY_T_16_32),
-        (F16, F16) | (BF16, BF16) | (I16, I16) => shader("cpy_t_16_16", spirv::CPY_T_16_16),
-        (BF16, F32) => shader("cpy_t_bf16_32", spirv::CPY_T_BF16_32),
-        (F32, BF16) => shader("cpy_t_32_bf16", spirv::CPY_T_32_BF16),
-        (BF16, F16) => shader("cpy_t_bf16_16", spirv::CPY_T_BF16_16),
-        (F16, BF16) => shader("cpy_t_16_bf16", spirv::CPY_T_16_BF16),
-        (F32, I32) => shader("cpy_t_f32_i32", spirv::CPY_T_F32_I32),
-        (I32, F32) => shader("cpy_t_i32_f32", spirv::CPY_T_I32_F32),
+        (F32, F32) | (I32, I32) => pick(("cpy_32_32", spirv::CPY_32_32), ("cpy_t_32_32", spirv::CPY_T_32_32)),
+        (F32, F16) => pick(("cpy_32_16", spirv::CPY_32_16), ("cpy_t_32_16", spirv::CPY_T_32_16)),
+        (F16, F32) => pick(("cpy_16_32", spirv::CPY_16_32), ("cpy_t_16_32", spirv::CPY_T_16_32)),
+        (F16, F16) | (BF16, BF16) | (I16, I16) => {
+            pick(("cpy_16_16", spirv::CPY_16_16), ("cpy_t_16_16", spirv::CPY_T_16_16))
+        }
+        (BF16, F32) => pick(("cpy_bf16_32", spirv::CPY_BF16_32), ("cpy_t_bf16_32", spirv::CPY_T_BF16_32)),
+        (F32, BF16) => pick(("cpy_32_bf16", spirv::CPY_32_BF16), ("cpy_t_32_bf16", spirv::CPY_T_32_BF16)),
+        (BF16, F16) => pick(("cpy_bf16_16", spirv::CPY_BF16_16), ("cpy_t_bf16_16", spirv::CPY_T_BF16_16)),
+        (F16, BF16) => pick(("cpy_16_bf16", spirv::CPY_16_BF16), ("cpy_t_16_bf16", spirv::CPY_T_16_BF16)),
+        (F32, I32) => pick(("cpy_f32_i32", spirv::CPY_F32_I32), ("cpy_t_f32_i32", spirv::CPY_T_F32_I32)),
+        (I32, F32) => pick(("cpy_i32_f32", spirv::CPY_I32_F32), ("cpy_t_i32_f32", spirv::CPY_T_I32_F32)),
         _ => return None,
     })
 }
@@ -295,7 +285,7 @@ pub fn check(node: &Node) -> Result<()> {
         }
         return Ok(());
     }
-    if cpy_shader(a.ty, d.ty).is_none() {
+    if cpy_shader(a.ty, d.ty, false).is_none() {
         return Err(Error::unsupported(format!(
             "{name} {} -> {} (supported: f32/f16/bf16 -> f32/f16/bf16, f32 <-> i32, i16 -> i16, i32 -> i32)",
             a.ty.name(),
@@ -341,11 +331,11 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
             plan_tiled(ss.ne, ss.s, sd.ne, sd.s, caps.max_workgroup_count, caps.max_workgroup_invocations)
                 .ok_or_else(|| Error::Internal("cpy: tiled plan".into()))?;
         let push = CpyPush { pad0: t as u32, ..push };
-        let shader = cpy_tiled_shader(a.ty, d.ty).expect("checked");
+        let shader = cpy_shader(a.ty, d.ty, true).expect("checked");
         let pipeline = device.pipelines().get(&device, &shader, &[TILED_WG])?;
         return rec.dispatch("cpy_tiled", &pipeline, &[ss.binding, sd.binding], bytemuck::bytes_of(&push), groups);
     }
-    let shader = cpy_shader(a.ty, d.ty).expect("checked");
+    let shader = cpy_shader(a.ty, d.ty, false).expect("checked");
     let pipeline = pipeline(&device, &shader, &[])?;
     dispatch(rec, "cpy", &pipeline, &[ss.binding, sd.binding], bytemuck::bytes_of(&push), n)
 }
