@@ -248,10 +248,14 @@ impl Device {
         if self.kept_live.load(Ordering::Acquire) == 0 || ids.is_empty() {
             return;
         }
-        let stores: Vec<Arc<KeptCopies>> = lock(&self.kept_stores).iter().filter_map(|w| w.upgrade()).collect();
-        for s in stores {
+        for s in self.kept_stores() {
             s.invalidate_all(ids);
         }
+    }
+
+    /// The live stores of kept copies (taken out of the lock: dropping copies re-enters it).
+    fn kept_stores(&self) -> Vec<Arc<KeptCopies>> {
+        lock(&self.kept_stores).iter().filter_map(|w| w.upgrade()).collect()
     }
 
     /// Drop every kept copy of every store (memory pressure); whether anything was kept.
@@ -259,8 +263,7 @@ impl Device {
         if self.kept_live.load(Ordering::Acquire) == 0 {
             return false;
         }
-        let stores: Vec<Arc<KeptCopies>> = lock(&self.kept_stores).iter().filter_map(|w| w.upgrade()).collect();
-        for s in stores {
+        for s in self.kept_stores() {
             s.clear();
         }
         true

@@ -99,16 +99,6 @@ impl KeptCopies {
         self.bytes.load(Ordering::Acquire)
     }
 
-    /// Copies kept now.
-    pub fn len(&self) -> usize {
-        self.count.load(Ordering::Acquire)
-    }
-
-    /// Whether nothing is kept.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Keep `buffer` under `key` (replacing an older copy of the same key).
     pub fn insert(&self, key: KeptKey, buffer: Arc<Buffer>) {
         let size = buffer.size();
@@ -124,15 +114,7 @@ impl KeptCopies {
         }
     }
 
-    /// Drop every copy derived from buffer `source` (it is being written or freed).
-    pub fn invalidate(&self, source: u64) {
-        if self.count.load(Ordering::Acquire) == 0 {
-            return;
-        }
-        self.invalidate_all(&[source]);
-    }
-
-    /// [`Self::invalidate`] for each of `sources`.
+    /// Drop every copy derived from any of buffers `sources` (being written or freed).
     pub fn invalidate_all(&self, sources: &[u64]) {
         if self.count.load(Ordering::Acquire) == 0 || sources.is_empty() {
             return;
