@@ -2,8 +2,9 @@
 # Two GPUs of one machine, side by side: llama-bench from the pinned llama.cpp built with ggml-vulkan, in one
 # process per model, splitting random-weight models over ggml-vulkan's Vulkan0/Vulkan1 and over GGVK0/GGVK1, by
 # layers (`-sm layer`, flash attention off and on) and by tensor (`-sm tensor`, ggml's meta backend, flash
-# attention on, which llama.cpp requires there), next to one device of each. Prints a table of ggvk /
-# ggml-vulkan ratios and writes the CSVs and logs to OUTDIR.
+# attention on, which llama.cpp requires there), and GGVK0/GGVK1 by rows (`-sm row`, ggvk's split buffer type, flash
+# attention off and on; its ratio is against ggml-vulkan's layer split, row `row/vkl`), next to one device of each.
+# Prints a table of ggvk / ggml-vulkan ratios and writes the CSVs and logs to OUTDIR.
 #
 #   bash scripts/bench-multi-gpu.sh BIN LIB OUTDIR [--quick]
 #     BIN     bin directory of the pinned llama.cpp built with ggml-vulkan (scripts/reference-llama-vulkan.sh)
@@ -40,6 +41,9 @@ for t in $MODELS; do
     -fa 0,1 -r "$REPS" -o csv >"$OUT/mgpu-$t-layer.csv" 2>"$OUT/mgpu-$t-layer.log" || true
   "$BIN/llama-bench" -m "$m" -dev Vulkan0/Vulkan1,GGVK0/GGVK1 -sm tensor -ngl 99 -p 512 -n 128 -fa 1 \
     -r "$REPS" -o csv >"$OUT/mgpu-$t-tensor.csv" 2>"$OUT/mgpu-$t-tensor.log" || true
+  # Row split: ggvk's split buffer type (ggml-vulkan has none); compared with ggml-vulkan's layer split below.
+  "$BIN/llama-bench" -m "$m" -dev GGVK0/GGVK1 -sm row -ngl 99 -p 512 -n 128 -fa 0,1 \
+    -r "$REPS" -o csv >"$OUT/mgpu-$t-row.csv" 2>"$OUT/mgpu-$t-row.log" || true
 done
 
 python3 - "$OUT" <<'PY'
@@ -50,6 +54,8 @@ for f in sorted(glob.glob(os.path.join(out, "mgpu-*.csv"))):
     model = os.path.basename(f)[len("mgpu-"):].rsplit("-", 1)[0]
     with open(f) as fh:
         for r in csv.DictReader(fh):
+            if not r.get("devices") or not r.get("avg_ts"):
+                continue  # a run that failed (its log says why)
             devs = r["devices"].split("/")
             lib = "ggvk" if devs[0].startswith("GGVK") else "vulkan"
             split = r["split_mode"] if len(devs) > 1 else "one GPU"
@@ -59,6 +65,10 @@ for f in sorted(glob.glob(os.path.join(out, "mgpu-*.csv"))):
 print(f"{'model':<14} {'split':<8} {'fa':<4} {'test':<7} {'ggml-vulkan t/s':>16} {'ggvk t/s':>10} {'ratio':>7}")
 for (model, split, fa, test), d in sorted(rows.items()):
     v, g = d.get("vulkan"), d.get("ggvk")
+    if split == "row":
+        # ggml-vulkan has no row split: the ratio is against its layer split.
+        v = rows.get((model, "layer", fa, test), {}).get("vulkan")
+        split = "row/vkl"
     ratio = f"{g / v:.2f}" if v and g else "-"
     print(f"{model:<14} {split:<8} {fa:<4} {test:<7} {v or 0:>16.1f} {g or 0:>10.1f} {ratio:>7}")
 PY

@@ -17,6 +17,7 @@ pub mod graph;
 pub mod knobs;
 pub mod ops;
 pub mod quant;
+pub mod split;
 pub mod timeline;
 pub mod vk;
 

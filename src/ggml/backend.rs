@@ -7,12 +7,14 @@ use std::sync::{Arc, Mutex};
 use super::buffer::{buffer_of, ggml_nbytes, guarded, offset_of, BUFFER_IFACE};
 use super::device::DeviceEntry;
 use super::known_graphs::{Description, KnownGraphs};
+use super::split;
 use super::sys;
 use super::translate::{self, Memory};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::graph::replay::GraphKey;
 use crate::graph::Graph;
+use crate::split::SplitRunner;
 use crate::timeline::{self, Host};
 use crate::vk::Device;
 
@@ -22,6 +24,8 @@ struct BackendCtx {
     entry: &'static DeviceEntry,
     /// Graphs seen before, replayed without translating them again.
     known: KnownGraphs,
+    /// Products over row-split weights: the other devices' streams and scratch.
+    split: SplitRunner,
 }
 
 static GUID: sys::ggml_guid = *b"ggvk-vulkan-rs01";
@@ -30,7 +34,12 @@ static GUID: sys::ggml_guid = *b"ggvk-vulkan-rs01";
 pub fn create(entry: &'static DeviceEntry, dev: sys::ggml_backend_dev_t) -> Result<sys::ggml_backend_t> {
     let device = entry.device()?;
     let inner = Backend::on(&device)?;
-    let ctx = Box::into_raw(Box::new(BackendCtx { inner, entry, known: KnownGraphs::default() }));
+    let ctx = Box::into_raw(Box::new(BackendCtx {
+        inner,
+        entry,
+        known: KnownGraphs::default(),
+        split: SplitRunner::default(),
+    }));
     let be = Box::new(sys::ggml_backend {
         guid: &GUID as *const sys::ggml_guid as sys::ggml_guid_t,
         iface: BACKEND_IFACE,
@@ -140,6 +149,12 @@ fn compute(c: &BackendCtx, cgraph: *mut sys::ggml_cgraph) -> Result<()> {
         };
         (nodes, g.uid)
     };
+    // Products over row-split weights (`-sm row`) cut the graph into parts computed in turn.
+    // SAFETY: as above, live nodes with live sources.
+    if unsafe { split::has_products(nodes) } {
+        // SAFETY: as above.
+        return unsafe { split::compute(&c.inner, &c.split, nodes) };
+    }
     // The graph ggml computed last time, handed over again unchanged (same uid: ggml's scheduler did not split it
     // again; same nodes): replay it as it was.
     if let Some(key) = c.known.same_as_last(uid, nodes) {
@@ -165,11 +180,7 @@ fn compute(c: &BackendCtx, cgraph: *mut sys::ggml_cgraph) -> Result<()> {
             continue;
         }
         // SAFETY: as above; sources of live nodes are live.
-        let node = unsafe { translate::node(n, Memory::Real(&device)) }.map_err(|e| match e {
-            Error::Unsupported(m) => Error::Unsupported(format!("graph node {i}: {m}")),
-            Error::InvalidArgument(m) => Error::InvalidArgument(format!("graph node {i}: {m}")),
-            other => other,
-        })?;
+        let node = unsafe { translate::node(n, Memory::Real(&device)) }.map_err(|e| at_node(i, e))?;
         if let Some(node) = node {
             graph.push(node)?;
         }
@@ -182,6 +193,15 @@ fn compute(c: &BackendCtx, cgraph: *mut sys::ggml_cgraph) -> Result<()> {
         c.known.remember(description, key);
     }
     Ok(())
+}
+
+/// `e` with the graph node it concerns named in its message.
+pub(super) fn at_node(i: usize, e: Error) -> Error {
+    match e {
+        Error::Unsupported(m) => Error::Unsupported(format!("graph node {i}: {m}")),
+        Error::InvalidArgument(m) => Error::InvalidArgument(format!("graph node {i}: {m}")),
+        other => other,
+    }
 }
 
 unsafe extern "C" fn graph_compute(b: sys::ggml_backend_t, cgraph: *mut sys::ggml_cgraph) -> sys::ggml_status {

@@ -14,7 +14,7 @@
 //! Larger tensors (prompt batches; above `GGVK_ALLREDUCE_MAX`, default 1 MiB) are left to the generic path, whose
 //! ADD runs on the devices; `GGVK_ALLREDUCE=0` leaves every call to it.
 
-use std::ffi::{c_char, c_void, CStr};
+use std::ffi::{c_void, CStr};
 use std::sync::Arc;
 
 use super::backend::engine_of;
@@ -185,20 +185,4 @@ fn allreduce(parts: &[Part]) -> Result<()> {
         p.buf.write(p.offset, &out)?;
     }
     Ok(())
-}
-
-/// The registration's `get_proc_address`: the allreduce functions above, NULL for any other name.
-///
-/// # Safety
-/// `name` is NULL or a NUL-terminated string.
-pub(super) unsafe extern "C" fn reg_get_proc_address(
-    _reg: sys::ggml_backend_reg_t,
-    name: *const c_char,
-) -> *mut c_void {
-    if name.is_null() {
-        return std::ptr::null_mut();
-    }
-    // SAFETY: the caller passes a NUL-terminated string.
-    let name = unsafe { CStr::from_ptr(name) };
-    proc_address(name).unwrap_or(std::ptr::null_mut())
 }

@@ -1,7 +1,7 @@
 //! The GGVK registry and its devices (`GGVK0..n`, one per usable Vulkan device), as ggml sees them.
 //! Everything here is created once and lives for the process: ggml keeps raw pointers to it.
 
-use std::ffi::{c_char, CString};
+use std::ffi::{c_char, c_void, CStr, CString};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use super::backend;
@@ -153,6 +153,16 @@ impl Registry {
     pub fn is_empty(&self) -> bool {
         self.devices.is_empty()
     }
+
+    /// The devices in registry order.
+    pub fn entries(&self) -> impl Iterator<Item = &DeviceEntry> {
+        self.devices.iter().map(|e| &**e)
+    }
+
+    /// Registry index of `e`.
+    pub fn position(&self, e: &DeviceEntry) -> Option<usize> {
+        self.devices.iter().position(|d| std::ptr::eq(&**d, e))
+    }
 }
 
 /// Whether `buft` is one of the registry's buffer types.
@@ -186,11 +196,24 @@ unsafe extern "C" fn reg_get_device(_reg: sys::ggml_backend_reg_t, index: usize)
     }
 }
 
+/// Extra functions of the registry (ggml's `get_proc_address`): the split buffer type and the allreduce.
+unsafe extern "C" fn reg_get_proc_address(_reg: sys::ggml_backend_reg_t, name: *const c_char) -> *mut c_void {
+    if name.is_null() {
+        return std::ptr::null_mut();
+    }
+    // SAFETY: the caller passes a NUL-terminated string.
+    let name = unsafe { CStr::from_ptr(name) };
+    if name.to_bytes() == b"ggml_backend_split_buffer_type" {
+        return super::split::split_buffer_type as *mut c_void;
+    }
+    super::comm::proc_address(name).unwrap_or(std::ptr::null_mut())
+}
+
 const REG_IFACE: sys::ggml_backend_reg_i = sys::ggml_backend_reg_i {
     get_name: Some(reg_get_name),
     get_device_count: Some(reg_get_device_count),
     get_device: Some(reg_get_device),
-    get_proc_address: Some(super::comm::reg_get_proc_address),
+    get_proc_address: Some(reg_get_proc_address),
 };
 
 // ---- device interface ----
@@ -294,8 +317,21 @@ unsafe extern "C" fn dev_get_host_buffer_type(dev: sys::ggml_backend_dev_t) -> s
     &e.host_buft as *const sys::ggml_backend_buffer_type as sys::ggml_backend_buffer_type_t
 }
 
-/// Whether the engine supports `op` on this device (checked with placeholder memory).
+/// Whether the engine supports `op` on this device: products over row-split weights as their main device
+/// ([`super::split::check_op`]), everything else as [`supports_here`] says.
 pub fn supports(e: &DeviceEntry, op: *const sys::ggml_tensor) -> Result<()> {
+    // SAFETY: ggml passes a live tensor whose sources and their buffers are live.
+    let t = unsafe { op.as_ref() }.ok_or_else(|| crate::Error::invalid("NULL tensor"))?;
+    // SAFETY: as above.
+    match unsafe { super::split::check_op(e, t) }? {
+        Some(()) => Ok(()),
+        None => supports_here(e, op),
+    }
+}
+
+/// Whether the engine supports `op` on this device, its tensors wherever they are (checked with placeholder
+/// memory).
+pub(super) fn supports_here(e: &DeviceEntry, op: *const sys::ggml_tensor) -> Result<()> {
     let placeholder = e.placeholder()?;
     // SAFETY: ggml passes a live tensor whose sources are live.
     match unsafe { translate::node(op, Memory::Check(&placeholder)) }? {
@@ -326,6 +362,7 @@ unsafe extern "C" fn dev_supports_buft(dev: sys::ggml_backend_dev_t, buft: sys::
     // SAFETY: ggml passes one of our devices.
     let e = unsafe { entry(dev) };
     std::ptr::eq(buft as *const sys::ggml_backend_buffer_type, &e.buft)
+        || super::split::split_buft(buft).is_some_and(|s| s.main_is(e))
 }
 
 unsafe extern "C" fn dev_offload_op(_dev: sys::ggml_backend_dev_t, op: *const sys::ggml_tensor) -> bool {

@@ -15,6 +15,7 @@ mod device;
 mod host;
 mod host_buffer;
 mod known_graphs;
+mod split;
 mod translate;
 
 use std::ffi::c_int;

@@ -89,6 +89,17 @@ impl Device {
         Ok(d)
     }
 
+    /// Open device `index` as a logical device of its own, shared with no other opener: for exercising paths
+    /// between two devices (which share no memory) where the machine has one.
+    pub fn open_unshared(index: usize) -> Result<Arc<Self>> {
+        let instance = Instance::global()?;
+        let n = instance.physical_devices().len();
+        if index >= n {
+            return Err(Error::NoDevice(format!("device index {index} is out of range: {n} Vulkan device(s)")));
+        }
+        Ok(Arc::new(Device::create(instance, index)?))
+    }
+
     fn create(instance: Arc<Instance>, index: usize) -> Result<Self> {
         crate::knobs::validate()?;
         let budget = env_memory_budget()?;
