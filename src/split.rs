@@ -291,18 +291,8 @@ impl SplitRunner {
             input = vec![0u8; usize::try_from(src1.nbytes()).map_err(|_| Error::invalid("src1 too large"))?];
             src1.buffer.read(src1.offset, &mut input)?;
         }
-        // The main device's rows.
-        let mut own = Graph::new();
-        for p in group {
-            if let Some(part) = p.weight.part_on(main_dev) {
-                own.mul_mat(&p.weight.part_tensor(part)?, src1, &p.dst_rows(&part.rows)?)?;
-            }
-        }
-        if !own.is_empty() {
-            main.compute_async(&own)?;
-        }
         if others.is_empty() {
-            return Ok(());
+            return self.own_rows(main, group);
         }
         let mut helpers = self.helpers.lock().unwrap_or_else(|p| p.into_inner());
         // Every other device: src1 in, its rows multiplied into its output scratch (products one after another).
@@ -339,6 +329,8 @@ impl SplitRunner {
             helper.backend.compute_async(&g)?;
             remotes.push(Remote { helper: h, pieces, size, bytes: Vec::new() });
         }
+        // The main device's rows, submitted after the other devices' (theirs carry the transfers: the longer way).
+        self.own_rows(main, group)?;
         // Gather: each device's results back to the main device.
         let mut gather_size = 0u64;
         for r in &mut remotes {
@@ -370,6 +362,20 @@ impl SplitRunner {
                     gat = (gat + len).next_multiple_of(256);
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Submit the products of the main device's own rows, straight into their rows of dst.
+    fn own_rows(&self, main: &Backend, group: &[SplitProduct]) -> Result<()> {
+        let mut own = Graph::new();
+        for p in group {
+            if let Some(part) = p.weight.part_on(main.device()) {
+                own.mul_mat(&p.weight.part_tensor(part)?, &p.src1, &p.dst_rows(&part.rows)?)?;
+            }
+        }
+        if !own.is_empty() {
+            main.compute_async(&own)?;
         }
         Ok(())
     }
