@@ -485,7 +485,7 @@ typedef struct ggvk_tensor {
 
 // Parameters of ggml_rope_ext (`ggvk_graph_rope`, `params.rope` of `ggvk_graph_node`).
 typedef struct ggvk_rope_params {
-  // Rotated dims of each row (even, <= ne[0]).
+  // Rotated dims of each row (even, <= `ne[0]`).
   int32_t n_dims;
   // `GGVK_ROPE_MODE_NORMAL` or `GGVK_ROPE_MODE_NEOX`.
   int32_t mode;
@@ -769,7 +769,7 @@ ggvk_status ggvk_graph_new(struct ggvk_graph **out);
 // `graph` is NULL or a handle from this library not yet freed; it is invalid afterwards.
 void ggvk_graph_free(struct ggvk_graph *graph);
 
-// Append `dst = a x b^T` (ggml_mul_mat): `ggvk_graph_node` with `GGVK_OP_MUL_MAT`, src[0] = a, src[1] = b.
+// Append `dst = a x b^T` (ggml_mul_mat): `ggvk_graph_node` with `GGVK_OP_MUL_MAT`, `src[0] = a`, `src[1] = b`.
 // a `[K, M, a2, a3]` of any weight type (`GGVK_TYPE_*` marked "Weight type"), b `[K, N, b2, b3]` F32, dst
 // `[M, N, b2, b3]` F32, with `b2 % a2 == 0` and `b3 % a3 == 0` (broadcast).
 //

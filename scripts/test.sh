@@ -66,7 +66,7 @@ GGVK_SOAK="${GGVK_SOAK:-300}" cargo test --release --features fault-injection --
 GGVK_SUBMIT_NODES=1 cargo test --release --features fault-injection --test fault_injection -- --nocapture sweep \
   device_lost 2>&1 | tee "$LOGS/cargo-test-fault-submit1.log" | grep -aE "^test |fault points|test result"
 step "Miri: FFI argument checks, IR layout arithmetic, quantization rules (no Vulkan; built without shaderc)"
-CARGO_TARGET_DIR="$GGVK_CACHE/target-miri" cargo +nightly miri test --no-default-features --lib -- ffi:: graph:: \
+CARGO_TARGET_DIR="$GGVK_CACHE/target-miri" cargo +nightly miri test --no-default-features --lib -- ffi:: graph:: ir:: \
   quant::tests 2>&1 | tee "$LOGS/cargo-test-miri.log" | grep -aE "^test |test result"
 for f in "$LOGS"/cargo-test*.log; do
   n=$(grep -oE 'test result: ok\. [0-9]+ passed' "$f" | awk '{s += $4} END {print s + 0}')

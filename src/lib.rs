@@ -14,6 +14,7 @@ pub mod error;
 pub mod ffi;
 pub mod ggml;
 pub mod graph;
+pub mod ir;
 pub mod knobs;
 pub mod ops;
 pub mod quant;

@@ -240,7 +240,7 @@ pub struct ggvk_tensor {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ggvk_rope_params {
-    /// Rotated dims of each row (even, <= ne[0]).
+    /// Rotated dims of each row (even, <= `ne[0]`).
     pub n_dims: i32,
     /// `GGVK_ROPE_MODE_NORMAL` or `GGVK_ROPE_MODE_NEOX`.
     pub mode: i32,
@@ -740,7 +740,7 @@ pub(crate) fn graph_mut<'a>(graph: *mut ggvk_graph) -> Result<&'a mut Graph> {
     Ok(&mut out_ref(graph, "graph")?.inner)
 }
 
-/// Append `dst = a x b^T` (ggml_mul_mat): `ggvk_graph_node` with `GGVK_OP_MUL_MAT`, src[0] = a, src[1] = b.
+/// Append `dst = a x b^T` (ggml_mul_mat): `ggvk_graph_node` with `GGVK_OP_MUL_MAT`, `src[0] = a`, `src[1] = b`.
 /// a `[K, M, a2, a3]` of any weight type (`GGVK_TYPE_*` marked "Weight type"), b `[K, N, b2, b3]` F32, dst
 /// `[M, N, b2, b3]` F32, with `b2 % a2 == 0` and `b3 % a3 == 0` (broadcast).
 ///

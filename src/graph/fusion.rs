@@ -22,6 +22,8 @@
 //!   later members up to the product where nothing between them touches their bytes.
 
 use super::{Node, Op, Tensor};
+pub(crate) use crate::ir::fused::overlaps;
+pub use crate::ir::fused::{CacheRows, MatVecAdd, MatVecRope, RmsNormMul, RopeSetRows};
 use crate::quant::GgmlType;
 
 /// Whether fusion is on (`GGVK_FUSION`, default on).
@@ -30,26 +32,9 @@ pub fn enabled() -> bool {
     *ON.get_or_init(|| crate::knobs::switch("GGVK_FUSION", true))
 }
 
-/// An RMS_NORM node and the MUL that scales its output by one row of weights.
-#[derive(Clone, Copy, Debug)]
-pub struct RmsNormMul<'g> {
-    /// The RMS_NORM node (its output is still written).
-    pub norm: &'g Node,
-    /// The weights: F32, `[ne0, 1, 1, 1]`, packed.
-    pub weight: &'g Tensor,
-    /// The MUL's destination: the norm's shape and strides.
-    pub out: &'g Tensor,
-}
-
 /// Same bytes, type and layout.
 fn same_view(a: &Tensor, b: &Tensor) -> bool {
     a.buffer.id() == b.buffer.id() && a.offset == b.offset && a.ty == b.ty && a.ne == b.ne && a.nb == b.nb
-}
-
-/// The two views share any byte of one buffer.
-pub(crate) fn overlaps(a: &Tensor, b: &Tensor) -> bool {
-    let ((a0, a1), (b0, b1)) = (a.byte_range(), b.byte_range());
-    a.buffer.id() == b.buffer.id() && a0 < b1 && b0 < a1
 }
 
 /// `norm` then `mul` as one [`RmsNormMul`], when that gives the same bytes as the two nodes: `norm` is a
@@ -82,17 +67,6 @@ pub fn rms_norm_mul<'g>(norm: &'g Node, mul: &'g Node) -> Option<RmsNormMul<'g>>
     (row_of_weights && laid_out_as_norm && no_partial_alias).then_some(RmsNormMul { norm, weight, out })
 }
 
-/// A MUL_MAT of one column and the ADD of its result that follows it.
-#[derive(Clone, Copy, Debug)]
-pub struct MatVecAdd<'g> {
-    /// The MUL_MAT node (its output is still written).
-    pub mm: &'g Node,
-    /// The ADD's other operand: F32, the product's shape, packed.
-    pub addend: &'g Tensor,
-    /// The ADD's destination: F32, the product's shape, packed.
-    pub out: &'g Tensor,
-}
-
 /// `mm` then `add` as one [`MatVecAdd`], when one kernel can give the same bytes: `mm` is a MUL_MAT of one column
 /// of one batch into a packed F32 vector `t`, `add` sums `t` (exactly that view, either operand) and an F32 vector
 /// of the same shape into a packed F32 vector. The mat-vec's workgroups read all of b and a while others already
@@ -123,17 +97,6 @@ pub fn mul_mat_add<'g>(mm: &'g Node, add: &'g Node) -> Option<MatVecAdd<'g>> {
         && apart(out, t)
         && !same_view(addend, t);
     (one_column && vector(t) && vector(addend) && vector(out) && safe).then_some(MatVecAdd { mm, addend, out })
-}
-
-/// A ROPE and the SET_ROWS that writes the rope's output, seen as rows of `ne0 * ne1` values, into a cache.
-#[derive(Clone, Copy, Debug)]
-pub struct RopeSetRows<'g> {
-    /// The ROPE node (its output is still written).
-    pub rope: &'g Node,
-    /// The row indices: I32 or I64, one per rope position, packed.
-    pub index: &'g Tensor,
-    /// The SET_ROWS destination (the cache view): rows of `ne0 * ne1` values, F16 or (from an F32 rope) F32.
-    pub cache: &'g Tensor,
 }
 
 /// Whether a rope writes the cache rows of a following SET_ROWS (`GGVK_FUSE_ROPE_SET_ROWS`, default on; off with
@@ -232,31 +195,6 @@ fn same_contiguous_bytes(a: &Tensor, b: &Tensor) -> bool {
 pub fn mat_vec_rope_enabled() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     enabled() && *ON.get_or_init(|| crate::knobs::switch("GGVK_FUSE_MATVEC_ROPE", true))
-}
-
-/// Where a one-column product's rows (or their rotation) also go: cache rows of a SET_ROWS.
-#[derive(Clone, Copy, Debug)]
-pub struct CacheRows<'g> {
-    /// The SET_ROWS node.
-    pub set: &'g Node,
-    /// Its row indices: I32 or I64, packed, one per row of `row_len` values.
-    pub index: &'g Tensor,
-    /// Its destination: a two-dimensional F16 cache of rows of `row_len` values.
-    pub cache: &'g Tensor,
-    /// Values per set row (the product's rows split into `m / row_len` of them).
-    pub row_len: i64,
-}
-
-/// A MUL_MAT of one column and the ROPE of its rows (Q), that ROPE and the SET_ROWS of its output (K), or the
-/// SET_ROWS of its rows (V), recorded as one kernel (see the module docs). Every tensor the nodes write is written.
-#[derive(Clone, Copy, Debug)]
-pub struct MatVecRope<'g> {
-    /// The MUL_MAT node: one column, an F32 packed output of `m` rows.
-    pub mm: &'g Node,
-    /// The ROPE of the product's rows seen as heads (normal mode, no channel offset, F32, packed output).
-    pub rope: Option<&'g Node>,
-    /// The SET_ROWS of the rope's output, or of the product's rows without a rope.
-    pub cache: Option<CacheRows<'g>>,
 }
 
 /// Node indices of a [`MatVecRope`] group: the product, the rope, the set.

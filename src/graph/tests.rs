@@ -1,24 +1,4 @@
-//! Layout arithmetic of the IR that needs no device (also run under Miri).
-
-use super::Tensor;
-use crate::quant::GgmlType;
-
-#[test]
-fn contiguous_strides_follow_ggml() {
-    assert_eq!(Tensor::contiguous_strides(GgmlType::F32, [4, 3, 2, 1]).unwrap(), [4, 16, 48, 96]);
-    assert_eq!(Tensor::contiguous_strides(GgmlType::Q4_0, [64, 3, 1, 1]).unwrap(), [18, 36, 108, 108]);
-    assert_eq!(Tensor::contiguous_strides(GgmlType::Q8_0, [32, 1, 1, 1]).unwrap(), [34, 34, 34, 34]);
-    assert_eq!(Tensor::contiguous_strides(GgmlType::F16, [0, 5, 1, 1]).unwrap(), [2, 0, 0, 0]);
-}
-
-#[test]
-fn malformed_shapes_are_errors_not_panics() {
-    assert!(Tensor::contiguous_strides(GgmlType::F32, [-1, 1, 1, 1]).is_err());
-    assert!(Tensor::contiguous_strides(GgmlType::F32, [1, 1, -3, 1]).is_err());
-    assert!(Tensor::contiguous_strides(GgmlType::Q4_0, [33, 1, 1, 1]).is_err());
-    assert!(Tensor::contiguous_strides(GgmlType::F32, [i64::MAX, 2, 1, 1]).is_err());
-    assert!(Tensor::contiguous_strides(GgmlType::F32, [1 << 20, 1 << 20, 1 << 20, 1 << 20]).is_err());
-}
+//! Engine reports that need no device (also run under Miri).
 
 #[test]
 fn profile_report_groups_dispatches_by_op_family() {

@@ -10,7 +10,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::{bind, dim_u32, spirv, split_groups, stride_units};
 use crate::error::{Error, Result};
-use crate::graph::{Node, Op, Tensor};
+use crate::ir::{Node, Op, Tensor};
 use crate::quant::GgmlType;
 use crate::vk::{Binding, Device, Pipeline, Recorder, Shader};
 

@@ -336,14 +336,14 @@ fn cm2_tile() -> Tile {
 }
 
 /// Whether `a x b` on `device` runs a cooperative-matrix kernel that reads the f16 copy of b.
-pub fn reads_f16_b(device: &Device, a: &crate::graph::Tensor, b: &crate::graph::Tensor) -> bool {
+pub fn reads_f16_b(device: &Device, a: &crate::ir::Tensor, b: &crate::ir::Tensor) -> bool {
     let n = u32::try_from(b.ne[1]).unwrap_or(u32::MAX);
     !super::matmul::bf16_scalar(a)
         && plan_on(device, a.ty, super::matmul::quantizes_activations(a), n).is_some_and(|(_, t)| !t.b_q8)
 }
 
 /// Whether `a x b` on `device` runs on the cooperative-matrix kernel (f16 operands: tests widen their error bound).
-pub fn uses_coopmat(device: &Device, a: &crate::graph::Tensor, b: &crate::graph::Tensor) -> bool {
+pub fn uses_coopmat(device: &Device, a: &crate::ir::Tensor, b: &crate::ir::Tensor) -> bool {
     let n = u32::try_from(b.ne[1]).unwrap_or(u32::MAX);
     !super::matmul::bf16_scalar(a) && plan_on(device, a.ty, super::matmul::quantizes_activations(a), n).is_some()
 }

@@ -7,7 +7,7 @@ use bytemuck::{Pod, Zeroable};
 use super::binary::{check_layout, strided};
 use super::{bind, spirv};
 use crate::error::{Error, Result};
-use crate::graph::{Node, Op};
+use crate::ir::{Node, Op};
 use crate::quant::GgmlType;
 use crate::vk::{Recorder, Shader};
 

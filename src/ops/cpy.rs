@@ -18,7 +18,7 @@ use bytemuck::{Pod, Zeroable};
 use super::binary::{check_layout, check_layout_in, dispatch, pipeline, strided_in};
 use super::{bind, dim_u32, spirv, stride_units, window_limit};
 use crate::error::{Error, Result};
-use crate::graph::{Node, Op, Tensor};
+use crate::ir::{Node, Op, Tensor};
 use crate::quant::GgmlType;
 use crate::vk::{Derived, Device, Recorder, Shader};
 

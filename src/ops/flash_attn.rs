@@ -25,7 +25,7 @@ use bytemuck::{Pod, Zeroable};
 use super::q8_emit::{self, Q8Layout};
 use super::{bind, dim_u32, opt_src, spirv, split_groups, stride_units};
 use crate::error::{Error, Result};
-use crate::graph::{Node, Op, Tensor};
+use crate::ir::{Node, Op, Tensor};
 use crate::quant::GgmlType;
 use crate::vk::{Binding, Device, Recorder, Shader};
 

@@ -16,7 +16,7 @@ use super::binary::{check_layout, dispatch, pipeline, strided, Strided};
 use super::q8_emit::{self, Q8Layout};
 use super::{dim_u32, opt_src, spirv, split_groups};
 use crate::error::{Error, Result};
-use crate::graph::{GluOp, Node, Op};
+use crate::ir::{GluOp, Node, Op};
 use crate::quant::GgmlType;
 use crate::vk::{Binding, Recorder, Shader};
 

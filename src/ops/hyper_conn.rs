@@ -19,7 +19,7 @@ use bytemuck::{Pod, Zeroable};
 use super::binary::{check_layout, dispatch, pipeline, strided};
 use super::{dim_u32, opt_src, spirv};
 use crate::error::{Error, Result};
-use crate::graph::{Node, Op, Tensor};
+use crate::ir::{Node, Op, Tensor};
 use crate::quant::GgmlType;
 use crate::vk::{Recorder, Shader};
 

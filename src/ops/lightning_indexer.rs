@@ -19,7 +19,7 @@ use bytemuck::{Pod, Zeroable};
 use super::flash_attn::kv_type_code;
 use super::{bind, dim_u32, spirv, stride_units};
 use crate::error::{Error, Result};
-use crate::graph::{Node, Op, Tensor};
+use crate::ir::{Node, Op, Tensor};
 use crate::quant::GgmlType;
 use crate::vk::{Device, Recorder, Shader};
 

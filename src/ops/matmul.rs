@@ -11,8 +11,8 @@ use bytemuck::{Pod, Zeroable};
 use super::q8_emit::Q8Layout;
 use super::{bind, coopmat, cpy, dim_u32, spirv, split_groups, stride_units, window_limit};
 use crate::error::{Error, Result};
-use crate::graph::fusion::{MatVecAdd, MatVecRope};
-use crate::graph::Tensor;
+use crate::ir::fused::{MatVecAdd, MatVecRope};
+use crate::ir::Tensor;
 use crate::quant::{act_rounding, ActRounding, GgmlType};
 use crate::vk::{Binding, Buffer, Capabilities, Derived, Device, KeptKey, Recorder, Shader};
 
@@ -496,12 +496,7 @@ pub fn record_with_add(rec: &mut Recorder<'_>, f: &MatVecAdd<'_>) -> Result<bool
 /// Record the product of `mm` and, where a mat-vec kernel takes `epi` in the same dispatch (every tensor, the
 /// product's and the epilogue's `outside` ones, in one storage window), `epi` with it. Returns whether it did; if
 /// not, the product alone is recorded and the caller records the rest.
-fn record_fused(
-    rec: &mut Recorder<'_>,
-    mm: &crate::graph::Node,
-    epi: Epilogue<'_>,
-    outside: &[&Tensor],
-) -> Result<bool> {
+fn record_fused(rec: &mut Recorder<'_>, mm: &crate::ir::Node, epi: Epilogue<'_>, outside: &[&Tensor]) -> Result<bool> {
     let (a, b) = (mm.src(0)?, mm.src(1)?);
     let dst = &mm.dst;
     check(a, b, dst)?;
@@ -689,7 +684,7 @@ fn record_piece(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor, ep
         // the activations, which this kernel reads as they are while its rows are rotated (the integer-dot kernels
         // read an 8-bit copy made before them).
         let rope_over_b = match epi {
-            Epilogue::Rope(f) => f.rope.is_some_and(|r| crate::graph::fusion::overlaps(&r.dst, b)),
+            Epilogue::Rope(f) => f.rope.is_some_and(|r| crate::ir::fused::overlaps(&r.dst, b)),
             _ => true,
         };
         if matches!(a.ty, GgmlType::F16 | GgmlType::F32) && !rope_over_b {

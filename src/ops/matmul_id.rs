@@ -27,7 +27,7 @@ use super::matmul::{
 };
 use super::{bind, dim_u32, spirv, split_groups, stride_units, window_limit};
 use crate::error::{Error, Result};
-use crate::graph::{Node, Tensor};
+use crate::ir::{Node, Tensor};
 use crate::quant::{ActRounding, GgmlType};
 use crate::vk::{Binding, Derived, Device, Recorder, Shader};
 

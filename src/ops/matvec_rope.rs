@@ -1,7 +1,7 @@
 //! The rope / K-V cache epilogue of the one-column mat-vec kernels (integer-dot ones, and F16 / F32 weights; `FUSE_ROPE`,
 //! `shaders/matvec_rope.glsl`): a token's Q product also rotates its rows (ROPE), K's also stores the rotated rows
 //! into the K cache (ROPE then SET_ROWS), V's stores its rows into the V cache (SET_ROWS), as
-//! [`crate::graph::fusion::plan_groups`] groups them. The rotation is `rope.comp`'s arithmetic (the shared
+//! the engine's `graph::fusion::plan_groups` groups them. The rotation is `rope.comp`'s arithmetic (the shared
 //! `rope_theta.glsl`), the f16 rounding SET_ROWS's, so the bytes are those of the separate nodes.
 
 use bytemuck::{Pod, Zeroable};
@@ -9,8 +9,8 @@ use bytemuck::{Pod, Zeroable};
 use super::matmul::{FusedKernel, MatMulPush};
 use super::{bind, dim_u32, opt_src, spirv, stride_units};
 use crate::error::{Error, Result};
-use crate::graph::fusion::MatVecRope;
-use crate::graph::Op;
+use crate::ir::fused::MatVecRope;
+use crate::ir::Op;
 use crate::quant::GgmlType;
 use crate::vk::{Device, Shader};
 

@@ -39,7 +39,7 @@ pub mod unary;
 pub mod upscale;
 
 use crate::error::{Error, Result};
-use crate::graph::{Node, Op, Tensor};
+use crate::ir::{Node, Op, Tensor};
 use crate::vk::{Binding, Device, Recorder};
 
 /// SPIR-V of every shader variant, compiled by build.rs.

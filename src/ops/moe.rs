@@ -14,7 +14,7 @@ use bytemuck::{Pod, Zeroable};
 use super::binary::{check_layout, dispatch, pipeline, strided, Strided};
 use super::{bind, dim_u32, spirv, split_groups, window_limit};
 use crate::error::{Error, Result};
-use crate::graph::{Node, Op, Tensor};
+use crate::ir::{Node, Op, Tensor};
 use crate::quant::GgmlType;
 use crate::vk::{Binding, Device, Recorder, Shader};
 

@@ -17,8 +17,8 @@ use bytemuck::{Pod, Zeroable};
 use super::q8_emit::{self, Q8Layout};
 use super::{bind, dim_u32, spirv, split_groups, stride_units};
 use crate::error::{Error, Result};
-use crate::graph::fusion::{overlaps, RmsNormMul};
-use crate::graph::{Node, Op, Tensor};
+use crate::ir::fused::{overlaps, RmsNormMul};
+use crate::ir::{Node, Op, Tensor};
 use crate::quant::GgmlType;
 use crate::vk::{Binding, Device, Recorder, Shader};
 
@@ -106,7 +106,7 @@ fn as_row_norm(node: &Node) -> Result<std::borrow::Cow<'_, Node>> {
         return Err(Error::unsupported("GROUP_NORM on non-contiguous tensors"));
     }
     let shape = [x.ne[0] * x.ne[1] * (x.ne[2] / g), g * x.ne[3], 1, 1];
-    let view = |t: &crate::graph::Tensor| crate::graph::Tensor::contiguous(t.buffer.clone(), t.offset, t.ty, shape);
+    let view = |t: &crate::ir::Tensor| crate::ir::Tensor::contiguous(t.buffer.clone(), t.offset, t.ty, shape);
     Ok(std::borrow::Cow::Owned(Node { op: Op::Norm { eps }, src: vec![Some(view(x)?)], dst: view(d)? }))
 }
 
@@ -180,7 +180,7 @@ fn fused_emitting(layout: Q8Layout) -> Shader {
     }
 }
 
-/// Record RMS_NORM fused with the MUL by one row of weights that follows it (see [`crate::graph::fusion`]); with
+/// Record RMS_NORM fused with the MUL by one row of weights that follows it (see [`crate::ir::fusion`]); with
 /// `emit`, the product is also written quantized in that layout for the integer-dot products that read it (where
 /// the kernel can: subgroup reductions, rows a multiple of the block).
 pub fn record_rms_norm_mul(rec: &mut Recorder<'_>, f: &RmsNormMul<'_>, emit: Option<Q8Layout>) -> Result<()> {

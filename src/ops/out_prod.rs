@@ -13,7 +13,7 @@ use bytemuck::{Pod, Zeroable};
 use super::matmul::dq_row_multiple;
 use super::{bind, cpy, dim_u32, spirv, stride_units};
 use crate::error::{Error, Result};
-use crate::graph::{Node, Op, Tensor};
+use crate::ir::{Node, Op, Tensor};
 use crate::quant::GgmlType;
 use crate::vk::{Device, Recorder, Shader};
 

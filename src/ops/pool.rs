@@ -10,7 +10,7 @@ use bytemuck::{Pod, Zeroable};
 use super::binary::{dispatch, pipeline};
 use super::{bind, dim_u32, spirv};
 use crate::error::{Error, Result};
-use crate::graph::{Node, Op, PoolOp};
+use crate::ir::{Node, Op, PoolOp};
 use crate::quant::GgmlType;
 use crate::vk::{Recorder, Shader};
 

@@ -5,12 +5,12 @@
 //! records no quantization of its own. The codes are bit-identical to the stand-alone kernels'.
 //!
 //! Producers: RMS_NORM fused with its MUL ([`super::norm::record_rms_norm_mul`]) and the GLU family
-//! ([`super::glu::record_emitting`]). The executor asks [`crate::graph::fusion::quantize_ahead`] whether a later
+//! ([`super::glu::record_emitting`]). The executor asks the engine's fusion planning (`graph::fusion::plan_quantize`) whether a later
 //! product will read a node's output quantized, and in which layout.
 
 use super::bind;
 use crate::error::Result;
-use crate::graph::Tensor;
+use crate::ir::Tensor;
 use crate::quant::GgmlType;
 use crate::vk::{Binding, Derived, Recorder};
 
@@ -68,7 +68,7 @@ impl Q8Layout {
     }
 }
 
-/// A producer's planned quantized copy ([`crate::graph::fusion::plan_quantize`]): the layout, and the view
+/// A producer's planned quantized copy (the engine's `graph::fusion::plan_quantize`): the layout, and the view
 /// through which the product reads the producer's output (that output itself, or a contiguous reshape of it; the
 /// copy is sized and registered by this view).
 #[derive(Clone, Debug)]

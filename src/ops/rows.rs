@@ -24,7 +24,7 @@ use bytemuck::{Pod, Zeroable};
 use super::norm::{elem_stride, row_strides};
 use super::{bind, dim_u32, spirv, split_groups};
 use crate::error::{Error, Result};
-use crate::graph::{Node, Op, Tensor};
+use crate::ir::{Node, Op, Tensor};
 use crate::quant::GgmlType;
 use crate::vk::{Recorder, Shader};
 

@@ -17,7 +17,7 @@ use bytemuck::{Pod, Zeroable};
 use super::norm::{elem_stride, row_dims, row_strides, row_workgroup, use_subgroups};
 use super::{bind, dim_u32, opt_src, spirv, split_groups};
 use crate::error::{Error, Result};
-use crate::graph::{Node, Op};
+use crate::ir::{Node, Op};
 use crate::quant::GgmlType;
 use crate::vk::{Recorder, Shader};
 

@@ -11,7 +11,7 @@ use bytemuck::{Pod, Zeroable};
 use super::binary::{check_layout, dispatch, pipeline, strided};
 use super::{dim_u32, spirv};
 use crate::error::{Error, Result};
-use crate::graph::{Node, Op, UnaryOp};
+use crate::ir::{Node, Op, UnaryOp};
 use crate::quant::GgmlType;
 use crate::vk::{Recorder, Shader};
 
