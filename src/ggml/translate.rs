@@ -8,7 +8,7 @@ use super::buffer::{buffer_of, BASE};
 use super::sys;
 use crate::error::{Error, Result};
 use crate::graph::{GluOp, Node, Op, PoolOp, ScaleMode, Tensor, UnaryOp};
-use crate::ops::rope::RopeParams;
+use crate::ir::RopeParams;
 use crate::quant::GgmlType;
 use crate::vk::{Buffer, Device};
 

@@ -246,7 +246,7 @@ fn one_column_product(mm: &Node) -> bool {
 /// rope is recorded after the product.
 fn rope_of_product(mm: &Node, rope: &Node) -> bool {
     let Op::Rope(p) = &rope.op else { return false };
-    if p.back || p.mode != crate::ops::rope::ROPE_MODE_NORMAL || p.n_offs != 0 || crate::ops::check(rope).is_err() {
+    if p.back || p.mode != crate::ir::rope::ROPE_MODE_NORMAL || p.n_offs != 0 || crate::ops::check(rope).is_err() {
         return false;
     }
     let (Ok(x), Ok(a)) = (rope.src(0), mm.src(0)) else { return false };
