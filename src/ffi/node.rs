@@ -8,7 +8,7 @@ use super::api::{ggvk_graph, ggvk_rope_params, ggvk_tensor};
 use super::{ggvk_status, guard};
 use crate::error::{Error, Result};
 use crate::graph::{GluOp, Node, Op, UnaryOp};
-use crate::ops::rope::{RopeParams, ROPE_MODE_NEOX, ROPE_MODE_NORMAL};
+use crate::ir::rope::{RopeParams, ROPE_MODE_NEOX, ROPE_MODE_NORMAL};
 
 /// Most sources a node takes (FLASH_ATTN_EXT: q, k, v, mask, sinks).
 pub const GGVK_MAX_SRC: usize = 5;
