@@ -484,3 +484,52 @@ pub(super) unsafe fn compute(main: &Backend, runner: &SplitRunner, nodes: &[*mut
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::CStr;
+
+    use super::{registry, split_buffer_type, split_buft, sys, SPLIT_BUFT_IFACE};
+
+    fn name(buft: sys::ggml_backend_buffer_type_t) -> String {
+        let get = SPLIT_BUFT_IFACE.get_name.expect("has a name");
+        // SAFETY: `buft` is a split buffer type; its name is a NUL-terminated string it keeps.
+        unsafe { CStr::from_ptr(get(buft)) }.to_string_lossy().into_owned()
+    }
+
+    #[test]
+    fn split_buffer_types_are_made_once_per_main_device_and_shares() {
+        let n = registry().len();
+        assert!(n > 0, "no usable Vulkan device (lavapipe counts)");
+        // SAFETY: NULL shares are allowed; out-of-range main devices give NULL.
+        unsafe {
+            assert!(split_buffer_type(-1, std::ptr::null()).is_null());
+            assert!(split_buffer_type(n as i32, std::ptr::null()).is_null());
+        }
+        let mut shares = vec![0.0f32; n];
+        // SAFETY: `shares` holds one float per registry device.
+        let (a, b) = unsafe { (split_buffer_type(0, std::ptr::null()), split_buffer_type(0, shares.as_ptr())) };
+        assert!(!a.is_null());
+        assert_eq!(a, b, "all-zero shares are no shares: the same type");
+        assert_eq!(name(a), "GGVK0_Split");
+        let first = registry().entries().next().expect("one device");
+        assert!(split_buft(a).is_some_and(|s| s.main_is(first)));
+        shares[0] = f32::NAN;
+        // SAFETY: as above.
+        let c = unsafe { split_buffer_type(0, shares.as_ptr()) };
+        assert_eq!(c, a, "shares that are not positive numbers count as none");
+        shares[0] = 2.0;
+        // SAFETY: as above.
+        let d = unsafe { split_buffer_type(0, shares.as_ptr()) };
+        assert!(!d.is_null());
+        if n > 1 {
+            // SAFETY: as above.
+            let e = unsafe { split_buffer_type(1, shares.as_ptr()) };
+            assert_ne!(e, d);
+            assert!(split_buft(e).is_some_and(|s| !s.main_is(first)));
+        }
+        // The device's own buffer type is no split type.
+        let own = &first.buft as *const sys::ggml_backend_buffer_type as sys::ggml_backend_buffer_type_t;
+        assert!(split_buft(own).is_none());
+    }
+}
