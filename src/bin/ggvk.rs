@@ -72,6 +72,7 @@ fn info() -> Result<(), ggvk::Error> {
             (None, missing) => println!("not a ggml device (Vulkan device {i}, lacks {}):", missing.unwrap_or("?")),
         }
         println!("{}", ggvk::vk::device::describe_caps(i, &p.caps));
+        println!("{}", inst.interop(i)?);
         for s in &p.caps.coopmat2.shapes {
             println!(
                 "  workgroup-scope shapes {:?} x {:?} -> {:?}: M, N, K multiples of {}, {}, {}; {} invocations",

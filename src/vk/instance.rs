@@ -261,6 +261,51 @@ impl Instance {
             .collect())
     }
 
+    /// What device `index` offers for sharing memory and synchronisation with another device (the ways work could
+    /// pass between two GPUs without the host copying bytes or waiting): for `ggvk info`.
+    pub fn interop(&self, index: usize) -> Result<String> {
+        let pd = self.physical.get(index).ok_or_else(|| Error::NoDevice(format!("no Vulkan device {index}")))?;
+        // SAFETY: plain queries on a device of this instance.
+        let exts = unsafe { self.instance.enumerate_device_extension_properties(pd.handle) }
+            .vk_context("vkEnumerateDeviceExtensionProperties")?;
+        let has = |name: &std::ffi::CStr| exts.iter().any(|e| e.extension_name_as_c_str().is_ok_and(|n| n == name));
+        let host = has(ash::ext::external_memory_host::NAME);
+        let mut align = vk::PhysicalDeviceExternalMemoryHostPropertiesEXT::default();
+        if host {
+            let mut props = vk::PhysicalDeviceProperties2::default().push_next(&mut align);
+            // SAFETY: the device offers VK_EXT_external_memory_host, whose properties struct is chained.
+            unsafe { self.instance.get_physical_device_properties2(pd.handle, &mut props) };
+        }
+        let semaphore = |handle: vk::ExternalSemaphoreHandleTypeFlags, timeline: bool| {
+            let mut ty = vk::SemaphoreTypeCreateInfo::default().semaphore_type(vk::SemaphoreType::TIMELINE);
+            let mut info = vk::PhysicalDeviceExternalSemaphoreInfo::default().handle_type(handle);
+            if timeline {
+                info = info.push_next(&mut ty);
+            }
+            let mut out = vk::ExternalSemaphoreProperties::default();
+            // SAFETY: plain query (Vulkan 1.1) on a device of this instance.
+            unsafe { self.instance.get_physical_device_external_semaphore_properties(pd.handle, &info, &mut out) };
+            let f = out.external_semaphore_features;
+            let yes = |b: vk::ExternalSemaphoreFeatureFlags| if f.contains(b) { "yes" } else { "no" };
+            format!(
+                "export {} import {}",
+                yes(vk::ExternalSemaphoreFeatureFlags::EXPORTABLE),
+                yes(vk::ExternalSemaphoreFeatureFlags::IMPORTABLE)
+            )
+        };
+        Ok(format!(
+            "  between devices: host memory import {} (pointer alignment {}), dma-buf memory {}, opaque fd memory {}; \
+             semaphores: sync fd (binary) {}, opaque fd (binary) {}, opaque fd (timeline) {}",
+            if host { "yes" } else { "no" },
+            align.min_imported_host_pointer_alignment,
+            if has(ash::ext::external_memory_dma_buf::NAME) { "yes" } else { "no" },
+            if has(ash::khr::external_memory_fd::NAME) { "yes" } else { "no" },
+            semaphore(vk::ExternalSemaphoreHandleTypeFlags::SYNC_FD, false),
+            semaphore(vk::ExternalSemaphoreHandleTypeFlags::OPAQUE_FD, false),
+            semaphore(vk::ExternalSemaphoreHandleTypeFlags::OPAQUE_FD, true),
+        ))
+    }
+
     /// The default device: discrete GPU > integrated GPU > virtual GPU > CPU > other; first of the best kind.
     pub fn default_device_index(&self) -> Option<usize> {
         let rank = |t: vk::PhysicalDeviceType| match t {
