@@ -171,6 +171,9 @@
 // Graphs per report.
 #define WINDOW 64
 
+// Bytes of the shared block (copies go through it in pieces of this size).
+#define BLOCK_BYTES (32 << 20)
+
 // Largest write that is batched.
 #define SMALL (256 << 10)
 

@@ -108,6 +108,22 @@ for ty in "${TYPES[@]}"; do
       pass=$((pass + 1))
     fi
   done
+  # A prompt of over 300 tokens in one batch: its activations (over 256 KiB) cross between the devices through host memory
+  # both imported (VK_EXT_external_memory_host; `GGVK_HOST_IMPORT=0`: staging buffers and a host copy instead).
+  long=(-n 16 --temp 0 --top-k 1 --seed 1 -no-cnv -v -b 512 -ub 512 -fa on -p "$(printf 'the quick brown fox jumps over the lazy dog %.0s' {1..9})")
+  timeout 600 "$BIN/llama-completion" -m "$model" --device GGVK0 -ngl 99 "${long[@]}" >"$OUTDIR/one-$ty-long.txt" \
+    2>"$OUTDIR/one-$ty-long.log" </dev/null
+  for run in layer:1 layer:0 row:1 row:0; do
+    sm=${run%%:*}; hi=${run#*:}
+    tag="$ty-long-$sm-import$hi"
+    GGVK_HOST_IMPORT=$hi timeout 600 "$BIN/llama-completion" -m "$model" --device GGVK0,GGVK1 -sm "$sm" -ngl 99 \
+      "${long[@]}" >"$OUTDIR/$tag.txt" 2>"$OUTDIR/$tag.log" </dev/null || true
+    if cmp -s "$OUTDIR/one-$ty-long.txt" "$OUTDIR/$tag.txt" && [ -s "$OUTDIR/$tag.txt" ]; then
+      echo "ok   $tag: one batch of over 300 tokens, -sm $sm, GGVK_HOST_IMPORT=$hi, same text as GGVK0 alone"; pass=$((pass + 1))
+    else
+      echo "FAIL $tag: other text than GGVK0 alone"; tail -n 3 "$OUTDIR/$tag.log"; fail=$((fail + 1))
+    fi
+  done
   # Row split: every weight matrix's rows over both devices (GGVK's split buffer type), the partial products
   # gathered on the layer's main device; an even and an uneven share, flash attention off and on.
   for run in faoff:1,1 faon:1,1 faoff:3,1; do

@@ -73,6 +73,7 @@ const KNOBS: &[(&str, Kind)] = &[
     ("GGVK_KEEP_F16_WEIGHTS", Kind::Size),
     ("GGVK_ALLREDUCE", Kind::Switch),
     ("GGVK_ALLREDUCE_MAX", Kind::Size),
+    ("GGVK_HOST_IMPORT", Kind::Switch),
 ];
 
 /// `GGVK_*` variables of the build, test and benchmark scripts and of the tests (not read by the library).

@@ -16,6 +16,7 @@ use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Node, Op, Tensor};
 use crate::quant::GgmlType;
+use crate::vk::uploads::SMALL;
 use crate::vk::{Buffer, Device};
 
 /// Row boundaries for `rows` rows over devices with relative `shares` (all zero or none positive: equal shares):
@@ -284,16 +285,14 @@ impl SplitRunner {
                 }
             }
         }
-        // src1's bytes, read once the main device's work so far is done.
-        let src1 = &first.src1;
-        let mut input = Vec::new();
-        if !others.is_empty() {
-            input = vec![0u8; usize::try_from(src1.nbytes()).map_err(|_| Error::invalid("src1 too large"))?];
-            src1.buffer.read(src1.offset, &mut input)?;
-        }
         if others.is_empty() {
             return self.own_rows(main, group);
         }
+        // src1 goes to each other device once the main device's work so far is done: large ones through host
+        // memory both devices imported, where they can, else through the host (read once).
+        let src1 = &first.src1;
+        let in_bytes = src1.nbytes();
+        let mut input: Option<Vec<u8>> = None;
         let mut helpers = self.helpers.lock().unwrap_or_else(|p| p.into_inner());
         // Every other device: src1 in, its rows multiplied into its output scratch (products one after another).
         let mut remotes = Vec::new();
@@ -306,8 +305,15 @@ impl SplitRunner {
                 }
             };
             let helper = &mut helpers[h];
-            let inbuf = scratch(&mut helper.input, d, input.len() as u64)?;
-            inbuf.write(0, &input)?;
+            let inbuf = scratch(&mut helper.input, d, in_bytes)?;
+            if !(in_bytes > SMALL && src1.buffer.copy_across(src1.offset, &inbuf, 0, in_bytes)?) {
+                if input.is_none() {
+                    let mut bytes = vec![0u8; usize::try_from(in_bytes).map_err(|_| Error::invalid("src1 too large"))?];
+                    src1.buffer.read(src1.offset, &mut bytes)?;
+                    input = Some(bytes);
+                }
+                inbuf.write(0, input.as_deref().expect("read above"))?;
+            }
             let x = Tensor::new(inbuf, 0, src1.ty, src1.ne, src1.nb)?;
             let mut pieces = Vec::new();
             let mut size = 0u64;
@@ -331,11 +337,10 @@ impl SplitRunner {
         }
         // The main device's rows, submitted after the other devices' (theirs carry the transfers: the longer way).
         self.own_rows(main, group)?;
-        // Gather: each device's results back to the main device.
+        // Gather: each device's results back to the main device, large pieces through imported host memory where
+        // the devices can, the rest through the host (each device's results read once).
         let mut gather_size = 0u64;
-        for r in &mut remotes {
-            r.bytes = vec![0u8; usize::try_from(r.size).map_err(|_| Error::invalid("result too large"))?];
-            helpers[r.helper].output.as_ref().expect("made above").read(0, &mut r.bytes)?;
+        for r in &remotes {
             for piece in &r.pieces {
                 let p = &group[piece.product];
                 if !p.lands_directly(&piece.rows) {
@@ -346,21 +351,31 @@ impl SplitRunner {
         let mut gather = self.gather.lock().unwrap_or_else(|p| p.into_inner());
         let gbuf = if gather_size > 0 { Some(scratch(&mut gather, main_dev, gather_size)?) } else { None };
         let mut gat = 0u64;
-        for r in &remotes {
+        for r in &mut remotes {
+            let out = helpers[r.helper].output.clone().expect("made above");
             for piece in &r.pieces {
                 let p = &group[piece.product];
                 let len = p.result_bytes(&piece.rows);
-                let data = &r.bytes[piece.at as usize..(piece.at + len) as usize];
                 let target = p.dst_rows(&piece.rows)?;
-                if p.lands_directly(&piece.rows) {
-                    target.write(0, data)?;
+                // Where the rows go: straight into dst, or into the gather buffer and from there by a CPY.
+                let (to, to_offset) = if p.lands_directly(&piece.rows) {
+                    (target.buffer.clone(), target.offset)
                 } else {
                     let g = gbuf.clone().expect("sized above");
-                    g.write(gat, data)?;
-                    let staged = Tensor::contiguous(g, gat, GgmlType::F32, target.ne)?;
+                    let staged = Tensor::contiguous(g.clone(), gat, GgmlType::F32, target.ne)?;
                     after.push(Node { op: Op::Cpy, src: vec![Some(staged)], dst: target })?;
+                    let at = gat;
                     gat = (gat + len).next_multiple_of(256);
+                    (g, at)
+                };
+                if len > SMALL && out.copy_across(piece.at, &to, to_offset, len)? {
+                    continue;
                 }
+                if r.bytes.is_empty() {
+                    r.bytes = vec![0u8; usize::try_from(r.size).map_err(|_| Error::invalid("result too large"))?];
+                    out.read(0, &mut r.bytes)?;
+                }
+                to.write(to_offset, &r.bytes[piece.at as usize..(piece.at + len) as usize])?;
             }
         }
         Ok(())

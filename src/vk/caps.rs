@@ -71,6 +71,8 @@ pub struct Capabilities {
     pub buffer_device_address: bool,
     /// VK_EXT_memory_budget is offered.
     pub memory_budget_ext: bool,
+    /// VK_EXT_external_memory_host's minImportedHostPointerAlignment (0: the device cannot import host memory).
+    pub host_import_alignment: u64,
     /// `maxStorageBufferRange`: the largest window one storage-buffer descriptor can bind.
     pub max_storage_buffer_range: u64,
     /// `maxMemoryAllocationSize`: the largest single `vkAllocateMemory`.
@@ -176,6 +178,11 @@ impl Capabilities {
         if pci_ext {
             props2 = props2.push_next(&mut pci);
         }
+        let mut phost = vk::PhysicalDeviceExternalMemoryHostPropertiesEXT::default();
+        let host_ext = has_ext(&exts, ash::ext::external_memory_host::NAME);
+        if host_ext {
+            props2 = props2.push_next(&mut phost);
+        }
         let mut f11 = vk::PhysicalDeviceVulkan11Features::default();
         let mut f12 = vk::PhysicalDeviceVulkan12Features::default();
         let mut fdot = vk::PhysicalDeviceShaderIntegerDotProductFeatures::default();
@@ -269,6 +276,7 @@ impl Capabilities {
             coopmat2,
             buffer_device_address: f12.buffer_device_address != 0,
             memory_budget_ext: has_ext(&exts, ash::ext::memory_budget::NAME),
+            host_import_alignment: if host_ext { phost.min_imported_host_pointer_alignment.max(1) } else { 0 },
             max_storage_buffer_range: storage_range_cap(u64::from(props.limits.max_storage_buffer_range)),
             max_memory_allocation_size: p11.max_memory_allocation_size,
             max_shared_memory: props.limits.max_compute_shared_memory_size,

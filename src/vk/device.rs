@@ -51,6 +51,17 @@ pub struct Device {
     /// The stores of kept copies derived from this device's buffers ([`super::kept`]), and their entries in all.
     kept_stores: Mutex<Vec<Weak<KeptCopies>>>,
     kept_live: Arc<AtomicUsize>,
+    /// VK_EXT_external_memory_host was enabled at creation ([`super::host_import`]).
+    host_import_ext: bool,
+    /// This device's import of the shared host block: not tried yet, made, or not possible.
+    host_import: Mutex<HostImport>,
+}
+
+/// State of a device's import of the shared host block ([`super::host_import`]).
+enum HostImport {
+    Untried,
+    Ready(super::host_import::Import),
+    Unavailable,
 }
 
 /// `GGVK_MEMORY_BUDGET` in bytes ([`crate::knobs::parse_size`]); 0 or unset: no limit. Every device opened afterwards starts with
@@ -114,6 +125,11 @@ impl Device {
         let mut exts: Vec<*const i8> = Vec::new();
         if caps.memory_budget_ext {
             exts.push(ash::ext::memory_budget::NAME.as_ptr());
+        }
+        // Host memory import: copies to and from other devices through one host block ([`super::host_import`]).
+        let host_import_ext = caps.host_import_alignment > 0 && super::host_import::enabled();
+        if host_import_ext {
+            exts.push(ash::ext::external_memory_host::NAME.as_ptr());
         }
         // Cooperative matrices (the tensor-core matmul path) where the driver offers the feature.
         let coopmat = caps.coopmat_feature && caps.vulkan_memory_model;
@@ -242,7 +258,31 @@ impl Device {
             submitted: AtomicU64::new(0),
             kept_stores: Mutex::new(Vec::new()),
             kept_live: Arc::new(AtomicUsize::new(0)),
+            host_import_ext,
+            host_import: Mutex::new(HostImport::Untried),
         })
+    }
+
+    /// The transfer buffer over the shared host block ([`super::host_import`]), imported on first use; `None`
+    /// where this device cannot import it (the reason is logged once).
+    pub(crate) fn host_import_buffer(&self) -> Option<vk::Buffer> {
+        if !self.host_import_ext {
+            return None;
+        }
+        let mut state = lock(&self.host_import);
+        if matches!(*state, HostImport::Untried) {
+            *state = match super::host_import::Import::new(self) {
+                Ok(i) => HostImport::Ready(i),
+                Err(e) => {
+                    tracing::warn!(index = self.index, "no host memory import: {e}");
+                    HostImport::Unavailable
+                }
+            };
+        }
+        match &*state {
+            HostImport::Ready(i) => Some(i.buffer()),
+            _ => None,
+        }
     }
 
     /// A new store of kept copies of this device's buffers, told of every write to them ([`super::kept`]).
@@ -549,6 +589,9 @@ impl Drop for Device {
         }
         if let Some(t) = lock(&self.transfer).take() {
             t.destroy(self);
+        }
+        if let HostImport::Ready(i) = std::mem::replace(&mut *lock(&self.host_import), HostImport::Unavailable) {
+            i.destroy(self);
         }
         std::mem::take(&mut *lock(&self.uploads)).destroy(self);
         self.pipelines.destroy(&self.raw);

@@ -304,6 +304,31 @@ impl Buffer {
         }
     }
 
+    /// Copy `len` bytes from `self[src_offset..]` to `dst[dst_offset..]`, a buffer of another device, through host
+    /// memory both devices imported ([`super::host_import`]): copied out after this device's work so far and
+    /// waited for, then into `dst` after its device's work so far and waited for; the host touches no byte.
+    /// `Ok(false)` (nothing done) where both buffers are on one device or either device cannot import host memory.
+    pub fn copy_across(&self, src_offset: u64, dst: &Buffer, dst_offset: u64, len: u64) -> Result<bool> {
+        if Arc::ptr_eq(&self.device, &dst.device) || self.is_placeholder() || dst.is_placeholder() {
+            return Ok(false);
+        }
+        self.check_range(src_offset, len)?;
+        dst.check_range(dst_offset, len)?;
+        let (Some(a), Some(b)) = (self.device.host_import_buffer(), dst.device.host_import_buffer()) else {
+            return Ok(false);
+        };
+        let _one = super::host_import::lock();
+        dst.device.invalidate_kept(&[dst.id]);
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(super::host_import::BLOCK_BYTES);
+            self.transfer(|t| t.copy(&self.device, self.raw, src_offset + done, a, 0, n))?;
+            dst.transfer(|t| t.copy(&dst.device, b, 0, dst.raw, dst_offset + done, n))?;
+            done += n;
+        }
+        Ok(true)
+    }
+
     /// Copy `len` bytes from `self[src_offset..]` to `dst[dst_offset..]` on the device (synchronous).
     pub fn copy_to(&self, src_offset: u64, dst: &Buffer, dst_offset: u64, len: u64) -> Result<()> {
         self.check_range(src_offset, len)?;
