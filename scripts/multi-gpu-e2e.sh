@@ -88,10 +88,13 @@ for ty in "${TYPES[@]}"; do
   done
   # Tensor parallelism (flash attention on: llama.cpp refuses -sm tensor without it).
   # ggvk's allreduce and ggml's, an even split, and (ggvk's) an uneven one.
-  for run in 1:1,1 0:1,1 1:3,1; do
-    ar=${run%%:*}; ts=${run#*:}
-    tag="$ty-tensor-allreduce$ar-ts${ts/,/-}"
-    GGVK_ALLREDUCE=$ar GGVK_TIMELINE=1 timeout 600 "$BIN/llama-completion" -m "$model" --device GGVK0,GGVK1 -sm tensor \
+  # `1s`: ggvk's allreduce with staged (unmapped) buffers, as on discrete GPUs, where the devices' partials are
+  # read with one wait for all (`GGVK_DIRECT_MAPPING=0`).
+  for run in 1:1,1 0:1,1 1:3,1 1s:1,1; do
+    ar=${run%%:*}; ts=${run#*:}; direct=1; suffix=
+    if [ "$ar" = 1s ]; then ar=1; direct=0; suffix=-staged; fi
+    tag="$ty-tensor-allreduce$ar-ts${ts/,/-}$suffix"
+    GGVK_DIRECT_MAPPING=$direct GGVK_ALLREDUCE=$ar GGVK_TIMELINE=1 timeout 600 "$BIN/llama-completion" -m "$model" --device GGVK0,GGVK1 -sm tensor \
       -ts "$ts" -ngl 99 -fa on "${common[@]}" >"$OUTDIR/$tag.txt" 2>"$OUTDIR/$tag.log" </dev/null || true
     # The timeline's reports count the allreduces ggvk did per graph (0.0 when ggml's generic one ran).
     per=$(grep -aoE 'allreduces [0-9]+ us \([0-9.]+ per graph\)' "$OUTDIR/$tag.log" | tail -n 1 | grep -oE '\([0-9.]+' | tr -d '(')

@@ -6,10 +6,11 @@
 //! block, the feed-forward block) each device holds a partial sum of the same F32 tensor, and every device must
 //! continue with the full sum. Without a backend allreduce the meta backend runs its generic one: per pair of
 //! devices two tensor copies, each synchronising both devices, then an ADD graph submitted on each device. Here one
-//! call does it: each device's partial is read (a copy queued after its work, one wait per device), the sum is
-//! formed on the host in device order (for two devices the very same f32 additions as the generic path: x0 + x1
-//! on both) and written back to every device, riding with that device's next submission when small. Two VkDevices
-//! share no memory ggvk could copy through on the GPU, so the host is the meeting point either way.
+//! call does it: each device's partial is read (a copy queued after its work; every device's copy submitted before
+//! the host waits), the sum is formed on the host in device order (for two devices the very same f32 additions as
+//! the generic path: x0 + x1 on both) and written back to every device, riding with that device's next submission
+//! when small. Two VkDevices share no memory ggvk could copy through on the GPU, so the host is the meeting point
+//! either way.
 //!
 //! Larger tensors (prompt batches; above `GGVK_ALLREDUCE_MAX`, default 1 MiB) are left to the generic path, whose
 //! ADD runs on the devices; `GGVK_ALLREDUCE=0` leaves every call to it.
@@ -162,15 +163,18 @@ fn allreduce(parts: &[Part]) -> Result<()> {
         return Ok(());
     }
     // No wait for the streams first: a read is a copy submitted after them on the same queue, which starts with a
-    // barrier from every earlier compute write, and waits for that copy (one round trip per device, not two).
+    // barrier from every earlier compute write; every device's copy is submitted before any is waited for
+    // (`Buffer::read_each`), so the host waits once for the slowest device, not once per device.
+    let mut partials = vec![vec![0u8; bytes]; parts.len()];
+    let mut reads: Vec<(&Buffer, u64, &mut [u8])> = parts
+        .iter()
+        .zip(partials.iter_mut())
+        .filter(|(p, _)| p.computed)
+        .map(|(p, out)| (&*p.buf, p.offset, out.as_mut_slice()))
+        .collect();
+    Buffer::read_each(&mut reads)?;
     let mut sum: Vec<f32> = Vec::new();
-    let mut partial = vec![0u8; bytes];
-    for (i, p) in parts.iter().enumerate() {
-        if p.computed {
-            p.buf.read(p.offset, &mut partial)?;
-        } else {
-            partial.fill(0);
-        }
+    for (i, partial) in partials.iter().enumerate() {
         let values = partial.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
         if i == 0 {
             sum.extend(values);

@@ -276,6 +276,66 @@ impl Buffer {
         self.transfer(|t| t.download(&self.device, self.raw, offset, out))
     }
 
+    /// Read from buffers of different devices at once: every copy is submitted before any is waited for, so the
+    /// devices drain their queues in parallel and the reads cost one wait, not one per device (an allreduce reads
+    /// each device's partial). Reads that cannot go together (two on one device, a mapped buffer, more than one
+    /// staging chunk) run one after another as [`Buffer::read`].
+    pub fn read_each(reads: &mut [(&Buffer, u64, &mut [u8])]) -> Result<()> {
+        let bufs: Vec<&Buffer> = reads.iter().map(|r| r.0).collect();
+        let together = reads.len() > 1
+            && reads.iter().all(|(b, _, out)| {
+                !b.direct
+                    && !b.is_placeholder()
+                    && !out.is_empty()
+                    && out.len() as u64 <= super::transfer::STAGING_CHUNK
+            })
+            && bufs.iter().enumerate().all(|(i, a)| bufs[..i].iter().all(|b| !Arc::ptr_eq(&a.device, &b.device)));
+        if !together {
+            return reads.iter_mut().try_for_each(|(b, offset, out)| b.read(*offset, out));
+        }
+        for (b, offset, out) in reads.iter() {
+            b.check_range(*offset, out.len() as u64)?;
+            b.device.check_alive()?;
+        }
+        // Every device's staging context locked in one order (device index, then address): two callers never
+        // wait for each other.
+        let mut order: Vec<usize> = (0..bufs.len()).collect();
+        order.sort_by_key(|&i| (bufs[i].device.index(), Arc::as_ptr(&bufs[i].device) as usize));
+        let mut guards: Vec<_> = order.iter().map(|&i| (i, bufs[i].device.transfer())).collect();
+        let mut started = Vec::new();
+        let mut failed = None;
+        for (i, guard) in guards.iter_mut() {
+            let b = bufs[*i];
+            if guard.is_none() {
+                match Transfer::new(&b.device) {
+                    Ok(t) => **guard = Some(t),
+                    Err(e) => {
+                        failed = Some(b.device.note(e));
+                        break;
+                    }
+                }
+            }
+            let t = guard.as_mut().expect("made above");
+            match t.start_download(&b.device, b.raw, reads[*i].1, reads[*i].2.len() as u64) {
+                Ok(()) => started.push(*i),
+                Err(e) => {
+                    failed = Some(b.device.note(e));
+                    break;
+                }
+            }
+        }
+        // Every started copy is waited for, even after a failure (its staging context is reused next).
+        for (i, guard) in guards.iter_mut() {
+            if started.contains(i) {
+                let t = guard.as_mut().expect("started above");
+                if let Err(e) = t.finish_download(&bufs[*i].device, reads[*i].2) {
+                    failed.get_or_insert(bufs[*i].device.note(e));
+                }
+            }
+        }
+        failed.map_or(Ok(()), Err)
+    }
+
     /// Set `len` bytes at `offset` to `value` (synchronous).
     pub fn fill(&self, offset: u64, len: u64, value: u8) -> Result<()> {
         self.check_range(offset, len)?;

@@ -12,7 +12,7 @@ use super::memory::{create_raw, destroy_raw};
 use crate::error::{Error, Result, VkResultExt};
 
 /// Largest staging buffer; bigger transfers go in chunks of this size.
-const STAGING_CHUNK: u64 = 32 << 20;
+pub(crate) const STAGING_CHUNK: u64 = 32 << 20;
 
 struct Staging {
     raw: vk::Buffer,
@@ -68,6 +68,12 @@ impl Transfer {
 
     /// Record with `f` into the command buffer, submit, and wait.
     fn run(&mut self, device: &Device, f: impl FnOnce(&ash::Device, vk::CommandBuffer)) -> Result<()> {
+        self.submit(device, f)?;
+        device.wait_fence(self.fence)
+    }
+
+    /// Record with `f` into the command buffer and submit; the caller waits for the fence before the next use.
+    fn submit(&mut self, device: &Device, f: impl FnOnce(&ash::Device, vk::CommandBuffer)) -> Result<()> {
         let raw = device.raw();
         let cmd = self.cmd;
         let begin = vk::CommandBufferBeginInfo::default().flags(vk::CommandBufferUsageFlags::ONE_TIME_SUBMIT);
@@ -85,8 +91,7 @@ impl Transfer {
             raw.end_command_buffer(cmd).vk_context("vkEndCommandBuffer")?;
             raw.reset_fences(&[self.fence]).vk_context("vkResetFences")?;
         }
-        device.submit(&[cmd], self.fence)?;
-        device.wait_fence(self.fence)
+        device.submit(&[cmd], self.fence)
     }
 
     /// Upload `data` to `dst[offset..]`.
@@ -126,6 +131,29 @@ impl Transfer {
             let map = st.allocation.mapped_slice().expect("checked host-visible");
             part.copy_from_slice(&map[..part.len()]);
         }
+        Ok(())
+    }
+
+    /// Start downloading `src[offset..offset + len]` (at most one staging chunk): the copy is submitted, not
+    /// waited for. [`Transfer::finish_download`] must follow before this staging context is used again.
+    pub fn start_download(&mut self, device: &Device, src: vk::Buffer, offset: u64, len: u64) -> Result<()> {
+        if len > STAGING_CHUNK {
+            return Err(Error::Internal(format!("a started download of {len} bytes exceeds one staging chunk")));
+        }
+        Self::staging(&mut self.download, device, len, MemoryLocation::GpuToCpu)?;
+        let dst = self.download.as_ref().expect("created above").raw;
+        let region = [vk::BufferCopy::default().src_offset(offset).dst_offset(0).size(len)];
+        // SAFETY: both buffers are live, the region is inside both (the source range checked by the caller).
+        self.submit(device, |raw, cmd| unsafe { raw.cmd_copy_buffer(cmd, src, dst, &region) })
+    }
+
+    /// Wait for the download [`Transfer::start_download`] submitted and copy its bytes into `out`.
+    pub fn finish_download(&mut self, device: &Device, out: &mut [u8]) -> Result<()> {
+        device.wait_fence(self.fence)?;
+        fault::point(FaultKind::Map)?;
+        let st = self.download.as_mut().ok_or_else(|| Error::Internal("no download was started".into()))?;
+        let map = st.allocation.mapped_slice().expect("checked host-visible");
+        out.copy_from_slice(&map[..out.len()]);
         Ok(())
     }
 
