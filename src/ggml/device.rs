@@ -197,6 +197,9 @@ unsafe extern "C" fn reg_get_device(_reg: sys::ggml_backend_reg_t, index: usize)
 }
 
 /// Extra functions of the registry (ggml's `get_proc_address`): the split buffer type and the allreduce.
+///
+/// # Safety
+/// `name` is NULL or a NUL-terminated string.
 unsafe extern "C" fn reg_get_proc_address(_reg: sys::ggml_backend_reg_t, name: *const c_char) -> *mut c_void {
     if name.is_null() {
         return std::ptr::null_mut();
