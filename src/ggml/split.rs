@@ -195,7 +195,10 @@ fn place(c: &SplitBufferCtx, t: &sys::ggml_tensor) -> Result<()> {
         return Ok(());
     }
     let ty = GgmlType::from_raw(t.r#type).ok_or_else(|| Error::unsupported(format!("ggml type {}", t.r#type)))?;
-    let rows = t.ne[1] * t.ne[2] * t.ne[3];
+    let rows = t.ne[1..]
+        .iter()
+        .try_fold(1i64, |a, &n| a.checked_mul(n).filter(|&r| r >= 0))
+        .ok_or_else(|| Error::invalid(format!("split tensor shape {:?}", t.ne)))?;
     let bounds = row_bounds(rows, &c.split.shares, ROW_GRANULARITY);
     let (mut devices, mut kept) = (Vec::new(), vec![0]);
     for (e, w) in registry().entries().zip(bounds.windows(2)) {
