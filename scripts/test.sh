@@ -293,7 +293,7 @@ step "ggml-rpc: ggml-rpc-server serves GGVK0 on 127.0.0.1, llama-completion --rp
 bash scripts/rpc-e2e.sh 2>&1 | tee "$LOGS/rpc-e2e.log"
 passed=$((passed + $(grep -aoE 'rpc-e2e: [0-9]+ passed' "$LOGS/rpc-e2e.log" | awk '{print $2}')))
 
-step "two GGVK devices (a second lavapipe driver where there is one device): -sm layer gives GGVK0's tokens, -sm row refused cleanly"
+step "two GGVK devices (a second lavapipe driver where there is one device): -sm layer, -sm tensor and -sm row give GGVK0's tokens"
 bash scripts/multi-gpu-e2e.sh 2>&1 | tee "$LOGS/multi-gpu-e2e.log"
 passed=$((passed + $(grep -aoE 'multi-gpu-e2e: [0-9]+ passed' "$LOGS/multi-gpu-e2e.log" | awk '{print $2}')))
 
