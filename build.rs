@@ -86,10 +86,22 @@ const VARIANTS: &[(&str, &str, Defines)] = &[
     ("mul_mat_vec_q4_0_idot_shmem", "mul_mat_vec.comp", &[("A_Q4_0", "1"), ("INT_DOT", "1"), ("NO_SUBGROUPS", "1")]),
     ("mul_mat_vec_q4_1_idot", "mul_mat_vec.comp", &[("A_Q4_1", "1"), ("INT_DOT", "1")]),
     ("mul_mat_vec_q4_1_idot_shmem", "mul_mat_vec.comp", &[("A_Q4_1", "1"), ("INT_DOT", "1"), ("NO_SUBGROUPS", "1")]),
+    ("mul_mat_vec_q4_1_idot_w32", "mul_mat_vec.comp", &[("A_Q4_1", "1"), ("INT_DOT", "1"), ("A_WORDS32", "1")]),
+    (
+        "mul_mat_vec_q4_1_idot_w32_shmem",
+        "mul_mat_vec.comp",
+        &[("A_Q4_1", "1"), ("INT_DOT", "1"), ("A_WORDS32", "1"), ("NO_SUBGROUPS", "1")],
+    ),
     ("mul_mat_vec_q5_0_idot", "mul_mat_vec.comp", &[("A_Q5_0", "1"), ("INT_DOT", "1")]),
     ("mul_mat_vec_q5_0_idot_shmem", "mul_mat_vec.comp", &[("A_Q5_0", "1"), ("INT_DOT", "1"), ("NO_SUBGROUPS", "1")]),
     ("mul_mat_vec_q5_1_idot", "mul_mat_vec.comp", &[("A_Q5_1", "1"), ("INT_DOT", "1")]),
     ("mul_mat_vec_q5_1_idot_shmem", "mul_mat_vec.comp", &[("A_Q5_1", "1"), ("INT_DOT", "1"), ("NO_SUBGROUPS", "1")]),
+    ("mul_mat_vec_q5_1_idot_w32", "mul_mat_vec.comp", &[("A_Q5_1", "1"), ("INT_DOT", "1"), ("A_WORDS32", "1")]),
+    (
+        "mul_mat_vec_q5_1_idot_w32_shmem",
+        "mul_mat_vec.comp",
+        &[("A_Q5_1", "1"), ("INT_DOT", "1"), ("A_WORDS32", "1"), ("NO_SUBGROUPS", "1")],
+    ),
     ("mul_mat_vec_iq4_nl_idot", "mul_mat_vec.comp", &[("A_IQ4_NL", "1"), ("INT_DOT", "1")]),
     (
         "mul_mat_vec_iq4_nl_idot_shmem",

@@ -43,6 +43,14 @@ layout(binding = 0) readonly buffer A { float a[]; };
 #else
 layout(binding = 0) readonly buffer A { uint16_t a[]; };
 #endif
+#ifdef A_WORDS32
+// Q4_1 / Q5_1 blocks (20 / 24 bytes) starting on 32-bit words (offset and strides even in 16-bit words; checked on
+// the host): the scale pair, the fifth bits and each quarter's code bytes are one 32-bit load each, not two 16-bit.
+#if !defined(A_Q4_1) && !defined(A_Q5_1)
+#error "A_WORDS32 is a variant of the Q4_1 and Q5_1 kernels"
+#endif
+layout(binding = 0) readonly buffer A32 { uint a32[]; };
+#endif
 #ifdef WIDE16
 // F16 or BF16 weights whose rows start on 16-byte boundaries (offset and strides multiples of 8 values, k a
 // multiple of 8; checked on the host): 8 consecutive values per thread per step, one 16-byte load per row. The
@@ -212,6 +220,12 @@ void main() {
             const uint e = a_byte(byte0);
             const float dw = e8m0_half(e);
             const uint qs = a_bytes4(byte0 + 1u + 4u * part);
+#elif defined(A_WORDS32)
+            const uint base = rbase[r] + blk * QX_A_WORDS;
+            const uint w32 = base >> 1;
+            const uint dm = a32[w32];
+            const float dw = f16_bits_to_float(uint16_t(dm & 0xFFFFu));
+            const uint qs = a32[w32 + QS_WORD / 2u + part];
 #else
             const uint base = rbase[r] + blk * QX_A_WORDS;
             const float dw = f16_bits_to_float(a[base]);
@@ -220,7 +234,11 @@ void main() {
             uint lo = qs & 0x0F0F0F0Fu;
             uint hi = (qs >> 4) & 0x0F0F0F0Fu;
 #if defined(A_Q5_0) || defined(A_Q5_1)
+#ifdef A_WORDS32
+            const uint qh = a32[w32 + QH_WORD / 2u];
+#else
             const uint qh = uint(a[base + QH_WORD]) | (uint(a[base + QH_WORD + 1u]) << 16);
+#endif
             lo |= spread4(qh >> (4u * part));
             hi |= spread4(qh >> (16u + 4u * part));
 #endif
@@ -236,7 +254,11 @@ void main() {
 #if defined(A_Q4_1) || defined(A_Q5_1)
             // value = d * code + m: as ggml's CPU dot product, d d_x sum(code q) + m s, s = f16(d_x sum(q)) as the
             // activations' quantization stored it (once per block, by quarter 0).
+#ifdef A_WORDS32
+            const float ms = part == 0u ? f16_bits_to_float(uint16_t(dm >> 16)) * s_x : 0.0;
+#else
             const float ms = part == 0u ? f16_bits_to_float(a[base + 1u]) * s_x : 0.0;
+#endif
             acc[c * NROWS + r] += dx * (dw * float(s)) + valid * ms;
 #else
             acc[c * NROWS + r] += dx * (dw * float(s));

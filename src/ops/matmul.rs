@@ -644,6 +644,7 @@ fn record_piece(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor, ep
         }
     }
     let int_dot = if p.n <= MATVEC_MAX_COLS { int_dot_shaders(&device, a, b) } else { None };
+    let int_dot = int_dot.map(|pair| words32_idot_shaders(a.ty, &p).unwrap_or(pair));
     // F16 / BF16 rows on 16-byte boundaries: eight values per thread per step (a thread took one before).
     let wide = p.n <= MATVEC_MAX_COLS && wide16(a, &p);
     // Generic weight types read b through a copy rounded onto the CPU backend's grid for them (the integer-dot
@@ -848,6 +849,31 @@ fn int_dot_shaders(device: &Device, a: &Tensor, b: &Tensor) -> Option<(Shader, S
         ),
         _ => return None,
     })
+}
+
+/// The integer-dot mat-vec kernels of Q4_1 and Q5_1 that read the weights' blocks 32 bits at a time
+/// (`mul_mat_vec.comp` with `A_WORDS32`: one load for the scale pair, one for the fifth bits, one per quarter's
+/// codes, where the 16-bit kernel takes two each), when the blocks start on 32-bit words (offset and strides even
+/// in 16-bit words; 20- and 24-byte blocks keep that along a row). `GGVK_MATVEC_WORDS32=0` keeps the 16-bit loads
+/// (read once per process).
+fn words32_idot_shaders(ty: GgmlType, p: &MatMulPush) -> Option<(Shader, Shader)> {
+    static KNOB: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if ![p.a_off, p.a_row, p.a_s2, p.a_s3].iter().all(|v| v % 2 == 0)
+        || !*KNOB.get_or_init(|| crate::knobs::switch("GGVK_MATVEC_WORDS32", true))
+    {
+        return None;
+    }
+    match ty {
+        GgmlType::Q4_1 => Some((
+            shader("mul_mat_vec_q4_1_idot_w32", spirv::MUL_MAT_VEC_Q4_1_IDOT_W32),
+            shader("mul_mat_vec_q4_1_idot_w32_shmem", spirv::MUL_MAT_VEC_Q4_1_IDOT_W32_SHMEM),
+        )),
+        GgmlType::Q5_1 => Some((
+            shader("mul_mat_vec_q5_1_idot_w32", spirv::MUL_MAT_VEC_Q5_1_IDOT_W32),
+            shader("mul_mat_vec_q5_1_idot_w32_shmem", spirv::MUL_MAT_VEC_Q5_1_IDOT_W32_SHMEM),
+        )),
+        _ => None,
+    }
 }
 
 /// Whether the mat-vec products of `a` (up to [`MATVEC_MAX_COLS`] columns, on a device with integer dot
