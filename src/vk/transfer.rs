@@ -116,20 +116,10 @@ impl Transfer {
 
     /// Download `src[offset..offset + out.len()]` into `out`.
     pub fn download(&mut self, device: &Device, src: vk::Buffer, offset: u64, out: &mut [u8]) -> Result<()> {
-        Self::staging(&mut self.download, device, out.len() as u64, MemoryLocation::GpuToCpu)?;
-        let chunk = self.download.as_ref().map(|s| s.size).unwrap_or(1) as usize;
+        let chunk = STAGING_CHUNK as usize;
         for (i, part) in out.chunks_mut(chunk).enumerate() {
-            let dst = self.download.as_ref().expect("created above").raw;
-            let region = [vk::BufferCopy::default()
-                .src_offset(offset + (i * chunk) as u64)
-                .dst_offset(0)
-                .size(part.len() as u64)];
-            // SAFETY: both buffers are live, the region is inside both.
-            self.run(device, |raw, cmd| unsafe { raw.cmd_copy_buffer(cmd, src, dst, &region) })?;
-            fault::point(FaultKind::Map)?;
-            let st = self.download.as_mut().expect("created above");
-            let map = st.allocation.mapped_slice().expect("checked host-visible");
-            part.copy_from_slice(&map[..part.len()]);
+            self.start_download(device, src, offset + (i * chunk) as u64, part.len() as u64)?;
+            self.finish_download(device, part)?;
         }
         Ok(())
     }
