@@ -16,7 +16,6 @@ use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Node, Op, Tensor};
 use crate::quant::GgmlType;
-use crate::vk::uploads::SMALL;
 use crate::vk::{Buffer, Device};
 
 /// Row boundaries for `rows` rows over devices with relative `shares` (all zero or none positive: equal shares):
@@ -288,8 +287,8 @@ impl SplitRunner {
         if others.is_empty() {
             return self.own_rows(main, group);
         }
-        // src1 goes to each other device once the main device's work so far is done: large ones through host
-        // memory both devices imported, where they can, else through the host (read once).
+        // src1 goes to each other device once the main device's work so far is done: through host memory both
+        // devices imported where `copy_across` takes it (large ones), else through the host (read once).
         let src1 = &first.src1;
         let in_bytes = src1.nbytes();
         let mut input: Option<Vec<u8>> = None;
@@ -306,7 +305,7 @@ impl SplitRunner {
             };
             let helper = &mut helpers[h];
             let inbuf = scratch(&mut helper.input, d, in_bytes)?;
-            if !(in_bytes > SMALL && src1.buffer.copy_across(src1.offset, &inbuf, 0, in_bytes)?) {
+            if !src1.buffer.copy_across(src1.offset, &inbuf, 0, in_bytes)? {
                 if input.is_none() {
                     let mut bytes = vec![0u8; usize::try_from(in_bytes).map_err(|_| Error::invalid("src1 too large"))?];
                     src1.buffer.read(src1.offset, &mut bytes)?;
@@ -368,7 +367,7 @@ impl SplitRunner {
                     gat = (gat + len).next_multiple_of(256);
                     (g, at)
                 };
-                if len > SMALL && out.copy_across(piece.at, &to, to_offset, len)? {
+                if out.copy_across(piece.at, &to, to_offset, len)? {
                     continue;
                 }
                 if r.bytes.is_empty() {

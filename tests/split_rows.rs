@@ -164,6 +164,7 @@ fn large_copies_between_devices_go_through_imported_host_memory() {
     // Same device, or out of range: nothing copied / an error.
     let c = main.alloc(64).unwrap();
     assert!(!a.copy_across(0, &c, 0, 64).unwrap());
+    assert!(!a.copy_across(0, &b, 0, 64).unwrap(), "small copies are left to the host path");
     assert!(a.copy_across(0, &b, b.size() - 8, 64).is_err());
     assert_no_validation_errors();
 }

@@ -249,9 +249,7 @@ unsafe extern "C" fn cpy_tensor_async(
             return Ok(false);
         }
         // Large copies (prompt activations) through host memory both devices imported, where they can.
-        if len > crate::vk::uploads::SMALL
-            && timeline::host(Host::Transfer, || sb.copy_across(offset_of(s)?, &db, offset_of(d)?, len))?
-        {
+        if timeline::host(Host::Transfer, || sb.copy_across(offset_of(s)?, &db, offset_of(d)?, len))? {
             return Ok(true);
         }
         let len = usize::try_from(len).map_err(|_| Error::invalid("tensor too large for this host"))?;

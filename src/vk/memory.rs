@@ -367,13 +367,18 @@ impl Buffer {
     /// Copy `len` bytes from `self[src_offset..]` to `dst[dst_offset..]`, a buffer of another device, through host
     /// memory both devices imported ([`super::host_import`]): copied out after this device's work so far and
     /// waited for, then into `dst` after its device's work so far and waited for; the host touches no byte.
-    /// `Ok(false)` (nothing done) where both buffers are on one device or either device cannot import host memory.
+    /// `Ok(false)` (nothing done; the caller copies through the host) where both buffers are on one device, either
+    /// device cannot import host memory, or `len` is at most [`super::uploads::SMALL`] (a read and a batched upload,
+    /// which rides with the destination's next submission, cost less there than a second wait).
     pub fn copy_across(&self, src_offset: u64, dst: &Buffer, dst_offset: u64, len: u64) -> Result<bool> {
         if Arc::ptr_eq(&self.device, &dst.device) || self.is_placeholder() || dst.is_placeholder() {
             return Ok(false);
         }
         self.check_range(src_offset, len)?;
         dst.check_range(dst_offset, len)?;
+        if len <= super::uploads::SMALL {
+            return Ok(false);
+        }
         let (Some(a), Some(b)) = (self.device.host_import_buffer(), dst.device.host_import_buffer()) else {
             return Ok(false);
         };
