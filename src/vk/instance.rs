@@ -268,14 +268,8 @@ impl Instance {
         // SAFETY: plain queries on a device of this instance.
         let exts = unsafe { self.instance.enumerate_device_extension_properties(pd.handle) }
             .vk_context("vkEnumerateDeviceExtensionProperties")?;
-        let has = |name: &std::ffi::CStr| exts.iter().any(|e| e.extension_name_as_c_str().is_ok_and(|n| n == name));
-        let host = has(ash::ext::external_memory_host::NAME);
-        let mut align = vk::PhysicalDeviceExternalMemoryHostPropertiesEXT::default();
-        if host {
-            let mut props = vk::PhysicalDeviceProperties2::default().push_next(&mut align);
-            // SAFETY: the device offers VK_EXT_external_memory_host, whose properties struct is chained.
-            unsafe { self.instance.get_physical_device_properties2(pd.handle, &mut props) };
-        }
+        let has = |name: &CStr| has_extension(&exts, name);
+        let align = pd.caps.host_import_alignment;
         let semaphore = |handle: vk::ExternalSemaphoreHandleTypeFlags, timeline: bool| {
             let mut ty = vk::SemaphoreTypeCreateInfo::default().semaphore_type(vk::SemaphoreType::TIMELINE);
             let mut info = vk::PhysicalDeviceExternalSemaphoreInfo::default().handle_type(handle);
@@ -296,8 +290,8 @@ impl Instance {
         Ok(format!(
             "  between devices: host memory import {} (pointer alignment {}), dma-buf memory {}, opaque fd memory {}; \
              semaphores: sync fd (binary) {}, opaque fd (binary) {}, opaque fd (timeline) {}",
-            if host { "yes" } else { "no" },
-            align.min_imported_host_pointer_alignment,
+            if align > 0 { "yes" } else { "no" },
+            align,
             if has(ash::ext::external_memory_dma_buf::NAME) { "yes" } else { "no" },
             if has(ash::khr::external_memory_fd::NAME) { "yes" } else { "no" },
             semaphore(vk::ExternalSemaphoreHandleTypeFlags::SYNC_FD, false),
