@@ -32,6 +32,7 @@ const KNOBS: &[(&str, Kind)] = &[
     ("GGVK_REPLAY", Kind::Switch),
     ("GGVK_DIRECT_MAPPING", Kind::Switch),
     ("GGVK_BATCH_UPLOADS", Kind::Switch),
+    ("GGVK_ASYNC_READS", Kind::Switch),
     ("GGVK_FUSION", Kind::Switch),
     ("GGVK_FUSE_QUANTIZE", Kind::Switch),
     ("GGVK_FUSE_ROPE_SET_ROWS", Kind::Switch),

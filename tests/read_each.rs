@@ -1,5 +1,6 @@
 //! `Buffer::read_each`: reads from buffers of several devices submitted together and waited for together (the
-//! allreduce of tensor parallelism reads every device's partial so). Run with staged (not mapped) buffers, as on
+//! allreduce of tensor parallelism reads every device's partial so). `Readback`: a read started now, behind the
+//! work already queued, and finished later (ggml's get_tensor_async). Run with staged (not mapped) buffers, as on
 //! discrete GPUs (`GGVK_DIRECT_MAPPING=0`, its own test binary: knobs are read once per process); the two devices
 //! are two VkDevices on one GPU. Validation layer on.
 
@@ -8,7 +9,7 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use ggvk::vk::{Buffer, Device};
+use ggvk::vk::{Buffer, Device, Readback};
 
 fn staged() {
     // SAFETY: set before this binary's tests open a device; every test calls this first with the same value.
@@ -52,5 +53,48 @@ fn reads_of_two_devices_go_together_and_return_each_ones_bytes() {
     let mut single = vec![0u8; 16];
     a.read(5, &mut single).unwrap();
     assert_eq!(&single[..], &abytes[5..21]);
+    assert_no_validation_errors();
+}
+
+#[test]
+fn readbacks_finish_later_with_the_bytes_of_the_work_queued_before_them() {
+    staged();
+    let be = backend();
+    let dev = be.device();
+    let len = 1usize << 16;
+    let (a, abytes) = filled(dev, len, 4);
+    assert!(Readback::takes(dev, &a, len as u64));
+    assert!(!Readback::takes(dev, &a, (32 << 20) + 1), "longer than one staging chunk");
+    let other = Device::open_unshared(dev.index()).unwrap();
+    let (foreign, _) = filled(&other, 64, 5);
+    assert!(!Readback::takes(dev, &foreign, 64), "another device's buffer");
+    let mut rb = Readback::new(dev).unwrap();
+    for round in 1..4u8 {
+        // A small write rides with the next submission: the readback's copy is queued after it.
+        a.write(40, &[round; 24]).unwrap();
+        rb.start(&a, 32, 64).unwrap();
+        assert!(rb.is_pending());
+        assert!(rb.start(&a, 0, 8).is_err(), "one read at a time");
+        let mut out = vec![0u8; 64];
+        rb.finish(&mut out).unwrap();
+        let mut want = abytes[32..96].to_vec();
+        want[8..32].fill(round);
+        assert_eq!(out, want, "round {round}");
+        assert!(!rb.is_pending());
+    }
+    // Misuse is an error and leaves the readback usable.
+    assert!(rb.finish(&mut [0u8; 8]).is_err(), "finished without a start");
+    rb.start(&a, 0, 16).unwrap();
+    assert!(rb.finish(&mut [0u8; 8]).is_err(), "finished into the wrong length");
+    assert!(!rb.is_pending());
+    assert!(rb.start(&a, len as u64 - 8, 16).is_err(), "out of range");
+    assert!(rb.start(&foreign, 0, 16).is_err(), "another device's buffer");
+    let mut head = [0u8; 16];
+    rb.start(&a, 0, 16).unwrap();
+    rb.finish(&mut head).unwrap();
+    assert_eq!(head[..], abytes[..16]);
+    // Dropped while in flight: it waits for its copy before freeing what the copy uses.
+    rb.start(&a, 0, len as u64).unwrap();
+    drop(rb);
     assert_no_validation_errors();
 }

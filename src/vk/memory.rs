@@ -173,6 +173,12 @@ impl Buffer {
         })
     }
 
+    /// Whether the host reads and writes this buffer through a mapping of its memory (devices whose memory is
+    /// the host's) rather than through staging copies.
+    pub fn is_direct(&self) -> bool {
+        self.direct
+    }
+
     /// Whether this is a [`Buffer::placeholder`].
     pub fn is_placeholder(&self) -> bool {
         self.raw == vk::Buffer::null()

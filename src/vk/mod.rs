@@ -18,6 +18,7 @@ pub mod instance;
 pub mod kept;
 pub mod memory;
 pub mod pipeline;
+pub mod readback;
 pub mod transfer;
 pub mod uploads;
 
@@ -28,3 +29,4 @@ pub use instance::{validation_error_count, Instance, PhysicalDevice};
 pub use kept::{KeptCopies, KeptKey};
 pub use memory::{Buffer, HostBuffer};
 pub use pipeline::{Pipeline, PipelineCache, Shader};
+pub use readback::Readback;

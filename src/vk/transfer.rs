@@ -137,9 +137,14 @@ impl Transfer {
         self.submit(device, |raw, cmd| unsafe { raw.cmd_copy_buffer(cmd, src, dst, &region) })
     }
 
+    /// Wait for the last submission (a started download) to complete.
+    pub fn wait(&self, device: &Device) -> Result<()> {
+        device.wait_fence(self.fence)
+    }
+
     /// Wait for the download [`Transfer::start_download`] submitted and copy its bytes into `out`.
     pub fn finish_download(&mut self, device: &Device, out: &mut [u8]) -> Result<()> {
-        device.wait_fence(self.fence)?;
+        self.wait(device)?;
         fault::point(FaultKind::Map)?;
         let st = self.download.as_mut().ok_or_else(|| Error::Internal("no download was started".into()))?;
         let map = st.allocation.mapped_slice().expect("checked host-visible");

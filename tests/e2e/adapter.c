@@ -182,6 +182,54 @@ int main(void) {
         ggml_free(gctx);
         ggml_backend_event_free(gev);
     }
+    /* asynchronous reads (on staged devices: copies queued behind the graph, bytes delivered at synchronize):
+     * reads of a graph's output issued before it ran read its result; two reads at once, one at an offset; a
+     * read followed by a write of the same tensor sees the values before the write; an event recorded after a
+     * read is complete with the read's bytes in place */
+    {
+        struct ggml_init_params gp = {ggml_tensor_overhead() * 4 + ggml_graph_overhead(), NULL, true};
+        struct ggml_context *gctx = ggml_init(gp);
+        struct ggml_tensor *gin = ggml_new_tensor_1d(gctx, GGML_TYPE_F32, n);
+        struct ggml_tensor *gout = ggml_scale(gctx, gin, -3.0f);
+        struct ggml_cgraph *g = ggml_new_graph(gctx);
+        ggml_build_forward_expand(g, gout);
+        ggml_backend_buffer_t gbuf = ggml_backend_alloc_ctx_tensors(gctx, be);
+        CHECK(gbuf != NULL);
+        float *z = malloc(n * sizeof(float));
+        for (int round = 0; round < 3; round++) {
+            for (int i = 0; i < n; i++) x[i] = (float)(i * (round + 1)) - 7.0f;
+            ggml_backend_tensor_set_async(be, gin, x, 0, n * sizeof(float));
+            CHECK(ggml_backend_graph_compute_async(be, g) == GGML_STATUS_SUCCESS);
+            memset(y, 0, n * sizeof(float));
+            memset(z, 0, n * sizeof(float));
+            ggml_backend_tensor_get_async(be, gout, y, 0, n * sizeof(float));
+            ggml_backend_tensor_get_async(be, gin, z, 100 * sizeof(float), 50 * sizeof(float));
+            ggml_backend_tensor_get_async(be, gin, z, 0, 0);
+            ggml_backend_synchronize(be);
+            int scaled = 1;
+            for (int i = 0; i < n; i++) scaled &= y[i] == -3.0f * x[i];
+            CHECK(scaled);
+            CHECK(memcmp(z, x + 100, 50 * sizeof(float)) == 0 && z[50] == 0.0f);
+        }
+        ggml_backend_tensor_get_async(be, gin, y, 0, n * sizeof(float));
+        ggml_backend_tensor_set_async(be, gin, z, 0, n * sizeof(float));
+        ggml_backend_synchronize(be);
+        CHECK(memcmp(y, x, n * sizeof(float)) == 0);
+        ggml_backend_event_t rev = ggml_backend_event_new(dev);
+        CHECK(rev != NULL);
+        ggml_backend_tensor_set_async(be, gin, x, 0, n * sizeof(float));
+        CHECK(ggml_backend_graph_compute_async(be, g) == GGML_STATUS_SUCCESS);
+        memset(y, 0, n * sizeof(float));
+        ggml_backend_tensor_get_async(be, gout, y, 0, n * sizeof(float));
+        ggml_backend_event_record(rev, be);
+        ggml_backend_event_synchronize(rev);
+        CHECK(y[n - 1] == -3.0f * x[n - 1] && y[0] == -3.0f * x[0]);
+        ggml_backend_synchronize(be);
+        ggml_backend_event_free(rev);
+        free(z);
+        ggml_backend_buffer_free(gbuf);
+        ggml_free(gctx);
+    }
 
     ggml_backend_buffer_free(hbuf);
     ggml_free(hctx);
