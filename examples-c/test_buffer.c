@@ -87,6 +87,41 @@ static void op_get(mbuf *m, size_t off, size_t n)
     g_ops++;
 }
 
+/* asynchronous gets of [off, off+n): the first started before a set of that range, the second after it; both land
+ * (and only there: canaries) once ggvk_synchronize returns, the first with the bytes before the set */
+static void op_get_async(ggvk_backend *b, test_rng *r, mbuf *m, size_t off, size_t n)
+{
+    const size_t guard = 64;
+    unsigned char *first = (unsigned char *)test_xmalloc(n + 2 * guard);
+    unsigned char *second = (unsigned char *)test_xmalloc(n + 2 * guard);
+    unsigned char *before = (unsigned char *)test_xmalloc(n);
+    unsigned char *src = (unsigned char *)test_xmalloc(n);
+    memset(first, 0xC3, n + 2 * guard);
+    memset(second, 0xC3, n + 2 * guard);
+    memcpy(before, m->mirror + off, n);
+    test_rng_bytes(r, src, n);
+    CHECK_OK(ggvk_buffer_get_async(b, m->buf, off, first + guard, n));
+    CHECK_OK(ggvk_buffer_set(m->buf, off, src, n));
+    memcpy(m->mirror + off, src, n);
+    CHECK_OK(ggvk_buffer_get_async(b, m->buf, off, second + guard, n));
+    CHECK_OK(ggvk_synchronize(b));
+    for (size_t i = 0; i < guard; i++) {
+        CHECKF(first[i] == 0xC3 && first[guard + n + i] == 0xC3 && second[i] == 0xC3 &&
+                   second[guard + n + i] == 0xC3,
+               "get_async(offset %zu, size %zu) on %s wrote outside the host range", off, n, m->name);
+    }
+    CHECKF(memcmp(first + guard, before, n) == 0, "get_async(offset %zu, size %zu) on %s, started before a set: "
+           "not the bytes before it", off, n, m->name);
+    CHECKF(memcmp(second + guard, src, n) == 0, "get_async(offset %zu, size %zu) on %s, started after a set: "
+           "not the bytes it wrote", off, n, m->name);
+    free(first);
+    free(second);
+    free(before);
+    free(src);
+    mbuf_verify(m, "set between two asynchronous gets");
+    g_ops++;
+}
+
 static void op_memset(mbuf *m, size_t off, size_t n, uint8_t value)
 {
     char what[128];
@@ -210,6 +245,11 @@ int main(void)
     op_set(&r, &large, big - 9, 9); /* tail */
     op_get(&large, big - 2, 2);
 
+    /* asynchronous gets, small and large (the large one above 256 KiB: its set is not batched) */
+    op_get_async(b, &r, &tiny, 0, 1);
+    op_get_async(b, &r, &page, 5, 999);
+    op_get_async(b, &r, &large, 3, 300 * 1024 + 1);
+
     /* memset: unaligned small, aligned large, unaligned large */
     op_memset(&tiny, 0, 1, 0x00);
     op_memset(&page, 5, 13, 0xAB);
@@ -234,8 +274,8 @@ int main(void)
     mbuf_free(&large2);
     ggvk_free(b);
 
-    printf("test_buffer: OK (%lu checked operations: sizes 1/4096/3MiB+7, set/get/memset/copy at "
-           "odd offsets with whole-buffer verification, F32 [7,5,3,2] tensor set/get, "
+    printf("test_buffer: OK (%lu checked operations: sizes 1/4096/3MiB+7, set/get/get_async/memset/"
+           "copy at odd offsets with whole-buffer verification, F32 [7,5,3,2] tensor set/get, "
            "strides and type sizes)\n",
            g_ops);
     return 0;

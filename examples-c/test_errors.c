@@ -103,6 +103,8 @@ static void buffer_errors(ggvk_backend *be)
     EXPECT(ggvk_buffer_set(a, SIZE_MAX - 2, data, 8), GGVK_STATUS_OUT_OF_BOUNDS);
     EXPECT(ggvk_buffer_get(a, size - 4, data, 8), GGVK_STATUS_OUT_OF_BOUNDS);
     EXPECT(ggvk_buffer_get(a, SIZE_MAX - 2, data, 8), GGVK_STATUS_OUT_OF_BOUNDS);
+    EXPECT(ggvk_buffer_get_async(be, a, size - 4, data, 8), GGVK_STATUS_OUT_OF_BOUNDS);
+    EXPECT(ggvk_buffer_get_async(be, a, SIZE_MAX - 2, data, 8), GGVK_STATUS_OUT_OF_BOUNDS);
     EXPECT(ggvk_buffer_memset(a, size - 4, 0, 8), GGVK_STATUS_OUT_OF_BOUNDS);
     EXPECT(ggvk_buffer_memset(a, 8, 0, SIZE_MAX - 4), GGVK_STATUS_OUT_OF_BOUNDS);
     EXPECT(ggvk_buffer_copy(a, size - 4, c, 0, 8), GGVK_STATUS_OUT_OF_BOUNDS);
@@ -114,6 +116,10 @@ static void buffer_errors(ggvk_backend *be)
     EXPECT(ggvk_buffer_get(a, 0, NULL, 8), GGVK_STATUS_INVALID_ARGUMENT);
     EXPECT(ggvk_buffer_set(NULL, 0, data, 8), GGVK_STATUS_INVALID_ARGUMENT);
     EXPECT(ggvk_buffer_get(NULL, 0, data, 8), GGVK_STATUS_INVALID_ARGUMENT);
+    EXPECT(ggvk_buffer_get_async(be, a, 0, NULL, 8), GGVK_STATUS_INVALID_ARGUMENT);
+    EXPECT(ggvk_buffer_get_async(be, NULL, 0, data, 8), GGVK_STATUS_INVALID_ARGUMENT);
+    EXPECT(ggvk_buffer_get_async(NULL, a, 0, data, 8), GGVK_STATUS_INVALID_ARGUMENT);
+    CHECK_OK(ggvk_synchronize(be));
     EXPECT(ggvk_buffer_memset(NULL, 0, 0, 8), GGVK_STATUS_INVALID_ARGUMENT);
     EXPECT(ggvk_buffer_copy(NULL, 0, c, 0, 8), GGVK_STATUS_INVALID_ARGUMENT);
     EXPECT(ggvk_buffer_copy(a, 0, NULL, 0, 8), GGVK_STATUS_INVALID_ARGUMENT);

@@ -693,7 +693,7 @@ ggvk_status ggvk_init(uint32_t device_index,
 // `backend` is NULL or a handle from this library not yet freed; it is invalid afterwards.
 void ggvk_free(struct ggvk_backend *backend);
 
-// Wait for everything submitted on `backend`.
+// Wait for everything submitted on `backend`, and complete its `ggvk_buffer_get_async` reads.
 ggvk_status ggvk_synchronize(struct ggvk_backend *backend);
 
 // Allocate `size` bytes of device memory.
@@ -718,6 +718,18 @@ ggvk_status ggvk_buffer_set(struct ggvk_buffer *buffer,
 
 // Copy `size` bytes at `offset` of `buffer` to host `data` (synchronous).
 ggvk_status ggvk_buffer_get(struct ggvk_buffer *buffer, size_t offset, void *data, size_t size);
+
+// Start copying `size` bytes at `offset` of `buffer` to host `data`, ordered after everything submitted to the
+// buffer's device so far (a graph computed with `ggvk_graph_compute_async` included): the bytes are in `data`
+// once `ggvk_synchronize(backend)` returns successfully. `data` must stay valid and untouched until then; a
+// backend freed before that leaves it unwritten. Range errors are reported here. Where a read cannot be queued
+// (buffers the host reads through a mapping, reads over 32 MiB, `GGVK_ASYNC_READS=0`) this waits for `backend`
+// and copies at once.
+ggvk_status ggvk_buffer_get_async(struct ggvk_backend *backend,
+                                  struct ggvk_buffer *buffer,
+                                  size_t offset,
+                                  void *data,
+                                  size_t size);
 
 // Set `size` bytes at `offset` to `value` (synchronous).
 ggvk_status ggvk_buffer_memset(struct ggvk_buffer *buffer,

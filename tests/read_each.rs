@@ -6,9 +6,10 @@
 
 mod common;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use common::*;
+use ggvk::backend::Deliver;
 use ggvk::vk::{Buffer, Device, Readback};
 
 fn staged() {
@@ -75,26 +76,68 @@ fn readbacks_finish_later_with_the_bytes_of_the_work_queued_before_them() {
         rb.start(&a, 32, 64).unwrap();
         assert!(rb.is_pending());
         assert!(rb.start(&a, 0, 8).is_err(), "one read at a time");
-        let mut out = vec![0u8; 64];
-        rb.finish(&mut out).unwrap();
+        let mut out = Vec::new();
+        rb.finish(|b| out.extend_from_slice(b)).unwrap();
         let mut want = abytes[32..96].to_vec();
         want[8..32].fill(round);
         assert_eq!(out, want, "round {round}");
         assert!(!rb.is_pending());
     }
     // Misuse is an error and leaves the readback usable.
-    assert!(rb.finish(&mut [0u8; 8]).is_err(), "finished without a start");
-    rb.start(&a, 0, 16).unwrap();
-    assert!(rb.finish(&mut [0u8; 8]).is_err(), "finished into the wrong length");
-    assert!(!rb.is_pending());
+    assert!(rb.finish(|_| panic!("nothing was read")).is_err(), "finished without a start");
     assert!(rb.start(&a, len as u64 - 8, 16).is_err(), "out of range");
     assert!(rb.start(&foreign, 0, 16).is_err(), "another device's buffer");
-    let mut head = [0u8; 16];
+    let mut head = Vec::new();
     rb.start(&a, 0, 16).unwrap();
-    rb.finish(&mut head).unwrap();
+    rb.finish(|b| head.extend_from_slice(b)).unwrap();
     assert_eq!(head[..], abytes[..16]);
     // Dropped while in flight: it waits for its copy before freeing what the copy uses.
     rb.start(&a, 0, len as u64).unwrap();
     drop(rb);
+    assert_no_validation_errors();
+}
+
+#[test]
+fn a_backends_reads_arrive_at_synchronize_in_order_with_its_writes() {
+    staged();
+    let be = backend();
+    let dev = be.device();
+    let (a, abytes) = filled(dev, 4096, 6);
+    // What each read delivered, tagged, in delivery order.
+    type Delivered = Arc<Mutex<Vec<(u32, Vec<u8>)>>>;
+    let got: Delivered = Arc::default();
+    let deliver = |tag: u32| -> Deliver {
+        let got = got.clone();
+        Box::new(move |b: &[u8]| got.lock().unwrap().push((tag, b.to_vec())))
+    };
+    // Read, write, read the same bytes: each read sees the bytes as they were when it was queued.
+    assert!(be.read_async(&a, 0, 64, deliver(0)).unwrap());
+    a.write(0, &[9u8; 32]).unwrap();
+    assert!(be.read_async(&a, 16, 32, deliver(1)).unwrap());
+    assert!(be.reading() && got.lock().unwrap().is_empty(), "nothing delivered before synchronize");
+    be.synchronize().unwrap();
+    assert!(!be.reading());
+    {
+        let got = got.lock().unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!((got[0].0, &got[0].1[..]), (0, &abytes[..64]));
+        let mut want = vec![9u8; 16];
+        want.extend_from_slice(&abytes[32..48]);
+        assert_eq!((got[1].0, &got[1].1[..]), (1, &want[..]));
+    }
+    // Reads the readbacks cannot take are refused (the caller reads at once), out of range ones are errors.
+    assert!(!be.read_async(&a, 0, (32 << 20) + 1, deliver(2)).unwrap());
+    assert!(be.read_async(&a, 4000, 200, deliver(3)).is_err());
+    be.synchronize().unwrap();
+    assert_eq!(got.lock().unwrap().len(), 2);
+    // Readbacks are reused: many rounds, then a backend dropped with a read in flight.
+    for round in 0..20u8 {
+        a.write(100, &[round; 4]).unwrap();
+        assert!(be.read_async(&a, 100, 4, deliver(10 + round as u32)).unwrap());
+        be.finish_reads().unwrap();
+        assert_eq!(got.lock().unwrap().last().unwrap(), &(10 + round as u32, vec![round; 4]));
+    }
+    assert!(be.read_async(&a, 0, 4096, deliver(99)).unwrap());
+    drop(be);
     assert_no_validation_errors();
 }

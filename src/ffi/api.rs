@@ -502,7 +502,7 @@ pub unsafe extern "C" fn ggvk_free(backend: *mut ggvk_backend) {
     })
 }
 
-/// Wait for everything submitted on `backend`.
+/// Wait for everything submitted on `backend`, and complete its `ggvk_buffer_get_async` reads.
 #[no_mangle]
 pub extern "C" fn ggvk_synchronize(backend: *mut ggvk_backend) -> ggvk_status {
     guard("ggvk_synchronize", || in_ref(backend.cast_const(), "backend")?.inner.synchronize())
@@ -582,6 +582,55 @@ pub extern "C" fn ggvk_buffer_get(
         let dst = out_bytes(data, size, "data")?;
         b.inner.read(offset as u64, dst)
     })
+}
+
+/// Start copying `size` bytes at `offset` of `buffer` to host `data`, ordered after everything submitted to the
+/// buffer's device so far (a graph computed with `ggvk_graph_compute_async` included): the bytes are in `data`
+/// once `ggvk_synchronize(backend)` returns successfully. `data` must stay valid and untouched until then; a
+/// backend freed before that leaves it unwritten. Range errors are reported here. Where a read cannot be queued
+/// (buffers the host reads through a mapping, reads over 32 MiB, `GGVK_ASYNC_READS=0`) this waits for `backend`
+/// and copies at once.
+#[no_mangle]
+pub extern "C" fn ggvk_buffer_get_async(
+    backend: *mut ggvk_backend,
+    buffer: *mut ggvk_buffer,
+    offset: usize,
+    data: *mut c_void,
+    size: usize,
+) -> ggvk_status {
+    guard("ggvk_buffer_get_async", || {
+        let be = in_ref(backend.cast_const(), "backend")?;
+        let b = in_ref(buffer.cast_const(), "buffer")?;
+        let dst = out_bytes(data, size, "data")?;
+        b.inner.check_range(offset as u64, size as u64)?;
+        if size == 0 {
+            return Ok(());
+        }
+        let later = HostDst { ptr: data.cast::<u8>(), len: size };
+        if be.inner.read_async(&b.inner, offset as u64, size as u64, Box::new(move |bytes| later.put(bytes)))? {
+            return Ok(());
+        }
+        be.inner.synchronize()?;
+        b.inner.read(offset as u64, dst)
+    })
+}
+
+/// Where a started read's bytes go: the caller's `data` of `ggvk_buffer_get_async`.
+struct HostDst {
+    ptr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: the pointer is written through only when the read completes (inside `ggvk_synchronize`, on whichever
+// thread calls it); the caller keeps that memory valid and otherwise untouched until then.
+unsafe impl Send for HostDst {}
+
+impl HostDst {
+    fn put(self, bytes: &[u8]) {
+        let n = bytes.len().min(self.len);
+        // SAFETY: `ptr` holds `len` writable bytes until synchronize (see above); `bytes` is staging memory.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.ptr, n) }
+    }
 }
 
 /// Set `size` bytes at `offset` to `value` (synchronous).

@@ -38,6 +38,8 @@ fn null_out_pointers_are_invalid_arguments() {
     assert_eq!(ggvk_buffer_size(null(), &mut n), GGVK_STATUS_INVALID_ARGUMENT);
     assert_eq!(ggvk_buffer_set(null_mut(), 0, null(), 0), GGVK_STATUS_INVALID_ARGUMENT);
     assert_eq!(ggvk_buffer_get(null_mut(), 0, null_mut(), 4), GGVK_STATUS_INVALID_ARGUMENT);
+    assert_eq!(ggvk_buffer_get_async(null_mut(), null_mut(), 0, null_mut(), 4), GGVK_STATUS_INVALID_ARGUMENT);
+    assert!(last_error().contains("backend is NULL"), "{}", last_error());
     assert_eq!(ggvk_buffer_copy(null_mut(), 0, null_mut(), 0, 4), GGVK_STATUS_INVALID_ARGUMENT);
     assert_eq!(ggvk_synchronize(null_mut()), GGVK_STATUS_INVALID_ARGUMENT);
     assert_eq!(ggvk_graph_compute(null_mut(), null()), GGVK_STATUS_INVALID_ARGUMENT);

@@ -16,7 +16,7 @@ use crate::graph::replay::GraphKey;
 use crate::graph::Graph;
 use crate::split::SplitRunner;
 use crate::timeline::{self, Host};
-use crate::vk::{Device, Readback};
+use crate::vk::Device;
 
 /// What a ggml backend's `context` points to.
 struct BackendCtx {
@@ -26,19 +26,7 @@ struct BackendCtx {
     known: KnownGraphs,
     /// Products over row-split weights: the other devices' streams and scratch.
     split: SplitRunner,
-    /// Reads get_tensor_async started, completed by the next synchronize.
-    reads: Mutex<Reads>,
 }
-
-/// A backend's started reads (ggml's get_tensor_async) and idle readbacks kept for the next ones.
-#[derive(Default)]
-struct Reads {
-    idle: Vec<Readback>,
-    pending: Vec<(Readback, HostDst)>,
-}
-
-/// Idle readbacks kept per backend (a generated token reads its logits, sometimes embeddings too).
-const IDLE_READBACKS: usize = 4;
 
 /// Where a started read's bytes go: the destination ggml passed to get_tensor_async.
 struct HostDst {
@@ -46,57 +34,16 @@ struct HostDst {
     len: usize,
 }
 
-// SAFETY: the pointer is written through only when the read is finished (the backend's synchronize), on whichever
+// SAFETY: the pointer is written through only when the read completes (the backend's synchronize), on whichever
 // thread calls it; ggml's contract for get_tensor_async keeps that memory valid and otherwise untouched until then.
 unsafe impl Send for HostDst {}
 
-impl BackendCtx {
-    /// Wait for everything this backend submitted and complete the reads it started.
-    fn synchronize(&self) -> Result<()> {
-        timeline::host(Host::Wait, || self.inner.synchronize())?;
-        self.finish_reads()
-    }
-
-    /// Wait for each started read and copy its bytes to ggml's destination. Every read is finished (its readback
-    /// is reused next) even after one fails; the first error is returned.
-    fn finish_reads(&self) -> Result<()> {
-        let mut reads = self.reads.lock().unwrap_or_else(|p| p.into_inner());
-        let mut first = None;
-        for (mut rb, dst) in std::mem::take(&mut reads.pending) {
-            // SAFETY: ggml's get_tensor_async destination: `len` writable bytes, valid until this synchronize.
-            let out = unsafe { std::slice::from_raw_parts_mut(dst.ptr, dst.len) };
-            if let Err(e) = timeline::host(Host::Transfer, || rb.finish(out)) {
-                first.get_or_insert(e);
-            }
-            if reads.idle.len() < IDLE_READBACKS {
-                reads.idle.push(rb);
-            }
-        }
-        first.map_or(Ok(()), Err)
-    }
-
-    /// Start reading `len` bytes at `offset` of `buf` into `dst` (finished by [`BackendCtx::synchronize`]).
-    /// `Ok(false)`: nothing started; the read cannot go this way (see [`Readback::takes`]).
-    fn start_read(&self, buf: &Arc<crate::vk::Buffer>, offset: u64, dst: HostDst) -> Result<bool> {
-        let device = self.inner.device();
-        if !Readback::takes(device, buf, dst.len as u64) {
-            return Ok(false);
-        }
-        let mut reads = self.reads.lock().unwrap_or_else(|p| p.into_inner());
-        let mut rb = match reads.idle.pop() {
-            Some(rb) => rb,
-            None => Readback::new(device)?,
-        };
-        match timeline::host(Host::Transfer, || rb.start(buf, offset, dst.len as u64)) {
-            Ok(()) => {
-                reads.pending.push((rb, dst));
-                Ok(true)
-            }
-            Err(e) => {
-                reads.idle.push(rb);
-                Err(e)
-            }
-        }
+impl HostDst {
+    /// Copy a completed read's bytes (exactly `len`, as started) to the destination.
+    fn put(self, bytes: &[u8]) {
+        let n = bytes.len().min(self.len);
+        // SAFETY: `ptr` holds `len` writable bytes until synchronize (see above), and `bytes` is the staging memory.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.ptr, n) }
     }
 }
 
@@ -111,7 +58,6 @@ pub fn create(entry: &'static DeviceEntry, dev: sys::ggml_backend_dev_t) -> Resu
         entry,
         known: KnownGraphs::default(),
         split: SplitRunner::default(),
-        reads: Mutex::new(Reads::default()),
     }));
     let be = Box::new(sys::ggml_backend {
         guid: &GUID as *const sys::ggml_guid as sys::ggml_guid_t,
@@ -159,8 +105,6 @@ unsafe extern "C" fn free(b: sys::ggml_backend_t) {
         (be, ctx)
     };
     guarded("free backend", (), || {
-        // Reads still pending are waited for (their readbacks' drop) but not delivered: ggml frees a backend only
-        // after synchronizing it, so none should be left.
         ctx.inner.synchronize()?;
         drop(ctx);
         drop(be);
@@ -171,7 +115,7 @@ unsafe extern "C" fn free(b: sys::ggml_backend_t) {
 unsafe extern "C" fn synchronize(b: sys::ggml_backend_t) {
     // SAFETY: ggml passes one of our live backends.
     let c = unsafe { ctx(b) };
-    guarded("synchronize", (), || c.synchronize())
+    guarded("synchronize", (), || timeline::host(Host::Wait, || c.inner.synchronize()))
 }
 
 unsafe extern "C" fn set_tensor_async(
@@ -184,7 +128,7 @@ unsafe extern "C" fn set_tensor_async(
     // SAFETY: ggml passes one of our live backends and a tensor in one of our buffers.
     let c = unsafe { ctx(b) };
     // Transfers are synchronous: finish what this stream submitted first so they stay in order.
-    guarded("set_tensor_async", (), || c.synchronize());
+    guarded("set_tensor_async", (), || timeline::host(Host::Wait, || c.inner.synchronize()));
     // SAFETY: as above; the buffer methods check the rest.
     unsafe {
         if let Some(f) = BUFFER_IFACE.set_tensor {
@@ -211,13 +155,14 @@ unsafe extern "C" fn get_tensor_async(
         // SAFETY: a live tensor; its buffer is live (buffer_of: None where it is not one of ours).
         let (tensor, buf) = unsafe { (&*t, buffer_of((*t).buffer)) };
         let Some(buf) = buf else { return Ok(false) };
-        c.start_read(&buf, offset_of(tensor)? + offset as u64, HostDst { ptr: data as *mut u8, len: size })
+        let dst = HostDst { ptr: data as *mut u8, len: size };
+        c.inner.read_async(&buf, offset_of(tensor)? + offset as u64, size as u64, Box::new(move |b| dst.put(b)))
     });
     if started {
         return;
     }
     // Anything else is read at once, after this stream's work.
-    guarded("get_tensor_async", (), || c.synchronize());
+    guarded("get_tensor_async", (), || timeline::host(Host::Wait, || c.inner.synchronize()));
     // SAFETY: as above.
     unsafe {
         if let Some(f) = BUFFER_IFACE.get_tensor {
@@ -448,14 +393,13 @@ unsafe extern "C" fn event_record(b: sys::ggml_backend_t, event: sys::ggml_backe
         let point = match device.progress()? {
             Some(value) => Some((device.clone(), value)),
             None => {
-                c.synchronize()?;
+                timeline::host(Host::Wait, || c.inner.synchronize())?;
                 None
             }
         };
         // A host waiting for the event expects the reads started before it in their destinations.
-        let reading = !c.reads.lock().unwrap_or_else(|p| p.into_inner()).pending.is_empty();
-        if reading {
-            c.finish_reads()?;
+        if c.inner.reading() {
+            c.inner.finish_reads()?;
         }
         if let Some(e) = e {
             *e.point.lock().unwrap_or_else(|p| p.into_inner()) = point;

@@ -63,19 +63,14 @@ impl Readback {
         Ok(())
     }
 
-    /// Wait for the started copy and put its bytes in `out` (exactly the started length). The readback is idle
-    /// again afterwards, also when this fails.
-    pub fn finish(&mut self, out: &mut [u8]) -> Result<()> {
+    /// Wait for the started copy and hand its bytes to `take`, straight from the staging memory. The readback is
+    /// idle again afterwards, also when this fails (`take` is then not called).
+    pub fn finish(&mut self, take: impl FnOnce(&[u8])) -> Result<()> {
         let Some((_source, len)) = self.pending.take() else {
             return Err(Error::Internal("no read was started".into()));
         };
-        if out.len() as u64 != len {
-            // Still wait: the staging buffer and command buffer are reused next.
-            self.transfer.as_ref().expect("present until drop").wait(&self.device)?;
-            return Err(Error::Internal(format!("a read of {len} bytes was finished into {} bytes", out.len())));
-        }
         let t = self.transfer.as_mut().expect("present until drop");
-        t.finish_download(&self.device, out).map_err(|e| self.device.note(e))
+        t.finish_download_with(&self.device, len as usize, take).map_err(|e| self.device.note(e))
     }
 
     /// Whether a read is in flight.

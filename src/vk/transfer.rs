@@ -144,11 +144,18 @@ impl Transfer {
 
     /// Wait for the download [`Transfer::start_download`] submitted and copy its bytes into `out`.
     pub fn finish_download(&mut self, device: &Device, out: &mut [u8]) -> Result<()> {
+        let len = out.len();
+        self.finish_download_with(device, len, |bytes| out.copy_from_slice(bytes))
+    }
+
+    /// Wait for the download [`Transfer::start_download`] submitted and hand its first `len` bytes (at most what
+    /// was started) to `take`, straight from the staging memory.
+    pub fn finish_download_with(&mut self, device: &Device, len: usize, take: impl FnOnce(&[u8])) -> Result<()> {
         self.wait(device)?;
         fault::point(FaultKind::Map)?;
         let st = self.download.as_mut().ok_or_else(|| Error::Internal("no download was started".into()))?;
         let map = st.allocation.mapped_slice().expect("checked host-visible");
-        out.copy_from_slice(&map[..out.len()]);
+        take(&map[..len]);
         Ok(())
     }
 
