@@ -6,7 +6,7 @@
 //! would place them. Everything returns `Result`, so a failure anywhere reaches the caller.
 #![allow(dead_code)]
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use ggvk::graph::GluOp;
 use ggvk::ops::rope::RopeParams;
@@ -196,7 +196,9 @@ impl Model {
         })
     }
 
-    /// One step: upload token ids (from `tokens_seed`), positions and the causal mask, compute, read the logits.
+    /// One step: upload token ids (from `tokens_seed`), positions and the causal mask, compute, read the logits
+    /// as llama.cpp does: the graph submitted, the logits' read queued behind it, both completed by one
+    /// synchronize (where the read cannot be queued, e.g. a mapped buffer, it is read after the synchronize).
     pub fn step(&self, be: &Backend, tokens_seed: u64) -> Result<Vec<f32>> {
         let mut rng = Rng::new(tokens_seed);
         let ids: Vec<u8> = (0..N_TOK).flat_map(|_| (rng.below(N_VOCAB as u64) as i32).to_ne_bytes()).collect();
@@ -208,9 +210,17 @@ impl Model {
         self.ids.write(0, &ids)?;
         self.pos.write(0, &pos)?;
         self.mask.write(0, &mask)?;
-        be.compute(&self.graph)?;
-        let mut out = vec![0u8; self.logits.nbytes() as usize];
-        self.logits.read(0, &mut out)?;
+        be.compute_async(&self.graph)?;
+        let got: Arc<Mutex<Vec<u8>>> = Arc::default();
+        let sink = got.clone();
+        let deliver = Box::new(move |b: &[u8]| sink.lock().unwrap().extend_from_slice(b));
+        let queued = be.read_async(&self.logits.buffer, self.logits.offset, self.logits.nbytes(), deliver)?;
+        be.synchronize()?;
+        let mut out = std::mem::take(&mut *got.lock().unwrap());
+        if !queued {
+            out = vec![0u8; self.logits.nbytes() as usize];
+            self.logits.read(0, &mut out)?;
+        }
         Ok(out.chunks_exact(4).map(|c| f32::from_ne_bytes([c[0], c[1], c[2], c[3]])).collect())
     }
 }
