@@ -56,7 +56,8 @@ GGVK_MAX_STORAGE_RANGE=1048576 cargo test --release --test ops_moe in_pieces 2>&
 step "bad input and elementwise kernels with robustBufferAccess on (GGVK_ROBUST_BUFFER_ACCESS=1; debug builds always)"
 GGVK_ROBUST_BUFFER_ACCESS=1 cargo test --release --test bad_input --test ops_elementwise 2>&1 | tee "$LOGS/cargo-test-robust.log"
 step "the transfer path of discrete GPUs (staging copies, small writes batched into the next submission; GGVK_DIRECT_MAPPING=0)"
-GGVK_DIRECT_MAPPING=0 cargo test --release --test ops --test replay --test concurrency --test bad_input --test fusion 2>&1 \
+GGVK_DIRECT_MAPPING=0 cargo test --release --test ops --test replay --test concurrency --test bad_input --test fusion \
+  --test memory_budget 2>&1 \
   | tee "$LOGS/cargo-test-staged.log"
 GGVK_DIRECT_MAPPING=0 GGVK_SOAK=30 cargo test --release --features fault-injection --test fault_injection -- --nocapture 2>&1 \
   | tee "$LOGS/cargo-test-fault-staged.log" | grep -aE "^test |fault points|soak:|test result"
