@@ -114,11 +114,6 @@ impl Backend {
         first.map_or(Ok(()), Err)
     }
 
-    /// Whether reads are started and not yet delivered.
-    pub fn reading(&self) -> bool {
-        !self.reads.lock().unwrap_or_else(|p| p.into_inner()).pending.is_empty()
-    }
-
     /// Turn per-node GPU timing on or off.
     pub fn set_profiling(&self, on: bool) {
         self.exec.set_profiling(on)

@@ -606,31 +606,13 @@ pub extern "C" fn ggvk_buffer_get_async(
         if size == 0 {
             return Ok(());
         }
-        let later = HostDst { ptr: data.cast::<u8>(), len: size };
+        let later = super::HostDst::new(data.cast::<u8>(), size);
         if be.inner.read_async(&b.inner, offset as u64, size as u64, Box::new(move |bytes| later.put(bytes)))? {
             return Ok(());
         }
         be.inner.synchronize()?;
         b.inner.read(offset as u64, dst)
     })
-}
-
-/// Where a started read's bytes go: the caller's `data` of `ggvk_buffer_get_async`.
-struct HostDst {
-    ptr: *mut u8,
-    len: usize,
-}
-
-// SAFETY: the pointer is written through only when the read completes (inside `ggvk_synchronize`, on whichever
-// thread calls it); the caller keeps that memory valid and otherwise untouched until then.
-unsafe impl Send for HostDst {}
-
-impl HostDst {
-    fn put(self, bytes: &[u8]) {
-        let n = bytes.len().min(self.len);
-        // SAFETY: `ptr` holds `len` writable bytes until synchronize (see above); `bytes` is staging memory.
-        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.ptr, n) }
-    }
 }
 
 /// Set `size` bytes at `offset` to `value` (synchronous).

@@ -23,6 +23,32 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::error::Error;
 
+/// Caller memory that a read started now fills later: the destination of `ggvk_buffer_get_async` and of ggml's
+/// `get_tensor_async` (the ggml adapter uses this too), written when the read completes inside the backend's
+/// synchronize.
+pub(crate) struct HostDst {
+    ptr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: the pointer is written through only when the read completes (inside the backend's synchronize, on
+// whichever thread calls it); both callers' contracts keep that memory valid and otherwise untouched until then.
+unsafe impl Send for HostDst {}
+
+impl HostDst {
+    /// `len` bytes at `ptr`, which the caller keeps writable until the backend's next synchronize.
+    pub(crate) fn new(ptr: *mut u8, len: usize) -> Self {
+        HostDst { ptr, len }
+    }
+
+    /// Copy a completed read's bytes (as many as were started, at most `len`) to the destination.
+    pub(crate) fn put(self, bytes: &[u8]) {
+        let n = bytes.len().min(self.len);
+        // SAFETY: `ptr` holds `len` writable bytes until synchronize (see `new`); `bytes` is staging memory, apart.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.ptr, n) }
+    }
+}
+
 /// Result of every fallible C API call.
 #[repr(i32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

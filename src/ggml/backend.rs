@@ -28,25 +28,6 @@ struct BackendCtx {
     split: SplitRunner,
 }
 
-/// Where a started read's bytes go: the destination ggml passed to get_tensor_async.
-struct HostDst {
-    ptr: *mut u8,
-    len: usize,
-}
-
-// SAFETY: the pointer is written through only when the read completes (the backend's synchronize), on whichever
-// thread calls it; ggml's contract for get_tensor_async keeps that memory valid and otherwise untouched until then.
-unsafe impl Send for HostDst {}
-
-impl HostDst {
-    /// Copy a completed read's bytes (exactly `len`, as started) to the destination.
-    fn put(self, bytes: &[u8]) {
-        let n = bytes.len().min(self.len);
-        // SAFETY: `ptr` holds `len` writable bytes until synchronize (see above), and `bytes` is the staging memory.
-        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.ptr, n) }
-    }
-}
-
 static GUID: sys::ggml_guid = *b"ggvk-vulkan-rs01";
 
 /// Create a ggml backend on `entry`'s device.
@@ -155,7 +136,7 @@ unsafe extern "C" fn get_tensor_async(
         // SAFETY: a live tensor; its buffer is live (buffer_of: None where it is not one of ours).
         let (tensor, buf) = unsafe { (&*t, buffer_of((*t).buffer)) };
         let Some(buf) = buf else { return Ok(false) };
-        let dst = HostDst { ptr: data as *mut u8, len: size };
+        let dst = crate::ffi::HostDst::new(data as *mut u8, size);
         c.inner.read_async(&buf, offset_of(tensor)? + offset as u64, size as u64, Box::new(move |b| dst.put(b)))
     });
     if started {
@@ -398,9 +379,7 @@ unsafe extern "C" fn event_record(b: sys::ggml_backend_t, event: sys::ggml_backe
             }
         };
         // A host waiting for the event expects the reads started before it in their destinations.
-        if c.inner.reading() {
-            c.inner.finish_reads()?;
-        }
+        c.inner.finish_reads()?;
         if let Some(e) = e {
             *e.point.lock().unwrap_or_else(|p| p.into_inner()) = point;
         }
