@@ -5,14 +5,15 @@
 # Where they differ, tests/e2e/greedy.c (greedy decoding through libllama, printing each step's top-2 logits)
 # shows the CPU's top-2 logit gap at the first differing position, which must be below 1e-3 (a near-tie).
 # Vulkan validation layer on.
-#   bash scripts/e2e-llama.sh [TYPES...]      (default: q4_0 f16 moe-f16 qwen3moe-f16; also q4_1 q5_0 q5_1 q8_0
-#                                             bf16 f32, moe-<type>, qwen3moe-<type>)
+#   bash scripts/e2e-llama.sh [TYPES...]      (default: q4_0 f16 moe-f16 qwen3moe-f16 phi3-f16; also q4_1 q5_0
+#                                             q5_1 q8_0 bf16 f32, moe-<type>, qwen3moe-<type>, phi3-<type>)
 # A type `moe-<type>` is a mixture-of-experts llama (Mixtral's shape: 4 experts, 2 used per token; MUL_MAT_ID,
-# ARGSORT and the routing ops), `qwen3moe-<type>` a Qwen3-MoE (8 experts, 2 used, head size 64), both run with
-# GGVK_DEBUG_SUPPORT=1: no op may be declined by GGVK0; their prompt is longer (the prefill takes MUL_MAT_ID's
-# tiled path). Only the F16 ones are in the default list: with 8-bit-rounded activations the tiny MoE models'
-# logits differ from the CPU's by a few 0.01 (as the dense ones' do), so a quantized one may meet a CPU top-2 gap of
-# that size within 32 tokens.
+# ARGSORT and the routing ops), `qwen3moe-<type>` a Qwen3-MoE (8 experts, 2 used, head size 64), `phi3-<type>` a
+# Phi-3 (Q/K/V as views of one fused product, NeoX rope, the GLU splitting one gate+up product), all run with
+# GGVK_DEBUG_SUPPORT=1: no op may be declined by GGVK0; the MoE prompt is longer (the prefill takes MUL_MAT_ID's
+# tiled path). Of these only the F16 ones are in the default list: with 8-bit-rounded activations the tiny models'
+# logits differ from the CPU's by a few 0.01 (the dense llama's too), so a quantized one may meet a CPU top-2 gap of
+# that size within 32 tokens (phi3-q4_0 meets one of 0.0136 at token 30).
 # GGVK_E2E_DIR sets the output directory (default: $GGVK_CACHE/e2e).
 # Note: in a llama.cpp build whose CPU backend is linked in (GGML_BACKEND_DL=OFF, as here) ggml only reads
 # GGML_BACKEND_PATH when something calls ggml_backend_load_all(); `--device GGVK0` does. Builds with dynamically
@@ -24,7 +25,7 @@ LIB="$CARGO_TARGET_DIR/release/libggvk.so"
 [ -f "$LIB" ] || (cd "$GGVK_ROOT" && cargo build --release --lib)
 OUTDIR="${GGVK_E2E_DIR:-$GGVK_CACHE/e2e}"
 rm -rf "$OUTDIR"; mkdir -p "$OUTDIR"
-TYPES=("$@"); [ ${#TYPES[@]} -gt 0 ] || TYPES=(q4_0 f16 moe-f16 qwen3moe-f16)
+TYPES=("$@"); [ ${#TYPES[@]} -gt 0 ] || TYPES=(q4_0 f16 moe-f16 qwen3moe-f16 phi3-f16)
 PROMPT="Once upon a time"
 # The MoE models read a longer prompt: its prefill (more than 8 tokens) takes MUL_MAT_ID's grouped, tiled path.
 PROMPT_MOE="Once upon a time there was a little fox who lived by the river"
@@ -41,8 +42,9 @@ for ty in "${TYPES[@]}"; do
   case "$ty" in
     moe-*) extra=(--experts 4 --experts-used 2); debug=(GGVK_DEBUG_SUPPORT=1) ;;
     qwen3moe-*) extra=(--arch qwen3moe --experts 8 --experts-used 2 --heads 4 --kv-heads 2); debug=(GGVK_DEBUG_SUPPORT=1) ;;
+    phi3-*) extra=(--arch phi3); debug=(GGVK_DEBUG_SUPPORT=1) ;;
   esac
-  python3 "$GGVK_ROOT/scripts/make_tiny_llama.py" "$model" --type "${ty#*moe-}" "${extra[@]}" >/dev/null
+  python3 "$GGVK_ROOT/scripts/make_tiny_llama.py" "$model" --type "${ty##*-}" "${extra[@]}" >/dev/null
   # A run of llama-completion that ends before its closing perf report (seen now and then on this 2-core VM,
   # with exit status 0 and the CPU backend alone) is run again, at most twice, and says so.
   for attempt in 1 2 3; do

@@ -4,7 +4,8 @@
     python3 scripts/make_tiny_llama.py OUT.gguf [--arch llama|qwen2|qwen3] [--type q4_0|q8_0|f16|...] [--seed N]
 
 Architectures: llama (also the shape of Mistral), qwen2 (biases on the q/k/v projections), qwen3 (RMS norms of q
-and k per head). `--experts N --experts-used K` (llama, qwen3moe) makes the feed-forward a mixture of N experts of
+and k per head), phi3 (Q, K and V from one fused product, `attn_qkv`, seen through views; NeoX rope; gate and up as
+one product, `ffn_up` of 2 x --ff rows, split by the GLU). `--experts N --experts-used K` (llama, qwen3moe) makes the feed-forward a mixture of N experts of
 which each token uses K (router `ffn_gate_inp`, expert tensors `ffn_{gate,up,down}_exps`): with llama the shape of
 Mixtral, with qwen3moe that of Qwen3-MoE (qwen3's attention, experts of --ff rows each). K-quant files are made from an f32 one with llama-quantize (scripts/tiny-models.sh).
 
@@ -20,7 +21,7 @@ from gguf import GGMLQuantizationType as T
 
 p = argparse.ArgumentParser()
 p.add_argument("out")
-p.add_argument("--arch", default="llama", choices=["llama", "qwen2", "qwen3", "qwen3moe"])
+p.add_argument("--arch", default="llama", choices=["llama", "qwen2", "qwen3", "qwen3moe", "phi3"])
 TYPES = ["q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q4_k", "q6_k", "f16", "bf16", "f32"]
 p.add_argument("--type", default="q4_0", choices=TYPES, help="weight type (q4_k, q6_k: with --fast only)")
 p.add_argument("--output-type", choices=TYPES, help="type of output.weight (default: --type), e.g. q6_k as in Q4_K_M")
@@ -60,6 +61,10 @@ for w in words:
     if w not in pieces:
         pieces.append(w)
         types.append(1)
+if a.arch == "phi3":
+    # Phi-3's vocabulary has this control token, and llama.cpp sets its attributes by name for models so named.
+    pieces.append("<|endoftext|>")
+    types.append(3)
 scores = [0.0, 0.0, 0.0] + [-1000.0] * 256 + [-float(i) for i in range(len(pieces) - 259)]
 while len(pieces) < a.vocab:
     pieces.append(f"\u2581w{len(pieces)}")
@@ -173,9 +178,13 @@ s = 1.0 / np.sqrt(a.embd)
 matrix("token_embd.weight", n_vocab, a.embd, 1.0)
 for i in range(a.layers):
     norm(f"blk.{i}.attn_norm.weight", a.embd)
-    matrix(f"blk.{i}.attn_q.weight", a.embd, a.embd, s)
-    matrix(f"blk.{i}.attn_k.weight", a.kv_heads * hd, a.embd, s)
-    matrix(f"blk.{i}.attn_v.weight", a.kv_heads * hd, a.embd, s)
+    if a.arch == "phi3":
+        # Rows of Q, then K, then V (llama.cpp's views of the fused product read them so).
+        matrix(f"blk.{i}.attn_qkv.weight", a.embd + 2 * a.kv_heads * hd, a.embd, s)
+    else:
+        matrix(f"blk.{i}.attn_q.weight", a.embd, a.embd, s)
+        matrix(f"blk.{i}.attn_k.weight", a.kv_heads * hd, a.embd, s)
+        matrix(f"blk.{i}.attn_v.weight", a.kv_heads * hd, a.embd, s)
     if a.arch == "qwen2":
         for t, n in (("q", a.embd), ("k", a.kv_heads * hd), ("v", a.kv_heads * hd)):
             w.add_tensor(f"blk.{i}.attn_{t}.bias", (0.1 * rng.standard_normal(n)).astype(np.float32))
@@ -190,6 +199,10 @@ for i in range(a.layers):
         matrix(f"blk.{i}.ffn_gate_exps.weight", a.ff, a.embd, s, experts=a.experts)
         matrix(f"blk.{i}.ffn_up_exps.weight", a.ff, a.embd, s, experts=a.experts)
         matrix(f"blk.{i}.ffn_down_exps.weight", a.embd, a.ff, 1.0 / np.sqrt(a.ff), experts=a.experts)
+    elif a.arch == "phi3":
+        # Gate rows first, then up rows (ggml_swiglu of the product takes its first half as the gate).
+        matrix(f"blk.{i}.ffn_up.weight", 2 * a.ff, a.embd, s)
+        matrix(f"blk.{i}.ffn_down.weight", a.embd, a.ff, 1.0 / np.sqrt(a.ff))
     else:
         matrix(f"blk.{i}.ffn_gate.weight", a.ff, a.embd, s)
         matrix(f"blk.{i}.ffn_up.weight", a.ff, a.embd, s)
