@@ -157,6 +157,7 @@ const VARIANTS: &[(&str, &str, Defines)] = &[
     ("rope_f32_cache_f16", "rope.comp", &[("CACHE", "1"), ("CACHE_F16", "1")]),
     ("rope_f32_cache_f32", "rope.comp", &[("CACHE", "1"), ("CACHE_F32", "1")]),
     ("rope_f16_cache_f16", "rope.comp", &[("X_F16", "1"), ("CACHE", "1"), ("CACHE_F16", "1")]),
+    ("rope_f32_scaled", "rope.comp", &[("SCALED", "1")]),
     // -- elementwise: binary, unary, glu, cpy --
     ("binary_f32", "binary.comp", &[]),
     ("binary_f16", "binary.comp", &[("A_F16", "1"), ("B_F16", "1"), ("D_F16", "1")]),

@@ -15,6 +15,10 @@
 // (src/graph/fusion.rs, rope_set_rows): every value written to dst is also written, converted as set_rows.comp
 // converts it, to cache row idx[i2 + ne2 * i3] at channel i0 + ne0 * i1 (the set's source is dst seen as rows of
 // ne0 * ne1 values, one per position). An index outside [0, c_rows) writes no cache value, as SET_ROWS.
+// SCALED (F32 only): the rope fused with the SCALE of its output (src/graph/fusion.rs, rope_scale; gemma's and
+// phi's queries): every value v written to dst also goes, as SCALE computes it (b == 0 ? v * s : fma(v, s, b)), to
+// the same element of e (dst's strides, its own offset); with e_apart 0 (the SCALE writes over the rope's output)
+// only the scaled value is written, to dst.
 #include "common.glsl"
 #include "rope_theta.glsl"
 #include "row_index.glsl"
@@ -35,6 +39,12 @@ layout(binding = 3) writeonly buffer D { float d[]; };
 #endif
 layout(binding = 1) readonly buffer P { int pos[]; };
 layout(binding = 2) readonly buffer F { float ff[]; };
+#if defined(SCALED) && (defined(CACHE) || defined(X_F16))
+#error "SCALED is a variant of the F32 rope without a cache"
+#endif
+#ifdef SCALED
+layout(binding = 4) writeonly buffer E { float e_out[]; };
+#endif
 #ifdef CACHE
 layout(binding = 4) readonly buffer I { uint idx[]; };
 #ifdef CACHE_F16
@@ -63,7 +73,26 @@ layout(push_constant) uniform Push {
     // (words). Bit 1 of has_ff: I64 indices (two words each, in range only with a zero high word), else I32.
     uint c_off; uint c_s1; uint c_rows; uint i_off;
 #endif
+#ifdef SCALED
+    // Mirrors ops::rope::ScalePush: SCALE's s and b, e's offset (floats), whether dst keeps the unscaled values.
+    float s_mul; float s_bias; uint e_off; uint e_apart;
+#endif
 } pc;
+
+// Write value v of dst element i (and, SCALED, its scaled value).
+void put(uint i, float v) {
+#ifdef SCALED
+    const float sv = pc.s_bias == 0.0 ? v * pc.s_mul : fma(v, pc.s_mul, pc.s_bias);
+    if (pc.e_apart != 0u) {
+        STORE(i, v);
+        e_out[pc.e_off + (i - pc.d_off)] = sv;
+    } else {
+        STORE(i, sv);
+    }
+#else
+    STORE(i, v);
+#endif
+}
 
 #define MODE_NORMAL 0u
 #define MODE_NEOX 2u
@@ -143,8 +172,8 @@ void main() {
         if (i0 < pc.n_offs || i0 >= pc.n_offs + pc.n_dims) {
             const float v0 = LOAD(xb + i0);
             const float v1 = LOAD(xb + i0 + 1u);
-            STORE(db + i0, v0);
-            STORE(db + i0 + 1u, v1);
+            put(db + i0, v0);
+            put(db + i0 + 1u, v1);
 #ifdef CACHE
             if (cached) {
                 CSTORE(cb + i0, v0);
@@ -171,8 +200,8 @@ void main() {
     const vec2 y = rope_rotate(LOAD(xb + ia), LOAD(xb + ib), cs);
     const float ya = y.x;
     const float yb = y.y;
-    STORE(db + ia, ya);
-    STORE(db + ib, yb);
+    put(db + ia, ya);
+    put(db + ib, yb);
 #ifdef CACHE
     if (cached) {
         CSTORE(cb + ia, ya);

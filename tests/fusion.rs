@@ -354,6 +354,86 @@ fn rope_then_set_rows_writes_the_cache_and_matches_the_separate_nodes() {
 }
 
 #[test]
+fn rope_then_scale_writes_both_and_matches_the_separate_nodes() {
+    use ggvk::ops::rope::{RopeParams, ROPE_MODE_NEOX, ROPE_MODE_NORMAL};
+    let be = backend();
+    let mut rng = Rng::new(29);
+    // (mode, [head size, heads, positions], rotated dims, frequency factors, SCALE's s and b, in place)
+    let cases = [
+        (ROPE_MODE_NEOX, [64i64, 4, 3], 64, false, (0.125f32, 0.0f32), false),
+        (ROPE_MODE_NORMAL, [32, 2, 5], 16, true, (-0.3, 0.0), true),
+        (ROPE_MODE_NEOX, [128, 3, 1], 96, false, (0.0883883, 0.5), false),
+        (ROPE_MODE_NORMAL, [96, 8, 2], 96, false, (2.0, -1.25), true),
+    ];
+    for (mode, [hs, heads, n], n_dims, with_ff, (s, b), in_place) in cases {
+        let what =
+            format!("mode {mode}, head {hs}, {n_dims} dims rotated, ff {with_ff}, s {s} b {b}, in place {in_place}");
+        let ne = [hs, heads, n, 1];
+        let count = (hs * heads * n) as usize;
+        let mut xv = rng.vec(count);
+        xv[1] = -0.0;
+        let x = upload(&be, GgmlType::F32, ne, &f32_bytes(&xv));
+        let pos = upload(
+            &be,
+            GgmlType::I32,
+            [n, 1, 1, 1],
+            &(0..n as i32).flat_map(|p| (7 * p + 2).to_ne_bytes()).collect::<Vec<u8>>(),
+        );
+        let ff =
+            upload(&be, GgmlType::F32, [i64::from(n_dims / 2), 1, 1, 1], &f32_bytes(&rng.vec(n_dims as usize / 2)));
+        let params = RopeParams { n_dims, mode, freq_base: 10000.0, ..RopeParams::default() };
+        let run = |apart: bool| {
+            let out = output(&be, ne);
+            let scaled = if in_place { out.clone() } else { output(&be, ne) };
+            let (spacer, four) = (output(&be, [4, 1, 1, 1]), output(&be, [4, 1, 1, 1]));
+            let mut g = Graph::new();
+            let srcs: Vec<&Tensor> = if with_ff { vec![&x, &pos, &ff] } else { vec![&x, &pos] };
+            g.push(node(Op::Rope(params), &srcs, &out)).unwrap();
+            if apart {
+                g.push(node(Op::Scale { s: 2.0, b: 0.0 }, &[&four], &spacer)).unwrap();
+            }
+            g.push(node(Op::Scale { s, b }, &[&out], &scaled)).unwrap();
+            let stats = be.compute(&g).unwrap();
+            (raw(&out), raw(&scaled), stats.dispatches)
+        };
+        let (out1, scaled1, fused) = run(false);
+        let (out2, scaled2, apart) = run(true);
+        assert_eq!(out1, out2, "{what}: rope output");
+        assert_eq!(scaled1, scaled2, "{what}: scaled output");
+        assert_eq!(apart, 3, "{what}: apart");
+        let on = ggvk::graph::fusion::rope_scale_enabled();
+        assert_eq!(fused, if on { 1 } else { 2 }, "{what}: dispatches");
+        if !in_place {
+            // The scaled output is the rope's output scaled, as SCALE computes it (with a bias through GLSL's fma,
+            // which a driver may round once or twice).
+            let (r, sc) = (bytes_f32(&out1), bytes_f32(&scaled1));
+            for (i, (v, w)) in r.iter().zip(&sc).enumerate() {
+                let want = if b == 0.0 { vec![v * s] } else { vec![v.mul_add(s, b), v * s + b] };
+                assert!(want.iter().any(|x| x.to_bits() == w.to_bits()), "{what}: element {i}: {w} for {want:?}");
+            }
+        }
+    }
+    // Not fused: an F16 rope, and a SCALE into a tensor that overlaps the rope's source.
+    let ne = [64i64, 2, 2, 1];
+    let pos = upload(&be, GgmlType::I32, [2, 1, 1, 1], &[0u8, 0, 0, 0, 1, 0, 0, 0]);
+    let params = RopeParams { n_dims: 64, mode: ROPE_MODE_NEOX, freq_base: 10000.0, ..RopeParams::default() };
+    let xh = upload(&be, GgmlType::F16, ne, &vec![0u8; 512]);
+    let (oh, sh) = (upload(&be, GgmlType::F16, ne, &vec![0u8; 512]), upload(&be, GgmlType::F16, ne, &vec![0u8; 512]));
+    let (rope16, scale16) =
+        (node(Op::Rope(params), &[&xh, &pos], &oh), node(Op::Scale { s: 0.5, b: 0.0 }, &[&oh], &sh));
+    assert!(ggvk::graph::fusion::rope_scale(&rope16, &scale16).is_none(), "F16 rope");
+    let both = output(&be, [64, 2, 4, 1]);
+    let x = Tensor::contiguous(both.buffer.clone(), 0, GgmlType::F32, ne).unwrap();
+    let o = output(&be, ne);
+    let over = Tensor::contiguous(both.buffer.clone(), 4 * 64, GgmlType::F32, ne).unwrap();
+    let mut g = Graph::new();
+    g.push(node(Op::Rope(params), &[&x, &pos], &o)).unwrap();
+    g.push(node(Op::Scale { s: 0.5, b: 0.0 }, &[&o], &over)).unwrap();
+    assert_eq!(be.compute(&g).unwrap().dispatches, 2, "scaled output over the rope's source");
+    assert_no_validation_errors();
+}
+
+#[test]
 fn split_attention_writes_the_quantized_activations_of_the_output_product() {
     let be = backend();
     let mut rng = Rng::new(23);

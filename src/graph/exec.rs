@@ -133,6 +133,12 @@ fn record_nodes<'n>(
             nodes.next();
             continue;
         }
+        if let Some(f) = partner.and_then(|n| fusion::rope_scale(node, n)) {
+            label(rec, "ROPE+SCALE");
+            ops::rope::record_with_scale(rec, &f).map_err(|e| name_error(e, i, "ROPE+SCALE"))?;
+            nodes.next();
+            continue;
+        }
         if rec.timed() {
             rec.set_label(format!("#{i} {} {:?}", node.op.name(), node.dst.ne));
         }

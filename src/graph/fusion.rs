@@ -14,6 +14,9 @@
 //!   rotated keys go into the K cache at the batch's slots): the rope kernel also writes each value, converted as
 //!   SET_ROWS converts it, into the cache row of its position. Saves the set's dispatch, its read of the rope's
 //!   output and the barrier between the two (one dependent step per layer of a generated token).
+//! - ROPE then the SCALE of its output (gemma's and phi's queries are scaled after their rotation): the rope kernel
+//!   writes each value and its scaled value, as SCALE computes it. Saves the scale's dispatch and the barrier
+//!   before it (one dependent step per layer of those models).
 //! - MUL_MAT of one column then what a llama-family attention does next with the token's rows: the ROPE of Q, the
 //!   ROPE of K and the SET_ROWS of the rotated keys into the K cache, the SET_ROWS of V into the V cache. The
 //!   integer-dot mat-vec kernels rotate and store their rows themselves (`matvec_rope.glsl`): the step of ropes and
@@ -23,7 +26,7 @@
 
 use super::{Node, Op, Tensor};
 pub(crate) use crate::ir::fused::overlaps;
-pub use crate::ir::fused::{CacheRows, MatVecAdd, MatVecRope, RmsNormMul, RopeSetRows};
+pub use crate::ir::fused::{CacheRows, MatVecAdd, MatVecRope, RmsNormMul, RopeScale, RopeSetRows};
 use crate::quant::GgmlType;
 
 /// Whether fusion is on (`GGVK_FUSION`, default on).
@@ -129,6 +132,30 @@ pub fn rope_set_rows<'g>(rope: &'g Node, set: &'g Node) -> Option<RopeSetRows<'g
     let cache_rows = cache.is_row_packed() && cache.ne[0] == src.ne[0] && cache.ne[2] == 1 && cache.ne[3] == 1;
     let apart = rope.src.iter().flatten().chain([out, index]).all(|t| !overlaps(t, cache)) && !overlaps(index, out);
     (as_rows && indices && converts && cache_rows && apart).then_some(RopeSetRows { rope, index, cache })
+}
+
+/// Whether a rope also writes the scaled values of a following SCALE (`GGVK_FUSE_ROPE_SCALE`, default on; off with
+/// fusion).
+pub fn rope_scale_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    enabled() && *ON.get_or_init(|| crate::knobs::switch("GGVK_FUSE_ROPE_SCALE", true))
+}
+
+/// `rope` then `scale` as one [`RopeScale`], when the rope kernel gives the same bytes as the two nodes: `rope` is a
+/// supported forward ROPE of F32, `scale` a SCALE of exactly its output into F32 laid out as that output. Each rope
+/// invocation reads its pair of the source and writes that pair's outputs, while others still read theirs, so the
+/// scaled output is the rope's output itself (the SCALE in place) or overlaps nothing the rope reads or writes.
+pub fn rope_scale<'g>(rope: &'g Node, scale: &'g Node) -> Option<RopeScale<'g>> {
+    use crate::quant::GgmlType;
+    let (Op::Rope(params), Op::Scale { s, b }) = (&rope.op, &scale.op) else { return None };
+    if !rope_scale_enabled() || params.back || crate::ops::check(rope).is_err() || crate::ops::check(scale).is_err() {
+        return None;
+    }
+    let (d, src, out) = (&rope.dst, scale.src(0).ok()?, &scale.dst);
+    let f32s = d.ty == GgmlType::F32 && rope.src(0).ok()?.ty == GgmlType::F32 && out.ty == GgmlType::F32;
+    let laid_out = same_view(src, d) && out.ne == d.ne && out.nb == d.nb;
+    let apart = same_view(out, d) || rope.src.iter().flatten().chain([d]).all(|t| !overlaps(t, out));
+    (f32s && laid_out && apart).then_some(RopeScale { rope, s: *s, b: *b, out })
 }
 
 /// Whether producers write quantized copies of their outputs for the integer-dot products that read them

@@ -70,7 +70,8 @@ pub fn order(nodes: &[Node], groups: &[Option<MatVecRopeGroup>]) -> Vec<usize> {
             && groups.get(i + 1).copied().flatten().is_none()
             && (fusion::rms_norm_mul(&nodes[i], &nodes[i + 1]).is_some()
                 || fusion::mul_mat_add(&nodes[i], &nodes[i + 1]).is_some()
-                || fusion::rope_set_rows(&nodes[i], &nodes[i + 1]).is_some());
+                || fusion::rope_set_rows(&nodes[i], &nodes[i + 1]).is_some()
+                || fusion::rope_scale(&nodes[i], &nodes[i + 1]).is_some());
         let len = if pair { 2 } else { 1 };
         units.push((i..i + len).collect());
         i += len;

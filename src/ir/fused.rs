@@ -43,6 +43,20 @@ pub struct RopeSetRows<'g> {
     pub cache: &'g Tensor,
 }
 
+/// A ROPE and the SCALE of its output (gemma's and phi's queries, scaled after their rotation).
+#[derive(Clone, Copy, Debug)]
+pub struct RopeScale<'g> {
+    /// The ROPE node (its output is still written, unless the SCALE writes over it).
+    pub rope: &'g Node,
+    /// SCALE's multiplier and the value added after it.
+    pub s: f32,
+    /// See `s`.
+    pub b: f32,
+    /// The SCALE's destination: laid out as the rope's output (F32), that output itself or apart from everything
+    /// the rope reads and writes.
+    pub out: &'g Tensor,
+}
+
 /// Where a one-column product's rows (or their rotation) also go: cache rows of a SET_ROWS.
 #[derive(Clone, Copy, Debug)]
 pub struct CacheRows<'g> {

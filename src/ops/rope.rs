@@ -9,7 +9,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::{bind, dim_u32, spirv, split_groups, stride_units};
 use crate::error::{Error, Result};
-use crate::ir::fused::RopeSetRows;
+use crate::ir::fused::{RopeScale, RopeSetRows};
 use crate::ir::{Op, Tensor};
 use crate::quant::GgmlType;
 use crate::vk::{Binding, Recorder, Shader};
@@ -61,6 +61,27 @@ struct CachePush {
 const CACHE_PUSH: u32 = std::mem::size_of::<CachePush>() as u32;
 // Within the 128 bytes every Vulkan device offers.
 const _: () = assert!(CACHE_PUSH == 128);
+
+/// Push constants of the rope variant that also writes the scaled values of a SCALE (`rope.comp` with SCALED).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+struct ScalePush {
+    rope: RopePush,
+    s_mul: f32,
+    s_bias: f32,
+    e_off: u32,
+    /// 1: dst keeps the unscaled values and e gets the scaled ones; 0: dst gets the scaled ones.
+    e_apart: u32,
+}
+
+const _: () = assert!(std::mem::size_of::<ScalePush>() == 128);
+
+const SHADER_F32_SCALED: Shader = Shader {
+    name: "rope_f32_scaled",
+    spirv: spirv::ROPE_F32_SCALED,
+    bindings: 5,
+    push_size: std::mem::size_of::<ScalePush>() as u32,
+};
 
 const fn cache_shader(name: &'static str, spirv: &'static [u8]) -> Shader {
     Shader { name, spirv, bindings: 6, push_size: CACHE_PUSH }
@@ -249,4 +270,26 @@ pub fn record_with_cache(rec: &mut Recorder<'_>, f: &RopeSetRows<'_>) -> Result<
     let Some(groups) = groups(&device, x)? else { return Ok(()) };
     let pipeline = device.pipelines().get(&device, shader, &[])?;
     rec.dispatch("rope_set_rows", &pipeline, &[xb, pb, fb, db, ib, cb], bytemuck::bytes_of(&push), groups)
+}
+
+/// Record a rope that also writes the scaled values of the SCALE that follows it (the engine's
+/// `graph::fusion::rope_scale`).
+pub fn record_with_scale(rec: &mut Recorder<'_>, f: &RopeScale<'_>) -> Result<()> {
+    let node = f.rope;
+    let Op::Rope(p) = &node.op else {
+        return Err(Error::Internal("rope_scale without a ROPE".into()));
+    };
+    let (x, pos, ff, dst) = (node.src(0)?, node.src(1)?, super::opt_src(node, 2), &node.dst);
+    if x.ty != GgmlType::F32 || f.out.ty != GgmlType::F32 || f.out.ne != dst.ne || f.out.nb != dst.nb {
+        return Err(Error::Internal("rope_scale needs F32 and the scaled output laid out as the rope's".into()));
+    }
+    let device = rec.device().clone();
+    let (rope, [xb, pb, fb, db]) = prepare(&device, x, pos, ff, dst, p)?;
+    // The SCALE over the rope's own output: the rope writes the scaled values there (e bound but not written).
+    let apart = f.out.buffer.id() != dst.buffer.id() || f.out.offset != dst.offset;
+    let (eb, e_off) = if apart { bind(&device, f.out, 4, true)? } else { (db.clone(), rope.d_off) };
+    let push = ScalePush { rope, s_mul: f.s, s_bias: f.b, e_off, e_apart: u32::from(apart) };
+    let Some(groups) = groups(&device, x)? else { return Ok(()) };
+    let pipeline = device.pipelines().get(&device, &SHADER_F32_SCALED, &[])?;
+    rec.dispatch("rope_scale", &pipeline, &[xb, pb, fb, db, eb], bytemuck::bytes_of(&push), groups)
 }
