@@ -12,6 +12,14 @@ fn node(op: Op, src: &[&Tensor], dst: &Tensor) -> Node {
     Node { op, src: src.iter().map(|t| Some((*t).clone())).collect(), dst: dst.clone() }
 }
 
+/// A node that keeps two fusable nodes apart when placed between them: it reads the first value of `t` (the
+/// second node's destination) as F32 before the second node writes it, so the schedule cannot move the second node
+/// up to the first. Its own output is unused.
+fn blocker(be: &ggvk::Backend, t: &Tensor) -> Node {
+    let first = Tensor::contiguous(t.buffer.clone(), t.offset, GgmlType::F32, [1, 1, 1, 1]).unwrap();
+    node(Op::Scale { s: 2.0, b: 0.0 }, &[&first], &output(be, [1, 1, 1, 1]))
+}
+
 #[test]
 fn rms_norm_then_mul_fuses_and_matches_the_separate_nodes() {
     let be = backend();
@@ -21,8 +29,7 @@ fn rms_norm_then_mul_fuses_and_matches_the_separate_nodes() {
         let x = upload(&be, GgmlType::F32, ne, &f32_bytes(&rng.vec((ne0 * rows) as usize)));
         let w = upload(&be, GgmlType::F32, [ne0, 1, 1, 1], &f32_bytes(&rng.vec(ne0 as usize)));
         let eps = 1e-6;
-        let (n1, m1, n2, m2, spacer) =
-            (output(&be, ne), output(&be, ne), output(&be, ne), output(&be, ne), output(&be, ne));
+        let (n1, m1, n2, m2) = (output(&be, ne), output(&be, ne), output(&be, ne), output(&be, ne));
         // Fused: norm, then mul by the weights.
         let mut g = Graph::new();
         g.push(node(Op::RmsNorm { eps }, &[&x], &n1)).unwrap();
@@ -31,7 +38,7 @@ fn rms_norm_then_mul_fuses_and_matches_the_separate_nodes() {
         // Apart: a node between them.
         let mut h = Graph::new();
         h.push(node(Op::RmsNorm { eps }, &[&x], &n2)).unwrap();
-        h.push(node(Op::Scale { s: 2.0, b: 0.0 }, &[&x], &spacer)).unwrap();
+        h.push(blocker(&be, &m2)).unwrap();
         h.push(node(Op::Mul, &[&n2, &w], &m2)).unwrap();
         let apart = be.compute(&h).unwrap();
         assert_eq!(download(&n1), download(&n2), "norm output, ne0 {ne0}");
@@ -66,9 +73,8 @@ fn in_place_product_fuses_and_other_shapes_do_not() {
     let fused = download(&n);
     let mut h = Graph::new();
     let n2 = output(&be, ne);
-    let spacer = output(&be, ne);
     h.push(node(Op::RmsNorm { eps: 1e-5 }, &[&x], &n2)).unwrap();
-    h.push(node(Op::Scale { s: 1.0, b: 0.0 }, &[&x], &spacer)).unwrap();
+    h.push(blocker(&be, &n2)).unwrap();
     h.push(node(Op::Mul, &[&n2, &w], &n2)).unwrap();
     be.compute(&h).unwrap();
     assert_eq!(fused, download(&n2));
@@ -86,8 +92,7 @@ fn in_place_product_fuses_and_other_shapes_do_not() {
     let xj = upload(&be, GgmlType::F32, ne, &f32_bytes(&xv));
     let mut h = Graph::new();
     h.push(node(Op::RmsNorm { eps: 1e-5 }, &[&xj], &ni2)).unwrap();
-    let spacer2 = output(&be, [256, 1, 1, 1]);
-    h.push(node(Op::Scale { s: 1.0, b: 0.0 }, &[&w], &spacer2)).unwrap();
+    h.push(blocker(&be, &xj)).unwrap();
     h.push(node(Op::Mul, &[&ni2, &w], &xj)).unwrap();
     be.compute(&h).unwrap();
     assert_eq!(download(&ni), download(&ni2), "norm output, product over the input");
@@ -210,8 +215,7 @@ fn norm_writes_the_quantized_activations_its_products_read() {
         let a2 = upload(&be, ty, [k, m, 1, 1], &weights(&mut rng, ty, k, m));
         let d = [m, cols, 1, 1];
         let (n1, m1, p1, q1) = (output(&be, ne), output(&be, ne), output(&be, d), output(&be, d));
-        let (n2, m2, p2, q2, spacer) =
-            (output(&be, ne), output(&be, ne), output(&be, d), output(&be, d), output(&be, ne));
+        let (n2, m2, p2, q2) = (output(&be, ne), output(&be, ne), output(&be, d), output(&be, d));
         // The fused norm writes the product's quantized copy; both products read it.
         let mut g = Graph::new();
         g.push(node(Op::RmsNorm { eps: 1e-6 }, &[&x], &n1)).unwrap();
@@ -222,7 +226,7 @@ fn norm_writes_the_quantized_activations_its_products_read() {
         // Apart (a node between norm and MUL): the first product quantizes, the second reuses it.
         let mut h = Graph::new();
         h.push(node(Op::RmsNorm { eps: 1e-6 }, &[&x], &n2)).unwrap();
-        h.push(node(Op::Scale { s: 2.0, b: 0.0 }, &[&x], &spacer)).unwrap();
+        h.push(blocker(&be, &m2)).unwrap();
         h.push(node(Op::Mul, &[&n2, &w], &m2)).unwrap();
         h.mul_mat(&a, &m2, &p2).unwrap();
         h.mul_mat(&a2, &m2, &q2).unwrap();
@@ -330,12 +334,10 @@ fn rope_then_set_rows_writes_the_cache_and_matches_the_separate_nodes() {
             let out = upload(&be, ty, ne, &vec![0u8; count * ty.type_size()]);
             let cache = upload(&be, cache_ty, [hs * heads, rows, 1, 1], &cache_fill);
             let rows_view = Tensor::contiguous(out.buffer.clone(), 0, ty, [hs * heads, n, 1, 1]).unwrap();
-            let spacer = output(&be, [4, 1, 1, 1]);
-            let four = output(&be, [4, 1, 1, 1]);
             let mut g = Graph::new();
             g.push(node(Op::Rope(params), &[&x, &pos], &out)).unwrap();
             if apart {
-                g.push(node(Op::Scale { s: 2.0, b: 0.0 }, &[&four], &spacer)).unwrap();
+                g.push(blocker(&be, &cache)).unwrap();
             }
             g.push(node(Op::SetRows, &[&rows_view, &idx], &cache)).unwrap();
             let stats = be.compute(&g).unwrap();
@@ -385,12 +387,11 @@ fn rope_then_scale_writes_both_and_matches_the_separate_nodes() {
         let run = |apart: bool| {
             let out = output(&be, ne);
             let scaled = if in_place { out.clone() } else { output(&be, ne) };
-            let (spacer, four) = (output(&be, [4, 1, 1, 1]), output(&be, [4, 1, 1, 1]));
             let mut g = Graph::new();
             let srcs: Vec<&Tensor> = if with_ff { vec![&x, &pos, &ff] } else { vec![&x, &pos] };
             g.push(node(Op::Rope(params), &srcs, &out)).unwrap();
             if apart {
-                g.push(node(Op::Scale { s: 2.0, b: 0.0 }, &[&four], &spacer)).unwrap();
+                g.push(blocker(&be, &scaled)).unwrap();
             }
             g.push(node(Op::Scale { s, b }, &[&out], &scaled)).unwrap();
             let stats = be.compute(&g).unwrap();
@@ -430,6 +431,50 @@ fn rope_then_scale_writes_both_and_matches_the_separate_nodes() {
     g.push(node(Op::Rope(params), &[&x, &pos], &o)).unwrap();
     g.push(node(Op::Scale { s: 0.5, b: 0.0 }, &[&o], &over)).unwrap();
     assert_eq!(be.compute(&g).unwrap().dispatches, 2, "scaled output over the rope's source");
+    assert_no_validation_errors();
+}
+
+#[test]
+fn a_cache_write_after_an_unrelated_node_joins_its_rope() {
+    use ggvk::ops::rope::{RopeParams, ROPE_MODE_NEOX};
+    // Gemma's order: the K rope, the V product (unrelated to the K cache), then the K cache write. The write moves up
+    // to the rope and the two are one kernel; a node between them that reads the cache keeps them apart.
+    let be = backend();
+    let mut rng = Rng::new(31);
+    let (hs, heads, rows) = (64i64, 2i64, 8i64);
+    let x = upload(&be, GgmlType::F32, [hs, heads, 1, 1], &f32_bytes(&rng.vec((hs * heads) as usize)));
+    let pos = upload(&be, GgmlType::I32, [1, 1, 1, 1], &9i32.to_ne_bytes());
+    let idx = upload(&be, GgmlType::I32, [1, 1, 1, 1], &3i32.to_ne_bytes());
+    let w = upload(&be, GgmlType::F32, [hs, hs, 1, 1], &f32_bytes(&rng.vec((hs * hs) as usize)));
+    let v_in = upload(&be, GgmlType::F32, [hs, 1, 1, 1], &f32_bytes(&rng.vec(hs as usize)));
+    let params = RopeParams { n_dims: hs as i32, mode: ROPE_MODE_NEOX, freq_base: 10000.0, ..RopeParams::default() };
+    let fill: Vec<u8> =
+        (0..hs * heads * rows).flat_map(|i| half::f16::from_f32(i as f32).to_bits().to_le_bytes()).collect();
+    // between: 0 an unrelated product, 1 the same and a node reading the cache.
+    let run = |between: u32| {
+        let out = output(&be, [hs, heads, 1, 1]);
+        let v = output(&be, [hs, 1, 1, 1]);
+        let cache = upload(&be, GgmlType::F16, [hs * heads, rows, 1, 1], &fill);
+        let rows_view =
+            Tensor::contiguous(out.buffer.clone(), out.offset, GgmlType::F32, [hs * heads, 1, 1, 1]).unwrap();
+        let mut g = Graph::new();
+        g.push(node(Op::Rope(params), &[&x, &pos], &out)).unwrap();
+        g.push(node(Op::MulMat, &[&w, &v_in], &v)).unwrap();
+        if between == 1 {
+            let cache_f32 =
+                Tensor::contiguous(cache.buffer.clone(), cache.offset, GgmlType::F32, [4, 1, 1, 1]).unwrap();
+            g.push(node(Op::Scale { s: 1.0, b: 0.0 }, &[&cache_f32], &output(&be, [4, 1, 1, 1]))).unwrap();
+        }
+        g.push(node(Op::SetRows, &[&rows_view, &idx], &cache)).unwrap();
+        let stats = be.compute(&g).unwrap();
+        (raw(&out), raw(&cache), raw(&v), stats.dispatches)
+    };
+    let (out0, cache0, v0, d0) = run(0);
+    let (out1, cache1, v1, d1) = run(1);
+    assert_eq!((out0, cache0, v0), (out1, cache1, v1), "same bytes either way");
+    let on = ggvk::graph::fusion::rope_set_rows_enabled() && ggvk::graph::schedule::enabled();
+    assert_eq!(d0, if on { 2 } else { 3 }, "rope and cache write as one kernel past the product");
+    assert_eq!(d1, 4, "a node between that reads the cache keeps them apart");
     assert_no_validation_errors();
 }
 

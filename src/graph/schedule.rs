@@ -6,8 +6,10 @@
 //!
 //! Rules: a node's level is one more than the highest level among the earlier nodes it conflicts with (one writes
 //! bytes the other reads or writes, same buffer, overlapping ranges), nodes are recorded by level and then by graph
-//! index, so every conflicting pair keeps its order and only independent nodes move. Neighbours that [`super::fusion`]
-//! records as one kernel move as one unit. Ops outside [`Op::writes_dst_only`] (those that update their sources in place, and
+//! index, so every conflicting pair keeps its order and only independent nodes move. Two nodes that [`super::fusion`]
+//! records as one kernel move as one unit: neighbours, or a node and a partner a few nodes later that conflicts
+//! with none of the nodes between them (gemma's K rope and the K cache write, which its graph puts after the V
+//! product: the pair is then one kernel and one dependent step less). Ops outside [`Op::writes_dst_only`] (those that update their sources in place, and
 //! rarely seen ones) are fences: nothing moves across them. Conflicts are looked for among the last
 //! [`WINDOW`] units; anything older counts as a conflict (the level never drops below theirs), which keeps planning
 //! linear in the graph's length. `GGVK_SCHEDULE=0` records in graph order (read once per process).
@@ -17,6 +19,9 @@ use super::{fusion, Node, Tensor};
 
 /// Units looked back at for conflicts.
 const WINDOW: usize = 32;
+
+/// Nodes looked ahead at for a fusion partner.
+const PARTNER_LOOKAHEAD: usize = 4;
 
 /// Whether nodes are reordered (`GGVK_SCHEDULE`, default on; off with fusion off too, so `GGVK_FUSION=0` records
 /// exactly the graph).
@@ -44,6 +49,25 @@ fn conflict(a: &[Access], b: &[Access]) -> bool {
         .any(|x| b.iter().any(|y| (x.write || y.write) && x.buffer == y.buffer && x.start < y.end && y.start < x.end))
 }
 
+/// Whether [`super::fusion`] records `a` then `b` as one kernel.
+fn fuses(a: &Node, b: &Node) -> bool {
+    fusion::rms_norm_mul(a, b).is_some()
+        || fusion::mul_mat_add(a, b).is_some()
+        || fusion::rope_set_rows(a, b).is_some()
+        || fusion::rope_scale(a, b).is_some()
+}
+
+/// Whether `later` may be recorded before `between` (which precedes it in the graph): both touch only their sources
+/// and destination, and not the same bytes with one of them writing.
+fn may_pass(later: &Node, between: &Node) -> bool {
+    later.op.writes_dst_only() && between.op.writes_dst_only() && !conflict(&touched(later), &touched(between))
+}
+
+/// The byte ranges a node reads (its sources) and writes (its destination).
+fn touched(n: &Node) -> Vec<Access> {
+    n.src.iter().flatten().map(|t| access(t, false)).chain(std::iter::once(access(&n.dst, true))).collect()
+}
+
 /// The order to record `nodes` in (indices into `nodes`): by dependency level (see the module docs), or graph
 /// order when [`enabled`] is off. Either way the members of each of `groups` ([`fusion::plan_groups`], indexed by
 /// their product) follow their product.
@@ -52,29 +76,31 @@ pub fn order(nodes: &[Node], groups: &[Option<MatVecRopeGroup>]) -> Vec<usize> {
     for g in groups.iter().flatten() {
         g.later().for_each(|m| member[m] = true);
     }
-    // Units: a node, two neighbours recorded as one kernel, or a group.
+    // Units: a node, two nodes recorded as one kernel, or a group. `placed`: nodes already in a unit (group members,
+    // partners pulled up).
+    let mut placed = member;
     let mut units: Vec<Vec<usize>> = Vec::with_capacity(nodes.len());
-    let mut i = 0;
-    while i < nodes.len() {
-        if member[i] {
-            i += 1;
+    for i in 0..nodes.len() {
+        if placed[i] {
             continue;
         }
+        placed[i] = true;
         if let Some(g) = groups.get(i).copied().flatten() {
             units.push(std::iter::once(i).chain(g.later()).collect());
-            i += 1;
             continue;
         }
-        let pair = i + 1 < nodes.len()
-            && !member[i + 1]
-            && groups.get(i + 1).copied().flatten().is_none()
-            && (fusion::rms_norm_mul(&nodes[i], &nodes[i + 1]).is_some()
-                || fusion::mul_mat_add(&nodes[i], &nodes[i + 1]).is_some()
-                || fusion::rope_set_rows(&nodes[i], &nodes[i + 1]).is_some()
-                || fusion::rope_scale(&nodes[i], &nodes[i + 1]).is_some());
-        let len = if pair { 2 } else { 1 };
-        units.push((i..i + len).collect());
-        i += len;
+        // Partners further away only where nodes may move (else the graph's order stays as it is).
+        let ahead = if enabled() { PARTNER_LOOKAHEAD } else { 1 };
+        let partner = (i + 1..nodes.len().min(i + 1 + ahead))
+            .filter(|&j| !placed[j] && groups.get(j).copied().flatten().is_none())
+            .find(|&j| fuses(&nodes[i], &nodes[j]) && (i + 1..j).all(|k| may_pass(&nodes[j], &nodes[k])));
+        match partner {
+            Some(j) => {
+                placed[j] = true;
+                units.push(vec![i, j]);
+            }
+            None => units.push(vec![i]),
+        }
     }
     if !enabled() {
         return units.into_iter().flatten().collect();
@@ -86,10 +112,7 @@ pub fn order(nodes: &[Node], groups: &[Option<MatVecRopeGroup>]) -> Vec<usize> {
     let mut top = 0u32;
     for (u, unit) in units.iter().enumerate() {
         let members: Vec<&Node> = unit.iter().map(|&m| &nodes[m]).collect();
-        let acc: Vec<Access> = members
-            .iter()
-            .flat_map(|n| n.src.iter().flatten().map(|t| access(t, false)).chain(std::iter::once(access(&n.dst, true))))
-            .collect();
+        let acc: Vec<Access> = members.iter().flat_map(|n| touched(n)).collect();
         if u >= WINDOW {
             floor = floor.max(levels[u - WINDOW] + 1);
         }
