@@ -28,6 +28,15 @@ layout(binding = 1) writeonly buffer D { float d[]; };
 layout(binding = 2) readonly buffer W { float w[]; };
 layout(binding = 3) writeonly buffer MO { float mo[]; };
 #endif
+#ifdef FUSE_ADD
+// The ADD of the product and another tensor that follows (src/graph/fusion.rs, rms_norm_mul_add; gemma's post-norms
+// and their residuals): so[i] = product + a[i], both laid out as d, from floats pc.q_off (a) and pc.pad2 (so).
+#if !defined(FUSE_MUL) || defined(EMIT_QX) || defined(EMIT_Q8K)
+#error "FUSE_ADD is a variant of the FUSE_MUL kernels without a quantized copy"
+#endif
+layout(binding = 4) readonly buffer A { float a[]; };
+layout(binding = 5) writeonly buffer SO { float so[]; };
+#endif
 #if defined(EMIT_QX) || defined(EMIT_Q8K)
 // The product also written quantized for the integer-dot products that read it (emit_q8.glsl): row r's blocks
 // from word pc.q_off + r * (ne0 / EQ_BLOCK) * EQ_WORDS. Needs FUSE_MUL and ne0 a multiple of the block.
@@ -121,7 +130,12 @@ void main() {
         const float v = (x[xb + i * pc.x_s0] - mean) * scale;
         d[db + i * pc.d_s0] = v;
 #ifdef FUSE_MUL
-        mo[mb + i * pc.d_s0] = v * w[pc.w_off + i];
+        const float m = v * w[pc.w_off + i];
+        mo[mb + i * pc.d_s0] = m;
+#endif
+#ifdef FUSE_ADD
+        const uint k = i1 * pc.d_s1 + i2 * pc.d_s2 + i3 * pc.d_s3 + i * pc.d_s0;
+        so[pc.pad2 + k] = m + a[pc.q_off + k];
 #endif
     }
 #endif

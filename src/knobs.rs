@@ -37,6 +37,7 @@ const KNOBS: &[(&str, Kind)] = &[
     ("GGVK_FUSE_QUANTIZE", Kind::Switch),
     ("GGVK_FUSE_ROPE_SET_ROWS", Kind::Switch),
     ("GGVK_FUSE_ROPE_SCALE", Kind::Switch),
+    ("GGVK_FUSE_NORM_ADD", Kind::Switch),
     ("GGVK_FUSE_MATVEC_ROPE", Kind::Switch),
     ("GGVK_SCHEDULE", Kind::Switch),
     ("GGVK_INT_DOT", Kind::Switch),

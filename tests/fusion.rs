@@ -57,6 +57,58 @@ fn rms_norm_then_mul_fuses_and_matches_the_separate_nodes() {
 }
 
 #[test]
+fn rms_norm_mul_then_add_fuses_and_matches_the_separate_nodes() {
+    let be = backend();
+    let mut rng = Rng::new(37);
+    // (ne0, rows, addend first in the ADD, where the sum goes: 0 apart, 1 over the addend, 2 over the product)
+    for (ne0, rows, addend_first, sum_at) in
+        [(640i64, 1i64, false, 0u8), (4096, 1, true, 1), (512, 7, false, 2), (100, 3, true, 0)]
+    {
+        let what = format!("ne0 {ne0}, {rows} rows, addend first {addend_first}, sum at {sum_at}");
+        let ne = [ne0, rows, 1, 1];
+        let count = (ne0 * rows) as usize;
+        let (xv, rv) = (rng.vec(count), rng.vec(count));
+        let x = upload(&be, GgmlType::F32, ne, &f32_bytes(&xv));
+        let w = upload(&be, GgmlType::F32, [ne0, 1, 1, 1], &f32_bytes(&rng.vec(ne0 as usize)));
+        let run = |apart: bool| {
+            let (n, m) = (output(&be, ne), output(&be, ne));
+            let r = upload(&be, GgmlType::F32, ne, &f32_bytes(&rv));
+            let sum = match sum_at {
+                1 => r.clone(),
+                2 => m.clone(),
+                _ => output(&be, ne),
+            };
+            let mut g = Graph::new();
+            g.push(node(Op::RmsNorm { eps: 1e-6 }, &[&x], &n)).unwrap();
+            g.push(node(Op::Mul, &[&n, &w], &m)).unwrap();
+            if apart {
+                g.push(blocker(&be, &sum)).unwrap();
+            }
+            let srcs = if addend_first { [&r, &m] } else { [&m, &r] };
+            g.push(node(Op::Add, &srcs, &sum)).unwrap();
+            let stats = be.compute(&g).unwrap();
+            (raw(&n), raw(&m), raw(&sum), stats.dispatches)
+        };
+        let (n1, m1, s1, fused) = run(false);
+        let (n2, m2, s2, apart) = run(true);
+        assert_eq!((n1, s1.clone()), (n2, s2), "{what}: norm output and sum");
+        if sum_at != 2 {
+            assert_eq!(m1, m2, "{what}: product");
+            // The sum is the product plus the addend, as the ADD kernel adds.
+            let (mv, sv) = (bytes_f32(&m1), bytes_f32(&s1));
+            for (i, (p, q)) in mv.iter().zip(&sv).enumerate() {
+                assert_eq!(q.to_bits(), (p + rv[i]).to_bits(), "{what}: element {i}");
+            }
+        }
+        let pair = u32::from(!ggvk::graph::fusion::enabled());
+        assert_eq!(apart, 3 + pair, "{what}: apart (norm+mul, the node between, the add)");
+        let on = ggvk::graph::fusion::norm_add_enabled();
+        assert_eq!(fused, if on { 1 } else { 2 + pair }, "{what}: dispatches");
+    }
+    assert_no_validation_errors();
+}
+
+#[test]
 fn in_place_product_fuses_and_other_shapes_do_not() {
     let be = backend();
     let mut rng = Rng::new(9);

@@ -114,10 +114,24 @@ fn record_nodes<'n>(
             continue;
         }
         if let Some(f) = partner.and_then(|n| fusion::rms_norm_mul(node, n)) {
-            label(rec, "RMS_NORM+MUL");
             let emit = next.and_then(|j| quantize.get(j)).and_then(Option::as_ref).map(|p| p.layout);
+            let (_, mul) = nodes.next().expect("peeked");
+            // The ADD of the product that the schedule put right after it, where the product is not also
+            // quantized for a later product.
+            let with_add =
+                nodes.peek().filter(|_| emit.is_none()).and_then(|&(_, add)| fusion::rms_norm_mul_add(node, mul, add));
+            let f = match with_add {
+                Some(fa) => {
+                    nodes.next();
+                    label(rec, "RMS_NORM+MUL+ADD");
+                    fa
+                }
+                None => {
+                    label(rec, "RMS_NORM+MUL");
+                    f
+                }
+            };
             ops::norm::record_rms_norm_mul(rec, &f, emit).map_err(|e| name_error(e, i, "RMS_NORM+MUL"))?;
-            nodes.next();
             continue;
         }
         if let Some(f) = partner.and_then(|n| fusion::mul_mat_add(node, n)) {

@@ -6,6 +6,9 @@
 //! - RMS_NORM then MUL by a row of weights (every llama-family block starts its attention and feed-forward halves
 //!   so): one workgroup per row normalises it, writes the norm's output and the product. Saves a dispatch and a
 //!   barrier per norm (two per layer).
+//! - RMS_NORM, MUL and then the ADD of the product and another tensor (gemma's norms after the attention and the
+//!   feed-forward, summed with the residual): the fused norm kernel also writes the sum, element by element as the
+//!   ADD kernel adds. One dispatch and barrier less per such norm.
 //! - MUL_MAT of one column then ADD of its result and another vector (the residual connections after the attention
 //!   output and feed-forward down products): the integer-dot mat-vec kernels write the product and the sum
 //!   (`FUSE_ADD`); the sum is the product's f32 value plus the addend's, as the ADD kernel computes it. Where no
@@ -26,7 +29,7 @@
 
 use super::{Node, Op, Tensor};
 pub(crate) use crate::ir::fused::overlaps;
-pub use crate::ir::fused::{CacheRows, MatVecAdd, MatVecRope, RmsNormMul, RopeScale, RopeSetRows};
+pub use crate::ir::fused::{CacheRows, MatVecAdd, MatVecRope, NormAdd, RmsNormMul, RopeScale, RopeSetRows};
 use crate::quant::GgmlType;
 
 /// Whether fusion is on (`GGVK_FUSION`, default on).
@@ -67,7 +70,44 @@ pub fn rms_norm_mul<'g>(norm: &'g Node, mul: &'g Node) -> Option<RmsNormMul<'g>>
     let laid_out_as_norm = out.ty == n.ty && out.ne == n.ne && out.nb == n.nb;
     let no_partial_alias =
         [n, out].iter().all(|t| same_view(t, x) || !overlaps(t, x)) && (same_view(out, n) || !overlaps(out, n));
-    (row_of_weights && laid_out_as_norm && no_partial_alias).then_some(RmsNormMul { norm, weight, out })
+    (row_of_weights && laid_out_as_norm && no_partial_alias).then_some(RmsNormMul { norm, weight, out, add: None })
+}
+
+/// Whether an RMS_NORM+MUL also computes the ADD of its product that follows (`GGVK_FUSE_NORM_ADD`, default on; off
+/// with fusion).
+pub fn norm_add_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    enabled() && *ON.get_or_init(|| crate::knobs::switch("GGVK_FUSE_NORM_ADD", true))
+}
+
+/// `norm`, `mul` and `add` as one [`RmsNormMul`] with its [`NormAdd`], when the kernel gives the same bytes as the
+/// three nodes: `norm` and `mul` fuse ([`rms_norm_mul`]), `add` sums exactly the product (either operand; f32
+/// addition commutes) and an F32 tensor laid out as the product, into F32 laid out the same. Each sum element is
+/// read and written by the invocation that computes its product, while other workgroups of the row may still
+/// read the norm's input: the sum is the addend, the product or the norm's output itself, or overlaps none of
+/// them, nor the input or the weights; the addend overlaps neither output of the norm.
+pub fn rms_norm_mul_add<'g>(norm: &'g Node, mul: &'g Node, add: &'g Node) -> Option<RmsNormMul<'g>> {
+    use crate::quant::GgmlType;
+    if !norm_add_enabled() || !matches!(add.op, Op::Add) || add.src.len() != 2 {
+        return None;
+    }
+    let f = rms_norm_mul(norm, mul)?;
+    let (s0, s1) = (add.src(0).ok()?, add.src(1).ok()?);
+    let addend = if same_view(s0, f.out) {
+        s1
+    } else if same_view(s1, f.out) {
+        s0
+    } else {
+        return None;
+    };
+    let (sum, x) = (&add.dst, norm.src(0).ok()?);
+    let laid_out = |t: &Tensor| t.ty == GgmlType::F32 && t.ne == f.out.ne && t.nb == f.out.nb;
+    let apart = |t: &Tensor| same_view(sum, t) || !overlaps(sum, t);
+    let safe = [addend, f.out, &norm.dst, x].into_iter().all(apart)
+        && !overlaps(sum, f.weight)
+        && !overlaps(addend, f.out)
+        && !overlaps(addend, &norm.dst);
+    (laid_out(addend) && laid_out(sum) && safe).then_some(RmsNormMul { add: Some(NormAdd { addend, sum }), ..f })
 }
 
 /// `mm` then `add` as one [`MatVecAdd`], when one kernel can give the same bytes: `mm` is a MUL_MAT of one column

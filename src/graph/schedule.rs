@@ -9,7 +9,8 @@
 //! index, so every conflicting pair keeps its order and only independent nodes move. Two nodes that [`super::fusion`]
 //! records as one kernel move as one unit: neighbours, or a node and a partner a few nodes later that conflicts
 //! with none of the nodes between them (gemma's K rope and the K cache write, which its graph puts after the V
-//! product: the pair is then one kernel and one dependent step less). Ops outside [`Op::writes_dst_only`] (those that update their sources in place, and
+//! product: the pair is then one kernel and one dependent step less); an RMS_NORM+MUL pair also takes the ADD of its
+//! product so. Ops outside [`Op::writes_dst_only`] (those that update their sources in place, and
 //! rarely seen ones) are fences: nothing moves across them. Conflicts are looked for among the last
 //! [`WINDOW`] units; anything older counts as a conflict (the level never drops below theirs), which keeps planning
 //! linear in the graph's length. `GGVK_SCHEDULE=0` records in graph order (read once per process).
@@ -97,7 +98,17 @@ pub fn order(nodes: &[Node], groups: &[Option<MatVecRopeGroup>]) -> Vec<usize> {
         match partner {
             Some(j) => {
                 placed[j] = true;
-                units.push(vec![i, j]);
+                // An RMS_NORM+MUL pair takes the ADD of its product along too.
+                let third = (j + 1..nodes.len().min(j + 1 + ahead))
+                    .filter(|&k| !placed[k] && groups.get(k).copied().flatten().is_none())
+                    .find(|&k| {
+                        fusion::rms_norm_mul_add(&nodes[i], &nodes[j], &nodes[k]).is_some()
+                            && (i + 1..k).filter(|&m| m != j).all(|m| may_pass(&nodes[k], &nodes[m]))
+                    });
+                if let Some(k) = third {
+                    placed[k] = true;
+                }
+                units.push(std::iter::once(i).chain(Some(j)).chain(third).collect());
             }
             None => units.push(vec![i]),
         }

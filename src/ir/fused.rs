@@ -13,6 +13,17 @@ pub struct RmsNormMul<'g> {
     pub weight: &'g Tensor,
     /// The MUL's destination: the norm's shape and strides.
     pub out: &'g Tensor,
+    /// An ADD of the product and another tensor that follows (gemma's post-norms and their residuals).
+    pub add: Option<NormAdd<'g>>,
+}
+
+/// The ADD that an RMS_NORM+MUL also computes: `sum = product + addend`, element by element.
+#[derive(Clone, Copy, Debug)]
+pub struct NormAdd<'g> {
+    /// The other operand: F32, the product's shape and strides.
+    pub addend: &'g Tensor,
+    /// The ADD's destination: F32, the product's shape and strides.
+    pub sum: &'g Tensor,
 }
 
 /// The two views share any byte of one buffer.

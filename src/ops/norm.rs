@@ -64,7 +64,8 @@ struct NormMulPush {
     w_off: u32,
     /// The product's first element (floats into its window; strides as the norm's output).
     m_off: u32,
-    /// `[0]`: the quantized copy's first word (emitting kernels); otherwise padding to 16 bytes.
+    /// `[0]`: the quantized copy's first word (emitting kernels), or the addend's first element and `[1]` the
+    /// sum's (the kernels that also add, strides as the norm's output); otherwise padding to 16 bytes.
     pad: [u32; 2],
 }
 
@@ -74,6 +75,14 @@ const FUSED: Shader =
     Shader { name: "rms_norm_mul_f32", spirv: spirv::RMS_NORM_MUL_F32, bindings: 4, push_size: FUSED_PUSH };
 const FUSED_SHMEM: Shader =
     Shader { name: "rms_norm_mul_f32_shmem", spirv: spirv::RMS_NORM_MUL_F32_SHMEM, bindings: 4, push_size: FUSED_PUSH };
+const FUSED_ADD: Shader =
+    Shader { name: "rms_norm_mul_add_f32", spirv: spirv::RMS_NORM_MUL_ADD_F32, bindings: 6, push_size: FUSED_PUSH };
+const FUSED_ADD_SHMEM: Shader = Shader {
+    name: "rms_norm_mul_add_f32_shmem",
+    spirv: spirv::RMS_NORM_MUL_ADD_F32_SHMEM,
+    bindings: 6,
+    push_size: FUSED_PUSH,
+};
 
 /// (kernel op, eps) of a norm node.
 fn params(op: &Op) -> Result<(u32, f32)> {
@@ -203,6 +212,15 @@ pub fn record_rms_norm_mul(rec: &mut Recorder<'_>, f: &RmsNormMul<'_>, emit: Opt
         q8_emit::publish(rec, f.out, e);
         return Ok(());
     }
+    if let Some(add) = f.add {
+        let (ab, a_off) = bind(&device, add.addend, 4, false)?;
+        let (sb, s_off) = bind(&device, add.sum, 4, true)?;
+        let push = NormMulPush { norm, w_off, m_off, pad: [a_off, s_off] };
+        let shader = if use_subgroups(&device) { &FUSED_ADD } else { &FUSED_ADD_SHMEM };
+        let pipeline = device.pipelines().get(&device, shader, &[wg, 0, slices])?;
+        let bindings = [xb, db, wb, mb, ab, sb];
+        return rec.dispatch("rms_norm_mul_add", &pipeline, &bindings, bytemuck::bytes_of(&push), [gx, gy, 1]);
+    }
     let push = NormMulPush { norm, w_off, m_off, pad: [0; 2] };
     let shader = if use_subgroups(&device) { &FUSED } else { &FUSED_SHMEM };
     let pipeline = device.pipelines().get(&device, shader, &[wg, 0, slices])?;
@@ -219,7 +237,7 @@ fn row_slices(f: &RmsNormMul<'_>, rows: u32, unit: u64) -> u32 {
     let want = KNOB.get_or_init(|| crate::knobs::number("GGVK_NORM_SLICES")).unwrap_or(DEFAULT_SLICES) as u32;
     let Ok(x) = f.norm.src(0) else { return 1 };
     let ne0 = f.norm.dst.ne[0].max(0) as u64;
-    if rows > 8 || overlaps(x, &f.norm.dst) || overlaps(x, f.out) {
+    if rows > 8 || overlaps(x, &f.norm.dst) || overlaps(x, f.out) || f.add.is_some_and(|a| overlaps(x, a.sum)) {
         return 1;
     }
     let mut s = want.max(1);
