@@ -115,11 +115,11 @@ fn record_nodes<'n>(
         }
         if let Some(f) = partner.and_then(|n| fusion::rms_norm_mul(node, n)) {
             let emit = next.and_then(|j| quantize.get(j)).and_then(Option::as_ref).map(|p| p.layout);
-            let (_, mul) = nodes.next().expect("peeked");
+            nodes.next();
             // The ADD of the product that the schedule put right after it, where the product is not also
             // quantized for a later product.
             let with_add =
-                nodes.peek().filter(|_| emit.is_none()).and_then(|&(_, add)| fusion::rms_norm_mul_add(node, mul, add));
+                nodes.peek().filter(|_| emit.is_none()).and_then(|&(_, add)| fusion::rms_norm_mul_add(f, add));
             let f = match with_add {
                 Some(fa) => {
                     nodes.next();

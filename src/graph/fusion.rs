@@ -80,18 +80,18 @@ pub fn norm_add_enabled() -> bool {
     enabled() && *ON.get_or_init(|| crate::knobs::switch("GGVK_FUSE_NORM_ADD", true))
 }
 
-/// `norm`, `mul` and `add` as one [`RmsNormMul`] with its [`NormAdd`], when the kernel gives the same bytes as the
-/// three nodes: `norm` and `mul` fuse ([`rms_norm_mul`]), `add` sums exactly the product (either operand; f32
-/// addition commutes) and an F32 tensor laid out as the product, into F32 laid out the same. Each sum element is
-/// read and written by the invocation that computes its product, while other workgroups of the row may still
-/// read the norm's input: the sum is the addend, the product or the norm's output itself, or overlaps none of
+/// A fused RMS_NORM+MUL `f` ([`rms_norm_mul`]) and the `add` that follows as one [`RmsNormMul`] with its
+/// [`NormAdd`], when the kernel gives the same bytes as the three nodes: `add` sums exactly the product (either
+/// operand; f32 addition commutes) and an F32 tensor laid out as the product, into F32 laid out the same. Each sum
+/// element is read and written by the invocation that computes its product, while other workgroups of the row may
+/// still read the norm's input: the sum is the addend, the product or the norm's output itself, or overlaps none of
 /// them, nor the input or the weights; the addend overlaps neither output of the norm.
-pub fn rms_norm_mul_add<'g>(norm: &'g Node, mul: &'g Node, add: &'g Node) -> Option<RmsNormMul<'g>> {
+pub fn rms_norm_mul_add<'g>(f: RmsNormMul<'g>, add: &'g Node) -> Option<RmsNormMul<'g>> {
     use crate::quant::GgmlType;
     if !norm_add_enabled() || !matches!(add.op, Op::Add) || add.src.len() != 2 {
         return None;
     }
-    let f = rms_norm_mul(norm, mul)?;
+    let norm = f.norm;
     let (s0, s1) = (add.src(0).ok()?, add.src(1).ok()?);
     let addend = if same_view(s0, f.out) {
         s1

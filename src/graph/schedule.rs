@@ -99,10 +99,11 @@ pub fn order(nodes: &[Node], groups: &[Option<MatVecRopeGroup>]) -> Vec<usize> {
             Some(j) => {
                 placed[j] = true;
                 // An RMS_NORM+MUL pair takes the ADD of its product along too.
+                let norm_mul = fusion::rms_norm_mul(&nodes[i], &nodes[j]);
                 let third = (j + 1..nodes.len().min(j + 1 + ahead))
-                    .filter(|&k| !placed[k] && groups.get(k).copied().flatten().is_none())
+                    .filter(|&k| norm_mul.is_some() && !placed[k] && groups.get(k).copied().flatten().is_none())
                     .find(|&k| {
-                        fusion::rms_norm_mul_add(&nodes[i], &nodes[j], &nodes[k]).is_some()
+                        norm_mul.and_then(|f| fusion::rms_norm_mul_add(f, &nodes[k])).is_some()
                             && (i + 1..k).filter(|&m| m != j).all(|m| may_pass(&nodes[k], &nodes[m]))
                     });
                 if let Some(k) = third {
