@@ -38,6 +38,7 @@ const VARIANTS: &[(&str, &str, Defines)] = &[
     ("mul_mat_vec_q6_k_idot_shmem", "mul_mat_vec_k.comp", &[("Q6K", "1"), ("INT_DOT", "1"), ("NO_SUBGROUPS", "1")]),
     ("mul_mat_vec_q2_k_idot", "mul_mat_vec_k.comp", &[("Q2K", "1"), ("INT_DOT", "1")]),
     ("mul_mat_vec_q2_k_idot_shmem", "mul_mat_vec_k.comp", &[("Q2K", "1"), ("INT_DOT", "1"), ("NO_SUBGROUPS", "1")]),
+    ("mul_mat_vec_q2_k_idot_wide", "mul_mat_vec_k.comp", &[("Q2K", "1"), ("INT_DOT", "1"), ("WIDE", "1")]),
     ("mul_mat_vec_q3_k_idot", "mul_mat_vec_k.comp", &[("Q3K", "1"), ("INT_DOT", "1")]),
     ("mul_mat_vec_q3_k_idot_shmem", "mul_mat_vec_k.comp", &[("Q3K", "1"), ("INT_DOT", "1"), ("NO_SUBGROUPS", "1")]),
     ("mul_mat_vec_iq4_xs_idot", "mul_mat_vec_k.comp", &[("IQ4XS", "1"), ("INT_DOT", "1")]),

@@ -8,10 +8,11 @@
 #     BIN     bin directory of the pinned llama.cpp built with ggml-vulkan (scripts/reference-llama-vulkan.sh)
 #     LIB     libggvk.so
 #     OUTDIR  models (random 7B Llama-2-shaped GGUFs: Q4_0, and Q4_K with a Q6_K output matrix, written by
-#             scripts/make_tiny_llama.py --fast when absent), CSVs and logs
+#             scripts/make_tiny_llama.py --fast when absent; gqa-TYPE: 8B Llama-3-shaped, 8 KV heads for 32 Q
+#             heads and a 128,256-token vocabulary), CSVs and logs
 #     --quick one repetition, no depth runs
-# Environment: BENCH_MODELS="q4_0 q4_k" (which models), BENCH_DEPTH=8192 (tg128 at that depth, fa on; 0 = skip),
-# BENCH_REPS=3.
+# Environment: BENCH_MODELS="q4_0 q4_k" (which models; e.g. "q4_0 q4_k gqa-q4_k"), BENCH_DEPTH=8192 (tg128 at that
+# depth, fa on; 0 = skip), BENCH_REPS=3.
 set -euo pipefail
 BIN=$1 LIB=$2 OUT=$3
 QUICK=${4:-}
@@ -23,12 +24,17 @@ if [ "$QUICK" = --quick ]; then REPS=1; DEPTH=0; fi
 export GGML_BACKEND_PATH="$LIB"
 
 for t in ${BENCH_MODELS:-q4_0 q4_k}; do
-  m="$OUT/rand-7b-$t.gguf"
+  ty=${t#gqa-}
+  if [ "$ty" = "$t" ]; then
+    m="$OUT/rand-7b-$t.gguf" shape=(--vocab 32000 --ff 11008 --kv-heads 32)
+  else
+    m="$OUT/rand-8b-$t.gguf" shape=(--vocab 128256 --ff 14336 --kv-heads 8)
+  fi
   if [ ! -f "$m" ]; then
     extra=()
-    [ "$t" = q4_k ] && extra=(--output-type q6_k)
-    python3 "$HERE/make_tiny_llama.py" "$m" --fast --type "$t" "${extra[@]}" --vocab 32000 --embd 4096 --ff 11008 \
-      --heads 32 --kv-heads 32 --layers 32 --ctx 16384 >&2
+    [ "$ty" = q4_k ] && extra=(--output-type q6_k)
+    python3 "$HERE/make_tiny_llama.py" "$m" --fast --type "$ty" "${extra[@]}" "${shape[@]}" --embd 4096 \
+      --heads 32 --layers 32 --ctx 16384 >&2
   fi
   "$BIN/llama-bench" -m "$m" -dev Vulkan0,GGVK0 -ngl 99 -p 512 -n 128 -fa 0,1 -r "$REPS" -o csv \
     >"$OUT/llama-bench-$t.csv" 2>"$OUT/llama-bench-$t.log"

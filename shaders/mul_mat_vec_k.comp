@@ -27,6 +27,9 @@
 // sub-block 2 (t / 2) + 1 (high nibbles), for Q5_K also the 16 qh bytes of those positions; the activations' 16
 // code bytes of each in two more 16-byte loads. Six loads per 32 values per row instead of six per 16 (Q5_K: eight
 // per 16), and the scales unpacked once per 32 values.
+// Q2_K with WIDE (Q8_K blocks on 16-byte boundaries, checked on the host): units of 1/4 block, 16 code bytes of a
+// half (four 32-bit loads: 84-byte blocks keep only 4-byte alignment) and each group's 16 activation codes in one
+// 16-byte load: 64 values per unit instead of 16.
 // Q2_K (Q2K), Q3_K (Q3K), IQ4_XS (IQ4XS): INT_DOT only (the generic kernel takes them otherwise), 16 units per block.
 //   Q2_K / Q3_K: unit t takes code bytes l0 = 4 (t % 8) .. +3 of the block's half n = t / 8: 4 values of each of
 //         the half's four 32-value groups j (2-bit codes at bit 2j; sub-block 8n + 2j + l0 / 16), one 32-bit
@@ -109,12 +112,16 @@ uint dq_u16(uint i) { return uint(a[i]); }
 #endif
 #define QK_K 256u
 #ifdef WIDE
-#if !(defined(Q4K) || defined(Q5K)) || !defined(INT_DOT) || defined(MUL_MAT_ID) || defined(NO_SUBGROUPS)
-#error "WIDE: Q4_K or Q5_K on integer dot products with subgroups, MUL_MAT only"
+#if !(defined(Q4K) || defined(Q5K) || defined(Q2K)) || !defined(INT_DOT) || defined(MUL_MAT_ID) || defined(NO_SUBGROUPS)
+#error "WIDE: Q4_K, Q5_K or Q2_K on integer dot products with subgroups, MUL_MAT only"
 #endif
 layout(binding = 0) readonly buffer A128 { uvec4 a128[]; };
 layout(binding = 1) readonly buffer BQ128 { uvec4 bq128[]; };
+#if defined(Q2K)
+#define UPB 4u
+#else
 #define UPB 8u
+#endif
 #else
 #define UPB 16u
 #endif
@@ -205,7 +212,54 @@ void main() {
             const uint c = min(cu, nunits - 1u);
             const uint blk = c / UPB;
             const uint t = c % UPB;
-#if defined(WIDE)
+#if defined(WIDE) && defined(Q2K)
+            // A quarter block: half n, code bytes 16 hf .. +15 of it (64 values: 16 of each group j, sub-block
+            // 8n + 2j + hf), the activations' 16 codes of each group as one 16-byte load, their code sums (Q2_K's
+            // mins cover 16 values, Q8_K's sums 32) as dot products with ones; loaded once for every row.
+            const uint n = t >> 1;
+            const uint hf = t & 1u;
+            uvec4 xv[NCOLS * 4u];
+            int xs[NCOLS * 4u];
+            [[unroll]] for (uint col = 0; col < NCOLS; ++col) {
+                const uint xb = b_base + col * pc.b_col + blk * Q8K_WORDS;
+                [[unroll]] for (uint j = 0; j < 4u; ++j) {
+                    const uvec4 x = bq128[(xb + Q8K_CODES + 32u * n + 8u * j + 4u * hf) >> 2];
+                    xv[col * 4u + j] = x;
+                    xs[col * 4u + j] = dotPacked4x8EXT(int(x.x), 0x01010101) + dotPacked4x8EXT(int(x.y), 0x01010101)
+                        + dotPacked4x8EXT(int(x.z), 0x01010101) + dotPacked4x8EXT(int(x.w), 0x01010101);
+                }
+            }
+            [[unroll]] for (uint r = 0; r < NROWS; ++r) {
+                // [scales 16 bytes] [qs 64 bytes] [d] [dmin], 84-byte blocks on 32-bit boundaries.
+                const uint bw = rbase[r] + blk * BLOCK_WORDS;
+                const uint qw = (bw + 8u + 16u * n + 8u * hf) >> 1;
+                const uvec4 q = uvec4(a32[qw], a32[qw + 1u], a32[qw + 2u], a32[qw + 3u]);
+                const uint sw0 = a32[(bw + 4u * n) >> 1]; // scale bytes 8n .. 8n + 7
+                const uint sw1 = a32[(bw + 4u * n + 2u) >> 1];
+                const uint dmw = a32[(bw + 40u) >> 1];
+                const vec2 dm = vec2(dq_k_half(dmw & 0xFFFFu), dq_k_half(dmw >> 16));
+                int isc[NCOLS];
+                int imn[NCOLS];
+                [[unroll]] for (uint col = 0; col < NCOLS; ++col) { isc[col] = 0; imn[col] = 0; }
+                [[unroll]] for (uint j = 0; j < 4u; ++j) {
+                    const uvec4 c = (q >> (2u * j)) & 0x03030303u;
+                    const uint sb = ((j < 2u ? sw0 : sw1) >> (8u * (2u * (j & 1u) + hf))) & 0xFFu;
+                    const int sc = int(sb & 0xFu);
+                    const int mn = int(sb >> 4);
+                    [[unroll]] for (uint col = 0; col < NCOLS; ++col) {
+                        const uvec4 x = xv[col * 4u + j];
+                        const int s = dotPacked4x8EXT(int(c.x), int(x.x)) + dotPacked4x8EXT(int(c.y), int(x.y))
+                            + dotPacked4x8EXT(int(c.z), int(x.z)) + dotPacked4x8EXT(int(c.w), int(x.w));
+                        isc[col] += sc * s;
+                        imn[col] += mn * xs[col * 4u + j];
+                    }
+                }
+                [[unroll]] for (uint col = 0; col < NCOLS; ++col) {
+                    const float dx = uintBitsToFloat(bq[b_base + col * pc.b_col + blk * Q8K_WORDS]);
+                    acc[col * NROWS + r] += valid ? dx * (dm.x * float(isc[col]) - dm.y * float(imn[col])) : 0.0;
+                }
+            }
+#elif defined(WIDE)
             const uint p = t >> 1;
             const uint hf = t & 1u;
             [[unroll]] for (uint r = 0; r < NROWS; ++r) {

@@ -238,19 +238,34 @@ fn kquant_int_dot_shaders(device: &Device, a: &Tensor, b: &Tensor) -> Option<(Sh
     })
 }
 
-/// The integer-dot Q4_K / Q5_K mat-vec kernel that reads 16 bytes at a time (`mul_mat_vec_k.comp` with `WIDE`),
-/// where it applies: every weight block and every Q8_K activation block of the product starts on a 16-byte
-/// boundary (A's offset and strides in 16-bit words multiples of 8, b's offset and strides in 32-bit words
-/// multiples of 4) and `GGVK_MATVEC_WIDE_K` is not 0 (read once per process).
+/// The integer-dot Q4_K / Q5_K / Q2_K mat-vec kernel that reads 16 bytes at a time (`mul_mat_vec_k.comp` with
+/// `WIDE`), where it applies: every Q8_K activation block of the product starts on a 16-byte boundary (b's offset
+/// and strides in 32-bit words multiples of 4), for Q4_K / Q5_K every weight block too (A's offset and strides in
+/// 16-bit words multiples of 8; Q2_K's 84-byte blocks are read in 32-bit words, as its other kernel reads them),
+/// and `GGVK_MATVEC_WIDE_K` is not 0 (read once per process).
 pub(crate) fn kquant_wide_shader(ty: GgmlType, p: &MatMulPush) -> Option<Shader> {
     static KNOB: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    if !*KNOB.get_or_init(|| crate::knobs::switch("GGVK_MATVEC_WIDE_K", true)) || !kquant_wide_aligned(p) {
+    if !*KNOB.get_or_init(|| crate::knobs::switch("GGVK_MATVEC_WIDE_K", true)) || !b_aligned_16(p) {
         return None;
     }
     match ty {
-        GgmlType::Q4_K => Some(shader("mul_mat_vec_q4_k_idot_wide", spirv::MUL_MAT_VEC_Q4_K_IDOT_WIDE)),
-        GgmlType::Q5_K => Some(shader("mul_mat_vec_q5_k_idot_wide", spirv::MUL_MAT_VEC_Q5_K_IDOT_WIDE)),
+        GgmlType::Q4_K if a_aligned_16(p) => {
+            Some(shader("mul_mat_vec_q4_k_idot_wide", spirv::MUL_MAT_VEC_Q4_K_IDOT_WIDE))
+        }
+        GgmlType::Q5_K if a_aligned_16(p) => {
+            Some(shader("mul_mat_vec_q5_k_idot_wide", spirv::MUL_MAT_VEC_Q5_K_IDOT_WIDE))
+        }
+        GgmlType::Q2_K => Some(shader("mul_mat_vec_q2_k_idot_wide", spirv::MUL_MAT_VEC_Q2_K_IDOT_WIDE)),
         _ => None,
+    }
+}
+
+/// Values of one unit (one thread, one trip) of the wide K-quant mat-vec kernel for `ty`.
+fn kquant_wide_unit(ty: GgmlType) -> u32 {
+    if ty == GgmlType::Q2_K {
+        64
+    } else {
+        32
     }
 }
 
@@ -266,10 +281,14 @@ pub(crate) fn wide16(a: &Tensor, p: &MatMulPush) -> bool {
         && *KNOB.get_or_init(|| crate::knobs::switch("GGVK_MATVEC_WIDE_F16", true))
 }
 
-/// The alignment half of [`kquant_wide_shader`].
-fn kquant_wide_aligned(p: &MatMulPush) -> bool {
+/// The weight half of [`kquant_wide_shader`]'s alignment: A's blocks on 16-byte boundaries.
+fn a_aligned_16(p: &MatMulPush) -> bool {
     [p.a_off, p.a_row, p.a_s2, p.a_s3].iter().all(|v| v % 8 == 0)
-        && [p.b_off, p.b_col, p.b_s2, p.b_s3].iter().all(|v| v % 4 == 0)
+}
+
+/// The activation half of [`kquant_wide_shader`]'s alignment: Q8_K blocks on 16-byte boundaries.
+fn b_aligned_16(p: &MatMulPush) -> bool {
+    [p.b_off, p.b_col, p.b_s2, p.b_s3].iter().all(|v| v % 4 == 0)
 }
 
 fn matmul_shader(ty: GgmlType) -> Option<Shader> {
@@ -622,10 +641,10 @@ fn record_piece(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor, ep
             let wide_sg = kquant_wide_shader(a.ty, &p).filter(|_| use_sg);
             let wide = wide_sg.is_some();
             let sg = wide_sg.unwrap_or(sg);
-            // The wide kernel's thread takes 32 values per trip: short rows take fewer threads.
+            // The wide kernel's thread takes 32 (Q2_K: 64) values per trip: short rows take fewer threads.
             let wg = match wide {
                 true => wg
-                    .min((p.k / 32).next_power_of_two().max(caps.subgroup_size.max(16)))
+                    .min((p.k / kquant_wide_unit(a.ty)).next_power_of_two().max(caps.subgroup_size.max(16)))
                     .max((cfg.rows * p.n).next_power_of_two()),
                 false => wg,
             };
@@ -1382,14 +1401,20 @@ mod tests {
     fn kquant_wide_needs_16_byte_blocks_on_both_sides() {
         // A 4096 x 4096 Q4_K weight (16 blocks of 72 16-bit words per row), Q8_K columns of 16 x 76 words.
         let p = MatMulPush { k: 4096, a_row: 72 * 16, a_s2: 72 * 16 * 4096, b_col: 76 * 16, ..Default::default() };
-        assert!(kquant_wide_aligned(&p));
-        assert!(kquant_wide_aligned(&MatMulPush { a_off: 72 * 5, b_off: 76 * 3, ..p }), "whole blocks in");
-        assert!(!kquant_wide_aligned(&MatMulPush { a_off: 4, ..p }), "A view on a 32-bit word only");
-        assert!(!kquant_wide_aligned(&MatMulPush { a_s3: 72 * 16 * 4096 + 2, ..p }), "A batch stride");
-        assert!(!kquant_wide_aligned(&MatMulPush { b_off: 2, ..p }), "Q8_K blocks off 16 bytes");
-        assert!(!kquant_wide_aligned(&MatMulPush { b_col: 76 * 16 + 1, ..p }), "b column stride");
+        let aligned = |p: &MatMulPush| a_aligned_16(p) && b_aligned_16(p);
+        assert!(aligned(&p));
+        assert!(aligned(&MatMulPush { a_off: 72 * 5, b_off: 76 * 3, ..p }), "whole blocks in");
+        assert!(!aligned(&MatMulPush { a_off: 4, ..p }), "A view on a 32-bit word only");
+        assert!(!aligned(&MatMulPush { a_s3: 72 * 16 * 4096 + 2, ..p }), "A batch stride");
+        assert!(!aligned(&MatMulPush { b_off: 2, ..p }), "Q8_K blocks off 16 bytes");
+        assert!(!aligned(&MatMulPush { b_col: 76 * 16 + 1, ..p }), "b column stride");
         assert!(kquant_wide_shader(GgmlType::Q5_K, &p).is_some() && kquant_wide_shader(GgmlType::Q4_K, &p).is_some());
         assert!(kquant_wide_shader(GgmlType::Q6_K, &p).is_none(), "Q6_K keeps its own kernel");
         assert!(kquant_wide_shader(GgmlType::Q4_K, &MatMulPush { a_off: 4, ..p }).is_none(), "unaligned A");
+        // Q2_K: 84-byte blocks (42 16-bit words) on 32-bit words are enough; the Q8_K side must sit on 16 bytes.
+        let q2 = MatMulPush { a_row: 42 * 16, a_s2: 42 * 16 * 4096, a_off: 42 * 3, ..p };
+        assert_eq!(kquant_wide_shader(GgmlType::Q2_K, &q2).map(|s| s.name), Some("mul_mat_vec_q2_k_idot_wide"));
+        assert!(kquant_wide_shader(GgmlType::Q2_K, &MatMulPush { b_off: 76 + 2, ..q2 }).is_none(), "Q8_K off 16");
+        assert_eq!((kquant_wide_unit(GgmlType::Q2_K), kquant_wide_unit(GgmlType::Q4_K)), (64, 32));
     }
 }
