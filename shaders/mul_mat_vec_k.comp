@@ -149,6 +149,21 @@ int q3k_scale(uint i, uint s0, uint s1, uint s2) {
 }
 #endif
 
+#ifdef Q2K
+// Of the Q2_K block at 16-bit word bw ([scales 16 bytes] [qs 64 bytes] [d] [dmin], on 32-bit boundaries): the
+// scale bytes 8n .. 8n + 7 of half n as two words, and (d, dmin) in dm.
+uvec2 q2k_header(uint bw, uint n, out vec2 dm) {
+    const uint dmw = a32[(bw + 40u) >> 1];
+    dm = vec2(dq_k_half(dmw & 0xFFFFu), dq_k_half(dmw >> 16));
+    return uvec2(a32[(bw + 4u * n) >> 1], a32[(bw + 4u * n + 2u) >> 1]);
+}
+
+// The scale byte (4-bit scale, 4-bit min) of group j's sub-block 2j + hsub in a half's words sw.
+uint q2k_scale_byte(uvec2 sw, uint j, uint hsub) {
+    return ((j < 2u ? sw.x : sw.y) >> (8u * (2u * (j & 1u) + hsub))) & 0xFFu;
+}
+#endif
+
 #ifdef IQ4XS
 #define LUT_IQ4NL
 #include "level_lut.glsl"
@@ -234,16 +249,14 @@ void main() {
                 const uint bw = rbase[r] + blk * BLOCK_WORDS;
                 const uint qw = (bw + 8u + 16u * n + 8u * hf) >> 1;
                 const uvec4 q = uvec4(a32[qw], a32[qw + 1u], a32[qw + 2u], a32[qw + 3u]);
-                const uint sw0 = a32[(bw + 4u * n) >> 1]; // scale bytes 8n .. 8n + 7
-                const uint sw1 = a32[(bw + 4u * n + 2u) >> 1];
-                const uint dmw = a32[(bw + 40u) >> 1];
-                const vec2 dm = vec2(dq_k_half(dmw & 0xFFFFu), dq_k_half(dmw >> 16));
+                vec2 dm;
+                const uvec2 sw = q2k_header(bw, n, dm);
                 int isc[NCOLS];
                 int imn[NCOLS];
                 [[unroll]] for (uint col = 0; col < NCOLS; ++col) { isc[col] = 0; imn[col] = 0; }
                 [[unroll]] for (uint j = 0; j < 4u; ++j) {
                     const uvec4 c = (q >> (2u * j)) & 0x03030303u;
-                    const uint sb = ((j < 2u ? sw0 : sw1) >> (8u * (2u * (j & 1u) + hf))) & 0xFFu;
+                    const uint sb = q2k_scale_byte(sw, j, hf);
                     const int sc = int(sb & 0xFu);
                     const int mn = int(sb >> 4);
                     [[unroll]] for (uint col = 0; col < NCOLS; ++col) {
@@ -403,10 +416,8 @@ void main() {
                 // [scales 16 bytes] [qs 64 bytes] [d] [dmin]: 84-byte blocks on 32-bit boundaries (the host checks
                 // the offset and strides), so every field is read as whole words.
                 const uint q = a32[(bw + 8u + 16u * n + l0 / 2u) >> 1];
-                const uint sw0 = a32[(bw + 4u * n) >> 1]; // scale bytes 8n .. 8n + 7
-                const uint sw1 = a32[(bw + 4u * n + 2u) >> 1];
-                const uint dmw = a32[(bw + 40u) >> 1];
-                const vec2 dm = vec2(dq_k_half(dmw & 0xFFFFu), dq_k_half(dmw >> 16));
+                vec2 dm;
+                const uvec2 sw = q2k_header(bw, n, dm);
 #else
                 // [hmask 32 bytes] [qs 64 bytes] [scales 12 bytes] [d]
                 const uint oq = bw + 16u + 16u * n + l0 / 2u;
@@ -424,7 +435,7 @@ void main() {
                 [[unroll]] for (uint j = 0; j < 4u; ++j) {
                     const uint c = (q >> (2u * j)) & 0x03030303u;
 #if defined(Q2K)
-                    const uint sb = ((j < 2u ? sw0 : sw1) >> (8u * (2u * (j & 1u) + hsub))) & 0xFFu;
+                    const uint sb = q2k_scale_byte(sw, j, hsub);
                     const int sc = int(sb & 0xFu);
                     const int mn = int(sb >> 4);
                     const int qs = int(c);
