@@ -7,7 +7,9 @@
 //
 // One workgroup of 128 invocations per (block of BR = 64 rows, KV head, sequence). Rows are the query rows of every
 // Q head sharing the KV head, row = iq1 * ratio + g (ratio divides BR, so a block is whole query rows), which makes
-// Q, the mask and the output three-dimensional tensors [iq1][g][column]. Q is scaled once (f32) and rounded to f16.
+// Q, the mask and the output three-dimensional tensors [iq1][g][column]. Or, with GQA, one Q head per block (the
+// host's default, RATIO 1): the workgroup's "KV head" is then a Q head and its K and V rows those of KV head
+// Q head / KV_GROUP. Q is scaled once (f32) and rounded to f16.
 // Per tile of BC keys from c0:
 //   1. the tile's mask flag (fa_mask_flags.comp, one per block and tile): 0 = no row of the block sees a key of
 //      the tile (causal masks: the tile is skipped), 2 = every entry is 0 (no mask to add), 1 = load the mask;
@@ -49,6 +51,8 @@ layout(constant_id = 1) const bool WHOLE = false;
 // every block's rows inside the mask); 2 directly for blocks whose rows all lie inside the mask, clamped for the
 // last block. A clamped mask load took half the kernel's time where every tile loads one.
 layout(constant_id = 2) const uint MASK_MODE = 0;
+// Q heads per K/V head beyond RATIO: workgroups of KV_GROUP consecutive heads read the same K and V rows.
+layout(constant_id = 3) const uint KV_GROUP = 1;
 // Query rows per block.
 const uint QB = BR / RATIO;
 // The running maximum's floor: a row that has seen no key yet keeps this finite value instead of -inf, so that
@@ -164,8 +168,9 @@ void main() {
     lvc = setTensorLayoutDimensionNV(lvc, pc.n_kv, D);
     lvc = setTensorLayoutStrideNV(lvc, pc.v_s1, 1);
     tensorViewNV<2, false, 1, 0> transposed = createTensorViewNV(2, false, 1, 0);
-    const uint k_base = (pc.k_off + ih * pc.k_s2 + iq3 * pc.k_s3) & ~7u;
-    const uint v_base = (pc.v_off + ih * pc.v_s2 + iq3 * pc.v_s3) & ~7u;
+    const uint ikv = ih / KV_GROUP;
+    const uint k_base = (pc.k_off + ikv * pc.k_s2 + iq3 * pc.k_s3) & ~7u;
+    const uint v_base = (pc.v_off + ikv * pc.v_s2 + iq3 * pc.v_s3) & ~7u;
 
     // The mask [iq1][g][key]: one row per query row, the same for every head (m_ne2 = 1: stride 0) or one per head
     // (m_ne2 = n_head); -inf past n_kv and past the last query row.

@@ -463,22 +463,47 @@ pub fn cm_plan(dev: &super::coopmat::CoopmatDevice, shape: CmShape) -> Option<Sh
     fits.then_some(*shader)
 }
 
-/// The NV_cooperative_matrix2 flash attention for prompts (`flash_attn_cm2.comp`) when it applies: a device that
-/// runs it ([`super::coopmat::CoopmatDevice::cm2_attention`]), a node [`cm_plan`] would give the KHR kernel, one Q
-/// head per KV head and a mask shared by the heads or one per head. The kernel also runs any number of Q heads per
-/// KV head that divides its 64-row block (the conformance suite passed with it on), but with 4 it measured 1.4x the
-/// KHR kernel's time on the H200 (NOTES.md, 2026-12-04), so GQA keeps the KHR kernel. Pure, so its choices are
-/// unit-tested without a GPU.
-pub fn cm2_plan(dev: &super::coopmat::CoopmatDevice, shape: CmShape) -> Option<Shader> {
-    let (_, shader) = CM2.iter().find(|(d, _)| i64::from(*d) == shape.dk)?;
-    let fits = dev.cm2_attention && shape.mask_heads && shape.ratio == 1;
-    (fits && cm_plan(dev, shape).is_some()).then_some(*shader)
+/// How a prompt kernel lays a KV head's rows over its workgroups' 64-row blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CmRows {
+    /// The rows of every Q head sharing the KV head, interleaved (row = iq1 * ratio + g): K and V tiles serve the
+    /// whole group. The KHR kernel always; `flash_attn_cm2.comp` with its `RATIO` constant.
+    Packed,
+    /// One Q head per block, its KV head the Q head / ratio (`flash_attn_cm2.comp`'s `KV_GROUP`): the kernel sees a
+    /// model without GQA whose K/V heads repeat. One Q head per KV head is this layout too.
+    PerHead,
 }
 
-/// The prompt kernel for `node` on `device` with its bound K/V offsets (16-bit words): [`cm2_plan`] where the device
-/// has NV_cooperative_matrix2 enabled (`GGVK_FA_COOPMAT2=0` turns it off), else [`cm_plan`] (`GGVK_FA_COOPMAT=0`
-/// turns that off; both read once per process).
-fn cm_plan_on(device: &Device, node: &Node, k_off: u32, v_off: u32) -> Option<Shader> {
+/// How GQA prompts (several Q heads per KV head) run where `flash_attn_cm2.comp` could take them
+/// (`GGVK_FA_CM2_GQA`, read once per process): 0 the KHR kernel (the default: the one measured faster so far),
+/// 1 `flash_attn_cm2.comp` a Q head per block ([`CmRows::PerHead`]), 2 `flash_attn_cm2.comp` with the group's rows
+/// interleaved ([`CmRows::Packed`]; 1.4x the KHR kernel's time on the H200, NOTES.md 2026-12-04).
+fn cm2_gqa_mode() -> u32 {
+    static KNOB: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *KNOB.get_or_init(|| crate::knobs::number("GGVK_FA_CM2_GQA").map_or(0, |v| v as u32))
+}
+
+/// The NV_cooperative_matrix2 flash attention for prompts (`flash_attn_cm2.comp`) and its row layout when it
+/// applies: a device that runs it ([`super::coopmat::CoopmatDevice::cm2_attention`]), a node [`cm_plan`] would give
+/// the KHR kernel and a mask shared by the heads or one per head. With several Q heads per KV head, `gqa` picks the
+/// layout ([`cm2_gqa_mode`]'s values): a Q head per block needs a block of query rows (64) per head, the interleaved
+/// layout a ratio dividing 64. Pure, so its choices are unit-tested without a GPU.
+pub fn cm2_plan(dev: &super::coopmat::CoopmatDevice, shape: CmShape, gqa: u32) -> Option<(Shader, CmRows)> {
+    let (_, shader) = CM2.iter().find(|(d, _)| i64::from(*d) == shape.dk)?;
+    let rows = match (shape.ratio, gqa) {
+        (1, _) => CmRows::PerHead,
+        (r, 1) if shape.rows / r >= i64::from(CM_ROWS) => CmRows::PerHead,
+        (r, 2) if i64::from(CM_ROWS) % r == 0 => CmRows::Packed,
+        _ => return None,
+    };
+    let fits = dev.cm2_attention && shape.mask_heads;
+    (fits && cm_plan(dev, shape).is_some()).then_some((*shader, rows))
+}
+
+/// The prompt kernel for `node` on `device` with its bound K/V offsets (16-bit words) and its row layout:
+/// [`cm2_plan`] where the device has NV_cooperative_matrix2 enabled (`GGVK_FA_COOPMAT2=0` turns it off), else
+/// [`cm_plan`] (`GGVK_FA_COOPMAT=0` turns that off; both read once per process).
+fn cm_plan_on(device: &Device, node: &Node, k_off: u32, v_off: u32) -> Option<(Shader, CmRows)> {
     static KNOB: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     static KNOB2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     if !*KNOB.get_or_init(|| crate::knobs::switch("GGVK_FA_COOPMAT", CM_DEFAULT)) {
@@ -497,11 +522,11 @@ fn cm_plan_on(device: &Device, node: &Node, k_off: u32, v_off: u32) -> Option<Sh
     };
     let dev = super::coopmat::CoopmatDevice::from_caps(device.caps());
     if device.coopmat2_enabled() && *KNOB2.get_or_init(|| crate::knobs::switch("GGVK_FA_COOPMAT2", true)) {
-        if let Some(shader) = cm2_plan(&dev, shape) {
-            return Some(shader);
+        if let Some(plan) = cm2_plan(&dev, shape, cm2_gqa_mode()) {
+            return Some(plan);
         }
     }
-    cm_plan(&dev, shape)
+    cm_plan(&dev, shape).map(|s| (s, CmRows::Packed))
 }
 
 /// Whether `node` on `device` runs on `flash_attn_cm.comp` or `flash_attn_cm2.comp` (Q and P enter their products as
@@ -510,8 +535,9 @@ pub fn uses_coopmat(device: &Device, node: &Node) -> bool {
     prompt_kernel(device, node).is_some()
 }
 
-/// The cooperative-matrix prompt kernel `node` runs on `device`, judging K/V alignment by the tensors' own offsets.
-fn prompt_kernel(device: &Device, node: &Node) -> Option<Shader> {
+/// The cooperative-matrix prompt kernel `node` runs on `device` and its row layout, judging K/V alignment by the
+/// tensors' own offsets.
+fn prompt_kernel(device: &Device, node: &Node) -> Option<(Shader, CmRows)> {
     let (Ok(k), Ok(v)) = (node.src(1), node.src(2)) else { return None };
     let words = |t: &Tensor| u32::try_from(t.offset / 2).unwrap_or(1);
     check(node).ok().and_then(|()| cm_plan_on(device, node, words(k), words(v)))
@@ -527,8 +553,8 @@ pub fn scratch_bytes(device: &Device, node: &Node) -> u64 {
     let bytes = |p: Plan| if p.splits > 1 { u64::from(p.splits) * total * (d.ne[0] as u64 + 2) * 4 } else { 0 };
     let general = plan(device, node).map_or(0, bytes);
     // The prompt kernels do not split; the NV_cooperative_matrix2 one takes its mask flags.
-    let prompt = prompt_kernel(device, node).filter(|s| CM2.iter().any(|(_, c)| c.name == s.name));
-    let prompt = if prompt.is_some() { cm2_flag_bytes(node) } else { 0 };
+    let prompt = prompt_kernel(device, node).filter(|(s, _)| CM2.iter().any(|(_, c)| c.name == s.name));
+    let prompt = prompt.map_or(0, |(_, rows)| cm2_flag_bytes(node, rows));
     general.max(decode_plan(device, node).map_or(0, bytes)).max(prompt)
 }
 
@@ -638,12 +664,18 @@ pub fn record_emitting(rec: &mut Recorder<'_>, node: &Node, emit: Option<&q8_emi
         e1,
     };
     let max = device.caps().max_workgroup_count;
-    if let Some(shader) = cm_plan_on(&device, node, k_off, v_off) {
-        let groups = [(push.n_q * push.ratio).div_ceil(CM_ROWS), n_head_kv, q.ne[3] as u32];
+    if let Some((shader, layout)) = cm_plan_on(&device, node, k_off, v_off) {
+        // A Q head per block: the kernel sees one Q head per "KV head" (n_head of them) and finds the real one.
+        let kv_group = push.ratio;
+        if layout == CmRows::PerHead {
+            (push.ratio, push.n_head_kv) = (1, n_head);
+        }
+        let groups = [(push.n_q * push.ratio).div_ceil(CM_ROWS), push.n_head_kv, q.ne[3] as u32];
         if groups.iter().zip(max).all(|(&g, m)| g <= m) {
             push.chunk = push.n_kv;
             if CM2.iter().any(|(_, c)| c.name == shader.name) {
-                return record_cm2(rec, node, &shader, push, groups, [qb, kb, vb, mb, sb, db]);
+                let bindings = [qb, kb, vb, mb, sb, db];
+                return record_cm2(rec, node, &shader, push, groups, bindings, kv_group / push.ratio, layout);
             }
             let pipeline = device.pipelines().get(&device, &shader, &[])?;
             return rec.dispatch(shader.name, &pipeline, &[qb, kb, vb, mb, sb, db], bytemuck::bytes_of(&push), groups);
@@ -657,11 +689,15 @@ pub fn record_emitting(rec: &mut Recorder<'_>, node: &Node, emit: Option<&q8_emi
     if groups.iter().zip(max).any(|(&g, m)| g > m) || u64::from(ne3) * u64::from(p.splits) > u64::from(max[2]) {
         return Err(Error::unsupported(format!("FLASH_ATTN_EXT needs {groups:?} workgroups (device max {max:?})")));
     }
-    // The decode kernel takes three more constants: whether it reads V as 16-byte vectors (F16 V), K's and V's types.
+    // The decode kernel takes three more constants: whether it reads V as 16-byte vectors (F16 V; 2: and loads a
+    // tile's V vectors ahead of its K rows, `GGVK_FA_DECODE_PREFETCH`, read once per process), K's and V's types.
+    static PREFETCH: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let decode = shader.name == DECODE.name;
     let vec_v = decode && v.ty == GgmlType::F16 && vector_v(v.ne[0], &push.v);
+    let prefetch = vec_v && *PREFETCH.get_or_init(|| crate::knobs::switch("GGVK_FA_DECODE_PREFETCH", false));
     let (kt, vt) = (type_code("K", k.ty)?, type_code("V", v.ty)?);
-    let spec = [WG, p.br, p.bc, q.ne[0] as u32, v.ne[0] as u32, u32::from(vec_v), kt, vt];
+    let v_mode = u32::from(vec_v) + u32::from(prefetch);
+    let spec = [WG, p.br, p.bc, q.ne[0] as u32, v.ne[0] as u32, v_mode, kt, vt];
     let pipeline = device.pipelines().get(&device, shader, &spec[..if decode { 8 } else { 5 }])?;
     if p.splits == 1 {
         return rec.dispatch(shader.name, &pipeline, &[qb, kb, vb, mb, sb, db], bytemuck::bytes_of(&push), groups);
@@ -720,18 +756,22 @@ pub fn record_emitting(rec: &mut Recorder<'_>, node: &Node, emit: Option<&q8_emi
     rec.dispatch("flash_attn_reduce", &pipeline, &[pr, sb, db], bytemuck::bytes_of(&reduce), [gx, gy, 1])
 }
 
-/// Bytes of `fa_mask_flags.comp`'s flags for `node` (one word per block of rows and tile of keys).
-fn cm2_flag_bytes(node: &Node) -> u64 {
+/// Bytes of `fa_mask_flags.comp`'s flags for `node` with row layout `layout` (one word per block of rows and tile
+/// of keys; none without a mask).
+fn cm2_flag_bytes(node: &Node, layout: CmRows) -> u64 {
     let (Ok(q), Ok(k)) = (node.src(0), node.src(1)) else { return 0 };
     if opt_src(node, 3).is_none() {
         return 0;
     }
-    let rows = (q.ne[1] * (q.ne[2] / k.ne[2].max(1))) as u64;
+    let ratio = if layout == CmRows::Packed { q.ne[2] / k.ne[2].max(1) } else { 1 };
+    let rows = (q.ne[1] * ratio) as u64;
     rows.div_ceil(u64::from(CM_ROWS)) * (k.ne[1] as u64).div_ceil(u64::from(CM2_KEYS)) * 4
 }
 
-/// Record `flash_attn_cm2.comp` for `node` (the KHR kernel's push constants and bindings), after `fa_mask_flags.comp`
-/// where there is a mask.
+/// Record `flash_attn_cm2.comp` for `node` (the KHR kernel's push constants and bindings, with `push.ratio` and
+/// `push.n_head_kv` as the kernel sees them: Q heads per block and heads of blocks; `kv_group` more Q heads per K/V
+/// head beyond that), after `fa_mask_flags.comp` where there is a mask.
+#[allow(clippy::too_many_arguments)]
 fn record_cm2(
     rec: &mut Recorder<'_>,
     node: &Node,
@@ -739,12 +779,14 @@ fn record_cm2(
     mut push: FlashAttnPush,
     groups: [u32; 3],
     bindings: [Binding; 6],
+    kv_group: u32,
+    layout: CmRows,
 ) -> Result<()> {
     let device = rec.device().clone();
     let bc = CM2_KEYS;
     let flags = match opt_src(node, 3) {
         Some(m) => {
-            let bytes = cm2_flag_bytes(node);
+            let bytes = cm2_flag_bytes(node, layout);
             let (scratch, offset) = rec.scratch(bytes)?;
             let region = Tensor::contiguous(scratch, offset, GgmlType::F32, [(bytes / 4) as i64, 1, 1, 1])?;
             let (fw, f_off) = bind(&device, &region, 4, true)?;
@@ -781,8 +823,8 @@ fn record_cm2(
     let [qb, kb, vb, mb, sb, db] = bindings;
     static KNOB: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     let cap = *KNOB.get_or_init(|| crate::knobs::number("GGVK_FA_CM2_MASK").map_or(1, |v| v as u32));
-    let specs = cm2_specs(&push, opt_src(node, 3).is_some(), cap);
-    let pipeline = device.pipelines().get(&device, shader, &specs)?;
+    let [ratio, whole, mode] = cm2_specs(&push, opt_src(node, 3).is_some(), cap);
+    let pipeline = device.pipelines().get(&device, shader, &[ratio, whole, mode, kv_group])?;
     rec.dispatch(shader.name, &pipeline, &[qb, kb, vb, mb, sb, db, flags], bytemuck::bytes_of(&push), groups)
 }
 
@@ -862,7 +904,8 @@ mod tests {
     fn prompts_take_the_coopmat2_kernel_where_the_device_runs_it() {
         for d in CM2_HEADS {
             let d = i64::from(d);
-            let shader = cm2_plan(&NVIDIA_CM2, CmShape { dk: d, dv: d, ..PROMPT }).expect("coopmat2 kernel");
+            let (shader, rows) = cm2_plan(&NVIDIA_CM2, CmShape { dk: d, dv: d, ..PROMPT }, 1).expect("coopmat2");
+            assert_eq!(rows, CmRows::PerHead);
             assert_eq!(shader.name, format!("flash_attn_cm2_d{d}"));
             assert!(!shader.spirv.is_empty() || cfg!(not(feature = "shaders")), "{} compiled", shader.name);
         }
@@ -888,11 +931,21 @@ mod tests {
 
     #[test]
     fn the_coopmat2_kernel_keeps_to_its_shapes_and_devices() {
-        // GQA (measured faster on the KHR kernel): the KHR kernel (any ratio) takes it.
+        // GQA: a Q head per block wherever each head has a block of query rows (any ratio); else, and with the
+        // knob at 0, the KHR kernel; the interleaved rows (knob 2) where the ratio divides the block.
         for ratio in [2, 3, 4, 8, 12] {
             let shape = CmShape { ratio, rows: 64 * ratio, ..PROMPT };
-            assert!(cm2_plan(&NVIDIA_CM2, shape).is_none(), "ratio {ratio}");
-            assert!(cm_plan(&NVIDIA_CM2, shape).is_some(), "ratio {ratio} on the KHR kernel");
+            assert_eq!(cm2_plan(&NVIDIA_CM2, shape, 1).map(|p| p.1), Some(CmRows::PerHead), "ratio {ratio}");
+            let short = CmShape { rows: 64 * ratio - ratio, ..shape };
+            assert!(cm2_plan(&NVIDIA_CM2, short, 1).is_none(), "ratio {ratio}: 63 query rows");
+            assert!(cm_plan(&NVIDIA_CM2, short).is_some(), "ratio {ratio}: 63 query rows on the KHR kernel");
+            assert!(cm2_plan(&NVIDIA_CM2, shape, 0).is_none(), "ratio {ratio}, knob 0");
+            let packed = cm2_plan(&NVIDIA_CM2, shape, 2).map(|p| p.1);
+            assert_eq!(packed, (64 % ratio == 0).then_some(CmRows::Packed), "ratio {ratio}, knob 2");
+        }
+        // One Q head per KV head whatever the knob.
+        for gqa in 0..3 {
+            assert_eq!(cm2_plan(&NVIDIA_CM2, PROMPT, gqa).map(|p| p.1), Some(CmRows::PerHead));
         }
         // Whatever the KHR kernel refuses, so does this one.
         for shape in [
@@ -903,11 +956,12 @@ mod tests {
             CmShape { aligned: false, ..PROMPT },
             CmShape { mask_heads: false, ..PROMPT },
         ] {
-            assert!(cm2_plan(&NVIDIA_CM2, shape).is_none(), "{shape:?}");
+            assert!(cm2_plan(&NVIDIA_CM2, shape, 1).is_none(), "{shape:?}");
+            assert!(cm2_plan(&NVIDIA_CM2, CmShape { ratio: 4, rows: shape.rows * 4, ..shape }, 1).is_none());
         }
         // Devices without its operations or shapes.
-        assert!(cm2_plan(&NVIDIA, PROMPT).is_none());
-        assert!(cm2_plan(&CoopmatDevice { cm2_attention: false, ..NVIDIA_CM2 }, PROMPT).is_none());
+        assert!(cm2_plan(&NVIDIA, PROMPT, 1).is_none());
+        assert!(cm2_plan(&CoopmatDevice { cm2_attention: false, ..NVIDIA_CM2 }, PROMPT, 1).is_none());
     }
 
     #[test]
