@@ -4,8 +4,7 @@
 // writes dst[:, iq2, iq1, iq3].
 //   M = max over splits (and the sink), L = sum L_s exp(M_s - M) (+ exp(sink - M)),
 //   out = sum out_s exp(M_s - M) / L (0 where L = 0, i.e. every key was masked and there is no sink).
-// One workgroup per output row (x + y * numGroups.x), four consecutive values of DV per invocation, each split's
-// weight exp(M_s - M) computed once for the four.
+// One workgroup per output row (x + y * numGroups.x), threads over DV.
 // EMIT_QX / EMIT_Q8K: dst is contiguous and the output is also written quantized for the integer-dot product that
 // reads it next (the attention output projection; emit_q8.glsl), block j of dst's flat order at word
 // q_off + j * EQ_WORDS. Then a workgroup takes WG * 4 consecutive values of dst's flat order (rows pr = flat / DV,
@@ -59,20 +58,14 @@ void row_stats(uint pr, out float m, out float inv) {
     inv = l == 0.0 ? 0.0 : 1.0 / l;
 }
 
-// Output values k0 .. k0 + n - 1 (n <= 4, all < dv) of row pr, in one pass over the splits: each split's weight
-// exp(M_s - m) is computed once for the four values (the same sums, value by value, as one pass per value).
-vec4 values4(uint pr, uint k0, uint n, float m, float inv) {
+// Output value k of row pr.
+float value(uint pr, uint k, float m, float inv) {
     const uint rec = pc.dv + 2u;
-    vec4 o = vec4(0.0);
+    float o = 0.0;
     for (uint s = 0u; s < pc.splits; ++s) {
         const uint b = pc.p_off + (s * pc.total + pr) * rec;
         const float ms = part[b];
-        if (ms != NEG_INF) {
-            const float w = exp(ms - m);
-            [[unroll]] for (uint j = 0u; j < 4u; ++j) {
-                if (j < n) { o[j] += part[b + 2u + k0 + j] * w; }
-            }
-        }
+        if (ms != NEG_INF) { o += part[b + 2u + k] * exp(ms - m); }
     }
     return o * inv;
 }
@@ -90,8 +83,11 @@ void main() {
         float m;
         float inv;
         row_stats(pr, m, inv);
-        y = values4(pr, flat0 % pc.dv, 4u, m, inv);
-        [[unroll]] for (uint j = 0u; j < 4u; ++j) { d[pc.d_off + flat0 + j] = y[j]; }
+        const uint k0 = flat0 % pc.dv;
+        [[unroll]] for (uint j = 0u; j < 4u; ++j) {
+            y[j] = value(pr, k0 + j, m, inv);
+            d[pc.d_off + flat0 + j] = y[j];
+        }
     }
     emit_q8_block(y, live, pc.q_off + (flat0 / EQ_BLOCK) * EQ_WORDS);
 #else
@@ -104,13 +100,8 @@ void main() {
     float inv;
     row_stats(pr, m, inv);
     const uint db = pc.d_off + iq2 * pc.d_s1 + iq1 * pc.d_s2 + iq3 * pc.d_s3;
-    // Four consecutive values per invocation and pass.
-    for (uint k0 = 4u * gl_LocalInvocationID.x; k0 < pc.dv; k0 += 4u * WG) {
-        const uint n = min(4u, pc.dv - k0);
-        const vec4 y = values4(pr, k0, n, m, inv);
-        [[unroll]] for (uint j = 0u; j < 4u; ++j) {
-            if (j < n) { d[db + k0 + j] = y[j]; }
-        }
+    for (uint k = gl_LocalInvocationID.x; k < pc.dv; k += WG) {
+        d[db + k] = value(pr, k, m, inv);
     }
 #endif
 }
