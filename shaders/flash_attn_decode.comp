@@ -31,16 +31,11 @@ layout(constant_id = 0) const uint WG = 128;
 layout(constant_id = 1) const uint R = 1;
 layout(constant_id = 3) const uint DK = 128;
 layout(constant_id = 4) const uint DV = 128;
-// 0: V values read one per thread and key; 1: VEC_V; 2: VEC_V with PREFETCH_V (below).
-layout(constant_id = 5) const uint V_MODE = 0;
-const bool VEC_V = V_MODE != 0u;
+layout(constant_id = 5) const bool VEC_V = false;
 // K and V types: kv_types.glsl's codes (this kernel takes F16, Q4_0 and Q8_0).
 #include "kv_types.glsl"
 layout(constant_id = 6) const uint KT = T_F16;
 layout(constant_id = 7) const uint VT = T_F16;
-// VEC_V only: each thread loads its V vectors of a tile into registers before the tile's K rows, so that one
-// memory round trip per tile serves both (otherwise the V loads wait for the scores and the softmax's barriers).
-const bool PREFETCH_V = V_MODE == 2u;
 
 layout(binding = 0) readonly buffer Q { float q[]; };
 layout(binding = 1) readonly buffer K4 { uvec4 k4[]; };
@@ -66,8 +61,6 @@ shared float redL[R * WG];
 // VEC_V: threads per V row, key groups, and the key groups' partial outputs of one row at the end.
 const uint VL = DV / 8u;
 const uint KG = WG / VL;
-// VEC_V: keys per thread and tile (every KG-th key from kg).
-const uint VPT = (WG + KG - 1u) / KG;
 shared float Os[WG * 8u];
 
 // tanh without exp overflow for large |x| (as flash_attn.comp).
@@ -180,16 +173,8 @@ void main() {
         av[2u * r + 1u] = vec4(0.0);
     }
 
-    // PREFETCH_V: this thread's V vectors of the tile (key kg + j KG in vpre[j]).
-    uvec4 vpre[VPT];
     for (uint c0 = kv0; c0 < kv1; c0 += WG) {
         const uint nc = min(WG, kv1 - c0);
-        if (PREFETCH_V && VEC_V && kg < KG) {
-            [[unroll]] for (uint j = 0u; j < VPT; ++j) {
-                const uint c = kg + j * KG;
-                if (c < nc) { vpre[j] = v4[(v_base + (c0 + c) * pc.v_s1) / 8u + vg]; }
-            }
-        }
         // Scores of key c0 + tid.
         float s[R];
         [[unroll]] for (uint r = 0u; r < R; ++r) { s[r] = 0.0; }
@@ -273,20 +258,7 @@ void main() {
                 av[2u * r] *= alpha[r];
                 av[2u * r + 1u] *= alpha[r];
             }
-            if (PREFETCH_V && kg < KG) {
-                [[unroll]] for (uint j = 0u; j < VPT; ++j) {
-                    const uint c = kg + j * KG;
-                    if (c < nc) {
-                        const vec4 lo = halves_lo(vpre[j]);
-                        const vec4 hi = halves_hi(vpre[j]);
-                        [[unroll]] for (uint r = 0u; r < R; ++r) {
-                            const float pr = Ps[r * WG + c];
-                            av[2u * r] += pr * lo;
-                            av[2u * r + 1u] += pr * hi;
-                        }
-                    }
-                }
-            } else if (kg < KG) {
+            if (kg < KG) {
                 for (uint c = kg; c < nc; c += KG) {
                     const uvec4 w = v4[(v_base + (c0 + c) * pc.v_s1) / 8u + vg];
                     const vec4 lo = halves_lo(w);

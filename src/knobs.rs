@@ -58,7 +58,6 @@ const KNOBS: &[(&str, Kind)] = &[
     ("GGVK_CM2_TN", Kind::Range(16, 1024)),
     ("GGVK_CM2_TK", Kind::Range(16, 1024)),
     ("GGVK_FA_DECODE", Kind::Switch),
-    ("GGVK_FA_DECODE_PREFETCH", Kind::Switch),
     ("GGVK_FA_COOPMAT", Kind::Switch),
     ("GGVK_FA_COOPMAT2", Kind::Switch),
     ("GGVK_FA_CM2_MASK", Kind::Range(0, 2)),

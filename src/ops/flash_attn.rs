@@ -475,12 +475,13 @@ pub enum CmRows {
 }
 
 /// How GQA prompts (several Q heads per KV head) run where `flash_attn_cm2.comp` could take them
-/// (`GGVK_FA_CM2_GQA`, read once per process): 0 the KHR kernel (the default: the one measured faster so far),
-/// 1 `flash_attn_cm2.comp` a Q head per block ([`CmRows::PerHead`]), 2 `flash_attn_cm2.comp` with the group's rows
-/// interleaved ([`CmRows::Packed`]; 1.4x the KHR kernel's time on the H200, NOTES.md 2026-12-04).
+/// (`GGVK_FA_CM2_GQA`, read once per process): 1 `flash_attn_cm2.comp` a Q head per block ([`CmRows::PerHead`],
+/// the default), 0 the KHR kernel, 2 `flash_attn_cm2.comp` with the group's rows interleaved ([`CmRows::Packed`]).
+/// Measured on an H100 (NOTES.md, 2026-12-05): with 4 and 8 Q heads per KV head the first is the fastest of the
+/// three, the last the slowest.
 fn cm2_gqa_mode() -> u32 {
     static KNOB: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    *KNOB.get_or_init(|| crate::knobs::number("GGVK_FA_CM2_GQA").map_or(0, |v| v as u32))
+    *KNOB.get_or_init(|| crate::knobs::number("GGVK_FA_CM2_GQA").map_or(1, |v| v as u32))
 }
 
 /// The NV_cooperative_matrix2 flash attention for prompts (`flash_attn_cm2.comp`) and its row layout when it
@@ -689,15 +690,11 @@ pub fn record_emitting(rec: &mut Recorder<'_>, node: &Node, emit: Option<&q8_emi
     if groups.iter().zip(max).any(|(&g, m)| g > m) || u64::from(ne3) * u64::from(p.splits) > u64::from(max[2]) {
         return Err(Error::unsupported(format!("FLASH_ATTN_EXT needs {groups:?} workgroups (device max {max:?})")));
     }
-    // The decode kernel takes three more constants: whether it reads V as 16-byte vectors (F16 V; 2: and loads a
-    // tile's V vectors ahead of its K rows, `GGVK_FA_DECODE_PREFETCH`, read once per process), K's and V's types.
-    static PREFETCH: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    // The decode kernel takes three more constants: whether it reads V as 16-byte vectors (F16 V), K's and V's types.
     let decode = shader.name == DECODE.name;
     let vec_v = decode && v.ty == GgmlType::F16 && vector_v(v.ne[0], &push.v);
-    let prefetch = vec_v && *PREFETCH.get_or_init(|| crate::knobs::switch("GGVK_FA_DECODE_PREFETCH", false));
     let (kt, vt) = (type_code("K", k.ty)?, type_code("V", v.ty)?);
-    let v_mode = u32::from(vec_v) + u32::from(prefetch);
-    let spec = [WG, p.br, p.bc, q.ne[0] as u32, v.ne[0] as u32, v_mode, kt, vt];
+    let spec = [WG, p.br, p.bc, q.ne[0] as u32, v.ne[0] as u32, u32::from(vec_v), kt, vt];
     let pipeline = device.pipelines().get(&device, shader, &spec[..if decode { 8 } else { 5 }])?;
     if p.splits == 1 {
         return rec.dispatch(shader.name, &pipeline, &[qb, kb, vb, mb, sb, db], bytemuck::bytes_of(&push), groups);
