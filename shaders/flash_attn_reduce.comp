@@ -5,6 +5,9 @@
 //   M = max over splits (and the sink), L = sum L_s exp(M_s - M) (+ exp(sink - M)),
 //   out = sum out_s exp(M_s - M) / L (0 where L = 0, i.e. every key was masked and there is no sink).
 // One workgroup per output row (x + y * numGroups.x), threads over DV.
+// The splits are read SU at a time, every load of a step issued before any is used (a split whose keys were all
+// masked, M_s = -inf, loads like the others and weighs 0): each step is one memory round trip, where a loop that
+// uses each split's loads before the next split's would wait for one round trip per split.
 // EMIT_QX / EMIT_Q8K: dst is contiguous and the output is also written quantized for the integer-dot product that
 // reads it next (the attention output projection; emit_q8.glsl), block j of dst's flat order at word
 // q_off + j * EQ_WORDS. Then a workgroup takes WG * 4 consecutive values of dst's flat order (rows pr = flat / DV,
@@ -13,6 +16,8 @@
 
 layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in;
 layout(constant_id = 0) const uint WG = 64;
+// Splits per step (ops::flash_attn::reduce_unroll).
+layout(constant_id = 1) const uint SU = 8;
 
 layout(binding = 0) readonly buffer P { float part[]; };
 layout(binding = 1) readonly buffer S { float sinks[]; };
@@ -38,34 +43,54 @@ layout(binding = 3) writeonly buffer Q8Out { uint q8out[]; };
 
 #define NEG_INF uintBitsToFloat(0xFF800000u)
 
+// Record of split s for row pr (first word: M_s).
+uint rec_at(uint s, uint pr) { return pc.p_off + (s * pc.total + pr) * (pc.dv + 2u); }
+
 // The combined maximum of row pr and the reciprocal of its normaliser (0 where nothing was attended).
 void row_stats(uint pr, out float m, out float inv) {
-    const uint rec = pc.dv + 2u;
     m = NEG_INF;
-    for (uint s = 0u; s < pc.splits; ++s) { m = max(m, part[pc.p_off + (s * pc.total + pr) * rec]); }
+    for (uint s0 = 0u; s0 < pc.splits; s0 += SU) {
+        float ms[SU];
+        [[unroll]] for (uint j = 0u; j < SU; ++j) { ms[j] = part[rec_at(min(s0 + j, pc.splits - 1u), pr)]; }
+        [[unroll]] for (uint j = 0u; j < SU; ++j) { m = max(m, ms[j]); }
+    }
     float sink = NEG_INF;
     if (pc.has_sinks != 0u) {
         sink = sinks[pc.s_off + pr % pc.n_head];
         m = max(m, sink);
     }
     float l = 0.0;
-    for (uint s = 0u; s < pc.splits; ++s) {
-        const uint b = pc.p_off + (s * pc.total + pr) * rec;
-        const float ms = part[b];
-        l += ms == NEG_INF ? 0.0 : part[b + 1u] * exp(ms - m);
+    for (uint s0 = 0u; s0 < pc.splits; s0 += SU) {
+        float ms[SU];
+        float ls[SU];
+        [[unroll]] for (uint j = 0u; j < SU; ++j) {
+            const uint b = rec_at(min(s0 + j, pc.splits - 1u), pr);
+            ms[j] = part[b];
+            ls[j] = part[b + 1u];
+        }
+        [[unroll]] for (uint j = 0u; j < SU; ++j) {
+            if (s0 + j < pc.splits && ms[j] != NEG_INF) { l += ls[j] * exp(ms[j] - m); }
+        }
     }
     if (pc.has_sinks != 0u) { l += exp(sink - m); }
     inv = l == 0.0 ? 0.0 : 1.0 / l;
 }
 
-// Output value k of row pr.
-float value(uint pr, uint k, float m, float inv) {
-    const uint rec = pc.dv + 2u;
-    float o = 0.0;
-    for (uint s = 0u; s < pc.splits; ++s) {
-        const uint b = pc.p_off + (s * pc.total + pr) * rec;
-        const float ms = part[b];
-        if (ms != NEG_INF) { o += part[b + 2u + k] * exp(ms - m); }
+// Output values k0 .. k0 + N - 1 of row pr (N <= 4, the rest of the vector 0), each a sum over the splits in split
+// order, as one value at a time would add them.
+vec4 values(uint pr, uint k0, uint n, float m, float inv) {
+    vec4 o = vec4(0.0);
+    for (uint s0 = 0u; s0 < pc.splits; s0 += SU) {
+        float ms[SU];
+        vec4 x[SU];
+        [[unroll]] for (uint j = 0u; j < SU; ++j) {
+            const uint b = rec_at(min(s0 + j, pc.splits - 1u), pr);
+            ms[j] = part[b];
+            [[unroll]] for (uint i = 0u; i < 4u; ++i) { x[j][i] = i < n ? part[b + 2u + k0 + i] : 0.0; }
+        }
+        [[unroll]] for (uint j = 0u; j < SU; ++j) {
+            if (s0 + j < pc.splits && ms[j] != NEG_INF) { o += x[j] * exp(ms[j] - m); }
+        }
     }
     return o * inv;
 }
@@ -83,11 +108,8 @@ void main() {
         float m;
         float inv;
         row_stats(pr, m, inv);
-        const uint k0 = flat0 % pc.dv;
-        [[unroll]] for (uint j = 0u; j < 4u; ++j) {
-            y[j] = value(pr, k0 + j, m, inv);
-            d[pc.d_off + flat0 + j] = y[j];
-        }
+        y = values(pr, flat0 % pc.dv, 4u, m, inv);
+        [[unroll]] for (uint j = 0u; j < 4u; ++j) { d[pc.d_off + flat0 + j] = y[j]; }
     }
     emit_q8_block(y, live, pc.q_off + (flat0 / EQ_BLOCK) * EQ_WORDS);
 #else
@@ -101,7 +123,7 @@ void main() {
     row_stats(pr, m, inv);
     const uint db = pc.d_off + iq2 * pc.d_s1 + iq1 * pc.d_s2 + iq3 * pc.d_s3;
     for (uint k = gl_LocalInvocationID.x; k < pc.dv; k += WG) {
-        d[db + k] = value(pr, k, m, inv);
+        d[db + k] = values(pr, k, 1u, m, inv).x;
     }
 #endif
 }

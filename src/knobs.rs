@@ -69,6 +69,7 @@ const KNOBS: &[(&str, Kind)] = &[
     ("GGVK_NORM_SLICES", Kind::Pow2(1, 64)),
     ("GGVK_FA_DECODE_GROUPS", Kind::Range(1, 65535)),
     ("GGVK_FA_DECODE_MIN_KEYS", Kind::Range(1, 1 << 20)),
+    ("GGVK_FA_REDUCE_UNROLL", Kind::Range(1, 32)),
     ("GGVK_MATVEC_ROWS", Kind::Range(1, 8)),
     ("GGVK_MATVEC_UNROLL", Kind::Range(1, 8)),
     ("GGVK_SUBMIT_NODES", Kind::Range(0, u32::MAX as u64)),

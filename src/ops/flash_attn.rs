@@ -168,6 +168,15 @@ const REDUCE_Q8K: Shader = Shader {
 /// Invocations per workgroup of the reduction (four output values each in the emitting variants).
 const REDUCE_WG: u32 = 64;
 
+/// Splits the reduction reads per step, all loads of a step in flight together (`GGVK_FA_REDUCE_UNROLL`, 1-32,
+/// read once per process; default 8). 1 reads them one split at a time: each split's loads wait for the previous
+/// split's, one memory round trip per split (16 us for a Llama-3-8B-shaped token's 32 splits x 32 rows on an H100,
+/// NOTES.md 2026-12-05).
+fn reduce_unroll() -> u32 {
+    static KNOB: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *KNOB.get_or_init(|| crate::knobs::number("GGVK_FA_REDUCE_UNROLL").map_or(8, |v| v as u32))
+}
+
 const FLAG_MASK: u32 = 1;
 const FLAG_SINKS: u32 = 2;
 const FLAG_ALIBI: u32 = 4;
@@ -742,13 +751,13 @@ pub fn record_emitting(rec: &mut Recorder<'_>, node: &Node, emit: Option<&q8_emi
             Q8Layout::Qx => &REDUCE_QX,
             Q8Layout::Q8k => &REDUCE_Q8K,
         };
-        let pipeline = device.pipelines().get(&device, shader, &[REDUCE_WG])?;
+        let pipeline = device.pipelines().get(&device, shader, &[REDUCE_WG, reduce_unroll()])?;
         let (gx, gy) = split_groups((values / 4).div_ceil(u64::from(REDUCE_WG)), max[0])?;
         rec.dispatch(shader.name, &pipeline, &[pr, sb, db, e.write.clone()], bytemuck::bytes_of(&push), [gx, gy, 1])?;
         q8_emit::publish(rec, &planned.view, e);
         return Ok(());
     }
-    let pipeline = device.pipelines().get(&device, &REDUCE, &[REDUCE_WG])?;
+    let pipeline = device.pipelines().get(&device, &REDUCE, &[REDUCE_WG, reduce_unroll()])?;
     let (gx, gy) = split_groups(u64::from(total), max[0])?;
     rec.dispatch("flash_attn_reduce", &pipeline, &[pr, sb, db], bytemuck::bytes_of(&reduce), [gx, gy, 1])
 }
