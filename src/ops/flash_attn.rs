@@ -676,7 +676,6 @@ pub fn record_emitting(rec: &mut Recorder<'_>, node: &Node, emit: Option<&q8_emi
     let max = device.caps().max_workgroup_count;
     if let Some((shader, layout)) = cm_plan_on(&device, node, k_off, v_off) {
         // A Q head per block: the kernel sees one Q head per "KV head" (n_head of them) and finds the real one.
-        let kv_group = push.ratio;
         if layout == CmRows::PerHead {
             (push.ratio, push.n_head_kv) = (1, n_head);
         }
@@ -684,8 +683,7 @@ pub fn record_emitting(rec: &mut Recorder<'_>, node: &Node, emit: Option<&q8_emi
         if groups.iter().zip(max).all(|(&g, m)| g <= m) {
             push.chunk = push.n_kv;
             if CM2.iter().any(|(_, c)| c.name == shader.name) {
-                let bindings = [qb, kb, vb, mb, sb, db];
-                return record_cm2(rec, node, &shader, push, groups, bindings, kv_group / push.ratio, layout);
+                return record_cm2(rec, node, &shader, push, groups, [qb, kb, vb, mb, sb, db], layout);
             }
             let pipeline = device.pipelines().get(&device, &shader, &[])?;
             return rec.dispatch(shader.name, &pipeline, &[qb, kb, vb, mb, sb, db], bytemuck::bytes_of(&push), groups);
@@ -774,10 +772,9 @@ fn cm2_flag_bytes(node: &Node, layout: CmRows) -> u64 {
     rows.div_ceil(u64::from(CM_ROWS)) * (k.ne[1] as u64).div_ceil(u64::from(CM2_KEYS)) * 4
 }
 
-/// Record `flash_attn_cm2.comp` for `node` (the KHR kernel's push constants and bindings, with `push.ratio` and
-/// `push.n_head_kv` as the kernel sees them: Q heads per block and heads of blocks; `kv_group` more Q heads per K/V
-/// head beyond that), after `fa_mask_flags.comp` where there is a mask.
-#[allow(clippy::too_many_arguments)]
+/// Record `flash_attn_cm2.comp` for `node` with row layout `layout` (the KHR kernel's push constants and bindings,
+/// with `push.ratio` and `push.n_head_kv` as the kernel sees them: Q heads per block and heads of blocks), after
+/// `fa_mask_flags.comp` where there is a mask.
 fn record_cm2(
     rec: &mut Recorder<'_>,
     node: &Node,
@@ -785,10 +782,14 @@ fn record_cm2(
     mut push: FlashAttnPush,
     groups: [u32; 3],
     bindings: [Binding; 6],
-    kv_group: u32,
     layout: CmRows,
 ) -> Result<()> {
     let device = rec.device().clone();
+    // A Q head per block: that many consecutive blocks' heads read the same K and V rows (`KV_GROUP`).
+    let kv_group = match (layout, node.src(0), node.src(1)) {
+        (CmRows::PerHead, Ok(q), Ok(k)) => (q.ne[2] / k.ne[2].max(1)) as u32,
+        _ => 1,
+    };
     let bc = CM2_KEYS;
     let flags = match opt_src(node, 3) {
         Some(m) => {
