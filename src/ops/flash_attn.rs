@@ -170,8 +170,8 @@ const REDUCE_WG: u32 = 64;
 
 /// Splits the reduction reads per step, all loads of a step in flight together (`GGVK_FA_REDUCE_UNROLL`, 1-32,
 /// read once per process; default 8). 1 reads them one split at a time: each split's loads wait for the previous
-/// split's, one memory round trip per split (16 us for a Llama-3-8B-shaped token's 32 splits x 32 rows on an H100,
-/// NOTES.md 2026-12-05).
+/// split's, one memory round trip per split. Single-token attention with 64-128 splits per row took 6-22 us less
+/// with 8 on an H100 (NOTES.md, 2026-12-05).
 fn reduce_unroll() -> u32 {
     static KNOB: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     *KNOB.get_or_init(|| crate::knobs::number("GGVK_FA_REDUCE_UNROLL").map_or(8, |v| v as u32))
