@@ -675,18 +675,19 @@ pub fn record_emitting(rec: &mut Recorder<'_>, node: &Node, emit: Option<&q8_emi
     };
     let max = device.caps().max_workgroup_count;
     if let Some((shader, layout)) = cm_plan_on(&device, node, k_off, v_off) {
-        // A Q head per block: the kernel sees one Q head per "KV head" (n_head of them) and finds the real one.
+        // A Q head per block: the kernel sees one Q head per "KV head" (n_head of them) and finds the real one. A
+        // copy, so that the split kernels below still get the node's own heads if the grid does not fit.
+        let mut cm = FlashAttnPush { chunk: push.n_kv, ..push };
         if layout == CmRows::PerHead {
-            (push.ratio, push.n_head_kv) = (1, n_head);
+            (cm.ratio, cm.n_head_kv) = (1, n_head);
         }
-        let groups = [(push.n_q * push.ratio).div_ceil(CM_ROWS), push.n_head_kv, q.ne[3] as u32];
+        let groups = [(cm.n_q * cm.ratio).div_ceil(CM_ROWS), cm.n_head_kv, q.ne[3] as u32];
         if groups.iter().zip(max).all(|(&g, m)| g <= m) {
-            push.chunk = push.n_kv;
             if CM2.iter().any(|(_, c)| c.name == shader.name) {
-                return record_cm2(rec, node, &shader, push, groups, [qb, kb, vb, mb, sb, db], layout);
+                return record_cm2(rec, node, &shader, cm, groups, [qb, kb, vb, mb, sb, db], layout);
             }
             let pipeline = device.pipelines().get(&device, &shader, &[])?;
-            return rec.dispatch(shader.name, &pipeline, &[qb, kb, vb, mb, sb, db], bytemuck::bytes_of(&push), groups);
+            return rec.dispatch(shader.name, &pipeline, &[qb, kb, vb, mb, sb, db], bytemuck::bytes_of(&cm), groups);
         }
     }
     let (p, shader) = split_kernel(&device, node, k_off)?;
