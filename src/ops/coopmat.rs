@@ -108,6 +108,11 @@ pub struct CoopmatDevice {
     /// are offered, and f16 x f16 -> f32 at workgroup scope for 128 invocations in the kernel's two product shapes
     /// (64 x 64 x D and 64 x D x 64) for every head size D it is compiled for.
     pub cm2_attention: bool,
+    /// Block shapes `flash_attn_cm2.comp`'s split variant may take here: bit `i * 3 + j` for
+    /// [`super::flash_attn::CM2S_ROWS`]`[i]` rows and [`super::flash_attn::CM2S_KEYS`]`[j]` keys, set where the
+    /// driver offers both products of that block (rows x keys x D and rows x D x keys) for every head size at the
+    /// kernel's 128 invocations, with the operations of `cm2_attention`.
+    pub cm2_split: u16,
 }
 
 impl CoopmatDevice {
@@ -139,6 +144,9 @@ impl CoopmatDevice {
                     let allows = |mnk| caps.coopmat2.allows(mnk, CoopmatType::F16, CoopmatType::F32, CM2_WG);
                     allows((CM_ROWS, CM2_KEYS, d)) && allows((CM_ROWS, d, CM2_KEYS))
                 }),
+            cm2_split: super::flash_attn::cm2_split_shapes(caps.coopmat2.softmax_ops, |mnk| {
+                caps.coopmat2.allows(mnk, CoopmatType::F16, CoopmatType::F32, super::flash_attn::CM2_WG)
+            }),
         }
     }
 
@@ -411,6 +419,7 @@ mod tests {
         cm2: false,
         cm2_decode: false,
         cm2_attention: false,
+        cm2_split: 0,
     };
 
     /// The H200 with NV_cooperative_matrix2 (driver 580: workgroup scope, block loads).

@@ -133,14 +133,64 @@ const CM: [(u32, Shader); 5] = [
     (112, Shader { name: "flash_attn_cm_d112", spirv: spirv::FLASH_ATTN_CM_D112, bindings: 6, push_size: PUSH }),
     (128, Shader { name: "flash_attn_cm_d128", spirv: spirv::FLASH_ATTN_CM_D128, bindings: 6, push_size: PUSH }),
 ];
-/// `flash_attn_cm2.comp` per head size.
-const CM2: [(u32, Shader); 5] = [
-    (64, Shader { name: "flash_attn_cm2_d64", spirv: spirv::FLASH_ATTN_CM2_D64, bindings: 7, push_size: PUSH }),
-    (80, Shader { name: "flash_attn_cm2_d80", spirv: spirv::FLASH_ATTN_CM2_D80, bindings: 7, push_size: PUSH }),
-    (96, Shader { name: "flash_attn_cm2_d96", spirv: spirv::FLASH_ATTN_CM2_D96, bindings: 7, push_size: PUSH }),
-    (112, Shader { name: "flash_attn_cm2_d112", spirv: spirv::FLASH_ATTN_CM2_D112, bindings: 7, push_size: PUSH }),
-    (128, Shader { name: "flash_attn_cm2_d128", spirv: spirv::FLASH_ATTN_CM2_D128, bindings: 7, push_size: PUSH }),
+/// An entry of [`CM2`] / [`CM2S`].
+const fn cm2(kv: CmKv, d: u32, name: &'static str, spirv: &'static [u8]) -> (CmKv, u32, Shader) {
+    (kv, d, Shader { name, spirv, bindings: 7, push_size: PUSH })
+}
+/// `flash_attn_cm2.comp` per K/V type and head size (F16: every head size of the KHR kernel; Q8_0 / Q4_0: those
+/// that are multiples of 32).
+const CM2: [(CmKv, u32, Shader); 11] = [
+    cm2(CmKv::F16, 64, "flash_attn_cm2_d64", spirv::FLASH_ATTN_CM2_D64),
+    cm2(CmKv::F16, 80, "flash_attn_cm2_d80", spirv::FLASH_ATTN_CM2_D80),
+    cm2(CmKv::F16, 96, "flash_attn_cm2_d96", spirv::FLASH_ATTN_CM2_D96),
+    cm2(CmKv::F16, 112, "flash_attn_cm2_d112", spirv::FLASH_ATTN_CM2_D112),
+    cm2(CmKv::F16, 128, "flash_attn_cm2_d128", spirv::FLASH_ATTN_CM2_D128),
+    cm2(CmKv::Q8_0, 64, "flash_attn_cm2_q8_0_d64", spirv::FLASH_ATTN_CM2_Q8_0_D64),
+    cm2(CmKv::Q8_0, 96, "flash_attn_cm2_q8_0_d96", spirv::FLASH_ATTN_CM2_Q8_0_D96),
+    cm2(CmKv::Q8_0, 128, "flash_attn_cm2_q8_0_d128", spirv::FLASH_ATTN_CM2_Q8_0_D128),
+    cm2(CmKv::Q4_0, 64, "flash_attn_cm2_q4_0_d64", spirv::FLASH_ATTN_CM2_Q4_0_D64),
+    cm2(CmKv::Q4_0, 96, "flash_attn_cm2_q4_0_d96", spirv::FLASH_ATTN_CM2_Q4_0_D96),
+    cm2(CmKv::Q4_0, 128, "flash_attn_cm2_q4_0_d128", spirv::FLASH_ATTN_CM2_Q4_0_D128),
 ];
+/// `flash_attn_cm2.comp` built with `SPLIT` (token generation and small batches, keys split), as [`CM2`].
+const CM2S: [(CmKv, u32, Shader); 11] = [
+    cm2(CmKv::F16, 64, "flash_attn_cm2s_d64", spirv::FLASH_ATTN_CM2S_D64),
+    cm2(CmKv::F16, 80, "flash_attn_cm2s_d80", spirv::FLASH_ATTN_CM2S_D80),
+    cm2(CmKv::F16, 96, "flash_attn_cm2s_d96", spirv::FLASH_ATTN_CM2S_D96),
+    cm2(CmKv::F16, 112, "flash_attn_cm2s_d112", spirv::FLASH_ATTN_CM2S_D112),
+    cm2(CmKv::F16, 128, "flash_attn_cm2s_d128", spirv::FLASH_ATTN_CM2S_D128),
+    cm2(CmKv::Q8_0, 64, "flash_attn_cm2s_q8_0_d64", spirv::FLASH_ATTN_CM2S_Q8_0_D64),
+    cm2(CmKv::Q8_0, 96, "flash_attn_cm2s_q8_0_d96", spirv::FLASH_ATTN_CM2S_Q8_0_D96),
+    cm2(CmKv::Q8_0, 128, "flash_attn_cm2s_q8_0_d128", spirv::FLASH_ATTN_CM2S_Q8_0_D128),
+    cm2(CmKv::Q4_0, 64, "flash_attn_cm2s_q4_0_d64", spirv::FLASH_ATTN_CM2S_Q4_0_D64),
+    cm2(CmKv::Q4_0, 96, "flash_attn_cm2s_q4_0_d96", spirv::FLASH_ATTN_CM2S_Q4_0_D96),
+    cm2(CmKv::Q4_0, 128, "flash_attn_cm2s_q4_0_d128", spirv::FLASH_ATTN_CM2S_Q4_0_D128),
+];
+
+/// The kernel of `table` for K/V type `kv` and head size `d`.
+fn cm2_shader(table: &[(CmKv, u32, Shader)], kv: CmKv, d: i64) -> Option<Shader> {
+    table.iter().find(|(t, hd, _)| *t == kv && i64::from(*hd) == d).map(|(_, _, s)| *s)
+}
+
+/// Rows per block the split variant of `flash_attn_cm2.comp` may take (its `BR`), smallest first.
+pub(crate) const CM2S_ROWS: [u32; 3] = [16, 32, 64];
+/// Keys per tile the split variant may take (its `BC`).
+pub(crate) const CM2S_KEYS: [u32; 3] = [32, 64, 128];
+
+/// [`super::coopmat::CoopmatDevice::cm2_split`] from whether the device has the softmax's matrix operations and
+/// which (M, N, K) products it offers (`allows`, f16 x f16 -> f32 at [`CM2_WG`] invocations).
+pub(crate) fn cm2_split_shapes(softmax_ops: bool, allows: impl Fn((u32, u32, u32)) -> bool) -> u16 {
+    let mut bits = 0;
+    for (i, &br) in CM2S_ROWS.iter().enumerate() {
+        for (j, &bc) in CM2S_KEYS.iter().enumerate() {
+            if softmax_ops && CM2_HEADS.iter().all(|&d| allows((br, bc, d)) && allows((br, d, bc))) {
+                bits |= 1 << (i * 3 + j);
+            }
+        }
+    }
+    bits
+}
+
 /// Head sizes `flash_attn_cm2.comp` is compiled for (the device check asks the driver for each one's shapes).
 pub(crate) const CM2_HEADS: [u32; 5] = [64, 80, 96, 112, 128];
 /// Keys per tile of `flash_attn_cm2.comp` (its `BC`).
@@ -427,18 +477,42 @@ fn vector_v(dv: i64, v_words: &[u32]) -> bool {
     dv % 8 == 0 && dv <= i64::from(WG) && v_words.iter().all(|w| w % 8 == 0)
 }
 
+/// K and V's element type as the cooperative-matrix attention kernels see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CmKv {
+    /// Both F16 (every kernel).
+    F16,
+    /// Both Q8_0 (`flash_attn_cm2.comp`, decoding in its loads).
+    Q8_0,
+    /// Both Q4_0 (likewise).
+    Q4_0,
+    /// Anything else (the general kernels).
+    Other,
+}
+
+impl CmKv {
+    /// 16-bit words per block of a quantized type (1 for F16).
+    fn words(self) -> u32 {
+        match self {
+            CmKv::Q8_0 => 17,
+            CmKv::Q4_0 => 9,
+            _ => 1,
+        }
+    }
+}
+
 /// What the cooperative-matrix prompt kernel needs to know about a node, apart from the device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CmShape {
-    /// K and V are both F16.
-    pub f16_kv: bool,
+    /// K and V's (common) element type.
+    pub kv: CmKv,
     /// Head sizes of K and V.
     pub dk: i64,
     /// Head size of V.
     pub dv: i64,
     /// Rows per KV head (query rows x Q heads sharing it).
     pub rows: i64,
-    /// K and V offsets (of the bound ranges) and strides fall on 16-byte boundaries.
+    /// K and V offsets (of the bound ranges) and strides fall on 16-byte boundaries (F16) or whole blocks.
     pub aligned: bool,
     /// Q heads per KV head.
     pub ratio: i64,
@@ -459,17 +533,34 @@ pub const fn cm_shared_bytes(d: u32) -> u32 {
 /// kernels). Pure, so its choices are unit-tested without a GPU.
 pub fn cm_plan(dev: &super::coopmat::CoopmatDevice, shape: CmShape) -> Option<Shader> {
     let (_, shader) = CM.iter().find(|(d, _)| i64::from(*d) == shape.dk)?;
-    let fits = shape.f16_kv
+    (shape.rows >= i64::from(CM_ROWS) && cm_fits(dev, shape)).then_some(*shader)
+}
+
+/// What every cooperative-matrix attention kernel needs, whatever the row count: F16 K and V of one head size among
+/// the compiled ones, 16-byte aligned, and a device with f16 16x16x16 fragments, subgroups of 32 and room for the
+/// KHR kernel's shared memory.
+fn cm_fits(dev: &super::coopmat::CoopmatDevice, shape: CmShape) -> bool {
+    shape.kv == CmKv::F16 && cm2_fits(dev, shape)
+}
+
+/// [`cm_fits`] for `flash_attn_cm2.comp`, which also takes Q8_0 or Q4_0 K and V (decoded in its loads, where the
+/// device has NV_cooperative_matrix2's block loads) of head sizes it is built for.
+fn cm2_fits(dev: &super::coopmat::CoopmatDevice, shape: CmShape) -> bool {
+    let kv_ok = match shape.kv {
+        CmKv::F16 => true,
+        CmKv::Q8_0 | CmKv::Q4_0 => dev.cm2_decode && cm2_shader(&CM2, shape.kv, shape.dk).is_some(),
+        CmKv::Other => false,
+    };
+    kv_ok
         && shape.dk == shape.dv
+        && CM.iter().any(|(d, _)| i64::from(*d) == shape.dk)
         && shape.aligned
-        && shape.rows >= i64::from(CM_ROWS)
         && dev.f16_16x16x16
         && dev.fp16
         && dev.memory_model
         && dev.subgroup_size == 32
         && dev.max_shared_memory >= cm_shared_bytes(shape.dk as u32)
-        && dev.max_workgroup_invocations >= 128;
-    fits.then_some(*shader)
+        && dev.max_workgroup_invocations >= 128
 }
 
 /// How a prompt kernel lays a KV head's rows over its workgroups' 64-row blocks.
@@ -499,39 +590,157 @@ fn cm2_gqa_mode() -> u32 {
 /// layout ([`cm2_gqa_mode`]'s values): a Q head per block needs a block of query rows (64) per head, the interleaved
 /// layout a ratio dividing 64. Pure, so its choices are unit-tested without a GPU.
 pub fn cm2_plan(dev: &super::coopmat::CoopmatDevice, shape: CmShape, gqa: u32) -> Option<(Shader, CmRows)> {
-    let (_, shader) = CM2.iter().find(|(d, _)| i64::from(*d) == shape.dk)?;
+    let shader = cm2_shader(&CM2, shape.kv, shape.dk)?;
     let rows = match (shape.ratio, gqa) {
         (1, _) => CmRows::PerHead,
         (r, 1) if shape.rows / r >= i64::from(CM_ROWS) => CmRows::PerHead,
         (r, 2) if i64::from(CM_ROWS) % r == 0 => CmRows::Packed,
         _ => return None,
     };
-    let fits = dev.cm2_attention && shape.mask_heads;
-    (fits && cm_plan(dev, shape).is_some()).then_some((*shader, rows))
+    let fits = dev.cm2_attention && shape.mask_heads && shape.rows >= i64::from(CM_ROWS) && cm2_fits(dev, shape);
+    fits.then_some((shader, rows))
+}
+
+/// How `flash_attn_cm2.comp`'s split variant runs a node: row layout, rows per block (`BR`), keys per tile (`BC`),
+/// splits of the keys and keys per split (a multiple of `bc`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cm2Split {
+    /// How a KV head's rows lie over the blocks.
+    pub rows: CmRows,
+    /// Rows per block.
+    pub br: u32,
+    /// Keys per tile.
+    pub bc: u32,
+    /// Splits of the keys (at least 2: each writes records that the reduction combines).
+    pub splits: u32,
+    /// Keys per split.
+    pub chunk: u32,
+}
+
+/// The split variant's settings (read once per process): `GGVK_FA_CM2_SPLIT` 0 never, 1 where several query rows
+/// share a KV head (GQA tokens, small batches; the default), 2 also one row per KV head; `GGVK_FA_CM2_SPLIT_KEYS`
+/// keys per tile (32, 64 (default) or 128); `GGVK_FA_CM2_SPLIT_GROUPS` workgroups aimed at (default 256, about two
+/// per SM of an H100 or H200).
+fn cm2_split_knobs() -> (u32, u32, u32) {
+    static KNOBS: std::sync::OnceLock<(u32, u32, u32)> = std::sync::OnceLock::new();
+    *KNOBS.get_or_init(|| {
+        let or = |v: Option<u64>, default: u32| v.map_or(default, |v| v as u32);
+        (
+            or(crate::knobs::number("GGVK_FA_CM2_SPLIT"), 1),
+            or(crate::knobs::number("GGVK_FA_CM2_SPLIT_KEYS"), 64),
+            or(crate::knobs::number("GGVK_FA_CM2_SPLIT_GROUPS"), 256),
+        )
+    })
+}
+
+/// The split variant of `flash_attn_cm2.comp` for a node the prompt kernels do not take (fewer than [`CM_ROWS`]
+/// rows per KV head): what [`cm_fits`] asks, a mask shared by the heads or one per head, a block shape the device
+/// offers ([`super::coopmat::CoopmatDevice::cm2_split`]) and at least two splits of at least two tiles each (shorter
+/// caches stay on the decode kernel). `mode`, `bc` and `target` are [`cm2_split_knobs`]'s values; `kv_heads` and
+/// `seqs` count the KV heads and sequences. Where the Q heads of a KV head divide a block's rows, a block holds
+/// them all (K and V tiles serve the group, [`CmRows::Packed`]); else a block holds one Q head. The block is the
+/// smallest offered that holds a KV head's rows. Pure, so its choices are unit-tested without a GPU.
+#[allow(clippy::too_many_arguments)]
+pub fn cm2_split_plan(
+    dev: &super::coopmat::CoopmatDevice,
+    shape: CmShape,
+    n_kv: u32,
+    kv_heads: u32,
+    seqs: u32,
+    mode: u32,
+    bc: u32,
+    target: u32,
+) -> Option<Cm2Split> {
+    let wanted = match mode {
+        1 => shape.rows >= 2,
+        2 => shape.rows >= 1,
+        _ => false,
+    };
+    let j = CM2S_KEYS.iter().position(|&k| k == bc)?;
+    if !wanted || shape.rows >= i64::from(CM_ROWS) || !shape.mask_heads || !cm2_fits(dev, shape) {
+        return None;
+    }
+    let offered: Vec<u32> = CM2S_ROWS
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| dev.cm2_split & (1 << (i * 3 + j)) != 0)
+        .map(|(_, &r)| r)
+        .collect();
+    let ratio = u32::try_from(shape.ratio).ok()?.max(1);
+    let n_q = u32::try_from(shape.rows).ok()? / ratio;
+    let packed: Vec<u32> = offered.iter().copied().filter(|br| br % ratio == 0).collect();
+    let (rows, blocks_of, need) =
+        if packed.is_empty() { (CmRows::PerHead, &offered, n_q) } else { (CmRows::Packed, &packed, n_q * ratio) };
+    let br = blocks_of.iter().copied().find(|&br| br >= need).or_else(|| blocks_of.last().copied())?;
+    let heads = if rows == CmRows::Packed { kv_heads } else { kv_heads * ratio };
+    let groups = u64::from(need.div_ceil(br)) * u64::from(heads) * u64::from(seqs);
+    let most = n_kv / (2 * bc);
+    let splits = u32::try_from(u64::from(target) / groups.max(1)).unwrap_or(u32::MAX).min(most);
+    if splits < 2 {
+        return None;
+    }
+    let chunk = n_kv.div_ceil(splits).div_ceil(bc) * bc;
+    let splits = n_kv.div_ceil(chunk);
+    (splits >= 2).then_some(Cm2Split { rows, br, bc, splits, chunk })
+}
+
+/// `GGVK_FA_COOPMAT` and `GGVK_FA_COOPMAT2` (read once per process): whether the cooperative-matrix attention
+/// kernels run at all, and the NV_cooperative_matrix2 ones among them.
+fn cm_switches() -> (bool, bool) {
+    static KNOBS: std::sync::OnceLock<(bool, bool)> = std::sync::OnceLock::new();
+    *KNOBS.get_or_init(|| {
+        (crate::knobs::switch("GGVK_FA_COOPMAT", CM_DEFAULT), crate::knobs::switch("GGVK_FA_COOPMAT2", true))
+    })
+}
+
+/// The cooperative-matrix kernels' view of `node` with its bound K/V offsets (16-bit words).
+fn cm_shape(node: &Node, k_off: u32, v_off: u32) -> Option<CmShape> {
+    let (q, k, v) = (node.src(0).ok()?, node.src(1).ok()?, node.src(2).ok()?);
+    let ratio = q.ne[2] / k.ne[2].max(1);
+    let kv = match (k.ty, v.ty) {
+        (GgmlType::F16, GgmlType::F16) => CmKv::F16,
+        (GgmlType::Q8_0, GgmlType::Q8_0) => CmKv::Q8_0,
+        (GgmlType::Q4_0, GgmlType::Q4_0) => CmKv::Q4_0,
+        _ => CmKv::Other,
+    };
+    // F16: 16-byte rows; quantized: offsets and strides in whole blocks.
+    let (unit, bytes) = if kv == CmKv::F16 { (8, 16) } else { (kv.words(), 2 * u64::from(kv.words())) };
+    Some(CmShape {
+        kv,
+        dk: k.ne[0],
+        dv: v.ne[0],
+        rows: q.ne[1] * ratio,
+        aligned: k_off % unit == 0 && v_off % unit == 0 && k.nb[1..].iter().chain(&v.nb[1..]).all(|s| s % bytes == 0),
+        ratio,
+        mask_heads: opt_src(node, 3).is_none_or(|m| m.ne[2] == 1 || m.ne[2] == q.ne[2]),
+    })
+}
+
+/// [`cm2_split_plan`] for `node` on `device` with its bound K/V offsets, where NV_cooperative_matrix2 is enabled
+/// and `GGVK_FA_COOPMAT` / `GGVK_FA_COOPMAT2` are not 0.
+fn cm2_split_on(device: &Device, node: &Node, k_off: u32, v_off: u32) -> Option<Cm2Split> {
+    if !device.coopmat2_enabled() || cm_switches() != (true, true) {
+        return None;
+    }
+    let (k, q) = (node.src(1).ok()?, node.src(0).ok()?);
+    let shape = cm_shape(node, k_off, v_off)?;
+    let dev = super::coopmat::CoopmatDevice::from_caps(device.caps());
+    let (mode, bc, target) = cm2_split_knobs();
+    let (kv_heads, seqs) = (u32::try_from(k.ne[2]).ok()?, u32::try_from(q.ne[3]).ok()?);
+    cm2_split_plan(&dev, shape, u32::try_from(k.ne[1]).ok()?, kv_heads, seqs, mode, bc, target)
 }
 
 /// The prompt kernel for `node` on `device` with its bound K/V offsets (16-bit words) and its row layout:
 /// [`cm2_plan`] where the device has NV_cooperative_matrix2 enabled (`GGVK_FA_COOPMAT2=0` turns it off), else
 /// [`cm_plan`] (`GGVK_FA_COOPMAT=0` turns that off; both read once per process).
 fn cm_plan_on(device: &Device, node: &Node, k_off: u32, v_off: u32) -> Option<(Shader, CmRows)> {
-    static KNOB: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    static KNOB2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    if !*KNOB.get_or_init(|| crate::knobs::switch("GGVK_FA_COOPMAT", CM_DEFAULT)) {
+    let (cm, cm2) = cm_switches();
+    if !cm {
         return None;
     }
-    let (q, k, v) = (node.src(0).ok()?, node.src(1).ok()?, node.src(2).ok()?);
-    let ratio = q.ne[2] / k.ne[2].max(1);
-    let shape = CmShape {
-        f16_kv: k.ty == GgmlType::F16 && v.ty == GgmlType::F16,
-        dk: k.ne[0],
-        dv: v.ne[0],
-        rows: q.ne[1] * ratio,
-        aligned: k_off % 8 == 0 && v_off % 8 == 0 && k.nb[1..].iter().chain(&v.nb[1..]).all(|s| s % 16 == 0),
-        ratio,
-        mask_heads: opt_src(node, 3).is_none_or(|m| m.ne[2] == 1 || m.ne[2] == q.ne[2]),
-    };
+    let shape = cm_shape(node, k_off, v_off)?;
     let dev = super::coopmat::CoopmatDevice::from_caps(device.caps());
-    if device.coopmat2_enabled() && *KNOB2.get_or_init(|| crate::knobs::switch("GGVK_FA_COOPMAT2", true)) {
+    if device.coopmat2_enabled() && cm2 {
         if let Some(plan) = cm2_plan(&dev, shape, cm2_gqa_mode()) {
             return Some(plan);
         }
@@ -542,15 +751,16 @@ fn cm_plan_on(device: &Device, node: &Node, k_off: u32, v_off: u32) -> Option<(S
 /// Whether `node` on `device` runs on `flash_attn_cm.comp` or `flash_attn_cm2.comp` (Q and P enter their products as
 /// f16: tests widen their error bound). Judges K/V alignment by the tensors' own offsets.
 pub fn uses_coopmat(device: &Device, node: &Node) -> bool {
+    let (Ok(k), Ok(v)) = (node.src(1), node.src(2)) else { return false };
     prompt_kernel(device, node).is_some()
+        || check(node).is_ok() && cm2_split_on(device, node, kv_words(k), kv_words(v)).is_some()
 }
 
 /// The cooperative-matrix prompt kernel `node` runs on `device` and its row layout, judging K/V alignment by the
 /// tensors' own offsets.
 fn prompt_kernel(device: &Device, node: &Node) -> Option<(Shader, CmRows)> {
     let (Ok(k), Ok(v)) = (node.src(1), node.src(2)) else { return None };
-    let words = |t: &Tensor| u32::try_from(t.offset / 2).unwrap_or(1);
-    check(node).ok().and_then(|()| cm_plan_on(device, node, words(k), words(v)))
+    check(node).ok().and_then(|()| cm_plan_on(device, node, kv_words(k), kv_words(v)))
 }
 
 /// Scratch bytes the node takes on `device` (the split partials of whichever kernel records it).
@@ -563,9 +773,11 @@ pub fn scratch_bytes(device: &Device, node: &Node) -> u64 {
     let bytes = |p: Plan| if p.splits > 1 { u64::from(p.splits) * total * (d.ne[0] as u64 + 2) * 4 } else { 0 };
     let general = plan(device, node).map_or(0, bytes);
     // The prompt kernels do not split; the NV_cooperative_matrix2 one takes its mask flags.
-    let prompt = prompt_kernel(device, node).filter(|(s, _)| CM2.iter().any(|(_, c)| c.name == s.name));
+    let prompt = prompt_kernel(device, node).filter(|(s, _)| CM2.iter().any(|(_, _, c)| c.name == s.name));
     let prompt = prompt.map_or(0, |(_, rows)| cm2_flag_bytes(node, rows));
-    general.max(decode_plan(device, node).map_or(0, bytes)).max(prompt)
+    // The split cm2 kernel's records, judged as if K and V were aligned (the bound offsets decide when recording).
+    let split = cm2_split_on(device, node, 0, 0).map_or(0, |p| u64::from(p.splits) * total * (d.ne[0] as u64 + 2) * 4);
+    general.max(decode_plan(device, node).map_or(0, bytes)).max(prompt).max(split)
 }
 
 /// Whether `node`'s output comes out of the split reduction on `device` (token generation: the decode or general
@@ -576,13 +788,14 @@ pub fn reduce_emits(device: &Device, node: &Node) -> bool {
     if check(node).is_err() || !node.dst.is_contiguous() || node.dst.ne[0] % 4 != 0 {
         return false;
     }
-    let (Ok((_, k_off)), Ok((_, v_off))) = (bind(device, k, 2, false), bind(device, v, 2, false)) else {
+    let (Ok((_, k_off)), Ok((_, v_off))) = (bind_kv(device, k), bind_kv(device, v)) else {
         return false;
     };
     if cm_plan_on(device, node, k_off, v_off).is_some() {
         return false;
     }
-    split_kernel(device, node, k_off).is_ok_and(|(p, _)| p.splits > 1)
+    cm2_split_on(device, node, k_off, v_off).is_some()
+        || split_kernel(device, node, k_off).is_ok_and(|(p, _)| p.splits > 1)
 }
 
 /// The plan and kernel of a node the cooperative-matrix kernels do not take: the decode kernel where it applies
@@ -611,8 +824,8 @@ pub fn record_emitting(rec: &mut Recorder<'_>, node: &Node, emit: Option<&q8_emi
     let device = rec.device().clone();
 
     let (qb, q_off) = bind(&device, q, 4, false)?;
-    let (kb, k_off) = bind(&device, k, 2, false)?;
-    let (vb, v_off) = bind(&device, v, 2, false)?;
+    let (kb, k_off) = bind_kv(&device, k)?;
+    let (vb, v_off) = bind_kv(&device, v)?;
     // Absent optional inputs bind q in their place (never read).
     let (mb, m_off) = bind(&device, mask.unwrap_or(q), 2, false)?;
     let (sb, s_off) = bind(&device, sinks.unwrap_or(q), 4, false)?;
@@ -683,17 +896,53 @@ pub fn record_emitting(rec: &mut Recorder<'_>, node: &Node, emit: Option<&q8_emi
         }
         let groups = [(cm.n_q * cm.ratio).div_ceil(CM_ROWS), cm.n_head_kv, q.ne[3] as u32];
         if groups.iter().zip(max).all(|(&g, m)| g <= m) {
-            if CM2.iter().any(|(_, c)| c.name == shader.name) {
+            if CM2.iter().any(|(_, _, c)| c.name == shader.name) {
                 return record_cm2(rec, node, &shader, cm, groups, [qb, kb, vb, mb, sb, db], layout);
             }
             let pipeline = device.pipelines().get(&device, &shader, &[])?;
             return rec.dispatch(shader.name, &pipeline, &[qb, kb, vb, mb, sb, db], bytemuck::bytes_of(&cm), groups);
         }
     }
+    let ne3 = q.ne[3] as u32;
+    let total = push.n_q * n_head * ne3;
+    let reduce = |splits: u32, p_off: u32| -> Result<ReducePush> {
+        Ok(ReducePush {
+            n_q: push.n_q,
+            n_head,
+            total,
+            splits,
+            dv: v.ne[0] as u32,
+            has_sinks: u32::from(sinks.is_some()),
+            s_off,
+            p_off,
+            d: with_off(d_off, strides("dst", d, 4)?),
+        })
+    };
+    // Token generation and small batches on NV_cooperative_matrix2: the split variant of the prompt kernel (a
+    // block's rows through tensor cores; with GQA every Q head of a KV head in one block), then the reduction.
+    if let Some(sp) = cm2_split_on(&device, node, k_off, v_off) {
+        let mut cm = FlashAttnPush { chunk: sp.chunk, flags: push.flags | FLAG_SPLIT, ..push };
+        let kv_group = if sp.rows == CmRows::PerHead { cm.ratio } else { 1 };
+        if sp.rows == CmRows::PerHead {
+            (cm.ratio, cm.n_head_kv) = (1, n_head);
+        }
+        let groups = [(cm.n_q * cm.ratio).div_ceil(sp.br), cm.n_head_kv, ne3 * sp.splits];
+        let shader = cm_shape(node, k_off, v_off).and_then(|shape| cm2_shader(&CM2S, shape.kv, k.ne[0]));
+        if let (Some(shader), true) = (shader, groups.iter().zip(max).all(|(&g, m)| g <= m)) {
+            let whole = push.n_kv % sp.bc == 0;
+            let spec = [cm.ratio, u32::from(whole), 0, kv_group, sp.br, sp.bc];
+            let pipeline = device.pipelines().get(&device, &shader, &spec)?;
+            let (pw, p_off) = split_records(rec, sp.splits, total, v.ne[0])?;
+            cm.d = [p_off, 0, 0, 0];
+            // Binding 6 (the prompt kernel's mask flags) is not read by this variant: Q stands in.
+            let bindings = [qb.clone(), kb, vb, mb, sb.clone(), pw.clone(), qb];
+            rec.dispatch("flash_attn_cm2_split", &pipeline, &bindings, bytemuck::bytes_of(&cm), groups)?;
+            return reduce_splits(rec, node, emit, reduce(sp.splits, p_off)?, pw, sb, db);
+        }
+    }
     let (p, shader) = split_kernel(&device, node, k_off)?;
     push.chunk = p.chunk;
     let rows = push.n_q * push.ratio;
-    let ne3 = q.ne[3] as u32;
     let groups = [rows.div_ceil(p.br), n_head_kv, ne3 * p.splits];
     if groups.iter().zip(max).any(|(&g, m)| g > m) || u64::from(ne3) * u64::from(p.splits) > u64::from(max[2]) {
         return Err(Error::unsupported(format!("FLASH_ATTN_EXT needs {groups:?} workgroups (device max {max:?})")));
@@ -709,11 +958,7 @@ pub fn record_emitting(rec: &mut Recorder<'_>, node: &Node, emit: Option<&q8_emi
     }
 
     // Split KV: partial records into scratch, then the reduction into dst.
-    let total = push.n_q * n_head * ne3;
-    let bytes = u64::from(p.splits) * u64::from(total) * (v.ne[0] as u64 + 2) * 4;
-    let (scratch, offset) = rec.scratch(bytes)?;
-    let region = Tensor::contiguous(scratch, offset, GgmlType::F32, [(bytes / 4) as i64, 1, 1, 1])?;
-    let (pw, p_off) = bind(&device, &region, 4, true)?;
+    let (pw, p_off) = split_records(rec, p.splits, total, v.ne[0])?;
     push.flags |= FLAG_SPLIT;
     push.d = [p_off, 0, 0, 0];
     rec.dispatch(
@@ -723,23 +968,58 @@ pub fn record_emitting(rec: &mut Recorder<'_>, node: &Node, emit: Option<&q8_emi
         bytemuck::bytes_of(&push),
         groups,
     )?;
-    let reduce = ReducePush {
-        n_q: push.n_q,
-        n_head,
-        total,
-        splits: p.splits,
-        dv: v.ne[0] as u32,
-        has_sinks: u32::from(sinks.is_some()),
-        s_off,
-        p_off,
-        d: with_off(d_off, strides("dst", d, 4)?),
-    };
+    reduce_splits(rec, node, emit, reduce(p.splits, p_off)?, pw, sb, db)
+}
+
+/// K or V bound for the attention kernels: a Q8_0 / Q4_0 cache's binding starts a whole number of blocks before its
+/// first element (`flash_attn_cm2.comp` addresses such caches in blocks; the other kernels take any start), anything
+/// else as [`bind`].
+fn bind_kv(device: &Device, t: &Tensor) -> Result<(Binding, u32)> {
+    match t.ty {
+        GgmlType::Q8_0 | GgmlType::Q4_0 => super::bind_blocks(device, t, 2, t.ty.type_size() as u64, false),
+        _ => bind(device, t, 2, false),
+    }
+}
+
+/// K/V offsets (16-bit words) as [`bind_kv`] would bind them, judged from the tensors alone (their buffers may not
+/// exist yet): F16's from its offset; a Q8_0 / Q4_0 cache's are whole blocks by construction.
+fn kv_words(t: &Tensor) -> u32 {
+    match t.ty {
+        GgmlType::Q8_0 | GgmlType::Q4_0 if t.offset % 2 == 0 => 0,
+        _ => u32::try_from(t.offset / 2).unwrap_or(1),
+    }
+}
+
+/// Scratch for the split records [M, L, out[dv]] of `splits` x `total` rows, bound for writing, with its first
+/// float's index in the binding.
+fn split_records(rec: &mut Recorder<'_>, splits: u32, total: u32, dv: i64) -> Result<(Binding, u32)> {
+    let device = rec.device().clone();
+    let bytes = u64::from(splits) * u64::from(total) * (dv as u64 + 2) * 4;
+    let (scratch, offset) = rec.scratch(bytes)?;
+    let region = Tensor::contiguous(scratch, offset, GgmlType::F32, [(bytes / 4) as i64, 1, 1, 1])?;
+    bind(&device, &region, 4, true)
+}
+
+/// The reduction of the split records `pw` into `node`'s output (bound as `db`; sinks as `sb`), also writing the
+/// quantized copy `emit` plans where it fits.
+fn reduce_splits(
+    rec: &mut Recorder<'_>,
+    node: &Node,
+    emit: Option<&q8_emit::Planned>,
+    reduce: ReducePush,
+    pw: Binding,
+    sb: Binding,
+    db: Binding,
+) -> Result<()> {
+    let device = rec.device().clone();
+    let max = device.caps().max_workgroup_count;
+    let d = &node.dst;
     let pr = Binding { write: false, ..pw };
-    let values = u64::from(total) * v.ne[0] as u64;
+    let values = u64::from(reduce.total) * u64::from(reduce.dv);
     let emit = emit.filter(|e| {
         e.layout.fits(&e.view)
             && d.is_contiguous()
-            && v.ne[0] % 4 == 0
+            && reduce.dv % 4 == 0
             && values % e.layout.block() as u64 == 0
             && e.view.nelements() as u64 == values
     });
@@ -757,7 +1037,7 @@ pub fn record_emitting(rec: &mut Recorder<'_>, node: &Node, emit: Option<&q8_emi
         return Ok(());
     }
     let pipeline = device.pipelines().get(&device, &REDUCE, &[REDUCE_WG, reduce_unroll()])?;
-    let (gx, gy) = split_groups(u64::from(total), max[0])?;
+    let (gx, gy) = split_groups(u64::from(reduce.total), max[0])?;
     rec.dispatch("flash_attn_reduce", &pipeline, &[pr, sb, db], bytemuck::bytes_of(&reduce), [gx, gy, 1])
 }
 
@@ -890,9 +1170,10 @@ mod tests {
         cm2: false,
         cm2_decode: false,
         cm2_attention: false,
+        cm2_split: 0,
     };
     const PROMPT: CmShape =
-        CmShape { f16_kv: true, dk: 128, dv: 128, rows: 512, aligned: true, ratio: 1, mask_heads: true };
+        CmShape { kv: CmKv::F16, dk: 128, dv: 128, rows: 512, aligned: true, ratio: 1, mask_heads: true };
 
     #[test]
     fn prompts_with_f16_caches_take_the_cooperative_kernel() {
@@ -958,7 +1239,7 @@ mod tests {
         // Whatever the KHR kernel refuses, so does this one.
         for shape in [
             CmShape { rows: 63, ..PROMPT },
-            CmShape { f16_kv: false, ..PROMPT },
+            CmShape { kv: CmKv::Other, ..PROMPT },
             CmShape { dk: 256, dv: 256, ..PROMPT },
             CmShape { dk: 128, dv: 64, ..PROMPT },
             CmShape { aligned: false, ..PROMPT },
@@ -967,15 +1248,96 @@ mod tests {
             assert!(cm2_plan(&NVIDIA_CM2, shape, 1).is_none(), "{shape:?}");
             assert!(cm2_plan(&NVIDIA_CM2, CmShape { ratio: 4, rows: shape.rows * 4, ..shape }, 1).is_none());
         }
+        // Q8_0 / Q4_0 caches on it (not on the KHR kernel), where the driver decodes in its loads.
+        for (kv, name) in [(CmKv::Q8_0, "flash_attn_cm2_q8_0_d128"), (CmKv::Q4_0, "flash_attn_cm2_q4_0_d128")] {
+            let shape = CmShape { kv, ..PROMPT };
+            assert_eq!(cm2_plan(&NVIDIA_CM2, shape, 1).map(|(s, r)| (s.name, r)), Some((name, CmRows::PerHead)));
+            assert!(cm_plan(&NVIDIA_CM2, shape).is_none());
+            assert!(cm2_plan(&CoopmatDevice { cm2_decode: false, ..NVIDIA_CM2 }, shape, 1).is_none());
+        }
         // Devices without its operations or shapes.
         assert!(cm2_plan(&NVIDIA, PROMPT, 1).is_none());
         assert!(cm2_plan(&CoopmatDevice { cm2_attention: false, ..NVIDIA_CM2 }, PROMPT, 1).is_none());
     }
 
     #[test]
+    fn split_shapes_need_every_head_size_and_the_softmax_operations() {
+        // A driver offering multiples of 16 in every dimension: all nine blocks.
+        assert_eq!(cm2_split_shapes(true, |(m, n, k)| m % 16 == 0 && n % 16 == 0 && k % 16 == 0), 0x1FF);
+        assert_eq!(cm2_split_shapes(false, |_| true), 0);
+        // Rows in multiples of 32 only: the 32- and 64-row blocks (bits 3..8).
+        assert_eq!(cm2_split_shapes(true, |(m, n, _)| m % 32 == 0 && n % 16 == 0), 0x1F8);
+        // A head size of 80 is not a multiple of 32: keys in multiples of 32 leave no block.
+        assert_eq!(cm2_split_shapes(true, |(_, n, k)| n % 32 == 0 && k % 32 == 0), 0);
+    }
+
+    #[test]
+    fn token_generation_with_gqa_splits_its_keys_on_the_coopmat2_kernel() {
+        let dev = CoopmatDevice { cm2_split: 0x1FF, ..NVIDIA_CM2 };
+        // A Llama-3-8B token: 4 Q heads per KV head, 8 KV heads. One 16-row block per KV head, ~256 workgroups,
+        // at least two tiles a split.
+        let token = CmShape { rows: 4, ratio: 4, ..PROMPT };
+        let plan = |shape, n_kv, mode, bc| cm2_split_plan(&dev, shape, n_kv, 8, 1, mode, bc, 256);
+        let p = plan(token, 8192, 1, 64).expect("split plan");
+        assert_eq!(p, Cm2Split { rows: CmRows::Packed, br: 16, bc: 64, splits: 32, chunk: 256 });
+        assert_eq!(plan(token, 32768, 1, 64).map(|p| (p.splits, p.chunk)), Some((32, 1024)));
+        // Short caches (fewer than two splits of two tiles) stay on the decode kernel.
+        assert_eq!(plan(token, 4096, 1, 64).map(|p| (p.splits, p.chunk)), Some((32, 128)));
+        assert!(plan(token, 255, 1, 64).is_none());
+        assert_eq!(plan(token, 256, 1, 64).map(|p| (p.splits, p.chunk)), Some((2, 128)));
+        // Uneven caches: chunks in whole tiles (at least two a split), the last split shorter.
+        assert_eq!(plan(token, 8000, 1, 64).map(|p| (p.splits, p.chunk)), Some((32, 256)));
+        assert_eq!(plan(token, 8000, 1, 128).map(|p| (p.bc, p.splits, p.chunk)), Some((128, 21, 384)));
+        // Eight Q heads per KV head, four queries (32 rows): one 32-row block.
+        let batch = CmShape { rows: 32, ratio: 8, ..PROMPT };
+        assert_eq!(plan(batch, 8192, 1, 64).map(|p| (p.rows, p.br)), Some((CmRows::Packed, 32)));
+        // Ratios that divide no block: one Q head per block (K/V rows found through KV_GROUP).
+        let odd = CmShape { rows: 7, ratio: 7, ..PROMPT };
+        let p = plan(odd, 8192, 1, 64).expect("per-head plan");
+        assert_eq!((p.rows, p.br, p.splits), (CmRows::PerHead, 16, 4));
+        // A block too small for the rows: several blocks of the largest offered.
+        let only16 = CoopmatDevice { cm2_split: 0b010, ..dev };
+        let p = cm2_split_plan(&only16, batch, 8192, 8, 1, 1, 64, 256).expect("two blocks");
+        assert_eq!((p.br, p.splits), (16, 16));
+        // One row per KV head only with mode 2; mode 0 never; prompts (64+ rows) never.
+        let mha = CmShape { rows: 1, ..PROMPT };
+        assert!(plan(mha, 8192, 1, 64).is_none());
+        assert_eq!(plan(mha, 8192, 2, 64).map(|p| (p.rows, p.br)), Some((CmRows::Packed, 16)));
+        assert!(plan(token, 8192, 0, 64).is_none());
+        assert!(plan(CmShape { rows: 64, ..token }, 8192, 1, 64).is_none());
+        // What the prompt kernels refuse, or a device without the block shape, keeps the decode kernel.
+        for shape in [
+            CmShape { kv: CmKv::Other, ..token },
+            CmShape { dk: 256, dv: 256, ..token },
+            CmShape { aligned: false, ..token },
+            CmShape { mask_heads: false, ..token },
+        ] {
+            assert!(plan(shape, 8192, 1, 64).is_none(), "{shape:?}");
+        }
+        assert!(cm2_split_plan(&NVIDIA_CM2, token, 8192, 8, 1, 1, 64, 256).is_none(), "no split shapes");
+        // Q8_0 / Q4_0 caches (decoded in the loads) at head sizes that are multiples of 32, with block loads.
+        for kv in [CmKv::Q8_0, CmKv::Q4_0] {
+            for d in [64, 96, 128] {
+                let shape = CmShape { kv, dk: d, dv: d, ..token };
+                assert!(plan(shape, 8192, 1, 64).is_some(), "{kv:?} d {d}");
+                assert!(cm2_shader(&CM2S, kv, d).is_some() && cm2_shader(&CM2, kv, d).is_some());
+            }
+            assert!(plan(CmShape { kv, dk: 80, dv: 80, ..token }, 8192, 1, 64).is_none(), "{kv:?} d 80");
+            let no_loads = CoopmatDevice { cm2_decode: false, ..dev };
+            assert!(cm2_split_plan(&no_loads, CmShape { kv, ..token }, 8192, 8, 1, 1, 64, 256).is_none());
+        }
+        assert!(plan(token, 8192, 1, 48).is_none(), "a tile the kernel is not built for");
+        let no_64 = CoopmatDevice { cm2_split: 0x1FF & !0b010_010_010, ..dev };
+        assert!(cm2_split_plan(&no_64, token, 8192, 8, 1, 1, 64, 256).is_none());
+        for (_, _, shader) in CM2S.iter().chain(&CM2) {
+            assert!(!shader.spirv.is_empty() || cfg!(not(feature = "shaders")), "{} compiled", shader.name);
+        }
+    }
+
+    #[test]
     fn other_shapes_types_and_devices_keep_the_general_kernels() {
         assert!(cm_plan(&NVIDIA, CmShape { rows: 63, ..PROMPT }).is_none(), "token generation and short blocks");
-        assert!(cm_plan(&NVIDIA, CmShape { f16_kv: false, ..PROMPT }).is_none(), "quantized caches");
+        assert!(cm_plan(&NVIDIA, CmShape { kv: CmKv::Other, ..PROMPT }).is_none(), "quantized caches");
         assert!(cm_plan(&NVIDIA, CmShape { dk: 256, dv: 256, ..PROMPT }).is_none(), "large heads");
         assert!(cm_plan(&NVIDIA, CmShape { dk: 192, dv: 128, ..PROMPT }).is_none(), "unequal heads");
         assert!(cm_plan(&NVIDIA, CmShape { dk: 72, dv: 72, ..PROMPT }).is_none(), "head size not a multiple of 16");

@@ -233,12 +233,18 @@ pub(crate) fn opt_src(node: &Node, i: usize) -> Option<&Tensor> {
 /// window. The window starts at the tensor's offset rounded down to `minStorageBufferOffsetAlignment`, so a
 /// buffer larger than `maxStorageBufferRange` works as long as each tensor's bytes fit one window.
 pub(crate) fn bind(device: &Device, t: &Tensor, unit: u64, write: bool) -> Result<(Binding, u32)> {
+    let (start, _) = t.byte_range();
+    bind_from(device, t, unit, write, start - start % device.caps().min_storage_offset_alignment)
+}
+
+/// [`bind`] with the bound range starting at byte `aligned` (on the device's offset alignment, at most the tensor's
+/// first byte).
+fn bind_from(device: &Device, t: &Tensor, unit: u64, write: bool, aligned: u64) -> Result<(Binding, u32)> {
     let caps = device.caps();
     if t.buffer.is_placeholder() {
         return Err(Error::Internal(format!("tensor {t:?} has no memory (placeholder buffer)")));
     }
     let (start, end) = t.byte_range();
-    let aligned = start - start % caps.min_storage_offset_alignment;
     let residual = start - aligned;
     if residual % unit != 0 {
         return Err(Error::unsupported(format!("tensor {t:?}: offset {start} is not a multiple of {unit} bytes")));
@@ -257,6 +263,22 @@ pub(crate) fn bind(device: &Device, t: &Tensor, unit: u64, write: bool) -> Resul
         Binding { buffer: t.buffer.clone(), offset: aligned, range, touched: (start, end.max(start + 1)), write },
         first,
     ))
+}
+
+/// [`bind`] for a tensor of `block`-byte blocks read through a block-typed view (a shader array of blocks): the
+/// bound range starts where the tensor's first byte is a whole number of blocks in (and on the device's offset
+/// alignment), so that the returned offset, in `unit`-byte elements, is also a whole number of blocks. Falls back
+/// to [`bind`] where no such start exists (an odd first byte) or the longer range would pass the device's limit.
+pub(crate) fn bind_blocks(device: &Device, t: &Tensor, unit: u64, block: u64, write: bool) -> Result<(Binding, u32)> {
+    let align = device.caps().min_storage_offset_alignment;
+    let (start, _) = t.byte_range();
+    // Residuals start % align, + align, ...: the first that is a multiple of `block` (lcm / align tries at most).
+    let found =
+        (0..block.max(1)).map(|i| start % align + i * align).take_while(|&r| r <= start).find(|r| r % block == 0);
+    match found {
+        Some(residual) => bind_from(device, t, unit, write, start - residual).or_else(|_| bind(device, t, unit, write)),
+        None => bind(device, t, unit, write),
+    }
 }
 
 /// A byte stride expressed in `unit`-byte elements, as a u32 for push constants.
