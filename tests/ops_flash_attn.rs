@@ -26,8 +26,13 @@ fn row_offsets(ne: [i64; 4], nb: [u64; 4]) -> Vec<u64> {
 
 /// A tensor with strides `nb` in a fresh buffer holding `data` (packed rows in logical order); other bytes 0xFF.
 fn strided(be: &Backend, ty: GgmlType, ne: [i64; 4], nb: [u64; 4], data: &[u8]) -> Tensor {
+    strided_at(be, ty, ne, nb, data, 0)
+}
+
+/// [`strided`] with the tensor's first byte `offset` bytes into its buffer.
+fn strided_at(be: &Backend, ty: GgmlType, ne: [i64; 4], nb: [u64; 4], data: &[u8], offset: u64) -> Tensor {
     let row = ty.row_size(ne[0]).unwrap();
-    let offs = row_offsets(ne, nb);
+    let offs: Vec<u64> = row_offsets(ne, nb).iter().map(|o| o + offset).collect();
     assert_eq!(data.len(), row * offs.len());
     let size = offs.iter().map(|o| o + row as u64).max().unwrap() as usize + 16;
     let mut bytes = vec![0xFFu8; size];
@@ -36,7 +41,7 @@ fn strided(be: &Backend, ty: GgmlType, ne: [i64; 4], nb: [u64; 4], data: &[u8]) 
     }
     let buf = be.alloc(size as u64).unwrap();
     buf.write(0, &bytes).unwrap();
-    Tensor::new(buf, 0, ty, ne, nb).unwrap()
+    Tensor::new(buf, offset, ty, ne, nb).unwrap()
 }
 
 fn contiguous(be: &Backend, ty: GgmlType, ne: [i64; 4], data: &[u8]) -> Tensor {
@@ -66,6 +71,8 @@ struct Case {
     permute_q: bool,
     /// K/V rows in a cache of this many rows per head (>= n_kv).
     cache: i64,
+    /// Bytes before K's and V's first element in their buffers.
+    kv_offset: u64,
 }
 
 impl Case {
@@ -88,6 +95,7 @@ impl Case {
             softcap: 0.0,
             permute_q: false,
             cache: n_kv,
+            kv_offset: 0,
         }
     }
 }
@@ -150,8 +158,8 @@ fn run_case(be: &Backend, rng: &mut Rng, c: &Case) -> u32 {
         let row = ty.row_size(ne[0]).unwrap() as u64;
         [ty.type_size() as u64, row, row * c.cache as u64, row * (c.cache * ne[2]) as u64]
     };
-    let k = strided(be, c.kt, kne, cache_nb(c.kt, kne), &kb);
-    let v = strided(be, c.vt, vne, cache_nb(c.vt, vne), &vb);
+    let k = strided_at(be, c.kt, kne, cache_nb(c.kt, kne), &kb, c.kv_offset);
+    let v = strided_at(be, c.vt, vne, cache_nb(c.vt, vne), &vb, c.kv_offset);
 
     // Mask rows padded past n_kv and n_q, as llama.cpp pads them.
     let (mne, mvals) = match c.mask {
@@ -430,6 +438,19 @@ fn flash_attn_decode_split_kv() {
     c.kt = Q8_0;
     c.vt = Q4_0;
     assert_eq!(run_case(&be, &mut rng, &c), split_dispatches, "GQA, Q8_0 K, Q4_0 V");
+    // Quantized caches a few blocks into their buffers, off the device's offset alignment (bound so that the first
+    // block is whole blocks into the binding, as the cooperative-matrix kernels address them): one token with GQA
+    // (split) and a prompt block.
+    for (ty, blocks) in [(Q8_0, 5u64), (Q4_0, 7), (Q8_0, 1)] {
+        for n_q in [1, 70] {
+            let mut c = Case::new(128, 128, n_q, 900);
+            c.n_head = 8;
+            c.kt = ty;
+            c.vt = ty;
+            c.kv_offset = blocks * ty.type_size() as u64;
+            run_case(&be, &mut rng, &c);
+        }
+    }
     // Every key masked: zero output without sinks, also split.
     let mut c = Case::new(64, 64, 1, 700);
     c.masked = 1.0;
