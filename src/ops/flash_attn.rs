@@ -536,15 +536,15 @@ pub fn cm_plan(dev: &super::coopmat::CoopmatDevice, shape: CmShape) -> Option<Sh
     (shape.rows >= i64::from(CM_ROWS) && cm_fits(dev, shape)).then_some(*shader)
 }
 
-/// What every cooperative-matrix attention kernel needs, whatever the row count: F16 K and V of one head size among
-/// the compiled ones, 16-byte aligned, and a device with f16 16x16x16 fragments, subgroups of 32 and room for the
-/// KHR kernel's shared memory.
+/// What the KHR kernel needs, whatever the row count: F16 K and V, and what [`cm2_fits`] asks.
 fn cm_fits(dev: &super::coopmat::CoopmatDevice, shape: CmShape) -> bool {
     shape.kv == CmKv::F16 && cm2_fits(dev, shape)
 }
 
-/// [`cm_fits`] for `flash_attn_cm2.comp`, which also takes Q8_0 or Q4_0 K and V (decoded in its loads, where the
-/// device has NV_cooperative_matrix2's block loads) of head sizes it is built for.
+/// What every cooperative-matrix attention kernel needs, whatever the row count: K and V of one type (F16; Q8_0 or
+/// Q4_0 only on `flash_attn_cm2.comp`, decoded in its loads where the device has NV_cooperative_matrix2's block
+/// loads) and one head size among the compiled ones, aligned ([`CmShape::aligned`]), and a device with f16 16x16x16
+/// fragments, subgroups of 32 and room for the KHR kernel's shared memory.
 fn cm2_fits(dev: &super::coopmat::CoopmatDevice, shape: CmShape) -> bool {
     let kv_ok = match shape.kv {
         CmKv::F16 => true,
@@ -634,7 +634,7 @@ fn cm2_split_knobs() -> (u32, u32, u32) {
 }
 
 /// The split variant of `flash_attn_cm2.comp` for a node the prompt kernels do not take (fewer than [`CM_ROWS`]
-/// rows per KV head): what [`cm_fits`] asks, a mask shared by the heads or one per head, a block shape the device
+/// rows per KV head): what [`cm2_fits`] asks, a mask shared by the heads or one per head, a block shape the device
 /// offers ([`super::coopmat::CoopmatDevice::cm2_split`]) and at least two splits of at least two tiles each (shorter
 /// caches stay on the decode kernel). `mode`, `bc` and `target` are [`cm2_split_knobs`]'s values; `kv_heads` and
 /// `seqs` count the KV heads and sequences. Where the Q heads of a KV head divide a block's rows, a block holds
