@@ -605,6 +605,8 @@ pub fn cm2_plan(dev: &super::coopmat::CoopmatDevice, shape: CmShape, gqa: u32) -
 /// splits of the keys and keys per split (a multiple of `bc`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Cm2Split {
+    /// K and V's type (which build of the variant runs).
+    pub kv: CmKv,
     /// How a KV head's rows lie over the blocks.
     pub rows: CmRows,
     /// Rows per block.
@@ -681,7 +683,7 @@ pub fn cm2_split_plan(
     }
     let chunk = n_kv.div_ceil(splits).div_ceil(bc) * bc;
     let splits = n_kv.div_ceil(chunk);
-    (splits >= 2).then_some(Cm2Split { rows, br, bc, splits, chunk })
+    (splits >= 2).then_some(Cm2Split { kv: shape.kv, rows, br, bc, splits, chunk })
 }
 
 /// `GGVK_FA_COOPMAT` and `GGVK_FA_COOPMAT2` (read once per process): whether the cooperative-matrix attention
@@ -770,13 +772,14 @@ pub fn scratch_bytes(device: &Device, node: &Node) -> u64 {
     }
     let d = &node.dst;
     let total = (d.ne[1] * d.ne[2] * d.ne[3]) as u64;
-    let bytes = |p: Plan| if p.splits > 1 { u64::from(p.splits) * total * (d.ne[0] as u64 + 2) * 4 } else { 0 };
+    let records = |splits: u32| records_bytes(splits, total, d.ne[0]);
+    let bytes = |p: Plan| if p.splits > 1 { records(p.splits) } else { 0 };
     let general = plan(device, node).map_or(0, bytes);
     // The prompt kernels do not split; the NV_cooperative_matrix2 one takes its mask flags.
     let prompt = prompt_kernel(device, node).filter(|(s, _)| CM2.iter().any(|(_, _, c)| c.name == s.name));
     let prompt = prompt.map_or(0, |(_, rows)| cm2_flag_bytes(node, rows));
     // The split cm2 kernel's records, judged as if K and V were aligned (the bound offsets decide when recording).
-    let split = cm2_split_on(device, node, 0, 0).map_or(0, |p| u64::from(p.splits) * total * (d.ne[0] as u64 + 2) * 4);
+    let split = cm2_split_on(device, node, 0, 0).map_or(0, |p| records(p.splits));
     general.max(decode_plan(device, node).map_or(0, bytes)).max(prompt).max(split)
 }
 
@@ -888,12 +891,8 @@ pub fn record_emitting(rec: &mut Recorder<'_>, node: &Node, emit: Option<&q8_emi
     };
     let max = device.caps().max_workgroup_count;
     if let Some((shader, layout)) = cm_plan_on(&device, node, k_off, v_off) {
-        // A Q head per block: the kernel sees one Q head per "KV head" (n_head of them) and finds the real one. A
-        // copy, so that the split kernels below still get the node's own heads if the grid does not fit.
-        let mut cm = FlashAttnPush { chunk: push.n_kv, ..push };
-        if layout == CmRows::PerHead {
-            (cm.ratio, cm.n_head_kv) = (1, n_head);
-        }
+        // A copy: the split kernels below keep the node's own heads if the grid does not fit.
+        let cm = laid_out(FlashAttnPush { chunk: push.n_kv, ..push }, layout);
         let groups = [(cm.n_q * cm.ratio).div_ceil(CM_ROWS), cm.n_head_kv, q.ne[3] as u32];
         if groups.iter().zip(max).all(|(&g, m)| g <= m) {
             if CM2.iter().any(|(_, _, c)| c.name == shader.name) {
@@ -921,13 +920,10 @@ pub fn record_emitting(rec: &mut Recorder<'_>, node: &Node, emit: Option<&q8_emi
     // Token generation and small batches on NV_cooperative_matrix2: the split variant of the prompt kernel (a
     // block's rows through tensor cores; with GQA every Q head of a KV head in one block), then the reduction.
     if let Some(sp) = cm2_split_on(&device, node, k_off, v_off) {
-        let mut cm = FlashAttnPush { chunk: sp.chunk, flags: push.flags | FLAG_SPLIT, ..push };
-        let kv_group = if sp.rows == CmRows::PerHead { cm.ratio } else { 1 };
-        if sp.rows == CmRows::PerHead {
-            (cm.ratio, cm.n_head_kv) = (1, n_head);
-        }
+        let kv_group = if sp.rows == CmRows::PerHead { push.ratio } else { 1 };
+        let mut cm = laid_out(FlashAttnPush { chunk: sp.chunk, flags: push.flags | FLAG_SPLIT, ..push }, sp.rows);
         let groups = [(cm.n_q * cm.ratio).div_ceil(sp.br), cm.n_head_kv, ne3 * sp.splits];
-        let shader = cm_shape(node, k_off, v_off).and_then(|shape| cm2_shader(&CM2S, shape.kv, k.ne[0]));
+        let shader = cm2_shader(&CM2S, sp.kv, k.ne[0]);
         if let (Some(shader), true) = (shader, groups.iter().zip(max).all(|(&g, m)| g <= m)) {
             let whole = push.n_kv % sp.bc == 0;
             let spec = [cm.ratio, u32::from(whole), 0, kv_group, sp.br, sp.bc];
@@ -990,11 +986,25 @@ fn kv_words(t: &Tensor) -> u32 {
     }
 }
 
+/// Bytes of the split records [M, L, out[dv]] of `splits` x `total` rows (floats).
+fn records_bytes(splits: u32, total: u64, dv: i64) -> u64 {
+    u64::from(splits) * total * (dv as u64 + 2) * 4
+}
+
+/// The push constants a prompt kernel sees for row layout `layout`: with a Q head per block, one Q head per "KV
+/// head" (n_head of them; the kernel finds the real KV head). A copy, so that a fallback keeps the node's own heads.
+fn laid_out(push: FlashAttnPush, layout: CmRows) -> FlashAttnPush {
+    match layout {
+        CmRows::PerHead => FlashAttnPush { ratio: 1, n_head_kv: push.ratio * push.n_head_kv, ..push },
+        CmRows::Packed => push,
+    }
+}
+
 /// Scratch for the split records [M, L, out[dv]] of `splits` x `total` rows, bound for writing, with its first
 /// float's index in the binding.
 fn split_records(rec: &mut Recorder<'_>, splits: u32, total: u32, dv: i64) -> Result<(Binding, u32)> {
     let device = rec.device().clone();
-    let bytes = u64::from(splits) * u64::from(total) * (dv as u64 + 2) * 4;
+    let bytes = records_bytes(splits, u64::from(total), dv);
     let (scratch, offset) = rec.scratch(bytes)?;
     let region = Tensor::contiguous(scratch, offset, GgmlType::F32, [(bytes / 4) as i64, 1, 1, 1])?;
     bind(&device, &region, 4, true)
@@ -1261,6 +1271,15 @@ mod tests {
     }
 
     #[test]
+    fn a_q_head_per_block_makes_every_q_head_a_kv_head_of_its_own() {
+        let push = FlashAttnPush { n_q: 7, ratio: 4, n_head_kv: 8, chunk: 9, ..Default::default() };
+        let per_head = laid_out(push, CmRows::PerHead);
+        assert_eq!((per_head.ratio, per_head.n_head_kv, per_head.n_q, per_head.chunk), (1, 32, 7, 9));
+        let packed = laid_out(push, CmRows::Packed);
+        assert_eq!((packed.ratio, packed.n_head_kv), (4, 8));
+    }
+
+    #[test]
     fn split_shapes_need_every_head_size_and_the_softmax_operations() {
         // A driver offering multiples of 16 in every dimension: all nine blocks.
         assert_eq!(cm2_split_shapes(true, |(m, n, k)| m % 16 == 0 && n % 16 == 0 && k % 16 == 0), 0x1FF);
@@ -1279,7 +1298,7 @@ mod tests {
         let token = CmShape { rows: 4, ratio: 4, ..PROMPT };
         let plan = |shape, n_kv, mode, bc| cm2_split_plan(&dev, shape, n_kv, 8, 1, mode, bc, 256);
         let p = plan(token, 8192, 1, 64).expect("split plan");
-        assert_eq!(p, Cm2Split { rows: CmRows::Packed, br: 16, bc: 64, splits: 32, chunk: 256 });
+        assert_eq!(p, Cm2Split { kv: CmKv::F16, rows: CmRows::Packed, br: 16, bc: 64, splits: 32, chunk: 256 });
         assert_eq!(plan(token, 32768, 1, 64).map(|p| (p.splits, p.chunk)), Some((32, 1024)));
         // Short caches (fewer than two splits of two tiles) stay on the decode kernel.
         assert_eq!(plan(token, 4096, 1, 64).map(|p| (p.splits, p.chunk)), Some((32, 128)));
