@@ -453,11 +453,13 @@ fn decode_plan(device: &Device, node: &Node) -> Option<Plan> {
 }
 
 /// How the decode kernel splits the keys: (workgroups aimed at over all KV heads, fewest keys per split). With four
-/// or more query rows per KV head (GQA) and more than 4,096 keys: about 512 workgroups of at least 256 keys; else
-/// about 1,024 of at least 128. Measured on an H200 (NOTES.md, 2026-12-05): with 4 rows per KV head (hs 128, 8 KV
-/// heads, F16) the first took 34.2 / 59.0 / 93.2 us at 8k / 16k / 32k keys against 39.5 / 67.4 / 113.8 with the
-/// second, with 8 rows (hs 64, 7,680 keys) 31.3 against 43.1; but at 4k keys 24.7 against 18.6, and a 7B model
-/// without GQA generated 278.5 / 194.9 t/s (depth 0 / 8192) against 297.2 / 201.4. `GGVK_FA_DECODE_GROUPS` and
+/// or more query rows per KV head (GQA) and more than 4,096 keys: about 512 workgroups of at least 256 keys; with
+/// fewer rows and more than 8,192 keys: about 512 of at least 128; else about 1,024 of at least 128. Measured on an
+/// H200 (NOTES.md, 2026-12-05): with 4 rows per KV head (hs 128, 8 KV heads, F16) the first took 34.2 / 59.0 / 93.2
+/// us at 8k / 16k / 32k keys against 39.5 / 67.4 / 113.8 with the last, with 8 rows (hs 64, 7,680 keys) 31.3 against
+/// 43.1; but at 4k keys 24.7 against 18.6, and a 7B model without GQA generated 278.5 / 194.9 t/s (depth 0 / 8192)
+/// against 297.2 / 201.4. With one row per KV head (H100, same shape) 512 workgroups took 35.0 / 62.4 us at 16k /
+/// 32k keys against 45.6 / 87.3, and 16.1 against 16.0 at 8k. `GGVK_FA_DECODE_GROUPS` and
 /// `GGVK_FA_DECODE_MIN_KEYS` override both (read once per process).
 fn decode_split_shape(rows: u32, n_kv: u32) -> (u64, u32) {
     static KNOBS: std::sync::OnceLock<(Option<u64>, Option<u32>)> = std::sync::OnceLock::new();
@@ -467,7 +469,13 @@ fn decode_split_shape(rows: u32, n_kv: u32) -> (u64, u32) {
             crate::knobs::number("GGVK_FA_DECODE_MIN_KEYS").map(|v| v as u32),
         )
     });
-    let (t, k) = if rows >= 4 && n_kv > 4096 { (512, 256) } else { (1024, WG) };
+    let (t, k) = if rows >= 4 && n_kv > 4096 {
+        (512, 256)
+    } else if n_kv > 8192 {
+        (512, WG)
+    } else {
+        (1024, WG)
+    };
     (target.unwrap_or(t), min_keys.unwrap_or(k).max(WG))
 }
 
@@ -1150,11 +1158,13 @@ mod tests {
     use crate::ops::coopmat::CoopmatDevice;
 
     #[test]
-    fn decode_splits_are_wider_only_for_gqa_past_4096_keys() {
+    fn decode_splits_are_wider_for_gqa_past_4096_keys_and_past_8192_keys() {
         // (No GGVK_FA_DECODE_* knobs in the unit tests' environment.)
         assert_eq!(decode_split_shape(1, 8192), (1024, 128));
         assert_eq!(decode_split_shape(4, 4096), (1024, 128));
-        assert_eq!(decode_split_shape(3, 32768), (1024, 128));
+        assert_eq!(decode_split_shape(3, 8192), (1024, 128));
+        assert_eq!(decode_split_shape(1, 8193), (512, 128));
+        assert_eq!(decode_split_shape(3, 32768), (512, 128));
         assert_eq!(decode_split_shape(4, 4097), (512, 256));
         assert_eq!(decode_split_shape(8, 7680), (512, 256));
     }
