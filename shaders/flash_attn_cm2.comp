@@ -4,7 +4,7 @@
 // and the output accumulator kept in matrices from the first key to the last, the online softmax (running max M
 // and sum L per row, f32) done with row reductions and per-element operations. F16 K and V of head size D (a
 // multiple of 16 up to 128), or Q8_0 / Q4_0 K and V (KV_Q8_0 / KV_Q4_0: decoded to f16 as the tiles load, head
-// sizes multiples of 32); src/ops/flash_attn.rs decides where it runs.
+// sizes multiples of 32); src/ops/flash_attn/coopmat.rs decides where it runs.
 //
 // One workgroup of 128 invocations per (block of BR = 64 rows, KV head, sequence). Rows are the query rows of every
 // Q head sharing the KV head, row = iq1 * ratio + g (ratio divides BR, so a block is whole query rows), which makes

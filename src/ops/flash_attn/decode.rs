@@ -1,0 +1,115 @@
+//! The decode kernel's plan (`flash_attn_decode.comp`): token generation and small batches over F16, Q8_0 and
+//! Q4_0 caches, every row of a KV head in one workgroup, keys split over workgroups.
+
+use super::{Plan, DECODE_MAX_HEAD, DECODE_MAX_ROWS, WG};
+use crate::ir::{Node, Tensor};
+use crate::quant::GgmlType;
+use crate::vk::Device;
+
+/// The decode kernel's plan (`flash_attn_decode.comp`: one tile of WG keys per step, every row of a KV head in
+/// one workgroup) when it applies: K and V each F16, Q8_0 or Q4_0 (the quantized ones with head sizes a multiple
+/// of 32), at most [`DECODE_MAX_ROWS`] rows per KV head, head sizes up to [`DECODE_MAX_HEAD`] with DK a multiple of
+/// 8, F16 K rows on 16-byte boundaries, a device with subgroup arithmetic;
+/// `GGVK_FA_DECODE=0` keeps the general kernel (read once per process). Keys are split over workgroups as the
+/// general plan does, in whole tiles.
+pub(super) fn decode_plan(device: &Device, node: &Node) -> Option<Plan> {
+    static KNOB: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if !*KNOB.get_or_init(|| crate::knobs::switch("GGVK_FA_DECODE", true)) {
+        return None;
+    }
+    let (q, k, v) = (node.src(0).ok()?, node.src(1).ok()?, node.src(2).ok()?);
+    let caps = device.caps();
+    let rows = q.ne[1] * (q.ne[2] / k.ne[2]);
+    // F16 K rows are read as 16-byte vectors; Q8_0 / Q4_0 rows (K or V) block by block in 16-bit words.
+    let kv_ok = |t: &Tensor, dim: i64| match t.ty {
+        GgmlType::F16 => true,
+        GgmlType::Q8_0 | GgmlType::Q4_0 => dim % 32 == 0,
+        _ => false,
+    };
+    let k_rows_ok = k.ty != GgmlType::F16 || (k.offset % 16 == 0 && k.nb[1..].iter().all(|s| s % 16 == 0));
+    let fits = caps.subgroup_arithmetic
+        && kv_ok(k, q.ne[0])
+        && kv_ok(v, v.ne[0])
+        && (1..=i64::from(DECODE_MAX_ROWS)).contains(&rows)
+        && q.ne[0] % 8 == 0
+        && q.ne[0] <= DECODE_MAX_HEAD
+        && v.ne[0] <= DECODE_MAX_HEAD
+        && k_rows_ok;
+    let rows = rows as u32;
+    // Q rows as vec4, then probabilities and two reduction slots per row and thread, and the vector V path's
+    // partial outputs (8 per thread).
+    let shared = 4 * (rows * q.ne[0] as u32 + 3 * rows * WG + 8 * WG);
+    if !fits || shared > caps.max_shared_memory {
+        return None;
+    }
+    let n_kv = k.ne[1] as u32;
+    let groups = (k.ne[2] * q.ne[3]) as u64;
+    let (target, min_keys) = decode_split_shape(rows, n_kv);
+    let mut splits = 1;
+    if n_kv >= 2 * WG && groups < 512 {
+        splits = (target.div_ceil(groups) as u32).min(n_kv / min_keys).max(1);
+    }
+    let chunk = n_kv.div_ceil(splits).div_ceil(WG) * WG;
+    let splits = n_kv.div_ceil(chunk);
+    Some(Plan { br: rows, bc: WG, splits, chunk: if splits == 1 { n_kv } else { chunk } })
+}
+
+/// How the decode kernel splits the keys: (workgroups aimed at over all KV heads, fewest keys per split). With four
+/// or more query rows per KV head (GQA) and more than 4,096 keys: about 512 workgroups of at least 256 keys; with
+/// fewer rows and more than 8,192 keys: about 512 of at least 128; else about 1,024 of at least 128. Measured on an
+/// H200 (NOTES.md, 2026-12-05): with 4 rows per KV head (hs 128, 8 KV heads, F16) the first took 34.2 / 59.0 / 93.2
+/// us at 8k / 16k / 32k keys against 39.5 / 67.4 / 113.8 with the last, with 8 rows (hs 64, 7,680 keys) 31.3 against
+/// 43.1; but at 4k keys 24.7 against 18.6, and a 7B model without GQA generated 278.5 / 194.9 t/s (depth 0 / 8192)
+/// against 297.2 / 201.4. With one row per KV head (H100, same shape) 512 workgroups took 35.0 / 62.4 us at 16k /
+/// 32k keys against 45.6 / 87.3, and 16.1 against 16.0 at 8k. `GGVK_FA_DECODE_GROUPS` and
+/// `GGVK_FA_DECODE_MIN_KEYS` override both (read once per process).
+fn decode_split_shape(rows: u32, n_kv: u32) -> (u64, u32) {
+    static KNOBS: std::sync::OnceLock<(Option<u64>, Option<u32>)> = std::sync::OnceLock::new();
+    let (target, min_keys) = *KNOBS.get_or_init(|| {
+        (
+            crate::knobs::number("GGVK_FA_DECODE_GROUPS"),
+            crate::knobs::number("GGVK_FA_DECODE_MIN_KEYS").map(|v| v as u32),
+        )
+    });
+    let (t, k) = if rows >= 4 && n_kv > 4096 {
+        (512, 256)
+    } else if n_kv > 8192 {
+        (512, WG)
+    } else {
+        (1024, WG)
+    };
+    (target.unwrap_or(t), min_keys.unwrap_or(k).max(WG))
+}
+
+/// Whether the decode kernel reads V rows as 16-byte vectors (`VEC_V`): head size `dv` a multiple of 8 up to the
+/// workgroup size, V's offset and strides (16-bit words) multiples of 8.
+pub(super) fn vector_v(dv: i64, v_words: &[u32]) -> bool {
+    dv % 8 == 0 && dv <= i64::from(WG) && v_words.iter().all(|w| w % 8 == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_splits_are_wider_for_gqa_past_4096_keys_and_past_8192_keys() {
+        // (No GGVK_FA_DECODE_* knobs in the unit tests' environment.)
+        assert_eq!(decode_split_shape(1, 8192), (1024, 128));
+        assert_eq!(decode_split_shape(4, 4096), (1024, 128));
+        assert_eq!(decode_split_shape(3, 8192), (1024, 128));
+        assert_eq!(decode_split_shape(1, 8193), (512, 128));
+        assert_eq!(decode_split_shape(3, 32768), (512, 128));
+        assert_eq!(decode_split_shape(4, 4097), (512, 256));
+        assert_eq!(decode_split_shape(8, 7680), (512, 256));
+    }
+
+    #[test]
+    fn decode_reads_v_as_vectors_only_where_rows_sit_on_16_bytes() {
+        assert!(vector_v(128, &[0, 128, 128 * 256, 0]));
+        assert!(vector_v(64, &[8, 64, 64 * 512, 64 * 512 * 32]));
+        assert!(!vector_v(128, &[4, 128, 128 * 256, 0]), "offset");
+        assert!(!vector_v(128, &[0, 132, 132 * 256, 0]), "row stride");
+        assert!(!vector_v(68, &[0, 72, 72 * 256, 0]), "head size not a multiple of 8");
+        assert!(!vector_v(256, &[0, 256, 256 * 256, 0]), "more dimensions than threads");
+    }
+}
