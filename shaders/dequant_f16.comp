@@ -1,5 +1,5 @@
 #version 450
-// Weights dequantized to packed f16 rows ahead of a prompt product (src/ops/matmul.rs, `dequant_first`): the
+// Weights dequantized to packed f16 rows ahead of a prompt product (src/ops/matmul/weights_f16.rs, `dequant_f16`): the
 // f16 cooperative-matrix kernels then multiply them at f16 speed, where decoding blocks inside the tile loop costs
 // 30-45% (NOTES.md). Row r of the source (m rows of k values, row stride a_row 16-bit words) becomes k halves at
 // d_off + r * k (in 16-bit units) of the destination; k is a multiple of 8.
