@@ -403,24 +403,29 @@ pub(super) fn record(
     rec.dispatch("mul_mat_cm", &pipeline, bindings, bytemuck::bytes_of(p), groups)
 }
 
+/// The H200 / H100 (NVIDIA, driver 580) as the cooperative-matrix plans see it, for the unit tests of every plan that
+/// reads a [`CoopmatDevice`]: f16 16x16x16, s8 16x16x32, subgroup 32, 48 KiB shared memory, no
+/// NV_cooperative_matrix2 (tests switch its parts on).
+#[cfg(test)]
+pub(crate) const NVIDIA_TEST: CoopmatDevice = CoopmatDevice {
+    f16_16x16x16: true,
+    s8_16x16x32: true,
+    fp16: true,
+    memory_model: true,
+    subgroup_size: 32,
+    max_shared_memory: 48 * 1024,
+    max_workgroup_invocations: 1024,
+    cm2: false,
+    cm2_decode: false,
+    cm2_attention: false,
+    cm2_split: 0,
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The H200 / H100 (NVIDIA, driver 580): f16 16x16x16, subgroup 32, 48 KiB shared memory.
-    const NVIDIA: CoopmatDevice = CoopmatDevice {
-        f16_16x16x16: true,
-        s8_16x16x32: true,
-        fp16: true,
-        memory_model: true,
-        subgroup_size: 32,
-        max_shared_memory: 48 * 1024,
-        max_workgroup_invocations: 1024,
-        cm2: false,
-        cm2_decode: false,
-        cm2_attention: false,
-        cm2_split: 0,
-    };
+    const NVIDIA: CoopmatDevice = NVIDIA_TEST;
 
     /// The H200 with NV_cooperative_matrix2 (driver 580: workgroup scope, block loads).
     const NVIDIA_CM2: CoopmatDevice = CoopmatDevice { cm2: true, cm2_decode: true, ..NVIDIA };

@@ -467,19 +467,7 @@ fn cm2_specs(push: &FlashAttnPush, has_mask: bool, cap: u32) -> [u32; 3] {
 mod tests {
     use super::*;
 
-    const NVIDIA: CoopmatDevice = CoopmatDevice {
-        f16_16x16x16: true,
-        s8_16x16x32: true,
-        fp16: true,
-        memory_model: true,
-        subgroup_size: 32,
-        max_shared_memory: 48 * 1024,
-        max_workgroup_invocations: 1024,
-        cm2: false,
-        cm2_decode: false,
-        cm2_attention: false,
-        cm2_split: 0,
-    };
+    const NVIDIA: CoopmatDevice = crate::ops::coopmat::NVIDIA_TEST;
     const PROMPT: CmShape =
         CmShape { kv: CmKv::F16, dk: 128, dv: 128, rows: 512, aligned: true, ratio: 1, mask_heads: true };
 
