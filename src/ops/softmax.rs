@@ -150,17 +150,8 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
     let (mb, m_off) = bind(&device, mask.unwrap_or(x), m_unit, false)?;
     let (sb, s_off) = bind(&device, sinks.unwrap_or(x), 4, false)?;
 
-    // ggml's ALiBi constants, in f32 as its CPU code computes them.
-    let n_head = ne[2];
-    let n_head_log2 = if n_head == 0 { 0 } else { 1u32 << (31 - n_head.leading_zeros()) };
+    let (n_head_log2, e0, e1) = alibi_exponents(ne[2], max_bias);
     let alibi = max_bias > 0.0;
-    let (e0, e1) = if alibi {
-        let m0 = 2f32.powf(-max_bias / n_head_log2 as f32);
-        let m1 = 2f32.powf(-(max_bias / 2.0) / n_head_log2 as f32);
-        (f64::from(m0).log2() as f32, f64::from(m1).log2() as f32)
-    } else {
-        (0.0, 0.0)
-    };
     let push = SoftMaxPush {
         ne,
         rows,
@@ -199,4 +190,17 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
     let pipeline = device.pipelines().get(&device, shader, &[row_workgroup(&device, x.ne[0])])?;
     let (gx, gy) = split_groups(u64::from(rows), device.caps().max_workgroup_count[0])?;
     rec.dispatch("soft_max", &pipeline, &[xb, mb, sb, db], bytemuck::bytes_of(&push), [gx, gy, 1])
+}
+
+/// ggml's ALiBi constants for `n_head` heads, in f32 as its CPU code computes them: (n_head_log2, log2(m0),
+/// log2(m1)); the exponents are 0 without ALiBi (`max_bias <= 0`). SOFT_MAX and FLASH_ATTN_EXT share them.
+pub(crate) fn alibi_exponents(n_head: u32, max_bias: f32) -> (u32, f32, f32) {
+    let n_head_log2 = if n_head == 0 { 0 } else { 1u32 << (31 - n_head.leading_zeros()) };
+    if max_bias > 0.0 {
+        let m0 = 2f32.powf(-max_bias / n_head_log2 as f32);
+        let m1 = 2f32.powf(-(max_bias / 2.0) / n_head_log2 as f32);
+        (n_head_log2, f64::from(m0).log2() as f32, f64::from(m1).log2() as f32)
+    } else {
+        (n_head_log2, 0.0, 0.0)
+    }
 }

@@ -431,15 +431,8 @@ pub fn record_emitting(rec: &mut Recorder<'_>, node: &Node, emit: Option<&q8_emi
 
     let n_head = q.ne[2] as u32;
     let n_head_kv = k.ne[2] as u32;
-    let n_head_log2 = 1u32 << (31 - n_head.leading_zeros());
+    let (n_head_log2, e0, e1) = super::softmax::alibi_exponents(n_head, max_bias);
     let alibi = max_bias > 0.0;
-    let (e0, e1) = if alibi {
-        let m0 = 2f32.powf(-max_bias / n_head_log2 as f32);
-        let m1 = 2f32.powf(-(max_bias / 2.0) / n_head_log2 as f32);
-        (f64::from(m0).log2() as f32, f64::from(m1).log2() as f32)
-    } else {
-        (0.0, 0.0)
-    };
     // Q as the CPU backend converts it for K's vec_dot_type: the 8-bit grid (Q8_0, or Q8_1, whose codes and f16
     // scale are the same) for the 32-blocks, bf16 for BF16, f16 for F16 on its one-chunk path.
     let q_round = match k.ty {
