@@ -294,6 +294,14 @@ fn norm_writes_the_quantized_activations_its_products_read() {
         assert_eq!(apart.dispatches, 5 + u32::from(quantizes) + narrows, "{what}: apart");
         let fused_count = 2 + u32::from(!fused) + 1 + u32::from(quantizes && !emits) + narrows;
         assert_eq!(stats.dispatches, fused_count, "{what}: fused");
+        // Products of a token's columns wait for the norm in the shader (a handoff) instead of a barrier, for the
+        // weight types with waiting kernels, where the device takes handoffs.
+        if emits && fused {
+            let waits = be.device().handoffs()
+                && cols <= 8
+                && matches!(ty, GgmlType::Q4_0 | GgmlType::Q8_0 | GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K);
+            assert_eq!(stats.barriers, u32::from(!waits), "{what}: barriers with the products fused");
+        }
     }
     assert_no_validation_errors();
 }
@@ -637,9 +645,14 @@ fn token_products_rotate_and_store_their_rows_as_the_separate_nodes_do() {
         let v_fill = rng.vec((m * rows) as usize);
         let f16_bytes =
             |v: &[f32]| v.iter().flat_map(|x| half::f16::from_f32(*x).to_bits().to_le_bytes()).collect::<Vec<u8>>();
-        let run = |apart: bool| {
+        let norm_w = upload(&be, GgmlType::F32, [k, 1, 1, 1], &f32_bytes(&rng.vec(k as usize)));
+        // `normed`: the activations come from an RMS_NORM+MUL first (a token's layer input: fused, the products
+        // read its 8-bit copy and may wait for it through a handoff).
+        let run = |apart: bool, normed: bool| {
             let (qt, kt, vt) = (output(&be, [m, 1, 1, 1]), output(&be, [m, 1, 1, 1]), output(&be, [m, 1, 1, 1]));
-            let x = upload(&be, GgmlType::F32, [k, 1, 1, 1], &x_bytes);
+            let x_in = upload(&be, GgmlType::F32, [k, 1, 1, 1], &x_bytes);
+            let x = if normed { output(&be, [k, 1, 1, 1]) } else { x_in.clone() };
+            let xn = output(&be, [k, 1, 1, 1]);
             let qr = output(&be, [hd, heads, 1, 1]);
             let kr = if over_x {
                 Tensor::contiguous(x.buffer.clone(), x.offset, GgmlType::F32, [hd, heads, 1, 1]).unwrap()
@@ -676,7 +689,12 @@ fn token_products_rotate_and_store_their_rows_as_the_separate_nodes_do() {
             ];
             let k_node = Node { op: Op::MulMat, src: vec![Some(w[1].clone()), Some(x.clone())], dst: kt.clone() };
             let v_node = Node { op: Op::MulMat, src: vec![Some(w[2].clone()), Some(x.clone())], dst: vt.clone() };
-            let mut nodes = q_nodes.to_vec();
+            let mut nodes = Vec::new();
+            if normed {
+                nodes.push(node(Op::RmsNorm { eps: 1e-6 }, &[&x_in], &xn));
+                nodes.push(node(Op::Mul, &[&xn, &norm_w], &x));
+            }
+            nodes.extend(q_nodes);
             if over_x {
                 nodes.extend([v_node, k_node]);
             } else {
@@ -689,7 +707,7 @@ fn token_products_rotate_and_store_their_rows_as_the_separate_nodes_do() {
             });
             nodes.push(node(Op::SetRows, &[&row_of(&kr), &k_idx], &k_cache));
             nodes.push(node(Op::SetRows, &[&v_rows, &v_idx], &v_cache));
-            let mut dispatches = 0;
+            let (mut dispatches, mut barriers) = (0, 0);
             if apart {
                 for n in nodes {
                     let mut g = Graph::new();
@@ -699,16 +717,20 @@ fn token_products_rotate_and_store_their_rows_as_the_separate_nodes_do() {
             } else {
                 let mut g = Graph::new();
                 nodes.into_iter().for_each(|n| g.push(n).unwrap());
-                dispatches = be.compute(&g).unwrap().dispatches;
+                let stats = be.compute(&g).unwrap();
+                (dispatches, barriers) = (stats.dispatches, stats.barriers);
             }
-            ([&qt, &qr, &kt, &kr, &vt, &k_cache, &v_cache].map(raw), dispatches)
+            ([&qt, &qr, &kt, &kr, &vt, &k_cache, &v_cache].map(raw), dispatches, barriers)
         };
-        let (fused, fused_dispatches) = run(false);
-        let (apart, _) = run(true);
+        let (fused, fused_dispatches, _) = run(false, false);
+        let (apart, _, _) = run(true, false);
+        let (fused_normed, normed_dispatches, normed_barriers) = run(false, true);
+        let (apart_normed, _, _) = run(true, true);
         for (i, name) in
             ["Q product", "Q rope", "K product", "K rope", "V product", "K cache", "V cache"].iter().enumerate()
         {
             assert_eq!(fused[i], apart[i], "{what}: {name}");
+            assert_eq!(fused_normed[i], apart_normed[i], "{what}: {name} after the norm");
         }
         assert_ne!(fused[5], f16_bytes(&k_fill), "{what}: the K cache was written");
         assert_ne!(fused[6], f16_bytes(&v_fill), "{what}: the V cache was written");
@@ -728,6 +750,12 @@ fn token_products_rotate_and_store_their_rows_as_the_separate_nodes_do() {
             // A float kernel leaves a rope over its activations to the rope kernel (with its cache write).
             let apart = u32::from(float && over_x);
             assert_eq!(fused_dispatches, products + apart, "{what}: dispatches");
+            // After the norm, the integer-dot products (the norm writes their 8-bit copy) start without a barrier
+            // and wait for it in the shader, where the device takes handoffs: the graph has no barrier then.
+            if !float && emission_on(&be, &w[0], &x) {
+                assert_eq!(normed_dispatches, 4, "{what}: the norm and three products");
+                assert_eq!(normed_barriers, u32::from(!be.device().handoffs()), "{what}: barriers after the norm");
+            }
         } else {
             // Each product once, the ropes and sets apart (K's rope and set as one where that fuses).
             let rope_set = u32::from(!ggvk::graph::fusion::rope_set_rows_enabled());

@@ -13,8 +13,8 @@ use crate::error::{Error, Result, VkResultExt};
 
 /// Submissions that may be in flight at once per stream.
 const RING: usize = 3;
-/// Most storage-buffer bindings a kernel has.
-const MAX_BINDINGS: usize = 8;
+/// Most storage-buffer bindings a kernel has (the mat-vec kernels with the rope epilogue and a handoff).
+const MAX_BINDINGS: usize = 9;
 /// Descriptor sets per pool; pools are added as a graph needs them.
 const SETS_PER_POOL: u32 = 512;
 /// Storage-buffer descriptors per pool.
@@ -125,14 +125,30 @@ pub struct Binding {
 struct Hazards {
     /// (buffer id, start, end, written) of every range touched since the last barrier.
     ranges: Vec<(u64, u64, u64, bool)>,
+    /// The entries of `ranges` that belong to the dispatch whose handoff is live ([`super::handoff`]).
+    producer: Option<std::ops::Range<usize>>,
 }
 
 impl Hazards {
     /// Whether a dispatch with these bindings must wait for earlier ones.
     fn conflicts(&self, bindings: &[Binding]) -> bool {
+        self.conflicts_in(bindings, |_| true)
+    }
+
+    /// Whether a dispatch with these bindings conflicts with any dispatch since the last barrier other than the
+    /// live handoff's producer (which it waits for in the shader).
+    fn conflicts_besides_producer(&self, bindings: &[Binding]) -> bool {
+        let p = self.producer.clone().unwrap_or(0..0);
+        self.conflicts_in(bindings, |i| !p.contains(&i))
+    }
+
+    fn conflicts_in(&self, bindings: &[Binding], counted: impl Fn(usize) -> bool) -> bool {
         bindings.iter().any(|b| {
             let (s, e) = b.touched;
-            self.ranges.iter().any(|&(id, rs, re, w)| id == b.buffer.id() && rs < e && s < re && (w || b.write))
+            self.ranges
+                .iter()
+                .enumerate()
+                .any(|(i, &(id, rs, re, w))| id == b.buffer.id() && rs < e && s < re && (w || b.write) && counted(i))
         })
     }
 
@@ -208,6 +224,9 @@ struct Slot {
     written: Vec<u64>,
     /// Where the commands read kept copies: their store and its epoch when they were submitted.
     kept_epoch: Option<(Arc<KeptCopies>, u64)>,
+    /// The slots of this submission's handoffs ([`super::handoff`]), made on first use; all zero between
+    /// submissions.
+    handoffs: Option<Arc<Buffer>>,
 }
 
 /// Per-dispatch GPU time, when timestamps were requested.
@@ -248,6 +267,7 @@ impl Slot {
             kept_epoch: None,
             queries: None,
             labels: Vec::new(),
+            handoffs: None,
         }
     }
 }
@@ -465,6 +485,8 @@ impl<'a> Recorder<'a> {
             kept,
             kept_pending: Vec::new(),
             kept_sources: Vec::new(),
+            handoffs_used: 0,
+            handoff_live: None,
         })
     }
 }
@@ -627,6 +649,17 @@ pub struct Recorder<'a> {
     kept_pending: Vec<(KeptKey, Arc<Buffer>)>,
     /// Source buffers of the kept copies this submission reads.
     kept_sources: Vec<u64>,
+    /// Handoff slots handed out in this submission.
+    handoffs_used: u64,
+    /// The handoff of the last signalling dispatch, while no barrier has come since.
+    handoff_live: Option<Binding>,
+}
+
+/// What a dispatch does with a handoff ([`super::handoff`]); its binding follows the dispatch's own.
+enum Handoff<'h> {
+    None,
+    Signal(&'h Binding),
+    Wait(&'h Binding),
 }
 
 impl Recorder<'_> {
@@ -745,13 +778,86 @@ impl Recorder<'_> {
         push: &[u8],
         groups: [u32; 3],
     ) -> Result<()> {
+        self.dispatch_with(label, pipeline, bindings, push, groups, Handoff::None)
+    }
+
+    /// A handoff slot for the next dispatch to signal ([`Self::dispatch_signalling`]); `None` where the device takes
+    /// no handoffs or this submission has used all its slots.
+    pub fn handoff_slot(&mut self) -> Result<Option<Binding>> {
+        if !self.device.handoffs() || self.handoffs_used >= super::handoff::SLOTS {
+            return Ok(None);
+        }
+        let buffer = match &self.slot.handoffs {
+            Some(b) => b.clone(),
+            None => {
+                let bytes = super::handoff::buffer_bytes(self.device.caps());
+                let b = Buffer::new(&self.device, bytes, "ggvk handoffs")?;
+                // Zero before the submission that first uses it (queue order and its opening barrier).
+                b.write(0, &vec![0u8; bytes as usize])?;
+                self.slot.handoffs = Some(b.clone());
+                b
+            }
+        };
+        let stride = super::handoff::slot_stride(self.device.caps());
+        let offset = self.handoffs_used * stride;
+        self.handoffs_used += 1;
+        Ok(Some(Binding { buffer, offset, range: stride, touched: (offset, offset + stride), write: true }))
+    }
+
+    /// Record a dispatch as [`Self::dispatch`] does that also signals `handoff` (from [`Self::handoff_slot`], bound
+    /// after `bindings`) once all its workgroups are done; dispatches recorded next may wait for it instead of a
+    /// barrier ([`Self::handoff_to_wait_for`]).
+    pub fn dispatch_signalling(
+        &mut self,
+        label: &str,
+        pipeline: &Arc<Pipeline>,
+        bindings: &[Binding],
+        push: &[u8],
+        groups: [u32; 3],
+        handoff: &Binding,
+    ) -> Result<()> {
+        self.dispatch_with(label, pipeline, bindings, push, groups, Handoff::Signal(handoff))
+    }
+
+    /// The handoff a dispatch recorded now may wait for ([`Self::dispatch_waiting`]): the last signalling
+    /// dispatch's, while no barrier has come since.
+    pub fn handoff_to_wait_for(&self) -> Option<Binding> {
+        self.handoff_live.clone()
+    }
+
+    /// Record a dispatch as [`Self::dispatch`] does whose shader first waits for `handoff` (bound after `bindings`):
+    /// no barrier goes in for its conflicts with the handoff's producer (one still does for any other).
+    pub fn dispatch_waiting(
+        &mut self,
+        label: &str,
+        pipeline: &Arc<Pipeline>,
+        bindings: &[Binding],
+        push: &[u8],
+        groups: [u32; 3],
+        handoff: &Binding,
+    ) -> Result<()> {
+        self.dispatch_with(label, pipeline, bindings, push, groups, Handoff::Wait(handoff))
+    }
+
+    fn dispatch_with(
+        &mut self,
+        label: &str,
+        pipeline: &Arc<Pipeline>,
+        bindings: &[Binding],
+        push: &[u8],
+        groups: [u32; 3],
+        handoff: Handoff<'_>,
+    ) -> Result<()> {
         let caps = self.device.caps();
-        if bindings.len() != pipeline.shader.bindings as usize || bindings.len() > MAX_BINDINGS {
+        let extra = match handoff {
+            Handoff::None => None,
+            Handoff::Signal(h) | Handoff::Wait(h) => Some(h),
+        };
+        let count = bindings.len() + usize::from(extra.is_some());
+        if count != pipeline.shader.bindings as usize || count > MAX_BINDINGS {
             return Err(Error::Internal(format!(
-                "{}: {} bindings given, shader has {}",
-                pipeline.shader.name,
-                bindings.len(),
-                pipeline.shader.bindings
+                "{}: {count} bindings given, shader has {}",
+                pipeline.shader.name, pipeline.shader.bindings
             )));
         }
         if push.len() != pipeline.shader.push_size as usize || push.len() as u32 > caps.max_push_constants {
@@ -771,9 +877,13 @@ impl Recorder<'_> {
             }
         }
         if groups.contains(&0) {
+            // Nothing runs: a handoff it was to signal is never set, so nothing may wait for it.
+            if let Handoff::Signal(_) = handoff {
+                self.handoff_live = None;
+            }
             return Ok(());
         }
-        for b in bindings {
+        for b in bindings.iter().chain(extra) {
             if b.range > caps.max_storage_buffer_range || b.offset % caps.min_storage_offset_alignment != 0 {
                 return Err(Error::Internal(format!("{label}: binding window {}+{} is invalid", b.offset, b.range)));
             }
@@ -783,19 +893,23 @@ impl Recorder<'_> {
         let set = self.slot.descriptors.alloc(raw, pipeline.set_layout)?;
         // Fixed-size arrays: no allocation per dispatch.
         let mut infos = [[vk::DescriptorBufferInfo::default()]; MAX_BINDINGS];
-        for (info, b) in infos.iter_mut().zip(bindings) {
+        for (info, b) in infos.iter_mut().zip(bindings.iter().chain(extra)) {
             info[0] = vk::DescriptorBufferInfo::default().buffer(b.buffer.raw()).offset(b.offset).range(b.range);
         }
         let mut writes = [vk::WriteDescriptorSet::default(); MAX_BINDINGS];
-        for (i, (w, info)) in writes.iter_mut().zip(infos.iter()).take(bindings.len()).enumerate() {
+        for (i, (w, info)) in writes.iter_mut().zip(infos.iter()).take(count).enumerate() {
             *w = vk::WriteDescriptorSet::default()
                 .dst_set(set)
                 .dst_binding(i as u32)
                 .descriptor_type(vk::DescriptorType::STORAGE_BUFFER)
                 .buffer_info(info);
         }
-        let writes = &writes[..bindings.len()];
-        let barrier = self.hazards.conflicts(bindings);
+        let writes = &writes[..count];
+        // A waiting dispatch needs no barrier for its producer (only for anything else since the last barrier).
+        let barrier = match handoff {
+            Handoff::Wait(_) => self.hazards.conflicts_besides_producer(bindings),
+            _ => self.hazards.conflicts(bindings),
+        };
         // SAFETY: the set was just allocated from this slot's arena and is not in use; the command buffer is
         // recording; the pipeline, layout and buffers are kept alive until the submission completes.
         unsafe {
@@ -831,9 +945,15 @@ impl Recorder<'_> {
         }
         if barrier {
             self.hazards = Hazards::default();
+            self.handoff_live = None;
             self.barriers += 1;
         }
+        let first = self.hazards.ranges.len();
         self.hazards.add(bindings);
+        if let Handoff::Signal(h) = handoff {
+            self.hazards.producer = Some(first..self.hazards.ranges.len());
+            self.handoff_live = Some(h.clone());
+        }
         // Derived data whose source bytes this dispatch writes is stale from now on (kept copies too: the
         // recording's replays say so again).
         for b in bindings.iter().filter(|b| b.write) {
@@ -875,6 +995,10 @@ impl Recorder<'_> {
         // SAFETY: recording state; the fence is unsignalled after reset and not in use (slot retired).
         unsafe {
             barrier_to_everything(raw, cmd);
+            // The handoff slots back to zero for the next submission (whose opening barrier waits for this).
+            if let (Some(h), true) = (&self.slot.handoffs, self.handoffs_used > 0) {
+                raw.cmd_fill_buffer(cmd, h.raw(), 0, vk::WHOLE_SIZE, 0);
+            }
             if let Some(qp) = self.span {
                 raw.cmd_write_timestamp(cmd, vk::PipelineStageFlags::BOTTOM_OF_PIPE, qp, 1);
             }

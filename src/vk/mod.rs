@@ -13,6 +13,7 @@ pub mod device;
 ///
 /// cbindgen:ignore
 pub mod fault;
+pub mod handoff;
 pub mod host_import;
 pub mod instance;
 pub mod kept;

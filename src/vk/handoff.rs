@@ -1,0 +1,67 @@
+//! Handoffs: a dispatch that passes its results to the dispatches after it through a flag in device memory
+//! instead of a pipeline barrier.
+//!
+//! Between two dependent dispatches a barrier drains the GPU and launches the next kernel from idle: about 5 us on
+//! an NVIDIA H200 whatever the kernels' sizes (NOTES.md, 2026-12-04), which is half of a generated token's time
+//! with its ~300 dependent steps. A handoff replaces one such barrier: the producer's workgroups count themselves
+//! in a slot of a small per-submission buffer when done (the last one to arrive sets the slot's flag), and the
+//! consumer, recorded without a barrier before it, starts at once and waits in the shader until the flag is set.
+//! Its launch overlaps the producer.
+//!
+//! Ordering: the recorder lets a waiting dispatch skip its barrier only where its sole conflict since the last
+//! barrier is the producer (see `Hazards` in [`super::command`]); the producer started after that barrier, so once
+//! it is done everything before is too. Visibility: the producer's invocations fence their stores before the count
+//! (`memoryBarrierBuffer`), the consumer fences after seeing the flag and reads the producer's output through
+//! `coherent` declarations (`shaders/handoff.glsl`).
+//!
+//! Forward progress: a waiting workgroup only ever waits for workgroups of an earlier dispatch. Vulkan does not
+//! promise that those run while later ones spin, so handoffs are on only where dispatches start in submission order
+//! (a later dispatch's workgroups launch after all of an earlier one's have): NVIDIA GPUs, and CPU implementations
+//! such as lavapipe, which run one dispatch to its end before the next. `GGVK_HANDOFF=0` turns them off, `=1` on for
+//! any device. A wait also gives up after [`MAX_SPINS`] polls, so a broken assumption costs wrong values of one
+//! graph, never a hung queue.
+//!
+//! The slots are zeroed by a fill recorded after the submission's last dispatch (the next submission's opening
+//! barrier orders it before its kernels) and once, when the buffer is made, before the first producer.
+
+use super::caps::Capabilities;
+
+/// Bytes of the handoff buffer a slot takes at least (its words: workgroups done, flag).
+const SLOT_MIN_BYTES: u64 = 16;
+
+/// Slots per submission; producers beyond them keep their barriers.
+pub const SLOTS: u64 = 1024;
+
+/// Polls of the flag before a waiting workgroup gives up (`HANDOFF_MAX_SPINS` in `shaders/handoff.glsl`).
+pub const MAX_SPINS: u32 = 1 << 22;
+
+/// PCI vendor id of NVIDIA.
+const NVIDIA: u32 = 0x10de;
+
+/// Whether a device with `caps` (the Vulkan memory model enabled at creation or not) takes handoffs: device-scope
+/// atomics must be allowed (with the memory model on, its `vulkanMemoryModelDeviceScope` too), and the device
+/// starts dispatches in order (see the module docs) or `GGVK_HANDOFF=1` says to assume so.
+pub(crate) fn usable(caps: &Capabilities, memory_model: bool) -> bool {
+    let in_order = caps.vendor_id == NVIDIA || caps.device_type == ash::vk::PhysicalDeviceType::CPU;
+    let atomics = !memory_model || caps.memory_model_device_scope;
+    atomics && crate::knobs::switch("GGVK_HANDOFF", in_order)
+}
+
+/// Bytes between slots: descriptor offsets must be multiples of `minStorageBufferOffsetAlignment`.
+pub(crate) fn slot_stride(caps: &Capabilities) -> u64 {
+    caps.min_storage_offset_alignment.max(SLOT_MIN_BYTES)
+}
+
+/// Bytes of a submission's handoff buffer.
+pub(crate) fn buffer_bytes(caps: &Capabilities) -> u64 {
+    SLOTS * slot_stride(caps)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_shader_gives_up_after_as_many_polls_as_the_host_says() {
+        let glsl = include_str!("../../shaders/handoff.glsl");
+        assert!(glsl.contains(&format!("#define HANDOFF_MAX_SPINS {}u", super::MAX_SPINS)));
+    }
+}
