@@ -30,10 +30,10 @@ use super::caps::Capabilities;
 const SLOT_MIN_BYTES: u64 = 16;
 
 /// Slots per submission; producers beyond them keep their barriers.
-pub const SLOTS: u64 = 1024;
+pub(crate) const SLOTS: u64 = 1024;
 
 /// Polls of the flag before a waiting workgroup gives up (`HANDOFF_MAX_SPINS` in `shaders/handoff.glsl`).
-pub const MAX_SPINS: u32 = 1 << 22;
+pub(crate) const MAX_SPINS: u32 = 1 << 22;
 
 /// PCI vendor id of NVIDIA.
 const NVIDIA: u32 = 0x10de;
