@@ -2,7 +2,7 @@
 // producer's workgroups that are done, [1] is set to 1 by the last of them. The includer defines HANDOFF_BINDING
 // (the binding after its own) and HANDOFF_SIGNAL (the producer) or HANDOFF_WAIT (a consumer).
 // Polls are volatile loads (L2, no atomic traffic on the word the producer counts in); a wait gives up after
-// HANDOFF_MAX_SPINS polls (the host's handoff::MAX_SPINS).
+// HANDOFF_MAX_SPINS polls (2^22, about a second; src/vk/handoff.rs says so).
 #define HANDOFF_MAX_SPINS 4194304u
 layout(binding = HANDOFF_BINDING) volatile coherent buffer Handoff { uint handoff[]; };
 

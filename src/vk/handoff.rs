@@ -18,8 +18,8 @@
 //! promise that those run while later ones spin, so handoffs are on only where dispatches start in submission order
 //! (a later dispatch's workgroups launch after all of an earlier one's have): NVIDIA GPUs, and CPU implementations
 //! such as lavapipe, which run one dispatch to its end before the next. `GGVK_HANDOFF=0` turns them off, `=1` on for
-//! any device. A wait also gives up after [`MAX_SPINS`] polls, so a broken assumption costs wrong values of one
-//! graph, never a hung queue.
+//! any device. A wait also gives up after 2^22 polls (`HANDOFF_MAX_SPINS`, about a second), so a broken
+//! assumption costs wrong values of one graph, never a hung queue.
 //!
 //! The slots are zeroed by a fill recorded after the submission's last dispatch (the next submission's opening
 //! barrier orders it before its kernels) and once, when the buffer is made, before the first producer.
@@ -31,9 +31,6 @@ const SLOT_MIN_BYTES: u64 = 16;
 
 /// Slots per submission; producers beyond them keep their barriers.
 pub(crate) const SLOTS: u64 = 1024;
-
-/// Polls of the flag before a waiting workgroup gives up (`HANDOFF_MAX_SPINS` in `shaders/handoff.glsl`).
-pub(crate) const MAX_SPINS: u32 = 1 << 22;
 
 /// PCI vendor id of NVIDIA.
 const NVIDIA: u32 = 0x10de;
@@ -62,6 +59,6 @@ mod tests {
     #[test]
     fn the_shader_gives_up_after_as_many_polls_as_the_host_says() {
         let glsl = include_str!("../../shaders/handoff.glsl");
-        assert!(glsl.contains(&format!("#define HANDOFF_MAX_SPINS {}u", super::MAX_SPINS)));
+        assert!(glsl.contains(&format!("#define HANDOFF_MAX_SPINS {}u", 1u32 << 22)), "the module docs say 2^22");
     }
 }
