@@ -134,7 +134,7 @@ pub fn dispatch(
     let device = rec.device().clone();
     let pipeline = |s: &Shader| -> Result<Arc<Pipeline>> { device.pipelines().get(&device, s, spec) };
     let cols = out.ne[1].max(0) * out.ne[2].max(0) * out.ne[3].max(0);
-    let handoff = if cols <= i64::from(MATVEC_MAX_COLS) { rec.handoff_slot()? } else { None };
+    let handoff = if cols <= i64::from(MATVEC_MAX_COLS) { rec.handoff_slot() } else { None };
     match handoff {
         Some(h) => rec.dispatch_signalling(label, &pipeline(signalling)?, bindings, push, groups, &h),
         None => rec.dispatch(label, &pipeline(plain)?, bindings, push, groups),

@@ -224,9 +224,6 @@ struct Slot {
     written: Vec<u64>,
     /// Where the commands read kept copies: their store and its epoch when they were submitted.
     kept_epoch: Option<(Arc<KeptCopies>, u64)>,
-    /// The slots of this submission's handoffs ([`super::handoff`]), made on first use; all zero between
-    /// submissions.
-    handoffs: Option<Arc<Buffer>>,
 }
 
 /// Per-dispatch GPU time, when timestamps were requested.
@@ -251,6 +248,9 @@ pub struct CommandStream {
     scratch: Option<Arc<Buffer>>,
     /// Copies derived from buffers that this stream's submissions keep using ([`super::kept`]).
     kept: Arc<KeptCopies>,
+    /// The slots of the submissions' handoffs ([`super::handoff`]), made on first use where the device takes
+    /// them; all zero between submissions (queue order and each submission's opening barrier share it safely).
+    handoffs: Option<Arc<Buffer>>,
 }
 
 impl Slot {
@@ -267,7 +267,6 @@ impl Slot {
             kept_epoch: None,
             queries: None,
             labels: Vec::new(),
-            handoffs: None,
         }
     }
 }
@@ -285,6 +284,7 @@ impl CommandStream {
             last_times: Vec::new(),
             scratch: None,
             kept: device.new_kept_store(),
+            handoffs: None,
         };
         let alloc = vk::CommandBufferAllocateInfo::default()
             .command_pool(pool)
@@ -358,6 +358,7 @@ impl CommandStream {
         self.device.check_alive()?;
         self.ensure_scratch(scratch_bytes)?;
         let scratch = self.scratch.clone();
+        let handoffs = self.ensure_handoffs()?;
         let i = self.next;
         self.retire(i)?;
         self.next = (self.next + 1) % self.slots.len();
@@ -370,8 +371,7 @@ impl CommandStream {
             timestamps,
             true,
             (scratch, scratch_bytes, scratch_start),
-            None,
-            kept,
+            (None, kept, handoffs),
         )
     }
 
@@ -397,7 +397,21 @@ impl CommandStream {
         }
         let span = recording.span;
         let kept = self.kept.clone();
-        Recorder::start(self.device.clone(), &mut recording.slot, None, false, (scratch, scratch_bytes, 0), span, kept)
+        let handoffs = self.ensure_handoffs()?;
+        let device = self.device.clone();
+        Recorder::start(device, &mut recording.slot, None, false, (scratch, scratch_bytes, 0), (span, kept, handoffs))
+    }
+
+    /// The handoff buffer, made (and zeroed before the next submission) on first use where the device takes
+    /// handoffs.
+    fn ensure_handoffs(&mut self) -> Result<Option<Arc<Buffer>>> {
+        if self.handoffs.is_none() && self.device.handoffs() {
+            let bytes = super::handoff::buffer_bytes(self.device.caps());
+            let b = Buffer::new(&self.device, bytes, "ggvk handoffs")?;
+            b.write(0, &vec![0u8; bytes as usize])?;
+            self.handoffs = Some(b);
+        }
+        Ok(self.handoffs.clone())
     }
 
     /// Grow the scratch buffer to at least `scratch_bytes` (geometrically, so a slowly growing graph does not
@@ -419,8 +433,7 @@ impl<'a> Recorder<'a> {
         timestamps: Option<u32>,
         one_time: bool,
         (scratch, scratch_bytes, scratch_start): (Option<Arc<Buffer>>, u64, u64),
-        span: Option<vk::QueryPool>,
-        kept: Arc<KeptCopies>,
+        (span, kept, handoffs): (Option<vk::QueryPool>, Arc<KeptCopies>, Option<Arc<Buffer>>),
     ) -> Result<Self> {
         let raw = device.raw();
         if let Some(n) = timestamps {
@@ -485,6 +498,7 @@ impl<'a> Recorder<'a> {
             kept,
             kept_pending: Vec::new(),
             kept_sources: Vec::new(),
+            handoffs,
             handoffs_used: 0,
             handoff_live: None,
         })
@@ -649,6 +663,8 @@ pub struct Recorder<'a> {
     kept_pending: Vec<(KeptKey, Arc<Buffer>)>,
     /// Source buffers of the kept copies this submission reads.
     kept_sources: Vec<u64>,
+    /// The stream's handoff buffer (where the device takes handoffs).
+    handoffs: Option<Arc<Buffer>>,
     /// Handoff slots handed out in this submission.
     handoffs_used: u64,
     /// The handoff of the last signalling dispatch, while no barrier has come since.
@@ -783,25 +799,12 @@ impl Recorder<'_> {
 
     /// A handoff slot for the next dispatch to signal ([`Self::dispatch_signalling`]); `None` where the device takes
     /// no handoffs or this submission has used all its slots.
-    pub fn handoff_slot(&mut self) -> Result<Option<Binding>> {
-        if !self.device.handoffs() || self.handoffs_used >= super::handoff::SLOTS {
-            return Ok(None);
-        }
-        let buffer = match &self.slot.handoffs {
-            Some(b) => b.clone(),
-            None => {
-                let bytes = super::handoff::buffer_bytes(self.device.caps());
-                let b = Buffer::new(&self.device, bytes, "ggvk handoffs")?;
-                // Zero before the submission that first uses it (queue order and its opening barrier).
-                b.write(0, &vec![0u8; bytes as usize])?;
-                self.slot.handoffs = Some(b.clone());
-                b
-            }
-        };
+    pub fn handoff_slot(&mut self) -> Option<Binding> {
+        let buffer = self.handoffs.clone().filter(|_| self.handoffs_used < super::handoff::SLOTS)?;
         let stride = super::handoff::slot_stride(self.device.caps());
         let offset = self.handoffs_used * stride;
         self.handoffs_used += 1;
-        Ok(Some(Binding { buffer, offset, range: stride, touched: (offset, offset + stride), write: true }))
+        Some(Binding { buffer, offset, range: stride, touched: (offset, offset + stride), write: true })
     }
 
     /// Record a dispatch as [`Self::dispatch`] does that also signals `handoff` (from [`Self::handoff_slot`], bound
@@ -968,7 +971,7 @@ impl Recorder<'_> {
             }
         }
         self.dispatches += 1;
-        self.slot.keep.extend(bindings.iter().map(|b| b.buffer.clone()));
+        self.slot.keep.extend(bindings.iter().chain(extra).map(|b| b.buffer.clone()));
         self.slot.keep_pipelines.push(pipeline.clone());
         Ok(())
     }
@@ -996,7 +999,7 @@ impl Recorder<'_> {
         unsafe {
             barrier_to_everything(raw, cmd);
             // The handoff slots back to zero for the next submission (whose opening barrier waits for this).
-            if let (Some(h), true) = (&self.slot.handoffs, self.handoffs_used > 0) {
+            if let (Some(h), true) = (&self.handoffs, self.handoffs_used > 0) {
                 raw.cmd_fill_buffer(cmd, h.raw(), 0, vk::WHOLE_SIZE, 0);
             }
             if let Some(qp) = self.span {

@@ -4,7 +4,7 @@
 //! Between two dependent dispatches a barrier drains the GPU and launches the next kernel from idle: about 5 us on
 //! an NVIDIA H200 whatever the kernels' sizes (NOTES.md, 2026-12-04), which is half of a generated token's time
 //! with its ~300 dependent steps. A handoff replaces one such barrier: the producer's workgroups count themselves
-//! in a slot of a small per-submission buffer when done (the last one to arrive sets the slot's flag), and the
+//! in a slot of a small buffer of the command stream when done (the last one to arrive sets the slot's flag), and the
 //! consumer, recorded without a barrier before it, starts at once and waits in the shader until the flag is set.
 //! Its launch overlaps the producer.
 //!
@@ -21,8 +21,9 @@
 //! any device. A wait also gives up after 2^22 polls (`HANDOFF_MAX_SPINS`, about a second), so a broken
 //! assumption costs wrong values of one graph, never a hung queue.
 //!
-//! The slots are zeroed by a fill recorded after the submission's last dispatch (the next submission's opening
-//! barrier orders it before its kernels) and once, when the buffer is made, before the first producer.
+//! The slots are zeroed by a fill recorded after a submission's last dispatch (every submission opens with a barrier
+//! that orders it before its kernels, so the stream's submissions and recordings share one buffer), and once when
+//! the buffer is made.
 
 use super::caps::Capabilities;
 
