@@ -15,10 +15,11 @@
 //! `coherent` declarations (`shaders/handoff.glsl`).
 //!
 //! Forward progress: a waiting workgroup only ever waits for workgroups of an earlier dispatch. Vulkan does not
-//! promise that those run while later ones spin, so handoffs are on only where dispatches start in submission order
-//! (a later dispatch's workgroups launch after all of an earlier one's have): NVIDIA GPUs, and CPU implementations
-//! such as lavapipe, which run one dispatch to its end before the next. `GGVK_HANDOFF=0` turns them off, `=1` on for
-//! any device. A wait also gives up after 2^22 polls (`HANDOFF_MAX_SPINS`, about a second), so a broken
+//! promise that those run while later ones spin; GPUs that start dispatches in submission order (a later dispatch's
+//! workgroups launch after all of an earlier one's have, as NVIDIA's do) keep it, and CPU implementations such as
+//! lavapipe run one dispatch to its end before the next. Handoffs are on by default only on CPU devices, where the
+//! test suites run them; on GPUs `GGVK_HANDOFF=1` turns them on (not yet measured or run on one), `=0` off
+//! everywhere. A wait also gives up after 2^22 polls (`HANDOFF_MAX_SPINS`, about a second), so a broken
 //! assumption costs wrong values of one graph, never a hung queue.
 //!
 //! The slots are zeroed by a fill recorded after a submission's last dispatch (every submission opens with a barrier
@@ -33,16 +34,13 @@ const SLOT_MIN_BYTES: u64 = 16;
 /// Slots per submission; producers beyond them keep their barriers.
 pub(crate) const SLOTS: u64 = 1024;
 
-/// PCI vendor id of NVIDIA.
-const NVIDIA: u32 = 0x10de;
-
 /// Whether a device with `caps` (the Vulkan memory model enabled at creation or not) takes handoffs: device-scope
-/// atomics must be allowed (with the memory model on, its `vulkanMemoryModelDeviceScope` too), and the device
-/// starts dispatches in order (see the module docs) or `GGVK_HANDOFF=1` says to assume so.
+/// atomics must be allowed (with the memory model on, its `vulkanMemoryModelDeviceScope` too), and the device is a
+/// CPU one or `GGVK_HANDOFF=1` asks for them (see the module docs).
 pub(crate) fn usable(caps: &Capabilities, memory_model: bool) -> bool {
-    let in_order = caps.vendor_id == NVIDIA || caps.device_type == ash::vk::PhysicalDeviceType::CPU;
+    let by_default = caps.device_type == ash::vk::PhysicalDeviceType::CPU;
     let atomics = !memory_model || caps.memory_model_device_scope;
-    atomics && crate::knobs::switch("GGVK_HANDOFF", in_order)
+    atomics && crate::knobs::switch("GGVK_HANDOFF", by_default)
 }
 
 /// Bytes between slots: descriptor offsets must be multiples of `minStorageBufferOffsetAlignment`.
