@@ -132,31 +132,33 @@ struct Hazards {
 impl Hazards {
     /// Whether a dispatch with these bindings must wait for earlier ones.
     fn conflicts(&self, bindings: &[Binding]) -> bool {
-        self.conflicts_in(bindings, |_| true)
+        bindings.iter().any(|b| self.conflicts_with(access(b), false))
     }
 
     /// Whether a dispatch with these bindings conflicts with any dispatch since the last barrier other than the
     /// live handoff's producer (which it waits for in the shader).
     fn conflicts_besides_producer(&self, bindings: &[Binding]) -> bool {
-        let p = self.producer.clone().unwrap_or(0..0);
-        self.conflicts_in(bindings, |i| !p.contains(&i))
+        bindings.iter().any(|b| self.conflicts_with(access(b), true))
     }
 
-    fn conflicts_in(&self, bindings: &[Binding], counted: impl Fn(usize) -> bool) -> bool {
-        bindings.iter().any(|b| {
-            let (s, e) = b.touched;
-            self.ranges
-                .iter()
-                .enumerate()
-                .any(|(i, &(id, rs, re, w))| id == b.buffer.id() && rs < e && s < re && (w || b.write) && counted(i))
-        })
+    /// Whether one access (buffer id, start, end, written) conflicts with a range since the last barrier (not
+    /// counting the producer's with `besides_producer`).
+    fn conflicts_with(&self, (id, s, e, write): (u64, u64, u64, bool), besides_producer: bool) -> bool {
+        let p = self.producer.clone().filter(|_| besides_producer).unwrap_or(0..0);
+        self.ranges
+            .iter()
+            .enumerate()
+            .any(|(i, &(rid, rs, re, w))| rid == id && rs < e && s < re && (w || write) && !p.contains(&i))
     }
 
     fn add(&mut self, bindings: &[Binding]) {
-        for b in bindings {
-            self.ranges.push((b.buffer.id(), b.touched.0, b.touched.1, b.write));
-        }
+        self.ranges.extend(bindings.iter().map(access));
     }
+}
+
+/// A binding's hazard-tracking entry: (buffer id, start, end, written).
+fn access(b: &Binding) -> (u64, u64, u64, bool) {
+    (b.buffer.id(), b.touched.0, b.touched.1, b.write)
 }
 
 struct DescriptorArena {
@@ -1019,5 +1021,30 @@ impl Recorder<'_> {
             self.slot.kept_epoch = Some((self.kept, epoch));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Hazards;
+
+    #[test]
+    fn a_waiting_dispatch_skips_only_its_producers_conflicts() {
+        // Since the last barrier: an unrelated dispatch writing buffer 1, then the producer writing buffer 2 [0, 64),
+        // then another dispatch reading buffer 3.
+        let h = Hazards { ranges: vec![(1, 0, 64, true), (2, 0, 64, true), (3, 0, 64, false)], producer: Some(1..2) };
+        let read = |id, s, e| (id, s, e, false);
+        // Reading the producer's output: a conflict, but not for a dispatch that waits for the producer.
+        assert!(h.conflicts_with(read(2, 16, 32), false));
+        assert!(!h.conflicts_with(read(2, 16, 32), true));
+        // Reading what the unrelated dispatch wrote, or writing what the third one reads: a barrier either way.
+        assert!(h.conflicts_with(read(1, 0, 8), true));
+        assert!(h.conflicts_with((3, 60, 70, true), true));
+        // Disjoint bytes, or two reads: no conflict.
+        assert!(!h.conflicts_with(read(2, 64, 128), false));
+        assert!(!h.conflicts_with(read(3, 0, 64), false));
+        // With no live handoff, waiting skips nothing.
+        let none = Hazards { producer: None, ..h };
+        assert!(none.conflicts_with(read(2, 16, 32), true));
     }
 }
