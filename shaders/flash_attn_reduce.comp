@@ -36,11 +36,6 @@ layout(push_constant) uniform Push {
 #if defined(EMIT_QX) || defined(EMIT_Q8K)
 layout(binding = 3) writeonly buffer Q8Out { uint q8out[]; };
 #define EMIT_Q8
-#ifdef HANDOFF_SIGNAL
-// The product reading the 8-bit copy waits for it in the shader instead of a barrier (handoff.glsl).
-#define HANDOFF_BINDING 4
-#include "handoff.glsl"
-#endif
 #include "half_bits.glsl"
 #include "div_rn.glsl"
 #include "emit_q8.glsl"
@@ -117,9 +112,6 @@ void main() {
         [[unroll]] for (uint j = 0u; j < 4u; ++j) { d[pc.d_off + flat0 + j] = y[j]; }
     }
     emit_q8_block(y, live, pc.q_off + (flat0 / EQ_BLOCK) * EQ_WORDS);
-#ifdef HANDOFF_SIGNAL
-    handoff_signal();
-#endif
 #else
     const uint pr = wg;
     if (pr >= pc.total) { return; }

@@ -41,11 +41,6 @@ layout(push_constant) uniform Push {
 // per invocation.
 layout(binding = 3) writeonly buffer Q8Out { uint q8out[]; };
 #define EMIT_Q8
-#ifdef HANDOFF_SIGNAL
-// The product reading the 8-bit copy waits for it in the shader instead of a barrier (handoff.glsl).
-#define HANDOFF_BINDING 4
-#include "handoff.glsl"
-#endif
 #include "half_bits.glsl"
 #include "div_rn.glsl"
 #include "emit_q8.glsl"
@@ -99,9 +94,6 @@ void main() {
         }
     }
     emit_q8_block(y, live, pc.q_off + (id4 / EQ_BLOCK) * EQ_WORDS);
-#ifdef HANDOFF_SIGNAL
-    handoff_signal();
-#endif
     return;
 #endif
     const uint id = element_id();

@@ -72,12 +72,7 @@ vec4 round4(vec4 x) { return vec4(unpackHalf2x16(packHalf2x16(x.xy)), unpackHalf
 #endif
 #ifdef INT_DOT
 // x quantized by quantize_q8_1.comp: 10 words per 32-value block ([d] [sum q | s] [8 words of q], qx_block.glsl).
-#ifdef HANDOFF_WAIT
-// Written by the dispatch just before, which this one waits for in the shader (handoff.glsl): read coherently.
-layout(binding = 1) coherent readonly buffer BQ { uint bq[]; };
-#else
 layout(binding = 1) readonly buffer BQ { uint bq[]; };
-#endif
 #else
 layout(binding = 1) readonly buffer B { float b[]; };
 layout(binding = 1) readonly buffer B4 { vec4 b4[]; };
@@ -97,17 +92,6 @@ MATMUL_PUSH
 #endif
 #ifdef MUL_MAT_ID
 #include "mul_mat_id.glsl"
-#endif
-#ifdef HANDOFF_WAIT
-// The binding after the kernel's own: 3, after FUSE_ADD's 5, after FUSE_ROPE's 8.
-#if defined(FUSE_ROPE)
-#define HANDOFF_BINDING 8
-#elif defined(FUSE_ADD)
-#define HANDOFF_BINDING 5
-#else
-#define HANDOFF_BINDING 3
-#endif
-#include "handoff.glsl"
 #endif
 
 shared float red[NCOLS * NROWS * WG];
@@ -161,9 +145,6 @@ uint a_bytes4(uint i) {
 #endif
 
 void main() {
-#ifdef HANDOFF_WAIT
-    handoff_wait();
-#endif
 #ifdef FUSE_ROPE
     matvec_rope_prologue();
 #endif

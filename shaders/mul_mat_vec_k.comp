@@ -64,12 +64,7 @@ layout(binding = 0) readonly buffer A { uint16_t a[]; };
 layout(binding = 0) readonly buffer A32 { uint a32[]; };
 #ifdef INT_DOT
 // Q8_K blocks of 76 words: [0] d (f32) [1..8] code sum of each 32-value sub-block [9..11] 0 [12..75] codes, 4 per word.
-#ifdef HANDOFF_WAIT
-// Written by the dispatch just before, which this one waits for in the shader (handoff.glsl): read coherently.
-layout(binding = 1) coherent readonly buffer BQ { uint bq[]; };
-#else
 layout(binding = 1) readonly buffer BQ { uint bq[]; };
-#endif
 #define Q8K_WORDS 76u
 #define Q8K_CODES 12u
 #else
@@ -91,17 +86,6 @@ MATMUL_PUSH
 #endif
 #ifdef MUL_MAT_ID
 #include "mul_mat_id.glsl"
-#endif
-#ifdef HANDOFF_WAIT
-// The binding after the kernel's own: 3, after FUSE_ADD's 5, after FUSE_ROPE's 8.
-#if defined(FUSE_ROPE)
-#define HANDOFF_BINDING 8
-#elif defined(FUSE_ADD)
-#define HANDOFF_BINDING 5
-#else
-#define HANDOFF_BINDING 3
-#endif
-#include "handoff.glsl"
 #endif
 
 uint dq_u16(uint i) { return uint(a[i]); }
@@ -132,11 +116,7 @@ uint dq_u16(uint i) { return uint(a[i]); }
 #error "WIDE: Q4_K, Q5_K or Q2_K on integer dot products with subgroups, MUL_MAT only"
 #endif
 layout(binding = 0) readonly buffer A128 { uvec4 a128[]; };
-#ifdef HANDOFF_WAIT
-layout(binding = 1) coherent readonly buffer BQ128 { uvec4 bq128[]; };
-#else
 layout(binding = 1) readonly buffer BQ128 { uvec4 bq128[]; };
-#endif
 #if defined(Q2K)
 #define UPB 4u
 #else
@@ -209,9 +189,6 @@ void scale_min_pair(uint p, uvec3 q, out uvec2 sc, out uvec2 mn) {
 #endif
 
 void main() {
-#ifdef HANDOFF_WAIT
-    handoff_wait();
-#endif
 #ifdef FUSE_ROPE
     matvec_rope_prologue();
 #endif

@@ -37,14 +37,6 @@ layout(binding = 3) writeonly buffer MO { float mo[]; };
 layout(binding = 4) readonly buffer A { float a[]; };
 layout(binding = 5) writeonly buffer SO { float so[]; };
 #endif
-#ifdef HANDOFF_SIGNAL
-// The dispatches after it wait for it in the shader instead of a barrier (handoff.glsl; the EMIT kernels).
-#if !defined(EMIT_QX) && !defined(EMIT_Q8K)
-#error "HANDOFF_SIGNAL is a variant of the EMIT kernels"
-#endif
-#define HANDOFF_BINDING 5
-#include "handoff.glsl"
-#endif
 #if defined(EMIT_QX) || defined(EMIT_Q8K)
 // The product also written quantized for the integer-dot products that read it (emit_q8.glsl): row r's blocks
 // from word pc.q_off + r * (ne0 / EQ_BLOCK) * EQ_WORDS. Needs FUSE_MUL and ne0 a multiple of the block.
@@ -75,7 +67,7 @@ shared float red[WG];
 #include "emit_q8.glsl"
 #endif
 
-void norm_row() {
+void main() {
     const uint wg = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
     const uint row = wg / SLICES;
     // The elements [first, first + span) of the row whose outputs this workgroup writes.
@@ -146,12 +138,5 @@ void norm_row() {
         so[pc.pad2 + k] = m + a[pc.q_off + k];
 #endif
     }
-#endif
-}
-
-void main() {
-    norm_row();
-#ifdef HANDOFF_SIGNAL
-    handoff_signal();
 #endif
 }

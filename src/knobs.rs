@@ -35,7 +35,6 @@ const KNOBS: &[(&str, Kind)] = &[
     ("GGVK_ASYNC_READS", Kind::Switch),
     ("GGVK_FUSION", Kind::Switch),
     ("GGVK_FUSE_QUANTIZE", Kind::Switch),
-    ("GGVK_HANDOFF", Kind::Switch),
     ("GGVK_FUSE_ROPE_SET_ROWS", Kind::Switch),
     ("GGVK_FUSE_ROPE_SCALE", Kind::Switch),
     ("GGVK_FUSE_NORM_ADD", Kind::Switch),

@@ -294,14 +294,6 @@ fn norm_writes_the_quantized_activations_its_products_read() {
         assert_eq!(apart.dispatches, 5 + u32::from(quantizes) + narrows, "{what}: apart");
         let fused_count = 2 + u32::from(!fused) + 1 + u32::from(quantizes && !emits) + narrows;
         assert_eq!(stats.dispatches, fused_count, "{what}: fused");
-        // Products of a token's columns wait for the norm in the shader (a handoff) instead of a barrier, for the
-        // weight types with waiting kernels, where the device takes handoffs.
-        if emits && fused {
-            let waits = be.device().handoffs()
-                && cols <= 8
-                && matches!(ty, GgmlType::Q4_0 | GgmlType::Q8_0 | GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K);
-            assert_eq!(stats.barriers, u32::from(!waits), "{what}: barriers with the products fused");
-        }
     }
     assert_no_validation_errors();
 }
@@ -646,8 +638,8 @@ fn token_products_rotate_and_store_their_rows_as_the_separate_nodes_do() {
         let f16_bytes =
             |v: &[f32]| v.iter().flat_map(|x| half::f16::from_f32(*x).to_bits().to_le_bytes()).collect::<Vec<u8>>();
         let norm_w = upload(&be, GgmlType::F32, [k, 1, 1, 1], &f32_bytes(&rng.vec(k as usize)));
-        // `normed`: the activations come from an RMS_NORM+MUL first (a token's layer input: fused, the products
-        // read its 8-bit copy and may wait for it through a handoff).
+        // `normed`: the activations come from an RMS_NORM+MUL first (a token's layer input: fused, it writes the
+        // 8-bit copy the integer-dot products read).
         let run = |apart: bool, normed: bool| {
             let (qt, kt, vt) = (output(&be, [m, 1, 1, 1]), output(&be, [m, 1, 1, 1]), output(&be, [m, 1, 1, 1]));
             let x_in = upload(&be, GgmlType::F32, [k, 1, 1, 1], &x_bytes);
@@ -707,7 +699,7 @@ fn token_products_rotate_and_store_their_rows_as_the_separate_nodes_do() {
             });
             nodes.push(node(Op::SetRows, &[&row_of(&kr), &k_idx], &k_cache));
             nodes.push(node(Op::SetRows, &[&v_rows, &v_idx], &v_cache));
-            let (mut dispatches, mut barriers) = (0, 0);
+            let mut dispatches = 0;
             if apart {
                 for n in nodes {
                     let mut g = Graph::new();
@@ -717,15 +709,14 @@ fn token_products_rotate_and_store_their_rows_as_the_separate_nodes_do() {
             } else {
                 let mut g = Graph::new();
                 nodes.into_iter().for_each(|n| g.push(n).unwrap());
-                let stats = be.compute(&g).unwrap();
-                (dispatches, barriers) = (stats.dispatches, stats.barriers);
+                dispatches = be.compute(&g).unwrap().dispatches;
             }
-            ([&qt, &qr, &kt, &kr, &vt, &k_cache, &v_cache].map(raw), dispatches, barriers)
+            ([&qt, &qr, &kt, &kr, &vt, &k_cache, &v_cache].map(raw), dispatches)
         };
-        let (fused, fused_dispatches, _) = run(false, false);
-        let (apart, _, _) = run(true, false);
-        let (fused_normed, normed_dispatches, normed_barriers) = run(false, true);
-        let (apart_normed, _, _) = run(true, true);
+        let (fused, fused_dispatches) = run(false, false);
+        let (apart, _) = run(true, false);
+        let (fused_normed, normed_dispatches) = run(false, true);
+        let (apart_normed, _) = run(true, true);
         for (i, name) in
             ["Q product", "Q rope", "K product", "K rope", "V product", "K cache", "V cache"].iter().enumerate()
         {
@@ -750,11 +741,9 @@ fn token_products_rotate_and_store_their_rows_as_the_separate_nodes_do() {
             // A float kernel leaves a rope over its activations to the rope kernel (with its cache write).
             let apart = u32::from(float && over_x);
             assert_eq!(fused_dispatches, products + apart, "{what}: dispatches");
-            // After the norm, the integer-dot products (the norm writes their 8-bit copy) start without a barrier
-            // and wait for it in the shader, where the device takes handoffs: the graph has no barrier then.
+            // After the norm, the integer-dot products read the 8-bit copy it writes: no quantization of their own.
             if !float && emission_on(&be, &w[0], &x) {
                 assert_eq!(normed_dispatches, 4, "{what}: the norm and three products");
-                assert_eq!(normed_barriers, u32::from(!be.device().handoffs()), "{what}: barriers after the norm");
             }
         } else {
             // Each product once, the ropes and sets apart (K's rope and set as one where that fuses).

@@ -145,23 +145,15 @@ pub fn record_emitting(rec: &mut Recorder<'_>, node: &Node, layout: Q8Layout) ->
     let (glu, [g, u, d], label, code) = prepare(&device, node)?;
     let e = q8_emit::reserve(rec, &node.dst, layout)?;
     let push = GluEmitPush { glu, q_off: e.word, pad: [0; 3] };
-    let emitting = |name, spirv, bindings| Shader { name, spirv, bindings, push_size: EMIT_PUSH };
-    let shaders = match layout {
-        Q8Layout::Qx => {
-            (emitting("glu_f32_qx", spirv::GLU_F32_QX, 4), emitting("glu_f32_qx_signal", spirv::GLU_F32_QX_SIGNAL, 5))
-        }
-        Q8Layout::Q8k => (
-            emitting("glu_f32_q8k", spirv::GLU_F32_Q8K, 4),
-            emitting("glu_f32_q8k_signal", spirv::GLU_F32_Q8K_SIGNAL, 5),
-        ),
+    let shader = match layout {
+        Q8Layout::Qx => Shader { name: "glu_f32_qx", spirv: spirv::GLU_F32_QX, bindings: 4, push_size: EMIT_PUSH },
+        Q8Layout::Q8k => Shader { name: "glu_f32_q8k", spirv: spirv::GLU_F32_Q8K, bindings: 4, push_size: EMIT_PUSH },
     };
+    let pipeline = device.pipelines().get(&device, &shader, &[EMIT_WG, code])?;
     // Four elements per invocation.
     let groups = u64::from(glu.n.div_ceil(4)).div_ceil(u64::from(EMIT_WG));
     let (gx, gy) = split_groups(groups, device.caps().max_workgroup_count[0])?;
-    let bindings = [g, u, d, e.write.clone()];
-    let push = bytemuck::bytes_of(&push);
-    let shaders = (&shaders.0, &shaders.1);
-    q8_emit::dispatch(rec, label, shaders, &[EMIT_WG, code], &bindings, push, [gx, gy, 1], &node.dst)?;
+    rec.dispatch(label, &pipeline, &[g, u, d, e.write.clone()], bytemuck::bytes_of(&push), [gx, gy, 1])?;
     q8_emit::publish(rec, &node.dst, e);
     Ok(())
 }

@@ -172,15 +172,6 @@ fn prepare(device: &Device, node: &Node, eps: f32) -> Result<Option<(NormPush, B
 }
 
 /// The fused kernels that also write the product quantized (`EMIT_QX` / `EMIT_Q8K`, see [`super::q8_emit`]).
-/// [`fused_emitting`]'s kernel that also signals a handoff when done (`HANDOFF_SIGNAL`, one binding more).
-fn signalling(layout: Q8Layout) -> Shader {
-    let (name, spirv) = match layout {
-        Q8Layout::Qx => ("rms_norm_mul_f32_qx_signal", spirv::RMS_NORM_MUL_F32_QX_SIGNAL),
-        Q8Layout::Q8k => ("rms_norm_mul_f32_q8k_signal", spirv::RMS_NORM_MUL_F32_Q8K_SIGNAL),
-    };
-    Shader { name, spirv, bindings: 6, push_size: FUSED_PUSH }
-}
-
 fn fused_emitting(layout: Q8Layout) -> Shader {
     match layout {
         Q8Layout::Qx => Shader {
@@ -215,10 +206,9 @@ pub fn record_rms_norm_mul(rec: &mut Recorder<'_>, f: &RmsNormMul<'_>, emit: Opt
     if let Some(layout) = emit {
         let e = q8_emit::reserve(rec, f.out, layout)?;
         let push = NormMulPush { norm, w_off, m_off, pad: [e.word, 0] };
+        let pipeline = device.pipelines().get(&device, &fused_emitting(layout), &[wg, 0, slices])?;
         let bindings = [xb, db, wb, mb, e.write.clone()];
-        let shaders = (&fused_emitting(layout), &signalling(layout));
-        let push = bytemuck::bytes_of(&push);
-        q8_emit::dispatch(rec, "rms_norm_mul_q8", shaders, &[wg, 0, slices], &bindings, push, [gx, gy, 1], f.out)?;
+        rec.dispatch("rms_norm_mul_q8", &pipeline, &bindings, bytemuck::bytes_of(&push), [gx, gy, 1])?;
         q8_emit::publish(rec, f.out, e);
         return Ok(());
     }

@@ -4,20 +4,15 @@
 //! product's derived data ([`crate::vk::Derived`], the same key the product looks up), so the product finds it and
 //! records no quantization of its own. The codes are bit-identical to the stand-alone kernels'.
 //!
-//! Producers: RMS_NORM fused with its MUL ([`super::norm::record_rms_norm_mul`]), the GLU family
-//! ([`super::glu::record_emitting`]) and the split attention's reduction. For a token's few columns each also has a
-//! variant that signals a handoff ([`dispatch`]), so the product after it starts without a barrier and waits in the
-//! shader ([`crate::vk::handoff`]). The executor asks the engine's fusion planning (`graph::fusion::plan_quantize`) whether a later
+//! Producers: RMS_NORM fused with its MUL ([`super::norm::record_rms_norm_mul`]) and the GLU family
+//! ([`super::glu::record_emitting`]). The executor asks the engine's fusion planning (`graph::fusion::plan_quantize`) whether a later
 //! product will read a node's output quantized, and in which layout.
 
-use std::sync::Arc;
-
 use super::bind;
-use super::matmul::MATVEC_MAX_COLS;
 use crate::error::Result;
 use crate::ir::Tensor;
 use crate::quant::GgmlType;
-use crate::vk::{Binding, Derived, Pipeline, Recorder, Shader};
+use crate::vk::{Binding, Derived, Recorder};
 
 /// The quantized layouts of activations the integer-dot products read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,29 +109,4 @@ pub fn publish(rec: &mut Recorder<'_>, out: &Tensor, emit: Emit) {
         layout: (out.ty.raw(), out.ne, out.nb),
         result: (Binding { write: false, ..emit.write }, emit.word),
     });
-}
-
-/// Record an emitting producer's dispatch. Where `out` (the view its products read) has at most
-/// [`MATVEC_MAX_COLS`] columns, which the mat-vec kernels take, and the recorder gives a handoff slot, the
-/// `signalling` variant of `plain` (the same kernel that also sets the handoff when done, one binding more) runs
-/// instead, so that those products may wait for it in the shader instead of behind a barrier.
-#[allow(clippy::too_many_arguments)]
-pub fn dispatch(
-    rec: &mut Recorder<'_>,
-    label: &str,
-    (plain, signalling): (&Shader, &Shader),
-    spec: &[u32],
-    bindings: &[Binding],
-    push: &[u8],
-    groups: [u32; 3],
-    out: &Tensor,
-) -> Result<()> {
-    let device = rec.device().clone();
-    let pipeline = |s: &Shader| -> Result<Arc<Pipeline>> { device.pipelines().get(&device, s, spec) };
-    let cols = out.ne[1].max(0) * out.ne[2].max(0) * out.ne[3].max(0);
-    let handoff = if cols <= i64::from(MATVEC_MAX_COLS) { rec.handoff_slot() } else { None };
-    match handoff {
-        Some(h) => rec.dispatch_signalling(label, &pipeline(signalling)?, bindings, push, groups, &h),
-        None => rec.dispatch(label, &pipeline(plain)?, bindings, push, groups),
-    }
 }

@@ -59,9 +59,6 @@ pub struct Capabilities {
     pub coopmat_shapes: Vec<CoopmatShape>,
     /// `vulkanMemoryModel` (enabled with cooperative matrices: their SPIR-V may declare it).
     pub vulkan_memory_model: bool,
-    /// `vulkanMemoryModelDeviceScope` (enabled with `vulkanMemoryModel` where offered: handoffs between
-    /// dispatches use device-scope atomics, [`super::handoff`]).
-    pub memory_model_device_scope: bool,
     /// `timelineSemaphore` (Vulkan 1.2; enabled: the device's progress counter behind ggml's events).
     pub timeline_semaphore: bool,
     /// VK_NV_cooperative_matrix2 is offered.
@@ -274,7 +271,6 @@ impl Capabilities {
             coopmat_feature,
             coopmat_shapes,
             vulkan_memory_model: f12.vulkan_memory_model != 0,
-            memory_model_device_scope: f12.vulkan_memory_model_device_scope != 0,
             timeline_semaphore: f12.timeline_semaphore != 0,
             coopmat2_nv: has_ext(&exts, NV_COOPERATIVE_MATRIX2),
             coopmat2,

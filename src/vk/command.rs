@@ -13,8 +13,8 @@ use crate::error::{Error, Result, VkResultExt};
 
 /// Submissions that may be in flight at once per stream.
 const RING: usize = 3;
-/// Most storage-buffer bindings a kernel has (the mat-vec kernels with the rope epilogue and a handoff).
-const MAX_BINDINGS: usize = 9;
+/// Most storage-buffer bindings a kernel has.
+const MAX_BINDINGS: usize = 8;
 /// Descriptor sets per pool; pools are added as a graph needs them.
 const SETS_PER_POOL: u32 = 512;
 /// Storage-buffer descriptors per pool.
@@ -125,40 +125,22 @@ pub struct Binding {
 struct Hazards {
     /// (buffer id, start, end, written) of every range touched since the last barrier.
     ranges: Vec<(u64, u64, u64, bool)>,
-    /// The entries of `ranges` that belong to the dispatch whose handoff is live ([`super::handoff`]).
-    producer: Option<std::ops::Range<usize>>,
 }
 
 impl Hazards {
     /// Whether a dispatch with these bindings must wait for earlier ones.
     fn conflicts(&self, bindings: &[Binding]) -> bool {
-        bindings.iter().any(|b| self.conflicts_with(access(b), false))
-    }
-
-    /// Whether a dispatch with these bindings conflicts with any dispatch since the last barrier other than the
-    /// live handoff's producer (which it waits for in the shader).
-    fn conflicts_besides_producer(&self, bindings: &[Binding]) -> bool {
-        bindings.iter().any(|b| self.conflicts_with(access(b), true))
-    }
-
-    /// Whether one access (buffer id, start, end, written) conflicts with a range since the last barrier (not
-    /// counting the producer's with `besides_producer`).
-    fn conflicts_with(&self, (id, s, e, write): (u64, u64, u64, bool), besides_producer: bool) -> bool {
-        let p = self.producer.clone().filter(|_| besides_producer).unwrap_or(0..0);
-        self.ranges
-            .iter()
-            .enumerate()
-            .any(|(i, &(rid, rs, re, w))| rid == id && rs < e && s < re && (w || write) && !p.contains(&i))
+        bindings.iter().any(|b| {
+            let (s, e) = b.touched;
+            self.ranges.iter().any(|&(id, rs, re, w)| id == b.buffer.id() && rs < e && s < re && (w || b.write))
+        })
     }
 
     fn add(&mut self, bindings: &[Binding]) {
-        self.ranges.extend(bindings.iter().map(access));
+        for b in bindings {
+            self.ranges.push((b.buffer.id(), b.touched.0, b.touched.1, b.write));
+        }
     }
-}
-
-/// A binding's hazard-tracking entry: (buffer id, start, end, written).
-fn access(b: &Binding) -> (u64, u64, u64, bool) {
-    (b.buffer.id(), b.touched.0, b.touched.1, b.write)
 }
 
 struct DescriptorArena {
@@ -250,9 +232,6 @@ pub struct CommandStream {
     scratch: Option<Arc<Buffer>>,
     /// Copies derived from buffers that this stream's submissions keep using ([`super::kept`]).
     kept: Arc<KeptCopies>,
-    /// The slots of the submissions' handoffs ([`super::handoff`]), made on first use where the device takes
-    /// them; all zero between submissions (queue order and each submission's opening barrier share it safely).
-    handoffs: Option<Arc<Buffer>>,
 }
 
 impl Slot {
@@ -286,7 +265,6 @@ impl CommandStream {
             last_times: Vec::new(),
             scratch: None,
             kept: device.new_kept_store(),
-            handoffs: None,
         };
         let alloc = vk::CommandBufferAllocateInfo::default()
             .command_pool(pool)
@@ -360,7 +338,6 @@ impl CommandStream {
         self.device.check_alive()?;
         self.ensure_scratch(scratch_bytes)?;
         let scratch = self.scratch.clone();
-        let handoffs = self.ensure_handoffs()?;
         let i = self.next;
         self.retire(i)?;
         self.next = (self.next + 1) % self.slots.len();
@@ -373,7 +350,8 @@ impl CommandStream {
             timestamps,
             true,
             (scratch, scratch_bytes, scratch_start),
-            (None, kept, handoffs),
+            None,
+            kept,
         )
     }
 
@@ -399,21 +377,7 @@ impl CommandStream {
         }
         let span = recording.span;
         let kept = self.kept.clone();
-        let handoffs = self.ensure_handoffs()?;
-        let device = self.device.clone();
-        Recorder::start(device, &mut recording.slot, None, false, (scratch, scratch_bytes, 0), (span, kept, handoffs))
-    }
-
-    /// The handoff buffer, made (and zeroed before the next submission) on first use where the device takes
-    /// handoffs.
-    fn ensure_handoffs(&mut self) -> Result<Option<Arc<Buffer>>> {
-        if self.handoffs.is_none() && self.device.handoffs() {
-            let bytes = super::handoff::buffer_bytes(self.device.caps());
-            let b = Buffer::new(&self.device, bytes, "ggvk handoffs")?;
-            b.write(0, &vec![0u8; bytes as usize])?;
-            self.handoffs = Some(b);
-        }
-        Ok(self.handoffs.clone())
+        Recorder::start(self.device.clone(), &mut recording.slot, None, false, (scratch, scratch_bytes, 0), span, kept)
     }
 
     /// Grow the scratch buffer to at least `scratch_bytes` (geometrically, so a slowly growing graph does not
@@ -435,7 +399,8 @@ impl<'a> Recorder<'a> {
         timestamps: Option<u32>,
         one_time: bool,
         (scratch, scratch_bytes, scratch_start): (Option<Arc<Buffer>>, u64, u64),
-        (span, kept, handoffs): (Option<vk::QueryPool>, Arc<KeptCopies>, Option<Arc<Buffer>>),
+        span: Option<vk::QueryPool>,
+        kept: Arc<KeptCopies>,
     ) -> Result<Self> {
         let raw = device.raw();
         if let Some(n) = timestamps {
@@ -500,9 +465,6 @@ impl<'a> Recorder<'a> {
             kept,
             kept_pending: Vec::new(),
             kept_sources: Vec::new(),
-            handoffs,
-            handoffs_used: 0,
-            handoff_live: None,
         })
     }
 }
@@ -665,19 +627,6 @@ pub struct Recorder<'a> {
     kept_pending: Vec<(KeptKey, Arc<Buffer>)>,
     /// Source buffers of the kept copies this submission reads.
     kept_sources: Vec<u64>,
-    /// The stream's handoff buffer (where the device takes handoffs).
-    handoffs: Option<Arc<Buffer>>,
-    /// Handoff slots handed out in this submission.
-    handoffs_used: u64,
-    /// The handoff of the last signalling dispatch, while no barrier has come since.
-    handoff_live: Option<Binding>,
-}
-
-/// What a dispatch does with a handoff ([`super::handoff`]); its binding follows the dispatch's own.
-enum Handoff<'h> {
-    None,
-    Signal(&'h Binding),
-    Wait(&'h Binding),
 }
 
 impl Recorder<'_> {
@@ -796,73 +745,13 @@ impl Recorder<'_> {
         push: &[u8],
         groups: [u32; 3],
     ) -> Result<()> {
-        self.dispatch_with(label, pipeline, bindings, push, groups, Handoff::None)
-    }
-
-    /// A handoff slot for the next dispatch to signal ([`Self::dispatch_signalling`]); `None` where the device takes
-    /// no handoffs or this submission has used all its slots.
-    pub fn handoff_slot(&mut self) -> Option<Binding> {
-        let buffer = self.handoffs.clone().filter(|_| self.handoffs_used < super::handoff::SLOTS)?;
-        let stride = super::handoff::slot_stride(self.device.caps());
-        let offset = self.handoffs_used * stride;
-        self.handoffs_used += 1;
-        Some(Binding { buffer, offset, range: stride, touched: (offset, offset + stride), write: true })
-    }
-
-    /// Record a dispatch as [`Self::dispatch`] does that also signals `handoff` (from [`Self::handoff_slot`], bound
-    /// after `bindings`) once all its workgroups are done; dispatches recorded next may wait for it instead of a
-    /// barrier ([`Self::handoff_to_wait_for`]).
-    pub fn dispatch_signalling(
-        &mut self,
-        label: &str,
-        pipeline: &Arc<Pipeline>,
-        bindings: &[Binding],
-        push: &[u8],
-        groups: [u32; 3],
-        handoff: &Binding,
-    ) -> Result<()> {
-        self.dispatch_with(label, pipeline, bindings, push, groups, Handoff::Signal(handoff))
-    }
-
-    /// The handoff a dispatch recorded now may wait for ([`Self::dispatch_waiting`]): the last signalling
-    /// dispatch's, while no barrier has come since.
-    pub fn handoff_to_wait_for(&self) -> Option<Binding> {
-        self.handoff_live.clone()
-    }
-
-    /// Record a dispatch as [`Self::dispatch`] does whose shader first waits for `handoff` (bound after `bindings`):
-    /// no barrier goes in for its conflicts with the handoff's producer (one still does for any other).
-    pub fn dispatch_waiting(
-        &mut self,
-        label: &str,
-        pipeline: &Arc<Pipeline>,
-        bindings: &[Binding],
-        push: &[u8],
-        groups: [u32; 3],
-        handoff: &Binding,
-    ) -> Result<()> {
-        self.dispatch_with(label, pipeline, bindings, push, groups, Handoff::Wait(handoff))
-    }
-
-    fn dispatch_with(
-        &mut self,
-        label: &str,
-        pipeline: &Arc<Pipeline>,
-        bindings: &[Binding],
-        push: &[u8],
-        groups: [u32; 3],
-        handoff: Handoff<'_>,
-    ) -> Result<()> {
         let caps = self.device.caps();
-        let extra = match handoff {
-            Handoff::None => None,
-            Handoff::Signal(h) | Handoff::Wait(h) => Some(h),
-        };
-        let count = bindings.len() + usize::from(extra.is_some());
-        if count != pipeline.shader.bindings as usize || count > MAX_BINDINGS {
+        if bindings.len() != pipeline.shader.bindings as usize || bindings.len() > MAX_BINDINGS {
             return Err(Error::Internal(format!(
-                "{}: {count} bindings given, shader has {}",
-                pipeline.shader.name, pipeline.shader.bindings
+                "{}: {} bindings given, shader has {}",
+                pipeline.shader.name,
+                bindings.len(),
+                pipeline.shader.bindings
             )));
         }
         if push.len() != pipeline.shader.push_size as usize || push.len() as u32 > caps.max_push_constants {
@@ -882,13 +771,9 @@ impl Recorder<'_> {
             }
         }
         if groups.contains(&0) {
-            // Nothing runs: a handoff it was to signal is never set, so nothing may wait for it.
-            if let Handoff::Signal(_) = handoff {
-                self.handoff_live = None;
-            }
             return Ok(());
         }
-        for b in bindings.iter().chain(extra) {
+        for b in bindings {
             if b.range > caps.max_storage_buffer_range || b.offset % caps.min_storage_offset_alignment != 0 {
                 return Err(Error::Internal(format!("{label}: binding window {}+{} is invalid", b.offset, b.range)));
             }
@@ -898,23 +783,19 @@ impl Recorder<'_> {
         let set = self.slot.descriptors.alloc(raw, pipeline.set_layout)?;
         // Fixed-size arrays: no allocation per dispatch.
         let mut infos = [[vk::DescriptorBufferInfo::default()]; MAX_BINDINGS];
-        for (info, b) in infos.iter_mut().zip(bindings.iter().chain(extra)) {
+        for (info, b) in infos.iter_mut().zip(bindings) {
             info[0] = vk::DescriptorBufferInfo::default().buffer(b.buffer.raw()).offset(b.offset).range(b.range);
         }
         let mut writes = [vk::WriteDescriptorSet::default(); MAX_BINDINGS];
-        for (i, (w, info)) in writes.iter_mut().zip(infos.iter()).take(count).enumerate() {
+        for (i, (w, info)) in writes.iter_mut().zip(infos.iter()).take(bindings.len()).enumerate() {
             *w = vk::WriteDescriptorSet::default()
                 .dst_set(set)
                 .dst_binding(i as u32)
                 .descriptor_type(vk::DescriptorType::STORAGE_BUFFER)
                 .buffer_info(info);
         }
-        let writes = &writes[..count];
-        // A waiting dispatch needs no barrier for its producer (only for anything else since the last barrier).
-        let barrier = match handoff {
-            Handoff::Wait(_) => self.hazards.conflicts_besides_producer(bindings),
-            _ => self.hazards.conflicts(bindings),
-        };
+        let writes = &writes[..bindings.len()];
+        let barrier = self.hazards.conflicts(bindings);
         // SAFETY: the set was just allocated from this slot's arena and is not in use; the command buffer is
         // recording; the pipeline, layout and buffers are kept alive until the submission completes.
         unsafe {
@@ -950,15 +831,9 @@ impl Recorder<'_> {
         }
         if barrier {
             self.hazards = Hazards::default();
-            self.handoff_live = None;
             self.barriers += 1;
         }
-        let first = self.hazards.ranges.len();
         self.hazards.add(bindings);
-        if let Handoff::Signal(h) = handoff {
-            self.hazards.producer = Some(first..self.hazards.ranges.len());
-            self.handoff_live = Some(h.clone());
-        }
         // Derived data whose source bytes this dispatch writes is stale from now on (kept copies too: the
         // recording's replays say so again).
         for b in bindings.iter().filter(|b| b.write) {
@@ -973,7 +848,7 @@ impl Recorder<'_> {
             }
         }
         self.dispatches += 1;
-        self.slot.keep.extend(bindings.iter().chain(extra).map(|b| b.buffer.clone()));
+        self.slot.keep.extend(bindings.iter().map(|b| b.buffer.clone()));
         self.slot.keep_pipelines.push(pipeline.clone());
         Ok(())
     }
@@ -1000,10 +875,6 @@ impl Recorder<'_> {
         // SAFETY: recording state; the fence is unsignalled after reset and not in use (slot retired).
         unsafe {
             barrier_to_everything(raw, cmd);
-            // The handoff slots back to zero for the next submission (whose opening barrier waits for this).
-            if let (Some(h), true) = (&self.handoffs, self.handoffs_used > 0) {
-                raw.cmd_fill_buffer(cmd, h.raw(), 0, vk::WHOLE_SIZE, 0);
-            }
             if let Some(qp) = self.span {
                 raw.cmd_write_timestamp(cmd, vk::PipelineStageFlags::BOTTOM_OF_PIPE, qp, 1);
             }
@@ -1021,30 +892,5 @@ impl Recorder<'_> {
             self.slot.kept_epoch = Some((self.kept, epoch));
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Hazards;
-
-    #[test]
-    fn a_waiting_dispatch_skips_only_its_producers_conflicts() {
-        // Since the last barrier: an unrelated dispatch writing buffer 1, then the producer writing buffer 2 [0, 64),
-        // then another dispatch reading buffer 3.
-        let h = Hazards { ranges: vec![(1, 0, 64, true), (2, 0, 64, true), (3, 0, 64, false)], producer: Some(1..2) };
-        let read = |id, s, e| (id, s, e, false);
-        // Reading the producer's output: a conflict, but not for a dispatch that waits for the producer.
-        assert!(h.conflicts_with(read(2, 16, 32), false));
-        assert!(!h.conflicts_with(read(2, 16, 32), true));
-        // Reading what the unrelated dispatch wrote, or writing what the third one reads: a barrier either way.
-        assert!(h.conflicts_with(read(1, 0, 8), true));
-        assert!(h.conflicts_with((3, 60, 70, true), true));
-        // Disjoint bytes, or two reads: no conflict.
-        assert!(!h.conflicts_with(read(2, 64, 128), false));
-        assert!(!h.conflicts_with(read(3, 0, 64), false));
-        // With no live handoff, waiting skips nothing.
-        let none = Hazards { producer: None, ..h };
-        assert!(none.conflicts_with(read(2, 16, 32), true));
     }
 }

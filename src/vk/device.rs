@@ -53,8 +53,6 @@ pub struct Device {
     kept_live: Arc<AtomicUsize>,
     /// VK_EXT_external_memory_host was enabled at creation ([`super::host_import`]).
     host_import_ext: bool,
-    /// Dispatches may hand results on through flags in memory instead of barriers ([`super::handoff`]).
-    handoffs: bool,
     /// This device's import of the shared host block: not tried yet, made, or not possible.
     host_import: Mutex<HostImport>,
 }
@@ -161,7 +159,6 @@ impl Device {
             .shader_int8(caps.int8)
             .storage_buffer8_bit_access(caps.storage_8bit)
             .vulkan_memory_model(coopmat)
-            .vulkan_memory_model_device_scope(coopmat && caps.memory_model_device_scope)
             .buffer_device_address(bda)
             .timeline_semaphore(caps.timeline_semaphore);
         let mut fcm = vk::PhysicalDeviceCooperativeMatrixFeaturesKHR::default().cooperative_matrix(true);
@@ -239,7 +236,6 @@ impl Device {
             vk::Semaphore::null()
         };
         tracing::info!(index, name = %caps.name, "ggvk device opened");
-        let handoffs = super::handoff::usable(&caps, coopmat);
         fault::device_opened();
         Ok(Device {
             physical: pd.handle,
@@ -264,7 +260,6 @@ impl Device {
             kept_live: Arc::new(AtomicUsize::new(0)),
             host_import_ext,
             host_import: Mutex::new(HostImport::Untried),
-            handoffs,
         })
     }
 
@@ -323,12 +318,6 @@ impl Device {
             s.clear();
         }
         true
-    }
-
-    /// Whether dispatches on this device may hand results to the next through flags in memory instead of a
-    /// barrier ([`super::handoff`]).
-    pub fn handoffs(&self) -> bool {
-        self.handoffs
     }
 
     /// Whether VK_NV_cooperative_matrix2 was enabled on this device (its kernels may be recorded).

@@ -13,7 +13,6 @@ pub mod device;
 ///
 /// cbindgen:ignore
 pub mod fault;
-pub mod handoff;
 pub mod host_import;
 pub mod instance;
 pub mod kept;

@@ -156,19 +156,6 @@ const REDUCE_Q8K: Shader = Shader {
     bindings: 4,
     push_size: REDUCE_EMIT_PUSH,
 };
-/// The emitting reductions that also signal a handoff (`HANDOFF_SIGNAL`, [`q8_emit::dispatch`]).
-const REDUCE_QX_SIGNAL: Shader = Shader {
-    name: "flash_attn_reduce_qx_signal",
-    spirv: spirv::FLASH_ATTN_REDUCE_QX_SIGNAL,
-    bindings: 5,
-    push_size: REDUCE_EMIT_PUSH,
-};
-const REDUCE_Q8K_SIGNAL: Shader = Shader {
-    name: "flash_attn_reduce_q8k_signal",
-    spirv: spirv::FLASH_ATTN_REDUCE_Q8K_SIGNAL,
-    bindings: 5,
-    push_size: REDUCE_EMIT_PUSH,
-};
 /// Invocations per workgroup of the reduction (four output values each in the emitting variants).
 const REDUCE_WG: u32 = 64;
 
@@ -628,15 +615,13 @@ fn reduce_splits(
     if let Some(planned) = emit {
         let e = q8_emit::reserve(rec, &planned.view, planned.layout)?;
         let push = ReduceEmitPush { reduce, q_off: e.word, pad: [0; 3] };
-        let shaders = match planned.layout {
-            Q8Layout::Qx => (&REDUCE_QX, &REDUCE_QX_SIGNAL),
-            Q8Layout::Q8k => (&REDUCE_Q8K, &REDUCE_Q8K_SIGNAL),
+        let shader = match planned.layout {
+            Q8Layout::Qx => &REDUCE_QX,
+            Q8Layout::Q8k => &REDUCE_Q8K,
         };
+        let pipeline = device.pipelines().get(&device, shader, &[REDUCE_WG, reduce_unroll()])?;
         let (gx, gy) = split_groups((values / 4).div_ceil(u64::from(REDUCE_WG)), max[0])?;
-        let bindings = [pr, sb, db, e.write.clone()];
-        let push = bytemuck::bytes_of(&push);
-        let spec = [REDUCE_WG, reduce_unroll()];
-        q8_emit::dispatch(rec, shaders.0.name, shaders, &spec, &bindings, push, [gx, gy, 1], &planned.view)?;
+        rec.dispatch(shader.name, &pipeline, &[pr, sb, db, e.write.clone()], bytemuck::bytes_of(&push), [gx, gy, 1])?;
         q8_emit::publish(rec, &planned.view, e);
         return Ok(());
     }

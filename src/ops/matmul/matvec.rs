@@ -408,68 +408,9 @@ pub(super) fn record_int_dot(
         }
         None => (shader, bytemuck::bytes_of(&p).to_vec(), false),
     };
-    dispatch_int_dot(rec, &shader, &spec, &all, &push, groups)?;
+    let pipeline = device.pipelines().get(&device, &shader, &spec)?;
+    rec.dispatch("mul_mat_vec_idot", &pipeline, &all, &push, groups)?;
     Ok(fused)
-}
-
-/// Record an integer-dot mat-vec dispatch; where the dispatch before it signals a handoff and the kernel has a
-/// variant that waits for one in the shader ([`waiting_shader`]), that variant, without the barrier
-/// ([`crate::vk::handoff`]).
-pub(super) fn dispatch_int_dot(
-    rec: &mut Recorder<'_>,
-    shader: &Shader,
-    spec: &[u32],
-    bindings: &[Binding],
-    push: &[u8],
-    groups: [u32; 3],
-) -> Result<()> {
-    let device = rec.device().clone();
-    if let Some((waiting, handoff)) = waiting_shader(shader).zip(rec.handoff_to_wait_for()) {
-        let pipeline = device.pipelines().get(&device, &waiting, spec)?;
-        return rec.dispatch_waiting("mul_mat_vec_idot", &pipeline, bindings, push, groups, &handoff);
-    }
-    let pipeline = device.pipelines().get(&device, shader, spec)?;
-    rec.dispatch("mul_mat_vec_idot", &pipeline, bindings, push, groups)
-}
-
-/// The variant of an integer-dot mat-vec kernel that first waits for a handoff (`HANDOFF_WAIT`: one binding more,
-/// after the kernel's own): for the common weight types, the kernels that read a token's 8-bit activations from
-/// an emitting producer ([`crate::ops::q8_emit`]): Q/K/V with their rope and gate/up after the norm, the output
-/// and down products with their residual ADD after the attention's reduction and the GLU.
-pub(crate) fn waiting_shader(s: &Shader) -> Option<Shader> {
-    let (name, spirv) = match s.name {
-        "mul_mat_vec_q4_0_idot" => ("mul_mat_vec_q4_0_idot_wait", spirv::MUL_MAT_VEC_Q4_0_IDOT_WAIT),
-        "mul_mat_vec_q8_0_idot" => ("mul_mat_vec_q8_0_idot_wait", spirv::MUL_MAT_VEC_Q8_0_IDOT_WAIT),
-        "mul_mat_vec_q4_0_idot_rope" => ("mul_mat_vec_q4_0_idot_rope_wait", spirv::MUL_MAT_VEC_Q4_0_IDOT_ROPE_WAIT),
-        "mul_mat_vec_q8_0_idot_rope" => ("mul_mat_vec_q8_0_idot_rope_wait", spirv::MUL_MAT_VEC_Q8_0_IDOT_ROPE_WAIT),
-        "mul_mat_vec_q4_k_idot" => ("mul_mat_vec_q4_k_idot_wait", spirv::MUL_MAT_VEC_Q4_K_IDOT_WAIT),
-        "mul_mat_vec_q4_k_idot_rope" => ("mul_mat_vec_q4_k_idot_rope_wait", spirv::MUL_MAT_VEC_Q4_K_IDOT_ROPE_WAIT),
-        "mul_mat_vec_q4_k_idot_wide" => ("mul_mat_vec_q4_k_idot_wide_wait", spirv::MUL_MAT_VEC_Q4_K_IDOT_WIDE_WAIT),
-        "mul_mat_vec_q4_k_idot_wide_rope" => {
-            ("mul_mat_vec_q4_k_idot_wide_rope_wait", spirv::MUL_MAT_VEC_Q4_K_IDOT_WIDE_ROPE_WAIT)
-        }
-        "mul_mat_vec_q5_k_idot" => ("mul_mat_vec_q5_k_idot_wait", spirv::MUL_MAT_VEC_Q5_K_IDOT_WAIT),
-        "mul_mat_vec_q5_k_idot_rope" => ("mul_mat_vec_q5_k_idot_rope_wait", spirv::MUL_MAT_VEC_Q5_K_IDOT_ROPE_WAIT),
-        "mul_mat_vec_q5_k_idot_wide" => ("mul_mat_vec_q5_k_idot_wide_wait", spirv::MUL_MAT_VEC_Q5_K_IDOT_WIDE_WAIT),
-        "mul_mat_vec_q5_k_idot_wide_rope" => {
-            ("mul_mat_vec_q5_k_idot_wide_rope_wait", spirv::MUL_MAT_VEC_Q5_K_IDOT_WIDE_ROPE_WAIT)
-        }
-        "mul_mat_vec_q6_k_idot" => ("mul_mat_vec_q6_k_idot_wait", spirv::MUL_MAT_VEC_Q6_K_IDOT_WAIT),
-        "mul_mat_vec_q6_k_idot_rope" => ("mul_mat_vec_q6_k_idot_rope_wait", spirv::MUL_MAT_VEC_Q6_K_IDOT_ROPE_WAIT),
-        "mul_mat_vec_q4_0_idot_add" => ("mul_mat_vec_q4_0_idot_add_wait", spirv::MUL_MAT_VEC_Q4_0_IDOT_ADD_WAIT),
-        "mul_mat_vec_q8_0_idot_add" => ("mul_mat_vec_q8_0_idot_add_wait", spirv::MUL_MAT_VEC_Q8_0_IDOT_ADD_WAIT),
-        "mul_mat_vec_q4_k_idot_add" => ("mul_mat_vec_q4_k_idot_add_wait", spirv::MUL_MAT_VEC_Q4_K_IDOT_ADD_WAIT),
-        "mul_mat_vec_q4_k_idot_wide_add" => {
-            ("mul_mat_vec_q4_k_idot_wide_add_wait", spirv::MUL_MAT_VEC_Q4_K_IDOT_WIDE_ADD_WAIT)
-        }
-        "mul_mat_vec_q5_k_idot_add" => ("mul_mat_vec_q5_k_idot_add_wait", spirv::MUL_MAT_VEC_Q5_K_IDOT_ADD_WAIT),
-        "mul_mat_vec_q5_k_idot_wide_add" => {
-            ("mul_mat_vec_q5_k_idot_wide_add_wait", spirv::MUL_MAT_VEC_Q5_K_IDOT_WIDE_ADD_WAIT)
-        }
-        "mul_mat_vec_q6_k_idot_add" => ("mul_mat_vec_q6_k_idot_add_wait", spirv::MUL_MAT_VEC_Q6_K_IDOT_ADD_WAIT),
-        _ => return None,
-    };
-    Some(Shader { name, spirv, bindings: s.bindings + 1, push_size: s.push_size })
 }
 
 /// `GGVK_SHARED_REDUCTION=1` makes mat-vec use the shared-memory reduction even where subgroups exist

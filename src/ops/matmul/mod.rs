@@ -30,8 +30,8 @@ pub(crate) use matvec::{
 };
 pub use matvec::{block32_int_dot, matvec_config, uses_int_dot, MatVecConfig};
 use matvec::{
-    dispatch_int_dot, dq_shader, int_dot_on, int_dot_shaders, kquant_int_dot_shaders, kquant_matvec_shaders,
-    kquant_wide_unit, matvec_shaders, matvec_shaders_for, record_int_dot, words32_idot_shaders,
+    dq_shader, int_dot_on, int_dot_shaders, kquant_int_dot_shaders, kquant_matvec_shaders, kquant_wide_unit,
+    matvec_shaders, matvec_shaders_for, record_int_dot, words32_idot_shaders,
 };
 use operands::tiled_reads_q8;
 pub use operands::{activation_grid, quantized_b_layout, quantizes_activations, rounds_activations};
@@ -395,7 +395,8 @@ fn record_piece(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor, ep
                 }
                 None => (if use_sg { sg } else { shmem }, bytemuck::bytes_of(&p).to_vec(), false),
             };
-            dispatch_int_dot(rec, &shader, &spec, &bindings, &push, [gx, gy, batches])?;
+            let pipeline = device.pipelines().get(&device, &shader, &spec)?;
+            rec.dispatch("mul_mat_vec_idot", &pipeline, &bindings, &push, [gx, gy, batches])?;
             return Ok(fused);
         }
     }
