@@ -644,7 +644,6 @@ fn token_products_rotate_and_store_their_rows_as_the_separate_nodes_do() {
             let (qt, kt, vt) = (output(&be, [m, 1, 1, 1]), output(&be, [m, 1, 1, 1]), output(&be, [m, 1, 1, 1]));
             let x_in = upload(&be, GgmlType::F32, [k, 1, 1, 1], &x_bytes);
             let x = if normed { output(&be, [k, 1, 1, 1]) } else { x_in.clone() };
-            let xn = output(&be, [k, 1, 1, 1]);
             let qr = output(&be, [hd, heads, 1, 1]);
             let kr = if over_x {
                 Tensor::contiguous(x.buffer.clone(), x.offset, GgmlType::F32, [hd, heads, 1, 1]).unwrap()
@@ -683,6 +682,7 @@ fn token_products_rotate_and_store_their_rows_as_the_separate_nodes_do() {
             let v_node = Node { op: Op::MulMat, src: vec![Some(w[2].clone()), Some(x.clone())], dst: vt.clone() };
             let mut nodes = Vec::new();
             if normed {
+                let xn = output(&be, [k, 1, 1, 1]);
                 nodes.push(node(Op::RmsNorm { eps: 1e-6 }, &[&x_in], &xn));
                 nodes.push(node(Op::Mul, &[&xn, &norm_w], &x));
             }
