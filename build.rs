@@ -419,7 +419,6 @@ const VARIANTS: &[(&str, &str, Defines)] = &[
     ("conv_transpose_2d_f32", "conv_transpose_2d.comp", &[]),
     ("conv_transpose_2d_f16", "conv_transpose_2d.comp", &[("K_F16", "1")]),
     ("timestep_embedding", "timestep_embedding.comp", &[]),
-    ("prefetch", "prefetch.comp", &[]),
     ("mask_f32", "mask.comp", &[]),
     ("mask_f16", "mask.comp", &[("X_F16", "1")]),
     ("acc", "acc.comp", &[]),

@@ -40,7 +40,6 @@ const KNOBS: &[(&str, Kind)] = &[
     ("GGVK_FUSE_NORM_ADD", Kind::Switch),
     ("GGVK_FUSE_MATVEC_ROPE", Kind::Switch),
     ("GGVK_SCHEDULE", Kind::Switch),
-    ("GGVK_PREFETCH", Kind::Size),
     ("GGVK_INT_DOT", Kind::Switch),
     ("GGVK_KQUANT_MATVEC", Kind::Switch),
     ("GGVK_COOPMAT", Kind::Switch),

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::fusion::MatVecRopeGroup;
 use super::replay::{self, GraphKey, Plan, ReplayCache};
-use super::{fusion, prefetch, schedule, Graph, Node};
+use super::{fusion, schedule, Graph, Node};
 use crate::error::{Error, Result};
 use crate::ops;
 use crate::ops::q8_emit::Planned;
@@ -81,37 +81,20 @@ fn scratch_ring() -> u64 {
     *RING.get_or_init(|| crate::knobs::size("GGVK_SCRATCH_RING").ok().filter(|&v| v > 0).unwrap_or(256 << 20))
 }
 
-/// What the executor planned for a graph before recording it (each indexed by node).
-#[derive(Clone, Copy)]
-struct Plans<'p> {
-    quantize: &'p [Option<Planned>],
-    needs: &'p [u64],
-    groups: &'p [Option<MatVecRopeGroup>],
-    fetch: &'p [Vec<(usize, u64)>],
-}
-
 /// Record `nodes` (graph index, node) into `rec`, naming the node in any error.
 /// Neighbours that [`fusion`] allows are recorded as one kernel.
 /// `quantize[i]`: the quantized copy node i also writes of its output ([`fusion::plan_quantize`]).
 /// `needs[i]`: node i's scratch ([`scratch_needs`]), reserved before it is recorded.
 /// `groups[i]`: the nodes recorded with product i ([`fusion::plan_groups`]; they follow it in `nodes`).
-/// `fetch[i]`: the products whose weights are prefetched just before node i ([`prefetch::plan`]).
 fn record_nodes<'n>(
     rec: &mut Recorder<'_>,
     all: &'n [Node],
     nodes: impl Iterator<Item = (usize, &'n Node)>,
-    plans: &Plans<'_>,
+    (quantize, needs, groups): (&[Option<Planned>], &[u64], &[Option<MatVecRopeGroup>]),
 ) -> Result<()> {
-    let Plans { quantize, needs, groups, fetch } = *plans;
     let mut nodes = nodes.peekable();
     while let Some((i, node)) = nodes.next() {
         let _d = tracing::trace_span!("dispatch", i, op = node.op.name()).entered();
-        for &(m, prefix) in fetch.get(i).map_or(&[][..], Vec::as_slice) {
-            if rec.timed() {
-                rec.set_label(format!("#{m} PREFETCH {:?}", all[m].dst.ne));
-            }
-            ops::prefetch::record(rec, all[m].src(0)?, prefix).map_err(|e| name_error(e, m, "PREFETCH"))?;
-        }
         // This node and the next (which it may fuse with) take their scratch without wrapping onto each other.
         let next = nodes.peek().map(|&(j, _)| j);
         let need = |j: Option<usize>| j.and_then(|j| needs.get(j).copied()).unwrap_or(0);
@@ -281,12 +264,10 @@ impl Executor {
                     let needs = needs(&plan);
                     let groups = fusion::plan_groups(graph.nodes());
                     let order = schedule::order(graph.nodes(), &groups);
-                    let fetch = prefetch::plan(graph.nodes(), &order, prefetch::budget());
                     let mut rec = stream.begin_recording(&mut recording, ring_size(&order, &needs))?;
                     let _rec_span = tracing::debug_span!("record_for_replay").entered();
                     let ordered = order.iter().map(|&i| (i, &graph.nodes()[i]));
-                    let plans = Plans { quantize: &plan, needs: &needs, groups: &groups, fetch: &fetch };
-                    record_nodes(&mut rec, graph.nodes(), ordered, &plans)?;
+                    record_nodes(&mut rec, graph.nodes(), ordered, (&plan, &needs, &groups))?;
                     let stats = RecordStats {
                         dispatches: rec.dispatches(),
                         barriers: rec.barriers(),
@@ -307,8 +288,6 @@ impl Executor {
         let needs = needs(&plan);
         let groups = fusion::plan_groups(graph.nodes());
         let order = schedule::order(graph.nodes(), &groups);
-        let fetch = prefetch::plan(graph.nodes(), &order, prefetch::budget());
-        let plans = Plans { quantize: &plan, needs: &needs, groups: &groups, fetch: &fetch };
         let scratch = ring_size(&order, &needs);
         // Submit in chunks so the GPU starts while the rest is recorded: a small first chunk, then larger ones
         // (one chunk when timing, so every dispatch's timestamps land in one query pool).
@@ -332,7 +311,7 @@ impl Executor {
             let mut rec = stream.begin(timestamps, scratch, scratch_used)?;
             let _rec_span = tracing::debug_span!("record").entered();
             let chunk = order[start..end].iter().map(|&i| (i, &graph.nodes()[i]));
-            record_nodes(&mut rec, graph.nodes(), chunk, &plans)?;
+            record_nodes(&mut rec, graph.nodes(), chunk, (&plan, &needs, &groups))?;
             stats.dispatches += rec.dispatches();
             stats.barriers += rec.barriers();
             stats.submissions += 1;

@@ -1,10 +1,9 @@
 //! The engine: the checked graph (nodes appended only after their op's support check), fusion, planning (the
-//! order nodes are recorded in, scratch, weight prefetches) and the executor (record, submit, replay). The IR it carries lives in
+//! order nodes are recorded in, scratch) and the executor (record, submit, replay). The IR it carries lives in
 //! [`crate::ir`] (re-exported here); the kernels it records live in `ops/`.
 
 pub mod exec;
 pub mod fusion;
-pub mod prefetch;
 pub mod replay;
 pub mod schedule;
 #[cfg(test)]

@@ -26,7 +26,6 @@ pub mod norm;
 pub mod optim;
 pub mod out_prod;
 pub mod pool;
-pub mod prefetch;
 pub mod q8_emit;
 pub mod recurrent;
 pub mod reduce;

@@ -734,12 +734,6 @@ impl Recorder<'_> {
         &self.device
     }
 
-    /// Whether a dispatch with these bindings would have to wait for an earlier one since the last barrier (the
-    /// check [`Self::dispatch`] makes before it records a barrier).
-    pub fn conflicts(&self, bindings: &[Binding]) -> bool {
-        self.hazards.conflicts(bindings)
-    }
-
     /// Record one dispatch of `pipeline` over `groups` workgroups. A barrier goes in first only when the
     /// dispatch reads or writes a range that an earlier dispatch since the last barrier wrote (or writes a
     /// range one read).
