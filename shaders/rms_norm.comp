@@ -21,12 +21,16 @@ layout(constant_id = 1) const uint OP = 0;
 layout(constant_id = 2) const uint SLICES = 1;
 
 layout(binding = 0) readonly buffer X { float x[]; };
+layout(binding = 0) readonly buffer X4 { vec4 x4[]; };
 layout(binding = 1) writeonly buffer D { float d[]; };
+layout(binding = 1) writeonly buffer D4 { vec4 d4[]; };
 #ifdef FUSE_MUL
 // RMS_NORM fused with the MUL by one row of weights that follows it (src/graph/fusion.rs): the norm's output is
 // still written to d, and its product with w to mo (laid out as d; may be d itself).
 layout(binding = 2) readonly buffer W { float w[]; };
+layout(binding = 2) readonly buffer W4 { vec4 w4[]; };
 layout(binding = 3) writeonly buffer MO { float mo[]; };
+layout(binding = 3) writeonly buffer MO4 { vec4 mo4[]; };
 #endif
 #ifdef FUSE_ADD
 // The ADD of the product and another tensor that follows (src/graph/fusion.rs, rms_norm_mul_add; gemma's post-norms
@@ -82,18 +86,43 @@ void main() {
     const uint xb = pc.x_off + i1 * pc.x_s1 + i2 * pc.x_s2 + i3 * pc.x_s3;
     const uint db = pc.d_off + i1 * pc.d_s1 + i2 * pc.d_s2 + i3 * pc.d_s3;
 
+    // Packed rows on 16-byte boundaries are read four values a load (uniform per dispatch row); the outputs too
+    // where d (and mo, w) are packed and aligned the same way.
+    const bool x_vec = pc.x_s0 == 1u && (xb & 3u) == 0u && (pc.ne0 & 3u) == 0u && (first & 3u) == 0u &&
+                       (span & 3u) == 0u;
+#ifdef FUSE_MUL
+    const uint mb = pc.m_off + i1 * pc.d_s1 + i2 * pc.d_s2 + i3 * pc.d_s3;
+    const bool out_vec = x_vec && pc.d_s0 == 1u && ((db | mb | pc.w_off) & 3u) == 0u;
+#else
+    const bool out_vec = x_vec && pc.d_s0 == 1u && (db & 3u) == 0u;
+#endif
+
     float mean = 0.0;
     if (OP == 1u) {
         float s = 0.0;
-        for (uint i = tid; i < pc.ne0; i += WG) {
-            s += x[xb + i * pc.x_s0];
+        if (x_vec) {
+            for (uint i = tid; i < pc.ne0 / 4u; i += WG) {
+                const vec4 v = x4[xb / 4u + i];
+                s += (v.x + v.y) + (v.z + v.w);
+            }
+        } else {
+            for (uint i = tid; i < pc.ne0; i += WG) {
+                s += x[xb + i * pc.x_s0];
+            }
         }
         mean = wg_sum(s) / float(pc.ne0);
     }
     float acc = 0.0;
-    for (uint i = tid; i < pc.ne0; i += WG) {
-        const float v = x[xb + i * pc.x_s0] - mean;
-        acc += v * v;
+    if (x_vec) {
+        for (uint i = tid; i < pc.ne0 / 4u; i += WG) {
+            const vec4 v = x4[xb / 4u + i] - mean;
+            acc += dot(v, v);
+        }
+    } else {
+        for (uint i = tid; i < pc.ne0; i += WG) {
+            const float v = x[xb + i * pc.x_s0] - mean;
+            acc += v * v;
+        }
     }
     const float sum = wg_sum(acc);
     float scale;
@@ -102,9 +131,6 @@ void main() {
     } else {
         scale = 1.0 / sqrt(sum / float(pc.ne0) + pc.eps);
     }
-#ifdef FUSE_MUL
-    const uint mb = pc.m_off + i1 * pc.d_s1 + i2 * pc.d_s2 + i3 * pc.d_s3;
-#endif
 #ifdef EMIT_Q8
     // Four consecutive elements per invocation, EQ_TPB invocations per block, WG / EQ_TPB blocks per trip (the
     // trip count is uniform: the barriers in emit_q8_block stay in uniform control flow).
@@ -114,7 +140,13 @@ void main() {
         const uint blk = b0 + tid / EQ_TPB;
         const bool live = blk < nblk;
         vec4 y = vec4(0.0);
-        if (live) {
+        if (live && out_vec) {
+            const uint i = first + blk * EQ_BLOCK + (tid % EQ_TPB) * 4u;
+            const vec4 v = (x4[(xb + i) / 4u] - mean) * scale;
+            d4[(db + i) / 4u] = v;
+            y = v * w4[(pc.w_off + i) / 4u];
+            mo4[(mb + i) / 4u] = y;
+        } else if (live) {
             [[unroll]] for (uint j = 0u; j < 4u; ++j) {
                 const uint i = first + blk * EQ_BLOCK + (tid % EQ_TPB) * 4u + j;
                 const float v = (x[xb + i * pc.x_s0] - mean) * scale;
@@ -126,6 +158,18 @@ void main() {
         emit_q8_block(y, live, qrow + blk * EQ_WORDS);
     }
 #else
+#ifndef FUSE_ADD
+    if (out_vec) {
+        for (uint i = first / 4u + tid; i < (first + span) / 4u; i += WG) {
+            const vec4 v = (x4[xb / 4u + i] - mean) * scale;
+            d4[db / 4u + i] = v;
+#ifdef FUSE_MUL
+            mo4[mb / 4u + i] = v * w4[pc.w_off / 4u + i];
+#endif
+        }
+        return;
+    }
+#endif
     for (uint i = first + tid; i < first + span; i += WG) {
         const float v = (x[xb + i * pc.x_s0] - mean) * scale;
         d[db + i * pc.d_s0] = v;
