@@ -72,6 +72,9 @@ layout(constant_id = 1) const bool WHOLE = false;
 layout(constant_id = 2) const uint MASK_MODE = 0;
 // Q heads per K/V head beyond RATIO: workgroups of KV_GROUP consecutive heads read the same K and V rows.
 layout(constant_id = 3) const uint KV_GROUP = 1;
+// Prompts: workgroups take their (block, head) heads first and the last block first, so that under a causal mask
+// (later blocks see more keys) the longest workgroups start first and the dispatch ends on the shortest ones.
+layout(constant_id = 6) const bool DESCEND = false;
 // Query rows per block.
 const uint QB = BR / RATIO;
 // The running maximum's floor: a row that has seen no key yet keeps this finite value instead of -inf, so that
@@ -202,8 +205,14 @@ float out_factor(const in uint r, const in uint c, const in float l, const in fl
 
 void main() {
     const uint tid = gl_LocalInvocationID.x;
+#ifdef SPLIT
     const uint rb = gl_WorkGroupID.x;
     const uint ih = gl_WorkGroupID.y;
+#else
+    const uint lin = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
+    const uint rb = DESCEND ? gl_NumWorkGroups.x - 1u - lin / gl_NumWorkGroups.y : gl_WorkGroupID.x;
+    const uint ih = DESCEND ? lin % gl_NumWorkGroups.y : gl_WorkGroupID.y;
+#endif
 #ifdef SPLIT
     const uint splits = (pc.n_kv + pc.chunk - 1u) / pc.chunk;
     const uint iq3 = gl_WorkGroupID.z / splits;

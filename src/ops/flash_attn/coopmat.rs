@@ -441,7 +441,12 @@ pub(super) fn record_cm2(
     static KNOB: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     let cap = *KNOB.get_or_init(|| crate::knobs::number("GGVK_FA_CM2_MASK").map_or(1, |v| v as u32));
     let [ratio, whole, mode] = cm2_specs(&push, opt_src(node, 3).is_some(), cap);
-    let pipeline = device.pipelines().get(&device, shader, &[ratio, whole, mode, kv_group])?;
+    // Heaviest blocks first (`DESCEND`; `GGVK_FA_CM2_DESCEND=0` keeps the grid's order, for measurements).
+    static DESCEND: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let descend = u32::from(*DESCEND.get_or_init(|| crate::knobs::switch("GGVK_FA_CM2_DESCEND", true)));
+    // Constants 4 and 5 (the split kernel's block shape) are not in the prompt kernel: entries for them do nothing.
+    let specs = [ratio, whole, mode, kv_group, 0, 0, descend];
+    let pipeline = device.pipelines().get(&device, shader, &specs)?;
     rec.dispatch(shader.name, &pipeline, &[qb, kb, vb, mb, sb, db, flags], bytemuck::bytes_of(&push), groups)
 }
 
