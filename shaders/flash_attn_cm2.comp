@@ -208,18 +208,15 @@ void main() {
 #ifdef SPLIT
     const uint rb = gl_WorkGroupID.x;
     const uint ih = gl_WorkGroupID.y;
-#else
-    const uint lin = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
-    const uint rb = DESCEND ? gl_NumWorkGroups.x - 1u - lin / gl_NumWorkGroups.y : gl_WorkGroupID.x;
-    const uint ih = DESCEND ? lin % gl_NumWorkGroups.y : gl_WorkGroupID.y;
-#endif
-#ifdef SPLIT
     const uint splits = (pc.n_kv + pc.chunk - 1u) / pc.chunk;
     const uint iq3 = gl_WorkGroupID.z / splits;
     const uint split = gl_WorkGroupID.z % splits;
     const uint kv0 = split * pc.chunk;
     const uint kv1 = min(kv0 + pc.chunk, pc.n_kv);
 #else
+    const uint lin = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
+    const uint rb = DESCEND ? gl_NumWorkGroups.x - 1u - lin / gl_NumWorkGroups.y : gl_WorkGroupID.x;
+    const uint ih = DESCEND ? lin % gl_NumWorkGroups.y : gl_WorkGroupID.y;
     const uint iq3 = gl_WorkGroupID.z;
     const uint kv0 = 0u;
     const uint kv1 = pc.n_kv;
