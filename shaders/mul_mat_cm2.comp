@@ -132,6 +132,12 @@ float16_t decode(const in BlockRef r, const in uint block_coord[2], const in uin
 // b as packed f16 (narrow_f16.comp: offsets and strides in halves).
 layout(binding = 1) readonly buffer B { float16_t b[]; };
 layout(binding = 2) writeonly buffer D { float d[]; };
+#ifdef FUSE_ADD
+// The ADD that follows the product (graph/fusion.rs, mul_mat_add): out = d + addend, both laid out as d (its
+// column stride), from floats pc.pad0 (addend) and pc.pad1 (out), one batch; d is still written.
+layout(binding = 3) readonly buffer FA { float addend[]; };
+layout(binding = 4) writeonly buffer FO { float fused_out[]; };
+#endif
 
 MATMUL_PUSH
 
@@ -272,6 +278,13 @@ void main() {
         [[dont_unroll]] for (; k0 < pc.k; k0 += TK) { STEP(a_al, la, b_al, lb, k0) }
 #endif
         coopMatStoreTensorNV(acc, d, d_base & ~3u, sliceTensorLayoutNV(ld, col0, TN, row0, TM));
+#ifdef FUSE_ADD
+        // The host checks both offsets are multiples of 4 floats, as d's.
+        coopmat<float, gl_ScopeWorkgroup, TN, TM, gl_MatrixUseAccumulator> r;
+        coopMatLoadTensorNV(r, addend, pc.pad0 & ~3u, sliceTensorLayoutNV(ld, col0, TN, row0, TM));
+        acc = acc + r;
+        coopMatStoreTensorNV(acc, fused_out, pc.pad1 & ~3u, sliceTensorLayoutNV(ld, col0, TN, row0, TM));
+#endif
         return;
     }
 
@@ -295,4 +308,10 @@ void main() {
         STEP(a_base, la, b_base, lb, k0)
     }
     coopMatStoreTensorNV(acc, d, d_base, sliceTensorLayoutNV(ld, col0, TN, row0, TM));
+#ifdef FUSE_ADD
+    coopmat<float, gl_ScopeWorkgroup, TN, TM, gl_MatrixUseAccumulator> r;
+    coopMatLoadTensorNV(r, addend, pc.pad0, sliceTensorLayoutNV(ld, col0, TN, row0, TM));
+    acc = acc + r;
+    coopMatStoreTensorNV(acc, fused_out, pc.pad1, sliceTensorLayoutNV(ld, col0, TN, row0, TM));
+#endif
 }

@@ -62,6 +62,7 @@ const KNOBS: &[(&str, Kind)] = &[
     ("GGVK_FA_COOPMAT2", Kind::Switch),
     ("GGVK_FA_CM2_MASK", Kind::Range(0, 2)),
     ("GGVK_FA_CM2_DESCEND", Kind::Switch),
+    ("GGVK_CM2_ADD", Kind::Switch),
     ("GGVK_FA_CM2_GQA", Kind::Range(0, 2)),
     ("GGVK_FA_CM2_SPLIT", Kind::Range(0, 2)),
     ("GGVK_FA_CM2_SPLIT_KEYS", Kind::Pow2(32, 128)),

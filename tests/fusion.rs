@@ -222,6 +222,47 @@ fn mat_vec_then_add_fuses_and_matches_the_separate_nodes() {
     assert_no_validation_errors();
 }
 
+#[test]
+fn prompt_product_then_add_matches_the_separate_nodes() {
+    // Several columns: the NV_cooperative_matrix2 kernel takes the ADD in its store (`GGVK_CM2_ADD=1`, F16 weights
+    // or weights decoded to f16 first); every other kernel leaves it to its own dispatch. Bytes as the nodes apart.
+    let be = backend();
+    let mut rng = Rng::new(17);
+    let (k, m) = (256i64, 136i64);
+    for ty in [GgmlType::F16, GgmlType::Q4_0] {
+        for (n, in_place) in [(12i64, false), (300, false), (300, true)] {
+            let what = format!("{ty} n {n} in place {in_place}");
+            let a = upload(&be, ty, [k, m, 1, 1], &weights(&mut rng, ty, k, m));
+            let x = upload(&be, GgmlType::F32, [k, n, 1, 1], &f32_bytes(&rng.vec((k * n) as usize)));
+            let rv = f32_bytes(&rng.vec((m * n) as usize));
+            let v = [m, n, 1, 1];
+            let (r1, r2) = (upload(&be, GgmlType::F32, v, &rv), upload(&be, GgmlType::F32, v, &rv));
+            let (t1, t2) = (output(&be, v), output(&be, v));
+            let (o1, o2) = if in_place { (r1.clone(), r2.clone()) } else { (output(&be, v), output(&be, v)) };
+            let mut g = Graph::new();
+            g.mul_mat(&a, &x, &t1).unwrap();
+            g.push(node(Op::Add, &[&t1, &r1], &o1)).unwrap();
+            let fused = be.compute(&g).unwrap();
+            let mut h = Graph::new();
+            h.mul_mat(&a, &x, &t2).unwrap();
+            let product = be.compute(&h).unwrap();
+            let mut h = Graph::new();
+            h.push(node(Op::Add, &[&t2, &r2], &o2)).unwrap();
+            let add = be.compute(&h).unwrap();
+            assert_eq!(download(&t1), download(&t2), "{what}: product");
+            assert_eq!(download(&o1), download(&o2), "{what}: sum");
+            // One dispatch fewer where the product's kernel took the ADD, never more.
+            let apart = product.dispatches + add.dispatches;
+            assert!(
+                fused.dispatches == apart || fused.dispatches + 1 == apart,
+                "{what}: {} vs {apart}",
+                fused.dispatches
+            );
+        }
+    }
+    assert_no_validation_errors();
+}
+
 /// Whether this run's products quantize their activations and producers write the quantized copy themselves.
 fn emission_on(be: &ggvk::Backend, a: &Tensor, x: &Tensor) -> bool {
     let subgroups =

@@ -110,11 +110,13 @@ pub fn rms_norm_mul_add<'g>(f: RmsNormMul<'g>, add: &'g Node) -> Option<RmsNormM
     (laid_out(addend) && laid_out(sum) && safe).then_some(RmsNormMul { add: Some(NormAdd { addend, sum }), ..f })
 }
 
-/// `mm` then `add` as one [`MatVecAdd`], when one kernel can give the same bytes: `mm` is a MUL_MAT of one column
-/// of one batch into a packed F32 vector `t`, `add` sums `t` (exactly that view, either operand) and an F32 vector
-/// of the same shape into a packed F32 vector. The mat-vec's workgroups read all of b and a while others already
-/// write, so the sum must not overlap them; each sum element is read and written by one invocation, so it may be
-/// the addend itself or `t` itself, but must not partly overlap either, and the addend must not overlap `t`.
+/// `mm` then `add` as one [`MatVecAdd`], when one kernel can give the same bytes: `mm` is a MUL_MAT of one batch
+/// into `t`, a packed F32 vector (one column) or a contiguous F32 matrix (several: the prompt products' store,
+/// `mul_mat_cm2.comp`'s `FUSE_ADD`; other kernels record the ADD as its own node), `add` sums `t` (exactly that
+/// view, either operand) and an F32 tensor laid out as `t` into another. The product's workgroups read all of b
+/// and a while others already write, so the sum must not overlap them; each sum element is read and written by one
+/// invocation (one workgroup's tile), so it may be the addend itself or `t` itself, but must not partly overlap
+/// either, and the addend must not overlap `t`.
 pub fn mul_mat_add<'g>(mm: &'g Node, add: &'g Node) -> Option<MatVecAdd<'g>> {
     use crate::quant::GgmlType;
     if !matches!(mm.op, Op::MulMat) || !matches!(add.op, Op::Add) || add.src.len() != 2 {
@@ -130,8 +132,10 @@ pub fn mul_mat_add<'g>(mm: &'g Node, add: &'g Node) -> Option<MatVecAdd<'g>> {
         return None;
     };
     let out = &add.dst;
-    let vector = |v: &Tensor| v.ty == GgmlType::F32 && v.ne == t.ne && v.is_row_packed();
-    let one_column = b.ne[1] == 1 && b.ne[2] == 1 && b.ne[3] == 1 && t.ne == [a.ne[1], 1, 1, 1];
+    let one_batch = b.ne[2] == 1 && b.ne[3] == 1 && t.ne == [a.ne[1], b.ne[1], 1, 1];
+    let vector = |v: &Tensor| {
+        v.ty == GgmlType::F32 && v.ne == t.ne && if b.ne[1] == 1 { v.is_row_packed() } else { v.is_contiguous() }
+    };
     let apart = |x: &Tensor, y: &Tensor| same_view(x, y) || !overlaps(x, y);
     let safe = !overlaps(out, a)
         && !overlaps(out, b)
@@ -139,7 +143,7 @@ pub fn mul_mat_add<'g>(mm: &'g Node, add: &'g Node) -> Option<MatVecAdd<'g>> {
         && apart(out, addend)
         && apart(out, t)
         && !same_view(addend, t);
-    (one_column && vector(t) && vector(addend) && vector(out) && safe).then_some(MatVecAdd { mm, addend, out })
+    (one_batch && vector(t) && vector(addend) && vector(out) && safe).then_some(MatVecAdd { mm, addend, out })
 }
 
 /// Whether a rope writes the cache rows of a following SET_ROWS (`GGVK_FUSE_ROPE_SET_ROWS`, default on; off with

@@ -32,7 +32,8 @@ pub(crate) fn overlaps(a: &Tensor, b: &Tensor) -> bool {
     a.buffer.id() == b.buffer.id() && a0 < b1 && b0 < a1
 }
 
-/// A MUL_MAT of one column and the ADD of its result that follows it.
+/// A MUL_MAT of one batch and the ADD of its result that follows it (one column: the mat-vec kernels' epilogue;
+/// several: the prompt products' store, where a kernel takes it).
 #[derive(Clone, Copy, Debug)]
 pub struct MatVecAdd<'g> {
     /// The MUL_MAT node (its output is still written).

@@ -8,8 +8,10 @@
 //! grid for them, when [`super::matmul::quantizes_activations`]). Devices without cooperative matrices, or with
 //! another subgroup size, keep the scalar tiled kernel.
 
+use super::bind;
 use super::matmul::{MatMulPush, MATVEC_MAX_COLS};
 use crate::error::Result;
+use crate::ir::fused::MatVecAdd;
 use crate::quant::GgmlType;
 use crate::vk::caps::{Capabilities, CoopmatShape, CoopmatType};
 use crate::vk::{Binding, Device, Recorder, Shader};
@@ -364,15 +366,36 @@ pub(super) fn record(
     bindings: &[Binding; 3],
     p: &MatMulPush,
     (batches, ty): (u32, GgmlType),
-) -> Result<()> {
+    add: Option<&MatVecAdd<'_>>,
+) -> Result<bool> {
     let device = rec.device().clone();
     if tile.cm2 {
         if cm2_aligned(p) {
             let aligned = u32::from(cm2_aligned_rows(p, ty));
+            // The ADD that follows, in the store (`FUSE_ADD`): F16 weights (every prompt product whose weights are
+            // decoded to f16 first), one batch, the addend and the sum on d's 16-byte boundaries.
+            let add = match add.filter(|_| cm2_add_enabled() && ty == GgmlType::F16 && batches == 1) {
+                Some(f) => {
+                    let (r_bind, r_off) = bind(&device, f.addend, 4, false)?;
+                    let (o_bind, o_off) = bind(&device, f.out, 4, true)?;
+                    Some(([r_bind, o_bind], [r_off, o_off]))
+                }
+                None => None,
+            }
+            .filter(|(_, offs)| offs.iter().chain([&p.d_off, &p.d_col]).all(|o| o % 4 == 0));
+            let (shader, push, all) = match &add {
+                Some((extra, offs)) => {
+                    let push = MatMulPush { pad: *offs, ..*p };
+                    let all: Vec<Binding> = bindings.iter().chain(extra.iter()).cloned().collect();
+                    (CM2_F16_ADD, push, all)
+                }
+                None => (shader, *p, bindings.to_vec()),
+            };
             match device.pipelines().get(&device, &shader, &[tile.bm, tile.bn, tile.bk, aligned]) {
                 Ok(pipeline) => {
                     let groups = [p.m.div_ceil(tile.bm), p.n.div_ceil(tile.bn), batches];
-                    return rec.dispatch("mul_mat_cm2", &pipeline, bindings, bytemuck::bytes_of(p), groups);
+                    rec.dispatch("mul_mat_cm2", &pipeline, &all, bytemuck::bytes_of(&push), groups)?;
+                    return Ok(add.is_some());
                 }
                 // A driver that lists the extension but cannot build the kernel: the product still runs.
                 Err(e) => {
@@ -386,7 +409,7 @@ pub(super) fn record(
         // Unaligned views, or a kernel the driver could not build: the KHR kernel over the same f16 copy of b.
         let fallback = shader_for(ty)
             .ok_or_else(|| crate::error::Error::Internal(format!("no cooperative kernel for {}", ty.name())))?;
-        return record(rec, (fallback, TILE_128), bindings, p, (batches, ty));
+        return record(rec, (fallback, TILE_128), bindings, p, (batches, ty), None);
     }
     // Wide loads: B (its f16 copy; not the 8-bit copy) and F16 / Q4_K A 16 bytes at a time, when offsets, strides
     // and k allow.
@@ -394,13 +417,27 @@ pub(super) fn record(
     let groups = [p.m.div_ceil(tile.bm), p.n.div_ceil(tile.bn), batches];
     if tile.int8 {
         let pipeline = device.pipelines().get(&device, &shader, &[])?;
-        return rec.dispatch("mul_mat_cmq", &pipeline, bindings, bytemuck::bytes_of(p), groups);
+        return rec.dispatch("mul_mat_cmq", &pipeline, bindings, bytemuck::bytes_of(p), groups).map(|_| false);
     }
     static WIDE_Q4K: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let shader =
         wide_variant(shader, ty, vec_a && *WIDE_Q4K.get_or_init(|| crate::knobs::switch("GGVK_CM_VEC_Q4K", true)));
     let pipeline = device.pipelines().get(&device, &shader, &[u32::from(vec_b), u32::from(vec_a)])?;
-    rec.dispatch("mul_mat_cm", &pipeline, bindings, bytemuck::bytes_of(p), groups)
+    rec.dispatch("mul_mat_cm", &pipeline, bindings, bytemuck::bytes_of(p), groups).map(|_| false)
+}
+
+/// `mul_mat_cm2.comp` for F16 weights with the ADD that follows in its store (`FUSE_ADD`).
+const CM2_F16_ADD: Shader = Shader {
+    name: "mul_mat_cm2_f16_add",
+    spirv: spirv::MUL_MAT_CM2_F16_ADD,
+    bindings: 5,
+    push_size: std::mem::size_of::<MatMulPush>() as u32,
+};
+
+/// Whether prompt products take the following ADD in their store (`GGVK_CM2_ADD`, default off until measured).
+fn cm2_add_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| crate::knobs::switch("GGVK_CM2_ADD", false))
 }
 
 /// The H200 / H100 (NVIDIA, driver 580) as the cooperative-matrix plans see it, for the unit tests of every plan that

@@ -243,9 +243,9 @@ pub fn record(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor) -> R
     Ok(())
 }
 
-/// Record the product of `f` and, where a fused kernel takes it (one column, one batch, the integer-dot mat-vec
-/// kernels with subgroup reductions, every tensor in one storage window), the ADD that follows it in the same
-/// dispatch. Returns whether the ADD was recorded; if not, the caller records it as its own node.
+/// Record the product of `f` and, where a fused kernel takes it (one batch, every tensor in one storage window; one
+/// column: the integer-dot mat-vec kernels with subgroup reductions; several: `mul_mat_cm2.comp` with F16 weights
+/// and `GGVK_CM2_ADD=1`), the ADD that follows it in the same dispatch. Returns whether the ADD was recorded; if not, the caller records it as its own node.
 pub fn record_with_add(rec: &mut Recorder<'_>, f: &MatVecAdd<'_>) -> Result<bool> {
     record_fused(rec, f.mm, Epilogue::Add(f), &[f.addend, f.out])
 }
@@ -493,7 +493,12 @@ fn record_piece(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor, ep
                 narrow_b(rec, b, &bindings[1], p, rounds_activations(a))?
             };
             let bindings = [bindings[0].clone(), b_read, bindings[2].clone()];
-            return coopmat::record(rec, plan, &bindings, &p, (batches, a.ty)).map(|_| false);
+            // The ADD that follows, in the NV_cooperative_matrix2 kernel's store where it takes it.
+            let add = match epi {
+                Epilogue::Add(f) => Some(f),
+                _ => None,
+            };
+            return coopmat::record(rec, plan, &bindings, &p, (batches, a.ty), add);
         }
         let groups = [p.m.div_ceil(TILE), p.n.div_ceil(TILE), batches];
         if q8_b {
