@@ -8,8 +8,7 @@
 //! grid for them, when [`super::matmul::quantizes_activations`]). Devices without cooperative matrices, or with
 //! another subgroup size, keep the scalar tiled kernel.
 
-use super::bind;
-use super::matmul::{MatMulPush, MATVEC_MAX_COLS};
+use super::matmul::{add_operands, MatMulPush, MATVEC_MAX_COLS};
 use crate::error::Result;
 use crate::ir::fused::MatVecAdd;
 use crate::quant::GgmlType;
@@ -375,11 +374,7 @@ pub(super) fn record(
             // The ADD that follows, in the store (`FUSE_ADD`): F16 weights (every prompt product whose weights are
             // decoded to f16 first), one batch, the addend and the sum on d's 16-byte boundaries.
             let add = match add.filter(|_| cm2_add_enabled() && ty == GgmlType::F16 && batches == 1) {
-                Some(f) => {
-                    let (r_bind, r_off) = bind(&device, f.addend, 4, false)?;
-                    let (o_bind, o_off) = bind(&device, f.out, 4, true)?;
-                    Some(([r_bind, o_bind], [r_off, o_off]))
-                }
+                Some(f) => Some(add_operands(&device, f)?),
                 None => None,
             }
             .filter(|(_, offs)| offs.iter().chain([&p.d_off, &p.d_col]).all(|o| o % 4 == 0));

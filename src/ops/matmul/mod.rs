@@ -316,14 +316,20 @@ fn fused_epilogue(
         Epilogue::None => Ok(None),
         Epilogue::Add(add) => {
             let Some(shader) = fused_add_shader(ty, wide) else { return Ok(None) };
-            // The addend's and the sum's first elements go in `pad`.
-            let (r_bind, r_off) = bind(device, add.addend, 4, false)?;
-            let (o_bind, o_off) = bind(device, add.out, 4, true)?;
-            p.pad = [r_off, o_off];
-            Ok(Some(FusedKernel { shader, extra: vec![r_bind, o_bind], push: bytemuck::bytes_of(&p).to_vec() }))
+            let (extra, offs) = add_operands(device, add)?;
+            p.pad = offs;
+            Ok(Some(FusedKernel { shader, extra: extra.to_vec(), push: bytemuck::bytes_of(&p).to_vec() }))
         }
         Epilogue::Rope(f) => super::matvec_rope::prepare(device, f, (ty, wide, rows), p),
     }
+}
+
+/// The bindings of a fused ADD's addend and sum (after the product's own) and their first elements in floats, which
+/// the kernels take in the push constants' `pad`.
+pub(crate) fn add_operands(device: &Device, add: &MatVecAdd<'_>) -> Result<([Binding; 2], [u32; 2])> {
+    let (r_bind, r_off) = bind(device, add.addend, 4, false)?;
+    let (o_bind, o_off) = bind(device, add.out, 4, true)?;
+    Ok(([r_bind, o_bind], [r_off, o_off]))
 }
 
 /// Record the product of `f` and, where the mat-vec kernel takes them (see [`super::matvec_rope`]), its rope and
