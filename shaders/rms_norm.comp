@@ -87,14 +87,16 @@ void main() {
     const uint db = pc.d_off + i1 * pc.d_s1 + i2 * pc.d_s2 + i3 * pc.d_s3;
 
     // Packed rows on 16-byte boundaries are read four values a load (uniform per dispatch row); the outputs too
-    // where d (and mo, w) are packed and aligned the same way.
-    const bool x_vec = pc.x_s0 == 1u && (xb & 3u) == 0u && (pc.ne0 & 3u) == 0u && (first & 3u) == 0u &&
-                       (span & 3u) == 0u;
+    // where d (and mo, w) are packed and aligned the same way and the slice starts and ends on such a boundary.
+    // The sums depend on the row's layout only, never on SLICES: a sliced fused norm sums in the same order as
+    // the plain one, so both write the same bytes.
+    const bool x_vec = pc.x_s0 == 1u && (xb & 3u) == 0u && (pc.ne0 & 3u) == 0u;
+    const bool slice_vec = x_vec && ((first | span) & 3u) == 0u;
 #ifdef FUSE_MUL
     const uint mb = pc.m_off + i1 * pc.d_s1 + i2 * pc.d_s2 + i3 * pc.d_s3;
-    const bool out_vec = x_vec && pc.d_s0 == 1u && ((db | mb | pc.w_off) & 3u) == 0u;
+    const bool out_vec = slice_vec && pc.d_s0 == 1u && ((db | mb | pc.w_off) & 3u) == 0u;
 #else
-    const bool out_vec = x_vec && pc.d_s0 == 1u && (db & 3u) == 0u;
+    const bool out_vec = slice_vec && pc.d_s0 == 1u && (db & 3u) == 0u;
 #endif
 
     float mean = 0.0;
