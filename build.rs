@@ -138,6 +138,7 @@ const VARIANTS: &[(&str, &str, Defines)] = &[
     ("mul_mat_cmq_q4_0", "mul_mat_cmq.comp", &[("A_Q4_0", "1")]),
     ("mul_mat_cm2_f16", "mul_mat_cm2.comp", &[("A_F16", "1")]),
     ("mul_mat_cm2_f16_add", "mul_mat_cm2.comp", &[("A_F16", "1"), ("FUSE_ADD", "1")]),
+    ("mul_mat_cm2_f16_glu", "mul_mat_cm2.comp", &[("A_F16", "1"), ("FUSE_GLU", "1")]),
     ("mul_mat_cm2_q8_0", "mul_mat_cm2.comp", &[("A_Q8_0", "1")]),
     ("mul_mat_cm2_q4_k", "mul_mat_cm2.comp", &[("A_Q4_K", "1")]),
     ("mul_mat_cm2_q5_k", "mul_mat_cm2.comp", &[("A_Q5_K", "1")]),

@@ -38,11 +38,10 @@ int hi_i8(uint w) { return int(w << 16) >> 24; }
 // Push constants shared by the mat-vec and tiled mat-mul kernels (mirrors ops::matmul::MatMulPush).
 // Offsets and strides of A are in A's binding units (float for F32, 16-bit words otherwise);
 // those of B and D in floats.
-#define MATMUL_PUSH \
-    layout(push_constant) uniform Push { \
+#define MATMUL_PUSH_FIELDS \
         uint m; uint n; uint k; \
         uint a_off; uint a_row; uint a_s2; uint a_s3; \
         uint b_off; uint b_col; uint b_s2; uint b_s3; \
         uint d_off; uint d_col; uint d_s2; uint d_s3; \
-        uint ne12; uint r2; uint r3; uint pad0; uint pad1; \
-    } pc;
+        uint ne12; uint r2; uint r3; uint pad0; uint pad1;
+#define MATMUL_PUSH layout(push_constant) uniform Push { MATMUL_PUSH_FIELDS } pc;

@@ -46,14 +46,6 @@ uint element_offset(uint id, uint mode, uvec4 ne, uvec4 s, uint rs) {
 // f16 / bf16 conversions: half_bits.glsl's (exact, in integer arithmetic).
 #include "half_bits.glsl"
 
-float half_to_float(uint h) {
-    return uintBitsToFloat(half_to_float_bits(h));
-}
-
-uint float_to_half(float f) {
-    return float_bits_to_half(floatBitsToUint(f));
-}
-
 // i32 (as bits) -> f32 bits, rounded to nearest even as C's (float) conversion: exact below 2^24, else the 24
 // leading bits kept and the rest rounded (a mantissa carry bumps the exponent).
 uint i32_to_float_bits(uint v) {

@@ -63,4 +63,13 @@ uint float_bits_to_bf16(uint f) {
 float round_to_bf16(float x) {
     return uintBitsToFloat(float_bits_to_bf16(floatBitsToUint(x)) << 16);
 }
+
+// The same conversions on values: an f16 bit pattern (low 16 bits) to f32, f32 to its f16 bit pattern.
+float half_to_float(uint h) {
+    return uintBitsToFloat(half_to_float_bits(h));
+}
+
+uint float_to_half(float f) {
+    return float_bits_to_half(floatBitsToUint(f));
+}
 #endif // HALF_BITS_GLSL

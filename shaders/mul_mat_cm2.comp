@@ -17,6 +17,10 @@
 // A_Q5_K, A_Q6_K: ggml's dequantize_row_* formulas), f16 fragments, f32 accumulators. The K-quants' sub-block
 // scales (d x scale, dmin x min) are unpacked once per 256-value block and row into shared memory, fetched one block
 // ahead, so that their decode functions read one scale pair and one code word per value.
+//
+// FUSE_GLU (F16 weights): two products of the same activations, gate = A x B and up = A2 x B (an FFN's two halves,
+// one accumulator each, TM rows of each per workgroup), both stored as the separate products store them, then the
+// SWIGLU that follows them: silu(gate) * up, stored as f32 and as the packed f16 copy the next product reads.
 #extension GL_KHR_cooperative_matrix : require
 #extension GL_NV_cooperative_matrix2 : require
 #extension GL_KHR_memory_scope_semantics : require
@@ -139,7 +143,25 @@ layout(binding = 3) readonly buffer FA { float addend[]; };
 layout(binding = 4) writeonly buffer FO { float fused_out[]; };
 #endif
 
+#ifdef FUSE_GLU
+#if !defined(A_F16) || defined(FUSE_ADD)
+#error "FUSE_GLU is a variant of the F16 kernel"
+#endif
+// graph/fusion.rs, mul_mat_pair_glu: the up weights (laid out as A, from half pc.a2_off), the up product (laid
+// out as d, from float pc.d2_off), the SWIGLU's output (laid out as d, from float pc.g_off) and its f16 copy
+// (columns of m halves, from half pc.g16_off). One batch.
+layout(binding = 3) readonly buffer A2 { float16_t a2[]; };
+layout(binding = 4) writeonly buffer D2 { float d2[]; };
+layout(binding = 5) writeonly buffer GO { float glu_out[]; };
+layout(binding = 6) writeonly buffer GH { float16_t glu_half[]; };
+layout(push_constant) uniform Push { MATMUL_PUSH_FIELDS uint a2_off; uint d2_off; uint g_off; uint g16_off; } pc;
+#include "half_bits.glsl"
+#include "activations.glsl"
+// ggml's SWIGLU per element (glu.comp's formula): the gate's silu times up.
+float swiglu(const in uint r, const in uint c, const in float gate, const in float up) { return silu(gate) * up; }
+#else
 MATMUL_PUSH
+#endif
 
 #if defined(A_Q4_K) || defined(A_Q5_K) || defined(A_Q6_K)
 // Scale fetch roles: WG / TM invocations per row of the tile (TM divides 256), each unpacking its share.
@@ -208,7 +230,15 @@ void store_scales() {
     coopMatLoadTensorNV(fa, a, a0, sliceTensorLayoutNV(layout_a, row0, TM, k0, TK), transposed, decode)
 #endif
 
-// One k step at k0 into acc (A from element / block a0 through layout_a, B from b0 through layout_b).
+// One k step at k0 into acc (A from element / block a0 through layout_a, B from b0 through layout_b); FUSE_GLU:
+// also A2 (from a2_0, through layout_a) into acc2 with the same B tile.
+#ifdef FUSE_GLU
+#define STEP_A2(layout_a, k0)                                                                                      \
+    coopMatLoadTensorNV(fa, a2, a2_0, sliceTensorLayoutNV(layout_a, row0, TM, k0, TK), transposed);               \
+    acc2 = coopMatMulAdd(fb, fa, acc2);
+#else
+#define STEP_A2(layout_a, k0)
+#endif
 #define STEP(a0, layout_a, b0, layout_b, k0)                                                                       \
     {                                                                                                              \
         coopmat<float16_t, gl_ScopeWorkgroup, TN, TK, gl_MatrixUseA> fb;                                           \
@@ -216,7 +246,22 @@ void store_scales() {
         coopmat<float16_t, gl_ScopeWorkgroup, TK, TM, gl_MatrixUseB> fa;                                           \
         LOAD_A(fa, a0, layout_a, k0);                                                                              \
         acc = coopMatMulAdd(fb, fa, acc);                                                                          \
+        STEP_A2(layout_a, k0)                                                                                      \
     }
+
+#ifdef FUSE_GLU
+// After the k loop: the up product stored (gate is in d already), then the SWIGLU in f32 and as f16, through ld
+// (floats) and lh (halves) at the given first elements.
+#define STORE_GLU(ld, lh, d2_0, g_0, g16_0)                                                                        \
+    {                                                                                                              \
+        coopMatStoreTensorNV(acc2, d2, d2_0, sliceTensorLayoutNV(ld, col0, TN, row0, TM));                         \
+        coopMatPerElementNV(acc, acc, swiglu, acc2);                                                               \
+        coopMatStoreTensorNV(acc, glu_out, g_0, sliceTensorLayoutNV(ld, col0, TN, row0, TM));                      \
+        coopmat<float16_t, gl_ScopeWorkgroup, TN, TM, gl_MatrixUseAccumulator> h =                                 \
+            coopmat<float16_t, gl_ScopeWorkgroup, TN, TM, gl_MatrixUseAccumulator>(acc);                           \
+        coopMatStoreTensorNV(h, glu_half, g16_0, sliceTensorLayoutNV(lh, col0, TN, row0, TM));                     \
+    }
+#endif
 
 void main() {
     const uint row0 = gl_WorkGroupID.x * TM;
@@ -232,6 +277,10 @@ void main() {
 
     coopmat<float, gl_ScopeWorkgroup, TN, TM, gl_MatrixUseAccumulator> acc =
         coopmat<float, gl_ScopeWorkgroup, TN, TM, gl_MatrixUseAccumulator>(0.0);
+#ifdef FUSE_GLU
+    coopmat<float, gl_ScopeWorkgroup, TN, TM, gl_MatrixUseAccumulator> acc2 =
+        coopmat<float, gl_ScopeWorkgroup, TN, TM, gl_MatrixUseAccumulator>(0.0);
+#endif
 
 #ifdef K_SCALES
     fetch_scales(a_base, row0, 0u);
@@ -246,6 +295,9 @@ void main() {
 #if defined(A_F16)
         la = setTensorLayoutStrideNV(la, pc.a_row & ~7u, 1);
         const uint a_al = a_base & ~7u;
+#ifdef FUSE_GLU
+        const uint a2_0 = pc.a2_off & ~7u;
+#endif
 #else
         la = setTensorLayoutStrideNV(la, pc.a_row / A_WORDS, 1);
         const uint a_al = a_base;
@@ -278,6 +330,13 @@ void main() {
         [[dont_unroll]] for (; k0 < pc.k; k0 += TK) { STEP(a_al, la, b_al, lb, k0) }
 #endif
         coopMatStoreTensorNV(acc, d, d_base & ~3u, sliceTensorLayoutNV(ld, col0, TN, row0, TM));
+#ifdef FUSE_GLU
+        // The host checks the offsets are multiples of 4 floats (8 halves for the f16 copy) and m of 8.
+        tensorLayoutNV<2> lh = createTensorLayoutNV(2);
+        lh = setTensorLayoutDimensionNV(lh, pc.n, pc.m);
+        lh = setTensorLayoutStrideNV(lh, pc.m & ~7u, 1);
+        STORE_GLU(ld, lh, pc.d2_off & ~3u, pc.g_off & ~3u, pc.g16_off & ~7u)
+#endif
 #ifdef FUSE_ADD
         // The host checks both offsets are multiples of 4 floats, as d's.
         coopmat<float, gl_ScopeWorkgroup, TN, TM, gl_MatrixUseAccumulator> r;
@@ -298,6 +357,9 @@ void main() {
     tensorLayoutNV<2, gl_CooperativeMatrixClampModeConstantNV> ld = createTensorLayoutNV(2, gl_CooperativeMatrixClampModeConstantNV);
     ld = setTensorLayoutDimensionNV(ld, pc.n, pc.m);
     ld = setTensorLayoutStrideNV(ld, pc.d_col, 1);
+#ifdef FUSE_GLU
+    const uint a2_0 = pc.a2_off;
+#endif
     for (uint k0 = 0; k0 < pc.k; k0 += TK) {
 #ifdef K_SCALES
         if (k0 % 256u == 0u) {
@@ -308,6 +370,12 @@ void main() {
         STEP(a_base, la, b_base, lb, k0)
     }
     coopMatStoreTensorNV(acc, d, d_base, sliceTensorLayoutNV(ld, col0, TN, row0, TM));
+#ifdef FUSE_GLU
+    tensorLayoutNV<2, gl_CooperativeMatrixClampModeConstantNV> lh = createTensorLayoutNV(2, gl_CooperativeMatrixClampModeConstantNV);
+    lh = setTensorLayoutDimensionNV(lh, pc.n, pc.m);
+    lh = setTensorLayoutStrideNV(lh, pc.m, 1);
+    STORE_GLU(ld, lh, pc.d2_off, pc.g_off, pc.g16_off)
+#endif
 #ifdef FUSE_ADD
     coopmat<float, gl_ScopeWorkgroup, TN, TM, gl_MatrixUseAccumulator> r;
     coopMatLoadTensorNV(r, addend, pc.pad0, sliceTensorLayoutNV(ld, col0, TN, row0, TM));

@@ -265,6 +265,94 @@ fn prompt_product_then_add_matches_the_separate_nodes() {
     assert_no_validation_errors();
 }
 
+#[test]
+fn prompt_gate_and_up_products_then_swiglu_match_the_separate_nodes() {
+    // A feed-forward block over several columns: gate and up products of the same activations, their SWIGLU, the
+    // down product of that. On NV_cooperative_matrix2 (unless `GGVK_CM2_GLU=0`) the first three are one kernel,
+    // which also writes the f16 copy the down product reads; elsewhere they stay apart. Bytes as the nodes apart
+    // (each in a graph of its own), edge tiles included (136 rows, 300 columns).
+    let be = backend();
+    let mut rng = Rng::new(23);
+    let k2 = 64i64;
+    for (ty, k, m, n) in [
+        (GgmlType::F16, 256i64, 136i64, 300i64),
+        (GgmlType::F16, 128, 128, 256),
+        (GgmlType::Q4_0, 256, 136, 300),
+        (GgmlType::Q4_0, 256, 64, 40),
+    ] {
+        let what = format!("{ty} k {k} m {m} n {n}");
+        let (wg, wu) = (weights(&mut rng, ty, k, m), weights(&mut rng, ty, k, m));
+        let (ag, au) = (upload(&be, ty, [k, m, 1, 1], &wg), upload(&be, ty, [k, m, 1, 1], &wu));
+        let ad = upload(&be, GgmlType::F16, [m, k2, 1, 1], &weights(&mut rng, GgmlType::F16, m, k2));
+        let x = upload(&be, GgmlType::F32, [k, n, 1, 1], &f32_bytes(&rng.vec((k * n) as usize)));
+        let v = [m, n, 1, 1];
+        let glu = Op::Glu { op: ggvk::graph::GluOp::SwiGlu, swapped: false };
+        // Apart first (quantized weights' kept f16 copies, where a device keeps them, serve both runs).
+        let (g2, u2, o2, y2) = (output(&be, v), output(&be, v), output(&be, v), output(&be, [k2, n, 1, 1]));
+        let mut apart = 0;
+        let mut h = Graph::new();
+        h.mul_mat(&ag, &x, &g2).unwrap();
+        h.mul_mat(&au, &x, &u2).unwrap();
+        apart += be.compute(&h).unwrap().dispatches;
+        let mut h = Graph::new();
+        h.push(node(glu.clone(), &[&g2, &u2], &o2)).unwrap();
+        apart += be.compute(&h).unwrap().dispatches;
+        let mut h = Graph::new();
+        h.mul_mat(&ad, &o2, &y2).unwrap();
+        apart += be.compute(&h).unwrap().dispatches;
+        // Together, up first as llama.cpp builds it.
+        let (g1, u1, o1, y1) = (output(&be, v), output(&be, v), output(&be, v), output(&be, [k2, n, 1, 1]));
+        let mut g = Graph::new();
+        g.mul_mat(&au, &x, &u1).unwrap();
+        g.mul_mat(&ag, &x, &g1).unwrap();
+        g.push(node(glu, &[&g1, &u1], &o1)).unwrap();
+        g.mul_mat(&ad, &o1, &y1).unwrap();
+        let together = be.compute(&g).unwrap().dispatches;
+        assert_eq!(download(&g1), download(&g2), "{what}: gate");
+        assert_eq!(download(&u1), download(&u2), "{what}: up");
+        assert_eq!(download(&o1), download(&o2), "{what}: swiglu");
+        assert_eq!(download(&y1), download(&y2), "{what}: down product");
+        // The fused kernel: the GLU's dispatch, one product's and the down product's f16 copy gone.
+        let fused = ggvk::ops::matmul::takes_pair_glu(be.device(), &ag, &x);
+        assert!(together <= apart, "{what}: {together} dispatches together, {apart} apart");
+        assert!(!fused || together + 3 <= apart, "{what}: fused kernel, {together} dispatches vs {apart}");
+    }
+    assert_no_validation_errors();
+}
+
+#[test]
+fn gate_up_swiglu_pattern_takes_only_what_one_kernel_can_write() {
+    use ggvk::graph::fusion::mul_mat_pair_glu;
+    use ggvk::graph::GluOp;
+    let be = backend();
+    let (k, m, n) = (64i64, 32i64, 16i64);
+    let w = || output(&be, [k, m, 1, 1]);
+    let (ag, au, x, x2) = (w(), w(), output(&be, [k, n, 1, 1]), output(&be, [k, n, 1, 1]));
+    let v = [m, n, 1, 1];
+    let (g, u, o) = (output(&be, v), output(&be, v), output(&be, v));
+    let swiglu = Op::Glu { op: GluOp::SwiGlu, swapped: false };
+    let (pg, pu) = (node(Op::MulMat, &[&ag, &x], &g), node(Op::MulMat, &[&au, &x], &u));
+    let glu = node(swiglu.clone(), &[&g, &u], &o);
+    // Either product first; the gate is the GLU's first operand.
+    for (first, second) in [(&pg, &pu), (&pu, &pg)] {
+        let f = mul_mat_pair_glu(first, second, &glu).expect("gate, up, swiglu");
+        assert!(std::ptr::eq(f.gate, &pg) && std::ptr::eq(f.up, &pu) && f.out.offset == o.offset);
+    }
+    // Swapped halves, another GLU, other activations for up, the GLU writing over the gate, one column: apart.
+    let swapped = node(Op::Glu { op: GluOp::SwiGlu, swapped: true }, &[&g, &u], &o);
+    assert!(mul_mat_pair_glu(&pu, &pg, &swapped).is_none());
+    let geglu = node(Op::Glu { op: GluOp::GeGlu, swapped: false }, &[&g, &u], &o);
+    assert!(mul_mat_pair_glu(&pu, &pg, &geglu).is_none());
+    let other_x = node(Op::MulMat, &[&au, &x2], &u);
+    assert!(mul_mat_pair_glu(&other_x, &pg, &glu).is_none());
+    let in_place = node(swiglu.clone(), &[&g, &u], &g);
+    assert!(mul_mat_pair_glu(&pu, &pg, &in_place).is_none());
+    let col = [m, 1, 1, 1];
+    let (x1, g1, u1, o1) = (output(&be, [k, 1, 1, 1]), output(&be, col), output(&be, col), output(&be, col));
+    let (pg1, pu1) = (node(Op::MulMat, &[&ag, &x1], &g1), node(Op::MulMat, &[&au, &x1], &u1));
+    assert!(mul_mat_pair_glu(&pu1, &pg1, &node(swiglu, &[&g1, &u1], &o1)).is_none());
+}
+
 /// Whether this run's products quantize their activations and producers write the quantized copy themselves.
 fn emission_on(be: &ggvk::Backend, a: &Tensor, x: &Tensor) -> bool {
     let subgroups =

@@ -81,26 +81,29 @@ fn scratch_ring() -> u64 {
     *RING.get_or_init(|| crate::knobs::size("GGVK_SCRATCH_RING").ok().filter(|&v| v > 0).unwrap_or(256 << 20))
 }
 
-/// Record `nodes` (graph index, node) into `rec`, naming the node in any error.
+/// Record the nodes `order` lists (graph indices into `all`) into `rec`, naming the node in any error.
 /// Neighbours that [`fusion`] allows are recorded as one kernel.
 /// `quantize[i]`: the quantized copy node i also writes of its output ([`fusion::plan_quantize`]).
 /// `needs[i]`: node i's scratch ([`scratch_needs`]), reserved before it is recorded.
-/// `groups[i]`: the nodes recorded with product i ([`fusion::plan_groups`]; they follow it in `nodes`).
-fn record_nodes<'n>(
+/// `groups[i]`: the nodes recorded with product i ([`fusion::plan_groups`]; they follow it in `order`).
+fn record_nodes(
     rec: &mut Recorder<'_>,
-    all: &'n [Node],
-    nodes: impl Iterator<Item = (usize, &'n Node)>,
+    all: &[Node],
+    order: &[usize],
     (quantize, needs, groups): (&[Option<Planned>], &[u64], &[Option<MatVecRopeGroup>]),
 ) -> Result<()> {
-    let mut nodes = nodes.peekable();
-    while let Some((i, node)) = nodes.next() {
+    let mut at = 0;
+    while let Some(&i) = order.get(at) {
+        let node = &all[i];
+        at += 1;
         let _d = tracing::trace_span!("dispatch", i, op = node.op.name()).entered();
         // This node and the next (which it may fuse with) take their scratch without wrapping onto each other.
-        let next = nodes.peek().map(|&(j, _)| j);
+        let next = order.get(at).copied();
         let need = |j: Option<usize>| j.and_then(|j| needs.get(j).copied()).unwrap_or(0);
         rec.reserve_scratch(need(Some(i)) + need(next))?;
-        // The neighbour it may fuse with (fusion on).
-        let partner = nodes.peek().map(|&(_, n)| n).filter(|_| fusion::enabled());
+        // The neighbours it may fuse with (fusion on).
+        let partner = next.map(|j| &all[j]).filter(|_| fusion::enabled());
+        let third = order.get(at + 1).map(|&j| &all[j]).filter(|_| fusion::enabled());
         let label = |rec: &mut Recorder<'_>, what: &str| {
             if rec.timed() {
                 rec.set_label(format!("#{i} {what} {:?}", node.dst.ne));
@@ -108,21 +111,25 @@ fn record_nodes<'n>(
         };
         if let Some(g) = groups.get(i).copied().flatten() {
             record_group(rec, all, &g, label)?;
-            for _ in g.later() {
-                nodes.next();
-            }
+            at += g.later().count();
             continue;
+        }
+        if let Some(f) = pair_glu(node, partner, third) {
+            label(rec, "MUL_MAT x2+GLU");
+            if ops::matmul::record_pair_glu(rec, &f).map_err(|e| name_error(e, i, "MUL_MAT"))? {
+                at += 2;
+                continue;
+            }
         }
         if let Some(f) = partner.and_then(|n| fusion::rms_norm_mul(node, n)) {
             let emit = next.and_then(|j| quantize.get(j)).and_then(Option::as_ref).map(|p| p.layout);
-            nodes.next();
+            at += 1;
             // The ADD of the product that the schedule put right after it, where the product is not also
             // quantized for a later product.
-            let with_add =
-                nodes.peek().filter(|_| emit.is_none()).and_then(|&(_, add)| fusion::rms_norm_mul_add(f, add));
+            let with_add = order.get(at).filter(|_| emit.is_none()).and_then(|&j| fusion::rms_norm_mul_add(f, &all[j]));
             let f = match with_add {
                 Some(fa) => {
-                    nodes.next();
+                    at += 1;
                     label(rec, "RMS_NORM+MUL+ADD");
                     fa
                 }
@@ -137,20 +144,20 @@ fn record_nodes<'n>(
         if let Some(f) = partner.and_then(|n| fusion::mul_mat_add(node, n)) {
             label(rec, "MUL_MAT(+ADD)");
             if ops::matmul::record_with_add(rec, &f).map_err(|e| name_error(e, i, "MUL_MAT"))? {
-                nodes.next();
+                at += 1;
             }
             continue;
         }
         if let Some(f) = partner.and_then(|n| fusion::rope_set_rows(node, n)) {
             label(rec, "ROPE+SET_ROWS");
             ops::rope::record_with_cache(rec, &f).map_err(|e| name_error(e, i, "ROPE+SET_ROWS"))?;
-            nodes.next();
+            at += 1;
             continue;
         }
         if let Some(f) = partner.and_then(|n| fusion::rope_scale(node, n)) {
             label(rec, "ROPE+SCALE");
             ops::rope::record_with_scale(rec, &f).map_err(|e| name_error(e, i, "ROPE+SCALE"))?;
-            nodes.next();
+            at += 1;
             continue;
         }
         if rec.timed() {
@@ -168,6 +175,22 @@ fn record_nodes<'n>(
         .map_err(|e| name_error(e, i, node.op.name()))?;
     }
     Ok(())
+}
+
+/// The gate and up products and their SWIGLU starting at `node` ([`fusion::mul_mat_pair_glu`]), where that fusion
+/// is on.
+fn pair_glu<'g>(node: &'g Node, second: Option<&'g Node>, third: Option<&'g Node>) -> Option<fusion::PairGlu<'g>> {
+    let (second, third) = (second?, third?);
+    fusion::pair_glu_enabled().then(|| fusion::mul_mat_pair_glu(node, second, third)).flatten()
+}
+
+/// Whether a chunk that would end before `order[end]` cuts a gate / up / SWIGLU triple ([`pair_glu`]) apart.
+fn cuts_pair_glu(all: &[Node], order: &[usize], end: usize) -> bool {
+    let triple = |s: usize| {
+        let at = |k: usize| order.get(k).map(|&j| &all[j]);
+        at(s).is_some_and(|n| pair_glu(n, at(s + 1), at(s + 2)).is_some())
+    };
+    (end >= 1 && triple(end - 1)) || (end >= 2 && triple(end - 2))
 }
 
 /// Record a product and the rope / cache writes of its group ([`fusion::plan_groups`]): as one kernel where the
@@ -266,8 +289,7 @@ impl Executor {
                     let order = schedule::order(graph.nodes(), &groups);
                     let mut rec = stream.begin_recording(&mut recording, ring_size(&order, &needs))?;
                     let _rec_span = tracing::debug_span!("record_for_replay").entered();
-                    let ordered = order.iter().map(|&i| (i, &graph.nodes()[i]));
-                    record_nodes(&mut rec, graph.nodes(), ordered, (&plan, &needs, &groups))?;
+                    record_nodes(&mut rec, graph.nodes(), &order, (&plan, &needs, &groups))?;
                     let stats = RecordStats {
                         dispatches: rec.dispatches(),
                         barriers: rec.barriers(),
@@ -305,13 +327,12 @@ impl Executor {
         let mut limit = first;
         loop {
             let mut end = start.saturating_add(limit).min(order.len());
-            while end < order.len() && member[order[end]] {
+            while end < order.len() && (member[order[end]] || cuts_pair_glu(graph.nodes(), &order, end)) {
                 end += 1;
             }
             let mut rec = stream.begin(timestamps, scratch, scratch_used)?;
             let _rec_span = tracing::debug_span!("record").entered();
-            let chunk = order[start..end].iter().map(|&i| (i, &graph.nodes()[i]));
-            record_nodes(&mut rec, graph.nodes(), chunk, (&plan, &needs, &groups))?;
+            record_nodes(&mut rec, graph.nodes(), &order[start..end], (&plan, &needs, &groups))?;
             stats.dispatches += rec.dispatches();
             stats.barriers += rec.barriers();
             stats.submissions += 1;

@@ -26,10 +26,16 @@
 //!   cache writes between a token's Q/K/V products and its attention is gone. These nodes are not neighbours in
 //!   graph order (ggml builds Q, its rope, K, V, then K's rope and the cache writes): [`plan_groups`] pulls the
 //!   later members up to the product where nothing between them touches their bytes.
+//! - Two MUL_MATs of the same activations, several columns, then the SWIGLU of their results (a llama-family
+//!   feed-forward block's gate and up products): the NV_cooperative_matrix2 kernel multiplies both weights by each
+//!   activation tile, stores both products, and applies the GLU in its store, writing its f32 output and the f16
+//!   copy the down product reads. Saves the GLU's dispatch and its read of both products, the down product's copy
+//!   of its activations, and two dependent steps per layer of a prompt. Where no fused kernel applies the three
+//!   nodes are recorded apart.
 
 use super::{Node, Op, Tensor};
 pub(crate) use crate::ir::fused::overlaps;
-pub use crate::ir::fused::{CacheRows, MatVecAdd, MatVecRope, NormAdd, RmsNormMul, RopeScale, RopeSetRows};
+pub use crate::ir::fused::{CacheRows, MatVecAdd, MatVecRope, NormAdd, PairGlu, RmsNormMul, RopeScale, RopeSetRows};
 use crate::quant::GgmlType;
 
 /// Whether fusion is on (`GGVK_FUSION`, default on).
@@ -144,6 +150,46 @@ pub fn mul_mat_add<'g>(mm: &'g Node, add: &'g Node) -> Option<MatVecAdd<'g>> {
         && apart(out, t)
         && !same_view(addend, t);
     (one_batch && vector(t) && vector(addend) && vector(out) && safe).then_some(MatVecAdd { mm, addend, out })
+}
+
+/// Whether a prompt's gate and up products take the SWIGLU that follows them (`GGVK_CM2_GLU`, default on; off with
+/// fusion).
+pub fn pair_glu_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    enabled() && *ON.get_or_init(|| crate::knobs::switch("GGVK_CM2_GLU", true))
+}
+
+/// `first`, `second` then `glu` as one [`PairGlu`], when one kernel can give the same bytes: two MUL_MATs of one
+/// batch and several columns reading the same activations, with weights of one type, shape and layout, then a
+/// split SWIGLU (not swapped) of their two outputs, one the gate (the GLU's first operand) and the other up, in
+/// either node order. Products and GLU output F32, packed, of one shape; no output overlaps another or an operand.
+pub fn mul_mat_pair_glu<'g>(first: &'g Node, second: &'g Node, glu: &'g Node) -> Option<PairGlu<'g>> {
+    if !matches!(first.op, Op::MulMat) || !matches!(second.op, Op::MulMat) || glu.src.len() != 2 {
+        return None;
+    }
+    if !matches!(glu.op, Op::Glu { op: crate::ir::GluOp::SwiGlu, swapped: false }) {
+        return None;
+    }
+    let (g_src, u_src) = (glu.src(0).ok()?, glu.src(1).ok()?);
+    let (gate, up) = if same_view(g_src, &first.dst) && same_view(u_src, &second.dst) {
+        (first, second)
+    } else if same_view(g_src, &second.dst) && same_view(u_src, &first.dst) {
+        (second, first)
+    } else {
+        return None;
+    };
+    let (ga, gb, ua, ub) = (gate.src(0).ok()?, gate.src(1).ok()?, up.src(0).ok()?, up.src(1).ok()?);
+    let out = &glu.dst;
+    let shape = [ga.ne[1], gb.ne[1], 1, 1];
+    let weights = ga.ty == ua.ty && ga.ne == ua.ne && ga.nb == ua.nb && ga.ne[2] == 1 && ga.ne[3] == 1;
+    let activations = same_view(gb, ub) && gb.ne[2] == 1 && gb.ne[3] == 1 && gb.ne[1] > 1;
+    let packed = |t: &Tensor| t.ty == GgmlType::F32 && t.ne == shape && t.is_contiguous();
+    let outputs = [&gate.dst, &up.dst, out];
+    let apart = outputs
+        .iter()
+        .enumerate()
+        .all(|(i, t)| outputs[i + 1..].iter().all(|u| !overlaps(t, u)) && [ga, ua, gb].iter().all(|x| !overlaps(t, x)));
+    (weights && activations && outputs.iter().all(|t| packed(t)) && apart).then_some(PairGlu { gate, up, out })
 }
 
 /// Whether a rope writes the cache rows of a following SET_ROWS (`GGVK_FUSE_ROPE_SET_ROWS`, default on; off with

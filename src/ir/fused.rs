@@ -44,6 +44,19 @@ pub struct MatVecAdd<'g> {
     pub out: &'g Tensor,
 }
 
+/// Two products of the same activations and the SWIGLU of their results that follows them (a feed-forward block's
+/// gate and up halves): `glu = silu(gate.dst) * up.dst`, element by element.
+#[derive(Clone, Copy, Debug)]
+pub struct PairGlu<'g> {
+    /// The gate's MUL_MAT node (the GLU's first operand; its output is still written).
+    pub gate: &'g Node,
+    /// The up MUL_MAT node (the GLU's second operand; its output is still written): the gate's activations, weights
+    /// of the gate's type and shape.
+    pub up: &'g Node,
+    /// The GLU's destination: F32, the products' shape, packed.
+    pub out: &'g Tensor,
+}
+
 /// A ROPE and the SET_ROWS that writes the rope's output, seen as rows of `ne0 * ne1` values, into a cache.
 #[derive(Clone, Copy, Debug)]
 pub struct RopeSetRows<'g> {

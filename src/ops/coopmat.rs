@@ -429,6 +429,81 @@ const CM2_F16_ADD: Shader = Shader {
     push_size: std::mem::size_of::<MatMulPush>() as u32,
 };
 
+/// `mul_mat_cm2.comp`'s FUSE_GLU kernel (F16 weights): a prompt's gate and up products of the same activations and
+/// the SWIGLU of the two in their store ([`crate::ir::fused::PairGlu`]).
+const CM2_F16_GLU: Shader = Shader {
+    name: "mul_mat_cm2_f16_glu",
+    spirv: spirv::MUL_MAT_CM2_F16_GLU,
+    bindings: 7,
+    push_size: std::mem::size_of::<PairGluPush>() as u32,
+};
+
+/// Push constants of the FUSE_GLU kernel: the gate product's, then the up weights' first half, the up product's,
+/// the SWIGLU output's first floats and its f16 copy's first half.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub(crate) struct PairGluPush {
+    pub mm: MatMulPush,
+    pub a2_off: u32,
+    pub d2_off: u32,
+    pub g_off: u32,
+    pub g16_off: u32,
+}
+
+/// The FUSE_GLU kernel's tile: rows of each of the two products, columns, k step; the plain kernel's, with two
+/// accumulators of it, the activation tile loaded once for both weights. H100, 7B Q4_0, 2,048-token prompts (tile
+/// rows x columns, pp2048 against 12,980 / 13,091 t/s without the fusion in the same call): 128 x 128 13,399, 64 x
+/// 128 11,661 / 11,038 (the fused product 2.29 ms against 1.61 for the two apart), 128 x 64 11,437 (NOTES.md).
+pub(crate) const TILE_CM2_GLU: Tile = TILE_CM2;
+
+/// [`TILE_CM2_GLU`] with `GGVK_CM2_GLU_TM` / `GGVK_CM2_GLU_TN` (rows of each product, columns; for measurements).
+fn cm2_glu_tile() -> Tile {
+    static TILE: std::sync::OnceLock<Tile> = std::sync::OnceLock::new();
+    *TILE.get_or_init(|| {
+        let get = |name: &'static str, default: u32| crate::knobs::number(name).map_or(default, |v| v as u32);
+        Tile {
+            bm: get("GGVK_CM2_GLU_TM", TILE_CM2_GLU.bm),
+            bn: get("GGVK_CM2_GLU_TN", TILE_CM2_GLU.bn),
+            ..TILE_CM2_GLU
+        }
+    })
+}
+
+/// The FUSE_GLU kernel's tile on `device` for products of `n` columns: where an F16 product of `n` columns runs on
+/// NV_cooperative_matrix2 and the driver lists the tile's shape for its workgroup.
+pub(crate) fn cm2_glu_plan(device: &Device, n: u32) -> Option<Tile> {
+    let (_, plain) = plan_on(device, GgmlType::F16, false, n)?;
+    let tile = cm2_glu_tile();
+    let listed =
+        device.caps().coopmat2.allows((tile.bn, tile.bm, tile.bk), CoopmatType::F16, CoopmatType::F32, tile.wg);
+    (plain.cm2 && listed).then_some(tile)
+}
+
+/// Record the FUSE_GLU kernel (`bindings`: gate weights, the activations' f16 copy, gate product, up weights, up
+/// product, SWIGLU output, its f16 copy; every view 16-byte aligned, rows of m and k values multiples of 8: the
+/// caller checks). False, with nothing recorded, where the driver could not build it.
+pub(crate) fn record_pair_glu(
+    rec: &mut Recorder<'_>,
+    tile: Tile,
+    bindings: &[Binding; 7],
+    push: &PairGluPush,
+) -> Result<bool> {
+    let device = rec.device().clone();
+    let pipeline = match device.pipelines().get(&device, &CM2_F16_GLU, &[tile.bm, tile.bn, tile.bk, 1]) {
+        Ok(p) => p,
+        Err(e) => {
+            static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+            if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                tracing::warn!("{}: {e}; gate and up products record their SWIGLU apart", CM2_F16_GLU.name);
+            }
+            return Ok(false);
+        }
+    };
+    let groups = [push.mm.m.div_ceil(tile.bm), push.mm.n.div_ceil(tile.bn), 1];
+    rec.dispatch("mul_mat_cm2", &pipeline, bindings, bytemuck::bytes_of(push), groups)?;
+    Ok(true)
+}
+
 /// Whether prompt products take the following ADD in their store (`GGVK_CM2_ADD=0` records the ADD apart). H100,
 /// 7B Q4_0, 2,048-token prompts: the 63 ADDs' 2.4 ms gone, summed GPU time 139.0 -> 136.5 ms, pp2048 +0.8%, the
 /// same perplexity to the last digit (NOTES.md).

@@ -858,6 +858,11 @@ impl Recorder<'_> {
         self.scratch_used
     }
 
+    /// The scratch ring's size: the most one [`Self::reserve_scratch`] can make room for.
+    pub fn scratch_limit(&self) -> u64 {
+        self.scratch_limit
+    }
+
     /// Dispatches recorded so far.
     pub fn dispatches(&self) -> u32 {
         self.dispatches

@@ -10,6 +10,7 @@
 //! residual ADD, the rope and cache writes). `matvec`: which mat-vec kernel runs a product of few columns and how.
 //! `operands`: b as the kernels read it (8-bit blocks, f16 copies, activations rounded onto the CPU's grid).
 //! `weights_f16`: quantized weights decoded to f16 for the prompt products, per batch or kept between prompts.
+//! `pair_glu`: a prompt's gate and up products and their SWIGLU as one NV_cooperative_matrix2 kernel.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -22,6 +23,7 @@ use crate::vk::{Binding, Device, Recorder, Shader};
 
 mod matvec;
 mod operands;
+mod pair_glu;
 mod weights_f16;
 
 pub(crate) use matvec::{
@@ -36,7 +38,8 @@ use matvec::{
 use operands::tiled_reads_q8;
 pub use operands::{activation_grid, quantized_b_layout, quantizes_activations, rounds_activations};
 pub(crate) use operands::{derived_column_bytes, narrow_b, quantize_b, quantize_b_q8k, round_b, Q8K_WORDS, QX_WORDS};
-use weights_f16::{dequant_f16, kept_f16};
+pub use pair_glu::{record_pair_glu, takes_pair_glu};
+use weights_f16::f16_copy;
 pub use weights_f16::{dequant_first_bytes, keep_f16_budget};
 
 /// Push constants of `mul_mat_vec.comp` and `mul_mat.comp` (`MATMUL_PUSH` in `shaders/common.glsl`).
@@ -347,31 +350,7 @@ pub fn record_with_rope(rec: &mut Recorder<'_>, f: &MatVecRope<'_>) -> Result<bo
 fn record_piece(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor, epi: Epilogue<'_>) -> Result<bool> {
     let device = rec.device().clone();
     let caps = device.caps();
-    let a_unit = if a.ty == GgmlType::F32 { 4 } else { 2 };
-    let (a_bind, a_off) = bind(&device, a, a_unit, false)?;
-    let (b_bind, b_off) = bind(&device, b, 4, false)?;
-    let (d_bind, d_off) = bind(&device, dst, 4, true)?;
-    let p = MatMulPush {
-        m: dim_u32("M", a.ne[1])?,
-        n: dim_u32("N", b.ne[1])?,
-        k: dim_u32("K", a.ne[0])?,
-        a_off,
-        a_row: stride_units("src0 row", a.nb[1], a_unit)?,
-        a_s2: stride_units("src0 dim-2", a.nb[2], a_unit)?,
-        a_s3: stride_units("src0 dim-3", a.nb[3], a_unit)?,
-        b_off,
-        b_col: stride_units("src1 column", b.nb[1], 4)?,
-        b_s2: stride_units("src1 dim-2", b.nb[2], 4)?,
-        b_s3: stride_units("src1 dim-3", b.nb[3], 4)?,
-        d_off,
-        d_col: stride_units("dst column", dst.nb[1], 4)?,
-        d_s2: stride_units("dst dim-2", dst.nb[2], 4)?,
-        d_s3: stride_units("dst dim-3", dst.nb[3], 4)?,
-        ne12: dim_u32("src1 ne[2]", b.ne[2])?,
-        r2: dim_u32("broadcast", b.ne[2] / a.ne[2])?,
-        r3: dim_u32("broadcast", b.ne[3] / a.ne[3])?,
-        pad: [0; 2],
-    };
+    let ([a_bind, b_bind, d_bind], p) = operands_of(&device, a, b, dst)?;
     let batches = dim_u32("batches", b.ne[2] * b.ne[3])?;
     let use_sg = caps.subgroup_arithmetic && !device_forces_shared_reduction();
     let fuse = use_sg && p.n == 1 && batches == 1;
@@ -482,10 +461,7 @@ fn record_piece(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor, ep
     } else {
         // Weights dequantized to f16 first where the f16 kernel more than pays for the copy.
         if let Some(bytes) = dequant_first_bytes(&device, a, p.n) {
-            let a16 = match kept_f16(rec, a, &bindings[0], &p, bytes)? {
-                Some(kept) => kept,
-                None => dequant_f16(rec, a, &bindings[0], &p, bytes)?,
-            };
+            let a16 = f16_copy(rec, a, &bindings[0], &p, bytes)?;
             return record_piece(rec, &a16, b, dst, epi);
         }
         let q8_b = quantizes_activations(a);
@@ -525,6 +501,36 @@ fn record_piece(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor, ep
         let pipeline = device.pipelines().get(&device, &shader, &[])?;
         rec.dispatch("mul_mat", &pipeline, &bindings, push, groups).map(|_| false)
     }
+}
+
+/// The bindings of a product's A, b and dst, and its push constants (offsets and strides in the kernels' units).
+fn operands_of(device: &Device, a: &Tensor, b: &Tensor, dst: &Tensor) -> Result<([Binding; 3], MatMulPush)> {
+    let a_unit = if a.ty == GgmlType::F32 { 4 } else { 2 };
+    let (a_bind, a_off) = bind(device, a, a_unit, false)?;
+    let (b_bind, b_off) = bind(device, b, 4, false)?;
+    let (d_bind, d_off) = bind(device, dst, 4, true)?;
+    let p = MatMulPush {
+        m: dim_u32("M", a.ne[1])?,
+        n: dim_u32("N", b.ne[1])?,
+        k: dim_u32("K", a.ne[0])?,
+        a_off,
+        a_row: stride_units("src0 row", a.nb[1], a_unit)?,
+        a_s2: stride_units("src0 dim-2", a.nb[2], a_unit)?,
+        a_s3: stride_units("src0 dim-3", a.nb[3], a_unit)?,
+        b_off,
+        b_col: stride_units("src1 column", b.nb[1], 4)?,
+        b_s2: stride_units("src1 dim-2", b.nb[2], 4)?,
+        b_s3: stride_units("src1 dim-3", b.nb[3], 4)?,
+        d_off,
+        d_col: stride_units("dst column", dst.nb[1], 4)?,
+        d_s2: stride_units("dst dim-2", dst.nb[2], 4)?,
+        d_s3: stride_units("dst dim-3", dst.nb[3], 4)?,
+        ne12: dim_u32("src1 ne[2]", b.ne[2])?,
+        r2: dim_u32("broadcast", b.ne[2] / a.ne[2])?,
+        r3: dim_u32("broadcast", b.ne[3] / a.ne[3])?,
+        pad: [0; 2],
+    };
+    Ok(([a_bind, b_bind, d_bind], p))
 }
 
 /// Scratch bytes a multiplication needs on `device` (b quantized to 8 bits per block, or b rounded onto the CPU's

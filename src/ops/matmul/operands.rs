@@ -161,6 +161,10 @@ const NARROW_F16: Shader = Shader {
     push_size: std::mem::size_of::<QuantizePush>() as u32,
 };
 
+/// The derived-data kind of b's packed f16 copy (not rounded onto another grid first), which producers that write
+/// that copy themselves register too.
+pub(crate) const NARROW_F16_KIND: &str = "narrow_f16";
+
 /// Write b as packed f16 (rounded to nearest even) into this submission's scratch for the cooperative-matrix
 /// kernels; returns the read-only binding and the push constants with b's offset and strides redirected to it, in
 /// halves (columns of `2 ceil(k / 2)` halves one after another). `rounded`: b was already rounded onto this grid
@@ -176,7 +180,7 @@ pub(crate) fn narrow_b(
     let cols = i64::from(p.n) * b.ne[2] * b.ne[3];
     dim_u32("f16 activations (halves)", i64::from(col_words) * 2 * cols)?;
     let kind = match rounded {
-        None => "narrow_f16",
+        None => NARROW_F16_KIND,
         Some(ActRounding::Q8_0) => "narrow_f16_q8_0",
         Some(ActRounding::Q8K) => "narrow_f16_q8k",
         Some(ActRounding::Bf16) => "narrow_f16_bf16",

@@ -96,7 +96,7 @@ fn leaves_room(device: &Device, bytes: u64) -> bool {
 /// into a buffer of its own and kept (`vk::kept`: dropped as soon as anything writes `a`'s buffer), within
 /// [`keep_f16_budget`] and while device memory [`leaves_room`], from buffers no kernel writes and whose copies were
 /// not dropped twice already. None: not kept (the caller dequantizes into scratch).
-pub(super) fn kept_f16(
+fn kept_f16(
     rec: &mut Recorder<'_>,
     a: &Tensor,
     a_bind: &Binding,
@@ -114,8 +114,7 @@ pub(super) fn kept_f16(
         return Ok(None);
     }
     let shape = [a.ne[0], a.ne[1], 1, 1];
-    let key =
-        KeptKey { kind: "f16_weights", source: a.buffer.id(), range: a.byte_range(), layout: (a.ty.raw(), a.ne, a.nb) };
+    let key = kept_key(a);
     if let Some(buffer) = rec.kept(&key) {
         return Tensor::contiguous(buffer, 0, GgmlType::F16, shape).map(Some);
     }
@@ -133,15 +132,34 @@ pub(super) fn kept_f16(
     Ok(Some(a16))
 }
 
-/// Dequantize `a` (bound as `a_bind`, addressed as in `p`) into `bytes` of this submission's scratch as packed f16
-/// rows; returns the F16 tensor there.
-pub(super) fn dequant_f16(
+/// The key of weights `a`'s kept f16 copy.
+fn kept_key(a: &Tensor) -> KeptKey {
+    KeptKey { kind: "f16_weights", source: a.buffer.id(), range: a.byte_range(), layout: (a.ty.raw(), a.ne, a.nb) }
+}
+
+/// Whether weights `a` have a kept f16 copy now (taken from it by [`f16_copy`] without scratch).
+pub(super) fn has_kept_f16(rec: &mut Recorder<'_>, a: &Tensor) -> bool {
+    keep_f16_budget(rec.device()) > 0 && rec.kept(&kept_key(a)).is_some()
+}
+
+/// The f16 copy of quantized weights `a` (`bytes` of it) for a prompt product: kept between prompts where
+/// [`kept_f16`] keeps it, else decoded into this submission's scratch.
+pub(super) fn f16_copy(
     rec: &mut Recorder<'_>,
     a: &Tensor,
     a_bind: &Binding,
     p: &MatMulPush,
     bytes: u64,
 ) -> Result<Tensor> {
+    match kept_f16(rec, a, a_bind, p, bytes)? {
+        Some(kept) => Ok(kept),
+        None => dequant_f16(rec, a, a_bind, p, bytes),
+    }
+}
+
+/// Dequantize `a` (bound as `a_bind`, addressed as in `p`) into `bytes` of this submission's scratch as packed f16
+/// rows; returns the F16 tensor there.
+fn dequant_f16(rec: &mut Recorder<'_>, a: &Tensor, a_bind: &Binding, p: &MatMulPush, bytes: u64) -> Result<Tensor> {
     let (scratch, offset) = rec.scratch(bytes)?;
     let a16 = Tensor::contiguous(scratch, offset, GgmlType::F16, [a.ne[0], a.ne[1], 1, 1])?;
     dequant_into(rec, a, a_bind, p, &a16)?;
