@@ -333,15 +333,13 @@ pub(super) fn plan_on(device: &Device, ty: GgmlType, q8_b: bool, n: u32) -> Opti
 /// [`TILE_CM2`] with `GGVK_CM2_TM` / `GGVK_CM2_TN` / `GGVK_CM2_TK` (rows, columns, k step; for measurements) applied.
 fn cm2_tile() -> Tile {
     static TILE: std::sync::OnceLock<Tile> = std::sync::OnceLock::new();
-    *TILE.get_or_init(|| {
-        let get = |name: &'static str, default: u32| crate::knobs::number(name).map_or(default, |v| v as u32);
-        Tile {
-            bm: get("GGVK_CM2_TM", TILE_CM2.bm),
-            bn: get("GGVK_CM2_TN", TILE_CM2.bn),
-            bk: get("GGVK_CM2_TK", TILE_CM2.bk),
-            ..TILE_CM2
-        }
-    })
+    *TILE.get_or_init(|| with_knobs(TILE_CM2, ["GGVK_CM2_TM", "GGVK_CM2_TN", "GGVK_CM2_TK"]))
+}
+
+/// `base` with the rows, columns and k step the knobs `names` set (where set).
+fn with_knobs(base: Tile, names: [&'static str; 3]) -> Tile {
+    let get = |name: &'static str, default: u32| crate::knobs::number(name).map_or(default, |v| v as u32);
+    Tile { bm: get(names[0], base.bm), bn: get(names[1], base.bn), bk: get(names[2], base.bk), ..base }
 }
 
 /// Whether `a x b` on `device` runs a cooperative-matrix kernel that reads the f16 copy of b.
@@ -456,17 +454,11 @@ pub(crate) struct PairGluPush {
 /// 128 11,661 / 11,038 (the fused product 2.29 ms against 1.61 for the two apart), 128 x 64 11,437 (NOTES.md).
 pub(crate) const TILE_CM2_GLU: Tile = TILE_CM2;
 
-/// [`TILE_CM2_GLU`] with `GGVK_CM2_GLU_TM` / `GGVK_CM2_GLU_TN` (rows of each product, columns; for measurements).
+/// [`TILE_CM2_GLU`] with `GGVK_CM2_GLU_TM` / `GGVK_CM2_GLU_TN` (rows of each product, columns) and `GGVK_CM2_TK`
+/// applied (for measurements).
 fn cm2_glu_tile() -> Tile {
     static TILE: std::sync::OnceLock<Tile> = std::sync::OnceLock::new();
-    *TILE.get_or_init(|| {
-        let get = |name: &'static str, default: u32| crate::knobs::number(name).map_or(default, |v| v as u32);
-        Tile {
-            bm: get("GGVK_CM2_GLU_TM", TILE_CM2_GLU.bm),
-            bn: get("GGVK_CM2_GLU_TN", TILE_CM2_GLU.bn),
-            ..TILE_CM2_GLU
-        }
-    })
+    *TILE.get_or_init(|| with_knobs(TILE_CM2_GLU, ["GGVK_CM2_GLU_TM", "GGVK_CM2_GLU_TN", "GGVK_CM2_TK"]))
 }
 
 /// The FUSE_GLU kernel's tile on `device` for products of `n` columns: where an F16 product of `n` columns runs on
