@@ -25,7 +25,13 @@ pub enum Host {
     Transfer,
     /// Tensor parallelism's allreduces between devices (`src/ggml/comm.rs`).
     Allreduce,
+    /// Part of [`Host::Compute`]: submitting a kept recording again (the wait for its previous run, the batched
+    /// uploads' submission, the queue submission).
+    Replay,
 }
+
+/// Host activities, as the report's arrays index them.
+const HOSTS: usize = 5;
 
 #[derive(Default)]
 struct State {
@@ -35,8 +41,10 @@ struct State {
     idle_n: u32,
     /// End of the last graph on the GPU clock (ns).
     last_end_ns: Option<f64>,
-    host_us: [f64; 4],
-    host_n: [u32; 4],
+    host_us: [f64; HOSTS],
+    host_n: [u32; HOSTS],
+    /// Bytes of the synchronous transfers ([`Host::Transfer`]).
+    transfer_bytes: u64,
     since: Option<Instant>,
 }
 
@@ -65,6 +73,13 @@ pub fn host<R>(what: Host, f: impl FnOnce() -> R) -> R {
     r
 }
 
+/// Count `bytes` moved by a synchronous transfer (when the timeline is on).
+pub fn transfer_bytes(bytes: u64) {
+    if enabled() {
+        state().lock().unwrap_or_else(|p| p.into_inner()).transfer_bytes += bytes;
+    }
+}
+
 /// A replayed graph ran on the GPU from `start_ns` to `end_ns` (device timestamps, in nanoseconds).
 pub fn gpu_graph(start_ns: f64, end_ns: f64) {
     let mut s = state().lock().unwrap_or_else(|p| p.into_inner());
@@ -85,15 +100,17 @@ pub fn gpu_graph(start_ns: f64, end_ns: f64) {
         let per = |k: usize| s.host_us[k] / n;
         let msg = format!(
             "ggvk timeline, {} replayed graphs: wall {wall:.0} us per graph; GPU busy {:.0} us, idle before it {:.0} us; \
-             host: in graph_compute {:.0} us, waiting for the GPU {:.0} us, transfers {:.0} us ({:.1} per graph), \
-             allreduces {:.0} us ({:.1} per graph)",
+             host: in graph_compute {:.0} us (replay submission {:.0} us), waiting for the GPU {:.0} us, transfers \
+             {:.0} us ({:.1} per graph, {:.0} KiB), allreduces {:.0} us ({:.1} per graph)",
             s.graphs,
             s.busy_us / n,
             if s.idle_n > 0 { s.idle_us / f64::from(s.idle_n) } else { 0.0 },
             per(Host::Compute as usize),
+            per(Host::Replay as usize),
             per(Host::Wait as usize),
             per(Host::Transfer as usize),
             f64::from(s.host_n[Host::Transfer as usize]) / n,
+            s.transfer_bytes as f64 / 1024.0 / n,
             per(Host::Allreduce as usize),
             f64::from(s.host_n[Host::Allreduce as usize]) / n,
         );

@@ -174,7 +174,7 @@ fn compute(c: &BackendCtx, cgraph: *mut sys::ggml_cgraph) -> Result<()> {
     // The graph ggml computed last time, handed over again unchanged (same uid: ggml's scheduler did not split it
     // again; same nodes): replay it as it was.
     if let Some(key) = c.known.same_as_last(uid, nodes) {
-        if c.inner.replay_key(&key)?.is_some() {
+        if timeline::host(Host::Replay, || c.inner.replay_key(&key))?.is_some() {
             return Ok(());
         }
     }
@@ -182,7 +182,7 @@ fn compute(c: &BackendCtx, cgraph: *mut sys::ggml_cgraph) -> Result<()> {
     // SAFETY: as above, live nodes with live sources.
     let description = unsafe { Description::of(nodes) };
     if let Some(key) = c.known.find(&description) {
-        if c.inner.replay_key(&key)?.is_some() {
+        if timeline::host(Host::Replay, || c.inner.replay_key(&key))?.is_some() {
             c.known.note_last(uid, nodes, &key);
             return Ok(());
         }

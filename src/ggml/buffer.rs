@@ -161,6 +161,7 @@ unsafe extern "C" fn set_tensor(
     // SAFETY: ggml passes our live buffer, a live tensor in it, and `size` readable bytes at `data`.
     let (c, t, src) = unsafe { (ctx(b), &*t, std::slice::from_raw_parts(data as *const u8, size)) };
     guarded("set_tensor", (), || {
+        timeline::transfer_bytes(size as u64);
         timeline::host(Host::Transfer, || write_bytes(&c.buf, offset_of(t)? + offset as u64, src))
     })
 }
@@ -177,7 +178,10 @@ unsafe extern "C" fn get_tensor(
     }
     // SAFETY: ggml passes our live buffer, a live tensor in it, and `size` writable bytes at `data`.
     let (c, t, dst) = unsafe { (ctx(b), &*t, std::slice::from_raw_parts_mut(data as *mut u8, size)) };
-    guarded("get_tensor", (), || timeline::host(Host::Transfer, || c.buf.read(offset_of(t)? + offset as u64, dst)))
+    guarded("get_tensor", (), || {
+        timeline::transfer_bytes(size as u64);
+        timeline::host(Host::Transfer, || c.buf.read(offset_of(t)? + offset as u64, dst))
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
