@@ -239,6 +239,7 @@ const VARIANTS: &[(&str, &str, Defines)] = &[
     ("rms_norm_mul_add_f32_shmem", "rms_norm.comp", &[("FUSE_MUL", "1"), ("FUSE_ADD", "1"), ("NO_SUBGROUPS", "1")]),
     ("rms_norm_mul_f32_qx", "rms_norm.comp", &[("FUSE_MUL", "1"), ("EMIT_QX", "1")]),
     ("rms_norm_mul_f32_q8k", "rms_norm.comp", &[("FUSE_MUL", "1"), ("EMIT_Q8K", "1")]),
+    ("rms_norm_mul_f32_f16", "rms_norm.comp", &[("FUSE_MUL", "1"), ("EMIT_F16", "1")]),
     ("soft_max_f32", "soft_max.comp", &[]),
     ("soft_max_f32_shmem", "soft_max.comp", &[("NO_SUBGROUPS", "1")]),
     ("soft_max_f32_mask_f16", "soft_max.comp", &[("MASK_F16", "1")]),

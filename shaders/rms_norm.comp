@@ -41,6 +41,18 @@ layout(binding = 3) writeonly buffer MO4 { vec4 mo4[]; };
 layout(binding = 4) readonly buffer A { float a[]; };
 layout(binding = 5) writeonly buffer SO { float so[]; };
 #endif
+#ifdef EMIT_F16
+// The product also written as packed f16 for the prompt products on cooperative matrices (narrow_f16.comp's copy,
+// rounded to nearest even as it rounds): row r's values from word pc.q_off + r * ne0 / 2, two a word. Needs
+// FUSE_MUL, ne0 even and slices of whole pairs (the host checks).
+#if !defined(FUSE_MUL) || defined(FUSE_ADD) || defined(EMIT_QX) || defined(EMIT_Q8K)
+#error "EMIT_F16 is a variant of the FUSE_MUL kernel"
+#endif
+layout(binding = 4) writeonly buffer H16 { uint h16[]; };
+layout(binding = 4) writeonly buffer H16x2 { uvec2 h16x2[]; };
+#include "half_bits.glsl"
+uint half_pair(float lo, float hi) { return float_to_half(lo) | (float_to_half(hi) << 16); }
+#endif
 #if defined(EMIT_QX) || defined(EMIT_Q8K)
 // The product also written quantized for the integer-dot products that read it (emit_q8.glsl): row r's blocks
 // from word pc.q_off + r * (ne0 / EQ_BLOCK) * EQ_WORDS. Needs FUSE_MUL and ne0 a multiple of the block.
@@ -160,17 +172,39 @@ void main() {
         emit_q8_block(y, live, qrow + blk * EQ_WORDS);
     }
 #else
+#ifdef EMIT_F16
+    // The f16 copy's words of this row (ne0 / 2 a row; a multiple of 2 where out_vec holds: ne0 % 4 == 0).
+    const uint hrow = pc.q_off + row * (pc.ne0 / 2u);
+#endif
 #ifndef FUSE_ADD
     if (out_vec) {
         for (uint i = first / 4u + tid; i < (first + span) / 4u; i += WG) {
             const vec4 v = (x4[xb / 4u + i] - mean) * scale;
             d4[db / 4u + i] = v;
 #ifdef FUSE_MUL
-            mo4[mb / 4u + i] = v * w4[pc.w_off / 4u + i];
+            const vec4 y = v * w4[pc.w_off / 4u + i];
+            mo4[mb / 4u + i] = y;
+#ifdef EMIT_F16
+            h16x2[hrow / 2u + i] = uvec2(half_pair(y.x, y.y), half_pair(y.z, y.w));
+#endif
 #endif
         }
         return;
     }
+#endif
+#ifdef EMIT_F16
+    // Other layouts: a pair of values per invocation and trip (first and span are even).
+    for (uint i = first + 2u * tid; i < first + span; i += 2u * WG) {
+        float y[2];
+        [[unroll]] for (uint j = 0u; j < 2u; ++j) {
+            const float v = (x[xb + (i + j) * pc.x_s0] - mean) * scale;
+            d[db + (i + j) * pc.d_s0] = v;
+            y[j] = v * w[pc.w_off + i + j];
+            mo[mb + (i + j) * pc.d_s0] = y[j];
+        }
+        h16[hrow + i / 2u] = half_pair(y[0], y[1]);
+    }
+    return;
 #endif
     for (uint i = first + tid; i < first + span; i += WG) {
         const float v = (x[xb + i * pc.x_s0] - mean) * scale;

@@ -261,7 +261,7 @@ const QUANTIZE_LOOKAHEAD: usize = 24;
 /// Producer-side quantization: for each node of `nodes`, the layout in which its output is also written
 /// quantized ([`crate::ops::q8_emit`]), when the node can write it (the MUL of an RMS_NORM+MUL pair, a GLU of F32,
 /// an attention whose output its split reduction writes) and a MUL_MAT within the next few nodes reads exactly
-/// that output quantized (the attention's also through a contiguous reshape: its heads as one row), before
+/// that output quantized (the MUL of an RMS_NORM+MUL pair also: as the f16 copy a prompt product reads) (the attention's also through a contiguous reshape: its heads as one row), before
 /// anything writes over it. The first such product decides the layout; others of another layout quantize for
 /// themselves.
 pub fn plan_quantize(device: &crate::vk::Device, nodes: &[Node]) -> Vec<Option<crate::ops::q8_emit::Planned>> {
@@ -283,7 +283,10 @@ pub fn plan_quantize(device: &crate::vk::Device, nodes: &[Node]) -> Vec<Option<c
         for later in nodes.iter().skip(i + 1).take(QUANTIZE_LOOKAHEAD) {
             if let (Op::MulMat, Ok(a), Ok(b)) = (&later.op, later.src(0), later.src(1)) {
                 if same_view(b, out) || (reshaped && same_contiguous_bytes(b, out)) {
+                    // The fused norm also writes the f16 copy a prompt product on cooperative matrices reads.
+                    let f16 = matches!(node.op, Op::Mul) && crate::ops::matmul::reads_f16_copy(device, a, b);
                     plan[i] = crate::ops::matmul::quantized_b_layout(device, a, b, &later.dst)
+                        .or(f16.then_some(crate::ops::q8_emit::Q8Layout::F16))
                         .filter(|l| l.fits(b))
                         .map(|layout| crate::ops::q8_emit::Planned { layout, view: b.clone() });
                     break;

@@ -139,16 +139,18 @@ const EMIT_WG: u32 = 256;
 /// ([`super::q8_emit`]); recorded plainly where the output does not fit the layout.
 pub fn record_emitting(rec: &mut Recorder<'_>, node: &Node, layout: Q8Layout) -> Result<()> {
     let device = rec.device().clone();
+    let shader = match layout {
+        Q8Layout::Qx => Shader { name: "glu_f32_qx", spirv: spirv::GLU_F32_QX, bindings: 4, push_size: EMIT_PUSH },
+        Q8Layout::Q8k => Shader { name: "glu_f32_q8k", spirv: spirv::GLU_F32_Q8K, bindings: 4, push_size: EMIT_PUSH },
+        // The f16 copy is the fused norm's alone (`graph::fusion::plan_quantize` plans it for no other producer).
+        Q8Layout::F16 => return record(rec, node),
+    };
     if !can_emit(node) || !layout.fits(&node.dst) || device.caps().max_workgroup_invocations < EMIT_WG {
         return record(rec, node);
     }
     let (glu, [g, u, d], label, code) = prepare(&device, node)?;
     let e = q8_emit::reserve(rec, &node.dst, layout)?;
     let push = GluEmitPush { glu, q_off: e.word, pad: [0; 3] };
-    let shader = match layout {
-        Q8Layout::Qx => Shader { name: "glu_f32_qx", spirv: spirv::GLU_F32_QX, bindings: 4, push_size: EMIT_PUSH },
-        Q8Layout::Q8k => Shader { name: "glu_f32_q8k", spirv: spirv::GLU_F32_Q8K, bindings: 4, push_size: EMIT_PUSH },
-    };
     let pipeline = device.pipelines().get(&device, &shader, &[EMIT_WG, code])?;
     // Four elements per invocation.
     let groups = u64::from(glu.n.div_ceil(4)).div_ceil(u64::from(EMIT_WG));

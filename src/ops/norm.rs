@@ -171,7 +171,8 @@ fn prepare(device: &Device, node: &Node, eps: f32) -> Result<Option<(NormPush, B
     Ok(Some((push, xb, db)))
 }
 
-/// The fused kernels that also write the product quantized (`EMIT_QX` / `EMIT_Q8K`, see [`super::q8_emit`]).
+/// The fused kernels that also write the product quantized (`EMIT_QX` / `EMIT_Q8K`) or as packed f16 (`EMIT_F16`),
+/// see [`super::q8_emit`].
 fn fused_emitting(layout: Q8Layout) -> Shader {
     match layout {
         Q8Layout::Qx => Shader {
@@ -186,12 +187,18 @@ fn fused_emitting(layout: Q8Layout) -> Shader {
             bindings: 5,
             push_size: FUSED_PUSH,
         },
+        Q8Layout::F16 => Shader {
+            name: "rms_norm_mul_f32_f16",
+            spirv: spirv::RMS_NORM_MUL_F32_F16,
+            bindings: 5,
+            push_size: FUSED_PUSH,
+        },
     }
 }
 
 /// Record RMS_NORM fused with the MUL by one row of weights that follows it (see [`crate::ir::fusion`]); with
-/// `emit`, the product is also written quantized in that layout for the integer-dot products that read it (where
-/// the kernel can: subgroup reductions, rows a multiple of the block).
+/// `emit`, the product is also written in that layout for the products that read it (quantized for the integer-dot
+/// products, f16 for prompt products; where the kernel can: subgroup reductions, rows a multiple of the block).
 pub fn record_rms_norm_mul(rec: &mut Recorder<'_>, f: &RmsNormMul<'_>, emit: Option<Q8Layout>) -> Result<()> {
     check(f.norm)?;
     let (_, eps) = params(&f.norm.op)?;

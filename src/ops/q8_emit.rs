@@ -4,7 +4,8 @@
 //! product's derived data ([`crate::vk::Derived`], the same key the product looks up), so the product finds it and
 //! records no quantization of its own. The codes are bit-identical to the stand-alone kernels'.
 //!
-//! Producers: RMS_NORM fused with its MUL ([`super::norm::record_rms_norm_mul`]) and the GLU family
+//! Producers: RMS_NORM fused with its MUL ([`super::norm::record_rms_norm_mul`]; also the f16 copy the prompt
+//! products on cooperative matrices read, [`Q8Layout::F16`]) and the GLU family
 //! ([`super::glu::record_emitting`]). The executor asks the engine's fusion planning (`graph::fusion::plan_quantize`) whether a later
 //! product will read a node's output quantized, and in which layout.
 
@@ -14,13 +15,17 @@ use crate::ir::Tensor;
 use crate::quant::GgmlType;
 use crate::vk::{Binding, Derived, Recorder};
 
-/// The quantized layouts of activations the integer-dot products read.
+/// The layouts of derived activations a producer can write for the products that read them: quantized for the
+/// integer-dot products, packed f16 for the cooperative-matrix products.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Q8Layout {
     /// `quantize_q8_1.comp`: 10 words per 32 values (Q4_0 / Q8_0 weights).
     Qx,
     /// `quantize_q8_k.comp`: 76 words per 256 values (K-quant weights).
     Q8k,
+    /// `narrow_f16.comp`: two values per word, rounded to nearest even (prompt products on cooperative matrices;
+    /// only the fused RMS_NORM+MUL writes it).
+    F16,
 }
 
 impl Q8Layout {
@@ -29,6 +34,7 @@ impl Q8Layout {
         match self {
             Q8Layout::Qx => 32,
             Q8Layout::Q8k => 256,
+            Q8Layout::F16 => 2,
         }
     }
 
@@ -37,6 +43,7 @@ impl Q8Layout {
         match self {
             Q8Layout::Qx => super::matmul::QX_WORDS,
             Q8Layout::Q8k => super::matmul::Q8K_WORDS,
+            Q8Layout::F16 => 1,
         }
     }
 
@@ -45,6 +52,7 @@ impl Q8Layout {
         match self {
             Q8Layout::Qx => 8,
             Q8Layout::Q8k => 64,
+            Q8Layout::F16 => 1,
         }
     }
 
@@ -53,6 +61,7 @@ impl Q8Layout {
         match self {
             Q8Layout::Qx => "quantize_q8_1",
             Q8Layout::Q8k => "quantize_q8_k",
+            Q8Layout::F16 => super::matmul::NARROW_F16_KIND,
         }
     }
 

@@ -605,8 +605,10 @@ fn reduce_splits(
     let d = &node.dst;
     let pr = Binding { write: false, ..pw };
     let values = u64::from(reduce.total) * u64::from(reduce.dv);
+    // The split reduction writes 8-bit blocks (the f16 copy is the fused norm's alone).
     let emit = emit.filter(|e| {
-        e.layout.fits(&e.view)
+        e.layout != Q8Layout::F16
+            && e.layout.fits(&e.view)
             && d.is_contiguous()
             && reduce.dv % 4 == 0
             && values % e.layout.block() as u64 == 0
@@ -615,10 +617,7 @@ fn reduce_splits(
     if let Some(planned) = emit {
         let e = q8_emit::reserve(rec, &planned.view, planned.layout)?;
         let push = ReduceEmitPush { reduce, q_off: e.word, pad: [0; 3] };
-        let shader = match planned.layout {
-            Q8Layout::Qx => &REDUCE_QX,
-            Q8Layout::Q8k => &REDUCE_Q8K,
-        };
+        let shader = if planned.layout == Q8Layout::Qx { &REDUCE_QX } else { &REDUCE_Q8K };
         let pipeline = device.pipelines().get(&device, shader, &[REDUCE_WG, reduce_unroll()])?;
         let (gx, gy) = split_groups((values / 4).div_ceil(u64::from(REDUCE_WG)), max[0])?;
         rec.dispatch(shader.name, &pipeline, &[pr, sb, db, e.write.clone()], bytemuck::bytes_of(&push), [gx, gy, 1])?;

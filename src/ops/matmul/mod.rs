@@ -35,9 +35,12 @@ use matvec::{
     dq_shader, int_dot_on, int_dot_shaders, kquant_int_dot_shaders, kquant_matvec_shaders, kquant_wide_unit,
     matvec_shaders, matvec_shaders_for, record_int_dot, words32_idot_shaders,
 };
+pub use operands::reads_f16_copy;
 use operands::tiled_reads_q8;
 pub use operands::{activation_grid, quantized_b_layout, quantizes_activations, rounds_activations};
-pub(crate) use operands::{derived_column_bytes, narrow_b, quantize_b, quantize_b_q8k, round_b, Q8K_WORDS, QX_WORDS};
+pub(crate) use operands::{
+    derived_column_bytes, narrow_b, quantize_b, quantize_b_q8k, round_b, NARROW_F16_KIND, Q8K_WORDS, QX_WORDS,
+};
 pub use pair_glu::{record_pair_glu, takes_pair_glu};
 use weights_f16::f16_copy;
 pub use weights_f16::{dequant_first_bytes, keep_f16_budget};

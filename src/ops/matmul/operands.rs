@@ -161,6 +161,20 @@ const NARROW_F16: Shader = Shader {
     push_size: std::mem::size_of::<QuantizePush>() as u32,
 };
 
+/// Whether the product `a x b` on `device` reads b through its plain packed f16 copy ([`narrow_b`] without
+/// rounding, [`NARROW_F16_KIND`]): a prompt product on the cooperative-matrix kernels over f32 activations, its
+/// weights F16, decoded to f16 first, or of a type whose activations are not rounded onto another grid.
+pub fn reads_f16_copy(device: &Device, a: &Tensor, b: &Tensor) -> bool {
+    let n = u32::try_from(b.ne[1]).unwrap_or(u32::MAX);
+    if b.ty != GgmlType::F32 || n <= super::MATVEC_MAX_COLS {
+        return false;
+    }
+    match super::dequant_first_bytes(device, a, n) {
+        Some(_) => coopmat::plan_on(device, GgmlType::F16, false, n).is_some_and(|(_, t)| !t.b_q8),
+        None => rounds_activations(a).is_none() && coopmat::reads_f16_b(device, a, b),
+    }
+}
+
 /// The derived-data kind of b's packed f16 copy (not rounded onto another grid first), which producers that write
 /// that copy themselves register too.
 pub(crate) const NARROW_F16_KIND: &str = "narrow_f16";
