@@ -82,6 +82,18 @@ float gelu_erf(float x) {
     return 0.5 * x * (1.0 + erf_approx(x * SQRT_2_INV));
 }
 
+// The GLU family's value for gate x and up g (glu.comp's ops 0-4: ggml's SWIGLU, REGLU, GEGLU, GEGLU_ERF,
+// GEGLU_QUICK); GEGLU is 0 below -10 (not 0 * up), x * up above 10, else the f16 table entry times up.
+float glu_plain(uint op, float x, float g) {
+    switch (op) {
+    case 1u: return x > 0.0 ? x * g : 0.0;
+    case 2u: return x <= -10.0 ? 0.0 : (x >= 10.0 ? x * g : via_f16(gelu_tanh(via_f16(x))) * g);
+    case 3u: return gelu_erf(x) * g;
+    case 4u: return gelu_quick_table(x) * g;
+    default: return silu(x) * g;
+    }
+}
+
 // C's roundf: halves away from zero (GLSL's round leaves the direction of halves open).
 float round_away(float x) {
     const float t = trunc(x);

@@ -52,11 +52,6 @@ layout(constant_id = 1) const uint OP = 0;
 
 float glu(float x, float g) {
     switch (OP) {
-    case 1u: return x > 0.0 ? x * g : 0.0;
-    // ggml: 0 below -10 (not 0 * up), x * up above 10, else the f16 table entry times up.
-    case 2u: return x <= -10.0 ? 0.0 : (x >= 10.0 ? x * g : via_f16(gelu_tanh(via_f16(x))) * g);
-    case 3u: return gelu_erf(x) * g;
-    case 4u: return gelu_quick_table(x) * g;
     // SWIGLU_OAI: the gate capped at limit, up clamped to [-limit, limit], x sigmoid(alpha x) (y + 1).
     case 5u: {
         const float xc = min(x, pc.limit);
@@ -73,7 +68,7 @@ float glu(float x, float g) {
         const float s = 1.0 / (1.0 + exp(-g));
         return x * s * (1.0 + g * (1.0 - s));
     }
-    default: return silu(x) * g;
+    default: return glu_plain(OP, x, g);
     }
 }
 

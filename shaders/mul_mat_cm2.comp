@@ -20,7 +20,8 @@
 //
 // FUSE_GLU (F16 weights): two products of the same activations, gate = A x B and up = A2 x B (an FFN's two halves,
 // one accumulator each, TM rows of each per workgroup), both stored as the separate products store them, then the
-// SWIGLU that follows them: silu(gate) * up, stored as f32 and as the packed f16 copy the next product reads.
+// GLU that follows them (SWIGLU: silu(gate) * up; GEGLU and the others as glu.comp), stored as f32 and as the
+// packed f16 copy the next product reads.
 #extension GL_KHR_cooperative_matrix : require
 #extension GL_NV_cooperative_matrix2 : require
 #extension GL_KHR_memory_scope_semantics : require
@@ -148,7 +149,7 @@ layout(binding = 4) writeonly buffer FO { float fused_out[]; };
 #error "FUSE_GLU is a variant of the F16 kernel"
 #endif
 // graph/fusion.rs, mul_mat_pair_glu: the up weights (laid out as A, from half pc.a2_off), the up product (laid
-// out as d, from float pc.d2_off), the SWIGLU's output (laid out as d, from float pc.g_off) and its f16 copy
+// out as d, from float pc.d2_off), the GLU's output (laid out as d, from float pc.g_off) and its f16 copy
 // (columns of m halves, from half pc.g16_off). One batch.
 layout(binding = 3) readonly buffer A2 { float16_t a2[]; };
 layout(binding = 4) writeonly buffer D2 { float d2[]; };
@@ -157,8 +158,11 @@ layout(binding = 6) writeonly buffer GH { float16_t glu_half[]; };
 layout(push_constant) uniform Push { MATMUL_PUSH_FIELDS uint a2_off; uint d2_off; uint g_off; uint g16_off; } pc;
 #include "half_bits.glsl"
 #include "activations.glsl"
-// ggml's SWIGLU per element (glu.comp's formula): the gate's silu times up.
-float swiglu(const in uint r, const in uint c, const in float gate, const in float up) { return silu(gate) * up; }
+// The GLU per element (glu.comp's formulas): spec constant 4 picks SWIGLU (0), REGLU, GEGLU, GEGLU_ERF, GEGLU_QUICK.
+layout(constant_id = 4) const uint GLU_OP = 0;
+float glu_of(const in uint r, const in uint c, const in float gate, const in float up) {
+    return glu_plain(GLU_OP, gate, up);
+}
 #else
 MATMUL_PUSH
 #endif
@@ -250,12 +254,12 @@ void store_scales() {
     }
 
 #ifdef FUSE_GLU
-// After the k loop: the up product stored (gate is in d already), then the SWIGLU in f32 and as f16, through ld
+// After the k loop: the up product stored (gate is in d already), then the GLU in f32 and as f16, through ld
 // (floats) and lh (halves) at the given first elements.
 #define STORE_GLU(ld, lh, d2_0, g_0, g16_0)                                                                        \
     {                                                                                                              \
         coopMatStoreTensorNV(acc2, d2, d2_0, sliceTensorLayoutNV(ld, col0, TN, row0, TM));                         \
-        coopMatPerElementNV(acc, acc, swiglu, acc2);                                                               \
+        coopMatPerElementNV(acc, acc, glu_of, acc2);                                                               \
         coopMatStoreTensorNV(acc, glu_out, g_0, sliceTensorLayoutNV(ld, col0, TN, row0, TM));                      \
         coopmat<float16_t, gl_ScopeWorkgroup, TN, TM, gl_MatrixUseAccumulator> h =                                 \
             coopmat<float16_t, gl_ScopeWorkgroup, TN, TM, gl_MatrixUseAccumulator>(acc);                           \

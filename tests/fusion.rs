@@ -266,27 +266,32 @@ fn prompt_product_then_add_matches_the_separate_nodes() {
 }
 
 #[test]
-fn prompt_gate_and_up_products_then_swiglu_match_the_separate_nodes() {
-    // A feed-forward block over several columns: gate and up products of the same activations, their SWIGLU, the
-    // down product of that. On NV_cooperative_matrix2 (unless `GGVK_CM2_GLU=0`) the first three are one kernel,
-    // which also writes the f16 copy the down product reads; elsewhere they stay apart. Bytes as the nodes apart
-    // (each in a graph of its own), edge tiles included (136 rows, 300 columns).
+fn prompt_gate_and_up_products_then_glu_match_the_separate_nodes() {
+    // A feed-forward block over several columns: gate and up products of the same activations, their GLU, the
+    // down product of that. On NV_cooperative_matrix2 (SWIGLU by default, every GLU with `GGVK_CM2_GLU=2`) the
+    // first three are one kernel, which also writes the f16 copy the down product reads; elsewhere they stay
+    // apart. Bytes as the nodes apart (each in a graph of its own), edge tiles included (136 rows, 300 columns).
     let be = backend();
     let mut rng = Rng::new(23);
     let k2 = 64i64;
-    for (ty, k, m, n) in [
-        (GgmlType::F16, 256i64, 136i64, 300i64),
-        (GgmlType::F16, 128, 128, 256),
-        (GgmlType::Q4_0, 256, 136, 300),
-        (GgmlType::Q4_0, 256, 64, 40),
+    use ggvk::graph::GluOp::{GeGlu, GeGluErf, GeGluQuick, ReGlu, SwiGlu};
+    for (op, ty, k, m, n) in [
+        (SwiGlu, GgmlType::F16, 256i64, 136i64, 300i64),
+        (SwiGlu, GgmlType::F16, 128, 128, 256),
+        (SwiGlu, GgmlType::Q4_0, 256, 136, 300),
+        (SwiGlu, GgmlType::Q4_0, 256, 64, 40),
+        (ReGlu, GgmlType::F16, 256, 136, 300),
+        (GeGlu, GgmlType::F16, 256, 136, 300),
+        (GeGluErf, GgmlType::Q4_0, 256, 136, 300),
+        (GeGluQuick, GgmlType::F16, 256, 136, 300),
     ] {
-        let what = format!("{ty} k {k} m {m} n {n}");
+        let what = format!("{op:?} {ty} k {k} m {m} n {n}");
         let (wg, wu) = (weights(&mut rng, ty, k, m), weights(&mut rng, ty, k, m));
         let (ag, au) = (upload(&be, ty, [k, m, 1, 1], &wg), upload(&be, ty, [k, m, 1, 1], &wu));
         let ad = upload(&be, GgmlType::F16, [m, k2, 1, 1], &weights(&mut rng, GgmlType::F16, m, k2));
         let x = upload(&be, GgmlType::F32, [k, n, 1, 1], &f32_bytes(&rng.vec((k * n) as usize)));
         let v = [m, n, 1, 1];
-        let glu = Op::Glu { op: ggvk::graph::GluOp::SwiGlu, swapped: false };
+        let glu = Op::Glu { op, swapped: false };
         // Apart first (quantized weights' kept f16 copies, where a device keeps them, serve both runs).
         let (g2, u2, o2, y2) = (output(&be, v), output(&be, v), output(&be, v), output(&be, [k2, n, 1, 1]));
         let mut apart = 0;
@@ -313,7 +318,7 @@ fn prompt_gate_and_up_products_then_swiglu_match_the_separate_nodes() {
         assert_eq!(download(&o1), download(&o2), "{what}: swiglu");
         assert_eq!(download(&y1), download(&y2), "{what}: down product");
         // The fused kernel: the GLU's dispatch, one product's and the down product's f16 copy gone.
-        let fused = ggvk::ops::matmul::takes_pair_glu(be.device(), &ag, &x);
+        let fused = ggvk::ops::matmul::takes_pair_glu(be.device(), op, &ag, &x);
         assert!(together <= apart, "{what}: {together} dispatches together, {apart} apart");
         assert!(!fused || together + 3 <= apart, "{what}: fused kernel, {together} dispatches vs {apart}");
     }
@@ -378,11 +383,15 @@ fn gate_up_swiglu_pattern_takes_only_what_one_kernel_can_write() {
         let f = mul_mat_pair_glu(first, second, &glu).expect("gate, up, swiglu");
         assert!(std::ptr::eq(f.gate, &pg) && std::ptr::eq(f.up, &pu) && f.out.offset == o.offset);
     }
-    // Swapped halves, another GLU, other activations for up, the GLU writing over the gate, one column: apart.
+    // The other GLUs of the family too (gemma's GEGLU).
+    let geglu = node(Op::Glu { op: GluOp::GeGlu, swapped: false }, &[&g, &u], &o);
+    assert_eq!(mul_mat_pair_glu(&pu, &pg, &geglu).map(|f| f.op), Some(GluOp::GeGlu));
+    // Swapped halves, a GLU with parameters, other activations for up, the GLU writing over the gate, one column:
+    // apart.
     let swapped = node(Op::Glu { op: GluOp::SwiGlu, swapped: true }, &[&g, &u], &o);
     assert!(mul_mat_pair_glu(&pu, &pg, &swapped).is_none());
-    let geglu = node(Op::Glu { op: GluOp::GeGlu, swapped: false }, &[&g, &u], &o);
-    assert!(mul_mat_pair_glu(&pu, &pg, &geglu).is_none());
+    let oai = node(Op::SwigluOai { swapped: false, alpha: 1.702, limit: 7.0 }, &[&g, &u], &o);
+    assert!(mul_mat_pair_glu(&pu, &pg, &oai).is_none());
     let other_x = node(Op::MulMat, &[&au, &x2], &u);
     assert!(mul_mat_pair_glu(&other_x, &pg, &glu).is_none());
     let in_place = node(swiglu.clone(), &[&g, &u], &g);

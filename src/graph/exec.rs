@@ -177,14 +177,14 @@ fn record_nodes(
     Ok(())
 }
 
-/// The gate and up products and their SWIGLU starting at `node` ([`fusion::mul_mat_pair_glu`]), where that fusion
-/// is on.
+/// The gate and up products and their GLU starting at `node` ([`fusion::mul_mat_pair_glu`]), where that fusion
+/// takes the GLU ([`fusion::pair_glu_takes`]).
 fn pair_glu<'g>(node: &'g Node, second: Option<&'g Node>, third: Option<&'g Node>) -> Option<fusion::PairGlu<'g>> {
     let (second, third) = (second?, third?);
-    fusion::pair_glu_enabled().then(|| fusion::mul_mat_pair_glu(node, second, third)).flatten()
+    fusion::mul_mat_pair_glu(node, second, third).filter(|f| fusion::pair_glu_takes(f.op))
 }
 
-/// Whether a chunk that would end before `order[end]` cuts a gate / up / SWIGLU triple ([`pair_glu`]) apart.
+/// Whether a chunk that would end before `order[end]` cuts a gate / up / GLU triple ([`pair_glu`]) apart.
 fn cuts_pair_glu(all: &[Node], order: &[usize], end: usize) -> bool {
     let triple = |s: usize| {
         let at = |k: usize| order.get(k).map(|&j| &all[j]);

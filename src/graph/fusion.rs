@@ -26,8 +26,8 @@
 //!   cache writes between a token's Q/K/V products and its attention is gone. These nodes are not neighbours in
 //!   graph order (ggml builds Q, its rope, K, V, then K's rope and the cache writes): [`plan_groups`] pulls the
 //!   later members up to the product where nothing between them touches their bytes.
-//! - Two MUL_MATs of the same activations, several columns, then the SWIGLU of their results (a llama-family
-//!   feed-forward block's gate and up products): the NV_cooperative_matrix2 kernel multiplies both weights by each
+//! - Two MUL_MATs of the same activations, several columns, then the GLU of their results (a llama-family
+//!   feed-forward block's gate and up products and their SWIGLU; gemma's GEGLU): the NV_cooperative_matrix2 kernel multiplies both weights by each
 //!   activation tile, stores both products, and applies the GLU in its store, writing its f32 output and the f16
 //!   copy the down product reads. Saves the GLU's dispatch and its read of both products, the down product's copy
 //!   of its activations, and two dependent steps per layer of a prompt. Where no fused kernel applies the three
@@ -152,24 +152,23 @@ pub fn mul_mat_add<'g>(mm: &'g Node, add: &'g Node) -> Option<MatVecAdd<'g>> {
     (one_batch && vector(t) && vector(addend) && vector(out) && safe).then_some(MatVecAdd { mm, addend, out })
 }
 
-/// Whether a prompt's gate and up products take the SWIGLU that follows them (`GGVK_CM2_GLU`, default on; off with
-/// fusion).
-pub fn pair_glu_enabled() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    enabled() && *ON.get_or_init(|| crate::knobs::switch("GGVK_CM2_GLU", true))
+/// Whether a prompt's gate and up products take the GLU `op` that follows them (`GGVK_CM2_GLU`: 0 none, 1 SWIGLU,
+/// the default and the one checked on a GPU so far, 2 every GLU [`mul_mat_pair_glu`] matches; off with fusion).
+pub fn pair_glu_takes(op: crate::ir::GluOp) -> bool {
+    static MODE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let mode = *MODE.get_or_init(|| crate::knobs::number("GGVK_CM2_GLU").unwrap_or(1));
+    enabled() && (mode >= 2 || (mode == 1 && op == crate::ir::GluOp::SwiGlu))
 }
 
 /// `first`, `second` then `glu` as one [`PairGlu`], when one kernel can give the same bytes: two MUL_MATs of one
 /// batch and several columns reading the same activations, with weights of one type, shape and layout, then a
-/// split SWIGLU (not swapped) of their two outputs, one the gate (the GLU's first operand) and the other up, in
-/// either node order. Products and GLU output F32, packed, of one shape; no output overlaps another or an operand.
+/// split GLU (SWIGLU, REGLU, GEGLU, GEGLU_ERF or GEGLU_QUICK; not swapped) of their two outputs, one the gate (the
+/// GLU's first operand) and the other up, in either node order. Products and GLU output F32, packed, of one shape; no output overlaps another or an operand.
 pub fn mul_mat_pair_glu<'g>(first: &'g Node, second: &'g Node, glu: &'g Node) -> Option<PairGlu<'g>> {
     if !matches!(first.op, Op::MulMat) || !matches!(second.op, Op::MulMat) || glu.src.len() != 2 {
         return None;
     }
-    if !matches!(glu.op, Op::Glu { op: crate::ir::GluOp::SwiGlu, swapped: false }) {
-        return None;
-    }
+    let Op::Glu { op, swapped: false } = glu.op else { return None };
     let (g_src, u_src) = (glu.src(0).ok()?, glu.src(1).ok()?);
     let (gate, up) = if same_view(g_src, &first.dst) && same_view(u_src, &second.dst) {
         (first, second)
@@ -189,7 +188,7 @@ pub fn mul_mat_pair_glu<'g>(first: &'g Node, second: &'g Node, glu: &'g Node) ->
         .iter()
         .enumerate()
         .all(|(i, t)| outputs[i + 1..].iter().all(|u| !overlaps(t, u)) && [ga, ua, gb].iter().all(|x| !overlaps(t, x)));
-    (weights && activations && outputs.iter().all(|t| packed(t)) && apart).then_some(PairGlu { gate, up, out })
+    (weights && activations && outputs.iter().all(|t| packed(t)) && apart).then_some(PairGlu { op, gate, up, out })
 }
 
 /// Whether a rope writes the cache rows of a following SET_ROWS (`GGVK_FUSE_ROPE_SET_ROWS`, default on; off with

@@ -44,10 +44,12 @@ pub struct MatVecAdd<'g> {
     pub out: &'g Tensor,
 }
 
-/// Two products of the same activations and the SWIGLU of their results that follows them (a feed-forward block's
-/// gate and up halves): `glu = silu(gate.dst) * up.dst`, element by element.
+/// Two products of the same activations and the GLU of their results that follows them (a feed-forward block's
+/// gate and up halves): `glu = act(gate.dst) * up.dst`, element by element (SWIGLU: act = silu; GEGLU, ...).
 #[derive(Clone, Copy, Debug)]
 pub struct PairGlu<'g> {
+    /// The GLU's activation.
+    pub op: super::GluOp,
     /// The gate's MUL_MAT node (the GLU's first operand; its output is still written).
     pub gate: &'g Node,
     /// The up MUL_MAT node (the GLU's second operand; its output is still written): the gate's activations, weights

@@ -471,17 +471,17 @@ pub(crate) fn cm2_glu_plan(device: &Device, n: u32) -> Option<Tile> {
     (plain.cm2 && listed).then_some(tile)
 }
 
-/// Record the FUSE_GLU kernel (`bindings`: gate weights, the activations' f16 copy, gate product, up weights, up
+/// Record the FUSE_GLU kernel for the GLU of code `glu` ([`super::glu::op_code`]; `bindings`: gate weights, the activations' f16 copy, gate product, up weights, up
 /// product, SWIGLU output, its f16 copy; every view 16-byte aligned, rows of m and k values multiples of 8: the
 /// caller checks). False, with nothing recorded, where the driver could not build it.
 pub(crate) fn record_pair_glu(
     rec: &mut Recorder<'_>,
-    tile: Tile,
+    (tile, glu): (Tile, u32),
     bindings: &[Binding; 7],
     push: &PairGluPush,
 ) -> Result<bool> {
     let device = rec.device().clone();
-    let pipeline = match device.pipelines().get(&device, &CM2_F16_GLU, &[tile.bm, tile.bn, tile.bk, 1]) {
+    let pipeline = match device.pipelines().get(&device, &CM2_F16_GLU, &[tile.bm, tile.bn, tile.bk, 1, glu]) {
         Ok(p) => p,
         Err(e) => {
             static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);

@@ -160,17 +160,22 @@ pub fn record_emitting(rec: &mut Recorder<'_>, node: &Node, layout: Q8Layout) ->
     Ok(())
 }
 
+/// The kernels' code of a GLU (`glu_plain` in shaders/activations.glsl) and its label.
+pub(crate) fn op_code(op: GluOp) -> (u32, &'static str) {
+    match op {
+        GluOp::SwiGlu => (0, "swiglu"),
+        GluOp::ReGlu => (1, "reglu"),
+        GluOp::GeGlu => (2, "geglu"),
+        GluOp::GeGluErf => (3, "geglu_erf"),
+        GluOp::GeGluQuick => (4, "geglu_quick"),
+    }
+}
+
 fn prepare(device: &std::sync::Arc<crate::vk::Device>, node: &Node) -> Result<Prepared> {
     check(node)?;
     let (code, label, swapped, alpha, limit) = match node.op {
         Op::Glu { op, swapped } => {
-            let (code, label) = match op {
-                GluOp::SwiGlu => (0u32, "swiglu"),
-                GluOp::ReGlu => (1, "reglu"),
-                GluOp::GeGlu => (2, "geglu"),
-                GluOp::GeGluErf => (3, "geglu_erf"),
-                GluOp::GeGluQuick => (4, "geglu_quick"),
-            };
+            let (code, label) = op_code(op);
             (code, label, swapped, 0.0, 0.0)
         }
         Op::SwigluOai { swapped, alpha, limit } => (5, "swiglu_oai", swapped, alpha, limit),
