@@ -27,9 +27,9 @@
 //!   graph order (ggml builds Q, its rope, K, V, then K's rope and the cache writes): [`plan_groups`] pulls the
 //!   later members up to the product where nothing between them touches their bytes.
 //! - Two MUL_MATs of the same activations, several columns, then the GLU of their results (a llama-family
-//!   feed-forward block's gate and up products and their SWIGLU; gemma's GEGLU): the NV_cooperative_matrix2 kernel multiplies both weights by each
-//!   activation tile, stores both products, and applies the GLU in its store, writing its f32 output and the f16
-//!   copy the down product reads. Saves the GLU's dispatch and its read of both products, the down product's copy
+//!   feed-forward block's gate and up products and their SWIGLU; gemma's GEGLU): the NV_cooperative_matrix2
+//!   kernel multiplies both weights by each activation tile, stores both products, and applies the GLU in its
+//!   store, writing its f32 output and the f16 copy the down product reads ([`pair_glu_takes`] says which GLUs). Saves the GLU's dispatch and its read of both products, the down product's copy
 //!   of its activations, and two dependent steps per layer of a prompt. Where no fused kernel applies the three
 //!   nodes are recorded apart.
 

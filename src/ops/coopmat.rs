@@ -428,7 +428,7 @@ const CM2_F16_ADD: Shader = Shader {
 };
 
 /// `mul_mat_cm2.comp`'s FUSE_GLU kernel (F16 weights): a prompt's gate and up products of the same activations and
-/// the SWIGLU of the two in their store ([`crate::ir::fused::PairGlu`]).
+/// the GLU of the two in their store ([`crate::ir::fused::PairGlu`]).
 const CM2_F16_GLU: Shader = Shader {
     name: "mul_mat_cm2_f16_glu",
     spirv: spirv::MUL_MAT_CM2_F16_GLU,
@@ -437,7 +437,7 @@ const CM2_F16_GLU: Shader = Shader {
 };
 
 /// Push constants of the FUSE_GLU kernel: the gate product's, then the up weights' first half, the up product's,
-/// the SWIGLU output's first floats and its f16 copy's first half.
+/// the GLU output's first floats and its f16 copy's first half.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
 pub(crate) struct PairGluPush {
@@ -472,7 +472,7 @@ pub(crate) fn cm2_glu_plan(device: &Device, n: u32) -> Option<Tile> {
 }
 
 /// Record the FUSE_GLU kernel for the GLU of code `glu` ([`super::glu::op_code`]; `bindings`: gate weights, the activations' f16 copy, gate product, up weights, up
-/// product, SWIGLU output, its f16 copy; every view 16-byte aligned, rows of m and k values multiples of 8: the
+/// product, GLU output, its f16 copy; every view 16-byte aligned, rows of m and k values multiples of 8: the
 /// caller checks). False, with nothing recorded, where the driver could not build it.
 pub(crate) fn record_pair_glu(
     rec: &mut Recorder<'_>,
@@ -486,7 +486,7 @@ pub(crate) fn record_pair_glu(
         Err(e) => {
             static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
             if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
-                tracing::warn!("{}: {e}; gate and up products record their SWIGLU apart", CM2_F16_GLU.name);
+                tracing::warn!("{}: {e}; gate and up products record their GLU apart", CM2_F16_GLU.name);
             }
             return Ok(false);
         }

@@ -13,7 +13,7 @@ use super::{check, dequant_first_bytes, narrow_b, operands_of, split_plan};
 use crate::error::Result;
 use crate::ir::fused::PairGlu;
 use crate::ir::{GluOp, Tensor};
-use crate::ops::coopmat::{self, PairGluPush};
+use crate::ops::coopmat::{self, PairGluPush, Tile};
 use crate::ops::{bind, dim_u32};
 use crate::quant::GgmlType;
 use crate::vk::{Binding, Derived, Device, Recorder};
@@ -22,13 +22,18 @@ use crate::vk::{Binding, Derived, Device, Recorder};
 /// kernel on `device` where their views allow it (the device, the kernel's tile, the weights' type or f16 copy,
 /// `GGVK_CM2_GLU`).
 pub fn takes_pair_glu(device: &Device, op: GluOp, a: &Tensor, b: &Tensor) -> bool {
+    pair_glu_tile(device, op, a, b).is_some()
+}
+
+/// The fused kernel's tile where [`takes_pair_glu`] holds.
+fn pair_glu_tile(device: &Device, op: GluOp, a: &Tensor, b: &Tensor) -> Option<Tile> {
     let n = u32::try_from(b.ne[1]).unwrap_or(u32::MAX);
-    crate::graph::fusion::pair_glu_takes(op)
-        && coopmat::cm2_glu_plan(device, n).is_some()
+    let fits = crate::graph::fusion::pair_glu_takes(op)
         && (a.ty == GgmlType::F16 || dequant_first_bytes(device, a, n).is_some())
         && b.ty == GgmlType::F32
         && a.ne[0] % 8 == 0
-        && a.ne[1] % 8 == 0
+        && a.ne[1] % 8 == 0;
+    coopmat::cm2_glu_plan(device, n).filter(|_| fits)
 }
 
 /// Record `f` as one kernel where it applies; returns whether it did. If not, nothing was recorded, or (a driver
@@ -44,9 +49,7 @@ pub fn record_pair_glu(rec: &mut Recorder<'_>, f: &PairGlu<'_>) -> Result<bool> 
     let k = ga.ne[0];
     let dequant = dequant_first_bytes(&device, ga, n);
     // F16 weights or weights decoded to f16 first; f32 activations; rows of m and k values on 16-byte boundaries.
-    let Some(tile) = coopmat::cm2_glu_plan(&device, n).filter(|_| takes_pair_glu(&device, f.op, ga, b)) else {
-        return Ok(false);
-    };
+    let Some(tile) = pair_glu_tile(&device, f.op, ga, b) else { return Ok(false) };
     if [(ga, b, gd), (ua, b, ud)].into_iter().any(|(a, b, d)| !matches!(split_plan(&device, a, b, d), Ok(None))) {
         return Ok(false);
     }
@@ -58,7 +61,7 @@ pub fn record_pair_glu(rec: &mut Recorder<'_>, f: &PairGlu<'_>) -> Result<bool> 
     let halves = ga.ty != GgmlType::F16 || [p.a_off, up_p.a_off, p.a_row].iter().all(|v| v % 8 == 0);
     let f16_col = f.out.ne[0] as u64 * 2;
     let copy_bytes = f16_col * u64::from(n);
-    // Scratch for the weights' f16 copies not kept, the activations' copy and the SWIGLU's copy, in one
+    // Scratch for the weights' f16 copies not kept, the activations' copy and the GLU's copy, in one
     // reservation so that none of them wraps onto another.
     let align = device.caps().min_storage_offset_alignment.max(256);
     let narrow_bytes = (k as u64).div_ceil(2) * 4 * u64::from(n);
@@ -79,7 +82,7 @@ pub fn record_pair_glu(rec: &mut Recorder<'_>, f: &PairGlu<'_>) -> Result<bool> 
     let ([a_bind, b_bind, d_bind], p) = operands_of(&device, &a16, b, gd)?;
     let (a2_bind, a2_off) = bind(&device, &a16_up, 2, false)?;
     let (b_read, p) = narrow_b(rec, b, &b_bind, p, None)?;
-    // The SWIGLU's f16 copy, laid out as the down product's copy of its activations: columns of m halves.
+    // The GLU's f16 copy, laid out as the down product's copy of its activations: columns of m halves.
     let (scratch, offset) = rec.scratch(copy_bytes)?;
     let region = Tensor::contiguous(scratch, offset, GgmlType::I32, [(copy_bytes / 4) as i64, 1, 1, 1])?;
     let (copy_bind, copy_word) = bind(&device, &region, 4, true)?;
