@@ -247,8 +247,8 @@ pub fn rope_scale<'g>(rope: &'g Node, scale: &'g Node) -> Option<RopeScale<'g>> 
     (f32s && laid_out && apart).then_some(RopeScale { rope, s: *s, b: *b, out })
 }
 
-/// Whether producers write quantized copies of their outputs for the integer-dot products that read them
-/// (`GGVK_FUSE_QUANTIZE`, default on; off with fusion).
+/// Whether producers write quantized copies of their outputs for the integer-dot products that read them, and the
+/// fused norm the f16 copy prompt products read (`GGVK_FUSE_QUANTIZE`, default on; off with fusion).
 pub fn quantize_enabled() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     enabled() && *ON.get_or_init(|| crate::knobs::switch("GGVK_FUSE_QUANTIZE", true))
