@@ -226,8 +226,9 @@ fn mat_vec_then_add_fuses_and_matches_the_separate_nodes() {
 
 #[test]
 fn prompt_product_then_add_matches_the_separate_nodes() {
-    // Several columns: the NV_cooperative_matrix2 kernel takes the ADD in its store (unless `GGVK_CM2_ADD=0`; F16 weights
-    // or weights decoded to f16 first); every other kernel leaves it to its own dispatch. Bytes as the nodes apart.
+    // Several columns: the NV_cooperative_matrix2 kernel takes the ADD in its store (unless `GGVK_CM2_ADD=0`; F16
+    // weights or weights decoded to f16 first); every other kernel leaves it to its own dispatch. Bytes as the nodes
+    // apart.
     let be = backend();
     let mut rng = Rng::new(17);
     let (k, m) = (256i64, 136i64);

@@ -29,9 +29,9 @@
 //! - Two MUL_MATs of the same activations, several columns, then the GLU of their results (a llama-family
 //!   feed-forward block's gate and up products and their SWIGLU; gemma's GEGLU): the NV_cooperative_matrix2
 //!   kernel multiplies both weights by each activation tile, stores both products, and applies the GLU in its
-//!   store, writing its f32 output and the f16 copy the down product reads ([`pair_glu_takes`] says which GLUs). Saves the GLU's dispatch and its read of both products, the down product's copy
-//!   of its activations, and two dependent steps per layer of a prompt. Where no fused kernel applies the three
-//!   nodes are recorded apart.
+//!   store, writing its f32 output and the f16 copy the down product reads ([`pair_glu_takes`] says which GLUs).
+//!   Saves the GLU's dispatch and its read of both products, the down product's copy of its activations, and two
+//!   dependent steps per layer of a prompt. Where no fused kernel applies the three nodes are recorded apart.
 
 use super::{Node, Op, Tensor};
 pub(crate) use crate::ir::fused::overlaps;
@@ -163,7 +163,8 @@ pub fn pair_glu_takes(op: crate::ir::GluOp) -> bool {
 /// `first`, `second` then `glu` as one [`PairGlu`], when one kernel can give the same bytes: two MUL_MATs of one
 /// batch and several columns reading the same activations, with weights of one type, shape and layout, then a
 /// split GLU (SWIGLU, REGLU, GEGLU, GEGLU_ERF or GEGLU_QUICK; not swapped) of their two outputs, one the gate (the
-/// GLU's first operand) and the other up, in either node order. Products and GLU output F32, packed, of one shape; no output overlaps another or an operand.
+/// GLU's first operand) and the other up, in either node order. Products and GLU output F32, packed, of one
+/// shape; no output overlaps another or an operand.
 pub fn mul_mat_pair_glu<'g>(first: &'g Node, second: &'g Node, glu: &'g Node) -> Option<PairGlu<'g>> {
     if !matches!(first.op, Op::MulMat) || !matches!(second.op, Op::MulMat) || glu.src.len() != 2 {
         return None;
@@ -260,9 +261,9 @@ const QUANTIZE_LOOKAHEAD: usize = 24;
 /// Producer-side quantization: for each node of `nodes`, the layout in which its output is also written
 /// quantized ([`crate::ops::q8_emit`]), when the node can write it (the MUL of an RMS_NORM+MUL pair, a GLU of F32,
 /// an attention whose output its split reduction writes) and a MUL_MAT within the next few nodes reads exactly
-/// that output quantized (the MUL of an RMS_NORM+MUL pair also: as the f16 copy a prompt product reads) (the attention's also through a contiguous reshape: its heads as one row), before
-/// anything writes over it. The first such product decides the layout; others of another layout quantize for
-/// themselves.
+/// that output quantized (the attention's also through a contiguous reshape: its heads as one row), before
+/// anything writes over it; the MUL of an RMS_NORM+MUL pair also where the product reads an f16 copy of it. The
+/// first such product decides the layout; others of another layout quantize for themselves.
 pub fn plan_quantize(device: &crate::vk::Device, nodes: &[Node]) -> Vec<Option<crate::ops::q8_emit::Planned>> {
     let mut plan = vec![None; nodes.len()];
     if !quantize_enabled() {

@@ -8,6 +8,8 @@
 //! grid for them, when [`super::matmul::quantizes_activations`]). Devices without cooperative matrices, or with
 //! another subgroup size, keep the scalar tiled kernel.
 
+use std::sync::atomic::AtomicBool;
+
 use super::matmul::{add_operands, MatMulPush, MATVEC_MAX_COLS};
 use crate::error::Result;
 use crate::ir::fused::MatVecAdd;
@@ -392,10 +394,8 @@ pub(super) fn record(
                 }
                 // A driver that lists the extension but cannot build the kernel: the product still runs.
                 Err(e) => {
-                    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-                    if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
-                        tracing::warn!("{}: {e}; prompt products take the KHR kernel", shader.name);
-                    }
+                    static WARNED: AtomicBool = AtomicBool::new(false);
+                    warn_once(&WARNED, || format!("{}: {e}; prompt products take the KHR kernel", shader.name));
                 }
             }
         }
@@ -417,6 +417,13 @@ pub(super) fn record(
         wide_variant(shader, ty, vec_a && *WIDE_Q4K.get_or_init(|| crate::knobs::switch("GGVK_CM_VEC_Q4K", true)));
     let pipeline = device.pipelines().get(&device, &shader, &[u32::from(vec_b), u32::from(vec_a)])?;
     rec.dispatch("mul_mat_cm", &pipeline, bindings, bytemuck::bytes_of(p), groups).map(|_| false)
+}
+
+/// Log `msg` as a warning the first time `warned` is passed (a kernel the driver could not build: once a process).
+fn warn_once(warned: &AtomicBool, msg: impl FnOnce() -> String) {
+    if !warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!("{}", msg());
+    }
 }
 
 /// `mul_mat_cm2.comp` for F16 weights with the ADD that follows in its store (`FUSE_ADD`).
@@ -471,9 +478,10 @@ pub(crate) fn cm2_glu_plan(device: &Device, n: u32) -> Option<Tile> {
     (plain.cm2 && listed).then_some(tile)
 }
 
-/// Record the FUSE_GLU kernel for the GLU of code `glu` ([`super::glu::op_code`]; `bindings`: gate weights, the activations' f16 copy, gate product, up weights, up
-/// product, GLU output, its f16 copy; every view 16-byte aligned, rows of m and k values multiples of 8: the
-/// caller checks). False, with nothing recorded, where the driver could not build it.
+/// Record the FUSE_GLU kernel for the GLU of code `glu` ([`super::glu::op_code`]). `bindings`: gate weights, the
+/// activations' f16 copy, gate product, up weights, up product, GLU output, its f16 copy; every view 16-byte
+/// aligned, rows of m and k values multiples of 8 (the caller checks). False, with nothing recorded, where the
+/// driver could not build it.
 pub(crate) fn record_pair_glu(
     rec: &mut Recorder<'_>,
     (tile, glu): (Tile, u32),
@@ -484,10 +492,8 @@ pub(crate) fn record_pair_glu(
     let pipeline = match device.pipelines().get(&device, &CM2_F16_GLU, &[tile.bm, tile.bn, tile.bk, 1, glu]) {
         Ok(p) => p,
         Err(e) => {
-            static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-            if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
-                tracing::warn!("{}: {e}; gate and up products record their GLU apart", CM2_F16_GLU.name);
-            }
+            static WARNED: AtomicBool = AtomicBool::new(false);
+            warn_once(&WARNED, || format!("{}: {e}; gate and up products record their GLU apart", CM2_F16_GLU.name));
             return Ok(false);
         }
     };

@@ -251,7 +251,8 @@ pub fn record(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor) -> R
 
 /// Record the product of `f` and, where a fused kernel takes it (one batch, every tensor in one storage window; one
 /// column: the integer-dot mat-vec kernels with subgroup reductions; several: `mul_mat_cm2.comp` with F16 weights
-/// unless `GGVK_CM2_ADD=0`), the ADD that follows it in the same dispatch. Returns whether the ADD was recorded; if not, the caller records it as its own node.
+/// unless `GGVK_CM2_ADD=0`), the ADD that follows it in the same dispatch. Returns whether the ADD was recorded;
+/// if not, the caller records it as its own node.
 pub fn record_with_add(rec: &mut Recorder<'_>, f: &MatVecAdd<'_>) -> Result<bool> {
     record_fused(rec, f.mm, Epilogue::Add(f), &[f.addend, f.out])
 }

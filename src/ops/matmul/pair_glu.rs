@@ -1,7 +1,8 @@
 //! A prompt's gate and up products and the GLU that follows them ([`PairGlu`]) as one NV_cooperative_matrix2
 //! dispatch (`mul_mat_cm2.comp` FUSE_GLU): both weights multiplied by each tile of the activations' f16 copy, both
 //! products stored as the separate kernels store them, then `act(gate) * up` in f32 (the GLU's output) and as the
-//! packed f16 copy the down product reads, registered as that copy ([`NARROW_F16_KIND`]) so the down product makes none.
+//! packed f16 copy the down product reads, registered as that copy ([`NARROW_F16_KIND`]) so the down product
+//! makes none.
 //!
 //! Quantized weights take their f16 copies first (kept between prompts or decoded into scratch), as a separate
 //! product does; where anything the kernel needs is missing (another device, unaligned views, a split product)
