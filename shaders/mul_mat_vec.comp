@@ -15,7 +15,9 @@
 // (graph/fusion.rs, mul_mat_pair_glu): NROWS / 2 rows of the gate's weights (A) and the same rows of the up
 // weights (A2) per workgroup, every row summed in the plain kernel's order (each thread's blocks, then the
 // subgroups), both products stored, then act(gate) * up stored in f32 and, with EMIT_QX, as the 8-bit blocks the
-// down product reads (emit_q8.glsl; NROWS / 2 a multiple of 32).
+// down product reads (emit_q8.glsl): the workgroups of a 32-row block count themselves in a counter after their
+// values (coherent stores, a buffer memory barrier), and the last to arrive writes the block from the f32 values
+// and returns the counter to zero (NROWS / 2 divides 32).
 #include "common.glsl"
 #include "half_bits.glsl"
 #ifdef EMIT_QX
@@ -100,11 +102,18 @@ layout(binding = 4) writeonly buffer FO { float fused_out[]; };
 #error "FUSE_GLU is a variant of the Q4_0 / Q8_0 integer-dot kernels with subgroup reductions"
 #endif
 // The up weights (laid out as A, from 16-bit word pc.a2_off), the up product (float pc.d2_off), the GLU's output
-// (float pc.g_off) and, with EMIT_QX, its 8-bit blocks (word pc.q_off).
+// (float pc.g_off) and, with EMIT_QX, its 8-bit blocks (word pc.q_off) and the blocks' counters (word pc.c_off).
 layout(binding = 3) readonly buffer A2 { uint16_t a2[]; };
 layout(binding = 4) writeonly buffer D2 { float d2[]; };
+#ifdef EMIT_QX
+layout(binding = 5) coherent buffer GO { float glu_out[]; };
+layout(binding = 7) coherent buffer Counters { uint counters[]; };
+#else
 layout(binding = 5) writeonly buffer GO { float glu_out[]; };
-layout(push_constant) uniform Push { MATMUL_PUSH_FIELDS uint a2_off; uint d2_off; uint g_off; uint q_off; } pc;
+#endif
+layout(push_constant) uniform Push {
+    MATMUL_PUSH_FIELDS uint a2_off; uint d2_off; uint g_off; uint q_off; uint c_off; uint pad2; uint pad3; uint pad4;
+} pc;
 // The GLU (glu.comp's ops 0-4) and the partial sums' slots per row (at least the workgroup's subgroups).
 layout(constant_id = 8) const uint GLU_OP = 0;
 layout(constant_id = 9) const uint RED_SLOTS = 32;
@@ -133,6 +142,10 @@ MATMUL_PUSH
 #ifdef FUSE_GLU
 shared float red[NROWS * RED_SLOTS];
 #define RS RED_SLOTS
+#ifdef EMIT_QX
+// Whether this workgroup is the last of its 32-row block.
+shared bool glu_last;
+#endif
 #else
 shared float red[NCOLS * NROWS * WG];
 #define RS WG
@@ -456,19 +469,28 @@ void main() {
     barrier();
     if (tid < NROWS) { red[tid] = t; }
     barrier();
-    // Thread p < GR / 4 takes rows row0 + 4p .. row0 + 4p + 3 (EMIT_QX: invocations 8j .. 8j + 7 form block j).
-    const uint r4 = 4u * tid;
-    const bool live = r4 < GR && row0 + r4 < pc.m;
-    vec4 y = vec4(0.0);
-    if (live) {
-        [[unroll]] for (uint j = 0; j < 4u; ++j) {
-            y[j] = glu_plain(GLU_OP, red[r4 + j], red[GR + r4 + j]);
-            if (row0 + r4 + j < pc.m) { glu_out[pc.g_off + row0 + r4 + j] = y[j]; }
-        }
-    }
+    if (tid < GR && row0 + tid < pc.m) { glu_out[pc.g_off + row0 + tid] = glu_plain(GLU_OP, red[tid], red[GR + tid]); }
 #ifdef EMIT_QX
-    // m is a multiple of 32 here (the host checks), so a block is wholly live or not.
-    emit_q8_block(y, live, pc.q_off + ((row0 + r4) / 32u) * 10u);
+    // This workgroup's rows lie in 32-row block `blk` (m is a multiple of 32: the host checks). Its GLU values are
+    // ordered before one invocation counts the workgroup in; the block's last workgroup, ordered after every
+    // count, reads all 32 values (coherent loads) and quantizes them.
+    const uint blk = row0 / 32u;
+    memoryBarrierBuffer();
+    barrier();
+    if (tid == 0u) { glu_last = atomicAdd(counters[pc.c_off + blk], 1u) == 32u / GR - 1u; }
+    barrier();
+    if (glu_last) {
+        memoryBarrierBuffer();
+        // Invocation p < 8 passes values 4p .. 4p + 3 of the block.
+        const bool live = tid < 8u;
+        vec4 y = vec4(0.0);
+        if (live) {
+            const uint g = pc.g_off + blk * 32u + 4u * tid;
+            y = vec4(glu_out[g], glu_out[g + 1u], glu_out[g + 2u], glu_out[g + 3u]);
+        }
+        emit_q8_block(y, live, pc.q_off + blk * 10u);
+        if (tid == 0u) { atomicExchange(counters[pc.c_off + blk], 0u); }
+    }
 #endif
 #elif defined(FUSE_ROPE)
     // One column: thread tid < NROWS holds row row0 + tid (see matvec_rope.glsl).

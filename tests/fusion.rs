@@ -423,7 +423,7 @@ fn token_gate_and_up_products_then_glu_match_the_separate_nodes() {
         (GeGlu, Q8_0, Q4_0, 2048, 64),
         (GeGluErf, Q4_0, Q4_0, 4096, 32),
         (GeGluQuick, Q4_0, Q4_K, 2048, 256),
-        // Short rows: the plain kernel's workgroup is too small to hold both products' rows (apart).
+        // Short rows: the plain kernel's workgroup is small (16 invocations where subgroups are narrower).
         (SwiGlu, Q4_0, Q4_0, 256, 64),
     ] {
         let what = format!("{op:?} {ty} (down {down}) k {k} m {m}");

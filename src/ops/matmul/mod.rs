@@ -44,7 +44,7 @@ pub(crate) use operands::{
     derived_column_bytes, narrow_b, quantize_b, quantize_b_q8k, round_b, NARROW_F16_KIND, Q8K_WORDS, QX_WORDS,
 };
 pub use pair_glu::{record_pair_glu, takes_pair_glu};
-pub use pair_glu_vec::{record_pair_glu_vec, takes_pair_glu_vec, GLU_ROWS};
+pub use pair_glu_vec::{glu_rows, record_pair_glu_vec, takes_pair_glu_vec};
 use weights_f16::f16_copy;
 pub use weights_f16::{dequant_first_bytes, keep_f16_budget};
 
