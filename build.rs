@@ -46,18 +46,6 @@ const VARIANTS: &[(&str, &str, Defines)] = &[
     ("mul_mat_vec_q4_0_idot", "mul_mat_vec.comp", &[("A_Q4_0", "1"), ("INT_DOT", "1")]),
     ("mul_mat_vec_q4_0_idot_add", "mul_mat_vec.comp", &[("A_Q4_0", "1"), ("INT_DOT", "1"), ("FUSE_ADD", "1")]),
     ("mul_mat_vec_q8_0_idot_add", "mul_mat_vec.comp", &[("A_Q8_0", "1"), ("INT_DOT", "1"), ("FUSE_ADD", "1")]),
-    ("mul_mat_vec_q4_0_idot_glu", "mul_mat_vec.comp", &[("A_Q4_0", "1"), ("INT_DOT", "1"), ("FUSE_GLU", "1")]),
-    ("mul_mat_vec_q8_0_idot_glu", "mul_mat_vec.comp", &[("A_Q8_0", "1"), ("INT_DOT", "1"), ("FUSE_GLU", "1")]),
-    (
-        "mul_mat_vec_q4_0_idot_glu_qx",
-        "mul_mat_vec.comp",
-        &[("A_Q4_0", "1"), ("INT_DOT", "1"), ("FUSE_GLU", "1"), ("EMIT_QX", "1")],
-    ),
-    (
-        "mul_mat_vec_q8_0_idot_glu_qx",
-        "mul_mat_vec.comp",
-        &[("A_Q8_0", "1"), ("INT_DOT", "1"), ("FUSE_GLU", "1"), ("EMIT_QX", "1")],
-    ),
     ("mul_mat_vec_q4_k_idot_add", "mul_mat_vec_k.comp", &[("Q4K", "1"), ("INT_DOT", "1"), ("FUSE_ADD", "1")]),
     ("mul_mat_vec_q4_k_idot_wide", "mul_mat_vec_k.comp", &[("Q4K", "1"), ("INT_DOT", "1"), ("WIDE", "1")]),
     (

@@ -11,19 +11,8 @@
 // and code offset applied as ggml's CPU dot products apply them against Q8_0/Q8_1 activations.
 // FUSE_ROPE (one column, integer-dot paths): the rows also go through the rope / K-V cache epilogue of
 // matvec_rope.glsl (the rope and SET_ROWS that follow a token's Q, K and V products, in the same dispatch).
-// FUSE_GLU (one column, Q4_0 / Q8_0 integer-dot paths): a token's gate and up products and the GLU after them
-// (graph/fusion.rs, mul_mat_pair_glu): NROWS / 2 rows of the gate's weights (A) and the same rows of the up
-// weights (A2) per workgroup, every row summed in the plain kernel's order (each thread's blocks, then the
-// subgroups), both products stored, then act(gate) * up stored in f32 and, with EMIT_QX, as the 8-bit blocks the
-// down product reads (emit_q8.glsl): the workgroups of a 32-row block count themselves in a counter after their
-// values (coherent stores, a buffer memory barrier), and the last to arrive writes the block from the f32 values
-// and returns the counter to zero (NROWS / 2 divides 32).
 #include "common.glsl"
 #include "half_bits.glsl"
-#ifdef EMIT_QX
-// emit_q8.glsl writes the blocks' sum words (qx_block.glsl is included once).
-#define QX_WRITE
-#endif
 #include "qx_block.glsl"
 #ifdef INT_DOT
 #extension GL_EXT_integer_dot_product : require
@@ -96,60 +85,16 @@ layout(binding = 3) readonly buffer FA { float addend[]; };
 layout(binding = 4) writeonly buffer FO { float fused_out[]; };
 #endif
 
-#ifdef FUSE_GLU
-#if !defined(INT_DOT) || !(defined(A_Q4_0) || defined(A_Q8_0)) || defined(NO_SUBGROUPS) || defined(FUSE_ADD) || \
-    defined(FUSE_ROPE) || defined(MUL_MAT_ID)
-#error "FUSE_GLU is a variant of the Q4_0 / Q8_0 integer-dot kernels with subgroup reductions"
-#endif
-// The up weights (laid out as A, from 16-bit word pc.a2_off), the up product (float pc.d2_off), the GLU's output
-// (float pc.g_off) and, with EMIT_QX, its 8-bit blocks (word pc.q_off) and the blocks' counters (word pc.c_off).
-layout(binding = 3) readonly buffer A2 { uint16_t a2[]; };
-layout(binding = 4) writeonly buffer D2 { float d2[]; };
-#ifdef EMIT_QX
-layout(binding = 5) coherent buffer GO { float glu_out[]; };
-layout(binding = 7) coherent buffer Counters { uint counters[]; };
-#else
-layout(binding = 5) writeonly buffer GO { float glu_out[]; };
-#endif
-layout(push_constant) uniform Push {
-    MATMUL_PUSH_FIELDS uint a2_off; uint d2_off; uint g_off; uint q_off; uint c_off; uint pad2; uint pad3; uint pad4;
-} pc;
-// The GLU (glu.comp's ops 0-4) and the partial sums' slots per row (at least the workgroup's subgroups).
-layout(constant_id = 8) const uint GLU_OP = 0;
-layout(constant_id = 9) const uint RED_SLOTS = 32;
-// Rows of each product per workgroup.
-#define GR (NROWS / 2u)
-// Row slot r's weights: the gate's for r < GR, else up's.
-#define WA(r, i) ((r) < GR ? a[i] : a2[i])
-#ifdef EMIT_QX
-layout(binding = 6) writeonly buffer Q8Out { uint q8out[]; };
-#include "div_rn.glsl"
-#include "emit_q8.glsl"
-#endif
-#include "activations.glsl"
-#elif defined(FUSE_ROPE)
+#ifdef FUSE_ROPE
 #include "matvec_rope.glsl"
 #else
 MATMUL_PUSH
-#endif
-#ifndef WA
-#define WA(r, i) a[i]
 #endif
 #ifdef MUL_MAT_ID
 #include "mul_mat_id.glsl"
 #endif
 
-#ifdef FUSE_GLU
-shared float red[NROWS * RED_SLOTS];
-#define RS RED_SLOTS
-#ifdef EMIT_QX
-// Whether this workgroup is the last of its 32-row block.
-shared bool glu_last;
-#endif
-#else
 shared float red[NCOLS * NROWS * WG];
-#define RS WG
-#endif
 
 #ifdef QX_LEGACY
 // Block layouts in 16-bit words: the block's size, where its fifth bits (qh, a little-endian u32) and its 16 code
@@ -208,11 +153,7 @@ void main() {
     lut_init();
 #endif
     const uint group = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
-#ifdef FUSE_GLU
-    const uint row0 = group * GR;
-#else
     const uint row0 = group * NROWS;
-#endif
     const uint z = gl_WorkGroupID.z;
     const uint i12 = z % pc.ne12;
     const uint i13 = z / pc.ne12;
@@ -231,13 +172,7 @@ void main() {
     [[unroll]] for (uint i = 0; i < NCOLS * NROWS; ++i) { acc[i] = 0.0; }
     // Rows past the end read row m-1 (in bounds) and are not written.
     uint rbase[NROWS];
-#ifdef FUSE_GLU
-    [[unroll]] for (uint r = 0; r < NROWS; ++r) {
-        rbase[r] = (r < GR ? a_base : pc.a2_off) + min(row0 + r % GR, pc.m - 1) * pc.a_row;
-    }
-#else
     [[unroll]] for (uint r = 0; r < NROWS; ++r) { rbase[r] = a_base + min(row0 + r, pc.m - 1) * pc.a_row; }
-#endif
 
 #if defined(A_Q4_0) || defined(A_Q8_0) || defined(QX_LEGACY)
     // Four threads share a block, each taking a quarter of it, so a subgroup reads consecutive blocks
@@ -262,9 +197,9 @@ void main() {
         const float corr = part == 0u ? 8.0 * float(qx_sum(bq[xb + 1u])) : 0.0;
         [[unroll]] for (uint r = 0; r < NROWS; ++r) {
             const uint base = rbase[r] + blk * Q4_0_WORDS;
-            const uint w = uint(WA(r, base + 1 + 2 * part)) | (uint(WA(r, base + 2 + 2 * part)) << 16);
+            const uint w = uint(a[base + 1 + 2 * part]) | (uint(a[base + 2 + 2 * part]) << 16);
             const int s = dotPacked4x8EXT(int(w & 0x0F0F0F0Fu), x_lo) + dotPacked4x8EXT(int((w >> 4) & 0x0F0F0F0Fu), x_hi);
-            acc[c * NROWS + r] += f16_bits_to_float(WA(r, base)) * dx * (float(s) - corr);
+            acc[c * NROWS + r] += f16_bits_to_float(a[base]) * dx * (float(s) - corr);
         }
         }
 #elif defined(QX_LEGACY)
@@ -336,10 +271,10 @@ void main() {
         [[unroll]] for (uint r = 0; r < NROWS; ++r) {
             const uint blkbase = rbase[r] + blk * Q8_0_WORDS;
             const uint base = blkbase + 1 + 4 * part;
-            const uint w0 = uint(WA(r, base)) | (uint(WA(r, base + 1)) << 16);
-            const uint w1 = uint(WA(r, base + 2)) | (uint(WA(r, base + 3)) << 16);
+            const uint w0 = uint(a[base]) | (uint(a[base + 1]) << 16);
+            const uint w1 = uint(a[base + 2]) | (uint(a[base + 3]) << 16);
             const int s = dotPacked4x8EXT(int(w0), x0) + dotPacked4x8EXT(int(w1), x1);
-            acc[c * NROWS + r] += f16_bits_to_float(WA(r, blkbase)) * dx * float(s);
+            acc[c * NROWS + r] += f16_bits_to_float(a[blkbase]) * dx * float(s);
         }
         }
 #endif
@@ -447,63 +382,22 @@ void main() {
 #ifndef NO_SUBGROUPS
     [[unroll]] for (uint i = 0; i < NCOLS * NROWS; ++i) {
         const float s = subgroupAdd(acc[i]);
-        if (subgroupElect()) { red[i * RS + gl_SubgroupID] = s; }
+        if (subgroupElect()) { red[i * WG + gl_SubgroupID] = s; }
     }
     barrier();
     // Thread i < NCOLS * NROWS writes column i / NROWS, row i % NROWS.
-#if defined(FUSE_GLU)
-    // Thread tid < NROWS sums row slot tid (gate row row0 + tid, or up row row0 + tid - GR) as the plain kernel
-    // does, stores it, and leaves it in red[tid] for the GLU.
-    float t = 0.0;
-    if (tid < NROWS) {
-        for (uint i = 0; i < gl_NumSubgroups; ++i) { t += red[tid * RS + i]; }
-        const uint row = row0 + tid % GR;
-        if (row < pc.m) {
-            if (tid < GR) {
-                d[d_base + row] = t;
-            } else {
-                d2[pc.d2_off + row] = t;
-            }
-        }
-    }
-    barrier();
-    if (tid < NROWS) { red[tid] = t; }
-    barrier();
-    if (tid < GR && row0 + tid < pc.m) { glu_out[pc.g_off + row0 + tid] = glu_plain(GLU_OP, red[tid], red[GR + tid]); }
-#ifdef EMIT_QX
-    // This workgroup's rows lie in 32-row block `blk` (m is a multiple of 32: the host checks). Its GLU values are
-    // ordered before one invocation counts the workgroup in; the block's last workgroup, ordered after every
-    // count, reads all 32 values (coherent loads) and quantizes them.
-    const uint blk = row0 / 32u;
-    memoryBarrierBuffer();
-    barrier();
-    if (tid == 0u) { glu_last = atomicAdd(counters[pc.c_off + blk], 1u) == 32u / GR - 1u; }
-    barrier();
-    if (glu_last) {
-        memoryBarrierBuffer();
-        // Invocation p < 8 passes values 4p .. 4p + 3 of the block.
-        const bool live = tid < 8u;
-        vec4 y = vec4(0.0);
-        if (live) {
-            const uint g = pc.g_off + blk * 32u + 4u * tid;
-            y = vec4(glu_out[g], glu_out[g + 1u], glu_out[g + 2u], glu_out[g + 3u]);
-        }
-        emit_q8_block(y, live, pc.q_off + blk * 10u);
-        if (tid == 0u) { atomicExchange(counters[pc.c_off + blk], 0u); }
-    }
-#endif
-#elif defined(FUSE_ROPE)
+#ifdef FUSE_ROPE
     // One column: thread tid < NROWS holds row row0 + tid (see matvec_rope.glsl).
     float t = 0.0;
     if (tid < NROWS) {
-        for (uint i = 0; i < gl_NumSubgroups; ++i) { t += red[tid * RS + i]; }
+        for (uint i = 0; i < gl_NumSubgroups; ++i) { t += red[tid * WG + i]; }
         if (row0 + tid < pc.m) { d[d_base + row0 + tid] = t; }
     }
     matvec_rope_epilogue(row0, t);
 #else
     if (tid < NCOLS * NROWS && row0 + tid % NROWS < pc.m) {
         float t = 0.0;
-        for (uint i = 0; i < gl_NumSubgroups; ++i) { t += red[tid * RS + i]; }
+        for (uint i = 0; i < gl_NumSubgroups; ++i) { t += red[tid * WG + i]; }
         d[d_base + (tid / NROWS) * pc.d_col + row0 + tid % NROWS] = t;
 #ifdef FUSE_ADD
         fused_out[pc.pad1 + row0 + tid] = t + addend[pc.pad0 + row0 + tid];

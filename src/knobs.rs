@@ -48,8 +48,6 @@ const KNOBS: &[(&str, Kind)] = &[
     ("GGVK_CM_VEC_Q4K", Kind::Switch),
     ("GGVK_MATVEC_WIDE_K", Kind::Switch),
     ("GGVK_MATVEC_WIDE_F16", Kind::Switch),
-    ("GGVK_MATVEC_GLU", Kind::Switch),
-    ("GGVK_MATVEC_GLU_ROWS", Kind::Range(1, 32)),
     ("GGVK_MATVEC_WORDS32", Kind::Switch),
     ("GGVK_INT_DOT_BLOCK32", Kind::Switch),
     ("GGVK_INT_DOT_KQUANT_MORE", Kind::Switch),

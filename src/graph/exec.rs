@@ -116,15 +116,7 @@ fn record_nodes(
         }
         if let Some(f) = pair_glu(node, partner, third) {
             label(rec, "MUL_MAT x2+GLU");
-            // The GLU's 8-bit copy for the down product, where one is planned; its scratch with the products'.
-            let glu = order.get(at + 1).copied();
-            let emit = glu.and_then(|j| quantize.get(j)).and_then(Option::as_ref).map(|p| p.layout);
-            rec.reserve_scratch(need(Some(i)) + need(next) + need(glu))?;
-            let fused = match f.gate.src(1)?.ne[1] {
-                1 => ops::matmul::record_pair_glu_vec(rec, &f, emit),
-                _ => ops::matmul::record_pair_glu(rec, &f),
-            };
-            if fused.map_err(|e| name_error(e, i, "MUL_MAT"))? {
+            if ops::matmul::record_pair_glu(rec, &f).map_err(|e| name_error(e, i, "MUL_MAT"))? {
                 at += 2;
                 continue;
             }
@@ -185,11 +177,11 @@ fn record_nodes(
     Ok(())
 }
 
-/// The gate and up products and their GLU starting at `node` ([`fusion::mul_mat_pair_glu`]); the kernels say
-/// whether they take them (a token's: [`ops::matmul::record_pair_glu_vec`], a prompt's:
-/// [`ops::matmul::record_pair_glu`]).
+/// The gate and up products and their GLU starting at `node` ([`fusion::mul_mat_pair_glu`]), where that fusion
+/// takes the GLU ([`fusion::pair_glu_takes`]).
 fn pair_glu<'g>(node: &'g Node, second: Option<&'g Node>, third: Option<&'g Node>) -> Option<fusion::PairGlu<'g>> {
-    fusion::mul_mat_pair_glu(node, second?, third?)
+    let (second, third) = (second?, third?);
+    fusion::mul_mat_pair_glu(node, second, third).filter(|f| fusion::pair_glu_takes(f.op))
 }
 
 /// Whether a chunk that would end before `order[end]` cuts a gate / up / GLU triple ([`pair_glu`]) apart.

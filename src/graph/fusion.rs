@@ -31,10 +31,7 @@
 //!   kernel multiplies both weights by each activation tile, stores both products, and applies the GLU in its
 //!   store, writing its f32 output and the f16 copy the down product reads ([`pair_glu_takes`] says which GLUs).
 //!   Saves the GLU's dispatch and its read of both products, the down product's copy of its activations, and two
-//!   dependent steps per layer of a prompt. The same pattern of one column (a token's) takes the integer-dot
-//!   mat-vec (Q4_0 / Q8_0 weights, every GLU of the family, `GGVK_MATVEC_GLU`), which writes the GLU's 8-bit
-//!   blocks for the down product: one dependent step and two dispatches fewer per layer. Where no fused kernel
-//!   applies the three nodes are recorded apart.
+//!   dependent steps per layer of a prompt. Where no fused kernel applies the three nodes are recorded apart.
 
 use super::{Node, Op, Tensor};
 pub(crate) use crate::ir::fused::overlaps;
@@ -164,7 +161,7 @@ pub fn pair_glu_takes(op: crate::ir::GluOp) -> bool {
 }
 
 /// `first`, `second` then `glu` as one [`PairGlu`], when one kernel can give the same bytes: two MUL_MATs of one
-/// batch (one column: a token's; several: a prompt's) reading the same activations, with weights of one type, shape and layout, then a
+/// batch and several columns reading the same activations, with weights of one type, shape and layout, then a
 /// split GLU (SWIGLU, REGLU, GEGLU, GEGLU_ERF or GEGLU_QUICK; not swapped) of their two outputs, one the gate (the
 /// GLU's first operand) and the other up, in either node order. Products and GLU output F32, packed, of one
 /// shape; no output overlaps another or an operand.
@@ -185,7 +182,7 @@ pub fn mul_mat_pair_glu<'g>(first: &'g Node, second: &'g Node, glu: &'g Node) ->
     let out = &glu.dst;
     let shape = [ga.ne[1], gb.ne[1], 1, 1];
     let weights = ga.ty == ua.ty && ga.ne == ua.ne && ga.nb == ua.nb && ga.ne[2] == 1 && ga.ne[3] == 1;
-    let activations = same_view(gb, ub) && gb.ne[2] == 1 && gb.ne[3] == 1;
+    let activations = same_view(gb, ub) && gb.ne[2] == 1 && gb.ne[3] == 1 && gb.ne[1] > 1;
     let packed = |t: &Tensor| t.ty == GgmlType::F32 && t.ne == shape && t.is_contiguous();
     let outputs = [&gate.dst, &up.dst, out];
     let apart = outputs

@@ -59,9 +59,6 @@ pub struct Capabilities {
     pub coopmat_shapes: Vec<CoopmatShape>,
     /// `vulkanMemoryModel` (enabled with cooperative matrices: their SPIR-V may declare it).
     pub vulkan_memory_model: bool,
-    /// `vulkanMemoryModelDeviceScope` (enabled with the memory model where offered: without it, device-scope
-    /// atomics and barriers, which the kernels written for GLSL's own memory model use, are invalid).
-    pub vulkan_memory_model_device_scope: bool,
     /// `timelineSemaphore` (Vulkan 1.2; enabled: the device's progress counter behind ggml's events).
     pub timeline_semaphore: bool,
     /// VK_NV_cooperative_matrix2 is offered.
@@ -157,12 +154,6 @@ fn has_ext(exts: &[vk::ExtensionProperties], name: &CStr) -> bool {
 pub const NV_COOPERATIVE_MATRIX2: &CStr = c"VK_NV_cooperative_matrix2";
 
 impl Capabilities {
-    /// Whether kernels may use device-scope atomics and memory barriers (GLSL's `atomicAdd`,
-    /// `memoryBarrierBuffer`): the device enables no memory model, or enables its device scope too.
-    pub fn device_scope_atomics(&self) -> bool {
-        !(self.coopmat_feature && self.vulkan_memory_model) || self.vulkan_memory_model_device_scope
-    }
-
     /// Query everything for `pd`.
     pub fn query(instance: &Instance, pd: vk::PhysicalDevice) -> Result<Self> {
         let raw = instance.raw();
@@ -280,7 +271,6 @@ impl Capabilities {
             coopmat_feature,
             coopmat_shapes,
             vulkan_memory_model: f12.vulkan_memory_model != 0,
-            vulkan_memory_model_device_scope: f12.vulkan_memory_model_device_scope != 0,
             timeline_semaphore: f12.timeline_semaphore != 0,
             coopmat2_nv: has_ext(&exts, NV_COOPERATIVE_MATRIX2),
             coopmat2,

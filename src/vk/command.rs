@@ -15,8 +15,6 @@ use crate::error::{Error, Result, VkResultExt};
 const RING: usize = 3;
 /// Most storage-buffer bindings a kernel has.
 const MAX_BINDINGS: usize = 8;
-/// Bytes of a stream's counters ([`Recorder::counters`]): 16,384 words.
-pub const COUNTER_BYTES: u64 = 64 << 10;
 /// Descriptor sets per pool; pools are added as a graph needs them.
 const SETS_PER_POOL: u32 = 512;
 /// Storage-buffer descriptors per pool.
@@ -232,8 +230,6 @@ pub struct CommandStream {
     /// Device memory for intermediate results of kernels (e.g. quantized activations), grown on demand.
     /// Submissions in flight keep older buffers alive through their bindings.
     scratch: Option<Arc<Buffer>>,
-    /// Zeroed counters for kernels whose workgroups count themselves ([`Recorder::counters`]), made on first use.
-    counters: Option<Arc<Buffer>>,
     /// Copies derived from buffers that this stream's submissions keep using ([`super::kept`]).
     kept: Arc<KeptCopies>,
 }
@@ -268,7 +264,6 @@ impl CommandStream {
             next: 0,
             last_times: Vec::new(),
             scratch: None,
-            counters: None,
             kept: device.new_kept_store(),
         };
         let alloc = vk::CommandBufferAllocateInfo::default()
@@ -349,8 +344,7 @@ impl CommandStream {
         let device = self.device.clone();
         let timestamps = timestamps.filter(|_| device.caps().timestamps);
         let kept = self.kept.clone();
-        let counters = self.ensure_counters()?;
-        let mut rec = Recorder::start(
+        Recorder::start(
             device,
             &mut self.slots[i],
             timestamps,
@@ -358,9 +352,7 @@ impl CommandStream {
             (scratch, scratch_bytes, scratch_start),
             None,
             kept,
-        )?;
-        rec.counters = counters;
-        Ok(rec)
+        )
     }
 
     /// Start recording a whole graph into `recording`, to be submitted now and replayed later
@@ -385,21 +377,7 @@ impl CommandStream {
         }
         let span = recording.span;
         let kept = self.kept.clone();
-        let counters = self.ensure_counters()?;
-        let mut rec =
-            Recorder::start(self.device.clone(), &mut recording.slot, None, false, (scratch, scratch_bytes, 0), span, kept)?;
-        rec.counters = counters;
-        Ok(rec)
-    }
-
-    /// The stream's counters ([`Recorder::counters`]): [`COUNTER_BYTES`] of zeros, made once.
-    fn ensure_counters(&mut self) -> Result<Option<Arc<Buffer>>> {
-        if self.counters.is_none() {
-            let buf = Buffer::new(&self.device, COUNTER_BYTES, "ggvk counters")?;
-            buf.fill(0, COUNTER_BYTES, 0)?;
-            self.counters = Some(buf);
-        }
-        Ok(self.counters.clone())
+        Recorder::start(self.device.clone(), &mut recording.slot, None, false, (scratch, scratch_bytes, 0), span, kept)
     }
 
     /// Grow the scratch buffer to at least `scratch_bytes` (geometrically, so a slowly growing graph does not
@@ -476,7 +454,6 @@ impl<'a> Recorder<'a> {
             slot,
             derived: Vec::new(),
             scratch,
-            counters: None,
             scratch_used: scratch_start,
             scratch_limit: scratch_bytes,
             hazards: Hazards::default(),
@@ -636,7 +613,6 @@ pub struct Recorder<'a> {
     slot: &'a mut Slot,
     derived: Vec<Derived>,
     scratch: Option<Arc<Buffer>>,
-    counters: Option<Arc<Buffer>>,
     scratch_used: u64,
     scratch_limit: u64,
     hazards: Hazards,
@@ -672,13 +648,6 @@ impl Recorder<'_> {
             }
             _ => Err(Error::Internal(format!("scratch overflow: {end} bytes needed, {} reserved", self.scratch_limit))),
         }
-    }
-
-    /// The stream's counters: [`COUNTER_BYTES`] of 32-bit words that are zero between dispatches. A kernel whose
-    /// workgroups count themselves in them (the last to arrive finishing the work they share) returns every word
-    /// it counted in to zero before it ends. Bind them writable, so that two such kernels are ordered by a barrier.
-    pub fn counters(&self) -> Option<Arc<Buffer>> {
-        self.counters.clone()
     }
 
     /// Make room for the `bytes` of scratch the next node takes through [`Self::scratch`]. Scratch is a ring: when

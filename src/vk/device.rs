@@ -159,7 +159,6 @@ impl Device {
             .shader_int8(caps.int8)
             .storage_buffer8_bit_access(caps.storage_8bit)
             .vulkan_memory_model(coopmat)
-            .vulkan_memory_model_device_scope(coopmat && caps.vulkan_memory_model_device_scope)
             .buffer_device_address(bda)
             .timeline_semaphore(caps.timeline_semaphore);
         let mut fcm = vk::PhysicalDeviceCooperativeMatrixFeaturesKHR::default().cooperative_matrix(true);

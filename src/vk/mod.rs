@@ -23,7 +23,7 @@ pub mod transfer;
 pub mod uploads;
 
 pub use caps::Capabilities;
-pub use command::{Binding, CommandStream, Derived, DispatchTime, Recorder, Recording, COUNTER_BYTES};
+pub use command::{Binding, CommandStream, Derived, DispatchTime, Recorder, Recording};
 pub use device::Device;
 pub use instance::{validation_error_count, Instance, PhysicalDevice};
 pub use kept::{KeptCopies, KeptKey};

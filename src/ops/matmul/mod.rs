@@ -10,8 +10,7 @@
 //! residual ADD, the rope and cache writes). `matvec`: which mat-vec kernel runs a product of few columns and how.
 //! `operands`: b as the kernels read it (8-bit blocks, f16 copies, activations rounded onto the CPU's grid).
 //! `weights_f16`: quantized weights decoded to f16 for the prompt products, per batch or kept between prompts.
-//! `pair_glu`: a prompt's gate and up products and their GLU as one NV_cooperative_matrix2 kernel;
-//! `pair_glu_vec`: a token's as one integer-dot mat-vec.
+//! `pair_glu`: a prompt's gate and up products and their SWIGLU as one NV_cooperative_matrix2 kernel.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -25,7 +24,6 @@ use crate::vk::{Binding, Device, Recorder, Shader};
 mod matvec;
 mod operands;
 mod pair_glu;
-mod pair_glu_vec;
 mod weights_f16;
 
 pub(crate) use matvec::{
@@ -44,7 +42,6 @@ pub(crate) use operands::{
     derived_column_bytes, narrow_b, quantize_b, quantize_b_q8k, round_b, NARROW_F16_KIND, Q8K_WORDS, QX_WORDS,
 };
 pub use pair_glu::{record_pair_glu, takes_pair_glu};
-pub use pair_glu_vec::{glu_rows, record_pair_glu_vec, takes_pair_glu_vec};
 use weights_f16::f16_copy;
 pub use weights_f16::{dequant_first_bytes, keep_f16_budget};
 
