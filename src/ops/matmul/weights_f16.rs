@@ -104,15 +104,10 @@ fn kept_f16(
     bytes: u64,
 ) -> Result<Option<Tensor>> {
     let device = rec.device().clone();
+    if !keeps(rec, a) {
+        return Ok(None);
+    }
     let budget = keep_f16_budget(&device);
-    if budget == 0 {
-        return Ok(None);
-    }
-    // Not from buffers that kernels write (results, or weights copied in per batch) or whose copies keep being
-    // dropped (weights rewritten by the host): those would allocate and decode a copy per batch.
-    if a.buffer.kernel_written() || rec.kept_drops(a.buffer.id()) >= 2 {
-        return Ok(None);
-    }
     let shape = [a.ne[0], a.ne[1], 1, 1];
     let key = kept_key(a);
     if let Some(buffer) = rec.kept(&key) {
@@ -137,9 +132,16 @@ fn kept_key(a: &Tensor) -> KeptKey {
     KeptKey { kind: "f16_weights", source: a.buffer.id(), range: a.byte_range(), layout: (a.ty.raw(), a.ne, a.nb) }
 }
 
+/// Whether kept f16 copies serve weights `a` ([`kept_f16`] takes or makes one): a budget for them, and not from
+/// buffers that kernels write (results, or weights copied in per batch) or whose copies keep being dropped
+/// (weights rewritten by the host), which would allocate and decode a copy per batch.
+fn keeps(rec: &Recorder<'_>, a: &Tensor) -> bool {
+    keep_f16_budget(rec.device()) > 0 && !a.buffer.kernel_written() && rec.kept_drops(a.buffer.id()) < 2
+}
+
 /// Whether weights `a` have a kept f16 copy now (taken from it by [`f16_copy`] without scratch).
 pub(super) fn has_kept_f16(rec: &mut Recorder<'_>, a: &Tensor) -> bool {
-    keep_f16_budget(rec.device()) > 0 && rec.kept(&kept_key(a)).is_some()
+    keeps(rec, a) && rec.kept(&kept_key(a)).is_some()
 }
 
 /// The f16 copy of quantized weights `a` (`bytes` of it) for a prompt product: kept between prompts where
