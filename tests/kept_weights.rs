@@ -24,11 +24,13 @@ fn force_on() {
         std::env::set_var("GGVK_DEQUANT_F16", "1");
         std::env::set_var("GGVK_DEQUANT_F16_MIN_N", "9");
         std::env::set_var("GGVK_KEEP_F16_WEIGHTS", "64M");
+        std::env::set_var("GGVK_SCRATCH_RING", "1");
     }
 }
 
 /// `a x b` into a fresh output through graph `g` (built by the caller), checked against the reference over the
-/// weights `a_bytes`; returns the dispatches it took.
+/// weights `a_bytes`; returns the dispatches it took besides the activations' f16 copy (on devices whose prompt
+/// products read one).
 fn check(
     be: &Backend,
     g: &Graph,
@@ -38,15 +40,21 @@ fn check(
     what: &str,
 ) -> u32 {
     let stats = be.compute(g).unwrap();
+    verify(be, d, (a, a_bytes), (b, b_vals), what);
+    stats.dispatches - u32::from(ggvk::ops::matmul::reads_f16_copy(be.device(), a, b))
+}
+
+/// `d` holds `a x b` (b of `b.ne[1]` columns) within the products' bound, over the weights `a_bytes`.
+fn verify(be: &Backend, d: &Tensor, (a, a_bytes): (&Tensor, &[u8]), (b, b_vals): (&Tensor, &[f32]), what: &str) {
     let na = (K * M) as usize;
     let a_vals = quant::dequantize_to_f32(a.ty, a_bytes, na).unwrap();
-    let (want, mag) = ref_mul_mat(&a_vals, [K, M, 1, 1], &mul_mat_activations_seen(be, a, b, b_vals), [K, N, 1, 1]);
+    let seen = mul_mat_activations_seen(be, a, b, b_vals);
+    let (want, mag) = ref_mul_mat(&a_vals, [K, M, 1, 1], &seen, [K, b.ne[1], 1, 1]);
     let got = download(d);
     for (i, ((g, w), mg)) in got.iter().zip(&want).zip(&mag).enumerate() {
         let diff = (f64::from(*g) - f64::from(*w)).abs();
         assert!(diff <= 1.2e-3 * (mg + 1e-6), "{what}: element {i}: got {g}, want {w}");
     }
-    stats.dispatches
 }
 
 fn product(a: &Tensor, b: &Tensor, d: &Tensor) -> Graph {
@@ -169,5 +177,57 @@ fn a_graph_that_writes_the_weights_drops_their_copy() {
     for i in 0..3 {
         check(&be, &g, &d, (&a, &a_bytes), (&b, &b_vals), &format!("product then copy back, run {i}"));
     }
+    assert_no_validation_errors();
+}
+
+/// Products whose weights' kept copies serve them reserve no scratch for those copies: the scratch ring (as small
+/// as `GGVK_SCRATCH_RING=1` makes it: what two neighbouring nodes take) does not wrap at them, so the 8-bit copy of
+/// a column that a mat-vec made before them still serves the mat-vec after them (one quantization, no wrap).
+#[test]
+fn products_served_by_kept_copies_take_no_scratch_reservation() {
+    force_on();
+    let be = backend();
+    let mut rng = Rng::new(604);
+    let typed = |rng: &mut Rng| {
+        let bytes = random_typed(rng, GgmlType::Q4_0, (K * M) as usize);
+        (upload(&be, GgmlType::Q4_0, [K, M, 1, 1], &bytes), bytes)
+    };
+    let weights: Vec<(Tensor, Vec<u8>)> = (0..4).map(|_| typed(&mut rng)).collect();
+    let run = |rng: &mut Rng, what: &str| {
+        let cols = |rng: &mut Rng, n: i64| {
+            let vals = rng.vec((K * n) as usize);
+            (upload(&be, GgmlType::F32, [K, n, 1, 1], &f32_bytes(&vals)), vals)
+        };
+        let (one, one_vals) = cols(rng, 1);
+        let (many, many_vals) = cols(rng, N);
+        // A mat-vec, two prompt products (f16 copies of their weights), a mat-vec of the same column.
+        let inputs = [(&one, &one_vals), (&many, &many_vals), (&many, &many_vals), (&one, &one_vals)];
+        let outs: Vec<Tensor> = inputs.iter().map(|(b, _)| output(&be, [M, b.ne[1], 1, 1])).collect();
+        let mut g = Graph::new();
+        for (((a, _), (b, _)), d) in weights.iter().zip(&inputs).zip(&outs) {
+            g.mul_mat(a, b, d).unwrap();
+        }
+        let stats = be.compute(&g).unwrap();
+        for (i, (((a, a_bytes), (b, b_vals)), d)) in weights.iter().zip(&inputs).zip(&outs).enumerate() {
+            verify(&be, d, (a, a_bytes), (b, b_vals), &format!("{what}, product {i}"));
+        }
+        stats
+    };
+    // First: the two prompt products decode their weights into kept copies.
+    let first = run(&mut rng, "first");
+    // Then (new activations: a graph of its own) they read the copies: the mat-vecs' column is quantized once.
+    let matvecs = {
+        let b = upload(&be, GgmlType::F32, [K, 1, 1, 1], &f32_bytes(&rng.vec(K as usize)));
+        let mut g = Graph::new();
+        let (d0, d1) = (output(&be, [M, 1, 1, 1]), output(&be, [M, 1, 1, 1]));
+        g.mul_mat(&weights[0].0, &b, &d0).unwrap();
+        g.mul_mat(&weights[3].0, &b, &d1).unwrap();
+        be.compute(&g).unwrap().dispatches
+    };
+    let later = run(&mut rng, "kept");
+    // (Where prompt products read an f16 copy of their activations, both read the one copy.)
+    let narrow = u32::from(ggvk::ops::matmul::reads_f16_copy(be.device(), &weights[1].0, &output(&be, [K, N, 1, 1])));
+    assert_eq!(later.dispatches, matvecs + 2 + narrow, "mat-vecs with their one quantization, and the two products");
+    assert!(first.dispatches > later.dispatches, "the copies were made in the first run ({first:?})");
     assert_no_validation_errors();
 }

@@ -99,8 +99,12 @@ fn record_nodes(
         let _d = tracing::trace_span!("dispatch", i, op = node.op.name()).entered();
         // This node and the next (which it may fuse with) take their scratch without wrapping onto each other.
         let next = order.get(at).copied();
-        let need = |j: Option<usize>| j.and_then(|j| needs.get(j).copied()).unwrap_or(0);
-        rec.reserve_scratch(need(Some(i)) + need(next))?;
+        // Less what they will not take after all (weights whose kept f16 copy serves them).
+        let need = |rec: &mut Recorder<'_>, j: usize| {
+            needs.get(j).copied().unwrap_or(0).saturating_sub(ops::scratch_not_taken(rec, &all[j]))
+        };
+        let pair = need(rec, i) + next.map_or(0, |j| need(rec, j));
+        rec.reserve_scratch(pair)?;
         // The neighbours it may fuse with (fusion on).
         let partner = next.map(|j| &all[j]).filter(|_| fusion::enabled());
         let third = order.get(at + 1).map(|&j| &all[j]).filter(|_| fusion::enabled());

@@ -217,6 +217,15 @@ pub fn scratch_bytes(device: &Device, node: &Node) -> u64 {
     bytes.div_ceil(align) * align
 }
 
+/// Of [`scratch_bytes`] for `node`, what recording it now takes none of (a product's weights served by their kept
+/// f16 copy, [`matmul::kept_weight_scratch`]); at most `scratch_bytes`.
+pub fn scratch_not_taken(rec: &mut Recorder<'_>, node: &Node) -> u64 {
+    match (&node.op, node.src(0), node.src(1)) {
+        (Op::MulMat, Ok(a), Ok(b)) => matmul::kept_weight_scratch(rec, a, b, &node.dst),
+        _ => 0,
+    }
+}
+
 /// Bytes one tensor may span so that its window (start rounded down to the offset alignment) fits
 /// `maxStorageBufferRange`.
 pub(crate) fn window_limit(device: &Device) -> u64 {

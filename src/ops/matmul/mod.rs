@@ -537,6 +537,37 @@ fn operands_of(device: &Device, a: &Tensor, b: &Tensor, dst: &Tensor) -> Result<
     Ok(([a_bind, b_bind, d_bind], p))
 }
 
+/// Pieces of columns [`split_plan`] cuts a product into (1 when it is not cut).
+fn column_pieces(device: &Device, a: &Tensor, b: &Tensor, dst: &Tensor) -> u64 {
+    match split_plan(device, a, b, dst) {
+        Ok(Some((_, piece_cols))) => (b.ne[1] as u64).div_ceil(piece_cols as u64),
+        _ => 1,
+    }
+}
+
+/// Scratch for `bytes` of f16 weight copy in each of `col_pieces` pieces of columns (every piece of columns
+/// dequantizes its rows again; pieces of rows together: the whole of A), aligned.
+fn dequant_scratch(device: &Device, bytes: u64, col_pieces: u64) -> u64 {
+    let align = device.caps().min_storage_offset_alignment.max(256);
+    (bytes.div_ceil(align) + 1) * align * col_pieces
+}
+
+/// Of the scratch [`scratch_bytes`] counts for a product, what its weights' f16 copy takes where a kept copy
+/// serves them now (the product then reads that copy and takes none of it). Read at recording time: the executor
+/// reserves a node's scratch without it, so that a ring of scratch does not wrap (and forget the activations'
+/// derived copies) for ~90 MB a 7B feed-forward weight never takes.
+pub fn kept_weight_scratch(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor) -> u64 {
+    let device = rec.device().clone();
+    let b = &cpy::widened_view(b);
+    let n = u32::try_from(b.ne[1]).unwrap_or(u32::MAX);
+    match dequant_first_bytes(&device, a, n) {
+        Some(bytes) if weights_f16::has_kept_f16(rec, a) => {
+            dequant_scratch(&device, bytes, column_pieces(&device, a, b, dst))
+        }
+        _ => 0,
+    }
+}
+
 /// Scratch bytes a multiplication needs on `device` (b quantized to 8 bits per block, or b rounded onto the CPU's
 /// grid as f32; the f16 copy of the weights where [`dequant_first_bytes`] takes them).
 pub fn scratch_bytes(device: &Device, a: &Tensor, b: &Tensor, dst: &Tensor) -> u64 {
@@ -545,13 +576,9 @@ pub fn scratch_bytes(device: &Device, a: &Tensor, b: &Tensor, dst: &Tensor) -> u
     let b = &cpy::widened_view(b);
     let n = u32::try_from(b.ne[1]).unwrap_or(u32::MAX);
     let align = device.caps().min_storage_offset_alignment.max(256);
-    let col_pieces = match split_plan(device, a, b, dst) {
-        Ok(Some((_, piece_cols))) => (b.ne[1] as u64).div_ceil(piece_cols as u64),
-        _ => 1,
-    };
-    // Every piece of columns dequantizes its rows again (pieces of rows together: the whole of A).
+    let col_pieces = column_pieces(device, a, b, dst);
     let dequant = dequant_first_bytes(device, a, n);
-    let dequant_bytes = dequant.map_or(0, |d| (d.div_ceil(align) + 1) * align * col_pieces);
+    let dequant_bytes = dequant.map_or(0, |d| dequant_scratch(device, d, col_pieces));
     let derived = derived_column_bytes(a, b, uses_int_dot(device, a, b));
     // The cooperative-matrix kernels read f16 activations (unless they read 8-bit blocks): a packed f16 copy.
     let reads_f16 = match dequant {
