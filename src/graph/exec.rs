@@ -97,14 +97,23 @@ fn record_nodes(
         let node = &all[i];
         at += 1;
         let _d = tracing::trace_span!("dispatch", i, op = node.op.name()).entered();
-        // This node and the next (which it may fuse with) take their scratch without wrapping onto each other.
+        // This node and the next (which it may fuse with) take their scratch without wrapping onto each other;
+        // a producer writing a copy for later products, with every node up to the last of them and the one after
+        // it where the ring holds that much (so the ring wraps before the copy is made, not between it and a
+        // reader, which would have to derive it again).
         let next = order.get(at).copied();
         // Less what they will not take after all (weights whose kept f16 copy serves them).
         let need = |rec: &mut Recorder<'_>, j: usize| {
             needs.get(j).copied().unwrap_or(0).saturating_sub(ops::scratch_not_taken(rec, &all[j]))
         };
         let pair = need(rec, i) + next.map_or(0, |j| need(rec, j));
-        rec.reserve_scratch(pair)?;
+        // (The producer is this node or the next: a fused norm's copy is planned for its MUL.)
+        let plans = |p: &usize| order.get(*p).is_some_and(|&j| quantize.get(j).is_some_and(Option::is_some));
+        let span = match [at - 1, at].iter().find(|p| plans(p)).and_then(|&p| last_reader(all, order, p)) {
+            Some(last) => order[at - 1..(last + 2).min(order.len())].iter().map(|&j| need(rec, j)).sum(),
+            None => 0,
+        };
+        rec.reserve_scratch(if span > pair && span <= rec.scratch_limit() { span } else { pair })?;
         // The neighbours it may fuse with (fusion on).
         let partner = next.map(|j| &all[j]).filter(|_| fusion::enabled());
         let third = order.get(at + 1).map(|&j| &all[j]).filter(|_| fusion::enabled());
@@ -179,6 +188,26 @@ fn record_nodes(
         .map_err(|e| name_error(e, i, node.op.name()))?;
     }
     Ok(())
+}
+
+/// Nodes looked at past a producer for the readers of its output ([`last_reader`]).
+const READER_WINDOW: usize = 24;
+
+/// The position in `order` of the last node within [`READER_WINDOW`] after position `p` that reads the output of
+/// the node at `p`, before any node writes over it; `None` if none does.
+fn last_reader(all: &[Node], order: &[usize], p: usize) -> Option<usize> {
+    let out = &all[*order.get(p)?].dst;
+    let mut last = None;
+    for (q, &j) in order.iter().enumerate().skip(p + 1).take(READER_WINDOW) {
+        let node = &all[j];
+        if node.src.iter().flatten().any(|t| fusion::overlaps(t, out)) {
+            last = Some(q);
+        }
+        if fusion::overlaps(&node.dst, out) {
+            break;
+        }
+    }
+    last
 }
 
 /// The gate and up products and their GLU starting at `node` ([`fusion::mul_mat_pair_glu`]), where that fusion
