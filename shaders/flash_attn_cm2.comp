@@ -130,6 +130,12 @@ layout(binding = 4) readonly buffer S { float sinks[]; };
 layout(binding = 5) writeonly buffer Dst { float d[]; };
 // Per (block, tile): 0 skip, 1 mask, 2 no mask (fa_mask_flags.comp; absent without a mask).
 layout(binding = 6) readonly buffer F { uint flags[]; };
+#ifndef SPLIT
+// The output also as packed f16 (EMIT_F16): the copy the product after the attention reads (narrow_f16.comp's
+// layout: dst's elements in dst's order from the binding's first half, dst contiguous; the host checks both).
+layout(constant_id = 7) const bool EMIT_F16 = false;
+layout(binding = 7) writeonly buffer Dst16 { float16_t d16[]; };
+#endif
 
 #include "fa_push.glsl"
 
@@ -245,13 +251,23 @@ void main() {
 
     // Q [iq1][g][column] (rows past the end read 0), scaled, to f16.
     const uint qr0 = rb * QB;
-    tensorLayoutNV<3, gl_CooperativeMatrixClampModeConstantNV> lq =
-        createTensorLayoutNV(3, gl_CooperativeMatrixClampModeConstantNV);
-    lq = setTensorLayoutDimensionNV(lq, pc.n_q, RATIO, D);
-    lq = setTensorLayoutStrideNV(lq, pc.q_s1, pc.q_s2, 1);
+    // A block of one Q head whose rows all exist: Q in and the output out through two-dimensional layouts without
+    // clamping (the clamped three-dimensional ones check every element).
+    const bool inside = RATIO == 1u && qr0 + BR <= pc.n_q;
     coopmat<float, SCOPE, BR, D, gl_MatrixUseAccumulator> qf;
-    coopMatLoadTensorNV(qf, q, pc.q_off + ih * RATIO * pc.q_s2 + iq3 * pc.q_s3,
-                        sliceTensorLayoutNV(lq, qr0, QB, 0, RATIO, 0, D));
+    if (inside) {
+        tensorLayoutNV<2> lq2 = createTensorLayoutNV(2);
+        lq2 = setTensorLayoutDimensionNV(lq2, pc.n_q, D);
+        lq2 = setTensorLayoutStrideNV(lq2, pc.q_s1, 1);
+        coopMatLoadTensorNV(qf, q, pc.q_off + ih * pc.q_s2 + iq3 * pc.q_s3, sliceTensorLayoutNV(lq2, qr0, BR, 0, D));
+    } else {
+        tensorLayoutNV<3, gl_CooperativeMatrixClampModeConstantNV> lq =
+            createTensorLayoutNV(3, gl_CooperativeMatrixClampModeConstantNV);
+        lq = setTensorLayoutDimensionNV(lq, pc.n_q, RATIO, D);
+        lq = setTensorLayoutStrideNV(lq, pc.q_s1, pc.q_s2, 1);
+        coopMatLoadTensorNV(qf, q, pc.q_off + ih * RATIO * pc.q_s2 + iq3 * pc.q_s3,
+                            sliceTensorLayoutNV(lq, qr0, QB, 0, RATIO, 0, D));
+    }
     qf = qf * pc.scale;
     const coopmat<float16_t, SCOPE, BR, D, gl_MatrixUseA> qa = coopmat<float16_t, SCOPE, BR, D, gl_MatrixUseA>(qf);
 
@@ -400,12 +416,31 @@ void main() {
     coopMatReduceNV(f_o, f, gl_CooperativeMatrixReduceRowNV, max2);
     o = o * f_o;
 
-    // dst [iq1][g][column]: row iq1 * d_s2, head ih * ratio + g at d_s1; rows past the end are dropped.
-    tensorLayoutNV<3, gl_CooperativeMatrixClampModeConstantNV> ld =
-        createTensorLayoutNV(3, gl_CooperativeMatrixClampModeConstantNV);
-    ld = setTensorLayoutDimensionNV(ld, pc.n_q, RATIO, D);
-    ld = setTensorLayoutStrideNV(ld, pc.d_s2, pc.d_s1, 1);
-    coopMatStoreTensorNV(o, d, pc.d_off + ih * RATIO * pc.d_s1 + iq3 * pc.d_s3,
-                         sliceTensorLayoutNV(ld, qr0, QB, 0, RATIO, 0, D));
+    // dst [iq1][g][column]: row iq1 * d_s2, head ih * ratio + g at d_s1; rows past the end are dropped. The f16
+    // copy (EMIT_F16) at the same element offsets from its binding's first half, rounded to nearest even as
+    // narrow_f16.comp rounds.
+    const uint d_head = ih * RATIO * pc.d_s1 + iq3 * pc.d_s3;
+    if (inside) {
+        tensorLayoutNV<2> ld2 = createTensorLayoutNV(2);
+        ld2 = setTensorLayoutDimensionNV(ld2, pc.n_q, D);
+        ld2 = setTensorLayoutStrideNV(ld2, pc.d_s2, 1);
+        coopMatStoreTensorNV(o, d, pc.d_off + d_head, sliceTensorLayoutNV(ld2, qr0, BR, 0, D));
+        if (EMIT_F16) {
+            const coopmat<float16_t, SCOPE, BR, D, gl_MatrixUseAccumulator> oh =
+                coopmat<float16_t, SCOPE, BR, D, gl_MatrixUseAccumulator>(o);
+            coopMatStoreTensorNV(oh, d16, d_head, sliceTensorLayoutNV(ld2, qr0, BR, 0, D));
+        }
+    } else {
+        tensorLayoutNV<3, gl_CooperativeMatrixClampModeConstantNV> ld =
+            createTensorLayoutNV(3, gl_CooperativeMatrixClampModeConstantNV);
+        ld = setTensorLayoutDimensionNV(ld, pc.n_q, RATIO, D);
+        ld = setTensorLayoutStrideNV(ld, pc.d_s2, pc.d_s1, 1);
+        coopMatStoreTensorNV(o, d, pc.d_off + d_head, sliceTensorLayoutNV(ld, qr0, QB, 0, RATIO, 0, D));
+        if (EMIT_F16) {
+            const coopmat<float16_t, SCOPE, BR, D, gl_MatrixUseAccumulator> oh =
+                coopmat<float16_t, SCOPE, BR, D, gl_MatrixUseAccumulator>(o);
+            coopMatStoreTensorNV(oh, d16, d_head, sliceTensorLayoutNV(ld, qr0, QB, 0, RATIO, 0, D));
+        }
+    }
 #endif
 }

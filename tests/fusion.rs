@@ -767,6 +767,58 @@ fn split_attention_writes_the_quantized_activations_of_the_output_product() {
 }
 
 #[test]
+fn prompt_attention_writes_the_f16_activations_of_the_output_product() {
+    // A prompt's attention (128 queries under a causal mask, 4 heads of 128, F16 K/V) and the output product reading
+    // its heads as one row of 512 per query: where the attention runs on the NV_cooperative_matrix2 prompt kernel
+    // and the product reads an f16 copy of its activations, the attention writes that copy too and the product
+    // makes none. Bytes as the nodes apart, where a CPY keeps the product from the attention's copy.
+    let be = backend();
+    let mut rng = Rng::new(31);
+    let (hs, n_head, n_q, n_kv) = (128i64, 4i64, 128i64, 256i64);
+    let f16 =
+        |v: &[f32]| -> Vec<u8> { v.iter().flat_map(|x| half::f16::from_f32(*x).to_bits().to_le_bytes()).collect() };
+    let q = upload(&be, GgmlType::F32, [hs, n_q, n_head, 1], &f32_bytes(&rng.vec((hs * n_q * n_head) as usize)));
+    let kv = [hs, n_kv, n_head, 1];
+    let k = upload(&be, GgmlType::F16, kv, &f16(&rng.vec((hs * n_kv * n_head) as usize)));
+    let v = upload(&be, GgmlType::F16, kv, &f16(&rng.vec((hs * n_kv * n_head) as usize)));
+    let causal: Vec<f32> = (0..n_q)
+        .flat_map(|i| (0..n_kv).map(move |j| if j <= i + n_kv - n_q { 0.0 } else { f32::NEG_INFINITY }))
+        .collect();
+    let mask = upload(&be, GgmlType::F16, [n_kv, n_q, 1, 1], &f16(&causal));
+    let op = Op::FlashAttnExt { scale: 0.088, max_bias: 0.0, softcap: 0.0, prec: 0 };
+    let m = 96i64;
+    let a = upload(&be, GgmlType::F16, [hs * n_head, m, 1, 1], &weights(&mut rng, GgmlType::F16, hs * n_head, m));
+    let run = |apart: bool| {
+        let out = output(&be, [hs, n_head, n_q, 1]);
+        let rows = Tensor::contiguous(out.buffer.clone(), 0, GgmlType::F32, [hs * n_head, n_q, 1, 1]).unwrap();
+        let (copy, p) = (output(&be, [hs * n_head, n_q, 1, 1]), output(&be, [m, n_q, 1, 1]));
+        let mut g = Graph::new();
+        g.push(node(op.clone(), &[&q, &k, &v, &mask], &out)).unwrap();
+        if apart {
+            g.push(node(Op::Cpy, &[&rows], &copy)).unwrap();
+            g.mul_mat(&a, &copy, &p).unwrap();
+        } else {
+            g.mul_mat(&a, &rows, &p).unwrap();
+        }
+        let stats = be.compute(&g).unwrap();
+        (download(&out), download(&p), stats.dispatches)
+    };
+    let (o1, p1, fused) = run(false);
+    let (o2, p2, apart) = run(true);
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&o1), bits(&o2), "attention output");
+    assert_eq!(bits(&p1), bits(&p2), "product");
+    let narrows = ggvk::ops::matmul::reads_f16_copy(be.device(), &a, &output(&be, [hs * n_head, n_q, 1, 1]));
+    let fa_node = node(op.clone(), &[&q, &k, &v, &mask], &output(&be, [hs, n_head, n_q, 1]));
+    let emits = ggvk::graph::fusion::quantize_enabled()
+        && narrows
+        && ggvk::ops::flash_attn::prompt_emits_f16(be.device(), &fa_node);
+    // Apart: the CPY, and the product's own copy where it reads one (the fused graph's too where nothing emits).
+    assert_eq!(apart, fused + 1 + u32::from(emits), "dispatches: fused {fused}, apart {apart}");
+    assert_no_validation_errors();
+}
+
+#[test]
 fn token_products_rotate_and_store_their_rows_as_the_separate_nodes_do() {
     use ggvk::ops::rope::{RopeParams, ROPE_MODE_NORMAL};
     let be = backend();

@@ -335,6 +335,59 @@ fn flash_attn_prompt_blocks() {
     assert_no_validation_errors();
 }
 
+/// Attentions of one graph reading the same causal mask (a prompt's layers): each writes the bytes it writes in a
+/// graph of its own, and where the NV_cooperative_matrix2 prompt kernel reads the mask's tile flags, the second
+/// attention reads the first one's flags (one dispatch fewer than the two graphs apart).
+#[test]
+fn attentions_sharing_a_mask_write_what_they_write_alone() {
+    let be = backend();
+    let mut rng = Rng::new(11);
+    let (dk, n_q, n_kv, heads) = (128i64, 192i64, 320i64, 2i64);
+    let f16s = |v: &[f32]| -> Vec<u8> { v.iter().flat_map(|x| f16::from_f32(*x).to_bits().to_ne_bytes()).collect() };
+    // Causal over the last n_q positions, padded by 8 rows as llama.cpp pads its mask; every tile flag occurs
+    // (keys nobody sees, keys everybody sees, the diagonal's tiles).
+    let mne = [n_kv, n_q + 8, 1, 1];
+    let mvals: Vec<f32> = (0..mne[1])
+        .flat_map(|i| (0..n_kv).map(move |j| if j <= i + n_kv - n_q { 0.0 } else { f32::NEG_INFINITY }))
+        .collect();
+    let mask = contiguous(&be, GgmlType::F16, mne, &f16s(&mvals));
+    let layer = |rng: &mut Rng| {
+        let mask = mask.clone();
+        let q = contiguous(&be, GgmlType::F32, [dk, n_q, heads, 1], &f32_bytes(&rng.vec((dk * n_q * heads) as usize)));
+        let kv = |rng: &mut Rng| {
+            let vals = rng.vec((dk * n_kv * heads) as usize);
+            contiguous(&be, GgmlType::F16, [dk, n_kv, heads, 1], &f16s(&vals))
+        };
+        let (k, v) = (kv(rng), kv(rng));
+        let scale = 1.0 / (dk as f32).sqrt();
+        move |d: &Tensor| Node {
+            op: Op::FlashAttnExt { scale, max_bias: 0.0, softcap: 0.0, prec: 0 },
+            src: vec![Some(q.clone()), Some(k.clone()), Some(v.clone()), Some(mask.clone()), None],
+            dst: d.clone(),
+        }
+    };
+    let (first, second) = (layer(&mut rng), layer(&mut rng));
+    let out = || output(&be, [dk, heads, n_q, 1]);
+    let (d1, d2, e1, e2) = (out(), out(), out(), out());
+    let mut both = Graph::new();
+    both.push(first(&d1)).unwrap();
+    both.push(second(&d2)).unwrap();
+    let together = be.compute(&both).unwrap().dispatches;
+    let alone = |node: Node| {
+        let mut g = Graph::new();
+        g.push(node).unwrap();
+        be.compute(&g).unwrap().dispatches
+    };
+    let apart = alone(first(&e1)) + alone(second(&e2));
+    let bits = |t: &Tensor| download(t).iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&d1), bits(&e1), "first attention");
+    assert_eq!(bits(&d2), bits(&e2), "second attention");
+    assert!(download(&d1).iter().all(|x| x.is_finite()));
+    let shared = u32::from(ggvk::ops::flash_attn::reads_mask_flags(be.device(), &first(&d1)));
+    assert_eq!(together + shared, apart, "dispatches together / apart");
+    assert_no_validation_errors();
+}
+
 #[test]
 fn flash_attn_head_sizes() {
     let be = backend();

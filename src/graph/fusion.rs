@@ -262,30 +262,40 @@ const QUANTIZE_LOOKAHEAD: usize = 24;
 /// quantized ([`crate::ops::q8_emit`]), when the node can write it (the MUL of an RMS_NORM+MUL pair, a GLU of F32,
 /// an attention whose output its split reduction writes) and a MUL_MAT within the next few nodes reads exactly
 /// that output quantized (the attention's also through a contiguous reshape: its heads as one row), before
-/// anything writes over it; the MUL of an RMS_NORM+MUL pair also where the product reads an f16 copy of it. The
-/// first such product decides the layout; others of another layout quantize for themselves.
+/// anything writes over it; the MUL of an RMS_NORM+MUL pair and an attention on the NV_cooperative_matrix2 prompt
+/// kernel also where the product reads an f16 copy of it. The first such product decides the layout; others of
+/// another layout quantize for themselves.
 pub fn plan_quantize(device: &crate::vk::Device, nodes: &[Node]) -> Vec<Option<crate::ops::q8_emit::Planned>> {
     let mut plan = vec![None; nodes.len()];
     if !quantize_enabled() {
         return plan;
     }
     for (i, node) in nodes.iter().enumerate() {
-        let (producer, reshaped) = match &node.op {
-            Op::Mul => (i > 0 && rms_norm_mul(&nodes[i - 1], node).is_some(), false),
-            Op::Glu { .. } => (crate::ops::glu::can_emit(node), false),
-            Op::FlashAttnExt { .. } => (crate::ops::flash_attn::reduce_emits(device, node), true),
-            _ => (false, false),
+        // Whether the node writes 8-bit copies, f16 copies, and whether a product may read it through a reshape.
+        let (q8, f16, reshaped) = match &node.op {
+            Op::Mul => {
+                let norm = i > 0 && rms_norm_mul(&nodes[i - 1], node).is_some();
+                (norm, norm, false)
+            }
+            Op::Glu { .. } => (crate::ops::glu::can_emit(node), false, false),
+            Op::FlashAttnExt { .. } => {
+                use crate::ops::flash_attn::{prompt_emits_f16, reduce_emits};
+                (reduce_emits(device, node), prompt_emits_f16(device, node), true)
+            }
+            _ => (false, false, false),
         };
-        if !producer {
+        if !q8 && !f16 {
             continue;
         }
         let out = &node.dst;
         for later in nodes.iter().skip(i + 1).take(QUANTIZE_LOOKAHEAD) {
             if let (Op::MulMat, Ok(a), Ok(b)) = (&later.op, later.src(0), later.src(1)) {
                 if same_view(b, out) || (reshaped && same_contiguous_bytes(b, out)) {
-                    // The fused norm also writes the f16 copy a prompt product on cooperative matrices reads.
-                    let f16 = matches!(node.op, Op::Mul) && crate::ops::matmul::reads_f16_copy(device, a, b);
-                    plan[i] = crate::ops::matmul::quantized_b_layout(device, a, b, &later.dst)
+                    // The f16 copy a prompt product on cooperative matrices reads.
+                    let f16 = f16 && crate::ops::matmul::reads_f16_copy(device, a, b);
+                    let q8 = q8.then(|| crate::ops::matmul::quantized_b_layout(device, a, b, &later.dst));
+                    plan[i] = q8
+                        .flatten()
                         .or(f16.then_some(crate::ops::q8_emit::Q8Layout::F16))
                         .filter(|l| l.fits(b))
                         .map(|layout| crate::ops::q8_emit::Planned { layout, view: b.clone() });

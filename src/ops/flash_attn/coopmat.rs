@@ -7,9 +7,10 @@ use super::{FlashAttnPush, MaskFlagsPush, MASK_FLAGS, PUSH};
 use crate::error::{Error, Result};
 use crate::ir::{Node, Tensor};
 use crate::ops::coopmat::CoopmatDevice;
+use crate::ops::q8_emit::{self, Planned, Q8Layout};
 use crate::ops::{bind, opt_src, spirv};
 use crate::quant::GgmlType;
-use crate::vk::{Binding, Device, Recorder, Shader};
+use crate::vk::{Binding, Derived, Device, Recorder, Shader};
 
 /// `flash_attn_cm.comp` per head size.
 const CM: [(u32, Shader); 5] = [
@@ -19,8 +20,12 @@ const CM: [(u32, Shader); 5] = [
     (112, Shader { name: "flash_attn_cm_d112", spirv: spirv::FLASH_ATTN_CM_D112, bindings: 6, push_size: PUSH }),
     (128, Shader { name: "flash_attn_cm_d128", spirv: spirv::FLASH_ATTN_CM_D128, bindings: 6, push_size: PUSH }),
 ];
-/// An entry of [`CM2`] / [`CM2S`].
+/// An entry of [`CM2`] (binding 7: the output's f16 copy).
 const fn cm2(kv: CmKv, d: u32, name: &'static str, spirv: &'static [u8]) -> (CmKv, u32, Shader) {
+    (kv, d, Shader { name, spirv, bindings: 8, push_size: PUSH })
+}
+/// An entry of [`CM2S`].
+const fn cm2s(kv: CmKv, d: u32, name: &'static str, spirv: &'static [u8]) -> (CmKv, u32, Shader) {
     (kv, d, Shader { name, spirv, bindings: 7, push_size: PUSH })
 }
 /// `flash_attn_cm2.comp` per K/V type and head size (F16: every head size of the KHR kernel; Q8_0 / Q4_0: those
@@ -40,17 +45,17 @@ pub(super) const CM2: [(CmKv, u32, Shader); 11] = [
 ];
 /// `flash_attn_cm2.comp` built with `SPLIT` (token generation and small batches, keys split), as [`CM2`].
 pub(super) const CM2S: [(CmKv, u32, Shader); 11] = [
-    cm2(CmKv::F16, 64, "flash_attn_cm2s_d64", spirv::FLASH_ATTN_CM2S_D64),
-    cm2(CmKv::F16, 80, "flash_attn_cm2s_d80", spirv::FLASH_ATTN_CM2S_D80),
-    cm2(CmKv::F16, 96, "flash_attn_cm2s_d96", spirv::FLASH_ATTN_CM2S_D96),
-    cm2(CmKv::F16, 112, "flash_attn_cm2s_d112", spirv::FLASH_ATTN_CM2S_D112),
-    cm2(CmKv::F16, 128, "flash_attn_cm2s_d128", spirv::FLASH_ATTN_CM2S_D128),
-    cm2(CmKv::Q8_0, 64, "flash_attn_cm2s_q8_0_d64", spirv::FLASH_ATTN_CM2S_Q8_0_D64),
-    cm2(CmKv::Q8_0, 96, "flash_attn_cm2s_q8_0_d96", spirv::FLASH_ATTN_CM2S_Q8_0_D96),
-    cm2(CmKv::Q8_0, 128, "flash_attn_cm2s_q8_0_d128", spirv::FLASH_ATTN_CM2S_Q8_0_D128),
-    cm2(CmKv::Q4_0, 64, "flash_attn_cm2s_q4_0_d64", spirv::FLASH_ATTN_CM2S_Q4_0_D64),
-    cm2(CmKv::Q4_0, 96, "flash_attn_cm2s_q4_0_d96", spirv::FLASH_ATTN_CM2S_Q4_0_D96),
-    cm2(CmKv::Q4_0, 128, "flash_attn_cm2s_q4_0_d128", spirv::FLASH_ATTN_CM2S_Q4_0_D128),
+    cm2s(CmKv::F16, 64, "flash_attn_cm2s_d64", spirv::FLASH_ATTN_CM2S_D64),
+    cm2s(CmKv::F16, 80, "flash_attn_cm2s_d80", spirv::FLASH_ATTN_CM2S_D80),
+    cm2s(CmKv::F16, 96, "flash_attn_cm2s_d96", spirv::FLASH_ATTN_CM2S_D96),
+    cm2s(CmKv::F16, 112, "flash_attn_cm2s_d112", spirv::FLASH_ATTN_CM2S_D112),
+    cm2s(CmKv::F16, 128, "flash_attn_cm2s_d128", spirv::FLASH_ATTN_CM2S_D128),
+    cm2s(CmKv::Q8_0, 64, "flash_attn_cm2s_q8_0_d64", spirv::FLASH_ATTN_CM2S_Q8_0_D64),
+    cm2s(CmKv::Q8_0, 96, "flash_attn_cm2s_q8_0_d96", spirv::FLASH_ATTN_CM2S_Q8_0_D96),
+    cm2s(CmKv::Q8_0, 128, "flash_attn_cm2s_q8_0_d128", spirv::FLASH_ATTN_CM2S_Q8_0_D128),
+    cm2s(CmKv::Q4_0, 64, "flash_attn_cm2s_q4_0_d64", spirv::FLASH_ATTN_CM2S_Q4_0_D64),
+    cm2s(CmKv::Q4_0, 96, "flash_attn_cm2s_q4_0_d96", spirv::FLASH_ATTN_CM2S_Q4_0_D96),
+    cm2s(CmKv::Q4_0, 128, "flash_attn_cm2s_q4_0_d128", spirv::FLASH_ATTN_CM2S_Q4_0_D128),
 ];
 
 /// The kernel of `table` for K/V type `kv` and head size `d`.
@@ -384,7 +389,9 @@ pub(super) fn cm2_flag_bytes(node: &Node, layout: CmRows) -> u64 {
 
 /// Record `flash_attn_cm2.comp` for `node` with row layout `layout` (the KHR kernel's push constants and bindings,
 /// with `push.ratio` and `push.n_head_kv` as the kernel sees them: Q heads per block and heads of blocks), after
-/// `fa_mask_flags.comp` where there is a mask.
+/// `fa_mask_flags.comp` where there is a mask; writing the f16 copy of the output `emit` plans too where
+/// [`emits_f16`] allows (registered for the product that reads it).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn record_cm2(
     rec: &mut Recorder<'_>,
     node: &Node,
@@ -393,6 +400,7 @@ pub(super) fn record_cm2(
     groups: [u32; 3],
     bindings: [Binding; 6],
     layout: CmRows,
+    emit: Option<&Planned>,
 ) -> Result<()> {
     let device = rec.device().clone();
     // A Q head per block: that many consecutive blocks' heads read the same K and V rows (`KV_GROUP`).
@@ -403,10 +411,6 @@ pub(super) fn record_cm2(
     let bc = CM2_KEYS;
     let flags = match opt_src(node, 3) {
         Some(m) => {
-            let bytes = cm2_flag_bytes(node, layout);
-            let (scratch, offset) = rec.scratch(bytes)?;
-            let region = Tensor::contiguous(scratch, offset, GgmlType::F32, [(bytes / 4) as i64, 1, 1, 1])?;
-            let (fw, f_off) = bind(&device, &region, 4, true)?;
             let n_tiles = push.n_kv.div_ceil(bc);
             let fp = MaskFlagsPush {
                 n_q: push.n_q,
@@ -417,23 +421,11 @@ pub(super) fn record_cm2(
                 m_ne2: m.ne[2] as u32,
                 m_ne3: m.ne[3] as u32,
                 n_tiles,
-                f_off,
+                f_off: 0,
             };
-            let fgroups = [n_tiles, groups[0], 1];
-            let max = device.caps().max_workgroup_count;
-            if fgroups.iter().zip(max).any(|(&g, m)| g > m) {
-                return Err(Error::unsupported(format!("FLASH_ATTN_EXT mask flags need {fgroups:?} workgroups")));
-            }
-            let pipeline = device.pipelines().get(&device, &MASK_FLAGS, &[])?;
-            rec.dispatch(
-                MASK_FLAGS.name,
-                &pipeline,
-                &[bindings[3].clone(), fw.clone()],
-                bytemuck::bytes_of(&fp),
-                fgroups,
-            )?;
+            let (fr, f_off) = mask_flags(rec, m, &bindings[3], fp, [n_tiles, groups[0], 1])?;
             push.chunk = f_off;
-            Binding { write: false, ..fw }
+            fr
         }
         None => bindings[0].clone(),
     };
@@ -445,9 +437,71 @@ pub(super) fn record_cm2(
     static DESCEND: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let descend = u32::from(*DESCEND.get_or_init(|| crate::knobs::switch("GGVK_FA_CM2_DESCEND", true)));
     // Constants 4 and 5 (the split kernel's block shape) are not in the prompt kernel: entries for them do nothing.
-    let specs = [ratio, whole, mode, kv_group, 0, 0, descend];
+    let emit = match emit.filter(|e| emits_f16(node, e)) {
+        Some(e) => Some((e, q8_emit::reserve(rec, &e.view, Q8Layout::F16)?)).filter(|(_, w)| w.word == 0),
+        None => None,
+    };
+    let specs = [ratio, whole, mode, kv_group, 0, 0, descend, u32::from(emit.is_some())];
     let pipeline = device.pipelines().get(&device, shader, &specs)?;
-    rec.dispatch(shader.name, &pipeline, &[qb, kb, vb, mb, sb, db, flags], bytemuck::bytes_of(&push), groups)
+    // Without the copy, binding 7 is never written: the output stands in.
+    let copy = emit.as_ref().map_or_else(|| db.clone(), |(_, w)| w.write.clone());
+    rec.dispatch(shader.name, &pipeline, &[qb, kb, vb, mb, sb, db, flags, copy], bytemuck::bytes_of(&push), groups)?;
+    if let Some((planned, w)) = emit {
+        q8_emit::publish(rec, &planned.view, w);
+    }
+    Ok(())
+}
+
+/// Whether the prompt kernel writes the f16 copy `emit` plans of `node`'s output: that layout, over the output's
+/// bytes (a contiguous view of the same elements), the output contiguous, so that the copy's halves sit in the
+/// output's order.
+pub(super) fn emits_f16(node: &Node, emit: &Planned) -> bool {
+    let d = &node.dst;
+    emit.layout == Q8Layout::F16
+        && d.is_contiguous()
+        && emit.view.is_contiguous()
+        && emit.view.buffer.id() == d.buffer.id()
+        && emit.view.offset == d.offset
+        && emit.view.nelements() == d.nelements()
+        && emit.layout.fits(&emit.view)
+}
+
+/// The flags `fa_mask_flags.comp` computes for mask `m` (bound as `mb`) with push constants `fp` (all but the
+/// flags' offset) over `groups` = (tiles, blocks, 1): read-only binding and first word. The flags of the same mask
+/// bytes, rows per block and shape are computed once per submission (derived data of the mask, like the
+/// activations' copies): the attention of every layer of a prompt reads the same mask.
+fn mask_flags(
+    rec: &mut Recorder<'_>,
+    m: &Tensor,
+    mb: &Binding,
+    mut fp: MaskFlagsPush,
+    groups: [u32; 3],
+) -> Result<(Binding, u32)> {
+    let device = rec.device().clone();
+    let (start, end) = m.byte_range();
+    let source = (m.buffer.id(), start, end);
+    // The key: the mask's strides and what the flags' values depend on besides its bytes.
+    let pack = |lo: u32, hi: u32| i64::from(lo) | i64::from(hi) << 32;
+    let shape =
+        [pack(fp.n_q, fp.n_kv), pack(fp.rows_per_block, fp.bc), pack(fp.m_ne2, fp.m_ne3), pack(groups[0], groups[1])];
+    let key = (m.ty.raw(), shape, m.nb);
+    if let Some(found) = rec.find_derived(MASK_FLAGS.name, source, key) {
+        return Ok(found);
+    }
+    let bytes = u64::from(groups[0]) * u64::from(groups[1]) * 4;
+    let (scratch, offset) = rec.scratch(bytes)?;
+    let region = Tensor::contiguous(scratch, offset, GgmlType::F32, [(bytes / 4) as i64, 1, 1, 1])?;
+    let (fw, f_off) = bind(&device, &region, 4, true)?;
+    fp.f_off = f_off;
+    let max = device.caps().max_workgroup_count;
+    if groups.iter().zip(max).any(|(&g, m)| g > m) {
+        return Err(Error::unsupported(format!("FLASH_ATTN_EXT mask flags need {groups:?} workgroups")));
+    }
+    let pipeline = device.pipelines().get(&device, &MASK_FLAGS, &[])?;
+    rec.dispatch(MASK_FLAGS.name, &pipeline, &[mb.clone(), fw.clone()], bytemuck::bytes_of(&fp), groups)?;
+    let read = (Binding { write: false, ..fw }, f_off);
+    rec.add_derived(Derived { kind: MASK_FLAGS.name, source, layout: key, result: read.clone() });
+    Ok(read)
 }
 
 /// Specialization constants of `flash_attn_cm2.comp` for a dispatch: the Q heads per KV head, whether every tile of

@@ -360,6 +360,17 @@ fn prompt_kernel(device: &Device, node: &Node) -> Option<(Shader, CmRows)> {
     check(node).ok().and_then(|()| cm_plan_on(device, node, kv_words(k), kv_words(v)))
 }
 
+/// Whether `node` runs on `device`'s NV_cooperative_matrix2 prompt kernel with a mask, which reads the flags
+/// `fa_mask_flags.comp` computes (once per submission for attentions reading the same mask).
+pub fn reads_mask_flags(device: &Device, node: &Node) -> bool {
+    opt_src(node, 3).is_some() && prompt_kernel(device, node).is_some_and(|(s, _)| is_cm2(&s))
+}
+
+/// Whether `shader` is one of the NV_cooperative_matrix2 prompt kernels.
+fn is_cm2(shader: &Shader) -> bool {
+    CM2.iter().any(|(_, _, c)| c.name == shader.name)
+}
+
 /// Scratch bytes the node takes on `device` (the split partials of whichever kernel records it).
 pub fn scratch_bytes(device: &Device, node: &Node) -> u64 {
     if check(node).is_err() {
@@ -371,11 +382,19 @@ pub fn scratch_bytes(device: &Device, node: &Node) -> u64 {
     let bytes = |p: Plan| if p.splits > 1 { records(p.splits) } else { 0 };
     let general = plan(device, node).map_or(0, bytes);
     // The prompt kernels do not split; the NV_cooperative_matrix2 one takes its mask flags.
-    let prompt = prompt_kernel(device, node).filter(|(s, _)| CM2.iter().any(|(_, _, c)| c.name == s.name));
+    let prompt = prompt_kernel(device, node).filter(|(s, _)| is_cm2(s));
     let prompt = prompt.map_or(0, |(_, rows)| cm2_flag_bytes(node, rows));
     // The split cm2 kernel's records, judged as if K and V were aligned (the bound offsets decide when recording).
     let split = cm2_split_on(device, node, 0, 0).map_or(0, |p| records(p.splits));
     general.max(decode_plan(device, node).map_or(0, bytes)).max(prompt).max(split)
+}
+
+/// Whether `node` runs on `device`'s NV_cooperative_matrix2 prompt kernel, which can also write its output as the
+/// packed f16 copy the product after it reads ([`record_emitting`] with an f16 plan; contiguous output, rows of an
+/// even number of values).
+pub fn prompt_emits_f16(device: &Device, node: &Node) -> bool {
+    let d = &node.dst;
+    d.is_contiguous() && d.ne[0] % 2 == 0 && prompt_kernel(device, node).is_some_and(|(s, _)| is_cm2(&s))
 }
 
 /// Whether `node`'s output comes out of the split reduction on `device` (token generation: the decode or general
@@ -412,7 +431,8 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
 }
 
 /// Record the attention; where its output comes out of the split reduction, that also writes the quantized copy
-/// `emit` plans (registered for the product that reads it). Elsewhere the product quantizes for itself.
+/// `emit` plans, and the NV_cooperative_matrix2 prompt kernel the f16 copy (registered for the product that reads
+/// it). Elsewhere the product quantizes or narrows for itself.
 pub fn record_emitting(rec: &mut Recorder<'_>, node: &Node, emit: Option<&q8_emit::Planned>) -> Result<()> {
     check(node)?;
     let Op::FlashAttnExt { scale, max_bias, softcap, .. } = node.op else { unreachable!("checked") };
@@ -483,8 +503,8 @@ pub fn record_emitting(rec: &mut Recorder<'_>, node: &Node, emit: Option<&q8_emi
         let cm = laid_out(FlashAttnPush { chunk: push.n_kv, ..push }, layout);
         let groups = [(cm.n_q * cm.ratio).div_ceil(CM_ROWS), cm.n_head_kv, q.ne[3] as u32];
         if groups.iter().zip(max).all(|(&g, m)| g <= m) {
-            if CM2.iter().any(|(_, _, c)| c.name == shader.name) {
-                return record_cm2(rec, node, &shader, cm, groups, [qb, kb, vb, mb, sb, db], layout);
+            if is_cm2(&shader) {
+                return record_cm2(rec, node, &shader, cm, groups, [qb, kb, vb, mb, sb, db], layout, emit);
             }
             let pipeline = device.pipelines().get(&device, &shader, &[])?;
             return rec.dispatch(shader.name, &pipeline, &[qb, kb, vb, mb, sb, db], bytemuck::bytes_of(&cm), groups);
