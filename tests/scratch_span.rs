@@ -2,7 +2,7 @@
 //! its mat-vec products read reserves scratch up to its last reader, so where the ring would wrap between it and
 //! a reader (forgetting the copy: the reader quantizes again), it wraps before the copy is made. Results are the
 //! nodes' bytes computed one at a time. Validation layer on. (Its own test binary: the knobs are read once per
-//! process: a 1 MiB ring, graph order.)
+//! process: a 2 MiB ring, graph order.)
 
 mod common;
 
@@ -18,7 +18,7 @@ fn node(op: Op, src: &[&Tensor], dst: &Tensor) -> Node {
 fn a_ring_wraps_before_a_producer_rather_than_between_it_and_its_readers() {
     // SAFETY: set before this binary's only test opens a device; nothing else reads the environment meanwhile.
     unsafe {
-        std::env::set_var("GGVK_SCRATCH_RING", "1M");
+        std::env::set_var("GGVK_SCRATCH_RING", "2M");
         std::env::set_var("GGVK_SCHEDULE", "0");
     }
     let be = backend();
@@ -30,11 +30,12 @@ fn a_ring_wraps_before_a_producer_rather_than_between_it_and_its_readers() {
     };
     let cols = |rng: &mut Rng, n: i64| upload(&be, GgmlType::F32, [k, n, 1, 1], &f32_bytes(&rng.vec((k * n) as usize)));
     let (wa, wb, w1, w2) = (q4(&mut rng, 32), q4(&mut rng, 32), q4(&mut rng, 48), q4(&mut rng, 48));
-    // A and B: products whose 8-bit copies of 120 and 160 columns take most of the ring; between them the norm
+    // A and B: products whose copies of their activations (8-bit blocks or f16, 5 or 8 KiB a column) take most of
+    // the ring, A's and B's together more than all of it, B's and the norm's readers' less; between them the norm
     // and its first reader, after B its second.
-    let (za, zb, x) = (cols(&mut rng, 120), cols(&mut rng, 160), cols(&mut rng, 1));
+    let (za, zb, x) = (cols(&mut rng, 240), cols(&mut rng, 200), cols(&mut rng, 1));
     let w = upload(&be, GgmlType::F32, [k, 1, 1, 1], &f32_bytes(&rng.vec(k as usize)));
-    let outs = [[32, 120], [k, 1], [k, 1], [48, 1], [32, 160], [48, 1]].map(|[m, n]| output(&be, [m, n, 1, 1]));
+    let outs = [[32, 240], [k, 1], [k, 1], [48, 1], [32, 200], [48, 1]].map(|[m, n]| output(&be, [m, n, 1, 1]));
     let [pa, n, nm, p1, pb, p2] = outs.clone();
     let nodes = [
         node(Op::MulMat, &[&wa, &za], &pa),

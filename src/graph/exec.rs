@@ -51,7 +51,9 @@ struct Streams {
 }
 
 /// Scratch one node's recording takes: what its kernels derive ([`ops::scratch_bytes`]) and the 8-bit copy of its
-/// result it writes for later products (`quantize`), each rounded up to the offset alignment.
+/// result it writes for later products (`quantize`), each rounded up to the offset alignment; a GLU after its gate
+/// and up products also the f16 copy of its output that the fused kernel of the three writes where it takes them
+/// ([`ops::matmul::takes_pair_glu`]).
 fn scratch_needs(device: &Device, nodes: &[Node], quantize: &[Option<Planned>]) -> Vec<u64> {
     let align = device.caps().min_storage_offset_alignment.max(256);
     nodes
@@ -60,7 +62,18 @@ fn scratch_needs(device: &Device, nodes: &[Node], quantize: &[Option<Planned>]) 
         .map(|(i, n)| {
             let copy =
                 quantize.get(i).and_then(Option::as_ref).map_or(0, |p| p.layout.bytes(&p.view).div_ceil(align) * align);
-            ops::scratch_bytes(device, n) + copy
+            let taken = |f: &fusion::PairGlu<'_>| match (f.gate.src(0), f.gate.src(1)) {
+                (Ok(a), Ok(b)) => ops::matmul::takes_pair_glu(device, f.op, a, b),
+                _ => false,
+            };
+            let glu_copy = match i.checked_sub(2).and_then(|g| pair_glu(&nodes[g], nodes.get(g + 1), Some(n))) {
+                Some(f) if taken(&f) => {
+                    let cols = (f.out.ne[1] * f.out.ne[2] * f.out.ne[3]).max(0) as u64;
+                    (f.out.ne[0].max(0) as u64 * 2 * cols).div_ceil(align) * align
+                }
+                _ => 0,
+            };
+            ops::scratch_bytes(device, n) + copy + glu_copy
         })
         .collect()
 }
