@@ -56,16 +56,16 @@ struct Streams {
 /// ([`ops::matmul::takes_pair_glu`]).
 fn scratch_needs(device: &Device, nodes: &[Node], quantize: &[Option<Planned>]) -> Vec<u64> {
     let align = device.caps().min_storage_offset_alignment.max(256);
+    let taken = |f: &fusion::PairGlu<'_>| match (f.gate.src(0), f.gate.src(1)) {
+        (Ok(a), Ok(b)) => ops::matmul::takes_pair_glu(device, f.op, a, b),
+        _ => false,
+    };
     nodes
         .iter()
         .enumerate()
         .map(|(i, n)| {
             let copy =
                 quantize.get(i).and_then(Option::as_ref).map_or(0, |p| p.layout.bytes(&p.view).div_ceil(align) * align);
-            let taken = |f: &fusion::PairGlu<'_>| match (f.gate.src(0), f.gate.src(1)) {
-                (Ok(a), Ok(b)) => ops::matmul::takes_pair_glu(device, f.op, a, b),
-                _ => false,
-            };
             let glu_copy = match i.checked_sub(2).and_then(|g| pair_glu(&nodes[g], nodes.get(g + 1), Some(n))) {
                 Some(f) if taken(&f) => {
                     let cols = (f.out.ne[1] * f.out.ne[2] * f.out.ne[3]).max(0) as u64;

@@ -436,11 +436,11 @@ pub(super) fn record_cm2(
     // Heaviest blocks first (`DESCEND`; `GGVK_FA_CM2_DESCEND=0` keeps the grid's order, for measurements).
     static DESCEND: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let descend = u32::from(*DESCEND.get_or_init(|| crate::knobs::switch("GGVK_FA_CM2_DESCEND", true)));
-    // Constants 4 and 5 (the split kernel's block shape) are not in the prompt kernel: entries for them do nothing.
     let emit = match emit.filter(|e| emits_f16(node, e)) {
         Some(e) => Some((e, q8_emit::reserve(rec, &e.view, Q8Layout::F16)?)).filter(|(_, w)| w.word == 0),
         None => None,
     };
+    // Constants 4 and 5 (the split kernel's block shape) are not in the prompt kernel: entries for them do nothing.
     let specs = [ratio, whole, mode, kv_group, 0, 0, descend, u32::from(emit.is_some())];
     let pipeline = device.pipelines().get(&device, shader, &specs)?;
     // Without the copy, binding 7 is never written: the output stands in.
