@@ -61,3 +61,19 @@ fn info_names_devices_as_llama_cpp_does() {
     let devices: usize = text.split(' ').next().and_then(|n| n.parse().ok()).expect("first word: device count");
     assert_eq!(listed, devices, "{text}");
 }
+
+#[test]
+fn peak_measures_or_says_why_not() {
+    let out = run("peak");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    // A device with 16x16x16 f16 cooperative matrices for subgroups of 32 prints a rate per kernel; any other (CI's
+    // lavapipe) says there is nothing to measure.
+    let rates = text.lines().filter(|l| l.starts_with("peak_") && l.ends_with("T(FL)OPS")).count();
+    assert!(rates >= 2 || text.contains("nothing to measure"), "{text}");
+    let out = Command::new(env!("CARGO_BIN_EXE_ggvk")).args(["peak", "--device", "x"]).output().expect("ggvk runs");
+    assert_eq!(out.status.code(), Some(2));
+    let out = Command::new(env!("CARGO_BIN_EXE_ggvk")).args(["peak", "extra"]).output().expect("ggvk runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unexpected arguments"));
+}

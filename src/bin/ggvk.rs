@@ -1,5 +1,6 @@
 //! `ggvk info`: describe every Vulkan device (its ggml name and id as llama.cpp sees them). `ggvk bench`: the mat-vec benchmark (Q4_0 weights x F32 vector,
 //! ggml's shapes), with weights rotated across >= 256 MiB so they stream from memory, next to the CPU reference.
+//! `ggvk peak`: the tensor cores' rate through cooperative matrices (the ceiling of the prompt products' tile loop).
 
 use std::time::Instant;
 
@@ -362,10 +363,73 @@ fn bench_mm(a: Args) -> Result<(), ggvk::Error> {
     Ok(())
 }
 
+/// `ggvk peak`: the rate of the tensor cores through KHR cooperative matrices (`shaders/peak_coopmat.comp`), with
+/// operands in registers and fed from shared memory, f16 and s8: the ceiling a product kernel's tile loop works
+/// against on this device and driver. Needs 16x16x16 f16 (16x16x32 s8) subgroup fragments and subgroups of 32.
+fn peak(device: Option<usize>) -> Result<(), ggvk::Error> {
+    use ggvk::vk::caps::{CoopmatShape, CoopmatType};
+    use ggvk::vk::{Binding, Buffer, CommandStream, Device, Shader};
+    let dev = Device::open(device)?;
+    println!("{}", dev.describe());
+    let caps = dev.caps();
+    let listed =
+        |ab, c, k| caps.coopmat_feature && caps.coopmat_shapes.contains(&CoopmatShape { m: 16, n: 16, k, ab, c });
+    let f16 = listed(CoopmatType::F16, CoopmatType::F32, 16);
+    let s8 = listed(CoopmatType::S8, CoopmatType::S32, 32) && caps.int8;
+    if !f16 || caps.subgroup_size != 32 || !caps.vulkan_memory_model {
+        println!(
+            "peak: this device lists no 16x16x16 f16 cooperative matrices for subgroups of 32; nothing to measure"
+        );
+        return Ok(());
+    }
+    const GROUPS: u32 = 1056;
+    // (name, SPIR-V, k per fragment product, k steps per round, measured)
+    let kernels: [(&'static str, &'static [u8], u64, u64, bool); 4] = [
+        ("peak_f16", ggvk::ops::spirv::PEAK_F16, 16, 1, true),
+        ("peak_f16_smem", ggvk::ops::spirv::PEAK_F16_SMEM, 16, 4, true),
+        ("peak_s8", ggvk::ops::spirv::PEAK_S8, 32, 1, s8),
+        ("peak_s8_smem", ggvk::ops::spirv::PEAK_S8_SMEM, 32, 4, s8),
+    ];
+    let input = Buffer::new(&dev, 1 << 20, "peak input")?;
+    input.write(0, &[0x3c; 1 << 20])?;
+    let output = Buffer::new(&dev, u64::from(GROUPS) * 8 * 8 * 256 * 4, "peak output")?;
+    let bindings = [
+        Binding { buffer: input.clone(), offset: 0, range: input.size(), touched: (0, input.size()), write: false },
+        Binding { buffer: output.clone(), offset: 0, range: output.size(), touched: (0, output.size()), write: true },
+    ];
+    let mut stream = CommandStream::new(&dev)?;
+    for (name, spirv, k, steps, measured) in kernels {
+        if !measured {
+            println!("{name:14} not listed here (s8 16x16x32)");
+            continue;
+        }
+        let shader = Shader { name, spirv, bindings: 2, push_size: 4 };
+        let pipeline = dev.pipelines().get(&dev, &shader, &[])?;
+        let mut time = |iters: u32| -> Result<f64, ggvk::Error> {
+            let mut rec = stream.begin(Some(1), 0, 0)?;
+            rec.dispatch(name, &pipeline, &bindings, &iters.to_le_bytes(), [GROUPS, 1, 1])?;
+            rec.submit()?;
+            stream.synchronize()?;
+            Ok(stream.last_times().first().map_or(f64::NAN, |t| t.micros))
+        };
+        // Rounds until a dispatch takes 2 ms or more, then the best of five.
+        let mut iters = 64u32;
+        while time(iters)? < 2000.0 && iters < 1 << 20 {
+            iters *= 2;
+        }
+        let best = (0..5).map(|_| time(iters)).collect::<Result<Vec<_>, _>>()?.into_iter().fold(f64::MAX, f64::min);
+        // 8 subgroups x 4 x 2 fragment products of 16 x 16 x k per k step.
+        let ops = 2.0 * (8 * 8 * 256 * k * steps) as f64 * f64::from(iters) * f64::from(GROUPS);
+        println!("{name:14} {iters:7} rounds x {GROUPS} workgroups: {best:9.1} us, {:7.1} T(FL)OPS", ops / best / 1e6);
+    }
+    Ok(())
+}
+
 /// What `ggvk --help` prints (to stdout; to stderr with exit status 2 after a wrong command).
 const USAGE: &str = "usage: ggvk info\n       ggvk bench [--device N] \
                      [--type q4_0|q4_1|q5_0|q5_1|q8_0|q2_K..q6_K|bf16|f16|f32] [--m 4096] [--k 14336] [--n 1] \
-                     [--resident] [--rotate-mib 256] [--seconds 2]\n       ggvk --help | --version";
+                     [--resident] [--rotate-mib 256] [--seconds 2]\n       ggvk peak [--device N]\n       \
+                     ggvk --help | --version";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -384,6 +448,20 @@ fn main() {
             Ok(a) => bench(a),
             Err(e) => {
                 eprintln!("ggvk bench: {e}");
+                std::process::exit(2);
+            }
+        },
+        Some("peak") => match args.get(1..) {
+            Some([]) => peak(None),
+            Some([flag, n]) if flag == "--device" => match n.parse() {
+                Ok(n) => peak(Some(n)),
+                Err(e) => {
+                    eprintln!("ggvk peak: --device: {e}");
+                    std::process::exit(2);
+                }
+            },
+            _ => {
+                eprintln!("ggvk peak: unexpected arguments\n{USAGE}");
                 std::process::exit(2);
             }
         },
