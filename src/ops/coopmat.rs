@@ -368,6 +368,11 @@ pub(super) fn record(
     add: Option<&MatVecAdd<'_>>,
 ) -> Result<bool> {
     let device = rec.device().clone();
+    if ty == GgmlType::F16 {
+        if let Some(fused) = record_cm16(rec, bindings, p, batches, add)? {
+            return Ok(fused);
+        }
+    }
     if tile.cm2 {
         if cm2_aligned(p) {
             let aligned = u32::from(cm2_aligned_rows(p, ty));
@@ -418,6 +423,93 @@ pub(super) fn record(
     let pipeline = device.pipelines().get(&device, &shader, &[u32::from(vec_b), u32::from(vec_a)])?;
     rec.dispatch("mul_mat_cm", &pipeline, bindings, bytemuck::bytes_of(p), groups).map(|_| false)
 }
+
+/// The tile of `mul_mat_cm16.comp` (F16 weights in 16-byte chunks): 128 x 128 outputs, 8 subgroups of 32 in a
+/// 2 x 4 grid (64 x 32 each), k steps of 64; shared memory: A and B tiles of 128 x 72 halves, 8 staging areas of
+/// 16 x 16 floats.
+pub(crate) const TILE_CM16: Tile = Tile {
+    bm: 128,
+    bn: 128,
+    wg: 256,
+    subgroup: 32,
+    shared_bytes: 2 * 128 * 72 * 2 + 8 * 256 * 4,
+    int8: false,
+    b_q8: false,
+    bk: 64,
+    cm2: false,
+};
+
+/// Fewest columns of an F16 product that `mul_mat_cm16.comp` takes by default: 0, never (`GGVK_CM16_MIN_COLS=N`
+/// from N columns on). Not on by default because this kernel has not run on a GPU yet: its tile loop is that of a
+/// standalone kernel which, on an H100 (f16 weights, GPU timestamps, NOTES.md, 2026-12-06), ran 2,048-column
+/// products 10-15% faster than the NV_cooperative_matrix2 kernel (4096 x 4096: 262.9 against 292.8 us) and
+/// 512-column ones 18% slower (94.9 against 77.7 us); the edge tiles, batches and the fused ADD are new here. 1,024
+/// is the threshold to measure first.
+pub(crate) const CM16_MIN_COLS: u32 = 0;
+
+/// The threshold the measurements above point at, for the selection test.
+#[cfg(test)]
+const CM16_MEASURED_COLS: u32 = 1024;
+
+fn cm16_min_cols() -> u32 {
+    static COLS: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *COLS.get_or_init(|| crate::knobs::number("GGVK_CM16_MIN_COLS").map_or(CM16_MIN_COLS, |v| v as u32))
+}
+
+/// Whether an F16 product of `n` columns takes `mul_mat_cm16.comp` on `dev` with the threshold `min_cols`.
+pub(crate) fn cm16_takes(dev: &CoopmatDevice, min_cols: u32, n: u32) -> bool {
+    min_cols != 0 && n >= min_cols && dev.runs(&TILE_CM16)
+}
+
+/// Whether `mul_mat_cm16.comp` reads every row of A and column of B in 16-byte chunks: offsets, strides and k
+/// multiples of 8 halves.
+fn cm16_aligned(p: &MatMulPush) -> bool {
+    [p.a_off, p.a_row, p.a_s2, p.a_s3, p.b_off, p.b_col, p.b_s2, p.b_s3, p.k].iter().all(|v| v % 8 == 0)
+}
+
+/// Record an F16 product on `mul_mat_cm16.comp` where [`cm16_takes`] and the views allow it; `Some(fused)` when
+/// recorded (with the following ADD in its store where `add` allows, as the NV_cooperative_matrix2 kernel takes it).
+fn record_cm16(
+    rec: &mut Recorder<'_>,
+    bindings: &[Binding; 3],
+    p: &MatMulPush,
+    batches: u32,
+    add: Option<&MatVecAdd<'_>>,
+) -> Result<Option<bool>> {
+    let device = rec.device().clone();
+    if !cm16_aligned(p) || !cm16_takes(&CoopmatDevice::from_caps(device.caps()), cm16_min_cols(), p.n) {
+        return Ok(None);
+    }
+    let add = match add.filter(|_| cm2_add_enabled() && batches == 1) {
+        Some(f) => Some(add_operands(&device, f)?),
+        None => None,
+    };
+    let (shader, push, all) = match &add {
+        Some((extra, offs)) => {
+            let all: Vec<Binding> = bindings.iter().chain(extra.iter()).cloned().collect();
+            (CM16_ADD, MatMulPush { pad: *offs, ..*p }, all)
+        }
+        None => (CM16, *p, bindings.to_vec()),
+    };
+    let pipeline = device.pipelines().get(&device, &shader, &[])?;
+    let groups = [p.m.div_ceil(TILE_CM16.bm), p.n.div_ceil(TILE_CM16.bn), batches];
+    rec.dispatch("mul_mat_cm16", &pipeline, &all, bytemuck::bytes_of(&push), groups)?;
+    Ok(Some(add.is_some()))
+}
+
+/// `mul_mat_cm16.comp`, plain and with the following ADD (`FUSE_ADD`).
+const CM16: Shader = Shader {
+    name: "mul_mat_cm16",
+    spirv: spirv::MUL_MAT_CM16,
+    bindings: 3,
+    push_size: std::mem::size_of::<MatMulPush>() as u32,
+};
+const CM16_ADD: Shader = Shader {
+    name: "mul_mat_cm16_add",
+    spirv: spirv::MUL_MAT_CM16_ADD,
+    bindings: 5,
+    push_size: std::mem::size_of::<MatMulPush>() as u32,
+};
 
 /// Log `msg` as a warning the first time `warned` is passed (a kernel the driver could not build: once a process).
 fn warn_once(warned: &AtomicBool, msg: impl FnOnce() -> String) {
@@ -472,6 +564,10 @@ fn cm2_glu_tile() -> Tile {
 /// NV_cooperative_matrix2 and the driver lists the tile's shape for its workgroup.
 pub(crate) fn cm2_glu_plan(device: &Device, n: u32) -> Option<Tile> {
     let (_, plain) = plan_on(device, GgmlType::F16, false, n)?;
+    // Where the plain products take mul_mat_cm16.comp, gate and up run as two of those and the GLU apart.
+    if cm16_takes(&CoopmatDevice::from_caps(device.caps()), cm16_min_cols(), n) {
+        return None;
+    }
     let tile = cm2_glu_tile();
     let listed =
         device.caps().coopmat2.allows((tile.bn, tile.bm, tile.bk), CoopmatType::F16, CoopmatType::F32, tile.wg);
@@ -536,6 +632,25 @@ mod tests {
 
     /// The H200 with NV_cooperative_matrix2 (driver 580: workgroup scope, block loads).
     const NVIDIA_CM2: CoopmatDevice = CoopmatDevice { cm2: true, cm2_decode: true, ..NVIDIA };
+
+    #[test]
+    fn cm16_takes_wide_f16_products_where_the_tile_runs() {
+        // Off by default; with a threshold, from there on, on a device with 16x16x16 f16 fragments, subgroups of 32
+        // and 45 KiB of shared memory; never below it or on a device without cooperative matrices.
+        let n = CM16_MEASURED_COLS;
+        assert!(!cm16_takes(&NVIDIA_CM2, CM16_MIN_COLS, 2048));
+        assert!(cm16_takes(&NVIDIA_TEST, n, n));
+        assert!(cm16_takes(&NVIDIA_CM2, n, 2048));
+        assert!(!cm16_takes(&NVIDIA_TEST, n, n - 1));
+        assert!(!cm16_takes(&CoopmatDevice { subgroup_size: 64, ..NVIDIA_TEST }, n, 2048));
+        assert!(!cm16_takes(&CoopmatDevice { max_shared_memory: 32 << 10, ..NVIDIA_TEST }, n, 2048));
+        assert!(!cm16_takes(&CoopmatDevice { f16_16x16x16: false, ..NVIDIA_TEST }, n, 2048));
+        // Its loads: offsets, strides and k in multiples of 8 halves.
+        let p = MatMulPush { m: 4096, n: 2048, k: 4096, a_row: 4096, b_col: 4096, ..Default::default() };
+        assert!(cm16_aligned(&p));
+        assert!(!cm16_aligned(&MatMulPush { k: 4100, ..p }));
+        assert!(!cm16_aligned(&MatMulPush { b_off: 4, ..p }));
+    }
 
     #[test]
     fn cooperative_matrix2_takes_f16_and_k_quants_where_enabled() {
