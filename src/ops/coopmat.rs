@@ -424,20 +424,9 @@ pub(super) fn record(
     rec.dispatch("mul_mat_cm", &pipeline, bindings, bytemuck::bytes_of(p), groups).map(|_| false)
 }
 
-/// The tile of `mul_mat_cm16.comp` (F16 weights in 16-byte chunks): 128 x 128 outputs, 8 subgroups of 32 in a
-/// 2 x 4 grid (64 x 32 each), k steps of 64; shared memory: A and B tiles of 128 x 72 halves, 8 staging areas of
-/// 16 x 16 floats.
-pub(crate) const TILE_CM16: Tile = Tile {
-    bm: 128,
-    bn: 128,
-    wg: 256,
-    subgroup: 32,
-    shared_bytes: 2 * 128 * 72 * 2 + 8 * 256 * 4,
-    int8: false,
-    b_q8: false,
-    bk: 64,
-    cm2: false,
-};
+/// The tile of `mul_mat_cm16.comp` (F16 weights in 16-byte chunks): [`TILE_128`]'s shape, grid and shared memory
+/// (its tiles held as 16-byte chunks instead of 8-byte ones).
+pub(crate) const TILE_CM16: Tile = TILE_128;
 
 /// Fewest columns of an F16 product that `mul_mat_cm16.comp` takes by default: 0, never (`GGVK_CM16_MIN_COLS=N`
 /// from N columns on). Not on by default because this kernel has not run on a GPU yet: its tile loop is that of a
@@ -497,19 +486,14 @@ fn record_cm16(
     Ok(Some(add.is_some()))
 }
 
+/// A product kernel taking [`MatMulPush`] with `bindings` storage buffers.
+const fn product_shader(name: &'static str, spirv: &'static [u8], bindings: u32) -> Shader {
+    Shader { name, spirv, bindings, push_size: std::mem::size_of::<MatMulPush>() as u32 }
+}
+
 /// `mul_mat_cm16.comp`, plain and with the following ADD (`FUSE_ADD`).
-const CM16: Shader = Shader {
-    name: "mul_mat_cm16",
-    spirv: spirv::MUL_MAT_CM16,
-    bindings: 3,
-    push_size: std::mem::size_of::<MatMulPush>() as u32,
-};
-const CM16_ADD: Shader = Shader {
-    name: "mul_mat_cm16_add",
-    spirv: spirv::MUL_MAT_CM16_ADD,
-    bindings: 5,
-    push_size: std::mem::size_of::<MatMulPush>() as u32,
-};
+const CM16: Shader = product_shader("mul_mat_cm16", spirv::MUL_MAT_CM16, 3);
+const CM16_ADD: Shader = product_shader("mul_mat_cm16_add", spirv::MUL_MAT_CM16_ADD, 5);
 
 /// Log `msg` as a warning the first time `warned` is passed (a kernel the driver could not build: once a process).
 fn warn_once(warned: &AtomicBool, msg: impl FnOnce() -> String) {
@@ -519,12 +503,7 @@ fn warn_once(warned: &AtomicBool, msg: impl FnOnce() -> String) {
 }
 
 /// `mul_mat_cm2.comp` for F16 weights with the ADD that follows in its store (`FUSE_ADD`).
-const CM2_F16_ADD: Shader = Shader {
-    name: "mul_mat_cm2_f16_add",
-    spirv: spirv::MUL_MAT_CM2_F16_ADD,
-    bindings: 5,
-    push_size: std::mem::size_of::<MatMulPush>() as u32,
-};
+const CM2_F16_ADD: Shader = product_shader("mul_mat_cm2_f16_add", spirv::MUL_MAT_CM2_F16_ADD, 5);
 
 /// `mul_mat_cm2.comp`'s FUSE_GLU kernel (F16 weights): a prompt's gate and up products of the same activations and
 /// the GLU of the two in their store ([`crate::ir::fused::PairGlu`]).
