@@ -466,7 +466,9 @@ fn record_cm16(
     add: Option<&MatVecAdd<'_>>,
 ) -> Result<Option<bool>> {
     let device = rec.device().clone();
-    if !cm16_aligned(p) || !cm16_takes(&CoopmatDevice::from_caps(device.caps()), cm16_min_cols(), p.n) {
+    // Off (the default) costs one comparison per product, without the device's capabilities distilled.
+    let min_cols = cm16_min_cols();
+    if min_cols == 0 || !cm16_aligned(p) || !cm16_takes(&CoopmatDevice::from_caps(device.caps()), min_cols, p.n) {
         return Ok(None);
     }
     let add = match add.filter(|_| cm2_add_enabled() && batches == 1) {
