@@ -451,9 +451,9 @@ pub(crate) fn cm16_takes(dev: &CoopmatDevice, min_cols: u32, n: u32) -> bool {
 }
 
 /// Whether `mul_mat_cm16.comp` reads every row of A and column of B in 16-byte chunks: offsets, strides and k
-/// multiples of 8 halves.
+/// multiples of 8 halves, and k not 0 (the kernel loads its first step before looking at k).
 fn cm16_aligned(p: &MatMulPush) -> bool {
-    [p.a_off, p.a_row, p.a_s2, p.a_s3, p.b_off, p.b_col, p.b_s2, p.b_s3, p.k].iter().all(|v| v % 8 == 0)
+    p.k > 0 && [p.a_off, p.a_row, p.a_s2, p.a_s3, p.b_off, p.b_col, p.b_s2, p.b_s3, p.k].iter().all(|v| v % 8 == 0)
 }
 
 /// Record an F16 product on `mul_mat_cm16.comp` where [`cm16_takes`] and the views allow it; `Some(fused)` when
@@ -630,6 +630,7 @@ mod tests {
         let p = MatMulPush { m: 4096, n: 2048, k: 4096, a_row: 4096, b_col: 4096, ..Default::default() };
         assert!(cm16_aligned(&p));
         assert!(!cm16_aligned(&MatMulPush { k: 4100, ..p }));
+        assert!(!cm16_aligned(&MatMulPush { k: 0, ..p }));
         assert!(!cm16_aligned(&MatMulPush { b_off: 4, ..p }));
     }
 
