@@ -383,14 +383,7 @@ pub(super) fn record(
                 None => None,
             }
             .filter(|(_, offs)| offs.iter().chain([&p.d_off, &p.d_col]).all(|o| o % 4 == 0));
-            let (shader, push, all) = match &add {
-                Some((extra, offs)) => {
-                    let push = MatMulPush { pad: *offs, ..*p };
-                    let all: Vec<Binding> = bindings.iter().chain(extra.iter()).cloned().collect();
-                    (CM2_F16_ADD, push, all)
-                }
-                None => (shader, *p, bindings.to_vec()),
-            };
+            let (shader, push, all) = with_add((shader, CM2_F16_ADD), bindings, p, add.as_ref());
             match device.pipelines().get(&device, &shader, &[tile.bm, tile.bn, tile.bk, aligned]) {
                 Ok(pipeline) => {
                     let groups = [p.m.div_ceil(tile.bm), p.n.div_ceil(tile.bn), batches];
@@ -475,17 +468,28 @@ fn record_cm16(
         Some(f) => Some(add_operands(&device, f)?),
         None => None,
     };
-    let (shader, push, all) = match &add {
-        Some((extra, offs)) => {
-            let all: Vec<Binding> = bindings.iter().chain(extra.iter()).cloned().collect();
-            (CM16_ADD, MatMulPush { pad: *offs, ..*p }, all)
-        }
-        None => (CM16, *p, bindings.to_vec()),
-    };
+    let (shader, push, all) = with_add((CM16, CM16_ADD), bindings, p, add.as_ref());
     let pipeline = device.pipelines().get(&device, &shader, &[])?;
     let groups = [p.m.div_ceil(TILE_CM16.bm), p.n.div_ceil(TILE_CM16.bn), batches];
     rec.dispatch("mul_mat_cm16", &pipeline, &all, bytemuck::bytes_of(&push), groups)?;
     Ok(Some(add.is_some()))
+}
+
+/// The kernel, push constants and bindings of a product: the `FUSE_ADD` kernel of `(plain, fused)` with the ADD's
+/// addend and output bound after the product's and their offsets in the push constants' spare words where `add`
+/// ([`add_operands`]) is taken, the plain kernel otherwise.
+fn with_add(
+    (plain, fused): (Shader, Shader),
+    bindings: &[Binding; 3],
+    p: &MatMulPush,
+    add: Option<&([Binding; 2], [u32; 2])>,
+) -> (Shader, MatMulPush, Vec<Binding>) {
+    match add {
+        Some((extra, offs)) => {
+            (fused, MatMulPush { pad: *offs, ..*p }, bindings.iter().chain(extra).cloned().collect())
+        }
+        None => (plain, *p, bindings.to_vec()),
+    }
 }
 
 /// A product kernel taking [`MatMulPush`] with `bindings` storage buffers.
