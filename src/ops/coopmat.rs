@@ -443,6 +443,13 @@ pub(crate) fn cm16_takes(dev: &CoopmatDevice, min_cols: u32, n: u32) -> bool {
     min_cols != 0 && n >= min_cols && dev.runs(&TILE_CM16)
 }
 
+/// Whether an F16 product of `n` columns takes `mul_mat_cm16.comp` on `device` under `GGVK_CM16_MIN_COLS`. Off
+/// (the default) costs one comparison, without the device's capabilities distilled.
+fn cm16_on(device: &Device, n: u32) -> bool {
+    let min_cols = cm16_min_cols();
+    min_cols != 0 && cm16_takes(&CoopmatDevice::from_caps(device.caps()), min_cols, n)
+}
+
 /// Whether `mul_mat_cm16.comp` reads every row of A and column of B in 16-byte chunks: offsets, strides and k
 /// multiples of 8 halves, and k not 0 (the kernel loads its first step before looking at k).
 fn cm16_aligned(p: &MatMulPush) -> bool {
@@ -459,9 +466,7 @@ fn record_cm16(
     add: Option<&MatVecAdd<'_>>,
 ) -> Result<Option<bool>> {
     let device = rec.device().clone();
-    // Off (the default) costs one comparison per product, without the device's capabilities distilled.
-    let min_cols = cm16_min_cols();
-    if min_cols == 0 || !cm16_aligned(p) || !cm16_takes(&CoopmatDevice::from_caps(device.caps()), min_cols, p.n) {
+    if !cm16_on(&device, p.n) || !cm16_aligned(p) {
         return Ok(None);
     }
     let add = match add.filter(|_| cm2_add_enabled() && batches == 1) {
@@ -550,7 +555,7 @@ fn cm2_glu_tile() -> Tile {
 pub(crate) fn cm2_glu_plan(device: &Device, n: u32) -> Option<Tile> {
     let (_, plain) = plan_on(device, GgmlType::F16, false, n)?;
     // Where the plain products take mul_mat_cm16.comp, gate and up run as two of those and the GLU apart.
-    if cm16_takes(&CoopmatDevice::from_caps(device.caps()), cm16_min_cols(), n) {
+    if cm16_on(device, n) {
         return None;
     }
     let tile = cm2_glu_tile();
