@@ -144,6 +144,7 @@ const VARIANTS: &[(&str, &str, Defines)] = &[
     ("peak_s8_smem", "peak_coopmat.comp", &[("INT8", "1"), ("SMEM", "1")]),
     ("mul_mat_cm16", "mul_mat_cm16.comp", &[]),
     ("mul_mat_cm16_add", "mul_mat_cm16.comp", &[("FUSE_ADD", "1")]),
+    ("mul_mat_cm16_glu", "mul_mat_cm16.comp", &[("FUSE_GLU", "1")]),
     ("mul_mat_cm2_f16_glu", "mul_mat_cm2.comp", &[("A_F16", "1"), ("FUSE_GLU", "1")]),
     ("mul_mat_cm2_q8_0", "mul_mat_cm2.comp", &[("A_Q8_0", "1")]),
     ("mul_mat_cm2_q4_k", "mul_mat_cm2.comp", &[("A_Q4_K", "1")]),

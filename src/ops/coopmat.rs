@@ -421,17 +421,11 @@ pub(super) fn record(
 /// (its tiles held as 16-byte chunks instead of 8-byte ones).
 pub(crate) const TILE_CM16: Tile = TILE_128;
 
-/// Fewest columns of an F16 product that `mul_mat_cm16.comp` takes by default: 0, never (`GGVK_CM16_MIN_COLS=N`
-/// from N columns on). Not on by default because this kernel has not run on a GPU yet: its tile loop is that of a
-/// standalone kernel which, on an H100 (f16 weights, GPU timestamps, NOTES.md, 2026-12-06), ran 2,048-column
-/// products 10-15% faster than the NV_cooperative_matrix2 kernel (4096 x 4096: 262.9 against 292.8 us) and
-/// 512-column ones 18% slower (94.9 against 77.7 us); the edge tiles, batches and the fused ADD are new here. 1,024
-/// is the threshold to measure first.
-pub(crate) const CM16_MIN_COLS: u32 = 0;
-
-/// The threshold the measurements above point at, for the selection test.
-#[cfg(test)]
-const CM16_MEASURED_COLS: u32 = 1024;
+/// Fewest columns of an F16 product that `mul_mat_cm16.comp` takes by default (`GGVK_CM16_MIN_COLS=N`: from N
+/// columns on, 0: never). On an H100 (`ggvk bench --type f16 --resident`, GPU timestamps, NOTES.md, 2026-12-06) it
+/// ran every product measured faster than the NV_cooperative_matrix2 kernel: 4096 x 4096 with 256 columns 64.7
+/// against 75.3 us, 512 66.6 / 77.9, 1,024 127.1 / 151.3, 2,048 251.9 / 293.4; 4096 x 14336 x 512 214.5 / 254.5.
+pub(crate) const CM16_MIN_COLS: u32 = 256;
 
 fn cm16_min_cols() -> u32 {
     static COLS: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
@@ -444,7 +438,7 @@ pub(crate) fn cm16_takes(dev: &CoopmatDevice, min_cols: u32, n: u32) -> bool {
 }
 
 /// Whether an F16 product of `n` columns takes `mul_mat_cm16.comp` on `device` under `GGVK_CM16_MIN_COLS`. Off
-/// (the default) costs one comparison, without the device's capabilities distilled.
+/// (`=0`) costs one comparison, without the device's capabilities distilled.
 fn cm16_on(device: &Device, n: u32) -> bool {
     let min_cols = cm16_min_cols();
     min_cols != 0 && cm16_takes(&CoopmatDevice::from_caps(device.caps()), min_cols, n)
@@ -516,14 +510,15 @@ fn warn_once(warned: &AtomicBool, msg: impl FnOnce() -> String) {
 /// `mul_mat_cm2.comp` for F16 weights with the ADD that follows in its store (`FUSE_ADD`).
 const CM2_F16_ADD: Shader = product_shader("mul_mat_cm2_f16_add", spirv::MUL_MAT_CM2_F16_ADD, 5);
 
-/// `mul_mat_cm2.comp`'s FUSE_GLU kernel (F16 weights): a prompt's gate and up products of the same activations and
-/// the GLU of the two in their store ([`crate::ir::fused::PairGlu`]).
-const CM2_F16_GLU: Shader = Shader {
-    name: "mul_mat_cm2_f16_glu",
-    spirv: spirv::MUL_MAT_CM2_F16_GLU,
-    bindings: 7,
-    push_size: std::mem::size_of::<PairGluPush>() as u32,
-};
+/// A FUSE_GLU kernel (F16 weights): a prompt's gate and up products of the same activations and the GLU of the
+/// two in their store ([`crate::ir::fused::PairGlu`]), taking [`PairGluPush`] and 7 storage buffers.
+const fn glu_shader(name: &'static str, spirv: &'static [u8]) -> Shader {
+    Shader { name, spirv, bindings: 7, push_size: std::mem::size_of::<PairGluPush>() as u32 }
+}
+
+/// `mul_mat_cm2.comp`'s and `mul_mat_cm16.comp`'s FUSE_GLU kernels.
+const CM2_F16_GLU: Shader = glu_shader("mul_mat_cm2_f16_glu", spirv::MUL_MAT_CM2_F16_GLU);
+const CM16_GLU: Shader = glu_shader("mul_mat_cm16_glu", spirv::MUL_MAT_CM16_GLU);
 
 /// Push constants of the FUSE_GLU kernel: the gate product's, then the up weights' first half, the up product's,
 /// the GLU output's first floats and its f16 copy's first half.
@@ -550,41 +545,64 @@ fn cm2_glu_tile() -> Tile {
     *TILE.get_or_init(|| with_knobs(TILE_CM2_GLU, ["GGVK_CM2_GLU_TM", "GGVK_CM2_GLU_TN", "GGVK_CM2_TK"]))
 }
 
-/// The FUSE_GLU kernel's tile on `device` for products of `n` columns: where an F16 product of `n` columns runs on
-/// NV_cooperative_matrix2 and the driver lists the tile's shape for its workgroup.
-pub(crate) fn cm2_glu_plan(device: &Device, n: u32) -> Option<Tile> {
+/// The kernel that takes a prompt's gate and up products with their GLU ([`glu_plan`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum GluKernel {
+    /// `mul_mat_cm2.comp`'s FUSE_GLU kernel with this tile (rows of each product, columns, k step).
+    Cm2(Tile),
+    /// `mul_mat_cm16.comp`'s FUSE_GLU kernel: 64 rows of each product and 128 columns per workgroup.
+    Cm16,
+}
+
+/// The FUSE_GLU kernel for gate and up products of `n` columns on `device`: the one of the kernel their F16
+/// products take, `mul_mat_cm16.comp` ([`cm16_on`]) or NV_cooperative_matrix2 where the driver lists the tile's
+/// shape for its workgroup.
+pub(crate) fn glu_plan(device: &Device, n: u32) -> Option<GluKernel> {
     let (_, plain) = plan_on(device, GgmlType::F16, false, n)?;
-    // Where the plain products take mul_mat_cm16.comp, gate and up run as two of those and the GLU apart.
     if cm16_on(device, n) {
-        return None;
+        return Some(GluKernel::Cm16);
     }
     let tile = cm2_glu_tile();
     let listed =
         device.caps().coopmat2.allows((tile.bn, tile.bm, tile.bk), CoopmatType::F16, CoopmatType::F32, tile.wg);
-    (plain.cm2 && listed).then_some(tile)
+    (plain.cm2 && listed).then_some(GluKernel::Cm2(tile))
 }
 
-/// Record the FUSE_GLU kernel for the GLU of code `glu` ([`super::glu::op_code`]). `bindings`: gate weights, the
-/// activations' f16 copy, gate product, up weights, up product, GLU output, its f16 copy; every view 16-byte
-/// aligned, rows of m and k values multiples of 8 (the caller checks). False, with nothing recorded, where the
-/// driver could not build it.
+/// `mul_mat_cm16.comp`'s FUSE_GLU kernel: output rows per workgroup (half its shared rows hold the gate weights,
+/// half the up weights).
+const CM16_GLU_ROWS: u32 = TILE_CM16.bm / 2;
+
+/// Record the FUSE_GLU kernel `kernel` for the GLU of code `glu` ([`super::glu::op_code`]). `bindings`: gate
+/// weights, the activations' f16 copy, gate product, up weights, up product, GLU output, its f16 copy; every view
+/// 16-byte aligned, rows of m and k values multiples of 8 (the caller checks). False, with nothing recorded, where
+/// the driver could not build it or (`mul_mat_cm16.comp`) the views are not on 16-byte boundaries.
 pub(crate) fn record_pair_glu(
     rec: &mut Recorder<'_>,
-    (tile, glu): (Tile, u32),
+    (kernel, glu): (GluKernel, u32),
     bindings: &[Binding; 7],
     push: &PairGluPush,
 ) -> Result<bool> {
     let device = rec.device().clone();
-    let pipeline = match device.pipelines().get(&device, &CM2_F16_GLU, &[tile.bm, tile.bn, tile.bk, 1, glu]) {
+    let (shader, spec, rows, cols) = match kernel {
+        GluKernel::Cm2(tile) => (CM2_F16_GLU, vec![tile.bm, tile.bn, tile.bk, 1, glu], tile.bm, tile.bn),
+        GluKernel::Cm16 => {
+            if !cm16_aligned(&push.mm) || push.a2_off % 8 != 0 {
+                return Ok(false);
+            }
+            (CM16_GLU, vec![glu], CM16_GLU_ROWS, TILE_CM16.bn)
+        }
+    };
+    let pipeline = match device.pipelines().get(&device, &shader, &spec) {
         Ok(p) => p,
         Err(e) => {
             static WARNED: AtomicBool = AtomicBool::new(false);
-            warn_once(&WARNED, || format!("{}: {e}; gate and up products record their GLU apart", CM2_F16_GLU.name));
+            warn_once(&WARNED, || format!("{}: {e}; gate and up products record their GLU apart", shader.name));
             return Ok(false);
         }
     };
-    let groups = [push.mm.m.div_ceil(tile.bm), push.mm.n.div_ceil(tile.bn), 1];
-    rec.dispatch("mul_mat_cm2", &pipeline, bindings, bytemuck::bytes_of(push), groups)?;
+    let groups = [push.mm.m.div_ceil(rows), push.mm.n.div_ceil(cols), 1];
+    let family = if kernel == GluKernel::Cm16 { "mul_mat_cm16" } else { "mul_mat_cm2" };
+    rec.dispatch(family, &pipeline, bindings, bytemuck::bytes_of(push), groups)?;
     Ok(true)
 }
 
@@ -625,10 +643,12 @@ mod tests {
 
     #[test]
     fn cm16_takes_wide_f16_products_where_the_tile_runs() {
-        // Off by default; with a threshold, from there on, on a device with 16x16x16 f16 fragments, subgroups of 32
-        // and 45 KiB of shared memory; never below it or on a device without cooperative matrices.
-        let n = CM16_MEASURED_COLS;
-        assert!(!cm16_takes(&NVIDIA_CM2, CM16_MIN_COLS, 2048));
+        // From the threshold on, on a device with 16x16x16 f16 fragments, subgroups of 32 and 45 KiB of shared
+        // memory, NV_cooperative_matrix2 or not; never below it, with the threshold 0 or on a device without
+        // cooperative matrices.
+        let n = CM16_MIN_COLS;
+        assert!(n > 0);
+        assert!(!cm16_takes(&NVIDIA_CM2, 0, 2048));
         assert!(cm16_takes(&NVIDIA_TEST, n, n));
         assert!(cm16_takes(&NVIDIA_CM2, n, 2048));
         assert!(!cm16_takes(&NVIDIA_TEST, n, n - 1));

@@ -1,5 +1,6 @@
-//! A prompt's gate and up products and the GLU that follows them ([`PairGlu`]) as one NV_cooperative_matrix2
-//! dispatch (`mul_mat_cm2.comp` FUSE_GLU): both weights multiplied by each tile of the activations' f16 copy, both
+//! A prompt's gate and up products and the GLU that follows them ([`PairGlu`]) as one dispatch on the kernel their
+//! F16 products take (`mul_mat_cm16.comp` or `mul_mat_cm2.comp`, FUSE_GLU; [`coopmat::glu_plan`]): both weights
+//! multiplied by each tile of the activations' f16 copy, both
 //! products stored as the separate kernels store them, then `act(gate) * up` in f32 (the GLU's output) and as the
 //! packed f16 copy the down product reads, registered as that copy ([`NARROW_F16_KIND`]) so the down product
 //! makes none.
@@ -14,7 +15,7 @@ use super::{check, dequant_first_bytes, narrow_b, operands_of, split_plan};
 use crate::error::Result;
 use crate::ir::fused::PairGlu;
 use crate::ir::{GluOp, Tensor};
-use crate::ops::coopmat::{self, PairGluPush, Tile};
+use crate::ops::coopmat::{self, GluKernel, PairGluPush};
 use crate::ops::{bind, dim_u32};
 use crate::quant::GgmlType;
 use crate::vk::{Binding, Derived, Device, Recorder};
@@ -23,18 +24,18 @@ use crate::vk::{Binding, Derived, Device, Recorder};
 /// kernel on `device` where their views allow it (the device, the kernel's tile, the weights' type or f16 copy,
 /// `GGVK_CM2_GLU`).
 pub fn takes_pair_glu(device: &Device, op: GluOp, a: &Tensor, b: &Tensor) -> bool {
-    pair_glu_tile(device, op, a, b).is_some()
+    pair_glu_kernel(device, op, a, b).is_some()
 }
 
-/// The fused kernel's tile where [`takes_pair_glu`] holds.
-fn pair_glu_tile(device: &Device, op: GluOp, a: &Tensor, b: &Tensor) -> Option<Tile> {
+/// The fused kernel where [`takes_pair_glu`] holds.
+fn pair_glu_kernel(device: &Device, op: GluOp, a: &Tensor, b: &Tensor) -> Option<GluKernel> {
     let n = u32::try_from(b.ne[1]).unwrap_or(u32::MAX);
     let fits = crate::graph::fusion::pair_glu_takes(op)
         && (a.ty == GgmlType::F16 || dequant_first_bytes(device, a, n).is_some())
         && b.ty == GgmlType::F32
         && a.ne[0] % 8 == 0
         && a.ne[1] % 8 == 0;
-    coopmat::cm2_glu_plan(device, n).filter(|_| fits)
+    coopmat::glu_plan(device, n).filter(|_| fits)
 }
 
 /// Record `f` as one kernel where it applies; returns whether it did. If not, nothing was recorded, or (a driver
@@ -50,7 +51,7 @@ pub fn record_pair_glu(rec: &mut Recorder<'_>, f: &PairGlu<'_>) -> Result<bool> 
     let k = ga.ne[0];
     let dequant = dequant_first_bytes(&device, ga, n);
     // F16 weights or weights decoded to f16 first; f32 activations; rows of m and k values on 16-byte boundaries.
-    let Some(tile) = pair_glu_tile(&device, f.op, ga, b) else { return Ok(false) };
+    let Some(kernel) = pair_glu_kernel(&device, f.op, ga, b) else { return Ok(false) };
     if [(ga, b, gd), (ua, b, ud)].into_iter().any(|(a, b, d)| !matches!(split_plan(&device, a, b, d), Ok(None))) {
         return Ok(false);
     }
@@ -89,7 +90,7 @@ pub fn record_pair_glu(rec: &mut Recorder<'_>, f: &PairGlu<'_>) -> Result<bool> 
     let (copy_bind, copy_word) = bind(&device, &region, 4, true)?;
     let push = PairGluPush { mm: p, a2_off, d2_off: up_p.d_off, g_off, g16_off: copy_word * 2 };
     let bindings = [a_bind, b_read, d_bind, a2_bind, up_binds[2].clone(), out_bind, copy_bind.clone()];
-    if !coopmat::record_pair_glu(rec, (tile, crate::ops::glu::op_code(f.op).0), &bindings, &push)? {
+    if !coopmat::record_pair_glu(rec, (kernel, crate::ops::glu::op_code(f.op).0), &bindings, &push)? {
         return Ok(false);
     }
     let (start, end) = f.out.byte_range();
