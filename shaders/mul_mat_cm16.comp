@@ -7,8 +7,8 @@
 // staging): A and B move in 16-byte chunks from memory to registers to shared memory (the host checks offsets,
 // strides and k are multiples of 8 halves), whole tiles (every row, column and k step in range) run a loop without
 // clamps or selects, and whole tiles with 16-byte aligned columns store their fragments straight to d. On an H100
-// this kernel ran f16 products of 256 to 2,048 columns 14-17% faster than the driver's NV_cooperative_matrix2
-// kernel (NOTES.md, 2026-12-06); the host takes it from `GGVK_CM16_MIN_COLS` columns on (256 by default).
+// this kernel ran f16 products of 16 to 2,048 columns 11-28% faster than the driver's NV_cooperative_matrix2
+// kernel (NOTES.md, 2026-12-06); the host takes it from `GGVK_CM16_MIN_COLS` columns on (16 by default).
 //
 // Workgroup: 256 invocations = 8 subgroups of 32 (the host picks this kernel only for subgroup size 32) in a 2 x 4
 // grid, each owning 4 x 2 fragments (64 x 32); tile 128 x 128, k steps of 64 through one shared buffer: per step
@@ -81,6 +81,10 @@ layout(constant_id = 0) const uint GLU_OP = 0;
 MATMUL_PUSH
 #endif
 
+// Spec constant 1: the grid's x runs over column tiles and y over row tiles (workgroups launched together then
+// share weight rows, which stream from memory once while the activations stay in L2), instead of x over rows.
+layout(constant_id = 1) const uint COLS_FIRST = 0;
+
 shared uvec4 sa[BM * RU];
 shared uvec4 sb[BN * RU];
 shared float cs[8u * 256u];
@@ -95,8 +99,8 @@ uvec4 rb[B_PASSES];
 
 void main() {
     const uint tid = gl_LocalInvocationID.x;
-    const uint row0 = gl_WorkGroupID.x * OUT_BM;
-    const uint col0 = gl_WorkGroupID.y * BN;
+    const uint row0 = (COLS_FIRST != 0u ? gl_WorkGroupID.y : gl_WorkGroupID.x) * OUT_BM;
+    const uint col0 = (COLS_FIRST != 0u ? gl_WorkGroupID.x : gl_WorkGroupID.y) * BN;
     const uint z = gl_WorkGroupID.z;
     const uint i12 = z % pc.ne12;
     const uint i13 = z / pc.ne12;

@@ -422,10 +422,11 @@ pub(super) fn record(
 pub(crate) const TILE_CM16: Tile = TILE_128;
 
 /// Fewest columns of an F16 product that `mul_mat_cm16.comp` takes by default (`GGVK_CM16_MIN_COLS=N`: from N
-/// columns on, 0: never). On an H100 (`ggvk bench --type f16 --resident`, GPU timestamps, NOTES.md, 2026-12-06) it
-/// ran every product measured faster than the NV_cooperative_matrix2 kernel: 4096 x 4096 with 256 columns 64.7
-/// against 75.3 us, 512 66.6 / 77.9, 1,024 127.1 / 151.3, 2,048 251.9 / 293.4; 4096 x 14336 x 512 214.5 / 254.5.
-pub(crate) const CM16_MIN_COLS: u32 = 256;
+/// columns on, 0: never): the narrowest product measured. On an H100 (`ggvk bench --type f16 --resident`, GPU
+/// timestamps, NOTES.md, 2026-12-06) it ran every product measured faster than the NV_cooperative_matrix2 kernel:
+/// 4096 x 4096 with 16 columns 82.8 against 113.3 us, 128 64.4 / 72.3, 256 64.7 / 75.3, 512 66.6 / 77.9, 1,024
+/// 127.1 / 151.3, 2,048 251.9 / 293.4; 4096 x 14336 x 512 214.5 / 254.5.
+pub(crate) const CM16_MIN_COLS: u32 = 16;
 
 fn cm16_min_cols() -> u32 {
     static COLS: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
@@ -468,10 +469,25 @@ fn record_cm16(
         None => None,
     };
     let (shader, push, all) = with_add((CM16, CM16_ADD), bindings, p, add.as_ref());
-    let pipeline = device.pipelines().get(&device, &shader, &[])?;
-    let groups = [p.m.div_ceil(TILE_CM16.bm), p.n.div_ceil(TILE_CM16.bn), batches];
+    let pipeline = device.pipelines().get(&device, &shader, &[0, u32::from(cm16_cols_first())])?;
+    let groups = cm16_groups(p.m.div_ceil(TILE_CM16.bm), p.n.div_ceil(TILE_CM16.bn), batches);
     rec.dispatch("mul_mat_cm16", &pipeline, &all, bytemuck::bytes_of(&push), groups)?;
     Ok(Some(add.is_some()))
+}
+
+/// Whether `mul_mat_cm16.comp`'s grid runs over column tiles first (`GGVK_CM16_COLS_FIRST`, spec constant 1).
+fn cm16_cols_first() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| crate::knobs::switch("GGVK_CM16_COLS_FIRST", false))
+}
+
+/// `mul_mat_cm16.comp`'s workgroup counts for `rows` x `cols` tiles and `batches` batches, in its grid's order.
+fn cm16_groups(rows: u32, cols: u32, batches: u32) -> [u32; 3] {
+    if cm16_cols_first() {
+        [cols, rows, batches]
+    } else {
+        [rows, cols, batches]
+    }
 }
 
 /// The kernel, push constants and bindings of a product: the `FUSE_ADD` kernel of `(plain, fused)` with the ADD's
@@ -589,7 +605,7 @@ pub(crate) fn record_pair_glu(
             if !cm16_aligned(&push.mm) || push.a2_off % 8 != 0 {
                 return Ok(false);
             }
-            (CM16_GLU, vec![glu], CM16_GLU_ROWS, TILE_CM16.bn)
+            (CM16_GLU, vec![glu, u32::from(cm16_cols_first())], CM16_GLU_ROWS, TILE_CM16.bn)
         }
     };
     let pipeline = match device.pipelines().get(&device, &shader, &spec) {
@@ -600,7 +616,10 @@ pub(crate) fn record_pair_glu(
             return Ok(false);
         }
     };
-    let groups = [push.mm.m.div_ceil(rows), push.mm.n.div_ceil(cols), 1];
+    let groups = match kernel {
+        GluKernel::Cm2(_) => [push.mm.m.div_ceil(rows), push.mm.n.div_ceil(cols), 1],
+        GluKernel::Cm16 => cm16_groups(push.mm.m.div_ceil(rows), push.mm.n.div_ceil(cols), 1),
+    };
     let family = if kernel == GluKernel::Cm16 { "mul_mat_cm16" } else { "mul_mat_cm2" };
     rec.dispatch(family, &pipeline, bindings, bytemuck::bytes_of(push), groups)?;
     Ok(true)
