@@ -1,24 +1,30 @@
 #!/usr/bin/env bash
 # Side-by-side speed of GGVK0 and the in-tree Vulkan0 (ggml-vulkan) from the same pinned llama.cpp build, in one
-# process per measurement, on the same model files: llama-bench (prompt processing and token generation, flash
-# attention off and on) and test-backend-ops perf (MUL_MAT mat-vec and prompt-size products, single-token
-# FLASH_ATTN_EXT). Prints a table of ggvk / ggml-vulkan ratios last and writes the raw CSVs and logs to OUTDIR.
+# process per measurement, on the same model files: llama-bench (prompts of 2,048 tokens in one ubatch and of 512,
+# token generation, flash attention off and on) and test-backend-ops perf (MUL_MAT mat-vec and prompt-size products, single-token
+# FLASH_ATTN_EXT). Prints a table of ggvk / ggml-vulkan ratios last and writes the raw results (llama-bench's JSON
+# lines, test-backend-ops' logs) to OUTDIR.
 #
 #   bash scripts/bench-vs-vulkan.sh BIN LIB OUTDIR [--quick]
 #     BIN     bin directory of the pinned llama.cpp built with ggml-vulkan (scripts/reference-llama-vulkan.sh)
 #     LIB     libggvk.so
 #     OUTDIR  models (random 7B Llama-2-shaped GGUFs: Q4_0, and Q4_K with a Q6_K output matrix, written by
 #             scripts/make_tiny_llama.py --fast when absent; gqa-TYPE: 8B Llama-3-shaped, 8 KV heads for 32 Q
-#             heads and a 128,256-token vocabulary), CSVs and logs
+#             heads and a 128,256-token vocabulary), results and logs
 #     --quick one repetition, no depth runs
 # Environment: BENCH_MODELS="q4_0 q4_k" (which models; e.g. "q4_0 q4_k gqa-q4_k"), BENCH_DEPTH=8192 (tg128 at that
-# depth, fa on; 0 = skip), BENCH_REPS=3.
+# depth, fa on; 0 = skip), BENCH_REPS=5.
+#
+# The first repetitions of whichever backend runs first in a process can run at a third of the speed of the
+# others, llama-bench's warm-up run included (NOTES.md, 2026-12-06), so each process runs Vulkan0's tests once
+# unrecorded before the measured Vulkan0 and GGVK0 passes, and the ratios are of medians over the repetitions
+# (llama-bench's samples_ts) rather than of its means.
 set -euo pipefail
 BIN=$1 LIB=$2 OUT=$3
 QUICK=${4:-}
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 mkdir -p "$OUT"
-REPS=${BENCH_REPS:-3}
+REPS=${BENCH_REPS:-5}
 DEPTH=${BENCH_DEPTH:-8192}
 if [ "$QUICK" = --quick ]; then REPS=1; DEPTH=0; fi
 export GGML_BACKEND_PATH="$LIB"
@@ -36,11 +42,11 @@ for t in ${BENCH_MODELS:-q4_0 q4_k}; do
     python3 "$HERE/make_tiny_llama.py" "$m" --fast --type "$ty" "${extra[@]}" "${shape[@]}" --embd 4096 \
       --heads 32 --layers 32 --ctx 16384 >&2
   fi
-  "$BIN/llama-bench" -m "$m" -dev Vulkan0,GGVK0 -ngl 99 -p 512 -n 128 -fa 0,1 -r "$REPS" -o csv \
-    >"$OUT/llama-bench-$t.csv" 2>"$OUT/llama-bench-$t.log"
+  "$BIN/llama-bench" -m "$m" -dev Vulkan0,Vulkan0,GGVK0 -ngl 99 -p 2048,512 -ub 2048 -n 128 -fa 0,1 -r "$REPS" -o jsonl \
+    >"$OUT/llama-bench-$t.jsonl" 2>"$OUT/llama-bench-$t.log"
   if [ "$DEPTH" != 0 ]; then
-    "$BIN/llama-bench" -m "$m" -dev Vulkan0,GGVK0 -ngl 99 -p 0 -n 128 -d "$DEPTH" -fa 1 -r "$REPS" -o csv \
-      >"$OUT/llama-bench-$t-depth.csv" 2>"$OUT/llama-bench-$t-depth.log"
+    "$BIN/llama-bench" -m "$m" -dev Vulkan0,Vulkan0,GGVK0 -ngl 99 -p 0 -n 128 -d "$DEPTH" -fa 1 -r "$REPS" -o jsonl \
+      >"$OUT/llama-bench-$t-depth.jsonl" 2>"$OUT/llama-bench-$t-depth.log"
   fi
 done
 
@@ -55,27 +61,36 @@ perf mv MUL_MAT 'type_a=(q4_1|q5_0|q5_1|iq4_nl|mxfp4|q2_K|q3_K|iq4_xs|nvfp4|iq2_
 perf fa FLASH_ATTN_EXT 'kv=(4096|7680|16384),nb=1,'
 
 python3 - "$OUT" <<'PY'
-import csv, glob, os, re, sys
+import glob, json, os, re, statistics, sys
 out = sys.argv[1]
+
+
+def rate(r):
+    # Median of the repetitions' t/s where llama-bench lists them, else its mean.
+    samples = [float(x) for x in r.get("samples_ts") or []]
+    return statistics.median(samples) if samples else float(r["avg_ts"])
+
+
 rows = []
-for f in sorted(glob.glob(os.path.join(out, "llama-bench-*.csv"))):
+for f in sorted(glob.glob(os.path.join(out, "llama-bench-*.jsonl"))):
     with open(f) as fh:
-        recs = list(csv.DictReader(fh))
+        recs = [json.loads(line) for line in fh if line.strip().startswith("{")]
     for r in recs:
         r["_file"] = os.path.basename(f)
     by = {}
     for r in recs:
-        key = (r["_file"], r["n_prompt"], r["n_gen"], r.get("n_depth", "0"), r["flash_attn"])
-        by.setdefault(key, {})[r["devices"]] = float(r["avg_ts"])
+        key = (r["_file"], str(r["n_prompt"]), str(r["n_gen"]), str(r.get("n_depth", 0)), str(r["flash_attn"]))
+        # A device's later pass replaces its warm-up pass.
+        by.setdefault(key, {})[r["devices"]] = rate(r)
     for (fname, npp, ng, depth, fa), d in sorted(by.items()):
         test = f"pp{npp}" if npp != "0" else f"tg{ng}"
         if depth not in ("0", ""):
             test += f" @ d{depth}"
         v, g = d.get("Vulkan0"), d.get("GGVK0")
-        name = fname.replace("llama-bench-", "").replace(".csv", "")
-        rows.append((name, test, "fa " + ("on" if fa in ("1", "true") else "off"), v, g))
+        name = fname.replace("llama-bench-", "").replace(".jsonl", "")
+        rows.append((name, test, "fa " + ("on" if fa in ("1", "true", "True") else "off"), v, g))
 print()
-print(f"{'model':<14} {'test':<14} {'fa':<7} {'ggml-vulkan t/s':>16} {'ggvk t/s':>10} {'ratio':>7}")
+print(f"{'model':<14} {'test (median)':<14} {'fa':<7} {'ggml-vulkan t/s':>16} {'ggvk t/s':>10} {'ratio':>7}")
 for name, test, fa, v, g in rows:
     ratio = f"{g / v:.2f}" if v and g else "-"
     print(f"{name:<14} {test:<14} {fa:<7} {v or 0:>16.1f} {g or 0:>10.1f} {ratio:>7}")
