@@ -81,8 +81,9 @@ layout(constant_id = 0) const uint GLU_OP = 0;
 MATMUL_PUSH
 #endif
 
-// Spec constant 1: the grid's x runs over column tiles and y over row tiles (workgroups launched together then
-// share weight rows, which stream from memory once while the activations stay in L2), instead of x over rows.
+// Spec constant 1 (the host's default): the grid's x runs over column tiles and y over row tiles (workgroups
+// launched together then share weight rows, which stream from memory once while the activations stay in L2),
+// instead of x over rows.
 layout(constant_id = 1) const uint COLS_FIRST = 0;
 
 shared uvec4 sa[BM * RU];
