@@ -603,13 +603,18 @@ pub(crate) fn record_pair_glu(
     push: &PairGluPush,
 ) -> Result<bool> {
     let device = rec.device().clone();
-    let (shader, spec, rows, cols) = match kernel {
-        GluKernel::Cm2(tile) => (CM2_F16_GLU, vec![tile.bm, tile.bn, tile.bk, 1, glu], tile.bm, tile.bn),
+    let (m, n) = (push.mm.m, push.mm.n);
+    let (shader, spec, groups, family) = match kernel {
+        GluKernel::Cm2(tile) => {
+            let groups = [m.div_ceil(tile.bm), n.div_ceil(tile.bn), 1];
+            (CM2_F16_GLU, vec![tile.bm, tile.bn, tile.bk, 1, glu], groups, "mul_mat_cm2")
+        }
         GluKernel::Cm16 => {
             if !cm16_aligned(&push.mm) || push.a2_off % 8 != 0 {
                 return Ok(false);
             }
-            (CM16_GLU, vec![glu, u32::from(cm16_cols_first())], CM16_GLU_ROWS, TILE_CM16.bn)
+            let groups = cm16_groups(m.div_ceil(CM16_GLU_ROWS), n.div_ceil(TILE_CM16.bn), 1);
+            (CM16_GLU, vec![glu, u32::from(cm16_cols_first())], groups, "mul_mat_cm16")
         }
     };
     let pipeline = match device.pipelines().get(&device, &shader, &spec) {
@@ -620,11 +625,6 @@ pub(crate) fn record_pair_glu(
             return Ok(false);
         }
     };
-    let groups = match kernel {
-        GluKernel::Cm2(_) => [push.mm.m.div_ceil(rows), push.mm.n.div_ceil(cols), 1],
-        GluKernel::Cm16 => cm16_groups(push.mm.m.div_ceil(rows), push.mm.n.div_ceil(cols), 1),
-    };
-    let family = if kernel == GluKernel::Cm16 { "mul_mat_cm16" } else { "mul_mat_cm2" };
     rec.dispatch(family, &pipeline, bindings, bytemuck::bytes_of(push), groups)?;
     Ok(true)
 }

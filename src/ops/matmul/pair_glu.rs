@@ -39,8 +39,8 @@ fn pair_glu_kernel(device: &Device, op: GluOp, a: &Tensor, b: &Tensor) -> Option
 }
 
 /// Record `f` as one kernel where it applies; returns whether it did. If not, nothing was recorded, or (a driver
-/// that cannot build the kernel) only the weights' and activations' f16 copies, which the separate products make
-/// anyway.
+/// that cannot build the kernel, views `mul_mat_cm16.comp` cannot read in 16-byte chunks) only the weights' and
+/// activations' f16 copies, which the separate products make anyway.
 pub fn record_pair_glu(rec: &mut Recorder<'_>, f: &PairGlu<'_>) -> Result<bool> {
     let device = rec.device().clone();
     let (ga, b, ua) = (f.gate.src(0)?, f.gate.src(1)?, f.up.src(0)?);
