@@ -320,16 +320,21 @@ fn int8_shader(ty: GgmlType) -> Option<Shader> {
 
 /// The plan for `device` under the process's `GGVK_COOPMAT`.
 pub(super) fn plan_on(device: &Device, ty: GgmlType, q8_b: bool, n: u32) -> Option<(Shader, Tile)> {
+    plan(&plan_device(device, ty), knob(), ty, q8_b, n).map(|(s, t)| (s, if t.cm2 { cm2_tile() } else { t }))
+}
+
+/// `device` as the plans for weights of type `ty` see it: NV_cooperative_matrix2 where it is enabled and, with a
+/// tile set through the knobs, where the driver lists that tile and its scale staging takes `ty`.
+fn plan_device(device: &Device, ty: GgmlType) -> CoopmatDevice {
     let mut dev = CoopmatDevice::from_caps(device.caps());
     dev.cm2 &= device.coopmat2_enabled();
     let tile = cm2_tile();
-    // A tile set through the knobs must be one the driver lists, and one the scale staging takes for `ty`.
     if tile != TILE_CM2 {
         dev.cm2 &=
             device.caps().coopmat2.allows((tile.bn, tile.bm, tile.bk), CoopmatType::F16, CoopmatType::F32, tile.wg)
                 && cm2_tile_fits(&tile, ty);
     }
-    plan(&dev, knob(), ty, q8_b, n).map(|(s, t)| (s, if t.cm2 { tile } else { t }))
+    dev
 }
 
 /// [`TILE_CM2`] with `GGVK_CM2_TM` / `GGVK_CM2_TN` / `GGVK_CM2_TK` (rows, columns, k step; for measurements) applied.
@@ -575,17 +580,24 @@ pub(crate) enum GluKernel {
 }
 
 /// The FUSE_GLU kernel for gate and up products of `n` columns on `device`: the one of the kernel their F16
-/// products take, `mul_mat_cm16.comp` ([`cm16_on`]) or NV_cooperative_matrix2 where the driver lists the tile's
+/// products take, `mul_mat_cm16.comp` ([`cm16_takes`]) or NV_cooperative_matrix2 where the driver lists the tile's
 /// shape for its workgroup.
 pub(crate) fn glu_plan(device: &Device, n: u32) -> Option<GluKernel> {
-    let (_, plain) = plan_on(device, GgmlType::F16, false, n)?;
-    if cm16_on(device, n) {
-        return Some(GluKernel::Cm16);
-    }
     let tile = cm2_glu_tile();
     let listed =
         device.caps().coopmat2.allows((tile.bn, tile.bm, tile.bk), CoopmatType::F16, CoopmatType::F32, tile.wg);
-    (plain.cm2 && listed).then_some(GluKernel::Cm2(tile))
+    glu_kernel(&plan_device(device, GgmlType::F16), knob(), cm16_min_cols(), listed.then_some(tile), n)
+}
+
+/// [`glu_plan`] on `dev` with the knob `knob`, `mul_mat_cm16.comp` from `min_cols` columns and the
+/// NV_cooperative_matrix2 FUSE_GLU tile `cm2_glu` where the driver lists it: the kernel an F16 product of `n`
+/// columns takes, if it has a FUSE_GLU variant.
+fn glu_kernel(dev: &CoopmatDevice, knob: Knob, min_cols: u32, cm2_glu: Option<Tile>, n: u32) -> Option<GluKernel> {
+    let (_, plain) = plan(dev, knob, GgmlType::F16, false, n)?;
+    if cm16_takes(dev, min_cols, n) {
+        return Some(GluKernel::Cm16);
+    }
+    cm2_glu.filter(|_| plain.cm2).map(GluKernel::Cm2)
 }
 
 /// `mul_mat_cm16.comp`'s FUSE_GLU kernel: output rows per workgroup (half its shared rows hold the gate weights,
@@ -684,6 +696,26 @@ mod tests {
         assert!(!cm16_aligned(&MatMulPush { k: 4100, ..p }));
         assert!(!cm16_aligned(&MatMulPush { k: 0, ..p }));
         assert!(!cm16_aligned(&MatMulPush { b_off: 4, ..p }));
+    }
+
+    #[test]
+    fn gate_and_up_take_the_glu_kernel_of_their_products() {
+        // mul_mat_cm16.comp's FUSE_GLU from its threshold on, NV_cooperative_matrix2 or not; below it (or with it
+        // off) NV_cooperative_matrix2's where the device has it and the driver lists the tile; nothing for the
+        // mat-vec widths, without cooperative matrices or with them off.
+        let cm2 = Some(TILE_CM2_GLU);
+        let min = CM16_MIN_COLS;
+        assert_eq!(glu_kernel(&NVIDIA_CM2, Knob::AUTO, min, cm2, 2048), Some(GluKernel::Cm16));
+        assert_eq!(glu_kernel(&NVIDIA_TEST, Knob::AUTO, min, None, min), Some(GluKernel::Cm16));
+        assert_eq!(glu_kernel(&NVIDIA_CM2, Knob::AUTO, min, cm2, min - 1), Some(GluKernel::Cm2(TILE_CM2_GLU)));
+        assert_eq!(glu_kernel(&NVIDIA_CM2, Knob::AUTO, 0, cm2, 2048), Some(GluKernel::Cm2(TILE_CM2_GLU)));
+        assert_eq!(glu_kernel(&NVIDIA_CM2, Knob::AUTO, min, None, min - 1), None);
+        assert_eq!(glu_kernel(&NVIDIA_TEST, Knob::AUTO, min, cm2, min - 1), None);
+        assert_eq!(glu_kernel(&NVIDIA_CM2, Knob::AUTO, min, cm2, MATVEC_MAX_COLS), None);
+        let off = Knob { mode: Mode::Off, ..Knob::AUTO };
+        assert_eq!(glu_kernel(&NVIDIA_CM2, off, min, cm2, 2048), None);
+        let no_coopmat = CoopmatDevice { f16_16x16x16: false, cm2: false, ..NVIDIA_TEST };
+        assert_eq!(glu_kernel(&no_coopmat, Knob::AUTO, min, None, 2048), None);
     }
 
     #[test]
