@@ -135,6 +135,11 @@ const VARIANTS: &[(&str, &str, Defines)] = &[
     ("mul_mat_cm_q4_k", "mul_mat_cm.comp", &[("A_Q4_K", "1")]),
     ("mul_mat_cm_q4_k_vec", "mul_mat_cm.comp", &[("A_Q4_K", "1"), ("A_Q4_K_VEC", "1")]),
     ("mul_mat_cm_q6_k", "mul_mat_cm.comp", &[("A_Q6_K", "1")]),
+    ("mul_mat_cm_id_f16", "mul_mat_cm.comp", &[("A_F16", "1"), ("MUL_MAT_ID", "1")]),
+    ("mul_mat_cm_id_q4_0", "mul_mat_cm.comp", &[("A_Q4_0", "1"), ("MUL_MAT_ID", "1")]),
+    ("mul_mat_cm_id_q8_0", "mul_mat_cm.comp", &[("A_Q8_0", "1"), ("MUL_MAT_ID", "1")]),
+    ("mul_mat_cm_id_q4_k", "mul_mat_cm.comp", &[("A_Q4_K", "1"), ("MUL_MAT_ID", "1")]),
+    ("mul_mat_cm_id_q6_k", "mul_mat_cm.comp", &[("A_Q6_K", "1"), ("MUL_MAT_ID", "1")]),
     ("mul_mat_cmq_q4_0", "mul_mat_cmq.comp", &[("A_Q4_0", "1")]),
     ("mul_mat_cm2_f16", "mul_mat_cm2.comp", &[("A_F16", "1")]),
     ("mul_mat_cm2_f16_add", "mul_mat_cm2.comp", &[("A_F16", "1"), ("FUSE_ADD", "1")]),
@@ -466,6 +471,7 @@ const DQ_KERNELS: &[(&str, &str, Defines)] = &[
     ("mul_mat_vec_dq_id", "mul_mat_vec_dq.comp", &[("MUL_MAT_ID", "1")]),
     ("mul_mat_vec_dq_id_shmem", "mul_mat_vec_dq.comp", &[("MUL_MAT_ID", "1"), ("NO_SUBGROUPS", "1")]),
     ("mul_mat_id_dq", "mul_mat_id_tiled.comp", &[("A_DQ", "1")]),
+    ("mul_mat_cm_id_dq", "mul_mat_cm.comp", &[("A_DQ", "1"), ("MUL_MAT_ID", "1")]),
     ("out_prod_dq", "out_prod.comp", &[("A_DQ", "1")]),
 ];
 

@@ -13,7 +13,7 @@
 // Results leave through a per-subgroup 16 x 16 staging area with bounds checks (any M, N and dst stride).
 //
 // Variants (build.rs): A_F16, A_Q4_0, A_Q8_0, A_Q4_K and A_Q6_K (own loaders: scales unpacked
-// once per 16 or 4 values), A_DQ (any type with a dequantization include).
+// once per 16 or 4 values), A_DQ (any type with a dequantization include); each also as MUL_MAT_ID (below).
 #extension GL_KHR_cooperative_matrix : require
 #extension GL_KHR_memory_scope_semantics : require
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
@@ -47,6 +47,15 @@ layout(binding = 1) readonly buffer B { uint16_t b[]; };
 layout(binding = 1) readonly buffer B8 { uvec4 b8[]; };
 layout(binding = 2) writeonly buffer D { float d[]; };
 
+#ifdef MUL_MAT_ID
+// MUL_MAT_ID (ops/matmul_id.rs), many tokens: workgroup z is expert z of the range bound at a_off (a_s2 apart), its
+// columns the (slot, token) pairs routed to it as mul_mat_id_map.comp lists them: map[r3 + z] = count,
+// map[r3 + r2 + z * n + i] = pair i (n = pairs, r2 = experts bound). Pair p = slot + ne12 * token (ne12 = n_used)
+// reads the f16 copy of b from slot * b_s2 + token * b_s3 (b_s2 = 0 where b is broadcast) and writes dst at
+// slot * d_s2 + token * d_s3. Workgroup y takes column tiles y, y + gridY, ... up to the expert's count.
+layout(binding = 3) readonly buffer M { uint map[]; };
+#endif
+
 MATMUL_PUSH
 
 #ifdef A_DQ
@@ -61,6 +70,11 @@ uint dq_u16(uint i) { return uint(a[i]); }
 shared f16vec4 As[BM * SST4];
 shared f16vec4 Bs[BN * SST4];
 shared float Cs[NWARPS * 256u];
+#ifdef MUL_MAT_ID
+// The tile's columns: where each starts in b (halves) and in dst (floats).
+shared uint cols_b[BN];
+shared uint cols_d[BN];
+#endif
 
 #define FRAG_A coopmat<float16_t, gl_ScopeSubgroup, 16, 16, gl_MatrixUseA>
 #define FRAG_B coopmat<float16_t, gl_ScopeSubgroup, 16, 16, gl_MatrixUseB>
@@ -264,13 +278,26 @@ void main() {
 #endif
     const uint tid = gl_LocalInvocationID.x;
     const uint row0 = gl_WorkGroupID.x * BM;
-    const uint col0 = gl_WorkGroupID.y * BN;
+#ifdef MUL_MAT_ID
+    const uint expert = gl_WorkGroupID.z;
+    const uint count = map[pc.r3 + expert];
+    const uint list = pc.r3 + pc.r2 + expert * pc.n;
+    const uint a_base = pc.a_off + expert * pc.a_s2;
+#define N_COLS count
+// Column c of the output (lc within the tile): where it starts in b, and where row r of it lies in dst.
+#define B_START(c, lc) cols_b[lc]
+#define D_AT(c, lc, r) (cols_d[lc] + (r))
+#else
     const uint z = gl_WorkGroupID.z;
     const uint i12 = z % pc.ne12;
     const uint i13 = z / pc.ne12;
     const uint a_base = pc.a_off + (i12 / pc.r2) * pc.a_s2 + (i13 / pc.r3) * pc.a_s3;
     const uint b_base = pc.b_off + i12 * pc.b_s2 + i13 * pc.b_s3;
     const uint d_base = pc.d_off + i12 * pc.d_s2 + i13 * pc.d_s3;
+#define N_COLS pc.n
+#define B_START(c, lc) (b_base + min(c, pc.n - 1u) * pc.b_col)
+#define D_AT(c, lc, r) (d_base + (c) * pc.d_col + (r))
+#endif
 
     // Loader roles (see above): this invocation's part of a row of A and of a column of B.
     const uint pa = tid % A_TPR;
@@ -280,11 +307,6 @@ void main() {
     const uint sg = gl_SubgroupID;
     const uint wm = sg % WARPS_M;
     const uint wn = sg / WARPS_M;
-
-    FRAG_C acc[TM * TN];
-    [[unroll]] for (uint i = 0; i < TM; ++i) {
-        [[unroll]] for (uint j = 0; j < TN; ++j) { acc[i * TN + j] = FRAG_C(0.0); }
-    }
 
     // Rows of A and columns of B (index, in range, start) of each task.
 #define A_ROW(it) ((it) * (WG / A_TPR) + tid / A_TPR)
@@ -296,7 +318,29 @@ void main() {
     }                                                                                                               \
     [[unroll]] for (uint it = 0; it < B_NT; ++it) {                                                                 \
         const uint c = col0 + B_COL(it);                                                                            \
-        load_b(it, b_base + min(c, pc.n - 1u) * pc.b_col, c < pc.n, k0, pb);                                         \
+        load_b(it, B_START(c, B_COL(it)), c < N_COLS, k0, pb);                                                      \
+    }
+
+#ifdef MUL_MAT_ID
+    for (uint col0 = gl_WorkGroupID.y * BN; col0 < count; col0 += gl_NumWorkGroups.y * BN) {
+    // The previous tile's readers of the column table are done; then this tile's table (columns past the count
+    // repeat the last pair and are neither used nor stored).
+    barrier();
+    if (tid < BN) {
+        const uint pr = map[list + min(col0 + tid, count - 1u)];
+        const uint slot = pr % pc.ne12;
+        const uint tok = pr / pc.ne12;
+        cols_b[tid] = pc.b_off + slot * pc.b_s2 + tok * pc.b_s3;
+        cols_d[tid] = pc.d_off + slot * pc.d_s2 + tok * pc.d_s3;
+    }
+    barrier();
+#else
+    {
+    const uint col0 = gl_WorkGroupID.y * BN;
+#endif
+    FRAG_C acc[TM * TN];
+    [[unroll]] for (uint i = 0; i < TM; ++i) {
+        [[unroll]] for (uint j = 0; j < TN; ++j) { acc[i * TN + j] = FRAG_C(0.0); }
     }
 
     LOAD_STEP(0u)
@@ -344,9 +388,10 @@ void main() {
             [[unroll]] for (uint e = lane; e < 256u; e += 32u) {
                 const uint row = r0 + (e & 15u);
                 const uint col = c0 + (e >> 4);
-                if (row < pc.m && col < pc.n) { d[d_base + col * pc.d_col + row] = Cs[stage + e]; }
+                if (row < pc.m && col < N_COLS) { d[D_AT(col, col - col0, row)] = Cs[stage + e]; }
             }
             subgroupBarrier();
         }
+    }
     }
 }

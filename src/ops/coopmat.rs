@@ -649,6 +649,69 @@ fn cm2_add_enabled() -> bool {
     *ON.get_or_init(|| crate::knobs::switch("GGVK_CM2_ADD", true))
 }
 
+/// Shared memory `mul_mat_cm.comp`'s MUL_MAT_ID variant declares beside [`TILE_128`]'s: the tile's column table
+/// (where each column starts in b and in dst).
+const ID_COLUMNS_BYTES: u32 = 2 * 128 * 4;
+
+/// Whether MUL_MAT_ID with many tokens takes `mul_mat_cm.comp`'s MUL_MAT_ID variant (`GGVK_COOPMAT_ID=1`). Off by
+/// default: not yet run on a GPU.
+fn id_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| crate::knobs::switch("GGVK_COOPMAT_ID", false))
+}
+
+/// The MUL_MAT_ID variant of `mul_mat_cm.comp` for experts of type `ty` and `n` tokens on `device`, where
+/// [`id_kernel`] takes them.
+pub(crate) fn id_plan(device: &Device, ty: GgmlType, n: u32) -> Option<Shader> {
+    id_kernel(&CoopmatDevice::from_caps(device.caps()), knob(), id_enabled(), ty, n)
+}
+
+/// [`id_plan`] on `dev` with the knobs `knob` and `enabled`: more tokens than the mat-vec kernels take, a device
+/// that runs [`TILE_128`] with the column table (and the type's grid tables) in its shared memory, and weights with
+/// a cooperative loader (not F32, not BF16, whose range the f16 fragments lack).
+fn id_kernel(dev: &CoopmatDevice, knob: Knob, enabled: bool, ty: GgmlType, n: u32) -> Option<Shader> {
+    let table = super::matmul::dq_table_bytes(ty);
+    let fits = dev.runs(&TILE_128) && dev.max_shared_memory >= TILE_128.shared_bytes + ID_COLUMNS_BYTES + table;
+    let on = enabled && knob.mode != Mode::Off && n > MATVEC_MAX_COLS && fits;
+    let (name, spirv): (&'static str, &'static [u8]) = match ty {
+        _ if !on => return None,
+        GgmlType::F16 => ("mul_mat_cm_id_f16", spirv::MUL_MAT_CM_ID_F16),
+        GgmlType::Q4_0 => ("mul_mat_cm_id_q4_0", spirv::MUL_MAT_CM_ID_Q4_0),
+        GgmlType::Q8_0 => ("mul_mat_cm_id_q8_0", spirv::MUL_MAT_CM_ID_Q8_0),
+        GgmlType::Q4_K => ("mul_mat_cm_id_q4_k", spirv::MUL_MAT_CM_ID_Q4_K),
+        GgmlType::Q6_K => ("mul_mat_cm_id_q6_k", spirv::MUL_MAT_CM_ID_Q6_K),
+        GgmlType::F32 | GgmlType::BF16 => return None,
+        ty => spirv::dq_module("mul_mat_cm_id_dq", ty.name())?,
+    };
+    Some(Shader { name, spirv, bindings: 4, push_size: std::mem::size_of::<MatMulPush>() as u32 })
+}
+
+/// Record MUL_MAT_ID's products of one range of experts on `shader` ([`id_plan`]): `bindings` the range's weights,
+/// the f16 copy of b, dst and the expert map; `p` as `mul_mat_cm.comp` describes its MUL_MAT_ID push constants;
+/// `tokens` sizes the column tiles (one slot per token and expert; an expert with more pairs loops over them).
+pub(crate) fn record_id(
+    rec: &mut Recorder<'_>,
+    shader: &Shader,
+    bindings: &[Binding; 4],
+    p: &MatMulPush,
+    tokens: u32,
+) -> Result<()> {
+    let device = rec.device().clone();
+    let caps = device.caps();
+    // 16-byte loads of b where every column starts on 8 halves and k is whole steps; of F16 experts likewise.
+    let steps = p.k % BK == 0;
+    let vec_b = steps && [p.b_off, p.b_s2, p.b_s3].iter().all(|v| v % 8 == 0);
+    let vec_a = steps && [p.a_off, p.a_row, p.a_s2].iter().all(|v| v % 8 == 0);
+    let pipeline = device.pipelines().get(&device, shader, &[u32::from(vec_b), u32::from(vec_a)])?;
+    let groups = [p.m.div_ceil(TILE_128.bm), tokens.div_ceil(TILE_128.bn).min(caps.max_workgroup_count[1]), p.r2];
+    if groups[0] > caps.max_workgroup_count[0] || groups[2] > caps.max_workgroup_count[2] {
+        return Err(crate::error::Error::unsupported(format!(
+            "MUL_MAT_ID: {groups:?} workgroups exceed this device's limits"
+        )));
+    }
+    rec.dispatch("mul_mat_cm_id", &pipeline, bindings, bytemuck::bytes_of(p), groups)
+}
+
 /// The H200 / H100 (NVIDIA, driver 580) as the cooperative-matrix plans see it, for the unit tests of every plan that
 /// reads a [`CoopmatDevice`]: f16 16x16x16, s8 16x16x32, subgroup 32, 48 KiB shared memory, no
 /// NV_cooperative_matrix2 (tests switch its parts on).
@@ -696,6 +759,28 @@ mod tests {
         assert!(!cm16_aligned(&MatMulPush { k: 4100, ..p }));
         assert!(!cm16_aligned(&MatMulPush { k: 0, ..p }));
         assert!(!cm16_aligned(&MatMulPush { b_off: 4, ..p }));
+    }
+
+    #[test]
+    fn expert_products_take_the_cooperative_kernel_only_when_asked() {
+        // Off by default (`GGVK_COOPMAT_ID`); on, for more tokens than the mat-vec kernels take, every type with a
+        // cooperative loader, where the tile, its column table and the type's grid tables fit in shared memory.
+        let on = |dev: &CoopmatDevice, ty, n| id_kernel(dev, Knob::AUTO, true, ty, n).map(|s| s.name);
+        assert_eq!(id_kernel(&NVIDIA_TEST, Knob::AUTO, false, GgmlType::Q4_0, 512).map(|s| s.name), None);
+        assert_eq!(on(&NVIDIA_TEST, GgmlType::Q4_0, 512), Some("mul_mat_cm_id_q4_0"));
+        assert_eq!(on(&NVIDIA_CM2, GgmlType::F16, 9), Some("mul_mat_cm_id_f16"));
+        assert_eq!(on(&NVIDIA_TEST, GgmlType::Q4_K, 512), Some("mul_mat_cm_id_q4_k"));
+        assert_eq!(on(&NVIDIA_TEST, GgmlType::Q6_K, 512), Some("mul_mat_cm_id_q6_k"));
+        assert!(on(&NVIDIA_TEST, GgmlType::Q5_K, 512).is_some_and(|n| n.starts_with("mul_mat_cm_id_dq")));
+        assert!(on(&NVIDIA_TEST, GgmlType::IQ4_NL, 512).is_some());
+        // IQ1_S's 4 KiB of grid tables do not fit beside the tile and the column table in 48 KiB.
+        assert_eq!(on(&NVIDIA_TEST, GgmlType::IQ1_S, 512), None);
+        assert_eq!(on(&NVIDIA_TEST, GgmlType::F32, 512), None);
+        assert_eq!(on(&NVIDIA_TEST, GgmlType::BF16, 512), None);
+        assert_eq!(on(&NVIDIA_TEST, GgmlType::Q4_0, MATVEC_MAX_COLS), None);
+        let off = Knob { mode: Mode::Off, ..Knob::AUTO };
+        assert_eq!(id_kernel(&NVIDIA_TEST, off, true, GgmlType::Q4_0, 512).map(|s| s.name), None);
+        assert_eq!(on(&CoopmatDevice { f16_16x16x16: false, ..NVIDIA_TEST }, GgmlType::Q4_0, 512), None);
     }
 
     #[test]

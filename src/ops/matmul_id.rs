@@ -14,7 +14,9 @@
 //! More than [`MATVEC_MAX_COLS`] tokens (prompt processing) take a tiled path: `mul_mat_id_map.comp` lists, per
 //! expert on the device, the pairs routed to it (scratch), then `mul_mat_id_tiled.comp` (mul_mat.comp's tiles and
 //! loaders, one workgroup z per expert) multiplies each expert with the columns of its pairs, so an expert's weights
-//! are read once per 64 of its pairs. NOTES.md says what a faster prefill design would be.
+//! are read once per 64 of its pairs. With `GGVK_COOPMAT_ID=1`, where the device runs the cooperative-matrix
+//! kernels, the products run instead on `mul_mat_cm.comp`'s MUL_MAT_ID variant over the f16 copy of b (128 x 128
+//! tiles, the same map; not yet measured on a GPU, so off by default).
 //!
 //! Experts that do not fit one storage window together are bound a range at a time (one dispatch per range).
 
@@ -22,7 +24,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::matmul::{
     bf16_scalar, block32_idot_config, block32_int_dot, derived_column_bytes, device_forces_shared_reduction,
-    dq_row_multiple, kquant_idot_config, kquant_int_dot, matvec_config, matvec_kernel_type, matvec_workgroup,
+    dq_row_multiple, kquant_idot_config, kquant_int_dot, matvec_config, matvec_kernel_type, matvec_workgroup, narrow_b,
     quantize_b, quantize_b_q8k, quantizes_activations, round_b, rounds_activations, MatMulPush, MATVEC_MAX_COLS,
 };
 use super::{bind, dim_u32, spirv, split_groups, stride_units, window_limit};
@@ -221,6 +223,15 @@ fn quantizes_b(device: &Device, a: &Tensor, b: &Tensor) -> bool {
     int_dot(device, a, b) || kquant_int_dot_b(device, a, b) || (tiled(b) && quantizes_activations(a))
 }
 
+/// The cooperative-matrix kernel the tiled path takes instead of `mul_mat_id_tiled.comp` (`GGVK_COOPMAT_ID`).
+fn coopmat_kernel(device: &Device, a: &Tensor, b: &Tensor) -> Option<Shader> {
+    let tokens = u32::try_from(b.ne[2]).unwrap_or(u32::MAX);
+    if !tiled(b) {
+        return None;
+    }
+    crate::ops::coopmat::id_plan(device, a.ty, tokens)
+}
+
 /// Bytes of the tiled path's expert map: a count per expert, then a list of n_pairs entries per expert.
 fn map_bytes(a: &Tensor, ids: &Tensor) -> u64 {
     let (n_as, pairs) = (a.ne[2].max(0) as u64, (ids.ne[0] * ids.ne[1]).max(0) as u64);
@@ -304,7 +315,11 @@ pub fn scratch_bytes(device: &Device, node: &Node) -> u64 {
 
 /// [`scratch_bytes`] of a node recorded whole.
 fn piece_scratch_bytes(device: &Device, a: &Tensor, b: &Tensor, ids: &Tensor) -> u64 {
-    let col_bytes = derived_column_bytes(a, b, quantizes_b(device, a, b));
+    let col_bytes = match coopmat_kernel(device, a, b) {
+        // The f16 copy of b (rounded first where the type rounds activations: the same size).
+        Some(_) => (b.ne[0].max(0) as u64).div_ceil(2) * 4,
+        None => derived_column_bytes(a, b, quantizes_b(device, a, b)),
+    };
     // Each region is rounded up to the scratch alignment by the recorder.
     let align = device.caps().min_storage_offset_alignment.max(256);
     let b_bytes = (col_bytes * (b.ne[1] * b.ne[2]).max(0) as u64).div_ceil(align) * align;
@@ -443,8 +458,11 @@ fn record_whole(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
     };
     let kq = kquant_int_dot_b(&device, a, b);
     let use_int_dot = int_dot(&device, a, b) || kq;
-    let bq8 = quantizes_b(&device, a, b) && !kq;
-    let (b_bind, p) = if kq {
+    let cm = coopmat_kernel(&device, a, b);
+    let bq8 = quantizes_b(&device, a, b) && !kq && cm.is_none();
+    let (b_bind, p) = if cm.is_some() {
+        narrow_b(rec, b, &b_bind, plain, rounds_activations(a))?
+    } else if kq {
         quantize_b_q8k(rec, b, &b_bind, plain)?
     } else if bq8 {
         quantize_b(rec, b, &b_bind, plain)?
@@ -484,7 +502,7 @@ fn record_whole(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         if let (true, Some((map_read, m_off))) = (shared, rec.find_derived(MAP.name, source, layout)) {
             let (a_bind, pp) = bind_experts(pieces[0])?;
             let bindings = [a_bind, b_bind, d_bind, i_bind, map_read];
-            return record_tiled(rec, node, bindings, m_off, pp, bq8, false);
+            return record_tiled(rec, node, bindings, m_off, pp, (bq8, cm.as_ref()), false);
         }
         let bytes = map_bytes(a, ids);
         let (scratch, offset) = rec.scratch(bytes)?;
@@ -493,7 +511,7 @@ fn record_whole(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         for piece in pieces {
             let (a_bind, pp) = bind_experts(piece)?;
             let bindings = [a_bind, b_bind.clone(), d_bind.clone(), i_bind.clone(), map_bind.clone()];
-            record_tiled(rec, node, bindings, m_off, pp, bq8, true)?;
+            record_tiled(rec, node, bindings, m_off, pp, (bq8, cm.as_ref()), true)?;
         }
         if shared {
             let result = (Binding { write: false, ..map_bind }, m_off);
@@ -550,14 +568,14 @@ fn record_whole(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
 /// The tiled path for one range of experts: list the pairs of each of its experts on the device (unless `make_map`
 /// is false: an identical map is already there), then one tiled product per expert over its pairs. `bindings`: the
 /// range's weights, b (as the kernels read it), dst, ids, the map's scratch (first element `m_off`); `p`: the
-/// mat-vec push constants of the range.
+/// mat-vec push constants of the range; `bq8`: b is in 8-bit blocks; `cm`: the cooperative-matrix kernel to take.
 fn record_tiled(
     rec: &mut Recorder<'_>,
     node: &Node,
     bindings: [Binding; 5],
     m_off: u32,
     p: MatMulPush,
-    bq8: bool,
+    (bq8, cm): (bool, Option<&Shader>),
     make_map: bool,
 ) -> Result<()> {
     let (a, ids) = (node.src(0)?, node.src(2)?);
@@ -576,6 +594,10 @@ fn record_tiled(
     }
     let map_read = Binding { write: false, ..map_write };
     let tp = MatMulPush { n: n_pairs, r2: cnt, r3: m_off, pad: [0; 2], ..p };
+    let n_tok = dim_u32("tokens", ids.ne[1])?;
+    if let Some(shader) = cm {
+        return crate::ops::coopmat::record_id(rec, shader, &[a_bind, b_bind, d_bind, map_read], &tp, n_tok);
+    }
     let shader = if bf16_scalar(a) {
         shader("mul_mat_id_bf16", spirv::MUL_MAT_ID_BF16)
     } else {
@@ -584,7 +606,6 @@ fn record_tiled(
     let pipeline = device.pipelines().get(&device, &shader, &[])?;
     // Column tiles: enough for one slot per token and expert (what a router's top-k gives); an expert with more
     // pairs has its tiles looped over by the same workgroups.
-    let n_tok = dim_u32("tokens", ids.ne[1])?;
     let groups = [p.m.div_ceil(64), n_tok.div_ceil(64).min(caps.max_workgroup_count[1]), cnt];
     if groups[0] > caps.max_workgroup_count[0] {
         return Err(Error::unsupported(format!("MUL_MAT_ID: {groups:?} workgroups exceed this device's limits")));
