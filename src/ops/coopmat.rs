@@ -683,7 +683,7 @@ fn id_kernel(dev: &CoopmatDevice, knob: Knob, enabled: bool, ty: GgmlType, n: u3
         GgmlType::F32 | GgmlType::BF16 => return None,
         ty => spirv::dq_module("mul_mat_cm_id_dq", ty.name())?,
     };
-    Some(Shader { name, spirv, bindings: 4, push_size: std::mem::size_of::<MatMulPush>() as u32 })
+    Some(product_shader(name, spirv, 4))
 }
 
 /// Record MUL_MAT_ID's products of one range of experts on `shader` ([`id_plan`]): `bindings` the range's weights,

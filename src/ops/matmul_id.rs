@@ -226,10 +226,7 @@ fn quantizes_b(device: &Device, a: &Tensor, b: &Tensor) -> bool {
 /// The cooperative-matrix kernel the tiled path takes instead of `mul_mat_id_tiled.comp` (`GGVK_COOPMAT_ID`).
 fn coopmat_kernel(device: &Device, a: &Tensor, b: &Tensor) -> Option<Shader> {
     let tokens = u32::try_from(b.ne[2]).unwrap_or(u32::MAX);
-    if !tiled(b) {
-        return None;
-    }
-    crate::ops::coopmat::id_plan(device, a.ty, tokens)
+    tiled(b).then(|| crate::ops::coopmat::id_plan(device, a.ty, tokens)).flatten()
 }
 
 /// Bytes of the tiled path's expert map: a count per expert, then a list of n_pairs entries per expert.
