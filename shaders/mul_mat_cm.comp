@@ -13,7 +13,8 @@
 // Results leave through a per-subgroup 16 x 16 staging area with bounds checks (any M, N and dst stride).
 //
 // Variants (build.rs): A_F16, A_Q4_0, A_Q8_0, A_Q4_K and A_Q6_K (own loaders: scales unpacked
-// once per 16 or 4 values), A_DQ (any type with a dequantization include); each also as MUL_MAT_ID (below).
+// once per 16 or 4 values), A_DQ (any type with a dequantization include); each also as MUL_MAT_ID (below), the
+// five own loaders' also with 64-column tiles (ID_BN64).
 #extension GL_KHR_cooperative_matrix : require
 #extension GL_KHR_memory_scope_semantics : require
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
@@ -21,12 +22,21 @@
 #include "common.glsl"
 
 #define BM 128u
-#define BN 128u
 #define WG 256
+#ifdef ID_BN64
+// MUL_MAT_ID with few pairs per expert: 64 columns per tile, subgroups in a 4 x 2 grid of 32 x 32 blocks.
+#define BN 64u
+#define WARPS_M 4u
+#define WARPS_N 2u
+#define TM 2u
+#define TN 2u
+#else
+#define BN 128u
 #define WARPS_M 2u
 #define WARPS_N 4u
 #define TM 4u
 #define TN 2u
+#endif
 #define NWARPS (WARPS_M * WARPS_N)
 #define BK 64u
 // Shared rows in f16vec4 units: BK halves + 8 of padding (144 bytes: 16-byte aligned for the cooperative loads,

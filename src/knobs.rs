@@ -66,6 +66,7 @@ const KNOBS: &[(&str, Kind)] = &[
     ("GGVK_CM16_MIN_COLS", Kind::Range(0, 1 << 24)),
     ("GGVK_CM16_COLS_FIRST", Kind::Switch),
     ("GGVK_COOPMAT_ID", Kind::Switch),
+    ("GGVK_CM_ID_BN", Kind::Range(64, 128)),
     ("GGVK_CM2_GLU", Kind::Range(0, 2)),
     ("GGVK_CM2_GLU_TM", Kind::Range(16, 1024)),
     ("GGVK_CM2_GLU_TN", Kind::Range(16, 1024)),

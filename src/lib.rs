@@ -24,5 +24,5 @@ pub mod vk;
 
 pub use backend::Backend;
 pub use error::{Error, Result};
-pub use graph::{Graph, Node, Op, Tensor};
+pub use graph::{Graph, Node, Op, SrcPrec, Tensor};
 pub use quant::GgmlType;

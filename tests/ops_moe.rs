@@ -13,7 +13,7 @@ mod common;
 use common::*;
 use ggvk::ops::spirv;
 use ggvk::quant::{self, GgmlType};
-use ggvk::{Backend, Error, Graph, Node, Op, Tensor};
+use ggvk::{Backend, Error, Graph, Node, Op, SrcPrec, Tensor};
 
 /// Every weight type MUL_MAT runs: the specialised four and those with a dequantization include.
 fn weight_types() -> Vec<GgmlType> {
@@ -94,10 +94,14 @@ struct Case {
     /// Every slot of every token picks expert 0 (the tiled path then loops over more column tiles than it has
     /// workgroups for).
     one_expert: bool,
+    /// The coarsest copy of src1 the node allows (F32: no 8-bit blocks, no rounding onto their grid).
+    b_prec: SrcPrec,
+    /// Magnitude of src1's values.
+    amax: f32,
 }
 
 fn mul_mat_id_case(be: &Backend, rng: &mut Rng, c: &Case) {
-    let Case { ty, n_as, n_used, broadcast, m, k, n_tok, m_v, ids_row, exact, one_expert } = *c;
+    let Case { ty, n_as, n_used, broadcast, m, k, n_tok, m_v, ids_row, exact, one_expert, b_prec, amax } = *c;
     let what = format!("{} n_as {n_as} n_used {n_used} b {broadcast} m {m} k {k} tokens {n_tok} m_v {m_v}", ty.name());
     let n_b1 = if broadcast { 1 } else { n_used };
     // Experts: n_as matrices of m_v rows (only m used).
@@ -108,7 +112,7 @@ fn mul_mat_id_case(be: &Backend, rng: &mut Rng, c: &Case) {
     let a_off = if exact && ty != GgmlType::F32 { 2 } else { 4 };
     let nb = [ty.type_size() as u64, row, row * m_v as u64, row * (m_v * n_as) as u64];
     let a = strided(be, ty, [k, m, n_as, 1], nb, a_off, &a_bytes);
-    let b_vals = rng.vec((k * n_b1 * n_tok) as usize);
+    let b_vals: Vec<f32> = rng.vec((k * n_b1 * n_tok) as usize).iter().map(|v| v * amax).collect();
     let b = upload(be, GgmlType::F32, [k, n_b1, n_tok, 1], &f32_bytes(&b_vals));
     // ids: each token's row a shuffled prefix of 0..n_as (distinct experts, as a router's top-k gives).
     let mut ids = vec![0i32; (ids_row * n_tok) as usize];
@@ -134,8 +138,12 @@ fn mul_mat_id_case(be: &Backend, rng: &mut Rng, c: &Case) {
     .unwrap();
     let d = output(be, [m, n_used, n_tok, 1]);
     let mut g = Graph::new();
-    g.push(Node { op: Op::MulMatId, src: vec![Some(a.clone()), Some(b.clone()), Some(ids_t)], dst: d.clone() })
-        .unwrap();
+    g.push(Node {
+        op: Op::MulMatId { b_prec },
+        src: vec![Some(a.clone()), Some(b.clone()), Some(ids_t)],
+        dst: d.clone(),
+    })
+    .unwrap();
     // The same products through MUL_MAT, one node per (slot, token).
     let mut singles = Vec::new();
     if exact {
@@ -161,15 +169,19 @@ fn mul_mat_id_case(be: &Backend, rng: &mut Rng, c: &Case) {
     be.compute(&g).unwrap();
     let got = download(&d);
     // b rounded to 8-bit blocks: the integer-dot mat-vec, or the tiled path (more than 8 tokens) as MUL_MAT's.
-    let q8 = ggvk::ops::matmul::quantizes_activations(&a) && (be.device().caps().integer_dot_product || n_tok > 8);
+    // With src1 kept F32 (b_prec), neither.
+    let grid = ggvk::ops::matmul_id::activation_grid(be.device(), &a, &b, b_prec);
+    let q8 = ggvk::ops::matmul::quantizes_activations(&a)
+        && (be.device().caps().integer_dot_product || n_tok > 8)
+        && b_prec.allows_q8();
     // Q4_1 / Q5_1 on the integer-dot mat-vec: the CPU's Q8_1 min term (see q8_1_min_bound).
-    let q8_1 = ggvk::ops::matmul_id::activation_grid(be.device(), &a, &b) == Some(ggvk::quant::ActRounding::Q8_0);
+    let q8_1 = grid == Some(ggvk::quant::ActRounding::Q8_0);
     for t in 0..n_tok as usize {
         for s in 0..n_used as usize {
             let e = ids[t * ids_row as usize + s] as usize;
             let col = if broadcast { 0 } else { s };
             let x = &b_vals[(t * n_b1 as usize + col) * k as usize..][..k as usize];
-            let x_seen = match ggvk::ops::matmul_id::activation_grid(be.device(), &a, &b) {
+            let x_seen = match grid {
                 Some(r) => ggvk::quant::round_activations_to_vec(r, x),
                 None => x.to_vec(),
             };
@@ -227,6 +239,8 @@ fn mul_mat_id_every_weight_type() {
                 ids_row: n_used,
                 exact: true,
                 one_expert: false,
+                b_prec: SrcPrec::Any,
+                amax: 1.0,
             };
             mul_mat_id_case(&be, &mut rng, &c);
         }
@@ -253,6 +267,8 @@ fn mul_mat_id_views_of_ids_and_strided_experts() {
             ids_row: 6,
             exact: true,
             one_expert: false,
+            b_prec: SrcPrec::Any,
+            amax: 1.0,
         };
         mul_mat_id_case(&be, &mut rng, &c);
         let c = Case {
@@ -267,6 +283,8 @@ fn mul_mat_id_views_of_ids_and_strided_experts() {
             ids_row: 6,
             exact: false,
             one_expert: false,
+            b_prec: SrcPrec::Any,
+            amax: 1.0,
         };
         mul_mat_id_case(&be, &mut rng, &c);
     }
@@ -298,6 +316,39 @@ fn mul_mat_id_many_tokens_every_weight_type() {
                 ids_row: n_used,
                 exact: false,
                 one_expert,
+                b_prec: SrcPrec::Any,
+                amax: 1.0,
+            };
+            mul_mat_id_case(&be, &mut rng, &c);
+        }
+    }
+    assert_no_validation_errors();
+}
+
+/// src1 kept F32 (ggml_prec_set_src(GGML_PREC_F32), as llama.cpp asks of a MoE down projection whose input can
+/// exceed f16's range): values of 1e5 and products within f32 noise of the f64 reference on both paths, where the
+/// default 8-bit copies of src1 (Q4_0 / Q8_0 tiled, integer-dot mat-vec) or its rounding (IQ4_NL) would be ~1e-3 off.
+#[test]
+fn mul_mat_id_keeps_src1_f32_when_asked() {
+    let be = backend();
+    let mut rng = Rng::new(409);
+    for ty in [GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_1, GgmlType::Q4_K, GgmlType::IQ4_NL] {
+        let u = unit(ty);
+        for (n_tok, broadcast) in [(3, false), (20, false), (12, true)] {
+            let c = Case {
+                ty,
+                n_as: 4,
+                n_used: 2,
+                broadcast,
+                m: 24,
+                k: 2 * u,
+                n_tok,
+                m_v: 24,
+                ids_row: 2,
+                exact: false,
+                one_expert: false,
+                b_prec: SrcPrec::F32,
+                amax: 1e5,
             };
             mul_mat_id_case(&be, &mut rng, &c);
         }
@@ -325,6 +376,8 @@ fn mul_mat_id_more_pairs_than_workgroups_along_z() {
         ids_row: 8,
         exact: false,
         one_expert: false,
+        b_prec: SrcPrec::Any,
+        amax: 1.0,
     };
     mul_mat_id_case(&be, &mut rng, &c);
     assert_no_validation_errors();
@@ -350,7 +403,7 @@ fn mul_mat_id_products_sharing_ids_equal_each_alone() {
         let ids: Vec<i32> = (0..n_used * n_tok).map(|i| ((i * 5 + i / 3) % n_as) as i32).collect();
         let ids = upload_i32(&be, [n_used, n_tok, 1, 1], &ids);
         let node = |a: &Tensor, b: &Tensor, d: &Tensor| Node {
-            op: Op::MulMatId,
+            op: Op::MulMatId { b_prec: SrcPrec::Any },
             src: vec![Some(a.clone()), Some(b.clone()), Some(ids.clone())],
             dst: d.clone(),
         };
@@ -394,6 +447,8 @@ fn mul_mat_id_experts_in_pieces() {
                 ids_row: 3,
                 exact: n_tok <= 8,
                 one_expert: false,
+                b_prec: SrcPrec::Any,
+                amax: 1.0,
             };
             mul_mat_id_case(&be, &mut rng, &c);
         }
@@ -410,7 +465,7 @@ fn mul_mat_id_declines_what_it_does_not_run() {
         Tensor::contiguous(buf, 0, GgmlType::I32, ne).unwrap()
     };
     let node = |a: &Tensor, b: &Tensor, i: &Tensor, d: &Tensor| Node {
-        op: Op::MulMatId,
+        op: Op::MulMatId { b_prec: SrcPrec::Any },
         src: vec![Some(a.clone()), Some(b.clone()), Some(i.clone())],
         dst: d.clone(),
     };
@@ -427,6 +482,22 @@ fn mul_mat_id_declines_what_it_does_not_run() {
     assert!(Graph::new().push(node(&a, &f32t([32, 1, 3, 1]), &ids([2, 2, 1, 1]), &f32t([8, 2, 3, 1]))).is_err());
     // F32 ids.
     assert!(Graph::new().push(node(&a, &f32t([32, 1, 3, 1]), &f32t([2, 3, 1, 1]), &f32t([8, 2, 3, 1]))).is_err());
+    // F16 / BF16 experts round src1 to their type: declined where src1 must stay finer.
+    let typed = |ty: GgmlType| {
+        let buf = be.alloc(ty.row_size(32).unwrap() as u64 * 32).unwrap();
+        Tensor::contiguous(buf, 0, ty, [32, 8, 4, 1]).unwrap()
+    };
+    let with_prec = |a: &Tensor, b_prec: SrcPrec| Node {
+        op: Op::MulMatId { b_prec },
+        ..node(a, &f32t([32, 1, 3, 1]), &ids([2, 3, 1, 1]), &f32t([8, 2, 3, 1]))
+    };
+    for (ty, prec) in [(GgmlType::F16, SrcPrec::F32), (GgmlType::F16, SrcPrec::Bf16), (GgmlType::BF16, SrcPrec::F32)] {
+        let err = Graph::new().push(with_prec(&typed(ty), prec)).unwrap_err();
+        assert!(matches!(err, Error::Unsupported(_)), "{} {prec:?}: {err}", ty.name());
+    }
+    for (ty, prec) in [(GgmlType::F16, SrcPrec::F16), (GgmlType::BF16, SrcPrec::Bf16), (GgmlType::F32, SrcPrec::F32)] {
+        Graph::new().push(with_prec(&typed(ty), prec)).unwrap();
+    }
     // Many tokens: an expert map (4 bytes per expert and pair) larger than one storage window is made per piece of
     // tokens, so the node is taken either way.
     let (n_as, n_used, n_tok) = (1024, 8, 4125);
@@ -456,6 +527,8 @@ fn mul_mat_id_bf16_rows_of_any_length() {
                 ids_row: 2,
                 exact,
                 one_expert: false,
+                b_prec: SrcPrec::Any,
+                amax: 1.0,
             };
             mul_mat_id_case(&be, &mut rng, &c);
         }
@@ -484,6 +557,8 @@ fn mul_mat_id_tokens_in_pieces() {
                 ids_row: 2,
                 exact: false,
                 one_expert: false,
+                b_prec: SrcPrec::Any,
+                amax: 1.0,
             };
             mul_mat_id_case(&be, &mut rng, &c);
         }

@@ -7,7 +7,7 @@
 use super::api::{ggvk_graph, ggvk_rope_params, ggvk_tensor};
 use super::{ggvk_status, guard};
 use crate::error::{Error, Result};
-use crate::graph::{GluOp, Node, Op, UnaryOp};
+use crate::graph::{GluOp, Node, Op, SrcPrec, UnaryOp};
 use crate::ir::rope::{RopeParams, ROPE_MODE_NEOX, ROPE_MODE_NORMAL};
 
 /// Most sources a node takes (FLASH_ATTN_EXT: q, k, v, mask, sinks).
@@ -502,7 +502,7 @@ fn decode(d: &ggvk_node_desc) -> Result<(Op, Spec)> {
             return Err(Error::invalid("op is GGVK_OP_NONE (0): set ggvk_node_desc.op to a ggvk_op"));
         }
         GGVK_OP_MUL_MAT => Op::MulMat,
-        GGVK_OP_MUL_MAT_ID => Op::MulMatId,
+        GGVK_OP_MUL_MAT_ID => Op::MulMatId { b_prec: SrcPrec::Any },
         GGVK_OP_ADD => Op::Add,
         GGVK_OP_MUL => Op::Mul,
         GGVK_OP_SUB => Op::Sub,

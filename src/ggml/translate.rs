@@ -8,7 +8,7 @@ use super::buffer::{buffer_of, BASE};
 use super::sys;
 use crate::error::{Error, Result};
 use crate::graph::{GluOp, Node, Op, PoolOp, ScaleMode, Tensor, UnaryOp};
-use crate::ir::RopeParams;
+use crate::ir::{RopeParams, SrcPrec};
 use crate::quant::GgmlType;
 use crate::vk::{Buffer, Device};
 
@@ -78,9 +78,16 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
         return Ok(None);
     }
     let op = match tr.op {
-        sys::GGML_OP_MUL_MAT => Op::MulMat,
+        // Every MUL_MAT path may copy src1 to f16 or 8-bit blocks: a request to keep it finer runs elsewhere.
+        sys::GGML_OP_MUL_MAT => match SrcPrec::from_ggml(tr.op_params[3]) {
+            Some(SrcPrec::Any | SrcPrec::Q8 | SrcPrec::Q4) => Op::MulMat,
+            _ => return Err(Error::unsupported(format!("MUL_MAT with src1 precision {}", tr.op_params[3]))),
+        },
         sys::GGML_OP_OUT_PROD => Op::OutProd,
-        sys::GGML_OP_MUL_MAT_ID => Op::MulMatId,
+        sys::GGML_OP_MUL_MAT_ID => Op::MulMatId {
+            b_prec: SrcPrec::from_ggml(tr.op_params[3])
+                .ok_or_else(|| Error::unsupported(format!("MUL_MAT_ID with src1 precision {}", tr.op_params[3])))?,
+        },
         sys::GGML_OP_ADD_ID => Op::AddId,
         sys::GGML_OP_ARGSORT => match tr.op_params[0] {
             sys::GGML_SORT_ORDER_ASC => Op::ArgSort { desc: false },
@@ -304,7 +311,12 @@ pub unsafe fn node(t: *const sys::ggml_tensor, mem: Memory<'_>) -> Result<Option
         Op::Arange { .. } => 0,
         Op::Cpy => 1,
         Op::MulMat | Op::OutProd | Op::Add | Op::Mul | Op::Sub | Op::Div | Op::GetRows | Op::SetRows => 2,
-        Op::Rope(_) | Op::SoftMax { .. } | Op::MulMatId | Op::AddId | Op::OptStepSgd | Op::CrossEntropyLossBack => 3,
+        Op::Rope(_)
+        | Op::SoftMax { .. }
+        | Op::MulMatId { .. }
+        | Op::AddId
+        | Op::OptStepSgd
+        | Op::CrossEntropyLossBack => 3,
         Op::Glu { .. }
         | Op::SwigluOai { .. }
         | Op::SwigluClamp { .. }

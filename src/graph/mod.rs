@@ -10,7 +10,7 @@ pub mod schedule;
 mod tests;
 
 use crate::error::Result;
-pub use crate::ir::{GluOp, Node, Op, PoolOp, RopeParams, ScaleMode, Tensor, UnaryOp};
+pub use crate::ir::{GluOp, Node, Op, PoolOp, RopeParams, ScaleMode, SrcPrec, Tensor, UnaryOp};
 use crate::ops;
 
 /// A list of nodes in execution order. Dependencies are implicit in the buffers they share: the executor

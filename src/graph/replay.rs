@@ -96,6 +96,7 @@ fn op_words(op: &Op, out: &mut Vec<u32>) {
         Op::FlashAttnExt { scale, max_bias, softcap, prec } => {
             out.extend([f(scale), f(max_bias), f(softcap), prec as u32])
         }
+        Op::MulMatId { b_prec } => out.push(b_prec.ggml() as u32),
         Op::Concat { dim } => out.push(dim as u32),
         Op::Pad { lp, rp, circular } => {
             out.extend(lp.map(|v| v as u32));
@@ -172,7 +173,6 @@ fn op_words(op: &Op, out: &mut Vec<u32>) {
         | Op::Mean
         | Op::Sum
         | Op::ArgMax
-        | Op::MulMatId
         | Op::AddId
         | Op::TopK
         | Op::Repeat

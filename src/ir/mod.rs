@@ -187,6 +187,61 @@ impl Tensor {
     }
 }
 
+/// How coarse a copy of a product's src1 the kernels may make (ggml.h's `ggml_prec_set_src`, [TAG_GGML_PREC]): each
+/// level allows itself and every finer form; `Any` (GGML_PREC_DEFAULT) allows everything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SrcPrec {
+    /// GGML_PREC_DEFAULT: any copy (f16, 8-bit blocks).
+    Any,
+    /// GGML_PREC_F32: src1 as F32 only.
+    F32,
+    /// GGML_PREC_BF16: BF16 or finer.
+    Bf16,
+    /// GGML_PREC_F16: F16 or finer.
+    F16,
+    /// GGML_PREC_Q8: 8-bit blocks or finer.
+    Q8,
+    /// GGML_PREC_Q4: 4-bit blocks or finer.
+    Q4,
+}
+
+impl SrcPrec {
+    /// The level of ggml_prec value `v`; None for values ggml does not define.
+    pub fn from_ggml(v: i32) -> Option<Self> {
+        Some(match v {
+            0 => Self::Any,
+            10 => Self::F32,
+            15 => Self::Bf16,
+            20 => Self::F16,
+            30 => Self::Q8,
+            40 => Self::Q4,
+            _ => return None,
+        })
+    }
+
+    /// ggml's value of this level.
+    pub fn ggml(self) -> i32 {
+        match self {
+            Self::Any => 0,
+            Self::F32 => 10,
+            Self::Bf16 => 15,
+            Self::F16 => 20,
+            Self::Q8 => 30,
+            Self::Q4 => 40,
+        }
+    }
+
+    /// Whether src1 may be copied to F16 (the cooperative-matrix kernels' copy; F16 weights' rounding).
+    pub fn allows_f16(self) -> bool {
+        !matches!(self, Self::F32 | Self::Bf16)
+    }
+
+    /// Whether src1 may be quantized to 8-bit blocks or rounded onto their grid (the integer-dot kernels).
+    pub fn allows_q8(self) -> bool {
+        matches!(self, Self::Any | Self::Q8 | Self::Q4)
+    }
+}
+
 /// An operation with its typed parameters (ggml's op, with ggml's source order).
 #[derive(Clone, Debug)]
 pub enum Op {
@@ -280,7 +335,10 @@ pub enum Op {
     ArgMax,
     /// ggml_mul_mat_id (mixture of experts): src0 the experts' weights `[K, M, n_as]`, src1 `[K, n_b1, n_tokens]`,
     /// src2 the I32 expert ids `[n_used, n_tokens]`; dst `[M, n_used, n_tokens]`.
-    MulMatId,
+    MulMatId {
+        /// The coarsest copy of src1 the product may make (ggml_prec_set_src on src1, op param 3).
+        b_prec: SrcPrec,
+    },
     /// ggml_add_id: `dst[:, i1, i2] = src0[:, i1, i2] + src1[:, ids[i1, i2]]`, src2 the I32 ids `[ne1, ne2]`.
     AddId,
     /// ggml_argsort: per row of src0 (F32), the I32 indices that sort it.
@@ -716,7 +774,7 @@ impl Op {
                 | Op::GetRows
                 | Op::SetRows
                 | Op::FlashAttnExt { .. }
-                | Op::MulMatId
+                | Op::MulMatId { .. }
                 | Op::AddId
                 | Op::Repeat
                 | Op::Concat { .. }
@@ -752,7 +810,7 @@ impl Op {
             Op::Mean => "MEAN",
             Op::Sum => "SUM",
             Op::ArgMax => "ARGMAX",
-            Op::MulMatId => "MUL_MAT_ID",
+            Op::MulMatId { .. } => "MUL_MAT_ID",
             Op::AddId => "ADD_ID",
             Op::ArgSort { .. } => "ARGSORT",
             Op::TopK => "TOP_K",

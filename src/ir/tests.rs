@@ -19,3 +19,22 @@ fn malformed_shapes_are_errors_not_panics() {
     assert!(Tensor::contiguous_strides(GgmlType::F32, [i64::MAX, 2, 1, 1]).is_err());
     assert!(Tensor::contiguous_strides(GgmlType::F32, [1 << 20, 1 << 20, 1 << 20, 1 << 20]).is_err());
 }
+
+#[test]
+fn source_precision_levels_follow_ggml() {
+    use super::SrcPrec;
+    for level in [SrcPrec::Any, SrcPrec::F32, SrcPrec::Bf16, SrcPrec::F16, SrcPrec::Q8, SrcPrec::Q4] {
+        assert_eq!(SrcPrec::from_ggml(level.ggml()), Some(level));
+    }
+    assert_eq!(SrcPrec::from_ggml(0), Some(SrcPrec::Any));
+    assert_eq!(SrcPrec::from_ggml(10), Some(SrcPrec::F32));
+    assert_eq!(SrcPrec::from_ggml(7), None);
+    // Each level allows itself and every finer form: F32 and BF16 no f16 copy, nothing above Q8 its 8-bit blocks.
+    let allows = |p: SrcPrec| (p.allows_f16(), p.allows_q8());
+    assert_eq!(allows(SrcPrec::Any), (true, true));
+    assert_eq!(allows(SrcPrec::F32), (false, false));
+    assert_eq!(allows(SrcPrec::Bf16), (false, false));
+    assert_eq!(allows(SrcPrec::F16), (true, false));
+    assert_eq!(allows(SrcPrec::Q8), (true, true));
+    assert_eq!(allows(SrcPrec::Q4), (true, true));
+}

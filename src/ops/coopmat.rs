@@ -661,29 +661,57 @@ fn id_enabled() -> bool {
 }
 
 /// The MUL_MAT_ID variant of `mul_mat_cm.comp` for experts of type `ty` and `n` tokens on `device`, where
-/// [`id_kernel`] takes them.
-pub(crate) fn id_plan(device: &Device, ty: GgmlType, n: u32) -> Option<Shader> {
-    id_kernel(&CoopmatDevice::from_caps(device.caps()), knob(), id_enabled(), ty, n)
+/// [`id_kernel`] takes them, with its columns per tile.
+pub(crate) fn id_plan(device: &Device, ty: GgmlType, n: u32) -> Option<(Shader, u32)> {
+    id_kernel(&CoopmatDevice::from_caps(device.caps()), knob(), id_enabled(), ty, n, id_columns())
 }
 
-/// [`id_plan`] on `dev` with the knobs `knob` and `enabled`: more tokens than the mat-vec kernels take, a device
-/// that runs [`TILE_128`] with the column table (and the type's grid tables) in its shared memory, and weights with
-/// a cooperative loader (not F32, not BF16, whose range the f16 fragments lack).
-fn id_kernel(dev: &CoopmatDevice, knob: Knob, enabled: bool, ty: GgmlType, n: u32) -> Option<Shader> {
+/// Columns per tile of the MUL_MAT_ID kernel (`GGVK_CM_ID_BN=64`: 64 for the types with their own loaders; the
+/// others keep 128).
+fn id_columns() -> u32 {
+    static BN: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *BN.get_or_init(|| if crate::knobs::number("GGVK_CM_ID_BN") == Some(64) { 64 } else { 128 })
+}
+
+/// [`id_plan`] on `dev` with the knobs `knob` and `enabled` and `bn` columns per tile (64 or 128): more tokens than
+/// the mat-vec kernels take, a device that runs [`TILE_128`] with the column table (and the type's grid tables) in
+/// its shared memory, and weights with a cooperative loader (not F32, not BF16, whose range the f16 fragments lack).
+/// Returns the kernel and its columns per tile (128 for the types without a 64-column variant).
+fn id_kernel(dev: &CoopmatDevice, knob: Knob, enabled: bool, ty: GgmlType, n: u32, bn: u32) -> Option<(Shader, u32)> {
     let table = super::matmul::dq_table_bytes(ty);
     let fits = dev.runs(&TILE_128) && dev.max_shared_memory >= TILE_128.shared_bytes + ID_COLUMNS_BYTES + table;
     let on = enabled && knob.mode != Mode::Off && n > MATVEC_MAX_COLS && fits;
-    let (name, spirv): (&'static str, &'static [u8]) = match ty {
+    let narrow = bn == 64;
+    let (name, spirv, bn): (&'static str, &'static [u8], u32) = match ty {
         _ if !on => return None,
-        GgmlType::F16 => ("mul_mat_cm_id_f16", spirv::MUL_MAT_CM_ID_F16),
-        GgmlType::Q4_0 => ("mul_mat_cm_id_q4_0", spirv::MUL_MAT_CM_ID_Q4_0),
-        GgmlType::Q8_0 => ("mul_mat_cm_id_q8_0", spirv::MUL_MAT_CM_ID_Q8_0),
-        GgmlType::Q4_K => ("mul_mat_cm_id_q4_k", spirv::MUL_MAT_CM_ID_Q4_K),
-        GgmlType::Q6_K => ("mul_mat_cm_id_q6_k", spirv::MUL_MAT_CM_ID_Q6_K),
+        GgmlType::F16 if narrow => ("mul_mat_cm_id64_f16", spirv::MUL_MAT_CM_ID64_F16, 64),
+        GgmlType::Q4_0 if narrow => ("mul_mat_cm_id64_q4_0", spirv::MUL_MAT_CM_ID64_Q4_0, 64),
+        GgmlType::Q8_0 if narrow => ("mul_mat_cm_id64_q8_0", spirv::MUL_MAT_CM_ID64_Q8_0, 64),
+        GgmlType::Q4_K if narrow => ("mul_mat_cm_id64_q4_k", spirv::MUL_MAT_CM_ID64_Q4_K, 64),
+        GgmlType::Q6_K if narrow => ("mul_mat_cm_id64_q6_k", spirv::MUL_MAT_CM_ID64_Q6_K, 64),
+        GgmlType::F16 => ("mul_mat_cm_id_f16", spirv::MUL_MAT_CM_ID_F16, 128),
+        GgmlType::Q4_0 => ("mul_mat_cm_id_q4_0", spirv::MUL_MAT_CM_ID_Q4_0, 128),
+        GgmlType::Q8_0 => ("mul_mat_cm_id_q8_0", spirv::MUL_MAT_CM_ID_Q8_0, 128),
+        GgmlType::Q4_K => ("mul_mat_cm_id_q4_k", spirv::MUL_MAT_CM_ID_Q4_K, 128),
+        GgmlType::Q6_K => ("mul_mat_cm_id_q6_k", spirv::MUL_MAT_CM_ID_Q6_K, 128),
         GgmlType::F32 | GgmlType::BF16 => return None,
-        ty => spirv::dq_module("mul_mat_cm_id_dq", ty.name())?,
+        ty => {
+            let (name, spirv) = spirv::dq_module("mul_mat_cm_id_dq", ty.name())?;
+            (name, spirv, 128)
+        }
     };
-    Some(product_shader(name, spirv, 4))
+    Some((product_shader(name, spirv, 4), bn))
+}
+
+/// The MUL_MAT_ID kernel `shader` ([`id_kernel`]) with Q4_K weights read in 16-byte loads (block header and code
+/// bytes in one load each) where `wide_a` allows; other kernels unchanged.
+fn id_wide_variant(shader: &Shader, wide_a: bool) -> Shader {
+    let (name, spirv): (&'static str, &'static [u8]) = match shader.name {
+        "mul_mat_cm_id_q4_k" if wide_a => ("mul_mat_cm_id_q4_k_vec", spirv::MUL_MAT_CM_ID_Q4_K_VEC),
+        "mul_mat_cm_id64_q4_k" if wide_a => ("mul_mat_cm_id64_q4_k_vec", spirv::MUL_MAT_CM_ID64_Q4_K_VEC),
+        _ => return *shader,
+    };
+    Shader { name, spirv, ..*shader }
 }
 
 /// Record MUL_MAT_ID's products of one range of experts on `shader` ([`id_plan`]): `bindings` the range's weights,
@@ -691,19 +719,21 @@ fn id_kernel(dev: &CoopmatDevice, knob: Knob, enabled: bool, ty: GgmlType, n: u3
 /// `tokens` sizes the column tiles (one slot per token and expert; an expert with more pairs loops over them).
 pub(crate) fn record_id(
     rec: &mut Recorder<'_>,
-    shader: &Shader,
+    (shader, bn): &(Shader, u32),
     bindings: &[Binding; 4],
     p: &MatMulPush,
     tokens: u32,
 ) -> Result<()> {
     let device = rec.device().clone();
     let caps = device.caps();
-    // 16-byte loads of b where every column starts on 8 halves and k is whole steps; of F16 experts likewise.
+    // 16-byte loads of b where every column starts on 8 halves and k is whole steps; of F16 and Q4_K experts
+    // likewise.
     let steps = p.k % BK == 0;
     let vec_b = steps && [p.b_off, p.b_s2, p.b_s3].iter().all(|v| v % 8 == 0);
     let vec_a = steps && [p.a_off, p.a_row, p.a_s2].iter().all(|v| v % 8 == 0);
-    let pipeline = device.pipelines().get(&device, shader, &[u32::from(vec_b), u32::from(vec_a)])?;
-    let groups = [p.m.div_ceil(TILE_128.bm), tokens.div_ceil(TILE_128.bn).min(caps.max_workgroup_count[1]), p.r2];
+    let shader = id_wide_variant(shader, vec_a);
+    let pipeline = device.pipelines().get(&device, &shader, &[u32::from(vec_b), u32::from(vec_a)])?;
+    let groups = [p.m.div_ceil(TILE_128.bm), tokens.div_ceil(*bn).min(caps.max_workgroup_count[1]), p.r2];
     if groups[0] > caps.max_workgroup_count[0] || groups[2] > caps.max_workgroup_count[2] {
         return Err(crate::error::Error::unsupported(format!(
             "MUL_MAT_ID: {groups:?} workgroups exceed this device's limits"
@@ -765,8 +795,8 @@ mod tests {
     fn expert_products_take_the_cooperative_kernel_only_when_asked() {
         // Off by default (`GGVK_COOPMAT_ID`); on, for more tokens than the mat-vec kernels take, every type with a
         // cooperative loader, where the tile, its column table and the type's grid tables fit in shared memory.
-        let on = |dev: &CoopmatDevice, ty, n| id_kernel(dev, Knob::AUTO, true, ty, n).map(|s| s.name);
-        assert_eq!(id_kernel(&NVIDIA_TEST, Knob::AUTO, false, GgmlType::Q4_0, 512).map(|s| s.name), None);
+        let on = |dev: &CoopmatDevice, ty, n| id_kernel(dev, Knob::AUTO, true, ty, n, 128).map(|(s, _)| s.name);
+        assert_eq!(id_kernel(&NVIDIA_TEST, Knob::AUTO, false, GgmlType::Q4_0, 512, 128).map(|(s, _)| s.name), None);
         assert_eq!(on(&NVIDIA_TEST, GgmlType::Q4_0, 512), Some("mul_mat_cm_id_q4_0"));
         assert_eq!(on(&NVIDIA_CM2, GgmlType::F16, 9), Some("mul_mat_cm_id_f16"));
         assert_eq!(on(&NVIDIA_TEST, GgmlType::Q4_K, 512), Some("mul_mat_cm_id_q4_k"));
@@ -779,8 +809,19 @@ mod tests {
         assert_eq!(on(&NVIDIA_TEST, GgmlType::BF16, 512), None);
         assert_eq!(on(&NVIDIA_TEST, GgmlType::Q4_0, MATVEC_MAX_COLS), None);
         let off = Knob { mode: Mode::Off, ..Knob::AUTO };
-        assert_eq!(id_kernel(&NVIDIA_TEST, off, true, GgmlType::Q4_0, 512).map(|s| s.name), None);
+        assert_eq!(id_kernel(&NVIDIA_TEST, off, true, GgmlType::Q4_0, 512, 128).map(|(s, _)| s.name), None);
         assert_eq!(on(&CoopmatDevice { f16_16x16x16: false, ..NVIDIA_TEST }, GgmlType::Q4_0, 512), None);
+        // 64-column tiles for the types with their own loaders; the others keep 128 columns.
+        let narrow = |ty| id_kernel(&NVIDIA_TEST, Knob::AUTO, true, ty, 512, 64).map(|(s, bn)| (s.name, bn));
+        assert_eq!(narrow(GgmlType::Q4_K), Some(("mul_mat_cm_id64_q4_k", 64)));
+        assert_eq!(narrow(GgmlType::F16), Some(("mul_mat_cm_id64_f16", 64)));
+        assert!(narrow(GgmlType::Q5_K).is_some_and(|(n, bn)| n.starts_with("mul_mat_cm_id_dq") && bn == 128));
+        // Q4_K blocks on 16-byte boundaries take the wide loader, in either tile.
+        let (q4k, _) = id_kernel(&NVIDIA_TEST, Knob::AUTO, true, GgmlType::Q4_K, 512, 64).unwrap();
+        assert_eq!(id_wide_variant(&q4k, true).name, "mul_mat_cm_id64_q4_k_vec");
+        assert_eq!(id_wide_variant(&q4k, false).name, "mul_mat_cm_id64_q4_k");
+        let (q6k, _) = id_kernel(&NVIDIA_TEST, Knob::AUTO, true, GgmlType::Q6_K, 512, 128).unwrap();
+        assert_eq!(id_wide_variant(&q6k, true).name, "mul_mat_cm_id_q6_k");
     }
 
     #[test]

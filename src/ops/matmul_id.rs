@@ -16,7 +16,12 @@
 //! loaders, one workgroup z per expert) multiplies each expert with the columns of its pairs, so an expert's weights
 //! are read once per 64 of its pairs. With `GGVK_COOPMAT_ID=1`, where the device runs the cooperative-matrix
 //! kernels, the products run instead on `mul_mat_cm.comp`'s MUL_MAT_ID variant over the f16 copy of b (128 x 128
-//! tiles, the same map; not yet measured on a GPU, so off by default).
+//! tiles, or 64 columns with `GGVK_CM_ID_BN=64`; the same map).
+//!
+//! A node whose src1 must stay finer than those copies (ggml_prec_set_src, [`SrcPrec`]: llama.cpp keeps the input of
+//! some MoE down projections F32, as it can exceed f16's range) takes the kernels over b as F32: no f16 copy, no
+//! 8-bit blocks, no rounding onto their grid; F16 and BF16 experts, whose kernels round b to their type, are declined
+//! there (ggml-vulkan declines every such node).
 //!
 //! Experts that do not fit one storage window together are bound a range at a time (one dispatch per range).
 
@@ -29,7 +34,7 @@ use super::matmul::{
 };
 use super::{bind, dim_u32, spirv, split_groups, stride_units, window_limit};
 use crate::error::{Error, Result};
-use crate::ir::{Node, Tensor};
+use crate::ir::{Node, Op, SrcPrec, Tensor};
 use crate::quant::{ActRounding, GgmlType};
 use crate::vk::{Binding, Derived, Device, Recorder, Shader};
 
@@ -187,8 +192,8 @@ fn tiled(b: &Tensor) -> bool {
 /// Whether the product runs the integer-dot kernels on b quantized to 8-bit blocks (as MUL_MAT does: Q4_0/Q8_0
 /// weights, and in the mat-vec path the other 32-value block types; `GGVK_INT_DOT` not 0, a device with integer
 /// dot products).
-fn int_dot(device: &Device, a: &Tensor, b: &Tensor) -> bool {
-    (quantizes_activations(a) || block32_int_dot_b(a, b)) && device.caps().integer_dot_product
+fn int_dot(device: &Device, a: &Tensor, b: &Tensor, prec: SrcPrec) -> bool {
+    (quantizes_activations(a) || block32_int_dot_b(a, b)) && device.caps().integer_dot_product && prec.allows_q8()
 }
 
 /// Whether the mat-vec path runs the integer-dot kernels of the other 32-value block types (Q4_1, Q5_0, Q5_1,
@@ -200,39 +205,55 @@ fn block32_int_dot_b(a: &Tensor, b: &Tensor) -> bool {
 
 /// Whether the mat-vec path runs the integer-dot K-quant kernels over b on the Q8_K grid (as MUL_MAT's mat-vec:
 /// Q4_K, Q5_K, Q6_K, and Q2_K, Q3_K, IQ4_XS).
-fn kquant_int_dot_b(device: &Device, a: &Tensor, b: &Tensor) -> bool {
-    !tiled(b) && kquant_int_dot(device, a)
+fn kquant_int_dot_b(device: &Device, a: &Tensor, b: &Tensor, prec: SrcPrec) -> bool {
+    !tiled(b) && kquant_int_dot(device, a) && prec.allows_q8()
 }
 
-/// The grid b's values are on when this node multiplies them on `device`: Q8_K where the integer-dot K-quant
-/// mat-vec runs, else as [`rounds_activations`] (None: as given; Q4_0/Q8_0's 8-bit blocks are not a grid of this
-/// kind).
-pub fn activation_grid(device: &Device, a: &Tensor, b: &Tensor) -> Option<ActRounding> {
-    if kquant_int_dot_b(device, a, b) {
+/// How b's values are rounded onto the CPU backend's grid of 8-bit blocks ([`rounds_activations`]) where `prec` lets
+/// them be.
+fn rounding(a: &Tensor, prec: SrcPrec) -> Option<ActRounding> {
+    rounds_activations(a).filter(|_| prec.allows_q8())
+}
+
+/// The grid b's values are on when this node multiplies them on `device` with src1 precision `prec`: Q8_K where
+/// the integer-dot K-quant mat-vec runs, else as [`rounds_activations`] (None: as given; Q4_0/Q8_0's 8-bit blocks
+/// are not a grid of this kind).
+pub fn activation_grid(device: &Device, a: &Tensor, b: &Tensor, prec: SrcPrec) -> Option<ActRounding> {
+    if kquant_int_dot_b(device, a, b, prec) {
         Some(ActRounding::Q8K)
-    } else if block32_int_dot_b(a, b) && device.caps().integer_dot_product {
+    } else if block32_int_dot_b(a, b) && device.caps().integer_dot_product && prec.allows_q8() {
         Some(ActRounding::Q8_0)
     } else {
-        rounds_activations(a)
+        rounding(a, prec)
     }
 }
 
 /// Whether b is quantized to 8-bit blocks for this node (the integer-dot mat-vec, or the tiled path's bq8 kernels,
 /// as MUL_MAT's tiled kernel does for Q4_0/Q8_0 weights whatever the device).
-fn quantizes_b(device: &Device, a: &Tensor, b: &Tensor) -> bool {
-    int_dot(device, a, b) || kquant_int_dot_b(device, a, b) || (tiled(b) && quantizes_activations(a))
+fn quantizes_b(device: &Device, a: &Tensor, b: &Tensor, prec: SrcPrec) -> bool {
+    int_dot(device, a, b, prec)
+        || kquant_int_dot_b(device, a, b, prec)
+        || (tiled(b) && quantizes_activations(a) && prec.allows_q8())
 }
 
 /// The cooperative-matrix kernel the tiled path takes instead of `mul_mat_id_tiled.comp` (`GGVK_COOPMAT_ID`).
-fn coopmat_kernel(device: &Device, a: &Tensor, b: &Tensor) -> Option<Shader> {
+fn coopmat_kernel(device: &Device, a: &Tensor, b: &Tensor, prec: SrcPrec) -> Option<(Shader, u32)> {
     let tokens = u32::try_from(b.ne[2]).unwrap_or(u32::MAX);
-    tiled(b).then(|| crate::ops::coopmat::id_plan(device, a.ty, tokens)).flatten()
+    (tiled(b) && prec.allows_f16()).then(|| crate::ops::coopmat::id_plan(device, a.ty, tokens)).flatten()
 }
 
 /// Bytes of the tiled path's expert map: a count per expert, then a list of n_pairs entries per expert.
 fn map_bytes(a: &Tensor, ids: &Tensor) -> u64 {
     let (n_as, pairs) = (a.ne[2].max(0) as u64, (ids.ne[0] * ids.ne[1]).max(0) as u64);
     4 * n_as * (1 + pairs)
+}
+
+/// The coarsest copy of src1 the node lets its kernels make.
+fn b_prec(node: &Node) -> SrcPrec {
+    match node.op {
+        Op::MulMatId { b_prec } => b_prec,
+        _ => SrcPrec::Any,
+    }
 }
 
 /// Whether ggvk supports this MUL_MAT_ID node (independent of device limits).
@@ -247,6 +268,14 @@ pub fn check(node: &Node) -> Result<()> {
             a.ty.name(),
             dq_row_multiple(a.ty),
             a.ne[0]
+        )));
+    }
+    // F16 and BF16 experts take src1 rounded as the CPU backend's dot products do.
+    let prec = b_prec(node);
+    if (a.ty == GgmlType::F16 && !prec.allows_f16()) || (a.ty == GgmlType::BF16 && prec == SrcPrec::F32) {
+        return Err(Error::unsupported(format!(
+            "MUL_MAT_ID with {} weights rounds src1 to that type: src1 precision {prec:?} asks for more",
+            a.ty.name()
         )));
     }
     if b.ty != GgmlType::F32 || d.ty != GgmlType::F32 || ids.ty != GgmlType::I32 {
@@ -299,23 +328,24 @@ pub fn check(node: &Node) -> Result<()> {
 /// tiled path's expert map), per piece of tokens when it is recorded in pieces ([`token_pieces`]).
 pub fn scratch_bytes(device: &Device, node: &Node) -> u64 {
     let (Ok(a), Ok(b), Ok(ids)) = (node.src(0), node.src(1), node.src(2)) else { return 0 };
-    let Ok(Some(per)) = token_pieces(device, node) else { return piece_scratch_bytes(device, a, b, ids) };
+    let prec = b_prec(node);
+    let Ok(Some(per)) = token_pieces(device, node) else { return piece_scratch_bytes(device, a, b, ids, prec) };
     let n_tok = b.ne[2];
     (0..n_tok)
         .step_by(per as usize)
         .map(|t0| {
             let nt = per.min(n_tok - t0);
-            piece_scratch_bytes(device, a, &tokens_view(b, 2, nt), &tokens_view(ids, 1, nt))
+            piece_scratch_bytes(device, a, &tokens_view(b, 2, nt), &tokens_view(ids, 1, nt), prec)
         })
         .sum()
 }
 
 /// [`scratch_bytes`] of a node recorded whole.
-fn piece_scratch_bytes(device: &Device, a: &Tensor, b: &Tensor, ids: &Tensor) -> u64 {
-    let col_bytes = match coopmat_kernel(device, a, b) {
+fn piece_scratch_bytes(device: &Device, a: &Tensor, b: &Tensor, ids: &Tensor, prec: SrcPrec) -> u64 {
+    let col_bytes = match coopmat_kernel(device, a, b, prec) {
         // The f16 copy of b (rounded first where the type rounds activations: the same size).
         Some(_) => (b.ne[0].max(0) as u64).div_ceil(2) * 4,
-        None => derived_column_bytes(a, b, quantizes_b(device, a, b)),
+        None => derived_column_bytes(a, b, quantizes_b(device, a, b, prec)),
     };
     // Each region is rounded up to the scratch alignment by the recorder.
     let align = device.caps().min_storage_offset_alignment.max(256);
@@ -335,10 +365,11 @@ fn tokens_view(t: &Tensor, dim: usize, nt: i64) -> Tensor {
 /// its own over views of those tokens. `None` when everything fits at once; an error when one token does not.
 fn token_pieces(device: &Device, node: &Node) -> Result<Option<i64>> {
     let (a, b, ids, d) = (node.src(0)?, node.src(1)?, node.src(2)?, &node.dst);
+    let prec = b_prec(node);
     let limit = window_limit(device);
     let fits = |nt: i64| {
         let (b, ids, d) = (tokens_view(b, 2, nt), tokens_view(ids, 1, nt), tokens_view(d, 2, nt));
-        let derived = derived_column_bytes(a, &b, quantizes_b(device, a, &b)) * (b.ne[1] * nt).max(0) as u64;
+        let derived = derived_column_bytes(a, &b, quantizes_b(device, a, &b, prec)) * (b.ne[1] * nt).max(0) as u64;
         [b.nbytes(), ids.nbytes(), d.nbytes(), derived].iter().all(|&n| n <= limit)
             && (!tiled(&b) || map_bytes(a, &ids) <= limit)
     };
@@ -453,17 +484,18 @@ fn record_whole(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         r3: 1,
         pad: [0; 2],
     };
-    let kq = kquant_int_dot_b(&device, a, b);
-    let use_int_dot = int_dot(&device, a, b) || kq;
-    let cm = coopmat_kernel(&device, a, b);
-    let bq8 = quantizes_b(&device, a, b) && !kq && cm.is_none();
+    let prec = b_prec(node);
+    let kq = kquant_int_dot_b(&device, a, b, prec);
+    let use_int_dot = int_dot(&device, a, b, prec) || kq;
+    let cm = coopmat_kernel(&device, a, b, prec);
+    let bq8 = quantizes_b(&device, a, b, prec) && !kq && cm.is_none();
     let (b_bind, p) = if cm.is_some() {
-        narrow_b(rec, b, &b_bind, plain, rounds_activations(a))?
+        narrow_b(rec, b, &b_bind, plain, rounding(a, prec))?
     } else if kq {
         quantize_b_q8k(rec, b, &b_bind, plain)?
     } else if bq8 {
         quantize_b(rec, b, &b_bind, plain)?
-    } else if let Some(r) = rounds_activations(a) {
+    } else if let Some(r) = rounding(a, prec) {
         round_b(rec, b, &b_bind, plain, r)?
     } else {
         (b_bind, plain)
@@ -572,7 +604,7 @@ fn record_tiled(
     bindings: [Binding; 5],
     m_off: u32,
     p: MatMulPush,
-    (bq8, cm): (bool, Option<&Shader>),
+    (bq8, cm): (bool, Option<&(Shader, u32)>),
     make_map: bool,
 ) -> Result<()> {
     let (a, ids) = (node.src(0)?, node.src(2)?);
@@ -592,8 +624,8 @@ fn record_tiled(
     let map_read = Binding { write: false, ..map_write };
     let tp = MatMulPush { n: n_pairs, r2: cnt, r3: m_off, pad: [0; 2], ..p };
     let n_tok = dim_u32("tokens", ids.ne[1])?;
-    if let Some(shader) = cm {
-        return crate::ops::coopmat::record_id(rec, shader, &[a_bind, b_bind, d_bind, map_read], &tp, n_tok);
+    if let Some(kernel) = cm {
+        return crate::ops::coopmat::record_id(rec, kernel, &[a_bind, b_bind, d_bind, map_read], &tp, n_tok);
     }
     let shader = if bf16_scalar(a) {
         shader("mul_mat_id_bf16", spirv::MUL_MAT_ID_BF16)

@@ -64,7 +64,7 @@ pub fn check(node: &Node) -> Result<()> {
         Op::GetRows | Op::SetRows => rows::check(node),
         Op::FlashAttnExt { .. } => flash_attn::check(node),
         Op::SumRows | Op::Mean | Op::Sum | Op::ArgMax => reduce::check(node),
-        Op::MulMatId => matmul_id::check(node),
+        Op::MulMatId { .. } => matmul_id::check(node),
         Op::AddId | Op::ArgSort { .. } | Op::TopK => moe::check(node),
         Op::Repeat
         | Op::Concat { .. }
@@ -112,7 +112,7 @@ pub fn check_on(device: &Device, node: &Node) -> Result<()> {
         // Cut into pieces when a tensor is larger than one window.
         return matmul::check_on(device, node.src(0)?, node.src(1)?, &node.dst);
     }
-    if let Op::MulMatId = node.op {
+    if let Op::MulMatId { .. } = node.op {
         // Experts are bound a range at a time when they do not fit one window together.
         return matmul_id::check_on(device, node);
     }
@@ -163,7 +163,7 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         Op::GetRows | Op::SetRows => rows::record(rec, node),
         Op::FlashAttnExt { .. } => flash_attn::record(rec, node),
         Op::SumRows | Op::Mean | Op::Sum | Op::ArgMax => reduce::record(rec, node),
-        Op::MulMatId => matmul_id::record(rec, node),
+        Op::MulMatId { .. } => matmul_id::record(rec, node),
         Op::AddId | Op::ArgSort { .. } | Op::TopK => moe::record(rec, node),
         Op::Repeat
         | Op::Concat { .. }
@@ -208,7 +208,7 @@ pub fn scratch_bytes(device: &Device, node: &Node) -> u64 {
     let bytes = match (&node.op, node.src(0), node.src(1)) {
         (Op::MulMat, Ok(a), Ok(b)) => matmul::scratch_bytes(device, a, b, &node.dst),
         (Op::FlashAttnExt { .. }, _, _) => flash_attn::scratch_bytes(device, node),
-        (Op::MulMatId, _, _) => matmul_id::scratch_bytes(device, node),
+        (Op::MulMatId { .. }, _, _) => matmul_id::scratch_bytes(device, node),
         (Op::ArgSort { .. } | Op::TopK, _, _) => moe::scratch_bytes(device, node),
         (Op::OutProd, _, _) => out_prod::scratch_bytes(device, node),
         _ => 0,
