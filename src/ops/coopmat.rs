@@ -653,11 +653,14 @@ fn cm2_add_enabled() -> bool {
 /// (where each column starts in b and in dst).
 const ID_COLUMNS_BYTES: u32 = 2 * 128 * 4;
 
-/// Whether MUL_MAT_ID with many tokens takes `mul_mat_cm.comp`'s MUL_MAT_ID variant (`GGVK_COOPMAT_ID=1`). Off by
-/// default: not yet run on a GPU.
+/// Whether MUL_MAT_ID with many tokens takes `mul_mat_cm.comp`'s MUL_MAT_ID variant (`GGVK_COOPMAT_ID=0` keeps the
+/// scalar tiled kernel). H100, 2026-12-06, `test-backend-ops perf -o MUL_MAT_ID` (128 experts, 8 used, m=768,
+/// k=2048) against the scalar kernel: 2.6-4x faster for every type and width measured; a 2-layer Qwen3-MoE-shaped
+/// Q4_0 model's prompts (`llama-bench -p 512,2048 -ub 2048 -fa 1`) 69,740 -> 111,317-118,368 t/s (pp512) and
+/// 67,036 -> 85,161-88,309 (pp2048), ggml-vulkan 115,775-134,552 and 79,045-90,544 in the same processes (NOTES.md).
 fn id_enabled() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| crate::knobs::switch("GGVK_COOPMAT_ID", false))
+    *ON.get_or_init(|| crate::knobs::switch("GGVK_COOPMAT_ID", true))
 }
 
 /// The MUL_MAT_ID variant of `mul_mat_cm.comp` for experts of type `ty` and `n` tokens on `device`, where
@@ -666,17 +669,21 @@ pub(crate) fn id_plan(device: &Device, ty: GgmlType, n: u32) -> Option<(Shader, 
     id_kernel(&CoopmatDevice::from_caps(device.caps()), knob(), id_enabled(), ty, n, id_columns())
 }
 
-/// Columns per tile of the MUL_MAT_ID kernel (`GGVK_CM_ID_BN=64`: 64 for the types with their own loaders; the
-/// others keep 128).
+/// Columns per tile of the MUL_MAT_ID kernel for F16, Q4_0, Q8_0, Q4_K and Q6_K experts: 64 by default
+/// (`GGVK_CM_ID_BN=128` for the 128-column tile; the types on the generic loader keep 128). A
+/// prompt's expert takes a few tens of pairs (512 tokens, 8 of 128 experts: 32 on average), so most of a 128-column
+/// tile multiplied nothing; H100, 2026-12-06, `test-backend-ops perf -o MUL_MAT_ID` (128 experts, 8 used, m=768,
+/// k=2048), 128 -> 64 columns, us: 32 tokens f16 283 -> 164, q4_0 326 -> 211, q4_K 424 -> 251, q6_K 641 -> 381;
+/// 512 tokens f16 424 -> 291, q4_0 469 -> 310, q8_0 492 -> 327.
 fn id_columns() -> u32 {
     static BN: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    *BN.get_or_init(|| if crate::knobs::number("GGVK_CM_ID_BN") == Some(64) { 64 } else { 128 })
+    *BN.get_or_init(|| if crate::knobs::number("GGVK_CM_ID_BN") == Some(128) { 128 } else { 64 })
 }
 
-/// [`id_plan`] on `dev` with the knobs `knob` and `enabled` and `bn` columns per tile (64 or 128): more tokens than
+/// [`id_plan`] on `dev` with the knobs `knob` and `enabled` and `bn` columns per tile (64, else 128): more tokens than
 /// the mat-vec kernels take, a device that runs [`TILE_128`] with the column table (and the type's grid tables) in
 /// its shared memory, and weights with a cooperative loader (not F32, not BF16, whose range the f16 fragments lack).
-/// Returns the kernel and its columns per tile (128 for the types without a 64-column variant).
+/// Returns the kernel and its columns per tile (128 for the types on the generic loader).
 fn id_kernel(dev: &CoopmatDevice, knob: Knob, enabled: bool, ty: GgmlType, n: u32, bn: u32) -> Option<(Shader, u32)> {
     let table = super::matmul::dq_table_bytes(ty);
     let fits = dev.runs(&TILE_128) && dev.max_shared_memory >= TILE_128.shared_bytes + ID_COLUMNS_BYTES + table;
@@ -695,6 +702,7 @@ fn id_kernel(dev: &CoopmatDevice, knob: Knob, enabled: bool, ty: GgmlType, n: u3
         GgmlType::Q4_K => ("mul_mat_cm_id_q4_k", spirv::MUL_MAT_CM_ID_Q4_K, 128),
         GgmlType::Q6_K => ("mul_mat_cm_id_q6_k", spirv::MUL_MAT_CM_ID_Q6_K, 128),
         GgmlType::F32 | GgmlType::BF16 => return None,
+        // 128 columns: the 64-column variant of the generic loader has not run on a GPU yet.
         ty => {
             let (name, spirv) = spirv::dq_module("mul_mat_cm_id_dq", ty.name())?;
             (name, spirv, 128)
@@ -792,8 +800,8 @@ mod tests {
     }
 
     #[test]
-    fn expert_products_take_the_cooperative_kernel_only_when_asked() {
-        // Off by default (`GGVK_COOPMAT_ID`); on, for more tokens than the mat-vec kernels take, every type with a
+    fn expert_products_take_the_cooperative_kernel_where_enabled() {
+        // With `GGVK_COOPMAT_ID` on (the default), for more tokens than the mat-vec kernels take, every type with a
         // cooperative loader, where the tile, its column table and the type's grid tables fit in shared memory.
         let on = |dev: &CoopmatDevice, ty, n| id_kernel(dev, Knob::AUTO, true, ty, n, 128).map(|(s, _)| s.name);
         assert_eq!(id_kernel(&NVIDIA_TEST, Knob::AUTO, false, GgmlType::Q4_0, 512, 128).map(|(s, _)| s.name), None);
@@ -811,7 +819,7 @@ mod tests {
         let off = Knob { mode: Mode::Off, ..Knob::AUTO };
         assert_eq!(id_kernel(&NVIDIA_TEST, off, true, GgmlType::Q4_0, 512, 128).map(|(s, _)| s.name), None);
         assert_eq!(on(&CoopmatDevice { f16_16x16x16: false, ..NVIDIA_TEST }, GgmlType::Q4_0, 512), None);
-        // 64-column tiles for the types with their own loaders; the others keep 128 columns.
+        // 64-column tiles (the default) for the types with their own loaders; the generic loader keeps 128.
         let narrow = |ty| id_kernel(&NVIDIA_TEST, Knob::AUTO, true, ty, 512, 64).map(|(s, bn)| (s.name, bn));
         assert_eq!(narrow(GgmlType::Q4_K), Some(("mul_mat_cm_id64_q4_k", 64)));
         assert_eq!(narrow(GgmlType::F16), Some(("mul_mat_cm_id64_f16", 64)));

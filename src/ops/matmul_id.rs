@@ -14,9 +14,9 @@
 //! More than [`MATVEC_MAX_COLS`] tokens (prompt processing) take a tiled path: `mul_mat_id_map.comp` lists, per
 //! expert on the device, the pairs routed to it (scratch), then `mul_mat_id_tiled.comp` (mul_mat.comp's tiles and
 //! loaders, one workgroup z per expert) multiplies each expert with the columns of its pairs, so an expert's weights
-//! are read once per 64 of its pairs. With `GGVK_COOPMAT_ID=1`, where the device runs the cooperative-matrix
-//! kernels, the products run instead on `mul_mat_cm.comp`'s MUL_MAT_ID variant over the f16 copy of b (128 x 128
-//! tiles, or 64 columns with `GGVK_CM_ID_BN=64`; the same map).
+//! are read once per 64 of its pairs. Where the device runs the cooperative-matrix kernels (`GGVK_COOPMAT_ID=0`
+//! keeps the scalar kernel), the products run instead on `mul_mat_cm.comp`'s MUL_MAT_ID variant over the f16 copy of
+//! b (tiles of 128 rows by 64 columns, 128 for the types on its generic loader; the same map).
 //!
 //! A node whose src1 must stay finer than those copies (ggml_prec_set_src, [`SrcPrec`]: llama.cpp keeps the input of
 //! some MoE down projections F32, as it can exceed f16's range) takes the kernels over b as F32: no f16 copy, no
@@ -240,6 +240,12 @@ fn quantizes_b(device: &Device, a: &Tensor, b: &Tensor, prec: SrcPrec) -> bool {
 fn coopmat_kernel(device: &Device, a: &Tensor, b: &Tensor, prec: SrcPrec) -> Option<(Shader, u32)> {
     let tokens = u32::try_from(b.ne[2]).unwrap_or(u32::MAX);
     (tiled(b) && prec.allows_f16()).then(|| crate::ops::coopmat::id_plan(device, a.ty, tokens)).flatten()
+}
+
+/// Whether the node's products run on the cooperative-matrix kernel over the f16 copy of b (tests widen their error
+/// bound by f16's rounding).
+pub fn uses_coopmat(device: &Device, a: &Tensor, b: &Tensor, prec: SrcPrec) -> bool {
+    coopmat_kernel(device, a, b, prec).is_some()
 }
 
 /// Bytes of the tiled path's expert map: a count per expert, then a list of n_pairs entries per expert.
