@@ -702,7 +702,7 @@ fn id_kernel(dev: &CoopmatDevice, knob: Knob, enabled: bool, ty: GgmlType, n: u3
         GgmlType::Q4_K => ("mul_mat_cm_id_q4_k", spirv::MUL_MAT_CM_ID_Q4_K, 128),
         GgmlType::Q6_K => ("mul_mat_cm_id_q6_k", spirv::MUL_MAT_CM_ID_Q6_K, 128),
         GgmlType::F32 | GgmlType::BF16 => return None,
-        // 128 columns: the 64-column variant of the generic loader has not run on a GPU yet.
+        // 128 columns: no 64-column build of the generic loader has been run on a GPU yet.
         ty => {
             let (name, spirv) = spirv::dq_module("mul_mat_cm_id_dq", ty.name())?;
             (name, spirv, 128)
