@@ -348,15 +348,20 @@ pub fn scratch_bytes(device: &Device, node: &Node) -> u64 {
 
 /// [`scratch_bytes`] of a node recorded whole.
 fn piece_scratch_bytes(device: &Device, a: &Tensor, b: &Tensor, ids: &Tensor, prec: SrcPrec) -> u64 {
-    let col_bytes = match coopmat_kernel(device, a, b, prec) {
-        // The f16 copy of b (rounded first where the type rounds activations: the same size).
-        Some(_) => (b.ne[0].max(0) as u64).div_ceil(2) * 4,
-        None => derived_column_bytes(a, b, quantizes_b(device, a, b, prec)),
-    };
+    let col_bytes = b_copy_column_bytes(device, a, b, prec);
     // Each region is rounded up to the scratch alignment by the recorder.
     let align = device.caps().min_storage_offset_alignment.max(256);
     let b_bytes = (col_bytes * (b.ne[1] * b.ne[2]).max(0) as u64).div_ceil(align) * align;
     b_bytes + if tiled(b) { map_bytes(a, ids).div_ceil(align) * align } else { 0 }
+}
+
+/// Bytes per column of the copy of b the node makes in scratch: the cooperative kernel's f16 copy (rounded first
+/// where the type rounds activations: the same size), 8-bit blocks, the rounded F32 copy, or none.
+fn b_copy_column_bytes(device: &Device, a: &Tensor, b: &Tensor, prec: SrcPrec) -> u64 {
+    match coopmat_kernel(device, a, b, prec) {
+        Some(_) => (b.ne[0].max(0) as u64).div_ceil(2) * 4,
+        None => derived_column_bytes(a, b, quantizes_b(device, a, b, prec)),
+    }
 }
 
 /// `t` with `nt` elements along its token dimension `dim` (a shape for sizing: same buffer, offset and strides).
@@ -375,7 +380,7 @@ fn token_pieces(device: &Device, node: &Node) -> Result<Option<i64>> {
     let limit = window_limit(device);
     let fits = |nt: i64| {
         let (b, ids, d) = (tokens_view(b, 2, nt), tokens_view(ids, 1, nt), tokens_view(d, 2, nt));
-        let derived = derived_column_bytes(a, &b, quantizes_b(device, a, &b, prec)) * (b.ne[1] * nt).max(0) as u64;
+        let derived = b_copy_column_bytes(device, a, &b, prec) * (b.ne[1] * nt).max(0) as u64;
         [b.nbytes(), ids.nbytes(), d.nbytes(), derived].iter().all(|&n| n <= limit)
             && (!tiled(&b) || map_bytes(a, &ids) <= limit)
     };
