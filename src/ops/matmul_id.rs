@@ -30,7 +30,8 @@ use bytemuck::{Pod, Zeroable};
 use super::matmul::{
     bf16_scalar, block32_idot_config, block32_int_dot, derived_column_bytes, device_forces_shared_reduction,
     dq_row_multiple, kquant_idot_config, kquant_int_dot, matvec_config, matvec_kernel_type, matvec_workgroup, narrow_b,
-    quantize_b, quantize_b_q8k, quantizes_activations, round_b, rounds_activations, MatMulPush, MATVEC_MAX_COLS,
+    narrowed_column_bytes, quantize_b, quantize_b_q8k, quantizes_activations, round_b, rounds_activations, MatMulPush,
+    MATVEC_MAX_COLS,
 };
 use super::{bind, dim_u32, spirv, split_groups, stride_units, window_limit};
 use crate::error::{Error, Result};
@@ -359,7 +360,7 @@ fn piece_scratch_bytes(device: &Device, a: &Tensor, b: &Tensor, ids: &Tensor, pr
 /// where the type rounds activations: the same size), 8-bit blocks, the rounded F32 copy, or none.
 fn b_copy_column_bytes(device: &Device, a: &Tensor, b: &Tensor, prec: SrcPrec) -> u64 {
     match coopmat_kernel(device, a, b, prec) {
-        Some(_) => (b.ne[0].max(0) as u64).div_ceil(2) * 4,
+        Some(_) => narrowed_column_bytes(b.ne[0]),
         None => derived_column_bytes(a, b, quantizes_b(device, a, b, prec)),
     }
 }

@@ -39,7 +39,8 @@ pub use operands::reads_f16_copy;
 use operands::tiled_reads_q8;
 pub use operands::{activation_grid, quantized_b_layout, quantizes_activations, rounds_activations};
 pub(crate) use operands::{
-    derived_column_bytes, narrow_b, quantize_b, quantize_b_q8k, round_b, NARROW_F16_KIND, Q8K_WORDS, QX_WORDS,
+    derived_column_bytes, narrow_b, narrowed_column_bytes, quantize_b, quantize_b_q8k, round_b, NARROW_F16_KIND,
+    Q8K_WORDS, QX_WORDS,
 };
 pub use pair_glu::{record_pair_glu, takes_pair_glu};
 use weights_f16::f16_copy;
@@ -585,7 +586,7 @@ pub fn scratch_bytes(device: &Device, a: &Tensor, b: &Tensor, dst: &Tensor) -> u
         Some(_) => coopmat::plan_on(device, GgmlType::F16, false, n).is_some(),
         None => coopmat::reads_f16_b(device, a, b),
     };
-    let narrowed = if reads_f16 { (b.ne[0].max(0) as u64).div_ceil(2) * 4 } else { 0 };
+    let narrowed = if reads_f16 { narrowed_column_bytes(b.ne[0]) } else { 0 };
     let regions = u64::from(derived > 0) + u64::from(narrowed > 0);
     if regions == 0 {
         return widened + dequant_bytes;

@@ -179,6 +179,11 @@ pub fn reads_f16_copy(device: &Device, a: &Tensor, b: &Tensor) -> bool {
 /// that copy themselves register too.
 pub(crate) const NARROW_F16_KIND: &str = "narrow_f16";
 
+/// Bytes per column of the packed f16 copy [`narrow_b`] writes for `k` values (`ceil(k / 2)` 32-bit words).
+pub(crate) fn narrowed_column_bytes(k: i64) -> u64 {
+    (k.max(0) as u64).div_ceil(2) * 4
+}
+
 /// Write b as packed f16 (rounded to nearest even) into this submission's scratch for the cooperative-matrix
 /// kernels; returns the read-only binding and the push constants with b's offset and strides redirected to it, in
 /// halves (columns of `2 ceil(k / 2)` halves one after another). `rounded`: b was already rounded onto this grid

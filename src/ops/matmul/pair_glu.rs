@@ -11,7 +11,7 @@
 
 use super::operands::NARROW_F16_KIND;
 use super::weights_f16::{f16_copy, has_kept_f16};
-use super::{check, dequant_first_bytes, narrow_b, operands_of, split_plan};
+use super::{check, dequant_first_bytes, narrow_b, narrowed_column_bytes, operands_of, split_plan};
 use crate::error::Result;
 use crate::ir::fused::PairGlu;
 use crate::ir::{GluOp, Tensor};
@@ -66,7 +66,7 @@ pub fn record_pair_glu(rec: &mut Recorder<'_>, f: &PairGlu<'_>) -> Result<bool> 
     // Scratch for the weights' f16 copies not kept, the activations' copy and the GLU's copy, in one
     // reservation so that none of them wraps onto another.
     let align = device.caps().min_storage_offset_alignment.max(256);
-    let narrow_bytes = (k as u64).div_ceil(2) * 4 * u64::from(n);
+    let narrow_bytes = narrowed_column_bytes(k) * u64::from(n);
     let decoded = match dequant {
         Some(bytes) => [ga, ua].into_iter().filter(|a| !has_kept_f16(rec, a)).count() as u64 * bytes,
         None => 0,
