@@ -483,6 +483,7 @@ const DQ_KERNELS: &[(&str, &str, Defines)] = &[
     ("mul_mat_vec_dq_id_shmem", "mul_mat_vec_dq.comp", &[("MUL_MAT_ID", "1"), ("NO_SUBGROUPS", "1")]),
     ("mul_mat_id_dq", "mul_mat_id_tiled.comp", &[("A_DQ", "1")]),
     ("mul_mat_cm_id_dq", "mul_mat_cm.comp", &[("A_DQ", "1"), ("MUL_MAT_ID", "1")]),
+    ("mul_mat_cm_id64_dq", "mul_mat_cm.comp", &[("A_DQ", "1"), ("MUL_MAT_ID", "1"), ("ID_BN64", "1")]),
     ("out_prod_dq", "out_prod.comp", &[("A_DQ", "1")]),
 ];
 

@@ -13,8 +13,8 @@
 // Results leave through a per-subgroup 16 x 16 staging area with bounds checks (any M, N and dst stride).
 //
 // Variants (build.rs): A_F16, A_Q4_0, A_Q8_0, A_Q4_K and A_Q6_K (own loaders: scales unpacked
-// once per 16 or 4 values), A_DQ (any type with a dequantization include); each also as MUL_MAT_ID (below), the
-// five own loaders' also with 64-column tiles (ID_BN64).
+// once per 16 or 4 values), A_DQ (any type with a dequantization include); each also as MUL_MAT_ID (below), in
+// 128- and 64-column tiles (ID_BN64).
 #extension GL_KHR_cooperative_matrix : require
 #extension GL_KHR_memory_scope_semantics : require
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require

@@ -669,12 +669,11 @@ pub(crate) fn id_plan(device: &Device, ty: GgmlType, n: u32) -> Option<(Shader, 
     id_kernel(&CoopmatDevice::from_caps(device.caps()), knob(), id_enabled(), ty, n, id_columns())
 }
 
-/// Columns per tile of the MUL_MAT_ID kernel for F16, Q4_0, Q8_0, Q4_K and Q6_K experts: 64 by default
-/// (`GGVK_CM_ID_BN=128` for the 128-column tile; the types on the generic loader keep 128). A
+/// Columns per tile of the MUL_MAT_ID kernel: 64 by default (`GGVK_CM_ID_BN=128` for the 128-column tile). A
 /// prompt's expert takes a few tens of pairs (512 tokens, 8 of 128 experts: 32 on average), so most of a 128-column
 /// tile multiplied nothing; H100, 2026-12-06, `test-backend-ops perf -o MUL_MAT_ID` (128 experts, 8 used, m=768,
-/// k=2048), 128 -> 64 columns, us: 32 tokens f16 283 -> 164, q4_0 326 -> 211, q4_K 424 -> 251, q6_K 641 -> 381;
-/// 512 tokens f16 424 -> 291, q4_0 469 -> 310, q8_0 492 -> 327.
+/// k=2048), 128 -> 64 columns, us: 32 tokens f16 283 -> 164, q4_0 326 -> 211, q4_K 424 -> 251, q6_K 641 -> 381,
+/// iq2_xs (generic loader) 732 -> 427; 512 tokens f16 424 -> 291, q4_0 469 -> 310, q8_0 492 -> 327.
 fn id_columns() -> u32 {
     static BN: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     *BN.get_or_init(|| if crate::knobs::number("GGVK_CM_ID_BN") == Some(128) { 128 } else { 64 })
@@ -683,32 +682,32 @@ fn id_columns() -> u32 {
 /// [`id_plan`] on `dev` with the knobs `knob` and `enabled` and `bn` columns per tile (64, else 128): more tokens than
 /// the mat-vec kernels take, a device that runs [`TILE_128`] with the column table (and the type's grid tables) in
 /// its shared memory, and weights with a cooperative loader (not F32, not BF16, whose range the f16 fragments lack).
-/// Returns the kernel and its columns per tile (128 for the types on the generic loader).
+/// Returns the kernel and its columns per tile.
 fn id_kernel(dev: &CoopmatDevice, knob: Knob, enabled: bool, ty: GgmlType, n: u32, bn: u32) -> Option<(Shader, u32)> {
     let table = super::matmul::dq_table_bytes(ty);
     let fits = dev.runs(&TILE_128) && dev.max_shared_memory >= TILE_128.shared_bytes + ID_COLUMNS_BYTES + table;
     let on = enabled && knob.mode != Mode::Off && n > MATVEC_MAX_COLS && fits;
     let narrow = bn == 64;
-    let (name, spirv, bn): (&'static str, &'static [u8], u32) = match ty {
+    let (name, spirv): (&'static str, &'static [u8]) = match ty {
         _ if !on => return None,
-        GgmlType::F16 if narrow => ("mul_mat_cm_id64_f16", spirv::MUL_MAT_CM_ID64_F16, 64),
-        GgmlType::Q4_0 if narrow => ("mul_mat_cm_id64_q4_0", spirv::MUL_MAT_CM_ID64_Q4_0, 64),
-        GgmlType::Q8_0 if narrow => ("mul_mat_cm_id64_q8_0", spirv::MUL_MAT_CM_ID64_Q8_0, 64),
-        GgmlType::Q4_K if narrow => ("mul_mat_cm_id64_q4_k", spirv::MUL_MAT_CM_ID64_Q4_K, 64),
-        GgmlType::Q6_K if narrow => ("mul_mat_cm_id64_q6_k", spirv::MUL_MAT_CM_ID64_Q6_K, 64),
-        GgmlType::F16 => ("mul_mat_cm_id_f16", spirv::MUL_MAT_CM_ID_F16, 128),
-        GgmlType::Q4_0 => ("mul_mat_cm_id_q4_0", spirv::MUL_MAT_CM_ID_Q4_0, 128),
-        GgmlType::Q8_0 => ("mul_mat_cm_id_q8_0", spirv::MUL_MAT_CM_ID_Q8_0, 128),
-        GgmlType::Q4_K => ("mul_mat_cm_id_q4_k", spirv::MUL_MAT_CM_ID_Q4_K, 128),
-        GgmlType::Q6_K => ("mul_mat_cm_id_q6_k", spirv::MUL_MAT_CM_ID_Q6_K, 128),
+        GgmlType::F16 if narrow => ("mul_mat_cm_id64_f16", spirv::MUL_MAT_CM_ID64_F16),
+        GgmlType::Q4_0 if narrow => ("mul_mat_cm_id64_q4_0", spirv::MUL_MAT_CM_ID64_Q4_0),
+        GgmlType::Q8_0 if narrow => ("mul_mat_cm_id64_q8_0", spirv::MUL_MAT_CM_ID64_Q8_0),
+        GgmlType::Q4_K if narrow => ("mul_mat_cm_id64_q4_k", spirv::MUL_MAT_CM_ID64_Q4_K),
+        GgmlType::Q6_K if narrow => ("mul_mat_cm_id64_q6_k", spirv::MUL_MAT_CM_ID64_Q6_K),
+        GgmlType::F16 => ("mul_mat_cm_id_f16", spirv::MUL_MAT_CM_ID_F16),
+        GgmlType::Q4_0 => ("mul_mat_cm_id_q4_0", spirv::MUL_MAT_CM_ID_Q4_0),
+        GgmlType::Q8_0 => ("mul_mat_cm_id_q8_0", spirv::MUL_MAT_CM_ID_Q8_0),
+        GgmlType::Q4_K => ("mul_mat_cm_id_q4_k", spirv::MUL_MAT_CM_ID_Q4_K),
+        GgmlType::Q6_K => ("mul_mat_cm_id_q6_k", spirv::MUL_MAT_CM_ID_Q6_K),
         GgmlType::F32 | GgmlType::BF16 => return None,
-        // 128 columns: no 64-column build of the generic loader has been run on a GPU yet.
         ty => {
-            let (name, spirv) = spirv::dq_module("mul_mat_cm_id_dq", ty.name())?;
-            (name, spirv, 128)
+            let kernel = if narrow { "mul_mat_cm_id64_dq" } else { "mul_mat_cm_id_dq" };
+            let (name, spirv) = spirv::dq_module(kernel, ty.name())?;
+            (name, spirv)
         }
     };
-    Some((product_shader(name, spirv, 4), bn))
+    Some((product_shader(name, spirv, 4), if narrow { 64 } else { 128 }))
 }
 
 /// The MUL_MAT_ID kernel `shader` ([`id_kernel`]) with Q4_K weights read in 16-byte loads (block header and code
@@ -819,11 +818,11 @@ mod tests {
         let off = Knob { mode: Mode::Off, ..Knob::AUTO };
         assert_eq!(id_kernel(&NVIDIA_TEST, off, true, GgmlType::Q4_0, 512, 128).map(|(s, _)| s.name), None);
         assert_eq!(on(&CoopmatDevice { f16_16x16x16: false, ..NVIDIA_TEST }, GgmlType::Q4_0, 512), None);
-        // 64-column tiles (the default) for the types with their own loaders; the generic loader keeps 128.
+        // 64-column tiles (the default) for every type, the generic loader too.
         let narrow = |ty| id_kernel(&NVIDIA_TEST, Knob::AUTO, true, ty, 512, 64).map(|(s, bn)| (s.name, bn));
         assert_eq!(narrow(GgmlType::Q4_K), Some(("mul_mat_cm_id64_q4_k", 64)));
         assert_eq!(narrow(GgmlType::F16), Some(("mul_mat_cm_id64_f16", 64)));
-        assert!(narrow(GgmlType::Q5_K).is_some_and(|(n, bn)| n.starts_with("mul_mat_cm_id_dq") && bn == 128));
+        assert!(narrow(GgmlType::Q5_K).is_some_and(|(n, bn)| n.starts_with("mul_mat_cm_id64_dq") && bn == 64));
         // Q4_K blocks on 16-byte boundaries take the wide loader, in either tile.
         let (q4k, _) = id_kernel(&NVIDIA_TEST, Knob::AUTO, true, GgmlType::Q4_K, 512, 64).unwrap();
         assert_eq!(id_wide_variant(&q4k, true).name, "mul_mat_cm_id64_q4_k_vec");

@@ -16,7 +16,7 @@
 //! loaders, one workgroup z per expert) multiplies each expert with the columns of its pairs, so an expert's weights
 //! are read once per 64 of its pairs. Where the device runs the cooperative-matrix kernels (`GGVK_COOPMAT_ID=0`
 //! keeps the scalar kernel), the products run instead on `mul_mat_cm.comp`'s MUL_MAT_ID variant over the f16 copy of
-//! b (tiles of 128 rows by 64 columns, 128 for the types on its generic loader; the same map).
+//! b (tiles of 128 rows by 64 columns; the same map).
 //!
 //! A node whose src1 must stay finer than those copies (ggml_prec_set_src, [`SrcPrec`]: llama.cpp keeps the input of
 //! some MoE down projections F32, as it can exceed f16's range) takes the kernels over b as F32: no f16 copy, no
