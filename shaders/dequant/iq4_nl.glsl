@@ -5,14 +5,16 @@
 #define DQ_QK 32u
 #define DQ_WORDS 9u
 
-const float DQ_IQ4NL_LEVELS[16] = float[16](-127.0, -104.0, -83.0, -65.0, -49.0, -35.0, -22.0, -10.0,
-                                            1.0, 13.0, 25.0, 38.0, 53.0, 69.0, 89.0, 113.0);
+#define DQ_LV0 vec4(-127.0, -104.0, -83.0, -65.0)
+#define DQ_LV1 vec4(-49.0, -35.0, -22.0, -10.0)
+#define DQ_LV2 vec4(1.0, 13.0, 25.0, 38.0)
+#define DQ_LV3 vec4(53.0, 69.0, 89.0, 113.0)
+#include "dq_levels16.glsl"
 
 vec4 dq_get4(uint blk, uint i) {
     const float d = unpackHalf2x16(dq_u16(blk)).x;
     const uint j = (4u * i) & 15u;
     const uint qs = dq_u16(blk + 1u + j / 2u) | (dq_u16(blk + 2u + j / 2u) << 16);
     const uint lo = (qs >> (i < 4u ? 0u : 4u)) & 0x0F0F0F0Fu;
-    return d * vec4(DQ_IQ4NL_LEVELS[lo & 15u], DQ_IQ4NL_LEVELS[(lo >> 8) & 15u],
-                    DQ_IQ4NL_LEVELS[(lo >> 16) & 15u], DQ_IQ4NL_LEVELS[lo >> 24]);
+    return d * dq_levels4(uvec4(lo, lo >> 8, lo >> 16, lo >> 24) & 15u);
 }

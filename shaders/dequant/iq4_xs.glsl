@@ -6,8 +6,11 @@
 #define DQ_WORDS 68u
 #include "dq_iq_common.glsl"
 
-const float DQ_IQ4XS_LEVELS[16] = float[16](-127.0, -104.0, -83.0, -65.0, -49.0, -35.0, -22.0, -10.0,
-                                            1.0, 13.0, 25.0, 38.0, 53.0, 69.0, 89.0, 113.0);
+#define DQ_LV0 vec4(-127.0, -104.0, -83.0, -65.0)
+#define DQ_LV1 vec4(-49.0, -35.0, -22.0, -10.0)
+#define DQ_LV2 vec4(1.0, 13.0, 25.0, 38.0)
+#define DQ_LV3 vec4(53.0, 69.0, 89.0, 113.0)
+#include "dq_levels16.glsl"
 
 vec4 dq_get4(uint blk, uint i) {
     const uint ib = i >> 3;
@@ -17,5 +20,5 @@ vec4 dq_get4(uint blk, uint i) {
     const float dl = dq_k_half(dq_u16(blk)) * float(int(lo | (hi << 4)) - 32);
     const uint w = dq_k_bytes4(blk, 8u + 16u * ib + (j & 15u));
     const uvec4 q = (uvec4(w) >> (DQ_K_LANES + (j >= 16u ? 4u : 0u))) & 0xFu;
-    return dl * vec4(DQ_IQ4XS_LEVELS[q.x], DQ_IQ4XS_LEVELS[q.y], DQ_IQ4XS_LEVELS[q.z], DQ_IQ4XS_LEVELS[q.w]);
+    return dl * dq_levels4(q);
 }

@@ -7,8 +7,11 @@
 #include "dq_iq_common.glsl"
 #include "e8m0.glsl"
 
-const float DQ_MXFP4_LEVELS[16] = float[16](0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0,
-                                            0.0, -1.0, -2.0, -3.0, -4.0, -6.0, -8.0, -12.0);
+#define DQ_LV0 vec4(0.0, 1.0, 2.0, 3.0)
+#define DQ_LV1 vec4(4.0, 6.0, 8.0, 12.0)
+#define DQ_LV2 vec4(0.0, -1.0, -2.0, -3.0)
+#define DQ_LV3 vec4(-4.0, -6.0, -8.0, -12.0)
+#include "dq_levels16.glsl"
 
 vec4 dq_get4(uint blk, uint i) {
     const uint base = 17u * (i >> 3);
@@ -19,5 +22,5 @@ vec4 dq_get4(uint blk, uint i) {
     const uint sh = j >= 16u ? 4u : 0u;
     const uvec4 q = (uvec4(dq_k_byte(blk, off), dq_k_byte(blk, off + 1u), dq_k_byte(blk, off + 2u),
                            dq_k_byte(blk, off + 3u)) >> sh) & 0xFu;
-    return vec4(DQ_MXFP4_LEVELS[q.x], DQ_MXFP4_LEVELS[q.y], DQ_MXFP4_LEVELS[q.z], DQ_MXFP4_LEVELS[q.w]) * d;
+    return dq_levels4(q) * d;
 }

@@ -5,8 +5,11 @@
 #define DQ_WORDS 18u
 #include "dq_k_common.glsl"
 
-const float DQ_FP4_LEVELS[16] = float[16](0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0,
-                                          0.0, -1.0, -2.0, -3.0, -4.0, -6.0, -8.0, -12.0);
+#define DQ_LV0 vec4(0.0, 1.0, 2.0, 3.0)
+#define DQ_LV1 vec4(4.0, 6.0, 8.0, 12.0)
+#define DQ_LV2 vec4(0.0, -1.0, -2.0, -3.0)
+#define DQ_LV3 vec4(-4.0, -6.0, -8.0, -12.0)
+#include "dq_levels16.glsl"
 
 // ggml_ue4m3_to_fp32: 0 for bytes 0 and 0x7F; exponent field 0: m * 2^-10; else (1 + m/8) * 2^(e - 8) (bit 7 of
 // the byte is not read). Built from bits: every result is a normal f32.
@@ -23,5 +26,5 @@ vec4 dq_get4(uint blk, uint i) {
     const float d = dq_ue4m3_half(dq_k_byte(blk, s));
     const uint w = dq_k_bytes4(blk, 4u + 8u * s + (j & 7u));
     const uvec4 q = (uvec4(w) >> (DQ_K_LANES + (j >= 8u ? 4u : 0u))) & 0xFu;
-    return vec4(DQ_FP4_LEVELS[q.x], DQ_FP4_LEVELS[q.y], DQ_FP4_LEVELS[q.z], DQ_FP4_LEVELS[q.w]) * d;
+    return dq_levels4(q) * d;
 }

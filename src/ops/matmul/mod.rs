@@ -124,11 +124,11 @@ fn matmul_shader(ty: GgmlType) -> Option<Shader> {
     })
 }
 
-/// Shared memory the dequantization include of `ty` takes for its grid table (`shaders/iq_grids/`), or the
-/// integer-dot mat-vec kernels for its 16-entry level table (IQ4_NL, IQ4_XS, MXFP4).
+/// Shared memory the dequantization include of `ty` takes for its grid table (`shaders/iq_grids/`) or its 16-entry
+/// level table (IQ4_NL, IQ4_XS, MXFP4, NVFP4: `shaders/dq_levels16.glsl`, and the integer-dot mat-vec kernels').
 pub(crate) fn dq_table_bytes(ty: GgmlType) -> u32 {
     match ty {
-        GgmlType::IQ4_NL | GgmlType::IQ4_XS | GgmlType::MXFP4 => 64,
+        GgmlType::IQ4_NL | GgmlType::IQ4_XS | GgmlType::MXFP4 | GgmlType::NVFP4 => 64,
         GgmlType::IQ1_S | GgmlType::IQ1_M => 4096,
         GgmlType::IQ2_S | GgmlType::IQ3_S => 2048,
         GgmlType::IQ2_XS | GgmlType::IQ3_XXS => 1024,
