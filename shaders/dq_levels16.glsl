@@ -1,10 +1,24 @@
 // The 16 levels a 4-bit code indexes (ggml's kvalues_iq4nl for IQ4_NL / IQ4_XS, kvalues_mxfp4 for MXFP4 and
 // NVFP4), for the generic dequantizing kernels, kept in shared memory as the IQ grids are: a constant array indexed
 // by a per-invocation code is read per element through constant or local memory by some compilers. The includer
-// defines DQ_LV0 .. DQ_LV3, the levels as four vec4s; DQ_INIT() (every invocation, at the start of main) writes
-// them and waits at a barrier.
+// defines DQ_LEVELS_IQ4NL or DQ_LEVELS_FP4 (which table); DQ_INIT() (every invocation, at the start of main) writes
+// it and waits at a barrier.
 #ifndef DQ_LEVELS16_GLSL
 #define DQ_LEVELS16_GLSL
+
+#if defined(DQ_LEVELS_IQ4NL)
+#define DQ_LV0 vec4(-127.0, -104.0, -83.0, -65.0)
+#define DQ_LV1 vec4(-49.0, -35.0, -22.0, -10.0)
+#define DQ_LV2 vec4(1.0, 13.0, 25.0, 38.0)
+#define DQ_LV3 vec4(53.0, 69.0, 89.0, 113.0)
+#elif defined(DQ_LEVELS_FP4)
+#define DQ_LV0 vec4(0.0, 1.0, 2.0, 3.0)
+#define DQ_LV1 vec4(4.0, 6.0, 8.0, 12.0)
+#define DQ_LV2 vec4(0.0, -1.0, -2.0, -3.0)
+#define DQ_LV3 vec4(-4.0, -6.0, -8.0, -12.0)
+#else
+#error "define DQ_LEVELS_IQ4NL or DQ_LEVELS_FP4"
+#endif
 
 shared float dq_levels16[16];
 

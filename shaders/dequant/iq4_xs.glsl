@@ -6,10 +6,7 @@
 #define DQ_WORDS 68u
 #include "dq_iq_common.glsl"
 
-#define DQ_LV0 vec4(-127.0, -104.0, -83.0, -65.0)
-#define DQ_LV1 vec4(-49.0, -35.0, -22.0, -10.0)
-#define DQ_LV2 vec4(1.0, 13.0, 25.0, 38.0)
-#define DQ_LV3 vec4(53.0, 69.0, 89.0, 113.0)
+#define DQ_LEVELS_IQ4NL
 #include "dq_levels16.glsl"
 
 vec4 dq_get4(uint blk, uint i) {

@@ -7,10 +7,7 @@
 #include "dq_iq_common.glsl"
 #include "e8m0.glsl"
 
-#define DQ_LV0 vec4(0.0, 1.0, 2.0, 3.0)
-#define DQ_LV1 vec4(4.0, 6.0, 8.0, 12.0)
-#define DQ_LV2 vec4(0.0, -1.0, -2.0, -3.0)
-#define DQ_LV3 vec4(-4.0, -6.0, -8.0, -12.0)
+#define DQ_LEVELS_FP4
 #include "dq_levels16.glsl"
 
 vec4 dq_get4(uint blk, uint i) {

@@ -5,10 +5,7 @@
 #define DQ_WORDS 18u
 #include "dq_k_common.glsl"
 
-#define DQ_LV0 vec4(0.0, 1.0, 2.0, 3.0)
-#define DQ_LV1 vec4(4.0, 6.0, 8.0, 12.0)
-#define DQ_LV2 vec4(0.0, -1.0, -2.0, -3.0)
-#define DQ_LV3 vec4(-4.0, -6.0, -8.0, -12.0)
+#define DQ_LEVELS_FP4
 #include "dq_levels16.glsl"
 
 // ggml_ue4m3_to_fp32: 0 for bytes 0 and 0x7F; exponent field 0: m * 2^-10; else (1 + m/8) * 2^(e - 8) (bit 7 of
