@@ -71,7 +71,7 @@ uint block_offset(uint b, uvec4 ne, uvec4 st, uint qk, uint bw) {
 
 void main() {
 #ifdef DQ_INIT
-    // Grid tables into shared memory (IQ types; every invocation, before any return).
+    // Grid or level tables into shared memory (IQ, MXFP4 and NVFP4 types; every invocation, before any return).
     DQ_INIT();
 #endif
     const uint id = element_id();

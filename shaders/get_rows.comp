@@ -60,7 +60,7 @@ uint load_bits(uint base, uint c) {
 
 void main() {
 #ifdef DQ_INIT
-    // Grid tables into shared memory (IQ types; every invocation, before any return).
+    // Grid or level tables into shared memory (IQ, MXFP4 and NVFP4 types; every invocation, before any return).
     DQ_INIT();
 #endif
     const uint row = gl_WorkGroupID.y + gl_WorkGroupID.z * gl_NumWorkGroups.y;

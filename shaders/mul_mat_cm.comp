@@ -283,7 +283,7 @@ void load_b(uint it, uint b_col, bool ok, uint k0, uint p) {
 
 void main() {
 #ifdef DQ_INIT
-    // Grid tables into shared memory (IQ types; every invocation, before any return).
+    // Grid or level tables into shared memory (IQ, MXFP4 and NVFP4 types; every invocation, before any return).
     DQ_INIT();
 #endif
     const uint tid = gl_LocalInvocationID.x;

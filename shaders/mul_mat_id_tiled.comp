@@ -46,7 +46,7 @@ shared uint cols_d[BN];
 
 void main() {
 #ifdef DQ_INIT
-    // Grid tables into shared memory (IQ types; every invocation, before any return).
+    // Grid or level tables into shared memory (IQ, MXFP4 and NVFP4 types; every invocation, before any return).
     DQ_INIT();
 #endif
     const uint tid = gl_LocalInvocationID.x;

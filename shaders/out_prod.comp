@@ -69,7 +69,7 @@ vec4 a_get4(uint row, uint i0) {
 
 void main() {
 #ifdef DQ_INIT
-    // Grid tables into shared memory (IQ types; every invocation, before any return).
+    // Grid or level tables into shared memory (IQ, MXFP4 and NVFP4 types; every invocation, before any return).
     DQ_INIT();
 #endif
     const uint tid = gl_LocalInvocationID.x;
