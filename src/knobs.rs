@@ -28,6 +28,7 @@ const KNOBS: &[(&str, Kind)] = &[
     ("GGVK_VK_DEBUG", Kind::Switch),
     ("GGVK_VALIDATION", Kind::Switch),
     ("GGVK_PROFILE", Kind::Switch),
+    ("GGVK_PIPELINE_STATS", Kind::Switch),
     ("GGVK_TIMELINE", Kind::Switch),
     ("GGVK_REPLAY", Kind::Switch),
     ("GGVK_DIRECT_MAPPING", Kind::Switch),

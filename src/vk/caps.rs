@@ -71,6 +71,9 @@ pub struct Capabilities {
     pub buffer_device_address: bool,
     /// VK_EXT_memory_budget is offered.
     pub memory_budget_ext: bool,
+    /// VK_KHR_pipeline_executable_properties with `pipelineExecutableInfo`: the driver reports per-pipeline
+    /// statistics of its compiled code (registers, spills, shared memory; `GGVK_PIPELINE_STATS`).
+    pub pipeline_executable_info: bool,
     /// VK_EXT_external_memory_host's minImportedHostPointerAlignment (0: the device cannot import host memory).
     pub host_import_alignment: u64,
     /// `maxStorageBufferRange`: the largest window one storage-buffer descriptor can bind.
@@ -190,6 +193,8 @@ impl Capabilities {
         let coopmat_khr = has_ext(&exts, ash::khr::cooperative_matrix::NAME);
         let coopmat2_ext = coopmat_khr && has_ext(&exts, NV_COOPERATIVE_MATRIX2);
         let mut fcm2 = super::coopmat2::Features::default();
+        let pexec_ext = has_ext(&exts, ash::khr::pipeline_executable_properties::NAME);
+        let mut fpexec = vk::PhysicalDevicePipelineExecutablePropertiesFeaturesKHR::default();
         let mut pcm2 = super::coopmat2::Properties::default();
         if v12 && coopmat2_ext {
             props2 = props2.push_next(&mut pcm2);
@@ -206,8 +211,11 @@ impl Capabilities {
             if coopmat2_ext {
                 feats2 = feats2.push_next(&mut fcm2);
             }
-            // SAFETY: the chain holds only structs known to a 1.2+ device (plus the dot-product and PCI bus ones
-            // when the device offers their extensions).
+            if pexec_ext {
+                feats2 = feats2.push_next(&mut fpexec);
+            }
+            // SAFETY: the chain holds only structs known to a 1.2+ device (plus the dot-product, PCI bus,
+            // cooperative-matrix and pipeline-executable ones when the device offers their extensions).
             unsafe {
                 raw.get_physical_device_properties2(pd, &mut props2);
                 raw.get_physical_device_features2(pd, &mut feats2);
@@ -276,6 +284,7 @@ impl Capabilities {
             coopmat2,
             buffer_device_address: f12.buffer_device_address != 0,
             memory_budget_ext: has_ext(&exts, ash::ext::memory_budget::NAME),
+            pipeline_executable_info: v12 && pexec_ext && fpexec.pipeline_executable_info != 0,
             host_import_alignment: if host_ext { phost.min_imported_host_pointer_alignment.max(1) } else { 0 },
             max_storage_buffer_range: storage_range_cap(u64::from(props.limits.max_storage_buffer_range)),
             max_memory_allocation_size: p11.max_memory_allocation_size,

@@ -53,6 +53,9 @@ pub struct Device {
     kept_live: Arc<AtomicUsize>,
     /// VK_EXT_external_memory_host was enabled at creation ([`super::host_import`]).
     host_import_ext: bool,
+    /// VK_KHR_pipeline_executable_properties, enabled at creation with `GGVK_PIPELINE_STATS=1` where offered: every
+    /// pipeline is created capturing its statistics, which [`super::pipeline`] reports.
+    pipeline_stats: Option<ash::khr::pipeline_executable_properties::Device>,
     /// This device's import of the shared host block: not tried yet, made, or not possible.
     host_import: Mutex<HostImport>,
 }
@@ -143,6 +146,11 @@ impl Device {
         if coopmat2 {
             exts.push(super::caps::NV_COOPERATIVE_MATRIX2.as_ptr());
         }
+        // The driver's statistics of each compiled pipeline (registers, spills), asked for with GGVK_PIPELINE_STATS.
+        let pipeline_stats = caps.pipeline_executable_info && crate::knobs::switch("GGVK_PIPELINE_STATS", false);
+        if pipeline_stats {
+            exts.push(ash::khr::pipeline_executable_properties::NAME.as_ptr());
+        }
         // robustBufferAccess (out-of-range shader accesses read 0 / are dropped instead of touching other memory):
         // on in debug builds and with GGVK_ROBUST_BUFFER_ACCESS=1, where the device offers it.
         let want_robust = cfg!(debug_assertions) || crate::knobs::switch("GGVK_ROBUST_BUFFER_ACCESS", false);
@@ -187,6 +195,11 @@ impl Device {
         fcm2.per_element_operations = softmax_ops;
         if coopmat2 {
             info = info.push_next(&mut fcm2);
+        }
+        let mut fpexec =
+            vk::PhysicalDevicePipelineExecutablePropertiesFeaturesKHR::default().pipeline_executable_info(true);
+        if pipeline_stats {
+            info = info.push_next(&mut fpexec);
         }
         // SAFETY: `pd.handle` belongs to `instance`; every feature enabled was reported as supported by it, and
         // every pointer in `info` refers to locals that outlive the call.
@@ -235,6 +248,8 @@ impl Device {
         } else {
             vk::Semaphore::null()
         };
+        let pipeline_stats =
+            pipeline_stats.then(|| ash::khr::pipeline_executable_properties::Device::new(instance.raw(), &raw));
         tracing::info!(index, name = %caps.name, "ggvk device opened");
         fault::device_opened();
         Ok(Device {
@@ -260,6 +275,7 @@ impl Device {
             kept_live: Arc::new(AtomicUsize::new(0)),
             host_import_ext,
             host_import: Mutex::new(HostImport::Untried),
+            pipeline_stats,
         })
     }
 
@@ -353,6 +369,11 @@ impl Device {
     /// Queue family of the compute queue.
     pub fn queue_family(&self) -> u32 {
         self.queue_family
+    }
+
+    /// The pipeline-statistics entry points where `GGVK_PIPELINE_STATS=1` enabled them.
+    pub(super) fn pipeline_stats(&self) -> Option<&ash::khr::pipeline_executable_properties::Device> {
+        self.pipeline_stats.as_ref()
     }
 
     /// The pipeline cache and the map of created pipelines.
@@ -535,7 +556,7 @@ pub fn describe_caps(index: usize, c: &Capabilities) -> String {
          fp16 {} int8 {} storage16 {} storage8 {} | subgroup {} (arith {}, shuffle {}) | int dot {} (accel {}) | \
          coopmat KHR {} (feature {}, {} subgroup shapes) NV2 {}\n  \
          maxStorageBufferRange {} MiB, maxMemoryAllocationSize {} MiB, shared memory {} KiB, device-local {} MiB, \
-         memory budget ext {}, timestamps {}{}",
+         memory budget ext {}, timestamps {}, pipeline statistics {}{}",
         c.name,
         c.type_name(),
         c.vendor_id,
@@ -573,6 +594,7 @@ pub fn describe_caps(index: usize, c: &Capabilities) -> String {
         c.device_local_bytes() >> 20,
         c.memory_budget_ext,
         c.timestamps,
+        c.pipeline_executable_info,
         match c.missing() {
             Some(m) => format!("\n  NOT USABLE by ggvk: lacks {m}"),
             None => String::new(),

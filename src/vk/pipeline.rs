@@ -141,11 +141,21 @@ impl PipelineCache {
                 .module(module)
                 .name(c"main")
                 .specialization_info(&spec_info);
-            let info = [vk::ComputePipelineCreateInfo::default().stage(stage).layout(layout)];
+            let flags = if device.pipeline_stats().is_some() {
+                vk::PipelineCreateFlags::CAPTURE_STATISTICS_KHR
+            } else {
+                vk::PipelineCreateFlags::empty()
+            };
+            let info = [vk::ComputePipelineCreateInfo::default().flags(flags).stage(stage).layout(layout)];
             let result = raw.create_compute_pipelines(self.cache, &info, None);
             raw.destroy_shader_module(module, None);
             match result {
-                Ok(p) => Ok(Pipeline { raw: p[0], layout, set_layout, shader: *shader, spec: spec.to_vec() }),
+                Ok(p) => {
+                    if let Some(stats) = device.pipeline_stats() {
+                        report_stats(stats, p[0], shader, spec);
+                    }
+                    Ok(Pipeline { raw: p[0], layout, set_layout, shader: *shader, spec: spec.to_vec() })
+                }
                 Err((_, r)) => {
                     raw.destroy_pipeline_layout(layout, None);
                     raw.destroy_descriptor_set_layout(set_layout, None);
@@ -177,5 +187,59 @@ impl PipelineCache {
             }
             device.destroy_pipeline_cache(self.cache, None);
         }
+    }
+}
+
+/// One line per executable of a new pipeline with the driver's statistics of its compiled code
+/// (`GGVK_PIPELINE_STATS=1`): `ggvk pipeline <shader> spec [..] <executable>: <name> = <value>, ...`. A query that
+/// fails is reported instead; nothing here fails the pipeline.
+fn report_stats(
+    stats: &ash::khr::pipeline_executable_properties::Device,
+    pipeline: vk::Pipeline,
+    shader: &Shader,
+    spec: &[u32],
+) {
+    let c_str = |s: Result<&std::ffi::CStr, std::ffi::FromBytesUntilNulError>| {
+        s.map(|c| c.to_string_lossy().into_owned()).unwrap_or_default()
+    };
+    let info = vk::PipelineInfoKHR::default().pipeline(pipeline);
+    // SAFETY: `pipeline` was just created on this device with CAPTURE_STATISTICS; the call only fills the vector.
+    let executables = match unsafe { stats.get_pipeline_executable_properties(&info) } {
+        Ok(e) => e,
+        Err(r) => {
+            crate::diag::emit(
+                crate::diag::Level::Report,
+                &format!("ggvk pipeline {}: no executables ({r})", shader.name),
+            );
+            return;
+        }
+    };
+    for (index, exe) in executables.iter().enumerate() {
+        let exe_info = vk::PipelineExecutableInfoKHR::default().pipeline(pipeline).executable_index(index as u32);
+        // SAFETY: as above; `index` is below the count the driver returned.
+        let values = match unsafe { stats.get_pipeline_executable_statistics(&exe_info) } {
+            Ok(v) => v
+                .iter()
+                .map(|s| {
+                    // SAFETY: the driver wrote the union member that `format` names.
+                    let value = unsafe {
+                        match s.format {
+                            vk::PipelineExecutableStatisticFormatKHR::BOOL32 => (s.value.b32 != 0).to_string(),
+                            vk::PipelineExecutableStatisticFormatKHR::INT64 => s.value.i64.to_string(),
+                            vk::PipelineExecutableStatisticFormatKHR::UINT64 => s.value.u64.to_string(),
+                            vk::PipelineExecutableStatisticFormatKHR::FLOAT64 => format!("{:.3}", s.value.f64),
+                            _ => String::from("?"),
+                        }
+                    };
+                    format!("{} = {value}", c_str(s.name_as_c_str()))
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            Err(r) => format!("statistics not available ({r})"),
+        };
+        crate::diag::emit(
+            crate::diag::Level::Report,
+            &format!("ggvk pipeline {} spec {:?} {}: {values}", shader.name, spec, c_str(exe.name_as_c_str())),
+        );
     }
 }
