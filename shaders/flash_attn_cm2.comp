@@ -23,9 +23,8 @@
 // n_kv is a multiple of BC (llama.cpp's caches are) the clamped path is not compiled at all (WHOLE), and mask tiles
 // are read without clamping where the host finds that safe (MASK_MODE): both measured on the H200 (NOTES.md).
 //
-// M, L and alpha are kept as BR x 16 matrices with each row's value in every column (row reductions give that
-// shape); M reaches the scores' BR x BC shape, alpha and 1 / L O's BR x D shape through a second row reduction of
-// equal values that keeps its first operand.
+// M, L and alpha are kept as BR x BC matrices with each row's value in every column (row reductions give that
+// shape); alpha and 1 / L reach O's BR x D shape through a second row reduction of equal values.
 //
 // SPLIT (token generation and small batches, flash_attn_cm2s_d*): the same tile loop over one split of the keys,
 // [split * chunk, split * chunk + chunk), for blocks of BR rows (a constant: 16 or 32 rows hold a token's Q heads
@@ -146,9 +145,6 @@ shared float sink_r[BR];
 
 #define SCOPE gl_ScopeWorkgroup
 #define MAT_S coopmat<float, SCOPE, BR, BC, gl_MatrixUseAccumulator>
-// Per-row statistics (running maximum M, sum L, the rescale factor alpha): each row's value in every one of 16
-// columns, a quarter of the score tile's registers; row reductions give that shape and spread it back.
-#define MAT_R coopmat<float, SCOPE, BR, 16, gl_MatrixUseAccumulator>
 #define MAT_O coopmat<float, SCOPE, BR, D, gl_MatrixUseAccumulator>
 
 float max2(const in float a, const in float b) { return max(a, b); }
@@ -157,7 +153,7 @@ float capped(const in uint r, const in uint c, const in float s, const in float 
     const float e = exp(-2.0 * abs(s));
     return cap * sign(s) * (1.0 - e) / (1.0 + e);
 }
-// With ALiBi the mask is added through a callback (each row's slope); without, as plain matrix arithmetic.
+float masked(const in uint r, const in uint c, const in float s, const in float m) { return s + m; }
 float masked_sloped(const in uint r, const in uint c, const in float s, const in float m) {
     return s + slope_r[r] * m;
 }
@@ -194,9 +190,6 @@ float store_stat(const in uint r, const in uint c, const in float x, const in ui
 }
 #endif
 float larger(const in uint r, const in uint c, const in float a, const in float b) { return max(a, b); }
-// A row reduction of a matrix whose row holds one value in every column (alpha, the output factor) to another
-// shape: any element is the result, so the combination keeps its first operand and needs no comparison.
-float smear(const in float a, const in float b) { return a; }
 float exp_of(const in uint r, const in uint c, const in float x) { return exp(x); }
 // The factor that turns a row's accumulated output into the result: 1 / L, with the sink logit of the row's head
 // joining L first where there are sinks (the sink's share has no value row). Rows from `valid` on are past the end.
@@ -324,8 +317,8 @@ void main() {
     const bool direct_mask = MASK_MODE == 1u || (MASK_MODE == 2u && qr0 + QB <= pc.n_q);
 
     MAT_O o = MAT_O(0.0);
-    MAT_R m_run = MAT_R(M_FLOOR);
-    MAT_R l_run = MAT_R(0.0);
+    MAT_S m_run = MAT_S(M_FLOOR);
+    MAT_S l_run = MAT_S(0.0);
 
     for (uint c0 = kv0, t = 0u; c0 < kv1; c0 += BC, ++t) {
         // 1. The tile's flag (the same word for the whole workgroup).
@@ -370,7 +363,7 @@ void main() {
             if (alibi) {
                 coopMatPerElementNV(s, s, masked_sloped, MAT_S(mh));
             } else {
-                s += MAT_S(mh);
+                coopMatPerElementNV(s, s, masked, MAT_S(mh));
             }
         }
 #endif
@@ -378,23 +371,21 @@ void main() {
 
 
         // 3. Online softmax (M never below M_FLOOR: see there).
-        MAT_R m_new;
+        MAT_S m_new;
         coopMatReduceNV(m_new, s, gl_CooperativeMatrixReduceRowNV, max2);
         coopMatPerElementNV(m_new, m_new, larger, m_run);
-        MAT_S m_wide;
-        coopMatReduceNV(m_wide, m_new, gl_CooperativeMatrixReduceRowNV, smear);
-        MAT_S p = s - m_wide;
+        MAT_S p = s - m_new;
         coopMatPerElementNV(p, p, exp_of);
-        MAT_R alpha = m_run - m_new;
+        MAT_S alpha = m_run - m_new;
         coopMatPerElementNV(alpha, alpha, exp_of);
-        MAT_R sum;
+        MAT_S sum;
         coopMatReduceNV(sum, p, gl_CooperativeMatrixReduceRowNV, add2);
         l_run = l_run * alpha + sum;
         m_run = m_new;
 
         // 4. O = alpha O + P V.
         MAT_O alpha_o;
-        coopMatReduceNV(alpha_o, alpha, gl_CooperativeMatrixReduceRowNV, smear);
+        coopMatReduceNV(alpha_o, alpha, gl_CooperativeMatrixReduceRowNV, max2);
         o = o * alpha_o;
         const coopmat<float16_t, SCOPE, BR, BC, gl_MatrixUseA> pa = coopmat<float16_t, SCOPE, BR, BC, gl_MatrixUseA>(p);
 #ifndef SPLIT
@@ -419,10 +410,10 @@ void main() {
     coopMatPerElementNV(l_run, l_run, store_stat, rec0, n_head, queries, 1u);
 #else
 
-    MAT_R f;
+    MAT_S f;
     coopMatPerElementNV(f, l_run, out_factor, m_run, rows - min(rows, r0));
     MAT_O f_o;
-    coopMatReduceNV(f_o, f, gl_CooperativeMatrixReduceRowNV, smear);
+    coopMatReduceNV(f_o, f, gl_CooperativeMatrixReduceRowNV, max2);
     o = o * f_o;
 
     // dst [iq1][g][column]: row iq1 * d_s2, head ih * ratio + g at d_s1; rows past the end are dropped. The f16
