@@ -280,6 +280,17 @@ if [ -z "$line" ] || [ "$ok" != "$total" ] || grep -aq "FAIL" "$LOGS/test-backen
 fi
 passed=$((passed + ok))
 
+step "test-backend-ops -b GGVK0 -o MUL_MAT, 4-bit level-table weights in mat-vec workgroups of 8 (GGVK_MATVEC_WG=8)"
+GGVK_MATVEC_WG=8 GGML_BACKEND_PATH="$GGVK_LIB" "$BIN/test-backend-ops" -b GGVK0 -j 2 -o MUL_MAT \
+  -p 'type_a=(iq4_nl|iq4_xs|mxfp4|nvfp4),type_b=f32,m=[0-9]+,n=1,' 2>&1 \
+  | tee "$LOGS/test-backend-ops-wg8.log" | grep -aE "tests passed|FAIL" || true
+line=$(grep -aoE '[0-9]+/[0-9]+ tests passed' "$LOGS/test-backend-ops-wg8.log" | tail -n 1)
+read -r ok total < <(echo "$line" | awk -F'[/ ]' '{print $1, $2}')
+if [ -z "$line" ] || [ "$ok" != "$total" ] || [ "$total" = 0 ] || grep -aq "FAIL" "$LOGS/test-backend-ops-wg8.log"; then
+  echo "test-backend-ops (mat-vec workgroups of 8) failed ($line)"; exit 1
+fi
+passed=$((passed + ok))
+
 step "test-backend-ops support -b GGVK0 (artifact: $GGVK_CACHE/artifacts/test-backend-ops-support-GGVK0.csv)"
 mkdir -p "$GGVK_CACHE/artifacts"
 GGML_BACKEND_PATH="$GGVK_LIB" "$BIN/test-backend-ops" support -b GGVK0 --output csv \

@@ -6,16 +6,11 @@
 #ifndef DQ_LEVELS16_GLSL
 #define DQ_LEVELS16_GLSL
 
+#include "levels16.glsl"
 #if defined(DQ_LEVELS_IQ4NL)
-#define DQ_LV0 vec4(-127.0, -104.0, -83.0, -65.0)
-#define DQ_LV1 vec4(-49.0, -35.0, -22.0, -10.0)
-#define DQ_LV2 vec4(1.0, 13.0, 25.0, 38.0)
-#define DQ_LV3 vec4(53.0, 69.0, 89.0, 113.0)
+#define DQ_LEVELS LEVELS16_IQ4NL
 #elif defined(DQ_LEVELS_FP4)
-#define DQ_LV0 vec4(0.0, 1.0, 2.0, 3.0)
-#define DQ_LV1 vec4(4.0, 6.0, 8.0, 12.0)
-#define DQ_LV2 vec4(0.0, -1.0, -2.0, -3.0)
-#define DQ_LV3 vec4(-4.0, -6.0, -8.0, -12.0)
+#define DQ_LEVELS LEVELS16_FP4
 #else
 #error "define DQ_LEVELS_IQ4NL or DQ_LEVELS_FP4"
 #endif
@@ -23,14 +18,7 @@
 shared float dq_levels16[16];
 
 void dq_levels16_init() {
-    const uint t = gl_LocalInvocationIndex;
-    if (t < 4u) {
-        const vec4 v = t == 0u ? DQ_LV0 : (t == 1u ? DQ_LV1 : (t == 2u ? DQ_LV2 : DQ_LV3));
-        dq_levels16[4u * t] = v.x;
-        dq_levels16[4u * t + 1u] = v.y;
-        dq_levels16[4u * t + 2u] = v.z;
-        dq_levels16[4u * t + 3u] = v.w;
-    }
+    for (uint t = gl_LocalInvocationIndex; t < 16u; t += LEVELS16_WG) { dq_levels16[t] = float(DQ_LEVELS[t]); }
     barrier();
 }
 #define DQ_INIT dq_levels16_init

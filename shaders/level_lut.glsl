@@ -4,10 +4,11 @@
 #ifndef LEVEL_LUT_GLSL
 #define LEVEL_LUT_GLSL
 
+#include "levels16.glsl"
 #if defined(LUT_IQ4NL)
-const int LUT_LEVELS[16] = int[16](-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113);
+#define LUT_LEVELS LEVELS16_IQ4NL
 #elif defined(LUT_MXFP4)
-const int LUT_LEVELS[16] = int[16](0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12);
+#define LUT_LEVELS LEVELS16_FP4
 #else
 #error "define LUT_IQ4NL or LUT_MXFP4"
 #endif
@@ -15,7 +16,7 @@ const int LUT_LEVELS[16] = int[16](0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -
 shared uint lut[16];
 
 void lut_init() {
-    if (gl_LocalInvocationID.x < 16u) { lut[gl_LocalInvocationID.x] = uint(LUT_LEVELS[gl_LocalInvocationID.x]) & 0xFFu; }
+    for (uint t = gl_LocalInvocationIndex; t < 16u; t += LEVELS16_WG) { lut[t] = uint(LUT_LEVELS[t]) & 0xFFu; }
     barrier();
 }
 
