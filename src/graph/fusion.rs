@@ -152,12 +152,10 @@ pub fn mul_mat_add<'g>(mm: &'g Node, add: &'g Node) -> Option<MatVecAdd<'g>> {
     (one_batch && vector(t) && vector(addend) && vector(out) && safe).then_some(MatVecAdd { mm, addend, out })
 }
 
-/// Whether a prompt's gate and up products take the GLU `op` that follows them (`GGVK_CM2_GLU`: 0 none, 1 SWIGLU,
-/// the default and the one checked on a GPU so far, 2 every GLU [`mul_mat_pair_glu`] matches; off with fusion).
+/// Whether a prompt's gate and up products take the GLU `op` that follows them: fusion on and the kernel's GLU
+/// kinds ([`crate::ops::matmul::pair_glu_kind`]).
 pub fn pair_glu_takes(op: crate::ir::GluOp) -> bool {
-    static MODE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    let mode = *MODE.get_or_init(|| crate::knobs::number("GGVK_CM2_GLU").unwrap_or(1));
-    enabled() && (mode >= 2 || (mode == 1 && op == crate::ir::GluOp::SwiGlu))
+    enabled() && crate::ops::matmul::pair_glu_kind(op)
 }
 
 /// `first`, `second` then `glu` as one [`PairGlu`], when one kernel can give the same bytes: two MUL_MATs of one

@@ -42,7 +42,7 @@ pub(crate) use operands::{
     derived_column_bytes, narrow_b, narrowed_column_bytes, quantize_b, quantize_b_q8k, round_b, NARROW_F16_KIND,
     Q8K_WORDS, QX_WORDS,
 };
-pub use pair_glu::{record_pair_glu, takes_pair_glu};
+pub use pair_glu::{pair_glu_kind, record_pair_glu, takes_pair_glu};
 use weights_f16::f16_copy;
 pub use weights_f16::{dequant_first_bytes, keep_f16_budget};
 

@@ -27,10 +27,18 @@ pub fn takes_pair_glu(device: &Device, op: GluOp, a: &Tensor, b: &Tensor) -> boo
     pair_glu_kernel(device, op, a, b).is_some()
 }
 
+/// Whether the fused kernel takes GLU `op` (`GGVK_CM2_GLU`: 0 none, 1 SWIGLU, the default and the one checked on a
+/// GPU so far, 2 every GLU the engine's fusion pass matches).
+pub fn pair_glu_kind(op: GluOp) -> bool {
+    static MODE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let mode = *MODE.get_or_init(|| crate::knobs::number("GGVK_CM2_GLU").unwrap_or(1));
+    mode >= 2 || (mode == 1 && op == GluOp::SwiGlu)
+}
+
 /// The fused kernel where [`takes_pair_glu`] holds.
 fn pair_glu_kernel(device: &Device, op: GluOp, a: &Tensor, b: &Tensor) -> Option<GluKernel> {
     let n = u32::try_from(b.ne[1]).unwrap_or(u32::MAX);
-    let fits = crate::graph::fusion::pair_glu_takes(op)
+    let fits = pair_glu_kind(op)
         && (a.ty == GgmlType::F16 || dequant_first_bytes(device, a, n).is_some())
         && b.ty == GgmlType::F32
         && a.ne[0] % 8 == 0
