@@ -1036,3 +1036,53 @@ fn a_node_touching_a_later_member_keeps_the_group_apart() {
         assert!(!on, "the product and its rope group");
     }
 }
+
+/// Attention without flash attention: SOFT_MAX of the scores (with a mask), then the product of V (f16, a view of
+/// a cache laid out as llama.cpp's transposed V) and the probabilities. Where that product reads an f16 copy of
+/// the probabilities (cooperative matrices), the softmax writes it; the bytes of both outputs equal the same nodes
+/// with a copy between them (the product then reads the copy's f16 conversion), and the softmax's f16 copy saves
+/// the product's conversion dispatch.
+#[test]
+fn softmax_writes_the_f16_probabilities_its_product_reads() {
+    let be = backend();
+    let mut rng = Rng::new(31);
+    for (n_kv, n_q, heads, hd) in [(256i64, 64i64, 4i64, 64i64), (512, 48, 2, 128), (96, 200, 3, 64)] {
+        let what = format!("{n_kv} keys, {n_q} queries, {heads} heads of {hd}");
+        let s_ne = [n_kv, n_q, heads, 1];
+        let scores = upload(&be, GgmlType::F32, s_ne, &f32_bytes(&rng.vec((n_kv * n_q * heads) as usize)));
+        // A causal-style mask: -inf past each query's diagonal (every row keeps its first key).
+        let mask: Vec<f32> = (0..n_q)
+            .flat_map(|q| (0..n_kv).map(move |k| if k > (q + n_kv - n_q).max(0) { f32::NEG_INFINITY } else { 0.0 }))
+            .collect();
+        let m = upload(&be, GgmlType::F32, [n_kv, n_q, 1, 1], &f32_bytes(&mask));
+        // V cache transposed: per head hd rows of n_kv values, heads one after another.
+        let v_vals = rng.vec((n_kv * hd * heads) as usize);
+        let v = upload(&be, GgmlType::F16, [n_kv, hd, heads, 1], &to_type(GgmlType::F16, &v_vals));
+        let sm = Op::SoftMax { scale: 0.125, max_bias: 0.0 };
+        let o_ne = [hd, n_q, heads, 1];
+        let (p1, o1) = (output(&be, s_ne), output(&be, o_ne));
+        let (p2, c2, o2) = (output(&be, s_ne), output(&be, s_ne), output(&be, o_ne));
+        let mut g = Graph::new();
+        g.push(node(sm.clone(), &[&scores, &m], &p1)).unwrap();
+        g.mul_mat(&v, &p1, &o1).unwrap();
+        let fused = be.compute(&g).unwrap();
+        // Apart: the product reads a copy of the probabilities.
+        let mut h = Graph::new();
+        h.push(node(sm, &[&scores, &m], &p2)).unwrap();
+        h.push(node(Op::Cpy, &[&p2], &c2)).unwrap();
+        h.mul_mat(&v, &c2, &o2).unwrap();
+        let apart = be.compute(&h).unwrap();
+        assert_eq!(download(&p1), download(&p2), "{what}: probabilities");
+        assert_eq!(download(&o1), download(&o2), "{what}: product");
+        let narrows = u32::from(ggvk::ops::coopmat::reads_f16_b(be.device(), &v, &p1));
+        let emits = ggvk::graph::fusion::quantize_enabled() && ggvk::ops::matmul::reads_f16_copy(be.device(), &v, &p1);
+        assert_eq!(apart.dispatches, 3 + narrows, "{what}: apart");
+        assert_eq!(fused.dispatches, 2 + narrows * u32::from(!emits), "{what}: fused");
+        // And the probabilities are a softmax: each row sums to 1.
+        for row in download(&p1).chunks(n_kv as usize) {
+            let s: f32 = row.iter().sum();
+            assert!((s - 1.0).abs() < 1e-4, "{what}: a row sums to {s}");
+        }
+    }
+    assert_no_validation_errors();
+}

@@ -196,6 +196,9 @@ fn record_nodes(
             Some(p) if matches!(node.op, crate::graph::Op::FlashAttnExt { .. }) => {
                 ops::flash_attn::record_emitting(rec, node, Some(p))
             }
+            Some(p) if matches!(node.op, crate::graph::Op::SoftMax { .. }) => {
+                ops::softmax::record_emitting(rec, node, Some(p))
+            }
             _ => ops::record(rec, node),
         }
         .map_err(|e| name_error(e, i, node.op.name()))?;

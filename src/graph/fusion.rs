@@ -261,8 +261,9 @@ const QUANTIZE_LOOKAHEAD: usize = 24;
 /// an attention whose output its split reduction writes) and a MUL_MAT within the next few nodes reads exactly
 /// that output quantized (the attention's also through a contiguous reshape: its heads as one row), before
 /// anything writes over it; the MUL of an RMS_NORM+MUL pair and an attention on the NV_cooperative_matrix2 prompt
-/// kernel also where the product reads an f16 copy of it. The first such product decides the layout; others of
-/// another layout quantize for themselves.
+/// kernel, and a SOFT_MAX (the probabilities a product multiplies with V when attention is not fused), also where
+/// the product reads an f16 copy of it. The first such product decides the layout; others of another layout
+/// quantize for themselves.
 pub fn plan_quantize(device: &crate::vk::Device, nodes: &[Node]) -> Vec<Option<crate::ops::q8_emit::Planned>> {
     let mut plan = vec![None; nodes.len()];
     if !quantize_enabled() {
@@ -280,6 +281,7 @@ pub fn plan_quantize(device: &crate::vk::Device, nodes: &[Node]) -> Vec<Option<c
                 use crate::ops::flash_attn::{prompt_emits_f16, reduce_emits};
                 (reduce_emits(device, node), prompt_emits_f16(device, node), true)
             }
+            Op::SoftMax { .. } => (false, crate::ops::softmax::can_emit_f16(node), false),
             _ => (false, false, false),
         };
         if !q8 && !f16 {

@@ -5,9 +5,10 @@
 //! records no quantization of its own. The codes are bit-identical to the stand-alone kernels'.
 //!
 //! Producers: RMS_NORM fused with its MUL ([`super::norm::record_rms_norm_mul`]; also the f16 copy the prompt
-//! products on cooperative matrices read, [`Q8Layout::F16`]) and the GLU family
-//! ([`super::glu::record_emitting`]). The executor asks the engine's fusion planning (`graph::fusion::plan_quantize`) whether a later
-//! product will read a node's output quantized, and in which layout.
+//! products on cooperative matrices read, [`Q8Layout::F16`]), the GLU family ([`super::glu::record_emitting`]),
+//! and the f16 copy only: the prompt attention on NV_cooperative_matrix2 and SOFT_MAX
+//! ([`super::softmax::record_emitting`]). The executor asks the engine's fusion planning
+//! (`graph::fusion::plan_quantize`) whether a later product will read a node's output quantized, and in which layout.
 
 use super::bind;
 use crate::error::Result;
@@ -118,4 +119,17 @@ pub fn publish(rec: &mut Recorder<'_>, out: &Tensor, emit: Emit) {
         layout: (out.ty.raw(), out.ne, out.nb),
         result: (Binding { write: false, ..emit.write }, emit.word),
     });
+}
+
+/// Whether a producer writing its output `d` in element order can write the f16 copy `emit` plans: that layout,
+/// over `d`'s bytes (a contiguous view of the same elements), `d` contiguous, so that the copy's halves sit in the
+/// output's order.
+pub fn f16_in_order(d: &Tensor, emit: &Planned) -> bool {
+    emit.layout == Q8Layout::F16
+        && d.is_contiguous()
+        && emit.view.is_contiguous()
+        && emit.view.buffer.id() == d.buffer.id()
+        && emit.view.offset == d.offset
+        && emit.view.nelements() == d.nelements()
+        && emit.layout.fits(&emit.view)
 }

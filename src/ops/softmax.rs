@@ -14,7 +14,8 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::norm::{elem_stride, row_dims, row_strides, row_workgroup, use_subgroups};
+use super::norm::{elem_stride, row_dims, row_strides, use_subgroups};
+use super::q8_emit::{self, Planned, Q8Layout};
 use super::{bind, dim_u32, opt_src, spirv, split_groups};
 use crate::error::{Error, Result};
 use crate::ir::{Node, Op};
@@ -54,14 +55,15 @@ struct SoftMaxPush {
     /// log2(m0), log2(m1): the shader's slope is 2^(e0 (h + 1)) or 2^(e1 (2 (h - n_head_log2) + 1)).
     e0: f32,
     e1: f32,
-    pad: f32,
+    /// First word of the f16 copy in binding 4 (`EMIT`).
+    h_word: u32,
 }
 
 const PUSH: u32 = std::mem::size_of::<SoftMaxPush>() as u32;
 const _: () = assert!(PUSH == 112);
 
 const fn shader(name: &'static str, spirv: &'static [u8]) -> Shader {
-    Shader { name, spirv, bindings: 4, push_size: PUSH }
+    Shader { name, spirv, bindings: 5, push_size: PUSH }
 }
 
 const SHADER_F32: Shader = shader("soft_max_f32", spirv::SOFT_MAX_F32);
@@ -132,6 +134,49 @@ pub fn check(node: &Node) -> Result<()> {
 
 /// Record the SOFT_MAX node.
 pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
+    record_emitting(rec, node, None)
+}
+
+/// Whether SOFT_MAX `node` can also write the packed f16 copy of its output that a product on cooperative matrices
+/// reads (`Q8Layout::F16`, registered for it): a contiguous output.
+pub fn can_emit_f16(node: &Node) -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let on = *ON.get_or_init(|| crate::knobs::switch("GGVK_SOFTMAX_EMIT", true));
+    on && matches!(node.op, Op::SoftMax { .. }) && node.dst.is_contiguous() && Q8Layout::F16.fits(&node.dst)
+}
+
+/// The kernel's shape for rows of `ne0` values: (workgroup, four values a load (`VEC4`), values or groups of four
+/// each invocation keeps in registers (`CACHE`)). `aligned`: rows and offsets allow 16-byte loads; `max_wg`: the
+/// device's largest power-of-two workgroup; `forced`: `GGVK_SOFTMAX_WG`. A row's values are spread so that each
+/// invocation holds about 16 (four groups of four) or 8 (one at a time), in workgroups of 64 to 512 invocations
+/// (H100, 2,048-value rows with the f16 copy: 627 us a call with 128 invocations and groups of four, 696 with 256
+/// and one value at a time, 782 with 512; 1,165 with 64 and rows past the registers). Rows longer than 16 values
+/// or groups per invocation take the kernel's loop through memory.
+fn shape(ne0: u32, aligned: bool, max_wg: u32, forced: Option<u32>) -> (u32, bool, u32) {
+    let per = if aligned { 16 } else { 8 };
+    let wg = forced.unwrap_or_else(|| ne0.div_ceil(per).next_power_of_two().clamp(64, 512)).min(max_wg).max(1);
+    let vec4 = aligned && u64::from(ne0) <= u64::from(wg) * 16 * 4;
+    let units = if vec4 { ne0.div_ceil(4) } else { ne0 };
+    (wg, vec4, units.div_ceil(wg).next_power_of_two().clamp(1, 16))
+}
+
+/// [`shape`] for the push constants `p` on `device`: 16-byte loads where `GGVK_SOFTMAX_VEC4` (default on) allows and
+/// rows have a multiple of 4 values, x and d offsets and strides multiples of 4 floats, the f16 copy (if any) on an
+/// 8-byte boundary.
+fn kernel_shape(device: &crate::vk::Device, p: &SoftMaxPush) -> (u32, bool, u32) {
+    static KNOBS: std::sync::OnceLock<(bool, Option<u64>)> = std::sync::OnceLock::new();
+    let (vec4, forced) = *KNOBS
+        .get_or_init(|| (crate::knobs::switch("GGVK_SOFTMAX_VEC4", true), crate::knobs::number("GGVK_SOFTMAX_WG")));
+    let by4 = |v: u32| v % 4 == 0;
+    let aligned =
+        vec4 && by4(p.ne[0]) && [p.x_off, p.d_off].into_iter().chain(p.x_s).chain(p.d_s).all(by4) && p.h_word % 2 == 0;
+    let max = device.caps().max_workgroup_invocations.clamp(1, 1024);
+    shape(p.ne[0], aligned, 1u32 << (31 - max.leading_zeros()), forced.map(|v| v as u32))
+}
+
+/// Record the SOFT_MAX node, writing the f16 copy of its output `emit` plans too where [`q8_emit::f16_in_order`]
+/// allows (the copy then registered for the product that reads it).
+pub fn record_emitting(rec: &mut Recorder<'_>, node: &Node, emit: Option<&Planned>) -> Result<()> {
     check(node)?;
     let Op::SoftMax { scale, max_bias } = node.op else { unreachable!("checked") };
     let x = node.src(0)?;
@@ -178,7 +223,7 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         scale,
         e0,
         e1,
-        pad: 0.0,
+        h_word: 0,
     };
     let f16_mask = mask.is_some_and(|m| m.ty == GgmlType::F16);
     let shader = match (f16_mask, use_subgroups(&device)) {
@@ -187,9 +232,22 @@ pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         (true, true) => &SHADER_F16,
         (true, false) => &SHADER_F16_SHMEM,
     };
-    let pipeline = device.pipelines().get(&device, shader, &[row_workgroup(&device, x.ne[0])])?;
+    let emit = match emit.filter(|e| can_emit_f16(node) && q8_emit::f16_in_order(d, e)) {
+        Some(e) => Some((e, q8_emit::reserve(rec, &e.view, Q8Layout::F16)?)),
+        None => None,
+    };
+    let push = SoftMaxPush { h_word: emit.as_ref().map_or(0, |(_, w)| w.word), ..push };
+    let (wg, vec4, cache) = kernel_shape(&device, &push);
+    let specs = [wg, u32::from(emit.is_some()), cache, u32::from(vec4)];
+    let pipeline = device.pipelines().get(&device, shader, &specs)?;
     let (gx, gy) = split_groups(u64::from(rows), device.caps().max_workgroup_count[0])?;
-    rec.dispatch("soft_max", &pipeline, &[xb, mb, sb, db], bytemuck::bytes_of(&push), [gx, gy, 1])
+    // Without the copy, binding 4 is never written: the output stands in.
+    let copy = emit.as_ref().map_or_else(|| db.clone(), |(_, w)| w.write.clone());
+    rec.dispatch("soft_max", &pipeline, &[xb, mb, sb, db, copy], bytemuck::bytes_of(&push), [gx, gy, 1])?;
+    if let Some((planned, w)) = emit {
+        q8_emit::publish(rec, &planned.view, w);
+    }
+    Ok(())
 }
 
 /// ggml's ALiBi constants for `n_head` heads, in f32 as its CPU code computes them: (n_head_log2, log2(m0),
@@ -202,5 +260,26 @@ pub(crate) fn alibi_exponents(n_head: u32, max_bias: f32) -> (u32, f32, f32) {
         (n_head_log2, f64::from(m0).log2() as f32, f64::from(m1).log2() as f32)
     } else {
         (n_head_log2, 0.0, 0.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shape;
+
+    #[test]
+    fn rows_spread_over_registers_as_measured() {
+        // A 2,048-key prompt's rows: 128 invocations, four groups of four each; unaligned: 256, eight values.
+        assert_eq!(shape(2048, true, 1024, None), (128, true, 4));
+        assert_eq!(shape(2048, false, 1024, None), (256, false, 8));
+        // Short rows keep 64 invocations; long ones 512, then the loop through memory past 16 per invocation.
+        assert_eq!(shape(16, true, 1024, None), (64, true, 1));
+        assert_eq!(shape(32768, true, 1024, None), (512, true, 16));
+        assert_eq!(shape(32772, true, 1024, None), (512, false, 16));
+        assert_eq!(shape(200_000, false, 1024, None), (512, false, 16));
+        // The device's limit and the knob.
+        assert_eq!(shape(2048, true, 32, None), (32, true, 16));
+        assert_eq!(shape(2048, true, 1024, Some(64)), (64, true, 8));
+        assert_eq!(shape(2048, false, 1024, Some(64)), (64, false, 16));
     }
 }

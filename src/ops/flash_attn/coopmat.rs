@@ -390,7 +390,7 @@ pub(super) fn cm2_flag_bytes(node: &Node, layout: CmRows) -> u64 {
 /// Record `flash_attn_cm2.comp` for `node` with row layout `layout` (the KHR kernel's push constants and bindings,
 /// with `push.ratio` and `push.n_head_kv` as the kernel sees them: Q heads per block and heads of blocks), after
 /// `fa_mask_flags.comp` where there is a mask; writing the f16 copy of the output `emit` plans too where
-/// [`emits_f16`] allows (registered for the product that reads it).
+/// [`q8_emit::f16_in_order`] allows (registered for the product that reads it).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn record_cm2(
     rec: &mut Recorder<'_>,
@@ -436,7 +436,7 @@ pub(super) fn record_cm2(
     // Heaviest blocks first (`DESCEND`; `GGVK_FA_CM2_DESCEND=0` keeps the grid's order, for measurements).
     static DESCEND: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let descend = u32::from(*DESCEND.get_or_init(|| crate::knobs::switch("GGVK_FA_CM2_DESCEND", true)));
-    let emit = match emit.filter(|e| emits_f16(node, e)) {
+    let emit = match emit.filter(|e| q8_emit::f16_in_order(&node.dst, e)) {
         Some(e) => Some((e, q8_emit::reserve(rec, &e.view, Q8Layout::F16)?)).filter(|(_, w)| w.word == 0),
         None => None,
     };
@@ -450,20 +450,6 @@ pub(super) fn record_cm2(
         q8_emit::publish(rec, &planned.view, w);
     }
     Ok(())
-}
-
-/// Whether the prompt kernel writes the f16 copy `emit` plans of `node`'s output: that layout, over the output's
-/// bytes (a contiguous view of the same elements), the output contiguous, so that the copy's halves sit in the
-/// output's order.
-pub(super) fn emits_f16(node: &Node, emit: &Planned) -> bool {
-    let d = &node.dst;
-    emit.layout == Q8Layout::F16
-        && d.is_contiguous()
-        && emit.view.is_contiguous()
-        && emit.view.buffer.id() == d.buffer.id()
-        && emit.view.offset == d.offset
-        && emit.view.nelements() == d.nelements()
-        && emit.layout.fits(&emit.view)
 }
 
 /// The flags `fa_mask_flags.comp` computes for mask `m` (bound as `mb`) with push constants `fp` (all but the
