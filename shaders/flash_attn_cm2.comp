@@ -25,11 +25,11 @@
 //
 // M, L and alpha are kept as BR x BC matrices with each row's value in every column (row reductions give that
 // shape); alpha and 1 / L reach O's BR x D shape through a second row reduction of equal values.
-// NARROW (flash_attn_cm2n_d*, F16 K/V prompts, `GGVK_FA_CM2_NARROW=1`): M, L and alpha as BR x 16 matrices instead
-// (a quarter of the registers), M spread to the scores' BR x BC shape by one more row reduction per tile; the
-// spreading reductions keep their first operand (every element of such a row is equal) instead of comparing; the
-// mask added as matrix arithmetic where there is no ALiBi. 1.35-1.66x faster per call on an H100 (NOTES.md,
-// 2026-12-07); not yet the default.
+// NARROW (flash_attn_cm2n_d*, with SPLIT flash_attn_cm2sn_d*; F16 K/V, `GGVK_FA_CM2_NARROW=1`): M, L and alpha as
+// BR x 16 matrices instead (a quarter of the registers at BC = 64), M spread to the scores' BR x BC shape by one more
+// row reduction per tile; the spreading reductions keep their first operand (every element of such a row is equal)
+// instead of comparing; the mask added as matrix arithmetic where there is no ALiBi. Prompts 1.35-1.66x faster per
+// call on an H100 (NOTES.md, 2026-12-07); not yet the default.
 //
 // SPLIT (token generation and small batches, flash_attn_cm2s_d*): the same tile loop over one split of the keys,
 // [split * chunk, split * chunk + chunk), for blocks of BR rows (a constant: 16 or 32 rows hold a token's Q heads
