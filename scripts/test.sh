@@ -19,6 +19,26 @@ passed=0
 
 step() { echo; echo "=== $*"; }
 
+# tbo_subset TAG WHAT [NAME=VALUE ...] -- ARGS...: test-backend-ops -b GGVK0 -j 2 ARGS on ggvk, with those
+# variables set, logged to $LOGS/test-backend-ops-TAG.log; stops the run unless at least one case ran and every case
+# passed, else adds the cases to `passed`.
+tbo_subset() {
+  local tag=$1 what=$2 log line ok total
+  shift 2
+  local envs=()
+  while [ "$1" != "--" ]; do envs+=("$1"); shift; done
+  shift
+  log="$LOGS/test-backend-ops-$tag.log"
+  env ${envs[@]+"${envs[@]}"} GGML_BACKEND_PATH="$GGVK_LIB" "$BIN/test-backend-ops" -b GGVK0 -j 2 "$@" 2>&1 \
+    | tee "$log" | grep -aE "tests passed|FAIL" || true
+  line=$(grep -aoE '[0-9]+/[0-9]+ tests passed' "$log" | tail -n 1)
+  read -r ok total < <(echo "$line" | awk -F'[/ ]' '{print $1, $2}')
+  if [ -z "$line" ] || [ "$ok" != "$total" ] || [ "$total" = 0 ] || grep -aq "FAIL" "$log"; then
+    echo "test-backend-ops $what failed ($line)"; exit 1
+  fi
+  passed=$((passed + ok))
+}
+
 step "rustfmt"
 cargo fmt --check
 
@@ -165,28 +185,14 @@ step "test-backend-ops -b GGVK0 -o CONV_2D,ROPE_BACK, named subset (validation l
 # cases, about 1 minute). ROPE_BACK: every mode, type and option at the model shapes, not the 8192- and
 # 2457-token ones (ROPE runs them all above; the backward kernel is the forward one with the sine negated).
 SUB_CASES='ne_input=\[(1|141|19|13),|ne_a=\[(128|64|80),[0-9]+,2,'
-GGML_BACKEND_PATH="$GGVK_LIB" "$BIN/test-backend-ops" -b GGVK0 -j 2 -o CONV_2D,ROPE_BACK -p "$SUB_CASES" 2>&1 \
-  | tee "$LOGS/test-backend-ops-conv2d.log" | grep -aE "tests passed|FAIL" || true
-line=$(grep -aoE '[0-9]+/[0-9]+ tests passed' "$LOGS/test-backend-ops-conv2d.log" | tail -n 1)
-read -r ok total < <(echo "$line" | awk -F'[/ ]' '{print $1, $2}')
-if [ -z "$line" ] || [ "$ok" != "$total" ] || [ "$total" = 0 ] || grep -aq "FAIL" "$LOGS/test-backend-ops-conv2d.log"; then
-  echo "test-backend-ops CONV_2D,ROPE_BACK failed ($line)"; exit 1
-fi
-passed=$((passed + ok))
+tbo_subset conv2d "CONV_2D,ROPE_BACK" -- -o CONV_2D,ROPE_BACK -p "$SUB_CASES"
 
 step "test-backend-ops -b GGVK0 -o LIGHTNING_INDEXER, named subset (every K type, both kernels; validation layer on)"
 # The suite's 156 cases take about 15 minutes on lavapipe (the 512-token ones). This subset keeps every K type with
 # one token over 4 streams sharing a mask (the decode kernel) and 32 tokens over 7 and 65 keys (the prompt kernel's
 # partial key tiles): 34 cases, about 12 s.
 LI_CASES='nb=1,ns=4,nm=1,|kv=(7|65),'
-GGML_BACKEND_PATH="$GGVK_LIB" "$BIN/test-backend-ops" -b GGVK0 -j 2 -o LIGHTNING_INDEXER -p "$LI_CASES" 2>&1 \
-  | tee "$LOGS/test-backend-ops-indexer.log" | grep -aE "tests passed|FAIL" || true
-line=$(grep -aoE '[0-9]+/[0-9]+ tests passed' "$LOGS/test-backend-ops-indexer.log" | tail -n 1)
-read -r ok total < <(echo "$line" | awk -F'[/ ]' '{print $1, $2}')
-if [ -z "$line" ] || [ "$ok" != "$total" ] || [ "$total" = 0 ] || grep -aq "FAIL" "$LOGS/test-backend-ops-indexer.log"; then
-  echo "test-backend-ops LIGHTNING_INDEXER failed ($line)"; exit 1
-fi
-passed=$((passed + ok))
+tbo_subset indexer "LIGHTNING_INDEXER" -- -o LIGHTNING_INDEXER -p "$LI_CASES"
 
 step "test-backend-ops -b GGVK0 -o FLASH_ATTN_EXT, named subset (every K/V type and head size; validation layer on)"
 # The full FLASH_ATTN_EXT matrix (3620 cases GGVK0 supports) is too slow for CI on lavapipe. This subset keeps every
@@ -194,14 +200,7 @@ step "test-backend-ops -b GGVK0 -o FLASH_ATTN_EXT, named subset (every K/V type 
 # and permuted q at kv=113 (one key tile plus a partial one), the asymmetric and mixed-type cases, and GQA 4:1
 # single-token decode at kv=512 (the split-KV path).
 FA_CASES='kv=113,nb=3,|kv=(256|128|96|17),nb=2,|kv=17,|nr23=\[4,1\],kv=512,nb=1,mask=1,sinks=1'
-GGML_BACKEND_PATH="$GGVK_LIB" "$BIN/test-backend-ops" -b GGVK0 -j 2 -o FLASH_ATTN_EXT -p "$FA_CASES" 2>&1 \
-  | tee "$LOGS/test-backend-ops-fa.log" | grep -aE "tests passed|FAIL" || true
-line=$(grep -aoE '[0-9]+/[0-9]+ tests passed' "$LOGS/test-backend-ops-fa.log" | tail -n 1)
-read -r ok total < <(echo "$line" | awk -F'[/ ]' '{print $1, $2}')
-if [ -z "$line" ] || [ "$ok" != "$total" ] || [ "$total" = 0 ] || grep -aq "FAIL" "$LOGS/test-backend-ops-fa.log"; then
-  echo "test-backend-ops FLASH_ATTN_EXT failed ($line)"; exit 1
-fi
-passed=$((passed + ok))
+tbo_subset fa "FLASH_ATTN_EXT" -- -o FLASH_ATTN_EXT -p "$FA_CASES"
 
 step "test-backend-ops -b GGVK0 -o MUL_MAT_ID, named subset (every weight type and shape family; validation layer on)"
 # The full MUL_MAT_ID matrix (517 cases GGVK0 supports) takes about 12 minutes on lavapipe, mostly its few
@@ -212,14 +211,7 @@ step "test-backend-ops -b GGVK0 -o MUL_MAT_ID, named subset (every weight type a
 MMID_CASES='n_mats=4,n_used=2,b=0,m=512,n=(1|32),k=256,|n_mats=4,n_used=2,b=0,m=64,n=16,|n_mats=8,n_used=4,b=[01],m=512,n=(5|129),'
 MMID_CASES+='|m_v=64|k=(1|63|65),|n_mats=(512|1024),n_used=10,b=0,m=256,n=(1|64),|n_mats=8,n_used=2,b=0,m=512,n=16,k=256,amax=100000'
 MMID_CASES+='|n_mats=4,n_used=4,b=0,m=512,n=(15|16|17|33|49),|n_mats=16,n_used=16,b=[01],m=50,n=200,k=64,|n_mats=8,n_used=1,b=0,m=512,n=1,'
-GGML_BACKEND_PATH="$GGVK_LIB" "$BIN/test-backend-ops" -b GGVK0 -j 2 -o MUL_MAT_ID -p "$NOT_NEW.*($MMID_CASES)" 2>&1 \
-  | tee "$LOGS/test-backend-ops-mmid.log" | grep -aE "tests passed|FAIL" || true
-line=$(grep -aoE '[0-9]+/[0-9]+ tests passed' "$LOGS/test-backend-ops-mmid.log" | tail -n 1)
-read -r ok total < <(echo "$line" | awk -F'[/ ]' '{print $1, $2}')
-if [ -z "$line" ] || [ "$ok" != "$total" ] || [ "$total" = 0 ] || grep -aq "FAIL" "$LOGS/test-backend-ops-mmid.log"; then
-  echo "test-backend-ops MUL_MAT_ID failed ($line)"; exit 1
-fi
-passed=$((passed + ok))
+tbo_subset mmid "MUL_MAT_ID" -- -o MUL_MAT_ID -p "$NOT_NEW.*($MMID_CASES)"
 
 step "test-backend-ops -b GGVK0 -o MUL_MAT,MUL_MAT_ID,GET_ROWS for IQ4_XS, MXFP4, IQ3_S, IQ3_XXS, IQ2_*, IQ1_*, TQ*, named subset"
 # Every one of these types: GET_ROWS (every case), mat-vec and tiled MUL_MAT (m=16, 1, 8 and 9 columns at k=256,
@@ -230,14 +222,7 @@ NEW_CASES+="|type_a=($NEW_TYPES),type_b=f32,m=16,n=1,k=4096,"
 NEW_CASES+="|type_a=($NEW_TYPES),type_b=f32,m=16,n=(10|16),k=256,bs=\\[(1,1|3,2)\\],nr=\\[(1,1|2,2)\\],per=\\[0,1,2,3\\]"
 NEW_CASES+="|type_a=($NEW_TYPES),type_b=f32,n_mats=4,n_used=(2|4),b=0,m=(512|64|16),n=(1|32|16|10),k=(256|96|768),"
 NEW_CASES+="|type_a=mxfp4,type_b=f32,m=2880,n=32,k=2880"
-GGML_BACKEND_PATH="$GGVK_LIB" "$BIN/test-backend-ops" -b GGVK0 -j 2 -o MUL_MAT,MUL_MAT_ID,GET_ROWS -p "$NEW_CASES" 2>&1 \
-  | tee "$LOGS/test-backend-ops-iq.log" | grep -aE "tests passed|FAIL" || true
-line=$(grep -aoE '[0-9]+/[0-9]+ tests passed' "$LOGS/test-backend-ops-iq.log" | tail -n 1)
-read -r ok total < <(echo "$line" | awk -F'[/ ]' '{print $1, $2}')
-if [ -z "$line" ] || [ "$ok" != "$total" ] || [ "$total" = 0 ] || grep -aq "FAIL" "$LOGS/test-backend-ops-iq.log"; then
-  echo "test-backend-ops IQ/TQ/MXFP4 weights failed ($line)"; exit 1
-fi
-passed=$((passed + ok))
+tbo_subset iq "IQ/TQ/MXFP4 weights" -- -o MUL_MAT,MUL_MAT_ID,GET_ROWS -p "$NEW_CASES"
 
 step "test-backend-ops -b GGVK0 for Q1_0, Q2_0, NVFP4 (weights, SET_ROWS / CPY into them), named subset"
 # GET_ROWS, SET_ROWS and CPY into / out of / between them (every case), MUL_MAT as the IQ subset takes it (m=16, 1, 8
@@ -249,47 +234,19 @@ LB_CASES+="|type_a=($LOWBIT_TYPES),type_b=f32,m=16,n=(10|16),k=256,bs=\\[(1,1|3,
 LB_CASES+="|type_a=($LOWBIT_TYPES),type_b=f32,n_mats=4,n_used=(2|4),b=0,m=(512|64|16),n=(1|32|16|10),k=(256|96|768),"
 LB_CASES+="|type_a=nvfp4,type_b=f32,(m=(32|64),n=(1|32|16),k=(256|512),bs|n_mats=(8|4),n_used=2,b=[01],m=(32|64),n=(32|16),k=256,amax=1)"
 LB_OPS=MUL_MAT,MUL_MAT_ID,GET_ROWS,SET_ROWS,CPY,MUL_MAT_W4A4,MUL_MAT_W4A8,MUL_MAT_ID_W4A4,MUL_MAT_ID_W4A8
-GGML_BACKEND_PATH="$GGVK_LIB" "$BIN/test-backend-ops" -b GGVK0 -j 2 -o "$LB_OPS" -p "$LB_CASES" 2>&1 \
-  | tee "$LOGS/test-backend-ops-lowbit.log" | grep -aE "tests passed|FAIL" || true
-line=$(grep -aoE '[0-9]+/[0-9]+ tests passed' "$LOGS/test-backend-ops-lowbit.log" | tail -n 1)
-read -r ok total < <(echo "$line" | awk -F'[/ ]' '{print $1, $2}')
-if [ -z "$line" ] || [ "$ok" != "$total" ] || [ "$total" = 0 ] || grep -aq "FAIL" "$LOGS/test-backend-ops-lowbit.log"; then
-  echo "test-backend-ops Q1_0/Q2_0/NVFP4 failed ($line)"; exit 1
-fi
-passed=$((passed + ok))
+tbo_subset lowbit "Q1_0/Q2_0/NVFP4" -- -o "$LB_OPS" -p "$LB_CASES"
 
 step "test-backend-ops -b GGVK0 -o ARGSORT,TOP_K, rows up to 99999 values (validation layer on)"
 # Every case but the rows of 10^5..10^6 values, which take the multi-pass sort as the 5000..99999-value rows do
 # (all 623 cases: about 8 minutes on lavapipe, nearly all in TOP_K's 202048-value rows).
-GGML_BACKEND_PATH="$GGVK_LIB" "$BIN/test-backend-ops" -b GGVK0 -j 2 -o ARGSORT,TOP_K -p 'ne=\[[0-9]{1,5},' 2>&1 \
-  | tee "$LOGS/test-backend-ops-sort.log" | grep -aE "tests passed|FAIL" || true
-line=$(grep -aoE '[0-9]+/[0-9]+ tests passed' "$LOGS/test-backend-ops-sort.log" | tail -n 1)
-read -r ok total < <(echo "$line" | awk -F'[/ ]' '{print $1, $2}')
-if [ -z "$line" ] || [ "$ok" != "$total" ] || [ "$total" = 0 ] || grep -aq "FAIL" "$LOGS/test-backend-ops-sort.log"; then
-  echo "test-backend-ops ARGSORT,TOP_K failed ($line)"; exit 1
-fi
-passed=$((passed + ok))
+tbo_subset sort "ARGSORT,TOP_K" -- -o ARGSORT,TOP_K -p 'ne=\[[0-9]{1,5},'
 
 step "test-backend-ops -b GGVK0 -o MUL_MAT with f32 activations (GGVK_INT_DOT=0)"
-GGVK_INT_DOT=0 GGML_BACKEND_PATH="$GGVK_LIB" "$BIN/test-backend-ops" -b GGVK0 -j 2 -o MUL_MAT -p "$NOT_NEW" 2>&1 \
-  | tee "$LOGS/test-backend-ops-idot.log" | grep -aE "tests passed|FAIL" || true
-line=$(grep -aoE '[0-9]+/[0-9]+ tests passed' "$LOGS/test-backend-ops-idot.log" | tail -n 1)
-read -r ok total < <(echo "$line" | awk -F'[/ ]' '{print $1, $2}')
-if [ -z "$line" ] || [ "$ok" != "$total" ] || grep -aq "FAIL" "$LOGS/test-backend-ops-idot.log"; then
-  echo "test-backend-ops (f32 activations) failed ($line)"; exit 1
-fi
-passed=$((passed + ok))
+tbo_subset idot "(f32 activations)" GGVK_INT_DOT=0 -- -o MUL_MAT -p "$NOT_NEW"
 
 step "test-backend-ops -b GGVK0 -o MUL_MAT, 4-bit level-table weights in mat-vec workgroups of 8 (GGVK_MATVEC_WG=8)"
-GGVK_MATVEC_WG=8 GGML_BACKEND_PATH="$GGVK_LIB" "$BIN/test-backend-ops" -b GGVK0 -j 2 -o MUL_MAT \
-  -p 'type_a=(iq4_nl|iq4_xs|mxfp4|nvfp4),type_b=f32,m=[0-9]+,n=1,' 2>&1 \
-  | tee "$LOGS/test-backend-ops-wg8.log" | grep -aE "tests passed|FAIL" || true
-line=$(grep -aoE '[0-9]+/[0-9]+ tests passed' "$LOGS/test-backend-ops-wg8.log" | tail -n 1)
-read -r ok total < <(echo "$line" | awk -F'[/ ]' '{print $1, $2}')
-if [ -z "$line" ] || [ "$ok" != "$total" ] || [ "$total" = 0 ] || grep -aq "FAIL" "$LOGS/test-backend-ops-wg8.log"; then
-  echo "test-backend-ops (mat-vec workgroups of 8) failed ($line)"; exit 1
-fi
-passed=$((passed + ok))
+tbo_subset wg8 "(mat-vec workgroups of 8)" GGVK_MATVEC_WG=8 -- -o MUL_MAT \
+  -p 'type_a=(iq4_nl|iq4_xs|mxfp4|nvfp4),type_b=f32,m=[0-9]+,n=1,'
 
 step "test-backend-ops support -b GGVK0 (artifact: $GGVK_CACHE/artifacts/test-backend-ops-support-GGVK0.csv)"
 mkdir -p "$GGVK_CACHE/artifacts"
