@@ -70,6 +70,22 @@ float mask_at(uint i) {
 #endif
 }
 
+// exp(v - mx), exactly 0 for a logit of -inf.
+float expd(const float v, const float mx) { return v == NEG_INF ? 0.0 : exp(v - mx); }
+
+// The row's maximum over the workgroup's partial maxima `mx`, the head's sink logit joining it where there are sinks.
+float row_max(const float mx, const float sink) {
+    const float m = wg_max(mx);
+    return pc.has_sinks != 0 ? max(m, sink) : m;
+}
+
+// 1 / the row's sum over the workgroup's partial sums `acc`, the sink's share joining it where there are sinks.
+float row_inv(const float acc, const float mx, const float sink) {
+    float sum = wg_sum(acc);
+    if (pc.has_sinks != 0) { sum += exp(sink - mx); }
+    return 1.0 / sum;
+}
+
 void main() {
     const uint row = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
     // Uniform per workgroup: the barriers of the reductions below stay in uniform control flow.
@@ -86,6 +102,7 @@ void main() {
         slope = i2 < pc.n_head_log2 ? exp2(pc.e0 * float(i2 + 1)) : exp2(pc.e1 * float(2 * (i2 - pc.n_head_log2) + 1));
     }
     const bool has_mask = pc.has_mask != 0;
+    const float sink = pc.has_sinks != 0 ? sinks[pc.s_off + i2 * pc.s_s0] : 0.0;
 
     const uint hb = pc.h_word * 2u + row * pc.ne0;
     float mx = NEG_INF;
@@ -104,25 +121,17 @@ void main() {
             }
             vals[k] = v;
         }
-        mx = wg_max(mx);
-        float sink = 0.0;
-        if (pc.has_sinks != 0) {
-            sink = sinks[pc.s_off + i2 * pc.s_s0];
-            mx = max(mx, sink);
-        }
+        mx = row_max(mx, sink);
         float acc = 0.0;
         [[unroll]] for (uint k = 0; k < CACHE; ++k) {
             if (4u * (tid + k * WG) < pc.ne0) {
                 const vec4 v = vals[k];
-                const vec4 e = vec4(v.x == NEG_INF ? 0.0 : exp(v.x - mx), v.y == NEG_INF ? 0.0 : exp(v.y - mx),
-                                    v.z == NEG_INF ? 0.0 : exp(v.z - mx), v.w == NEG_INF ? 0.0 : exp(v.w - mx));
+                const vec4 e = vec4(expd(v.x, mx), expd(v.y, mx), expd(v.z, mx), expd(v.w, mx));
                 vals[k] = e;
                 acc += (e.x + e.y) + (e.z + e.w);
             }
         }
-        float sum = wg_sum(acc);
-        if (pc.has_sinks != 0) { sum += exp(sink - mx); }
-        const float inv = 1.0 / sum;
+        const float inv = row_inv(acc, mx, sink);
         [[unroll]] for (uint k = 0; k < CACHE; ++k) {
             const uint c = tid + k * WG;
             if (4u * c < pc.ne0) {
@@ -148,23 +157,16 @@ void main() {
             }
             vals[k] = v;
         }
-        mx = wg_max(mx);
-        float sink = 0.0;
-        if (pc.has_sinks != 0) {
-            sink = sinks[pc.s_off + i2 * pc.s_s0];
-            mx = max(mx, sink);
-        }
+        mx = row_max(mx, sink);
         float acc = 0.0;
         [[unroll]] for (uint k = 0; k < CACHE; ++k) {
             if (tid + k * WG < pc.ne0) {
-                const float e = vals[k] == NEG_INF ? 0.0 : exp(vals[k] - mx);
+                const float e = expd(vals[k], mx);
                 vals[k] = e;
                 acc += e;
             }
         }
-        float sum = wg_sum(acc);
-        if (pc.has_sinks != 0) { sum += exp(sink - mx); }
-        const float inv = 1.0 / sum;
+        const float inv = row_inv(acc, mx, sink);
         [[unroll]] for (uint k = 0; k < CACHE; ++k) {
             const uint i = tid + k * WG;
             if (i < pc.ne0) {
@@ -180,24 +182,17 @@ void main() {
         if (has_mask) { v += slope * mask_at(mb + i); }
         mx = max(mx, v);
     }
-    mx = wg_max(mx);
-    float sink = 0.0;
-    if (pc.has_sinks != 0) {
-        sink = sinks[pc.s_off + i2 * pc.s_s0];
-        mx = max(mx, sink);
-    }
+    mx = row_max(mx, sink);
 
     float acc = 0.0;
     for (uint i = tid; i < pc.ne0; i += WG) {
         float v = x[xb + i] * pc.scale;
         if (has_mask) { v += slope * mask_at(mb + i); }
-        const float e = v == NEG_INF ? 0.0 : exp(v - mx);
+        const float e = expd(v, mx);
         d[db + i] = e;
         acc += e;
     }
-    float sum = wg_sum(acc);
-    if (pc.has_sinks != 0) { sum += exp(sink - mx); }
-    const float inv = 1.0 / sum;
+    const float inv = row_inv(acc, mx, sink);
     for (uint i = tid; i < pc.ne0; i += WG) {
         const float p = d[db + i] * inv;
         d[db + i] = p;
