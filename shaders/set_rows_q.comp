@@ -28,6 +28,7 @@ layout(push_constant) uniform Push {
     uint i_off; uint i_s0; uint i_s1; uint i_s2;
     uint d_off; uint d_s1; uint d_s2; uint d_s3;
     uint rows; uint ne11; uint ne12; uint idx64;
+    uint period; uint pad0; uint pad1; uint pad2;
 } pc;
 
 void main() {

@@ -57,6 +57,7 @@ const KNOBS: &[(&str, Kind)] = &[
     ("GGVK_INT_DOT_KQUANT_MORE", Kind::Switch),
     ("GGVK_DEQUANT_F16", Kind::Switch),
     ("GGVK_CPY_TILED", Kind::Switch),
+    ("GGVK_SET_ROWS_PERIOD", Kind::Range(0, u32::MAX as u64)),
     ("GGVK_DEQUANT_F16_MIN_N", Kind::Range(1, u32::MAX as u64)),
     ("GGVK_CM2_TM", Kind::Range(16, 1024)),
     ("GGVK_CM2_TN", Kind::Range(16, 1024)),

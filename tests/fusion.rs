@@ -1086,3 +1086,82 @@ fn softmax_writes_the_f16_probabilities_its_product_reads() {
     }
     assert_no_validation_errors();
 }
+
+/// A transposed V cache's write (llama.cpp without flash attention: SET_ROWS of one-value rows, each value of the V
+/// product into the cell of its channel and token) learns the product's row length from the graph and moves in
+/// tiles; its bytes equal the same write without the product in the graph (one value per invocation), and the
+/// rule `cache[idx[i]] = convert(v[i])` with out-of-range indices writing nothing.
+#[test]
+fn transposed_v_cache_write_after_its_product_moves_in_tiles() {
+    use ggvk::graph::fusion::rows_period;
+    let be = backend();
+    let mut rng = Rng::new(37);
+    // (channels, tokens, cache cells, cache type, index type): tiles whole and cut at both edges.
+    let cases = [
+        (256i64, 64i64, 96i64, GgmlType::F16, GgmlType::I64),
+        (100, 70, 80, GgmlType::F32, GgmlType::I32),
+        (64, 33, 40, GgmlType::BF16, GgmlType::I64),
+    ];
+    for (ch, tok, kv, cache_ty, idx_ty) in cases {
+        let what = format!("{ch} channels x {tok} tokens into {kv} {cache_ty} cells, {idx_ty} indices");
+        let n = (ch * tok) as usize;
+        let vals = rng.vec(n);
+        // Token t goes to cell (7 t + 3) % kv, except the last token (out of range) and the one before (negative).
+        let idx: Vec<i64> = (0..tok)
+            .flat_map(|t| {
+                (0..ch).map(move |c| match t {
+                    _ if t == tok - 1 => ch * kv + 5 + c,
+                    _ if t == tok - 2 => -1 - c,
+                    _ => c * kv + (7 * t + 3) % kv,
+                })
+            })
+            .collect();
+        let idx_bytes: Vec<u8> = match idx_ty {
+            GgmlType::I64 => idx.iter().flat_map(|s| s.to_ne_bytes()).collect(),
+            _ => idx.iter().flat_map(|s| (*s as i32).to_ne_bytes()).collect(),
+        };
+        let idx_t = upload(&be, idx_ty, [ch * tok, 1, 1, 1], &idx_bytes);
+        let fill: Vec<u8> = (0..ch * kv * cache_ty.type_size() as i64).map(|b| (b * 13 % 251) as u8).collect();
+        let run = |with_product: bool| {
+            let src = upload(&be, GgmlType::F32, [ch, tok, 1, 1], &f32_bytes(&vals));
+            let v = output(&be, [ch, tok, 1, 1]);
+            let cache = upload(&be, cache_ty, [1, ch * kv, 1, 1], &fill);
+            let mut g = Graph::new();
+            let rows_of =
+                |t: &Tensor| Tensor::contiguous(t.buffer.clone(), t.offset, GgmlType::F32, [1, ch * tok, 1, 1]);
+            if with_product {
+                g.push(node(Op::Cpy, &[&src], &v)).unwrap();
+                g.push(node(Op::SetRows, &[&rows_of(&v).unwrap(), &idx_t], &cache)).unwrap();
+            } else {
+                g.push(node(Op::SetRows, &[&rows_of(&src).unwrap(), &idx_t], &cache)).unwrap();
+            }
+            let order: Vec<usize> = (0..g.nodes().len()).collect();
+            let period = rows_period(g.nodes(), &order, order.len() - 1);
+            be.compute(&g).unwrap();
+            let mut out = vec![0u8; cache.nbytes() as usize];
+            cache.read(0, &mut out).unwrap();
+            (out, period)
+        };
+        let (tiled, p1) = run(true);
+        let (plain, p0) = run(false);
+        assert_eq!(p1, Some(ch as u32), "{what}: the period the product gives");
+        assert_eq!(p0, None, "{what}: no product, no period");
+        assert_eq!(tiled, plain, "{what}: bytes");
+        // And the rule itself, where it is simple to state on the host.
+        let size = cache_ty.type_size();
+        let mut want = fill.clone();
+        for (i, &at) in idx.iter().enumerate() {
+            if (0..ch * kv).contains(&at) {
+                let bytes = match cache_ty {
+                    GgmlType::F16 => half::f16::from_f32(vals[i]).to_bits().to_ne_bytes().to_vec(),
+                    GgmlType::F32 => vals[i].to_ne_bytes().to_vec(),
+                    _ => tiled[at as usize * size..(at as usize + 1) * size].to_vec(),
+                };
+                want[at as usize * size..(at as usize + 1) * size].copy_from_slice(&bytes);
+            }
+        }
+        assert_eq!(tiled, want, "{what}: cache");
+        assert_ne!(tiled, fill, "{what}: the cache was written");
+    }
+    assert_no_validation_errors();
+}

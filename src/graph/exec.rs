@@ -199,6 +199,9 @@ fn record_nodes(
             Some(p) if matches!(node.op, crate::graph::Op::SoftMax { .. }) => {
                 ops::softmax::record_emitting(rec, node, Some(p))
             }
+            None if matches!(node.op, crate::graph::Op::SetRows) => {
+                ops::rows::record_set_rows_of(rec, node, fusion::rows_period(all, order, at - 1))
+            }
             _ => ops::record(rec, node),
         }
         .map_err(|e| name_error(e, i, node.op.name()))?;

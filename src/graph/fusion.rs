@@ -32,6 +32,10 @@
 //!   store, writing its f32 output and the f16 copy the down product reads ([`pair_glu_takes`] says which GLUs).
 //!   Saves the GLU's dispatch and its read of both products, the down product's copy of its activations, and two
 //!   dependent steps per layer of a prompt. Where no fused kernel applies the three nodes are recorded apart.
+//!
+//! Not a fusion but read from the neighbours the same way: [`rows_period`] tells a transposed V cache's write
+//! (SET_ROWS of one-value rows) the row length of the product whose values it stores, so that it moves them in
+//! tiles.
 
 use super::{Node, Op, Tensor};
 pub(crate) use crate::ir::fused::overlaps;
@@ -479,4 +483,21 @@ pub fn plan_groups(nodes: &[Node]) -> Vec<Option<MatVecRopeGroup>> {
         groups[i] = Some(group);
     }
     groups
+}
+
+/// Nodes looked at before a SET_ROWS of one-value rows for the node that wrote those rows ([`rows_period`]).
+const WRITER_WINDOW: usize = 64;
+
+/// For a SET_ROWS at position `p` of `order` whose rows are one value each (a transposed V cache's write, its rows
+/// the V product's values one by one): the row length of the tensor that the latest earlier node within
+/// [`WRITER_WINDOW`] wrote at the same bytes, which the cache write's tiled kernel takes as its period
+/// ([`crate::ops::rows::record_set_rows_of`]); `None` where no such writer is found or it wrote another extent.
+pub fn rows_period(all: &[Node], order: &[usize], p: usize) -> Option<u32> {
+    let a = all[*order.get(p)?].src.first()?.as_ref()?;
+    if a.ne[0] != 1 {
+        return None;
+    }
+    let w = order[..p].iter().rev().take(WRITER_WINDOW).map(|&j| &all[j].dst).find(|d| overlaps(d, a))?;
+    let same = w.offset == a.offset && w.is_contiguous() && a.is_contiguous() && w.nelements() == a.nelements();
+    same.then(|| u32::try_from(w.ne[0]).ok()).flatten()
 }

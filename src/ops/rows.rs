@@ -77,11 +77,14 @@ struct SetRowsPush {
     ne12: u32,
     /// Bit 0: indices are I64 (else I32). Bit 1 (set_rows.comp only): short rows packed into workgroups.
     idx64: u32,
+    /// The TILE variants of set_rows.comp: a batch's one-value rows taken as a matrix of this many columns.
+    period: u32,
+    pad: [u32; 3],
 }
 
 const GET_PUSH: u32 = std::mem::size_of::<GetRowsPush>() as u32;
 const SET_PUSH: u32 = std::mem::size_of::<SetRowsPush>() as u32;
-const _: () = assert!(GET_PUSH == 80 && SET_PUSH == 80);
+const _: () = assert!(GET_PUSH == 80 && SET_PUSH == 96);
 
 const fn get_shader(name: &'static str, spirv: &'static [u8]) -> Shader {
     Shader { name, spirv, bindings: 3, push_size: GET_PUSH }
@@ -92,6 +95,46 @@ const fn set_shader(name: &'static str, spirv: &'static [u8]) -> Shader {
 }
 
 const SET_F32_F16_VEC4: Shader = set_shader("set_rows_f32_f16_vec4", spirv::SET_ROWS_F32_F16_VEC4);
+
+/// The TILE variant of set_rows.comp for rows of one value from `src` into `dst` (non-quantized).
+fn set_rows_tile_shader(src: GgmlType, dst: GgmlType) -> Option<Shader> {
+    Some(match (src, dst) {
+        (GgmlType::F32, GgmlType::F32) => set_shader("set_rows_f32_f32_tile", spirv::SET_ROWS_F32_F32_TILE),
+        (GgmlType::F32, GgmlType::F16) => set_shader("set_rows_f32_f16_tile", spirv::SET_ROWS_F32_F16_TILE),
+        (GgmlType::F32, GgmlType::BF16) => set_shader("set_rows_f32_bf16_tile", spirv::SET_ROWS_F32_BF16_TILE),
+        (GgmlType::F16, GgmlType::F32) => set_shader("set_rows_f16_f32_tile", spirv::SET_ROWS_F16_F32_TILE),
+        (GgmlType::F16, GgmlType::F16) => set_shader("set_rows_f16_f16_tile", spirv::SET_ROWS_F16_F16_TILE),
+        (GgmlType::F16, GgmlType::BF16) => set_shader("set_rows_f16_bf16_tile", spirv::SET_ROWS_F16_BF16_TILE),
+        _ => return None,
+    })
+}
+
+/// Tokens per tile of the TILE variants (their `TT`): a batch of fewer rows than this many periods keeps the
+/// packed path (a tile would be mostly empty).
+const TILE_TOKENS: u64 = 32;
+
+/// The period the TILE variant of `set_rows.comp` takes for a SET_ROWS of one-value rows, given `hint` (the row
+/// length of the tensor its rows were cut from, [`crate::graph`]'s planning finds it): `GGVK_SET_ROWS_PERIOD`
+/// where set (`0`: never tile; `N`: period N for every one-value-row SET_ROWS, for tests: any period gives the
+/// same bytes), else the hint where the batch holds at least [`TILE_TOKENS`] periods.
+fn tile_period(node: &Node, hint: Option<u32>) -> Option<u32> {
+    static FORCED: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    let a = node.src.first()?.as_ref()?;
+    let d = &node.dst;
+    if a.ne[0] != 1 || set_rows_tile_shader(a.ty, d.ty).is_none() {
+        return None;
+    }
+    let rows = u64::try_from(a.ne[1]).ok()?;
+    let forced = *FORCED.get_or_init(|| crate::knobs::number("GGVK_SET_ROWS_PERIOD"));
+    let period = match forced {
+        Some(0) => return None,
+        Some(n) => n,
+        None => u64::from(hint?).max(1),
+    };
+    // Row numbers of a tile stay below 2^32 (the kernel computes token * period + column in 32 bits).
+    let fits = rows + period <= u64::from(u32::MAX);
+    (fits && (forced.is_some() || rows >= TILE_TOKENS * period)).then_some(period as u32)
+}
 
 /// The GET_ROWS kernel for src0 type `ty` and the dst type it produces.
 fn get_rows_shader(ty: GgmlType) -> Option<(Shader, GgmlType)> {
@@ -166,8 +209,18 @@ pub fn check(node: &Node) -> Result<()> {
 pub fn record(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
     match node.op {
         Op::GetRows => record_get(rec, node),
-        Op::SetRows => record_set(rec, node),
+        Op::SetRows => record_set(rec, node, None),
         _ => Err(Error::Internal(format!("rows::record called for {}", node.op.name()))),
+    }
+}
+
+/// Record a SET_ROWS node whose one-value rows were cut from a tensor of rows of `period` values (a transposed V
+/// cache's write: the V product's rows, one value a row): such a write moves through shared memory in tiles
+/// ([`tile_period`]); the same bytes as [`record`].
+pub fn record_set_rows_of(rec: &mut Recorder<'_>, node: &Node, period: Option<u32>) -> Result<()> {
+    match node.op {
+        Op::SetRows => record_set(rec, node, period),
+        _ => record(rec, node),
     }
 }
 
@@ -318,7 +371,7 @@ fn check_set(node: &Node) -> Result<()> {
     Ok(())
 }
 
-fn record_set(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
+fn record_set(rec: &mut Recorder<'_>, node: &Node, hint: Option<u32>) -> Result<()> {
     check_set(node)?;
     let a = node.src(0)?;
     let idx = node.src(1)?;
@@ -351,6 +404,8 @@ fn record_set(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
         ne11: ine[1],
         ne12: ine[2],
         idx64: u32::from(idx.ty == GgmlType::I64),
+        period: 0,
+        pad: [0; 3],
     };
     if d.ty.is_quantized() {
         // One thread per block (set_rows_q.comp, the elementwise workgroup size as spec constant 0).
@@ -363,6 +418,15 @@ fn record_set(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
             .ok_or_else(|| Error::unsupported("SET_ROWS: rows of too many blocks"))?;
         let (gy, gz) = split_groups(u64::from(rows), caps.max_workgroup_count[1])?;
         return rec.dispatch("set_rows_q", &pipeline, &[ab, ib, db], bytemuck::bytes_of(&push), [gx, gy, gz]);
+    }
+    if let Some(period) = tile_period(node, hint) {
+        let tile = set_rows_tile_shader(a.ty, d.ty).expect("tile_period checked");
+        let pipeline = device.pipelines().get(&device, &tile, &[])?;
+        let tokens = u64::from(ane[1]).div_ceil(u64::from(period));
+        let tiles = u64::from(period).div_ceil(64) * tokens.div_ceil(TILE_TOKENS) * u64::from(rows / ane[1]);
+        let (gy, gz) = split_groups(tiles, caps.max_workgroup_count[1])?;
+        let push = SetRowsPush { period, ..push };
+        return rec.dispatch("set_rows", &pipeline, &[ab, ib, db], bytemuck::bytes_of(&push), [1, gy, gz]);
     }
     let pipeline = device.pipelines().get(&device, &shader, &[])?;
     // Rows shorter than half a workgroup (a transposed V cache writes rows of one value) share workgroups:
