@@ -3,7 +3,8 @@
 // nearest even (exact integer arithmetic, as ggml's CPU backend converts), two values per word, one word per
 // invocation (consecutive invocations read consecutive floats). A column of k values takes ceil(k / 2) words; an odd
 // k leaves 0 in the last half word. x = word within a column, y (+ z overflow) = column
-// (i11 + ne11 * (i12 + ne12 * i13)).
+// (i11 + ne11 * (i12 + ne12 * i13)); where a column takes fewer than 64 invocations, `per` columns share a
+// workgroup (x = 1, invocation = column within the workgroup * nwords + word; y (+ z) = group of `per` columns).
 #include "common.glsl"
 #include "half_bits.glsl"
 
@@ -23,8 +24,18 @@ layout(push_constant) uniform Push {
     uint ncols;    // columns in all (ne11 * ne12 * ne13)
     uint ne11; uint ne12;
     uint b_off; uint b_col; uint b_s2; uint b_s3;
-    uint h_off; uint k; uint pad1; uint pad2;
+    uint h_off; uint k; uint per; uint pad2;
 } pc;
+
+// This invocation's word (VEC8: group of four words) within its column, and the column.
+uvec2 word_and_column() {
+    const uint wg = gl_WorkGroupID.y + gl_WorkGroupID.z * gl_NumWorkGroups.y;
+    if (pc.per > 1u) {
+        const uint sub = gl_LocalInvocationID.x / pc.nwords;
+        return uvec2(sub < pc.per ? gl_LocalInvocationID.x % pc.nwords : pc.nwords, wg * pc.per + sub);
+    }
+    return uvec2(gl_GlobalInvocationID.x, wg);
+}
 
 #ifdef VEC8
 uint halves(vec2 v) {
@@ -32,8 +43,8 @@ uint halves(vec2 v) {
 }
 
 void main() {
-    const uint g = gl_GlobalInvocationID.x;
-    const uint col = gl_WorkGroupID.y + gl_WorkGroupID.z * gl_NumWorkGroups.y;
+    const uvec2 at = word_and_column();
+    const uint g = at.x, col = at.y;
     if (g >= pc.nwords || col >= pc.ncols) { return; }
     const uint i11 = col % pc.ne11;
     const uint i12 = (col / pc.ne11) % pc.ne12;
@@ -45,8 +56,8 @@ void main() {
 }
 #else
 void main() {
-    const uint w = gl_GlobalInvocationID.x;
-    const uint col = gl_WorkGroupID.y + gl_WorkGroupID.z * gl_NumWorkGroups.y;
+    const uvec2 at = word_and_column();
+    const uint w = at.x, col = at.y;
     if (w >= pc.nwords || col >= pc.ncols) { return; }
     const uint i11 = col % pc.ne11;
     const uint i12 = (col / pc.ne11) % pc.ne12;

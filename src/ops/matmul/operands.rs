@@ -28,7 +28,7 @@ pub(crate) fn quantize_b_q8k(
     }
     let nblocks = p.k / 256;
     let col_words = dim_u32("quantized column", i64::from(nblocks) * Q8K_WORDS as i64)?;
-    derive_b(rec, b, b_bind, p, (&QUANTIZE_Q8K, QUANTIZE_Q8K.name, 0), (nblocks, 64), col_words)
+    derive_b(rec, b, b_bind, p, (&QUANTIZE_Q8K, QUANTIZE_Q8K.name, 0), (nblocks, 64, false), col_words)
 }
 
 /// Words of one quantized 32-value block of x: d, sum(q), 8 words of packed q.
@@ -144,7 +144,7 @@ pub(crate) fn quantize_b(
     // ((i13 * ne12 + i12) * n + i11) * nblocks blocks.
     let col_words = dim_u32("quantized column", i64::from(nblocks) * QX_WORDS as i64)?;
     // quantize_q8_1.comp: eight threads per 32-value block.
-    derive_b(rec, b, b_bind, p, (&QUANTIZE, QUANTIZE.name, 0), (nblocks, 8), col_words)
+    derive_b(rec, b, b_bind, p, (&QUANTIZE, QUANTIZE.name, 0), (nblocks, 8, false), col_words)
 }
 
 const NARROW_F16_VEC: Shader = Shader {
@@ -208,7 +208,7 @@ pub(crate) fn narrow_b(
     // the same: one kind of derived data).
     let vec8 = p.k % 8 == 0 && [p.b_off, p.b_col, p.b_s2, p.b_s3].iter().all(|v| v % 4 == 0);
     let (shader, groups) = if vec8 { (&NARROW_F16_VEC, col_words / 4) } else { (&NARROW_F16, col_words) };
-    let (read, mut p) = derive_b(rec, b, b_bind, p, (shader, kind, p.k), (groups, 1), col_words)?;
+    let (read, mut p) = derive_b(rec, b, b_bind, p, (shader, kind, p.k), (groups, 1, true), col_words)?;
     p.b_off *= 2;
     p.b_col *= 2;
     p.b_s2 *= 2;
@@ -217,10 +217,10 @@ pub(crate) fn narrow_b(
 }
 
 /// Write a per-column transform of b (`shader`: 8-bit quantization or rounding onto a grid; `nblocks` blocks of
-/// `block_threads` threads each per column (`blocks` = (nblocks, block_threads); 64-thread workgroups),
-/// `col_words` 32-bit words per output column,
-/// columns one after another) into this
-/// submission's scratch; returns the read-only binding of the copy and the push constants with b's offset and
+/// `block_threads` threads each per column (`blocks` = (nblocks, block_threads, packs); 64-thread workgroups;
+/// `packs`: the shader takes several columns per workgroup where a column needs fewer than 64 threads, as many as
+/// push `pad[1]` says, `narrow_f16.comp`), `col_words` 32-bit words per output column, columns one after another)
+/// into this submission's scratch; returns the read-only binding of the copy and the push constants with b's offset and
 /// strides redirected to it. The same activation feeding several products (Q, K and V; gate and up) is
 /// transformed once per submission (until its bytes are written again).
 fn derive_b(
@@ -229,7 +229,7 @@ fn derive_b(
     b_bind: &Binding,
     p: MatMulPush,
     (shader, kind, pad0): (&Shader, &'static str, u32),
-    (nblocks, block_threads): (u32, u32),
+    (nblocks, block_threads, packs): (u32, u32, bool),
     col_words: u32,
 ) -> Result<(Binding, MatMulPush)> {
     let device = rec.device().clone();
@@ -253,6 +253,10 @@ fn derive_b(
     let (scratch, offset) = rec.scratch(bytes)?;
     let region = Tensor::contiguous(scratch, offset, GgmlType::I32, [(bytes / 4) as i64, 1, 1, 1])?;
     let (write, off) = bind(&device, &region, 4, true)?;
+    // Columns of fewer than 64 threads share workgroups where the shader allows (a 2,048-token prompt's 65,536
+    // query columns of 128 values, attention without flash attention: 16 of 64 threads busy otherwise).
+    let threads = u64::from(nblocks) * u64::from(block_threads);
+    let per = if packs && threads > 0 && threads < 64 { 64 / threads } else { 1 };
     let push = QuantizePush {
         nblocks,
         ncols: dim_u32("columns", cols as i64)?,
@@ -263,17 +267,12 @@ fn derive_b(
         b_s2: p.b_s2,
         b_s3: p.b_s3,
         q_off: off,
-        pad: [pad0, 0, 0],
+        pad: [pad0, per as u32, 0],
     };
     let pipeline = device.pipelines().get(&device, shader, &[])?;
-    let (gy, gz) = split_groups(cols, device.caps().max_workgroup_count[1])?;
-    rec.dispatch(
-        shader.name,
-        &pipeline,
-        &[b_bind.clone(), write.clone()],
-        bytemuck::bytes_of(&push),
-        [(u64::from(nblocks) * u64::from(block_threads)).div_ceil(64) as u32, gy, gz],
-    )?;
+    let (gy, gz) = split_groups(cols.div_ceil(per), device.caps().max_workgroup_count[1])?;
+    let gx = if per > 1 { 1 } else { threads.div_ceil(64) as u32 };
+    rec.dispatch(shader.name, &pipeline, &[b_bind.clone(), write.clone()], bytemuck::bytes_of(&push), [gx, gy, gz])?;
     let read = Binding { write: false, ..write };
     rec.add_derived(Derived { kind, source, layout, result: (read.clone(), off) });
     Ok((read, redirect(p, off)))
@@ -350,5 +349,5 @@ pub(crate) fn round_b(
         return Err(Error::Internal(format!("MUL_MAT: k = {} is not a multiple of {block} for rounding", p.k)));
     }
     let shader = round_shader(r);
-    derive_b(rec, b, b_bind, p, (&shader, shader.name, 0), (p.k / block, 1), p.k)
+    derive_b(rec, b, b_bind, p, (&shader, shader.name, 0), (p.k / block, 1, false), p.k)
 }
