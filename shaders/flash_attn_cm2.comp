@@ -25,11 +25,6 @@
 //
 // M, L and alpha are kept as BR x BC matrices with each row's value in every column (row reductions give that
 // shape); alpha and 1 / L reach O's BR x D shape through a second row reduction of equal values.
-// NARROW (flash_attn_cm2n_d*, with SPLIT flash_attn_cm2sn_d*; F16 K/V, `GGVK_FA_CM2_NARROW=1`): M, L and alpha as
-// BR x 16 matrices instead (a quarter of the registers at BC = 64), M spread to the scores' BR x BC shape by one more
-// row reduction per tile; the spreading reductions keep their first operand (every element of such a row is equal)
-// instead of comparing; the mask added as matrix arithmetic where there is no ALiBi. Prompts 1.35-1.66x faster per
-// call on an H100 (NOTES.md, 2026-12-07); not yet the default.
 //
 // SPLIT (token generation and small batches, flash_attn_cm2s_d*): the same tile loop over one split of the keys,
 // [split * chunk, split * chunk + chunk), for blocks of BR rows (a constant: 16 or 32 rows hold a token's Q heads
@@ -150,15 +145,6 @@ shared float sink_r[BR];
 
 #define SCOPE gl_ScopeWorkgroup
 #define MAT_S coopmat<float, SCOPE, BR, BC, gl_MatrixUseAccumulator>
-#ifdef NARROW
-// Per-row statistics (running maximum M, sum L, the rescale factor alpha): each row's value in every one of 16
-// columns; row reductions give that shape and spread it back.
-#define MAT_R coopmat<float, SCOPE, BR, 16, gl_MatrixUseAccumulator>
-#define SPREAD smear
-#else
-#define MAT_R MAT_S
-#define SPREAD max2
-#endif
 #define MAT_O coopmat<float, SCOPE, BR, D, gl_MatrixUseAccumulator>
 
 float max2(const in float a, const in float b) { return max(a, b); }
@@ -204,9 +190,6 @@ float store_stat(const in uint r, const in uint c, const in float x, const in ui
 }
 #endif
 float larger(const in uint r, const in uint c, const in float a, const in float b) { return max(a, b); }
-// A row reduction of a matrix whose row holds one value in every column (alpha, the output factor) to another
-// shape: any element is the result, so the combination keeps its first operand and needs no comparison.
-float smear(const in float a, const in float b) { return a; }
 float exp_of(const in uint r, const in uint c, const in float x) { return exp(x); }
 // The factor that turns a row's accumulated output into the result: 1 / L, with the sink logit of the row's head
 // joining L first where there are sinks (the sink's share has no value row). Rows from `valid` on are past the end.
@@ -334,8 +317,8 @@ void main() {
     const bool direct_mask = MASK_MODE == 1u || (MASK_MODE == 2u && qr0 + QB <= pc.n_q);
 
     MAT_O o = MAT_O(0.0);
-    MAT_R m_run = MAT_R(M_FLOOR);
-    MAT_R l_run = MAT_R(0.0);
+    MAT_S m_run = MAT_S(M_FLOOR);
+    MAT_S l_run = MAT_S(0.0);
 
     for (uint c0 = kv0, t = 0u; c0 < kv1; c0 += BC, ++t) {
         // 1. The tile's flag (the same word for the whole workgroup).
@@ -380,11 +363,7 @@ void main() {
             if (alibi) {
                 coopMatPerElementNV(s, s, masked_sloped, MAT_S(mh));
             } else {
-#ifdef NARROW
-                s += MAT_S(mh);
-#else
                 coopMatPerElementNV(s, s, masked, MAT_S(mh));
-#endif
             }
         }
 #endif
@@ -392,27 +371,21 @@ void main() {
 
 
         // 3. Online softmax (M never below M_FLOOR: see there).
-        MAT_R m_new;
+        MAT_S m_new;
         coopMatReduceNV(m_new, s, gl_CooperativeMatrixReduceRowNV, max2);
         coopMatPerElementNV(m_new, m_new, larger, m_run);
-#ifdef NARROW
-        MAT_S m_wide;
-        coopMatReduceNV(m_wide, m_new, gl_CooperativeMatrixReduceRowNV, smear);
-        MAT_S p = s - m_wide;
-#else
         MAT_S p = s - m_new;
-#endif
         coopMatPerElementNV(p, p, exp_of);
-        MAT_R alpha = m_run - m_new;
+        MAT_S alpha = m_run - m_new;
         coopMatPerElementNV(alpha, alpha, exp_of);
-        MAT_R sum;
+        MAT_S sum;
         coopMatReduceNV(sum, p, gl_CooperativeMatrixReduceRowNV, add2);
         l_run = l_run * alpha + sum;
         m_run = m_new;
 
         // 4. O = alpha O + P V.
         MAT_O alpha_o;
-        coopMatReduceNV(alpha_o, alpha, gl_CooperativeMatrixReduceRowNV, SPREAD);
+        coopMatReduceNV(alpha_o, alpha, gl_CooperativeMatrixReduceRowNV, max2);
         o = o * alpha_o;
         const coopmat<float16_t, SCOPE, BR, BC, gl_MatrixUseA> pa = coopmat<float16_t, SCOPE, BR, BC, gl_MatrixUseA>(p);
 #ifndef SPLIT
@@ -437,10 +410,10 @@ void main() {
     coopMatPerElementNV(l_run, l_run, store_stat, rec0, n_head, queries, 1u);
 #else
 
-    MAT_R f;
+    MAT_S f;
     coopMatPerElementNV(f, l_run, out_factor, m_run, rows - min(rows, r0));
     MAT_O f_o;
-    coopMatReduceNV(f_o, f, gl_CooperativeMatrixReduceRowNV, SPREAD);
+    coopMatReduceNV(f_o, f, gl_CooperativeMatrixReduceRowNV, max2);
     o = o * f_o;
 
     // dst [iq1][g][column]: row iq1 * d_s2, head ih * ratio + g at d_s1; rows past the end are dropped. The f16

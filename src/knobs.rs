@@ -76,7 +76,6 @@ const KNOBS: &[(&str, Kind)] = &[
     ("GGVK_CM2_GLU_TM", Kind::Range(16, 1024)),
     ("GGVK_CM2_GLU_TN", Kind::Range(16, 1024)),
     ("GGVK_FA_CM2_GQA", Kind::Range(0, 2)),
-    ("GGVK_FA_CM2_NARROW", Kind::Switch),
     ("GGVK_FA_CM2_SPLIT", Kind::Range(0, 2)),
     ("GGVK_FA_CM2_SPLIT_KEYS", Kind::Pow2(32, 128)),
     ("GGVK_FA_CM2_SPLIT_GROUPS", Kind::Range(1, 65535)),

@@ -43,32 +43,6 @@ pub(super) const CM2: [(CmKv, u32, Shader); 11] = [
     cm2(CmKv::Q4_0, 96, "flash_attn_cm2_q4_0_d96", spirv::FLASH_ATTN_CM2_Q4_0_D96),
     cm2(CmKv::Q4_0, 128, "flash_attn_cm2_q4_0_d128", spirv::FLASH_ATTN_CM2_Q4_0_D128),
 ];
-/// `flash_attn_cm2.comp` built with `NARROW` (per-row statistics as BR x 16 matrices; F16 K/V), taken instead of
-/// [`CM2`]'s kernel of the same head size where `GGVK_FA_CM2_NARROW=1` ([`cm2_narrow`]).
-pub(super) const CM2N: [(CmKv, u32, Shader); 5] = [
-    cm2(CmKv::F16, 64, "flash_attn_cm2n_d64", spirv::FLASH_ATTN_CM2N_D64),
-    cm2(CmKv::F16, 80, "flash_attn_cm2n_d80", spirv::FLASH_ATTN_CM2N_D80),
-    cm2(CmKv::F16, 96, "flash_attn_cm2n_d96", spirv::FLASH_ATTN_CM2N_D96),
-    cm2(CmKv::F16, 112, "flash_attn_cm2n_d112", spirv::FLASH_ATTN_CM2N_D112),
-    cm2(CmKv::F16, 128, "flash_attn_cm2n_d128", spirv::FLASH_ATTN_CM2N_D128),
-];
-
-/// [`CM2N`] for the split variant (`SPLIT` and `NARROW`), taken instead of [`CM2S`]'s F16 kernels likewise.
-pub(super) const CM2SN: [(CmKv, u32, Shader); 5] = [
-    cm2s(CmKv::F16, 64, "flash_attn_cm2sn_d64", spirv::FLASH_ATTN_CM2SN_D64),
-    cm2s(CmKv::F16, 80, "flash_attn_cm2sn_d80", spirv::FLASH_ATTN_CM2SN_D80),
-    cm2s(CmKv::F16, 96, "flash_attn_cm2sn_d96", spirv::FLASH_ATTN_CM2SN_D96),
-    cm2s(CmKv::F16, 112, "flash_attn_cm2sn_d112", spirv::FLASH_ATTN_CM2SN_D112),
-    cm2s(CmKv::F16, 128, "flash_attn_cm2sn_d128", spirv::FLASH_ATTN_CM2SN_D128),
-];
-
-/// Whether F16 K/V take the `NARROW` builds ([`CM2N`], [`CM2SN`]; `GGVK_FA_CM2_NARROW=1`; off by default until the
-/// conformance suite has run them on a GPU).
-pub(super) fn cm2_narrow() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| crate::knobs::switch("GGVK_FA_CM2_NARROW", false))
-}
-
 /// `flash_attn_cm2.comp` built with `SPLIT` (token generation and small batches, keys split), as [`CM2`].
 pub(super) const CM2S: [(CmKv, u32, Shader); 11] = [
     cm2s(CmKv::F16, 64, "flash_attn_cm2s_d64", spirv::FLASH_ATTN_CM2S_D64),
@@ -385,9 +359,8 @@ pub(super) fn cm_plan_on(device: &Device, node: &Node, k_off: u32, v_off: u32) -
     let shape = cm_shape(node, k_off, v_off)?;
     let dev = CoopmatDevice::from_caps(device.caps());
     if device.coopmat2_enabled() && cm2 {
-        if let Some((shader, rows)) = cm2_plan(&dev, shape, cm2_gqa_mode()) {
-            let narrow = cm2_narrow().then(|| cm2_shader(&CM2N, shape.kv, shape.dk)).flatten();
-            return Some((narrow.unwrap_or(shader), rows));
+        if let Some(plan) = cm2_plan(&dev, shape, cm2_gqa_mode()) {
+            return Some(plan);
         }
     }
     cm_plan(&dev, shape).map(|s| (s, CmRows::Packed))
@@ -706,19 +679,9 @@ mod tests {
         assert!(plan(token, 8192, 1, 48).is_none(), "a tile the kernel is not built for");
         let no_64 = CoopmatDevice { cm2_split: 0x1FF & !0b010_010_010, ..dev };
         assert!(cm2_split_plan(&no_64, token, 8192, 8, 1, 1, 64, 256).is_none());
-        for (_, _, shader) in CM2S.iter().chain(&CM2).chain(&CM2N).chain(&CM2SN) {
+        for (_, _, shader) in CM2S.iter().chain(&CM2) {
             assert!(!shader.spirv.is_empty() || cfg!(not(feature = "shaders")), "{} compiled", shader.name);
         }
-        // The narrow-statistics build stands in for the F16 prompt kernel of every head size, same interface.
-        for d in CM2_HEADS {
-            let (wide, narrow) = (cm2_shader(&CM2, CmKv::F16, d.into()), cm2_shader(&CM2N, CmKv::F16, d.into()));
-            let (wide, narrow) = (wide.expect("F16 prompt kernel"), narrow.expect("narrow build"));
-            assert_eq!((wide.bindings, wide.push_size), (narrow.bindings, narrow.push_size), "d {d}");
-            let (wide, narrow) = (cm2_shader(&CM2S, CmKv::F16, d.into()), cm2_shader(&CM2SN, CmKv::F16, d.into()));
-            let (wide, narrow) = (wide.expect("F16 split kernel"), narrow.expect("narrow split build"));
-            assert_eq!((wide.bindings, wide.push_size), (narrow.bindings, narrow.push_size), "split d {d}");
-        }
-        assert!(cm2_shader(&CM2N, CmKv::Q8_0, 128).is_none(), "quantized caches keep their kernels");
     }
 
     #[test]

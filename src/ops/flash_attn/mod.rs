@@ -38,9 +38,7 @@ use crate::vk::{Binding, Device, Recorder, Shader};
 mod coopmat;
 mod decode;
 
-use coopmat::{
-    cm2_flag_bytes, cm2_narrow, cm2_shader, cm2_split_on, cm_plan_on, laid_out, record_cm2, CM2, CM2S, CM2SN,
-};
+use coopmat::{cm2_flag_bytes, cm2_shader, cm2_split_on, cm_plan_on, laid_out, record_cm2, CM2, CM2S};
 pub use coopmat::{cm2_plan, cm2_split_plan, cm_plan, cm_shared_bytes, Cm2Split, CmKv, CmRows, CmShape};
 pub(crate) use coopmat::{cm2_split_shapes, CM2_HEADS, CM2_KEYS, CM2_WG, CM_ROWS};
 // For `CoopmatDevice::cm2_split`'s documentation.
@@ -533,8 +531,7 @@ pub fn record_emitting(rec: &mut Recorder<'_>, node: &Node, emit: Option<&q8_emi
         let kv_group = if sp.rows == CmRows::PerHead { push.ratio } else { 1 };
         let mut cm = laid_out(FlashAttnPush { chunk: sp.chunk, flags: push.flags | FLAG_SPLIT, ..push }, sp.rows);
         let groups = [(cm.n_q * cm.ratio).div_ceil(sp.br), cm.n_head_kv, ne3 * sp.splits];
-        let narrow = cm2_narrow().then(|| cm2_shader(&CM2SN, sp.kv, k.ne[0])).flatten();
-        let shader = narrow.or_else(|| cm2_shader(&CM2S, sp.kv, k.ne[0]));
+        let shader = cm2_shader(&CM2S, sp.kv, k.ne[0]);
         if let (Some(shader), true) = (shader, groups.iter().zip(max).all(|(&g, m)| g <= m)) {
             let whole = push.n_kv % sp.bc == 0;
             let spec = [cm.ratio, u32::from(whole), 0, kv_group, sp.br, sp.bc];
