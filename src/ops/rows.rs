@@ -112,9 +112,11 @@ fn set_rows_tile_shader(src: GgmlType, dst: GgmlType) -> Option<Shader> {
 /// Tokens per tile of the TILE variants (their `TT`): a batch of fewer rows than this many periods keeps the
 /// packed path (a tile would be mostly empty).
 const TILE_TOKENS: u64 = 32;
+/// Columns (channels) per tile of the TILE variants (their `TC`).
+const TILE_COLUMNS: u64 = 64;
 
 /// The period the TILE variant of `set_rows.comp` takes for a SET_ROWS of one-value rows, given `hint` (the row
-/// length of the tensor its rows were cut from, [`crate::graph`]'s planning finds it): `GGVK_SET_ROWS_PERIOD`
+/// length of the tensor its rows were cut from, which the executor's planning finds): `GGVK_SET_ROWS_PERIOD`
 /// where set (`0`: never tile; `N`: period N for every one-value-row SET_ROWS, for tests: any period gives the
 /// same bytes), else the hint where the batch holds at least [`TILE_TOKENS`] periods.
 fn tile_period(node: &Node, hint: Option<u32>) -> Option<u32> {
@@ -423,7 +425,7 @@ fn record_set(rec: &mut Recorder<'_>, node: &Node, hint: Option<u32>) -> Result<
         let tile = set_rows_tile_shader(a.ty, d.ty).expect("tile_period checked");
         let pipeline = device.pipelines().get(&device, &tile, &[])?;
         let tokens = u64::from(ane[1]).div_ceil(u64::from(period));
-        let tiles = u64::from(period).div_ceil(64) * tokens.div_ceil(TILE_TOKENS) * u64::from(rows / ane[1]);
+        let tiles = u64::from(period).div_ceil(TILE_COLUMNS) * tokens.div_ceil(TILE_TOKENS) * u64::from(rows / ane[1]);
         let (gy, gz) = split_groups(tiles, caps.max_workgroup_count[1])?;
         let push = SetRowsPush { period, ..push };
         return rec.dispatch("set_rows", &pipeline, &[ab, ib, db], bytemuck::bytes_of(&push), [1, gy, gz]);
