@@ -12,6 +12,14 @@ fn node(op: Op, src: &[&Tensor], dst: &Tensor) -> Node {
     Node { op, src: src.iter().map(|t| Some((*t).clone())).collect(), dst: dst.clone() }
 }
 
+/// Row indices as `ty` (I64, else I32) bytes, for SET_ROWS.
+fn index_bytes(ty: GgmlType, vals: &[i64]) -> Vec<u8> {
+    match ty {
+        GgmlType::I64 => vals.iter().flat_map(|s| s.to_ne_bytes()).collect(),
+        _ => vals.iter().flat_map(|s| (*s as i32).to_ne_bytes()).collect(),
+    }
+}
+
 /// A node that keeps two fusable nodes apart when placed between them: it reads the first value of `t` (the
 /// second node's destination) as F32 before the second node writes it, so the schedule cannot move the second node
 /// up to the first. Its own output is unused.
@@ -559,11 +567,7 @@ fn rope_then_set_rows_writes_the_cache_and_matches_the_separate_nodes() {
         );
         // Slots: distinct rows in a scrambled order; the last position's slot is out of range (nothing written).
         let slots: Vec<i64> = (0..n).map(|p| if p == n - 1 && n > 1 { rows + 2 } else { (p * 5 + 3) % rows }).collect();
-        let idx_bytes: Vec<u8> = match idx_ty {
-            GgmlType::I64 => slots.iter().flat_map(|s| s.to_ne_bytes()).collect(),
-            _ => slots.iter().flat_map(|s| (*s as i32).to_ne_bytes()).collect(),
-        };
-        let idx = upload(&be, idx_ty, [n, 1, 1, 1], &idx_bytes);
+        let idx = upload(&be, idx_ty, [n, 1, 1, 1], &index_bytes(idx_ty, &slots));
         let cache_fill = bytes(cache_ty, &rng.vec((hs * heads * rows) as usize));
         let params = RopeParams { n_dims: hs as i32, mode, freq_base: 10000.0, ..RopeParams::default() };
         let run = |apart: bool| {
@@ -860,13 +864,7 @@ fn token_products_rotate_and_store_their_rows_as_the_separate_nodes_do() {
             [hd / 2, 1, 1, 1],
             &f32_bytes(&(0..hd / 2).map(|i| 1.0 + i as f32 * 0.25).collect::<Vec<_>>()),
         );
-        let index = |vals: &[i64]| {
-            let bytes: Vec<u8> = match idx_ty {
-                GgmlType::I64 => vals.iter().flat_map(|s| s.to_ne_bytes()).collect(),
-                _ => vals.iter().flat_map(|s| (*s as i32).to_ne_bytes()).collect(),
-            };
-            upload(&be, idx_ty, [vals.len() as i64, 1, 1, 1], &bytes)
-        };
+        let index = |vals: &[i64]| upload(&be, idx_ty, [vals.len() as i64, 1, 1, 1], &index_bytes(idx_ty, vals));
         let k_idx = index(&[5]);
         let v_idx = if v_transposed { index(&(0..m).map(|r| r * rows + 5).collect::<Vec<_>>()) } else { index(&[5]) };
         let k_fill = rng.vec((m * rows) as usize);
@@ -1116,11 +1114,7 @@ fn transposed_v_cache_write_after_its_product_moves_in_tiles() {
                 })
             })
             .collect();
-        let idx_bytes: Vec<u8> = match idx_ty {
-            GgmlType::I64 => idx.iter().flat_map(|s| s.to_ne_bytes()).collect(),
-            _ => idx.iter().flat_map(|s| (*s as i32).to_ne_bytes()).collect(),
-        };
-        let idx_t = upload(&be, idx_ty, [ch * tok, 1, 1, 1], &idx_bytes);
+        let idx_t = upload(&be, idx_ty, [ch * tok, 1, 1, 1], &index_bytes(idx_ty, &idx));
         let fill: Vec<u8> = (0..ch * kv * cache_ty.type_size() as i64).map(|b| (b * 13 % 251) as u8).collect();
         let run = |with_product: bool| {
             let src = upload(&be, GgmlType::F32, [ch, tok, 1, 1], &f32_bytes(&vals));
