@@ -34,22 +34,11 @@
 
 #define WG 256u
 layout(local_size_x = 256, local_size_y = 1, local_size_z = 1) in;
-#ifdef WIDE
-// WIDE: a 256 x 128 tile (4 x 2 subgroups of 4 x 4 fragments, 64 x 64 each) with k steps of 32. Per k value it
-// moves three quarters of the bytes from memory (L2) into shared memory that the 128 x 128 tile moves, with the
-// same fragment products between two barriers as the 128 x 128 tile's k steps of 64 (ops::coopmat::TILE_CM16W).
-#define WARPS_M 4u
-#define WARPS_N 2u
-#define TM 4u
-#define TN 4u
-#define BK 32u
-#else
 #define WARPS_M 2u
 #define WARPS_N 4u
 #define TM 4u
 #define TN 2u
 #define BK 64u
-#endif
 #define BM (WARPS_M * TM * 16u)
 #ifdef FUSE_GLU
 #if defined(FUSE_ADD)

@@ -70,7 +70,6 @@ const KNOBS: &[(&str, Kind)] = &[
     ("GGVK_CM2_ADD", Kind::Switch),
     ("GGVK_CM16_MIN_COLS", Kind::Range(0, 1 << 24)),
     ("GGVK_CM16_COLS_FIRST", Kind::Switch),
-    ("GGVK_CM16_WIDE", Kind::Range(0, u32::MAX as u64)),
     ("GGVK_COOPMAT_ID", Kind::Switch),
     ("GGVK_CM_ID_BN", Kind::Range(64, 128)),
     ("GGVK_CM2_GLU", Kind::Range(0, 2)),

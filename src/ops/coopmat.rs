@@ -438,45 +438,6 @@ fn cm16_min_cols() -> u32 {
     *COLS.get_or_init(|| crate::knobs::number("GGVK_CM16_MIN_COLS").map_or(CM16_MIN_COLS, |v| v as u32))
 }
 
-/// The wide tile of `mul_mat_cm16.comp` (`WIDE`): 256 x 128 outputs, 8 subgroups of 32 in a 4 x 2 grid (64 x 64
-/// each), k steps of 32; shared memory: A and B tiles of 256 and 128 rows of 40 halves, 8 staging areas of 16 x 16
-/// floats. Per k value it moves 3/4 of the 128 x 128 tile's bytes into shared memory, with as many fragment
-/// products between two barriers as that tile's k steps of 64.
-pub(crate) const TILE_CM16W: Tile = Tile {
-    bm: 256,
-    bn: 128,
-    wg: 256,
-    subgroup: 32,
-    shared_bytes: (256 + 128) * 40 * 2 + 8 * 256 * 4,
-    int8: false,
-    b_q8: false,
-    bk: 32,
-    cm2: false,
-};
-
-/// Fewest workgroups of the wide tile ([`TILE_CM16W`]) for which `mul_mat_cm16.comp` takes it by default
-/// (`GGVK_CM16_WIDE=N`: grids of N or more wide workgroups; 0: never): 0 until it is measured on a GPU.
-pub(crate) const CM16_WIDE_MIN_GROUPS: u32 = 0;
-
-fn cm16_wide_min_groups() -> u32 {
-    static GROUPS: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    *GROUPS.get_or_init(|| crate::knobs::number("GGVK_CM16_WIDE").map_or(CM16_WIDE_MIN_GROUPS, |v| v as u32))
-}
-
-/// Whether a `mul_mat_cm16.comp` product whose wide grid has `groups` workgroups takes the wide tile on `dev` with
-/// the threshold `min_groups` (wide tiles are half as many: a grid too small for the card's SMs keeps 128 x 128).
-pub(crate) fn cm16_wide_takes(dev: &CoopmatDevice, min_groups: u32, groups: u64) -> bool {
-    min_groups != 0 && groups >= u64::from(min_groups) && dev.runs(&TILE_CM16W)
-}
-
-/// [`cm16_wide_takes`] on `device` under `GGVK_CM16_WIDE` for `rows` output rows per workgroup of the wide tile,
-/// `m` rows, `n` columns and `batches` batches.
-fn cm16_wide_on(device: &Device, rows: u32, (m, n, batches): (u32, u32, u32)) -> bool {
-    let min_groups = cm16_wide_min_groups();
-    let groups = u64::from(m.div_ceil(rows)) * u64::from(n.div_ceil(TILE_CM16W.bn)) * u64::from(batches);
-    min_groups != 0 && cm16_wide_takes(&CoopmatDevice::from_caps(device.caps()), min_groups, groups)
-}
-
 /// Whether an F16 product of `n` columns takes `mul_mat_cm16.comp` on `dev` with the threshold `min_cols`.
 pub(crate) fn cm16_takes(dev: &CoopmatDevice, min_cols: u32, n: u32) -> bool {
     min_cols != 0 && n >= min_cols && dev.runs(&TILE_CM16)
@@ -512,11 +473,9 @@ fn record_cm16(
         Some(f) => Some(add_operands(&device, f)?),
         None => None,
     };
-    let wide = cm16_wide_on(&device, TILE_CM16W.bm, (p.m, p.n, batches));
-    let (kernels, tile) = if wide { ((CM16W, CM16W_ADD), TILE_CM16W) } else { ((CM16, CM16_ADD), TILE_CM16) };
-    let (shader, push, all) = with_add(kernels, bindings, p, add.as_ref());
+    let (shader, push, all) = with_add((CM16, CM16_ADD), bindings, p, add.as_ref());
     let pipeline = device.pipelines().get(&device, &shader, &[0, u32::from(cm16_cols_first())])?;
-    let groups = cm16_groups(p.m.div_ceil(tile.bm), p.n.div_ceil(tile.bn), batches);
+    let groups = cm16_groups(p.m.div_ceil(TILE_CM16.bm), p.n.div_ceil(TILE_CM16.bn), batches);
     rec.dispatch("mul_mat_cm16", &pipeline, &all, bytemuck::bytes_of(&push), groups)?;
     Ok(Some(add.is_some()))
 }
@@ -565,9 +524,6 @@ const fn product_shader(name: &'static str, spirv: &'static [u8], bindings: u32)
 /// `mul_mat_cm16.comp`, plain and with the following ADD (`FUSE_ADD`).
 const CM16: Shader = product_shader("mul_mat_cm16", spirv::MUL_MAT_CM16, 3);
 const CM16_ADD: Shader = product_shader("mul_mat_cm16_add", spirv::MUL_MAT_CM16_ADD, 5);
-/// The same with the wide tile ([`TILE_CM16W`]).
-const CM16W: Shader = product_shader("mul_mat_cm16w", spirv::MUL_MAT_CM16W, 3);
-const CM16W_ADD: Shader = product_shader("mul_mat_cm16w_add", spirv::MUL_MAT_CM16W_ADD, 5);
 
 /// Log `msg` as a warning the first time `warned` is passed (a kernel the driver could not build: once a process).
 fn warn_once(warned: &AtomicBool, msg: impl FnOnce() -> String) {
@@ -588,7 +544,6 @@ const fn glu_shader(name: &'static str, spirv: &'static [u8]) -> Shader {
 /// `mul_mat_cm2.comp`'s and `mul_mat_cm16.comp`'s FUSE_GLU kernels.
 const CM2_F16_GLU: Shader = glu_shader("mul_mat_cm2_f16_glu", spirv::MUL_MAT_CM2_F16_GLU);
 const CM16_GLU: Shader = glu_shader("mul_mat_cm16_glu", spirv::MUL_MAT_CM16_GLU);
-const CM16W_GLU: Shader = glu_shader("mul_mat_cm16w_glu", spirv::MUL_MAT_CM16W_GLU);
 
 /// Push constants of the FUSE_GLU kernel: the gate product's, then the up weights' first half, the up product's,
 /// the GLU output's first floats and its f16 copy's first half.
@@ -646,9 +601,8 @@ fn glu_kernel(dev: &CoopmatDevice, knob: Knob, min_cols: u32, cm2_glu: Option<Ti
 }
 
 /// `mul_mat_cm16.comp`'s FUSE_GLU kernel: output rows per workgroup (half its shared rows hold the gate weights,
-/// half the up weights), with the 128 x 128 and the wide tile.
+/// half the up weights).
 const CM16_GLU_ROWS: u32 = TILE_CM16.bm / 2;
-const CM16W_GLU_ROWS: u32 = TILE_CM16W.bm / 2;
 
 /// Record the FUSE_GLU kernel `kernel` for the GLU of code `glu` ([`super::glu::op_code`]). `bindings`: gate
 /// weights, the activations' f16 copy, gate product, up weights, up product, GLU output, its f16 copy; every view
@@ -671,11 +625,8 @@ pub(crate) fn record_pair_glu(
             if !cm16_aligned(&push.mm) || push.a2_off % 8 != 0 {
                 return Ok(false);
             }
-            let wide = cm16_wide_on(&device, CM16W_GLU_ROWS, (m, n, 1));
-            let (shader, rows, bn) =
-                if wide { (CM16W_GLU, CM16W_GLU_ROWS, TILE_CM16W.bn) } else { (CM16_GLU, CM16_GLU_ROWS, TILE_CM16.bn) };
-            let groups = cm16_groups(m.div_ceil(rows), n.div_ceil(bn), 1);
-            (shader, vec![glu, u32::from(cm16_cols_first())], groups, "mul_mat_cm16")
+            let groups = cm16_groups(m.div_ceil(CM16_GLU_ROWS), n.div_ceil(TILE_CM16.bn), 1);
+            (CM16_GLU, vec![glu, u32::from(cm16_cols_first())], groups, "mul_mat_cm16")
         }
     };
     let pipeline = match device.pipelines().get(&device, &shader, &spec) {
@@ -845,20 +796,6 @@ mod tests {
         assert!(!cm16_aligned(&MatMulPush { k: 4100, ..p }));
         assert!(!cm16_aligned(&MatMulPush { k: 0, ..p }));
         assert!(!cm16_aligned(&MatMulPush { b_off: 4, ..p }));
-    }
-
-    #[test]
-    fn cm16_takes_the_wide_tile_only_for_grids_of_enough_workgroups() {
-        // Never with the threshold 0; with a threshold, from that many wide workgroups on, where the tile's shared
-        // memory and subgroups fit the device.
-        assert!(!cm16_wide_takes(&NVIDIA_TEST, 0, 1 << 20));
-        assert!(cm16_wide_takes(&NVIDIA_TEST, 256, 256));
-        assert!(!cm16_wide_takes(&NVIDIA_TEST, 256, 255));
-        assert!(!cm16_wide_takes(&CoopmatDevice { max_shared_memory: 32 << 10, ..NVIDIA_TEST }, 1, 256));
-        assert!(!cm16_wide_takes(&CoopmatDevice { subgroup_size: 64, ..NVIDIA_TEST }, 1, 256));
-        // Its shared memory fits the 48 KiB a Vulkan workgroup may have on NVIDIA and is under the 128 x 128 tile's.
-        assert!(TILE_CM16W.shared_bytes <= 48 << 10 && TILE_CM16W.shared_bytes <= TILE_CM16.shared_bytes);
-        assert_eq!((TILE_CM16W.bm / 2, TILE_CM16W.bn, TILE_CM16W.bk), (CM16W_GLU_ROWS, 128, 32));
     }
 
     #[test]
