@@ -197,9 +197,11 @@ tbo_subset indexer "LIGHTNING_INDEXER" -- -o LIGHTNING_INDEXER -p "$LI_CASES"
 step "test-backend-ops -b GGVK0 -o FLASH_ATTN_EXT, named subset (every K/V type and head size; validation layer on)"
 # The full FLASH_ATTN_EXT matrix (3620 cases GGVK0 supports) is too slow for CI on lavapipe. This subset keeps every
 # head size (40..576, DK != DV), K/V type (F32, F16, Q8_0, Q4_0, mixed), mask/sinks/ALiBi/softcap/precision variant
-# and permuted q at kv=113 (one key tile plus a partial one), the asymmetric and mixed-type cases, and GQA 4:1
-# single-token decode at kv=512 (the split-KV path).
+# and permuted q at kv=113 (one key tile plus a partial one), the asymmetric and mixed-type cases, GQA 4:1
+# single-token decode at kv=512 (the split-KV path), and single tokens whose 12 or 16 rows per KV head the decode
+# kernel takes in two workgroups, or with DeepSeek's 576 / 512 heads.
 FA_CASES='kv=113,nb=3,|kv=(256|128|96|17),nb=2,|kv=17,|nr23=\[4,1\],kv=512,nb=1,mask=1,sinks=1'
+FA_CASES+='|nr23=\[(12|16),1\],kv=(113|512|1024),nb=1,|hsk=576,.*kv=(113|1024),nb=1,'
 tbo_subset fa "FLASH_ATTN_EXT" -- -o FLASH_ATTN_EXT -p "$FA_CASES"
 
 step "test-backend-ops -b GGVK0 -o MUL_MAT_ID, named subset (every weight type and shape family; validation layer on)"

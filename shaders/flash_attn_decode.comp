@@ -11,10 +11,12 @@
 //     thread keeps the running max M and sum L of each row in registers (the same values in every thread);
 //   - the probabilities go to shared memory and thread t accumulates output dimensions t, t + WG, ... of every
 //     row over the tile's keys (V rows read as consecutive 16-bit words across threads).
-// VEC_V (V's offset and strides multiples of 8 halves, DV a multiple of 8 up to WG): instead, DV / 8 threads share a
-// V row, 8 dimensions each read as one 16-byte vector, and the workgroup's WG / (DV / 8) key groups take every
+// VEC_V (V's offset and strides multiples of 8 halves, DV a multiple of 8 up to 8 WG): instead, DV / 8 threads share
+// a V row, 8 dimensions each read as one 16-byte vector, and the workgroup's WG / (DV / 8) key groups take every
 // key group-th key of the tile; each thread keeps its 8 dimensions' partial sums over all tiles (rescaled with the
 // rows' maxima like the others) and the key groups' partials are added through shared memory once, at the end.
+// Rows past R (more query rows per KV head, large heads): workgroup x takes rows x R .. x R + R - 1, the host
+// balancing them over ceil(rows / 8) workgroups.
 // Split mode (FLAG_SPLIT) writes [M, L, out] records for flash_attn_reduce.comp exactly as flash_attn.comp does.
 // Needs subgroup arithmetic; K's offset and strides multiples of 8 halves (16 bytes); DK a multiple of 8.
 // Q8_0 / Q4_0 K or V (KT / VT, kv_row.glsl's type codes; DK / DV multiples of 32): a key's score reads its row's
@@ -300,7 +302,7 @@ void main() {
     }
 
     if (VEC_V) {
-        // The key groups' partials, one row at a time: thread t < DV ends with dimension t (OPT is 1 here).
+        // The key groups' partials, one row at a time: thread t ends with dimensions t, t + WG, ... (KG DV <= 8 WG).
         [[unroll]] for (uint r = 0u; r < R; ++r) {
             if (kg < KG) {
                 [[unroll]] for (uint j = 0u; j < 4u; ++j) {
@@ -309,10 +311,13 @@ void main() {
                 }
             }
             barrier();
-            if (tid < DV) {
-                float t = 0.0;
-                for (uint g = 0u; g < KG; ++g) { t += Os[g * DV + tid]; }
-                acc[r * OPT] = t;
+            [[unroll]] for (uint i = 0u; i < OPT; ++i) {
+                const uint k = tid + i * WG;
+                if (k < DV) {
+                    float t = 0.0;
+                    for (uint g = 0u; g < KG; ++g) { t += Os[g * DV + k]; }
+                    acc[r * OPT + i] = t;
+                }
             }
             barrier();
         }

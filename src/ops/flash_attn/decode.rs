@@ -1,17 +1,17 @@
 //! The decode kernel's plan (`flash_attn_decode.comp`): token generation and small batches over F16, Q8_0 and
 //! Q4_0 caches, every row of a KV head in one workgroup, keys split over workgroups.
 
-use super::{Plan, DECODE_MAX_HEAD, DECODE_MAX_ROWS, WG};
+use super::{Plan, DECODE_MAX_HEAD, DECODE_MAX_KV_ROWS, DECODE_MAX_ROWS, WG};
 use crate::ir::{Node, Tensor};
 use crate::quant::GgmlType;
 use crate::vk::Device;
 
-/// The decode kernel's plan (`flash_attn_decode.comp`: one tile of WG keys per step, every row of a KV head in
-/// one workgroup) when it applies: K and V each F16, Q8_0 or Q4_0 (the quantized ones with head sizes a multiple
-/// of 32), at most [`DECODE_MAX_ROWS`] rows per KV head, head sizes up to [`DECODE_MAX_HEAD`] with DK a multiple of
-/// 8, F16 K rows on 16-byte boundaries, a device with subgroup arithmetic;
-/// `GGVK_FA_DECODE=0` keeps the general kernel (read once per process). Keys are split over workgroups as the
-/// general plan does, in whole tiles.
+/// The decode kernel's plan (`flash_attn_decode.comp`: one tile of WG keys per step, the rows of a KV head in
+/// [`row_blocks`] workgroups of at most [`DECODE_MAX_ROWS`]) when it applies: K and V each F16, Q8_0 or Q4_0 (the
+/// quantized ones with head sizes a multiple of 32), at most [`DECODE_MAX_KV_ROWS`] rows per KV head, head sizes up
+/// to [`DECODE_MAX_HEAD`] with DK a multiple of 8, F16 K rows on 16-byte boundaries, a device with subgroup
+/// arithmetic and the shared memory a block's Q rows take; `GGVK_FA_DECODE=0` keeps the general kernel (read once
+/// per process). Keys are split over workgroups as the general plan does, in whole tiles.
 pub(super) fn decode_plan(device: &Device, node: &Node) -> Option<Plan> {
     static KNOB: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     if !*KNOB.get_or_init(|| crate::knobs::switch("GGVK_FA_DECODE", true)) {
@@ -30,28 +30,40 @@ pub(super) fn decode_plan(device: &Device, node: &Node) -> Option<Plan> {
     let fits = caps.subgroup_arithmetic
         && kv_ok(k, q.ne[0])
         && kv_ok(v, v.ne[0])
-        && (1..=i64::from(DECODE_MAX_ROWS)).contains(&rows)
+        && (1..=i64::from(DECODE_MAX_KV_ROWS)).contains(&rows)
         && q.ne[0] % 8 == 0
         && q.ne[0] <= DECODE_MAX_HEAD
         && v.ne[0] <= DECODE_MAX_HEAD
         && k_rows_ok;
+    if !fits {
+        return None;
+    }
     let rows = rows as u32;
+    let (blocks, br) = row_blocks(rows);
     // Q rows as vec4, then probabilities and two reduction slots per row and thread, and the vector V path's
     // partial outputs (8 per thread).
-    let shared = 4 * (rows * q.ne[0] as u32 + 3 * rows * WG + 8 * WG);
-    if !fits || shared > caps.max_shared_memory {
+    let shared = 4 * (br * q.ne[0] as u32 + 3 * br * WG + 8 * WG);
+    if shared > caps.max_shared_memory {
         return None;
     }
     let n_kv = k.ne[1] as u32;
-    let groups = (k.ne[2] * q.ne[3]) as u64;
-    let (target, min_keys) = decode_split_shape(rows, n_kv);
+    let groups = u64::from(blocks) * (k.ne[2] * q.ne[3]) as u64;
+    let (target, min_keys) = decode_split_shape(br, n_kv);
     let mut splits = 1;
     if n_kv >= 2 * WG && groups < 512 {
         splits = (target.div_ceil(groups) as u32).min(n_kv / min_keys).max(1);
     }
     let chunk = n_kv.div_ceil(splits).div_ceil(WG) * WG;
     let splits = n_kv.div_ceil(chunk);
-    Some(Plan { br: rows, bc: WG, splits, chunk: if splits == 1 { n_kv } else { chunk } })
+    Some(Plan { br, bc: WG, splits, chunk: if splits == 1 { n_kv } else { chunk } })
+}
+
+/// How the decode kernel spreads `rows` rows of one KV head over workgroups: (workgroups, rows per workgroup), as
+/// few workgroups as take at most [`DECODE_MAX_ROWS`] rows each (every one reads all of the head's keys and
+/// values), the rows balanced between them.
+pub(super) fn row_blocks(rows: u32) -> (u32, u32) {
+    let blocks = rows.div_ceil(DECODE_MAX_ROWS).max(1);
+    (blocks, rows.div_ceil(blocks))
 }
 
 /// How the decode kernel splits the keys: (workgroups aimed at over all KV heads, fewest keys per split). With four
@@ -81,10 +93,11 @@ fn decode_split_shape(rows: u32, n_kv: u32) -> (u64, u32) {
     (target.unwrap_or(t), min_keys.unwrap_or(k).max(WG))
 }
 
-/// Whether the decode kernel reads V rows as 16-byte vectors (`VEC_V`): head size `dv` a multiple of 8 up to the
-/// workgroup size, V's offset and strides (16-bit words) multiples of 8.
+/// Whether the decode kernel reads V rows as 16-byte vectors (`VEC_V`): head size `dv` a multiple of 8 whose
+/// 16-byte pieces (one per thread of a key group) fit the workgroup, V's offset and strides (16-bit words) multiples
+/// of 8.
 pub(super) fn vector_v(dv: i64, v_words: &[u32]) -> bool {
-    dv % 8 == 0 && dv <= i64::from(WG) && v_words.iter().all(|w| w % 8 == 0)
+    dv % 8 == 0 && dv / 8 <= i64::from(WG) && v_words.iter().all(|w| w % 8 == 0)
 }
 
 #[cfg(test)]
@@ -110,6 +123,21 @@ mod tests {
         assert!(!vector_v(128, &[4, 128, 128 * 256, 0]), "offset");
         assert!(!vector_v(128, &[0, 132, 132 * 256, 0]), "row stride");
         assert!(!vector_v(68, &[0, 72, 72 * 256, 0]), "head size not a multiple of 8");
-        assert!(!vector_v(256, &[0, 256, 256 * 256, 0]), "more dimensions than threads");
+        assert!(vector_v(256, &[0, 256, 256 * 256, 0]), "Gemma's heads: 32 threads a row, 4 key groups");
+        assert!(vector_v(512, &[0, 576, 576 * 4096, 0]), "DeepSeek's V: 64 threads a row, 2 key groups");
+        assert!(!vector_v(1032, &[0, 1032, 1032 * 256, 0]), "more 16-byte pieces than threads");
+    }
+
+    #[test]
+    fn decode_rows_go_to_as_few_workgroups_of_at_most_8_rows_as_hold_them() {
+        assert_eq!(row_blocks(1), (1, 1));
+        assert_eq!(row_blocks(8), (1, 8));
+        assert_eq!(row_blocks(12), (2, 6));
+        assert_eq!(row_blocks(16), (2, 8));
+        assert_eq!(row_blocks(17), (3, 6));
+        assert!((1..=DECODE_MAX_KV_ROWS).all(|r| {
+            let (b, br) = row_blocks(r);
+            br <= DECODE_MAX_ROWS && b * br >= r && (b - 1) * br < r
+        }));
     }
 }
