@@ -1,15 +1,15 @@
 //! The decode kernel's plan (`flash_attn_decode.comp`): token generation and small batches over F16, Q8_0 and
-//! Q4_0 caches, every row of a KV head in one workgroup, keys split over workgroups.
+//! Q4_0 caches, the rows of a KV head in one or two workgroups, keys split over workgroups.
 
-use super::{Plan, DECODE_MAX_HEAD, DECODE_MAX_KV_ROWS, DECODE_MAX_ROWS, WG};
+use super::{Plan, DECODE_MAX_KV_ROWS, DECODE_MAX_ROWS, MAX_HEAD, WG};
 use crate::ir::{Node, Tensor};
 use crate::quant::GgmlType;
 use crate::vk::Device;
 
 /// The decode kernel's plan (`flash_attn_decode.comp`: one tile of WG keys per step, the rows of a KV head in
 /// [`row_blocks`] workgroups of at most [`DECODE_MAX_ROWS`]) when it applies: K and V each F16, Q8_0 or Q4_0 (the
-/// quantized ones with head sizes a multiple of 32), at most [`DECODE_MAX_KV_ROWS`] rows per KV head, head sizes up
-/// to [`DECODE_MAX_HEAD`] with DK a multiple of 8, F16 K rows on 16-byte boundaries, a device with subgroup
+/// quantized ones with head sizes a multiple of 32), at most [`DECODE_MAX_KV_ROWS`] rows per KV head, every head
+/// size the op takes ([`MAX_HEAD`]) with DK a multiple of 8, F16 K rows on 16-byte boundaries, a device with subgroup
 /// arithmetic and the shared memory a block's Q rows take; `GGVK_FA_DECODE=0` keeps the general kernel (read once
 /// per process). Keys are split over workgroups as the general plan does, in whole tiles.
 pub(super) fn decode_plan(device: &Device, node: &Node) -> Option<Plan> {
@@ -32,8 +32,8 @@ pub(super) fn decode_plan(device: &Device, node: &Node) -> Option<Plan> {
         && kv_ok(v, v.ne[0])
         && (1..=i64::from(DECODE_MAX_KV_ROWS)).contains(&rows)
         && q.ne[0] % 8 == 0
-        && q.ne[0] <= DECODE_MAX_HEAD
-        && v.ne[0] <= DECODE_MAX_HEAD
+        && q.ne[0] <= MAX_HEAD
+        && v.ne[0] <= MAX_HEAD
         && k_rows_ok;
     if !fits {
         return None;

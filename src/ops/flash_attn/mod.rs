@@ -188,9 +188,6 @@ const DECODE_MAX_ROWS: u32 = 8;
 /// Rows per KV head the decode kernel takes at most, in workgroups of [`DECODE_MAX_ROWS`] (each reads the head's
 /// keys and values): a token of Gemma 3 (8 or 16 Q heads per KV head) or of DeepSeek's MLA (16 heads, one KV head).
 const DECODE_MAX_KV_ROWS: u32 = 16;
-/// Largest head size of the decode kernel (Q rows in shared memory, outputs in registers): every head size ggml has,
-/// DeepSeek's 576 / 512 included.
-const DECODE_MAX_HEAD: i64 = MAX_HEAD;
 /// ggml's CPU tiled path (f32 Q) starts at this many query rows (GGML_FA_TILE_Q).
 const CPU_TILE_Q: i64 = 64;
 
