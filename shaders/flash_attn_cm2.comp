@@ -75,6 +75,12 @@ layout(constant_id = 3) const uint KV_GROUP = 1;
 // Prompts: workgroups take their (block, head) heads first and the last block first, so that under a causal mask
 // (later blocks see more keys) the longest workgroups start first and the dispatch ends on the shortest ones.
 layout(constant_id = 6) const bool DESCEND = false;
+// Per-tile arithmetic, bits (`GGVK_FA_CM2_VARIANT`; NOTES.md has the measurements): 1 the mask added as matrix
+// arithmetic instead of a per-element callback (without ALiBi); 2 the reductions that only spread a row's one value
+// to another shape (alpha and 1 / L to O's shape) keep their first operand instead of taking a maximum; 4 the
+// probabilities' row sums as their product (f16, as P V takes them) with a BC x BC matrix of ones, on the tensor
+// cores, instead of a row reduction.
+layout(constant_id = 8) const uint VARIANT = 0;
 // Query rows per block.
 const uint QB = BR / RATIO;
 // The running maximum's floor: a row that has seen no key yet keeps this finite value instead of -inf, so that
@@ -190,6 +196,8 @@ float store_stat(const in uint r, const in uint c, const in float x, const in ui
 }
 #endif
 float larger(const in uint r, const in uint c, const in float a, const in float b) { return max(a, b); }
+// A row reduction of a matrix whose row holds one value in every column: any element is the result.
+float smear(const in float a, const in float b) { return a; }
 float exp_of(const in uint r, const in uint c, const in float x) { return exp(x); }
 // The factor that turns a row's accumulated output into the result: 1 / L, with the sink logit of the row's head
 // joining L first where there are sinks (the sink's share has no value row). Rows from `valid` on are past the end.
@@ -362,6 +370,8 @@ void main() {
             }
             if (alibi) {
                 coopMatPerElementNV(s, s, masked_sloped, MAT_S(mh));
+            } else if ((VARIANT & 1u) != 0u) {
+                s += MAT_S(mh);
             } else {
                 coopMatPerElementNV(s, s, masked, MAT_S(mh));
             }
@@ -378,16 +388,24 @@ void main() {
         coopMatPerElementNV(p, p, exp_of);
         MAT_S alpha = m_run - m_new;
         coopMatPerElementNV(alpha, alpha, exp_of);
+        const coopmat<float16_t, SCOPE, BR, BC, gl_MatrixUseA> pa = coopmat<float16_t, SCOPE, BR, BC, gl_MatrixUseA>(p);
         MAT_S sum;
-        coopMatReduceNV(sum, p, gl_CooperativeMatrixReduceRowNV, add2);
+        if ((VARIANT & 4u) != 0u) {
+            sum = coopMatMulAdd(pa, coopmat<float16_t, SCOPE, BC, BC, gl_MatrixUseB>(1.0), MAT_S(0.0));
+        } else {
+            coopMatReduceNV(sum, p, gl_CooperativeMatrixReduceRowNV, add2);
+        }
         l_run = l_run * alpha + sum;
         m_run = m_new;
 
         // 4. O = alpha O + P V.
         MAT_O alpha_o;
-        coopMatReduceNV(alpha_o, alpha, gl_CooperativeMatrixReduceRowNV, max2);
+        if ((VARIANT & 2u) != 0u) {
+            coopMatReduceNV(alpha_o, alpha, gl_CooperativeMatrixReduceRowNV, smear);
+        } else {
+            coopMatReduceNV(alpha_o, alpha, gl_CooperativeMatrixReduceRowNV, max2);
+        }
         o = o * alpha_o;
-        const coopmat<float16_t, SCOPE, BR, BC, gl_MatrixUseA> pa = coopmat<float16_t, SCOPE, BR, BC, gl_MatrixUseA>(p);
 #ifndef SPLIT
         coopmat<float16_t, SCOPE, BC, D, gl_MatrixUseB> vt;
         if (whole) {
@@ -413,7 +431,11 @@ void main() {
     MAT_S f;
     coopMatPerElementNV(f, l_run, out_factor, m_run, rows - min(rows, r0));
     MAT_O f_o;
-    coopMatReduceNV(f_o, f, gl_CooperativeMatrixReduceRowNV, max2);
+    if ((VARIANT & 2u) != 0u) {
+        coopMatReduceNV(f_o, f, gl_CooperativeMatrixReduceRowNV, smear);
+    } else {
+        coopMatReduceNV(f_o, f, gl_CooperativeMatrixReduceRowNV, max2);
+    }
     o = o * f_o;
 
     // dst [iq1][g][column]: row iq1 * d_s2, head ih * ratio + g at d_s1; rows past the end are dropped. The f16
