@@ -75,7 +75,7 @@ layout(constant_id = 3) const uint KV_GROUP = 1;
 // Prompts: workgroups take their (block, head) heads first and the last block first, so that under a causal mask
 // (later blocks see more keys) the longest workgroups start first and the dispatch ends on the shortest ones.
 layout(constant_id = 6) const bool DESCEND = false;
-// Per-tile arithmetic, bits (`GGVK_FA_CM2_VARIANT`; NOTES.md has the measurements): 1 the mask added as matrix
+// Per-tile arithmetic, bits (`GGVK_FA_CM2_VARIANT`, for measurements; 0 by default): 1 the mask added as matrix
 // arithmetic instead of a per-element callback (without ALiBi); 2 the reductions that only spread a row's one value
 // to another shape (alpha and 1 / L to O's shape) keep their first operand instead of taking a maximum; 4 the
 // probabilities' row sums as their product (f16, as P V takes them) with a BC x BC matrix of ones, on the tensor
@@ -388,10 +388,10 @@ void main() {
         coopMatPerElementNV(p, p, exp_of);
         MAT_S alpha = m_run - m_new;
         coopMatPerElementNV(alpha, alpha, exp_of);
-        const coopmat<float16_t, SCOPE, BR, BC, gl_MatrixUseA> pa = coopmat<float16_t, SCOPE, BR, BC, gl_MatrixUseA>(p);
         MAT_S sum;
         if ((VARIANT & 4u) != 0u) {
-            sum = coopMatMulAdd(pa, coopmat<float16_t, SCOPE, BC, BC, gl_MatrixUseB>(1.0), MAT_S(0.0));
+            sum = coopMatMulAdd(coopmat<float16_t, SCOPE, BR, BC, gl_MatrixUseA>(p),
+                                coopmat<float16_t, SCOPE, BC, BC, gl_MatrixUseB>(1.0), MAT_S(0.0));
         } else {
             coopMatReduceNV(sum, p, gl_CooperativeMatrixReduceRowNV, add2);
         }
@@ -406,6 +406,7 @@ void main() {
             coopMatReduceNV(alpha_o, alpha, gl_CooperativeMatrixReduceRowNV, max2);
         }
         o = o * alpha_o;
+        const coopmat<float16_t, SCOPE, BR, BC, gl_MatrixUseA> pa = coopmat<float16_t, SCOPE, BR, BC, gl_MatrixUseA>(p);
 #ifndef SPLIT
         coopmat<float16_t, SCOPE, BC, D, gl_MatrixUseB> vt;
         if (whole) {
