@@ -72,7 +72,7 @@ const KNOBS: &[(&str, Kind)] = &[
     ("GGVK_CM16_COLS_FIRST", Kind::Switch),
     ("GGVK_CM16_LOOP", Kind::Range(0, 2)),
     ("GGVK_CM16_BK", Kind::Pow2(32, 64)),
-    ("GGVK_FA_CM2_VARIANT", Kind::Range(0, 7)),
+    ("GGVK_FA_CM2_VARIANT", Kind::Range(0, 15)),
     ("GGVK_COOPMAT_ID", Kind::Switch),
     ("GGVK_CM_ID_BN", Kind::Range(64, 128)),
     ("GGVK_CM2_GLU", Kind::Range(0, 2)),
