@@ -75,6 +75,9 @@ GGVK_MAX_STORAGE_RANGE=1048576 cargo test --release --test ops_moe in_pieces 2>&
   | tee "$LOGS/cargo-test-pieces-moe.log"
 step "bad input and elementwise kernels with robustBufferAccess on (GGVK_ROBUST_BUFFER_ACCESS=1; debug builds always)"
 GGVK_ROBUST_BUFFER_ACCESS=1 cargo test --release --test bad_input --test ops_elementwise 2>&1 | tee "$LOGS/cargo-test-robust.log"
+step "replayed graphs waited for by polling their fences near the predicted end (GGVK_WAIT_POLL_US=100)"
+GGVK_WAIT_POLL_US=100 cargo test --release --test replay --test concurrency --test kept_weights 2>&1 \
+  | tee "$LOGS/cargo-test-wait-poll.log"
 step "the transfer path of discrete GPUs (staging copies, small writes batched into the next submission; GGVK_DIRECT_MAPPING=0)"
 GGVK_DIRECT_MAPPING=0 cargo test --release --test ops --test replay --test concurrency --test bad_input --test fusion \
   --test memory_budget 2>&1 \

@@ -30,6 +30,7 @@ const KNOBS: &[(&str, Kind)] = &[
     ("GGVK_PROFILE", Kind::Switch),
     ("GGVK_PIPELINE_STATS", Kind::Switch),
     ("GGVK_TIMELINE", Kind::Switch),
+    ("GGVK_WAIT_POLL_US", Kind::Range(0, 1_000_000)),
     ("GGVK_REPLAY", Kind::Switch),
     ("GGVK_DIRECT_MAPPING", Kind::Switch),
     ("GGVK_BATCH_UPLOADS", Kind::Switch),

@@ -8,6 +8,7 @@ use ash::vk;
 use super::device::Device;
 use super::kept::{KeptCopies, KeptKey};
 use super::memory::Buffer;
+use super::pace::Pace;
 use super::pipeline::Pipeline;
 use crate::error::{Error, Result, VkResultExt};
 
@@ -482,13 +483,24 @@ pub struct Recording {
     buffers: Vec<std::sync::Weak<Buffer>>,
     /// Two timestamps around the graph (`GGVK_TIMELINE`).
     span: Option<vk::QueryPool>,
+    /// When the pending submission was made, and how long the recording's submissions take ([`super::pace`]).
+    submitted_at: Option<std::time::Instant>,
+    pace: Pace,
 }
 
 impl Recording {
     /// An empty recording on `device` (its own command pool, command buffer and fence).
     pub fn new(device: &Arc<Device>) -> Result<Self> {
         let (pool, cmd, fence) = create_single_submitter(device)?;
-        Ok(Recording { device: device.clone(), pool, slot: Slot::new(cmd, fence), buffers: Vec::new(), span: None })
+        Ok(Recording {
+            device: device.clone(),
+            pool,
+            slot: Slot::new(cmd, fence),
+            buffers: Vec::new(),
+            span: None,
+            submitted_at: None,
+            pace: Pace::default(),
+        })
     }
 
     /// Wait for the last submission; from then on hold the buffers weakly. A recording abandoned before its
@@ -496,7 +508,10 @@ impl Recording {
     fn retire(&mut self) -> Result<()> {
         let submitted = self.slot.pending;
         if submitted {
-            self.device.wait_fence(self.slot.fence)?;
+            match self.submitted_at.take() {
+                Some(at) => self.device.wait_fence_paced(self.slot.fence, at, &mut self.pace)?,
+                None => self.device.wait_fence(self.slot.fence)?,
+            }
             self.slot.pending = false;
             if let Some(qp) = self.span {
                 let mut ticks = [0u64; 2];
@@ -551,6 +566,7 @@ impl Recording {
         unsafe { raw.reset_fences(&[self.slot.fence]) }.vk_context("vkResetFences")?;
         self.device.submit(&[self.slot.cmd], self.slot.fence)?;
         self.slot.pending = true;
+        self.submitted_at = Some(std::time::Instant::now());
         Ok(true)
     }
 }

@@ -12,6 +12,7 @@ use super::caps::Capabilities;
 use super::fault::{self, FaultKind};
 use super::instance::Instance;
 use super::kept::KeptCopies;
+use super::pace::{self, Pace, Woke};
 use super::pipeline::PipelineCache;
 use super::transfer::Transfer;
 use super::uploads::Uploads;
@@ -526,6 +527,46 @@ impl Device {
         // SAFETY: the fence belongs to this device.
         unsafe { self.raw.wait_for_fences(&[fence], true, u64::MAX) }
             .map_err(|r| self.note(Error::vk("vkWaitForFences", r)))
+    }
+
+    /// Wait for `fence`, submitted at `since`, as [`super::pace`] plans it from `pace` (asleep until near the
+    /// expected end, then polling), and teach `pace` how long it took.
+    pub fn wait_fence_paced(&self, fence: vk::Fence, since: std::time::Instant, pace: &mut Pace) -> Result<()> {
+        let lead = pace::lead();
+        let woke = match pace.plan(lead) {
+            None => {
+                self.wait_fence(fence)?;
+                Woke::Slept
+            }
+            Some(plan) => self.wait_planned(fence, since, plan)?,
+        };
+        pace.learn(since.elapsed(), woke, lead);
+        Ok(())
+    }
+
+    fn wait_planned(&self, fence: vk::Fence, since: std::time::Instant, plan: pace::Plan) -> Result<Woke> {
+        let wait = |timeout: u64| -> Result<bool> {
+            // SAFETY: the fence belongs to this device.
+            match unsafe { self.raw.wait_for_fences(&[fence], true, timeout) } {
+                Ok(()) => Ok(true),
+                Err(vk::Result::TIMEOUT) => Ok(false),
+                Err(r) => Err(self.note(Error::vk("vkWaitForFences", r))),
+            }
+        };
+        let asleep = pace::timeout_ns(since, plan.poll_from);
+        if asleep > 0 && wait(asleep)? {
+            return Ok(Woke::Slept);
+        }
+        while pace::timeout_ns(since, plan.poll_until) > 0 {
+            // SAFETY: the fence belongs to this device.
+            match unsafe { self.raw.get_fence_status(fence) } {
+                Ok(true) => return Ok(Woke::Polled),
+                Ok(false) => (0..64).for_each(|_| std::hint::spin_loop()),
+                Err(r) => return Err(self.note(Error::vk("vkGetFenceStatus", r))),
+            }
+        }
+        wait(u64::MAX)?;
+        Ok(Woke::Slept)
     }
 
     /// Wait until the queue is idle.

@@ -17,6 +17,7 @@ pub mod host_import;
 pub mod instance;
 pub mod kept;
 pub mod memory;
+pub mod pace;
 pub mod pipeline;
 pub mod readback;
 pub mod transfer;

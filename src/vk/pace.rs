@@ -1,0 +1,126 @@
+//! How the host waits for a replayed graph: asleep through most of it, polling its fence near the end.
+//!
+//! A blocking `vkWaitForFences` returns some time after the fence signals: the driver's interrupt, then the
+//! scheduler's wake-up of the waiting thread. For a generated token the host waits once per graph, and that
+//! latency adds to every token (ggml-vulkan sleeps on a fence submitted at 80% of the graph and polls the last
+//! one). A replayed graph takes about as long as its previous run, so ggvk needs no second fence: [`Pace`] keeps
+//! each recording's last duration, the wait sleeps (a fence wait with a timeout) until `lead` before the expected
+//! end and then polls the fence status, and falls back to a blocking wait where the graph runs well past its
+//! expected end. `GGVK_WAIT_POLL_US` sets `lead`; unset or 0: always the blocking wait (the default until the
+//! polling is measured on a GPU). A CPU device (lavapipe) needs the core a polling host would take for its own
+//! threads: set it there only to test the mechanism.
+
+use std::time::{Duration, Instant};
+
+/// What the waits for one recording learnt: how long its submissions take from submission to completion.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pace {
+    expected: Option<Duration>,
+}
+
+/// How a paced wait ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Woke {
+    /// The fence was found signalled by a poll: the elapsed time is the submission's duration (to a poll's
+    /// granularity).
+    Polled,
+    /// The fence signalled while the host slept (before the poll window, or after it, in the blocking fallback):
+    /// the elapsed time includes the wake-up latency.
+    Slept,
+}
+
+/// The plan of one wait: sleep until `poll_from` after the submission, poll until `poll_until`, then block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// Sleep until this long after the submission.
+    pub poll_from: Duration,
+    /// Poll until this long after the submission (then block).
+    pub poll_until: Duration,
+}
+
+impl Pace {
+    /// The plan for a submission of this recording with a poll window of `lead` before its expected end; `None`:
+    /// a plain blocking wait (polling off, or nothing learnt yet).
+    pub fn plan(&self, lead: Duration) -> Option<Plan> {
+        if lead.is_zero() {
+            return None;
+        }
+        let expected = self.expected?;
+        Some(Plan { poll_from: expected.saturating_sub(lead), poll_until: expected + lead + expected / 8 })
+    }
+
+    /// Learn from a wait that ended `elapsed` after the submission, as `woke` says. A polled end is the duration;
+    /// a slept one is later than the signal by the wake-up latency, so the next wait starts polling `lead`
+    /// earlier than it (and earlier again until a poll catches the end).
+    pub fn learn(&mut self, elapsed: Duration, woke: Woke, lead: Duration) {
+        self.expected = Some(match woke {
+            Woke::Polled => elapsed,
+            Woke::Slept => elapsed.saturating_sub(lead),
+        });
+    }
+}
+
+/// The poll window `GGVK_WAIT_POLL_US` gives (read once per process; 0 when unset).
+pub fn lead() -> Duration {
+    static US: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    Duration::from_micros(*US.get_or_init(|| crate::knobs::number("GGVK_WAIT_POLL_US").unwrap_or(0)))
+}
+
+/// Time left from `since + at` on, as a fence wait's timeout in nanoseconds (0 when past it).
+pub fn timeout_ns(since: Instant, at: Duration) -> u64 {
+    (since + at).saturating_duration_since(Instant::now()).as_nanos().min(u128::from(u64::MAX)) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LEAD: Duration = Duration::from_micros(200);
+
+    #[test]
+    fn nothing_learnt_or_polling_off_means_a_blocking_wait() {
+        let mut p = Pace::default();
+        assert_eq!(p.plan(LEAD), None);
+        p.learn(Duration::from_micros(3_000), Woke::Slept, LEAD);
+        assert_eq!(p.plan(Duration::ZERO), None);
+        assert!(p.plan(LEAD).is_some());
+    }
+
+    #[test]
+    fn a_polled_end_is_the_duration_and_the_window_surrounds_it() {
+        let mut p = Pace::default();
+        p.learn(Duration::from_micros(3_200), Woke::Polled, LEAD);
+        let plan = p.plan(LEAD).unwrap();
+        assert_eq!(plan.poll_from, Duration::from_micros(3_000));
+        assert_eq!(plan.poll_until, Duration::from_micros(3_200 + 200 + 400));
+    }
+
+    #[test]
+    fn a_slept_end_moves_the_window_earlier_until_a_poll_catches_it() {
+        let mut p = Pace::default();
+        // The first wait blocks: 3,250 us including the wake-up; the next polls from 2,850 us.
+        p.learn(Duration::from_micros(3_250), Woke::Slept, LEAD);
+        assert_eq!(p.plan(LEAD).unwrap().poll_from, Duration::from_micros(2_850));
+        // Ended while asleep again (the graph got faster): earlier still.
+        p.learn(Duration::from_micros(2_900), Woke::Slept, LEAD);
+        assert_eq!(p.plan(LEAD).unwrap().poll_from, Duration::from_micros(2_500));
+        p.learn(Duration::from_micros(2_700), Woke::Polled, LEAD);
+        assert_eq!(p.plan(LEAD).unwrap().poll_from, Duration::from_micros(2_500));
+    }
+
+    #[test]
+    fn short_graphs_poll_from_their_submission() {
+        let mut p = Pace::default();
+        p.learn(Duration::from_micros(50), Woke::Polled, LEAD);
+        let plan = p.plan(LEAD).unwrap();
+        assert_eq!(plan.poll_from, Duration::ZERO);
+        assert!(plan.poll_until >= Duration::from_micros(250));
+    }
+
+    #[test]
+    fn timeouts_are_never_negative() {
+        let t = Instant::now();
+        assert_eq!(timeout_ns(t, Duration::ZERO), 0);
+        assert!(timeout_ns(t, Duration::from_secs(10)) > 9_000_000_000);
+    }
+}
