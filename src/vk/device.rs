@@ -524,9 +524,17 @@ impl Device {
 
     /// Wait for `fence` (no timeout: a graph may legitimately run long on a slow device).
     pub fn wait_fence(&self, fence: vk::Fence) -> Result<()> {
+        self.wait_fence_for(fence, u64::MAX).map(|_| ())
+    }
+
+    /// Wait for `fence` at most `timeout_ns` nanoseconds: whether it signalled.
+    fn wait_fence_for(&self, fence: vk::Fence, timeout_ns: u64) -> Result<bool> {
         // SAFETY: the fence belongs to this device.
-        unsafe { self.raw.wait_for_fences(&[fence], true, u64::MAX) }
-            .map_err(|r| self.note(Error::vk("vkWaitForFences", r)))
+        match unsafe { self.raw.wait_for_fences(&[fence], true, timeout_ns) } {
+            Ok(()) => Ok(true),
+            Err(vk::Result::TIMEOUT) => Ok(false),
+            Err(r) => Err(self.note(Error::vk("vkWaitForFences", r))),
+        }
     }
 
     /// Wait for `fence`, submitted at `since`, as [`super::pace`] plans it from `pace` (asleep until near the
@@ -545,16 +553,8 @@ impl Device {
     }
 
     fn wait_planned(&self, fence: vk::Fence, since: std::time::Instant, plan: pace::Plan) -> Result<Woke> {
-        let wait = |timeout: u64| -> Result<bool> {
-            // SAFETY: the fence belongs to this device.
-            match unsafe { self.raw.wait_for_fences(&[fence], true, timeout) } {
-                Ok(()) => Ok(true),
-                Err(vk::Result::TIMEOUT) => Ok(false),
-                Err(r) => Err(self.note(Error::vk("vkWaitForFences", r))),
-            }
-        };
         let asleep = pace::timeout_ns(since, plan.poll_from);
-        if asleep > 0 && wait(asleep)? {
+        if asleep > 0 && self.wait_fence_for(fence, asleep)? {
             return Ok(Woke::Slept);
         }
         while pace::timeout_ns(since, plan.poll_until) > 0 {
@@ -565,7 +565,7 @@ impl Device {
                 Err(r) => return Err(self.note(Error::vk("vkGetFenceStatus", r))),
             }
         }
-        wait(u64::MAX)?;
+        self.wait_fence(fence)?;
         Ok(Woke::Slept)
     }
 
