@@ -75,14 +75,6 @@ layout(constant_id = 3) const uint KV_GROUP = 1;
 // Prompts: workgroups take their (block, head) heads first and the last block first, so that under a causal mask
 // (later blocks see more keys) the longest workgroups start first and the dispatch ends on the shortest ones.
 layout(constant_id = 6) const bool DESCEND = false;
-// Per-tile arithmetic, bits (`GGVK_FA_CM2_VARIANT`, for measurements; 0 by default): 1 the mask added as matrix
-// arithmetic instead of a per-element callback (without ALiBi); 2 the reductions that only spread a row's one value
-// to another shape (alpha and 1 / L to O's shape) keep their first operand instead of taking a maximum; 4 the
-// probabilities' row sums as their product (f16, as P V takes them) with a BC x BC matrix of ones, on the tensor
-// cores, instead of a row reduction; 8 the output accumulated in f16 (P V with f16 accumulators, alpha applied in
-// f16), each row's running maximum raised by 3 ln 2 so that no probability exceeds 1/8 and the f16 sums keep
-// headroom (L stays f32; O and L share the offset, so O / L and the sinks' share are unchanged).
-layout(constant_id = 8) const uint VARIANT = 0;
 // Query rows per block.
 const uint QB = BR / RATIO;
 // The running maximum's floor: a row that has seen no key yet keeps this finite value instead of -inf, so that
@@ -154,9 +146,6 @@ shared float sink_r[BR];
 #define SCOPE gl_ScopeWorkgroup
 #define MAT_S coopmat<float, SCOPE, BR, BC, gl_MatrixUseAccumulator>
 #define MAT_O coopmat<float, SCOPE, BR, D, gl_MatrixUseAccumulator>
-#define MAT_O16 coopmat<float16_t, SCOPE, BR, D, gl_MatrixUseAccumulator>
-// VARIANT bit 8: the offset of each row's maximum (3 ln 2: probabilities at most 1/8).
-#define KQ_OFFSET 2.0794415
 
 float max2(const in float a, const in float b) { return max(a, b); }
 float add2(const in float a, const in float b) { return a + b; }
@@ -201,9 +190,6 @@ float store_stat(const in uint r, const in uint c, const in float x, const in ui
 }
 #endif
 float larger(const in uint r, const in uint c, const in float a, const in float b) { return max(a, b); }
-// A row reduction of a matrix whose row holds one value in every column: any element is the result.
-float smear(const in float a, const in float b) { return a; }
-float16_t smear16(const in float16_t a, const in float16_t b) { return a; }
 float exp_of(const in uint r, const in uint c, const in float x) { return exp(x); }
 // The factor that turns a row's accumulated output into the result: 1 / L, with the sink logit of the row's head
 // joining L first where there are sinks (the sink's share has no value row). Rows from `valid` on are past the end.
@@ -331,12 +317,6 @@ void main() {
     const bool direct_mask = MASK_MODE == 1u || (MASK_MODE == 2u && qr0 + QB <= pc.n_q);
 
     MAT_O o = MAT_O(0.0);
-#ifdef SPLIT
-    const bool o16_acc = false;
-#else
-    const bool o16_acc = (VARIANT & 8u) != 0u;
-    MAT_O16 o16 = MAT_O16(0.0);
-#endif
     MAT_S m_run = MAT_S(M_FLOOR);
     MAT_S l_run = MAT_S(0.0);
 
@@ -382,8 +362,6 @@ void main() {
             }
             if (alibi) {
                 coopMatPerElementNV(s, s, masked_sloped, MAT_S(mh));
-            } else if ((VARIANT & 1u) != 0u) {
-                s += MAT_S(mh);
             } else {
                 coopMatPerElementNV(s, s, masked, MAT_S(mh));
             }
@@ -395,40 +373,20 @@ void main() {
         // 3. Online softmax (M never below M_FLOOR: see there).
         MAT_S m_new;
         coopMatReduceNV(m_new, s, gl_CooperativeMatrixReduceRowNV, max2);
-        if (o16_acc) { m_new = m_new + MAT_S(KQ_OFFSET); }
         coopMatPerElementNV(m_new, m_new, larger, m_run);
         MAT_S p = s - m_new;
         coopMatPerElementNV(p, p, exp_of);
         MAT_S alpha = m_run - m_new;
         coopMatPerElementNV(alpha, alpha, exp_of);
         MAT_S sum;
-        if ((VARIANT & 4u) != 0u) {
-            sum = coopMatMulAdd(coopmat<float16_t, SCOPE, BR, BC, gl_MatrixUseA>(p),
-                                coopmat<float16_t, SCOPE, BC, BC, gl_MatrixUseB>(1.0), MAT_S(0.0));
-        } else {
-            coopMatReduceNV(sum, p, gl_CooperativeMatrixReduceRowNV, add2);
-        }
+        coopMatReduceNV(sum, p, gl_CooperativeMatrixReduceRowNV, add2);
         l_run = l_run * alpha + sum;
         m_run = m_new;
 
         // 4. O = alpha O + P V.
-#ifndef SPLIT
-        if (o16_acc) {
-            MAT_O16 alpha_o16;
-            coopMatReduceNV(alpha_o16, coopmat<float16_t, SCOPE, BR, BC, gl_MatrixUseAccumulator>(alpha),
-                            gl_CooperativeMatrixReduceRowNV, smear16);
-            o16 = o16 * alpha_o16;
-        } else
-#endif
-        {
-            MAT_O alpha_o;
-            if ((VARIANT & 2u) != 0u) {
-                coopMatReduceNV(alpha_o, alpha, gl_CooperativeMatrixReduceRowNV, smear);
-            } else {
-                coopMatReduceNV(alpha_o, alpha, gl_CooperativeMatrixReduceRowNV, max2);
-            }
-            o = o * alpha_o;
-        }
+        MAT_O alpha_o;
+        coopMatReduceNV(alpha_o, alpha, gl_CooperativeMatrixReduceRowNV, max2);
+        o = o * alpha_o;
         const coopmat<float16_t, SCOPE, BR, BC, gl_MatrixUseA> pa = coopmat<float16_t, SCOPE, BR, BC, gl_MatrixUseA>(p);
 #ifndef SPLIT
         coopmat<float16_t, SCOPE, BC, D, gl_MatrixUseB> vt;
@@ -437,14 +395,8 @@ void main() {
         } else {
             coopMatLoadTensorNV(vt, v, v_base, sliceTensorLayoutNV(lvc, c0, BC, 0, D) KV_DECODE);
         }
-        if (o16_acc) {
-            o16 = coopMatMulAdd(pa, vt, o16);
-        } else {
-            o = coopMatMulAdd(pa, vt, o);
-        }
-#else
-        o = coopMatMulAdd(pa, vt, o);
 #endif
+        o = coopMatMulAdd(pa, vt, o);
     }
 
 #ifdef SPLIT
@@ -457,16 +409,11 @@ void main() {
     coopMatPerElementNV(m_run, m_run, store_stat, rec0, n_head, queries, 0u);
     coopMatPerElementNV(l_run, l_run, store_stat, rec0, n_head, queries, 1u);
 #else
-    if (o16_acc) { o = MAT_O(o16); }
 
     MAT_S f;
     coopMatPerElementNV(f, l_run, out_factor, m_run, rows - min(rows, r0));
     MAT_O f_o;
-    if ((VARIANT & 2u) != 0u) {
-        coopMatReduceNV(f_o, f, gl_CooperativeMatrixReduceRowNV, smear);
-    } else {
-        coopMatReduceNV(f_o, f, gl_CooperativeMatrixReduceRowNV, max2);
-    }
+    coopMatReduceNV(f_o, f, gl_CooperativeMatrixReduceRowNV, max2);
     o = o * f_o;
 
     // dst [iq1][g][column]: row iq1 * d_s2, head ih * ratio + g at d_s1; rows past the end are dropped. The f16

@@ -38,9 +38,7 @@ layout(local_size_x = 256, local_size_y = 1, local_size_z = 1) in;
 #define WARPS_N 4u
 #define TM 4u
 #define TN 2u
-// k step (`GGVK_CM16_BK`: 64, or 32 for a quarter of the shared memory and half the prefetch registers, so that two
-// workgroups can be resident on an SM).
-layout(constant_id = 3) const uint BK = 64;
+#define BK 64u
 #define BM (WARPS_M * TM * 16u)
 #ifdef FUSE_GLU
 #if defined(FUSE_ADD)
@@ -87,11 +85,6 @@ MATMUL_PUSH
 // launched together then share weight rows, which stream from memory once while the activations stay in L2),
 // instead of x over rows.
 layout(constant_id = 1) const uint COLS_FIRST = 0;
-// The k loop's shape (`GGVK_CM16_LOOP`): 0 the next step's global loads in registers while the current step
-// multiplies (one workgroup per SM: 179 registers on an H100); 1 each step's loads go straight to shared memory
-// (no prefetch registers, so that two workgroups can be resident and hide each other's loads); 2 the same with A's
-// fragments loaded one at a time (fewer fragment registers).
-layout(constant_id = 2) const uint LOOP = 0;
 
 shared uvec4 sa[BM * RU];
 shared uvec4 sb[BN * RU];
@@ -191,7 +184,7 @@ void main() {
 #define FRAG_ROW(i) (wm * TM * 16u + 16u * (i))
 #endif
     [[unroll]] for (uint i = 0; i < TM * TN; ++i) { acc[i] = FRAG_C(0.0); }
-#define COMPUTE_ALL()                                                                                               \
+#define COMPUTE()                                                                                                   \
     [[unroll]] for (uint kk = 0; kk < BK / 16u; ++kk) {                                                             \
         FRAG_A fa[TM];                                                                                              \
         FRAG_B fb[TN];                                                                                              \
@@ -209,27 +202,6 @@ void main() {
             }                                                                                                       \
         }                                                                                                           \
     }
-#define COMPUTE_LEAN()                                                                                              \
-    [[unroll]] for (uint kk = 0; kk < BK / 16u; ++kk) {                                                             \
-        FRAG_B fb[TN];                                                                                              \
-        [[unroll]] for (uint j = 0; j < TN; ++j) {                                                                  \
-            coopMatLoad(fb[j], sb, (wn * TN * 16u + 16u * j) * RU + 2u * kk, RU,                                  \
-                        gl_CooperativeMatrixLayoutColumnMajor);                                                     \
-        }                                                                                                           \
-        [[unroll]] for (uint i = 0; i < TM; ++i) {                                                                  \
-            FRAG_A fa;                                                                                              \
-            coopMatLoad(fa, sa, FRAG_ROW(i) * RU + 2u * kk, RU, gl_CooperativeMatrixLayoutRowMajor);              \
-            [[unroll]] for (uint j = 0; j < TN; ++j) {                                                              \
-                acc[i * TN + j] = coopMatMulAdd(fa, fb[j], acc[i * TN + j]);                                        \
-            }                                                                                                       \
-        }                                                                                                           \
-    }
-#define COMPUTE()                                                                                                   \
-    if (LOOP >= 2u) {                                                                                               \
-        COMPUTE_LEAN()                                                                                              \
-    } else {                                                                                                        \
-        COMPUTE_ALL()                                                                                               \
-    }
 
     const uint steps = (pc.k + BK - 1u) / BK;
     const bool whole = row0 + OUT_BM <= pc.m && col0 + BN <= pc.n && pc.k % BK == 0u;
@@ -242,27 +214,10 @@ void main() {
         if (s + 1u < steps) { LOAD(s + 1u) }                                                                        \
         COMPUTE()                                                                                                   \
     }
-// LOOP 1 and 2: one step's loads go to shared memory before its multiply, nothing held across the multiply.
-#define TILE_LOOP_DIRECT(LOAD)                                                                                      \
-    for (uint s = 0; s < steps; ++s) {                                                                              \
-        barrier();                                                                                                  \
-        LOAD(s)                                                                                                     \
-        STORE()                                                                                                     \
-        barrier();                                                                                                  \
-        COMPUTE()                                                                                                   \
-    }
-    if (LOOP == 0u) {
-        if (whole) {
-            TILE_LOOP(LOAD_WHOLE)
-        } else {
-            TILE_LOOP(LOAD_EDGE)
-        }
+    if (whole) {
+        TILE_LOOP(LOAD_WHOLE)
     } else {
-        if (whole) {
-            TILE_LOOP_DIRECT(LOAD_WHOLE)
-        } else {
-            TILE_LOOP_DIRECT(LOAD_EDGE)
-        }
+        TILE_LOOP(LOAD_EDGE)
     }
 
     // Results (the staging areas are apart from the tiles: no barrier before them).

@@ -474,7 +474,7 @@ fn record_cm16(
         None => None,
     };
     let (shader, push, all) = with_add((CM16, CM16_ADD), bindings, p, add.as_ref());
-    let pipeline = device.pipelines().get(&device, &shader, &cm16_specs(0))?;
+    let pipeline = device.pipelines().get(&device, &shader, &[0, u32::from(cm16_cols_first())])?;
     let groups = cm16_groups(p.m.div_ceil(TILE_CM16.bm), p.n.div_ceil(TILE_CM16.bn), batches);
     rec.dispatch("mul_mat_cm16", &pipeline, &all, bytemuck::bytes_of(&push), groups)?;
     Ok(Some(add.is_some()))
@@ -488,25 +488,6 @@ fn record_cm16(
 fn cm16_cols_first() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *ON.get_or_init(|| crate::knobs::switch("GGVK_CM16_COLS_FIRST", true))
-}
-
-/// `mul_mat_cm16.comp`'s k loop (spec constant 2, `GGVK_CM16_LOOP`): 0 the next step's loads held in registers
-/// across the multiply, 1 each step's loads straight to shared memory, 2 the same with A's fragments one at a time.
-fn cm16_loop() -> u32 {
-    static LOOP: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    *LOOP.get_or_init(|| crate::knobs::number("GGVK_CM16_LOOP").map_or(0, |v| v as u32))
-}
-
-/// `mul_mat_cm16.comp`'s k step (spec constant 3, `GGVK_CM16_BK`): 64, or 32 (a quarter of the shared memory and
-/// half the prefetch registers).
-fn cm16_bk() -> u32 {
-    static BK: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    *BK.get_or_init(|| crate::knobs::number("GGVK_CM16_BK").map_or(64, |v| v as u32))
-}
-
-/// `mul_mat_cm16.comp`'s spec constants: the GLU (`glu`, FUSE_GLU only), the grid's order, the k loop, the k step.
-fn cm16_specs(glu: u32) -> [u32; 4] {
-    [glu, u32::from(cm16_cols_first()), cm16_loop(), cm16_bk()]
 }
 
 /// `mul_mat_cm16.comp`'s workgroup counts for `rows` x `cols` tiles and `batches` batches, in its grid's order.
@@ -645,7 +626,7 @@ pub(crate) fn record_pair_glu(
                 return Ok(false);
             }
             let groups = cm16_groups(m.div_ceil(CM16_GLU_ROWS), n.div_ceil(TILE_CM16.bn), 1);
-            (CM16_GLU, cm16_specs(glu).to_vec(), groups, "mul_mat_cm16")
+            (CM16_GLU, vec![glu, u32::from(cm16_cols_first())], groups, "mul_mat_cm16")
         }
     };
     let pipeline = match device.pipelines().get(&device, &shader, &spec) {

@@ -441,10 +441,7 @@ pub(super) fn record_cm2(
         None => None,
     };
     // Constants 4 and 5 (the split kernel's block shape) are not in the prompt kernel: entries for them do nothing.
-    // Constant 8: the per-tile arithmetic's variant (`GGVK_FA_CM2_VARIANT`, bits; see the shader).
-    static VARIANT: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    let variant = *VARIANT.get_or_init(|| crate::knobs::number("GGVK_FA_CM2_VARIANT").map_or(0, |v| v as u32));
-    let specs = [ratio, whole, mode, kv_group, 0, 0, descend, u32::from(emit.is_some()), variant];
+    let specs = [ratio, whole, mode, kv_group, 0, 0, descend, u32::from(emit.is_some())];
     let pipeline = device.pipelines().get(&device, shader, &specs)?;
     // Without the copy, binding 7 is never written: the output stands in.
     let copy = emit.as_ref().map_or_else(|| db.clone(), |(_, w)| w.write.clone());
