@@ -6,9 +6,9 @@
 //! one). A replayed graph takes about as long as its previous run, so ggvk needs no second fence: [`Pace`] keeps
 //! each recording's last duration, the wait sleeps (a fence wait with a timeout) until `lead` before the expected
 //! end and then polls the fence status, and falls back to a blocking wait where the graph runs well past its
-//! expected end. `GGVK_WAIT_POLL_US` sets `lead`; unset or 0: always the blocking wait (the default until the
-//! polling is measured on a GPU). A CPU device (lavapipe) needs the core a polling host would take for its own
-//! threads: set it there only to test the mechanism.
+//! expected end. `GGVK_WAIT_POLL_US` sets `lead` (0: always the blocking wait); unset, GPUs poll from
+//! [`GPU_LEAD_US`] before the end (measured on an H100: NOTES.md, 2026-12-07 17:53 UTC) and CPU devices wait
+//! blocking, since a CPU device (lavapipe) needs the core a polling host would take for its own threads.
 
 use std::time::{Duration, Instant};
 
@@ -60,10 +60,18 @@ impl Pace {
     }
 }
 
-/// The poll window `GGVK_WAIT_POLL_US` gives (read once per process; 0 when unset).
-pub fn lead() -> Duration {
-    static US: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    Duration::from_micros(*US.get_or_init(|| crate::knobs::number("GGVK_WAIT_POLL_US").unwrap_or(0)))
+/// The poll window of a GPU when `GGVK_WAIT_POLL_US` is unset, in microseconds.
+pub const GPU_LEAD_US: u64 = 200;
+
+/// The poll window: `GGVK_WAIT_POLL_US` where set (read once per process), else [`GPU_LEAD_US`] for a GPU and 0
+/// (the blocking wait) for a CPU device (`cpu_device`).
+pub fn lead(cpu_device: bool) -> Duration {
+    static US: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    lead_of(*US.get_or_init(|| crate::knobs::number("GGVK_WAIT_POLL_US")), cpu_device)
+}
+
+fn lead_of(set: Option<u64>, cpu_device: bool) -> Duration {
+    Duration::from_micros(set.unwrap_or(if cpu_device { 0 } else { GPU_LEAD_US }))
 }
 
 /// Time left from `since + at` on, as a fence wait's timeout in nanoseconds (0 when past it).
@@ -115,6 +123,14 @@ mod tests {
         let plan = p.plan(LEAD).unwrap();
         assert_eq!(plan.poll_from, Duration::ZERO);
         assert!(plan.poll_until >= Duration::from_micros(250));
+    }
+
+    #[test]
+    fn gpus_poll_by_default_cpu_devices_block_and_the_knob_rules_both() {
+        assert_eq!(lead_of(None, false), Duration::from_micros(GPU_LEAD_US));
+        assert_eq!(lead_of(None, true), Duration::ZERO);
+        assert_eq!(lead_of(Some(0), false), Duration::ZERO);
+        assert_eq!(lead_of(Some(50), true), Duration::from_micros(50));
     }
 
     #[test]
