@@ -554,6 +554,9 @@ fn main() {
         writeln!(rs, "/// SPIR-V of `{name}` ({file}).\npub const {}: &[u8] = {bytes};", name.to_uppercase())
             .expect("string write");
     }
+    let all: Vec<String> = modules.iter().map(|m| format!("({:?}, {})", m.name, m.name.to_uppercase())).collect();
+    let doc = "/// Every module: name and SPIR-V (empty where built without shaders).";
+    writeln!(rs, "{doc}\npub const ALL: &[(&str, &[u8])] = &[{}];", all.join(", ")).expect("string write");
     writeln!(
         rs,
         "/// The generic dequantizing kernel `kernel` (`mul_mat_vec_dq`, `mul_mat_vec_dq_shmem`, `mul_mat_dq`, `mul_mat_cm_dq`, \

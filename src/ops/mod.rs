@@ -310,3 +310,40 @@ pub(crate) fn split_groups(total: u64, max_x: u32) -> Result<(u32, u32)> {
     let y = u32::try_from(y).map_err(|_| Error::unsupported(format!("{total} workgroups are too many")))?;
     Ok((x as u32, y))
 }
+
+#[cfg(test)]
+mod tests {
+    /// The highest `constant_id` (SpecId decoration) a SPIR-V module declares.
+    fn max_spec_id(spirv: &[u8]) -> Option<u32> {
+        let words: Vec<u32> = spirv.chunks_exact(4).map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]])).collect();
+        let mut at = 5; // after the header
+        let mut max = None;
+        while at < words.len() {
+            let (count, opcode) = ((words[at] >> 16) as usize, words[at] & 0xFFFF);
+            // OpDecorate (71) <target> SpecId (1) <id>.
+            if opcode == 71 && count == 4 && words[at + 2] == 1 {
+                max = max.max(Some(words[at + 3]));
+            }
+            at += count.max(1);
+        }
+        max
+    }
+
+    /// Every shader's specialisation constants fit the pipeline cache's key: a kernel with more would fail when its
+    /// pipeline is created, which only devices that run it (GPUs with cooperative matrices, for some) would show.
+    #[test]
+    fn every_shaders_spec_constants_fit_the_pipeline_key() {
+        let mut checked = 0;
+        for (name, spirv) in super::spirv::ALL {
+            if spirv.is_empty() {
+                continue;
+            }
+            assert_eq!(&spirv[..4], &[0x03, 0x02, 0x23, 0x07], "{name}: not SPIR-V");
+            if let Some(id) = max_spec_id(spirv) {
+                assert!((id as usize) < crate::vk::pipeline::MAX_SPEC, "{name}: constant_id {id}");
+            }
+            checked += 1;
+        }
+        assert!(checked > 100, "only {checked} shaders with SPIR-V");
+    }
+}

@@ -38,7 +38,7 @@ pub struct Pipeline {
 }
 
 /// Most specialisation constants a pipeline takes.
-const MAX_SPEC: usize = 8;
+pub(crate) const MAX_SPEC: usize = 16;
 
 /// Pipelines are keyed by shader name and specialisation constants (zero-padded; no allocation per lookup).
 type PipelineKey = (&'static str, [u32; MAX_SPEC], usize);
