@@ -61,7 +61,7 @@ impl Pace {
 }
 
 /// The poll window of a GPU when `GGVK_WAIT_POLL_US` is unset, in microseconds.
-pub const GPU_LEAD_US: u64 = 200;
+const GPU_LEAD_US: u64 = 200;
 
 /// The poll window: `GGVK_WAIT_POLL_US` where set (read once per process), else [`GPU_LEAD_US`] for a GPU and 0
 /// (the blocking wait) for a CPU device (`cpu_device`).
