@@ -46,7 +46,8 @@ impl Pace {
             return None;
         }
         let expected = self.expected?;
-        Some(Plan { poll_from: expected.saturating_sub(lead), poll_until: expected + lead + expected / 8 })
+        let tail = (expected / 8).min(MAX_TAIL);
+        Some(Plan { poll_from: expected.saturating_sub(lead), poll_until: expected + lead + tail })
     }
 
     /// Learn from a wait that ended `elapsed` after the submission, as `woke` says. A polled end is the duration;
@@ -59,6 +60,12 @@ impl Pace {
         });
     }
 }
+
+/// The longest a wait polls past a graph's expected end (beyond the lead): an eighth of the expected duration, at
+/// most this. A late long graph (a 2,048-token prompt takes ~140 ms) then falls back to the blocking wait after
+/// 1 ms of polling instead of spinning a core for ~17 ms; the fallback's wake-up latency (tens of microseconds) is
+/// under 1% of any graph the cap shortens (8 ms and longer).
+const MAX_TAIL: Duration = Duration::from_millis(1);
 
 /// The poll window of a GPU when `GGVK_WAIT_POLL_US` is unset, in microseconds.
 const GPU_LEAD_US: u64 = 200;
@@ -114,6 +121,16 @@ mod tests {
         assert_eq!(p.plan(LEAD).unwrap().poll_from, Duration::from_micros(2_500));
         p.learn(Duration::from_micros(2_700), Woke::Polled, LEAD);
         assert_eq!(p.plan(LEAD).unwrap().poll_from, Duration::from_micros(2_500));
+    }
+
+    #[test]
+    fn long_graphs_poll_at_most_a_millisecond_past_their_expected_end() {
+        let mut p = Pace::default();
+        p.learn(Duration::from_millis(140), Woke::Polled, LEAD);
+        let plan = p.plan(LEAD).unwrap();
+        assert_eq!(plan.poll_until, Duration::from_millis(140) + LEAD + MAX_TAIL);
+        p.learn(Duration::from_millis(8), Woke::Polled, LEAD);
+        assert_eq!(p.plan(LEAD).unwrap().poll_until, Duration::from_millis(8) + LEAD + Duration::from_millis(1));
     }
 
     #[test]
