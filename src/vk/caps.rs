@@ -335,6 +335,11 @@ impl Capabilities {
         self.heaps.iter().filter(|h| h.device_local).map(|h| h.size).sum()
     }
 
+    /// Whether the device is a CPU implementation (lavapipe): its invocations are SIMD lanes of the host's cores.
+    pub fn cpu_device(&self) -> bool {
+        self.device_type == vk::PhysicalDeviceType::CPU
+    }
+
     /// Human-readable device type.
     pub fn type_name(&self) -> &'static str {
         match self.device_type {

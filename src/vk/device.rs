@@ -540,7 +540,7 @@ impl Device {
     /// Wait for `fence`, submitted at `since`, as [`super::pace`] plans it from `pace` (asleep until near the
     /// expected end, then polling), and teach `pace` how long it took.
     pub fn wait_fence_paced(&self, fence: vk::Fence, since: std::time::Instant, pace: &mut Pace) -> Result<()> {
-        let lead = pace::lead(self.caps().device_type == vk::PhysicalDeviceType::CPU);
+        let lead = pace::lead(self.caps().cpu_device());
         let woke = match pace.plan(lead) {
             None => {
                 self.wait_fence(fence)?;
