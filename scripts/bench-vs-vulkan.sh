@@ -56,8 +56,9 @@ perf() { # $1 tag, $2 op, $3 parameter regex
   done
 }
 perf mm MUL_MAT 'type_a=(f16|bf16|q4_0|q8_0|q4_K|q5_K|q6_K),type_b=f32,m=4096,n=(1|512),k=14336,'
-# One column for every other weight type (the integer-dot and 16-byte mat-vec kernels).
-perf mv MUL_MAT 'type_a=(q4_1|q5_0|q5_1|iq4_nl|mxfp4|q2_K|q3_K|iq4_xs|nvfp4|iq2_xxs|iq3_s),type_b=f32,m=4096,n=1,k=14336,'
+# One column for every other weight type (the integer-dot, 16-byte and generic dequantizing mat-vec kernels).
+MV_TYPES='q4_1|q5_0|q5_1|iq4_nl|mxfp4|nvfp4|q1_0|q2_0|q2_K|q3_K|iq4_xs|iq2_xxs|iq2_xs|iq2_s|iq3_xxs|iq3_s|iq1_s|iq1_m'
+perf mv MUL_MAT "type_a=($MV_TYPES|tq1_0|tq2_0),type_b=f32,m=4096,n=1,k=14336,"
 perf fa FLASH_ATTN_EXT 'kv=(4096|7680|16384),nb=1,'
 
 python3 - "$OUT" <<'PY'
