@@ -229,6 +229,12 @@ NEW_CASES+="|type_a=($NEW_TYPES),type_b=f32,n_mats=4,n_used=(2|4),b=0,m=(512|64|
 NEW_CASES+="|type_a=mxfp4,type_b=f32,m=2880,n=32,k=2880"
 tbo_subset iq "IQ/TQ/MXFP4 weights" -- -o MUL_MAT,MUL_MAT_ID,GET_ROWS -p "$NEW_CASES"
 
+step "... their mat-vecs again with the 16-value units GPUs take (GGVK_MATVEC_DQ_SPAN16=1; CPU devices default to 0)"
+SPAN_CASES="type_a=($NEW_TYPES),type_b=f32,m=16,n=(1|8),k=256,bs=\\[1,1\\],nr=\\[1,1\\],per=\\[0,1,2,3\\]"
+SPAN_CASES+="|type_a=($NEW_TYPES),type_b=f32,m=16,n=1,k=4096,"
+SPAN_CASES+="|type_a=($NEW_TYPES),type_b=f32,n_mats=4,n_used=2,b=0,m=(64|16),n=(1|10|16),k=(256|768),"
+tbo_subset span16 "IQ/TQ mat-vec, 16-value units" GGVK_MATVEC_DQ_SPAN16=1 -- -o MUL_MAT,MUL_MAT_ID -p "$SPAN_CASES"
+
 step "test-backend-ops -b GGVK0 for Q1_0, Q2_0, NVFP4 (weights, SET_ROWS / CPY into them), named subset"
 # GET_ROWS, SET_ROWS and CPY into / out of / between them (every case), MUL_MAT as the IQ subset takes it (m=16, 1, 8
 # and 9 columns at k=256, the k=4096 row, 10 and 16 columns with batch broadcast), MUL_MAT_ID with 1, 10, 16 and 32

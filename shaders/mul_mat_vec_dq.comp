@@ -2,10 +2,13 @@
 // Generic matrix x vector(s) for any weight type with a dequantization include (shaders/dequant/<type>.glsl,
 // chosen by build.rs as "dq_type.glsl"): d[c, row] = sum_k A[row, k] * b[c, k] for NROWS rows of A per workgroup
 // and NCOLS columns of b, batched over z like mul_mat_vec.comp (same push constants and ggml's batch broadcast).
-// Work unit: a pair of 4-value chunks of one block (dq_get4), chunks j and j + CPB/2: for the 32-value types they
-// share every word read (scale, fifth bits, the qs byte holding both nibbles), so the compiler can load them once.
-// Consecutive threads take consecutive pairs of a row, so a subgroup reads neighbouring words of the same blocks
-// (coalesced); the x values of a pair are loaded once and reused for every row. Partial sums are reduced with subgroupAdd (or shared memory with NO_SUBGROUPS).
+// Work unit: SPAN 4-value chunks of one block (dq_get4) whose words overlap, so that the compiler loads what they
+// share once: a pair, chunks j and j + CPB/2 (for the 32-value types they share every word read: scale, fifth
+// bits, the qs byte holding both nibbles); with SPAN16, for 256-value blocks (IQ, TQ, K-quants off their own
+// kernels), 4 consecutive chunks, 16 values of one 32-value sub-block, which share its scale, sign and index words
+// (chunks j and j + 32 of such a block are in different sub-blocks and share only d). Consecutive threads take
+// consecutive units of a row, so a subgroup reads neighbouring words of the same blocks (coalesced); the x values
+// of a unit are loaded once and reused for every row. Partial sums are reduced with subgroupAdd (or shared memory with NO_SUBGROUPS).
 #include "common.glsl"
 #ifndef NO_SUBGROUPS
 #extension GL_KHR_shader_subgroup_basic : require
@@ -21,6 +24,8 @@ layout(constant_id = 4) const bool B_VEC4 = false;
 layout(constant_id = 5) const uint UNROLL = 2;
 // Columns of b (and dst) per dispatch; WG >= NROWS * NCOLS.
 layout(constant_id = 6) const uint NCOLS = 1;
+// 256-value blocks: work units of 16 consecutive values instead of pairs of 4-value chunks 128 values apart.
+layout(constant_id = 7) const bool SPAN16 = false;
 
 layout(binding = 0) readonly buffer A { uint16_t a[]; };
 layout(binding = 1) readonly buffer B { float b[]; };
@@ -35,10 +40,15 @@ MATMUL_PUSH
 uint dq_u16(uint i) { return uint(a[i]); }
 #include "dq_type.glsl"
 
-// Chunks (of 4 values) per block, chunks per work unit (2, or 1 for 4-value blocks), work units per block.
+// Chunks (of 4 values) per block; whether a work unit's chunks are consecutive (SPAN16, 256-value blocks) or
+// spread (j + q * UPB); chunks per work unit (4 consecutive, else 2, or 1 for 4-value blocks); work units per block.
 const uint CPB = DQ_QK / 4u;
-const uint PAIR = CPB >= 2u ? 2u : 1u;
-const uint UPB = CPB / PAIR;
+const bool CONSEC = SPAN16 && DQ_QK >= 256u;
+const uint SPAN = CONSEC ? 4u : (CPB >= 2u ? 2u : 1u);
+const uint UPB = CPB / SPAN;
+
+// Chunk q of work unit j of a block.
+uint unit_chunk(uint j, uint q) { return CONSEC ? j * SPAN + q : j + q * UPB; }
 
 vec4 load_x(uint e) {
     return B_VEC4 ? b4[e / 4u] : vec4(b[e], b[e + 1u], b[e + 2u], b[e + 3u]);
@@ -83,19 +93,18 @@ void main() {
             const uint c = min(cu, nunits - 1u);
             const uint blk = c / UPB;
             const uint j = c % UPB;
-            vec4 w0[NROWS];
-            vec4 w1[NROWS];
+            vec4 w[NROWS * SPAN];
             [[unroll]] for (uint r = 0; r < NROWS; ++r) {
                 const uint base = rbase[r] + blk * DQ_WORDS;
-                w0[r] = dq_get4(base, j);
-                if (PAIR == 2u) { w1[r] = dq_get4(base, j + UPB); }
+                [[unroll]] for (uint q = 0; q < SPAN; ++q) { w[r * SPAN + q] = dq_get4(base, unit_chunk(j, q)); }
             }
             [[unroll]] for (uint col = 0; col < NCOLS; ++col) {
-                const uint e = b_base + col * pc.b_col + blk * DQ_QK + 4u * j;
-                const vec4 x0 = load_x(e);
+                const uint e = b_base + col * pc.b_col + blk * DQ_QK;
+                vec4 x[SPAN];
+                [[unroll]] for (uint q = 0; q < SPAN; ++q) { x[q] = load_x(e + 4u * unit_chunk(j, q)); }
                 [[unroll]] for (uint r = 0; r < NROWS; ++r) {
-                    float s = dot(w0[r], x0);
-                    if (PAIR == 2u) { s += dot(w1[r], load_x(e + DQ_QK / 2u)); }
+                    float s = dot(w[r * SPAN], x[0]);
+                    [[unroll]] for (uint q = 1; q < SPAN; ++q) { s += dot(w[r * SPAN + q], x[q]); }
                     acc[col * NROWS + r] += valid ? s : 0.0;
                 }
             }

@@ -29,9 +29,9 @@ use bytemuck::{Pod, Zeroable};
 
 use super::matmul::{
     bf16_scalar, block32_idot_config, block32_int_dot, derived_column_bytes, device_forces_shared_reduction,
-    dq_row_multiple, kquant_idot_config, kquant_int_dot, matvec_config, matvec_kernel_type, matvec_workgroup, narrow_b,
-    narrowed_column_bytes, quantize_b, quantize_b_q8k, quantizes_activations, round_b, rounds_activations, MatMulPush,
-    MATVEC_MAX_COLS,
+    dq_row_multiple, dq_span16, kquant_idot_config, kquant_int_dot, matvec_config, matvec_kernel_type,
+    matvec_workgroup, narrow_b, narrowed_column_bytes, quantize_b, quantize_b_q8k, quantizes_activations, round_b,
+    rounds_activations, MatMulPush, MATVEC_MAX_COLS,
 };
 use super::{bind, dim_u32, spirv, split_groups, stride_units, window_limit};
 use crate::error::{Error, Result};
@@ -573,7 +573,8 @@ fn record_whole(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
     let wg = matvec_workgroup(caps, matvec_kernel_type(a), cfg, p.k, 1);
     let (gx, gy) = split_groups(u64::from(p.m.div_ceil(rows)), caps.max_workgroup_count[0])?;
     let vec4 = (p.b_off % 4 == 0 && p.b_col % 4 == 0 && p.b_s2 % 4 == 0 && p.b_s3 % 4 == 0) as u32;
-    let spec = [wg, 1, 1, rows, vec4, unroll, 1];
+    // Constant 7: the generic dequantizing kernel's unit, as MUL_MAT's (other kernels have no constant 7).
+    let spec = [wg, 1, 1, rows, vec4, unroll, 1, u32::from(dq_span16(caps))];
     // Pieces of tokens when the pairs exceed the device's workgroup count along z.
     let per_piece = (caps.max_workgroup_count[2] / n_used).max(1);
     let n_tok = dim_u32("tokens", n_tok)?;

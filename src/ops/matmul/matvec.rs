@@ -204,6 +204,21 @@ fn b_aligned_16(p: &MatMulPush) -> bool {
     [p.b_off, p.b_col, p.b_s2, p.b_s3].iter().all(|v| v % 4 == 0)
 }
 
+/// Whether the generic dequantizing mat-vec (`mul_mat_vec_dq.comp`) gives a thread 16 consecutive values of a
+/// 256-value block per unit (`SPAN16`: one 32-value sub-block's scale, sign and index words loaded once for 16
+/// values, the shape of ggml-vulkan's IQ mat-vecs) instead of two 4-value chunks 128 values apart (sharing only the
+/// block's d). `GGVK_MATVEC_DQ_SPAN16` (read once per process) where set; by default on GPUs (fewer loads per value;
+/// not yet measured on one, NOTES.md 2026-12-07 20:45 UTC), off on CPU devices, where it measured slower (lavapipe,
+/// m=4096 k=14336 one column: IQ2_XXS 158 -> 167 ms, TQ2_0 76 -> 97 ms).
+pub(crate) fn dq_span16(caps: &Capabilities) -> bool {
+    static KNOB: std::sync::OnceLock<Option<bool>> = std::sync::OnceLock::new();
+    span16_of(*KNOB.get_or_init(|| crate::knobs::either("GGVK_MATVEC_DQ_SPAN16")), caps.cpu_device())
+}
+
+fn span16_of(knob: Option<bool>, cpu_device: bool) -> bool {
+    knob.unwrap_or(!cpu_device)
+}
+
 /// Mat-vec workgroup size (a power of two, at least 4), rows of A per workgroup, blocks per loop trip, for
 /// weights of type `ty`.
 ///
@@ -423,6 +438,14 @@ pub(crate) fn device_forces_shared_reduction() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sixteen_value_units_on_gpus_pairs_on_cpu_devices_unless_the_knob_says() {
+        assert!(span16_of(None, false));
+        assert!(!span16_of(None, true));
+        assert!(span16_of(Some(true), true));
+        assert!(!span16_of(Some(false), false));
+    }
 
     #[test]
     fn kquant_wide_needs_16_byte_blocks_on_both_sides() {

@@ -27,8 +27,8 @@ mod pair_glu;
 mod weights_f16;
 
 pub(crate) use matvec::{
-    block32_idot_config, device_forces_shared_reduction, kquant_idot_config, kquant_int_dot, kquant_wide_shader,
-    matvec_kernel_type, matvec_workgroup, wide16, MATVEC_MAX_COLS,
+    block32_idot_config, device_forces_shared_reduction, dq_span16, kquant_idot_config, kquant_int_dot,
+    kquant_wide_shader, matvec_kernel_type, matvec_workgroup, wide16, MATVEC_MAX_COLS,
 };
 pub use matvec::{block32_int_dot, matvec_config, uses_int_dot, MatVecConfig};
 use matvec::{
@@ -456,11 +456,13 @@ fn record_piece(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor, ep
             ),
             (false, _) => kquant_matvec_shaders(a.ty, &p).or_else(|| matvec_shaders_for(a)).expect("checked"),
         };
-        let mut spec = vec![wg, 1, 1, rows, vec4, unroll, p.n];
-        if wide {
-            // The wide BF16 kernel rounds the activations itself where they are rounded (F16's always are).
-            spec.push(u32::from(a.ty == GgmlType::F16 || rounds_activations(a).is_some()));
-        }
+        // Constant 7: the wide kernels' rounding of the activations (the BF16 one rounds them itself where they are
+        // rounded, F16's always are); the generic dequantizing kernel's unit of 16 consecutive values.
+        let seventh = match wide {
+            true => a.ty == GgmlType::F16 || rounds_activations(a).is_some(),
+            false => dq_span16(caps),
+        };
+        let spec = [wg, 1, 1, rows, vec4, unroll, p.n, u32::from(seventh)];
         let pipeline = device.pipelines().get(&device, if use_sg { &sg } else { &shmem }, &spec)?;
         rec.dispatch("mul_mat_vec", &pipeline, &bindings, push, [gx, gy, batches]).map(|_| false)
     } else {
