@@ -219,6 +219,13 @@ fn span16_of(knob: Option<bool>, cpu_device: bool) -> bool {
     knob.unwrap_or(!cpu_device)
 }
 
+/// The 256-value block types whose mat-vecs only the generic dequantizing kernel runs (the K-quants and IQ4_XS
+/// have kernels of their own).
+fn generic_256(ty: GgmlType) -> bool {
+    use GgmlType as T;
+    matches!(ty, T::IQ2_XXS | T::IQ2_XS | T::IQ2_S | T::IQ3_XXS | T::IQ3_S | T::IQ1_S | T::IQ1_M | T::TQ1_0 | T::TQ2_0)
+}
+
 /// Mat-vec workgroup size (a power of two, at least 4), rows of A per workgroup, blocks per loop trip, for
 /// weights of type `ty`.
 ///
@@ -256,13 +263,15 @@ fn matvec_knobs() -> &'static [Option<u32>; 3] {
 
 /// The workgroup size of a mat-vec over rows of `k` values of `ty` with `cols` columns, from `cfg` and the device:
 /// short rows need fewer threads (a thread takes 1 value per trip for float weights, 4 x unroll for bf16, 8 x unroll
-/// for blocks; idle invocations cost real time on CPU-like devices such as lavapipe); threads 0..rows*cols write
-/// the results, and shared memory holds rows * cols * wg partial sums.
+/// for blocks, 16 x unroll in the generic kernel's 16-value units ([`dq_span16`]) for the 256-value types only that
+/// kernel runs; idle invocations cost real time on CPU-like devices such as lavapipe, and on a GPU their warps reread
+/// a unit for nothing); threads 0..rows*cols write the results, and shared memory holds rows * cols * wg partial sums.
 pub(crate) fn matvec_workgroup(caps: &Capabilities, ty: GgmlType, cfg: MatVecConfig, k: u32, cols: u32) -> u32 {
     let MatVecConfig { wg, rows, unroll } = cfg;
     let per_thread = match ty {
         GgmlType::F32 | GgmlType::F16 => 1,
         GgmlType::BF16 => 4 * unroll,
+        _ if generic_256(ty) && dq_span16(caps) => 16 * unroll,
         _ => 8 * unroll,
     };
     let wg = wg.min(k.div_ceil(per_thread).next_power_of_two().max(caps.subgroup_size.max(16)));
@@ -445,6 +454,17 @@ mod tests {
         assert!(!span16_of(None, true));
         assert!(span16_of(Some(true), true));
         assert!(!span16_of(Some(false), false));
+    }
+
+    #[test]
+    fn generic_256_value_types_are_the_ones_without_kernels_of_their_own() {
+        for ty in [GgmlType::IQ2_XXS, GgmlType::IQ3_S, GgmlType::IQ1_M, GgmlType::TQ1_0, GgmlType::TQ2_0] {
+            assert!(generic_256(ty) && ty.block_size() == 256, "{ty:?}");
+            assert!(matvec_shaders(ty).is_some_and(|(s, _)| s.name.starts_with("mul_mat_vec_dq")), "{ty:?}");
+        }
+        for ty in [GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::IQ4_XS, GgmlType::Q4_0, GgmlType::MXFP4] {
+            assert!(!generic_256(ty), "{ty:?}");
+        }
     }
 
     #[test]
