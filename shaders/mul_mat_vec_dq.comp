@@ -8,7 +8,8 @@
 // kernels), 4 consecutive chunks, 16 values of one 32-value sub-block, which share its scale, sign and index words
 // (chunks j and j + 32 of such a block are in different sub-blocks and share only d). Consecutive threads take
 // consecutive units of a row, so a subgroup reads neighbouring words of the same blocks (coalesced); the x values
-// of a unit are loaded once and reused for every row. Partial sums are reduced with subgroupAdd (or shared memory with NO_SUBGROUPS).
+// of a unit are loaded once and reused for every row. Partial sums are reduced with subgroupAdd (or shared memory
+// with NO_SUBGROUPS).
 #include "common.glsl"
 #ifndef NO_SUBGROUPS
 #extension GL_KHR_shader_subgroup_basic : require
