@@ -565,7 +565,7 @@ fn record_whole(rec: &mut Recorder<'_>, node: &Node) -> Result<()> {
     // MUL_MAT's shapes, so that a pair's result is MUL_MAT's bit for bit.
     let cfg = match (kq, block32_int_dot_b(a, b) && use_int_dot) {
         (true, _) => kquant_idot_config(),
-        (false, true) => block32_idot_config(),
+        (false, true) => block32_idot_config(a.ty),
         _ => matvec_config(a.ty),
     };
     let (rows, unroll) = (cfg.rows, cfg.unroll);

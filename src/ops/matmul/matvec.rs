@@ -396,9 +396,15 @@ pub fn block32_int_dot(a: &Tensor) -> bool {
 }
 
 /// Mat-vec shape of [`block32_int_dot`]'s kernels: Q4_0's (the same four threads per block, blocks of 17-24
-/// bytes), overridden by the `GGVK_MATVEC_*` knobs as [`matvec_config`] is.
-pub(crate) fn block32_idot_config() -> MatVecConfig {
-    matvec_config(GgmlType::Q4_0)
+/// bytes), but 2 rows a workgroup for Q5_1 (H100, m=4096 k=14336, 128 threads x 4 / x 2 rows in three alternations:
+/// 35.8 / 25.0, 28.8 / 25.5, 28.8 / 25.4 us; Q4_1, Q5_0 and IQ4_NL as fast or faster with 4; NOTES.md 2026-12-07
+/// 22:15 UTC), overridden by the `GGVK_MATVEC_*` knobs as [`matvec_config`] is.
+pub(crate) fn block32_idot_config(ty: GgmlType) -> MatVecConfig {
+    let cfg = matvec_config(GgmlType::Q4_0);
+    match ty {
+        GgmlType::Q5_1 => MatVecConfig { rows: matvec_knobs()[1].unwrap_or(2), ..cfg },
+        _ => cfg,
+    }
 }
 
 /// Whether `a x b` on `device` rounds b (x) to 8 bits per block first (on the integer-dot mat-vec path, or

@@ -405,7 +405,7 @@ fn record_piece(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor, ep
     };
     let push = bytemuck::bytes_of(&p);
     if p.n <= MATVEC_MAX_COLS {
-        let cfg = if int_dot.is_some() && block32_int_dot(a) { block32_idot_config() } else { matvec_config(a.ty) };
+        let cfg = if int_dot.is_some() && block32_int_dot(a) { block32_idot_config(a.ty) } else { matvec_config(a.ty) };
         let (rows, unroll) = (cfg.rows, cfg.unroll);
         let wg = matvec_workgroup(caps, matvec_kernel_type(a), cfg, p.k, p.n);
         let (gx, gy) = split_groups(u64::from(p.m.div_ceil(rows)), caps.max_workgroup_count[0])?;
