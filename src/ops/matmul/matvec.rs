@@ -207,9 +207,9 @@ fn b_aligned_16(p: &MatMulPush) -> bool {
 /// Whether the generic dequantizing mat-vec (`mul_mat_vec_dq.comp`) gives a thread 16 consecutive values of a
 /// 256-value block per unit (`SPAN16`: one 32-value sub-block's scale, sign and index words loaded once for 16
 /// values, the shape of ggml-vulkan's IQ mat-vecs) instead of two 4-value chunks 128 values apart (sharing only the
-/// block's d). `GGVK_MATVEC_DQ_SPAN16` (read once per process) where set; by default on GPUs (fewer loads per value;
-/// not yet measured on one, NOTES.md 2026-12-07 20:45 UTC), off on CPU devices, where it measured slower (lavapipe,
-/// m=4096 k=14336 one column: IQ2_XXS 158 -> 167 ms, TQ2_0 76 -> 97 ms).
+/// block's d). `GGVK_MATVEC_DQ_SPAN16` (read once per process) where set; by default on GPUs (H100, m=4096 k=14336
+/// one column: 8-19% faster for the IQ1-IQ3 and TQ types, e.g. IQ2_XXS 100.0 -> 91.3 us; NOTES.md 2026-12-07
+/// 22:05 UTC), off on CPU devices, where it measured slower (lavapipe: IQ2_XXS 158 -> 167 ms, TQ2_0 76 -> 97 ms).
 pub(crate) fn dq_span16(caps: &Capabilities) -> bool {
     static KNOB: std::sync::OnceLock<Option<bool>> = std::sync::OnceLock::new();
     span16_of(*KNOB.get_or_init(|| crate::knobs::either("GGVK_MATVEC_DQ_SPAN16")), caps.cpu_device())
