@@ -10,10 +10,20 @@ uint dq_iq_ksigns(uint i) {
     return i | ((uint(bitCount(i)) & 1u) << 7);
 }
 
-// Four 2-bit codes (bits 0..7 of `codes`, value k at bit 2k) as the levels they index.
-vec4 dq_iq_levels(uint codes, vec3 lv) {
-    const uvec4 c = (uvec4(codes) >> uvec4(0u, 2u, 4u, 6u)) & 3u;
-    return vec4(lv[c.x], lv[c.y], lv[c.z], lv[c.w]);
+// Four 2-bit codes (bits 0..7 of `codes`, value k at bit 2k).
+uvec4 dq_iq_codes(uint codes) {
+    return (uvec4(codes) >> uvec4(0u, 2u, 4u, 6u)) & 3u;
+}
+
+// The IQ2 grids' levels 8, 25, 43 of codes 0, 1, 2 as 8 + 17 c + c / 2 (integers: exact).
+vec4 dq_iq2_levels(uint codes) {
+    const uvec4 c = dq_iq_codes(codes);
+    return vec4(8u + 17u * c + (c >> 1));
+}
+
+// The IQ1 grid's levels -1, 0, 1 of codes 0, 1, 2.
+vec4 dq_iq1_levels(uint codes) {
+    return vec4(dq_iq_codes(codes)) - 1.0;
 }
 
 // `v` negated where bits 0..3 of `s` are set (a select: -v is exact, as ggml's multiplication by -1).
@@ -23,9 +33,5 @@ vec4 dq_iq_signed(vec4 v, uint s) {
 
 // 16-bit entry `e` of a grid packed two entries per uint (scripts/gen_iq_grids.py).
 #define DQ_IQ_ENTRY16(table, e) ((table[(e) >> 1] >> (16u * ((e) & 1u))) & 0xFFFFu)
-
-// The IQ2 grids' levels (codes 0, 1, 2) and the IQ1 grid's.
-const vec3 DQ_IQ2_LEVELS = vec3(8.0, 25.0, 43.0);
-const vec3 DQ_IQ1_LEVELS = vec3(-1.0, 0.0, 1.0);
 
 #endif

@@ -22,6 +22,6 @@ vec4 dq_get4(uint blk, uint i) {
     const float delta = (nib & 8u) != 0u ? -0.125 : 0.125;
     const uint idx = dq_k_byte(blk, 4u * ib + l) | ((nib & 7u) << 8);
     const uint codes = DQ_IQ_ENTRY16(IQ1S_GRID_CODES, idx) >> (8u * h);
-    precise const vec4 r = dl * (dq_iq_levels(codes, DQ_IQ1_LEVELS) + delta);
+    precise const vec4 r = dl * (dq_iq1_levels(codes) + delta);
     return r;
 }

@@ -15,5 +15,5 @@ vec4 dq_get4(uint blk, uint i) {
     const float db = dq_k_half(dq_u16(blk)) * (0.5 + float(s)) * 0.25;
     const uint codes = DQ_IQ_ENTRY16(IQ2XS_GRID_CODES, q & 511u) >> (8u * h);
     const uint signs = dq_iq_ksigns(q >> 9) >> (4u * h);
-    return dq_iq_signed(db * dq_iq_levels(codes, DQ_IQ2_LEVELS), signs);
+    return dq_iq_signed(db * dq_iq2_levels(codes), signs);
 }

@@ -16,5 +16,5 @@ vec4 dq_get4(uint blk, uint i) {
     const float db = dq_k_half(dq_u16(blk)) * (0.5 + float(aux >> 28)) * 0.25;
     const uint codes = DQ_IQ_ENTRY16(IQ2XXS_GRID_CODES, idx) >> (8u * h);
     const uint signs = dq_iq_ksigns(aux >> (7u * l)) >> (4u * h);
-    return dq_iq_signed(db * dq_iq_levels(codes, DQ_IQ2_LEVELS), signs);
+    return dq_iq_signed(db * dq_iq2_levels(codes), signs);
 }
