@@ -231,15 +231,23 @@ fn generic_256(ty: GgmlType) -> bool {
 ///
 /// Defaults per weight type come from sweeps (NOTES.md): Q4_0 128 threads (14.98 us against 18.27 us at 256 threads
 /// for m=4096 k=14336 on an H100) x 4 rows (a 7B Q4_0 model generating on an H200, weights streaming from memory:
-/// 241.6 t/s against 226.0 with 2 rows), the others 256 x 2. `GGVK_MATVEC_WG`, `GGVK_MATVEC_ROWS` and
-/// `GGVK_MATVEC_UNROLL` override them for every type (read once per process; invalid values are ignored).
+/// 241.6 t/s against 226.0 with 2 rows), the generic kernel's 256-value types ([`generic_256`]: IQ1-IQ3, TQ) 128 x 4
+/// with one work unit per trip (H100, m=4096 k=14336, against 256 x 2 x 2: IQ2_XXS 62.7 / 75.9 us, IQ3_XXS 49.6 /
+/// 60.7, IQ1_S 65.9 / 88.0, TQ2_0 31.4 / 38.3; ggml-vulkan's IQ kernels take 128 x 4 there too), the others
+/// 256 x 2 x 2. `GGVK_MATVEC_WG`, `GGVK_MATVEC_ROWS` and `GGVK_MATVEC_UNROLL` override them for every type (read
+/// once per process; invalid values are ignored).
 pub fn matvec_config(ty: GgmlType) -> MatVecConfig {
     let knobs = matvec_knobs();
-    let (wg, rows) = if ty == GgmlType::Q4_0 { (128, 4) } else { (MATVEC_WG, MATVEC_ROWS) };
-    MatVecConfig {
-        wg: knobs[0].unwrap_or(wg),
-        rows: knobs[1].unwrap_or(rows),
-        unroll: knobs[2].unwrap_or(MATVEC_UNROLL),
+    let MatVecConfig { wg, rows, unroll } = default_matvec_config(ty);
+    MatVecConfig { wg: knobs[0].unwrap_or(wg), rows: knobs[1].unwrap_or(rows), unroll: knobs[2].unwrap_or(unroll) }
+}
+
+/// [`matvec_config`] without the knobs.
+fn default_matvec_config(ty: GgmlType) -> MatVecConfig {
+    match ty {
+        GgmlType::Q4_0 => MatVecConfig { wg: 128, rows: 4, unroll: MATVEC_UNROLL },
+        _ if generic_256(ty) => MatVecConfig { wg: 128, rows: 4, unroll: 1 },
+        _ => MatVecConfig { wg: MATVEC_WG, rows: MATVEC_ROWS, unroll: MATVEC_UNROLL },
     }
 }
 
@@ -470,6 +478,46 @@ mod tests {
         }
         for ty in [GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::IQ4_XS, GgmlType::Q4_0, GgmlType::MXFP4] {
             assert!(!generic_256(ty), "{ty:?}");
+        }
+    }
+
+    #[test]
+    fn generic_256_value_types_take_128_threads_by_4_rows_one_unit_a_trip() {
+        for ty in [GgmlType::IQ2_XXS, GgmlType::IQ1_M, GgmlType::TQ1_0] {
+            assert_eq!(default_matvec_config(ty), MatVecConfig { wg: 128, rows: 4, unroll: 1 }, "{ty:?}");
+        }
+        assert_eq!(default_matvec_config(GgmlType::Q4_0), MatVecConfig { wg: 128, rows: 4, unroll: MATVEC_UNROLL });
+        for ty in [GgmlType::Q8_0, GgmlType::IQ4_XS, GgmlType::Q4_K] {
+            let cfg = MatVecConfig { wg: MATVEC_WG, rows: MATVEC_ROWS, unroll: MATVEC_UNROLL };
+            assert_eq!(default_matvec_config(ty), cfg, "{ty:?}");
+        }
+    }
+
+    #[test]
+    fn grid_table_bytes_are_the_shared_tables_the_includes_declare() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
+        let read = |p: std::path::PathBuf| std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p:?}: {e}"));
+        let types = [
+            GgmlType::IQ1_S,
+            GgmlType::IQ1_M,
+            GgmlType::IQ2_XXS,
+            GgmlType::IQ2_XS,
+            GgmlType::IQ2_S,
+            GgmlType::IQ3_XXS,
+            GgmlType::IQ3_S,
+        ];
+        for ty in types {
+            let include = read(root.join("dequant").join(format!("{}.glsl", ty.name())));
+            let grid = include.lines().find_map(|l| l.strip_prefix("#include \"iq_grids/")?.strip_suffix('"'));
+            let grid = read(root.join("iq_grids").join(grid.unwrap_or_else(|| panic!("{ty:?}: no grid include"))));
+            let words: u32 = grid
+                .lines()
+                .filter_map(|l| {
+                    l.strip_prefix("shared uint ")?.split_once('[')?.1.split_once(']')?.0.parse::<u32>().ok()
+                })
+                .sum();
+            assert!(words > 0, "{ty:?}");
+            assert_eq!(dq_table_bytes(ty), 4 * words, "{ty:?}");
         }
     }
 
