@@ -237,9 +237,7 @@ fn generic_256(ty: GgmlType) -> bool {
 /// 256 x 2 x 2. `GGVK_MATVEC_WG`, `GGVK_MATVEC_ROWS` and `GGVK_MATVEC_UNROLL` override them for every type (read
 /// once per process; invalid values are ignored).
 pub fn matvec_config(ty: GgmlType) -> MatVecConfig {
-    let knobs = matvec_knobs();
-    let MatVecConfig { wg, rows, unroll } = default_matvec_config(ty);
-    MatVecConfig { wg: knobs[0].unwrap_or(wg), rows: knobs[1].unwrap_or(rows), unroll: knobs[2].unwrap_or(unroll) }
+    with_knobs(default_matvec_config(ty))
 }
 
 /// [`matvec_config`] without the knobs.
@@ -255,18 +253,23 @@ fn default_matvec_config(ty: GgmlType) -> MatVecConfig {
 /// sweep of m=4096 k=14336: q4_K 24.9 us against 28.6 us with the default 256 x 2 x 2, q5_K 30.0 against 42.0,
 /// q6_K level; NOTES.md). The `GGVK_MATVEC_*` knobs override it as they do [`matvec_config`].
 pub(crate) fn kquant_idot_config() -> MatVecConfig {
-    let knobs = matvec_knobs();
-    MatVecConfig { wg: knobs[0].unwrap_or(256), rows: knobs[1].unwrap_or(4), unroll: knobs[2].unwrap_or(1) }
+    with_knobs(MatVecConfig { wg: 256, rows: 4, unroll: 1 })
 }
 
-/// `GGVK_MATVEC_WG`, `GGVK_MATVEC_ROWS`, `GGVK_MATVEC_UNROLL` (read once per process; [`crate::knobs`]).
-fn matvec_knobs() -> &'static [Option<u32>; 3] {
+/// `shape` with each of `GGVK_MATVEC_WG`, `GGVK_MATVEC_ROWS`, `GGVK_MATVEC_UNROLL` that is set in its place (read
+/// once per process; [`crate::knobs`]).
+fn with_knobs(shape: MatVecConfig) -> MatVecConfig {
     static KNOBS: std::sync::OnceLock<[Option<u32>; 3]> = std::sync::OnceLock::new();
-    KNOBS.get_or_init(|| {
+    let knobs = KNOBS.get_or_init(|| {
         // Ranges checked by knobs (a power of two 4..=1024, 1..=8, 1..=8).
         let env = |name: &'static str| crate::knobs::number(name).and_then(|v| u32::try_from(v).ok());
         [env("GGVK_MATVEC_WG"), env("GGVK_MATVEC_ROWS"), env("GGVK_MATVEC_UNROLL")]
-    })
+    });
+    MatVecConfig {
+        wg: knobs[0].unwrap_or(shape.wg),
+        rows: knobs[1].unwrap_or(shape.rows),
+        unroll: knobs[2].unwrap_or(shape.unroll),
+    }
 }
 
 /// The workgroup size of a mat-vec over rows of `k` values of `ty` with `cols` columns, from `cfg` and the device:
@@ -408,11 +411,8 @@ pub fn block32_int_dot(a: &Tensor) -> bool {
 /// 35.8 / 25.0, 28.8 / 25.5, 28.8 / 25.4 us; Q4_1, Q5_0 and IQ4_NL as fast or faster with 4; NOTES.md 2026-12-07
 /// 22:15 UTC), overridden by the `GGVK_MATVEC_*` knobs as [`matvec_config`] is.
 pub(crate) fn block32_idot_config(ty: GgmlType) -> MatVecConfig {
-    let cfg = matvec_config(GgmlType::Q4_0);
-    match ty {
-        GgmlType::Q5_1 => MatVecConfig { rows: matvec_knobs()[1].unwrap_or(2), ..cfg },
-        _ => cfg,
-    }
+    let q4_0 = default_matvec_config(GgmlType::Q4_0);
+    with_knobs(if ty == GgmlType::Q5_1 { MatVecConfig { rows: 2, ..q4_0 } } else { q4_0 })
 }
 
 /// Whether `a x b` on `device` rounds b (x) to 8 bits per block first (on the integer-dot mat-vec path, or
