@@ -296,7 +296,8 @@ impl CommandStream {
             slot.pending = false;
         }
         // A recording abandoned on an error leaves no pending work but may hold buffers and descriptor sets.
-        if let (true, Some((qp, _))) = (was_pending, slot.queries) {
+        // A slot keeps its query pool after a timed submission; an untimed one since has no labels and no queries.
+        if let (true, false, Some((qp, _))) = (was_pending, slot.labels.is_empty(), slot.queries) {
             // Only the queries written (two per timed dispatch) ever become available.
             let mut ticks = vec![0u64; 2 * slot.labels.len()];
             // SAFETY: the submission that wrote these queries has completed.
