@@ -158,6 +158,7 @@ const VARIANTS: &[(&str, &str, Defines)] = &[
     ("peak_f16_smem", "peak_coopmat.comp", &[("INT8", "0"), ("SMEM", "1")]),
     ("peak_s8", "peak_coopmat.comp", &[("INT8", "1"), ("SMEM", "0")]),
     ("peak_s8_smem", "peak_coopmat.comp", &[("INT8", "1"), ("SMEM", "1")]),
+    ("stream_probe", "stream_probe.comp", &[]),
     ("mul_mat_cm16", "mul_mat_cm16.comp", &[]),
     ("mul_mat_cm16_add", "mul_mat_cm16.comp", &[("FUSE_ADD", "1")]),
     ("mul_mat_cm16_glu", "mul_mat_cm16.comp", &[("FUSE_GLU", "1")]),

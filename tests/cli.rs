@@ -77,3 +77,26 @@ fn peak_measures_or_says_why_not() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unexpected arguments"));
 }
+
+#[test]
+fn stream_checks_every_configuration() {
+    // Rows whose length is no multiple of a trip (4112 bytes: 257 16-byte units) so every width ends mid-trip.
+    let out = Command::new(env!("CARGO_BIN_EXE_ggvk"))
+        .args(["stream", "--m", "9", "--row-bytes", "4112", "--rotate-mib", "0", "--dispatches", "2", "--wg", "32"])
+        .output()
+        .expect("ggvk runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    // One row per configuration (4 widths x 4 load counts x 2 row counts, 3 copies), each with two positive rates.
+    let rows: Vec<&str> =
+        text.lines().filter(|l| l.contains(" | ") && l.split_whitespace().next().is_some_and(|w| w == "32")).collect();
+    assert_eq!(rows.len(), 35, "{text}");
+    for r in &rows {
+        let rates: Vec<f64> = r.split('|').skip(1).filter_map(|c| c.split_whitespace().nth(1)?.parse().ok()).collect();
+        assert!(rates.len() == 2 && rates.iter().all(|&v| v > 0.0), "{r}");
+    }
+    for bad in [["--row-bytes", "10"], ["--wg", "96"]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_ggvk")).arg("stream").args(bad).output().expect("ggvk runs");
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+    }
+}

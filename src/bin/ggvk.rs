@@ -1,6 +1,8 @@
-//! `ggvk info`: describe every Vulkan device (its ggml name and id as llama.cpp sees them). `ggvk bench`: the mat-vec benchmark (Q4_0 weights x F32 vector,
-//! ggml's shapes), with weights rotated across >= 256 MiB so they stream from memory, next to the CPU reference.
-//! `ggvk peak`: the tensor cores' rate through cooperative matrices (the ceiling of the prompt products' tile loop).
+//! `ggvk info`: describe every Vulkan device (its ggml name and id as llama.cpp sees them). `ggvk bench`: the
+//! mat-vec benchmark (Q4_0 weights x F32 vector, ggml's shapes), with weights rotated across >= 256 MiB so they
+//! stream from memory, next to the CPU reference. `ggvk peak`: the tensor cores' rate through cooperative matrices
+//! (the ceiling of the prompt products' tile loop). `ggvk stream`: the rate one mat-vec-shaped kernel streams a
+//! matrix at, by load width and loads in flight.
 
 use std::time::Instant;
 
@@ -425,10 +427,200 @@ fn peak(device: Option<usize>) -> Result<(), ggvk::Error> {
     Ok(())
 }
 
+/// `ggvk stream`: how fast one mat-vec-shaped kernel streams a matrix from memory by the width of its loads and how
+/// many it keeps in flight (`shaders/stream_probe.comp`), each configuration timed alone (GPU timestamps around
+/// each dispatch, median) and back to back (host clock over a submission of dispatches without barriers, as a
+/// token's independent products overlap), with copies of the matrix rotated so that nothing stays in the cache
+/// unless `--resident` (about `--dispatches` per submission, three submissions per figure). Every run's row sums
+/// are checked against the host's. The shader copy (`copy`) is the
+/// reference rate: its bytes read plus written.
+fn stream(a: StreamArgs) -> Result<(), ggvk::Error> {
+    use ggvk::vk::{Binding, Buffer, CommandStream, Device, Shader};
+    let dev = Device::open(a.device)?;
+    println!("{}", dev.describe());
+    let (m, row_bytes) = (a.m, a.row_bytes);
+    let bytes = m * row_bytes;
+    let copies = if a.resident { 1 } else { ((a.rotate_mib << 20).div_ceil(bytes) + 1) as usize };
+    println!(
+        "matrix of {m} rows x {row_bytes} bytes ({:.1} MiB), {copies} cop{} ({:.0} MiB{})",
+        bytes as f64 / (1 << 20) as f64,
+        if copies == 1 { "y" } else { "ies" },
+        (bytes * copies as u64) as f64 / (1 << 20) as f64,
+        if a.resident { ", cache-resident" } else { ", rotated so every read comes from memory" }
+    );
+    // Bytes that never sum to zero by accident; every copy holds the same, so every run's sums are the same.
+    let mut s = 0x9e37_79b9_7f4a_7c15u64;
+    let data: Vec<u8> = (0..bytes)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 32) as u8
+        })
+        .collect();
+    let want: Vec<u32> = data
+        .chunks_exact(row_bytes as usize)
+        .map(|row| row.chunks_exact(2).fold(0u32, |t, h| t.wrapping_add(u32::from(u16::from_le_bytes([h[0], h[1]])))))
+        .collect();
+    let mut srcs = Vec::with_capacity(copies);
+    for i in 0..copies {
+        let b = Buffer::new(&dev, bytes, &format!("stream copy {i}"))?;
+        b.write(0, &data)?;
+        srcs.push(b);
+    }
+    let sums_bytes = m * 4;
+    let sums = Buffer::new(&dev, sums_bytes * copies as u64, "stream sums")?;
+    let dst = Buffer::new(&dev, bytes, "stream copy destination")?;
+    let shader = Shader { name: "stream_probe", spirv: ggvk::ops::spirv::STREAM_PROBE, bindings: 3, push_size: 8 };
+    let push: Vec<u8> = [row_bytes as u32, m as u32].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let mut stream = CommandStream::new(&dev)?;
+    let binding = |buffer: &std::sync::Arc<Buffer>, offset: u64, range: u64, write: bool| Binding {
+        buffer: buffer.clone(),
+        offset,
+        range,
+        touched: (offset, offset + range),
+        write,
+    };
+    println!(
+        "{:>5} {:>5} {:>5} {:>4} {:>5} | {:>9} {:>8} | {:>9} {:>8}",
+        "wg", "width", "loads", "rows", "copy", "alone us", "GB/s", "b2b us", "GB/s"
+    );
+    for cfg in stream_configs(&a) {
+        let (wg, width, loads, rows, copy) = cfg;
+        let pipeline = dev.pipelines().get(&dev, &shader, &[wg, width, loads, rows, u32::from(copy)])?;
+        let groups = [(m as u32).div_ceil(rows), 1, 1];
+        // The copy writes one destination (its dispatches wait for each other); the reads write disjoint sums.
+        // Host microseconds per dispatch, and with `timed` each dispatch's GPU time.
+        let mut run = |timed: bool, reps: usize| -> Result<(f64, Vec<f64>), ggvk::Error> {
+            let n = copies * reps;
+            let mut rec = stream.begin(timed.then_some(n as u32), 0, 0)?;
+            for i in 0..n {
+                let c = i % copies;
+                let bindings = [
+                    binding(&srcs[c], 0, bytes, false),
+                    binding(&sums, c as u64 * sums_bytes, sums_bytes, true),
+                    binding(&dst, 0, bytes, copy),
+                ];
+                rec.dispatch("stream", &pipeline, &bindings, &push, groups)?;
+            }
+            let t = Instant::now();
+            rec.submit()?;
+            stream.synchronize()?;
+            let host = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+            Ok((host, if timed { stream.last_times().iter().map(|t| t.micros).collect() } else { Vec::new() }))
+        };
+        run(false, 1)?;
+        let mut got = vec![0u8; sums_bytes as usize];
+        for c in 0..copies {
+            sums.read(c as u64 * sums_bytes, &mut got)?;
+            let ok = got.chunks_exact(4).map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]])).eq(want.iter().copied());
+            if !ok {
+                return Err(ggvk::Error::Internal(format!(
+                    "stream {cfg:?}: row sums of copy {c} differ from the host's"
+                )));
+            }
+        }
+        if copy {
+            let mut back = vec![0u8; bytes as usize];
+            dst.read(0, &mut back)?;
+            if back != data {
+                return Err(ggvk::Error::Internal(format!("stream {cfg:?}: the copy differs from its source")));
+            }
+        }
+        let reps = (a.dispatches as usize / copies).max(1);
+        let mut alone = Vec::new();
+        for _ in 0..3 {
+            alone.extend(run(true, reps)?.1);
+        }
+        let mut b2b: Vec<f64> = (0..3).map(|_| run(false, reps.max(4)).map(|r| r.0)).collect::<Result<_, _>>()?;
+        let (alone, b2b) = (median(&mut alone), median(&mut b2b));
+        let moved = bytes as f64 * if copy { 2.0 } else { 1.0 };
+        let gbs = |us: f64| moved / (us * 1e-6) / 1e9;
+        println!(
+            "{wg:>5} {width:>5} {loads:>5} {rows:>4} {:>5} | {alone:>9.2} {:>8.1} | {b2b:>9.2} {:>8.1}",
+            if copy { "yes" } else { "" },
+            gbs(alone),
+            gbs(b2b)
+        );
+    }
+    Ok(())
+}
+
+struct StreamArgs {
+    device: Option<usize>,
+    m: u64,
+    row_bytes: u64,
+    rotate_mib: u64,
+    resident: bool,
+    wg: Vec<u32>,
+    dispatches: u32,
+}
+
+fn parse_stream(args: &[String]) -> Result<StreamArgs, String> {
+    // A Q4_0 matrix of 4096 rows of 14336 values (an 8B model's feed-forward down product).
+    let mut a = StreamArgs {
+        device: None,
+        m: 4096,
+        row_bytes: 8064,
+        rotate_mib: 1024,
+        resident: false,
+        wg: vec![128],
+        dispatches: 64,
+    };
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let mut val = || it.next().cloned().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--device" => a.device = Some(val()?.parse().map_err(|e| format!("--device: {e}"))?),
+            "--m" => a.m = val()?.parse().map_err(|e| format!("--m: {e}"))?,
+            "--row-bytes" => a.row_bytes = val()?.parse().map_err(|e| format!("--row-bytes: {e}"))?,
+            "--rotate-mib" => a.rotate_mib = val()?.parse().map_err(|e| format!("--rotate-mib: {e}"))?,
+            "--resident" => a.resident = true,
+            "--dispatches" => a.dispatches = val()?.parse().map_err(|e| format!("--dispatches: {e}"))?,
+            "--wg" => {
+                a.wg = val()?
+                    .split(',')
+                    .map(|w| match w.parse::<u32>() {
+                        Ok(w) if w.is_power_of_two() && (4..=1024).contains(&w) => Ok(w),
+                        _ => Err(format!("--wg: {w} is not a power of two from 4 to 1024")),
+                    })
+                    .collect::<Result<_, _>>()?
+            }
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    if a.m == 0 || a.m > u64::from(u32::MAX) || a.row_bytes == 0 || a.row_bytes % 16 != 0 {
+        return Err("--m must be positive and --row-bytes a positive multiple of 16".into());
+    }
+    Ok(a)
+}
+
+/// The configurations `ggvk stream` times: (invocations, bytes per load, loads in flight per row, rows per
+/// workgroup, copy): every width with 1-8 loads for one row and for four (the product kernels' shapes), then the
+/// copies.
+fn stream_configs(a: &StreamArgs) -> Vec<(u32, u32, u32, u32, bool)> {
+    let mut v = Vec::new();
+    for &wg in &a.wg {
+        for rows in [1, 4] {
+            for width in [2, 4, 8, 16] {
+                for loads in [1, 2, 4, 8] {
+                    v.push((wg, width, loads, rows, false));
+                }
+            }
+        }
+        for loads in [1, 2, 4] {
+            v.push((wg, 16, loads, 1, true));
+        }
+    }
+    v
+}
+
 /// What `ggvk --help` prints (to stdout; to stderr with exit status 2 after a wrong command).
 const USAGE: &str = "usage: ggvk info\n       ggvk bench [--device N] \
                      [--type q4_0|q4_1|q5_0|q5_1|q8_0|q2_K..q6_K|bf16|f16|f32] [--m 4096] [--k 14336] [--n 1] \
                      [--resident] [--rotate-mib 256] [--seconds 2]\n       ggvk peak [--device N]\n       \
+                     ggvk stream [--device N] [--m 4096] [--row-bytes 8064] [--rotate-mib 1024] [--resident] \
+                     [--wg 128,...] [--dispatches 64]\n       \
                      ggvk --help | --version";
 
 fn main() {
@@ -448,6 +640,13 @@ fn main() {
             Ok(a) => bench(a),
             Err(e) => {
                 eprintln!("ggvk bench: {e}");
+                std::process::exit(2);
+            }
+        },
+        Some("stream") => match parse_stream(&args[1..]) {
+            Ok(a) => stream(a),
+            Err(e) => {
+                eprintln!("ggvk stream: {e}");
                 std::process::exit(2);
             }
         },
