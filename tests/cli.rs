@@ -87,10 +87,11 @@ fn stream_checks_every_configuration() {
         .expect("ggvk runs");
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&out.stderr));
-    // One row per configuration (4 widths x 4 load counts x 2 row counts, 3 copies), each with two positive rates.
+    // One row per configuration (reads: 4 widths x 4 load counts x 2 row counts, 3 copies; the split Q4_0 product:
+    // 3 load counts x 3 row counts), each with two positive rates (a wrong sum or product exits with status 1).
     let rows: Vec<&str> =
         text.lines().filter(|l| l.contains(" | ") && l.split_whitespace().next().is_some_and(|w| w == "32")).collect();
-    assert_eq!(rows.len(), 35, "{text}");
+    assert_eq!(rows.len(), 44, "{text}");
     for r in &rows {
         let rates: Vec<f64> = r.split('|').skip(1).filter_map(|c| c.split_whitespace().nth(1)?.parse().ok()).collect();
         assert!(rates.len() == 2 && rates.iter().all(|&v| v > 0.0), "{r}");
