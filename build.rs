@@ -160,6 +160,7 @@ const VARIANTS: &[(&str, &str, Defines)] = &[
     ("peak_s8_smem", "peak_coopmat.comp", &[("INT8", "1"), ("SMEM", "1")]),
     ("stream_probe", "stream_probe.comp", &[]),
     ("stream_q4_0_split", "stream_q4_0_split.comp", &[]),
+    ("stream_q4_0_staged", "stream_q4_0_staged.comp", &[]),
     ("mul_mat_cm16", "mul_mat_cm16.comp", &[]),
     ("mul_mat_cm16_add", "mul_mat_cm16.comp", &[("FUSE_ADD", "1")]),
     ("mul_mat_cm16_glu", "mul_mat_cm16.comp", &[("FUSE_GLU", "1")]),

@@ -80,18 +80,19 @@ fn peak_measures_or_says_why_not() {
 
 #[test]
 fn stream_checks_every_configuration() {
-    // Rows whose length is no multiple of a trip (4112 bytes: 257 16-byte units) so every width ends mid-trip.
+    // Rows whose length is no multiple of a trip (4176 bytes: 261 16-byte units, 232 Q4_0 blocks) so every width and
+    // both Q4_0 layouts end mid-trip.
     let out = Command::new(env!("CARGO_BIN_EXE_ggvk"))
-        .args(["stream", "--m", "9", "--row-bytes", "4112", "--rotate-mib", "0", "--dispatches", "2", "--wg", "32"])
+        .args(["stream", "--m", "9", "--row-bytes", "4176", "--rotate-mib", "0", "--dispatches", "2", "--wg", "32"])
         .output()
         .expect("ggvk runs");
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&out.stderr));
-    // One row per configuration (reads: 4 widths x 4 load counts x 2 row counts, 3 copies; the split Q4_0 product:
-    // 3 load counts x 3 row counts), each with two positive rates (a wrong sum or product exits with status 1).
+    // One row per configuration (reads: 4 widths x 4 load counts x 2 row counts, 3 copies; each Q4_0 layout: 3 load
+    // counts x 3 row counts), each with two positive rates (a wrong sum or product exits with status 1).
     let rows: Vec<&str> =
         text.lines().filter(|l| l.contains(" | ") && l.split_whitespace().next().is_some_and(|w| w == "32")).collect();
-    assert_eq!(rows.len(), 44, "{text}");
+    assert_eq!(rows.len(), 53, "{text}");
     for r in &rows {
         let rates: Vec<f64> = r.split('|').skip(1).filter_map(|c| c.split_whitespace().nth(1)?.parse().ok()).collect();
         assert!(rates.len() == 2 && rates.iter().all(|&v| v > 0.0), "{r}");

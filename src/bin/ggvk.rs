@@ -543,13 +543,14 @@ fn stream(a: StreamArgs) -> Result<(), ggvk::Error> {
             gbs(b2b)
         );
     }
-    stream_q4_0_split(&dev, &a, copies)
+    stream_q4_0(&dev, &a, copies)
 }
 
-/// `ggvk stream`'s second table: a one-column Q4_0 product (`shaders/stream_q4_0_split.comp`) over the same
-/// bytes in a split layout (each block's 16 code bytes one 16-byte load, the scales apart), by rows per workgroup
-/// and blocks in flight, each result checked against the host's sum.
-fn stream_q4_0_split(dev: &std::sync::Arc<ggvk::vk::Device>, a: &StreamArgs, copies: usize) -> Result<(), ggvk::Error> {
+/// `ggvk stream`'s Q4_0 tables: a one-column Q4_0 product over the same bytes, by rows per workgroup and blocks in
+/// flight, each result checked against the host's sums, in two layouts: split (`shaders/stream_q4_0_split.comp`:
+/// each block's 16 code bytes one 16-byte load, the scales apart) and ggml's own interleaved 18-byte blocks staged
+/// through shared memory with 16-byte loads (`shaders/stream_q4_0_staged.comp`; rows of a multiple of 8 blocks).
+fn stream_q4_0(dev: &std::sync::Arc<ggvk::vk::Device>, a: &StreamArgs, copies: usize) -> Result<(), ggvk::Error> {
     use ggvk::vk::{Binding, Buffer, CommandStream, Shader};
     let (m, nb) = (a.m as usize, (a.row_bytes / 18) as usize);
     if nb == 0 {
@@ -583,27 +584,14 @@ fn stream_q4_0_split(dev: &std::sync::Arc<ggvk::vk::Device>, a: &StreamArgs, cop
             })
         })
         .unzip();
-    let codes_bytes = (m * nb * 16) as u64;
-    let scales_at = codes_bytes.next_multiple_of(256);
-    let copy_bytes = scales_at + (m * nb * 2) as u64;
-    let mut srcs = Vec::with_capacity(copies);
-    for i in 0..copies {
-        let b = Buffer::new(dev, copy_bytes, &format!("q4_0 split copy {i}"))?;
-        b.write(0, &codes)?;
-        b.write(scales_at, &scales.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>())?;
-        srcs.push(b);
-    }
-    let x_codes = Buffer::new(dev, (nb * 32) as u64, "q4_0 split activations")?;
+    let x_codes = Buffer::new(dev, (nb * 32) as u64, "q4_0 activations")?;
     x_codes.write(0, &xq.iter().map(|&q| q as u8).collect::<Vec<u8>>())?;
-    let x_ds = Buffer::new(dev, (nb * 8) as u64, "q4_0 split activation scales")?;
+    let x_ds = Buffer::new(dev, (nb * 8) as u64, "q4_0 activation scales")?;
     let ds: Vec<u8> =
         xd.iter().zip(&xsum).flat_map(|(d, s)| [d.to_le_bytes(), (*s as f32).to_le_bytes()]).flatten().collect();
     x_ds.write(0, &ds)?;
     let out_bytes = ((m * 4) as u64).next_multiple_of(256);
-    let out = Buffer::new(dev, out_bytes * copies as u64, "q4_0 split results")?;
-    let shader =
-        Shader { name: "stream_q4_0_split", spirv: ggvk::ops::spirv::STREAM_Q4_0_SPLIT, bindings: 5, push_size: 8 };
-    let push: Vec<u8> = [nb as u32, m as u32].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let out = Buffer::new(dev, out_bytes * copies as u64, "q4_0 results")?;
     let whole = |b: &std::sync::Arc<Buffer>, offset: u64, range: u64, write: bool| Binding {
         buffer: b.clone(),
         offset,
@@ -611,71 +599,122 @@ fn stream_q4_0_split(dev: &std::sync::Arc<ggvk::vk::Device>, a: &StreamArgs, cop
         touched: (offset, offset + range),
         write,
     };
+    let push: Vec<u8> = [nb as u32, m as u32].iter().flat_map(|v| v.to_le_bytes()).collect();
     let mut stream = CommandStream::new(dev)?;
-    println!(
-        "Q4_0 product over the same {} MiB in a split layout (16 code bytes a load, scales apart), k = {}:",
-        (m * nb * 18) >> 20,
-        nb * 32
-    );
-    println!(
-        "{:>5} {:>5} {:>4} | {:>9} {:>8} | {:>9} {:>8}",
-        "wg", "loads", "rows", "alone us", "GB/s", "b2b us", "GB/s"
-    );
-    for &wg in &a.wg {
-        for rows in [1u32, 2, 4] {
-            for loads in [1u32, 2, 4] {
-                let pipeline = dev.pipelines().get(dev, &shader, &[wg, loads, rows])?;
-                let groups = [(m as u32).div_ceil(rows), 1, 1];
-                let mut run = |timed: bool, reps: usize| -> Result<(f64, Vec<f64>), ggvk::Error> {
-                    let n = copies * reps;
-                    let mut rec = stream.begin(timed.then_some(n as u32), 0, 0)?;
-                    for i in 0..n {
-                        let c = i % copies;
-                        let bindings = [
-                            whole(&srcs[c], 0, codes_bytes, false),
-                            whole(&srcs[c], scales_at, (m * nb * 2) as u64, false),
-                            whole(&x_codes, 0, x_codes.size(), false),
-                            whole(&x_ds, 0, x_ds.size(), false),
-                            whole(&out, c as u64 * out_bytes, (m * 4) as u64, true),
-                        ];
-                        rec.dispatch("q4_0 split", &pipeline, &bindings, &push, groups)?;
-                    }
-                    let t = Instant::now();
-                    rec.submit()?;
-                    stream.synchronize()?;
-                    let host = t.elapsed().as_secs_f64() * 1e6 / n as f64;
-                    Ok((host, if timed { stream.last_times().iter().map(|t| t.micros).collect() } else { Vec::new() }))
-                };
-                run(false, 1)?;
-                let mut got = vec![0u8; m * 4];
-                for c in 0..copies {
-                    out.read(c as u64 * out_bytes, &mut got)?;
-                    for (r, w) in got.chunks_exact(4).enumerate() {
-                        let g = f64::from(f32::from_le_bytes([w[0], w[1], w[2], w[3]]));
-                        let err = (g - want[r]).abs();
-                        if err.is_nan() || err > 1e-5 * scale[r] + 1e-6 {
-                            return Err(ggvk::Error::Internal(format!(
-                                "q4_0 split (wg {wg}, loads {loads}, rows {rows}): row {r} of copy {c} is {g}, \
-                                 the host's {}",
-                                want[r]
-                            )));
+    for staged in [false, true] {
+        // Split: [codes of every block] [scales]; staged: ggml's blocks (scale, 16 code bytes), rows back to back.
+        let (bytes, scales_at) = if staged {
+            if nb % 8 != 0 || a.wg.iter().any(|w| w % 8 != 0) {
+                println!("Q4_0 staged through shared memory: needs rows of a multiple of 8 blocks (and --wg of 8s)");
+                continue;
+            }
+            let mut v = Vec::with_capacity(m * nb * 18);
+            for (c, d) in codes.chunks_exact(16).zip(&scales) {
+                v.extend_from_slice(&d.to_le_bytes());
+                v.extend_from_slice(c);
+            }
+            (v, 0)
+        } else {
+            let at = (m * nb * 16).next_multiple_of(256);
+            let mut v = codes.clone();
+            v.resize(at, 0);
+            v.extend(scales.iter().flat_map(|d| d.to_le_bytes()));
+            (v, at as u64)
+        };
+        let mut srcs = Vec::with_capacity(copies);
+        for i in 0..copies {
+            let b = Buffer::new(dev, bytes.len() as u64, &format!("q4_0 copy {i}"))?;
+            b.write(0, &bytes)?;
+            srcs.push(b);
+        }
+        let shader = if staged {
+            Shader {
+                name: "stream_q4_0_staged",
+                spirv: ggvk::ops::spirv::STREAM_Q4_0_STAGED,
+                bindings: 4,
+                push_size: 8,
+            }
+        } else {
+            Shader { name: "stream_q4_0_split", spirv: ggvk::ops::spirv::STREAM_Q4_0_SPLIT, bindings: 5, push_size: 8 }
+        };
+        println!(
+            "Q4_0 product over the same {:.1} MiB, k = {}, {}:",
+            (m * nb * 18) as f64 / (1 << 20) as f64,
+            nb * 32,
+            if staged {
+                "ggml's 18-byte blocks staged through shared memory by 16-byte loads"
+            } else {
+                "split layout (a block's 16 code bytes one 16-byte load, the scales apart)"
+            }
+        );
+        println!(
+            "{:>5} {:>5} {:>4} | {:>9} {:>8} | {:>9} {:>8}",
+            "wg", "loads", "rows", "alone us", "GB/s", "b2b us", "GB/s"
+        );
+        for &wg in &a.wg {
+            for rows in [1u32, 2, 4] {
+                for loads in [1u32, 2, 4] {
+                    let pipeline = dev.pipelines().get(dev, &shader, &[wg, loads, rows])?;
+                    let groups = [(m as u32).div_ceil(rows), 1, 1];
+                    let mut run = |timed: bool, reps: usize| -> Result<(f64, Vec<f64>), ggvk::Error> {
+                        let n = copies * reps;
+                        let mut rec = stream.begin(timed.then_some(n as u32), 0, 0)?;
+                        for i in 0..n {
+                            let c = i % copies;
+                            let mut bindings = if staged {
+                                vec![whole(&srcs[c], 0, bytes.len() as u64, false)]
+                            } else {
+                                vec![
+                                    whole(&srcs[c], 0, (m * nb * 16) as u64, false),
+                                    whole(&srcs[c], scales_at, (m * nb * 2) as u64, false),
+                                ]
+                            };
+                            bindings.push(whole(&x_codes, 0, x_codes.size(), false));
+                            bindings.push(whole(&x_ds, 0, x_ds.size(), false));
+                            bindings.push(whole(&out, c as u64 * out_bytes, (m * 4) as u64, true));
+                            rec.dispatch("q4_0", &pipeline, &bindings, &push, groups)?;
+                        }
+                        let t = Instant::now();
+                        rec.submit()?;
+                        stream.synchronize()?;
+                        let host = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+                        Ok((
+                            host,
+                            if timed { stream.last_times().iter().map(|t| t.micros).collect() } else { Vec::new() },
+                        ))
+                    };
+                    run(false, 1)?;
+                    let mut got = vec![0u8; m * 4];
+                    for c in 0..copies {
+                        out.read(c as u64 * out_bytes, &mut got)?;
+                        for (r, w) in got.chunks_exact(4).enumerate() {
+                            let g = f64::from(f32::from_le_bytes([w[0], w[1], w[2], w[3]]));
+                            let err = (g - want[r]).abs();
+                            if err.is_nan() || err > 1e-5 * scale[r] + 1e-6 {
+                                return Err(ggvk::Error::Internal(format!(
+                                    "q4_0 {} (wg {wg}, loads {loads}, rows {rows}): row {r} of copy {c} is {g}, \
+                                     the host's {}",
+                                    if staged { "staged" } else { "split" },
+                                    want[r]
+                                )));
+                            }
                         }
                     }
+                    let reps = (a.dispatches as usize / copies).max(1);
+                    let mut alone = Vec::new();
+                    for _ in 0..3 {
+                        alone.extend(run(true, reps)?.1);
+                    }
+                    let mut b2b: Vec<f64> =
+                        (0..3).map(|_| run(false, reps.max(4)).map(|r| r.0)).collect::<Result<_, _>>()?;
+                    let (alone, b2b) = (median(&mut alone), median(&mut b2b));
+                    let gbs = |us: f64| (m * nb * 18) as f64 / (us * 1e-6) / 1e9;
+                    println!(
+                        "{wg:>5} {loads:>5} {rows:>4} | {alone:>9.2} {:>8.1} | {b2b:>9.2} {:>8.1}",
+                        gbs(alone),
+                        gbs(b2b)
+                    );
                 }
-                let reps = (a.dispatches as usize / copies).max(1);
-                let mut alone = Vec::new();
-                for _ in 0..3 {
-                    alone.extend(run(true, reps)?.1);
-                }
-                let mut b2b: Vec<f64> =
-                    (0..3).map(|_| run(false, reps.max(4)).map(|r| r.0)).collect::<Result<_, _>>()?;
-                let (alone, b2b) = (median(&mut alone), median(&mut b2b));
-                let gbs = |us: f64| (m * nb * 18) as f64 / (us * 1e-6) / 1e9;
-                println!(
-                    "{wg:>5} {loads:>5} {rows:>4} | {alone:>9.2} {:>8.1} | {b2b:>9.2} {:>8.1}",
-                    gbs(alone),
-                    gbs(b2b)
-                );
             }
         }
     }
