@@ -654,6 +654,15 @@ fn stream_q4_0(dev: &std::sync::Arc<ggvk::vk::Device>, a: &StreamArgs, copies: u
         for &wg in &a.wg {
             for rows in [1u32, 2, 4] {
                 for loads in [1u32, 2, 4] {
+                    // The staged trip (rows x wg x loads blocks of 18 bytes) and the reduction in shared memory.
+                    let shared = if staged { rows * wg * loads * 18 } else { 0 } + rows * wg * 4;
+                    if shared > dev.caps().max_shared_memory {
+                        println!(
+                            "{wg:>5} {loads:>5} {rows:>4} | needs {shared} bytes of shared memory, the device has {}",
+                            dev.caps().max_shared_memory
+                        );
+                        continue;
+                    }
                     let pipeline = dev.pipelines().get(dev, &shader, &[wg, loads, rows])?;
                     let groups = [(m as u32).div_ceil(rows), 1, 1];
                     let mut run = |timed: bool, reps: usize| -> Result<(f64, Vec<f64>), ggvk::Error> {
