@@ -78,6 +78,26 @@ layout(binding = 1) readonly buffer B { float b[]; };
 layout(binding = 1) readonly buffer B4 { vec4 b4[]; };
 #endif
 layout(binding = 2) writeonly buffer D { float d[]; };
+#if defined(A_Q4_0) && defined(INT_DOT)
+// STAGED (Q4_0 on integer dot products; rows on 16-byte boundaries and UNROLL x WG / 4 a multiple of 8 blocks,
+// checked on the host; `GGVK_MATVEC_STAGED`, for measurements): each trip's run of blocks of every row (18 bytes a
+// block, 9 16-byte units per 8 blocks) comes into shared memory by 16-byte loads, the workgroup's invocations
+// spread over its units, and each invocation reads its quarter block from there. The kernel's 16-bit loads (three
+// per quarter block and row) become about one 16-byte load per invocation and row per trip.
+layout(constant_id = 7) const bool STAGED = false;
+const uint ST_BLOCKS = UNROLL * (WG / 4u);
+const uint ST_UNITS = STAGED ? ST_BLOCKS * 18u / 16u : 1u;
+layout(binding = 0) readonly buffer A128 { uvec4 a128[]; };
+shared uvec4 stage[NROWS * ST_UNITS];
+// 32 bits of row r's staged bytes from byte `at` (even).
+uint staged32(uint r, uint at) {
+    const uint w = at >> 2;
+    const uint lo = stage[r * ST_UNITS + (w >> 2)][w & 3u];
+    if ((at & 2u) == 0u) { return lo; }
+    const uint w1 = w + 1u;
+    return (lo >> 16) | (stage[r * ST_UNITS + (w1 >> 2)][w1 & 3u] << 16);
+}
+#endif
 #ifdef FUSE_ADD
 // The ADD that follows the product (graph/fusion.rs): out[row] = d[row] + addend[row] for one column, offsets in
 // floats in pc.pad0 (addend) and pc.pad1 (out); d is still written.
@@ -179,6 +199,44 @@ void main() {
     // (coalesced 16-bit loads); the block's scale is a broadcast load.
     const uint nblocks = pc.k / QK;
     const uint part = tid & 3u;
+#if defined(A_Q4_0) && defined(INT_DOT)
+    if (STAGED) {
+        // Trips are uniform (every invocation takes each one), for the barriers around the staging.
+        const uint last_unit = uint(a128.length()) - 1u;
+        for (uint t0 = 0; t0 < nblocks; t0 += ST_BLOCKS) {
+            const uint u0 = t0 * 18u / 16u;
+            [[unroll]] for (uint r = 0; r < NROWS; ++r) {
+                const uint row_unit = rbase[r] >> 3;
+                for (uint i = tid; i < ST_UNITS; i += WG) {
+                    stage[r * ST_UNITS + i] = a128[min(row_unit + u0 + i, last_unit)];
+                }
+            }
+            barrier();
+            [[unroll]] for (uint u = 0; u < UNROLL; ++u) {
+                // Past the end: the row's last block (staged in this trip) weighed 0.
+                const uint bu = t0 + (tid >> 2) + u * (WG / 4u);
+                const float valid = bu < nblocks ? 1.0 : 0.0;
+                const uint blk = min(bu, nblocks - 1u);
+                const uint at = 18u * (blk - t0);
+                [[unroll]] for (uint c = 0; c < NCOLS; ++c) {
+                    const uint xb = b_base + c * pc.b_col + blk * 10u;
+                    const float dx = uintBitsToFloat(bq[xb]) * valid;
+                    const int x_lo = int(bq[xb + 2u + part]);
+                    const int x_hi = int(bq[xb + 6u + part]);
+                    const float corr = part == 0u ? 8.0 * float(qx_sum(bq[xb + 1u])) : 0.0;
+                    [[unroll]] for (uint r = 0; r < NROWS; ++r) {
+                        const uint w = staged32(r, at + 2u + 4u * part);
+                        const int s = dotPacked4x8EXT(int(w & 0x0F0F0F0Fu), x_lo)
+                            + dotPacked4x8EXT(int((w >> 4) & 0x0F0F0F0Fu), x_hi);
+                        const float dw = f16_bits_to_float(uint16_t(staged32(r, at) & 0xFFFFu));
+                        acc[c * NROWS + r] += dw * dx * (float(s) - corr);
+                    }
+                }
+            }
+            barrier();
+        }
+    } else
+#endif
     for (uint blk0 = tid >> 2; blk0 < nblocks; blk0 += UNROLL * (WG / 4)) {
       [[unroll]] for (uint u = 0; u < UNROLL; ++u) {
         // Past the end: reread the last block (in bounds) and weigh it 0, so the trip has no branch.

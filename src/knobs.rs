@@ -54,6 +54,7 @@ const KNOBS: &[(&str, Kind)] = &[
     ("GGVK_MATVEC_WIDE_K", Kind::Switch),
     ("GGVK_MATVEC_WIDE_F16", Kind::Switch),
     ("GGVK_MATVEC_WORDS32", Kind::Switch),
+    ("GGVK_MATVEC_STAGED", Kind::Switch),
     ("GGVK_MATVEC_DQ_SPAN16", Kind::Switch),
     ("GGVK_INT_DOT_BLOCK32", Kind::Switch),
     ("GGVK_INT_DOT_KQUANT_MORE", Kind::Switch),

@@ -33,7 +33,7 @@ pub(crate) use matvec::{
 pub use matvec::{block32_int_dot, matvec_config, uses_int_dot, MatVecConfig};
 use matvec::{
     dq_shader, int_dot_on, int_dot_shaders, kquant_int_dot_shaders, kquant_matvec_shaders, kquant_wide_unit,
-    matvec_shaders, matvec_shaders_for, record_int_dot, words32_idot_shaders,
+    matvec_shaders, matvec_shaders_for, record_int_dot, staged_q4_0, words32_idot_shaders,
 };
 pub use operands::reads_f16_copy;
 use operands::tiled_reads_q8;
@@ -410,12 +410,13 @@ fn record_piece(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor, ep
         let wg = matvec_workgroup(caps, matvec_kernel_type(a), cfg, p.k, p.n);
         let (gx, gy) = split_groups(u64::from(p.m.div_ceil(rows)), caps.max_workgroup_count[0])?;
         if let Some((sg, shmem)) = int_dot {
+            let staged = staged_q4_0(caps, a.ty, &p, (wg, rows, unroll));
             return record_int_dot(
                 rec,
                 b,
                 &bindings,
                 p,
-                [wg, 1, 1, rows, 1, unroll, p.n],
+                [wg, 1, 1, rows, 1, unroll, p.n, staged as u32],
                 if use_sg { sg } else { shmem },
                 [gx, gy, batches],
                 (if fuse { epi } else { Epilogue::None }, a.ty),
