@@ -468,8 +468,10 @@ fn stream(a: StreamArgs) -> Result<(), ggvk::Error> {
         b.write(0, &data)?;
         srcs.push(b);
     }
+    // Each copy's sums at their own 256-byte aligned offset (a storage binding's offset alignment), m words each.
     let sums_bytes = m * 4;
-    let sums = Buffer::new(&dev, sums_bytes * copies as u64, "stream sums")?;
+    let sums_stride = sums_bytes.next_multiple_of(256);
+    let sums = Buffer::new(&dev, sums_stride * copies as u64, "stream sums")?;
     let dst = Buffer::new(&dev, bytes, "stream copy destination")?;
     let shader = Shader { name: "stream_probe", spirv: ggvk::ops::spirv::STREAM_PROBE, bindings: 3, push_size: 8 };
     let push: Vec<u8> = [row_bytes as u32, m as u32].iter().flat_map(|v| v.to_le_bytes()).collect();
@@ -498,7 +500,7 @@ fn stream(a: StreamArgs) -> Result<(), ggvk::Error> {
                 let c = i % copies;
                 let bindings = [
                     binding(&srcs[c], 0, bytes, false),
-                    binding(&sums, c as u64 * sums_bytes, sums_bytes, true),
+                    binding(&sums, c as u64 * sums_stride, sums_bytes, true),
                     binding(&dst, 0, bytes, copy),
                 ];
                 rec.dispatch("stream", &pipeline, &bindings, &push, groups)?;
@@ -512,7 +514,7 @@ fn stream(a: StreamArgs) -> Result<(), ggvk::Error> {
         run(false, 1)?;
         let mut got = vec![0u8; sums_bytes as usize];
         for c in 0..copies {
-            sums.read(c as u64 * sums_bytes, &mut got)?;
+            sums.read(c as u64 * sums_stride, &mut got)?;
             let ok = got.chunks_exact(4).map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]])).eq(want.iter().copied());
             if !ok {
                 return Err(ggvk::Error::Internal(format!(
