@@ -492,26 +492,15 @@ fn stream(a: StreamArgs) -> Result<(), ggvk::Error> {
         let pipeline = dev.pipelines().get(&dev, &shader, &[wg, width, loads, rows, u32::from(copy)])?;
         let groups = [(m as u32).div_ceil(rows), 1, 1];
         // The copy writes one destination (its dispatches wait for each other); the reads write disjoint sums.
-        // Host microseconds per dispatch, and with `timed` each dispatch's GPU time.
-        let mut run = |timed: bool, reps: usize| -> Result<(f64, Vec<f64>), ggvk::Error> {
-            let n = copies * reps;
-            let mut rec = stream.begin(timed.then_some(n as u32), 0, 0)?;
-            for i in 0..n {
-                let c = i % copies;
-                let bindings = [
-                    binding(&srcs[c], 0, bytes, false),
-                    binding(&sums, c as u64 * sums_stride, sums_bytes, true),
-                    binding(&dst, 0, bytes, copy),
-                ];
-                rec.dispatch("stream", &pipeline, &bindings, &push, groups)?;
-            }
-            let t = Instant::now();
-            rec.submit()?;
-            stream.synchronize()?;
-            let host = t.elapsed().as_secs_f64() * 1e6 / n as f64;
-            Ok((host, if timed { stream.last_times().iter().map(|t| t.micros).collect() } else { Vec::new() }))
+        let bindings = |c: usize| {
+            vec![
+                binding(&srcs[c], 0, bytes, false),
+                binding(&sums, c as u64 * sums_stride, sums_bytes, true),
+                binding(&dst, 0, bytes, copy),
+            ]
         };
-        run(false, 1)?;
+        let rotation = Rotation { pipeline: &pipeline, push: &push, groups, copies, bindings: &bindings };
+        rotation.submit(&mut stream, 1, false)?;
         let mut got = vec![0u8; sums_bytes as usize];
         for c in 0..copies {
             sums.read(c as u64 * sums_stride, &mut got)?;
@@ -529,13 +518,7 @@ fn stream(a: StreamArgs) -> Result<(), ggvk::Error> {
                 return Err(ggvk::Error::Internal(format!("stream {cfg:?}: the copy differs from its source")));
             }
         }
-        let reps = (a.dispatches as usize / copies).max(1);
-        let mut alone = Vec::new();
-        for _ in 0..3 {
-            alone.extend(run(true, reps)?.1);
-        }
-        let mut b2b: Vec<f64> = (0..3).map(|_| run(false, reps.max(4)).map(|r| r.0)).collect::<Result<_, _>>()?;
-        let (alone, b2b) = (median(&mut alone), median(&mut b2b));
+        let (alone, b2b) = rotation.alone_and_back_to_back(&mut stream, a.dispatches)?;
         let moved = bytes as f64 * if copy { 2.0 } else { 1.0 };
         let gbs = |us: f64| moved / (us * 1e-6) / 1e9;
         println!(
@@ -667,34 +650,22 @@ fn stream_q4_0(dev: &std::sync::Arc<ggvk::vk::Device>, a: &StreamArgs, copies: u
                     }
                     let pipeline = dev.pipelines().get(dev, &shader, &[wg, loads, rows])?;
                     let groups = [(m as u32).div_ceil(rows), 1, 1];
-                    let mut run = |timed: bool, reps: usize| -> Result<(f64, Vec<f64>), ggvk::Error> {
-                        let n = copies * reps;
-                        let mut rec = stream.begin(timed.then_some(n as u32), 0, 0)?;
-                        for i in 0..n {
-                            let c = i % copies;
-                            let mut bindings = if staged {
-                                vec![whole(&srcs[c], 0, bytes.len() as u64, false)]
-                            } else {
-                                vec![
-                                    whole(&srcs[c], 0, (m * nb * 16) as u64, false),
-                                    whole(&srcs[c], scales_at, (m * nb * 2) as u64, false),
-                                ]
-                            };
-                            bindings.push(whole(&x_codes, 0, x_codes.size(), false));
-                            bindings.push(whole(&x_ds, 0, x_ds.size(), false));
-                            bindings.push(whole(&out, c as u64 * out_bytes, (m * 4) as u64, true));
-                            rec.dispatch("q4_0", &pipeline, &bindings, &push, groups)?;
-                        }
-                        let t = Instant::now();
-                        rec.submit()?;
-                        stream.synchronize()?;
-                        let host = t.elapsed().as_secs_f64() * 1e6 / n as f64;
-                        Ok((
-                            host,
-                            if timed { stream.last_times().iter().map(|t| t.micros).collect() } else { Vec::new() },
-                        ))
+                    let bindings = |c: usize| {
+                        let mut v = if staged {
+                            vec![whole(&srcs[c], 0, bytes.len() as u64, false)]
+                        } else {
+                            vec![
+                                whole(&srcs[c], 0, (m * nb * 16) as u64, false),
+                                whole(&srcs[c], scales_at, (m * nb * 2) as u64, false),
+                            ]
+                        };
+                        v.push(whole(&x_codes, 0, x_codes.size(), false));
+                        v.push(whole(&x_ds, 0, x_ds.size(), false));
+                        v.push(whole(&out, c as u64 * out_bytes, (m * 4) as u64, true));
+                        v
                     };
-                    run(false, 1)?;
+                    let rotation = Rotation { pipeline: &pipeline, push: &push, groups, copies, bindings: &bindings };
+                    rotation.submit(&mut stream, 1, false)?;
                     let mut got = vec![0u8; m * 4];
                     for c in 0..copies {
                         out.read(c as u64 * out_bytes, &mut got)?;
@@ -711,14 +682,7 @@ fn stream_q4_0(dev: &std::sync::Arc<ggvk::vk::Device>, a: &StreamArgs, copies: u
                             }
                         }
                     }
-                    let reps = (a.dispatches as usize / copies).max(1);
-                    let mut alone = Vec::new();
-                    for _ in 0..3 {
-                        alone.extend(run(true, reps)?.1);
-                    }
-                    let mut b2b: Vec<f64> =
-                        (0..3).map(|_| run(false, reps.max(4)).map(|r| r.0)).collect::<Result<_, _>>()?;
-                    let (alone, b2b) = (median(&mut alone), median(&mut b2b));
+                    let (alone, b2b) = rotation.alone_and_back_to_back(&mut stream, a.dispatches)?;
                     let gbs = |us: f64| (m * nb * 18) as f64 / (us * 1e-6) / 1e9;
                     println!(
                         "{wg:>5} {loads:>5} {rows:>4} | {alone:>9.2} {:>8.1} | {b2b:>9.2} {:>8.1}",
@@ -730,6 +694,55 @@ fn stream_q4_0(dev: &std::sync::Arc<ggvk::vk::Device>, a: &StreamArgs, copies: u
         }
     }
     Ok(())
+}
+
+/// One `ggvk stream` configuration: its pipeline, push constants and grid, and the bindings of the dispatch that
+/// reads copy `c` of `copies`.
+struct Rotation<'a> {
+    pipeline: &'a std::sync::Arc<ggvk::vk::pipeline::Pipeline>,
+    push: &'a [u8],
+    groups: [u32; 3],
+    copies: usize,
+    bindings: &'a dyn Fn(usize) -> Vec<ggvk::vk::Binding>,
+}
+
+impl Rotation<'_> {
+    /// `copies * reps` dispatches in one submission, cycling through the copies, each timed if `timed`: the host
+    /// microseconds per dispatch (submission to completion) and each dispatch's GPU time.
+    fn submit(
+        &self,
+        stream: &mut ggvk::vk::CommandStream,
+        reps: usize,
+        timed: bool,
+    ) -> Result<(f64, Vec<f64>), ggvk::Error> {
+        let n = self.copies * reps;
+        let mut rec = stream.begin(timed.then_some(n as u32), 0, 0)?;
+        for i in 0..n {
+            rec.dispatch("stream", self.pipeline, &(self.bindings)(i % self.copies), self.push, self.groups)?;
+        }
+        let t = Instant::now();
+        rec.submit()?;
+        stream.synchronize()?;
+        let host = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+        Ok((host, if timed { stream.last_times().iter().map(|t| t.micros).collect() } else { Vec::new() }))
+    }
+
+    /// The median GPU time of a dispatch alone (timestamps around each, three submissions) and the median host time
+    /// per dispatch back to back (three submissions without them), about `dispatches` dispatches a submission.
+    fn alone_and_back_to_back(
+        &self,
+        stream: &mut ggvk::vk::CommandStream,
+        dispatches: u32,
+    ) -> Result<(f64, f64), ggvk::Error> {
+        let reps = (dispatches as usize / self.copies).max(1);
+        let mut alone = Vec::new();
+        for _ in 0..3 {
+            alone.extend(self.submit(stream, reps, true)?.1);
+        }
+        let mut b2b =
+            (0..3).map(|_| self.submit(stream, reps.max(4), false).map(|r| r.0)).collect::<Result<Vec<_>, _>>()?;
+        Ok((median(&mut alone), median(&mut b2b)))
+    }
 }
 
 struct StreamArgs {
