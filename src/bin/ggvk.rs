@@ -446,7 +446,11 @@ fn stream(a: StreamArgs) -> Result<(), ggvk::Error> {
         bytes as f64 / (1 << 20) as f64,
         if copies == 1 { "y" } else { "ies" },
         (bytes * copies as u64) as f64 / (1 << 20) as f64,
-        if a.resident { ", cache-resident" } else { ", rotated so every read comes from memory" }
+        if copies == 1 {
+            ", one copy: cache-resident where it fits"
+        } else {
+            ", rotated so every read comes from memory"
+        }
     );
     // Bytes that never sum to zero by accident; every copy holds the same, so every run's sums are the same.
     let mut s = 0x9e37_79b9_7f4a_7c15u64;
