@@ -255,8 +255,8 @@ tbo_subset sort "ARGSORT,TOP_K" -- -o ARGSORT,TOP_K -p 'ne=\[[0-9]{1,5},'
 step "test-backend-ops -b GGVK0 -o MUL_MAT with f32 activations (GGVK_INT_DOT=0)"
 tbo_subset idot "(f32 activations)" GGVK_INT_DOT=0 -- -o MUL_MAT -p "$NOT_NEW"
 
-step "test-backend-ops -b GGVK0 -o MUL_MAT, Q4_0 mat-vecs staging their blocks through shared memory (GGVK_MATVEC_STAGED=1)"
-tbo_subset staged "(Q4_0 staged)" GGVK_MATVEC_STAGED=1 -- -o MUL_MAT -p 'type_a=q4_0,'
+step "test-backend-ops -b GGVK0 -o MUL_MAT, 32-value block mat-vecs staging their blocks in shared memory (GGVK_MATVEC_STAGED=1)"
+tbo_subset staged "(staged blocks)" GGVK_MATVEC_STAGED=1 -- -o MUL_MAT -p 'type_a=(q4_0|q8_0|q4_1|q5_0|q5_1|iq4_nl),'
 
 step "test-backend-ops -b GGVK0 -o MUL_MAT, 4-bit level-table weights in mat-vec workgroups of 8 (GGVK_MATVEC_WG=8)"
 tbo_subset wg8 "(mat-vec workgroups of 8)" GGVK_MATVEC_WG=8 -- -o MUL_MAT \

@@ -78,26 +78,6 @@ layout(binding = 1) readonly buffer B { float b[]; };
 layout(binding = 1) readonly buffer B4 { vec4 b4[]; };
 #endif
 layout(binding = 2) writeonly buffer D { float d[]; };
-#if defined(A_Q4_0) && defined(INT_DOT)
-// STAGED (Q4_0 on integer dot products; rows on 16-byte boundaries and UNROLL x WG / 4 a multiple of 8 blocks,
-// checked on the host; `GGVK_MATVEC_STAGED`, for measurements): each trip's run of blocks of every row (18 bytes a
-// block, 9 16-byte units per 8 blocks) comes into shared memory by 16-byte loads, the workgroup's invocations
-// spread over its units, and each invocation reads its quarter block from there. The kernel's 16-bit loads (three
-// per quarter block and row) become about one 16-byte load per invocation and row per trip.
-layout(constant_id = 7) const bool STAGED = false;
-const uint ST_BLOCKS = UNROLL * (WG / 4u);
-const uint ST_UNITS = STAGED ? ST_BLOCKS * 18u / 16u : 1u;
-layout(binding = 0) readonly buffer A128 { uvec4 a128[]; };
-shared uvec4 stage[NROWS * ST_UNITS];
-// 32 bits of row r's staged bytes from byte `at` (even).
-uint staged32(uint r, uint at) {
-    const uint w = at >> 2;
-    const uint lo = stage[r * ST_UNITS + (w >> 2)][w & 3u];
-    if ((at & 2u) == 0u) { return lo; }
-    const uint w1 = w + 1u;
-    return (lo >> 16) | (stage[r * ST_UNITS + (w1 >> 2)][w1 & 3u] << 16);
-}
-#endif
 #ifdef FUSE_ADD
 // The ADD that follows the product (graph/fusion.rs): out[row] = d[row] + addend[row] for one column, offsets in
 // floats in pc.pad0 (addend) and pc.pad1 (out); d is still written.
@@ -164,6 +144,61 @@ uint a_bytes4(uint i) {
 #endif
 #endif
 
+#if defined(INT_DOT) && (defined(A_Q4_0) || defined(A_Q8_0) || (defined(QX_LEGACY) && !defined(A_MXFP4)))
+// STAGED (the 32-value block kernels on integer dot products but MXFP4's; rows on 16-byte boundaries and UNROLL x
+// WG / 4 a multiple of 8 blocks, checked on the host; `GGVK_MATVEC_STAGED`, for measurements): each trip's run of
+// blocks of every row (an even number of bytes a block, so 8 blocks are whole 16-byte units) comes into shared
+// memory by 16-byte loads, the workgroup's invocations spread over its units, and the invocations read their
+// quarter blocks from there (WA, WA32) instead of from memory: per row and trip about one 16-byte load an
+// invocation instead of three to five 2-byte ones. Without it the reads are the kernel's own.
+#define STAGE_KERNEL 1
+#if defined(A_Q4_0)
+#define ST_BLOCK_WORDS Q4_0_WORDS
+#elif defined(A_Q8_0)
+#define ST_BLOCK_WORDS Q8_0_WORDS
+#else
+#define ST_BLOCK_WORDS QX_A_WORDS
+#endif
+layout(constant_id = 7) const bool STAGED = false;
+// Blocks a row per trip, their 16-bit words and their 16-byte units.
+const uint ST_BLOCKS = UNROLL * (WG / 4u);
+const uint ST_UNITS = STAGED ? ST_BLOCKS * ST_BLOCK_WORDS / 8u : 1u;
+layout(binding = 0) readonly buffer A128 { uvec4 a128[]; };
+shared uvec4 stage[NROWS * ST_UNITS];
+// Each row's first 16-bit word (an index into a) in the trip staged now.
+uint st_first[NROWS];
+
+// Row r's staged 16-byte units of the trip from block t0 (`row_word`: the row's first 16-bit word, a multiple of 8).
+void stage_trip(uint r, uint row_word, uint t0) {
+    st_first[r] = row_word + t0 * ST_BLOCK_WORDS;
+    const uint first = st_first[r] >> 3;
+    const uint last = uint(a128.length()) - 1u;
+    for (uint i = gl_LocalInvocationID.x; i < ST_UNITS; i += WG) {
+        stage[r * ST_UNITS + i] = a128[min(first + i, last)];
+    }
+}
+
+// 16-bit word i of a (within row r's staged trip under STAGED).
+uint16_t wa16(uint r, uint i) {
+    if (!STAGED) { return a[i]; }
+    const uint j = i - st_first[r];
+    return uint16_t(stage[r * ST_UNITS + (j >> 3)][(j >> 1) & 3u] >> (16u * (j & 1u)));
+}
+#define WA(r, i) wa16(r, i)
+#ifdef A_WORDS32
+// 32-bit word w of a32 (within row r's staged trip under STAGED).
+uint wa32(uint r, uint w) {
+    if (!STAGED) { return a32[w]; }
+    const uint j = 2u * w - st_first[r];
+    return stage[r * ST_UNITS + (j >> 3)][(j >> 1) & 3u];
+}
+#define WA32(r, w) wa32(r, w)
+#endif
+#else
+#define WA(r, i) a[i]
+#define WA32(r, w) a32[w]
+#endif
+
 void main() {
 #ifdef FUSE_ROPE
     matvec_rope_prologue();
@@ -199,45 +234,20 @@ void main() {
     // (coalesced 16-bit loads); the block's scale is a broadcast load.
     const uint nblocks = pc.k / QK;
     const uint part = tid & 3u;
-#if defined(A_Q4_0) && defined(INT_DOT)
-    if (STAGED) {
-        // Trips are uniform (every invocation takes each one), for the barriers around the staging.
-        const uint last_unit = uint(a128.length()) - 1u;
-        for (uint t0 = 0; t0 < nblocks; t0 += ST_BLOCKS) {
-            const uint u0 = t0 * 18u / 16u;
-            [[unroll]] for (uint r = 0; r < NROWS; ++r) {
-                const uint row_unit = rbase[r] >> 3;
-                for (uint i = tid; i < ST_UNITS; i += WG) {
-                    stage[r * ST_UNITS + i] = a128[min(row_unit + u0 + i, last_unit)];
-                }
-            }
-            barrier();
-            [[unroll]] for (uint u = 0; u < UNROLL; ++u) {
-                // Past the end: the row's last block (staged in this trip) weighed 0.
-                const uint bu = t0 + (tid >> 2) + u * (WG / 4u);
-                const float valid = bu < nblocks ? 1.0 : 0.0;
-                const uint blk = min(bu, nblocks - 1u);
-                const uint at = 18u * (blk - t0);
-                [[unroll]] for (uint c = 0; c < NCOLS; ++c) {
-                    const uint xb = b_base + c * pc.b_col + blk * 10u;
-                    const float dx = uintBitsToFloat(bq[xb]) * valid;
-                    const int x_lo = int(bq[xb + 2u + part]);
-                    const int x_hi = int(bq[xb + 6u + part]);
-                    const float corr = part == 0u ? 8.0 * float(qx_sum(bq[xb + 1u])) : 0.0;
-                    [[unroll]] for (uint r = 0; r < NROWS; ++r) {
-                        const uint w = staged32(r, at + 2u + 4u * part);
-                        const int s = dotPacked4x8EXT(int(w & 0x0F0F0F0Fu), x_lo)
-                            + dotPacked4x8EXT(int((w >> 4) & 0x0F0F0F0Fu), x_hi);
-                        const float dw = f16_bits_to_float(uint16_t(staged32(r, at) & 0xFFFFu));
-                        acc[c * NROWS + r] += dw * dx * (float(s) - corr);
-                    }
-                }
-            }
-            barrier();
-        }
-    } else
-#endif
+#ifdef STAGE_KERNEL
+    // Under STAGED every invocation takes every trip (the staging's barriers); without it an invocation stops after
+    // its last block, as the loop below does.
+    for (uint t0 = 0; t0 < nblocks; t0 += ST_BLOCKS) {
+      const uint blk0 = t0 + (tid >> 2);
+      if (STAGED) {
+        [[unroll]] for (uint r = 0; r < NROWS; ++r) { stage_trip(r, rbase[r], t0); }
+        barrier();
+      } else if (blk0 >= nblocks) {
+        break;
+      }
+#else
     for (uint blk0 = tid >> 2; blk0 < nblocks; blk0 += UNROLL * (WG / 4)) {
+#endif
       [[unroll]] for (uint u = 0; u < UNROLL; ++u) {
         // Past the end: reread the last block (in bounds) and weigh it 0, so the trip has no branch.
         const uint bu = blk0 + u * (WG / 4);
@@ -255,9 +265,9 @@ void main() {
         const float corr = part == 0u ? 8.0 * float(qx_sum(bq[xb + 1u])) : 0.0;
         [[unroll]] for (uint r = 0; r < NROWS; ++r) {
             const uint base = rbase[r] + blk * Q4_0_WORDS;
-            const uint w = uint(a[base + 1 + 2 * part]) | (uint(a[base + 2 + 2 * part]) << 16);
+            const uint w = uint(WA(r, base + 1 + 2 * part)) | (uint(WA(r, base + 2 + 2 * part)) << 16);
             const int s = dotPacked4x8EXT(int(w & 0x0F0F0F0Fu), x_lo) + dotPacked4x8EXT(int((w >> 4) & 0x0F0F0F0Fu), x_hi);
-            acc[c * NROWS + r] += f16_bits_to_float(a[base]) * dx * (float(s) - corr);
+            acc[c * NROWS + r] += f16_bits_to_float(WA(r, base)) * dx * (float(s) - corr);
         }
         }
 #elif defined(QX_LEGACY)
@@ -281,21 +291,21 @@ void main() {
 #elif defined(A_WORDS32)
             const uint base = rbase[r] + blk * QX_A_WORDS;
             const uint w32 = base >> 1;
-            const uint dm = a32[w32];
+            const uint dm = WA32(r, w32);
             const float dw = f16_bits_to_float(uint16_t(dm & 0xFFFFu));
-            const uint qs = a32[w32 + QS_WORD / 2u + part];
+            const uint qs = WA32(r, w32 + QS_WORD / 2u + part);
 #else
             const uint base = rbase[r] + blk * QX_A_WORDS;
-            const float dw = f16_bits_to_float(a[base]);
-            const uint qs = uint(a[base + QS_WORD + 2u * part]) | (uint(a[base + QS_WORD + 1u + 2u * part]) << 16);
+            const float dw = f16_bits_to_float(WA(r, base));
+            const uint qs = uint(WA(r, base + QS_WORD + 2u * part)) | (uint(WA(r, base + QS_WORD + 1u + 2u * part)) << 16);
 #endif
             uint lo = qs & 0x0F0F0F0Fu;
             uint hi = (qs >> 4) & 0x0F0F0F0Fu;
 #if defined(A_Q5_0) || defined(A_Q5_1)
 #ifdef A_WORDS32
-            const uint qh = a32[w32 + QH_WORD / 2u];
+            const uint qh = WA32(r, w32 + QH_WORD / 2u);
 #else
-            const uint qh = uint(a[base + QH_WORD]) | (uint(a[base + QH_WORD + 1u]) << 16);
+            const uint qh = uint(WA(r, base + QH_WORD)) | (uint(WA(r, base + QH_WORD + 1u)) << 16);
 #endif
             lo |= spread4(qh >> (4u * part));
             hi |= spread4(qh >> (16u + 4u * part));
@@ -315,7 +325,7 @@ void main() {
 #ifdef A_WORDS32
             const float ms = part == 0u ? f16_bits_to_float(uint16_t(dm >> 16)) * s_x : 0.0;
 #else
-            const float ms = part == 0u ? f16_bits_to_float(a[base + 1u]) * s_x : 0.0;
+            const float ms = part == 0u ? f16_bits_to_float(WA(r, base + 1u)) * s_x : 0.0;
 #endif
             acc[c * NROWS + r] += dx * (dw * float(s)) + valid * ms;
 #else
@@ -329,10 +339,10 @@ void main() {
         [[unroll]] for (uint r = 0; r < NROWS; ++r) {
             const uint blkbase = rbase[r] + blk * Q8_0_WORDS;
             const uint base = blkbase + 1 + 4 * part;
-            const uint w0 = uint(a[base]) | (uint(a[base + 1]) << 16);
-            const uint w1 = uint(a[base + 2]) | (uint(a[base + 3]) << 16);
+            const uint w0 = uint(WA(r, base)) | (uint(WA(r, base + 1)) << 16);
+            const uint w1 = uint(WA(r, base + 2)) | (uint(WA(r, base + 3)) << 16);
             const int s = dotPacked4x8EXT(int(w0), x0) + dotPacked4x8EXT(int(w1), x1);
-            acc[c * NROWS + r] += f16_bits_to_float(a[blkbase]) * dx * float(s);
+            acc[c * NROWS + r] += f16_bits_to_float(WA(r, blkbase)) * dx * float(s);
         }
         }
 #endif
@@ -385,6 +395,9 @@ void main() {
         }
 #endif
       }
+#ifdef STAGE_KERNEL
+      if (STAGED) { barrier(); }
+#endif
     }
 #elif defined(WIDE16)
     for (uint g = tid; g < pc.k / 8u; g += WG) {

@@ -423,22 +423,27 @@ pub fn uses_int_dot(device: &Device, a: &Tensor, b: &Tensor) -> bool {
         || tiled_reads_q8(device, a, b)
 }
 
-/// Whether the Q4_0 integer-dot mat-vec of `p` in a `(wg, rows, unroll)` workgroup stages each trip's blocks through
-/// shared memory by 16-byte loads (`mul_mat_vec.comp` `STAGED`): `GGVK_MATVEC_STAGED=1` (read once per process; off
-/// by default until measured on a GPU) where [`staged_fits`].
-pub(super) fn staged_q4_0(caps: &Capabilities, ty: GgmlType, p: &MatMulPush, shape: (u32, u32, u32)) -> bool {
+/// Whether the integer-dot mat-vec of `ty` weights (the 32-value block types but MXFP4, whose 17-byte blocks need 16
+/// a trip) for `p` in a `(wg, rows, unroll)` workgroup stages each trip's blocks through shared memory by 16-byte
+/// loads (`mul_mat_vec.comp` `STAGED`): `GGVK_MATVEC_STAGED=1` (read once per process; off by default until
+/// measured on a GPU) where [`staged_fits`].
+pub(super) fn staged_block32(caps: &Capabilities, ty: GgmlType, p: &MatMulPush, shape: (u32, u32, u32)) -> bool {
     static KNOB: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    ty == GgmlType::Q4_0
+    let staged_type = matches!(
+        ty,
+        GgmlType::Q4_0 | GgmlType::Q8_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1 | GgmlType::IQ4_NL
+    );
+    staged_type
         && *KNOB.get_or_init(|| crate::knobs::switch("GGVK_MATVEC_STAGED", false))
-        && staged_fits(caps.max_shared_memory, p, shape)
+        && staged_fits(caps.max_shared_memory, ty.type_size() as u32, p, shape)
 }
 
-/// The staged kernel's conditions: rows on 16-byte boundaries (so each row's trips start on 16-byte units), trips of
-/// a multiple of 8 blocks (9 units per 8 blocks of 18 bytes), and the staged trip of every row beside the reduction
-/// within `max_shared` bytes of shared memory.
-fn staged_fits(max_shared: u32, p: &MatMulPush, (wg, rows, unroll): (u32, u32, u32)) -> bool {
+/// The staged kernel's conditions for blocks of `block_bytes` (even): rows on 16-byte boundaries (so each row's
+/// trips start on 16-byte units), trips of a multiple of 8 blocks (whole 16-byte units), and the staged trip of
+/// every row beside the reduction within `max_shared` bytes of shared memory.
+fn staged_fits(max_shared: u32, block_bytes: u32, p: &MatMulPush, (wg, rows, unroll): (u32, u32, u32)) -> bool {
     let blocks = unroll * (wg / 4);
-    a_aligned_16(p) && blocks % 8 == 0 && rows * blocks * 18 + p.n * rows * wg * 4 <= max_shared
+    a_aligned_16(p) && blocks % 8 == 0 && rows * blocks * block_bytes + p.n * rows * wg * 4 <= max_shared
 }
 
 /// Quantize b into scratch, then run the integer-dot mat-vec over it (with the ADD of `add` where a fused kernel
@@ -540,18 +545,20 @@ mod tests {
     }
 
     #[test]
-    fn staged_q4_0_needs_16_byte_rows_whole_trips_and_the_shared_memory() {
+    fn staged_block32_needs_16_byte_rows_whole_trips_and_the_shared_memory() {
         // A 4096 x 14336 Q4_0 weight: 448 blocks of 9 16-bit words a row (8,064 bytes, 16-byte aligned).
         let p = MatMulPush { n: 1, k: 14336, a_row: 9 * 448, a_s2: 9 * 448 * 4096, ..Default::default() };
         // 128 invocations x 4 rows x 2 blocks a trip: 64 blocks (1,152 bytes) a row, 4,608 staged + 2,048 reduced.
-        assert!(staged_fits(48 * 1024, &p, (128, 4, 2)));
-        assert!(!staged_fits(6655, &p, (128, 4, 2)), "staging and reduction exceed the shared memory");
-        assert!(staged_fits(6656, &p, (128, 4, 2)));
-        assert!(!staged_fits(48 * 1024, &p, (16, 4, 1)), "a trip of 4 blocks is not whole 16-byte units");
-        assert!(!staged_fits(48 * 1024, &MatMulPush { a_off: 9, ..p }, (128, 4, 2)), "a view one block in");
-        assert!(staged_fits(48 * 1024, &MatMulPush { a_off: 9 * 8, ..p }, (128, 4, 2)), "eight blocks in");
+        assert!(staged_fits(48 * 1024, 18, &p, (128, 4, 2)));
+        assert!(!staged_fits(6655, 18, &p, (128, 4, 2)), "staging and reduction exceed the shared memory");
+        assert!(staged_fits(6656, 18, &p, (128, 4, 2)));
+        // Q8_0's 34-byte blocks stage 8,704 bytes for the same shape.
+        assert!(!staged_fits(10751, 34, &p, (128, 4, 2)) && staged_fits(10752, 34, &p, (128, 4, 2)));
+        assert!(!staged_fits(48 * 1024, 18, &p, (16, 4, 1)), "a trip of 4 blocks is not whole 16-byte units");
+        assert!(!staged_fits(48 * 1024, 18, &MatMulPush { a_off: 9, ..p }, (128, 4, 2)), "a view one block in");
+        assert!(staged_fits(48 * 1024, 18, &MatMulPush { a_off: 9 * 8, ..p }, (128, 4, 2)), "eight blocks in");
         // Rows of 14 blocks (252 bytes) leave every other row off 16-byte boundaries.
-        assert!(!staged_fits(48 * 1024, &MatMulPush { k: 448, a_row: 9 * 14, ..p }, (128, 4, 2)));
+        assert!(!staged_fits(48 * 1024, 18, &MatMulPush { k: 448, a_row: 9 * 14, ..p }, (128, 4, 2)));
     }
 
     #[test]

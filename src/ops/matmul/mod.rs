@@ -33,7 +33,7 @@ pub(crate) use matvec::{
 pub use matvec::{block32_int_dot, matvec_config, uses_int_dot, MatVecConfig};
 use matvec::{
     dq_shader, int_dot_on, int_dot_shaders, kquant_int_dot_shaders, kquant_matvec_shaders, kquant_wide_unit,
-    matvec_shaders, matvec_shaders_for, record_int_dot, staged_q4_0, words32_idot_shaders,
+    matvec_shaders, matvec_shaders_for, record_int_dot, staged_block32, words32_idot_shaders,
 };
 pub use operands::reads_f16_copy;
 use operands::tiled_reads_q8;
@@ -410,7 +410,7 @@ fn record_piece(rec: &mut Recorder<'_>, a: &Tensor, b: &Tensor, dst: &Tensor, ep
         let wg = matvec_workgroup(caps, matvec_kernel_type(a), cfg, p.k, p.n);
         let (gx, gy) = split_groups(u64::from(p.m.div_ceil(rows)), caps.max_workgroup_count[0])?;
         if let Some((sg, shmem)) = int_dot {
-            let staged = staged_q4_0(caps, a.ty, &p, (wg, rows, unroll));
+            let staged = staged_block32(caps, a.ty, &p, (wg, rows, unroll));
             return record_int_dot(
                 rec,
                 b,
