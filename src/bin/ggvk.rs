@@ -238,13 +238,24 @@ fn bench(a: Args) -> Result<(), ggvk::Error> {
 
 /// Deterministic pseudo-random values in [-1, 1).
 fn rng(seed: u64) -> impl FnMut() -> f32 {
+    let mut next = xorshift(seed);
+    move || ((next() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+}
+
+/// Deterministic pseudo-random 64-bit words (xorshift64).
+fn xorshift(seed: u64) -> impl FnMut() -> u64 {
     let mut s = seed;
     move || {
         s ^= s << 13;
         s ^= s >> 7;
         s ^= s << 17;
-        ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        s
     }
+}
+
+/// A storage binding of `range` bytes of `buffer` from `offset`, touching exactly those bytes.
+fn window(buffer: &std::sync::Arc<ggvk::vk::Buffer>, offset: u64, range: u64, write: bool) -> ggvk::vk::Binding {
+    ggvk::vk::Binding { buffer: buffer.clone(), offset, range, touched: (offset, offset + range), write }
 }
 
 /// `m` rows of `k` random values quantized to `ty`; for types without a CPU quantizer (the K-quants) random blocks
@@ -435,7 +446,7 @@ fn peak(device: Option<usize>) -> Result<(), ggvk::Error> {
 /// are checked against the host's. The shader copy (`copy`) is the
 /// reference rate: its bytes read plus written.
 fn stream(a: StreamArgs) -> Result<(), ggvk::Error> {
-    use ggvk::vk::{Binding, Buffer, CommandStream, Device, Shader};
+    use ggvk::vk::{Buffer, CommandStream, Device, Shader};
     let dev = Device::open(a.device)?;
     println!("{}", dev.describe());
     let (m, row_bytes) = (a.m, a.row_bytes);
@@ -453,15 +464,8 @@ fn stream(a: StreamArgs) -> Result<(), ggvk::Error> {
         }
     );
     // Bytes that never sum to zero by accident; every copy holds the same, so every run's sums are the same.
-    let mut s = 0x9e37_79b9_7f4a_7c15u64;
-    let data: Vec<u8> = (0..bytes)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 32) as u8
-        })
-        .collect();
+    let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
+    let data: Vec<u8> = (0..bytes).map(|_| (next() >> 32) as u8).collect();
     let want: Vec<u32> = data
         .chunks_exact(row_bytes as usize)
         .map(|row| row.chunks_exact(2).fold(0u32, |t, h| t.wrapping_add(u32::from(u16::from_le_bytes([h[0], h[1]])))))
@@ -480,13 +484,6 @@ fn stream(a: StreamArgs) -> Result<(), ggvk::Error> {
     let shader = Shader { name: "stream_probe", spirv: ggvk::ops::spirv::STREAM_PROBE, bindings: 3, push_size: 8 };
     let push: Vec<u8> = [row_bytes as u32, m as u32].iter().flat_map(|v| v.to_le_bytes()).collect();
     let mut stream = CommandStream::new(&dev)?;
-    let binding = |buffer: &std::sync::Arc<Buffer>, offset: u64, range: u64, write: bool| Binding {
-        buffer: buffer.clone(),
-        offset,
-        range,
-        touched: (offset, offset + range),
-        write,
-    };
     println!(
         "{:>5} {:>5} {:>5} {:>4} {:>5} | {:>9} {:>8} | {:>9} {:>8}",
         "wg", "width", "loads", "rows", "copy", "alone us", "GB/s", "b2b us", "GB/s"
@@ -498,9 +495,9 @@ fn stream(a: StreamArgs) -> Result<(), ggvk::Error> {
         // The copy writes one destination (its dispatches wait for each other); the reads write disjoint sums.
         let bindings = |c: usize| {
             vec![
-                binding(&srcs[c], 0, bytes, false),
-                binding(&sums, c as u64 * sums_stride, sums_bytes, true),
-                binding(&dst, 0, bytes, copy),
+                window(&srcs[c], 0, bytes, false),
+                window(&sums, c as u64 * sums_stride, sums_bytes, true),
+                window(&dst, 0, bytes, copy),
             ]
         };
         let rotation = Rotation { pipeline: &pipeline, push: &push, groups, copies, bindings: &bindings };
@@ -540,18 +537,12 @@ fn stream(a: StreamArgs) -> Result<(), ggvk::Error> {
 /// each block's 16 code bytes one 16-byte load, the scales apart) and ggml's own interleaved 18-byte blocks staged
 /// through shared memory with 16-byte loads (`shaders/stream_q4_0_staged.comp`; rows of a multiple of 8 blocks).
 fn stream_q4_0(dev: &std::sync::Arc<ggvk::vk::Device>, a: &StreamArgs, copies: usize) -> Result<(), ggvk::Error> {
-    use ggvk::vk::{Binding, Buffer, CommandStream, Shader};
+    use ggvk::vk::{Buffer, CommandStream, Shader};
     let (m, nb) = (a.m as usize, (a.row_bytes / 18) as usize);
     if nb == 0 {
         return Ok(());
     }
-    let mut s = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        s
-    };
+    let mut next = xorshift(0x2545_f491_4f6c_dd1d);
     let codes: Vec<u8> = (0..m * nb * 16).map(|_| (next() >> 24) as u8).collect();
     // Scales 2^-10 .. 2^-7 as f16 bits; activations' codes -127..127, scales 0.01 .. 0.1.
     let scales: Vec<u16> = (0..m * nb).map(|_| 0x1400 + (next() >> 40) as u16 % 0x0C00).collect();
@@ -581,13 +572,6 @@ fn stream_q4_0(dev: &std::sync::Arc<ggvk::vk::Device>, a: &StreamArgs, copies: u
     x_ds.write(0, &ds)?;
     let out_bytes = ((m * 4) as u64).next_multiple_of(256);
     let out = Buffer::new(dev, out_bytes * copies as u64, "q4_0 results")?;
-    let whole = |b: &std::sync::Arc<Buffer>, offset: u64, range: u64, write: bool| Binding {
-        buffer: b.clone(),
-        offset,
-        range,
-        touched: (offset, offset + range),
-        write,
-    };
     let push: Vec<u8> = [nb as u32, m as u32].iter().flat_map(|v| v.to_le_bytes()).collect();
     let mut stream = CommandStream::new(dev)?;
     for staged in [false, true] {
@@ -656,16 +640,16 @@ fn stream_q4_0(dev: &std::sync::Arc<ggvk::vk::Device>, a: &StreamArgs, copies: u
                     let groups = [(m as u32).div_ceil(rows), 1, 1];
                     let bindings = |c: usize| {
                         let mut v = if staged {
-                            vec![whole(&srcs[c], 0, bytes.len() as u64, false)]
+                            vec![window(&srcs[c], 0, bytes.len() as u64, false)]
                         } else {
                             vec![
-                                whole(&srcs[c], 0, (m * nb * 16) as u64, false),
-                                whole(&srcs[c], scales_at, (m * nb * 2) as u64, false),
+                                window(&srcs[c], 0, (m * nb * 16) as u64, false),
+                                window(&srcs[c], scales_at, (m * nb * 2) as u64, false),
                             ]
                         };
-                        v.push(whole(&x_codes, 0, x_codes.size(), false));
-                        v.push(whole(&x_ds, 0, x_ds.size(), false));
-                        v.push(whole(&out, c as u64 * out_bytes, (m * 4) as u64, true));
+                        v.push(window(&x_codes, 0, x_codes.size(), false));
+                        v.push(window(&x_ds, 0, x_ds.size(), false));
+                        v.push(window(&out, c as u64 * out_bytes, (m * 4) as u64, true));
                         v
                     };
                     let rotation = Rotation { pipeline: &pipeline, push: &push, groups, copies, bindings: &bindings };
